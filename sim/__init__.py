@@ -1,0 +1,1 @@
+"""player-sim: simulated video-player sessions and the analytics beacons they send."""
