@@ -1,0 +1,171 @@
+"""Distribution specs of the scenario language: `3`, or `{dist: lognormal, median: 1.2, sigma: 0.6}`.
+
+Every behavioural quantity in a scenario is a distribution. A bare number means `fixed`.
+`min`/`max` clip any distribution (the value is clamped, not redrawn). Distributions are
+compiled to rows of numbers (`compile_dist`) so the player model can draw from them in
+compiled code without Python objects on the per-session path.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+
+
+class _Dist(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+    min: float | None = Field(None, description="clip draws below this value up to it")
+    max: float | None = Field(None, description="clip draws above this value down to it")
+
+    @model_validator(mode="after")
+    def _clip_order(self):
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class Fixed(_Dist):
+    dist: Literal["fixed"]
+    value: float
+
+
+class Uniform(_Dist):
+    dist: Literal["uniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is greater than high ({self.high})")
+        return self
+
+
+class Normal(_Dist):
+    dist: Literal["normal"]
+    mean: float
+    sd: PositiveFloat
+
+
+class Lognormal(_Dist):
+    dist: Literal["lognormal"]
+    median: PositiveFloat = Field(description="exp(mu): half of the draws are below it")
+    sigma: PositiveFloat = Field(description="standard deviation of the log")
+
+
+class Exponential(_Dist):
+    dist: Literal["exponential"]
+    mean: PositiveFloat
+
+
+class Beta(_Dist):
+    dist: Literal["beta"]
+    a: PositiveFloat
+    b: PositiveFloat
+
+
+class Weibull(_Dist):
+    dist: Literal["weibull"]
+    shape: PositiveFloat
+    scale: PositiveFloat
+
+
+class Poisson(_Dist):
+    dist: Literal["poisson"]
+    mean: Annotated[float, Field(ge=0)]
+
+
+class Table(_Dist):
+    dist: Literal["table"]
+    values: list[float] = Field(min_length=1)
+    weights: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _weights(self):
+        if len(self.values) != len(self.weights):
+            raise ValueError(f"values has {len(self.values)} items but weights has {len(self.weights)}")
+        if sum(self.weights) <= 0:
+            raise ValueError("weights sum to 0")
+        return self
+
+
+DistSpec = Annotated[
+    Union[Fixed, Uniform, Normal, Lognormal, Exponential, Beta, Weibull, Poisson, Table],
+    Field(discriminator="dist"),
+]
+# A distribution, or a bare number for a fixed value.
+Dist = Union[float, DistSpec]
+
+DIST_NAMES = ("fixed", "uniform", "normal", "lognormal", "exponential", "beta", "weibull", "poisson", "table")
+
+# Layout of a compiled distribution row (float64[DIST_ROW]): kind, p0, p1, lo, hi, table start, table length.
+DIST_ROW = 7
+KIND = {name: i for i, name in enumerate(DIST_NAMES)}
+
+
+def compile_dist(d: Dist, tables: list[float]) -> np.ndarray:
+    """One float64 row describing `d`; table values/cumulative weights are appended to `tables`.
+
+    `tables` receives, for a table distribution, its values followed by its cumulative
+    normalised weights; the row stores where they start and how many values there are.
+    """
+    row = np.zeros(DIST_ROW)
+    row[3], row[4] = -np.inf, np.inf
+    if isinstance(d, (int, float)):
+        row[0], row[1] = KIND["fixed"], float(d)
+        return row
+    row[0] = KIND[d.dist]
+    match d:
+        case Fixed():
+            row[1] = d.value
+        case Uniform():
+            row[1], row[2] = d.low, d.high
+        case Normal():
+            row[1], row[2] = d.mean, d.sd
+        case Lognormal():
+            row[1], row[2] = np.log(d.median), d.sigma
+        case Exponential():
+            row[1] = d.mean
+        case Beta():
+            row[1], row[2] = d.a, d.b
+        case Weibull():
+            row[1], row[2] = d.shape, d.scale
+        case Poisson():
+            row[1] = d.mean
+        case Table():
+            w = np.asarray(d.weights, float)
+            row[5], row[6] = len(tables), len(d.values)
+            tables.extend(d.values)
+            tables.extend(np.cumsum(w / w.sum()).tolist())
+    if d.min is not None:
+        row[3] = d.min
+    if d.max is not None:
+        row[4] = d.max
+    return row
+
+
+def dist_mean(d: Dist) -> float:
+    """Mean of a distribution before clipping (for summaries and sanity checks)."""
+    if isinstance(d, (int, float)):
+        return float(d)
+    match d:
+        case Fixed():
+            return d.value
+        case Uniform():
+            return (d.low + d.high) / 2
+        case Normal():
+            return d.mean
+        case Lognormal():
+            return d.median * float(np.exp(d.sigma**2 / 2))
+        case Exponential() | Poisson():
+            return d.mean
+        case Beta():
+            return d.a / (d.a + d.b)
+        case Weibull():
+            from math import gamma
+            return d.scale * gamma(1 + 1 / d.shape)
+        case Table():
+            w = np.asarray(d.weights, float)
+            return float(np.dot(d.values, w / w.sum()))
+    raise TypeError(d)
