@@ -17,6 +17,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from ..population import Population
+
 
 class Action(IntEnum):
     """What a player does. `pos` is the content playhead (s) when the action happens."""
@@ -141,11 +143,26 @@ ACTION_COLUMNS: dict[str, type] = {
 
 @dataclass
 class SessionChunk:
-    """A batch of sessions and their actions, column by column."""
+    """A batch of sessions and their actions, column by column.
+
+    `scenarios[sessions["scenario"][i]]` is the scenario of session i (partner context,
+    player settings); `population` resolves the index columns to strings; `seed` is this
+    chunk's own seed sequence, from which later stages draw (`rng(stage)`), so a chunk
+    gives the same beacons whichever worker processes it.
+    """
 
     sessions: dict[str, np.ndarray]
     actions: dict[str, np.ndarray]
+    scenarios: list  # list[sim.scenario.model.Scenario], one per scenario index
     scenario_names: list[str]
+    population: "Population"
+    seed: np.random.SeedSequence
+
+    def rng(self, stage: str) -> np.random.Generator:
+        """A generator for a downstream stage, disjoint from the player model's stream."""
+        key = int.from_bytes(stage.encode()[:8].ljust(8, b"\0"), "little")
+        child = np.random.SeedSequence(self.seed.entropy, spawn_key=(*self.seed.spawn_key, 1 << 32, key))
+        return np.random.default_rng(child)
 
     @property
     def n_sessions(self) -> int:
