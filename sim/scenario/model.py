@@ -141,6 +141,7 @@ class Clock(Strict):
     """When sessions happen: a time range shaped by hourly and weekday weights in viewer local time."""
     start: datetime = datetime(2026, 11, 2, tzinfo=timezone.utc)
     days: PositiveFloat = 7
+    sessions_per_day: PositiveFloat = Field(20000, description="player loads per day at the mean of the curves")
     hourly: HourlyPreset | Annotated[list[Weight], Field(min_length=24, max_length=24)] = "work-edu"
     weekday: WeekdayPreset | Annotated[list[Weight], Field(min_length=7, max_length=7)] = "work-edu"
     timezones: list[TimeZoneShare] = Field(default_factory=lambda: [TimeZoneShare(utc_offset="-05:00", weight=1)], min_length=1)
@@ -390,7 +391,12 @@ class MixItem(Strict):
 
 
 class Scenario(Strict):
-    """A whole audience. `extends` derives from another file; `mix` composes several."""
+    """A whole audience. `extends` derives from another file; `mix` composes several.
+
+    In a mix file, `clock.start`, `clock.days` and `clock.sessions_per_day` apply to the
+    whole mix and the weights split the sessions; each component keeps its own curves,
+    catalog, audience and behaviour.
+    """
     name: str | None = None
     description: str | None = None
     extends: str | list[str] | None = Field(None, description="base scenario file(s); this file's keys override theirs")

@@ -1,0 +1,1 @@
+"""Analytics protocols: beacon policies (timeline -> beacons) and wire codecs (beacon <-> HTTP)."""

@@ -1,0 +1,75 @@
+"""The contract between beacon policies, encoders, sinks and the collector.
+
+A `Beacon` is one analytics event exactly as a player's plugin means it: the protocol, the
+event's own fields (wire names, typed) and the request-level parameters. A `BeaconChunk`
+holds many beacons of one protocol as columns, for the file sinks and the load generator.
+
+Encoders turn a Beacon into a `WireRequest`; decoders turn a request back into a Beacon;
+`decode(encode(b)) == b` field by field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Protocol = Literal["legacy", "kava"]
+Scalar = str | int | float | bool
+
+
+@dataclass
+class Beacon:
+    protocol: Protocol
+    fields: dict[str, Scalar]              # legacy: KalturaStatsEvent fields (no "event:" prefix); kava: event params
+    params: dict[str, Scalar] = field(default_factory=dict)   # request-level: clientTag, format, apiVersion, ks, hasKanalony ...
+    user_agent: str | None = None
+    page_url: str | None = None            # HTTP Referer header (the embedding page)
+    cookie: str | None = None              # Cookie header, e.g. "uv=uv_<32 hex>"
+    client_ip: str | None = None           # sent as X-Forwarded-For: the simulated viewer behind the CDN edge
+
+
+@dataclass
+class WireRequest:
+    method: Literal["GET", "POST", "OPTIONS"]
+    url: str                               # path and query exactly as sent, e.g. "/api_v3/index.php?service=stats&..."
+    headers: dict[str, str]
+    body: bytes | None = None
+
+
+@dataclass
+class Strings:
+    """A string column stored as codes into a pool (dictionary encoding)."""
+    codes: np.ndarray                      # int32, -1 = null
+    pool: np.ndarray                       # object[str]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def get(self, i: int) -> str | None:
+        c = int(self.codes[i])
+        return None if c < 0 else self.pool[c]
+
+
+Column = np.ndarray | Strings
+
+
+@dataclass
+class BeaconChunk:
+    """Beacons of one protocol as columns, in send order within each session.
+
+    `columns` maps wire field names (and request params) to values; a numeric column may
+    use NaN (float) or a sentinel (documented per protocol) for "not sent". `session` is the
+    row in the SessionChunk the beacons came from; `send_t` the scheduled send time (epoch s).
+    `encoding` names how each row goes on the wire (see the protocol's codec).
+    """
+
+    protocol: Protocol
+    columns: dict[str, Column]
+    session: np.ndarray                    # int32
+    send_t: np.ndarray                     # float64 epoch seconds
+    ledger_session: Strings                # the session id used to prove delivery
+    ledger_index: np.ndarray               # int64: eventIndex (kava) or per-session send counter (legacy)
+
+    def __len__(self) -> int:
+        return len(self.session)
