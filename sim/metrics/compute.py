@@ -1,0 +1,445 @@
+"""The Analytics-tab figures, computed one way (SQL in DuckDB) from any events-table source.
+
+Usage::
+
+    m = compute("out/events.parquet")            # or a collector store, a folder, a glob
+    m.protocols["kava"].headline["load_play_ratio"]
+    print(m.to_json())
+
+Each protocol is counted by its own rules and reported on its own (both side by side when
+a source holds both). Field names follow Kaltura's report fields
+(kaltura/server kKavaReportsMgr; viewing-realism.md 1.2). Where the events carry the
+generator's ground truth (`truth_*` columns), the true figure is computed beside the
+measured one, under the same key, so the distance between a pipeline's figure and the
+truth is visible.
+
+How the figures that need a choice are computed (also recorded per run in `methods`):
+
+* Rows a collector rejected (`accepted = false`) are not counted: Kaltura would not have
+  them either. Legacy rows a collector flagged (`flags` non-empty: the warehouse would drop
+  them) are left out of the legacy headline too; raw counts keep every row.
+* Plays, quartiles, loads are event counts (duplicated deliveries count twice, as they
+  would in Kaltura). A "play" for per-play figures is one (sessionId, entryId).
+* Quartile-based minutes (`sum_time_viewed_min`): per (sessionId, entryId) that reached a
+  quartile, entry duration x last quartile reached. Legacy duration is the beacons'
+  `duration` (seconds). KAVA beacons carry no duration: `truth_entry_duration` when present,
+  else an estimate from positions: min over quartile beacons of position / quartile,
+  and never less than the largest position seen (exact at 100 %, a slight over-estimate
+  when only early quartiles fired).
+* Interval-based minutes (`sum_view_period_min`, KAVA only): `playTimeSum` is cumulative
+  within a KAVA session segment and resets to 0 after a ~30 s pause (eventIndex resets too).
+  VIEWs of each (sessionId, entryId) are ordered by (ts, eventIndex); a segment ends where
+  both playTimeSum and eventIndex go down; each segment contributes its largest
+  playTimeSum. So a duplicated or lost intermediate VIEW changes nothing; a lost last VIEW
+  of a segment loses at most 10 s.
+* Unique viewers: exact distinct userId over plays (Kaltura uses HyperLogLog, ~2 %), all
+  anonymous (null or empty userId) counted as one viewer. Unique known users: distinct
+  non-empty userId over all events.
+* Errors before start (for EBVS): ERROR beacons with errorPosition 1 (before playing) or 3
+  (before play request), or with no errorPosition and a zero/unknown position.
+* True minutes (truth): per played session, truth_intended_fraction x truth_entry_duration
+  (the whole duration for a completed session). It is the viewer's intended watching,
+  without replays, so it is the nearest truth column to real play time, not exact.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from .dimensions import BREAKDOWNS, dimension_sql
+from .events import EventsSource, SourceError, open_events
+
+PROTOCOLS = ("legacy", "kava")
+
+# KAVA event ids (kaltura-protocols.md c.2 and the ad-event erratum).
+KAVA = dict(impression=1, play_request=2, play=3, q25=11, q50=12, q75=13, q100=14, error=98, view=99,
+            ad_impression=8999, ad_start=9000, ad_complete=9005, ad_click=9009)
+# Legacy stats.collect ids (a.7): 2 = media loaded (the DWH's "loads"), 3 = play, 4-7 quartiles.
+LEGACY = dict(load=2, play=3, q25=4, q50=5, q75=6, q100=7)
+LEGACY_AD_STARTS = (24, 25, 26, 27)        # pre/mid/post-roll and overlay started
+LEGACY_AD_CLICKS = (28, 29, 30, 31)
+LEGACY_DWH_DISCARDED = (1, 12, 13)         # widget loaded, buffer start, buffer end
+
+# Headline figures in display order: key (Kaltura report field where there is one) -> label.
+HEADLINE: dict[str, str] = {
+    "count_loads": "Player impressions",
+    "count_plays": "Plays",
+    "load_play_ratio": "Play rate (plays / impressions)",
+    "count_plays_25": "Reached 25 %",
+    "count_plays_50": "Reached 50 %",
+    "count_plays_75": "Reached 75 %",
+    "count_plays_100": "Reached 100 %",
+    "play_through_ratio": "Play-through ratio",
+    "avg_view_drop_off": "Avg. drop-off",
+    "sum_time_viewed_min": "Minutes viewed (quartile-based)",
+    "sum_view_period_min": "Minutes viewed (interval-based)",
+    "avg_time_viewed_min": "Avg. view time, min (quartile-based)",
+    "avg_view_period_time_min": "Avg. view time, min (interval-based)",
+    "unique_viewers": "Unique viewers",
+    "unique_known_users": "Unique known users",
+    "avg_join_time_s": "Avg. join time, s",
+    "avg_buffer_time": "Buffer ratio (buffer / play time)",
+    "count_play_requests": "Play requests",
+    "count_ebvs": "Exits before video start",
+    "ebvs_ratio": "EBVS ratio (of play requests)",
+    "avg_session_error_rate": "Session error rate",
+    "count_ad_impressions": "Ad impressions",
+    "count_ad_starts": "Ad starts",
+    "count_ad_completions": "Ad completions",
+    "count_ad_clicks": "Ad clicks",
+    "avg_bitrate_kbps": "Avg. bitrate, kbps",
+}
+RATIOS = {"load_play_ratio", "play_through_ratio", "avg_view_drop_off", "avg_buffer_time", "ebvs_ratio",
+          "avg_session_error_rate"}
+
+# Columns the metrics read, with the type they are read as; absent columns read as null.
+COLUMNS: dict[str, str] = {
+    "protocol": "VARCHAR", "eventType": "INTEGER", "sessionId": "VARCHAR", "entryId": "VARCHAR",
+    "userId": "VARCHAR", "eventIndex": "BIGINT", "position": "DOUBLE", "duration": "DOUBLE",
+    "playTimeSum": "DOUBLE", "bufferTime": "DOUBLE", "joinTime": "DOUBLE", "actualBitrate": "DOUBLE",
+    "errorPosition": "INTEGER", "user_agent": "VARCHAR",
+    "truth_session_seq": "VARCHAR", "truth_viewer": "VARCHAR", "truth_outcome": "VARCHAR",
+    "truth_entry_duration": "DOUBLE", "truth_intended_fraction": "DOUBLE",
+    "truth_device": "VARCHAR", "truth_os": "VARCHAR", "truth_browser": "VARCHAR", "truth_country": "VARCHAR",
+}
+TRUTH_PLAYED = ("partial", "completed", "stall_quit", "playback_error", "ad_break_quit")
+TRUTH_EBVS = ("abandoned_startup", "abandoned_ad")
+
+Number = int | float | None
+
+
+@dataclass
+class ProtocolMetrics:
+    protocol: str
+    rows: int                                              # beacons of this protocol (after rejections)
+    headline: dict[str, Number]                            # HEADLINE keys; None = not measurable here
+    truth: dict[str, Number] = field(default_factory=dict)  # same keys, from truth_* columns
+    event_counts: dict[str, int] = field(default_factory=dict)   # raw count per eventType
+    breakdowns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    timeline: dict[str, Any] = field(default_factory=dict)       # events and plays per time bucket
+    methods: dict[str, str] = field(default_factory=dict)        # how a figure or dimension was derived
+
+
+@dataclass
+class Metrics:
+    source: str
+    tz_offset_min: int
+    protocols: dict[str, ProtocolMetrics]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, indent: bool = True) -> str:
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2 if indent else 0).decode()
+
+
+def _ratio(a: Number, b: Number) -> float | None:
+    if a is None or not b:
+        return None
+    return a / b
+
+
+def _normalised_view(src: EventsSource) -> list[str]:
+    """Create view `ev` (typed columns the metrics use); returns notes on what was filtered."""
+    if not src.has("protocol"):
+        raise SourceError(f"{src.description}: no `protocol` column (the events table must say legacy or kava)")
+    if not src.has("eventtype"):
+        raise SourceError(f"{src.description}: no `eventType` column")
+    select = []
+    ts_type = src.columns.get("ts", "")
+    if not ts_type:
+        select.append("cast(null as double) as ts")
+    elif ts_type.upper().startswith("TIMESTAMP") or ts_type.upper() == "DATE":
+        select.append("epoch(ts) as ts")
+    else:
+        select.append("try_cast(ts as double) as ts")
+    for name, sql_type in COLUMNS.items():
+        if src.has(name):
+            expr = f'try_cast("{name}" as {sql_type})'
+            if name == "protocol":
+                expr = f"lower({expr})"
+            select.append(f"{expr} as {name}")
+        else:
+            select.append(f"cast(null as {sql_type}) as {name}")
+    dropped = "false"
+    if src.has("flags"):
+        # Only legacy rows: `flags` says what the legacy warehouse would drop.
+        dropped = ("(lower(cast(protocol as varchar)) = 'legacy' and "
+                   "coalesce(cast(flags as varchar), '') not in ('', '0', '[]', 'false', '{}'))")
+    select.append(f"{dropped} as dwh_dropped")
+    where, notes = "", []
+    if src.has("accepted"):
+        where = "where accepted is not false"
+        notes.append("rows the collector rejected (accepted = false) are not counted")
+    src.con.execute(f"create or replace temp view ev as select {', '.join(select)} from events {where}")
+    return notes
+
+
+def _one(src: EventsSource, sql: str) -> dict[str, Any]:
+    cur = src.con.execute(sql)
+    rows = cur.fetchall()
+    return dict(zip((d[0] for d in cur.description), rows[0])) if rows else {}
+
+
+def _event_counts(src: EventsSource, protocol: str) -> dict[str, int]:
+    rows = src.con.sql(f"select eventType, count(*) from ev where protocol = '{protocol}' "
+                       "group by 1 order by 1 nulls last").fetchall()
+    return {("null" if k is None else str(k)): int(n) for k, n in rows}
+
+
+def _quartile_minutes(src: EventsSource, protocol: str, codes: dict[str, int], duration_expr: str) -> dict[str, Any]:
+    """Per (sessionId, entryId): duration x last quartile reached; summed, in minutes."""
+    q = {codes["q25"]: 0.25, codes["q50"]: 0.5, codes["q75"]: 0.75, codes["q100"]: 1.0}
+    last_q = "max(case eventType " + " ".join(f"when {c} then {f}" for c, f in q.items()) + " else 0 end)"
+    q_est = ("min(position / case eventType " + " ".join(f"when {c} then {f}" for c, f in q.items()) + " end) "
+             f"filter (where eventType in ({', '.join(map(str, q))}) and position > 0)")
+    sql = f"""
+        with plays as (
+            select sessionId, entryId, {last_q} as last_q,
+                   max(nullif(duration, 0)) as dur_field, max(truth_entry_duration) as dur_truth,
+                   max(position) as max_pos, {q_est} as dur_from_quartiles
+            from ev where protocol = '{protocol}' and not dwh_dropped
+            group by sessionId, entryId)
+        select sum(last_q * ({duration_expr})) / 60 as minutes,
+               count(*) filter (where last_q > 0) as plays_with_quartile,
+               count(*) filter (where last_q > 0 and ({duration_expr}) is null) as without_duration
+        from plays"""
+    return _one(src, sql)
+
+
+def _view_minutes(src: EventsSource) -> dict[str, Any]:
+    """KAVA interval-based play time: largest playTimeSum of each session segment, summed."""
+    view = KAVA["view"]
+    sql = f"""
+        with v as (
+            select sessionId, entryId, ts, eventIndex, coalesce(playTimeSum, 0) as pts,
+                   lag(playTimeSum) over w as prev_pts, lag(eventIndex) over w as prev_idx
+            from ev where protocol = 'kava' and eventType = {view}
+            window w as (partition by sessionId, entryId order by ts, eventIndex)),
+        seg as (
+            select sessionId, entryId, pts,
+                   sum(case when prev_pts is null or (pts < prev_pts and eventIndex < prev_idx) then 1 else 0 end)
+                       over (partition by sessionId, entryId order by ts, eventIndex rows unbounded preceding) as seg_no
+            from v)
+        select sum(seg_max) as play_s, count(*) as segments
+        from (select max(pts) as seg_max from seg group by sessionId, entryId, seg_no)"""
+    return _one(src, sql)
+
+
+def _kava_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]]:
+    k = KAVA
+    before_start = (f"eventType = {k['error']} and (errorPosition in (1, 3) "
+                    "or (errorPosition is null and coalesce(position, 0) <= 0))")
+    a = _one(src, f"""
+        select count(*) filter (where eventType = {k['impression']}) as loads,
+               count(*) filter (where eventType = {k['play_request']}) as requests,
+               count(*) filter (where eventType = {k['play']}) as plays,
+               count(*) filter (where eventType = {k['q25']}) as q25,
+               count(*) filter (where eventType = {k['q50']}) as q50,
+               count(*) filter (where eventType = {k['q75']}) as q75,
+               count(*) filter (where eventType = {k['q100']}) as q100,
+               count(distinct coalesce(nullif(userId, ''), chr(0))) filter (where eventType = {k['play']}) as viewers,
+               count(distinct nullif(userId, '')) as known_users,
+               avg(joinTime) filter (where eventType = {k['play']}) as join_time,
+               sum(bufferTime) filter (where eventType = {k['view']}) as buffer_s,
+               avg(actualBitrate) filter (where eventType = {k['view']} and actualBitrate > 0) as bitrate,
+               count(distinct sessionId) filter (where eventType = {k['error']}) as error_sessions,
+               count(distinct sessionId) filter (where eventType = {k['view']}) as view_sessions,
+               count(*) filter (where {before_start}) as errors_before_start,
+               count(*) filter (where eventType = {k['ad_impression']}) as ad_impressions,
+               count(*) filter (where eventType = {k['ad_start']}) as ad_starts,
+               count(*) filter (where eventType = {k['ad_complete']}) as ad_completions,
+               count(*) filter (where eventType = {k['ad_click']}) as ad_clicks,
+               count(*) filter (where truth_entry_duration is not null) as with_truth_duration
+        from ev where protocol = 'kava'""")
+    methods = {}
+    if a["with_truth_duration"]:
+        duration = "dur_truth"
+        methods["sum_time_viewed_min"] = "entry duration from truth_entry_duration"
+    else:
+        duration = "greatest(max_pos, coalesce(dur_from_quartiles, max_pos))"
+        methods["sum_time_viewed_min"] = ("entry duration estimated from positions at quartile beacons "
+                                          "(position / quartile, at least the largest position)")
+    qm = _quartile_minutes(src, "kava", k, duration)
+    vm = _view_minutes(src)
+    methods["sum_view_period_min"] = "largest playTimeSum per KAVA session segment (resets split segments), summed"
+    play_s = vm["play_s"]
+    plays = a["plays"]
+    ebvs = a["requests"] - (plays + a["errors_before_start"]) if a["requests"] else None
+    headline = {
+        "count_loads": a["loads"], "count_plays": plays, "load_play_ratio": _ratio(plays, a["loads"]),
+        "count_plays_25": a["q25"], "count_plays_50": a["q50"], "count_plays_75": a["q75"], "count_plays_100": a["q100"],
+        "play_through_ratio": _ratio(a["q100"], plays),
+        "avg_view_drop_off": _ratio((a["q25"] + a["q50"] + a["q75"] + a["q100"]) / 4, plays),
+        "sum_time_viewed_min": qm["minutes"],
+        "sum_view_period_min": None if play_s is None else play_s / 60,
+        "avg_time_viewed_min": _ratio(qm["minutes"], plays),
+        "avg_view_period_time_min": _ratio(None if play_s is None else play_s / 60, plays),
+        "unique_viewers": a["viewers"], "unique_known_users": a["known_users"],
+        "avg_join_time_s": a["join_time"],
+        "avg_buffer_time": _ratio(a["buffer_s"], play_s),
+        "count_play_requests": a["requests"],
+        "count_ebvs": ebvs, "ebvs_ratio": _ratio(ebvs, a["requests"]),
+        "avg_session_error_rate": _ratio(a["error_sessions"], a["view_sessions"]),
+        "count_ad_impressions": a["ad_impressions"], "count_ad_starts": a["ad_starts"],
+        "count_ad_completions": a["ad_completions"], "count_ad_clicks": a["ad_clicks"],
+        "avg_bitrate_kbps": a["bitrate"],
+    }
+    if qm["without_duration"]:
+        methods["sum_time_viewed_min"] += f"; {qm['without_duration']} play(s) without a duration left out"
+    return headline, methods
+
+
+def _legacy_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]]:
+    k = LEGACY
+    a = _one(src, f"""
+        select count(*) filter (where eventType = {k['load']}) as loads,
+               count(*) filter (where eventType = {k['play']}) as plays,
+               count(*) filter (where eventType = {k['q25']}) as q25,
+               count(*) filter (where eventType = {k['q50']}) as q50,
+               count(*) filter (where eventType = {k['q75']}) as q75,
+               count(*) filter (where eventType = {k['q100']}) as q100,
+               count(distinct coalesce(nullif(userId, ''), chr(0))) filter (where eventType = {k['play']}) as viewers,
+               count(distinct nullif(userId, '')) as known_users,
+               count(*) filter (where eventType in {LEGACY_AD_STARTS}) as ad_starts,
+               count(*) filter (where eventType in {LEGACY_AD_CLICKS}) as ad_clicks
+        from ev where protocol = 'legacy' and not dwh_dropped""")
+    qm = _quartile_minutes(src, "legacy", k, "coalesce(dur_field, dur_truth)")
+    methods = {"sum_time_viewed_min": "entry duration from the beacons' duration field (s); truth_entry_duration where it is 0 or missing",
+               "count_loads": "eventType 2 (media loaded), the warehouse's loads; 1, 12 and 13 are not counted (raw counts keep them)",
+               "not measurable": "legacy beacons carry no play time, join time, buffer time, play request, error or bitrate; "
+                                 "ad impressions and completions have no legacy event"}
+    if qm["without_duration"]:
+        methods["sum_time_viewed_min"] += f"; {qm['without_duration']} play(s) without a duration left out"
+    plays = a["plays"]
+    headline = dict.fromkeys(HEADLINE)
+    headline.update({
+        "count_loads": a["loads"], "count_plays": plays, "load_play_ratio": _ratio(plays, a["loads"]),
+        "count_plays_25": a["q25"], "count_plays_50": a["q50"], "count_plays_75": a["q75"], "count_plays_100": a["q100"],
+        "play_through_ratio": _ratio(a["q100"], plays),
+        "avg_view_drop_off": _ratio((a["q25"] + a["q50"] + a["q75"] + a["q100"]) / 4, plays),
+        "sum_time_viewed_min": qm["minutes"], "avg_time_viewed_min": _ratio(qm["minutes"], plays),
+        "unique_viewers": a["viewers"], "unique_known_users": a["known_users"],
+        "count_ad_starts": a["ad_starts"], "count_ad_clicks": a["ad_clicks"],
+    })
+    return headline, methods
+
+
+def _truth(src: EventsSource, protocol: str) -> dict[str, Number]:
+    """True figures from the truth columns, keyed like the headline they stand beside."""
+    if not src.has("truth_session_seq") or not src.has("truth_outcome"):
+        return {}
+    outcome = "replace(replace(lower(trim(any_value(truth_outcome))), ' ', '_'), '-', '_')"
+    t = _one(src, f"""
+        with s as (
+            select truth_session_seq, {outcome} as outcome, max(truth_entry_duration) as dur,
+                   max(truth_intended_fraction) as f, any_value(truth_viewer) as viewer
+            from ev where protocol = '{protocol}' and truth_session_seq is not null
+            group by truth_session_seq)
+        select count(*) as sessions,
+               count(*) filter (where outcome <> 'no_play') as requests,
+               count(*) filter (where outcome in {TRUTH_PLAYED}) as plays,
+               count(*) filter (where outcome = 'completed') as completions,
+               count(distinct viewer) filter (where outcome in {TRUTH_PLAYED}) as viewers,
+               sum(case when outcome = 'completed' then dur else least(greatest(f, 0), 1) * dur end)
+                   filter (where outcome in {TRUTH_PLAYED}) / 60 as minutes,
+               count(*) filter (where outcome in {TRUTH_EBVS}) as ebvs
+        from s""")
+    if not t.get("sessions"):
+        return {}
+    truth = {
+        "count_loads": t["sessions"], "count_plays": t["plays"], "load_play_ratio": _ratio(t["plays"], t["sessions"]),
+        "count_plays_100": t["completions"], "play_through_ratio": _ratio(t["completions"], t["plays"]),
+        "unique_viewers": t["viewers"],
+        "sum_time_viewed_min": t["minutes"], "sum_view_period_min": t["minutes"],
+        "avg_time_viewed_min": _ratio(t["minutes"], t["plays"]), "avg_view_period_time_min": _ratio(t["minutes"], t["plays"]),
+    }
+    if protocol == "kava":
+        truth.update({"count_play_requests": t["requests"], "count_ebvs": t["ebvs"],
+                      "ebvs_ratio": _ratio(t["ebvs"], t["requests"])})
+    return truth
+
+
+def _breakdowns(src: EventsSource, protocol: str, by: tuple[str, ...], top: int, tz_offset_min: int,
+                methods: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    codes = KAVA if protocol == "kava" else LEGACY
+    load, play = codes.get("impression", codes.get("load")), codes["play"]
+    columns = set(src.columns)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name in by:
+        expr, origin = dimension_sql(name, columns, tz_offset_min)
+        methods[f"by {name}"] = origin
+        order = "key" if name in ("hour", "day") else "plays desc, loads desc, key"
+        limit = "" if name in ("hour", "day") else f"limit {int(top)}"
+        rows = src.con.sql(f"""
+            select {expr} as key, count(*) filter (where eventType = {load}) as loads,
+                   count(*) filter (where eventType = {play}) as plays, count(*) as events
+            from ev where protocol = '{protocol}' group by 1 order by {order} {limit}""").fetchall()
+        out[name] = [{"key": key, "loads": loads, "plays": plays, "events": events,
+                      "play_rate": _ratio(plays, loads)} for key, loads, plays, events in rows]
+    return out
+
+
+def _timeline(src: EventsSource, protocol: str) -> dict[str, Any]:
+    """Events and plays per time bucket (5 min, 1 h or 1 day, by the span of the data)."""
+    play = KAVA["play"] if protocol == "kava" else LEGACY["play"]
+    span = _one(src, f"select min(ts) as lo, max(ts) as hi from ev where protocol = '{protocol}'")
+    if span["lo"] is None:
+        return {}
+    width = span["hi"] - span["lo"]
+    bucket = 300 if width <= 6 * 3600 else 3600 if width <= 14 * 86400 else 86400
+    rows = src.con.sql(f"""
+        select floor(ts / {bucket}) * {bucket} as t, count(*) as events,
+               count(*) filter (where eventType = {play}) as plays
+        from ev where protocol = '{protocol}' and ts is not null group by 1 order by 1""").fetchall()
+    return {"bucket_s": bucket, "points": [[t, e, p] for t, e, p in rows]}
+
+
+def compute(source: str | os.PathLike | EventsSource, *, protocol: str | None = None,
+            by: str | list[str] | tuple[str, ...] | None = None, top: int = 10,
+            tz_offset_min: int = 0) -> Metrics:
+    """The Analytics-tab figures of `source` (see open_events), per protocol.
+
+    protocol: only this one ("legacy" or "kava"); default every protocol present.
+    by: breakdowns to compute (entry, device, os, browser, country, hour, day); default all.
+    top: rows kept per breakdown (hour and day keep all). tz_offset_min: minutes east of
+    UTC for the hour and day breakdowns (Kaltura reports take a time-zone offset).
+    """
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise ValueError(f"protocol: {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    if by is None:
+        dims = BREAKDOWNS
+    else:
+        dims = tuple([by] if isinstance(by, str) else by)
+        for d in dims:
+            if d not in BREAKDOWNS:
+                raise ValueError(f"by: unknown breakdown {d!r} (choose from {', '.join(BREAKDOWNS)})")
+    src = source if isinstance(source, EventsSource) else open_events(source)
+    notes = list(src.notes) + _normalised_view(src)
+    present = [p for (p,) in src.con.sql("select distinct protocol from ev where protocol is not null order by 1").fetchall()]
+    unknown = [p for p in present if p not in PROTOCOLS]
+    if unknown:
+        notes.append(f"rows with protocol {', '.join(map(repr, unknown))} are not counted")
+    wanted = [p for p in PROTOCOLS if p in present and (protocol is None or p == protocol)]
+    if not wanted:
+        what = f"{protocol} events" if protocol else "legacy or kava events"
+        raise SourceError(f"{src.description}: no {what}")
+
+    result: dict[str, ProtocolMetrics] = {}
+    for p in wanted:
+        headline, methods = _kava_headline(src) if p == "kava" else _legacy_headline(src)
+        rows = _one(src, f"select count(*) as n from ev where protocol = '{p}'")["n"]
+        counts = _event_counts(src, p)
+        if p == "legacy":
+            dropped = _one(src, "select count(*) as n from ev where protocol = 'legacy' and dwh_dropped")["n"]
+            if dropped:
+                methods["flags"] = f"{dropped} row(s) flagged as dropped by the warehouse are left out"
+        result[p] = ProtocolMetrics(
+            protocol=p, rows=rows, headline=headline, truth=_truth(src, p), event_counts=counts,
+            breakdowns=_breakdowns(src, p, dims, top, tz_offset_min, methods),
+            timeline=_timeline(src, p), methods=methods)
+    return Metrics(source=src.description, tz_offset_min=tz_offset_min, protocols=result, notes=notes)
