@@ -53,6 +53,8 @@ class Player(Strict):
         "mwembed", description="which legacy stats plugin: KDP (Flash), mwEmbed (HTML5 v2) or v7 kanalytics")
     delivery: Literal["hls", "dash", "url"] = "hls"
     bitrate_ladder_kbps: list[PositiveFloat] = Field(default_factory=lambda: [400, 800, 1500, 3000, 6000], min_length=1)
+    bitrate_scale: PositiveFloat = Field(
+        1.0, description="multiplies every rung of bitrate_ladder_kbps (0.5: a poor network's halved ladder)")
     kava: KavaSettings = Field(default_factory=KavaSettings)
 
 
@@ -114,6 +116,10 @@ class Audience(Strict):
         default_factory=lambda: ["https://learn.example.edu/course/{n}/lecture", "https://www.example.com/videos/{n}"],
         min_length=1, description="page URL templates; {n} becomes a page number")
     pages_per_referrer: PositiveInt = 50
+    device_shift: dict[DeviceName, Annotated[float, Field(ge=-1, le=1)]] = Field(
+        default_factory=dict,
+        description="share points added to a device after normalising `devices` (0.2 = +20 points); the other "
+                    "devices give up the same total in proportion to their shares. Lets a modifier skew any mix.")
 
     @model_validator(mode="after")
     def _weights(self):
@@ -130,6 +136,7 @@ class Audience(Strict):
 
 HourlyPreset = Literal["consumer-evening", "work-edu", "flat"]
 WeekdayPreset = Literal["consumer", "work-edu", "flat"]
+MonthlyPreset = Literal["work-edu", "flat"]
 
 
 class TimeZoneShare(Strict):
@@ -144,6 +151,8 @@ class Clock(Strict):
     sessions_per_day: PositiveFloat = Field(20000, description="player loads per day at the mean of the curves")
     hourly: HourlyPreset | Annotated[list[Weight], Field(min_length=24, max_length=24)] = "work-edu"
     weekday: WeekdayPreset | Annotated[list[Weight], Field(min_length=7, max_length=7)] = "work-edu"
+    monthly: MonthlyPreset | Annotated[list[Weight], Field(min_length=12, max_length=12)] = Field(
+        "flat", description="seasonal multiplier per calendar month, January first (tables in sim.scenario.presets)")
     timezones: list[TimeZoneShare] = Field(default_factory=lambda: [TimeZoneShare(utc_offset="-05:00", weight=1)], min_length=1)
 
     @model_validator(mode="after")
@@ -152,6 +161,8 @@ class Clock(Strict):
             _positive_sum(self.hourly, "hourly")
         if isinstance(self.weekday, list):
             _positive_sum(self.weekday, "weekday")
+        if isinstance(self.monthly, list):
+            _positive_sum(self.monthly, "monthly")
         _positive_sum([t.weight for t in self.timezones], "timezones")
         if self.start.tzinfo is None:
             self.start = self.start.replace(tzinfo=timezone.utc)
@@ -253,6 +264,12 @@ class Sound(Strict):
     unmute_per_min: Annotated[float, Field(ge=0)] = 0.3
 
 
+class Loop(Strict):
+    """A looping player (short autoplay clips): at the end the entry starts again by itself."""
+    share: Probability = Field(0.0, description="share of plays in a looping player")
+    second_loop: Probability = Field(0.2, description="given a loop, the viewer watches the second pass")
+
+
 class Behaviour(Strict):
     play_rate: Probability = 0.35
     autoplay: Probability = Field(0.0, description="share of loads that autoplay")
@@ -269,22 +286,41 @@ class Behaviour(Strict):
     clicks: Clicks = Field(default_factory=Clicks)
     sound: Sound = Field(default_factory=Sound)
     flavor_switch_per_min: Annotated[float, Field(ge=0)] = 0.2
+    flavor_switch_scale: PositiveFloat = Field(
+        1.0, description="multiplies flavor_switch_per_min (a poor network switches renditions 2-4x as often)")
     manual_source_share: Probability = 0.01
     replay_after_end: Probability = 0.02
+    loop: Loop = Field(default_factory=Loop)
     error_mid_stream: Probability = Field(0.0, description="share of plays that hit a fatal error mid-stream")
     tab_hidden_per_min: Annotated[float, Field(ge=0)] = 0.05
 
 
 # --- ads ------------------------------------------------------------------------------------
 
+class AdQuartiles(Strict):
+    """Given an ad started: the share reaching each quartile (completion comes from the pod)."""
+    first: Probability = 0.95
+    mid: Probability = 0.89
+    third: Probability = 0.84
+
+
 class Pod(Strict):
     size: Dist = 1
     completion: Probability = 0.8
+    quartiles: AdQuartiles | None = Field(None, description="overrides ads.quartiles for this position")
+
+
+class AdLengthShare(Strict):
+    max_length_s: PositiveFloat | None = Field(None, description="applies to ads up to this length; omit for the last")
+    share: Probability
 
 
 class Preroll(Pod):
     share: Probability = Field(1.0, description="share of play requests that get a pre-roll pod")
     abandon_per_ad: PerDeviceRate | Probability = Field(0.15, description="leave during an ad (ends the session)")
+    abandon_by_ad_length: list[AdLengthShare] | None = Field(
+        None, min_length=1,
+        description="per-ad abandonment by ad length (first bucket whose max_length_s fits); replaces abandon_per_ad")
 
 
 class Midroll(Pod):
@@ -292,11 +328,18 @@ class Midroll(Pod):
     at_s: list[PositiveFloat] | None = Field(None, description="cue points in seconds")
     every_s: PositiveFloat | None = Field(None, description="a break every N s of content (long entries)")
     min_duration_s: Annotated[float, Field(ge=0)] = 0
+    every_s_from_duration_s: PositiveFloat | None = Field(
+        None, description="entries at least this long use every_s, shorter ones at_fractions or at_s "
+                          "(the one case where every_s combines with another rule)")
     break_exit: Probability = Field(0.08, description="leave at a break without resuming content")
 
     @model_validator(mode="after")
     def _one_rule(self):
         given = [k for k in ("at_fractions", "at_s", "every_s") if getattr(self, k) is not None]
+        if self.every_s_from_duration_s is not None:
+            if self.every_s is None:
+                raise ValueError("every_s_from_duration_s needs every_s")
+            given.remove("every_s")
         if len(given) > 1:
             raise ValueError(f"give one of at_fractions, at_s, every_s (got {', '.join(given)})")
         return self
@@ -316,13 +359,6 @@ class Bumpers(Strict):
     post: Probability = 0.0
     length_s: Dist = 5
     click_rate: Probability = 0.005
-
-
-class AdQuartiles(Strict):
-    """Given an ad started: the share reaching each quartile (completion comes from the pod)."""
-    first: Probability = 0.95
-    mid: Probability = 0.89
-    third: Probability = 0.84
 
 
 class Ads(Strict):

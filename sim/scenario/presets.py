@@ -1,4 +1,4 @@
-"""The numeric tables behind the named clock curves of a scenario (`clock.hourly`, `clock.weekday`).
+"""The numeric tables behind the named clock curves of a scenario (`clock.hourly`, `.weekday`, `.monthly`).
 
 Values are exactly those of viewing-realism.md section 3.5 ([A]: constructed to match the
 published peak hours of section 2.9: Cisco's 9-11 pm busy hour, the Arbor US late peak,
@@ -6,7 +6,8 @@ Conviva's PC-midday dominance and Sunday peak). Consumers normalise them; only t
 matters.
 
 HOURLY[name]: 24 weights, local hour 0..23 (hour h covers h:00-h:59), in percent of a day's
-impressions. WEEKDAY[name]: 7 multipliers, Monday first, mean about 1.0.
+impressions. WEEKDAY[name]: 7 multipliers, Monday first, mean about 1.0. MONTHLY[name]:
+12 seasonal multipliers, January first.
 """
 from __future__ import annotations
 
@@ -26,4 +27,11 @@ WEEKDAY: dict[str, list[float]] = {
     # weekdays dominant, Sunday-evening pre-class bump [A]
     "work-edu": [1.15, 1.15, 1.10, 1.05, 0.85, 0.45, 0.70],
     "flat": [1.0] * 7,
+}
+
+MONTHLY: dict[str, list[float]] = {
+    # x0.8 in the summer months, Jun-Aug (Wistia summer dip, section 3.5 [D]); which months
+    # count as summer/academic break is our reading [A]
+    "work-edu": [1.0, 1.0, 1.0, 1.0, 1.0, 0.8, 0.8, 0.8, 1.0, 1.0, 1.0, 1.0],
+    "flat": [1.0] * 12,
 }
