@@ -1,0 +1,462 @@
+"""From a YAML file on disk to validated scenarios: reading, `extends`, `mix`, catalog CSVs.
+
+    >>> from sim.scenario.loader import load
+    >>> [(c.name, c.weight) for c in load("scenarios/default-mix.yaml")]
+    [('typical-vod', 0.6), ('short-clip', 0.25), ('long-form-ads', 0.15)]
+
+`load(path)` returns one `Component` for a scenario file and one per scenario for a mix file,
+or raises `ScenarioError` listing every problem found, each located at the file, line and
+column where the offending value was written (which may be a base file reached by `extends`).
+
+Composition rules:
+
+- `extends: base.yaml` or `extends: [a.yaml, b.yaml]` (paths relative to the file): the
+  bases are merged left to right, then the file itself on top. Mappings merge key by key
+  (the later file wins); lists and scalars are replaced whole. `name`, `description` and
+  `extends` are never inherited. A modifier such as `poor-network.yaml` is a partial file:
+  apply it to any scenario with `extends: [typical-vod.yaml, poor-network.yaml]`, in a
+  small file of its own or as the first lines of a derived scenario.
+- `mix:` lists scenario files with weights; each becomes a Component whose weight is its
+  share of the sessions (weights are normalised to sum to 1). A mix file may set only
+  `name`, `description`, `mix` and `clock.start` / `clock.days` / `clock.sessions_per_day`;
+  those clock values are copied into every component (each keeps its own curves).
+  A component may itself be a mix: it is flattened, the weights multiply, and the outer
+  mix's clock values win.
+- `catalog.csv` is read relative to the file that wrote it and becomes `catalog.entries`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, SequenceNode
+
+from .errors import DataPath, Loc, Problem, ScenarioError, did_you_mean, explain_validation, field_name, problem_at
+from .model import Scenario
+
+__all__ = ["Component", "load", "ScenarioError", "Problem"]
+
+MIX_KEYS = ("name", "description", "clock", "mix")
+MIX_CLOCK_KEYS = ("start", "days", "sessions_per_day")
+NOT_INHERITED = ("name", "description", "extends")
+
+
+@dataclass
+class Component:
+    name: str            # scenario name (its `name:` or the file stem)
+    scenario: Scenario   # fully resolved (extends applied), validated
+    weight: float        # share of sessions in a mix (1.0 for a single scenario)
+    path: Path
+
+
+def load(path: str | Path) -> list[Component]:
+    """A scenario file -> [Component]; a mix file -> its components. Raises ScenarioError."""
+    problems: list[Problem] = []
+    file = Path(path)
+    components = _load_file(file, (), problems)
+    if problems:
+        raise ScenarioError(problems)
+    return components
+
+
+# --- reading one YAML file ------------------------------------------------------------------
+
+class _Fatal(Exception):
+    """This file cannot be used at all; its problems are already recorded."""
+
+
+def _read(file: Path, problems: list[Problem]) -> tuple[dict, dict[DataPath, Loc]]:
+    """Parse `file` into plain data and the location of every key and value."""
+    name = str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problems.append(Problem(name, 0, 0, "", "file not found"))
+        raise _Fatal from None
+    except IsADirectoryError:
+        problems.append(Problem(name, 0, 0, "", "is a directory, expected a scenario file"))
+        raise _Fatal from None
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(name, 0, 0, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
+        raise _Fatal from None
+    except OSError as exc:
+        problems.append(Problem(name, 0, 0, "", f"cannot read: {exc.strerror or exc}"))
+        raise _Fatal from None
+    yaml = YAML(typ="rt")
+    try:
+        tree = yaml.load(text)
+    except DuplicateKeyError:
+        problems.extend(_duplicate_keys(text, name))
+        raise _Fatal from None
+    except MarkedYAMLError as exc:
+        problems.append(_syntax_problem(exc, text, name))
+        raise _Fatal from None
+    except YAMLError as exc:
+        problems.append(Problem(name, 1, 1, "", f"YAML error: {exc}"))
+        raise _Fatal from None
+    if tree is None:
+        problems.append(Problem(name, 1, 1, "", "file is empty; expected a mapping of scenario keys such as 'name:' and 'behaviour:'"))
+        raise _Fatal
+    if not isinstance(tree, CommentedMap):
+        problems.append(Problem(name, tree.lc.line + 1 if hasattr(tree, "lc") else 1, 1, "",
+                                "expected a mapping of scenario keys at the top of the file, got "
+                                + ("a list" if isinstance(tree, list) else repr(tree))))
+        raise _Fatal
+    locs: dict[DataPath, Loc] = {(): Loc(name, tree.lc.line + 1, tree.lc.col + 1, tree.lc.line + 1, tree.lc.col + 1)}
+    return _plain(tree, name, (), locs), locs
+
+
+def _plain(node: Any, file: str, path: DataPath, locs: dict[DataPath, Loc]) -> Any:
+    """ruamel's round-trip objects -> dict/list/str/float/int/bool/datetime, recording locations."""
+    if isinstance(node, CommentedMap):
+        out = {}
+        for key in node:
+            (kl, kc), (vl, vc) = node.lc.key(key), node.lc.value(key)
+            child = path + (key,)
+            locs[child] = Loc(file, vl + 1, vc + 1, kl + 1, kc + 1)
+            out[key] = _plain(node[key], file, child, locs)
+        return out
+    if isinstance(node, CommentedSeq):
+        out_list = []
+        for i, item in enumerate(node):
+            line, col = node.lc.item(i)
+            locs[path + (i,)] = Loc(file, line + 1, col + 1, line + 1, col + 1)
+            out_list.append(_plain(item, file, path + (i,), locs))
+        return out_list
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, datetime):
+        return datetime(node.year, node.month, node.day, node.hour, node.minute, node.second,
+                        node.microsecond, tzinfo=node.tzinfo)
+    if isinstance(node, date):
+        return datetime(node.year, node.month, node.day, tzinfo=timezone.utc)
+    return node
+
+
+def _syntax_problem(exc: MarkedYAMLError, text: str, file: str) -> Problem:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = (exc.problem or str(exc)).strip()
+    if "'\\t'" in problem or "\t" in problem:
+        return Problem(file, line, col, "", "tab character in indentation; YAML indents with spaces only")
+    lines = text.splitlines()
+    if mark and mark.line < len(lines) and "\t" in lines[mark.line][: max(mark.column, 1)]:
+        return Problem(file, line, col, "", "tab character in indentation; YAML indents with spaces only")
+    context = f" ({exc.context})" if exc.context else ""
+    return Problem(file, line, col, "", f"YAML syntax error: {problem}{context}")
+
+
+def _duplicate_keys(text: str, file: str) -> list[Problem]:
+    """Every duplicate key of the file, each with the line where the key was first written."""
+    node = YAML(typ="rt").compose(text)
+    found: list[Problem] = []
+
+    def walk(n: Any, path: DataPath) -> None:
+        if isinstance(n, MappingNode):
+            first: dict[Any, Any] = {}
+            for key_node, value_node in n.value:
+                key = key_node.value
+                if key in first:
+                    m = key_node.start_mark
+                    found.append(Problem(file, m.line + 1, m.column + 1, field_name(path + (key,)),
+                                         f"duplicate key '{key}' (first written at line {first[key].line + 1}); "
+                                         "a key may appear only once in a mapping"))
+                else:
+                    first[key] = key_node.start_mark
+                walk(value_node, path + (key,))
+        elif isinstance(n, SequenceNode):
+            for i, item in enumerate(n.value):
+                walk(item, path + (i,))
+
+    walk(node, ())
+    return found or [Problem(file, 1, 1, "", "duplicate key")]
+
+
+
+
+# --- extends --------------------------------------------------------------------------------
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = _merge(base[key], value) if key in base else value
+        return out
+    return over
+
+
+def _overridden(path: DataPath, over: dict) -> bool:
+    """Whether `over` rewrites the value at `path` (or replaces a list/scalar above it)."""
+    node: Any = over
+    for part in path:
+        if not isinstance(node, dict):
+            return True
+        if part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _merge_located(base: dict, base_locs: dict, over: dict, over_locs: dict) -> tuple[dict, dict]:
+    locs = {p: loc for p, loc in base_locs.items() if p == () or not _overridden(p, over)}
+    locs.update({p: loc for p, loc in over_locs.items() if p != ()})
+    locs.setdefault((), over_locs.get(()))
+    return _merge(base, over), locs
+
+
+def _chain(stack: tuple[Path, ...], file: Path) -> str:
+    return " -> ".join(p.name for p in stack + (file,))
+
+
+def _referenced(path: DataPath, value: Any, file: Path, locs: dict, stack: tuple[Path, ...],
+                problems: list[Problem], what: str) -> Path | None:
+    """Resolve a file reference written at `path`; record a problem if it is unusable."""
+    name = str(file)
+    if not isinstance(value, str) or not value.strip():
+        problems.append(problem_at(path, locs, name, f"expected the path of a scenario file, got {value!r}"))
+        return None
+    target = (file.parent / value).resolve()
+    if target in stack or target == file.resolve():
+        problems.append(problem_at(path, locs, name, f"circular {what}: {_chain(stack, target)}"))
+        return None
+    if not target.is_file():
+        state = "is a directory" if target.exists() else "not found"
+        problems.append(problem_at(path, locs, name, f"{what} file '{value}' {state} (looked for {target})"))
+        return None
+    return target
+
+
+def _resolve(file: Path, stack: tuple[Path, ...], problems: list[Problem],
+             read: tuple[dict, dict] | None = None) -> tuple[dict, dict]:
+    """The file's data with its `extends` chain merged in (raises _Fatal if unusable)."""
+    data, locs = read or _read(file, problems)
+    stack = stack + (file.resolve(),)
+    bases = data.get("extends")
+    if bases is None:
+        return data, locs
+    if isinstance(bases, str):
+        refs = [(("extends",), bases)]
+    elif isinstance(bases, list) and bases:
+        refs = [(("extends", i), b) for i, b in enumerate(bases)]
+    else:
+        problems.append(problem_at(("extends",), locs, str(file),
+                                   "expected a file path or a list of file paths"))
+        raise _Fatal
+    merged: dict = {}
+    merged_locs: dict = {(): locs[()]}
+    ok = True
+    for path, value in refs:
+        target = _referenced(path, value, file, locs, stack, problems, "extends")
+        if target is None:
+            ok = False
+            continue
+        try:
+            base, base_locs = _resolve(target, stack, problems)
+        except _Fatal:
+            ok = False
+            continue
+        if "mix" in base:
+            problems.append(problem_at(path, locs, str(file),
+                                       f"cannot extend '{value}': it is a mix; list it in a mix instead"))
+            ok = False
+            continue
+        base = {k: v for k, v in base.items() if k not in NOT_INHERITED}
+        base_locs = {p: l for p, l in base_locs.items() if not (p and p[0] in NOT_INHERITED)}
+        merged, merged_locs = _merge_located(merged, merged_locs, base, base_locs)
+    if not ok:
+        raise _Fatal
+    own = {k: v for k, v in data.items() if k != "extends"}
+    own_locs = {p: l for p, l in locs.items() if not (p and p[0] == "extends")}
+    return _merge_located(merged, merged_locs, own, own_locs)
+
+
+# --- catalog CSV ----------------------------------------------------------------------------
+
+_TRUE = {"true", "yes", "1", "live"}
+_FALSE = {"false", "no", "0", "", "vod"}
+
+
+def _load_catalog_csv(data: dict, locs: dict, root_file: str, problems: list[Problem]) -> None:
+    """Replace `catalog.csv` by `catalog.entries` read from the file (relative to where csv: was written)."""
+    catalog = data.get("catalog")
+    if not isinstance(catalog, dict) or not isinstance(catalog.get("csv"), str):
+        return
+    if catalog.get("entries") is not None or catalog.get("count") is not None:
+        return  # the model reports "give one of count, entries, csv"
+    where = locs.get(("catalog", "csv"))
+    written_in = Path(where.file if where else root_file)
+    csv_path = written_in.parent / catalog["csv"]
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "not found" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc})"
+        problems.append(problem_at(("catalog", "csv"), locs, root_file,
+                                   f"catalog file '{catalog['csv']}' {reason} (looked for {csv_path.resolve()})"))
+        return
+    entries, found = _parse_catalog(text, str(csv_path))
+    if found:
+        problems.extend(found)
+        return
+    catalog = dict(catalog, entries=entries)
+    del catalog["csv"]
+    data["catalog"] = catalog
+
+
+def _parse_catalog(text: str, file: str) -> tuple[list[dict], list[Problem]]:
+    problems: list[Problem] = []
+    lines = text.splitlines()
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        return [], [Problem(file, 1, 1, "catalog.csv", "empty CSV; expected a header line id,duration[,live,name]")]
+    header = [h.strip().lower() for h in rows[0]]
+    known = ("id", "duration", "live", "name")
+    for col, name in enumerate(header):
+        if name not in known:
+            problems.append(Problem(file, 1, _column_offset(lines[0], col), "catalog.csv",
+                                    f"unknown column '{name}'{did_you_mean(name, known)}; expected id,duration[,live,name]"))
+    for required in ("id", "duration"):
+        if required not in header:
+            problems.append(Problem(file, 1, 1, "catalog.csv", f"missing column '{required}' in the header"))
+    if problems:
+        return [], problems
+    entries: list[dict] = []
+    seen_ids: dict[str, int] = {}
+    for row_index, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        raw = lines[row_index - 1] if row_index - 1 < len(lines) else ""
+        if len(row) != len(header):
+            problems.append(Problem(file, row_index, 1, "catalog.csv",
+                                    f"row {row_index} has {len(row)} fields, expected {len(header)} ({','.join(header)})"))
+            continue
+        cells = dict(zip(header, (c.strip() for c in row)))
+
+        def bad(column: str, message: str) -> None:
+            problems.append(Problem(file, row_index, _column_offset(raw, header.index(column)), "catalog.csv",
+                                    f"row {row_index}, column '{column}': {message}"))
+
+        entry: dict[str, Any] = {"id": cells["id"]}
+        if not cells["id"]:
+            bad("id", "empty entry id")
+        elif cells["id"] in seen_ids:
+            bad("id", f"entry id '{cells['id']}' repeats row {seen_ids[cells['id']]}")
+        seen_ids.setdefault(cells["id"], row_index)
+        try:
+            duration = float(cells["duration"])
+            if not duration > 0:
+                raise ValueError
+            entry["duration"] = duration
+        except ValueError:
+            bad("duration", f"expected a positive number of seconds, got '{cells['duration']}'")
+        if "live" in cells:
+            flag = cells["live"].lower()
+            if flag in _TRUE | _FALSE:
+                entry["live"] = flag in _TRUE
+            else:
+                bad("live", f"expected true or false, got '{cells['live']}'")
+        if cells.get("name"):
+            entry["name"] = cells["name"]
+        entries.append(entry)
+    if not entries and not problems:
+        problems.append(Problem(file, 1, 1, "catalog.csv", "no entries after the header line"))
+    return entries, problems
+
+
+def _column_offset(line: str, field: int) -> int:
+    """1-based character column where CSV field number `field` starts on `line`."""
+    quoted, count = False, 0
+    for pos, ch in enumerate(line):
+        if count == field:
+            return pos + 1
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            count += 1
+    return len(line) + 1 if count == field else 1
+
+
+# --- scenarios and mixes --------------------------------------------------------------------
+
+def _validate(data: dict, locs: dict, root_file: str, problems: list[Problem]) -> Scenario | None:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(explain_validation(exc.errors(), data, locs, root_file, Scenario))
+        return None
+
+
+def _load_file(file: Path, stack: tuple[Path, ...], problems: list[Problem]) -> list[Component]:
+    name = str(file)
+    try:
+        head, head_locs = _read(file, problems)
+        if "mix" in head:
+            return _load_mix(file, head, head_locs, stack, problems)
+        data, locs = _resolve(file, stack, problems, (head, head_locs))
+    except _Fatal:
+        return []
+    before = len(problems)
+    _load_catalog_csv(data, locs, name, problems)
+    if len(problems) > before:
+        return []
+    data.setdefault("name", file.stem)
+    scenario = _validate(data, locs, name, problems)
+    if scenario is None:
+        return []
+    return [Component(scenario.name or file.stem, scenario, 1.0, file)]
+
+
+def _load_mix(file: Path, data: dict, locs: dict, stack: tuple[Path, ...], problems: list[Problem]) -> list[Component]:
+    name = str(file)
+    before = len(problems)
+    for key in data:
+        if key not in MIX_KEYS:
+            problems.append(problem_at((key,), locs, name, (
+                f"'{key}' is not allowed in a mix file{did_you_mean(key, MIX_KEYS)}; a mix sets only "
+                f"name, description, clock ({', '.join(MIX_CLOCK_KEYS)}) and mix; "
+                f"put '{key}' in the component scenarios"), at_key=True))
+    clock = data.get("clock")
+    if isinstance(clock, dict):
+        for key in clock:
+            if key not in MIX_CLOCK_KEYS:
+                problems.append(problem_at(("clock", key), locs, name,
+                                           f"a mix sets only clock.{', clock.'.join(MIX_CLOCK_KEYS)}; "
+                                           f"'{key}' belongs in the component scenarios", at_key=True))
+    if len(problems) > before:
+        return []
+    mix_model = _validate(data, locs, name, problems)
+    if mix_model is None:
+        return []
+    clock_values = {k: getattr(mix_model.clock, k) for k in (clock or {})}
+    total = sum(item.weight for item in mix_model.mix)
+    stack = stack + (file.resolve(),)
+    components: list[Component] = []
+    for i, item in enumerate(mix_model.mix):
+        path = ("mix", i, "scenario")
+        target = _referenced(path, item.scenario, file, locs, stack, problems, "mix")
+        if target is None:
+            continue
+        for part in _load_file(target, stack, problems):
+            part.weight *= item.weight / total
+            if clock_values:
+                part.scenario = part.scenario.model_copy(
+                    update={"clock": part.scenario.clock.model_copy(update=clock_values)})
+            components.append(part)
+    if len(problems) > before:
+        return []
+    return components
+
