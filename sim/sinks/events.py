@@ -1,0 +1,248 @@
+"""The events table: its columns and types, and BeaconChunk + SessionChunk -> an Arrow table of it.
+
+One row per beacon. The same column names are used by the file sinks, the collector's store
+and the metrics, so one SQL implementation reads any of them. Wire fields keep their wire
+names; names that differ only by case are one column (DuckDB identifiers are
+case-insensitive), so v7's `uiConfId` lands in `uiconfId`. Ground truth (`truth_*`) comes
+from the session columns; no beacon carries it.
+
+Usage::
+
+    builder = EventsBuilder.for_chunks([legacy_chunk, kava_chunk])   # fixes the schema
+    table = builder.table(legacy_chunk, sessions, ledger_keys)
+
+Strings stay dictionary-encoded from the `Strings` pools and population pools: nothing on
+this path creates a Python object per row.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ..player.timeline import Device, Outcome, SessionChunk
+from ..protocols.beacons import BeaconChunk, Strings
+
+STRING = pa.dictionary(pa.int32(), pa.string())
+INTEGER = pa.int32()
+BIGINT = pa.int64()
+DOUBLE = pa.float64()
+BOOLEAN = pa.bool_()
+
+# Wire fields of both protocols, in contract order. A field a beacon does not carry is null.
+WIRE_FIELDS: dict[str, pa.DataType] = {
+    "eventType": INTEGER,
+    # legacy stats.collect (KalturaStatsEvent)
+    "clientVer": STRING, "eventTimestamp": DOUBLE, "sessionId": STRING, "partnerId": INTEGER,
+    "entryId": STRING, "widgetId": STRING, "uiconfId": INTEGER, "userId": STRING,
+    "currentPoint": DOUBLE, "duration": DOUBLE, "seek": BOOLEAN, "referrer": STRING,
+    "isFirstInSession": BOOLEAN, "historyEvents": STRING, "objectType": STRING,
+    "applicationId": STRING, "contextId": INTEGER, "featureType": INTEGER, "playlistId": STRING,
+    # KAVA analytics.trackEvent
+    "eventIndex": INTEGER, "position": DOUBLE, "playTimeSum": DOUBLE, "bufferTime": DOUBLE,
+    "bufferTimeSum": DOUBLE, "joinTime": DOUBLE, "canPlay": DOUBLE, "actualBitrate": DOUBLE,
+    "averageBitrate": DOUBLE, "soundMode": INTEGER, "tabMode": INTEGER, "screenMode": INTEGER,
+    "viewabilityMode": INTEGER, "targetPosition": DOUBLE, "errorCode": INTEGER,
+    "errorPosition": INTEGER, "errorDetails": STRING, "playbackType": STRING,
+    "deliveryType": STRING, "clientTag": STRING, "playbackSpeed": DOUBLE, "caption": STRING,
+    "sessionStartTime": DOUBLE, "playerSkin": INTEGER, "kalturaApplication": STRING,
+    "socialNetwork": STRING, "reportType": STRING, "playerJSLoadTime": DOUBLE,
+    "loadedPlugins": STRING,
+    # request-level parameters
+    "format": INTEGER, "apiVersion": STRING, "hasKanalony": BOOLEAN, "ignoreNull": INTEGER,
+    "expiry": INTEGER, "has_ks": BOOLEAN,
+}
+
+CONTEXT_COLUMNS: dict[str, pa.DataType] = {
+    "user_agent": STRING, "client_ip": STRING, "page_url": STRING, "ledger_key": STRING,
+}
+
+TRUTH_COLUMNS: dict[str, pa.DataType] = {
+    "truth_scenario": STRING, "truth_session_seq": BIGINT, "truth_viewer": BIGINT,
+    "truth_returning": BOOLEAN, "truth_device": STRING, "truth_os": STRING,
+    "truth_browser": STRING, "truth_country": STRING, "truth_autoplay": BOOLEAN,
+    "truth_intended_fraction": DOUBLE, "truth_impaired": BOOLEAN, "truth_outcome": STRING,
+    "truth_entry_duration": DOUBLE, "truth_live": BOOLEAN,
+}
+
+# A ks is never stored in clear: a `ks` column becomes `has_ks`.
+SECRET_COLUMNS = {"ks": "has_ks"}
+
+DEVICE_NAMES = [d.name.lower() for d in sorted(Device, key=int)]
+OUTCOME_NAMES = [o.name.lower() for o in sorted(Outcome, key=int)]
+
+
+class SchemaError(ValueError):
+    """A beacon column that the events table cannot hold (a policy bug, not a user error)."""
+
+
+def _int_missing(dtype: np.dtype) -> int:
+    """Integer columns mark "not sent" with the dtype's minimum (floats use NaN)."""
+    return int(np.iinfo(dtype).min)
+
+
+def _type_of_column(col) -> pa.DataType:
+    if isinstance(col, Strings):
+        return STRING
+    kind = col.dtype.kind
+    if kind == "b":
+        return BOOLEAN
+    if kind in "iu":
+        return INTEGER if col.dtype.itemsize <= 4 else BIGINT
+    if kind == "f":
+        return DOUBLE
+    raise SchemaError(f"column of dtype {col.dtype} cannot go into the events table")
+
+
+def _canonical(columns: dict[str, pa.DataType]) -> dict[str, str]:
+    return {name.lower(): name for name in columns}
+
+
+class EventsBuilder:
+    """Builds events-table rows for one run; the schema is fixed when the builder is made."""
+
+    def __init__(self, extra: dict[str, pa.DataType] | None = None):
+        wire = dict(WIRE_FIELDS)
+        for name in sorted(extra or {}):
+            wire[name] = extra[name]
+        self.wire = wire
+        fields = [pa.field("ts", DOUBLE, nullable=False), pa.field("protocol", STRING, nullable=False)]
+        fields += [pa.field(n, t) for n, t in wire.items()]
+        fields += [pa.field(n, t) for n, t in CONTEXT_COLUMNS.items()]
+        fields += [pa.field(n, t) for n, t in TRUTH_COLUMNS.items()]
+        self.schema = pa.schema(fields)
+        self._by_lower = _canonical(wire)
+        self._pool_cache: dict[int, tuple[object, pa.Array]] = {}
+
+    @classmethod
+    def for_chunks(cls, chunks: list[BeaconChunk]) -> EventsBuilder:
+        """A builder whose schema holds every column of these chunks (unknown ones appended)."""
+        known = _canonical(WIRE_FIELDS)
+        extra: dict[str, pa.DataType] = {}
+        for chunk in chunks:
+            for name, col in chunk.columns.items():
+                name = SECRET_COLUMNS.get(name, name)
+                if name.lower() not in known and name not in extra:
+                    extra[name] = _type_of_column(col)
+        return cls(extra)
+
+    # -- pools ---------------------------------------------------------------------------------
+
+    def _dictionary(self, pool) -> pa.Array:
+        """Arrow string array of a pool, converted once per run (pools are shared by chunks)."""
+        hit = self._pool_cache.get(id(pool))
+        if hit is not None and hit[0] is pool:
+            return hit[1]
+        arr = pa.array(np.asarray(pool, dtype=object), type=pa.string())
+        if len(self._pool_cache) > 64:     # per-chunk pools (session ids) must not pile up
+            self._pool_cache.clear()
+        self._pool_cache[id(pool)] = (pool, arr)
+        return arr
+
+    def _coded(self, codes: np.ndarray, pool) -> pa.DictionaryArray:
+        codes = np.asarray(codes, dtype=np.int32)
+        mask = codes < 0
+        indices = pa.array(codes, type=pa.int32(), mask=mask if mask.any() else None)
+        return pa.DictionaryArray.from_arrays(indices, self._dictionary(pool))
+
+    # -- one column ----------------------------------------------------------------------------
+
+    def _convert(self, name: str, col, target: pa.DataType) -> pa.Array:
+        if isinstance(col, Strings):
+            if target == STRING:
+                return self._coded(col.codes, col.pool)
+            # A typed field carried as text (e.g. "true"/"false"): parse the pool once, then take.
+            parsed = pa.array(np.asarray(col.pool, dtype=object), type=pa.string()).cast(target)
+            codes = np.asarray(col.codes)
+            return parsed.take(pa.array(codes, mask=codes < 0))
+        values = np.asarray(col)
+        kind = values.dtype.kind
+        if target == STRING:
+            raise SchemaError(f"beacon column {name}: numbers where the events table has text")
+        if kind == "f":
+            mask = np.isnan(values)
+            if target in (INTEGER, BIGINT):
+                values = np.where(mask, 0, values).astype(target.to_pandas_dtype())
+            elif target == BOOLEAN:
+                values = np.where(mask, 0, values) != 0
+            return pa.array(values, type=target, mask=mask if mask.any() else None)
+        if kind in "iu":
+            mask = values == _int_missing(values.dtype) if kind == "i" else np.zeros(len(values), bool)
+            if target == BOOLEAN:
+                values = values != 0
+            elif target == DOUBLE:
+                values = values.astype(np.float64)
+            else:
+                values = values.astype(target.to_pandas_dtype(), copy=False)
+            return pa.array(values, type=target, mask=mask if mask.any() else None)
+        if kind == "b":
+            if target != BOOLEAN:
+                values = values.astype(target.to_pandas_dtype())
+            return pa.array(values, type=target)
+        raise SchemaError(f"beacon column {name}: dtype {values.dtype} cannot go into the events table")
+
+    # -- a whole chunk -------------------------------------------------------------------------
+
+    def table(self, beacons: BeaconChunk, sessions: SessionChunk, ledger_keys: pa.Array) -> pa.Table:
+        """The events-table rows of one BeaconChunk (beacon order kept; sorting is the caller's)."""
+        n = len(beacons)
+        cols: dict[str, pa.Array] = {
+            "ts": pa.array(np.asarray(beacons.send_t, dtype=np.float64)),
+            "protocol": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
+                                                       pa.array([beacons.protocol])),
+        }
+        for raw_name, col in beacons.columns.items():
+            if raw_name in SECRET_COLUMNS:
+                name = SECRET_COLUMNS[raw_name]
+                col = (col.codes >= 0) if isinstance(col, Strings) else np.ones(n, bool)
+            else:
+                name = raw_name
+            canonical = self._by_lower.get(name.lower())
+            if canonical is None:
+                raise SchemaError(f"{beacons.protocol} beacon column {raw_name!r} is not in this run's events table "
+                                  f"(policies must send the same columns in every chunk)")
+            if len(col) != n:
+                raise SchemaError(f"{beacons.protocol} beacon column {raw_name!r}: {len(col)} rows, want {n}")
+            cols[canonical] = self._convert(raw_name, col, self.wire[canonical])
+
+        s = np.asarray(beacons.session, dtype=np.int64)
+        sc, pools = sessions.sessions, sessions.population.pools
+        cols["user_agent"] = self._coded(sc["user_agent"][s], pools.user_agents)
+        cols["client_ip"] = self._coded(sc["ip"][s], pools.ips)
+        cols["page_url"] = self._coded(sc["referrer"][s], pools.referrers)
+        cols["ledger_key"] = ledger_keys
+        cols["truth_scenario"] = self._coded(sc["scenario"][s], _names(sessions.scenario_names))
+        cols["truth_session_seq"] = pa.array(sc["session_seq"][s])
+        cols["truth_viewer"] = pa.array(sc["viewer"][s])
+        cols["truth_returning"] = pa.array(sc["returning"][s])
+        cols["truth_device"] = self._coded(sc["device"][s], _names(DEVICE_NAMES))
+        cols["truth_os"] = self._coded(sc["os"][s], _names(pools.os_names))
+        cols["truth_browser"] = self._coded(sc["browser"][s], _names(pools.browser_names))
+        cols["truth_country"] = self._coded(sc["country"][s], _names(pools.country_codes))
+        cols["truth_autoplay"] = pa.array(sc["autoplay"][s])
+        cols["truth_intended_fraction"] = pa.array(sc["intended_fraction"][s].astype(np.float64))
+        cols["truth_impaired"] = pa.array(sc["impaired"][s])
+        cols["truth_outcome"] = self._coded(sc["outcome"][s], _names(OUTCOME_NAMES))
+        cols["truth_entry_duration"] = pa.array(sc["duration"][s].astype(np.float64))
+        cols["truth_live"] = pa.array(sc["live"][s])
+
+        arrays = []
+        for field in self.schema:
+            arr = cols.get(field.name)
+            if arr is None:
+                arr = pa.nulls(n, field.type)
+            elif arr.type != field.type:
+                arr = arr.cast(field.type)
+            arrays.append(arr)
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+_NAME_POOLS: dict[tuple, np.ndarray] = {}
+
+
+def _names(names) -> np.ndarray:
+    """A stable pool object for a short list of names, so its Arrow form is cached."""
+    key = tuple(names)
+    pool = _NAME_POOLS.get(key)
+    if pool is None:
+        pool = _NAME_POOLS[key] = np.array(key, dtype=object)
+    return pool

@@ -1,0 +1,149 @@
+"""File formats for rows in send order: Parquet, CSV and JSON lines, each written from Arrow columns.
+
+A writer takes Arrow tables of one schema, appends them to one file and closes it. None of
+them makes a Python object per row: Parquet and CSV are Arrow's own writers, JSON lines are
+assembled column by column with Arrow compute kernels. Output is a pure function of the
+rows written (fixed writer options, fixed row-group size), so the same run gives the same
+bytes.
+"""
+from __future__ import annotations
+
+from typing import BinaryIO
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+# Field metadata marking a string column that already holds JSON text (written as is).
+RAW_JSON = {b"json": b"raw"}
+
+PARQUET_ROW_GROUP_ROWS = 1 << 20
+JSONL_SLICE_ROWS = 1 << 16      # bounds the memory of the assembled text
+
+
+class ParquetWriter:
+    """Parquet with typed columns and dictionary-encoded strings; fixed options keep bytes stable."""
+
+    extension = ".parquet"
+
+    def __init__(self, out: BinaryIO, schema: pa.Schema):
+        self._writer = pq.ParquetWriter(
+            out, schema, compression="zstd", compression_level=3, use_dictionary=True,
+            write_statistics=True, version="2.6", data_page_version="1.0")
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= PARQUET_ROW_GROUP_ROWS:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if not self._pending:
+            return
+        whole = pa.concat_tables(self._pending)
+        full = whole.num_rows if final else (whole.num_rows // PARQUET_ROW_GROUP_ROWS) * PARQUET_ROW_GROUP_ROWS
+        if full:
+            self._writer.write_table(whole.slice(0, full), row_group_size=PARQUET_ROW_GROUP_ROWS)
+        rest = whole.slice(full)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+    def close(self) -> None:
+        self._flush(final=True)
+        self._writer.close()
+
+
+class CsvWriter:
+    """CSV with a header row; nulls are empty fields, booleans `true`/`false`."""
+
+    extension = ".csv"
+
+    def __init__(self, out: BinaryIO, schema: pa.Schema):
+        self._writer = pcsv.CSVWriter(out, schema, write_options=pcsv.WriteOptions(
+            include_header=True, quoting_style="needed", batch_size=1 << 16))
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class JsonlWriter:
+    """One JSON object per line; null fields are left out, RAW_JSON columns are embedded as is."""
+
+    extension = ".jsonl"
+
+    def __init__(self, out: BinaryIO, schema: pa.Schema):
+        self._out = out
+        self._schema = schema
+        self._keys = [orjson.dumps(f.name).decode() + ":" for f in schema]
+
+    def write(self, table: pa.Table) -> None:
+        for start in range(0, table.num_rows, JSONL_SLICE_ROWS):
+            lines = jsonl_lines(table.slice(start, JSONL_SLICE_ROWS), self._keys)
+            self._out.write(_string_bytes(lines))
+
+    def close(self) -> None:
+        pass
+
+
+def jsonl_lines(table: pa.Table, keys: list[str] | None = None) -> pa.Array:
+    """The rows of `table` as JSON text, one `{...}\\n` string per row."""
+    if keys is None:
+        keys = [orjson.dumps(f.name).decode() + ":" for f in table.schema]
+    parts = []
+    for field, key, column in zip(table.schema, keys, table.columns):
+        text = _json_values(column.combine_chunks() if column.num_chunks != 1 else column.chunk(0),
+                            raw=(field.metadata or {}).get(b"json") == b"raw")
+        parts.append(pc.binary_join_element_wise(key, text, ""))
+    body = pc.binary_join_element_wise(*parts, ",", null_handling="skip")
+    return pc.binary_join_element_wise("{", body, "}\n", "")
+
+
+def _json_values(arr: pa.Array, raw: bool) -> pa.Array:
+    """JSON text of each value (null stays null, so the key is skipped)."""
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        dictionary = arr.dictionary if raw else _json_strings(arr.dictionary)
+        return pa.DictionaryArray.from_arrays(arr.indices, dictionary).dictionary_decode()
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return arr.cast(pa.string()) if raw else _json_strings(arr)
+    if pa.types.is_floating(t):
+        # NaN and infinities are not JSON; the events table holds "not sent" as null anyway.
+        finite = pc.is_finite(arr)
+        return pc.if_else(finite, arr.cast(pa.string()), pa.scalar(None, pa.string()))
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        return arr.cast(pa.string())
+    if pa.types.is_null(t):
+        return pa.nulls(len(arr), pa.string())
+    raise TypeError(f"no JSON form for column type {t}")
+
+
+def _json_strings(arr: pa.Array) -> pa.Array:
+    """JSON string literals (quoted, escaped) of a string array."""
+    arr = arr.cast(pa.string())
+    if pc.any(pc.match_substring_regex(arr, r"[\x00-\x1f\x7f]")).as_py():
+        # Control characters are rare (free text only): escape those values exactly, one by one.
+        return pa.array([None if v is None else orjson.dumps(v).decode() for v in arr.to_pylist()],
+                        type=pa.string())
+    escaped = pc.replace_substring(arr, "\\", "\\\\")
+    escaped = pc.replace_substring(escaped, '"', '\\"')
+    return pc.binary_join_element_wise('"', escaped, '"', "")
+
+
+def _string_bytes(arr: pa.Array) -> memoryview:
+    """The concatenated bytes of a string array, straight from its data buffer."""
+    _, offsets, data = arr.buffers()
+    off = np.frombuffer(offsets, dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
+    if data is None:
+        return memoryview(b"")
+    return memoryview(data)[int(off[0]):int(off[-1])]
+
+
+WRITERS = {"parquet": ParquetWriter, "csv": CsvWriter, "jsonl": JsonlWriter, "requests": JsonlWriter}

@@ -1,0 +1,50 @@
+"""Replayable request files: the wire requests of a run, one JSON object per line in send order.
+
+Each line is `{"ts", "method", "url", "headers", "body", "protocol", "key"}`: `ts` epoch
+seconds of the scheduled send, `url` path and query exactly as sent, `body` the request body
+as a string (null when none), `key` the ledger key of the beacon, so the file doubles as the
+send ledger a reconciliation compares a store against.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from ..protocols.beacons import WireRequest
+from .formats import RAW_JSON
+
+REQUESTS_SCHEMA = pa.schema([
+    pa.field("ts", pa.float64(), nullable=False),
+    pa.field("method", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    pa.field("url", pa.string(), nullable=False),
+    pa.field("headers", pa.string(), nullable=False, metadata=RAW_JSON),
+    pa.field("body", pa.string(), nullable=False, metadata=RAW_JSON),
+    pa.field("protocol", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+    pa.field("key", pa.string(), nullable=False),
+])
+
+
+def requests_table(ts: np.ndarray, requests: Sequence[WireRequest], protocol: str,
+                   keys: Sequence[str]) -> pa.Table:
+    """Rows of the requests file for beacons of one protocol (in the order given)."""
+    n = len(requests)
+    if not (len(ts) == len(keys) == n):
+        raise ValueError(f"requests_table: {len(ts)} times, {n} requests, {len(keys)} keys")
+    methods = [r.method for r in requests]
+    bodies = [b"null" if r.body is None else orjson.dumps(_text(r.body)) for r in requests]
+    return pa.Table.from_arrays([
+        pa.array(np.asarray(ts, dtype=np.float64)),
+        pa.array(methods, type=pa.string()).dictionary_encode(),
+        pa.array([r.url for r in requests], type=pa.string()),
+        pa.array([orjson.dumps(r.headers).decode() for r in requests], type=pa.string()),
+        pa.array([b.decode() for b in bodies], type=pa.string()),
+        pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([protocol])),
+        pa.array(list(keys), type=pa.string()),
+    ], schema=REQUESTS_SCHEMA)
+
+
+def _text(body: bytes | str) -> str:
+    return body if isinstance(body, str) else body.decode("utf-8")

@@ -1,0 +1,215 @@
+"""The file sinks: events-table columns and types, the three formats, atomic writes, day partitions."""
+from __future__ import annotations
+
+import json
+import os
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import sink_chunks as sc
+from sim.protocols.beacons import WireRequest
+from sim.sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink, requests_table
+
+
+def _keys(chunk) -> pa.Array:
+    return pa.array([f"{chunk.ledger_session.get(i)}:{chunk.ledger_index[i]}" for i in range(len(chunk))])
+
+
+@pytest.fixture
+def run():
+    """Three sessions (two on 2026-11-02, one the next day), legacy and KAVA beacons of each."""
+    chunk = sc.sessions(sc.T0 + np.array([0.0, 5.0, 86_400.0 + 60]))
+    leg, kav = sc.legacy(chunk), sc.kava(chunk)
+    builder = EventsBuilder.for_chunks([leg, kav])
+    table = pa.concat_tables([builder.table(leg, chunk, _keys(leg)), builder.table(kav, chunk, _keys(kav))])
+    table = table.take(pa.array(np.argsort(table.column("ts").to_numpy(), kind="stable")))
+    return builder, table
+
+
+def _write(fmt, path, builder, table, partition=None):
+    with open_sink(fmt, path, builder.schema, partition=partition) as sink:
+        sink.write(table)
+    return path
+
+
+def _events(source: str) -> duckdb.DuckDBPyRelation:
+    return duckdb.sql(f"select * from '{source}'")
+
+
+def test_parquet_columns_are_typed_as_the_events_table(run, tmp_path):
+    path = _write("parquet", tmp_path / "e.parquet", *run)
+    types = dict(duckdb.sql(f"select column_name, column_type from (describe select * from '{path}')").fetchall())
+    assert types["ts"] == "DOUBLE"
+    assert types["eventType"] == "INTEGER"
+    assert types["seek"] == "BOOLEAN"
+    assert types["sessionId"] == "VARCHAR"
+    assert types["currentPoint"] == "DOUBLE"
+    assert types["truth_session_seq"] == "BIGINT"
+
+
+def test_parquet_strings_are_dictionary_encoded(run, tmp_path):
+    path = _write("parquet", tmp_path / "e.parquet", *run)
+    col = pq.ParquetFile(path).metadata.row_group(0).column(pq.ParquetFile(path).schema_arrow.get_field_index("user_agent"))
+    assert "RLE_DICTIONARY" in col.encodings or "PLAIN_DICTIONARY" in col.encodings
+
+
+def test_a_field_a_beacon_does_not_carry_is_null(run, tmp_path):
+    path = _write("parquet", tmp_path / "e.parquet", *run)
+    rows = duckdb.sql(f"select protocol, eventType, currentPoint, playTimeSum from '{path}' "
+                      "where truth_session_seq = 0 order by ts").fetchall()
+    assert rows[0] == ("legacy", 2, None, None)       # currentPoint not sent on the first beacon
+    assert rows[1] == ("kava", 1, None, None)         # KAVA beacons carry no currentPoint
+    assert rows[2][2] == 10_000.0
+
+
+def test_integer_not_sent_sentinel_becomes_null(run, tmp_path):
+    path = _write("parquet", tmp_path / "e.parquet", *run)
+    modes = duckdb.sql(f"select eventIndex, soundMode from '{path}' where protocol = 'kava' and truth_session_seq = 0 "
+                       "order by ts").fetchall()
+    assert modes == [(1, None), (2, 2)]
+
+
+def test_v7_uiConfId_is_stored_in_uiconfId(run, tmp_path):
+    path = _write("parquet", tmp_path / "e.parquet", *run)
+    names = pq.read_schema(path).names
+    assert "uiConfId" not in names
+    assert duckdb.sql(f"select distinct uiconfId from '{path}' where protocol = 'legacy'").fetchall() == [(47313123,)]
+
+
+def test_a_ks_is_never_stored_only_whether_one_was_sent(run, tmp_path):
+    path = _write("parquet", tmp_path / "e.parquet", *run)
+    assert "ks" not in pq.read_schema(path).names
+    assert b"djJ8MjUwNDIwMXw=" not in path.read_bytes()
+    has = duckdb.sql(f"select truth_session_seq, any_value(has_ks) from '{path}' where protocol = 'legacy' "
+                     "group by 1 order by 1").fetchall()
+    assert has == [(0, True), (1, False), (2, True)]
+
+
+def test_request_context_and_truth_come_from_the_session(run, tmp_path):
+    path = _write("parquet", tmp_path / "e.parquet", *run)
+    row = duckdb.sql(f"select user_agent, client_ip, page_url, truth_device, truth_os, truth_country, truth_outcome, "
+                     f"truth_scenario from '{path}' where truth_session_seq = 1 limit 1").fetchall()[0]
+    assert row == ("Mozilla/5.0 (iPhone) Safari/17", "10.0.0.2", 'https://x.example/"quoted"\\path\tTab',
+                   "mobile", "ios", "GB", "completed", "typical-vod")
+
+
+def test_jsonl_lines_parse_and_leave_out_fields_not_sent(run, tmp_path):
+    path = _write("jsonl", tmp_path / "e.jsonl", *run)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == run[1].num_rows
+    first_kava = next(r for r in lines if r["protocol"] == "kava")
+    assert "currentPoint" not in first_kava and "playTimeSum" not in first_kava
+    assert first_kava["eventIndex"] == 1
+
+
+def test_jsonl_escapes_quotes_backslashes_and_control_characters(run, tmp_path):
+    path = _write("jsonl", tmp_path / "e.jsonl", *run)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    mobile = next(r for r in lines if r["truth_session_seq"] == 1)
+    assert mobile["page_url"] == 'https://x.example/"quoted"\\path\tTab'
+
+
+def test_every_format_holds_the_same_rows(run, tmp_path):
+    builder, table = run
+    for fmt in ("parquet", "csv", "jsonl"):
+        _write(fmt, tmp_path / f"e.{fmt}", builder, table)
+    query = ("select ts, protocol, eventType, sessionId, currentPoint, seek, page_url from '{}' order by ts")
+    parquet = duckdb.sql(query.format(tmp_path / "e.parquet")).fetchall()
+    assert len(parquet) == table.num_rows
+    assert duckdb.sql(query.format(tmp_path / "e.jsonl")).fetchall() == parquet
+    assert duckdb.sql(query.format(tmp_path / "e.csv")).fetchall() == parquet
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_same_rows_give_byte_identical_files(run, tmp_path, fmt):
+    a = _write(fmt, tmp_path / f"a.{fmt}", *run).read_bytes()
+    b = _write(fmt, tmp_path / f"b.{fmt}", *run).read_bytes()
+    assert a == b
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_a_failing_run_leaves_no_file(run, tmp_path, fmt):
+    builder, table = run
+    with pytest.raises(RuntimeError):
+        with open_sink(fmt, tmp_path / "e.out", builder.schema) as sink:
+            sink.write(table)
+            raise RuntimeError("generator failed")
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_interrupted_run_keeps_the_previous_file(run, tmp_path):
+    builder, table = run
+    path = _write("parquet", tmp_path / "e.parquet", builder, table)
+    before = path.read_bytes()
+    with pytest.raises(KeyboardInterrupt):
+        with open_sink("parquet", path, builder.schema) as sink:
+            sink.write(table.slice(0, 3))
+            raise KeyboardInterrupt
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["e.parquet"]
+
+
+def test_nothing_appears_under_the_real_name_until_commit(run, tmp_path):
+    builder, table = run
+    sink = open_sink("jsonl", tmp_path / "e.jsonl", builder.schema)
+    sink.write(table)
+    assert not (tmp_path / "e.jsonl").exists()
+    sink.commit()
+    assert (tmp_path / "e.jsonl").exists()
+    assert os.listdir(tmp_path) == ["e.jsonl"]
+
+
+def test_day_partitions_are_hive_folders_duckdb_reads(run, tmp_path):
+    out = _write("parquet", tmp_path / "out", *run, partition="day")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet")) == [
+        "date=2026-11-02/part-0.parquet", "date=2026-11-03/part-0.parquet"]
+    counts = duckdb.sql(f"select date::varchar, count(*) from read_parquet('{out}/**/*.parquet', hive_partitioning = true) "
+                        "group by 1 order by 1").fetchall()
+    assert counts == [("2026-11-02", 10), ("2026-11-03", 5)]
+
+
+def test_a_partitioned_run_replaces_the_previous_folder_whole(run, tmp_path):
+    builder, table = run
+    out = _write("jsonl", tmp_path / "out", builder, table, partition="day")
+    _write("jsonl", out, builder, table.slice(0, 2), partition="day")
+    assert [p.name for p in out.rglob("*.jsonl")] == ["part-0.jsonl"]
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_a_failed_partitioned_run_leaves_no_folder(run, tmp_path):
+    builder, table = run
+    with pytest.raises(ValueError):
+        with open_sink("csv", tmp_path / "out", builder.schema, partition="day") as sink:
+            sink.write(table)
+            raise ValueError("bad")
+    assert os.listdir(tmp_path) == []
+
+
+def test_request_lines_carry_the_wire_request_and_ledger_key(tmp_path):
+    requests = [
+        WireRequest("GET", "/api_v3/index.php?service=stats&action=collect&event:eventType=3",
+                    {"User-Agent": "UA", "X-Forwarded-For": "10.0.0.1"}),
+        WireRequest("POST", "/api_v3/index.php?service=analytics&action=trackEvent&eventType=1",
+                    {"Content-Type": "application/json"}, b'{"apiVersion":"3.3.0","format":1}'),
+    ]
+    table = requests_table(np.array([sc.T0, sc.T0 + 1.5]), requests, "legacy", ["s:1", "s:2"])
+    with open_sink("requests", tmp_path / "requests.jsonl", REQUESTS_SCHEMA) as sink:
+        sink.write(table)
+    lines = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
+    assert lines[0] == {"ts": sc.T0, "method": "GET", "url": requests[0].url,
+                        "headers": {"User-Agent": "UA", "X-Forwarded-For": "10.0.0.1"}, "body": None,
+                        "protocol": "legacy", "key": "s:1"}
+    assert lines[1]["body"] == '{"apiVersion":"3.3.0","format":1}'
+    assert list(lines[1]) == ["ts", "method", "url", "headers", "body", "protocol", "key"]
+
+
+def test_day_partitioned_request_files_are_named_as_ledgers(tmp_path):
+    table = requests_table(np.array([sc.T0]), [WireRequest("GET", "/x", {})], "kava", ["k:1"])
+    with open_sink("requests", tmp_path / "req", REQUESTS_SCHEMA, partition="day") as sink:
+        sink.write(table)
+    assert [p.relative_to(tmp_path / "req").as_posix() for p in (tmp_path / "req").rglob("*.jsonl")] == [
+        "date=2026-11-02/requests-0.jsonl"]
