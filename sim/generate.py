@@ -1,0 +1,267 @@
+"""The generate pipeline: scenario components -> sessions -> beacons -> rows in send order -> a file.
+
+    stats = generate(load("scenarios/default-mix.yaml"), seed=7, sessions=100_000,
+                     protocol="legacy", fmt="parquet", out="out/events.parquet")
+
+Sessions come from the player model chunk by chunk, in order of start time; a session's
+beacons reach beyond the next chunk's first start, so rows wait in a bounded pending buffer
+(`SendOrderMerge`) until no later chunk can precede them. Memory is set by the longest
+session, not by the length of the run. `protocol="both"` is one player running both
+plugins: the legacy plugin then reports `hasKanalony=true`.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .player.timeline import SessionChunk
+from .protocols.beacons import BeaconChunk, Strings
+from .sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink, requests_table
+
+PROTOCOLS = ("legacy", "kava", "both")
+# Wire encodings each protocol's codec offers for request files (the first is the default).
+ENCODINGS = {"legacy": ("get", "form", "json"), "kava": ("post", "get")}
+
+
+@dataclass
+class GenerateStats:
+    sessions: int = 0
+    beacons: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.beacons / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        return (f"{self.sessions:,} sessions, {self.beacons:,} beacons in {self.seconds:.1f} s "
+                f"({self.rate:,.0f} beacons/s)")
+
+
+# -- beacons of a session chunk ----------------------------------------------------------------
+
+def _module(protocol: str, part: str):
+    return importlib.import_module(f"sim.protocols.{protocol}.{part}")
+
+
+def beacon_chunks(chunk: SessionChunk, protocol: str) -> list[BeaconChunk]:
+    """The beacons of a chunk's sessions, legacy first: one BeaconChunk per protocol sent."""
+    out = []
+    if protocol in ("legacy", "both"):
+        out.append(_module("legacy", "policy").beacons(chunk, with_kava=protocol == "both"))
+    if protocol in ("kava", "both"):
+        out.append(_module("kava", "policy").beacons(chunk))
+    return out
+
+
+def ledger_keys(chunk: BeaconChunk) -> pa.Array:
+    """The ledger key of every beacon (`codec.ledger_key`), as a column.
+
+    A codec may offer `ledger_keys(chunk)` (a column); otherwise keys are
+    `<ledger session>:<ledger index>`, checked against `codec.ledger_key` on the chunk's
+    first beacon so a codec with another rule is honoured beacon by beacon.
+    """
+    codec = _module(chunk.protocol, "codec")
+    if hasattr(codec, "ledger_keys"):
+        keys = codec.ledger_keys(chunk)
+        if isinstance(keys, Strings):
+            return pa.DictionaryArray.from_arrays(pa.array(keys.codes, mask=keys.codes < 0),
+                                                  pa.array(keys.pool, type=pa.string()))
+        return pa.array(keys, type=pa.string())
+    if len(chunk) == 0:
+        return pa.array([], type=pa.string())
+    sessions = pa.DictionaryArray.from_arrays(pa.array(chunk.ledger_session.codes),
+                                              pa.array(chunk.ledger_session.pool, type=pa.string()))
+    keys = pc.binary_join_element_wise(sessions.dictionary_decode(),
+                                       pa.array(chunk.ledger_index).cast(pa.string()), ":")
+    want = codec.ledger_key(codec.beacon_at(chunk, 0))
+    if keys[0].as_py() == want:
+        return keys
+    return pa.array([codec.ledger_key(codec.beacon_at(chunk, i)) for i in range(len(chunk))], type=pa.string())
+
+
+def wire_requests(chunk: BeaconChunk, encoding: str | None) -> list:
+    """The WireRequest of every beacon, encoded by the protocol's codec."""
+    codec = _module(chunk.protocol, "codec")
+    enc = encoding or ENCODINGS[chunk.protocol][0]
+    return [codec.encode(codec.beacon_at(chunk, i), enc) for i in range(len(chunk))]
+
+
+# -- global send order ---------------------------------------------------------------------------
+
+class _Run:
+    """Rows of one session chunk sorted by send time, of which [start:] are not yet released."""
+
+    __slots__ = ("table", "ts", "arrival", "start")
+
+    def __init__(self, table: pa.Table, ts: np.ndarray, arrival: np.ndarray):
+        self.table, self.ts, self.arrival, self.start = table, ts, arrival, 0
+
+    def __len__(self) -> int:
+        return len(self.ts) - self.start
+
+
+class SendOrderMerge:
+    """Puts rows of successive session chunks into one global send order, holding only the tail.
+
+    `push(parts, watermark)` takes the rows of one session chunk (any order) and the earliest
+    session start of that chunk: no beacon of this or any later chunk is sent before it, so
+    every pending row before it is final and is returned, in order. Ties in send time keep
+    chunk order, then session order, then the order the parts were given (legacy before
+    KAVA), then beacon order within a session.
+    """
+
+    def __init__(self):
+        self.runs: list[_Run] = []
+        self.released_until = -math.inf
+        self._arrivals = 0
+
+    @property
+    def pending(self) -> int:
+        return sum(len(r) for r in self.runs)
+
+    def push(self, parts: list[tuple[pa.Table, np.ndarray, np.ndarray]], watermark: float) -> pa.Table | None:
+        """parts: (rows, send times, session numbers) per protocol. Returns the rows now final."""
+        parts = [p for p in parts if p[0].num_rows]
+        if parts:
+            ts = np.concatenate([p[1] for p in parts]).astype(np.float64, copy=False)
+            if ts.min() < self.released_until:
+                raise RuntimeError(
+                    f"session chunks out of start order: a beacon at {ts.min():.3f} comes after rows up to "
+                    f"{self.released_until:.3f} were written (the player model must yield chunks in start order)")
+            seq = np.concatenate([p[2] for p in parts])
+            order = np.lexsort((seq, ts))          # stable: part order and beacon order break ties
+            table = pa.concat_tables([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+            n = len(ts)
+            arrival = np.arange(self._arrivals, self._arrivals + n, dtype=np.int64)
+            self._arrivals += n
+            new_run = _Run(table.take(pa.array(order)), ts[order], arrival)
+        else:
+            new_run = None
+        released = self._release(watermark)
+        if new_run is not None:
+            self.runs.append(new_run)
+        return released
+
+    def flush(self) -> pa.Table | None:
+        """Every pending row, in order (end of the stream)."""
+        return self._release(math.inf)
+
+    def _release(self, watermark: float) -> pa.Table | None:
+        watermark = max(watermark, self.released_until)
+        pieces = []
+        for run in self.runs:
+            cut = int(np.searchsorted(run.ts, watermark, side="left"))
+            if cut > run.start:
+                pieces.append((run, run.start, cut))
+        if not pieces:
+            self.released_until = watermark
+            return None
+        tables = [run.table.slice(a, b - a) for run, a, b in pieces]
+        if len(pieces) == 1:
+            out = tables[0]
+        else:
+            ts = np.concatenate([run.ts[a:b] for run, a, b in pieces])
+            arrival = np.concatenate([run.arrival[a:b] for run, a, b in pieces])
+            out = pa.concat_tables(tables).take(pa.array(np.lexsort((arrival, ts))))
+        for run, _, cut in pieces:
+            run.start = cut
+            remaining = len(run)
+            if remaining and remaining * 2 < len(run.ts):
+                # Copy the tail so the released rows' buffers can be freed.
+                keep = np.arange(cut, len(run.ts))
+                run.table = run.table.take(pa.array(keep))
+                run.ts, run.arrival, run.start = run.ts[cut:], run.arrival[cut:], 0
+        self.runs = [r for r in self.runs if len(r)]
+        self.released_until = watermark
+        return out
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+
+def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: EventsBuilder | None,
+          encoding: str | None, keys_of: Callable[[BeaconChunk], pa.Array],
+          ) -> list[tuple[pa.Table, np.ndarray, np.ndarray]]:
+    parts = []
+    seq_of_row = chunk.sessions["session_seq"]
+    for b in beacons:
+        seq = seq_of_row[np.asarray(b.session, dtype=np.int64)]
+        ts = np.asarray(b.send_t, dtype=np.float64)
+        if fmt == "requests":
+            keys = keys_of(b).cast(pa.string()).to_pylist()
+            table = requests_table(ts, wire_requests(b, encoding), b.protocol, keys)
+        else:
+            table = builder.table(b, chunk, keys_of(b))
+        parts.append((table, ts, seq))
+    return parts
+
+
+def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, encoding: str | None = None,
+                stats: GenerateStats | None = None,
+                beacons_of: Callable[[SessionChunk, str], list[BeaconChunk]] = beacon_chunks,
+                keys_of: Callable[[BeaconChunk], pa.Array] = ledger_keys) -> Iterator[pa.Table]:
+    """Tables of events-table rows (or request rows for fmt="requests") in global send order.
+
+    `beacons_of` and `keys_of` default to the protocol policies and codecs.
+    """
+    stats = stats if stats is not None else GenerateStats()
+    merge = SendOrderMerge()
+    builder: EventsBuilder | None = None
+    for chunk in chunks:
+        beacons = beacons_of(chunk, protocol)
+        if fmt != "requests" and builder is None:
+            builder = EventsBuilder.for_chunks(beacons)
+        stats.sessions += chunk.n_sessions
+        parts = _rows(chunk, beacons, fmt, builder, encoding, keys_of)
+        watermark = float(chunk.sessions["start"].min()) if chunk.n_sessions else -math.inf
+        released = merge.push(parts, watermark)
+        if released is not None:
+            stats.beacons += released.num_rows
+            yield released
+    released = merge.flush()
+    if released is not None:
+        stats.beacons += released.num_rows
+        yield released
+
+
+def generate(components, *, seed: int, sessions: int | None = None, days: float | None = None,
+             protocol: str = "legacy", fmt: str = "parquet", out, partition: str | None = None,
+             encoding: str | None = None, chunk_size: int = 65536,
+             on_progress: Callable[[GenerateStats, float], None] | None = None) -> GenerateStats:
+    """Generate a run into `out` (a file, or a folder when partitioned); returns its counts.
+
+    `on_progress(stats, watermark)` is called after every chunk with the counts so far and the
+    simulated time (epoch s) up to which rows are written.
+    """
+    from .player.model import generate_sessions
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+    stats = GenerateStats()
+    started = time.perf_counter()
+    chunks = generate_sessions(components, seed, sessions=sessions, days=days, chunk_size=chunk_size)
+    schema = REQUESTS_SCHEMA if fmt == "requests" else None
+    sink = None
+    try:
+        for table in stream_rows(chunks, protocol=protocol, fmt=fmt, encoding=encoding, stats=stats):
+            if sink is None:
+                sink = open_sink(fmt, out, schema or table.schema, partition=partition)
+            sink.write(table)
+            if on_progress:
+                on_progress(stats, float(table.column("ts")[-1].as_py()))
+        if sink is None:   # no beacons at all: still leave a valid, empty file
+            sink = open_sink(fmt, out, schema or EventsBuilder().schema, partition=partition)
+        sink.commit()
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    stats.seconds = time.perf_counter() - started
+    return stats
