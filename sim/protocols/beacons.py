@@ -18,6 +18,10 @@ Protocol = Literal["legacy", "kava"]
 Scalar = str | int | float | bool
 
 
+class DecodeError(ValueError):
+    """A request that is not a well-formed beacon of the protocol asked to decode it."""
+
+
 @dataclass
 class Beacon:
     protocol: Protocol
