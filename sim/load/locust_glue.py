@@ -1,0 +1,224 @@
+"""Locust glue: the sender user and the event hooks that run player-sim's load in Locust.
+
+    # locustfile.py
+    from sim.load.locust_glue import BeaconSenderUser, install
+    install()
+
+`install()` adds the options (shown in the web UI too) and the listeners: at test start
+each process builds its schedule (worker index -> its own random stream and session ids, its
+share of the rate or viewers), its users run the send loop, at test stop in-flight sends are
+drained and the ledger is renamed into place; workers report lateness and failure figures
+to the master, which prints the run's summary.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gevent
+import orjson
+from locust import User, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
+
+from .plan import DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options
+from .sender import LatenessHistogram, Ledger, Sender, lateness_summary, worker_ledger_path
+
+log = logging.getLogger("player-sim")
+
+PLAN_MESSAGE = "player_sim_plan"
+
+
+@dataclass
+class ProcessRun:
+    """What one process holds during a test."""
+    sender: Sender
+    worker_index: int
+    ledger_path: str | None
+
+
+class LoadState:
+    """The process-wide state the listeners share (one per process)."""
+
+    def __init__(self):
+        self.run: ProcessRun | None = None
+        self.workers = 1
+        self.worker_summaries: dict[str, dict] = {}
+        self.failed_to_start: str | None = None
+        self.last_summary: dict | None = None          # kept for the worker's final report
+        self.last_lateness: LatenessHistogram | None = None
+
+
+STATE = LoadState()
+
+
+def _worker_index(runner) -> int | None:
+    """None for a stand-alone process, else this worker's index."""
+    if isinstance(runner, WorkerRunner):
+        return max(runner.worker_index, 0)
+    return None
+
+
+def _fail(environment, message: str) -> None:
+    """Report a bad option and stop the run with a non-zero exit, no traceback."""
+    STATE.failed_to_start = message
+    log.error(message)
+    print(f"player-sim: {message}", file=sys.stderr)
+    environment.process_exit_code = 2
+    runner = environment.runner
+    if runner is not None:
+        gevent.spawn_later(0, runner.quit)
+
+
+def on_test_start(environment, **_kw) -> None:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        STATE.worker_summaries.clear()
+        runner.send_message(PLAN_MESSAGE, {"workers": max(runner.worker_count, 1)})
+        return
+    options = environment.parsed_options
+    host = environment.host or DEFAULT_HOST
+    index = _worker_index(runner)
+    try:
+        check_options(options, host)
+        t0 = time.time() + 0.5   # the first look-ahead is generated before anything is due
+        schedule = build_schedule(options, worker_index=index or 0, workers=STATE.workers if index is not None else 1,
+                                  t0=t0, host=host)
+    except OptionError as exc:
+        return _fail(environment, str(exc))
+    except Exception as exc:
+        from ..scenario.errors import ScenarioError
+        if isinstance(exc, ScenarioError | FileNotFoundError):
+            return _fail(environment, str(exc))
+        raise
+    ledger_path = worker_ledger_path(options.ledger, index) if options.ledger else None
+    sender = Sender(schedule, host, events=environment.events, ledger=Ledger(ledger_path) if ledger_path else None,
+                    concurrency=options.concurrency, retries=options.retries, timeout=options.request_timeout,
+                    late_threshold=options.late_threshold)
+    STATE.run = ProcessRun(sender, index or 0, ledger_path)
+
+
+def on_test_stop(environment, **_kw) -> None:
+    run, STATE.run = STATE.run, None
+    if run is None:
+        return
+    run.sender.stop()
+    if not run.sender.drain():
+        log.warning("in-flight sends did not finish within the request timeout; they are not in the ledger")
+    run.sender.close()
+    summary = run.sender.summary()
+    STATE.last_summary = summary
+    STATE.last_lateness = run.sender.lateness
+    if not isinstance(environment.runner, WorkerRunner):
+        _report(environment, summary)
+
+
+def _report(environment, summary: dict) -> None:
+    lat = summary["lateness"]
+    s = summary["sessions"]
+    fails = ", ".join(f"{k}: {v}" for k, v in sorted(summary["failures"].items())) or "none"
+    log.info(f"player-sim: {summary['sent']} sends, {summary['failed']} failed ({fails}); sessions "
+             f"{s['started']} started, {s['dropped']} dropped; lateness p50 {lat['p50_ms']} ms, "
+             f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms, {lat['late']} later than {lat['late_threshold_ms']:g} ms")
+    path = getattr(environment.parsed_options, "summary_json", "")
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(f"{path}.tmp")
+        tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        tmp.replace(path)
+
+
+def on_report_to_master(client_id, data, **_kw) -> None:
+    run = STATE.run
+    if run is not None:
+        summary = run.sender.summary()
+        summary["lateness_hist"] = run.sender.lateness.to_sparse()
+    elif STATE.last_summary is not None:
+        summary = dict(STATE.last_summary)
+        summary["lateness_hist"] = STATE.last_lateness.to_sparse()
+    else:
+        return
+    data["player_sim"] = summary
+
+
+def on_worker_report(client_id, data, **_kw) -> None:
+    if "player_sim" in data:
+        STATE.worker_summaries[client_id] = data["player_sim"]
+
+
+def merge_summaries(summaries: list[dict], late_threshold: float) -> dict:
+    """The run's figures from each worker's latest (cumulative) report."""
+    hist = LatenessHistogram()
+    total = {"sent": 0, "failed": 0, "failures": {}, "by_label": {}, "workers": len(summaries),
+             "sessions": {"generated": 0, "started": 0, "dropped": 0}, "skipped_beacons": 0,
+             "views_suppressed": 0, "generate_cpu_s": 0.0}
+    for s in summaries:
+        for k in ("sent", "failed", "skipped_beacons", "views_suppressed", "generate_cpu_s"):
+            total[k] += s[k]
+        for group in ("failures", "by_label", "sessions"):
+            for k, v in s[group].items():
+                total[group][k] = total[group].get(k, 0) + v
+        hist.merge_sparse(s["lateness_hist"])
+    total["lateness"] = lateness_summary(hist, late_threshold)
+    return total
+
+
+def on_init(environment, **_kw) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        def plan(environment, msg, **_):
+            STATE.workers = int(msg.data.get("workers", 1))
+        runner.register_message(PLAN_MESSAGE, plan)
+    options = environment.parsed_options
+    if options is not None and not isinstance(runner, WorkerRunner):
+        try:
+            check_options(options, environment.host or DEFAULT_HOST)
+        except OptionError as exc:
+            log.error(str(exc))
+            print(f"player-sim: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+
+def on_quitting(environment, **_kw) -> None:
+    if isinstance(environment.runner, MasterRunner) and STATE.worker_summaries:
+        # the workers' final reports arrive after the master's test_stop
+        _report(environment, merge_summaries(list(STATE.worker_summaries.values()),
+                                             environment.parsed_options.late_threshold))
+    if STATE.failed_to_start:
+        environment.process_exit_code = 2
+
+
+_installed = False
+
+
+def install() -> None:
+    """Register the options and listeners on Locust's global events (once)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    events.init_command_line_parser.add_listener(add_arguments)
+    events.init.add_listener(on_init)
+    events.test_start.add_listener(on_test_start)
+    events.test_stop.add_listener(on_test_stop)
+    events.report_to_master.add_listener(on_report_to_master)
+    events.worker_report.add_listener(on_worker_report)
+    events.quitting.add_listener(on_quitting)
+
+
+class BeaconSenderUser(User):
+    """Not a viewer: a sender that pops due beacons of thousands of simulated viewers and
+    sends them over its own keep-alive pool (`--concurrency` requests in flight)."""
+
+    host = DEFAULT_HOST
+    wait_time = constant(0)
+
+    @task
+    def send_due_beacons(self) -> None:
+        run = STATE.run
+        if run is None:   # the run could not start (bad options): the runner is quitting
+            gevent.sleep(0.1)
+            return
+        run.sender.run()

@@ -1,0 +1,159 @@
+"""The options of a live-load run and the schedule they describe for one process.
+
+Kept free of Locust imports (Locust monkey-patches the process on import) so the checks can
+run anywhere: `check_options` refuses bad values and unsafe targets with a message naming
+the option; `build_schedule` gives a worker its share of the load and its own random stream.
+"""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from .schedule import ClosedArrivals, OpenArrivals, Schedule, Timebase, protocol_adapters, session_stream
+
+DEFAULT_HOST = "http://127.0.0.1:8080"
+DEFAULT_SCENARIO = "scenarios/default-mix.yaml"
+KALTURA_DEFAULT_MAX_RATE = 5.0
+
+
+class OptionError(ValueError):
+    """A bad option or an unsafe target; the message names the option."""
+
+
+# --- options --------------------------------------------------------------------------------
+
+def add_arguments(parser) -> None:
+    """player-sim's options on Locust's parser (each also shows in the web UI form; Locust
+    shows only options added on the parser itself, not in an argument group)."""
+    g = parser
+    g.add_argument("--scenario", action="append", default=None, metavar="PATH[:WEIGHT]",
+                   help=f"scenario or mix file; repeat to mix with weights (default {DEFAULT_SCENARIO})")
+    g.add_argument("--protocol", choices=["legacy", "kava", "both"], default="kava",
+                   help="which analytics protocol the players speak")
+    g.add_argument("--workload", choices=["open", "closed"], default="open",
+                   help="open: sessions arrive at --session-rate; closed: --viewers watch back to back")
+    g.add_argument("--session-rate", type=float, default=5.0, help="open model: sessions starting per second (wall clock)")
+    g.add_argument("--viewers", type=int, default=100, help="closed model: concurrent viewers")
+    g.add_argument("--idle-gap", type=float, default=5.0, help="closed model: mean idle seconds between a viewer's sessions")
+    g.add_argument("--ramp-up", type=float, default=10.0, help="closed model: first sessions start spread over this many seconds")
+    g.add_argument("--time-scale", type=float, default=1.0, help="play this many times faster than real time")
+    g.add_argument("--seed", type=int, default=1, help="random seed (each worker draws its own stream from it)")
+    g.add_argument("--ledger", default="", help="write every send as JSON lines here (workers add .w<N>)")
+    g.add_argument("--summary-json", default="", help="write the run's lateness/failure figures here at the end")
+    g.add_argument("--partner-id", type=int, default=0, help="override the scenarios' partner id")
+    g.add_argument("--entry-id", default="", help="send every session for this entry id")
+    g.add_argument("--entry-duration", type=float, default=300.0, help="duration (s) of --entry-id")
+    g.add_argument("--retries", type=int, default=0, help="resend a failed beacon up to N times (players do not)")
+    g.add_argument("--concurrency", type=int, default=64, help="requests in flight per sender user (keep-alive connections)")
+    g.add_argument("--request-timeout", type=float, default=10.0, help="seconds before a send counts as timed out")
+    g.add_argument("--late-threshold", type=float, default=0.25, help="a send later than this (s) counts as late")
+    g.add_argument("--drop-after", type=float, default=5.0,
+                   help="open model: a session whose first beacon would go out later than this (s) is dropped")
+    g.add_argument("--max-rate", type=float, default=0.0,
+                   help=f"sessions/s cap against Kaltura's hosts (default {KALTURA_DEFAULT_MAX_RATE:g})")
+    g.add_argument("--i-mean-kaltura", action="store_true", default=False,
+                   help="allow sending to *.kaltura.com (needs --partner-id; capped by --max-rate)")
+
+
+def scenario_specs(values: list[str] | None) -> list[tuple[str, float]]:
+    """`PATH` or `PATH:WEIGHT` items -> (path, weight)."""
+    specs = []
+    for item in values or [DEFAULT_SCENARIO]:
+        path, sep, weight = item.rpartition(":")
+        if sep and path:
+            try:
+                w = float(weight)
+            except ValueError:
+                specs.append((item, 1.0))
+                continue
+            if not w > 0:
+                raise OptionError(f"--scenario {item}: weight must be > 0")
+            specs.append((path, w))
+        else:
+            specs.append((item, 1.0))
+    return specs
+
+
+def is_kaltura_host(host: str) -> bool:
+    name = (urlsplit(host if "://" in host else f"//{host}").hostname or "").lower().rstrip(".")
+    return name == "kaltura.com" or name.endswith(".kaltura.com")
+
+
+def check_options(options, host: str) -> None:
+    """Refuse bad values and unsafe targets with a message naming the option."""
+    if options.time_scale <= 0:
+        raise OptionError(f"--time-scale must be > 0 (got {options.time_scale:g})")
+    if options.workload == "open" and not options.session_rate > 0:
+        raise OptionError(f"--session-rate must be > 0 (got {options.session_rate:g})")
+    if options.workload == "closed" and options.viewers < 1:
+        raise OptionError(f"--viewers must be >= 1 (got {options.viewers})")
+    for name in ("retries", "concurrency"):
+        if getattr(options, name) < (1 if name == "concurrency" else 0):
+            raise OptionError(f"--{name} is out of range (got {getattr(options, name)})")
+    if options.request_timeout <= 0:
+        raise OptionError(f"--request-timeout must be > 0 (got {options.request_timeout:g})")
+    scenario_specs(options.scenario)
+    if not is_kaltura_host(host):
+        return
+    if not options.i_mean_kaltura:
+        raise OptionError(f"--host {host} is Kaltura's own service: add --i-mean-kaltura and --partner-id "
+                          f"if you really mean to send simulated beacons there")
+    if not options.partner_id:
+        raise OptionError(f"--host {host}: sending to Kaltura needs --partner-id (your own account)")
+    if options.time_scale != 1:
+        raise OptionError(f"--host {host}: --time-scale must be 1 against Kaltura (real players do not play faster)")
+    cap = options.max_rate or KALTURA_DEFAULT_MAX_RATE
+    if options.workload == "open" and options.session_rate > cap:
+        raise OptionError(f"--session-rate {options.session_rate:g} is above the {cap:g} sessions/s allowed against "
+                          f"Kaltura; raise --max-rate if you mean it")
+
+
+def session_rate_cap(options, host: str) -> float | None:
+    if is_kaltura_host(host):
+        return options.max_rate or KALTURA_DEFAULT_MAX_RATE
+    return options.max_rate or None
+
+
+# --- building a process's schedule ----------------------------------------------------------
+
+def load_components(options) -> list:
+    """The scenario components with mix weights and the partner/entry overrides applied."""
+    from ..scenario.loader import load
+    from ..scenario.model import CatalogEntry
+    components = []
+    for path, weight in scenario_specs(options.scenario):
+        for c in load(path):
+            scenario = c.scenario
+            if options.partner_id:
+                scenario = scenario.model_copy(update={
+                    "partner": scenario.partner.model_copy(update={"partner_id": options.partner_id, "widget_id": None})})
+            if options.entry_id:
+                catalog = scenario.catalog.model_copy(update={
+                    "entries": [CatalogEntry(id=options.entry_id, duration=options.entry_duration)],
+                    "count": None, "csv": None})
+                scenario = scenario.model_copy(update={"catalog": catalog})
+            c.scenario, c.weight = scenario, c.weight * weight
+            components.append(c)
+    return components
+
+
+def build_schedule(options, *, worker_index: int, workers: int, t0: float, host: str) -> Schedule:
+    """This process's share of the load: its own seed partition, rate or viewers."""
+    rng = np.random.default_rng(np.random.SeedSequence(options.seed, spawn_key=(worker_index, 1 << 20)))
+    components = load_components(options)
+    cap = session_rate_cap(options, host)
+    if options.workload == "open":
+        rate = options.session_rate / workers
+        arrivals = OpenArrivals(rate, rng, t0)
+        chunk_size = int(np.clip(rate * 0.5, 16, 4096))
+        drop_after = options.drop_after
+    else:
+        viewers = options.viewers // workers + (1 if worker_index < options.viewers % workers else 0)
+        arrivals = ClosedArrivals(max(viewers, 1), rng, t0, idle_gap=options.idle_gap, ramp_up=options.ramp_up,
+                                  max_rate=cap / workers if cap else None)
+        chunk_size = int(np.clip(viewers / 20, 16, 4096))
+        drop_after = None
+    stream = session_stream(components, options.seed, worker=worker_index, chunk_size=chunk_size)
+    return Schedule(stream, arrivals, Timebase(t0, options.time_scale), protocol_adapters(options.protocol),
+                    drop_after=drop_after)

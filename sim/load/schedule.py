@@ -1,0 +1,406 @@
+"""The send schedule: which beacon of which simulated viewer is due when, in wall-clock time.
+
+A viewer is a row here, not a greenlet: session chunks are generated a bounded look-ahead
+in front of the clock, re-timed by a workload model (open: Poisson arrivals at a fixed rate;
+closed: N viewers back to back with idle gaps), turned into beacons by the protocol
+policies and kept as time-sorted columns. `Schedule.pop_due(now)` hands out what is due;
+`render` turns one row into a wire request at send time, so per-session player state (the
+KAVA server's `time` and `viewEventsEnabled`) applies to the beacons sent after the answer.
+
+    schedule = Schedule(session_stream(components, seed=7), OpenArrivals(20, rng, t0),
+                        Timebase(t0, scale=10), protocol_adapters("kava"))
+    schedule.refill(time.time())
+    for t, queue, row in schedule.pop_due(time.time()):
+        out = queue.render(row, late=time.time() - t)
+"""
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..player.timeline import SessionChunk
+from ..protocols.beacons import BeaconChunk, Strings, WireRequest
+
+# Event names for Locust statistics rows ("legacy 3 PLAY", "kava 99 VIEW"); ids from
+# kaltura-protocols.md a.7 and c.2.
+LEGACY_EVENT_NAMES = {
+    1: "WIDGET_LOADED", 2: "MEDIA_LOADED", 3: "PLAY", 4: "PLAY_REACHED_25", 5: "PLAY_REACHED_50",
+    6: "PLAY_REACHED_75", 7: "PLAY_REACHED_100", 8: "OPEN_EDIT", 9: "OPEN_VIRAL", 10: "OPEN_DOWNLOAD",
+    11: "OPEN_REPORT", 12: "BUFFER_START", 13: "BUFFER_END", 14: "OPEN_FULL_SCREEN",
+    15: "CLOSE_FULL_SCREEN", 16: "REPLAY", 17: "SEEK", 18: "OPEN_UPLOAD", 19: "SAVE_PUBLISH",
+    20: "CLOSE_EDITOR", 21: "PRE_BUMPER_PLAYED", 22: "POST_BUMPER_PLAYED", 23: "BUMPER_CLICKED",
+    24: "PREROLL_STARTED", 25: "MIDROLL_STARTED", 26: "POSTROLL_STARTED", 27: "OVERLAY_STARTED",
+    28: "PREROLL_CLICKED", 29: "MIDROLL_CLICKED", 30: "POSTROLL_CLICKED", 31: "OVERLAY_CLICKED",
+    32: "PREROLL_25", 33: "PREROLL_50", 34: "PREROLL_75", 35: "MIDROLL_25", 36: "MIDROLL_50",
+    37: "MIDROLL_75", 38: "POSTROLL_25", 39: "POSTROLL_50", 40: "POSTROLL_75",
+}
+KAVA_EVENT_NAMES = {
+    1: "IMPRESSION", 2: "PLAY_REQUEST", 3: "PLAY", 4: "RESUME", 11: "PLAY_REACHED_25",
+    12: "PLAY_REACHED_50", 13: "PLAY_REACHED_75", 14: "PLAY_REACHED_100", 15: "PLAY_REACHED_90",
+    21: "SHARE_CLICKED", 22: "SHARE_NETWORK", 23: "DOWNLOAD", 24: "REPORT_CLICKED",
+    25: "REPORT_SUBMITTED", 31: "ENTER_FULLSCREEN", 32: "EXIT_FULLSCREEN", 33: "PAUSE", 34: "REPLAY",
+    35: "SEEK", 36: "RELATED_OPEN", 37: "RELATED_SELECTED", 38: "CAPTIONS", 39: "SOURCE_SELECTED",
+    40: "INFO", 41: "SPEED", 42: "AUDIO_SELECTED", 43: "FLAVOR_SWITCH", 45: "BUFFER_START",
+    46: "BUFFER_END", 98: "ERROR", 99: "VIEW",
+    8999: "AD_IMPRESSION", 9000: "AD_STARTED", 9001: "AD_SKIPPED", 9002: "AD_FIRST_QUARTILE",
+    9003: "AD_MID_POINT", 9004: "AD_THIRD_QUARTILE", 9005: "AD_COMPLETED", 9006: "AD_ERROR",
+    9007: "AD_BUFFER_START", 9008: "AD_BUFFER_END", 9009: "AD_CLICKED",
+}
+EVENT_NAMES = {"legacy": LEGACY_EVENT_NAMES, "kava": KAVA_EVENT_NAMES}
+KAVA_VIEW = 99
+
+
+@dataclass(frozen=True)
+class Timebase:
+    """Simulated time runs `scale` times faster than the wall clock; both agree at `t0`."""
+    t0: float
+    scale: float = 1.0
+
+    def to_wall(self, sim_t):
+        return self.t0 + (sim_t - self.t0) / self.scale
+
+    def to_sim(self, wall_t):
+        return self.t0 + (wall_t - self.t0) * self.scale
+
+
+# --- workload models ------------------------------------------------------------------------
+
+def poisson_arrivals(rng: np.random.Generator, rate: float, after: float, n: int) -> np.ndarray:
+    """`n` arrival times of a Poisson process at `rate` per second, strictly after `after`."""
+    return after + np.cumsum(rng.exponential(1.0 / rate, n))
+
+
+class OpenArrivals:
+    """Sessions arrive at `rate` per wall second whatever the target does (open model)."""
+
+    def __init__(self, rate: float, rng: np.random.Generator, start: float):
+        if not rate > 0:
+            raise ValueError(f"session rate must be > 0 (got {rate})")
+        self.rate, self.rng, self.last = rate, rng, start
+
+    @property
+    def horizon(self) -> float:
+        """Wall time up to which sessions have been assigned."""
+        return self.last
+
+    def assign(self, lengths_wall: np.ndarray) -> np.ndarray:
+        starts = poisson_arrivals(self.rng, self.rate, self.last, len(lengths_wall))
+        if len(starts):
+            self.last = float(starts[-1])
+        return starts
+
+
+class ClosedArrivals:
+    """`viewers` concurrent viewers, each starting its next session after the previous one
+    ends plus an idle gap (exponential, mean `idle_gap` wall seconds). First sessions start
+    spread evenly over `ramp_up` seconds. `max_rate` caps session starts per second."""
+
+    def __init__(self, viewers: int, rng: np.random.Generator, start: float, *, idle_gap: float = 5.0,
+                 ramp_up: float = 10.0, max_rate: float | None = None):
+        if viewers < 1:
+            raise ValueError(f"viewers must be >= 1 (got {viewers})")
+        self.rng, self.idle_gap = rng, idle_gap
+        self.min_spacing = 1.0 / max_rate if max_rate else 0.0
+        first = start + np.sort(rng.uniform(0.0, max(ramp_up, 0.0), viewers))
+        self.free: list[tuple[float, int, bool]] = [(float(t), v, True) for v, t in enumerate(first)]
+        heapq.heapify(self.free)
+        self.last_start = -math.inf
+
+    @property
+    def horizon(self) -> float:
+        """Wall time before which every viewer slot already has its session."""
+        return self.free[0][0]
+
+    def assign(self, lengths_wall: np.ndarray) -> np.ndarray:
+        n = len(lengths_wall)
+        starts = np.empty(n)
+        gaps = self.rng.exponential(self.idle_gap, n) if self.idle_gap > 0 else np.zeros(n)
+        for i in range(n):
+            free_at, viewer, first = heapq.heappop(self.free)
+            start = free_at if first else free_at + gaps[i]
+            start = max(start, self.last_start + self.min_spacing)
+            self.last_start = starts[i] = start
+            heapq.heappush(self.free, (start + float(lengths_wall[i]), viewer, False))
+        return starts
+
+
+# --- where sessions and beacons come from -------------------------------------------------
+
+@dataclass(frozen=True)
+class ProtocolAdapter:
+    """One protocol's policy (SessionChunk -> BeaconChunk) and codec module."""
+    protocol: str
+    policy: Callable[[SessionChunk], BeaconChunk]
+    codec: Any
+
+
+def protocol_adapters(protocol: str) -> list[ProtocolAdapter]:
+    """The adapters for `legacy`, `kava` or `both` (legacy then says hasKanalony=true)."""
+    if protocol not in ("legacy", "kava", "both"):
+        raise ValueError(f"protocol must be legacy, kava or both (got {protocol!r})")
+    adapters = []
+    if protocol in ("legacy", "both"):
+        from ..protocols.legacy import codec as legacy_codec, policy as legacy_policy
+        with_kava = protocol == "both"
+        adapters.append(ProtocolAdapter("legacy", lambda c: legacy_policy.beacons(c, with_kava=with_kava), legacy_codec))
+    if protocol in ("kava", "both"):
+        from ..protocols.kava import codec as kava_codec, policy as kava_policy
+        adapters.append(ProtocolAdapter("kava", kava_policy.beacons, kava_codec))
+    return adapters
+
+
+def partition_seed(seed: int, worker: int, epoch: int = 0) -> int:
+    """A 63-bit seed of its own for each (worker, epoch): disjoint random streams per worker."""
+    state = np.random.SeedSequence(seed, spawn_key=(worker, epoch)).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def session_stream(components: list, seed: int, *, worker: int = 0, chunk_size: int = 4096,
+                   epoch_sessions: int = 262_144) -> Iterator[SessionChunk]:
+    """An endless stream of session chunks for one worker: epoch after epoch of
+    `generate_sessions`, each with its own seed derived from (seed, worker, epoch)."""
+    from ..player.model import generate_sessions
+    epoch = 0
+    while True:
+        yield from generate_sessions(components, partition_seed(seed, worker, epoch),
+                                     sessions=epoch_sessions, chunk_size=chunk_size)
+        epoch += 1
+
+
+# --- per-session player state and the queue of one beacon chunk ---------------------------
+
+class SessionState:
+    """What the player remembers per session while it plays (shared by both protocols)."""
+
+    def __init__(self, n: int):
+        self.started = np.zeros(n, bool)       # something of this session has been sent
+        self.dropped = np.zeros(n, bool)       # open model: could not start on time
+        self.server_time = np.full(n, np.nan)  # KAVA: first answer's `time` -> sessionStartTime
+        self.views_off = np.zeros(n, bool)     # KAVA: first answer said viewEventsEnabled false
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One rendered send: the request and what the ledger and statistics need."""
+    label: str
+    protocol: str
+    request: WireRequest
+    key: Any
+    session: int
+
+
+def take_rows(chunk: BeaconChunk, rows: np.ndarray) -> BeaconChunk:
+    """The beacon chunk restricted to `rows` (every per-row column indexed, pools shared)."""
+    n = len(chunk)
+
+    def take(value):
+        if isinstance(value, Strings) and len(value) == n:
+            return Strings(value.codes[rows], value.pool)
+        if isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n:
+            return value[rows]
+        if isinstance(value, dict):
+            return {k: take(v) for k, v in value.items()}
+        return value
+
+    return dataclasses.replace(chunk, **{f.name: take(getattr(chunk, f.name)) for f in dataclasses.fields(chunk)})
+
+
+def _encoding_column(chunk: BeaconChunk):
+    """The per-row encoding name, if the codec keeps one as a column or attribute."""
+    for name in ("encoding", "_encoding"):
+        value = chunk.columns.get(name) if name in chunk.columns else getattr(chunk, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+class BeaconQueue:
+    """The beacons of one chunk of one protocol, ordered by scheduled wall time."""
+
+    COMPACT_MIN = 2048  # below this many rows, keeping sent rows costs less than copying
+
+    def __init__(self, adapter: ProtocolAdapter, chunk: BeaconChunk, wall: np.ndarray,
+                 state: SessionState, stats: "ScheduleStats", drop_after: float | None):
+        order = np.argsort(wall, kind="stable")
+        self.adapter, self.protocol, self.codec = adapter, adapter.protocol, adapter.codec
+        self.state, self.stats, self.drop_after = state, stats, drop_after
+        self.chunk = take_rows(chunk, order)
+        self.wall = wall[order]
+        self.cursor = 0
+        self.labels: dict[int, str] = {}
+        self.encoding = _encoding_column(self.chunk)
+
+    def __len__(self) -> int:
+        return len(self.wall)
+
+    @property
+    def done(self) -> bool:
+        return self.cursor >= len(self.wall)
+
+    def take_due(self, now: float) -> tuple[np.ndarray, int, int]:
+        """(times, first row, end row) of the rows due by `now`; advances the cursor."""
+        end = int(np.searchsorted(self.wall, now, side="right"))
+        start, self.cursor = self.cursor, max(self.cursor, end)
+        return self.wall[start:end], start, end
+
+    def compact(self) -> None:
+        """Release the rows already rendered once they are most of the chunk."""
+        if self.cursor < self.COMPACT_MIN or self.cursor * 2 < len(self.wall):
+            return
+        keep = np.arange(self.cursor, len(self.wall))
+        self.chunk = take_rows(self.chunk, keep)
+        self.wall = self.wall[keep]
+        if self.encoding is not None and not isinstance(self.encoding, str):
+            self.encoding = _encoding_column(self.chunk)
+        self.cursor = 0
+
+    def label(self, event_type: int) -> str:
+        label = self.labels.get(event_type)
+        if label is None:
+            name = EVENT_NAMES[self.protocol].get(event_type, "EVENT")
+            label = self.labels[event_type] = f"{self.protocol} {event_type} {name}"
+        return label
+
+    def render(self, row: int, late: float) -> Outgoing | None:
+        """The request for `row`, or None when the player would not send it now: its session
+        was dropped (open model, first send later than `drop_after`) or VIEWs are off."""
+        chunk, state, stats = self.chunk, self.state, self.stats
+        s = int(chunk.session[row])
+        if state.dropped[s]:
+            stats.skipped += 1
+            return None
+        if not state.started[s]:
+            if self.drop_after is not None and late > self.drop_after:
+                state.dropped[s] = True
+                stats.dropped_sessions += 1
+                stats.skipped += 1
+                return None
+            state.started[s] = True
+            stats.started_sessions += 1
+        beacon = self.codec.beacon_at(chunk, row)
+        event_type = int(beacon.fields.get("eventType", 0))
+        if self.protocol == "kava":
+            if event_type == KAVA_VIEW and state.views_off[s]:
+                stats.views_suppressed += 1
+                return None
+            server_time = state.server_time[s]
+            if server_time == server_time:  # not NaN: the session has heard from the server
+                beacon.fields["sessionStartTime"] = int(server_time) if server_time.is_integer() else float(server_time)
+        encoding = self.encoding
+        if encoding is None:
+            request = self.codec.encode(beacon)
+        else:
+            request = self.codec.encode(beacon, encoding if isinstance(encoding, str) else _at(encoding, row))
+        return Outgoing(self.label(event_type), self.protocol, request, self.codec.ledger_key(beacon), s)
+
+    def on_response(self, out: Outgoing, body: bytes) -> None:
+        """KAVA: the first answer of a session sets sessionStartTime and viewEventsEnabled."""
+        if self.protocol != "kava" or self.state.server_time[out.session] == self.state.server_time[out.session]:
+            return
+        try:
+            server_time, views_enabled = self.codec.parse_response(body)
+        except Exception:  # an answer the player cannot parse changes nothing, as in kava.ts
+            return
+        if server_time is not None:
+            self.state.server_time[out.session] = float(server_time)
+        if views_enabled is False:
+            self.state.views_off[out.session] = True
+
+
+def _at(column, row: int):
+    return column.get(row) if isinstance(column, Strings) else column[row]
+
+
+# --- the schedule ---------------------------------------------------------------------------
+
+@dataclass
+class ScheduleStats:
+    sessions_generated: int = 0
+    started_sessions: int = 0
+    dropped_sessions: int = 0     # open model: could not start on time (k6 dropped_iterations)
+    skipped: int = 0              # beacons not sent because their session was dropped
+    views_suppressed: int = 0     # KAVA VIEWs not sent after viewEventsEnabled:false
+    beacons_scheduled: int = 0
+    generate_seconds: float = 0.0  # CPU time spent generating sessions and beacons
+
+
+@dataclass
+class Schedule:
+    """Time-ordered beacons of every session generated so far, generated `lookahead`
+    wall seconds ahead of the clock."""
+    stream: Iterator[SessionChunk]
+    arrivals: OpenArrivals | ClosedArrivals
+    timebase: Timebase
+    adapters: list[ProtocolAdapter]
+    lookahead: float = 2.0
+    drop_after: float | None = None
+    chunk_hook: Callable[[SessionChunk], None] | None = None   # e.g. partner/entry overrides
+    queues: list[BeaconQueue] = field(default_factory=list)
+    stats: ScheduleStats = field(default_factory=ScheduleStats)
+
+    def refill(self, now: float, budget: int = 1) -> int:
+        """Generate up to `budget` session chunks if the assigned sessions do not reach
+        `now + lookahead`; returns how many were generated."""
+        import time
+        made = 0
+        while made < budget and self.arrivals.horizon < now + self.lookahead:
+            began = time.process_time()
+            self._add(next(self.stream))
+            self.stats.generate_seconds += time.process_time() - began
+            made += 1
+        return made
+
+    def _add(self, chunk: SessionChunk) -> None:
+        if self.chunk_hook is not None:
+            self.chunk_hook(chunk)
+        sessions, actions = chunk.sessions, chunk.actions
+        n = chunk.n_sessions
+        last = sessions["first_action"] + np.maximum(sessions["n_actions"], 1) - 1
+        lengths_sim = actions["t"][last] if chunk.n_actions else np.zeros(n)
+        starts_wall = self.arrivals.assign(lengths_sim / self.timebase.scale)
+        # beacons carry simulated time: the session starts "now" on the simulated clock, and
+        # the policy times each beacon from the session's start
+        sessions["start"] = self.timebase.to_sim(starts_wall)
+        state = SessionState(n)
+        self.stats.sessions_generated += n
+        for adapter in self.adapters:
+            beacons = adapter.policy(chunk)
+            if not len(beacons):
+                continue
+            wall = self.timebase.to_wall(beacons.send_t)
+            self.queues.append(BeaconQueue(adapter, beacons, wall, state, self.stats, self.drop_after))
+            self.stats.beacons_scheduled += len(beacons)
+
+    def next_due(self) -> float | None:
+        """Wall time of the earliest beacon not yet handed out."""
+        heads = [q.wall[q.cursor] for q in self.queues if not q.done]
+        return min(heads) if heads else None
+
+    def pop_due(self, now: float) -> list[tuple[float, BeaconQueue, int]]:
+        """Every (scheduled time, queue, row) due by `now`, earliest first. Render the rows
+        before the next `compact()`: compaction renumbers rows."""
+        parts = []
+        for q in self.queues:
+            times, start, end = q.take_due(now)
+            if end > start:
+                parts.append((times, q, start))
+        due = [(t, q, start + i) for times, q, start in parts for i, t in enumerate(times.tolist())]
+        if len(parts) > 1:
+            due.sort(key=lambda d: d[0])
+        return due
+
+    def compact(self) -> None:
+        """Drop finished queues and release rendered rows (only between batches)."""
+        self.queues = [q for q in self.queues if not q.done]
+        for q in self.queues:
+            q.compact()
+
+    @property
+    def pending(self) -> int:
+        return sum(len(q) - q.cursor for q in self.queues)

@@ -1,0 +1,209 @@
+"""The live-load schedule: workload models, time scaling, lateness figures, ledger, safety."""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from sim.load.plan import OptionError, add_arguments, check_options, is_kaltura_host, scenario_specs
+from sim.load.schedule import ClosedArrivals, OpenArrivals, Timebase, partition_seed, take_rows
+from sim.load.sender import LatenessHistogram, Ledger, worker_ledger_path
+from sim.protocols.beacons import BeaconChunk, Strings
+
+
+def options(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+# --- workload models -----------------------------------------------------------------------
+
+def test_open_model_arrivals_keep_the_target_rate_within_two_percent():
+    rng = np.random.default_rng(3)
+    arrivals = OpenArrivals(rate=250.0, rng=rng, start=1000.0)
+    starts = np.concatenate([arrivals.assign(np.zeros(10_000)) for _ in range(10)])
+    measured = len(starts) / (starts[-1] - 1000.0)
+    assert abs(measured / 250.0 - 1) < 0.02
+
+
+def test_open_model_gaps_are_exponential_not_evenly_spaced():
+    starts = OpenArrivals(rate=10.0, rng=np.random.default_rng(4), start=0.0).assign(np.zeros(50_000))
+    gaps = np.diff(starts)
+    # exponential: coefficient of variation 1 (an evenly spaced schedule would give 0)
+    assert abs(gaps.std() / gaps.mean() - 1) < 0.03
+
+
+def test_open_model_arrivals_ignore_session_lengths():
+    a = OpenArrivals(rate=5.0, rng=np.random.default_rng(5), start=0.0).assign(np.full(1000, 1e6))
+    b = OpenArrivals(rate=5.0, rng=np.random.default_rng(5), start=0.0).assign(np.zeros(1000))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_closed_model_never_has_more_sessions_running_than_viewers():
+    viewers, rng = 50, np.random.default_rng(6)
+    arrivals = ClosedArrivals(viewers, rng, start=0.0, idle_gap=2.0, ramp_up=5.0)
+    lengths = rng.uniform(1, 60, 5000)
+    starts = arrivals.assign(lengths)
+    events = np.concatenate([np.stack([starts, np.ones(len(starts))], 1),
+                             np.stack([starts + lengths, -np.ones(len(starts))], 1)])
+    events = events[np.lexsort((events[:, 1], events[:, 0]))]   # an end before a start at the same time
+    running = np.cumsum(events[:, 1])
+    assert running.max() == viewers
+
+
+def test_closed_model_viewer_starts_the_next_session_after_an_idle_gap():
+    arrivals = ClosedArrivals(1, np.random.default_rng(7), start=0.0, idle_gap=3.0, ramp_up=0.0)
+    lengths = np.full(2000, 10.0)
+    starts = arrivals.assign(lengths)
+    gaps = np.diff(starts) - 10.0
+    assert (gaps >= 0).all()
+    assert abs(gaps.mean() / 3.0 - 1) < 0.1
+
+
+def test_closed_model_first_sessions_spread_over_the_ramp_up():
+    starts = ClosedArrivals(1000, np.random.default_rng(8), start=100.0, ramp_up=20.0).assign(np.full(1000, 1e9))
+    assert starts.min() >= 100.0 and starts.max() <= 120.0
+    assert abs(np.median(starts) - 110.0) < 1.5
+
+
+def test_closed_model_rate_cap_spaces_session_starts():
+    arrivals = ClosedArrivals(100, np.random.default_rng(9), start=0.0, ramp_up=0.0, max_rate=5.0)
+    starts = arrivals.assign(np.full(300, 1.0))
+    assert np.diff(starts).min() >= 0.2 - 1e-9
+
+
+def test_time_scale_maps_simulated_seconds_to_fewer_wall_seconds():
+    tb = Timebase(t0=1_000.0, scale=10.0)
+    assert tb.to_wall(1_100.0) == pytest.approx(1_010.0)
+    assert tb.to_sim(tb.to_wall(1_234.5)) == pytest.approx(1_234.5)
+
+
+def test_workers_get_different_seeds():
+    seeds = {partition_seed(7, worker, epoch) for worker in range(8) for epoch in range(4)}
+    assert len(seeds) == 32
+
+
+# --- rows of a beacon chunk ----------------------------------------------------------------
+
+def test_taking_rows_keeps_every_column_aligned():
+    chunk = BeaconChunk(
+        protocol="kava",
+        columns={"eventType": np.array([1, 2, 3, 99]), "entryId": Strings(np.array([0, 1, 0, -1], np.int32), np.array(["a", "b"], object))},
+        session=np.array([0, 0, 1, 1], np.int32), send_t=np.array([1.0, 2.0, 3.0, 4.0]),
+        ledger_session=Strings(np.array([0, 0, 1, 1], np.int32), np.array(["s0", "s1"], object)),
+        ledger_index=np.array([1, 2, 1, 2], np.int64))
+    part = take_rows(chunk, np.array([3, 1]))
+    assert part.columns["eventType"].tolist() == [99, 2]
+    assert [part.columns["entryId"].get(i) for i in range(2)] == [None, "b"]
+    assert part.send_t.tolist() == [4.0, 2.0]
+    assert [part.ledger_session.get(i) for i in range(2)] == ["s1", "s0"]
+    assert part.ledger_index.tolist() == [2, 2]
+
+
+# --- lateness and the ledger ---------------------------------------------------------------
+
+def test_lateness_quantiles_come_from_millisecond_buckets():
+    hist = LatenessHistogram()
+    for ms in range(1, 1001):          # 1 ms .. 1000 ms
+        hist.add(ms / 1000.0 - 0.0005)
+    assert hist.quantile(0.5) == pytest.approx(0.500, abs=0.002)
+    assert hist.quantile(0.99) == pytest.approx(0.990, abs=0.002)
+    assert hist.max == pytest.approx(0.9995)
+    assert hist.over(0.25) == 750
+
+
+def test_early_sends_count_as_on_time():
+    hist = LatenessHistogram()
+    hist.add(-0.3)
+    assert hist.quantile(0.99) == 0.0 and hist.max == 0.0 and hist.over(0.001) == 0
+
+
+def test_merged_histograms_add_counts_and_keep_the_larger_maximum():
+    a, b = LatenessHistogram(), LatenessHistogram()
+    a.add(0.010)
+    b.add(0.020)
+    b.add(2.5)
+    a.merge_sparse(b.to_sparse())
+    assert a.count == 3 and a.max == 2.5
+
+
+def test_ledger_appears_only_when_closed(tmp_path):
+    from sim.load.schedule import Outgoing
+    from sim.protocols.beacons import WireRequest
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path)
+    out = Outgoing("kava 3 PLAY", "kava", WireRequest("POST", "/api_v3/index.php?x=1", {"A": "b"}, b'{"a":1}'), "s:1", 0)
+    ledger.write(1.5, out, None)
+    ledger.write(2.5, out, "HTTP 503")
+    assert not path.exists()
+    ledger.close()
+    import orjson
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert lines[0] == {"ts": 1.5, "method": "POST", "url": "/api_v3/index.php?x=1", "headers": {"A": "b"},
+                        "body": '{"a":1}', "protocol": "kava", "key": "s:1"}
+    assert lines[1]["failed"] is True and lines[1]["error"] == "HTTP 503"
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_an_aborted_ledger_leaves_no_file(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ledger.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_each_worker_writes_its_own_ledger():
+    assert worker_ledger_path("out/ledger.jsonl", None) == "out/ledger.jsonl"
+    assert worker_ledger_path("out/ledger.jsonl", 1) == "out/ledger.w1.jsonl"
+    assert worker_ledger_path("ledger", 0) == "ledger.w0"
+
+
+# --- options and safety --------------------------------------------------------------------
+
+def test_scenarios_take_optional_weights():
+    assert scenario_specs(["a.yaml", "b.yaml:3", "c:\\x.yaml"]) == [("a.yaml", 1.0), ("b.yaml", 3.0), ("c:\\x.yaml", 1.0)]
+    with pytest.raises(OptionError, match="weight"):
+        scenario_specs(["a.yaml:0"])
+
+
+def test_kaltura_hosts_are_recognised():
+    assert is_kaltura_host("https://stats.kaltura.com")
+    assert is_kaltura_host("http://analytics.kaltura.com:443/api_v3")
+    assert is_kaltura_host("https://kaltura.com")
+    assert not is_kaltura_host("http://127.0.0.1:8080")
+    assert not is_kaltura_host("https://notkaltura.com")
+
+
+def test_kaltura_needs_explicit_consent():
+    with pytest.raises(OptionError, match="--i-mean-kaltura"):
+        check_options(options(), "https://stats.kaltura.com")
+
+
+def test_kaltura_needs_a_partner_id():
+    with pytest.raises(OptionError, match="--partner-id"):
+        check_options(options("--i-mean-kaltura"), "https://analytics.kaltura.com")
+
+
+def test_kaltura_rate_is_capped_unless_raised():
+    opts = options("--i-mean-kaltura", "--partner-id", "123", "--session-rate", "50")
+    with pytest.raises(OptionError, match="--max-rate"):
+        check_options(opts, "https://analytics.kaltura.com")
+    check_options(options("--i-mean-kaltura", "--partner-id", "123", "--session-rate", "50", "--max-rate", "60"),
+                  "https://analytics.kaltura.com")
+
+
+def test_kaltura_is_never_time_scaled():
+    with pytest.raises(OptionError, match="--time-scale"):
+        check_options(options("--i-mean-kaltura", "--partner-id", "1", "--time-scale", "10"), "https://stats.kaltura.com")
+
+
+def test_the_local_collector_needs_no_consent():
+    check_options(options("--session-rate", "500", "--time-scale", "100"), "http://127.0.0.1:8080")
+
+
+def test_bad_values_name_their_option():
+    with pytest.raises(OptionError, match="--session-rate"):
+        check_options(options("--session-rate", "0"), "http://127.0.0.1:8080")
+    with pytest.raises(OptionError, match="--viewers"):
+        check_options(options("--workload", "closed", "--viewers", "0"), "http://127.0.0.1:8080")
