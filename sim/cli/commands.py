@@ -1,2 +1,4 @@
 """Imports every command module so that each registers itself on the app."""
 # One import line per command module; keep them sorted.
+from . import schema  # noqa: E402,F401
+from . import validate  # noqa: E402,F401
