@@ -24,7 +24,11 @@ def encode_uri_component_plus(s: str) -> str:
 
 def flash_url_variables(s: str) -> str:
     """Flash `URLVariables` encoding: everything but letters and digits is escaped (`_` -> `%5F`)."""
-    return quote(s, safe="")
+    # quote() always keeps `_.-~`; Flash escapes them too (observed: 0%5F4lxrbaw9, 3%2E0%3Av3%2E5)
+    return quote(s, safe="").translate(_FLASH_ALSO_ESCAPED)
+
+
+_FLASH_ALSO_ESCAPED = str.maketrans({c: f"%{ord(c):02X}" for c in "_.-~"})
 
 
 def php_parse_query(query: str) -> list[tuple[str, str]]:
@@ -34,3 +38,72 @@ def php_parse_query(query: str) -> list[tuple[str, str]]:
 
 def php_unquote(s: str) -> str:
     return unquote_plus(s)
+
+
+# JavaScript `escape()` leaves these unescaped (besides letters and digits).
+_JS_ESCAPE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@*_+-./")
+
+
+def js_escape(s: str) -> str:
+    """JavaScript/ActionScript `escape()`: `%XX` for Latin-1, `%uXXXX` above it."""
+    out = []
+    for ch in s:
+        if ch in _JS_ESCAPE_SAFE:
+            out.append(ch)
+        elif ord(ch) < 256:
+            out.append(f"%{ord(ch):02X}")
+        else:
+            for unit in _utf16_units(ch):
+                out.append(f"%u{unit:04X}")
+    return "".join(out)
+
+
+def js_unescape(s: str) -> str:
+    """JavaScript `unescape()`: undoes `%XX` and `%uXXXX`; malformed escapes stay as they are."""
+    if "%" not in s:
+        return s
+    units: list[int] = []
+    i, n = 0, len(s)
+    while i < n:
+        ch = s[i]
+        if ch == "%":
+            if i + 6 <= n and s[i + 1] in "uU" and _is_hex(s[i + 2:i + 6]):
+                units.append(int(s[i + 2:i + 6], 16))
+                i += 6
+                continue
+            if i + 3 <= n and _is_hex(s[i + 1:i + 3]):
+                units.append(int(s[i + 1:i + 3], 16))
+                i += 3
+                continue
+        units.extend(_utf16_units(ch))
+        i += 1
+    return b"".join(u.to_bytes(2, "little") for u in units).decode("utf-16-le", errors="surrogatepass")
+
+
+def js_number(x: float | int) -> str:
+    """A number as JavaScript's `String(x)` writes it (`12` for 12.0, `0.5`, `1e-7`)."""
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, int):
+        return str(x)
+    if x != x:
+        return "NaN"
+    if x in (float("inf"), float("-inf")):
+        return "Infinity" if x > 0 else "-Infinity"
+    if x == int(x) and abs(x) < 1e21:
+        return str(int(x))
+    text = repr(x)
+    if "e" in text:  # Python writes 1e-07 / 1e+21, JavaScript 1e-7 / 1e+21
+        mantissa, exponent = text.split("e")
+        sign = exponent[0] if exponent[0] in "+-" else "+"
+        text = f"{mantissa}e{sign}{int(exponent.lstrip('+-'))}"
+    return text
+
+
+def _is_hex(s: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in s)
+
+
+def _utf16_units(ch: str) -> list[int]:
+    data = ch.encode("utf-16-le", errors="surrogatepass")
+    return [int.from_bytes(data[k:k + 2], "little") for k in range(0, len(data), 2)]

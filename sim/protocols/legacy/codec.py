@@ -1,0 +1,395 @@
+"""Legacy `stats.collect` beacons on the wire: encode a Beacon as each player sends it, decode any request back.
+
+Usage::
+
+    b = beacon_at(chunk, 0)                 # row 0 of a legacy BeaconChunk as a Beacon
+    req = encode(b)                         # GET, exactly as that row's player builds it
+    assert decode(req) == b
+    key = ledger_key(b)                     # "sessionId|eventType|eventTimestamp|currentPoint"
+
+Encodings (reference sheet a.1-a.3, b.2-b.4):
+
+* ``get``: the player's own GET. KDP: ``//api_v3/index.php?service=stats&action=collect&kalsig=…&…``
+  with Flash URLVariables on keys and values (``event%3AentryId=0%5F4lxrbaw9``) and the
+  referrer escaped once more by ``escape(unescape(referrer))``. mwEmbed: kWidget.api's order
+  ``?service=stats&apiVersion=3.1&expiry=86400&clientTag=…&format=1&ignoreNull=1&action=collect&event:…&hasKanalony=…&ks=…&kalsig=…``,
+  literal ``event:`` keys, encodeURIComponent values, referrer and userId encoded twice. v7:
+  ``?service=stats&action=collect&apiVersion=3.3.0&format=1&ks=…&clientTag=…&event%3A…``,
+  keys and values encodeURIComponent-ed, ``%20`` as ``+``.
+* ``form``: what mwEmbed falls back to for long requests: POST ``/api_v3/index.php?service=stats``
+  with the rest of the same parameter string as an ``application/x-www-form-urlencoded`` body.
+* ``json``: what the official Python client (KalturaApiClient) sends: POST
+  ``/api_v3/service/stats/action/collect``, ``Content-Type: application/json``, a body of
+  request params, ``"event": {field: str(value)}`` with the keys sorted and ``kalsig`` last
+  (every value a string, booleans as ``True``/``False``, as that client writes them). No
+  double encoding: JSON carries text as is.
+
+`kalsig` is computed by the encoder (the server never checks it) and dropped by the decoder.
+The decoder detects the encoding from the method and Content-Type, the player from the
+clientTag (``kdp:``, ``kwidget:``, ``html5:`` with or without objectType), types the fields
+as that player sends them and undoes its double encoding; clients it does not know get the
+server's types. Malformed requests raise `DecodeError` with the offending parameter.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+
+from ..beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest
+from ..urlencoding import (encode_uri_component, encode_uri_component_plus, flash_url_variables, js_escape,
+                           js_number, js_unescape, php_parse_query)
+
+ENCODINGS = ("get", "form", "json")
+API_PATH = "/api_v3/index.php"
+JSON_PATH = "/api_v3/service/stats/action/collect"
+
+# Wire order of the event fields and request params per player (a field a beacon lacks is skipped).
+FIELD_ORDER = {
+    "kdp": ("eventType", "clientVer", "eventTimestamp", "sessionId", "partnerId", "entryId", "widgetId",
+            "uiconfId", "userId", "currentPoint", "duration", "seek", "referrer", "isFirstInSession",
+            "objectType"),
+    "mwembed": ("eventType", "clientVer", "currentPoint", "duration", "eventTimestamp", "isFirstInSession",
+                "objectType", "partnerId", "sessionId", "uiconfId", "seek", "entryId", "widgetId", "userId",
+                "referrer", "historyEvents"),
+    "v7": ("eventType", "isFirstInSession", "eventTimestamp", "currentPoint", "duration", "seek",
+           "hasKanalony", "clientVer", "entryId", "sessionId", "uiConfId", "partnerId", "widgetId", "referrer"),
+}
+PARAM_ORDER = {
+    "kdp": ("clientTag", "ignoreNull", "apiVersion", "partnerId", "ks"),
+    "mwembed": ("apiVersion", "expiry", "clientTag", "format", "ignoreNull", "hasKanalony", "ks"),
+    "v7": ("apiVersion", "format", "ks", "clientTag"),
+}
+# mwEmbed's kWidget.api base params come before `action=collect`; the rest after the event.
+_MWEMBED_BEFORE_ACTION = ("nocache", "apiVersion", "expiry", "clientTag", "format", "ignoreNull")
+
+# Types of KalturaStatsEvent fields (and the players' extra keys) as players send them.
+_INT_FIELDS = frozenset({"eventType", "partnerId", "uiconfId", "uiConfId", "contextId", "featureType",
+                         "processDuration", "newPoint", "eventTimestamp"})
+_BOOL_FIELDS = frozenset({"seek", "isFirstInSession", "hasKanalony"})
+_INT_PARAMS = frozenset({"format", "ignoreNull", "expiry", "partnerId"})
+_BOOL_PARAMS = frozenset({"hasKanalony"})
+# currentPoint / duration per player: KDP ms / whole s, mwEmbed ms / float s, v7 float s / float s.
+_POINT_TYPE = {"kdp": int, "mwembed": int, "v7": float}
+_DURATION_TYPE = {"kdp": int, "mwembed": float, "v7": float}
+# Free text a player encodes itself before the transport encodes it again.
+_PRE_ENCODED = {"kdp": ("referrer",), "mwembed": ("referrer", "userId", "contextId", "featureType", "applicationId")}
+_DROPPED_PARAMS = frozenset({"service", "action", "kalsig"})
+
+
+# --- rows to beacons -----------------------------------------------------------------------------
+
+def beacon_at(chunk: BeaconChunk, i: int) -> Beacon:
+    """Row i of a legacy BeaconChunk as a typed Beacon, fields in its player's wire order."""
+    cols = chunk.columns
+    flavor = cols["legacy_flavor"].get(i)
+    values: dict[str, Scalar] = {}
+    for name, col in cols.items():
+        if hasattr(col, "pool"):
+            v = col.get(i)
+            if v is not None:
+                values[name] = v
+        else:
+            values[name] = col[i]
+    fields: dict[str, Scalar] = {}
+    for name in FIELD_ORDER[flavor]:
+        source = "uiconfId" if name == "uiConfId" else name
+        if source not in values:
+            continue
+        v = values[source]
+        if name in ("eventType", "partnerId", "uiconfId", "uiConfId", "eventTimestamp"):
+            v = int(v)
+        elif name == "currentPoint":
+            v = _POINT_TYPE[flavor](v)
+        elif name == "duration":
+            v = _DURATION_TYPE[flavor](v)
+        elif name in ("seek", "isFirstInSession"):
+            v = bool(v)
+        elif name == "hasKanalony":
+            if v < 0:
+                continue
+            v = bool(v)
+        fields[name] = v
+    params: dict[str, Scalar] = {}
+    for name in PARAM_ORDER[flavor]:
+        if name == "ignoreNull":
+            params[name] = 1
+        elif name == "expiry":
+            params[name] = 86400
+        elif name == "partnerId":
+            params[name] = int(values["partnerId"])
+        elif name == "format":
+            if values["format"] >= 0:
+                params[name] = int(values["format"])
+        elif name == "hasKanalony":
+            if values["hasKanalony"] >= 0:
+                params[name] = bool(values["hasKanalony"])
+        elif name in values:
+            params[name] = values[name]
+    return Beacon(protocol="legacy", fields=fields, params=params, user_agent=values.get("user_agent"),
+                  page_url=values.get("page_url"), cookie=values.get("cookie"), client_ip=values.get("client_ip"))
+
+
+def ledger_key(beacon: Beacon) -> str:
+    """`sessionId|eventType|eventTimestamp|currentPoint`, from wire values only. The policy sends
+    a session's beacons at strictly increasing eventTimestamp, so the key is unique in a run."""
+    f = beacon.fields
+    point = f.get("currentPoint")
+    return "|".join((str(f.get("sessionId", "")), str(f.get("eventType", "")), str(f.get("eventTimestamp", "")),
+                     "" if point is None else js_number(point)))
+
+
+def flavor_of(params: dict, fields: dict) -> str | None:
+    """Which player built these parameters, from its clientTag (None: another client)."""
+    tag = str(params.get("clientTag", ""))
+    if tag.startswith("kdp:"):
+        return "kdp"
+    if tag.startswith("kwidget:"):
+        return "mwembed"
+    if tag.startswith("html5:"):
+        # old mwEmbed (mw.KApi) also tagged itself html5:v…, but sends objectType
+        return "mwembed" if "objectType" in fields else "v7"
+    return None
+
+
+# --- encode ---------------------------------------------------------------------------------------
+
+def encode(beacon: Beacon, encoding: str = "get") -> WireRequest:
+    """The HTTP request that carries `beacon` in one of ENCODINGS."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"encoding {encoding!r}: choose one of {', '.join(ENCODINGS)}")
+    headers = _context_headers(beacon)
+    if encoding == "json":
+        headers["Content-Type"] = "application/json"
+        return WireRequest("POST", JSON_PATH, headers, _json_body(beacon))
+    flavor = flavor_of(beacon.params, beacon.fields)
+    query = _player_query(beacon, flavor)
+    if encoding == "get":
+        path = "/" + API_PATH if flavor == "kdp" else API_PATH  # KDP really sends //api_v3/…
+        return WireRequest("GET", f"{path}?{query}", headers)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    rest = query[len("service=stats&"):]
+    return WireRequest("POST", f"{API_PATH}?service=stats", headers, rest.encode())
+
+
+def _context_headers(beacon: Beacon) -> dict[str, str]:
+    headers = {}
+    for name, value in (("User-Agent", beacon.user_agent), ("Referer", beacon.page_url),
+                        ("Cookie", beacon.cookie), ("X-Forwarded-For", beacon.client_ip)):
+        if value is not None:
+            headers[name] = value
+    return headers
+
+
+def _text(value: Scalar) -> str:
+    """A value as a JavaScript or ActionScript player writes it into a URL."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return js_number(value.item() if hasattr(value, "item") else value)
+    return str(value)
+
+
+def _player_fields(beacon: Beacon, flavor: str | None) -> list[tuple[str, str]]:
+    pre = _PRE_ENCODED.get(flavor, ())
+    pairs = []
+    for name, value in beacon.fields.items():
+        text = _text(value)
+        if name in pre:
+            text = js_escape(js_unescape(text)) if flavor == "kdp" else encode_uri_component(text)
+        pairs.append((f"event:{name}", text))
+    return pairs
+
+
+def _player_query(beacon: Beacon, flavor: str | None) -> str:
+    events = _player_fields(beacon, flavor)
+    params = [(k, _text(v)) for k, v in beacon.params.items()]
+    if flavor == "kdp":
+        pairs = events + params
+        kalsig = _md5("".join(k + v for k, v in sorted(pairs + [("service", "stats"), ("action", "collect")])))
+        body = "&".join(f"{flash_url_variables(k)}={flash_url_variables(v)}" for k, v in pairs)
+        return f"service=stats&action=collect&kalsig={kalsig}&{body}"
+    if flavor == "mwembed":
+        before = [(k, v) for k, v in params if k in _MWEMBED_BEFORE_ACTION]
+        after = [(k, v) for k, v in params if k not in _MWEMBED_BEFORE_ACTION]
+        pairs = before + [("action", "collect")] + events + after
+        query = "service=stats&" + "&".join(f"{k}={encode_uri_component(v)}" for k, v in pairs)
+        return f"{query}&kalsig={_md5(query)}"
+    pairs = params + events
+    return "service=stats&action=collect&" + "&".join(
+        f"{encode_uri_component_plus(k)}={encode_uri_component_plus(v)}" for k, v in pairs)
+
+
+def _py_text(value: Scalar) -> str:
+    """A value as the Python client writes it (`six.text_type`): True, 12, 12.5."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return str(value)
+
+
+def _json_body(beacon: Beacon) -> bytes:
+    body: dict[str, object] = {}
+    for name in ("clientTag", "apiVersion", "format"):
+        if name in beacon.params:
+            body[name] = _py_text(beacon.params[name])
+    for name, value in beacon.params.items():
+        if name not in body and name != "ks":
+            body[name] = _py_text(value)
+    body["event"] = {k: _py_text(beacon.fields[k]) for k in sorted(beacon.fields)}
+    if "ks" in beacon.params:
+        body["ks"] = _py_text(beacon.params["ks"])
+    body["kalsig"] = _md5(json.dumps(body))
+    return json.dumps(body).encode()
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+# --- decode ---------------------------------------------------------------------------------------
+
+def decode(request: WireRequest) -> Beacon:
+    """The Beacon a `stats.collect` request carries, whichever player or client sent it."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    parts = urlsplit(request.url)
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.method == "GET":
+        encoding, raw = "get", dict(php_parse_query(parts.query))
+    elif request.method == "POST" and content_type == "application/json":
+        encoding, raw = "json", _json_params(request.body)
+        raw.update(php_parse_query(parts.query))
+    elif request.method == "POST":
+        encoding = "form"
+        try:
+            body = (request.body or b"").decode()
+        except UnicodeDecodeError as e:
+            raise DecodeError(f"form body is not UTF-8: {e}") from None
+        raw = dict(php_parse_query(body))
+        raw.update(php_parse_query(parts.query))  # URL parameters win over the body, as in PHP
+    else:
+        raise DecodeError(f"method {request.method}: stats.collect takes GET or POST")
+    raw.update(_path_params(parts.path))
+
+    service, action = str(raw.get("service", "")).lower(), str(raw.get("action", "")).lower()
+    if service != "stats" or action != "collect":
+        raise DecodeError(f"not stats.collect: service={raw.get('service')!r} action={raw.get('action')!r}")
+    fields_text: dict[str, object] = {}
+    params_text: dict[str, object] = {}
+    for key, value in raw.items():
+        if key.startswith("event:"):
+            fields_text[key[len("event:"):]] = value
+        elif key not in _DROPPED_PARAMS:
+            params_text[key] = value
+    if not fields_text:
+        raise DecodeError("missing parameter event: no event:* field in the request")
+
+    flavor = flavor_of(params_text, fields_text)
+    fields = {name: _field_value(name, value, flavor, encoding) for name, value in fields_text.items()}
+    params = {name: _param_value(name, value) for name, value in params_text.items()}
+    forwarded = headers.get("x-forwarded-for")
+    return Beacon(protocol="legacy", fields=fields, params=params, user_agent=headers.get("user-agent"),
+                  page_url=headers.get("referer"), cookie=headers.get("cookie"),
+                  client_ip=forwarded.split(",")[0].strip() if forwarded else None)
+
+
+def _json_params(body: bytes | None) -> dict[str, object]:
+    try:
+        data = json.loads(body or b"")
+    except ValueError as e:
+        raise DecodeError(f"JSON body: {e}") from None
+    if not isinstance(data, dict):
+        raise DecodeError("JSON body: expected an object")
+    flat: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                if isinstance(v, (dict, list)):
+                    raise DecodeError(f"JSON body: {key}.{sub}: expected a scalar")
+                flat[f"{key}:{sub}"] = v
+        elif isinstance(value, list):
+            raise DecodeError(f"JSON body: {key}: expected a scalar")
+        else:
+            flat[key] = value
+    return flat
+
+
+def _path_params(path: str) -> dict[str, str]:
+    """`/api_v3/service/stats/action/collect` and `/api_v3/index.php/service/…`: key/value segments."""
+    segments = [s for s in path.split("/") if s]
+    if "api_v3" not in segments:
+        return {}
+    rest = segments[segments.index("api_v3") + 1:]
+    if rest and rest[0] == "index.php":
+        rest = rest[1:]
+    return {unquote(rest[k]): unquote(rest[k + 1]) for k in range(0, len(rest) - 1, 2)}
+
+
+def _field_value(name: str, value: object, flavor: str | None, encoding: str) -> Scalar:
+    if isinstance(value, str) and encoding != "json" and name in _PRE_ENCODED.get(flavor, ()):
+        value = js_unescape(value) if flavor == "kdp" else _decode_uri_component(name, value)
+    where = f"event:{name}"
+    if name in _BOOL_FIELDS:
+        return _as_bool(value)
+    if name == "currentPoint" and flavor is not None:
+        return _as_number(where, value, _POINT_TYPE[flavor])
+    if name == "duration" and flavor is not None:
+        return _as_number(where, value, _DURATION_TYPE[flavor])
+    if name in _INT_FIELDS or name in ("currentPoint", "duration"):
+        return _as_number(where, value, None)
+    return _as_string(value)
+
+
+def _param_value(name: str, value: object) -> Scalar:
+    if name in _BOOL_PARAMS:
+        return _as_bool(value)
+    if name in _INT_PARAMS:
+        return _as_number(name, value, None)
+    return _as_string(value)
+
+
+def _decode_uri_component(name: str, text: str) -> str:
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        raise DecodeError(f"event:{name}: bad percent-encoding in {text!r}") from None
+
+
+def _as_string(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _as_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("false", "0", ""):
+        return False
+    return True  # PHP's (bool) cast of any other string
+
+
+def _as_number(where: str, value: object, kind: type | None) -> int | float:
+    """An int or float parameter; kind None keeps whole numbers as int."""
+    if isinstance(value, bool):
+        raise DecodeError(f"{where}: expected a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        number = value
+    else:
+        text = str(value).strip()
+        try:
+            number = int(text)
+        except ValueError:
+            try:
+                number = float(text)
+            except ValueError:
+                raise DecodeError(f"{where}: expected a number, got {text!r}") from None
+    if kind is float:
+        return float(number)
+    if isinstance(number, float) and number.is_integer():
+        return int(number)
+    if kind is int and isinstance(number, float):
+        raise DecodeError(f"{where}: expected a whole number, got {value!r}")
+    return number

@@ -1,0 +1,470 @@
+"""Which `stats.collect` beacons a legacy player plugin sends for a session timeline.
+
+Usage::
+
+    chunk = next(generate_sessions(components, seed=7, sessions=10_000))
+    legacy = beacons(chunk, with_kava=True)      # a BeaconChunk, one row per GET
+
+Three plugins, chosen per scenario by `player.legacy_flavor` (reference sheet, sections a, b):
+
+* ``kdp``: KDP3's statisticsPlugin (Flash). WIDGET_LOADED then MEDIA_LOADED on load; PLAY on
+  the first content frame; quartiles on playhead updates at a *rounded* percent of 25/50/75/98
+  (so from 24.5 % etc.), only crossed by playback: a quartile the last seek target is already
+  past never fires, so a forward seek suppresses the quartiles it jumps over (the later ones
+  still fire when playback crosses them); one SEEK per scrub (every modelled seek is taken as
+  a scrubber drag: the timeline does not tell drags from clicks); buffer 12/13; fullscreen
+  14/15 de-bounced by state; share 9, download 10, report 11; bumper and ad events 21-40.
+* ``mwembed``: mwEmbed's statistics plugin (HTML5 v2). MEDIA_LOADED *before* WIDGET_LOADED; PLAY
+  on the first play request (`firstPlay`); quartiles on the 250 ms monitor at 25/50/75/98 %,
+  one per tick, never suppressed by seeks (the plugin stores the seek target on the wrong
+  object), so a seek past 50 % fires 25 then 50 on the next ticks; SEEK with a 2 s de-bounce;
+  `seek` always false (same bug); share 9, download 10; nothing at all during an ad break;
+  adds `historyEvents`; `hasKanalony` from version 2.61.
+* ``v7``: kaltura-player's kanalytics plugin. WIDGET_LOADED then MEDIA_LOADED; PLAY on the
+  first play request (`FIRST_PLAY`); quartiles on TIME_UPDATE at 25/50/75/100 %, all that are
+  reached fire at once, also when a seek jumps past them (right after the SEEK beacon); SEEK
+  with a 2 s de-bounce; no fullscreen, share or ad events; units in float seconds.
+
+All three fire each quartile once per entry: the flags reset on a media change only, so a
+REPLAY does not fire them again. No quartiles for live entries. Buffer events map the
+content rebuffers (STALL_START/STALL_END); a BUFFER_END is sent only to close a BUFFER_START
+that was sent. While an ad break plays, only KDP's ad events go out.
+
+Columns of the BeaconChunk (wire names; null = -1 code in a Strings column, -1 in `format`
+and `hasKanalony`): eventType, eventTimestamp (epoch ms, strictly increasing within a
+session: two sends in the same millisecond go out 1 ms apart), currentPoint (ms for
+kdp/mwembed, float s for v7), duration (s; whole seconds for kdp), partnerId, uiconfId (sent
+as `uiConfId` by v7), seek, isFirstInSession, hasKanalony, clientVer, sessionId, entryId,
+widgetId, userId, referrer, objectType, historyEvents; request params clientTag,
+apiVersion, format, ks; request context user_agent, page_url, client_ip, cookie; and
+`legacy_flavor` (kdp | mwembed | v7), which tells the codec how the row goes on the wire.
+`ledger_index` is the send counter within the session (1-based).
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from numba import njit
+
+from ...player.timeline import Action, SessionChunk
+from ..beacons import BeaconChunk, Strings
+from ..urlencoding import encode_uri_component
+
+FLAVORS = ("kdp", "mwembed", "v7")
+KDP, MWEMBED, V7 = 0, 1, 2
+
+# Quartile thresholds as fractions of the duration, per flavor (rows) and quartile (columns).
+# KDP compares Math.round(percent) >= 25 ..., i.e. the raw percent from 24.5 on.
+QUARTILE_AT = np.array([
+    [0.245, 0.495, 0.745, 0.975],
+    [0.25, 0.50, 0.75, 0.98],
+    [0.25, 0.50, 0.75, 1.00],
+])
+SEEK_DEBOUNCE_S = 2.0        # mwEmbed and v7 drop a seek within 2 s of the previous one
+MONITOR_TICK_S = 0.25        # mwEmbed's monitorEvent rate: one quartile per tick
+HAS_KANALONY_SINCE = (2, 61)  # first mwEmbed release that reports hasKanalony
+
+# Legacy event types (KalturaStatsEventType).
+WIDGET_LOADED, MEDIA_LOADED, PLAY = 1, 2, 3
+PLAY_REACHED = (4, 5, 6, 7)
+OPEN_VIRAL, OPEN_DOWNLOAD, OPEN_REPORT = 9, 10, 11
+BUFFER_START, BUFFER_END = 12, 13
+OPEN_FULL_SCREEN, CLOSE_FULL_SCREEN = 14, 15
+REPLAY, SEEK = 16, 17
+PRE_BUMPER_PLAYED, POST_BUMPER_PLAYED, BUMPER_CLICKED = 21, 22, 23
+# KDP ads, by AdPosition 1..3 (pre, mid, post): started 24-26, clicked 28-30, quartiles
+# 32-34 / 35-37 / 38-40; overlay started 27, clicked 31.
+AD_EVENTS = range(21, 41)
+
+HISTORY_BITS = 24  # mwEmbed's historyEvents bitmap covers event ids 1..24
+
+
+def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
+    """The legacy beacons of every session in `chunk`, grouped by session in send order.
+
+    `with_kava` says whether the scenario runs KAVA too: it sets `hasKanalony` (v7, and
+    mwEmbed from 2.61; KDP never sends it).
+    """
+    s = chunk.sessions
+    a = chunk.actions
+    settings = [_Settings.of(sc) for sc in chunk.scenarios]
+    scen = s["scenario"].astype(np.intp)
+    flavor_of_scenario = np.array([st.flavor for st in settings], dtype=np.int8)
+    flavor_s = flavor_of_scenario[scen] if len(scen) else np.zeros(0, np.int8)
+
+    bound = 2 * chunk.n_actions + 4 * chunk.n_sessions + 1
+    out_session = np.empty(bound, np.int32)
+    out_ms = np.empty(bound, np.int64)
+    out_type = np.empty(bound, np.int16)
+    out_point = np.empty(bound, np.float64)
+    out_seek = np.empty(bound, np.bool_)
+    out_counter = np.empty(bound, np.int32)
+    out_hist = np.empty(bound, np.int32)
+    n = _walk(flavor_s, s["start"], s["duration"], s["live"], s["first_action"], s["n_actions"],
+              a["kind"], a["t"], a["pos"], a["value"], a["ad_pos"], QUARTILE_AT,
+              out_session, out_ms, out_type, out_point, out_seek, out_counter, out_hist)
+    session = out_session[:n].copy()
+    ms = out_ms[:n].copy()
+    etype = out_type[:n].copy()
+    point = out_point[:n]
+    counter = out_counter[:n]
+
+    row_scen = scen[session]
+    fl = flavor_s[session]
+    is_kdp, is_mw, is_v7 = fl == KDP, fl == MWEMBED, fl == V7
+    sends_user = ~is_v7
+
+    duration = s["duration"][session]
+    columns: dict[str, np.ndarray | Strings] = {
+        "eventType": etype,
+        "eventTimestamp": ms,
+        # parseInt(currentTime * 1000) in KDP and mwEmbed; v7 sends player.currentTime
+        "currentPoint": np.where(is_v7, point, np.floor(point * 1000.0)),
+        "duration": np.where(is_kdp, np.floor(duration), duration),
+        "partnerId": np.array([st.partner_id for st in settings], np.int64)[row_scen],
+        "uiconfId": np.array([st.uiconf_id for st in settings], np.int64)[row_scen],
+        "seek": out_seek[:n].copy(),
+        "isFirstInSession": np.zeros(n, np.bool_),
+        "hasKanalony": np.array([st.has_kanalony(with_kava) for st in settings], np.int8)[row_scen],
+        "format": np.array([st.format for st in settings], np.int8)[row_scen],
+    }
+    scen_codes = row_scen.astype(np.int32)
+    for name in ("clientVer", "clientTag", "apiVersion", "widgetId", "objectType", "ks"):
+        pool = np.array([getattr(st, name) for st in settings] + [None], dtype=object)
+        none_code = len(settings)
+        codes = np.where(pool[scen_codes] == None, -1, scen_codes).astype(np.int32)  # noqa: E711
+        columns[name] = Strings(codes, pool[:none_code] if none_code else np.array([], dtype=object))
+
+    pools = chunk.population.pools
+    catalog = chunk.population.catalog
+    columns["sessionId"] = Strings(session.astype(np.int32), _session_ids(chunk, flavor_s))
+    columns["entryId"] = Strings(s["entry"][session].astype(np.int32), catalog.entry_ids)
+    user = s["user_id"][session].astype(np.int32)
+    columns["userId"] = Strings(np.where(sends_user, user, -1).astype(np.int32), pools.user_ids)
+    page = s["referrer"][session].astype(np.int32)
+    n_pages = len(pools.referrers)
+    referrer_pool = np.concatenate([np.asarray(pools.referrers, dtype=object),
+                                    np.array([mwembed_referrer(u) for u in pools.referrers], dtype=object)])
+    columns["referrer"] = Strings(np.where(is_mw, page + n_pages, page).astype(np.int32), referrer_pool)
+    columns["historyEvents"] = _history_events(out_hist[:n], counter, is_mw)
+    columns["user_agent"] = Strings(s["user_agent"][session].astype(np.int32), pools.user_agents)
+    columns["page_url"] = Strings(page, np.asarray(pools.referrers, dtype=object))
+    columns["client_ip"] = Strings(s["ip"][session].astype(np.int32), pools.ips)
+    columns["cookie"] = _uv_cookies(s["viewer"][session], chunk.seed)
+    columns["legacy_flavor"] = Strings(fl.astype(np.int32), np.array(FLAVORS, dtype=object))
+
+    return BeaconChunk(
+        protocol="legacy",
+        columns=columns,
+        session=session,
+        send_t=ms / 1000.0,
+        ledger_session=columns["sessionId"],
+        ledger_index=counter.astype(np.int64),
+    )
+
+
+class _Settings:
+    """What one scenario fixes for every legacy beacon of its sessions."""
+
+    def __init__(self, flavor: str, version: str, partner_id: int, uiconf_id: int, widget_id: str | None,
+                 ks: str | None):
+        self.flavor = FLAVORS.index(flavor)
+        self.version = version
+        self.partner_id = partner_id
+        self.uiconf_id = uiconf_id
+        self.format = -1 if flavor == "kdp" else 1
+        default_widget = f"_{partner_id}"
+        if flavor == "kdp":
+            self.clientVer, self.clientTag, self.apiVersion = f"3.0:v{version}", f"kdp:v{version}", "3.1.5"
+            self.widgetId, self.objectType, self.ks = widget_id or default_widget, "KalturaStatsEvent", ks
+        elif flavor == "mwembed":
+            self.clientVer, self.clientTag, self.apiVersion = version, f"kwidget:v{version}", "3.1"
+            self.widgetId, self.objectType, self.ks = widget_id or default_widget, "KalturaStatsEvent", ks
+        else:
+            # v7 always puts `ks=` in the URL, empty when the player has none
+            self.clientVer, self.clientTag, self.apiVersion = version, f"html5:v{version}", "3.3.0"
+            self.widgetId, self.objectType, self.ks = default_widget, None, ks or ""
+
+    @classmethod
+    def of(cls, scenario) -> "_Settings":
+        player, partner = scenario.player, scenario.partner
+        return cls(player.legacy_flavor, player.version, partner.partner_id, partner.uiconf_id,
+                   partner.widget_id, partner.ks)
+
+    def has_kanalony(self, with_kava: bool) -> int:
+        if self.flavor == KDP or (self.flavor == MWEMBED and _version_tuple(self.version) < HAS_KANALONY_SINCE):
+            return -1
+        return int(with_kava)
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+def mwembed_referrer(page_url: str) -> str:
+    """mwEmbed reports the parent page without its query, or only its origin when the
+    encoded URL would exceed 500 characters."""
+    url = page_url.split("?", 1)[0]
+    if len(encode_uri_component(url)) <= 500:
+        return url
+    m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/]*)", url)
+    return m.group(1) if m else url[:500]
+
+
+# Action codes as plain ints, which numba folds into the kernel as constants.
+_LOAD, _PLAY_REQUEST, _PLAYING, _SEEK = int(Action.LOAD), int(Action.PLAY_REQUEST), int(Action.PLAYING), int(Action.SEEK)
+_STALL_START, _STALL_END = int(Action.STALL_START), int(Action.STALL_END)
+_ENTER_FULLSCREEN, _EXIT_FULLSCREEN = int(Action.ENTER_FULLSCREEN), int(Action.EXIT_FULLSCREEN)
+_SHARE, _DOWNLOAD, _REPORT, _REPLAY = int(Action.SHARE), int(Action.DOWNLOAD), int(Action.REPORT), int(Action.REPLAY)
+_AD_BREAK_START, _AD_BREAK_END, _AD_START = int(Action.AD_BREAK_START), int(Action.AD_BREAK_END), int(Action.AD_START)
+_AD_FIRST_QUARTILE, _AD_THIRD_QUARTILE = int(Action.AD_FIRST_QUARTILE), int(Action.AD_THIRD_QUARTILE)
+_AD_CLICK, _OVERLAY_START, _OVERLAY_CLICK = int(Action.AD_CLICK), int(Action.OVERLAY_START), int(Action.OVERLAY_CLICK)
+_BUMPER_START, _BUMPER_CLICK = int(Action.BUMPER_START), int(Action.BUMPER_CLICK)
+
+
+# --- the per-session walk ---------------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _emit(r, s, send_s, prev_ms, etype, point, seek, counter, hist,
+          out_session, out_ms, out_type, out_point, out_seek, out_counter, out_hist):
+    ms = np.int64(np.floor(send_s * 1000.0 + 0.5))
+    if ms <= prev_ms:
+        ms = prev_ms + 1
+    out_session[r] = s
+    out_ms[r] = ms
+    out_type[r] = etype
+    out_point[r] = point
+    out_seek[r] = seek
+    out_counter[r] = counter
+    out_hist[r] = hist
+    return ms
+
+
+@njit(cache=True)
+def _walk(flavor_s, start, duration, live, first_action, n_actions,
+          kind, t, pos, value, ad_pos, quartile_at,
+          out_session, out_ms, out_type, out_point, out_seek, out_counter, out_hist):
+    r = 0
+    for s in range(len(start)):
+        fl = flavor_s[s]
+        dur = duration[s]
+        st = start[s]
+        quartiles_on = (not live[s]) and dur > 0.0
+        a0 = first_action[s]
+        a1 = a0 + n_actions[s]
+        prev_ms = np.int64(-1)
+        counter = 0
+        hist = 0
+        play_sent = False
+        fired = np.zeros(4, np.bool_)
+        seeked = False
+        last_seek_t = -1e300
+        in_ads = False
+        fullscreen = False
+        buffering = False
+        prev_t = 0.0
+        prev_post = 0.0
+        for a in range(a0, a1):
+            k = kind[a]
+            ta = t[a]
+            p = pos[a]
+            post = p
+            # Playback from the previous action to this one: quartiles the playhead crosses.
+            if play_sent and quartiles_on and p > prev_post:
+                for q in range(4):
+                    thr = quartile_at[fl, q] * dur
+                    if not fired[q] and prev_post < thr - 1e-9 and p >= thr - 1e-9:
+                        frac = (thr - prev_post) / (p - prev_post)
+                        tq = prev_t + min(max(frac, 0.0), 1.0) * (ta - prev_t)
+                        fired[q] = True
+                        counter += 1
+                        hist |= 1 << (q + 3)
+                        prev_ms = _emit(r, s, st + tq, prev_ms, q + 4, thr, seeked, counter, hist,
+                                        out_session, out_ms, out_type, out_point, out_seek, out_counter, out_hist)
+                        r += 1
+            send = st + ta
+            e1 = 0  # up to two plain events per action, sent in this order
+            e2 = 0
+            if k == _LOAD:
+                if fl == MWEMBED:
+                    e1, e2 = 2, 1
+                else:
+                    e1, e2 = 1, 2
+            elif k == _PLAY_REQUEST:  # mwEmbed firstPlay, v7 FIRST_PLAY
+                if fl != KDP and not play_sent:
+                    e1 = 3
+                    play_sent = True
+            elif k == _PLAYING:  # KDP's PLAYER_PLAYED (content starts)
+                if fl == KDP and not play_sent:
+                    e1 = 3
+                    play_sent = True
+            elif k == _SEEK:
+                post = value[a]
+                if fl == KDP:
+                    e1 = 17
+                elif ta - last_seek_t > SEEK_DEBOUNCE_S:
+                    e1 = 17
+                last_seek_t = ta
+            elif k == _STALL_START:
+                if not in_ads and not buffering:
+                    e1 = 12
+                    buffering = True
+            elif k == _STALL_END:
+                if buffering:
+                    e1 = 13
+                    buffering = False
+            elif k == _ENTER_FULLSCREEN:
+                if fl != V7 and not in_ads and not fullscreen:
+                    e1 = 14
+                fullscreen = True
+            elif k == _EXIT_FULLSCREEN:
+                if fl != V7 and not in_ads and fullscreen:
+                    e1 = 15
+                fullscreen = False
+            elif k == _SHARE:
+                if fl != V7 and not in_ads:
+                    e1 = 9
+            elif k == _DOWNLOAD:
+                if fl != V7 and not in_ads:
+                    e1 = 10
+            elif k == _REPORT:
+                if fl == KDP and not in_ads:
+                    e1 = 11
+            elif k == _REPLAY:
+                post = 0.0
+                if not in_ads:
+                    e1 = 16
+            elif k == _AD_BREAK_START:
+                in_ads = True
+            elif k == _AD_BREAK_END:
+                in_ads = False
+            elif fl == KDP:  # KDP's ad and bumper notifications
+                ap = ad_pos[a]
+                if k == _AD_START and 1 <= ap <= 3:
+                    e1 = 23 + ap
+                elif _AD_FIRST_QUARTILE <= k <= _AD_THIRD_QUARTILE and 1 <= ap <= 3:
+                    e1 = 32 + 3 * (ap - 1) + (k - _AD_FIRST_QUARTILE)
+                elif k == _AD_CLICK and 1 <= ap <= 4:
+                    e1 = 27 + ap
+                elif k == _OVERLAY_START:
+                    e1 = 27
+                elif k == _OVERLAY_CLICK:
+                    e1 = 31
+                elif k == _BUMPER_START:
+                    if ap == 3:  # a bumper after the content
+                        e1 = 22
+                    else:
+                        e1 = 21
+                elif k == _BUMPER_CLICK:
+                    e1 = 23
+            for e in (e1, e2):
+                if e == 0:
+                    continue
+                counter += 1
+                if e <= HISTORY_BITS:
+                    hist |= 1 << (e - 1)
+                prev_ms = _emit(r, s, send, prev_ms, e, post, seeked, counter, hist,
+                                out_session, out_ms, out_type, out_point, out_seek, out_counter, out_hist)
+                r += 1
+                if e == SEEK and fl != MWEMBED:
+                    seeked = True  # on the events after the first reported seek (never in mwEmbed)
+            # A seek that lands past a quartile: v7 fires it at once, mwEmbed on the next ticks.
+            if k == _SEEK and play_sent and quartiles_on and fl != KDP:
+                tick = 0
+                t_next = t[a + 1] if a + 1 < a1 else ta + 1.0
+                for q in range(4):
+                    thr = quartile_at[fl, q] * dur
+                    if not fired[q] and post >= thr - 1e-9:
+                        fired[q] = True
+                        counter += 1
+                        hist |= 1 << (q + 3)
+                        tq = ta
+                        if fl == MWEMBED:
+                            tick += 1
+                            tq = min(ta + MONITOR_TICK_S * tick, max(t_next, ta))
+                        prev_ms = _emit(r, s, st + tq, prev_ms, q + 4, post, seeked, counter, hist,
+                                        out_session, out_ms, out_type, out_point, out_seek, out_counter, out_hist)
+                        r += 1
+            prev_t = ta
+            prev_post = post
+    return r
+
+
+# --- string columns, built per session or per pool, never per beacon ---------------------------
+
+_HEX_LOWER = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_HEX_UPPER = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
+
+
+def _guid_bytes(nibbles: np.ndarray, alphabet: np.ndarray) -> np.ndarray:
+    """(n, 32) nibbles -> (n, 36) ASCII of 8-4-4-4-12 GUIDs."""
+    out = np.full((len(nibbles), 36), ord("-"), dtype=np.uint8)
+    chars = alphabet[nibbles]
+    for lo, hi, src in ((0, 8, 0), (9, 13, 8), (14, 18, 12), (19, 23, 16), (24, 36, 20)):
+        out[:, lo:hi] = chars[:, src:src + hi - lo]
+    return out
+
+
+def _as_strings(ascii_rows: np.ndarray) -> np.ndarray:
+    width = ascii_rows.shape[1]
+    return np.ascontiguousarray(ascii_rows).view(f"S{width}").ravel().astype(f"U{width}").astype(object)
+
+
+def _session_ids(chunk: SessionChunk, flavor_s: np.ndarray) -> np.ndarray:
+    """One sessionId per session: KDP an uppercase GUID (Flex UIDUtil), mwEmbed a lowercase GUID,
+    v7 `<guid>:<guid>` (player part, media part), all from `chunk.rng("legacy")`."""
+    n = len(flavor_s)
+    nibbles = chunk.rng("legacy").integers(0, 16, size=(n, 64), dtype=np.uint8)
+    ids = np.empty(n, dtype=object)
+    for code, alphabet in ((KDP, _HEX_UPPER), (MWEMBED, _HEX_LOWER)):
+        rows = np.flatnonzero(flavor_s == code)
+        if len(rows):
+            ids[rows] = _as_strings(_guid_bytes(nibbles[rows, :32], alphabet))
+    rows = np.flatnonzero(flavor_s == V7)
+    if len(rows):
+        both = np.concatenate([_guid_bytes(nibbles[rows, :32], _HEX_LOWER),
+                               np.full((len(rows), 1), ord(":"), np.uint8),
+                               _guid_bytes(nibbles[rows, 32:], _HEX_LOWER)], axis=1)
+        ids[rows] = _as_strings(both)
+    return ids
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _uv_cookies(viewers: np.ndarray, seed: np.random.SeedSequence) -> Strings:
+    """`uv=uv_<32 hex>` per viewer: a hash of the run's seed and the viewer number, so the same
+    viewer carries the same cookie in every chunk of the run."""
+    unique, codes = np.unique(viewers, return_inverse=True)
+    run_key = np.uint64(int(seed.entropy) & 0xFFFFFFFFFFFFFFFF)
+    with np.errstate(over="ignore"):
+        v = unique.astype(np.uint64) ^ run_key
+        halves = np.stack([_splitmix64(v), _splitmix64(v ^ np.uint64(0xD1B54A32D192ED03))], axis=1)
+    shifts = np.arange(60, -4, -4, dtype=np.uint64)
+    nibbles = ((halves[:, :, None] >> shifts) & np.uint64(15)).astype(np.uint8).reshape(len(unique), 32)
+    prefix = np.frombuffer(b"uv=uv_", dtype=np.uint8)
+    ascii_rows = np.concatenate([np.broadcast_to(prefix, (len(unique), 6)), _HEX_LOWER[nibbles]], axis=1)
+    return Strings(codes.astype(np.int32).ravel(), _as_strings(ascii_rows))
+
+
+def _history_events(bits: np.ndarray, counter: np.ndarray, is_mw: np.ndarray) -> Strings:
+    """mwEmbed's `historyEvents`: a 24-char bitmap of the event ids sent so far for this entry
+    (this one included; character i stands for id i+1), then `-<count for entry>-<count total>`.
+    One entry per player here, so both counts are the send counter."""
+    codes = np.full(len(bits), -1, np.int32)
+    rows = np.flatnonzero(is_mw)
+    if not len(rows):
+        return Strings(codes, np.array([], dtype=object))
+    key = bits[rows].astype(np.int64) << 32 | counter[rows].astype(np.int64)
+    unique, inverse = np.unique(key, return_inverse=True)
+    pool = np.array([
+        "".join("1" if (b >> i) & 1 else "0" for i in range(HISTORY_BITS)) + f"-{c}-{c}"
+        for b, c in zip((unique >> 32).tolist(), (unique & 0xFFFFFFFF).tolist())
+    ], dtype=object)
+    codes[rows] = inverse.ravel().astype(np.int32)
+    return Strings(codes, pool)
