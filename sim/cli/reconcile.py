@@ -1,0 +1,65 @@
+"""`player-sim reconcile LEDGER --store STORE`: proves what arrived, what was lost, what was duplicated."""
+from __future__ import annotations
+
+import duckdb
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import app
+
+LABELS = {"sent": "sent", "failed_at_send": "failed at send", "received": "received", "lost": "lost",
+          "duplicated": "duplicated", "arrived_despite_failure": "arrived despite failure",
+          "unexpected": "unexpected", "rejected": "rejected"}
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"player-sim reconcile: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def reconcile(
+    ledger: str = typer.Argument(..., help="A requests ledger (JSON lines: ts, method, url, headers, body, protocol, "
+                                            "key), a folder of per-worker ledgers, or a quoted glob."),
+    store: str = typer.Option(..., "--store", metavar="STORE", help="The collector's DuckDB store (table `events`)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the reconciliation as JSON on stdout."),
+) -> None:
+    """Compare the keys the generator sent with the keys the collector stored: sent, failed
+    at send, received, lost, duplicated, unexpected, rejected (with reasons), in total and
+    by protocol and event type.
+
+    Exit status: 0 when nothing was lost or duplicated, 1 when anything was lost or
+    duplicated, 2 when the ledger or the store cannot be read.
+    """
+    from ..metrics import SourceError
+    from ..metrics.reconcile import COUNTS, reconcile as run
+
+    try:
+        result = run(ledger, store)
+    except SourceError as exc:
+        _fail(str(exc))
+    except duckdb.Error as exc:
+        _fail(f"{ledger}: cannot reconcile ({str(exc).splitlines()[0]})")
+    if json_out:
+        typer.echo(result.to_json())
+    else:
+        table = Table(title=f"Reconciliation: {ledger} against {store}", title_justify="left")
+        table.add_column("protocol")
+        table.add_column("eventType", justify="right")
+        for c in COUNTS:
+            table.add_column(LABELS[c], justify="right",
+                             style="red" if c in ("lost", "duplicated") else None)
+        for row in result.by_type:
+            table.add_row(row["protocol"] or "?", "?" if row["eventType"] is None else str(row["eventType"]),
+                          *(f"{row[c]:,}" for c in COUNTS))
+        table.add_row("total", "", *(f"{result.totals[c]:,}" for c in COUNTS), style="bold", end_section=True)
+        console = Console()
+        console.print(table)
+        for r in result.rejected_reasons:
+            console.print(f"rejected {r['protocol']}: {r['error_code'] or '(no code)'} x {r['rows']:,}")
+        if result.unexpected_keys:
+            console.print("unexpected keys (first 10): " + ", ".join(result.unexpected_keys))
+        console.print("[green]nothing lost or duplicated[/green]" if result.ok
+                      else "[red]events were lost or duplicated[/red]")
+    raise typer.Exit(0 if result.ok else 1)
