@@ -1,0 +1,58 @@
+"""`player-sim collector`: run the reference analytics endpoint with its DuckDB store."""
+from __future__ import annotations
+
+import typer
+
+from . import app
+
+
+def _bool(value: str, option: str) -> bool:
+    text = value.strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise typer.BadParameter(f"{value!r} is not true or false", param_hint=option)
+
+
+@app.command()
+def collector(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8080, min=0, max=65535, help="port; 0 picks a free one"),
+    store: str = typer.Option("player-sim.duckdb",
+                              help="DuckDB store (default: player-sim.duckdb in the current folder)"),
+    fail_rate: float = typer.Option(0.0, min=0.0, max=1.0,
+                                    help="share of beacon requests answered 503 (recorded as faulted)"),
+    slow_ms: str = typer.Option("0", help="delay before answering, ms: 50, uniform:10:200, "
+                                          "exponential:50 or lognormal:50:1.0"),
+    reset_rate: float = typer.Option(0.0, min=0.0, max=1.0,
+                                     help="share of beacon requests whose connection is closed unanswered"),
+    view_events_enabled: str = typer.Option("true", help="KAVA answers viewEventsEnabled true|false"),
+    max_body_kib: int = typer.Option(64, min=1, help="request bodies over this many KiB get 413"),
+) -> None:
+    """Serve Kaltura stats.collect and analytics.trackEvent, storing every request in DuckDB.
+
+    The first line printed is the collector's URL (http://HOST:PORT). A live page is at /,
+    its figures at /stats.json. SIGINT or SIGTERM stops it after storing every request it
+    acknowledged.
+    """
+    from sim.collector.app import CollectorConfig
+    from sim.collector.faults import FaultPlan, FaultSpecError, parse_delay
+    from sim.collector.server import ServeError, serve
+
+    try:
+        delay = parse_delay(slow_ms)
+        FaultPlan(fail_rate, reset_rate, delay)     # checks the rates together
+    except FaultSpecError as exc:
+        typer.echo(f"player-sim collector: {exc}", err=True)
+        raise typer.Exit(2) from None
+    config = CollectorConfig(store=store, host=host, port=port, fail_rate=fail_rate,
+                             reset_rate=reset_rate, slow=delay,
+                             view_events_enabled=_bool(view_events_enabled, "--view-events-enabled"),
+                             max_body=max_body_kib * 1024)
+    try:
+        code = serve(config)
+    except ServeError as exc:
+        typer.echo(f"player-sim collector: {exc}", err=True)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)

@@ -1,0 +1,164 @@
+"""The collector's live figures (`/stats.json`, SQL over the store) and the self-contained page at `/`.
+
+    LiveStats(store).snapshot()
+    # {"total": 12, "accepted": 10, ..., "by_protocol": {"legacy": 10},
+    #  "by_type": [{"protocol": "legacy", "eventType": 3, "name": "PLAY", "count": 4}, ...],
+    #  "headline": {"legacy": {"loads": 5, "plays": 4, "play_rate": 0.8, ...}, "kava": {...}}}
+
+Loads and plays follow each protocol's own reporting: legacy MEDIA_LOADED (2) is a load
+and PLAY (3) a play (kaltura/dwh aggregation); KAVA IMPRESSION (1) and PLAY (3).
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+LEGACY_NAMES = {
+    1: "WIDGET_LOADED", 2: "MEDIA_LOADED", 3: "PLAY", 4: "PLAY_REACHED_25", 5: "PLAY_REACHED_50",
+    6: "PLAY_REACHED_75", 7: "PLAY_REACHED_100", 8: "OPEN_EDIT", 9: "OPEN_VIRAL", 10: "OPEN_DOWNLOAD",
+    11: "OPEN_REPORT", 12: "BUFFER_START", 13: "BUFFER_END", 14: "OPEN_FULL_SCREEN",
+    15: "CLOSE_FULL_SCREEN", 16: "REPLAY", 17: "SEEK", 18: "OPEN_UPLOAD", 19: "SAVE_PUBLISH",
+    20: "CLOSE_EDITOR", 21: "PRE_BUMPER_PLAYED", 22: "POST_BUMPER_PLAYED", 23: "BUMPER_CLICKED",
+    24: "PREROLL_STARTED", 25: "MIDROLL_STARTED", 26: "POSTROLL_STARTED", 27: "OVERLAY_STARTED",
+    28: "PREROLL_CLICKED", 29: "MIDROLL_CLICKED", 30: "POSTROLL_CLICKED", 31: "OVERLAY_CLICKED",
+    32: "PREROLL_25", 33: "PREROLL_50", 34: "PREROLL_75", 35: "MIDROLL_25", 36: "MIDROLL_50",
+    37: "MIDROLL_75", 38: "POSTROLL_25", 39: "POSTROLL_50", 40: "POSTROLL_75",
+}
+KAVA_NAMES = {
+    1: "IMPRESSION", 2: "PLAY_REQUEST", 3: "PLAY", 4: "RESUME", 11: "PLAY_REACHED_25_PERCENT",
+    12: "PLAY_REACHED_50_PERCENT", 13: "PLAY_REACHED_75_PERCENT", 14: "PLAY_REACHED_100_PERCENT",
+    15: "PLAY_REACHED_90_PERCENT", 21: "SHARE_CLICKED", 22: "SHARE_NETWORK", 23: "DOWNLOAD",
+    24: "REPORT_CLICKED", 25: "REPORT_SUBMITTED", 31: "ENTER_FULLSCREEN", 32: "EXIT_FULLSCREEN",
+    33: "PAUSE", 34: "REPLAY", 35: "SEEK", 36: "RELATED_OPEN", 37: "RELATED_SELECTED",
+    38: "CAPTIONS", 39: "SOURCE_SELECTED", 40: "INFO", 41: "SPEED", 42: "AUDIO_SELECTED",
+    43: "FLAVOR_SWITCH", 45: "BUFFER_START", 46: "BUFFER_END", 98: "ERROR", 99: "VIEW",
+    100: "PLAY_MANIFEST", 10002: "BUTTON_CLICKED", 10003: "PAGE_LOAD",
+}
+_LOAD_TYPE = {"legacy": 2, "kava": 1}
+_RATE_WINDOW_S = 5.0
+
+
+def event_name(protocol: str, event_type: int | None) -> str:
+    names = LEGACY_NAMES if protocol == "legacy" else KAVA_NAMES
+    return names.get(event_type, "?") if event_type is not None else "(none)"
+
+
+class LiveStats:
+    """Figures over the store, recomputed at most once a second whatever the page count."""
+
+    def __init__(self, store, min_interval_s: float = 1.0):
+        self.store = store
+        self.min_interval_s = min_interval_s
+        self._lock = threading.Lock()
+        self._cached: dict | None = None
+        self._at = 0.0
+        self._reader = None
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            now = time.time()
+            if self._cached is None or now - self._at >= self.min_interval_s:
+                self._cached = self._compute(now)
+                self._at = now
+            return self._cached
+
+    def _compute(self, now: float) -> dict:
+        if self._reader is None:
+            self._reader = self.store.reader()
+        con = self._reader
+        total, accepted, faulted, flagged, recent = con.execute(
+            """SELECT count(*), count(*) FILTER (accepted), count(*) FILTER (fault IS NOT NULL),
+                      count(*) FILTER (accepted AND flags IS NOT NULL),
+                      count(*) FILTER (accepted AND received_at >= ?)
+               FROM events""", [now - _RATE_WINDOW_S]).fetchone()
+        by_type = con.execute(
+            """SELECT protocol, eventType, count(*) AS n FROM events WHERE accepted
+               GROUP BY ALL ORDER BY n DESC, protocol, eventType""").fetchall()
+        sessions = dict(con.execute(
+            "SELECT protocol, count(DISTINCT sessionId) FROM events WHERE accepted GROUP BY ALL").fetchall())
+        errors = con.execute(
+            """SELECT error_code, count(*) FROM events WHERE NOT accepted AND fault IS NULL
+               GROUP BY ALL ORDER BY 2 DESC LIMIT 10""").fetchall()
+        by_protocol: dict[str, int] = {}
+        counts: dict[tuple[str, int | None], int] = {}
+        for protocol, event_type, n in by_type:
+            by_protocol[protocol] = by_protocol.get(protocol, 0) + n
+            counts[(protocol, event_type)] = n
+        headline = {}
+        for protocol in sorted(by_protocol):
+            loads = counts.get((protocol, _LOAD_TYPE.get(protocol)), 0)
+            plays = counts.get((protocol, 3), 0)
+            figures = {"loads": loads, "plays": plays,
+                       "play_rate": round(plays / loads, 4) if loads else None,
+                       "sessions": sessions.get(protocol, 0)}
+            if protocol == "kava":
+                # a VIEW stands for about 10 s of playing (kava-timer); a quick reading, not a report
+                figures["minutes_viewed"] = round(counts.get(("kava", 99), 0) * 10 / 60, 1)
+            headline[protocol] = figures
+        return {
+            "time": now, "total": total, "accepted": accepted, "faulted": faulted,
+            "rejected": total - accepted - faulted, "flagged": flagged,
+            "events_per_second": round(recent / _RATE_WINDOW_S, 2),
+            "by_protocol": by_protocol,
+            "by_type": [{"protocol": p, "eventType": t, "name": event_name(p, t), "count": n}
+                        for p, t, n in by_type],
+            "errors": [{"code": c, "count": n} for c, n in errors],
+            "headline": headline,
+        }
+
+
+PAGE_HTML = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>player-sim collector</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
+h1{font-size:1.3em;margin:0 0 .6em} h2{font-size:1em;margin:1.2em 0 .4em}
+.cards{display:flex;flex-wrap:wrap;gap:.8em}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}
+.card b{display:block;font-size:1.6em}
+table{border-collapse:collapse;background:#fff} td,th{border:1px solid #ddd;padding:.2em .6em;text-align:right}
+th{background:#eee} td.l,th.l{text-align:left} #status{color:#888;font-size:.9em}
+</style></head><body>
+<h1>player-sim collector</h1>
+<div id="status">loading&hellip;</div>
+<div class="cards">
+ <div class="card">events/s<b id="eps">-</b></div>
+ <div class="card">accepted<b id="accepted">-</b></div>
+ <div class="card">rejected<b id="rejected">-</b></div>
+ <div class="card">faulted<b id="faulted">-</b></div>
+ <div class="card">flagged<b id="flagged">-</b></div>
+</div>
+<h2>Headline</h2>
+<table id="headline"><thead><tr><th class="l">protocol</th><th>loads</th><th>plays</th>
+<th>play rate</th><th>sessions</th><th>minutes viewed</th></tr></thead><tbody></tbody></table>
+<h2>Events by protocol and type</h2>
+<table id="types"><thead><tr><th class="l">protocol</th><th>eventType</th><th class="l">name</th>
+<th>count</th></tr></thead><tbody></tbody></table>
+<h2>Rejections</h2>
+<table id="errors"><thead><tr><th class="l">error code</th><th>count</th></tr></thead><tbody></tbody></table>
+<script>
+"use strict";
+function cell(text, cls){var td=document.createElement("td");td.textContent=text;if(cls)td.className=cls;return td;}
+function fill(id, rows){
+  var body=document.querySelector("#"+id+" tbody");body.textContent="";
+  rows.forEach(function(r){var tr=document.createElement("tr");
+    r.forEach(function(c,i){tr.appendChild(cell(c===null||c===undefined?"-":String(c), i===0||(id==="types"&&i===2)?"l":""));});
+    body.appendChild(tr);});
+}
+function show(s){
+  document.getElementById("eps").textContent=s.events_per_second;
+  ["accepted","rejected","faulted","flagged"].forEach(function(k){document.getElementById(k).textContent=s[k];});
+  fill("headline", Object.keys(s.headline).map(function(p){var h=s.headline[p];
+    return [p,h.loads,h.plays,h.play_rate===null?null:(100*h.play_rate).toFixed(1)+" %",h.sessions,h.minutes_viewed];}));
+  fill("types", s.by_type.map(function(t){return [t.protocol,t.eventType,t.name,t.count];}));
+  fill("errors", s.errors.map(function(e){return [e.code,e.count];}));
+  document.getElementById("status").textContent="updated "+new Date(s.time*1000).toLocaleTimeString()+
+    " \\u2014 "+s.total+" requests stored";
+}
+function refresh(){
+  fetch("stats.json",{cache:"no-store"}).then(function(r){return r.json();}).then(show)
+    .catch(function(e){document.getElementById("status").textContent="cannot reach the collector: "+e;});
+}
+refresh(); setInterval(refresh, 2000);
+</script></body></html>
+"""
