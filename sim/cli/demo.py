@@ -1,0 +1,142 @@
+"""`player-sim demo`: the whole pipeline in about a minute, nothing to configure.
+
+Starts the reference collector on a free port with a fresh store, runs a short headless
+Locust load of the bundled default mix against it (both protocols, time-scaled), stops the
+collector cleanly (SIGTERM, then waits), and prints `player-sim report STORE` and
+`player-sim reconcile LEDGER --store STORE`. Exit status 0 only when nothing was lost.
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+from . import app
+
+PLAYER_SIM = [sys.executable, "-c", "from sim.cli import main; main()"]
+LOCUSTFILE = '''"""player-sim live load (written by `player-sim demo`)."""
+from sim.load.locust_glue import BeaconSenderUser, install
+
+install()
+'''
+
+
+class DemoError(Exception):
+    """A step of the demo failed; the message says which."""
+
+
+def _say(text: str) -> None:
+    typer.secho(f"==> {text}", fg=typer.colors.CYAN, err=True)
+
+
+def start_collector(store: Path, log_path: Path, extra: list[str] = (), timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
+    """A collector on a free loopback port; returns the process and its URL (its first line)."""
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([*PLAYER_SIM, "collector", "--port", "0", "--store", str(store), *extra],
+                            stdout=subprocess.PIPE, stderr=log)
+    url: list[str] = []
+
+    def first_line():
+        line = proc.stdout.readline().decode().strip()
+        url.append(line)
+        # keep draining so the collector never blocks on a full pipe
+        for rest in proc.stdout:
+            log.write(rest)
+
+    reader = threading.Thread(target=first_line, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not url or not url[0].startswith("http"):
+        stop_process(proc)
+        detail = log_path.read_text(errors="replace").strip().splitlines()[-3:] if log_path.exists() else []
+        raise DemoError("the collector did not start" + (": " + " / ".join(detail) if detail else ""))
+    return proc, url[0]
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 60.0) -> int:
+    """SIGTERM, wait for a clean exit, kill only if it does not come."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def locust_command(locustfile: Path, host: str, ledger: Path, summary: Path, *, run_time: float,
+                   session_rate: float, time_scale: float, protocol: str, users: int = 2,
+                   processes: int = 1, extra: list[str] = ()) -> list[str]:
+    cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
+           "-u", str(users), "-r", str(users), "-t", f"{run_time:g}s", "--stop-timeout", "5",
+           "--host", host, "--protocol", protocol, "--workload", "open",
+           "--session-rate", f"{session_rate:g}", "--time-scale", f"{time_scale:g}",
+           "--ledger", str(ledger), "--summary-json", str(summary)]
+    if processes > 1:
+        cmd += ["--processes", str(processes)]
+    return cmd + list(extra)
+
+
+def _locustfile(out: Path) -> Path:
+    bundled = Path(__file__).resolve().parents[2] / "locustfile.py"
+    if bundled.exists():
+        return bundled
+    path = out / "locustfile.py"
+    path.write_text(LOCUSTFILE)
+    return path
+
+
+@app.command()
+def demo(
+    out: str = typer.Option("", help="folder for the store, ledger and logs (default: a new out/demo-<time>)"),
+    seconds: float = typer.Option(45.0, min=5.0, help="length of the load, wall seconds"),
+    session_rate: float = typer.Option(8.0, min=0.1, help="sessions starting per wall second"),
+    time_scale: float = typer.Option(10.0, min=1.0, help="how much faster than real time the viewers watch"),
+    protocol: str = typer.Option("both", help="legacy, kava or both"),
+) -> None:
+    """Collector + a minute of time-scaled load of the default mix + report + reconciliation."""
+    folder = Path(out) if out else Path("out") / datetime.now().strftime("demo-%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    store, ledger, summary = folder / "collector.duckdb", folder / "ledger.jsonl", folder / "load-summary.json"
+    if store.exists():
+        typer.echo(f"player-sim demo: {store} already exists; give a fresh --out folder", err=True)
+        raise typer.Exit(2)
+    collector = None
+    try:
+        _say(f"collector: starting with a fresh store {store}")
+        collector, url = start_collector(store, folder / "collector.log")
+        _say(f"collector: listening on {url}")
+        _say(f"load: {seconds:g} s of the default mix ({protocol}), {session_rate:g} sessions/s, "
+             f"{time_scale:g}x real time")
+        cmd = locust_command(_locustfile(folder), url, ledger, summary, run_time=seconds,
+                             session_rate=session_rate, time_scale=time_scale, protocol=protocol)
+        with open(folder / "locust.log", "wb") as log:
+            locust = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+        if not ledger.exists():
+            raise DemoError(f"the load run wrote no ledger (exit {locust.returncode}); see {folder / 'locust.log'}")
+        if summary.exists():
+            typer.echo(summary.read_text(), err=True)
+    except DemoError as exc:
+        typer.echo(f"player-sim demo: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        if collector is not None:
+            _say("collector: stopping (SIGTERM)")
+            code = stop_process(collector)
+            if code not in (0, -signal.SIGTERM):
+                typer.echo(f"player-sim demo: the collector exited with status {code}; see {folder / 'collector.log'}",
+                           err=True)
+    _say(f"player-sim report {store}")
+    subprocess.run([*PLAYER_SIM, "report", str(store)])
+    _say(f"player-sim reconcile {ledger} --store {store}")
+    reconciled = subprocess.run([*PLAYER_SIM, "reconcile", str(ledger), "--store", str(store)])
+    if reconciled.returncode != 0:
+        typer.echo("player-sim demo: the reconciliation found lost or duplicated beacons", err=True)
+        raise typer.Exit(1)
+    _say(f"done: everything sent arrived. Files in {folder}")
