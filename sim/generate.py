@@ -61,37 +61,78 @@ def beacon_chunks(chunk: SessionChunk, protocol: str) -> list[BeaconChunk]:
     return out
 
 
-def ledger_keys(chunk: BeaconChunk) -> pa.Array:
-    """The ledger key of every beacon (`codec.ledger_key`), as a column.
+# Ledger keys as columns: each protocol's `codec.ledger_key(beacon)` joins these wire fields
+# (text as is, numbers as JavaScript writes them, "" when not sent) with this separator.
+# Spot-checked against the codec on every chunk; a mismatch falls back to the codec itself.
+KEY_RECIPES = {
+    "legacy": ("|", ("sessionId", "eventType", "eventTimestamp", "currentPoint")),
+    "kava": (":", ("sessionId", "eventIndex", "eventType", "position", "playTimeSum", "bufferTimeSum",
+                   "targetPosition")),
+}
+KEY_CHECKS = 16
 
-    A codec may offer `ledger_keys(chunk)` (a column); otherwise keys are
-    `<ledger session>:<ledger index>`, checked against `codec.ledger_key` on the chunk's
-    first beacon so a codec with another rule is honoured beacon by beacon.
+
+def _key_text(col, n: int) -> pa.Array:
+    """A column as the text a ledger key holds (null -> "")."""
+    if col is None:
+        return pa.array([""] * n, type=pa.string()) if n else pa.array([], type=pa.string())
+    if isinstance(col, Strings):
+        text = pa.DictionaryArray.from_arrays(pa.array(col.codes, mask=np.asarray(col.codes) < 0),
+                                              pa.array(col.pool, type=pa.string())).dictionary_decode()
+    else:
+        values = np.asarray(col)
+        if values.dtype.kind == "f":
+            # JavaScript's String(n): integral values without ".0"
+            integral = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 1e15)
+            as_int = pa.array(np.where(integral, values, 0).astype(np.int64)).cast(pa.string())
+            text = pc.if_else(pa.array(integral), as_int, pa.array(values, mask=np.isnan(values)).cast(pa.string()))
+        elif values.dtype.kind in "iu":
+            text = pa.array(values, mask=values < 0).cast(pa.string())
+        else:
+            text = pa.array(values).cast(pa.string())
+    return pc.fill_null(text, "")
+
+
+def ledger_keys(chunk: BeaconChunk) -> pa.Array:
+    """The ledger key of every beacon (`codec.ledger_key`), as a string column.
+
+    Uses the codec's own `ledger_keys(chunk)` when it has one; otherwise builds the keys
+    column-wise from KEY_RECIPES and checks a spread of rows against `codec.ledger_key`.
     """
     codec = _module(chunk.protocol, "codec")
+    n = len(chunk)
     if hasattr(codec, "ledger_keys"):
         keys = codec.ledger_keys(chunk)
         if isinstance(keys, Strings):
             return pa.DictionaryArray.from_arrays(pa.array(keys.codes, mask=keys.codes < 0),
-                                                  pa.array(keys.pool, type=pa.string()))
+                                                  pa.array(keys.pool, type=pa.string())).dictionary_decode()
         return pa.array(keys, type=pa.string())
-    if len(chunk) == 0:
+    if n == 0:
         return pa.array([], type=pa.string())
-    sessions = pa.DictionaryArray.from_arrays(pa.array(chunk.ledger_session.codes),
-                                              pa.array(chunk.ledger_session.pool, type=pa.string()))
-    keys = pc.binary_join_element_wise(sessions.dictionary_decode(),
-                                       pa.array(chunk.ledger_index).cast(pa.string()), ":")
-    want = codec.ledger_key(codec.beacon_at(chunk, 0))
-    if keys[0].as_py() == want:
-        return keys
-    return pa.array([codec.ledger_key(codec.beacon_at(chunk, i)) for i in range(len(chunk))], type=pa.string())
+    recipe = KEY_RECIPES.get(chunk.protocol)
+    if recipe is not None:
+        sep, names = recipe
+        keys = pc.binary_join_element_wise(*[_key_text(chunk.columns.get(name), n) for name in names], sep)
+        rows = np.unique(np.linspace(0, n - 1, min(n, KEY_CHECKS)).astype(np.int64))
+        if all(keys[int(i)].as_py() == codec.ledger_key(codec.beacon_at(chunk, int(i))) for i in rows):
+            return keys
+    return pa.array([codec.ledger_key(codec.beacon_at(chunk, i)) for i in range(n)], type=pa.string())
 
 
 def wire_requests(chunk: BeaconChunk, encoding: str | None) -> list:
-    """The WireRequest of every beacon, encoded by the protocol's codec."""
+    """The WireRequest of every beacon, encoded by the protocol's codec.
+
+    `encoding` None: each row's own (`codec.encoding_at`, the scenario's choice) or the
+    protocol's default.
+    """
     codec = _module(chunk.protocol, "codec")
-    enc = encoding or ENCODINGS[chunk.protocol][0]
-    return [codec.encode(codec.beacon_at(chunk, i), enc) for i in range(len(chunk))]
+    own = getattr(codec, "encoding_at", None)
+    default = ENCODINGS[chunk.protocol][0]
+    out = []
+    for i in range(len(chunk)):
+        enc = encoding or (own(chunk, i) if own else default)
+        out.append(codec.encode(codec.beacon_at(chunk, i), enc))
+    return out
 
 
 # -- global send order ---------------------------------------------------------------------------
@@ -187,7 +228,7 @@ class SendOrderMerge:
 # -- the pipeline ------------------------------------------------------------------------------
 
 def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: EventsBuilder | None,
-          encoding: str | None, keys_of: Callable[[BeaconChunk], pa.Array],
+          encoding: dict[str, str] | None, keys_of: Callable[[BeaconChunk], pa.Array],
           ) -> list[tuple[pa.Table, np.ndarray, np.ndarray]]:
     parts = []
     seq_of_row = chunk.sessions["session_seq"]
@@ -196,14 +237,14 @@ def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: Ev
         ts = np.asarray(b.send_t, dtype=np.float64)
         if fmt == "requests":
             keys = keys_of(b).cast(pa.string()).to_pylist()
-            table = requests_table(ts, wire_requests(b, encoding), b.protocol, keys)
+            table = requests_table(ts, wire_requests(b, (encoding or {}).get(b.protocol)), b.protocol, keys)
         else:
             table = builder.table(b, chunk, keys_of(b))
         parts.append((table, ts, seq))
     return parts
 
 
-def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, encoding: str | None = None,
+def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, encoding: dict[str, str] | None = None,
                 stats: GenerateStats | None = None,
                 beacons_of: Callable[[SessionChunk, str], list[BeaconChunk]] = beacon_chunks,
                 keys_of: Callable[[BeaconChunk], pa.Array] = ledger_keys) -> Iterator[pa.Table]:
@@ -233,12 +274,13 @@ def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, enco
 
 def generate(components, *, seed: int, sessions: int | None = None, days: float | None = None,
              protocol: str = "legacy", fmt: str = "parquet", out, partition: str | None = None,
-             encoding: str | None = None, chunk_size: int = 65536,
+             encoding: dict[str, str] | None = None, chunk_size: int = 65536,
              on_progress: Callable[[GenerateStats, float], None] | None = None) -> GenerateStats:
     """Generate a run into `out` (a file, or a folder when partitioned); returns its counts.
 
-    `on_progress(stats, watermark)` is called after every chunk with the counts so far and the
-    simulated time (epoch s) up to which rows are written.
+    `encoding` ({protocol: encoding}, request files only) overrides the scenario's choice.
+    `on_progress(stats, sent_until)` is called after every write with the counts so far and
+    the send time (epoch s) of the last row written.
     """
     from .player.model import generate_sessions
 
