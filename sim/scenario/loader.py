@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -157,7 +158,11 @@ def _syntax_problem(exc: MarkedYAMLError, text: str, file: str) -> Problem:
     lines = text.splitlines()
     if mark and mark.line < len(lines) and "\t" in lines[mark.line][: max(mark.column, 1)]:
         return Problem(file, line, col, "", "tab character in indentation; YAML indents with spaces only")
-    context = f" ({exc.context})" if exc.context else ""
+    context = ""
+    if exc.context:
+        started = exc.context_mark
+        at = f" started at line {started.line + 1}, column {started.column + 1}" if started and started.line != mark.line else ""
+        context = f" ({exc.context}{at})"
     return Problem(file, line, col, "", f"YAML syntax error: {problem}{context}")
 
 
@@ -230,8 +235,8 @@ def _referenced(path: DataPath, value: Any, file: Path, locs: dict, stack: tuple
     if not isinstance(value, str) or not value.strip():
         problems.append(problem_at(path, locs, name, f"expected the path of a scenario file, got {value!r}"))
         return None
-    target = (file.parent / value).resolve()
-    if target in stack or target == file.resolve():
+    target = Path(os.path.normpath(file.parent / value))  # as the author would write it, for messages
+    if target.resolve() in stack or target.resolve() == file.resolve():
         problems.append(problem_at(path, locs, name, f"circular {what}: {_chain(stack, target)}"))
         return None
     if not target.is_file():
