@@ -3,12 +3,26 @@
 Built once per run from a scenario and a seed. Faker fills the identity pools here and
 nowhere else; sessions refer to pool rows by index, so nothing on the per-session path
 creates strings.
+
+Usage::
+
+    population = build_population(components, seed=7)
+    population.catalog.entry_ids[3]          # "1_k3v9q0zt"
+    population.components[0].entries         # slice of the catalog owned by component 0
+
+For a mix, every component's catalog, pools and viewers are concatenated (indices are
+global) and `Population.components[c]` holds component c's slices into them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+# Stream keys for the SeedSequence of a run: the population draws from (seed, POPULATION_KEY, c).
+POPULATION_KEY = 1
 
 
 @dataclass
@@ -36,6 +50,399 @@ class IdentityPools:
 
 
 @dataclass
+class Viewers:
+    """One row per viewer (global numbering); a viewer keeps its device, IP and user id all run."""
+    user_agent: np.ndarray     # int32 row in IdentityPools.user_agents
+    ip: np.ndarray             # int32 row in IdentityPools.ips
+    user_id: np.ndarray        # int32 row in IdentityPools.user_ids, -1 = anonymous
+    tz_offset_min: np.ndarray  # int16 UTC offset of the viewer, minutes
+
+    def __len__(self) -> int:
+        return len(self.user_agent)
+
+
+@dataclass
+class ComponentSlice:
+    """Where one scenario component lives in the concatenated population (half-open ranges)."""
+    name: str
+    entries: range
+    viewers: range
+    referrers: range
+    entry_cdf: np.ndarray           # cumulative popularity within the component's entries
+    tz_offsets_min: np.ndarray      # int16 offset of each time-zone group
+    tz_weights: np.ndarray          # float64 share of sessions per time-zone group, sums to 1
+    tz_viewers: list[range]         # global viewer range of each time-zone group
+    tz_activity_cdf: list[np.ndarray]  # cumulative activity weights of the viewers in each group
+    caption_languages: np.ndarray   # int16 indices into IdentityPools.caption_languages
+
+
+@dataclass
 class Population:
     catalog: Catalog
     pools: IdentityPools
+    viewers: Viewers | None = None
+    components: list[ComponentSlice] = field(default_factory=list)
+
+
+class PopulationError(ValueError):
+    """A catalog source that cannot be read; the message names the file and line."""
+
+
+# --- user agents ------------------------------------------------------------------------------
+
+DEVICE_CODES = {"desktop": 0, "mobile": 1, "tablet": 2, "ctv": 3}
+BASE_OS = ["windows", "macos", "linux", "android", "ios", "tizen", "webos"]
+BASE_BROWSERS = ["chrome", "safari", "edge", "firefox", "samsung", "other"]
+APPLE_OS = {"macos", "ios"}
+
+# How each (os, device) platform writes itself into a user agent.
+_PLATFORM = {
+    ("windows", "desktop"): "Windows NT 10.0; Win64; x64",
+    ("macos", "desktop"): "Macintosh; Intel Mac OS X 10_15_7",
+    ("linux", "desktop"): "X11; Linux x86_64",
+    ("android", "mobile"): "Linux; Android {android}; {phone}",
+    ("android", "tablet"): "Linux; Android {android}; {tablet}",
+    ("ios", "mobile"): "iPhone; CPU iPhone OS {ios_} like Mac OS X",
+    ("ios", "tablet"): "iPad; CPU OS {ios_} like Mac OS X",
+}
+_PHONES = ["SM-S918B", "SM-A546B", "Pixel 8", "Pixel 7a", "moto g84 5G", "2201116SG"]
+_TABLETS = ["SM-X710", "SM-X200", "Lenovo TB-X606F", "Pixel Tablet"]
+_TVS = {
+    "tizen": "Mozilla/5.0 (SMART-TV; LINUX; Tizen {tizen}) AppleWebKit/537.36 (KHTML, like Gecko) "
+             "{tv_browser}/{tizen} Chrome/{chrome_old} TV Safari/537.36",
+    "webos": "Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) "
+             "Chrome/{chrome_old} Safari/537.36 WebAppManager",
+    "android": "Mozilla/5.0 (Linux; Android {android}; BRAVIA 4K VH2 Build/QTG3.200305.006.S292) "
+               "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{chrome_old} Safari/537.36",
+}
+
+
+def _compatible_browser(os_name: str, device: str, browser: str) -> str:
+    """The browser a viewer really runs: Safari only on Apple, Samsung Internet only on Android."""
+    if device == "ctv":
+        return "other"
+    if browser == "safari" and os_name not in APPLE_OS:
+        return "chrome"
+    if browser == "samsung" and os_name != "android":
+        return "safari" if os_name in APPLE_OS else "chrome"
+    if browser == "edge" and os_name == "linux":
+        return "chrome"
+    return browser
+
+
+def _platform_os(os_name: str, device: str) -> str:
+    """Operating systems that cannot run on a device class fall back to its usual one."""
+    if device == "ctv":
+        return os_name if os_name in _TVS else "tizen"
+    if device == "desktop":
+        return os_name if os_name in ("windows", "macos", "linux") else "windows"
+    return os_name if os_name in ("android", "ios") else "android"
+
+
+def user_agent(device: str, os_name: str, browser: str, rnd) -> str:
+    """A user agent string a real `browser` on `os_name` on a `device` sends; `rnd` is a random.Random."""
+    chrome = f"{rnd.randint(118, 131)}.0.{rnd.randint(5000, 6800)}.{rnd.randint(50, 200)}"
+    v = {
+        "chrome": chrome, "chrome_major": chrome.split(".")[0],
+        "chrome_old": f"{rnd.randint(85, 108)}.0.{rnd.randint(4000, 5300)}.{rnd.randint(50, 200)}",
+        "firefox": f"{rnd.randint(115, 133)}.0", "edge": f"{rnd.randint(118, 131)}.0.{rnd.randint(2000, 2900)}.{rnd.randint(40, 120)}",
+        "safari": f"{rnd.randint(16, 18)}.{rnd.randint(0, 6)}", "ios_": f"{rnd.randint(16, 18)}_{rnd.randint(0, 6)}",
+        "android": str(rnd.randint(11, 15)), "samsung": f"{rnd.randint(23, 27)}.0",
+        "phone": rnd.choice(_PHONES), "tablet": rnd.choice(_TABLETS), "tizen": f"{rnd.randint(5, 8)}.0",
+        "tv_browser": "SamsungBrowser",
+    }
+    if device == "ctv":
+        return _TVS[os_name].format(**v)
+    platform = _PLATFORM[(os_name, "tablet" if device == "tablet" and os_name in ("android", "ios") else
+                          "mobile" if device in ("mobile", "tablet") else "desktop")].format(**v)
+    webkit = "AppleWebKit/537.36 (KHTML, like Gecko)"
+    mobile = " Mobile" if device == "mobile" else ""
+    if os_name == "ios":
+        wk = "AppleWebKit/605.1.15 (KHTML, like Gecko)"
+        tail = {"chrome": f"CriOS/{v['chrome']}", "firefox": f"FxiOS/{v['firefox']}",
+                "edge": f"EdgiOS/{v['edge']}"}.get(browser, f"Version/{v['safari']}")
+        return f"Mozilla/5.0 ({platform}) {wk} {tail} Mobile/15E148 Safari/604.1"
+    if browser == "safari":
+        return f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/{v['safari']} Safari/605.1.15"
+    if browser == "firefox":
+        gecko = "Mobile; rv" if device != "desktop" else f"{platform}; rv"
+        head = f"Android {v['android']}; {gecko}" if os_name == "android" else gecko
+        return f"Mozilla/5.0 ({head}:{v['firefox']}) Gecko/20100101 Firefox/{v['firefox']}"
+    if browser == "samsung":
+        return (f"Mozilla/5.0 ({platform}) {webkit} SamsungBrowser/{v['samsung']} "
+                f"Chrome/{v['chrome_major']}.0.0.0{mobile} Safari/537.36")
+    if browser == "edge":
+        edge = "EdgA" if os_name == "android" else "Edg"
+        return f"Mozilla/5.0 ({platform}) {webkit} Chrome/{v['chrome_major']}.0.0.0{mobile} Safari/537.36 {edge}/{v['edge']}"
+    return f"Mozilla/5.0 ({platform}) {webkit} Chrome/{v['chrome_major']}.0.0.0{mobile} Safari/537.36"
+
+
+# --- IP addresses -------------------------------------------------------------------------------
+
+# Public first octets regional registries allocated (largely) to each country. Plausible,
+# not authoritative: no lookups happen; collectors geolocate with whatever database they have.
+COUNTRY_PREFIXES: dict[str, list[int]] = {
+    "US": [3, 4, 8, 12, 23, 24, 50, 63, 64, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 96, 97, 98, 99, 104, 107, 108, 173, 174],
+    "CA": [24, 70, 99, 142, 174, 184, 206],
+    "GB": [2, 5, 31, 51, 81, 82, 86, 90, 109, 151, 176, 212],
+    "DE": [2, 5, 31, 46, 62, 77, 78, 79, 84, 87, 91, 93, 217],
+    "FR": [2, 5, 37, 78, 80, 82, 86, 88, 90, 92, 109, 176],
+    "IN": [14, 27, 49, 59, 103, 106, 110, 115, 117, 122, 157, 182, 223],
+    "BR": [138, 143, 152, 168, 170, 177, 179, 186, 187, 189, 191, 200, 201],
+    "AU": [1, 14, 27, 49, 58, 101, 110, 120, 121, 124, 144, 202, 203],
+    "JP": [1, 27, 36, 42, 49, 58, 60, 106, 110, 114, 118, 126, 133, 153, 219],
+    "MX": [132, 148, 177, 187, 189, 200, 201],
+    "ES": [2, 5, 31, 37, 77, 79, 80, 81, 83, 88, 90, 95, 212],
+    "IT": [2, 5, 31, 37, 79, 80, 82, 87, 93, 95, 151, 213],
+    "NL": [2, 5, 31, 37, 77, 80, 82, 84, 85, 86, 145, 212, 217],
+    "IL": [2, 5, 31, 37, 46, 77, 79, 80, 84, 109, 132, 147, 212],
+}
+# Any other country: public unicast ranges, avoiding private, loopback, multicast and reserved blocks.
+GENERIC_PREFIXES = [2, 5, 31, 37, 41, 45, 46, 62, 77, 78, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 91, 93, 94, 95, 185, 188, 193, 194, 195, 196, 197, 212, 213, 217]
+
+
+def _ips(country: str, n: int, rng: np.random.Generator) -> list[str]:
+    prefixes = np.asarray(COUNTRY_PREFIXES.get(country, GENERIC_PREFIXES))
+    first = rng.choice(prefixes, n)
+    rest = rng.integers(0, 256, (n, 3))
+    rest[:, 2] = rng.integers(1, 255, n)   # no network or broadcast addresses
+    return [f"{a}.{b}.{c}.{d}" for a, (b, c, d) in zip(first.tolist(), rest.tolist())]
+
+
+# --- entries ------------------------------------------------------------------------------------
+
+_BASE36 = np.array(list("0123456789abcdefghijklmnopqrstuvwxyz"))
+
+
+def entry_ids(n: int, rng: np.random.Generator, taken: set[str]) -> list[str]:
+    """`n` distinct Kaltura-looking entry ids ("1_" + 8 lowercase base36 characters) not in `taken`."""
+    out: list[str] = []
+    while len(out) < n:
+        digits = rng.integers(0, 36, (n - len(out), 8))
+        for row in _BASE36[digits]:
+            ident = "1_" + "".join(row)
+            if ident not in taken:
+                taken.add(ident)
+                out.append(ident)
+    return out
+
+
+def zipf_weights(n: int, exponent: float) -> np.ndarray:
+    """Zipf popularity over ranks 1..n, normalised to sum to 1 (exponent 0 = uniform)."""
+    w = np.arange(1, n + 1, dtype=float) ** -float(exponent)
+    return w / w.sum()
+
+
+def _csv_entries(path: Path) -> tuple[list[str], list[float], list[bool]]:
+    """Entries from a CSV with columns id,duration[,live,name]; errors name file:line."""
+    ids, durations, live = [], [], []
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise PopulationError(f"{path}: cannot read the catalog CSV ({exc.strerror})") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = {"id", "duration"} - set(reader.fieldnames or [])
+        if missing:
+            raise PopulationError(f"{path}:1: catalog CSV lacks column(s) {', '.join(sorted(missing))}")
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if not row["id"]:
+                raise PopulationError(f"{where}: empty entry id")
+            try:
+                duration = float(row["duration"])
+            except (TypeError, ValueError):
+                raise PopulationError(f"{where}: duration {row['duration']!r} is not a number") from None
+            if not duration > 0:
+                raise PopulationError(f"{where}: duration must be positive, got {duration}")
+            flag = (row.get("live") or "false").strip().lower()
+            if flag not in ("true", "false", "1", "0", "yes", "no", ""):
+                raise PopulationError(f"{where}: live {row['live']!r} is not true/false")
+            ids.append(row["id"])
+            durations.append(duration)
+            live.append(flag in ("true", "1", "yes"))
+    if not ids:
+        raise PopulationError(f"{path}: the catalog CSV has no entries")
+    return ids, durations, live
+
+
+def _catalog_of(scenario, base_dir: Path | None, rng: np.random.Generator, taken: set[str]):
+    from .player.model import draw_many   # the compiled sampler the player model uses
+
+    cat = scenario.catalog
+    if cat.entries is not None:
+        return ([e.id for e in cat.entries], np.array([e.duration for e in cat.entries], float),
+                np.array([e.live for e in cat.entries], bool))
+    if cat.csv is not None:
+        path = Path(cat.csv)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        ids, durations, live = _csv_entries(path)
+        return ids, np.array(durations, float), np.array(live, bool)
+    n = int(cat.count)
+    durations = np.maximum(draw_many(cat.duration, n, rng), 1.0)
+    live = rng.random(n) < cat.live_share
+    return entry_ids(n, rng, taken), durations, live
+
+
+# --- viewers and identities ----------------------------------------------------------------------
+
+def _pick(mix: dict[str, float], n: int, rng: np.random.Generator) -> np.ndarray:
+    names = list(mix)
+    w = np.asarray([mix[k] for k in names], float)
+    return np.asarray(names, dtype=object)[rng.choice(len(names), n, p=w / w.sum())]
+
+
+def _tz_minutes(offset: str) -> int:
+    sign = -1 if offset[0] == "-" else 1
+    hours, minutes = offset[1:].split(":")
+    return sign * (int(hours) * 60 + int(minutes))
+
+
+def _is_lms(referrers: list[str]) -> bool:
+    lms_words = ("learn", "lms", "moodle", "canvas", "blackboard", "course", ".edu")
+    return any(word in r.lower() for r in referrers for word in lms_words)
+
+
+def build_population(components, seed: int) -> Population:
+    """The catalog, identity pools and viewers of a run: same components + seed -> same population.
+
+    `components` is a list of loader Components (name, scenario, weight, path) or of bare
+    Scenarios. Faker is seeded with `seed` and fills the pools once.
+    """
+    from faker import Faker
+
+    from .player.model import as_components
+
+    components = as_components(components)
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    rnd = fake.random   # Faker's seeded random.Random, for the version numbers in user agents
+    weights = np.array([c.weight for c in components], float)
+    weights = weights / weights.sum()
+
+    os_names, browser_names, countries, languages = list(BASE_OS), list(BASE_BROWSERS), [], []
+
+    def index_of(names: list[str], name: str) -> int:
+        if name not in names:
+            names.append(name)
+        return names.index(name)
+
+    entry_ids_all, durations_all, live_all, popularity_all = [], [], [], []
+    ua_strings, ua_device, ua_os, ua_browser, ua_key = [], [], [], [], {}
+    ip_strings, ip_country, user_ids, referrers = [], [], [], []
+    v_ua, v_ip, v_user, v_tz = [], [], [], []
+    slices: list[ComponentSlice] = []
+    taken: set[str] = set()
+    first_names = [fake.first_name() for _ in range(400)]
+    last_names = [fake.last_name() for _ in range(600)]
+
+    for ci, comp in enumerate(components):
+        sc = comp.scenario
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(POPULATION_KEY, ci)))
+        base_dir = Path(comp.path).parent if getattr(comp, "path", None) else None
+
+        ids, durations, live = _catalog_of(sc, base_dir, rng, taken)
+        e0 = len(entry_ids_all)
+        entry_ids_all.extend(ids)
+        durations_all.append(durations)
+        live_all.append(live)
+        pop = zipf_weights(len(ids), sc.catalog.zipf)
+        popularity_all.append(pop * weights[ci])
+
+        r0 = len(referrers)
+        for template in sc.audience.referrers:
+            for page in range(1, sc.audience.pages_per_referrer + 1):
+                referrers.append(template.replace("{n}", str(page)))
+
+        aud = sc.audience
+        n_viewers = int(aud.viewers)
+        device = _pick(aud.devices, n_viewers, rng)
+        os_of = np.empty(n_viewers, dtype=object)
+        browser_of = np.empty(n_viewers, dtype=object)
+        for dev in set(device.tolist()):
+            rows = np.flatnonzero(device == dev)
+            os_mix = aud.os.get(dev) or {"other": 1.0}
+            br_mix = aud.browsers.get(dev) or {"other": 1.0}
+            os_of[rows] = _pick(os_mix, len(rows), rng)
+            browser_of[rows] = _pick(br_mix, len(rows), rng)
+        # A few versions of each platform: real audiences run a spread of browser releases.
+        variant = rng.integers(0, 6, n_viewers)
+        ua_rows = np.empty(n_viewers, np.int32)
+        for i in range(n_viewers):
+            dev = device[i]
+            os_name = _platform_os(os_of[i], dev)
+            br = _compatible_browser(os_name, dev, browser_of[i])
+            key = (dev, os_name, br, int(variant[i]))
+            row = ua_key.get(key)
+            if row is None:
+                row = ua_key[key] = len(ua_strings)
+                ua_strings.append(user_agent(dev, os_name, br, rnd))
+                ua_device.append(DEVICE_CODES[dev])
+                ua_os.append(index_of(os_names, os_name))
+                ua_browser.append(index_of(browser_names, br))
+            ua_rows[i] = row
+
+        country = _pick(aud.countries, n_viewers, rng)
+        ip_rows = np.empty(n_viewers, np.int32)
+        for code in sorted(set(country.tolist())):
+            rows = np.flatnonzero(country == code)
+            ip_rows[rows] = np.arange(len(ip_strings), len(ip_strings) + len(rows))
+            ip_strings.extend(_ips(code, len(rows), rng))
+            ip_country.extend([index_of(countries, code)] * len(rows))
+
+        authenticated = rng.random(n_viewers) < aud.authenticated
+        user_rows = np.full(n_viewers, -1, np.int32)
+        n_auth = int(authenticated.sum())
+        user_rows[authenticated] = np.arange(len(user_ids), len(user_ids) + n_auth)
+        domains = [fake.domain_name() for _ in range(3)]
+        lms = _is_lms(list(aud.referrers))
+        fi = rng.integers(0, len(first_names), n_auth)
+        la = rng.integers(0, len(last_names), n_auth)
+        for k in range(n_auth):
+            if lms and k % 3 != 0:   # LMS tenants mostly see student numbers, some staff emails
+                user_ids.append(f"s{1000000 + len(user_ids):07d}")
+            else:
+                user_ids.append(f"{first_names[fi[k]].lower()}.{last_names[la[k]].lower()}"
+                                f"{len(user_ids) % 97 or ''}@{domains[k % 3]}")
+
+        tz = sc.clock.timezones
+        tz_w = np.array([t.weight for t in tz], float)
+        tz_w = tz_w / tz_w.sum()
+        # Viewers are split by time-zone group in proportion to the group's share of sessions.
+        group_sizes = np.maximum(1, np.floor(tz_w * n_viewers).astype(int))
+        group_sizes[-1] = max(1, n_viewers - group_sizes[:-1].sum())
+        v0 = len(v_ua)
+        order = rng.permutation(n_viewers)
+        if group_sizes.sum() > n_viewers:      # more groups than viewers: reuse viewers
+            order = np.resize(order, group_sizes.sum())
+        tz_ranges, cdfs, start = [], [], v0
+        for g, size in enumerate(group_sizes.tolist()):
+            rows = order[start - v0:start - v0 + size]
+            v_ua.append(ua_rows[rows])
+            v_ip.append(ip_rows[rows])
+            v_user.append(user_rows[rows])
+            v_tz.append(np.full(size, _tz_minutes(tz[g].utc_offset), np.int16))
+            tz_ranges.append(range(start, start + size))
+            cdfs.append(np.cumsum(zipf_weights(size, aud.returning.activity_zipf)))
+            start += size
+
+        lang_idx = np.array([index_of(languages, lang) for lang in sc.behaviour.captions.languages], np.int16)
+        slices.append(ComponentSlice(
+            name=comp.name, entries=range(e0, len(entry_ids_all)), viewers=range(v0, start),
+            referrers=range(r0, len(referrers)), entry_cdf=np.cumsum(pop),
+            tz_offsets_min=np.array([_tz_minutes(t.utc_offset) for t in tz], np.int16), tz_weights=tz_w,
+            tz_viewers=tz_ranges, tz_activity_cdf=cdfs, caption_languages=lang_idx))
+
+    catalog = Catalog(entry_ids=np.array(entry_ids_all, dtype=object), durations=np.concatenate(durations_all),
+                      live=np.concatenate(live_all), popularity=np.concatenate(popularity_all))
+    catalog.popularity = catalog.popularity / catalog.popularity.sum()
+    pools = IdentityPools(
+        user_agents=np.array(ua_strings, dtype=object), ua_device=np.array(ua_device, np.int8),
+        ua_os=np.array(ua_os, np.int8), ua_browser=np.array(ua_browser, np.int8),
+        ips=np.array(ip_strings, dtype=object), ip_country=np.array(ip_country, np.int16),
+        user_ids=np.array(user_ids, dtype=object), referrers=np.array(referrers, dtype=object),
+        os_names=os_names, browser_names=browser_names, country_codes=countries, caption_languages=languages)
+    viewers = Viewers(user_agent=np.concatenate(v_ua).astype(np.int32), ip=np.concatenate(v_ip).astype(np.int32),
+                      user_id=np.concatenate(v_user).astype(np.int32), tz_offset_min=np.concatenate(v_tz))
+    return Population(catalog=catalog, pools=pools, viewers=viewers, components=slices)

@@ -1,0 +1,921 @@
+"""The player model: scenarios + population + clock -> streamed SessionChunks of player actions.
+
+Each scenario compiles to a row of numbers (probabilities, rates, distribution rows); a
+numba kernel walks every session of a partition through the pipeline of
+viewing-realism.md section 3.0 and writes the action columns of `sim.player.timeline`.
+
+Usage::
+
+    for chunk in generate_sessions([Scenario()], seed=7, sessions=100_000):
+        print(chunk.n_sessions, chunk.n_actions)
+
+Determinism and parallel work. A run is cut into *partitions*: contiguous time windows of
+about `clock.PARTITION_SESSIONS` sessions, fixed by the seed and the scenario alone.
+Partition p draws everything from its own `SeedSequence(seed, spawn_key=(MODEL_KEY, p))`,
+so its sessions are the same whichever process makes them and whatever the chunk size.
+A chunk is a run of consecutive partitions holding at least `chunk_size` sessions; chunk k
+is therefore known from the plan alone. A worker `i` of `n` (`worker=(i, n)`) makes the
+chunks k with k % n == i; all workers together make every chunk exactly once, and
+`session_seq` (the session's rank in time order over the whole run) is globally unique.
+
+Position semantics. VOD: `pos` is the content playhead. Live entries: `duration` is the DVR
+window and `pos` the viewer's place in it; a viewer joins at the live edge (`pos =
+duration`) and stays there while playing; pauses and backward seeks move `pos` back (the
+window slides on while the viewer lags behind), forward seeks move it toward the edge. Live
+sessions never reach ENDED: viewers leave when their intended watching time is used up.
+
+Modelling choices beyond the scenario language (assumptions, named constants below): the
+delay from LOAD to a clicked play, how long non-players stay on the page, tab-hidden
+episode length, 85 % of fullscreen entries exit again, at most 5 replays, an ABR down-switch
+after half of the stalls, and viewers who will finish (F = 1) watch to the end whatever
+re-watching costs them. Returning viewers: `returning` is drawn as the chance that a
+Poisson viewer with this viewer's activity had an earlier session since the run began.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+from numba import njit
+
+from ..population import Population, build_population
+from ..scenario.distributions import DIST_ROW, KIND, compile_dist
+from ..scenario.model import Scenario
+from .clock import ArrivalPlan, partition_arrivals, plan_arrivals
+from .timeline import ACTION_COLUMNS, SESSION_COLUMNS, Action, AdPosition, Outcome, SessionChunk
+
+# Stream key of the player model in a run's SeedSequence: partition p draws from (seed, MODEL_KEY, p).
+MODEL_KEY = 3
+CHUNK_KEY = 4
+
+# --- components ------------------------------------------------------------------------------
+
+
+@dataclass
+class Component:
+    """A scenario in a run and its share of the sessions (what the loader returns, too)."""
+    name: str
+    scenario: Scenario
+    weight: float = 1.0
+    path: str | None = None
+
+
+def as_components(components) -> list:
+    """Normalise a Scenario, a list of Scenarios or a list of loader Components to components."""
+    if isinstance(components, Scenario):
+        components = [components]
+    out = []
+    for i, c in enumerate(components):
+        if isinstance(c, Scenario):
+            c = Component(name=c.name or f"scenario-{i}", scenario=c)
+        if c.scenario.mix is not None:
+            raise ValueError(f"{c.name}: a mix scenario must be loaded with sim.scenario.loader.load, "
+                             "which resolves its component files")
+        out.append(c)
+    if not out:
+        raise ValueError("no scenario components given")
+    return out
+
+
+# --- distributions in compiled code ------------------------------------------------------------
+
+K_FIXED, K_UNIFORM, K_NORMAL, K_LOGNORMAL, K_EXPONENTIAL, K_BETA, K_WEIBULL, K_POISSON, K_TABLE = (
+    KIND[n] for n in ("fixed", "uniform", "normal", "lognormal", "exponential", "beta", "weibull", "poisson", "table"))
+
+
+@njit(cache=True)
+def draw(rng, row, tables):
+    """One draw from a compiled distribution row (see sim.scenario.distributions), clipped."""
+    kind = int(row[0])
+    if kind == K_FIXED:
+        x = row[1]
+    elif kind == K_UNIFORM:
+        x = row[1] + (row[2] - row[1]) * rng.random()
+    elif kind == K_NORMAL:
+        x = rng.normal(row[1], row[2])
+    elif kind == K_LOGNORMAL:
+        x = np.exp(row[1] + row[2] * rng.standard_normal())
+    elif kind == K_EXPONENTIAL:
+        x = rng.exponential(row[1])
+    elif kind == K_BETA:
+        x = rng.beta(row[1], row[2])
+    elif kind == K_WEIBULL:
+        x = row[2] * rng.weibull(row[1])
+    elif kind == K_POISSON:
+        x = float(rng.poisson(row[1]))
+    else:
+        start, n = int(row[5]), int(row[6])
+        u = rng.random()
+        j = 0
+        while j < n - 1 and tables[start + n + j] < u:
+            j += 1
+        x = tables[start + j]
+    return min(max(x, row[3]), row[4])
+
+
+@njit(cache=True)
+def _draw_n(rng, row, tables, n):
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = draw(rng, row, tables)
+    return out
+
+
+def draw_many(dist, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` draws of a scenario distribution spec (a number or a Dist model)."""
+    tables: list[float] = []
+    row = compile_dist(dist, tables)
+    return _draw_n(rng, row, np.asarray(tables + [0.0], float), n)
+
+
+# --- compiled scenario layout ------------------------------------------------------------------
+
+N_BUCKETS = 16
+N_CUES = 64
+N_LADDER = 16
+N_LANGS = 16
+
+P_PLAY_RATE, P_AUTOPLAY, P_AUTOPLAY_PLAY_RATE, P_MUTED_AUTOPLAY, P_UNMUTE_PER_S = range(5)
+P_START_FAILURE, P_GRACE = 5, 6
+P_ABANDON = 7                       # +device
+P_BOUNCE, P_N_BUCKETS = 11, 12
+P_BUCKET_MAX = 13                   # +N_BUCKETS
+P_BUCKET_SHARE = P_BUCKET_MAX + N_BUCKETS
+_B = P_BUCKET_SHARE + N_BUCKETS
+P_IMPAIRED, P_STALL_CLEAN, P_STALL_IMPAIRED, P_QUIT_AFTER_STALL, P_PAUSE_PER_S, P_BACKWARD = range(_B, _B + 6)
+P_FULLSCREEN = _B + 6               # +device
+_C = P_FULLSCREEN + 4
+(P_SPEED_SHARE, P_CAPTIONS_SHARE, P_N_LANGS, P_CLICK_SHARE, P_CLICK_SHARE_NETWORK, P_CLICK_DOWNLOAD,
+ P_CLICK_REPORT, P_CLICK_RELATED, P_CLICK_RELATED_SELECTED, P_CLICK_INFO, P_FLAVOR_PER_S, P_MANUAL_SOURCE,
+ P_REPLAY, P_ERROR_MID, P_TAB_PER_S) = range(_C, _C + 15)
+_D = _C + 15
+P_HAS_PRE, P_PRE_SHARE, P_PRE_COMPLETION = _D, _D + 1, _D + 2
+P_PRE_ABANDON = _D + 3              # +device
+_E = P_PRE_ABANDON + 4
+(P_HAS_MID, P_MID_COMPLETION, P_MID_BREAK_EXIT, P_MID_RULE, P_MID_EVERY, P_MID_MIN_DURATION, P_N_CUES,
+ P_HAS_POST, P_POST_SHARE, P_POST_COMPLETION, P_OVERLAY_SHARE, P_OVERLAY_CLICK, P_BUMPER_PRE, P_BUMPER_POST,
+ P_BUMPER_CLICK, P_AD_START_RATE, P_SKIPPABLE_AFTER, P_SKIP_RATE) = range(_E, _E + 18)
+P_AD_CLICK = _E + 18                # +device
+P_Q1, P_Q2, P_Q3, P_N_LADDER = P_AD_CLICK + 4, P_AD_CLICK + 5, P_AD_CLICK + 6, P_AD_CLICK + 7
+N_PARAMS = P_N_LADDER + 1
+
+MID_NONE, MID_FRACTIONS, MID_SECONDS, MID_EVERY = 0, 1, 2, 3
+
+(D_STARTUP, D_BOUNCE, D_MIDDLE, D_STALL, D_PAUSE, D_SEEKS, D_BACK, D_FWD, D_SPEED, D_AD_LEN,
+ D_PRE_SIZE, D_MID_SIZE, D_POST_SIZE, D_BUMPER_LEN) = range(14)
+N_DISTS = 14
+
+DEVICES = ("desktop", "mobile", "tablet", "ctv")
+
+
+@dataclass
+class CompiledScenarios:
+    """Every component's parameters as arrays the kernel reads (row c = component c)."""
+    params: np.ndarray      # float64 [component, N_PARAMS]
+    dists: np.ndarray       # float64 [component, N_DISTS, DIST_ROW]
+    tables: np.ndarray      # float64: values and cumulative weights of table distributions
+    cues: np.ndarray        # float64 [component, N_CUES] mid-roll cue points (fractions or seconds)
+    ladders: np.ndarray     # float64 [component, N_LADDER] bitrate ladder kbps, ascending
+    languages: np.ndarray   # float64 [component, N_LANGS] caption language indices (population)
+
+
+def compile_scenarios(components, population: Population) -> CompiledScenarios:
+    """Turn each component's scenario into its parameter row (see the P_* and D_* layout)."""
+    n = len(components)
+    params = np.zeros((n, N_PARAMS))
+    dists = np.zeros((n, N_DISTS, DIST_ROW))
+    cues = np.zeros((n, N_CUES))
+    ladders = np.zeros((n, N_LADDER))
+    languages = np.zeros((n, N_LANGS))
+    tables: list[float] = []
+    for c, comp in enumerate(components):
+        sc, P = comp.scenario, params[c]
+        b, ads = sc.behaviour, sc.ads
+        P[P_PLAY_RATE], P[P_AUTOPLAY], P[P_AUTOPLAY_PLAY_RATE] = b.play_rate, b.autoplay, b.autoplay_play_rate
+        P[P_MUTED_AUTOPLAY], P[P_UNMUTE_PER_S] = b.sound.muted_autoplay_share, b.sound.unmute_per_min / 60
+        P[P_START_FAILURE], P[P_GRACE] = b.start_failure, b.startup.grace_s
+        wf = b.watched_fraction
+        P[P_BOUNCE] = wf.early_bounce
+        buckets = ([(None, wf.complete)] if isinstance(wf.complete, (int, float))
+                   else [(k.max_duration_s, k.share) for k in wf.complete])
+        if len(buckets) > N_BUCKETS:
+            raise ValueError(f"{comp.name}: behaviour.watched_fraction.complete: at most {N_BUCKETS} buckets")
+        P[P_N_BUCKETS] = len(buckets)
+        for j, (limit, share) in enumerate(buckets):
+            P[P_BUCKET_MAX + j] = np.inf if limit is None else limit
+            P[P_BUCKET_SHARE + j] = share
+        rb = b.rebuffering
+        P[P_IMPAIRED], P[P_STALL_CLEAN], P[P_STALL_IMPAIRED] = rb.impaired_share, rb.clean_per_min / 60, rb.impaired_per_min / 60
+        P[P_QUIT_AFTER_STALL], P[P_PAUSE_PER_S], P[P_BACKWARD] = rb.quit_after_stall, b.pauses.per_min / 60, b.seeks.backward_share
+        for d, name in enumerate(DEVICES):
+            P[P_ABANDON + d] = getattr(b.startup.abandon_per_s, name)
+            P[P_FULLSCREEN + d] = getattr(b.fullscreen, name)
+            P[P_AD_CLICK + d] = getattr(ads.click_rate, name)
+            pre_ab = ads.preroll.abandon_per_ad if ads.preroll is not None else 0.0
+            P[P_PRE_ABANDON + d] = pre_ab if isinstance(pre_ab, (int, float)) else getattr(pre_ab, name)
+        langs = population.components[c].caption_languages
+        P[P_SPEED_SHARE], P[P_CAPTIONS_SHARE], P[P_N_LANGS] = b.speed.share, b.captions.share, min(len(langs), N_LANGS)
+        languages[c, :min(len(langs), N_LANGS)] = langs[:N_LANGS]
+        ck = b.clicks
+        (P[P_CLICK_SHARE], P[P_CLICK_SHARE_NETWORK], P[P_CLICK_DOWNLOAD], P[P_CLICK_REPORT], P[P_CLICK_RELATED],
+         P[P_CLICK_RELATED_SELECTED], P[P_CLICK_INFO]) = (ck.share, ck.share_network, ck.download, ck.report,
+                                                          ck.related, ck.related_selected, ck.info)
+        P[P_FLAVOR_PER_S], P[P_MANUAL_SOURCE], P[P_REPLAY] = b.flavor_switch_per_min / 60, b.manual_source_share, b.replay_after_end
+        P[P_ERROR_MID], P[P_TAB_PER_S] = b.error_mid_stream, b.tab_hidden_per_min / 60
+        if ads.preroll is not None:
+            P[P_HAS_PRE], P[P_PRE_SHARE], P[P_PRE_COMPLETION] = 1, ads.preroll.share, ads.preroll.completion
+        mid = ads.midroll
+        if mid is not None:
+            P[P_HAS_MID], P[P_MID_COMPLETION], P[P_MID_BREAK_EXIT] = 1, mid.completion, mid.break_exit
+            P[P_MID_MIN_DURATION] = mid.min_duration_s
+            points = mid.at_fractions if mid.at_fractions is not None else mid.at_s
+            if mid.every_s is not None:
+                P[P_MID_RULE], P[P_MID_EVERY] = MID_EVERY, mid.every_s
+            elif points is not None:
+                if len(points) > N_CUES:
+                    raise ValueError(f"{comp.name}: ads.midroll: at most {N_CUES} cue points")
+                P[P_MID_RULE] = MID_FRACTIONS if mid.at_fractions is not None else MID_SECONDS
+                P[P_N_CUES] = len(points)
+                cues[c, :len(points)] = sorted(points)
+            else:   # no rule given: breaks at a third and two thirds of the content (viewing-realism 3.3)
+                P[P_MID_RULE], P[P_N_CUES] = MID_FRACTIONS, 2
+                cues[c, :2] = (1 / 3, 2 / 3)
+        if ads.postroll is not None:
+            P[P_HAS_POST], P[P_POST_SHARE], P[P_POST_COMPLETION] = 1, ads.postroll.share, ads.postroll.completion
+        P[P_OVERLAY_SHARE], P[P_OVERLAY_CLICK] = ads.overlay.share, ads.overlay.click_rate
+        P[P_BUMPER_PRE], P[P_BUMPER_POST], P[P_BUMPER_CLICK] = ads.bumpers.pre, ads.bumpers.post, ads.bumpers.click_rate
+        P[P_AD_START_RATE] = ads.start_rate
+        P[P_SKIPPABLE_AFTER] = np.inf if ads.skippable_after_s is None else ads.skippable_after_s
+        P[P_SKIP_RATE] = ads.skip_rate
+        P[P_Q1], P[P_Q2], P[P_Q3] = ads.quartiles.first, ads.quartiles.mid, ads.quartiles.third
+        ladder = sorted(sc.player.bitrate_ladder_kbps)[:N_LADDER]
+        P[P_N_LADDER] = len(ladder)
+        ladders[c, :len(ladder)] = ladder
+        for d, spec in ((D_STARTUP, b.startup.time_s), (D_BOUNCE, wf.bounce_fraction), (D_MIDDLE, wf.middle),
+                        (D_STALL, rb.stall_s), (D_PAUSE, b.pauses.length_s), (D_SEEKS, b.seeks.per_play),
+                        (D_BACK, b.seeks.backward_s), (D_FWD, b.seeks.forward_fraction), (D_SPEED, b.speed.rates),
+                        (D_AD_LEN, ads.length_s), (D_PRE_SIZE, ads.preroll.size if ads.preroll else 1),
+                        (D_MID_SIZE, mid.size if mid else 1), (D_POST_SIZE, ads.postroll.size if ads.postroll else 1),
+                        (D_BUMPER_LEN, ads.bumpers.length_s)):
+            dists[c, d] = compile_dist(spec, tables)
+    return CompiledScenarios(params=params, dists=dists, tables=np.asarray(tables + [0.0], float),
+                             cues=cues, ladders=ladders, languages=languages)
+
+
+# --- the kernel ---------------------------------------------------------------------------------
+
+# Columns of the kernel's action matrix, in ACTION_COLUMNS order.
+ACTION_NAMES = list(ACTION_COLUMNS)
+C_SESSION, C_KIND, C_T, C_POS, C_VALUE, C_ADPOS, C_ADIDX, C_BITRATE, C_SCREEN, C_SOUND, C_TAB, C_SPEED = range(12)
+S_BITRATE, S_SCREEN, S_SOUND, S_TAB, S_SPEED = range(5)   # player state carried on every action
+
+# Assumptions (viewing-realism.md gives no figures for these).
+CLICK_TO_PLAY_MEDIAN_S = 3.0     # LOAD -> clicked PLAY_REQUEST, lognormal sigma 0.8
+AUTOPLAY_DELAY_S = 0.3
+NO_PLAY_STAY_MEAN_S = 40.0       # how long a viewer who never plays stays on the page
+LEAVE_AFTER_END_MEAN_S = 5.0
+FAILED_START_LEAVE_MEAN_S = 3.0
+TAB_HIDDEN_MEDIAN_S = 20.0       # lognormal sigma 1.0
+FULLSCREEN_EXIT_SHARE = 0.85
+MAX_REPLAYS = 5
+MAX_SEEKS = 40
+DOWNSWITCH_AFTER_STALL = 0.5
+AD_JOIN_S = 0.4                  # ad request to first ad frame
+AD_ERROR_S = 1.0                 # time an ad slot takes to fail
+REPLAY_DELAY_S = 1.0
+START_ERROR_CODE = 1002          # playkit NETWORK HTTP_ERROR: the manifest or first segment failed
+PLAYBACK_ERROR_CODE = 3016       # playkit MEDIA error from the video element
+AD_ERROR_CODE = 1009             # VAST: no ads / empty response
+SOUND_MUTED, SOUND_ON = 1.0, 2.0
+
+# One-off events scheduled in played content seconds.
+EV_SEEK, EV_ENTER_FS, EV_EXIT_FS, EV_SPEED, EV_CAPTIONS, EV_SOURCE, EV_SHARE, EV_DOWNLOAD = range(8)
+EV_REPORT, EV_RELATED, EV_INFO, EV_ERROR, EV_OVERLAY, EV_TAB_VISIBLE = range(8, 14)
+MAX_SCHEDULED = 64
+
+_A = {a.name: int(a) for a in Action}
+A_LOAD, A_PLAY_REQUEST, A_PLAYING, A_PAUSE, A_RESUME, A_SEEK = (_A[n] for n in ("LOAD", "PLAY_REQUEST", "PLAYING", "PAUSE", "RESUME", "SEEK"))
+A_STALL_START, A_STALL_END, A_ENTER_FS, A_EXIT_FS, A_SPEED, A_CAPTIONS = (_A[n] for n in ("STALL_START", "STALL_END", "ENTER_FULLSCREEN", "EXIT_FULLSCREEN", "SPEED", "CAPTIONS"))
+A_FLAVOR, A_SOURCE, A_SHARE, A_SHARE_NETWORK, A_DOWNLOAD, A_REPORT = (_A[n] for n in ("FLAVOR_SWITCH", "SOURCE_SELECTED", "SHARE", "SHARE_NETWORK", "DOWNLOAD", "REPORT"))
+A_RELATED_OPEN, A_RELATED_SELECTED, A_INFO, A_ENDED, A_REPLAY, A_ERROR, A_QUIT, A_SOUND = (_A[n] for n in ("RELATED_OPEN", "RELATED_SELECTED", "INFO", "ENDED", "REPLAY", "ERROR", "QUIT", "SOUND"))
+A_BREAK_START, A_IMPRESSION, A_AD_START, A_AD_Q1, A_AD_Q2, A_AD_Q3, A_AD_COMPLETE = (_A[n] for n in ("AD_BREAK_START", "AD_IMPRESSION", "AD_START", "AD_FIRST_QUARTILE", "AD_MIDPOINT", "AD_THIRD_QUARTILE", "AD_COMPLETE"))
+A_AD_SKIP, A_AD_CLICK, A_AD_ERROR, A_BREAK_END, A_OVERLAY, A_OVERLAY_CLICK, A_BUMPER, A_BUMPER_CLICK = (_A[n] for n in ("AD_SKIP", "AD_CLICK", "AD_ERROR", "AD_BREAK_END", "OVERLAY_START", "OVERLAY_CLICK", "BUMPER_START", "BUMPER_CLICK"))
+AD_PRE, AD_MID, AD_POST, AD_OVERLAY = int(AdPosition.PREROLL), int(AdPosition.MIDROLL), int(AdPosition.POSTROLL), int(AdPosition.OVERLAY)
+O_NO_PLAY, O_START_FAILURE, O_ABANDONED_STARTUP, O_ABANDONED_AD, O_PARTIAL, O_COMPLETED, O_STALL_QUIT, O_PLAYBACK_ERROR, O_AD_BREAK_QUIT = (int(o) for o in Outcome)
+
+
+@njit(cache=True)
+def _emit(out, k, sess, kind, t, pos, value, ad_pos, ad_index, st):
+    """Write one action row (if it fits; the caller grows `out` and reruns otherwise)."""
+    if k < out.shape[0]:
+        out[k, C_SESSION] = sess
+        out[k, C_KIND] = kind
+        out[k, C_T] = t
+        out[k, C_POS] = pos
+        out[k, C_VALUE] = value
+        out[k, C_ADPOS] = ad_pos
+        out[k, C_ADIDX] = ad_index
+        out[k, C_BITRATE] = st[S_BITRATE]
+        out[k, C_SCREEN] = st[S_SCREEN]
+        out[k, C_SOUND] = st[S_SOUND]
+        out[k, C_TAB] = st[S_TAB]
+        out[k, C_SPEED] = st[S_SPEED]
+    return k + 1
+
+
+@njit(cache=True)
+def _ad_stop_point(rng, length, completion, q1, q2, q3):
+    """Where an ad that does not complete stops, following the quartile funnel given no completion."""
+    rest = max(1.0 - completion, 1e-12)
+    p1 = min(max((q1 - completion) / rest, 0.0), 1.0)
+    p2 = min(max((q2 - completion) / rest, 0.0), p1)
+    p3 = min(max((q3 - completion) / rest, 0.0), p2)
+    u = rng.random()
+    if u < p3:
+        lo = 0.75
+    elif u < p2:
+        lo = 0.5
+    elif u < p1:
+        lo = 0.25
+    else:
+        lo = 0.0
+    return length * (lo + 0.25 * rng.random() * 0.999)
+
+
+@njit(cache=True)
+def _pod(rng, out, k, sess, t, pos, ad_pos, n_ads, completion, abandon, P, dists, tables, st, device):
+    """An ad break: returns (k, t, left) where left means the viewer quit during an ad."""
+    k = _emit(out, k, sess, A_BREAK_START, t, pos, n_ads, ad_pos, 0, st)
+    for a in range(n_ads):
+        k = _emit(out, k, sess, A_IMPRESSION, t, pos, 0.0, ad_pos, a, st)
+        if rng.random() >= P[P_AD_START_RATE]:
+            t += AD_ERROR_S
+            k = _emit(out, k, sess, A_AD_ERROR, t, pos, AD_ERROR_CODE, ad_pos, a, st)
+            continue
+        t += AD_JOIN_S
+        length = max(draw(rng, dists[D_AD_LEN], tables), 1.0)
+        k = _emit(out, k, sess, A_AD_START, t, pos, length, ad_pos, a, st)
+        fate = 0   # 0 complete, 1 skip, 2 abandon (viewer leaves), 3 stops early, viewer stays
+        stop = length
+        if length > P[P_SKIPPABLE_AFTER] and rng.random() < P[P_SKIP_RATE]:
+            fate = 1
+            stop = P[P_SKIPPABLE_AFTER] + rng.random() * (length - P[P_SKIPPABLE_AFTER])
+        else:
+            u = rng.random()
+            if u >= completion:
+                fate = 2 if u < completion + abandon else 3
+                stop = _ad_stop_point(rng, length, completion, P[P_Q1], P[P_Q2], P[P_Q3])
+        clicked = rng.random() < P[P_AD_CLICK + device]
+        t_click = stop * rng.random()
+        for q in range(3):
+            at = length * 0.25 * (q + 1)
+            if clicked and t_click < at and t_click <= stop:
+                k = _emit(out, k, sess, A_AD_CLICK, t + t_click, pos, 0.0, ad_pos, a, st)
+                clicked = False
+            if at < stop or (fate == 0 and at <= stop):
+                k = _emit(out, k, sess, A_AD_Q1 + q, t + at, pos, 0.0, ad_pos, a, st)
+        if clicked:
+            k = _emit(out, k, sess, A_AD_CLICK, t + t_click, pos, 0.0, ad_pos, a, st)
+        t += stop
+        if fate == 0:
+            k = _emit(out, k, sess, A_AD_COMPLETE, t, pos, 0.0, ad_pos, a, st)
+        elif fate == 1:
+            k = _emit(out, k, sess, A_AD_SKIP, t, pos, 0.0, ad_pos, a, st)
+        elif fate == 2:
+            k = _emit(out, k, sess, A_QUIT, t, pos, 0.0, 0, 0, st)
+            return k, t, True
+    k = _emit(out, k, sess, A_BREAK_END, t, pos, n_ads, ad_pos, 0, st)
+    return k, t, False
+
+
+@njit(cache=True)
+def _bumper(rng, out, k, sess, t, pos, ad_pos, P, dists, tables, st):
+    length = max(draw(rng, dists[D_BUMPER_LEN], tables), 0.5)
+    k = _emit(out, k, sess, A_BUMPER, t, pos, length, ad_pos, 0, st)
+    if rng.random() < P[P_BUMPER_CLICK]:
+        k = _emit(out, k, sess, A_BUMPER_CLICK, t + rng.random() * length, pos, 0.0, ad_pos, 0, st)
+    return k, t + length
+
+
+@njit(cache=True)
+def _intended_fraction(rng, P, dists, tables, duration):
+    """F: early bounce, complete (the share of the entry's length bucket), or the Beta middle."""
+    complete = 0.0
+    for j in range(int(P[P_N_BUCKETS])):
+        if duration <= P[P_BUCKET_MAX + j]:
+            complete = P[P_BUCKET_SHARE + j]
+            break
+    u = rng.random()
+    if u < P[P_BOUNCE]:
+        return min(max(draw(rng, dists[D_BOUNCE], tables), 0.0), 1.0)
+    if u < P[P_BOUNCE] + complete:
+        return 1.0
+    return min(max(0.05 + 0.95 * draw(rng, dists[D_MIDDLE], tables), 0.0), 1.0)
+
+
+@njit(cache=True)
+def _schedule(rng, P, dists, tables, n_ladder, device, horizon, played, sched_at, sched_kind):
+    """Draw this play's one-off interactions at uniform points of the played content ahead."""
+    n = 0
+    n_seeks = min(int(draw(rng, dists[D_SEEKS], tables) + 0.5), MAX_SEEKS)
+    for _ in range(n_seeks):
+        sched_at[n], sched_kind[n] = played + rng.random() * horizon, EV_SEEK
+        n += 1
+    singles = ((EV_ENTER_FS, P[P_FULLSCREEN + device]), (EV_SPEED, P[P_SPEED_SHARE]),
+               (EV_CAPTIONS, P[P_CAPTIONS_SHARE] if P[P_N_LANGS] > 0 else 0.0),
+               (EV_SOURCE, P[P_MANUAL_SOURCE] if n_ladder > 1 else 0.0), (EV_SHARE, P[P_CLICK_SHARE]),
+               (EV_DOWNLOAD, P[P_CLICK_DOWNLOAD]), (EV_REPORT, P[P_CLICK_REPORT]),
+               (EV_RELATED, P[P_CLICK_RELATED]), (EV_INFO, P[P_CLICK_INFO]),
+               (EV_ERROR, P[P_ERROR_MID]), (EV_OVERLAY, P[P_OVERLAY_SHARE]))
+    for ev, p in singles:
+        if rng.random() < p:
+            sched_at[n], sched_kind[n] = played + rng.random() * horizon, ev
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _next_cue(cues_at, cue_done, n_cues, pos):
+    best = -1
+    for j in range(n_cues):
+        if not cue_done[j] and cues_at[j] >= pos and (best < 0 or cues_at[j] < cues_at[best]):
+            best = j
+    return best
+
+
+@njit(cache=True)
+def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_rows, tmpl_start, tmpl_len,
+                  tmpl_outcome, params, dists, tables, cues, ladders, languages,
+                  out, fraction_out, impaired_out, outcome_out, first_out, count_out):
+    """Walk every session of a partition; returns the number of actions (may exceed `out`'s rows)."""
+    st = np.zeros(5)
+    sched_at = np.empty(MAX_SCHEDULED)
+    sched_kind = np.empty(MAX_SCHEDULED, np.int64)
+    cues_at = np.empty(N_CUES)
+    cue_done = np.zeros(N_CUES, np.bool_)
+    k = 0
+    for i in range(len(comp)):
+        first_out[i] = k
+        fraction_out[i] = np.nan
+        impaired_out[i] = False
+        tm = tmpl_rows[i]
+        if tm >= 0:   # a scripted session: copy its precompiled timeline
+            for r in range(tmpl_len[tm]):
+                if k < out.shape[0]:
+                    out[k, :] = template[tmpl_start[tm] + r, :]
+                    out[k, C_SESSION] = i
+                k += 1
+            outcome_out[i] = tmpl_outcome[tm]
+            count_out[i] = k - first_out[i]
+            continue
+        c = comp[i]
+        P = params[c]
+        D = dists[c]
+        dev = device[i]
+        dur = duration[i]
+        is_live = live[i]
+        n_ladder = int(P[P_N_LADDER])
+        ladder = ladders[c]
+        rung = n_ladder - 1 if rng.random() < 0.6 else max(n_ladder - 2, 0)
+        st[S_BITRATE] = ladder[rung]
+        st[S_SCREEN] = 1.0
+        st[S_TAB] = 2.0
+        st[S_SPEED] = 1.0
+        st[S_SOUND] = SOUND_ON
+        t = 0.0
+        pos = dur if is_live else 0.0
+        k = _emit(out, k, i, A_LOAD, t, pos, 0.0, 0, 0, st)
+        if autoplay[i]:
+            if rng.random() < P[P_MUTED_AUTOPLAY]:
+                st[S_SOUND] = SOUND_MUTED
+            plays = rng.random() < P[P_AUTOPLAY_PLAY_RATE]
+            t += AUTOPLAY_DELAY_S
+        else:
+            plays = rng.random() < P[P_PLAY_RATE]
+            t += CLICK_TO_PLAY_MEDIAN_S * np.exp(0.8 * rng.standard_normal())
+        if not plays:
+            t = rng.exponential(NO_PLAY_STAY_MEAN_S)
+            k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+            outcome_out[i] = O_NO_PLAY
+            count_out[i] = k - first_out[i]
+            continue
+        k = _emit(out, k, i, A_PLAY_REQUEST, t, pos, 0.0, 0, 0, st)
+
+        # --- before the first frame: bumper, pre-roll pod, start failure, startup wait
+        if rng.random() < P[P_BUMPER_PRE]:
+            k, t = _bumper(rng, out, k, i, t, pos, AD_PRE, P, D, tables, st)
+        if P[P_HAS_PRE] > 0 and rng.random() < P[P_PRE_SHARE]:
+            n_ads = int(draw(rng, D[D_PRE_SIZE], tables) + 0.5)
+            if n_ads > 0:
+                abandon = min(P[P_PRE_ABANDON + dev], 1.0 - P[P_PRE_COMPLETION])
+                k, t, left = _pod(rng, out, k, i, t, pos, AD_PRE, n_ads, P[P_PRE_COMPLETION], abandon,
+                                  P, D, tables, st, dev)
+                if left:
+                    outcome_out[i] = O_ABANDONED_AD
+                    count_out[i] = k - first_out[i]
+                    continue
+        startup = max(draw(rng, D[D_STARTUP], tables), 0.01)
+        if rng.random() < P[P_START_FAILURE]:
+            t += startup
+            k = _emit(out, k, i, A_ERROR, t, pos, START_ERROR_CODE, 0, 0, st)
+            t += rng.exponential(FAILED_START_LEAVE_MEAN_S)
+            k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+            outcome_out[i] = O_START_FAILURE
+            count_out[i] = k - first_out[i]
+            continue
+        grace = P[P_GRACE]
+        lam = P[P_ABANDON + dev]
+        if startup > grace and lam > 0 and rng.random() < 1.0 - np.exp(-lam * (startup - grace)):
+            # leaving time: the hazard's exponential, conditioned to fall before the first frame
+            u = rng.random() * (1.0 - np.exp(-lam * (startup - grace)))
+            t += grace - np.log1p(-u) / lam
+            k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+            outcome_out[i] = O_ABANDONED_STARTUP
+            count_out[i] = k - first_out[i]
+            continue
+        t += startup
+        k = _emit(out, k, i, A_PLAYING, t, pos, startup, 0, 0, st)
+
+        # --- content playback
+        impaired = rng.random() < P[P_IMPAIRED]
+        impaired_out[i] = impaired
+        stall_rate = P[P_STALL_IMPAIRED] if impaired else P[P_STALL_CLEAN]
+        cue_rule = int(P[P_MID_RULE]) if P[P_HAS_MID] > 0 and dur >= P[P_MID_MIN_DURATION] else MID_NONE
+        n_cues = 0
+        if cue_rule == MID_EVERY:
+            while n_cues < N_CUES and (n_cues + 1) * P[P_MID_EVERY] < dur:
+                cues_at[n_cues] = (n_cues + 1) * P[P_MID_EVERY]
+                n_cues += 1
+        elif cue_rule != MID_NONE and not is_live:
+            for j in range(int(P[P_N_CUES])):
+                at = cues[c, j] * dur if cue_rule == MID_FRACTIONS else cues[c, j]
+                if at < dur:
+                    cues_at[n_cues] = at
+                    n_cues += 1
+        cue_done[:n_cues] = False
+        fraction = _intended_fraction(rng, P, D, tables, dur)
+        fraction_out[i] = fraction
+        outcome = -1
+        ended_any = False
+        replays = 0
+        while True:   # one pass of content playback (the first play, then each replay)
+            played = 0.0
+            budget = np.inf if (fraction >= 1.0 and not is_live) else fraction * dur
+            horizon = budget if budget < np.inf else dur - pos
+            n_sched = _schedule(rng, P, D, tables, n_ladder, dev, horizon, played, sched_at, sched_kind)
+            ended = False
+            while True:
+                # when each candidate happens, in wall seconds of playing from now
+                spd = st[S_SPEED]
+                dt_end = np.inf if is_live else (dur - pos) / spd
+                dt_budget = (budget - played) / spd
+                # live breaks follow played time; VOD breaks sit at content positions
+                cue = _next_cue(cues_at, cue_done, n_cues, played if is_live else pos)
+                dt_cue = np.inf if cue < 0 else (cues_at[cue] - (played if is_live else pos)) / spd
+                s_next = -1
+                for j in range(n_sched):
+                    if s_next < 0 or sched_at[j] < sched_at[s_next]:
+                        s_next = j
+                dt_sched = np.inf if s_next < 0 else max(sched_at[s_next] - played, 0.0) / spd
+                unmute = P[P_UNMUTE_PER_S] if st[S_SOUND] == SOUND_MUTED else 0.0
+                rate = stall_rate + P[P_PAUSE_PER_S] + P[P_FLAVOR_PER_S] + P[P_TAB_PER_S] + unmute
+                dt_poisson = rng.exponential(1.0 / rate) if rate > 0 else np.inf
+                dt = min(dt_end, dt_budget, dt_cue, dt_sched, dt_poisson)
+                t += dt
+                played += dt * spd
+                if not is_live:
+                    pos = min(pos + dt * spd, dur)
+                if dt == dt_end:
+                    pos = dur
+                    k = _emit(out, k, i, A_ENDED, t, pos, 0.0, 0, 0, st)
+                    ended = True
+                    break
+                if dt == dt_budget:
+                    k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+                    outcome = O_COMPLETED if ended_any else O_PARTIAL
+                    break
+                if dt == dt_cue:
+                    cue_done[cue] = True
+                    n_ads = int(draw(rng, D[D_MID_SIZE], tables) + 0.5)
+                    if n_ads > 0:
+                        k, t, left = _pod(rng, out, k, i, t, pos, AD_MID, n_ads, P[P_MID_COMPLETION], 0.0,
+                                          P, D, tables, st, dev)
+                        if rng.random() < P[P_MID_BREAK_EXIT]:
+                            k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+                            outcome = O_AD_BREAK_QUIT
+                            break
+                    continue
+                if dt == dt_sched:
+                    ev = sched_kind[s_next]
+                    n_sched -= 1
+                    sched_at[s_next], sched_kind[s_next] = sched_at[n_sched], sched_kind[n_sched]
+                    if ev == EV_SEEK:
+                        if rng.random() < P[P_BACKWARD]:
+                            target = max(pos - draw(rng, D[D_BACK], tables), 0.0)
+                        else:
+                            target = min(pos + draw(rng, D[D_FWD], tables) * dur, dur)
+                        target = min(max(target, 0.0), dur)
+                        k = _emit(out, k, i, A_SEEK, t, pos, target, 0, 0, st)
+                        pos = target
+                    elif ev == EV_ENTER_FS:
+                        if st[S_SCREEN] == 1.0:
+                            st[S_SCREEN] = 2.0
+                            k = _emit(out, k, i, A_ENTER_FS, t, pos, 0.0, 0, 0, st)
+                            if rng.random() < FULLSCREEN_EXIT_SHARE and n_sched < MAX_SCHEDULED:
+                                ahead = (budget - played) if budget < np.inf else (dur - pos)
+                                sched_at[n_sched], sched_kind[n_sched] = played + rng.random() * ahead, EV_EXIT_FS
+                                n_sched += 1
+                    elif ev == EV_EXIT_FS:
+                        if st[S_SCREEN] == 2.0:
+                            st[S_SCREEN] = 1.0
+                            k = _emit(out, k, i, A_EXIT_FS, t, pos, 0.0, 0, 0, st)
+                    elif ev == EV_SPEED:
+                        st[S_SPEED] = max(draw(rng, D[D_SPEED], tables), 0.1)
+                        k = _emit(out, k, i, A_SPEED, t, pos, st[S_SPEED], 0, 0, st)
+                    elif ev == EV_CAPTIONS:
+                        lang = languages[c, int(rng.random() * P[P_N_LANGS])]
+                        k = _emit(out, k, i, A_CAPTIONS, t, pos, lang, 0, 0, st)
+                    elif ev == EV_SOURCE:
+                        other = int(rng.random() * (n_ladder - 1))
+                        rung = other if other < rung else other + 1
+                        st[S_BITRATE] = ladder[rung]
+                        k = _emit(out, k, i, A_SOURCE, t, pos, ladder[rung], 0, 0, st)
+                    elif ev == EV_SHARE:
+                        k = _emit(out, k, i, A_SHARE, t, pos, 0.0, 0, 0, st)
+                        if rng.random() < P[P_CLICK_SHARE_NETWORK]:
+                            k = _emit(out, k, i, A_SHARE_NETWORK, t, pos, 0.0, 0, 0, st)
+                    elif ev == EV_DOWNLOAD:
+                        k = _emit(out, k, i, A_DOWNLOAD, t, pos, 0.0, 0, 0, st)
+                    elif ev == EV_REPORT:
+                        k = _emit(out, k, i, A_REPORT, t, pos, 0.0, 0, 0, st)
+                    elif ev == EV_INFO:
+                        k = _emit(out, k, i, A_INFO, t, pos, 0.0, 0, 0, st)
+                    elif ev == EV_RELATED:
+                        k = _emit(out, k, i, A_RELATED_OPEN, t, pos, 0.0, 0, 0, st)
+                        if rng.random() < P[P_CLICK_RELATED_SELECTED]:
+                            # the viewer picked another entry: this entry's session ends here
+                            k = _emit(out, k, i, A_RELATED_SELECTED, t, pos, 0.0, 0, 0, st)
+                            k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+                            outcome = O_COMPLETED if ended_any else O_PARTIAL
+                            break
+                    elif ev == EV_ERROR:
+                        k = _emit(out, k, i, A_ERROR, t, pos, PLAYBACK_ERROR_CODE, 0, 0, st)
+                        k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+                        outcome = O_PLAYBACK_ERROR
+                        break
+                    elif ev == EV_OVERLAY:
+                        k = _emit(out, k, i, A_OVERLAY, t, pos, 0.0, AD_OVERLAY, 0, st)
+                        if rng.random() < P[P_OVERLAY_CLICK]:
+                            k = _emit(out, k, i, A_OVERLAY_CLICK, t, pos, 0.0, AD_OVERLAY, 0, st)
+                    elif ev == EV_TAB_VISIBLE:
+                        st[S_TAB] = 2.0
+                    continue
+                # a Poisson event in playing time: which one, in proportion to its rate
+                u = rng.random() * rate
+                if u < stall_rate:
+                    k = _emit(out, k, i, A_STALL_START, t, pos, 0.0, 0, 0, st)
+                    length = max(draw(rng, D[D_STALL], tables), 0.05)
+                    if rng.random() < P[P_QUIT_AFTER_STALL]:
+                        t += rng.random() * length
+                        k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+                        outcome = O_STALL_QUIT
+                        break
+                    t += length
+                    k = _emit(out, k, i, A_STALL_END, t, pos, length, 0, 0, st)
+                    if rung > 0 and rng.random() < DOWNSWITCH_AFTER_STALL:
+                        rung -= 1
+                        st[S_BITRATE] = ladder[rung]
+                        k = _emit(out, k, i, A_FLAVOR, t, pos, ladder[rung], 0, 0, st)
+                elif u < stall_rate + P[P_PAUSE_PER_S]:
+                    k = _emit(out, k, i, A_PAUSE, t, pos, 0.0, 0, 0, st)
+                    length = max(draw(rng, D[D_PAUSE], tables), 0.1)
+                    t += length
+                    if is_live:   # the live edge moves on while the viewer is paused
+                        pos = max(pos - length, 0.0)
+                    k = _emit(out, k, i, A_RESUME, t, pos, 0.0, 0, 0, st)
+                elif u < stall_rate + P[P_PAUSE_PER_S] + P[P_FLAVOR_PER_S]:
+                    if n_ladder > 1:
+                        up = rng.random() < (0.35 if impaired else 0.5)
+                        rung = rung + 1 if (up and rung < n_ladder - 1) or rung == 0 else rung - 1
+                        st[S_BITRATE] = ladder[rung]
+                        k = _emit(out, k, i, A_FLAVOR, t, pos, ladder[rung], 0, 0, st)
+                elif u < stall_rate + P[P_PAUSE_PER_S] + P[P_FLAVOR_PER_S] + P[P_TAB_PER_S]:
+                    hidden = TAB_HIDDEN_MEDIAN_S * np.exp(rng.standard_normal())
+                    if dev == 1 or dev == 2:
+                        # mobile browsers pause video in a background tab
+                        st[S_TAB] = 1.0
+                        k = _emit(out, k, i, A_PAUSE, t, pos, 0.0, 0, 0, st)
+                        t += hidden
+                        if is_live:
+                            pos = max(pos - hidden, 0.0)
+                        st[S_TAB] = 2.0
+                        k = _emit(out, k, i, A_RESUME, t, pos, 0.0, 0, 0, st)
+                    elif st[S_TAB] == 2.0 and n_sched < MAX_SCHEDULED:
+                        # desktop keeps playing unseen; the tab column of later actions shows it
+                        st[S_TAB] = 1.0
+                        sched_at[n_sched], sched_kind[n_sched] = played + hidden * st[S_SPEED], EV_TAB_VISIBLE
+                        n_sched += 1
+                else:
+                    st[S_SOUND] = SOUND_ON
+                    k = _emit(out, k, i, A_SOUND, t, pos, SOUND_ON, 0, 0, st)
+            if not ended:
+                break
+            # --- after the end: post-roll, post bumper, maybe a replay
+            ended_any = True
+            st[S_TAB] = 2.0
+            if P[P_HAS_POST] > 0 and rng.random() < P[P_POST_SHARE]:
+                n_ads = int(draw(rng, D[D_POST_SIZE], tables) + 0.5)
+                if n_ads > 0:
+                    k, t, left = _pod(rng, out, k, i, t, pos, AD_POST, n_ads, P[P_POST_COMPLETION],
+                                      1.0 - P[P_POST_COMPLETION], P, D, tables, st, dev)
+                    if left:
+                        outcome = O_COMPLETED
+                        break
+            if rng.random() < P[P_BUMPER_POST]:
+                k, t = _bumper(rng, out, k, i, t, pos, AD_POST, P, D, tables, st)
+            if replays < MAX_REPLAYS and rng.random() < P[P_REPLAY]:
+                replays += 1
+                t += REPLAY_DELAY_S
+                pos = 0.0
+                k = _emit(out, k, i, A_REPLAY, t, pos, 0.0, 0, 0, st)
+                fraction = _intended_fraction(rng, P, D, tables, dur)
+                continue
+            t += rng.exponential(LEAVE_AFTER_END_MEAN_S)
+            k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+            outcome = O_COMPLETED
+            break
+        outcome_out[i] = outcome
+        count_out[i] = k - first_out[i]
+    return k
+
+
+# --- partitions and chunks ---------------------------------------------------------------------
+
+@dataclass
+class Run:
+    """Everything a run needs to make any partition: built once, shared by every chunk."""
+    components: list
+    population: Population
+    plan: ArrivalPlan
+    compiled: CompiledScenarios
+    seed: int
+    scripts: "ScriptTemplates"
+
+
+def prepare_run(components, seed: int, *, sessions: int | None = None, days: float | None = None,
+                population: Population | None = None) -> Run:
+    """Components, population, arrival plan and compiled scenarios of a run."""
+    from .script import compile_scripts
+
+    components = as_components(components)
+    population = population or build_population(components, seed)
+    scripts = compile_scripts(components, population)
+    if sessions is None and all(c.scenario.script for c in components):
+        sessions = scripts.sessions_per_cycle   # a scripted run plays each script `repeat` times
+    plan = plan_arrivals(components, population, seed, sessions=sessions, days=days)
+    return Run(components=components, population=population, plan=plan,
+               compiled=compile_scenarios(components, population), seed=seed, scripts=scripts)
+
+
+def chunk_partitions(plan: ArrivalPlan, chunk_size: int) -> list[range]:
+    """Consecutive partitions grouped so each chunk holds at least `chunk_size` sessions (the last: the rest)."""
+    totals = plan.part_counts.sum(axis=1)
+    chunks, start, acc = [], 0, 0
+    for p, n in enumerate(totals.tolist()):
+        acc += n
+        if acc >= chunk_size:
+            chunks.append(range(start, p + 1))
+            start, acc = p + 1, 0
+    if start < len(totals):
+        chunks.append(range(start, len(totals)))
+    return chunks
+
+
+def _partition(run: Run, p: int) -> tuple[dict, dict]:
+    """Sessions and actions of partition p (session rows and `first_action` relative to it)."""
+    plan, pop, comp_arr = run.plan, run.population, run.compiled
+    rng = np.random.default_rng(np.random.SeedSequence(run.seed, spawn_key=(MODEL_KEY, p)))
+    times, cells = partition_arrivals(plan, p, rng)
+    n = len(times)
+    comp = plan.cell_component[cells].astype(np.int64)
+    viewer = np.empty(n, np.int64)
+    entry = np.empty(n, np.int64)
+    referrer = np.empty(n, np.int64)
+    returning_p = np.empty(n)
+    elapsed = (times - plan.start) / max(plan.hour_len.sum(), 1.0)
+    for cell in np.unique(cells).tolist():
+        rows = np.flatnonzero(cells == cell)
+        sl = pop.components[int(plan.cell_component[cell])]
+        g = int(plan.cell_tz[cell])
+        cdf = sl.tz_activity_cdf[g]
+        pick = np.minimum(np.searchsorted(cdf, rng.random(len(rows)) * cdf[-1], side="right"), len(cdf) - 1)
+        viewer[rows] = sl.tz_viewers[g].start + pick
+        # chance that this viewer (Poisson, at its activity share of the cell) came earlier in the run
+        share = np.diff(cdf, prepend=0.0)[pick] / cdf[-1]
+        returning_p[rows] = 1.0 - np.exp(-plan.part_counts[:, cell].sum() * share * elapsed[rows])
+        e = np.minimum(np.searchsorted(sl.entry_cdf, rng.random(len(rows)) * sl.entry_cdf[-1], side="right"),
+                       len(sl.entry_cdf) - 1)
+        entry[rows] = sl.entries.start + e
+        referrer[rows] = sl.referrers.start + rng.integers(0, len(sl.referrers), len(rows))
+    returning = rng.random(n) < returning_p
+    autoplay = rng.random(n) < comp_arr.params[comp, P_AUTOPLAY]
+    vw = pop.viewers
+    ua = vw.user_agent[viewer].copy()
+    user = vw.user_id[viewer].copy()
+    scripted = np.full(n, -1, np.int16)
+    tmpl_rows = np.full(n, -1, np.int64)
+    run.scripts.assign(plan, p, cells, comp, rng, pop, entry, ua, user, scripted, tmpl_rows)
+    duration = pop.catalog.durations[entry]
+    live = pop.catalog.live[entry]
+    device = pop.pools.ua_device[ua].astype(np.int64)
+
+    cap = max(64, 24 * n)
+    while True:
+        walker = np.random.default_rng(np.random.SeedSequence(run.seed, spawn_key=(MODEL_KEY, p, 1)))
+        out = np.empty((cap, len(ACTION_NAMES)))
+        fraction, impaired = np.empty(n), np.empty(n, np.bool_)
+        outcome, first, count = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+        k = walk_sessions(walker, comp, device, duration, live, autoplay, run.scripts.rows, tmpl_rows,
+                          run.scripts.start, run.scripts.length, run.scripts.outcome, comp_arr.params,
+                          comp_arr.dists, comp_arr.tables, comp_arr.cues, comp_arr.ladders, comp_arr.languages,
+                          out, fraction, impaired, outcome, first, count)
+        if k <= cap:
+            break
+        cap = int(k * 1.25) + 64
+    out = out[:k]
+    actions = {name: out[:, j].astype(ACTION_COLUMNS[name]) for j, name in enumerate(ACTION_NAMES)}
+    ip = vw.ip[viewer]
+    sessions = {
+        "session_seq": plan.part_first[p] + np.arange(n, dtype=np.int64),
+        "scenario": comp.astype(np.int16),
+        "viewer": viewer,
+        "returning": returning,
+        "entry": entry.astype(np.int32),
+        "duration": duration.astype(np.float64),
+        "live": live.astype(np.bool_),
+        "start": times,
+        "tz_offset_min": vw.tz_offset_min[viewer],
+        "device": device.astype(np.int8),
+        "os": pop.pools.ua_os[ua],
+        "browser": pop.pools.ua_browser[ua],
+        "country": pop.pools.ip_country[ip],
+        "user_agent": ua.astype(np.int32),
+        "ip": ip.astype(np.int32),
+        "user_id": user.astype(np.int32),
+        "referrer": referrer.astype(np.int32),
+        "autoplay": autoplay,
+        "intended_fraction": fraction.astype(np.float32),
+        "impaired": impaired,
+        "outcome": outcome.astype(np.int8),
+        "scripted": scripted,
+        "first_action": first,
+        "n_actions": count.astype(np.int32),
+    }
+    return sessions, actions
+
+
+def make_chunk(run: Run, partitions: range) -> SessionChunk:
+    """One SessionChunk from consecutive partitions."""
+    parts = [_partition(run, p) for p in partitions]
+    sessions: dict[str, np.ndarray] = {}
+    actions: dict[str, np.ndarray] = {}
+    row_offset, act_offset = 0, 0
+    session_cols, action_cols = {k: [] for k in SESSION_COLUMNS}, {k: [] for k in ACTION_COLUMNS}
+    for s, a in parts:
+        for name in SESSION_COLUMNS:
+            col = s[name]
+            if name == "first_action":
+                col = col + act_offset
+            session_cols[name].append(col)
+        for name in ACTION_COLUMNS:
+            col = a[name]
+            if name == "session":
+                col = (col + row_offset).astype(np.int32)
+            action_cols[name].append(col)
+        row_offset += len(s["session_seq"])
+        act_offset += len(a["kind"])
+    for name, dtype in SESSION_COLUMNS.items():
+        sessions[name] = np.concatenate(session_cols[name]).astype(dtype, copy=False) if parts else np.empty(0, dtype)
+    for name, dtype in ACTION_COLUMNS.items():
+        actions[name] = np.concatenate(action_cols[name]).astype(dtype, copy=False) if parts else np.empty(0, dtype)
+    seed = np.random.SeedSequence(run.seed, spawn_key=(CHUNK_KEY, partitions.start))
+    return SessionChunk(sessions=sessions, actions=actions, scenarios=[c.scenario for c in run.components],
+                        scenario_names=[c.name for c in run.components], population=run.population, seed=seed)
+
+
+def generate_sessions(components, seed: int, *, sessions: int | None = None, days: float | None = None,
+                      chunk_size: int = 65536, worker: tuple[int, int] | None = None,
+                      population: Population | None = None) -> Iterator[SessionChunk]:
+    """Stream the sessions of a run as SessionChunks in time order.
+
+    `components`: a Scenario, a list of Scenarios, or the loader's Components. `sessions`
+    fixes the total volume (default: the clock's sessions_per_day x days); `days` overrides
+    the clock's run length. `worker=(i, n)` yields only the chunks k with k % n == i.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    run = prepare_run(components, seed, sessions=sessions, days=days, population=population)
+    for k, parts in enumerate(chunk_partitions(run.plan, chunk_size)):
+        if worker is None or k % worker[1] == worker[0]:
+            yield make_chunk(run, parts)
