@@ -197,3 +197,9 @@ def test_a_problem_prints_as_file_line_column_field_message():
 def test_scenario_error_prints_one_line_per_problem():
     error = ScenarioError([Problem("a.yaml", 1, 2, "name", "x"), Problem("a.yaml", 3, 4, "", "y")])
     assert str(error).splitlines() == ["a.yaml:1:2: name: x", "a.yaml:3:4: y"]
+
+
+def test_a_device_in_the_mix_without_a_browser_table_points_at_the_browsers_table():
+    p = only_problem("device-without-browsers.yaml")
+    assert where(p) == ("device-without-browsers.yaml", 4, 3, "audience.browsers")
+    assert "no mix for device 'tablet'" in p.message
