@@ -168,10 +168,11 @@ def test_rejected_rows_in_a_store_are_not_counted(tmp_path):
     assert headline(write(rows, tmp_path / "store.duckdb"))["count_plays"] == 1
 
 
-def test_legacy_rows_flagged_for_the_warehouse_are_left_out_of_the_headline(tmp_path):
-    rows = [legacy(3, flags=""), legacy(3, session="L2", flags="missing entry id")]
+def test_legacy_rows_the_warehouse_would_drop_are_left_out_of_the_headline(tmp_path):
+    rows = [legacy(3), legacy(3, session="L2", flags="session_id_over_50,missing_entry_id"),
+            legacy(3, session="L3", flags="session_id_over_50")]    # cut, not dropped
     m = compute(write(rows, tmp_path / "store.duckdb")).protocols["legacy"]
-    assert (m.headline["count_plays"], m.event_counts["3"]) == (1, 2)
+    assert (m.headline["count_plays"], m.event_counts["3"]) == (2, 3)
 
 
 CHROME_WIN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"

@@ -16,8 +16,8 @@ truth is visible.
 How the figures that need a choice are computed (also recorded per run in `methods`):
 
 * Rows a collector rejected (`accepted = false`) are not counted: Kaltura would not have
-  them either. Legacy rows a collector flagged (`flags` non-empty: the warehouse would drop
-  them) are left out of the legacy headline too; raw counts keep every row.
+  them either. Legacy rows whose collector `flags` name a reason the warehouse drops a line
+  (DWH_DROP_FLAGS) are left out of the legacy headline too; raw counts keep every row.
 * Plays, quartiles, loads are event counts (duplicated deliveries count twice, as they
   would in Kaltura). A "play" for per-play figures is one (sessionId, entryId).
 * Quartile-based minutes (`sum_time_viewed_min`): per (sessionId, entryId) that reached a
@@ -62,6 +62,9 @@ LEGACY = dict(load=2, play=3, q25=4, q50=5, q75=6, q100=7)
 LEGACY_AD_STARTS = (24, 25, 26, 27)        # pre/mid/post-roll and overlay started
 LEGACY_AD_CLICKS = (28, 29, 30, 31)
 LEGACY_DWH_DISCARDED = (1, 12, 13)         # widget loaded, buffer start, buffer end
+# Collector `flags` (comma-separated) naming a line the legacy warehouse ETL would reject.
+DWH_DROP_FLAGS = ("missing_event_type", "event_type_dropped_by_dwh", "missing_partner_id", "partner_id_not_numeric",
+                  "uiconf_id_not_numeric", "missing_entry_id", "entry_id_is_url", "session_id_false")
 
 # Headline figures in display order: key (Kaltura report field where there is one) -> label.
 HEADLINE: dict[str, str] = {
@@ -167,9 +170,11 @@ def _normalised_view(src: EventsSource) -> list[str]:
             select.append(f"cast(null as {sql_type}) as {name}")
     dropped = "false"
     if src.has("flags"):
-        # Only legacy rows: `flags` says what the legacy warehouse would drop.
-        dropped = ("(lower(cast(protocol as varchar)) = 'legacy' and "
-                   "coalesce(cast(flags as varchar), '') not in ('', '0', '[]', 'false', '{}'))")
+        # Only legacy rows, and only the flags that make the warehouse drop a line (others,
+        # such as a sessionId it would cut to 50 characters, keep the row counted).
+        drop = "|".join(DWH_DROP_FLAGS)
+        dropped = (f"(lower(cast(protocol as varchar)) = 'legacy' and "
+                   f"coalesce(regexp_matches(cast(flags as varchar), '(^|,)\\s*({drop})\\s*(,|$)'), false))")
     select.append(f"{dropped} as dwh_dropped")
     where, notes = "", []
     if src.has("accepted"):
