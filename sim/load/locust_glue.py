@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,9 +82,8 @@ def on_test_start(environment, **_kw) -> None:
     index = _worker_index(runner)
     try:
         check_options(options, host)
-        t0 = time.time() + 0.5   # the first look-ahead is generated before anything is due
         schedule = build_schedule(options, worker_index=index or 0, workers=STATE.workers if index is not None else 1,
-                                  t0=t0, host=host)
+                                  host=host)
     except OptionError as exc:
         return _fail(environment, str(exc))
     except Exception as exc:

@@ -138,22 +138,46 @@ def load_components(options) -> list:
     return components
 
 
-def build_schedule(options, *, worker_index: int, workers: int, t0: float, host: str) -> Schedule:
-    """This process's share of the load: its own seed partition, rate or viewers."""
-    rng = np.random.default_rng(np.random.SeedSequence(options.seed, spawn_key=(worker_index, 1 << 20)))
+def build_schedule(options, *, worker_index: int, workers: int, host: str, lead: float = 0.25) -> Schedule:
+    """This process's share of the load: its own chunk partition, rate or viewers.
+
+    The first chunk is generated and its beacons rendered once before the clock starts
+    (building the population and compiling the policies takes a while), so the schedule
+    begins `lead` seconds after this returns, not behind it.
+    """
+    import itertools
+    import time
+
+    rng = np.random.default_rng(np.random.SeedSequence(options.seed, spawn_key=(1 << 20, worker_index)))
     components = load_components(options)
     cap = session_rate_cap(options, host)
     if options.workload == "open":
         rate = options.session_rate / workers
-        arrivals = OpenArrivals(rate, rng, t0)
         chunk_size = int(np.clip(rate * 0.5, 16, 4096))
-        drop_after = options.drop_after
     else:
         viewers = options.viewers // workers + (1 if worker_index < options.viewers % workers else 0)
+        chunk_size = int(np.clip(viewers / 20, 16, 4096))
+    stream = session_stream(components, options.seed, worker=(worker_index, workers), chunk_size=chunk_size)
+    adapters = protocol_adapters(options.protocol)
+    first = next(stream)
+    warm_up(first, adapters)
+    t0 = time.time() + lead
+    if options.workload == "open":
+        arrivals = OpenArrivals(rate, rng, t0)
+        drop_after = options.drop_after
+    else:
         arrivals = ClosedArrivals(max(viewers, 1), rng, t0, idle_gap=options.idle_gap, ramp_up=options.ramp_up,
                                   max_rate=cap / workers if cap else None)
-        chunk_size = int(np.clip(viewers / 20, 16, 4096))
         drop_after = None
-    stream = session_stream(components, options.seed, worker=worker_index, chunk_size=chunk_size)
-    return Schedule(stream, arrivals, Timebase(t0, options.time_scale), protocol_adapters(options.protocol),
+    return Schedule(itertools.chain([first], stream), arrivals, Timebase(t0, options.time_scale), adapters,
                     drop_after=drop_after)
+
+
+def warm_up(chunk, adapters) -> None:
+    """Compile the policies and touch the codecs on a copy of a chunk's first sessions."""
+    for adapter in adapters:
+        beacons = adapter.policy(chunk)
+        if len(beacons):
+            beacon = adapter.codec.beacon_at(beacons, 0)
+            adapter.codec.encode(beacon)
+            adapter.codec.ledger_key(beacon)

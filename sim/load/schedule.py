@@ -155,21 +155,30 @@ def protocol_adapters(protocol: str) -> list[ProtocolAdapter]:
     return adapters
 
 
-def partition_seed(seed: int, worker: int, epoch: int = 0) -> int:
-    """A 63-bit seed of its own for each (worker, epoch): disjoint random streams per worker."""
-    state = np.random.SeedSequence(seed, spawn_key=(worker, epoch)).generate_state(2, np.uint32)
+def partition_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch of the endless session stream (the same on every worker)."""
+    state = np.random.SeedSequence(seed, spawn_key=(epoch,)).generate_state(2, np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
 
 
-def session_stream(components: list, seed: int, *, worker: int = 0, chunk_size: int = 4096,
-                   epoch_sessions: int = 262_144) -> Iterator[SessionChunk]:
-    """An endless stream of session chunks for one worker: epoch after epoch of
-    `generate_sessions`, each with its own seed derived from (seed, worker, epoch)."""
-    from ..player.model import generate_sessions
+def session_stream(components: list, seed: int, *, worker: tuple[int, int] = (0, 1),
+                   chunk_size: int = 4096) -> Iterator[SessionChunk]:
+    """An endless stream of session chunks for worker `worker[0]` of `worker[1]`.
+
+    Epoch after epoch of `generate_sessions` (each epoch one simulated day with its own
+    seed, sized so that a chunk is about one hour's partition: small chunks keep generation
+    from stalling the send loop); within an epoch the workers take disjoint chunk partitions
+    (`generate_sessions(worker=...)`), so their sessions and session ids never overlap. The
+    population is built once and shared.
+    """
+    from ..player.model import as_components, generate_sessions
+    from ..population import build_population
+    components = as_components(components)
+    population = build_population(components, seed)
     epoch = 0
     while True:
-        yield from generate_sessions(components, partition_seed(seed, worker, epoch),
-                                     sessions=epoch_sessions, chunk_size=chunk_size)
+        yield from generate_sessions(components, partition_seed(seed, epoch), sessions=chunk_size * 24 * worker[1],
+                                     days=1, chunk_size=chunk_size, worker=worker, population=population)
         epoch += 1
 
 
@@ -211,15 +220,6 @@ def take_rows(chunk: BeaconChunk, rows: np.ndarray) -> BeaconChunk:
     return dataclasses.replace(chunk, **{f.name: take(getattr(chunk, f.name)) for f in dataclasses.fields(chunk)})
 
 
-def _encoding_column(chunk: BeaconChunk):
-    """The per-row encoding name, if the codec keeps one as a column or attribute."""
-    for name in ("encoding", "_encoding"):
-        value = chunk.columns.get(name) if name in chunk.columns else getattr(chunk, name, None)
-        if value is not None:
-            return value
-    return None
-
-
 class BeaconQueue:
     """The beacons of one chunk of one protocol, ordered by scheduled wall time."""
 
@@ -234,7 +234,7 @@ class BeaconQueue:
         self.wall = wall[order]
         self.cursor = 0
         self.labels: dict[int, str] = {}
-        self.encoding = _encoding_column(self.chunk)
+        self.encoding_at = getattr(self.codec, "encoding_at", None)   # per-row wire encoding
 
     def __len__(self) -> int:
         return len(self.wall)
@@ -256,8 +256,6 @@ class BeaconQueue:
         keep = np.arange(self.cursor, len(self.wall))
         self.chunk = take_rows(self.chunk, keep)
         self.wall = self.wall[keep]
-        if self.encoding is not None and not isinstance(self.encoding, str):
-            self.encoding = _encoding_column(self.chunk)
         self.cursor = 0
 
     def label(self, event_type: int) -> str:
@@ -289,14 +287,16 @@ class BeaconQueue:
             if event_type == KAVA_VIEW and state.views_off[s]:
                 stats.views_suppressed += 1
                 return None
-            server_time = state.server_time[s]
-            if server_time == server_time:  # not NaN: the session has heard from the server
-                beacon.fields["sessionStartTime"] = int(server_time) if server_time.is_integer() else float(server_time)
-        encoding = self.encoding
-        if encoding is None:
+            # The policy marks where the player holds a sessionStartTime (absent on a session's
+            # first beacon and after a pause cleared it); the value is the live server's answer.
+            if beacon.fields.pop("sessionStartTime", None) is None:
+                state.server_time[s] = np.nan      # this beacon's answer sets a new one
+            elif state.server_time[s] == state.server_time[s]:
+                beacon.fields["sessionStartTime"] = int(state.server_time[s])
+        if self.encoding_at is None:
             request = self.codec.encode(beacon)
         else:
-            request = self.codec.encode(beacon, encoding if isinstance(encoding, str) else _at(encoding, row))
+            request = self.codec.encode(beacon, self.encoding_at(chunk, row))
         return Outgoing(self.label(event_type), self.protocol, request, self.codec.ledger_key(beacon), s)
 
     def on_response(self, out: Outgoing, body: bytes) -> None:
@@ -307,14 +307,8 @@ class BeaconQueue:
             server_time, views_enabled = self.codec.parse_response(body)
         except Exception:  # an answer the player cannot parse changes nothing, as in kava.ts
             return
-        if server_time is not None:
-            self.state.server_time[out.session] = float(server_time)
-        if views_enabled is False:
-            self.state.views_off[out.session] = True
-
-
-def _at(column, row: int):
-    return column.get(row) if isinstance(column, Strings) else column[row]
+        self.state.server_time[out.session] = float(server_time)
+        self.state.views_off[out.session] = not views_enabled
 
 
 # --- the schedule ---------------------------------------------------------------------------
