@@ -203,3 +203,11 @@ def test_a_device_in_the_mix_without_a_browser_table_points_at_the_browsers_tabl
     p = only_problem("device-without-browsers.yaml")
     assert where(p) == ("device-without-browsers.yaml", 4, 3, "audience.browsers")
     assert "no mix for device 'tablet'" in p.message
+
+
+def test_a_key_merged_in_with_an_anchor_is_located_where_the_anchor_wrote_it():
+    problems = problems_of("merge-key.yaml")
+    assert [where(p) for p in problems] == [
+        ("merge-key.yaml", 4, 5, "behaviour.pauses.grace_s"),
+        ("merge-key.yaml", 4, 14, "behaviour.startup.grace_s"),
+    ]

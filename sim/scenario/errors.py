@@ -281,6 +281,8 @@ def _message(e: _Err, root: type[BaseModel], data: Any) -> tuple[DataPath, bool,
         hint = did_you_mean(last, keys)
         listing = f"; valid keys here: {', '.join(keys)}" if not hint and keys else ""
         return e.path, True, f"unknown key '{last}'{hint}{listing}"
+    if typ == "invalid_key":
+        return e.path, True, f"keys must be text, got {_show(last)}"
     if typ == "union_tag_invalid":
         tag = ctx.get("tag")
         return e.path + ("dist",), False, (f"unknown distribution '{tag}'{did_you_mean(tag, DIST_NAMES)}; "

@@ -104,6 +104,9 @@ def _read(file: Path, problems: list[Problem]) -> tuple[dict, dict[DataPath, Loc
     except YAMLError as exc:
         problems.append(Problem(name, 1, 1, "", f"YAML error: {exc}"))
         raise _Fatal from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a tagged scalar ruamel cannot construct (!!float abc)
+        problems.append(Problem(name, 1, 1, "", f"YAML error: {exc}"))
+        raise _Fatal from None
     if tree is None:
         problems.append(Problem(name, 1, 1, "", "file is empty; expected a mapping of scenario keys such as 'name:' and 'behaviour:'"))
         raise _Fatal
@@ -121,7 +124,7 @@ def _plain(node: Any, file: str, path: DataPath, locs: dict[DataPath, Loc]) -> A
     if isinstance(node, CommentedMap):
         out = {}
         for key in node:
-            (kl, kc), (vl, vc) = node.lc.key(key), node.lc.value(key)
+            (kl, kc), (vl, vc) = _positions(node, key)
             child = path + (key,)
             locs[child] = Loc(file, vl + 1, vc + 1, kl + 1, kc + 1)
             out[key] = _plain(node[key], file, child, locs)
@@ -149,6 +152,17 @@ def _plain(node: Any, file: str, path: DataPath, locs: dict[DataPath, Loc]) -> A
     return node
 
 
+def _positions(node: CommentedMap, key: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """0-based (line, column) of a key and its value; keys merged in with `<<: *anchor` sit in the anchor."""
+    if key in (node.lc.data or {}):
+        return node.lc.key(key), node.lc.value(key)
+    for source in getattr(node, "merge", None) or []:
+        source = source[1] if isinstance(source, tuple) else source   # (position, map) in older ruamel
+        if isinstance(source, CommentedMap) and key in source:
+            return _positions(source, key)
+    return (node.lc.line, node.lc.col), (node.lc.line, node.lc.col)
+
+
 def _syntax_problem(exc: MarkedYAMLError, text: str, file: str) -> Problem:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -158,6 +172,8 @@ def _syntax_problem(exc: MarkedYAMLError, text: str, file: str) -> Problem:
     lines = text.splitlines()
     if mark and mark.line < len(lines) and "\t" in lines[mark.line][: max(mark.column, 1)]:
         return Problem(file, line, col, "", "tab character in indentation; YAML indents with spaces only")
+    if "another document" in problem:
+        return Problem(file, line, col, "", "a scenario file holds a single YAML document; remove the second '---'")
     context = ""
     if exc.context:
         started = exc.context_mark
