@@ -130,10 +130,10 @@ def _is_dist_tag(tag: object) -> bool:
 @dataclass
 class _Err:
     raw: dict
-    path: DataPath                 # the part of loc that names written data
-    branch: tuple               # union tags met on the way, with the path length where each appeared
-    missing: str | None         # name of a missing required key
-    on_key: bool                # the error is about a mapping key, not its value
+    path: DataPath        # the part of loc that names written data
+    branch: tuple         # union tags met on the way, with the path length where each appeared
+    missing: str | None   # name of a missing required key
+    on_key: bool          # the error is about a mapping key, not its value
 
 
 def _split(err: dict, data: Any) -> _Err:
@@ -161,7 +161,7 @@ def _value_at(data: Any, path: DataPath) -> Any:
     return data
 
 
-def _is_kind_only(errs: list[_Err], depth: int, data: Any) -> bool:
+def _is_kind_only(errs: list[_Err], depth: int) -> bool:
     """True if this branch failed only because the value is of another kind than it accepts."""
     for e in errs:
         if len(e.path) != depth or e.missing or e.raw["type"] not in _KIND_ERRORS:
@@ -183,9 +183,7 @@ def _prune_unions(errs: list[_Err], data: Any) -> list[_Err | tuple[DataPath, li
             depth, tag = e.branch[0]
             unions.setdefault(e.path[:depth], {}).setdefault(tag, []).append(e)
     for upath, branches in unions.items():
-        depth = len(upath)
-        value = _value_at(data, upath)
-        meant = {t: es for t, es in branches.items() if not _is_kind_only(es, depth, value)}
+        meant = {t: es for t, es in branches.items() if not _is_kind_only(es, len(upath))}
         if not meant:
             out.append((upath, [es[0] for es in branches.values()]))
             continue
