@@ -1,0 +1,76 @@
+"""Metrics, report and reconcile on files the real generator writes (end to end, small runs)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from sim.cli import app
+from sim.generate import generate
+from sim.metrics import compute
+from sim.metrics.reconcile import reconcile
+from sim.scenario.loader import load
+
+SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "typical-vod.yaml"
+SESSIONS = 400
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """One legacy run written as every file kind the generator offers (same seed, same beacons)."""
+    out = tmp_path_factory.mktemp("generated")
+    components = load(SCENARIO)
+    for fmt, target, partition in (("parquet", "events.parquet", None), ("jsonl", "events.jsonl", None),
+                                   ("csv", "events.csv", None), ("parquet", "by-day", "day"),
+                                   ("requests", "requests.jsonl", None)):
+        generate(components, seed=11, sessions=SESSIONS, protocol="legacy", fmt=fmt, out=out / target,
+                 partition=partition)
+    return out
+
+
+def _store_from(events: Path, store: Path, drop_first: int = 0) -> Path:
+    """A collector-like store holding the generated beacons as if all arrived (minus the first few)."""
+    con = duckdb.connect(str(store))
+    con.execute(f"""create table events as
+        select ledger_key, protocol, eventType, true as accepted, cast(null as varchar) as error_code
+        from read_parquet('{events}') order by ts offset {drop_first}""")
+    con.close()
+    return store
+
+
+def test_every_generated_file_kind_gives_the_same_figures(run):
+    def figures(source):
+        headline = compute(run / source, by=[]).protocols["legacy"].headline
+        return {k: round(v, 9) if isinstance(v, float) else v for k, v in headline.items()}
+
+    reference = figures("events.parquet")
+    assert reference["count_plays"] > 0
+    for source in ("events.jsonl", "events.csv", "by-day"):
+        assert figures(source) == reference, source
+
+
+def test_generated_truth_counts_every_session_as_an_impression(run):
+    m = compute(run / "events.parquet", by=[]).protocols["legacy"]
+    assert m.truth["count_loads"] == SESSIONS
+    assert 0 < m.truth["count_plays"] <= m.headline["count_plays"]
+
+
+def test_the_generated_ledger_reconciles_with_a_store_of_every_beacon(run, tmp_path):
+    r = reconcile(run / "requests.jsonl", _store_from(run / "events.parquet", tmp_path / "store.duckdb"))
+    assert r.ok and r.totals["sent"] == r.totals["received"] > 0
+    assert r.totals["unexpected"] == 0
+
+
+def test_a_beacon_missing_from_the_store_is_lost_with_its_event_type(run, tmp_path):
+    first_type = duckdb.sql(f"select eventType from read_parquet('{run / 'events.parquet'}') order by ts limit 1").fetchall()[0][0]
+    r = reconcile(run / "requests.jsonl", _store_from(run / "events.parquet", tmp_path / "store.duckdb", drop_first=1))
+    assert r.totals["lost"] == 1
+    assert [row["eventType"] for row in r.by_type if row["lost"]] == [first_type]
+
+
+def test_report_writes_html_for_a_generated_partitioned_folder(run, tmp_path):
+    result = CliRunner().invoke(app, ["report", str(run / "by-day"), "--html", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert "Quartile funnel" in (tmp_path / "r.html").read_text()
