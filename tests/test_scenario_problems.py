@@ -199,12 +199,6 @@ def test_scenario_error_prints_one_line_per_problem():
     assert str(error).splitlines() == ["a.yaml:1:2: name: x", "a.yaml:3:4: y"]
 
 
-def test_a_device_in_the_mix_without_a_browser_table_points_at_the_browsers_table():
-    p = only_problem("device-without-browsers.yaml")
-    assert where(p) == ("device-without-browsers.yaml", 4, 3, "audience.browsers")
-    assert "no mix for device 'tablet'" in p.message
-
-
 def test_a_key_merged_in_with_an_anchor_is_located_where_the_anchor_wrote_it():
     problems = problems_of("merge-key.yaml")
     assert [where(p) for p in problems] == [

@@ -327,8 +327,8 @@ def _message(e: _Err, root: type[BaseModel], data: Any) -> tuple[DataPath, bool,
 
 
 def _weights_field(text: str, path: DataPath, data: Any) -> DataPath:
-    """Point 'devices weights sum to 0' (or 'os has no mix ...') at that field, not at the mapping holding it."""
-    m = re.match(r"^([\w.]+) (weights sum to 0|has no mix)", text)
+    """Point 'devices weights sum to 0' at `...devices`, not at the mapping holding it."""
+    m = re.match(r"^([\w.]+) weights sum to 0", text)
     if not m:
         return path
     target = path + tuple(m.group(1).split("."))

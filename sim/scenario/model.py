@@ -129,11 +129,6 @@ class Audience(Strict):
             _positive_sum(mix, f"browsers.{dev}")
         for dev, mix in self.os.items():
             _positive_sum(mix, f"os.{dev}")
-        used = {d for d, w in self.devices.items() if w > 0} | {d for d, w in self.device_shift.items() if w > 0}
-        for dev in sorted(used):
-            for table in ("browsers", "os"):
-                if dev not in getattr(self, table):
-                    raise ValueError(f"{table} has no mix for device '{dev}', which devices or device_shift uses")
         return self
 
 
