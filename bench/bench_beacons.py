@@ -1,0 +1,155 @@
+"""Beacons per second per core, scenario to file, against a plain Python + Faker loop in the same run.
+
+    python bench/bench_beacons.py                  # default mix, legacy, 40k sessions
+    python bench/bench_beacons.py --sessions 200000 --memory 2000000,6000000
+
+Prints: the pipeline's rate to Parquet and to JSON lines (warm-up excluded, one process,
+Arrow held to one thread), the plain loop's rate (random draws, Faker per session, one
+json.dumps per event), their ratios, where the pipeline's time goes by stage, and with
+--memory the peak RSS of streamed runs of growing size (flat = memory does not grow with
+the run). Absolute numbers drift on a shared machine; the ratios are the result.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import pyarrow as pa  # noqa: E402
+
+pa.set_cpu_count(1)
+pa.set_io_thread_count(1)
+
+from sim.generate import beacon_chunks, generate, ledger_keys, stream_rows  # noqa: E402
+from sim.player.model import generate_sessions  # noqa: E402
+from sim.scenario.loader import load  # noqa: E402
+from sim.sinks import EventsBuilder, open_sink  # noqa: E402
+
+SCENARIO = ROOT / "scenarios" / "default-mix.yaml"
+
+
+def cpu() -> float:
+    return time.process_time()
+
+
+def pipeline(components, sessions: int, fmt: str, out: Path, seed: int = 7) -> tuple[int, float, float]:
+    """(beacons, wall s, cpu s) of one end-to-end run."""
+    w, c = time.perf_counter(), cpu()
+    stats = generate(components, seed=seed, sessions=sessions, protocol="legacy", fmt=fmt, out=out)
+    return stats.beacons, time.perf_counter() - w, cpu() - c
+
+
+def plain_loop(sessions: int, out: Path, events_per_session: float) -> tuple[int, float, float]:
+    """The baseline: each session drawn with `random`, identities from Faker, one json.dumps per event."""
+    from faker import Faker
+
+    fake = Faker()
+    Faker.seed(7)
+    rng = random.Random(7)
+    n = 0
+    w, c = time.perf_counter(), cpu()
+    with open(out, "w") as fh:
+        t = 1_793_577_600.0
+        for s in range(sessions):
+            t += rng.expovariate(1 / 4.3)
+            ua, ip, user, sid = fake.user_agent(), fake.ipv4(), fake.user_name(), fake.uuid4()
+            duration = rng.lognormvariate(5.7, 0.9)
+            events = max(1, int(rng.expovariate(1 / events_per_session)))
+            for k in range(events):
+                fh.write(json.dumps({
+                    "ts": t + 10 * k, "protocol": "legacy", "eventType": min(k + 1, 7), "sessionId": sid,
+                    "partnerId": 2504201, "entryId": f"1_{rng.randrange(4500):08x}", "userId": user,
+                    "currentPoint": 10_000 * k, "duration": duration, "user_agent": ua, "client_ip": ip,
+                }) + "\n")
+                n += 1
+    return n, time.perf_counter() - w, cpu() - c
+
+
+def stages(components, sessions: int, out: Path) -> dict[str, float]:
+    """CPU seconds per stage over the same sessions: player model, policy, rows, order, write."""
+    t = {"player model (sessions)": 0.0, "legacy policy (beacons)": 0.0, "events rows + ledger keys": 0.0,
+         "send-order merge": 0.0, "parquet write": 0.0}
+    c = cpu()
+    chunks = list(generate_sessions(components, 7, sessions=sessions))
+    t["player model (sessions)"] = cpu() - c
+    c = cpu()
+    beacons = [beacon_chunks(ch, "legacy") for ch in chunks]
+    t["legacy policy (beacons)"] = cpu() - c
+    c = cpu()
+    builder = EventsBuilder.for_chunks(beacons[0])
+    for ch, bs in zip(chunks, beacons):
+        for b in bs:
+            builder.table(b, ch, ledger_keys(b))
+    t["events rows + ledger keys"] = cpu() - c
+    c = cpu()
+    tables = list(stream_rows(iter(chunks), protocol="legacy", fmt="parquet"))
+    # stream_rows re-runs the policy and rows: subtract them to leave the merge alone
+    t["send-order merge"] = max(0.0, cpu() - c - t["legacy policy (beacons)"] - t["events rows + ledger keys"])
+    c = cpu()
+    with open_sink("parquet", out, builder.schema) as sink:
+        for table in tables:
+            sink.write(table)
+    t["parquet write"] = cpu() - c
+    return t
+
+
+def peak_rss(sessions: int, fmt: str) -> tuple[int, float]:
+    """(beacons, peak RSS MiB) of a streamed run in a fresh process."""
+    code = (f"import sys, resource; sys.path.insert(0, {str(ROOT)!r}); import tempfile, os\n"
+            "from sim.generate import generate\nfrom sim.scenario.loader import load\n"
+            f"d = tempfile.mkdtemp(); s = generate(load({str(SCENARIO)!r}), seed=7, sessions={sessions}, "
+            f"protocol='legacy', fmt={fmt!r}, out=os.path.join(d, 'e.{fmt}'))\n"
+            "print(s.beacons, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            "import shutil; shutil.rmtree(d)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), int(out[1]) / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=40_000)
+    ap.add_argument("--memory", default="", help="comma list of session counts for peak-RSS runs")
+    args = ap.parse_args()
+
+    components = load(SCENARIO)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        pipeline(components, 2_000, "parquet", tmp / "warm.parquet")      # numba compile, caches
+        pipeline(components, 2_000, "jsonl", tmp / "warm.jsonl")
+        n_pq, wall_pq, cpu_pq = pipeline(components, args.sessions, "parquet", tmp / "e.parquet")
+        n_js, wall_js, cpu_js = pipeline(components, args.sessions, "jsonl", tmp / "e.jsonl")
+        per_session = n_pq / args.sessions
+        base_sessions = max(1000, args.sessions // 10)
+        n_b, wall_b, cpu_b = plain_loop(base_sessions, tmp / "plain.jsonl", per_session)
+        breakdown = stages(components, args.sessions, tmp / "s.parquet")
+
+    rate = lambda n, s: n / s if s > 0 else float("inf")  # noqa: E731
+    base = rate(n_b, cpu_b)
+    print(f"default mix, legacy, {args.sessions:,} sessions -> {n_pq:,} beacons ({per_session:.2f} per session)")
+    print(f"{'':34}{'beacons/s/core':>16}{'wall beacons/s':>16}{'x plain loop':>14}")
+    for name, n, w, c in (("pipeline -> parquet", n_pq, wall_pq, cpu_pq), ("pipeline -> jsonl", n_js, wall_js, cpu_js),
+                          ("plain python + faker + json.dumps", n_b, wall_b, cpu_b)):
+        print(f"{name:34}{rate(n, c):16,.0f}{rate(n, w):16,.0f}{rate(n, c) / base:14.1f}")
+    total = sum(breakdown.values())
+    print("where the parquet pipeline's CPU time goes:")
+    for name, s in breakdown.items():
+        print(f"  {name:30}{s:8.2f} s {100 * s / total:5.1f} %  {rate(n_pq, s) if s else float('inf'):14,.0f} beacons/s alone")
+    if args.memory:
+        print("peak RSS of streamed runs (parquet):")
+        for sessions in (int(x) for x in args.memory.split(",")):
+            beacons, mib = peak_rss(sessions, "parquet")
+            print(f"  {sessions:>12,} sessions {beacons:>13,} beacons  {mib:8.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
