@@ -137,6 +137,13 @@ def wire_requests(chunk: BeaconChunk, encoding: str | None) -> list:
 
 # -- global send order ---------------------------------------------------------------------------
 
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """Tables of rows one under the other; a column missing from some is null there."""
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="default")
+
+
 class _Run:
     """Rows of one session chunk sorted by send time, of which [start:] are not yet released."""
 
@@ -179,7 +186,7 @@ class SendOrderMerge:
                     f"{self.released_until:.3f} were written (the player model must yield chunks in start order)")
             seq = np.concatenate([p[2] for p in parts])
             order = np.lexsort((seq, ts))          # stable: part order and beacon order break ties
-            table = pa.concat_tables([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+            table = _concat([p[0] for p in parts])
             n = len(ts)
             arrival = np.arange(self._arrivals, self._arrivals + n, dtype=np.int64)
             self._arrivals += n
@@ -211,7 +218,7 @@ class SendOrderMerge:
         else:
             ts = np.concatenate([run.ts[a:b] for run, a, b in pieces])
             arrival = np.concatenate([run.arrival[a:b] for run, a, b in pieces])
-            out = pa.concat_tables(tables).take(pa.array(np.lexsort((arrival, ts))))
+            out = _concat(tables).take(pa.array(np.lexsort((arrival, ts))))
         for run, _, cut in pieces:
             run.start = cut
             remaining = len(run)

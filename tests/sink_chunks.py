@@ -106,7 +106,7 @@ def kava(chunk: SessionChunk, per_session: int = 2, gap: float = 10.0, offset: f
             "eventIndex": (k + 1).astype(np.int32),
             "position": gap * k.astype(np.float64),
             "playTimeSum": play,
-            "soundMode": np.where(k == 0, np.iinfo(np.int8).min, 2).astype(np.int8),
+            "soundMode": np.where(k == 0, -1, 2).astype(np.int8),
             "deliveryType": Strings(np.zeros(len(session), np.int32), np.array(["hls"], dtype=object)),
         },
         session=session, send_t=send_t,

@@ -25,7 +25,8 @@ def run():
     chunk = sc.sessions(sc.T0 + np.array([0.0, 5.0, 86_400.0 + 60]))
     leg, kav = sc.legacy(chunk), sc.kava(chunk)
     builder = EventsBuilder.for_chunks([leg, kav])
-    table = pa.concat_tables([builder.table(leg, chunk, _keys(leg)), builder.table(kav, chunk, _keys(kav))])
+    table = pa.concat_tables([builder.table(leg, chunk, _keys(leg)), builder.table(kav, chunk, _keys(kav))],
+                             promote_options="default")
     table = table.take(pa.array(np.argsort(table.column("ts").to_numpy(), kind="stable")))
     return builder, table
 
@@ -66,7 +67,7 @@ def test_a_field_a_beacon_does_not_carry_is_null(run, tmp_path):
     assert rows[2][2] == 10_000.0
 
 
-def test_integer_not_sent_sentinel_becomes_null(run, tmp_path):
+def test_integer_not_sent_minus_one_becomes_null(run, tmp_path):
     path = _write("parquet", tmp_path / "e.parquet", *run)
     modes = duckdb.sql(f"select eventIndex, soundMode from '{path}' where protocol = 'kava' and truth_session_seq = 0 "
                        "order by ts").fetchall()

@@ -52,8 +52,10 @@ WIRE_FIELDS: dict[str, pa.DataType] = {
     "expiry": INTEGER, "has_ks": BOOLEAN,
 }
 
+# Request context: the headers the beacon goes out with (cookie: the legacy `uv` cookie).
 CONTEXT_COLUMNS: dict[str, pa.DataType] = {
-    "user_agent": STRING, "client_ip": STRING, "page_url": STRING, "ledger_key": STRING,
+    "user_agent": STRING, "client_ip": STRING, "page_url": STRING, "cookie": STRING,
+    "ledger_key": pa.string(),      # unique per beacon: a dictionary would not pay
 }
 
 TRUTH_COLUMNS: dict[str, pa.DataType] = {
@@ -66,6 +68,10 @@ TRUTH_COLUMNS: dict[str, pa.DataType] = {
 
 # A ks is never stored in clear: a `ks` column becomes `has_ks`.
 SECRET_COLUMNS = {"ks": "has_ks"}
+# Beacon columns that say how a row goes on the wire, not what it says.
+TRANSPORT_ONLY = frozenset({"encoding", "legacy_flavor"})
+# Integer columns mark "not sent" with -1 (the policies' convention); floats use NaN.
+INT_NOT_SENT = -1
 
 DEVICE_NAMES = [d.name.lower() for d in sorted(Device, key=int)]
 OUTCOME_NAMES = [o.name.lower() for o in sorted(Outcome, key=int)]
@@ -73,11 +79,6 @@ OUTCOME_NAMES = [o.name.lower() for o in sorted(Outcome, key=int)]
 
 class SchemaError(ValueError):
     """A beacon column that the events table cannot hold (a policy bug, not a user error)."""
-
-
-def _int_missing(dtype: np.dtype) -> int:
-    """Integer columns mark "not sent" with the dtype's minimum (floats use NaN)."""
-    return int(np.iinfo(dtype).min)
 
 
 def _type_of_column(col) -> pa.DataType:
@@ -111,15 +112,19 @@ class EventsBuilder:
         fields += [pa.field(n, t) for n, t in TRUTH_COLUMNS.items()]
         self.schema = pa.schema(fields)
         self._by_lower = _canonical(wire)
+        self._types = {**wire, **CONTEXT_COLUMNS}
+        self._by_lower.update(_canonical(CONTEXT_COLUMNS))
         self._pool_cache: dict[int, tuple[object, pa.Array]] = {}
 
     @classmethod
     def for_chunks(cls, chunks: list[BeaconChunk]) -> EventsBuilder:
         """A builder whose schema holds every column of these chunks (unknown ones appended)."""
-        known = _canonical(WIRE_FIELDS)
+        known = _canonical({**WIRE_FIELDS, **CONTEXT_COLUMNS})
         extra: dict[str, pa.DataType] = {}
         for chunk in chunks:
             for name, col in chunk.columns.items():
+                if name in TRANSPORT_ONLY:
+                    continue
                 name = SECRET_COLUMNS.get(name, name)
                 if name.lower() not in known and name not in extra:
                     extra[name] = _type_of_column(col)
@@ -166,7 +171,7 @@ class EventsBuilder:
                 values = np.where(mask, 0, values) != 0
             return pa.array(values, type=target, mask=mask if mask.any() else None)
         if kind in "iu":
-            mask = values == _int_missing(values.dtype) if kind == "i" else np.zeros(len(values), bool)
+            mask = values == INT_NOT_SENT if kind == "i" else np.zeros(len(values), bool)
             if target == BOOLEAN:
                 values = values != 0
             elif target == DOUBLE:
@@ -183,7 +188,11 @@ class EventsBuilder:
     # -- a whole chunk -------------------------------------------------------------------------
 
     def table(self, beacons: BeaconChunk, sessions: SessionChunk, ledger_keys: pa.Array) -> pa.Table:
-        """The events-table rows of one BeaconChunk (beacon order kept; sorting is the caller's)."""
+        """The events-table rows of one BeaconChunk (beacon order kept; sorting is the caller's).
+
+        Holds the columns of `schema` that the chunk fills, in schema order; `conform` adds
+        the rest as nulls.
+        """
         n = len(beacons)
         cols: dict[str, pa.Array] = {
             "ts": pa.array(np.asarray(beacons.send_t, dtype=np.float64)),
@@ -191,9 +200,11 @@ class EventsBuilder:
                                                        pa.array([beacons.protocol])),
         }
         for raw_name, col in beacons.columns.items():
+            if raw_name in TRANSPORT_ONLY:
+                continue
             if raw_name in SECRET_COLUMNS:
                 name = SECRET_COLUMNS[raw_name]
-                col = (col.codes >= 0) if isinstance(col, Strings) else np.ones(n, bool)
+                col = _sent_and_not_empty(col, n)
             else:
                 name = raw_name
             canonical = self._by_lower.get(name.lower())
@@ -202,13 +213,17 @@ class EventsBuilder:
                                   f"(policies must send the same columns in every chunk)")
             if len(col) != n:
                 raise SchemaError(f"{beacons.protocol} beacon column {raw_name!r}: {len(col)} rows, want {n}")
-            cols[canonical] = self._convert(raw_name, col, self.wire[canonical])
+            cols[canonical] = self._convert(raw_name, col, self._types[canonical])
 
         s = np.asarray(beacons.session, dtype=np.int64)
         sc, pools = sessions.sessions, sessions.population.pools
-        cols["user_agent"] = self._coded(sc["user_agent"][s], pools.user_agents)
-        cols["client_ip"] = self._coded(sc["ip"][s], pools.ips)
-        cols["page_url"] = self._coded(sc["referrer"][s], pools.referrers)
+        # Request context the policy did not supply comes from the session's identity.
+        if "user_agent" not in cols:
+            cols["user_agent"] = self._coded(sc["user_agent"][s], pools.user_agents)
+        if "client_ip" not in cols:
+            cols["client_ip"] = self._coded(sc["ip"][s], pools.ips)
+        if "page_url" not in cols:
+            cols["page_url"] = self._coded(sc["referrer"][s], pools.referrers)
         cols["ledger_key"] = ledger_keys
         cols["truth_scenario"] = self._coded(sc["scenario"][s], _names(sessions.scenario_names))
         cols["truth_session_seq"] = pa.array(sc["session_seq"][s])
@@ -225,15 +240,27 @@ class EventsBuilder:
         cols["truth_entry_duration"] = pa.array(sc["duration"][s].astype(np.float64))
         cols["truth_live"] = pa.array(sc["live"][s])
 
-        arrays = []
+        # Only the columns this protocol sends: a column of nulls costs nothing to leave out here
+        # and the sink fills it in (`conform`), so merging and sorting move less data.
+        fields, arrays = [], []
         for field in self.schema:
             arr = cols.get(field.name)
             if arr is None:
-                arr = pa.nulls(n, field.type)
-            elif arr.type != field.type:
+                continue
+            if arr.type != field.type:
                 arr = arr.cast(field.type)
+            fields.append(field)
             arrays.append(arr)
-        return pa.Table.from_arrays(arrays, schema=self.schema)
+        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _sent_and_not_empty(col, n: int) -> np.ndarray:
+    """Whether a secret was sent, per row (an empty value counts as not sent)."""
+    if not isinstance(col, Strings):
+        return np.ones(n, bool)
+    filled = np.array([bool(v) for v in col.pool], dtype=bool)
+    codes = np.asarray(col.codes)
+    return (codes >= 0) & filled[np.maximum(codes, 0)] if len(filled) else np.zeros(n, bool)
 
 
 _NAME_POOLS: dict[tuple, np.ndarray] = {}
@@ -246,3 +273,19 @@ def _names(names) -> np.ndarray:
     if pool is None:
         pool = _NAME_POOLS[key] = np.array(key, dtype=object)
     return pool
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` with exactly the columns of `schema`, in order; missing ones are all null."""
+    if table.schema == schema:
+        return table
+    n = table.num_rows
+    names = set(table.schema.names)
+    arrays = []
+    for field in schema:
+        if field.name in names:
+            col = table.column(field.name)
+            arrays.append(col if col.type == field.type else col.cast(field.type))
+        else:
+            arrays.append(pa.nulls(n, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from .events import conform
 from .formats import WRITERS
 
 FORMATS = tuple(WRITERS)
@@ -71,8 +72,7 @@ class Sink:
     def write(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        if table.schema != self.schema:
-            table = table.select(self.schema.names).cast(self.schema)
+        table = conform(table, self.schema)
         self.rows += table.num_rows
         if self.partition is None:
             self._writer.write(table)

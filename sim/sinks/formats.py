@@ -30,8 +30,10 @@ class ParquetWriter:
     extension = ".parquet"
 
     def __init__(self, out: BinaryIO, schema: pa.Schema):
+        # Dictionary pages for the text columns only: trying them on doubles costs time for nothing.
+        text = [f.name for f in schema if pa.types.is_dictionary(f.type)]
         self._writer = pq.ParquetWriter(
-            out, schema, compression="zstd", compression_level=3, use_dictionary=True,
+            out, schema, compression="zstd", compression_level=1, use_dictionary=text or False,
             write_statistics=True, version="2.6", data_page_version="1.0")
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
@@ -99,6 +101,8 @@ def jsonl_lines(table: pa.Table, keys: list[str] | None = None) -> pa.Array:
         keys = [orjson.dumps(f.name).decode() + ":" for f in table.schema]
     parts = []
     for field, key, column in zip(table.schema, keys, table.columns):
+        if column.null_count == len(column):
+            continue
         text = _json_values(column.combine_chunks() if column.num_chunks != 1 else column.chunk(0),
                             raw=(field.metadata or {}).get(b"json") == b"raw")
         parts.append(pc.binary_join_element_wise(key, text, ""))
@@ -110,6 +114,7 @@ def _json_values(arr: pa.Array, raw: bool) -> pa.Array:
     """JSON text of each value (null stays null, so the key is skipped)."""
     t = arr.type
     if pa.types.is_dictionary(t):
+        arr = compact_dictionary(arr)
         dictionary = arr.dictionary if raw else _json_strings(arr.dictionary)
         return pa.DictionaryArray.from_arrays(arr.indices, dictionary).dictionary_decode()
     if pa.types.is_string(t) or pa.types.is_large_string(t):
@@ -123,6 +128,25 @@ def _json_values(arr: pa.Array, raw: bool) -> pa.Array:
     if pa.types.is_null(t):
         return pa.nulls(len(arr), pa.string())
     raise TypeError(f"no JSON form for column type {t}")
+
+
+def compact_dictionary(arr: pa.DictionaryArray) -> pa.DictionaryArray:
+    """The same values with a dictionary of only the entries used (pools are often far larger)."""
+    size = len(arr.dictionary)
+    if size <= len(arr) // 4 or size == 0:
+        return arr
+    indices = arr.indices
+    mask = None
+    codes = indices.fill_null(0).to_numpy(zero_copy_only=False)
+    used = np.zeros(size, dtype=bool)
+    if indices.null_count:
+        mask = np.asarray(indices.is_null())
+        used[codes[~mask]] = True
+    else:
+        used[codes] = True
+    remap = (np.cumsum(used) - 1).astype(np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(remap[codes], mask=mask),
+                                          arr.dictionary.filter(pa.array(used)))
 
 
 def _json_strings(arr: pa.Array) -> pa.Array:
