@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -253,13 +253,15 @@ def _md5(text: str) -> str:
 def decode(request: WireRequest) -> Beacon:
     """The Beacon a `stats.collect` request carries, whichever player or client sent it."""
     headers = {k.lower(): v for k, v in request.headers.items()}
-    parts = urlsplit(request.url)
+    # not urlsplit: KDP's `//api_v3/index.php` would read as a host name
+    path, _, query = request.url.partition("?")
+    path = path.split("#", 1)[0]
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if request.method == "GET":
-        encoding, raw = "get", dict(php_parse_query(parts.query))
+        encoding, raw = "get", dict(php_parse_query(query))
     elif request.method == "POST" and content_type == "application/json":
         encoding, raw = "json", _json_params(request.body)
-        raw.update(php_parse_query(parts.query))
+        raw.update(php_parse_query(query))
     elif request.method == "POST":
         encoding = "form"
         try:
@@ -267,10 +269,10 @@ def decode(request: WireRequest) -> Beacon:
         except UnicodeDecodeError as e:
             raise DecodeError(f"form body is not UTF-8: {e}") from None
         raw = dict(php_parse_query(body))
-        raw.update(php_parse_query(parts.query))  # URL parameters win over the body, as in PHP
+        raw.update(php_parse_query(query))  # URL parameters win over the body, as in PHP
     else:
         raise DecodeError(f"method {request.method}: stats.collect takes GET or POST")
-    raw.update(_path_params(parts.path))
+    raw.update(_path_params(path))
 
     service, action = str(raw.get("service", "")).lower(), str(raw.get("action", "")).lower()
     if service != "stats" or action != "collect":
