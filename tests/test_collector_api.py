@@ -159,3 +159,16 @@ def test_an_error_in_json_has_kalturas_shape():
 def test_kava_answers_time_and_view_events_enabled():
     assert json.loads(api.kava_result(1700000000.5, False).body) == {"time": 1700000000.5,
                                                                       "viewEventsEnabled": False}
+
+
+# --- the fast query parser ----------------------------------------------------------------------
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+from sim.protocols.dispatch import parse_query  # noqa: E402
+from sim.protocols.urlencoding import php_parse_query  # noqa: E402
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab=&%+:2F0zé \x00[]")), max_size=40) | st.text(max_size=40))
+def test_the_fast_query_parser_reads_every_query_as_php_parse_query_does(query):
+    assert parse_query(query) == php_parse_query(query)

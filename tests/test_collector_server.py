@@ -123,7 +123,7 @@ def test_format_1_is_answered_with_json_true(exchange):
     answer, row = _one(exchange, "get_mwembed_order")
     assert answer.headers["content-type"].startswith("application/json")
     assert answer.text == "true"
-    assert row["format"] == "1" and row["apiVersion"] == "3.1" and row["clientTag"] == "kwidget:v2.90"
+    assert row["format"] == 1 and row["apiVersion"] == "3.1" and row["clientTag"] == "kwidget:v2.90"
 
 
 def test_format_9_wraps_true_in_the_callback(exchange):

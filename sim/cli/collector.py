@@ -29,8 +29,8 @@ def collector(
                                      help="share of beacon requests whose connection is closed unanswered"),
     view_events_enabled: str = typer.Option("true", help="KAVA answers viewEventsEnabled true|false"),
     max_body_kib: int = typer.Option(64, min=1, help="request bodies over this many KiB get 413"),
-    batch_rows: int = typer.Option(2000, min=1, help="store writes a batch every this many rows ..."),
-    batch_ms: float = typer.Option(100.0, min=1.0, help="... or every this many milliseconds"),
+    batch_rows: int = typer.Option(5000, min=1, help="store writes a batch every this many rows ..."),
+    batch_ms: float = typer.Option(200.0, min=1.0, help="... or every this many milliseconds"),
 ) -> None:
     """Serve Kaltura stats.collect and analytics.trackEvent, storing every request in DuckDB.
 

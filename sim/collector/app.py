@@ -14,7 +14,6 @@ import asyncio
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from http.cookies import CookieError, SimpleCookie
 
 import orjson
 
@@ -49,8 +48,8 @@ class CollectorConfig:
     slow: Delay = field(default_factory=Delay)
     view_events_enabled: bool = True
     max_body: int = 64 * 1024
-    batch_rows: int = 2000
-    batch_ms: float = 100.0
+    batch_rows: int = 5000
+    batch_ms: float = 200.0
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()
@@ -69,16 +68,6 @@ class Answer:
     body: bytes
     delay: float = 0.0       # seconds to wait before answering (test-double mode)
     reset: bool = False      # close the connection instead of answering
-
-
-def _uv(cookie: str | None) -> str | None:
-    if not cookie:
-        return None
-    try:
-        jar = SimpleCookie(cookie)
-    except CookieError:
-        return None
-    return jar["uv"].value if "uv" in jar else None
 
 
 def _strip_ks(values: dict) -> tuple[dict, str | None]:
@@ -112,7 +101,7 @@ class Collector:
             "remote_addr": remote, "encoding": encoding, "protocol": protocol,
             "client_ip": forwarded.split(",")[0].strip() if forwarded else remote,
             "user_agent": header(headers, "user-agent"), "page_url": header(headers, "referer"),
-            "uv": _uv(header(headers, "cookie")),
+            "cookie": header(headers, "cookie"),
         }
 
     def _fill_beacon(self, row: dict, beacon: Beacon, ks: str | None) -> None:
@@ -287,7 +276,7 @@ class RSGIApp:
         method = scope.method.upper()
         path = scope.path
         url = path + ("?" + scope.query_string if scope.query_string else "")
-        headers = {k: v for k, v in scope.headers.items()}
+        headers = dict(scope.headers.items())
         remote = scope.client.rsplit(":", 1)[0] if scope.client else ""
 
         if method == "OPTIONS":

@@ -98,6 +98,8 @@ def check_format(params: dict) -> ApiError | None:
 
 
 def _check_chars(params: dict) -> ApiError | None:
+    if not _XML_INVALID.search("".join(v for v in params.values() if isinstance(v, str))):
+        return None
     for key, value in params.items():
         if isinstance(value, str) and _XML_INVALID.search(value):
             return ApiError("INVALID_PARAMETER_CHAR", f'Invalid characters in parameter "{key}"',

@@ -27,51 +27,44 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from sim.sinks.events import CONTEXT_COLUMNS, WIRE_FIELDS
+
 B, I, D, S = "BOOLEAN", "BIGINT", "DOUBLE", "VARCHAR"
 
-# Wire fields of both protocols (KalturaStatsEvent, KAVA common and per-event params).
-WIRE_COLUMNS: dict[str, str] = {
-    # shared names
-    "eventType": I, "partnerId": I, "entryId": S, "sessionId": S, "userId": S, "referrer": S,
-    "clientVer": S, "clientTag": S, "playlistId": S,
-    # legacy KalturaStatsEvent
-    "eventTimestamp": D, "uniqueViewer": S, "widgetId": S, "uiconfId": I, "currentPoint": D,
-    "duration": D, "seek": B, "newPoint": D, "isFirstInSession": B, "applicationId": S,
-    "contextId": I, "featureType": I, "historyEvents": S, "processDuration": I, "controlId": S,
-    "objectType": S, "uid": S,
-    # KAVA
-    "eventIndex": I, "position": D, "playTimeSum": D, "bufferTime": D, "bufferTimeSum": D,
-    "joinTime": D, "canPlay": D, "actualBitrate": D, "averageBitrate": D, "soundMode": I,
-    "tabMode": I, "viewabilityMode": I, "screenMode": I, "targetPosition": D, "errorCode": S,
-    "errorDetails": S, "errorPosition": I, "playbackType": S, "deliveryType": S,
-    "playbackSpeed": D, "caption": S, "sessionStartTime": D, "playerSkin": I,
-    "kalturaApplication": S, "kalturaApplicationVer": S, "application": S, "playerJSLoadTime": D,
-    "loadedPlugins": S, "networkConnectionType": S, "networkConnectionOverhead": D,
-    "audioLanguage": S, "language": S, "flavorParamsId": I, "flavorId": S, "playbackMode": I,
-    "sourceEntryId": S, "socialNetwork": S, "reportType": S, "forwardBufferHealth": D,
-    "manifestDownloadTime": D, "segmentDownloadTime": D, "bandwidth": D,
-    "droppedFramesRatio": D, "targetBuffer": D, "virtualEventId": S, "customVar1": S,
-    "customVar2": S, "customVar3": S, "playbackContext": S, "persistentSessionId": S,
-    "hostingKalturaApplication": S, "hostingKalturaApplicationVersion": S,
-    "relatedEntryId": S, "expectedQuality": S, "absolutePosition": D,
-}
 
-# Request-level params that are columns (the rest of them go to `extra`).
-PARAM_COLUMNS: dict[str, str] = {
-    "service": S, "action": S, "format": S, "apiVersion": S, "hasKanalony": B,
-}
+def _sql_type(arrow_type: pa.DataType) -> str:
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if pa.types.is_boolean(arrow_type):
+        return "BOOLEAN"
+    if pa.types.is_integer(arrow_type):
+        return "INTEGER" if arrow_type.bit_width <= 32 else "BIGINT"
+    if pa.types.is_floating(arrow_type):
+        return "DOUBLE"
+    return "VARCHAR"
+
+
+# Wire fields and request context: the one events-table definition the file sinks also write.
+WIRE_COLUMNS: dict[str, str] = {name: _sql_type(t) for name, t in WIRE_FIELDS.items() if name != "has_ks"}
+CONTEXT: dict[str, str] = {name: _sql_type(t) for name, t in CONTEXT_COLUMNS.items()}
+# Request-level params that are columns here but not in the files (the rest go to `extra`).
+PARAM_COLUMNS: dict[str, str] = {"service": S, "action": S, "format": "INTEGER", "apiVersion": S,
+                                 "hasKanalony": B, "ignoreNull": "INTEGER", "expiry": "INTEGER"}
 
 COLUMNS: dict[str, str] = {
-    "ts": D, "received_at": D, "protocol": S, "accepted": B, "status": I, "error_code": S,
-    "reason": S, "fault": S, "flags": S, "encoding": S, "method": S, "path": S,
-    "remote_addr": S, "client_ip": S, "user_agent": S, "page_url": S, "uv": S,
-    "ledger_key": S, "has_ks": B, "ks_sha256": S,
-    **WIRE_COLUMNS, **PARAM_COLUMNS,
+    "ts": D, "protocol": S,
+    **WIRE_COLUMNS,
+    **CONTEXT,
+    "has_ks": B, "ks_sha256": S,
+    # collector only
+    "received_at": D, "remote_addr": S, "accepted": B, "status": I, "error_code": S, "reason": S,
+    "fault": S, "flags": S, "encoding": S, "method": S, "path": S, "service": S, "action": S,
     "extra": S,
 }
 _BY_LOWER = {name.lower(): name for name in COLUMNS}
-_ARROW = {B: pa.bool_(), I: pa.int64(), D: pa.float64(), S: pa.string()}
-_INT64 = 2 ** 63
+_ARROW = {B: pa.bool_(), I: pa.int64(), "INTEGER": pa.int32(), D: pa.float64(), S: pa.string()}
+_LIMITS = {I: 2 ** 63, "INTEGER": 2 ** 31}
+_SCHEMA = pa.schema([(name, _ARROW[sql_type]) for name, sql_type in COLUMNS.items()])
 
 
 def column_for(name: str) -> str | None:
@@ -81,39 +74,57 @@ def column_for(name: str) -> str | None:
 
 def coerce(value, sql_type: str):
     """A wire value as the column's type; raises ValueError when it does not fit."""
+    kind = type(value)
     if value is None:
         return None
     if sql_type == S:
-        return value if isinstance(value, str) else orjson.dumps(value).decode()
-    if sql_type == B:
-        if isinstance(value, bool):
+        return value if kind is str else orjson.dumps(value).decode()
+    if kind is bool:
+        if sql_type == B:
             return value
+        raise ValueError(value)
+    if sql_type == D:
+        return float(value)
+    if sql_type == B:
         text = str(value).strip().lower()
         if text in ("true", "1"):
             return True
         if text in ("false", "0", ""):
             return False
         raise ValueError(value)
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if sql_type == I:
-        number = value if isinstance(value, int) else int(str(value).strip())
-        if not -_INT64 <= number < _INT64:
+    if kind is int:
+        number = value
+    elif kind is float:
+        if not value.is_integer():
             raise ValueError(value)
-        return number
-    number = float(value)
+        number = int(value)
+    else:
+        number = int(value)
+    limit = _LIMITS[sql_type]
+    if not -limit <= number < limit:
+        raise ValueError(value)
     return number
+
+
+_RESOLVED: dict[str, str] = {}
 
 
 def wire_columns(values: dict, targets: dict[str, str], row: dict, extra: dict) -> None:
     """Put each wire value in its column (typed) or, failing that, in `extra` under its own name."""
     for name, value in values.items():
-        column = column_for(name)
-        if column is None or column not in targets or row.get(column) is not None:
+        column = _RESOLVED.get(name)
+        if column is None:
+            column = _BY_LOWER.get(name.lower())
+            if column is None:
+                extra[name] = value
+                continue
+            _RESOLVED[name] = column       # bounded: only names that are columns are cached
+        sql_type = targets.get(column)
+        if sql_type is None or row.get(column) is not None:
             extra[name] = value
             continue
         try:
-            row[column] = coerce(value, targets[column])
+            row[column] = coerce(value, sql_type)
         except (ValueError, TypeError, OverflowError):
             extra[name] = value      # e.g. partnerId "abc": kept as sent, flagged elsewhere
 
@@ -139,7 +150,7 @@ def create_sql() -> str:
 class EventStore:
     """Appends event rows to `events` in batches from one writer thread."""
 
-    def __init__(self, path: str | Path, *, batch_rows: int = 2000, batch_ms: float = 100.0):
+    def __init__(self, path: str | Path, *, batch_rows: int = 5000, batch_ms: float = 200.0):
         self.path = str(path)
         self.batch_rows = batch_rows
         self.batch_s = batch_ms / 1000.0
@@ -195,10 +206,10 @@ class EventStore:
                 return
 
     def _write(self, batch: list[dict]) -> None:
-        names = [name for name in COLUMNS if any(name in row for row in batch)]
-        arrays = [pa.array([row.get(name) for row in batch], type=_ARROW[COLUMNS[name]]) for name in names]
-        table = pa.Table.from_arrays(arrays, names=names)
+        present = set().union(*batch)
+        names = [name for name in COLUMNS if name in present]
         try:
+            table = pa.Table.from_pylist(batch, schema=pa.schema([_SCHEMA.field(n) for n in names]))
             self._con.register("_batch", table)
             quoted = ", ".join(f'"{n}"' for n in names)
             self._con.execute(f"INSERT INTO events ({quoted}) SELECT {quoted} FROM _batch")

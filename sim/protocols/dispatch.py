@@ -19,12 +19,11 @@ from __future__ import annotations
 import importlib
 import re
 from dataclasses import dataclass, field
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_plus
 
 import orjson
 
 from .beacons import Beacon, Scalar, WireRequest
-from .urlencoding import php_parse_query
 
 try:  # the codecs' error type; a plain ValueError until protocols/beacons.py defines it
     from .beacons import DecodeError
@@ -49,6 +48,25 @@ class ParsedRequest:
     action: str | None
     params: dict[str, Scalar | None] = field(default_factory=dict)   # flattened, URL wins
     encoding: str = "get"         # get | form | json | post (a POST whose body held no params)
+
+
+def parse_query(query: str) -> list[tuple[str, str]]:
+    """`urlencoding.php_parse_query`, faster: only text holding `%` or `+` is unquoted.
+
+    Same pairs for every input (a property test holds them together); this runs once per
+    request on the collector's hot path.
+    """
+    pairs = []
+    for part in query.split("&"):
+        if not part:
+            continue
+        key, _, value = part.partition("=")
+        if "%" in key or "+" in key:
+            key = unquote_plus(key)
+        if "%" in value or "+" in value:
+            value = unquote_plus(value)
+        pairs.append((key, value))
+    return pairs
 
 
 def _flat_key(key: str) -> str:
@@ -124,14 +142,14 @@ def body_params(request: WireRequest) -> tuple[dict[str, Scalar | None], str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise DecodeError("request body: not UTF-8 form data") from None
-    return {_flat_key(k): v for k, v in php_parse_query(text)}, "form"
+    return {_flat_key(k): v for k, v in parse_query(text)}, "form"
 
 
 def parse_request(request: WireRequest) -> ParsedRequest:
     """Merge body, query and path params as Kaltura's `getRequestParams` does (URL wins)."""
     path, _, query = request.url.partition("?")
     params, encoding = body_params(request)
-    for key, value in php_parse_query(query):
+    for key, value in parse_query(query):
         params[_flat_key(key)] = value
     params.update(path_params(path))
     service = params.get("service")
