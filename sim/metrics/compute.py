@@ -29,9 +29,9 @@ How the figures that need a choice are computed (also recorded per run in `metho
 * Interval-based minutes (`sum_view_period_min`, KAVA only): `playTimeSum` is cumulative
   within a KAVA session segment and resets to 0 after a ~30 s pause (eventIndex resets too).
   VIEWs of each (sessionId, entryId) are ordered by (ts, eventIndex); a segment ends where
-  both playTimeSum and eventIndex go down; each segment contributes its largest
-  playTimeSum. So a duplicated or lost intermediate VIEW changes nothing; a lost last VIEW
-  of a segment loses at most 10 s.
+  both playTimeSum and eventIndex go down next; each segment contributes the playTimeSum
+  it ends on (its largest). So a duplicated or lost intermediate VIEW changes nothing; a
+  lost last VIEW of a segment loses at most 10 s.
 * Unique viewers: exact distinct userId over plays (Kaltura uses HyperLogLog, ~2 %), all
   anonymous (null or empty userId) counted as one viewer. Unique known users: distinct
   non-empty userId over all events.
@@ -49,7 +49,7 @@ from typing import Any
 
 import orjson
 
-from .dimensions import BREAKDOWNS, dimension_sql
+from .dimensions import BREAKDOWNS, UA_CLASSIFIERS, dimension_sql
 from .events import EventsSource, SourceError, open_events
 
 PROTOCOLS = ("legacy", "kava")
@@ -217,21 +217,20 @@ def _quartile_minutes(src: EventsSource, protocol: str, codes: dict[str, int], d
 
 
 def _view_minutes(src: EventsSource) -> dict[str, Any]:
-    """KAVA interval-based play time: largest playTimeSum of each session segment, summed."""
+    """KAVA interval-based play time: the playTimeSum each session segment ends on, summed.
+
+    One ordered pass: a VIEW ends its segment when it is the last VIEW of its (sessionId,
+    entryId) or the next one has both a lower playTimeSum and a lower eventIndex (a reset).
+    """
     view = KAVA["view"]
     sql = f"""
         with v as (
-            select sessionId, entryId, ts, eventIndex, coalesce(playTimeSum, 0) as pts,
-                   lag(playTimeSum) over w as prev_pts, lag(eventIndex) over w as prev_idx
+            select coalesce(playTimeSum, 0) as pts, eventIndex,
+                   lead(coalesce(playTimeSum, 0)) over w as next_pts, lead(eventIndex) over w as next_idx
             from ev where protocol = 'kava' and eventType = {view}
-            window w as (partition by sessionId, entryId order by ts, eventIndex)),
-        seg as (
-            select sessionId, entryId, pts,
-                   sum(case when prev_pts is null or (pts < prev_pts and eventIndex < prev_idx) then 1 else 0 end)
-                       over (partition by sessionId, entryId order by ts, eventIndex rows unbounded preceding) as seg_no
-            from v)
-        select sum(seg_max) as play_s, count(*) as segments
-        from (select max(pts) as seg_max from seg group by sessionId, entryId, seg_no)"""
+            window w as (partition by sessionId, entryId order by ts, eventIndex))
+        select sum(pts) filter (where next_pts is null or (next_pts < pts and next_idx < eventIndex)) as play_s
+        from v"""
     return _one(src, sql)
 
 
@@ -271,7 +270,7 @@ def _kava_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]
                                           "(position / quartile, at least the largest position)")
     qm = _quartile_minutes(src, "kava", k, duration)
     vm = _view_minutes(src)
-    methods["sum_view_period_min"] = "largest playTimeSum per KAVA session segment (resets split segments), summed"
+    methods["sum_view_period_min"] = "playTimeSum each KAVA session segment ends on (a reset starts a new one), summed"
     play_s = vm["play_s"]
     plays = a["plays"]
     ebvs = a["requests"] - (plays + a["errors_before_start"]) if a["requests"] else None
@@ -371,21 +370,43 @@ def _truth(src: EventsSource, protocol: str) -> dict[str, Number]:
 
 def _breakdowns(src: EventsSource, protocol: str, by: tuple[str, ...], top: int, tz_offset_min: int,
                 methods: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """Loads, plays and events per value of each dimension, in one pass (grouping sets).
+
+    The user-agent classifier runs once per distinct user agent, not once per row.
+    """
+    if not by:
+        return {}
     codes = KAVA if protocol == "kava" else LEGACY
     load, play = codes.get("impression", codes.get("load")), codes["play"]
     columns = set(src.columns)
-    out: dict[str, list[dict[str, Any]]] = {}
+    keys = []
     for name in by:
-        expr, origin = dimension_sql(name, columns, tz_offset_min)
+        expr, origin = dimension_sql(name, columns, tz_offset_min, ua_columns=True)
         methods[f"by {name}"] = origin
-        order = "key" if name in ("hour", "day") else "plays desc, loads desc, key"
-        limit = "" if name in ("hour", "day") else f"limit {int(top)}"
-        rows = src.con.sql(f"""
-            select {expr} as key, count(*) filter (where eventType = {load}) as loads,
-                   count(*) filter (where eventType = {play}) as plays, count(*) as events
-            from ev where protocol = '{protocol}' group by 1 order by {order} {limit}""").fetchall()
-        out[name] = [{"key": key, "loads": loads, "plays": plays, "events": events,
-                      "play_rate": _ratio(plays, loads)} for key, loads, plays, events in rows]
+        keys.append(f"{expr} as d_{name}")
+    ua = ", ".join(f"{fn()} as ua_{dim}" for dim, fn in UA_CLASSIFIERS.items())
+    sets = ", ".join(f"(d_{name})" for name in by)
+    rows = src.con.execute(f"""
+        with base as (select * from ev where protocol = '{protocol}'),
+        agents as (select user_agent, {ua} from (select distinct user_agent from base)),
+        dims as (select eventType, {', '.join(keys)} from base left join agents using (user_agent))
+        select {', '.join(f'd_{n}, grouping(d_{n})' for n in by)},
+               count(*) filter (where eventType = {load}) as loads,
+               count(*) filter (where eventType = {play}) as plays, count(*) as events
+        from dims group by grouping sets ({sets})""").fetchall()
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in by}
+    for row in rows:
+        loads, plays, events = row[-3:]
+        for i, name in enumerate(by):
+            if row[2 * i + 1] == 0:
+                out[name].append({"key": row[2 * i], "loads": loads, "plays": plays, "events": events,
+                                  "play_rate": _ratio(plays, loads)})
+    for name, items in out.items():
+        if name in ("hour", "day"):
+            items.sort(key=lambda r: (r["key"] is None, r["key"] or ""))
+        else:
+            items.sort(key=lambda r: (-r["plays"], -r["loads"], str(r["key"])))
+            del items[int(top):]
     return out
 
 

@@ -63,8 +63,12 @@ UA_CLASSIFIERS = {"device": ua_device, "os": ua_os, "browser": ua_browser}
 BREAKDOWNS = ("entry", "device", "os", "browser", "country", "hour", "day")
 
 
-def dimension_sql(name: str, columns: set[str], tz_offset_min: int = 0) -> tuple[str, str]:
-    """(SQL expression over the normalised events view, where the value comes from)."""
+def dimension_sql(name: str, columns: set[str], tz_offset_min: int = 0, ua_columns: bool = False) -> tuple[str, str]:
+    """(SQL expression over the normalised events view, where the value comes from).
+
+    ua_columns: the user agent is already classified into columns ua_device, ua_os and
+    ua_browser (so a query classifies each distinct user agent once).
+    """
     shift = f"to_timestamp(ts + {int(tz_offset_min) * 60})"
     if name == "entry":
         return f"coalesce(entryId, '{UNKNOWN}')", "entryId"
@@ -78,7 +82,7 @@ def dimension_sql(name: str, columns: set[str], tz_offset_min: int = 0) -> tuple
         return f"'{UNKNOWN}'", "none (no geolocation; truth_country absent)"
     if name in UA_CLASSIFIERS:
         truth = f"truth_{name}"
-        classified = UA_CLASSIFIERS[name]()
+        classified = f"ua_{name}" if ua_columns else UA_CLASSIFIERS[name]()
         if truth in columns:
             # Truth where the row has it, the classifier for rows that do not.
             return f"coalesce(lower({truth}), {classified})", truth

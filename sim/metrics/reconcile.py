@@ -116,14 +116,14 @@ def _open_ledger(con: duckdb.DuckDBPyConnection, ledger: str) -> None:
     listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
     columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in LEDGER_COLUMNS.items()) + "}"
     statuses = ", ".join(f"'{s}'" for s in FAILED_STATUSES)
-    con.execute(f"""create temp view sent as
+    # Materialised once: the ledger is parsed a single time however many queries read it.
+    try:
+        con.execute(f"""create temp table sent as
         select key, lower(protocol) as protocol,
-               try_cast(regexp_extract(coalesce(url, '') || ' ' || coalesce(body, ''), '{EVENT_TYPE_PATTERN}', 1) as integer)
-                   as eventType,
+               try_cast(coalesce(nullif(regexp_extract(url, '{EVENT_TYPE_PATTERN}', 1), ''),
+                                 regexp_extract(body, '{EVENT_TYPE_PATTERN}', 1)) as integer) as eventType,
                (lower(coalesce(failed, 'false')) in ('true', '1') or lower(coalesce(status, '')) in ({statuses})) as failed
         from read_json({listing}, format = 'newline_delimited', columns = {columns})""")
-    try:
-        con.execute("select count(*) from sent").fetchall()
     except duckdb.Error as exc:
         raise SourceError(f"{ledger}: cannot read as a JSON-lines ledger ({str(exc).splitlines()[0]})") from None
 
