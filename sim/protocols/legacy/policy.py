@@ -131,10 +131,10 @@ def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
     }
     scen_codes = row_scen.astype(np.int32)
     for name in ("clientVer", "clientTag", "apiVersion", "widgetId", "objectType", "ks"):
-        pool = np.array([getattr(st, name) for st in settings] + [None], dtype=object)
-        none_code = len(settings)
-        codes = np.where(pool[scen_codes] == None, -1, scen_codes).astype(np.int32)  # noqa: E711
-        columns[name] = Strings(codes, pool[:none_code] if none_code else np.array([], dtype=object))
+        values = [getattr(st, name) for st in settings]
+        not_sent = np.array([v is None for v in values], dtype=np.bool_)
+        codes = np.where(not_sent[scen_codes], -1, scen_codes).astype(np.int32) if len(values) else scen_codes
+        columns[name] = Strings(codes, np.array(values, dtype=object))
 
     pools = chunk.population.pools
     catalog = chunk.population.catalog
@@ -151,7 +151,7 @@ def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
     columns["user_agent"] = Strings(s["user_agent"][session].astype(np.int32), pools.user_agents)
     columns["page_url"] = Strings(page, np.asarray(pools.referrers, dtype=object))
     columns["client_ip"] = Strings(s["ip"][session].astype(np.int32), pools.ips)
-    columns["cookie"] = _uv_cookies(s["viewer"][session], chunk.seed)
+    columns["cookie"] = _uv_cookies(s["viewer"], session, chunk.seed)
     columns["legacy_flavor"] = Strings(fl.astype(np.int32), np.array(FLAVORS, dtype=object))
 
     return BeaconChunk(
@@ -437,10 +437,12 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _uv_cookies(viewers: np.ndarray, seed: np.random.SeedSequence) -> Strings:
+def _uv_cookies(viewers: np.ndarray, session: np.ndarray, seed: np.random.SeedSequence) -> Strings:
     """`uv=uv_<32 hex>` per viewer: a hash of the run's seed and the viewer number, so the same
-    viewer carries the same cookie in every chunk of the run."""
-    unique, codes = np.unique(viewers, return_inverse=True)
+    viewer carries the same cookie in every chunk of the run. `viewers` per session, `session`
+    per row."""
+    unique, of_session = np.unique(viewers, return_inverse=True)
+    codes = of_session.ravel()[session]
     run_key = np.uint64(int(seed.entropy) & 0xFFFFFFFFFFFFFFFF)
     with np.errstate(over="ignore"):
         v = unique.astype(np.uint64) ^ run_key
@@ -461,10 +463,30 @@ def _history_events(bits: np.ndarray, counter: np.ndarray, is_mw: np.ndarray) ->
     if not len(rows):
         return Strings(codes, np.array([], dtype=object))
     key = bits[rows].astype(np.int64) << 32 | counter[rows].astype(np.int64)
-    unique, inverse = np.unique(key, return_inverse=True)
-    pool = np.array([
-        "".join("1" if (b >> i) & 1 else "0" for i in range(HISTORY_BITS)) + f"-{c}-{c}"
-        for b, c in zip((unique >> 32).tolist(), (unique & 0xFFFFFFFF).tolist())
-    ], dtype=object)
-    codes[rows] = inverse.ravel().astype(np.int32)
+    row_codes, unique = _dense_codes(key)
+    bitmaps = ((unique[:, None] >> np.arange(32, 32 + HISTORY_BITS)) & 1).astype(np.uint8) + ord("0")
+    pool = np.array([f"{bitmap}-{c}-{c}" for bitmap, c in zip(_as_strings(bitmaps).tolist(),
+                                                                  (unique & 0xFFFFFFFF).tolist())], dtype=object)
+    codes[rows] = row_codes
     return Strings(codes, pool)
+
+
+@njit(cache=True)
+def _dense_codes(keys):
+    """Codes 0.. in order of first appearance, and the distinct keys: np.unique without a sort."""
+    seen = dict()
+    seen[np.int64(0)] = np.int32(0)
+    del seen[np.int64(0)]
+    codes = np.empty(len(keys), np.int32)
+    distinct = np.empty(len(keys), np.int64)
+    n = 0
+    for i in range(len(keys)):
+        k = keys[i]
+        c = seen.get(k, np.int32(-1))
+        if c < 0:
+            c = np.int32(n)
+            seen[k] = c
+            distinct[n] = k
+            n += 1
+        codes[i] = c
+    return codes, distinct[:n].copy()
