@@ -293,6 +293,22 @@ def _pick(mix: dict[str, float], n: int, rng: np.random.Generator) -> np.ndarray
     return np.asarray(names, dtype=object)[rng.choice(len(names), n, p=w / w.sum())]
 
 
+def device_mix(audience) -> dict[str, float]:
+    """`audience.devices` normalised, then each `device_shift` applied: +x points to that device,
+    the other devices giving up x in proportion to their shares."""
+    total = sum(audience.devices.values())
+    mix = {d: w / total for d, w in audience.devices.items()}
+    for dev, shift in audience.device_shift.items():
+        others = {d: w for d, w in mix.items() if d != dev}
+        rest = sum(others.values())
+        new = min(max(mix.get(dev, 0.0) + shift, 0.0), 1.0)
+        change = new - mix.get(dev, 0.0)
+        for d, w in others.items():
+            mix[d] = max(w - change * (w / rest if rest > 0 else 0.0), 0.0)
+        mix[dev] = new
+    return mix
+
+
 def _tz_minutes(offset: str) -> int:
     sign = -1 if offset[0] == "-" else 1
     hours, minutes = offset[1:].split(":")
@@ -334,8 +350,8 @@ def build_population(components, seed: int) -> Population:
     v_ua, v_ip, v_user, v_tz = [], [], [], []
     slices: list[ComponentSlice] = []
     taken: set[str] = set()
-    first_names = [fake.first_name() for _ in range(400)]
-    last_names = [fake.last_name() for _ in range(600)]
+    first_names = [fake.first_name() for _ in range(150)]
+    last_names = [fake.last_name() for _ in range(250)]
 
     for ci, comp in enumerate(components):
         sc = comp.scenario
@@ -357,7 +373,7 @@ def build_population(components, seed: int) -> Population:
 
         aud = sc.audience
         n_viewers = int(aud.viewers)
-        device = _pick(aud.devices, n_viewers, rng)
+        device = _pick(device_mix(aud), n_viewers, rng)
         os_of = np.empty(n_viewers, dtype=object)
         browser_of = np.empty(n_viewers, dtype=object)
         for dev in set(device.tolist()):

@@ -2,7 +2,7 @@
 
 Arrivals are a non-homogeneous Poisson process whose rate is constant within each UTC
 hour: rate(hour, component, time zone) = volume share x hourly weight of the local hour x
-weekday multiplier of the local day. Conditional on the run's total volume (the clock's
+weekday multiplier of the local day x seasonal multiplier of the local month. Conditional on the run's total volume (the clock's
 `sessions_per_day` x `days`, or a fixed `sessions`), the hourly counts are multinomial, so
 the plan draws every hour's counts first (a few hundred numbers), then each partition draws
 the times of its own sessions. Partitions are contiguous time windows in time order, so a
@@ -27,21 +27,7 @@ CLOCK_KEY = 2
 PARTITION_SESSIONS = 8192
 HOUR_S = 3600.0
 
-try:   # shared presets, once the scenario package ships them
-    from ..scenario.presets import HOURLY, WEEKDAY   # type: ignore[import-not-found]
-except ImportError:   # the same tables, from viewing-realism.md section 3.5
-    HOURLY = {
-        "consumer-evening": [4.16, 2.65, 1.66, 1.13, 0.91, 0.98, 1.51, 2.27, 2.87, 3.40, 3.78, 4.16,
-                             4.69, 4.69, 4.69, 4.92, 5.30, 5.67, 6.20, 6.81, 7.34, 7.56, 6.96, 5.67],
-        "work-edu": [0.69, 0.43, 0.26, 0.26, 0.26, 0.43, 1.04, 2.59, 5.18, 7.33, 8.20, 8.63,
-                     7.77, 8.20, 8.63, 8.20, 6.90, 5.18, 3.88, 3.88, 4.31, 3.88, 2.59, 1.29],
-        "flat": [1.0] * 24,
-    }
-    WEEKDAY = {   # Monday first
-        "consumer": [0.93, 0.92, 0.93, 0.95, 1.00, 1.10, 1.17],
-        "work-edu": [1.15, 1.15, 1.10, 1.05, 0.85, 0.45, 0.70],
-        "flat": [1.0] * 7,
-    }
+from ..scenario.presets import HOURLY, MONTHLY, WEEKDAY
 
 
 def hourly_weights(spec) -> np.ndarray:
@@ -54,6 +40,13 @@ def weekday_weights(spec) -> np.ndarray:
     """7 multipliers (Monday first) normalised to mean 1, from a preset name or a list."""
     w = np.asarray(WEEKDAY[spec] if isinstance(spec, str) else spec, float)
     return w / w.mean()
+
+
+def monthly_weights(spec) -> np.ndarray:
+    """12 seasonal multipliers (January first), from a preset name or a list; not renormalised,
+    so a summer dip lowers the volume of the months it covers."""
+    w = np.asarray(MONTHLY[spec] if isinstance(spec, str) else spec, float)
+    return w / w.max()
 
 
 @dataclass
@@ -85,14 +78,20 @@ class ArrivalPlan:
         return t0, t0 + width
 
 
-def cell_shape(hourly, weekday, tz_offset_min: int, start: float, hour_len: np.ndarray) -> np.ndarray:
-    """Relative arrival rate of one time-zone group in each UTC hour of the run (sums to 1)."""
+def _local_months(tz_offset_min: int, start: float, hour_len: np.ndarray) -> np.ndarray:
+    mid = start + np.arange(len(hour_len)) * HOUR_S + hour_len / 2 + tz_offset_min * 60.0
+    return mid.astype("datetime64[s]").astype("datetime64[M]").astype(int) % 12
+
+
+def cell_shape(clock, tz_offset_min: int, start: float, hour_len: np.ndarray) -> np.ndarray:
+    """Relative arrival rate of one time-zone group in each UTC hour of the run (hourly x weekday x monthly)."""
     mid = start + np.arange(len(hour_len)) * HOUR_S + hour_len / 2 + tz_offset_min * 60.0
     local_hour = ((mid // HOUR_S) % 24).astype(int)
     # 1970-01-01 was a Thursday: Monday-first weekday = (days since epoch + 3) mod 7
     local_day = ((mid // 86400.0 + 3) % 7).astype(int)
-    w = hourly_weights(hourly)[local_hour] * weekday_weights(weekday)[local_day] * (hour_len / HOUR_S)
-    return w / w.sum()
+    local_month = _local_months(tz_offset_min, start, hour_len)
+    return (hourly_weights(clock.hourly)[local_hour] * weekday_weights(clock.weekday)[local_day]
+            * monthly_weights(clock.monthly)[local_month] * (hour_len / HOUR_S))
 
 
 def plan_arrivals(components, population, seed: int, *, sessions: int | None = None,
@@ -101,29 +100,33 @@ def plan_arrivals(components, population, seed: int, *, sessions: int | None = N
 
     Run window: the first component's `clock.start` over `days` (default its `clock.days`).
     Volume: `sessions` if given, else the weighted mean of the components' `sessions_per_day`
-    x days. Components split the volume by weight; each keeps its own curves and time zones.
+    x days, lowered by the seasonal curve where the run falls in a dip month. Components
+    split the volume by weight (and season); each keeps its own curves and time zones.
     """
     first = components[0].scenario.clock
     days = float(first.days if days is None else days)
     start = first.start.timestamp()
     weights = np.array([c.weight for c in components], float)
     weights = weights / weights.sum()
-    if sessions is None:
-        per_day = sum(w * c.scenario.clock.sessions_per_day for w, c in zip(weights, components))
-        sessions = int(round(per_day * days))
     n_hours = max(1, int(np.ceil(days * 24 - 1e-9)))
     hour_len = np.full(n_hours, HOUR_S)
     hour_len[-1] = days * 86400.0 - (n_hours - 1) * HOUR_S
 
-    shares, cell_c, cell_g = [], [], []
+    shares, cell_c, cell_g, volume = [], [], [], 0.0
     for ci, comp in enumerate(components):
         clock = comp.scenario.clock
         sl = population.components[ci]
         for g, offset in enumerate(sl.tz_offsets_min.tolist()):
-            shape = cell_shape(clock.hourly, clock.weekday, offset, start, hour_len)
-            shares.append(weights[ci] * sl.tz_weights[g] * shape)
+            shape = cell_shape(clock, offset, start, hour_len)
+            season = float(np.average(monthly_weights(clock.monthly)[_local_months(offset, start, hour_len)],
+                                      weights=hour_len))
+            share = weights[ci] * sl.tz_weights[g] * season
+            volume += share * clock.sessions_per_day * days
+            shares.append(share * shape / shape.sum())
             cell_c.append(ci)
             cell_g.append(g)
+    if sessions is None:
+        sessions = int(round(volume))
     probs = np.stack(shares, axis=1)   # [hour, cell]
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(CLOCK_KEY,)))
     counts = rng.multinomial(int(sessions), probs.ravel() / probs.sum()).reshape(probs.shape)

@@ -135,6 +135,7 @@ N_BUCKETS = 16
 N_CUES = 64
 N_LADDER = 16
 N_LANGS = 16
+N_AD_BUCKETS = 8
 
 P_PLAY_RATE, P_AUTOPLAY, P_AUTOPLAY_PLAY_RATE, P_MUTED_AUTOPLAY, P_UNMUTE_PER_S = range(5)
 P_START_FAILURE, P_GRACE = 5, 6
@@ -157,10 +158,16 @@ _E = P_PRE_ABANDON + 4
  P_HAS_POST, P_POST_SHARE, P_POST_COMPLETION, P_OVERLAY_SHARE, P_OVERLAY_CLICK, P_BUMPER_PRE, P_BUMPER_POST,
  P_BUMPER_CLICK, P_AD_START_RATE, P_SKIPPABLE_AFTER, P_SKIP_RATE) = range(_E, _E + 18)
 P_AD_CLICK = _E + 18                # +device
-P_Q1, P_Q2, P_Q3, P_N_LADDER = P_AD_CLICK + 4, P_AD_CLICK + 5, P_AD_CLICK + 6, P_AD_CLICK + 7
-N_PARAMS = P_N_LADDER + 1
+P_QUARTILES = P_AD_CLICK + 4        # +3 x (ad position - 1) + quartile: pre, mid, post
+P_N_LADDER = P_QUARTILES + 9
+P_PRE_AB_N = P_N_LADDER + 1         # pre-roll abandonment by ad length: bucket count
+P_PRE_AB_MAX = P_PRE_AB_N + 1       # +N_AD_BUCKETS
+P_PRE_AB_SHARE = P_PRE_AB_MAX + N_AD_BUCKETS
+_F = P_PRE_AB_SHARE + N_AD_BUCKETS
+P_MID_EVERY_FROM, P_LOOP_SHARE, P_SECOND_LOOP = _F, _F + 1, _F + 2
+N_PARAMS = _F + 3
 
-MID_NONE, MID_FRACTIONS, MID_SECONDS, MID_EVERY = 0, 1, 2, 3
+MID_NONE, MID_FRACTIONS, MID_SECONDS = 0, 1, 2
 
 (D_STARTUP, D_BOUNCE, D_MIDDLE, D_STALL, D_PAUSE, D_SEEKS, D_BACK, D_FWD, D_SPEED, D_AD_LEN,
  D_PRE_SIZE, D_MID_SIZE, D_POST_SIZE, D_BUMPER_LEN) = range(14)
@@ -221,24 +228,37 @@ def compile_scenarios(components, population: Population) -> CompiledScenarios:
         (P[P_CLICK_SHARE], P[P_CLICK_SHARE_NETWORK], P[P_CLICK_DOWNLOAD], P[P_CLICK_REPORT], P[P_CLICK_RELATED],
          P[P_CLICK_RELATED_SELECTED], P[P_CLICK_INFO]) = (ck.share, ck.share_network, ck.download, ck.report,
                                                           ck.related, ck.related_selected, ck.info)
-        P[P_FLAVOR_PER_S], P[P_MANUAL_SOURCE], P[P_REPLAY] = b.flavor_switch_per_min / 60, b.manual_source_share, b.replay_after_end
+        P[P_FLAVOR_PER_S] = b.flavor_switch_per_min * b.flavor_switch_scale / 60
+        P[P_MANUAL_SOURCE], P[P_REPLAY] = b.manual_source_share, b.replay_after_end
+        P[P_LOOP_SHARE], P[P_SECOND_LOOP] = b.loop.share, b.loop.second_loop
         P[P_ERROR_MID], P[P_TAB_PER_S] = b.error_mid_stream, b.tab_hidden_per_min / 60
         if ads.preroll is not None:
             P[P_HAS_PRE], P[P_PRE_SHARE], P[P_PRE_COMPLETION] = 1, ads.preroll.share, ads.preroll.completion
+            by_length = ads.preroll.abandon_by_ad_length or []
+            if len(by_length) > N_AD_BUCKETS:
+                raise ValueError(f"{comp.name}: ads.preroll.abandon_by_ad_length: at most {N_AD_BUCKETS} buckets")
+            P[P_PRE_AB_N] = len(by_length)
+            for j, bucket in enumerate(by_length):
+                P[P_PRE_AB_MAX + j] = np.inf if bucket.max_length_s is None else bucket.max_length_s
+                P[P_PRE_AB_SHARE + j] = bucket.share
+        for j, pod in enumerate((ads.preroll, ads.midroll, ads.postroll)):
+            q = pod.quartiles if pod is not None and pod.quartiles is not None else ads.quartiles
+            P[P_QUARTILES + 3 * j:P_QUARTILES + 3 * j + 3] = (q.first, q.mid, q.third)
         mid = ads.midroll
         if mid is not None:
             P[P_HAS_MID], P[P_MID_COMPLETION], P[P_MID_BREAK_EXIT] = 1, mid.completion, mid.break_exit
             P[P_MID_MIN_DURATION] = mid.min_duration_s
             points = mid.at_fractions if mid.at_fractions is not None else mid.at_s
             if mid.every_s is not None:
-                P[P_MID_RULE], P[P_MID_EVERY] = MID_EVERY, mid.every_s
-            elif points is not None:
+                P[P_MID_EVERY] = mid.every_s
+                P[P_MID_EVERY_FROM] = mid.every_s_from_duration_s or 0.0
+            if points is not None:
                 if len(points) > N_CUES:
                     raise ValueError(f"{comp.name}: ads.midroll: at most {N_CUES} cue points")
                 P[P_MID_RULE] = MID_FRACTIONS if mid.at_fractions is not None else MID_SECONDS
                 P[P_N_CUES] = len(points)
                 cues[c, :len(points)] = sorted(points)
-            else:   # no rule given: breaks at a third and two thirds of the content (viewing-realism 3.3)
+            elif mid.every_s is None:   # no rule given: breaks at a third and two thirds (viewing-realism 3.3)
                 P[P_MID_RULE], P[P_N_CUES] = MID_FRACTIONS, 2
                 cues[c, :2] = (1 / 3, 2 / 3)
         if ads.postroll is not None:
@@ -248,8 +268,7 @@ def compile_scenarios(components, population: Population) -> CompiledScenarios:
         P[P_AD_START_RATE] = ads.start_rate
         P[P_SKIPPABLE_AFTER] = np.inf if ads.skippable_after_s is None else ads.skippable_after_s
         P[P_SKIP_RATE] = ads.skip_rate
-        P[P_Q1], P[P_Q2], P[P_Q3] = ads.quartiles.first, ads.quartiles.mid, ads.quartiles.third
-        ladder = sorted(sc.player.bitrate_ladder_kbps)[:N_LADDER]
+        ladder = sorted(r * sc.player.bitrate_scale for r in sc.player.bitrate_ladder_kbps)[:N_LADDER]
         P[P_N_LADDER] = len(ladder)
         ladders[c, :len(ladder)] = ladder
         for d, spec in ((D_STARTUP, b.startup.time_s), (D_BOUNCE, wf.bounce_fraction), (D_MIDDLE, wf.middle),
@@ -344,8 +363,15 @@ def _ad_stop_point(rng, length, completion, q1, q2, q3):
 
 
 @njit(cache=True)
-def _pod(rng, out, k, sess, t, pos, ad_pos, n_ads, completion, abandon, P, dists, tables, st, device):
-    """An ad break: returns (k, t, left) where left means the viewer quit during an ad."""
+def _pod(rng, out, k, sess, t, pos, ad_pos, n_ads, completion, abandon, exit_at_end, P, dists, tables, st, device):
+    """An ad break: returns (k, t, left) where left means the viewer quit during or at the end of it.
+
+    Per started ad: skipped (if skippable), else completed with `completion`, else abandoned
+    (the viewer leaves) with `abandon`, else stopped early with the viewer staying. Pre-roll
+    abandonment by ad length, when given, replaces both: the ad completes unless abandoned.
+    `exit_at_end`: the viewer leaves when the break ends instead of resuming content.
+    """
+    q1, q2, q3 = P[P_QUARTILES + 3 * (ad_pos - 1)], P[P_QUARTILES + 3 * (ad_pos - 1) + 1], P[P_QUARTILES + 3 * (ad_pos - 1) + 2]
     k = _emit(out, k, sess, A_BREAK_START, t, pos, n_ads, ad_pos, 0, st)
     for a in range(n_ads):
         k = _emit(out, k, sess, A_IMPRESSION, t, pos, 0.0, ad_pos, a, st)
@@ -358,14 +384,21 @@ def _pod(rng, out, k, sess, t, pos, ad_pos, n_ads, completion, abandon, P, dists
         k = _emit(out, k, sess, A_AD_START, t, pos, length, ad_pos, a, st)
         fate = 0   # 0 complete, 1 skip, 2 abandon (viewer leaves), 3 stops early, viewer stays
         stop = length
+        done, leave = completion, abandon
+        if ad_pos == AD_PRE and P[P_PRE_AB_N] > 0:
+            for j in range(int(P[P_PRE_AB_N])):
+                if length <= P[P_PRE_AB_MAX + j]:
+                    leave = P[P_PRE_AB_SHARE + j]
+                    break
+            done = 1.0 - leave
         if length > P[P_SKIPPABLE_AFTER] and rng.random() < P[P_SKIP_RATE]:
             fate = 1
             stop = P[P_SKIPPABLE_AFTER] + rng.random() * (length - P[P_SKIPPABLE_AFTER])
         else:
             u = rng.random()
-            if u >= completion:
-                fate = 2 if u < completion + abandon else 3
-                stop = _ad_stop_point(rng, length, completion, P[P_Q1], P[P_Q2], P[P_Q3])
+            if u >= done:
+                fate = 2 if u < done + leave else 3
+                stop = _ad_stop_point(rng, length, done, q1, q2, q3)
         clicked = rng.random() < P[P_AD_CLICK + device]
         t_click = stop * rng.random()
         for q in range(3):
@@ -385,6 +418,9 @@ def _pod(rng, out, k, sess, t, pos, ad_pos, n_ads, completion, abandon, P, dists
         elif fate == 2:
             k = _emit(out, k, sess, A_QUIT, t, pos, 0.0, 0, 0, st)
             return k, t, True
+    if exit_at_end:
+        k = _emit(out, k, sess, A_QUIT, t, pos, 0.0, 0, 0, st)
+        return k, t, True
     k = _emit(out, k, sess, A_BREAK_END, t, pos, n_ads, ad_pos, 0, st)
     return k, t, False
 
@@ -509,7 +545,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
             n_ads = int(draw(rng, D[D_PRE_SIZE], tables) + 0.5)
             if n_ads > 0:
                 abandon = min(P[P_PRE_ABANDON + dev], 1.0 - P[P_PRE_COMPLETION])
-                k, t, left = _pod(rng, out, k, i, t, pos, AD_PRE, n_ads, P[P_PRE_COMPLETION], abandon,
+                k, t, left = _pod(rng, out, k, i, t, pos, AD_PRE, n_ads, P[P_PRE_COMPLETION], abandon, False,
                                   P, D, tables, st, dev)
                 if left:
                     outcome_out[i] = O_ABANDONED_AD
@@ -538,12 +574,14 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
         k = _emit(out, k, i, A_PLAYING, t, pos, startup, 0, 0, st)
 
         # --- content playback
+        looping = rng.random() < P[P_LOOP_SHARE]
         impaired = rng.random() < P[P_IMPAIRED]
         impaired_out[i] = impaired
         stall_rate = P[P_STALL_IMPAIRED] if impaired else P[P_STALL_CLEAN]
-        cue_rule = int(P[P_MID_RULE]) if P[P_HAS_MID] > 0 and dur >= P[P_MID_MIN_DURATION] else MID_NONE
+        has_mid = P[P_HAS_MID] > 0 and dur >= P[P_MID_MIN_DURATION]
+        cue_rule = int(P[P_MID_RULE]) if has_mid else MID_NONE
         n_cues = 0
-        if cue_rule == MID_EVERY:
+        if has_mid and P[P_MID_EVERY] > 0 and (dur >= P[P_MID_EVERY_FROM] or is_live):
             while n_cues < N_CUES and (n_cues + 1) * P[P_MID_EVERY] < dur:
                 cues_at[n_cues] = (n_cues + 1) * P[P_MID_EVERY]
                 n_cues += 1
@@ -599,10 +637,10 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                     cue_done[cue] = True
                     n_ads = int(draw(rng, D[D_MID_SIZE], tables) + 0.5)
                     if n_ads > 0:
-                        k, t, left = _pod(rng, out, k, i, t, pos, AD_MID, n_ads, P[P_MID_COMPLETION], 0.0,
+                        leaves = rng.random() < P[P_MID_BREAK_EXIT]
+                        k, t, left = _pod(rng, out, k, i, t, pos, AD_MID, n_ads, P[P_MID_COMPLETION], 0.0, leaves,
                                           P, D, tables, st, dev)
-                        if rng.random() < P[P_MID_BREAK_EXIT]:
-                            k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+                        if left:
                             outcome = O_AD_BREAK_QUIT
                             break
                     continue
@@ -728,18 +766,20 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                 n_ads = int(draw(rng, D[D_POST_SIZE], tables) + 0.5)
                 if n_ads > 0:
                     k, t, left = _pod(rng, out, k, i, t, pos, AD_POST, n_ads, P[P_POST_COMPLETION],
-                                      1.0 - P[P_POST_COMPLETION], P, D, tables, st, dev)
+                                      1.0 - P[P_POST_COMPLETION], False, P, D, tables, st, dev)
                     if left:
                         outcome = O_COMPLETED
                         break
             if rng.random() < P[P_BUMPER_POST]:
                 k, t = _bumper(rng, out, k, i, t, pos, AD_POST, P, D, tables, st)
-            if replays < MAX_REPLAYS and rng.random() < P[P_REPLAY]:
+            again = rng.random() < (P[P_SECOND_LOOP] if looping else P[P_REPLAY])
+            if replays < MAX_REPLAYS and again:
                 replays += 1
                 t += REPLAY_DELAY_S
                 pos = 0.0
                 k = _emit(out, k, i, A_REPLAY, t, pos, 0.0, 0, 0, st)
-                fraction = _intended_fraction(rng, P, D, tables, dur)
+                # a looping player's viewer who stays watches the next pass through
+                fraction = 1.0 if looping else _intended_fraction(rng, P, D, tables, dur)
                 continue
             t += rng.exponential(LEAVE_AFTER_END_MEAN_S)
             k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)

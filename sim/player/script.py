@@ -5,8 +5,9 @@ identity (viewer, IP, user agent of the script's device) is drawn from the popul
 Each script compiles once into a template of action rows that the kernel copies into
 every session that plays it.
 
-Steps (see `sim.scenario.model.Step`): load, play (PLAY_REQUEST + PLAYING after
-`startup_s`, or RESUME after a pause), wait N (playing: the playhead moves; otherwise idle),
+Steps (see `sim.scenario.model.Step`): load, play (PLAY_REQUEST; PLAYING follows after
+`startup_s` unless the next step is an error, a start failure, or quit, leaving before the
+first frame; after a pause, play is RESUME), wait N (playing: the playhead moves; otherwise idle),
 seek '80%' / '120s' / N, buffer N (a stall), pause N (PAUSE, N s, RESUME), fullscreen
 true/false, speed R, error CODE (fatal: QUIT follows), replay, share, download, report,
 related, info, captions, end (play to the end of the content), quit. A script that does not
@@ -56,6 +57,7 @@ def script_actions(session: ScriptedSession, duration: float, ladder, *, live: b
     state = {"bitrate": float(max(ladder)), "screen": 1.0, "sound": 2.0, "tab": 2.0, "speed": 1.0}
     t, pos = 0.0, (duration if live else 0.0)
     requested = playing = paused = ended = errored = False
+    starting = False   # PLAY_REQUEST sent, first frame not shown yet
     outcome = None
 
     def emit(kind: Action, value: float = 0.0) -> None:
@@ -90,6 +92,11 @@ def script_actions(session: ScriptedSession, duration: float, ladder, *, live: b
     for n, step in enumerate(steps):
         name = _step_name(step)
         here = f"{where}.steps[{n - offset}] ({name})"
+        if starting and not isinstance(step, ErrorStep) and name != "quit":
+            # the next step happens with content on screen: the first frame came after startup_s
+            t += session.startup_s
+            emit(Action.PLAYING, session.startup_s)
+            starting, playing = False, True
         if name in NEEDS_PLAY and not requested:
             raise ScriptError(f"{here}: needs a 'play' step before it")
         if name == "end" and live:
@@ -100,11 +107,8 @@ def script_actions(session: ScriptedSession, duration: float, ladder, *, live: b
             emit(Action.LOAD)
         elif name == "play":
             if not requested:
-                requested = True
+                requested = starting = True
                 emit(Action.PLAY_REQUEST)
-                t += session.startup_s
-                emit(Action.PLAYING, session.startup_s)
-                playing = True
             elif paused:
                 paused, playing = False, True
                 emit(Action.RESUME)
@@ -143,12 +147,12 @@ def script_actions(session: ScriptedSession, duration: float, ladder, *, live: b
             state["speed"] = float(step.speed)
             emit(Action.SPEED, step.speed)
         elif isinstance(step, ErrorStep):
+            if starting:   # the start failed: the error comes when the first frame would have
+                t += session.startup_s
             emit(Action.ERROR, step.error)
             emit(Action.QUIT)
             errored = True
-            outcome = Outcome.PLAYBACK_ERROR if playing or ended or paused else Outcome.START_FAILURE
-            if not requested:
-                outcome = Outcome.START_FAILURE
+            outcome = Outcome.START_FAILURE if starting or not requested else Outcome.PLAYBACK_ERROR
             break
         elif name == "replay":
             if not ended:
@@ -171,6 +175,8 @@ def script_actions(session: ScriptedSession, duration: float, ladder, *, live: b
         emit(Action.QUIT)
         if not requested:
             outcome = Outcome.NO_PLAY
+        elif starting:   # left before the first frame
+            outcome = Outcome.ABANDONED_STARTUP
         elif any(r[_COL["kind"]] == Action.ENDED for r in rows):
             outcome = Outcome.COMPLETED
         else:
