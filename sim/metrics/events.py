@@ -44,6 +44,7 @@ class EventsSource:
     description: str
     columns: dict[str, str]                      # lower-cased name -> DuckDB type
     notes: list[str] = field(default_factory=list)
+    format: str = "store"                        # store, parquet, json or csv
 
     def has(self, column: str) -> bool:
         return column.lower() in self.columns
@@ -139,7 +140,7 @@ def open_events(source: str | os.PathLike) -> EventsSource:
         con.close()
         raise SourceError(f"{source}: cannot read as {fmt} events ({str(exc).splitlines()[0]})") from None
     what = chosen[0] if len(chosen) == 1 else f"{len(chosen)} {fmt} files under {source}"
-    return EventsSource(con, what, columns, notes)
+    return EventsSource(con, what, columns, notes, fmt)
 
 
 def _is_duckdb_file(path: str) -> bool:
