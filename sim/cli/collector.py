@@ -34,9 +34,11 @@ def collector(
 ) -> None:
     """Serve Kaltura stats.collect and analytics.trackEvent, storing every request in DuckDB.
 
-    The first line printed is the collector's URL (http://HOST:PORT). A live page is at /,
-    its figures at /stats.json. SIGINT or SIGTERM stops it after storing every request it
-    acknowledged.
+    The first line printed is the collector's URL (http://HOST:PORT).
+
+    A live page is at /, its figures at /stats.json.
+
+    SIGINT or SIGTERM stops it after storing every request it acknowledged.
     """
     from sim.collector.app import CollectorConfig
     from sim.collector.faults import FaultPlan, FaultSpecError, parse_delay
