@@ -6,7 +6,7 @@ line once before splitting, which is why players encode free text twice.
 """
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, quote, unquote_plus
+from urllib.parse import parse_qsl, quote, unquote, unquote_plus
 
 # JavaScript encodeURIComponent leaves these unescaped (besides letters and digits).
 _JS_SAFE = "-_.!~*'()"
@@ -62,6 +62,8 @@ def js_unescape(s: str) -> str:
     """JavaScript `unescape()`: undoes `%XX` and `%uXXXX`; malformed escapes stay as they are."""
     if "%" not in s:
         return s
+    if "%u" not in s and "%U" not in s:
+        return unquote(s, encoding="latin-1")  # %XX is the code unit XX, not a UTF-8 byte
     units: list[int] = []
     i, n = 0, len(s)
     while i < n:

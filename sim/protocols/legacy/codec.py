@@ -32,6 +32,7 @@ server's types. Malformed requests raise `DecodeError` with the offending parame
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from urllib.parse import unquote
@@ -198,9 +199,35 @@ def _player_fields(beacon: Beacon, flavor: str | None) -> list[tuple[str, str]]:
     for name, value in beacon.fields.items():
         text = _text(value)
         if name in pre:
-            text = js_escape(js_unescape(text)) if flavor == "kdp" else encode_uri_component(text)
+            text = _pre_encode(flavor, text)
         pairs.append((f"event:{name}", text))
     return pairs
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _pre_encode(flavor: str, text: str) -> str:
+    """The player's own first encoding of free text (page URLs and user ids repeat: cached)."""
+    return js_escape(js_unescape(text)) if flavor == "kdp" else encode_uri_component(text)
+
+
+# Transport encodings per player; ids, numbers and versions are mostly plain ASCII words.
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_JS_PLAIN = _PLAIN | frozenset("-_.!~*'()")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _flash(text: str) -> str:
+    return text if _PLAIN.issuperset(text) else flash_url_variables(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _uri(text: str) -> str:
+    return text if _JS_PLAIN.issuperset(text) else encode_uri_component(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _uri_plus(text: str) -> str:
+    return text if _JS_PLAIN.issuperset(text) else encode_uri_component_plus(text)
 
 
 def _player_query(beacon: Beacon, flavor: str | None) -> str:
@@ -209,17 +236,16 @@ def _player_query(beacon: Beacon, flavor: str | None) -> str:
     if flavor == "kdp":
         pairs = events + params
         kalsig = _md5("".join(k + v for k, v in sorted(pairs + [("service", "stats"), ("action", "collect")])))
-        body = "&".join(f"{flash_url_variables(k)}={flash_url_variables(v)}" for k, v in pairs)
+        body = "&".join(f"{_flash(k)}={_flash(v)}" for k, v in pairs)
         return f"service=stats&action=collect&kalsig={kalsig}&{body}"
     if flavor == "mwembed":
         before = [(k, v) for k, v in params if k in _MWEMBED_BEFORE_ACTION]
         after = [(k, v) for k, v in params if k not in _MWEMBED_BEFORE_ACTION]
         pairs = before + [("action", "collect")] + events + after
-        query = "service=stats&" + "&".join(f"{k}={encode_uri_component(v)}" for k, v in pairs)
+        query = "service=stats&" + "&".join(f"{k}={_uri(v)}" for k, v in pairs)
         return f"{query}&kalsig={_md5(query)}"
     pairs = params + events
-    return "service=stats&action=collect&" + "&".join(
-        f"{encode_uri_component_plus(k)}={encode_uri_component_plus(v)}" for k, v in pairs)
+    return "service=stats&action=collect&" + "&".join(f"{_uri_plus(k)}={_uri_plus(v)}" for k, v in pairs)
 
 
 def _py_text(value: Scalar) -> str:
@@ -330,7 +356,7 @@ def _path_params(path: str) -> dict[str, str]:
 
 def _field_value(name: str, value: object, flavor: str | None, encoding: str) -> Scalar:
     if isinstance(value, str) and encoding != "json" and name in _PRE_ENCODED.get(flavor, ()):
-        value = js_unescape(value) if flavor == "kdp" else _decode_uri_component(name, value)
+        value = _pre_decode(flavor, name, value)
     where = f"event:{name}"
     if name in _BOOL_FIELDS:
         return _as_bool(value)
@@ -349,6 +375,11 @@ def _param_value(name: str, value: object) -> Scalar:
     if name in _INT_PARAMS:
         return _as_number(name, value, None)
     return _as_string(value)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _pre_decode(flavor: str, name: str, text: str) -> str:
+    return js_unescape(text) if flavor == "kdp" else _decode_uri_component(name, text)
 
 
 def _decode_uri_component(name: str, text: str) -> str:
