@@ -96,6 +96,13 @@ def test_a_send_that_failed_at_the_generator_is_not_lost(files):
     assert (r.totals["failed_at_send"], r.totals["lost"]) == (2, 0)
 
 
+def test_failed_sends_are_grouped_by_their_error(files):
+    sent = SENT + [ledger_line(f"s1:{i}", 99, failed=True, error="HTTP 503") for i in (4, 5)]
+    r = reconcile(*files(sent + [ledger_line("s1:6", 99, failed=True, error="timeout")], STORED))
+    assert r.failed_reasons == [{"protocol": "kava", "error": "HTTP 503", "lines": 2},
+                                {"protocol": "kava", "error": "timeout", "lines": 1}]
+
+
 def test_an_http_error_status_is_a_response_so_a_missing_row_is_lost(files):
     r = reconcile(*files(SENT + [ledger_line("s1:4", 99, status=500)], STORED))
     assert (r.totals["failed_at_send"], r.totals["lost"]) == (0, 1)

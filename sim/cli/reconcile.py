@@ -56,6 +56,8 @@ def reconcile(
         table.add_row("total", "", *(f"{result.totals[c]:,}" for c in COUNTS), style="bold", end_section=True)
         console = Console()
         console.print(table)
+        for r in result.failed_reasons:
+            console.print(f"failed at send {r['protocol']}: {r['error'] or '(no reason)'} x {r['lines']:,}")
         for r in result.rejected_reasons:
             console.print(f"rejected {r['protocol']}: {r['error_code'] or '(no code)'} x {r['rows']:,}")
         if result.unexpected_keys:

@@ -13,7 +13,8 @@ file whose `events` table has `ledger_key, protocol, eventType, accepted, error_
 Keys are compared as multisets, per key, in DuckDB (the ledger is read in place with
 read_json, so ten million lines are fine):
 
-* sent: ledger lines; failed at send: lines marked failed (not expected to arrive);
+* sent: ledger lines; failed at send: lines marked failed (not expected to arrive), by
+  their `error` (or `status`);
 * received: store rows; lost: max(sent ok - received, 0);
 * duplicated: received beyond every line sent for the key (ok or failed);
 * arrived despite failure: received beyond the ok sends, up to the failed ones;
@@ -43,7 +44,7 @@ COUNTS = ("sent", "failed_at_send", "received", "lost", "duplicated", "arrived_d
 FAILED_STATUSES = ("failed", "error", "timeout", "refused", "connection_error", "0")
 LEDGER_EXTENSIONS = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json")
 LEDGER_COLUMNS = {"key": "VARCHAR", "protocol": "VARCHAR", "url": "VARCHAR", "body": "VARCHAR",
-                  "failed": "VARCHAR", "status": "VARCHAR"}
+                  "failed": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR"}
 EVENT_TYPE_PATTERN = r'eventType(?:"|%22)?\s*(?:=|:|%3D)\s*"?(-?\d+)'
 
 
@@ -54,6 +55,7 @@ class Reconciliation:
     totals: dict[str, int]
     by_type: list[dict[str, Any]]                                   # protocol, eventType and COUNTS
     rejected_reasons: list[dict[str, Any]] = field(default_factory=list)   # protocol, error_code, rows
+    failed_reasons: list[dict[str, Any]] = field(default_factory=list)     # protocol, error, lines
     unexpected_keys: list[str] = field(default_factory=list)        # a sample, for a first look
 
     @property
@@ -122,7 +124,8 @@ def _open_ledger(con: duckdb.DuckDBPyConnection, ledger: str) -> None:
         select key, lower(protocol) as protocol,
                try_cast(coalesce(nullif(regexp_extract(url, '{EVENT_TYPE_PATTERN}', 1), ''),
                                  regexp_extract(body, '{EVENT_TYPE_PATTERN}', 1)) as integer) as eventType,
-               (lower(coalesce(failed, 'false')) in ('true', '1') or lower(coalesce(status, '')) in ({statuses})) as failed
+               (lower(coalesce(failed, 'false')) in ('true', '1') or lower(coalesce(status, '')) in ({statuses})) as failed,
+               coalesce(error, status) as error
         from read_json({listing}, format = 'newline_delimited', columns = {columns})""")
     except duckdb.Error as exc:
         raise SourceError(f"{ledger}: cannot read as a JSON-lines ledger ({str(exc).splitlines()[0]})") from None
@@ -167,10 +170,12 @@ def reconcile(ledger: str | os.PathLike, store: str | os.PathLike) -> Reconcilia
         rejected = [dict(zip(("protocol", "error_code", "rows"), row)) for row in con.execute("""
             select protocol, error_code, count(*) from received where not accepted
             group by all order by 3 desc, 1, 2""").fetchall()]
+        failed = [dict(zip(("protocol", "error", "lines"), row)) for row in con.execute("""
+            select protocol, error, count(*) from sent where failed group by all order by 3 desc, 1, 2""").fetchall()]
         unexpected = [k for (k,) in con.execute("""
             select coalesce(r.key, '(no key)') from received r anti join (select distinct key from sent) s on r.key = s.key
             group by 1 order by 1 limit 10""").fetchall()]
     finally:
         con.close()
     return Reconciliation(ledger=ledger, store=store, totals=totals, by_type=by_type,
-                          rejected_reasons=rejected, unexpected_keys=unexpected)
+                          rejected_reasons=rejected, failed_reasons=failed, unexpected_keys=unexpected)
