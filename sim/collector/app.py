@@ -131,10 +131,10 @@ class Collector:
         started = time.perf_counter()
         now = time.time()
         path = url.partition("?")[0]
-        request = WireRequest(method if method in ("GET", "POST") else "POST", url, headers, body)
         if method not in ("GET", "POST"):
             row = self._row(now, method, path, headers, remote, None, None)
             return self._refuse(row, 405, "METHOD_NOT_ALLOWED", f"method {method} is not accepted")
+        request = WireRequest(method, url, headers, body)
         try:
             parsed = parse_request(request)
         except DecodeError as exc:
