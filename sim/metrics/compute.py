@@ -448,6 +448,14 @@ def compute(source: str | os.PathLike | EventsSource, *, protocol: str | None = 
             if d not in BREAKDOWNS:
                 raise ValueError(f"by: unknown breakdown {d!r} (choose from {', '.join(BREAKDOWNS)})")
     src = source if isinstance(source, EventsSource) else open_events(source)
+    try:
+        return _compute(src, protocol, dims, top, tz_offset_min)
+    finally:
+        if src is not source:
+            src.con.close()
+
+
+def _compute(src: EventsSource, protocol: str | None, dims: tuple[str, ...], top: int, tz_offset_min: int) -> Metrics:
     notes = list(src.notes) + _normalised_view(src)
     present = [p for (p,) in src.con.sql("select distinct protocol from ev where protocol is not null order by 1").fetchall()]
     unknown = [p for p in present if p not in PROTOCOLS]

@@ -90,7 +90,7 @@ def _open_store(path: str) -> EventsSource:
     try:
         con = duckdb.connect(path, read_only=True)
     except duckdb.Error as exc:
-        raise SourceError(f"{path}: cannot open as a DuckDB store ({str(exc).splitlines()[0]})") from None
+        raise SourceError(f"{path}: cannot open as a DuckDB store ({store_problem(exc)})") from None
     tables = {r[0].lower() for r in con.sql(
         "select table_name from information_schema.tables where table_catalog = current_database()").fetchall()}
     if "events" not in tables:
@@ -141,6 +141,14 @@ def open_events(source: str | os.PathLike) -> EventsSource:
         raise SourceError(f"{source}: cannot read as {fmt} events ({str(exc).splitlines()[0]})") from None
     what = chosen[0] if len(chosen) == 1 else f"{len(chosen)} {fmt} files under {source}"
     return EventsSource(con, what, columns, notes, fmt)
+
+
+def store_problem(exc: Exception) -> str:
+    """Why a store did not open, in one line; a lock means another process is writing it."""
+    first = str(exc).splitlines()[0]
+    if "lock" in first.lower():
+        return f"{first}; a running collector holds its store: stop it first, or read a copy"
+    return first
 
 
 def _is_duckdb_file(path: str) -> bool:

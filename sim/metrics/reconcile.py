@@ -37,7 +37,7 @@ from typing import Any
 import duckdb
 import orjson
 
-from .events import SourceError
+from .events import SourceError, store_problem
 
 COUNTS = ("sent", "failed_at_send", "received", "lost", "duplicated", "arrived_despite_failure",
           "unexpected", "rejected")
@@ -95,7 +95,7 @@ def _attach_store(con: duckdb.DuckDBPyConnection, store: str) -> None:
     try:
         con.execute(f"attach {_sql_str(store)} as store (read_only)")
     except duckdb.Error as exc:
-        raise SourceError(f"--store {store}: cannot open as a DuckDB store ({str(exc).splitlines()[0]})") from None
+        raise SourceError(f"--store {store}: cannot open as a DuckDB store ({store_problem(exc)})") from None
     cols = {r[0].lower() for r in con.execute(
         "select column_name from information_schema.columns where table_catalog = 'store' and table_name = 'events'"
     ).fetchall()}
