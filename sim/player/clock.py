@@ -4,8 +4,8 @@ Arrivals are a non-homogeneous Poisson process whose rate is constant within eac
 hour: rate(hour, component, time zone) = volume share x hourly weight of the local hour x
 weekday multiplier of the local day x seasonal multiplier of the local month. Conditional on the run's total volume (the clock's
 `sessions_per_day` x `days`, or a fixed `sessions`), the hourly counts are multinomial, so
-the plan draws every hour's counts first (a few hundred numbers), then each partition draws
-the times of its own sessions. Partitions are contiguous time windows in time order, so a
+the plan draws every quarter hour's counts first (a few hundred numbers a day), then each
+partition draws the times of its own sessions. Partitions are contiguous time windows in time order, so a
 run streams: no more than one partition's sessions are ever drawn at once.
 
 Usage::
@@ -26,6 +26,7 @@ CLOCK_KEY = 2
 # never changes what is generated.
 PARTITION_SESSIONS = 8192
 HOUR_S = 3600.0
+BIN_S = 900.0   # quarter hours: the grain of the arrival rate
 
 from ..scenario.presets import HOURLY, MONTHLY, WEEKDAY
 
@@ -51,52 +52,76 @@ def monthly_weights(spec) -> np.ndarray:
 
 @dataclass
 class ArrivalPlan:
-    """Every hour's and every partition's session counts; cells are (component, time-zone group) pairs."""
+    """Every bin's and every partition's session counts; cells are (component, time-zone group) pairs.
+
+    Bins are the quarter hours of the UTC clock that the run covers (the first and last may be
+    partial): every real UTC offset is a multiple of 15 minutes, so a bin lies inside one local
+    hour of every viewer and the rate is constant within it. A partition is either a run of
+    whole bins or, for a bin with more than PARTITION_SESSIONS sessions, one of its equal slices.
+    """
     start: float                 # epoch seconds (UTC) of the run's first instant
-    hour_len: np.ndarray         # float64 seconds of each UTC hour inside the run (the last may be partial)
+    bin_start: np.ndarray        # float64 epoch seconds where each bin starts
+    bin_len: np.ndarray          # float64 seconds of each bin
+    counts: np.ndarray           # int64 [bin, cell] sessions
     cell_component: np.ndarray   # int16 component of each cell
     cell_tz: np.ndarray          # int16 time-zone group (within its component) of each cell
-    part_hour: np.ndarray        # int64 hour of each partition
-    part_slice: np.ndarray       # int64 slice of the hour (0..part_slices-1)
-    part_slices: np.ndarray      # int64 number of slices the partition's hour is cut into
+    part_bins: np.ndarray        # int64 [partition, 2] first and past-the-last bin
+    part_slice: np.ndarray       # int64 slice of the bin (0..part_slices-1); 0 for a run of bins
+    part_slices: np.ndarray      # int64 slices the bin is cut into; 1 for a run of bins
     part_counts: np.ndarray      # int64 [partition, cell] sessions
     part_first: np.ndarray       # int64 session_seq of each partition's first session
 
     @property
     def n_partitions(self) -> int:
-        return len(self.part_hour)
+        return len(self.part_first)
 
     @property
     def total(self) -> int:
-        return int(self.part_counts.sum())
+        return int(self.counts.sum())
+
+    @property
+    def seconds(self) -> float:
+        return float(self.bin_len.sum())
 
     def window(self, p: int) -> tuple[float, float]:
         """[start, end) epoch seconds of partition p."""
-        h, j, m = int(self.part_hour[p]), int(self.part_slice[p]), int(self.part_slices[p])
-        width = self.hour_len[h] / m
-        t0 = self.start + h * HOUR_S + j * width
-        return t0, t0 + width
+        b0, b1 = (int(x) for x in self.part_bins[p])
+        j, m = int(self.part_slice[p]), int(self.part_slices[p])
+        if m == 1:
+            return float(self.bin_start[b0]), float(self.bin_start[b1 - 1] + self.bin_len[b1 - 1])
+        width = self.bin_len[b0] / m
+        t0 = self.bin_start[b0] + j * width
+        return float(t0), float(t0 + width)
 
 
-def _local_months(tz_offset_min: int, start: float, hour_len: np.ndarray) -> np.ndarray:
-    mid = start + np.arange(len(hour_len)) * HOUR_S + hour_len / 2 + tz_offset_min * 60.0
-    return mid.astype("datetime64[s]").astype("datetime64[M]").astype(int) % 12
-
-
-def cell_shape(clock, tz_offset_min: int, start: float, hour_len: np.ndarray) -> np.ndarray:
-    """Relative arrival rate of one time-zone group in each UTC hour of the run (hourly x weekday x monthly)."""
-    mid = start + np.arange(len(hour_len)) * HOUR_S + hour_len / 2 + tz_offset_min * 60.0
-    local_hour = ((mid // HOUR_S) % 24).astype(int)
+def _local(bin_mid: np.ndarray, tz_offset_min: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local hour, weekday (Monday 0) and month (January 0) at each instant for a UTC offset."""
+    local = bin_mid + tz_offset_min * 60.0
+    hour = ((local // HOUR_S) % 24).astype(int)
     # 1970-01-01 was a Thursday: Monday-first weekday = (days since epoch + 3) mod 7
-    local_day = ((mid // 86400.0 + 3) % 7).astype(int)
-    local_month = _local_months(tz_offset_min, start, hour_len)
-    return (hourly_weights(clock.hourly)[local_hour] * weekday_weights(clock.weekday)[local_day]
-            * monthly_weights(clock.monthly)[local_month] * (hour_len / HOUR_S))
+    day = ((local // 86400.0 + 3) % 7).astype(int)
+    month = local.astype("datetime64[s]").astype("datetime64[M]").astype(int) % 12
+    return hour, day, month
+
+
+def cell_rate(clock, tz_offset_min: int, bin_start: np.ndarray, bin_len: np.ndarray) -> tuple[np.ndarray, float]:
+    """Relative arrival rate of one time-zone group per bin (hourly x weekday shape, summing to 1)
+    and the run's mean seasonal multiplier (which scales the group's volume)."""
+    hour, day, month = _local(bin_start + bin_len / 2, tz_offset_min)
+    season = monthly_weights(clock.monthly)[month]
+    shape = hourly_weights(clock.hourly)[hour] * weekday_weights(clock.weekday)[day] * season * bin_len
+    return shape / shape.sum(), float(np.average(season, weights=bin_len))
+
+
+def _bins(start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+    grid = np.arange(np.floor(start / BIN_S) * BIN_S + BIN_S, end, BIN_S)
+    edges = np.concatenate([[start], grid[grid > start], [end]])
+    return edges[:-1], np.diff(edges)
 
 
 def plan_arrivals(components, population, seed: int, *, sessions: int | None = None,
                   days: float | None = None) -> ArrivalPlan:
-    """Hourly and per-partition session counts for a run (cheap: no per-session work).
+    """Per-bin and per-partition session counts for a run (cheap: no per-session work).
 
     Run window: the first component's `clock.start` over `days` (default its `clock.days`).
     Volume: `sessions` if given, else the weighted mean of the components' `sessions_per_day`
@@ -108,54 +133,76 @@ def plan_arrivals(components, population, seed: int, *, sessions: int | None = N
     start = first.start.timestamp()
     weights = np.array([c.weight for c in components], float)
     weights = weights / weights.sum()
-    n_hours = max(1, int(np.ceil(days * 24 - 1e-9)))
-    hour_len = np.full(n_hours, HOUR_S)
-    hour_len[-1] = days * 86400.0 - (n_hours - 1) * HOUR_S
+    bin_start, bin_len = _bins(start, start + days * 86400.0)
 
     shares, cell_c, cell_g, volume = [], [], [], 0.0
     for ci, comp in enumerate(components):
         clock = comp.scenario.clock
         sl = population.components[ci]
         for g, offset in enumerate(sl.tz_offsets_min.tolist()):
-            shape = cell_shape(clock, offset, start, hour_len)
-            season = float(np.average(monthly_weights(clock.monthly)[_local_months(offset, start, hour_len)],
-                                      weights=hour_len))
+            shape, season = cell_rate(clock, offset, bin_start, bin_len)
             share = weights[ci] * sl.tz_weights[g] * season
             volume += share * clock.sessions_per_day * days
-            shares.append(share * shape / shape.sum())
+            shares.append(share * shape)
             cell_c.append(ci)
             cell_g.append(g)
     if sessions is None:
         sessions = int(round(volume))
-    probs = np.stack(shares, axis=1)   # [hour, cell]
+    probs = np.stack(shares, axis=1)   # [bin, cell]
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(CLOCK_KEY,)))
-    counts = rng.multinomial(int(sessions), probs.ravel() / probs.sum()).reshape(probs.shape)
+    counts = rng.multinomial(int(sessions), probs.ravel() / probs.sum()).reshape(probs.shape).astype(np.int64)
 
-    part_hour, part_slice, part_slices, part_counts = [], [], [], []
-    for h in range(n_hours):
-        n_h = int(counts[h].sum())
-        if n_h == 0:
+    bins_of, slice_of, slices_of, part_counts = [], [], [], []
+    group_start, group_n = 0, 0
+    per_bin = counts.sum(axis=1)
+
+    def close(stop: int) -> None:
+        nonlocal group_start, group_n
+        if group_n:
+            bins_of.append((group_start, stop))
+            slice_of.append(0)
+            slices_of.append(1)
+            part_counts.append(counts[group_start:stop].sum(axis=0))
+        group_start, group_n = stop, 0
+
+    for b, n_b in enumerate(per_bin.tolist()):
+        if n_b > PARTITION_SESSIONS:
+            close(b)
+            m = -(-n_b // PARTITION_SESSIONS)
+            # equal time slices of the bin; each cell's sessions fall in them uniformly
+            split = np.stack([rng.multinomial(int(k), np.full(m, 1.0 / m)) for k in counts[b]], axis=1)
+            for j in range(m):
+                bins_of.append((b, b + 1))
+                slice_of.append(j)
+                slices_of.append(m)
+                part_counts.append(split[j])
+            group_start = b + 1
             continue
-        m = -(-n_h // PARTITION_SESSIONS)
-        # Equal time slices of the hour; each cell's sessions fall in them uniformly.
-        split = np.stack([rng.multinomial(int(k), np.full(m, 1.0 / m)) for k in counts[h]], axis=1)
-        for j in range(m):
-            part_hour.append(h)
-            part_slice.append(j)
-            part_slices.append(m)
-            part_counts.append(split[j])
+        group_n += n_b
+        if group_n >= PARTITION_SESSIONS:
+            close(b + 1)
+    close(len(per_bin))
     part_counts_arr = np.array(part_counts, np.int64).reshape(-1, len(cell_c))
     totals = part_counts_arr.sum(axis=1)
-    return ArrivalPlan(start=start, hour_len=hour_len, cell_component=np.array(cell_c, np.int16),
-                       cell_tz=np.array(cell_g, np.int16), part_hour=np.array(part_hour, np.int64),
-                       part_slice=np.array(part_slice, np.int64), part_slices=np.array(part_slices, np.int64),
-                       part_counts=part_counts_arr, part_first=np.concatenate([[0], np.cumsum(totals)[:-1]]).astype(np.int64))
+    return ArrivalPlan(start=start, bin_start=bin_start, bin_len=bin_len, counts=counts,
+                       cell_component=np.array(cell_c, np.int16), cell_tz=np.array(cell_g, np.int16),
+                       part_bins=np.array(bins_of, np.int64).reshape(-1, 2), part_slice=np.array(slice_of, np.int64),
+                       part_slices=np.array(slices_of, np.int64), part_counts=part_counts_arr,
+                       part_first=np.concatenate([[0], np.cumsum(totals)[:-1]]).astype(np.int64))
 
 
 def partition_arrivals(plan: ArrivalPlan, p: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Sorted epoch-second arrival times of partition p and the cell of each session."""
-    t0, t1 = plan.window(p)
-    cells = np.repeat(np.arange(plan.part_counts.shape[1]), plan.part_counts[p])
-    times = t0 + rng.random(len(cells)) * (t1 - t0)
+    b0, b1 = (int(x) for x in plan.part_bins[p])
+    n_cells = plan.counts.shape[1]
+    if plan.part_slices[p] > 1:
+        t0, t1 = plan.window(p)
+        cells = np.repeat(np.arange(n_cells), plan.part_counts[p])
+        times = t0 + rng.random(len(cells)) * (t1 - t0)
+    else:
+        per = plan.counts[b0:b1]                        # [bin, cell]
+        bins = np.repeat(np.arange(b0, b1), per.sum(axis=1))
+        cells = np.concatenate([np.repeat(np.arange(n_cells), row) for row in per]) if len(per) else np.empty(0, int)
+        times = plan.bin_start[bins] + rng.random(len(cells)) * plan.bin_len[bins]
     order = np.argsort(times, kind="stable")
     return times[order], cells[order]

@@ -843,7 +843,7 @@ def _partition(run: Run, p: int) -> tuple[dict, dict]:
     entry = np.empty(n, np.int64)
     referrer = np.empty(n, np.int64)
     returning_p = np.empty(n)
-    elapsed = (times - plan.start) / max(plan.hour_len.sum(), 1.0)
+    elapsed = (times - plan.start) / max(plan.seconds, 1.0)
     for cell in np.unique(cells).tolist():
         rows = np.flatnonzero(cells == cell)
         sl = pop.components[int(plan.cell_component[cell])]
