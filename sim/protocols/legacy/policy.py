@@ -24,6 +24,13 @@ Three plugins, chosen per scenario by `player.legacy_flavor` (reference sheet, s
   first play request (`FIRST_PLAY`); quartiles on TIME_UPDATE at 25/50/75/100 %, all that are
   reached fire at once, also when a seek jumps past them (right after the SEEK beacon); SEEK
   with a 2 s de-bounce; no fullscreen, share or ad events; units in float seconds.
+  `hasKanalony` rides inside the event (`event:hasKanalony`): kanalytics sets it on the stats
+  event object it passes as `event` (playkit-js-kanalytics src/kanalytics.js, event.js);
+  mwEmbed sends it as a top-level parameter (sheet b.3).
+
+Not modelled: KDP's eventTimestamp skew (`time + tzOffset - tzOffset*60`, sheet a.4): every
+flavor sends the true epoch ms of the send; KDP's `event:uid` seen in 2011 logs (not in its
+current source); contextId, featureType and applicationId (the scenario has no field for them).
 
 All three fire each quartile once per entry: the flags reset on a media change only, so a
 REPLAY does not fire them again. No quartiles for live entries. Buffer events map the
