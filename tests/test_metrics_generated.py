@@ -1,12 +1,16 @@
 """Metrics, report and reconcile on files the real generator writes (end to end, small runs)."""
 from __future__ import annotations
 
+import http.client
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
+import orjson
 import pytest
 from typer.testing import CliRunner
 
+from collector_server import running_collector
 from sim.cli import app
 from sim.generate import generate
 from sim.metrics import compute
@@ -40,10 +44,13 @@ def _store_from(events: Path, store: Path, drop_first: int = 0) -> Path:
     return store
 
 
+def _rounded(headline: dict) -> dict:
+    return {k: round(v, 9) if isinstance(v, float) else v for k, v in headline.items()}
+
+
 def test_every_generated_file_kind_gives_the_same_figures(run):
     def figures(source):
-        headline = compute(run / source, by=[]).protocols["legacy"].headline
-        return {k: round(v, 9) if isinstance(v, float) else v for k, v in headline.items()}
+        return _rounded(compute(run / source, by=[]).protocols["legacy"].headline)
 
     reference = figures("events.parquet")
     assert reference["count_plays"] > 0
@@ -74,3 +81,26 @@ def test_report_writes_html_for_a_generated_partitioned_folder(run, tmp_path):
     result = CliRunner().invoke(app, ["report", str(run / "by-day"), "--html", str(tmp_path / "r.html")])
     assert result.exit_code == 0, result.output
     assert "Quartile funnel" in (tmp_path / "r.html").read_text()
+
+
+def _replay(ledger: Path, url: str) -> None:
+    """Send every request of a ledger, as written, to the collector at `url`."""
+    target = urlsplit(url)
+    con = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+    for line in ledger.read_bytes().splitlines():
+        req = orjson.loads(line)
+        body = None if req["body"] is None else req["body"].encode()
+        con.request(req["method"], req["url"], body=body, headers=req["headers"])
+        con.getresponse().read()
+    con.close()
+
+
+def test_the_collector_store_gives_the_figures_of_the_generated_file(run, tmp_path):
+    with running_collector(tmp_path / "store.duckdb") as collector:
+        _replay(run / "requests.jsonl", collector.url)
+        assert collector.stop() == 0
+    from_store = _rounded(compute(tmp_path / "store.duckdb", by=[]).protocols["legacy"].headline)
+    from_file = _rounded(compute(run / "events.parquet", by=[]).protocols["legacy"].headline)
+    assert from_store["count_plays"] > 0
+    assert from_store == from_file
+    assert reconcile(run / "requests.jsonl", tmp_path / "store.duckdb").ok
