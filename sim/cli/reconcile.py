@@ -20,7 +20,7 @@ def _fail(message: str) -> None:
 
 @app.command()
 def reconcile(
-    ledger: str = typer.Argument(..., help="A requests ledger (JSON lines: ts, method, url, headers, body, protocol, "
+    ledger: str = typer.Argument(..., metavar="LEDGER", help="A requests ledger (JSON lines: ts, method, url, headers, body, protocol, "
                                             "key), a folder of per-worker ledgers, or a quoted glob."),
     store: str = typer.Option(..., "--store", metavar="STORE", help="The collector's DuckDB store (table `events`)."),
     json_out: bool = typer.Option(False, "--json", help="Print the reconciliation as JSON on stdout."),

@@ -23,7 +23,7 @@ def _fail(message: str) -> None:
 
 @app.command()
 def report(
-    source: str = typer.Argument(..., help="A collector store (.duckdb), an event file (.parquet, .jsonl, .csv), "
+    source: str = typer.Argument(..., metavar="SOURCE", help="A collector store (.duckdb), an event file (.parquet, .jsonl, .csv), "
                                             "a folder of them (hive partitions welcome) or a quoted glob."),
     html: Optional[str] = typer.Option(None, "--html", metavar="PATH", help="Also write a self-contained HTML report "
                                                                            "with charts (works offline)."),
