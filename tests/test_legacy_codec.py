@@ -146,6 +146,15 @@ def test_form_is_a_post_of_the_same_parameters_to_index_php():
     assert get.url.endswith(form.body.decode())
 
 
+def test_mwembed_posts_a_form_when_its_get_would_exceed_2000_characters():
+    short, long_ = one("mwembed"), one("mwembed", ks="x" * 2000)
+    assert encode(short, "get").method == "GET"
+    req = encode(long_, "get")
+    assert req.method == "POST" and req.url == "/api_v3/index.php?service=stats"
+    assert decode(req) == long_
+    assert encode(one("v7", ks="x" * 2000), "get").method == "GET"
+
+
 def test_json_is_what_the_python_client_posts():
     req = encode(one("kdp", ks="djJ8MTIzfA=="), "json")
     assert req.method == "POST" and req.url == "/api_v3/service/stats/action/collect"

@@ -18,6 +18,7 @@ Encodings (reference sheet a.1-a.3, b.2-b.4):
   keys and values encodeURIComponent-ed, ``%20`` as ``+``.
 * ``form``: what mwEmbed falls back to for long requests: POST ``/api_v3/index.php?service=stats``
   with the rest of the same parameter string as an ``application/x-www-form-urlencoded`` body.
+  An mwEmbed ``get`` whose parameters exceed 2000 characters goes out this way by itself.
 * ``json``: what the official Python client (KalturaApiClient) sends: POST
   ``/api_v3/service/stats/action/collect``, ``Content-Type: application/json``, a body of
   request params, ``"event": {field: str(value)}`` with the keys sorted and ``kalsig`` last
@@ -46,6 +47,7 @@ from ..urlencoding import (encode_uri_component, encode_uri_component_plus, flas
 ENCODINGS = ("get", "form", "json")
 API_PATH = "/api_v3/index.php"
 JSON_PATH = "/api_v3/service/stats/action/collect"
+MWEMBED_MAX_GET = 2000  # kWidget.api's xhrRequest: longer parameter strings go as a form POST
 
 # Wire order of the event fields and request params per player (a field a beacon lacks is skipped).
 FIELD_ORDER = {
@@ -167,11 +169,13 @@ def encode(beacon: Beacon, encoding: str = "get") -> WireRequest:
         return WireRequest("POST", JSON_PATH, headers, _json_body(beacon))
     flavor = flavor_of(beacon.params, beacon.fields)
     query = _player_query(beacon, flavor)
+    rest = query[len("service=stats&"):]
+    if flavor == "mwembed" and len(rest) > MWEMBED_MAX_GET:
+        encoding = "form"  # kWidget.api posts what would make a GET longer than that
     if encoding == "get":
         path = "/" + API_PATH if flavor == "kdp" else API_PATH  # KDP really sends //api_v3/…
         return WireRequest("GET", f"{path}?{query}", headers)
     headers["Content-Type"] = "application/x-www-form-urlencoded"
-    rest = query[len("service=stats&"):]
     return WireRequest("POST", f"{API_PATH}?service=stats", headers, rest.encode())
 
 
