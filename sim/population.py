@@ -349,6 +349,8 @@ def build_population(components, seed: int) -> Population:
     ip_strings, ip_country, user_ids, referrers = [], [], [], []
     v_ua, v_ip, v_user, v_tz = [], [], [], []
     slices: list[ComponentSlice] = []
+    n_viewer_rows = 0
+    emails: set[str] = set()
     taken: set[str] = set()
     first_names = [fake.first_name() for _ in range(150)]
     last_names = [fake.last_name() for _ in range(250)]
@@ -419,8 +421,12 @@ def build_population(components, seed: int) -> Population:
             if lms and k % 3 != 0:   # LMS tenants mostly see student numbers, some staff emails
                 user_ids.append(f"s{1000000 + len(user_ids):07d}")
             else:
-                user_ids.append(f"{first_names[fi[k]].lower()}.{last_names[la[k]].lower()}"
-                                f"{len(user_ids) % 97 or ''}@{domains[k % 3]}")
+                base = f"{first_names[fi[k]].lower()}.{last_names[la[k]].lower()}".replace(" ", "")
+                email, n = f"{base}@{domains[k % 3]}", 1
+                while email in emails:   # namesakes get a number, as mail systems do
+                    email, n = f"{base}{n}@{domains[k % 3]}", n + 1
+                emails.add(email)
+                user_ids.append(email)
 
         tz = sc.clock.timezones
         tz_w = np.array([t.weight for t in tz], float)
@@ -428,7 +434,7 @@ def build_population(components, seed: int) -> Population:
         # Viewers are split by time-zone group in proportion to the group's share of sessions.
         group_sizes = np.maximum(1, np.floor(tz_w * n_viewers).astype(int))
         group_sizes[-1] = max(1, n_viewers - group_sizes[:-1].sum())
-        v0 = len(v_ua)
+        v0 = n_viewer_rows
         order = rng.permutation(n_viewers)
         if group_sizes.sum() > n_viewers:      # more groups than viewers: reuse viewers
             order = np.resize(order, group_sizes.sum())
@@ -442,6 +448,7 @@ def build_population(components, seed: int) -> Population:
             tz_ranges.append(range(start, start + size))
             cdfs.append(np.cumsum(zipf_weights(size, aud.returning.activity_zipf)))
             start += size
+        n_viewer_rows = start
 
         lang_idx = np.array([index_of(languages, lang) for lang in sc.behaviour.captions.languages], np.int16)
         slices.append(ComponentSlice(
