@@ -1,0 +1,71 @@
+"""`player-sim preview`: readable timelines and a sample summary; scenario problems exit 2."""
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from sim.cli import app
+
+runner = CliRunner()
+
+SCRIPTED = """\
+name: preview-check
+catalog:
+  entries:
+    - {id: 1_prev0001, duration: 120}
+clock: {days: 1, hourly: flat, weekday: flat}
+script:
+  - name: seek-and-stall
+    steps: [load, play, {wait: 30}, {seek: 80%}, {buffer: 2}, quit]
+"""
+
+
+def test_a_timeline_shows_offsets_playhead_and_what_matters(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(SCRIPTED)
+    result = runner.invoke(app, ["preview", str(f)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any("SEEK" in ln and "to 1:36 (forward 66 s)" in ln and "[    0:30]" in ln and "+31.0s" in ln for ln in lines)
+    assert any("STALL_END" in ln and "stalled 2.0 s" in ln for ln in lines)
+    assert any("PLAYING" in ln and "startup 1.00 s" in ln for ln in lines)
+    assert "-> PARTIAL" in result.output
+
+
+def test_the_summary_reports_the_sample(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(SCRIPTED)
+    result = runner.invoke(app, ["preview", str(f)])
+    assert "Sample of 1 sessions" in result.output
+    assert "play rate (plays / loads)                100.0 %" in result.output
+    assert "rebuffers per play                       1.00" in result.output
+
+
+def test_piped_output_has_no_colour_codes(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(SCRIPTED)
+    assert "\x1b[" not in runner.invoke(app, ["preview", str(f)]).output
+
+
+def test_the_same_seed_previews_the_same_sessions(tmp_path):
+    f = tmp_path / "vod.yaml"
+    f.write_text("name: vod\ncatalog: {count: 20}\naudience: {viewers: 100}\n")
+    first = runner.invoke(app, ["preview", str(f), "--seed", "4", "--sessions", "3"]).output
+    assert first == runner.invoke(app, ["preview", str(f), "--seed", "4", "--sessions", "3"]).output
+    assert first.count("LOAD") == 3
+
+
+def test_scenario_problems_print_located_lines_and_exit_2(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("behaviour:\n  play_rate: 2\n")
+    result = runner.invoke(app, ["preview", str(f)])
+    assert result.exit_code == 2
+    assert f"{f}:2:14: behaviour.play_rate:" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_script_that_cannot_play_exits_2_naming_the_step(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(SCRIPTED.replace("[load, play, {wait: 30}", "[load, {pause: 3}, play, {wait: 30}"))
+    result = runner.invoke(app, ["preview", str(f)])
+    assert result.exit_code == 2
+    assert "script[0] 'seek-and-stall'.steps[1] (pause): needs a 'play' step before it" in result.output
