@@ -22,7 +22,7 @@ import orjson
 from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from .plan import DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options
+from .plan import DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options, prepare_inputs
 from .sender import LatenessHistogram, Ledger, Sender, lateness_summary, worker_ledger_path
 
 log = logging.getLogger("player-sim")
@@ -48,6 +48,7 @@ class LoadState:
         self.failed_to_start: str | None = None
         self.last_summary: dict | None = None          # kept for the worker's final report
         self.last_lateness: LatenessHistogram | None = None
+        self.preparing = None   # the inputs being prepared in a thread since the process started
 
 
 STATE = LoadState()
@@ -82,8 +83,13 @@ def on_test_start(environment, **_kw) -> None:
     index = _worker_index(runner)
     try:
         check_options(options, host)
-        schedule = build_schedule(options, worker_index=index or 0, workers=STATE.workers if index is not None else 1,
-                                  host=host)
+        if STATE.preparing is not None:
+            preparing, STATE.preparing = STATE.preparing, None
+            preparing.get()    # a failure shows here again, in build_schedule
+        # in a native thread: building the population and compiling the policies takes
+        # seconds, and a worker must keep sending heartbeats to its master meanwhile
+        schedule = gevent.get_hub().threadpool.apply(build_schedule, (options,), dict(
+            worker_index=index or 0, workers=STATE.workers if index is not None else 1, host=host))
     except OptionError as exc:
         return _fail(environment, str(exc))
     except Exception as exc:
@@ -177,6 +183,19 @@ def on_init(environment, **_kw) -> None:
             log.error(str(exc))
             print(f"player-sim: {exc}", file=sys.stderr)
             sys.exit(2)
+    if options is not None and not isinstance(runner, MasterRunner):
+        # Scenarios, population and compiled policies take seconds: prepare them in a native
+        # thread (a worker keeps its heartbeats going) before the run's clock starts.
+        STATE.preparing = gevent.get_hub().threadpool.spawn(_prepare_quietly, options)
+        if not isinstance(runner, WorkerRunner):
+            STATE.preparing.get()
+
+
+def _prepare_quietly(options):
+    try:
+        return prepare_inputs(options)
+    except Exception as exc:   # reported where the test starts, with the option it concerns
+        return exc
 
 
 def on_quitting(environment, **_kw) -> None:

@@ -6,6 +6,7 @@ the option; `build_schedule` gives a worker its share of the load and its own ra
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -138,18 +139,49 @@ def load_components(options) -> list:
     return components
 
 
+@dataclass
+class Inputs:
+    """What every schedule of a run starts from: the components, their population, the
+    protocol adapters (policies compiled)."""
+    components: list
+    population: object
+    adapters: list
+
+
+_PREPARED: dict[tuple, Inputs] = {}
+
+
+def prepare_inputs(options) -> Inputs:
+    """Load the scenarios, build the population and compile the policies, once per set of
+    options (seconds of work: run it when the process starts, in a thread)."""
+    key = (tuple(options.scenario or ()), options.partner_id, options.entry_id, options.entry_duration,
+           options.seed, options.protocol)
+    inputs = _PREPARED.get(key)
+    if inputs is None:
+        from ..player.model import as_components, generate_sessions
+        from ..population import build_population
+        components = as_components(load_components(options))
+        population = build_population(components, options.seed)
+        adapters = protocol_adapters(options.protocol)
+        sample = next(generate_sessions(components, options.seed, sessions=256, days=1, chunk_size=256,
+                                        population=population))
+        warm_up(sample, adapters)
+        inputs = _PREPARED[key] = Inputs(components, population, adapters)
+    return inputs
+
+
 def build_schedule(options, *, worker_index: int, workers: int, host: str, lead: float = 0.25) -> Schedule:
     """This process's share of the load: its own chunk partition, rate or viewers.
 
-    The first chunk is generated and its beacons rendered once before the clock starts
-    (building the population and compiling the policies takes a while), so the schedule
-    begins `lead` seconds after this returns, not behind it.
+    The inputs are prepared (population built, policies compiled) and the first chunk
+    generated before the clock starts, so the schedule begins `lead` seconds after this
+    returns, not behind it.
     """
     import itertools
     import time
 
+    inputs = prepare_inputs(options)
     rng = np.random.default_rng(np.random.SeedSequence(options.seed, spawn_key=(1 << 20, worker_index)))
-    components = load_components(options)
     cap = session_rate_cap(options, host)
     if options.workload == "open":
         rate = options.session_rate / workers
@@ -157,10 +189,9 @@ def build_schedule(options, *, worker_index: int, workers: int, host: str, lead:
     else:
         viewers = options.viewers // workers + (1 if worker_index < options.viewers % workers else 0)
         chunk_size = int(np.clip(viewers / 20, 16, 4096))
-    stream = session_stream(components, options.seed, worker=(worker_index, workers), chunk_size=chunk_size)
-    adapters = protocol_adapters(options.protocol)
+    stream = session_stream(inputs.components, options.seed, worker=(worker_index, workers), chunk_size=chunk_size,
+                            population=inputs.population)
     first = next(stream)
-    warm_up(first, adapters)
     t0 = time.time() + lead
     if options.workload == "open":
         arrivals = OpenArrivals(rate, rng, t0)
@@ -169,12 +200,12 @@ def build_schedule(options, *, worker_index: int, workers: int, host: str, lead:
         arrivals = ClosedArrivals(max(viewers, 1), rng, t0, idle_gap=options.idle_gap, ramp_up=options.ramp_up,
                                   max_rate=cap / workers if cap else None)
         drop_after = None
-    return Schedule(itertools.chain([first], stream), arrivals, Timebase(t0, options.time_scale), adapters,
+    return Schedule(itertools.chain([first], stream), arrivals, Timebase(t0, options.time_scale), inputs.adapters,
                     drop_after=drop_after)
 
 
 def warm_up(chunk, adapters) -> None:
-    """Compile the policies and touch the codecs on a copy of a chunk's first sessions."""
+    """Compile the policies and touch the codecs on one chunk."""
     for adapter in adapters:
         beacons = adapter.policy(chunk)
         if len(beacons):

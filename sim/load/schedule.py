@@ -162,19 +162,19 @@ def partition_seed(seed: int, epoch: int) -> int:
 
 
 def session_stream(components: list, seed: int, *, worker: tuple[int, int] = (0, 1),
-                   chunk_size: int = 4096) -> Iterator[SessionChunk]:
+                   chunk_size: int = 4096, population=None) -> Iterator[SessionChunk]:
     """An endless stream of session chunks for worker `worker[0]` of `worker[1]`.
 
     Epoch after epoch of `generate_sessions` (each epoch one simulated day with its own
     seed, sized so that a chunk is about one hour's partition: small chunks keep generation
     from stalling the send loop); within an epoch the workers take disjoint chunk partitions
     (`generate_sessions(worker=...)`), so their sessions and session ids never overlap. The
-    population is built once and shared.
+    population is built once (unless given) and shared.
     """
     from ..player.model import as_components, generate_sessions
     from ..population import build_population
     components = as_components(components)
-    population = build_population(components, seed)
+    population = population or build_population(components, seed)
     epoch = 0
     while True:
         yield from generate_sessions(components, partition_seed(seed, epoch), sessions=chunk_size * 24 * worker[1],
@@ -321,7 +321,7 @@ class ScheduleStats:
     skipped: int = 0              # beacons not sent because their session was dropped
     views_suppressed: int = 0     # KAVA VIEWs not sent after viewEventsEnabled:false
     beacons_scheduled: int = 0
-    generate_seconds: float = 0.0  # CPU time spent generating sessions and beacons
+    generate_seconds: float = 0.0  # time spent generating sessions and beacons
 
 
 @dataclass
@@ -338,19 +338,25 @@ class Schedule:
     queues: list[BeaconQueue] = field(default_factory=list)
     stats: ScheduleStats = field(default_factory=ScheduleStats)
 
+    def needs_more(self, now: float) -> bool:
+        """True while the assigned sessions do not reach `now + lookahead`."""
+        return self.arrivals.horizon < now + self.lookahead
+
     def refill(self, now: float, budget: int = 1) -> int:
-        """Generate up to `budget` session chunks if the assigned sessions do not reach
-        `now + lookahead`; returns how many were generated."""
-        import time
+        """Generate up to `budget` session chunks while `needs_more(now)`; returns how many."""
         made = 0
-        while made < budget and self.arrivals.horizon < now + self.lookahead:
-            began = time.process_time()
-            self._add(next(self.stream))
-            self.stats.generate_seconds += time.process_time() - began
+        while made < budget and self.needs_more(now):
+            self.integrate(self.prepare())
             made += 1
         return made
 
-    def _add(self, chunk: SessionChunk) -> None:
+    def prepare(self) -> list[BeaconQueue]:
+        """The queues of the next session chunk, re-timed and sorted. Touches only the
+        stream, the arrival model and the counters, so it may run in a thread while the
+        send loop goes on; `integrate` then adds the queues."""
+        import time
+        began = time.perf_counter()
+        chunk = next(self.stream)
         if self.chunk_hook is not None:
             self.chunk_hook(chunk)
         sessions, actions = chunk.sessions, chunk.actions
@@ -362,14 +368,19 @@ class Schedule:
         # the policy times each beacon from the session's start
         sessions["start"] = self.timebase.to_sim(starts_wall)
         state = SessionState(n)
-        self.stats.sessions_generated += n
+        queues = []
         for adapter in self.adapters:
             beacons = adapter.policy(chunk)
-            if not len(beacons):
-                continue
-            wall = self.timebase.to_wall(beacons.send_t)
-            self.queues.append(BeaconQueue(adapter, beacons, wall, state, self.stats, self.drop_after))
-            self.stats.beacons_scheduled += len(beacons)
+            if len(beacons):
+                queues.append(BeaconQueue(adapter, beacons, self.timebase.to_wall(beacons.send_t), state,
+                                          self.stats, self.drop_after))
+        self.stats.sessions_generated += n
+        self.stats.beacons_scheduled += sum(len(q) for q in queues)
+        self.stats.generate_seconds += time.perf_counter() - began
+        return queues
+
+    def integrate(self, queues: list[BeaconQueue]) -> None:
+        self.queues.extend(queues)
 
     def next_due(self) -> float | None:
         """Wall time of the earliest beacon not yet handed out."""

@@ -154,6 +154,7 @@ class Sender:
         self.pools: list[gevent.pool.Pool] = []
         self.clients: list[HTTPClient] = []
         self.busy = 0          # batches being rendered: rows must keep their numbers meanwhile
+        self.generating = None  # the next chunk being prepared in a thread (AsyncResult)
         self.stopped = False
 
     def new_client(self) -> HTTPClient:
@@ -170,7 +171,7 @@ class Sender:
         schedule = self.schedule
         while not self.stopped:
             now = time.time()
-            schedule.refill(now)
+            self._top_up(now)
             due = schedule.pop_due(now)
             if due:
                 self.busy += 1
@@ -190,6 +191,18 @@ class Sender:
             head = schedule.next_due()
             wait = self.tick if head is None else min(max(head - time.time(), 0.0), 0.05)
             gevent.sleep(wait)
+
+    def _top_up(self, now: float) -> None:
+        """Keep one chunk in preparation in a native thread while the look-ahead is short,
+        so generating sessions and beacons does not stall the send loop."""
+        generating = self.generating
+        if generating is not None:
+            if not generating.ready():
+                return
+            self.generating = None
+            self.schedule.integrate(generating.get())
+        if self.schedule.needs_more(now):
+            self.generating = gevent.get_hub().threadpool.spawn(self.schedule.prepare)
 
     def _send(self, client: HTTPClient, queue: BeaconQueue, out: Outgoing, sched_t: float) -> None:
         req = out.request

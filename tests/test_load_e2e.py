@@ -1,0 +1,132 @@
+"""Live load end to end: headless Locust runs against a real collector on 127.0.0.1, then
+the ledger is reconciled against the collector's store."""
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+
+from sim.cli.demo import locust_command, start_collector, stop_process
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCUSTFILE = ROOT / "locustfile.py"
+
+
+def run_load(tmp_path: Path, host: str, *, seconds: float = 5, rate: float = 15, scale: float = 20,
+             protocol: str = "legacy", processes: int = 1, users: int = 1, extra: list[str] = ()) -> dict:
+    """A headless run; returns its summary (the ledger is tmp_path/ledger.jsonl)."""
+    cmd = locust_command(LOCUSTFILE, host, tmp_path / "ledger.jsonl", tmp_path / "summary.json",
+                         run_time=seconds, session_rate=rate, time_scale=scale, protocol=protocol,
+                         users=users, processes=processes, extra=list(extra))
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120)
+    assert (tmp_path / "summary.json").exists(), done.stderr.decode()[-3000:]
+    return orjson.loads((tmp_path / "summary.json").read_bytes())
+
+
+def ledger_lines(*paths: Path) -> list[dict]:
+    return [orjson.loads(line) for p in paths for line in p.read_bytes().splitlines()]
+
+
+def reconcile(ledger: str, store: Path) -> dict:
+    from sim.metrics.reconcile import reconcile as run
+    return run(ledger, str(store)).totals
+
+
+class Collector:
+    def __init__(self, tmp_path: Path, *options: str):
+        self.store = tmp_path / "collector.duckdb"
+        self.proc, self.url = start_collector(self.store, tmp_path / "collector.log", list(options))
+
+    def stop(self) -> int:
+        return stop_process(self.proc)
+
+
+@pytest.fixture
+def collector(tmp_path):
+    c = Collector(tmp_path)
+    yield c
+    c.stop()
+
+
+def test_a_time_scaled_run_against_the_collector_loses_nothing(tmp_path, collector):
+    summary = run_load(tmp_path, collector.url, protocol="legacy")
+    collector.stop()
+    totals = reconcile(str(tmp_path / "ledger.jsonl"), collector.store)
+    assert summary["sent"] > 100 and summary["failed"] == 0
+    assert totals["sent"] == summary["sent"]
+    assert totals["lost"] == 0 and totals["duplicated"] == 0 and totals["unexpected"] == 0
+
+
+def test_two_processes_write_one_ledger_each_and_lose_nothing(tmp_path, collector):
+    summary = run_load(tmp_path, collector.url, processes=2, users=2, seconds=8)
+    collector.stop()
+    ledgers = sorted(tmp_path.glob("ledger.w*.jsonl"))
+    assert [p.name for p in ledgers] == ["ledger.w0.jsonl", "ledger.w1.jsonl"]
+    keys = [{line["key"] for line in ledger_lines(p)} for p in ledgers]
+    assert keys[0] and keys[1] and not keys[0] & keys[1]       # disjoint session partitions
+    totals = reconcile(str(tmp_path / "ledger.w*.jsonl"), collector.store)
+    assert totals["sent"] == summary["sent"] == len(keys[0]) + len(keys[1])
+    assert totals["lost"] == 0 and totals["duplicated"] == 0
+
+
+def test_failed_sends_at_a_faulty_collector_are_exactly_the_failed_ledger_lines(tmp_path):
+    faulty = Collector(tmp_path, "--fail-rate", "0.2")
+    try:
+        summary = run_load(tmp_path, faulty.url)
+    finally:
+        faulty.stop()
+    lines = ledger_lines(tmp_path / "ledger.jsonl")
+    failed = [line for line in lines if line.get("failed")]
+    assert summary["failed"] == len(failed) > 0
+    assert summary["failures"] == {"HTTP 503": len(failed)}
+    assert {line["error"] for line in failed} == {"HTTP 503"}
+    totals = reconcile(str(tmp_path / "ledger.jsonl"), faulty.store)
+    assert totals["failed_at_send"] == len(failed)
+    assert totals["lost"] == 0
+
+
+def test_a_refused_connection_is_counted_and_never_stops_the_run(tmp_path):
+    with socket.socket() as s:            # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    summary = run_load(tmp_path, f"http://127.0.0.1:{port}", seconds=4)
+    lines = ledger_lines(tmp_path / "ledger.jsonl")
+    assert len(lines) == summary["sent"] == summary["failed"] > 20
+    assert summary["failures"] == {"connection refused": summary["failed"]}
+
+
+def test_kava_sessions_stop_views_when_the_server_says_so(tmp_path):
+    c = Collector(tmp_path, "--view-events-enabled", "false")
+    try:
+        summary = run_load(tmp_path, c.url, protocol="kava", scale=5, rate=20)
+    finally:
+        c.stop()
+    urls = [line["url"] for line in ledger_lines(tmp_path / "ledger.jsonl")]
+    assert summary["views_suppressed"] > 0
+    assert not [u for u in urls if "eventType=99&" in u]
+    assert [u for u in urls if "eventType=3&" in u]      # the sessions themselves played on
+
+
+def test_kava_beacons_carry_the_first_answer_time_as_session_start(tmp_path, collector):
+    run_load(tmp_path, collector.url, protocol="kava", scale=5, rate=20)
+    by_session: dict[str, list[dict]] = {}
+    for line in ledger_lines(tmp_path / "ledger.jsonl"):
+        sid = line["url"].split("sessionId=")[1].split("&")[0]
+        by_session.setdefault(sid, []).append(line)
+    checked = 0
+    for lines in by_session.values():
+        lines.sort(key=lambda x: x["ts"])
+        assert "sessionStartTime" not in orjson.loads(lines[0]["body"])
+        asked = []          # send times of beacons the player sent without a sessionStartTime
+        for line in lines:
+            body = orjson.loads(line["body"])
+            if "sessionStartTime" not in body:
+                asked.append(line["ts"])
+            else:
+                # the collector answered one of them with its clock (epoch s)
+                assert any(t - 1 <= body["sessionStartTime"] <= t + 1 for t in asked)
+                checked += 1
+    assert checked > 10
