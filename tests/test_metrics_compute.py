@@ -165,7 +165,9 @@ def test_no_truth_columns_means_no_truth(parquet):
 
 def test_rejected_rows_in_a_store_are_not_counted(tmp_path):
     rows = [kava(PLAY, session="a", accepted=True), kava(PLAY, session="b", accepted=False)]
-    assert headline(write(rows, tmp_path / "store.duckdb"))["count_plays"] == 1
+    m = compute(write(rows, tmp_path / "store.duckdb"))
+    assert m.protocols["kava"].headline["count_plays"] == 1
+    assert m.notes == ["1 row(s) the collector rejected (accepted = false) are not counted"]
 
 
 def test_legacy_rows_the_warehouse_would_drop_are_left_out_of_the_headline(tmp_path):

@@ -178,8 +178,10 @@ def _normalised_view(src: EventsSource) -> list[str]:
     select.append(f"{dropped} as dwh_dropped")
     where, notes = "", []
     if src.has("accepted"):
-        where = "where accepted is not false"
-        notes.append("rows the collector rejected (accepted = false) are not counted")
+        where = "where try_cast(accepted as boolean) is not false"
+        rejected = src.con.execute("select count(*) from events where try_cast(accepted as boolean) = false").fetchall()[0][0]
+        if rejected:
+            notes.append(f"{rejected:,} row(s) the collector rejected (accepted = false) are not counted")
     # Text files are parsed once into a table of just these columns; the metrics read it
     # about a dozen times. Parquet and stores are cheap to scan, so they stay views.
     kind = "table" if src.format in ("json", "csv") else "view"
