@@ -40,17 +40,17 @@ def start_collector(store: Path, log_path: Path, extra: list[str] = (), timeout:
     proc = subprocess.Popen([*PLAYER_SIM, "collector", "--port", "0", "--store", str(store), *extra],
                             stdout=subprocess.PIPE, stderr=log)
     url: list[str] = []
+    got_line = threading.Event()
 
     def first_line():
-        line = proc.stdout.readline().decode().strip()
-        url.append(line)
+        url.append(proc.stdout.readline().decode().strip())
+        got_line.set()
         # keep draining so the collector never blocks on a full pipe
         for rest in proc.stdout:
             log.write(rest)
 
-    reader = threading.Thread(target=first_line, daemon=True)
-    reader.start()
-    reader.join(timeout)
+    threading.Thread(target=first_line, daemon=True).start()
+    got_line.wait(timeout)
     if not url or not url[0].startswith("http"):
         stop_process(proc)
         detail = log_path.read_text(errors="replace").strip().splitlines()[-3:] if log_path.exists() else []
