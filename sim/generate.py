@@ -119,8 +119,8 @@ def ledger_keys(chunk: BeaconChunk) -> pa.Array:
     return pa.array([codec.ledger_key(codec.beacon_at(chunk, i)) for i in range(n)], type=pa.string())
 
 
-def wire_requests(chunk: BeaconChunk, encoding: str | None) -> list:
-    """The WireRequest of every beacon, encoded by the protocol's codec.
+def wire_requests(chunk: BeaconChunk, encoding: str | None, rows: Iterable[int] | None = None) -> list:
+    """The WireRequest of every beacon (or of `rows`, in that order), encoded by the codec.
 
     `encoding` None: each row's own (`codec.encoding_at`, the scenario's choice) or the
     protocol's default.
@@ -129,7 +129,7 @@ def wire_requests(chunk: BeaconChunk, encoding: str | None) -> list:
     own = getattr(codec, "encoding_at", None)
     default = ENCODINGS[chunk.protocol][0]
     out = []
-    for i in range(len(chunk)):
+    for i in (range(len(chunk)) if rows is None else (int(r) for r in rows)):
         enc = encoding or (own(chunk, i) if own else default)
         out.append(codec.encode(codec.beacon_at(chunk, i), enc))
     return out
@@ -159,11 +159,12 @@ class _Run:
 class SendOrderMerge:
     """Puts rows of successive session chunks into one global send order, holding only the tail.
 
-    `push(parts, watermark)` takes the rows of one session chunk (any order) and the earliest
-    session start of that chunk: no beacon of this or any later chunk is sent before it, so
-    every pending row before it is final and is returned, in order. Ties in send time keep
-    chunk order, then session order, then the order the parts were given (legacy before
-    KAVA), then beacon order within a session.
+    `push(parts, watermark)` takes the rows of one session chunk, each part sorted by
+    `send_order`, and the earliest session start of that chunk: no beacon of this or any
+    later chunk is sent before it, so every pending row before it is final and is returned,
+    in order. Ties in send time keep the order rows were pushed (earlier chunks first, then
+    the order the parts were given: legacy before KAVA); within a part `send_order` keeps
+    session order, then beacon order within a session.
     """
 
     def __init__(self):
@@ -175,27 +176,25 @@ class SendOrderMerge:
     def pending(self) -> int:
         return sum(len(r) for r in self.runs)
 
-    def push(self, parts: list[tuple[pa.Table, np.ndarray, np.ndarray]], watermark: float) -> pa.Table | None:
-        """parts: (rows, send times, session numbers) per protocol. Returns the rows now final."""
-        parts = [p for p in parts if p[0].num_rows]
-        if parts:
-            ts = np.concatenate([p[1] for p in parts]).astype(np.float64, copy=False)
-            if ts.min() < self.released_until:
+    def push(self, parts: list[tuple[pa.Table, np.ndarray]], watermark: float) -> pa.Table | None:
+        """parts: (rows, their send times) per protocol, each already in send order (see
+        `send_order`); they stay separate runs. Returns the rows now final, or None."""
+        runs = []
+        for table, ts in parts:
+            if not table.num_rows:
+                continue
+            ts = np.asarray(ts, dtype=np.float64)
+            if ts[0] < self.released_until or (len(ts) > 1 and ts.min() < self.released_until):
                 raise RuntimeError(
                     f"session chunks out of start order: a beacon at {ts.min():.3f} comes after rows up to "
                     f"{self.released_until:.3f} were written (the player model must yield chunks in start order)")
-            seq = np.concatenate([p[2] for p in parts])
-            order = np.lexsort((seq, ts))          # stable: part order and beacon order break ties
-            table = _concat([p[0] for p in parts])
+            if len(ts) > 1 and np.any(ts[1:] < ts[:-1]):
+                raise ValueError("SendOrderMerge.push: rows of a part must be in send order (see send_order)")
             n = len(ts)
-            arrival = np.arange(self._arrivals, self._arrivals + n, dtype=np.int64)
+            runs.append(_Run(table, ts, np.arange(self._arrivals, self._arrivals + n, dtype=np.int64)))
             self._arrivals += n
-            new_run = _Run(table.take(pa.array(order)), ts[order], arrival)
-        else:
-            new_run = None
         released = self._release(watermark)
-        if new_run is not None:
-            self.runs.append(new_run)
+        self.runs.extend(runs)
         return released
 
     def flush(self) -> pa.Table | None:
@@ -232,22 +231,29 @@ class SendOrderMerge:
         return out
 
 
+def send_order(ts: np.ndarray, session_seq: np.ndarray) -> np.ndarray:
+    """Row numbers in send order: by time, then session, then the rows' own order (stable)."""
+    return np.lexsort((session_seq, ts))
+
+
 # -- the pipeline ------------------------------------------------------------------------------
 
 def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: EventsBuilder | None,
           encoding: dict[str, str] | None, keys_of: Callable[[BeaconChunk], pa.Array],
-          ) -> list[tuple[pa.Table, np.ndarray, np.ndarray]]:
+          ) -> list[tuple[pa.Table, np.ndarray]]:
+    """Each protocol's rows of one session chunk, in send order, with their send times."""
     parts = []
     seq_of_row = chunk.sessions["session_seq"]
     for b in beacons:
-        seq = seq_of_row[np.asarray(b.session, dtype=np.int64)]
         ts = np.asarray(b.send_t, dtype=np.float64)
+        order = send_order(ts, seq_of_row[np.asarray(b.session, dtype=np.int64)])
         if fmt == "requests":
-            keys = keys_of(b).cast(pa.string()).to_pylist()
-            table = requests_table(ts, wire_requests(b, (encoding or {}).get(b.protocol)), b.protocol, keys)
+            keys = keys_of(b).take(pa.array(order)).cast(pa.string()).to_pylist()
+            wire = wire_requests(b, (encoding or {}).get(b.protocol), order)
+            table = requests_table(ts[order], wire, b.protocol, keys)
         else:
-            table = builder.table(b, chunk, keys_of(b))
-        parts.append((table, ts, seq))
+            table = builder.table(b, chunk, keys_of(b), order)
+        parts.append((table, ts[order]))
     return parts
 
 

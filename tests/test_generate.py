@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 import sink_chunks as sc
-from sim.generate import SendOrderMerge, stream_rows
+from sim.generate import SendOrderMerge, send_order, stream_rows
 
 
 def _hand_beacons(chunk, protocol):
@@ -29,6 +29,12 @@ def _chunks(n_chunks=4, per_chunk=5, spacing=20.0):
         seq0 = c * per_chunk
         starts = sc.T0 + spacing * np.arange(seq0, seq0 + per_chunk)
         yield sc.sessions(starts, seq0=seq0, pop=pop)
+
+
+def _sorted_part(chunk):
+    b = sc.legacy(chunk, per_session=6, gap=30.0)
+    order = send_order(b.send_t, chunk.sessions["session_seq"][b.session])
+    return pa.table({"ts": b.send_t[order]}), b.send_t[order]
 
 
 def _stream(protocol="both", **kw):
@@ -63,9 +69,7 @@ def test_pending_rows_stay_bounded_by_the_longest_session():
     per_chunk_rows = 5 * 6
     worst = 0
     for chunk in _chunks(n_chunks=40):
-        b = sc.legacy(chunk, per_session=6, gap=30.0)
-        table = pa.table({"ts": b.send_t})
-        merge.push([(table, b.send_t, chunk.sessions["session_seq"][b.session])], float(chunk.sessions["start"].min()))
+        merge.push([_sorted_part(chunk)], float(chunk.sessions["start"].min()))
         worst = max(worst, merge.pending)
     # a session lasts 150 s and chunks start 100 s apart: at most two chunks' rows wait
     assert worst <= 2 * per_chunk_rows
@@ -75,8 +79,208 @@ def test_a_chunk_starting_before_rows_already_released_is_refused():
     merge = SendOrderMerge()
     late, early = sc.sessions(sc.T0 + np.array([1000.0])), sc.sessions(sc.T0 + np.array([0.0]))
     for chunk in (late, late):
-        b = sc.legacy(chunk)
-        merge.push([(pa.table({"ts": b.send_t}), b.send_t, chunk.sessions["session_seq"][b.session])], sc.T0 + 1000.0)
-    b = sc.legacy(early)
+        merge.push([_sorted_part(chunk)], sc.T0 + 1000.0)
     with pytest.raises(RuntimeError, match="start order"):
-        merge.push([(pa.table({"ts": b.send_t}), b.send_t, early.sessions["session_seq"][b.session])], sc.T0)
+        merge.push([_sorted_part(early)], sc.T0)
+
+
+# -- end to end through the command line -------------------------------------------------------
+
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import duckdb  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from sim.cli import app  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+MIX = ROOT / "scenarios" / "default-mix.yaml"
+VOD = ROOT / "scenarios" / "typical-vod.yaml"
+runner = CliRunner()
+
+
+def cli(*args):
+    return runner.invoke(app, ["generate", *map(str, args)])
+
+
+def _player_sim(*args, timeout=600):
+    """The command in its own process: a crash in a compiled stage fails one test, not the run."""
+    return subprocess.run([sys.executable, "-c", "from sim.cli import main; main()", "generate", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def _summary_beacons(output: str) -> int:
+    return int(output.split(" sessions, ")[1].split(" beacons")[0].replace(",", ""))
+
+
+@pytest.fixture(scope="module")
+def mix_files(tmp_path_factory):
+    """The default mix, 400 sessions, seed 3, legacy, in every format."""
+    d = tmp_path_factory.mktemp("mix")
+    out = {}
+    for fmt, name in (("parquet", "e.parquet"), ("jsonl", "e.jsonl"), ("csv", "e.csv"), ("requests", "requests.jsonl")):
+        result = cli(MIX, "--sessions", 400, "--seed", 3, "--format", fmt, "--out", d / name)
+        assert result.exit_code == 0, result.output
+        out[fmt] = (d / name, _summary_beacons(result.stdout))
+    return out
+
+
+def test_the_summary_line_counts_sessions_and_beacons(mix_files):
+    path, beacons = mix_files["parquet"]
+    assert beacons > 400
+    assert duckdb.sql(f"select count(*) from '{path}'").fetchall() == [(beacons,)]
+
+
+def test_every_format_reads_back_with_the_events_columns(mix_files):
+    for fmt in ("parquet", "jsonl", "csv"):
+        path, beacons = mix_files[fmt]
+        rel = duckdb.sql(f"select * from '{path}'")
+        assert {"ts", "protocol", "eventType", "sessionId", "partnerId", "entryId", "ledger_key", "user_agent",
+                "client_ip", "page_url", "truth_viewer", "truth_outcome", "truth_device"} <= set(rel.columns)
+        assert duckdb.sql(f"select count(*) from '{path}'").fetchall() == [(beacons,)]
+
+
+def test_rows_are_in_send_order(mix_files):
+    for fmt in ("parquet", "jsonl", "csv"):
+        ts = [t for (t,) in duckdb.sql(f"select ts from '{mix_files[fmt][0]}'").fetchall()]
+        assert ts == sorted(ts)
+    lines = [json.loads(line)["ts"] for line in mix_files["requests"][0].read_text().splitlines()]
+    assert lines == sorted(lines)
+
+
+def test_every_format_holds_the_same_beacons(mix_files):
+    keys = {fmt: sorted(k for (k,) in duckdb.sql(f"select ledger_key from '{mix_files[fmt][0]}'").fetchall())
+            for fmt in ("parquet", "jsonl", "csv")}
+    assert keys["parquet"] == keys["jsonl"] == keys["csv"]
+
+
+def test_the_request_file_is_the_send_ledger_of_the_events(mix_files):
+    events = sorted(k for (k,) in duckdb.sql(f"select ledger_key from '{mix_files['parquet'][0]}'").fetchall())
+    lines = [json.loads(line) for line in mix_files["requests"][0].read_text().splitlines()]
+    assert sorted(r["key"] for r in lines) == events
+    first = lines[0]
+    assert set(first) == {"ts", "method", "url", "headers", "body", "protocol", "key"}
+    assert first["method"] == "GET" and first["url"].startswith("/api_v3/index.php?service=stats&")
+    assert first["body"] is None
+
+
+def test_timestamps_fall_in_the_scenario_clock(mix_files):
+    lo, hi = duckdb.sql(f"select min(ts), max(ts) from '{mix_files['parquet'][0]}'").fetchall()[0]
+    start = 1_793_577_600  # default-mix clock.start 2026-11-02T00:00:00Z, days: 7
+    assert start <= lo and hi < start + 8 * 86400
+
+
+def test_returning_viewers_reuse_their_identity(mix_files):
+    path = mix_files["parquet"][0]
+    rows = duckdb.sql(f"""
+        select truth_viewer, count(distinct truth_session_seq) as sessions,
+               count(distinct user_agent) as uas, count(distinct client_ip) as ips,
+               count(distinct coalesce(userId, '-')) as users, count(distinct cookie) as cookies
+        from '{path}' where protocol = 'legacy' group by 1 having count(distinct truth_session_seq) > 1""").fetchall()
+    assert rows, "the run has no returning viewer"
+    assert all(r[2:] == (1, 1, 1, 1) for r in rows)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl", "csv", "requests"])
+def test_same_scenario_and_seed_give_byte_identical_files(tmp_path, fmt):
+    for name in ("a", "b"):
+        assert cli(VOD, "--sessions", 150, "--seed", 5, "--format", fmt, "--out", tmp_path / name).exit_code == 0
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()
+
+
+def test_another_seed_gives_another_file(tmp_path):
+    for name, seed in (("a", 5), ("b", 6)):
+        assert cli(VOD, "--sessions", 150, "--seed", seed, "--format", "jsonl", "--out", tmp_path / name).exit_code == 0
+    assert (tmp_path / "a").read_bytes() != (tmp_path / "b").read_bytes()
+
+
+def test_day_partitions_hold_every_row_once(tmp_path, mix_files):
+    out = tmp_path / "days"
+    assert cli(MIX, "--sessions", 400, "--seed", 3, "--format", "parquet", "--out", out, "--partition", "day").exit_code == 0
+    days = sorted(p.name for p in out.iterdir())
+    assert days[0] == "date=2026-11-02" and len(days) >= 5
+    whole = sorted(k for (k,) in duckdb.sql(f"select ledger_key from '{mix_files['parquet'][0]}'").fetchall())
+    parts = duckdb.sql(f"select ledger_key, date::varchar, to_timestamp(ts)::date::varchar "
+                       f"from read_parquet('{out}/*/*.parquet', hive_partitioning = true)").fetchall()
+    assert sorted(k for k, _, _ in parts) == whole
+    assert all(d == day for _, d, day in parts)
+
+
+def test_form_encoding_sends_legacy_beacons_as_form_posts(tmp_path):
+    out = tmp_path / "requests.jsonl"
+    assert cli(VOD, "--sessions", 50, "--format", "requests", "--encoding", "form", "--out", out).exit_code == 0
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first["method"] == "POST" and "event:eventType=" in first["body"]
+
+
+def test_an_interrupted_run_leaves_no_file(tmp_path):
+    out = tmp_path / "big.parquet"
+    proc = subprocess.Popen([sys.executable, "-c", "from sim.cli import main; main()", "generate", str(MIX),
+                             "--sessions", "5000000", "--format", "parquet", "--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not any(p.name.startswith(".big.parquet.tmp") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before writing"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    assert os.listdir(tmp_path) == []
+
+
+def test_sessions_and_days_together_are_refused(tmp_path):
+    result = cli(VOD, "--sessions", 10, "--days", 1, "--format", "jsonl", "--out", tmp_path / "x.jsonl")
+    assert result.exit_code == 2
+    assert "exactly one of --sessions N or --days D" in result.stderr
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_an_encoding_for_event_files_is_refused(tmp_path):
+    result = cli(VOD, "--sessions", 10, "--format", "parquet", "--encoding", "form", "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "--format requests only" in result.stderr
+
+
+def test_an_encoding_the_protocol_lacks_is_refused(tmp_path):
+    result = cli(VOD, "--sessions", 10, "--format", "requests", "--encoding", "post", "--out", tmp_path / "x")
+    assert result.exit_code == 2
+    assert "'post' is not a legacy encoding; legacy takes get, form, json" in result.stderr
+
+
+def test_an_unknown_format_is_refused(tmp_path):
+    result = cli(VOD, "--sessions", 10, "--format", "xml", "--out", tmp_path / "x")
+    assert result.exit_code == 2 and "--format" in result.stderr
+
+
+def test_a_bad_scenario_is_reported_where_it_is_wrong(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nbehaviour:\n  play_rate: 1.5\n")
+    result = cli(bad, "--sessions", 10, "--format", "jsonl", "--out", tmp_path / "x.jsonl")
+    assert result.exit_code == 2
+    assert f"{bad}:3:14" in result.stderr and "play_rate" in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_a_missing_scenario_file_is_reported(tmp_path):
+    result = cli(tmp_path / "nope.yaml", "--sessions", 10, "--format", "jsonl", "--out", tmp_path / "x.jsonl")
+    assert result.exit_code == 2 and "nope.yaml" in result.stderr
+
+
+def test_both_protocols_come_from_one_player_with_hasKanalony(tmp_path):
+    out = tmp_path / "both.parquet"
+    result = _player_sim(VOD, "--sessions", 200, "--protocol", "both", "--format", "parquet", "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = dict(duckdb.sql(f"select protocol, count(*) from '{out}' group by 1").fetchall())
+    assert counts.keys() == {"legacy", "kava"}
+    flags = duckdb.sql(f"select distinct hasKanalony from '{out}' where protocol = 'legacy'").fetchall()
+    assert flags == [(True,)]
+    same = duckdb.sql(f"""select count(*) from (
+        select truth_session_seq, count(distinct protocol) as p from '{out}' group by 1) where p = 2""").fetchall()[0][0]
+    assert same > 0

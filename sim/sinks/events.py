@@ -187,15 +187,20 @@ class EventsBuilder:
 
     # -- a whole chunk -------------------------------------------------------------------------
 
-    def table(self, beacons: BeaconChunk, sessions: SessionChunk, ledger_keys: pa.Array) -> pa.Table:
-        """The events-table rows of one BeaconChunk (beacon order kept; sorting is the caller's).
+    def table(self, beacons: BeaconChunk, sessions: SessionChunk, ledger_keys: pa.Array,
+              order: np.ndarray | None = None) -> pa.Table:
+        """The events-table rows of one BeaconChunk, in beacon order or in `order` (row numbers).
 
         Holds the columns of `schema` that the chunk fills, in schema order; `conform` adds
-        the rest as nulls.
+        the rest as nulls. Reordering here costs one gather per column as the column is
+        built, where sorting the finished table would cost another pass over every column.
         """
         n = len(beacons)
+        pick = (lambda v: v) if order is None else (lambda v: v[order])
+        if order is not None:
+            ledger_keys = ledger_keys.take(pa.array(order))
         cols: dict[str, pa.Array] = {
-            "ts": pa.array(np.asarray(beacons.send_t, dtype=np.float64)),
+            "ts": pa.array(pick(np.asarray(beacons.send_t, dtype=np.float64))),
             "protocol": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
                                                        pa.array([beacons.protocol])),
         }
@@ -213,9 +218,10 @@ class EventsBuilder:
                                   f"(policies must send the same columns in every chunk)")
             if len(col) != n:
                 raise SchemaError(f"{beacons.protocol} beacon column {raw_name!r}: {len(col)} rows, want {n}")
+            col = Strings(pick(np.asarray(col.codes)), col.pool) if isinstance(col, Strings) else pick(np.asarray(col))
             cols[canonical] = self._convert(raw_name, col, self._types[canonical])
 
-        s = np.asarray(beacons.session, dtype=np.int64)
+        s = pick(np.asarray(beacons.session, dtype=np.int64))
         sc, pools = sessions.sessions, sessions.population.pools
         # Request context the policy did not supply comes from the session's identity.
         if "user_agent" not in cols:
