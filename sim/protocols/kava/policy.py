@@ -1,0 +1,770 @@
+"""Which KAVA beacons a v7 player's kava plugin sends for a session timeline, and with which fields.
+
+`beacons(chunk)` walks every session's actions in a numba kernel that mirrors
+kaltura/playkit-js-kava `src/kava.ts` and `src/kava-timer.ts` (fact sheet: kaltura-protocols.md
+section c) and returns a `BeaconChunk` whose columns are the wire parameter names:
+
+* IMPRESSION on LOAD, PLAY_REQUEST on the first play request, PLAY on the first frame followed
+  at once by a VIEW, then a VIEW on every `view_interval_s`-th timer tick of playing time (the
+  plugin's 1 s worker timer, started at PLAY: the first periodic VIEW comes 11 s after PLAY);
+  a VIEW is skipped when playTimeSum did not change since the last one.
+* Quartiles 25/50/75/90 fire when the playhead (interpolated between actions while playing)
+  reaches them, or at once after a SEEK lands past them, earlier ones first; 100 fires on
+  ENDED (or a seek to the very end). Each once per entry: REPLAY does not re-arm them.
+* PAUSE stops the timer; after `reset_after_pause_s` + 1 ticks paused the KAVA session resets
+  (eventIndex 1, playTimeSum, bufferTimeSum and averageBitrate cleared; sessionId kept), and
+  again every `reset_after_pause_s` ticks while still paused.
+* ERROR (with errorPosition 3 before the play request, 1 before the first frame, 2 mid-stream)
+  is followed by the plugin's full reset.
+* No VIEW during an ad break, while paused or while rebuffering: the timer counts only ticks
+  of content playback (the plugin's timer also ticks during a rebuffer; the fact sheet and
+  the metrics checklist put VIEWs on playing time only, and so do we). Ad beacons 8999-9009
+  only when the scenario sets `player.kava.ad_events`.
+* `sessionStartTime`: the server's time from the first response of a KAVA session. In
+  generated data the server is taken to answer at once with the request's send time
+  (epoch s, floored): the first beacon of a session carries none, later ones carry it; a
+  response that arrives while paused clears it (the plugin's rule), so the beacon after a
+  pause carries none and its response sets a new value. Live load replaces this with the
+  real responses (see `codec.parse_response`).
+
+Column conventions: float columns use NaN for "not sent"; integer columns use -1
+(`NOT_SENT`); string columns are `Strings` with code -1 for "not sent". Besides the wire
+parameters the chunk carries `user_agent`, `page_url`, `client_ip` (request context, see
+`sim.protocols.beacons.Beacon`), `apiVersion` and `format` (added by the request builder) and
+`encoding` ("post" or "get": the scenario's `player.kava.request_method`).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ...player.timeline import Action, AdPosition, SessionChunk
+from ..beacons import BeaconChunk, Strings
+
+NOT_SENT = -1
+API_VERSION = "3.3.0"
+KALTURA_APPLICATION_PLAYER = "21"     # src/enums/kaltura-application.ts: PLAYER
+PLAYER_SKIN_PLAYER = 1                # src/enums/player-skin.ts
+DVR_THRESHOLD_S = 120.0               # kava defaultConfig.dvrThreshold
+
+
+class EventType:
+    """KAVA eventType ids (kaltura/playkit-js-kava src/kava-event-model.ts; ad ids from the JS-era model)."""
+
+    IMPRESSION = 1
+    PLAY_REQUEST = 2
+    PLAY = 3
+    RESUME = 4
+    PLAY_REACHED_25 = 11
+    PLAY_REACHED_50 = 12
+    PLAY_REACHED_75 = 13
+    PLAY_REACHED_100 = 14
+    PLAY_REACHED_90 = 15
+    SHARE_CLICKED = 21
+    SHARE_NETWORK = 22
+    DOWNLOAD = 23
+    REPORT_CLICKED = 24
+    REPORT_SUBMITTED = 25
+    ENTER_FULLSCREEN = 31
+    EXIT_FULLSCREEN = 32
+    PAUSE = 33
+    REPLAY = 34
+    SEEK = 35
+    RELATED_OPEN = 36
+    RELATED_SELECTED = 37
+    CAPTIONS = 38
+    SOURCE_SELECTED = 39
+    INFO = 40
+    SPEED = 41
+    FLAVOR_SWITCH = 43
+    BUFFER_START = 45
+    BUFFER_END = 46
+    ERROR = 98
+    VIEW = 99
+    AD_IMPRESSION = 8999
+    AD_STARTED = 9000
+    AD_SKIPPED = 9001
+    AD_FIRST_QUARTILE = 9002
+    AD_MID_POINT = 9003
+    AD_THIRD_QUARTILE = 9004
+    AD_COMPLETED = 9005
+    AD_ERROR = 9006
+    AD_CLICKED = 9009
+
+
+QUARTILE_EVENTS = (11, 12, 13, 15, 14)   # in firing order: 25, 50, 75, 90, 100 %
+
+# Values the timeline does not carry, drawn per action from the chunk's "kava" stream.
+SOCIAL_NETWORKS = np.array(["facebook", "twitter", "linkedin", "email"], dtype=object)
+REPORT_TYPES = (1, 2, 3, 4)   # KalturaModerationFlagType: sexual, violent, harmful, spam
+REPORT_SUBMIT_SHARE = 0.5     # viewers who open the report form and submit it (assumption)
+CANPLAY_SHARE_OF_JOIN = 0.8   # canplay lands before the first frame; the timeline has no canplay (assumption)
+AD_BREAK_TYPES = np.array(["preroll", "midroll", "postroll", "overlay"], dtype=object)
+PLAYBACK_TYPES = np.array(["vod", "live", "dvr"], dtype=object)
+
+# --- kernel layout --------------------------------------------------------------------------
+
+# Integer output columns.
+(I_SESSION, I_TYPE, I_INDEX, I_SST, I_CAPTION, I_PLAYBACK_TYPE, I_SOUND, I_TAB, I_SCREEN,
+ I_VIEWABILITY, I_ERROR_CODE, I_ERROR_POSITION, I_SOCIAL, I_REPORT_TYPE, I_AD_ERROR_CODE,
+ I_AD_POSITION, I_AD_BREAK_TYPE, I_LOADED_PLUGINS) = range(18)
+N_INT = 18
+# Float output columns.
+(F_SEND_T, F_POSITION, F_SPEED, F_BUFFER_TIME, F_BUFFER_TIME_SUM, F_ACTUAL_BITRATE,
+ F_AVERAGE_BITRATE, F_JOIN_TIME, F_CAN_PLAY, F_PLAY_TIME_SUM, F_TARGET_POSITION, F_AD_JOIN_TIME,
+ F_AD_CURRENT_TIME) = range(13)
+N_FLOAT = 13
+
+# Mutable per-session state shared with the send helper.
+S_INDEX, S_SST, S_STALLED, S_BUF_T, S_BUF_SUM, S_BUF_START, S_STOPPED = range(7)
+N_STATE = 7
+
+
+@njit(cache=True, error_model="numpy")
+def _round_to(x, scale):
+    """x rounded half away from zero to 1/scale (plain arithmetic: no libm call in the kernel)."""
+    if x < 0:
+        return -math.floor(-x * scale + 0.5) / scale
+    return math.floor(x * scale + 0.5) / scale
+
+
+@njit(cache=True, error_model="numpy")
+def _round3(x):
+    return _round_to(x, 1000.0)
+
+
+@njit(cache=True, error_model="numpy")
+def _kbps_to_kava(kbps):
+    # The plugin reports bandwidth / 1024 of the track's bits per second; -1 when unknown.
+    if kbps <= 0:
+        return -1.0
+    return kbps * 1000.0 / 1024.0
+
+
+@njit(cache=True, error_model="numpy")
+def _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, etype, live, duration, playhead,
+          speed, caption):
+    """Write the common params of one beacon at row n (row 0 when counting); return n + 1."""
+    if S[S_STALLED] > 0:
+        # An event sent while buffering takes the buffering so far, and the buffer clock restarts.
+        S[S_BUF_T] += t_rel - S[S_BUF_START]
+        S[S_BUF_SUM] += t_rel - S[S_BUF_START]
+        S[S_BUF_START] = t_rel
+    r = n * write
+    out_i[r, I_SESSION] = sess
+    out_i[r, I_TYPE] = etype
+    out_i[r, I_INDEX] = np.int64(S[S_INDEX])
+    out_i[r, I_SST] = np.int64(S[S_SST])
+    out_i[r, I_CAPTION] = caption
+    if live:
+        behind = duration - playhead
+        if behind < 1.0:
+            out_f[r, F_POSITION] = 0.0
+        else:
+            out_f[r, F_POSITION] = -math.floor(behind * 1000.0 + 0.5) / 1000.0
+        out_i[r, I_PLAYBACK_TYPE] = 2 if behind >= 120.0 else 1
+    else:
+        out_f[r, F_POSITION] = math.floor(playhead * 1e6 + 0.5) / 1e6
+        out_i[r, I_PLAYBACK_TYPE] = 0
+    out_f[r, F_SEND_T] = t_abs
+    out_f[r, F_SPEED] = speed
+    S[S_INDEX] += 1
+    # The server answers at once with its time; the first answer of a KAVA session sets
+    # sessionStartTime, and an answer arriving while the timer is stopped clears it.
+    if S[S_SST] < 0:
+        S[S_SST] = math.floor(t_abs)
+    if S[S_STOPPED] > 0:
+        S[S_SST] = -1.0
+    return n + 1
+
+
+@njit(cache=True, error_model="numpy")
+def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events, views_enabled,
+          kind, t, pos, value, ad_pos, ad_index, bitrate, screen, sound, tab, speed, u,
+          caption_count, out_i, out_f, per_session):
+    """Run the kava plugin over every session; return the number of beacons.
+
+    With write=0 nothing is kept (every row goes to row 0) and `per_session` gets the counts,
+    so the caller can size the outputs exactly before the writing pass.
+    """
+    S = np.zeros(N_STATE, np.float64)
+    thr = np.array([0.245, 0.495, 0.745, 0.895])   # percent rounded to 2 decimals >= 25/50/75/90 %
+    qtype = np.array([11, 12, 13, 15, 14])
+    fired = np.zeros(5, np.bool_)
+    tq = np.zeros(4, np.float64)
+    n = 0
+    for s in range(first.shape[0]):
+        n_start = n
+        d = duration[s]
+        is_live = live[s]
+        N = view_n[s]
+        R = reset_n[s]
+        t_start = start[s]
+        # plugin state
+        S[S_INDEX] = 1.0
+        S[S_SST] = -1.0
+        S[S_STALLED] = 0.0
+        S[S_BUF_T] = 0.0
+        S[S_BUF_SUM] = 0.0
+        S[S_BUF_START] = 0.0
+        S[S_STOPPED] = 0.0
+        requested = False
+        started = False
+        paused = False
+        in_ad = False
+        ended = False
+        timer_on = False
+        t0 = 0.0
+        ev_c = 0
+        rs_c = 0
+        pts = 0.0
+        prev_pos = 0.0
+        last_view = -1.0
+        br_time = 0.0
+        br_w = 0.0
+        play_req_t = 0.0
+        ad_imp_t = -1.0
+        caption = -1
+        fired[:] = False
+        a0 = first[s]
+        a1 = a0 + count[s]
+        if a1 <= a0:
+            per_session[s] = 0
+            continue
+        cur_br = bitrate[a0]
+        cur_speed = speed[a0]
+        cur_screen = screen[a0]
+        cur_sound = sound[a0]
+        cur_tab = tab[a0]
+        t_prev = t[a0]
+        head = pos[a0]           # playhead right after the previous action
+        for a in range(a0, a1):
+            ta = t[a]
+            pa_ = pos[a]
+            k_ = kind[a]
+            # --- time passing since the previous action, in the state it left ---------------
+            playing = started and not paused and S[S_STALLED] == 0 and not in_ad and not ended
+            if playing and ta > t_prev:
+                span = ta - t_prev
+                # quartile crossings of the interpolated playhead (VOD)
+                nq = 0
+                if not is_live and d > 0:
+                    for j in range(4):
+                        tq[j] = np.inf
+                        if not fired[j] and pa_ >= thr[j] * d:
+                            if head >= thr[j] * d or pa_ <= head:
+                                tq[j] = t_prev
+                            else:
+                                tq[j] = t_prev + (thr[j] * d - head) / (pa_ - head) * span
+                            nq += 1
+                t_acc = t_prev
+                k = np.int64(math.floor(t_prev - t0)) + 1
+                kb = np.int64(math.floor(ta - t0))
+                while True:
+                    tr = np.inf
+                    k_rep = k
+                    if timer_on and k <= kb:
+                        need = N - ev_c
+                        if need < 0:
+                            need = 0
+                        k_rep = k + need
+                        if k_rep <= kb:
+                            tr = t0 + k_rep
+                    jq = -1
+                    if nq > 0:
+                        for j in range(4):
+                            if not fired[j] and tq[j] < np.inf:
+                                jq = j
+                                break
+                    if jq < 0 and tr == np.inf:
+                        break
+                    if jq >= 0 and tq[jq] <= tr:
+                        x = tq[jq]
+                        here = head + (pa_ - head) * (x - t_prev) / span
+                        pts += here - prev_pos
+                        prev_pos = here
+                        fired[jq] = True
+                        nq -= 1
+                        r = n * write
+                        n = _send(S, out_i, out_f, n, write, s, t_start + x, x, qtype[jq], is_live, d, here, cur_speed, caption)
+                        continue
+                    # a REPORT tick of the kava timer
+                    if cur_br > 0:
+                        br_time += tr - t_acc
+                        br_w += (tr - t_acc) * cur_br
+                    t_acc = tr
+                    here = head + (pa_ - head) * (tr - t_prev) / span
+                    if is_live:
+                        pts += N - S[S_BUF_T]
+                    else:
+                        pts += here - prev_pos
+                        prev_pos = here
+                    if views_enabled and pts != last_view:
+                        last_view = pts
+                        r = n * write
+                        n = _send(S, out_i, out_f, n, write, s, t_start + tr, tr, 99, is_live, d, here, cur_speed, caption)
+                        out_f[r, F_PLAY_TIME_SUM] = _round3(pts)
+                        out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
+                        out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
+                        out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(cur_br)
+                        out_f[r, F_AVERAGE_BITRATE] = _round3(_kbps_to_kava(br_w / br_time)) if br_time > 0 else 0.0
+                        out_i[r, I_SOUND] = cur_sound
+                        out_i[r, I_TAB] = cur_tab
+                        out_i[r, I_VIEWABILITY] = 2
+                        out_i[r, I_SCREEN] = cur_screen
+                    S[S_BUF_T] = 0.0
+                    ev_c = 1
+                    k = k_rep + 1
+                if timer_on and k <= kb:
+                    ev_c += kb - k + 1
+                if cur_br > 0:
+                    br_time += ta - t_acc
+                    br_w += (ta - t_acc) * cur_br
+                if not is_live:
+                    pts += pa_ - prev_pos
+                    prev_pos = pa_
+            elif timer_on and paused and ta > t_prev:
+                # the stopped timer counts towards the session reset: the first after R + 1
+                # ticks (the counter starts at 0 on PAUSE), then one every R ticks
+                ticks = np.int64(math.floor(ta - t0)) - np.int64(math.floor(t_prev - t0))
+                first_reset = R - rs_c + 1
+                if first_reset < 1:
+                    first_reset = 1
+                if ticks >= first_reset:
+                    S[S_INDEX] = 1.0
+                    S[S_BUF_SUM] = 0.0
+                    pts = 0.0
+                    br_time = 0.0
+                    br_w = 0.0
+                    ev_c = 0
+                    rs_c = 1 + (ticks - first_reset) % R
+                elif ticks > 0:
+                    rs_c += ticks
+            t_prev = ta
+            # --- the action itself, in the state it leaves -----------------------------------
+            cur_br = bitrate[a]
+            cur_speed = speed[a]
+            cur_screen = screen[a]
+            cur_sound = sound[a]
+            cur_tab = tab[a]
+            head = pa_
+            ts = t_start + ta
+            r = n * write
+            if k_ == 1:      # LOAD
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, 1, is_live, d, pa_, cur_speed, caption)
+                out_i[r, I_LOADED_PLUGINS] = 1
+            elif k_ == 2:    # PLAY_REQUEST (the plugin's FIRST_PLAY)
+                if not requested:
+                    requested = True
+                    play_req_t = ta
+                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 2, is_live, d, pa_, cur_speed, caption)
+            elif k_ == 3:    # PLAYING
+                if not started:
+                    started = True
+                    timer_on = True
+                    t0 = ta
+                    ev_c = 0
+                    rs_c = 0
+                    S[S_STOPPED] = 0.0
+                    join = ta - play_req_t if requested else value[a]
+                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 3, is_live, d, pa_, cur_speed, caption)
+                    out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
+                    out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
+                    out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(cur_br)
+                    out_f[r, F_JOIN_TIME] = _round3(join)
+                    out_f[r, F_CAN_PLAY] = _round3(join * CANPLAY_SHARE_OF_JOIN)
+                    # _onPlaying reports right after PLAY: a VIEW with playTimeSum about 0
+                    if is_live:
+                        pts += N - S[S_BUF_T]
+                    else:
+                        pts += pa_ - prev_pos
+                        prev_pos = pa_
+                    if views_enabled and pts != last_view:
+                        last_view = pts
+                        r = n * write
+                        n = _send(S, out_i, out_f, n, write, s, ts, ta, 99, is_live, d, pa_, cur_speed, caption)
+                        out_f[r, F_PLAY_TIME_SUM] = _round3(pts)
+                        out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
+                        out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
+                        out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(cur_br)
+                        out_f[r, F_AVERAGE_BITRATE] = 0.0
+                        out_i[r, I_SOUND] = cur_sound
+                        out_i[r, I_TAB] = cur_tab
+                        out_i[r, I_VIEWABILITY] = 2
+                        out_i[r, I_SCREEN] = cur_screen
+                    S[S_BUF_T] = 0.0
+            elif k_ == 4:    # PAUSE
+                if not paused:
+                    paused = True
+                    rs_c = 0
+                    if timer_on:
+                        S[S_STOPPED] = 1.0
+                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 33, is_live, d, pa_, cur_speed, caption)
+            elif k_ == 5:    # RESUME
+                if paused:
+                    paused = False
+                    rs_c = 0
+                    S[S_STOPPED] = 0.0
+                    prev_pos = pa_
+                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 4, is_live, d, pa_, cur_speed, caption)
+                    out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
+                    out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
+                    out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(cur_br)
+            elif k_ == 6:    # SEEK: currentTime is already the target when SEEKING fires
+                target = value[a]
+                head = target
+                prev_pos = target
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, 35, is_live, d, target, cur_speed, caption)
+                out_f[r, F_TARGET_POSITION] = _round_to(target, 1e6)
+                if not is_live and d > 0:
+                    pct = _round_to(target / d, 100.0)
+                    for j in range(4):
+                        if not fired[j] and target >= thr[j] * d:
+                            fired[j] = True
+                            n = _send(S, out_i, out_f, n, write, s, ts, ta, qtype[j], is_live, d, target, cur_speed, caption)
+                    if not fired[4] and pct >= 1.0:
+                        fired[4] = True
+                        n = _send(S, out_i, out_f, n, write, s, ts, ta, 14, is_live, d, target, cur_speed, caption)
+            elif k_ == 7:    # STALL_START
+                if S[S_STALLED] == 0:
+                    S[S_STALLED] = 1.0
+                    S[S_BUF_START] = ta
+                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 45, is_live, d, pa_, cur_speed, caption)
+            elif k_ == 8:    # STALL_END
+                if S[S_STALLED] > 0:
+                    S[S_STALLED] = 0.0
+                    S[S_BUF_T] += ta - S[S_BUF_START]
+                    S[S_BUF_SUM] += ta - S[S_BUF_START]
+                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 46, is_live, d, pa_, cur_speed, caption)
+            elif k_ == 9 or k_ == 10:    # ENTER / EXIT_FULLSCREEN
+                etype = 31 if k_ == 9 else 32
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
+                out_i[r, I_SCREEN] = 2 if k_ == 9 else 1
+            elif k_ == 11:   # SPEED: playbackSpeed is a common param
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, 41, is_live, d, pa_, cur_speed, caption)
+            elif k_ == 12:   # CAPTIONS: only while playing does the plugin take the new track
+                if started:
+                    c = np.int64(value[a])
+                    caption = c if 0 <= c < caption_count else -1
+                    r = n * write
+                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 38, is_live, d, pa_, cur_speed, caption)
+            elif k_ == 13 or k_ == 14:   # FLAVOR_SWITCH (ABR) / SOURCE_SELECTED (manual)
+                etype = 43 if k_ == 13 else 39
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
+                out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(cur_br)
+            elif k_ == 15:
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, 21, is_live, d, pa_, cur_speed, caption)
+            elif k_ == 16:
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, 22, is_live, d, pa_, cur_speed, caption)
+                out_i[r, I_SOCIAL] = np.int64(u[a] * 4.0) % 4
+            elif k_ == 17:
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, 23, is_live, d, pa_, cur_speed, caption)
+            elif k_ == 18:   # REPORT: the form opens; some viewers submit it
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, 24, is_live, d, pa_, cur_speed, caption)
+                if u[a] < REPORT_SUBMIT_SHARE:
+                    r = n * write
+                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 25, is_live, d, pa_, cur_speed, caption)
+                    out_i[r, I_REPORT_TYPE] = 1 + np.int64(u[a] / REPORT_SUBMIT_SHARE * 4.0) % 4
+            elif k_ == 19:
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, 36, is_live, d, pa_, cur_speed, caption)
+            elif k_ == 20:
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, 37, is_live, d, pa_, cur_speed, caption)
+            elif k_ == 21:
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, 40, is_live, d, pa_, cur_speed, caption)
+            elif k_ == 22:   # ENDED: a last time update (quartiles up to 100 %), bufferTime zeroed
+                ended = True
+                if not is_live and d > 0:
+                    pct = _round_to(pa_ / d, 100.0)
+                    for j in range(4):
+                        if not fired[j] and pa_ >= thr[j] * d:
+                            fired[j] = True
+                            r = n * write
+                            n = _send(S, out_i, out_f, n, write, s, ts, ta, qtype[j], is_live, d, pa_, cur_speed, caption)
+                    if not fired[4] and pct >= 1.0:
+                        fired[4] = True
+                        n = _send(S, out_i, out_f, n, write, s, ts, ta, 14, is_live, d, pa_, cur_speed, caption)
+                S[S_BUF_T] = 0.0
+            elif k_ == 23:   # REPLAY: the timer restarts; quartile flags stay set
+                if ended:
+                    ended = False
+                    timer_on = True
+                    t0 = ta
+                    ev_c = 0
+                    rs_c = 0
+                    S[S_STOPPED] = 0.0
+                    prev_pos = pa_
+                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 34, is_live, d, pa_, cur_speed, caption)
+            elif k_ == 24:   # ERROR (critical), then the plugin resets
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, 98, is_live, d, pa_, cur_speed, caption)
+                out_i[r, I_ERROR_CODE] = np.int64(value[a])
+                out_i[r, I_ERROR_POSITION] = 3 if not requested else (1 if not started else 2)
+                S[S_INDEX] = 1.0
+                S[S_BUF_T] = 0.0
+                S[S_BUF_SUM] = 0.0
+                S[S_SST] = -1.0
+                S[S_STALLED] = 0.0
+                S[S_STOPPED] = 0.0
+                pts = 0.0
+                prev_pos = 0.0
+                last_view = -1.0
+                br_time = 0.0
+                br_w = 0.0
+                requested = False
+                started = False
+                paused = False
+                ended = False
+                timer_on = False
+                fired[:] = False
+            elif k_ == 25:   # QUIT: the page goes away
+                break
+            elif k_ == 30:   # AD_BREAK_START: content stops, VIEWs stop
+                in_ad = True
+            elif k_ == 40:   # AD_BREAK_END
+                in_ad = False
+                prev_pos = pa_
+            elif ad_events[s] and 31 <= k_ <= 39:
+                etype = 0
+                if k_ == 31:
+                    etype = 8999
+                    ad_imp_t = ta
+                elif k_ == 32:
+                    etype = 9000
+                elif k_ == 33:
+                    etype = 9002
+                elif k_ == 34:
+                    etype = 9003
+                elif k_ == 35:
+                    etype = 9004
+                elif k_ == 36:
+                    etype = 9005
+                elif k_ == 37:
+                    etype = 9001
+                elif k_ == 38:
+                    etype = 9009
+                else:
+                    etype = 9006
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
+                if 1 <= ad_pos[a] <= 4:
+                    out_i[r, I_AD_BREAK_TYPE] = ad_pos[a] - 1
+                    out_i[r, I_AD_POSITION] = ad_index[a] + 1
+                if etype == 9000 and ad_imp_t >= 0:
+                    out_f[r, F_AD_JOIN_TIME] = _round3(ta - ad_imp_t)
+                if etype == 9006:
+                    out_i[r, I_AD_ERROR_CODE] = np.int64(value[a]) if value[a] > 0 else 1009
+                    out_f[r, F_AD_CURRENT_TIME] = 0.0
+                if etype == 9005 or etype == 9001 or etype == 9006:
+                    ad_imp_t = -1.0
+            # SOUND (26), overlays and bumpers (41-44) send nothing over KAVA
+        per_session[s] = n - n_start
+    return n
+
+
+def _scenario_settings(chunk: SessionChunk):
+    """Per-scenario settings as arrays indexed by the scenario column."""
+    scs = chunk.scenarios
+    kava = [sc.player.kava for sc in scs]
+    return dict(
+        view_n=np.array([max(1, round(k.view_interval_s)) for k in kava], np.int64),
+        reset_n=np.array([max(1, round(k.reset_after_pause_s)) for k in kava], np.int64),
+        ad_events=np.array([k.ad_events for k in kava], np.bool_),
+        encoding=np.array([k.request_method for k in kava], dtype=object),
+        partner_id=np.array([sc.partner.partner_id for sc in scs], np.int64),
+        ui_conf_id=np.array([sc.partner.uiconf_id or NOT_SENT for sc in scs], np.int64),
+        ks=np.array([sc.partner.ks or "" for sc in scs], dtype=object),
+        client_ver=np.array([sc.player.version for sc in scs], dtype=object),
+        client_tag=np.array([f"html5:v{sc.player.version}" for sc in scs], dtype=object),
+        delivery=np.array([sc.player.delivery for sc in scs], dtype=object),
+        loaded_plugins=np.array([_loaded_plugins(sc) for sc in scs], dtype=object),
+    )
+
+
+def _loaded_plugins(scenario) -> str:
+    """The IMPRESSION's `loadedPlugins`: the plugins the player registered (ima when the scenario has ads)."""
+    plugins = ["kava"]
+    ads = scenario.ads
+    if ads.preroll is not None or ads.midroll is not None or ads.postroll is not None:
+        plugins.append("ima")
+    return ",".join(plugins)
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_GUID_HEX_AT = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
+
+
+def session_ids(rng: np.random.Generator, n: int) -> np.ndarray:
+    """`n` KAVA session ids `<guid>:<guid>` (lowercase 8-4-4-4-12 hex), as an object array.
+
+    Part 1 stands for the player on the page, part 2 for the media; a session is one entry
+    loaded in one player, so both are new per session.
+    """
+    nibbles = rng.integers(0, 16, size=(n, 64), dtype=np.uint8)
+    out = np.full((n, 73), ord("-"), dtype=np.uint8)
+    out[:, 36] = ord(":")
+    out[:, _GUID_HEX_AT] = _HEX[nibbles[:, :32]]
+    out[:, 37 + _GUID_HEX_AT] = _HEX[nibbles[:, 32:]]
+    return out.view("S73").ravel().astype(str).astype(object)
+
+
+def _error_details(codes: np.ndarray) -> Strings:
+    """errorDetails: the player's critical error as a JSON string (category is code // 1000 in playkit)."""
+    present = codes >= 0
+    uniq, inverse = np.unique(codes[present], return_inverse=True)
+    pool = np.array([f'{{"severity":2,"category":{c // 1000},"code":{c}}}' for c in uniq.tolist()], dtype=object)
+    out = np.full(len(codes), -1, np.int32)
+    out[present] = inverse
+    return Strings(out, pool)
+
+
+def _count_bound_inputs(chunk: SessionChunk, settings):
+    s = chunk.sessions
+    a = chunk.actions
+    scen = s["scenario"].astype(np.int64)
+    return dict(
+        first=s["first_action"].astype(np.int64),
+        count=s["n_actions"].astype(np.int64),
+        start=s["start"].astype(np.float64),
+        duration=s["duration"].astype(np.float64),
+        live=s["live"].astype(np.bool_),
+        view_n=settings["view_n"][scen],
+        reset_n=settings["reset_n"][scen],
+        ad_events=settings["ad_events"][scen],
+        kind=a["kind"].astype(np.int64),
+        t=a["t"].astype(np.float64),
+        pos=a["pos"].astype(np.float64),
+        value=a["value"].astype(np.float64),
+        ad_pos=a["ad_pos"].astype(np.int64),
+        ad_index=a["ad_index"].astype(np.int64),
+        bitrate=a["bitrate"].astype(np.float64),
+        screen=a["screen"].astype(np.int64),
+        sound=a["sound"].astype(np.int64),
+        tab=a["tab"].astype(np.int64),
+        speed=a["speed"].astype(np.float64),
+    )
+
+
+def _run(inputs, u, caption_count, views_enabled, write, out_i, out_f, per_session):
+    return _walk(write, inputs["first"], inputs["count"], inputs["start"], inputs["duration"],
+                 inputs["live"], inputs["view_n"], inputs["reset_n"], inputs["ad_events"],
+                 views_enabled, inputs["kind"], inputs["t"], inputs["pos"], inputs["value"],
+                 inputs["ad_pos"], inputs["ad_index"], inputs["bitrate"], inputs["screen"],
+                 inputs["sound"], inputs["tab"], inputs["speed"], u, caption_count,
+                 out_i, out_f, per_session)
+
+
+def _const(values: np.ndarray, codes: np.ndarray) -> Strings:
+    """A string column from per-scenario values: one pool entry per distinct value, "" = not sent."""
+    pool, inverse = np.unique(values.astype(str), return_inverse=True)
+    pool = pool.astype(object)
+    mapped = inverse.astype(np.int32)[codes]
+    empty = np.flatnonzero(pool == "")
+    if len(empty):
+        mapped = np.where(mapped == empty[0], -1, mapped).astype(np.int32)
+    return Strings(mapped, pool)
+
+
+def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChunk:
+    """The KAVA beacons a v7 player sends for every session in `chunk`, as columns.
+
+    `view_events_enabled` stands for the server's `viewEventsEnabled` answer: False stops
+    every VIEW (the plugin reads it from the first response of each KAVA session).
+
+        chunk_beacons = beacons(chunk)
+        first = beacon_at(chunk_beacons, 0)     # sim.protocols.kava.codec
+    """
+    settings = _scenario_settings(chunk)
+    inputs = _count_bound_inputs(chunk, settings)
+    rng = chunk.rng("kava")
+    ids = session_ids(rng, chunk.n_sessions)
+    u = rng.random(chunk.n_actions)
+    captions = chunk.population.pools.caption_languages
+    n_sess = chunk.n_sessions
+    per_session = np.zeros(n_sess, np.int64)
+    dummy_i = np.zeros((1, N_INT), np.int64)
+    dummy_f = np.zeros((1, N_FLOAT), np.float64)
+    total = _run(inputs, u, len(captions), view_events_enabled, 0, dummy_i, dummy_f, per_session)
+    out_i = np.full((total, N_INT), -1, np.int64)
+    out_f = np.full((total, N_FLOAT), np.nan, np.float64)
+    written = _run(inputs, u, len(captions), view_events_enabled, 1, out_i, out_f, per_session)
+    assert written == total
+
+    sess = out_i[:, I_SESSION]
+    etype = out_i[:, I_TYPE]
+    scen = chunk.sessions["scenario"].astype(np.int64)
+    row_scen = scen[sess]
+    pools = chunk.population.pools
+    catalog = chunk.population.catalog
+
+    def per_session_strings(codes_by_session: np.ndarray, pool: np.ndarray) -> Strings:
+        return Strings(codes_by_session.astype(np.int32)[sess], pool)
+
+    def small_int(col: int, dtype) -> np.ndarray:
+        return out_i[:, col].astype(dtype)
+
+    session_strings = Strings(sess.astype(np.int32), ids)
+    loaded = _const(settings["loaded_plugins"], row_scen)
+    loaded.codes[etype != EventType.IMPRESSION] = -1
+    user_codes = chunk.sessions["user_id"].astype(np.int32)
+    columns = {
+        # event-specific params
+        "playTimeSum": out_f[:, F_PLAY_TIME_SUM],
+        "bufferTime": out_f[:, F_BUFFER_TIME],
+        "bufferTimeSum": out_f[:, F_BUFFER_TIME_SUM],
+        "actualBitrate": out_f[:, F_ACTUAL_BITRATE],
+        "averageBitrate": out_f[:, F_AVERAGE_BITRATE],
+        "joinTime": out_f[:, F_JOIN_TIME],
+        "canPlay": out_f[:, F_CAN_PLAY],
+        "soundMode": small_int(I_SOUND, np.int8),
+        "tabMode": small_int(I_TAB, np.int8),
+        "viewabilityMode": small_int(I_VIEWABILITY, np.int8),
+        "screenMode": small_int(I_SCREEN, np.int8),
+        "targetPosition": out_f[:, F_TARGET_POSITION],
+        "socialNetwork": Strings(out_i[:, I_SOCIAL].astype(np.int32), SOCIAL_NETWORKS),
+        "reportType": small_int(I_REPORT_TYPE, np.int8),
+        "errorCode": small_int(I_ERROR_CODE, np.int32),
+        "errorDetails": _error_details(out_i[:, I_ERROR_CODE]),
+        "errorPosition": small_int(I_ERROR_POSITION, np.int8),
+        "loadedPlugins": loaded,
+        "adBreakType": Strings(out_i[:, I_AD_BREAK_TYPE].astype(np.int32), AD_BREAK_TYPES),
+        "adPosition": small_int(I_AD_POSITION, np.int16),
+        "adJoinTime": out_f[:, F_AD_JOIN_TIME],
+        "adErrorCode": small_int(I_AD_ERROR_CODE, np.int32),
+        "adCurrentTime": out_f[:, F_AD_CURRENT_TIME],
+        # common params
+        "eventType": etype.astype(np.int16),
+        "partnerId": settings["partner_id"][row_scen],
+        "entryId": per_session_strings(chunk.sessions["entry"], catalog.entry_ids),
+        "sessionId": session_strings,
+        "eventIndex": out_i[:, I_INDEX].astype(np.int32),
+        "referrer": per_session_strings(chunk.sessions["referrer"], pools.referrers),
+        "deliveryType": _const(settings["delivery"], row_scen),
+        "playbackType": Strings(out_i[:, I_PLAYBACK_TYPE].astype(np.int32), PLAYBACK_TYPES),
+        "clientVer": _const(settings["client_ver"], row_scen),
+        "clientTag": _const(settings["client_tag"], row_scen),
+        "position": out_f[:, F_POSITION],
+        "playbackSpeed": out_f[:, F_SPEED],
+        "playerSkin": np.full(total, PLAYER_SKIN_PLAYER, np.int8),
+        "caption": Strings(out_i[:, I_CAPTION].astype(np.int32), np.asarray(captions, dtype=object)),
+        "sessionStartTime": out_i[:, I_SST],
+        "ks": _const(settings["ks"], row_scen),
+        "uiConfId": settings["ui_conf_id"][row_scen],
+        "kalturaApplication": Strings(np.zeros(total, np.int32), np.array([KALTURA_APPLICATION_PLAYER], dtype=object)),
+        "userId": Strings(np.where(user_codes >= 0, user_codes, -1).astype(np.int32)[sess], pools.user_ids),
+        # added by the request builder
+        "apiVersion": Strings(np.zeros(total, np.int32), np.array([API_VERSION], dtype=object)),
+        "format": np.ones(total, np.int8),
+        # request context and transport
+        "user_agent": per_session_strings(chunk.sessions["user_agent"], pools.user_agents),
+        "page_url": per_session_strings(chunk.sessions["referrer"], pools.referrers),
+        "client_ip": per_session_strings(chunk.sessions["ip"], pools.ips),
+        "encoding": _const(settings["encoding"], row_scen),
+    }
+    return BeaconChunk(
+        protocol="kava",
+        columns=columns,
+        session=sess.astype(np.int32),
+        send_t=out_f[:, F_SEND_T].copy(),
+        ledger_session=session_strings,
+        ledger_index=out_i[:, I_INDEX].copy(),
+    )
