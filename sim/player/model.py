@@ -284,7 +284,7 @@ def compile_scenarios(components, population: Population) -> CompiledScenarios:
 
 # --- the kernel ---------------------------------------------------------------------------------
 
-# Columns of the kernel's action matrix, in ACTION_COLUMNS order.
+# The kernel writes a tuple of action columns, in ACTION_COLUMNS order.
 ACTION_NAMES = list(ACTION_COLUMNS)
 C_SESSION, C_KIND, C_T, C_POS, C_VALUE, C_ADPOS, C_ADIDX, C_BITRATE, C_SCREEN, C_SOUND, C_TAB, C_SPEED = range(12)
 S_BITRATE, S_SCREEN, S_SOUND, S_TAB, S_SPEED = range(5)   # player state carried on every action
@@ -326,20 +326,39 @@ O_NO_PLAY, O_START_FAILURE, O_ABANDONED_STARTUP, O_ABANDONED_AD, O_PARTIAL, O_CO
 
 @njit(cache=True)
 def _emit(out, k, sess, kind, t, pos, value, ad_pos, ad_index, st):
-    """Write one action row (if it fits; the caller grows `out` and reruns otherwise)."""
-    if k < out.shape[0]:
-        out[k, C_SESSION] = sess
-        out[k, C_KIND] = kind
-        out[k, C_T] = t
-        out[k, C_POS] = pos
-        out[k, C_VALUE] = value
-        out[k, C_ADPOS] = ad_pos
-        out[k, C_ADIDX] = ad_index
-        out[k, C_BITRATE] = st[S_BITRATE]
-        out[k, C_SCREEN] = st[S_SCREEN]
-        out[k, C_SOUND] = st[S_SOUND]
-        out[k, C_TAB] = st[S_TAB]
-        out[k, C_SPEED] = st[S_SPEED]
+    """Write one action row into the column tuple `out` (if it fits; the caller grows it and reruns otherwise)."""
+    if k < len(out[C_KIND]):
+        out[C_SESSION][k] = sess
+        out[C_KIND][k] = kind
+        out[C_T][k] = t
+        out[C_POS][k] = pos
+        out[C_VALUE][k] = value
+        out[C_ADPOS][k] = ad_pos
+        out[C_ADIDX][k] = ad_index
+        out[C_BITRATE][k] = st[S_BITRATE]
+        out[C_SCREEN][k] = st[S_SCREEN]
+        out[C_SOUND][k] = st[S_SOUND]
+        out[C_TAB][k] = st[S_TAB]
+        out[C_SPEED][k] = st[S_SPEED]
+    return k + 1
+
+
+@njit(cache=True)
+def _copy_row(out, k, sess, row):
+    """Copy one scripted action row (float64, ACTION_COLUMNS order) into the column tuple."""
+    if k < len(out[C_KIND]):
+        out[C_SESSION][k] = sess
+        out[C_KIND][k] = row[C_KIND]
+        out[C_T][k] = row[C_T]
+        out[C_POS][k] = row[C_POS]
+        out[C_VALUE][k] = row[C_VALUE]
+        out[C_ADPOS][k] = row[C_ADPOS]
+        out[C_ADIDX][k] = row[C_ADIDX]
+        out[C_BITRATE][k] = row[C_BITRATE]
+        out[C_SCREEN][k] = row[C_SCREEN]
+        out[C_SOUND][k] = row[C_SOUND]
+        out[C_TAB][k] = row[C_TAB]
+        out[C_SPEED][k] = row[C_SPEED]
     return k + 1
 
 
@@ -498,10 +517,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
         tm = tmpl_rows[i]
         if tm >= 0:   # a scripted session: copy its precompiled timeline
             for r in range(tmpl_len[tm]):
-                if k < out.shape[0]:
-                    out[k, :] = template[tmpl_start[tm] + r, :]
-                    out[k, C_SESSION] = i
-                k += 1
+                k = _copy_row(out, k, i, template[tmpl_start[tm] + r])
             outcome_out[i] = tmpl_outcome[tm]
             count_out[i] = k - first_out[i]
             continue
@@ -852,7 +868,7 @@ def _partition(run: Run, p: int) -> tuple[dict, dict]:
         pick = np.minimum(np.searchsorted(cdf, rng.random(len(rows)) * cdf[-1], side="right"), len(cdf) - 1)
         viewer[rows] = sl.tz_viewers[g].start + pick
         # chance that this viewer (Poisson, at its activity share of the cell) came earlier in the run
-        share = np.diff(cdf, prepend=0.0)[pick] / cdf[-1]
+        share = (cdf[pick] - np.where(pick > 0, cdf[pick - 1], 0.0)) / cdf[-1]
         returning_p[rows] = 1.0 - np.exp(-plan.part_counts[:, cell].sum() * share * elapsed[rows])
         e = np.minimum(np.searchsorted(sl.entry_cdf, rng.random(len(rows)) * sl.entry_cdf[-1], side="right"),
                        len(sl.entry_cdf) - 1)
@@ -873,7 +889,7 @@ def _partition(run: Run, p: int) -> tuple[dict, dict]:
     cap = max(64, 24 * n)
     while True:
         walker = np.random.default_rng(np.random.SeedSequence(run.seed, spawn_key=(MODEL_KEY, p, 1)))
-        out = np.empty((cap, len(ACTION_NAMES)))
+        out = tuple(np.empty(cap, dtype) for dtype in ACTION_COLUMNS.values())
         fraction, impaired = np.empty(n), np.empty(n, np.bool_)
         outcome, first, count = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
         k = walk_sessions(walker, comp, device, duration, live, autoplay, run.scripts.rows, tmpl_rows,
@@ -883,8 +899,7 @@ def _partition(run: Run, p: int) -> tuple[dict, dict]:
         if k <= cap:
             break
         cap = int(k * 1.25) + 64
-    out = out[:k]
-    actions = {name: out[:, j].astype(ACTION_COLUMNS[name]) for j, name in enumerate(ACTION_NAMES)}
+    actions = {name: out[j][:k] for j, name in enumerate(ACTION_NAMES)}
     ip = vw.ip[viewer]
     sessions = {
         "session_seq": plan.part_first[p] + np.arange(n, dtype=np.int64),
