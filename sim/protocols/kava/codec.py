@@ -1,0 +1,337 @@
+"""KAVA beacons on the wire: `analytics.trackEvent` as v7 POST/GET and mwEmbed kAnalony requests, and back.
+
+Encodings (kaltura/playkit-js-providers `analytics-service.ts`, `util/param.ts`):
+
+* ``post`` (v7 default): ``POST /api_v3/index.php?service=analytics&action=trackEvent&eventType=..
+  &partnerId=..&entryId=..&sessionId=..`` with ``Content-Type: application/json`` and a JSON
+  body of ``apiVersion``, ``format`` and every other param (numbers stay numbers; a float
+  with an integral value is written as JavaScript does, ``1`` not ``1.0``).
+* ``get``: ``GET /api_v3/index.php?service=analytics&action=trackEvent&apiVersion=3.3.0&format=1&<params>``
+  with keys and values ``encodeURIComponent``-ed and ``%20`` turned into ``+``.
+
+`decode` also takes mwEmbed's kAnalony GET (``apiVersion=3.1&expiry=..&clientTag=kwidget:v..
+&format=1&ignoreNull=1&..&kalsig=..``) and POST, form-encoded POST bodies and the REST-style
+path ``/api_v3/service/analytics/action/trackEvent``. Values are typed by parameter name
+(`INT_PARAMS`, `FLOAT_PARAMS`, the rest strings), so both encodings decode to the same Beacon;
+an empty GET value means "not sent" (the v7 GET form sends undefined params as ``key=``).
+
+    request = encode(beacon, encoding="get")
+    assert decode(request) == beacon
+"""
+from __future__ import annotations
+
+import math
+from urllib.parse import urlsplit
+
+import numpy as np
+import orjson
+
+from ..beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest
+from ..urlencoding import encode_uri_component_plus, php_parse_query
+
+PATH = "/api_v3/index.php"
+URL_PARAMS = ("eventType", "partnerId", "entryId", "sessionId")
+# Added by the request builders, not by the plugin's event model.
+TRANSPORT_PARAMS = {"apiVersion": str, "format": int, "expiry": int, "ignoreNull": int, "kalsig": str}
+INT_PARAMS = frozenset({
+    "eventType", "partnerId", "eventIndex", "uiConfId", "playerSkin", "sessionStartTime",
+    "soundMode", "tabMode", "screenMode", "viewabilityMode", "errorCode", "errorPosition",
+    "reportType", "adPosition", "adErrorCode", "flavorParamsId", "playbackMode",
+})
+FLOAT_PARAMS = frozenset({
+    "position", "playbackSpeed", "playTimeSum", "bufferTime", "bufferTimeSum", "actualBitrate",
+    "averageBitrate", "joinTime", "canPlay", "targetPosition", "adJoinTime", "adCurrentTime",
+    "playerJSLoadTime", "forwardBufferHealth", "manifestDownloadTime", "segmentDownloadTime",
+    "bandwidth", "droppedFramesRatio", "targetBuffer", "networkConnectionOverhead",
+})
+# Wire order of the event model: event-specific params first, then the common ones
+# (kava-event-model.ts `getEventModel`: Object.assign(eventModel, commonModel)).
+FIELD_ORDER = (
+    "playTimeSum", "bufferTime", "bufferTimeSum", "actualBitrate", "averageBitrate", "joinTime",
+    "canPlay", "soundMode", "tabMode", "viewabilityMode", "screenMode", "targetPosition",
+    "socialNetwork", "reportType", "errorCode", "errorDetails", "errorPosition", "loadedPlugins",
+    "adBreakType", "adPosition", "adJoinTime", "adErrorCode", "adCurrentTime",
+    "eventType", "partnerId", "entryId", "sessionId", "eventIndex", "referrer", "deliveryType",
+    "playbackType", "clientVer", "clientTag", "position", "playbackSpeed", "playerSkin", "caption",
+    "sessionStartTime", "ks", "uiConfId", "kalturaApplication", "userId",
+)
+STR_PARAMS = frozenset(FIELD_ORDER) - INT_PARAMS - FLOAT_PARAMS
+DEFAULT_TRANSPORT = {"apiVersion": "3.3.0", "format": 1}
+
+
+# --- encoding -----------------------------------------------------------------------------------
+
+def js_number(value: int | float) -> str:
+    """A number as JavaScript's String(n) writes it (integral floats without `.0`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return repr(value)
+
+
+def _json_value(value: Scalar) -> Scalar:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return int(value)
+    return value
+
+
+def _text(value: Scalar) -> str:
+    return value if isinstance(value, str) else js_number(value)
+
+
+def _headers(beacon: Beacon) -> dict[str, str]:
+    headers = {}
+    if beacon.user_agent is not None:
+        headers["User-Agent"] = beacon.user_agent
+    if beacon.page_url is not None:
+        headers["Referer"] = beacon.page_url
+    if beacon.client_ip is not None:
+        headers["X-Forwarded-For"] = beacon.client_ip
+    if beacon.cookie is not None:
+        headers["Cookie"] = beacon.cookie
+    return headers
+
+
+def _query(pairs) -> str:
+    return "&".join(f"{encode_uri_component_plus(k)}={encode_uri_component_plus(_text(v))}" for k, v in pairs)
+
+
+def encode(beacon: Beacon, encoding: str = "post") -> WireRequest:
+    """The HTTP request a v7 player sends for `beacon` (`encoding` "post" or "get")."""
+    if beacon.protocol != "kava":
+        raise ValueError(f"encode: beacon protocol is {beacon.protocol!r}, want 'kava'")
+    transport = {**DEFAULT_TRANSPORT, **beacon.params}
+    headers = _headers(beacon)
+    if encoding == "post":
+        missing = [k for k in URL_PARAMS if k not in beacon.fields]
+        if missing:
+            raise ValueError(f"encode: beacon lacks {', '.join(missing)}")
+        url = f"{PATH}?service=analytics&action=trackEvent&" + _query((k, beacon.fields[k]) for k in URL_PARAMS)
+        body = {k: _json_value(v) for k, v in transport.items()}
+        body.update((k, _json_value(v)) for k, v in beacon.fields.items() if k not in URL_PARAMS)
+        headers["Content-Type"] = "application/json"
+        return WireRequest("POST", url, headers, orjson.dumps(body))
+    if encoding == "get":
+        url = f"{PATH}?service=analytics&action=trackEvent&" + _query([*transport.items(), *beacon.fields.items()])
+        return WireRequest("GET", url, headers, None)
+    raise ValueError(f"encode: unknown encoding {encoding!r} (use 'post' or 'get')")
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+def _typed(key: str, value, where: str) -> Scalar | None:
+    """`value` as the type the parameter has; None for "not sent"."""
+    if value is None or value == "":
+        return None
+    kind = TRANSPORT_PARAMS.get(key)
+    if key in INT_PARAMS or kind is int:
+        if isinstance(value, bool):
+            raise DecodeError(f"{where}: parameter {key}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                number = math.nan
+            if number.is_integer():
+                return int(number)
+            raise DecodeError(f"{where}: parameter {key}: expected an integer, got {value!r}") from None
+    if key in FLOAT_PARAMS:
+        if isinstance(value, bool):
+            raise DecodeError(f"{where}: parameter {key}: expected a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise DecodeError(f"{where}: parameter {key}: expected a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise DecodeError(f"{where}: parameter {key}: expected a finite number, got {value!r}")
+        return number
+    if isinstance(value, (dict, list)):
+        return orjson.dumps(value).decode()   # e.g. errorDetails sent as an object
+    if kind is str or key in STR_PARAMS or where != "body":
+        return value if isinstance(value, str) else js_number(value)
+    return value                              # an unknown JSON param keeps its JSON type
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    for k, v in headers.items():
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def _body_pairs(request: WireRequest) -> list[tuple[str, object]]:
+    body = request.body or b""
+    if not body.strip():
+        return []
+    ctype = (_header(request.headers, "Content-Type") or "").lower()
+    if "form-urlencoded" in ctype:
+        try:
+            return list(php_parse_query(body.decode("utf-8")))
+        except UnicodeDecodeError:
+            raise DecodeError("body: not UTF-8") from None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise DecodeError(f"body: not JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise DecodeError(f"body: expected a JSON object, got {type(data).__name__}")
+    return list(data.items())
+
+
+def decode(request: WireRequest) -> Beacon:
+    """The Beacon a trackEvent request carries (v7 POST/GET, kAnalony GET/POST)."""
+    try:
+        parts = urlsplit(request.url)
+    except ValueError as e:
+        raise DecodeError(f"url: {e}") from None
+    query = list(php_parse_query(parts.query))
+    rest_style = "/service/analytics/action/trackevent" in parts.path.lower()
+    values: dict[str, tuple[object, str]] = {}
+    for key, value in query:
+        values[key] = (value, "query")
+    if request.method == "POST":
+        for key, value in _body_pairs(request):
+            values[key] = (value, "body")
+    service = values.pop("service", (None, ""))[0]
+    action = values.pop("action", (None, ""))[0]
+    if not rest_style and (str(service).lower() != "analytics" or str(action).lower() != "trackevent"):
+        raise DecodeError(f"url: not analytics.trackEvent (service={service!r}, action={action!r})")
+    fields: dict[str, Scalar] = {}
+    params: dict[str, Scalar] = {}
+    for key, (raw, where) in values.items():
+        typed = _typed(key, raw, where)
+        if typed is None:
+            continue
+        (params if key in TRANSPORT_PARAMS else fields)[key] = typed
+    missing = [k for k in URL_PARAMS if k not in fields]
+    if missing:
+        raise DecodeError(f"request: missing {', '.join(missing)}")
+    ordered = {k: fields[k] for k in FIELD_ORDER if k in fields}
+    ordered.update((k, v) for k, v in fields.items() if k not in ordered)
+    client_ip = _header(request.headers, "X-Forwarded-For")
+    if client_ip is not None:
+        client_ip = client_ip.split(",")[0].strip()
+    return Beacon(
+        protocol="kava",
+        fields=ordered,
+        params=params,
+        user_agent=_header(request.headers, "User-Agent"),
+        page_url=_header(request.headers, "Referer"),
+        cookie=_header(request.headers, "Cookie"),
+        client_ip=client_ip,
+    )
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+def parse_response(body: bytes) -> tuple[int, bool]:
+    """(server time, viewEventsEnabled) from a trackEvent response.
+
+    Both shapes the plugin accepts: `{"time": 1700000000, "viewEventsEnabled": true}` or a
+    bare number. Like kava.ts, an object without `viewEventsEnabled` turns VIEWs off (the
+    plugin assigns the missing value); a bare number leaves them on.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        try:
+            data = float(text)
+        except ValueError:
+            raise DecodeError(f"response: neither JSON nor a number: {text[:80]!r}") from None
+    if isinstance(data, bool):
+        raise DecodeError(f"response: expected an object or a number, got {data!r}")
+    if isinstance(data, (int, float)):
+        return int(data), True
+    if isinstance(data, dict):
+        if data.get("objectType") == "KalturaAPIException":
+            raise DecodeError(f"response: server error {data.get('code')}: {data.get('message')}")
+        time = data.get("time")
+        if isinstance(time, bool) or not isinstance(time, (int, float)):
+            try:
+                time = float(time)
+            except (TypeError, ValueError):
+                raise DecodeError(f"response: field time: expected a number, got {time!r}") from None
+        return int(time), bool(data.get("viewEventsEnabled"))
+    raise DecodeError(f"response: expected an object or a number, got {type(data).__name__}")
+
+
+# --- columns to beacons -------------------------------------------------------------------------
+
+REQUEST_CONTEXT = ("user_agent", "page_url", "client_ip")
+NOT_WIRE = frozenset({*REQUEST_CONTEXT, "encoding", *TRANSPORT_PARAMS})
+
+
+def _cell(column, i: int) -> Scalar | None:
+    if isinstance(column, np.ndarray):
+        value = column[i]
+        if column.dtype.kind == "f":
+            return None if np.isnan(value) else float(value)
+        if column.dtype.kind in "iu":
+            return None if value < 0 else int(value)
+        if column.dtype.kind == "b":
+            return bool(value)
+        return value
+    return column.get(i)
+
+
+def beacon_at(chunk: BeaconChunk, i: int) -> Beacon:
+    """Row `i` of a KAVA BeaconChunk as a Beacon (params in the plugin's wire order)."""
+    cols = chunk.columns
+    fields: dict[str, Scalar] = {}
+    for name in FIELD_ORDER:
+        if name in cols:
+            value = _cell(cols[name], i)
+            if value is not None:
+                fields[name] = value
+    for name, column in cols.items():
+        if name not in fields and name not in NOT_WIRE and name not in FIELD_ORDER:
+            value = _cell(column, i)
+            if value is not None:
+                fields[name] = value
+    params = {k: _cell(cols[k], i) for k in TRANSPORT_PARAMS if k in cols and _cell(cols[k], i) is not None}
+    context = {k: (_cell(cols[k], i) if k in cols else None) for k in REQUEST_CONTEXT}
+    return Beacon(protocol="kava", fields=fields, params=params, **context)
+
+
+def encoding_at(chunk: BeaconChunk, i: int) -> str:
+    """How row `i` goes on the wire ("post" or "get"), from the scenario's `player.kava.request_method`."""
+    column = chunk.columns.get("encoding")
+    return (column.get(i) if column is not None else None) or "post"
+
+
+def ledger_key(beacon: Beacon) -> str:
+    """A key naming one KAVA beacon, from what is on the wire.
+
+    sessionId and eventIndex alone repeat after a pause reset or an error (eventIndex starts
+    again at 1), so the key adds the event type, the position and the running sums.
+    """
+    f = beacon.fields
+    parts = [str(f.get("sessionId")), str(f.get("eventIndex")), str(f.get("eventType"))]
+    for name in ("position", "playTimeSum", "bufferTimeSum", "targetPosition"):
+        value = f.get(name)
+        parts.append("" if value is None else js_number(float(value)))
+    return ":".join(parts)
+
+
+def ledger_keys(chunk: BeaconChunk) -> list[str]:
+    """`ledger_key` of every row of a KAVA BeaconChunk, computed column by column."""
+    cols = chunk.columns
+    sid = cols["sessionId"]
+    parts = [sid.pool[sid.codes].tolist(),
+             [str(v) for v in cols["eventIndex"].tolist()],
+             [str(v) for v in cols["eventType"].tolist()]]
+    for name in ("position", "playTimeSum", "bufferTimeSum", "targetPosition"):
+        column = cols.get(name)
+        if column is None:
+            parts.append([""] * len(chunk))
+        else:
+            parts.append(["" if v != v else js_number(v) for v in column.tolist()])
+    return [":".join(p) for p in zip(*parts)]
