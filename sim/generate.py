@@ -260,9 +260,12 @@ def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: Ev
 def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, encoding: dict[str, str] | None = None,
                 stats: GenerateStats | None = None,
                 beacons_of: Callable[[SessionChunk, str], list[BeaconChunk]] = beacon_chunks,
-                keys_of: Callable[[BeaconChunk], pa.Array] = ledger_keys) -> Iterator[pa.Table]:
+                keys_of: Callable[[BeaconChunk], pa.Array] = ledger_keys,
+                on_schema: Callable[[pa.Schema], None] | None = None) -> Iterator[pa.Table]:
     """Tables of events-table rows (or request rows for fmt="requests") in global send order.
 
+    A table holds the columns its rows fill; `on_schema` is called with the run's whole
+    events-table schema (fixed by the first chunk) before the first table is yielded.
     `beacons_of` and `keys_of` default to the protocol policies and codecs.
     """
     stats = stats if stats is not None else GenerateStats()
@@ -272,6 +275,8 @@ def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, enco
         beacons = beacons_of(chunk, protocol)
         if fmt != "requests" and builder is None:
             builder = EventsBuilder.for_chunks(beacons)
+            if on_schema is not None:
+                on_schema(builder.schema)
         stats.sessions += chunk.n_sessions
         parts = _rows(chunk, beacons, fmt, builder, encoding, keys_of)
         watermark = float(chunk.sessions["start"].min()) if chunk.n_sessions else -math.inf
@@ -304,10 +309,16 @@ def generate(components, *, seed: int, sessions: int | None = None, days: float 
     chunks = generate_sessions(components, seed, sessions=sessions, days=days, chunk_size=chunk_size)
     schema = REQUESTS_SCHEMA if fmt == "requests" else None
     sink = None
+
+    def fix_schema(events_schema: pa.Schema) -> None:
+        nonlocal schema
+        schema = events_schema
+
     try:
-        for table in stream_rows(chunks, protocol=protocol, fmt=fmt, encoding=encoding, stats=stats):
+        for table in stream_rows(chunks, protocol=protocol, fmt=fmt, encoding=encoding, stats=stats,
+                                 on_schema=fix_schema):
             if sink is None:
-                sink = open_sink(fmt, out, schema or table.schema, partition=partition)
+                sink = open_sink(fmt, out, schema, partition=partition)
             sink.write(table)
             if on_progress:
                 on_progress(stats, float(table.column("ts")[-1].as_py()))

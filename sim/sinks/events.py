@@ -45,7 +45,7 @@ WIRE_FIELDS: dict[str, pa.DataType] = {
     "errorPosition": INTEGER, "errorDetails": STRING, "playbackType": STRING,
     "deliveryType": STRING, "clientTag": STRING, "playbackSpeed": DOUBLE, "caption": STRING,
     "sessionStartTime": DOUBLE, "playerSkin": INTEGER, "kalturaApplication": STRING,
-    "socialNetwork": STRING, "reportType": STRING, "playerJSLoadTime": DOUBLE,
+    "socialNetwork": STRING, "reportType": INTEGER, "playerJSLoadTime": DOUBLE,
     "loadedPlugins": STRING,
     # request-level parameters
     "format": INTEGER, "apiVersion": STRING, "hasKanalony": BOOLEAN, "ignoreNull": INTEGER,
@@ -287,6 +287,9 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         return table
     n = table.num_rows
     names = set(table.schema.names)
+    unknown = names - set(schema.names)
+    if unknown:
+        raise SchemaError(f"rows carry columns the file's schema lacks: {', '.join(sorted(unknown))}")
     arrays = []
     for field in schema:
         if field.name in names:
