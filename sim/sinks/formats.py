@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
+from numba import njit
 
 # Field metadata marking a string column that already holds JSON text (written as is).
 RAW_JSON = {b"json": b"raw"}
@@ -94,50 +95,121 @@ class JsonlWriter:
     def __init__(self, out: BinaryIO, schema: pa.Schema):
         self._out = out
         self._schema = schema
-        self._keys = [orjson.dumps(f.name).decode() + ":" for f in schema]
+        self._keys = [orjson.dumps(f.name) + b":" for f in schema]
 
     def write(self, table: pa.Table) -> None:
         for start in range(0, table.num_rows, JSONL_SLICE_ROWS):
-            lines = jsonl_lines(table.slice(start, JSONL_SLICE_ROWS), self._keys)
-            self._out.write(_string_bytes(lines))
+            self._out.write(jsonl_bytes(table.slice(start, JSONL_SLICE_ROWS), self._keys))
 
     def close(self) -> None:
         pass
 
 
-def jsonl_lines(table: pa.Table, keys: list[str] | None = None) -> pa.Array:
-    """The rows of `table` as JSON text, one `{...}\\n` string per row."""
+def jsonl_bytes(table: pa.Table, keys: list[bytes] | None = None) -> np.ndarray:
+    """The rows of `table` as JSON lines (uint8 array).
+
+    Each column becomes a table of value texts (a dictionary's escaped entries, or every
+    row's number as text) and a code per row into it; a compiled loop then copies key and
+    value bytes row by row.
+    """
     if keys is None:
-        keys = [orjson.dumps(f.name).decode() + ":" for f in table.schema]
-    parts = []
+        keys = [orjson.dumps(f.name) + b":" for f in table.schema]
+    n = table.num_rows
+    codes, offsets, datas, key_bytes = [], [], [], []
+    value_base = byte_base = 0
     for field, key, column in zip(table.schema, keys, table.columns):
-        if column.null_count == len(column):
+        if column.null_count == n:
             continue
-        text = _json_values(column.combine_chunks() if column.num_chunks != 1 else column.chunk(0),
-                            raw=(field.metadata or {}).get(b"json") == b"raw")
-        parts.append(pc.binary_join_element_wise(key, text, ""))
-    body = pc.binary_join_element_wise(*parts, ",", null_handling="skip")
-    return pc.binary_join_element_wise("{", body, "}\n", "")
+        arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        code, text = _json_values(arr, raw=(field.metadata or {}).get(b"json") == b"raw")
+        _, off_buf, data_buf = text.buffers()
+        off = np.frombuffer(off_buf, dtype=np.int32, count=len(text) + 1, offset=text.offset * 4).astype(np.int64)
+        data = np.frombuffer(data_buf, dtype=np.uint8)[off[0]:off[-1]] if data_buf is not None else np.zeros(0, np.uint8)
+        codes.append(np.where(code >= 0, code + value_base, -1))
+        offsets.append(off[:-1] - off[0] + byte_base)
+        datas.append(data)
+        key_bytes.append(key)
+        value_base += len(text)
+        byte_base += len(data)
+    if not codes:
+        return np.frombuffer(b"{}\n" * n, dtype=np.uint8)
+    value_offsets = np.concatenate(offsets + [np.array([byte_base], np.int64)])
+    key_offsets = np.cumsum([0] + [len(k) for k in key_bytes]).astype(np.int64)
+    return _assemble(np.stack(codes), value_offsets, np.concatenate(datas),
+                     key_offsets, np.frombuffer(b"".join(key_bytes), dtype=np.uint8))
 
 
-def _json_values(arr: pa.Array, raw: bool) -> pa.Array:
-    """JSON text of each value (null stays null, so the key is skipped)."""
+@njit(cache=True)
+def _assemble(codes, value_offsets, value_data, key_offsets, key_data):
+    n_cols, n = codes.shape
+    size = 0
+    for i in range(n):
+        size += 3                                   # "{", "}", newline
+        first = True
+        for c in range(n_cols):
+            v = codes[c, i]
+            if v < 0:
+                continue
+            if not first:
+                size += 1
+            first = False
+            size += key_offsets[c + 1] - key_offsets[c] + value_offsets[v + 1] - value_offsets[v]
+    out = np.empty(size, np.uint8)
+    p = 0
+    for i in range(n):
+        out[p] = 123                                # {
+        p += 1
+        first = True
+        for c in range(n_cols):
+            v = codes[c, i]
+            if v < 0:
+                continue
+            if not first:
+                out[p] = 44                         # ,
+                p += 1
+            first = False
+            for b in range(key_offsets[c], key_offsets[c + 1]):
+                out[p] = key_data[b]
+                p += 1
+            for b in range(value_offsets[v], value_offsets[v + 1]):
+                out[p] = value_data[b]
+                p += 1
+        out[p] = 125                                # }
+        out[p + 1] = 10                             # newline
+        p += 2
+    return out
+
+
+def _json_values(arr: pa.Array, raw: bool) -> tuple[np.ndarray, pa.Array]:
+    """(code per row into the texts, -1 = null; JSON texts) of a column."""
     t = arr.type
     if pa.types.is_dictionary(t):
         arr = compact_dictionary(arr)
-        dictionary = arr.dictionary if raw else _json_strings(arr.dictionary)
-        return pa.DictionaryArray.from_arrays(arr.indices, dictionary).dictionary_decode()
+        texts = arr.dictionary.cast(pa.string()) if raw else _json_strings(arr.dictionary)
+        return _codes(arr.indices), texts
     if pa.types.is_string(t) or pa.types.is_large_string(t):
-        return arr.cast(pa.string()) if raw else _json_strings(arr)
-    if pa.types.is_floating(t):
+        if raw:
+            texts = arr.cast(pa.string())
+        else:
+            encoded = pc.dictionary_encode(arr)
+            return _codes(encoded.indices), _json_strings(encoded.dictionary)
+    elif pa.types.is_floating(t):
         # NaN and infinities are not JSON; the events table holds "not sent" as null anyway.
-        finite = pc.is_finite(arr)
-        return pc.if_else(finite, arr.cast(pa.string()), pa.scalar(None, pa.string()))
-    if pa.types.is_integer(t) or pa.types.is_boolean(t):
-        return arr.cast(pa.string())
-    if pa.types.is_null(t):
-        return pa.nulls(len(arr), pa.string())
-    raise TypeError(f"no JSON form for column type {t}")
+        texts = pc.if_else(pc.is_finite(arr), arr.cast(pa.string()), pa.scalar(None, pa.string()))
+    elif pa.types.is_integer(t) or pa.types.is_boolean(t):
+        texts = arr.cast(pa.string())
+    else:
+        raise TypeError(f"no JSON form for column type {t}")
+    rows = np.arange(len(texts), dtype=np.int64)
+    if texts.null_count:
+        rows[np.asarray(texts.is_null())] = -1
+    return rows, texts
+
+
+def _codes(indices: pa.Array) -> np.ndarray:
+    codes = indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) if indices.null_count \
+        else indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes
 
 
 def compact_dictionary(arr: pa.DictionaryArray) -> pa.DictionaryArray:
@@ -169,15 +241,6 @@ def _json_strings(arr: pa.Array) -> pa.Array:
     escaped = pc.replace_substring(arr, "\\", "\\\\")
     escaped = pc.replace_substring(escaped, '"', '\\"')
     return pc.binary_join_element_wise('"', escaped, '"', "")
-
-
-def _string_bytes(arr: pa.Array) -> memoryview:
-    """The concatenated bytes of a string array, straight from its data buffer."""
-    _, offsets, data = arr.buffers()
-    off = np.frombuffer(offsets, dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
-    if data is None:
-        return memoryview(b"")
-    return memoryview(data)[int(off[0]):int(off[-1])]
 
 
 WRITERS = {"parquet": ParquetWriter, "csv": CsvWriter, "jsonl": JsonlWriter, "requests": JsonlWriter}
