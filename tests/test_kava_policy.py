@@ -35,13 +35,27 @@ def of_type(rows, etype):
     return [(t, f) for t, f in rows if f["eventType"] == etype]
 
 
-@pytest.fixture(scope="module")
-def generated():
-    """Many random sessions through the policy: (chunk, beacons, per-session rows)."""
-    timelines = random_timelines(400, seed=11)
-    chunk = session_chunk(timelines)
+def _model_chunk(scenario: Scenario, seed: int):
+    from sim.player.model import generate_sessions
+    return next(generate_sessions(scenario, seed=seed, sessions=1500, days=1))
+
+
+ADS_SCENARIO = {"player": {"kava": {"ad_events": True}},
+                "ads": {"preroll": {"share": 0.8}, "midroll": {"at_fractions": [0.5]}},
+                "behaviour": {"play_rate": 0.9, "error_mid_stream": 0.02, "replay_after_end": 0.2}}
+
+
+@pytest.fixture(scope="module", params=["random timelines", "player model", "player model with ads"])
+def generated(request):
+    """Many sessions through the policy: (chunk, beacons, per-session rows)."""
+    if request.param == "random timelines":
+        chunk = session_chunk(random_timelines(400, seed=11))
+    elif request.param == "player model":
+        chunk = _model_chunk(Scenario(), seed=21)
+    else:
+        chunk = _model_chunk(Scenario.model_validate(ADS_SCENARIO), seed=22)
     out = beacons(chunk)
-    per = [[] for _ in timelines]
+    per = [[] for _ in range(chunk.n_sessions)]
     for i in range(len(out)):
         s = int(out.session[i])
         per[s].append((float(out.send_t[i] - chunk.sessions["start"][s]), beacon_at(out, i).fields))

@@ -166,7 +166,9 @@ def _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, etype, live, duration, 
             out_f[r, F_POSITION] = -math.floor(behind * 1000.0 + 0.5) / 1000.0
         out_i[r, I_PLAYBACK_TYPE] = 2 if behind >= 120.0 else 1
     else:
-        out_f[r, F_POSITION] = math.floor(playhead * 1e6 + 0.5) / 1e6
+        rounded = math.floor(playhead * 1e6 + 0.5) / 1e6
+        # currentTime never passes the duration, rounding must not push it past either
+        out_f[r, F_POSITION] = rounded if rounded <= duration else duration
         out_i[r, I_PLAYBACK_TYPE] = 0
     out_f[r, F_SEND_T] = t_abs
     out_f[r, F_SPEED] = speed
@@ -417,7 +419,7 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                 head = target
                 prev_pos = target
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, 35, is_live, d, target, cur_speed, caption)
-                out_f[r, F_TARGET_POSITION] = _round_to(target, 1e6)
+                out_f[r, F_TARGET_POSITION] = min(_round_to(target, 1e6), d) if not is_live else _round_to(target, 1e6)
                 if not is_live and d > 0:
                     pct = _round_to(target / d, 100.0)
                     for j in range(4):
