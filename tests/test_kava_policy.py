@@ -380,3 +380,20 @@ def test_the_same_chunk_gives_the_same_beacons():
     b = beacons(session_chunk(timelines))
     assert ledger_keys(a) == ledger_keys(b)
     assert np.array_equal(a.send_t, b.send_t)
+
+
+def test_no_view_is_sent_during_an_ad_break_in_player_model_sessions():
+    chunk = _model_chunk(Scenario.model_validate(ADS_SCENARIO), seed=23)
+    out = beacons(chunk)
+    etype = out.columns["eventType"]
+    assert np.count_nonzero(etype == E.AD_STARTED) > 50
+    checked = 0
+    for s in range(chunk.n_sessions):
+        acts = chunk.actions_of(s)
+        starts = acts["t"][acts["kind"] == 30]
+        ends = acts["t"][acts["kind"] == 40]
+        views = out.send_t[(out.session == s) & (etype == E.VIEW)] - chunk.sessions["start"][s]
+        for a, b in zip(starts, ends):
+            assert not np.any((views > a) & (views < b))
+            checked += 1
+    assert checked > 100
