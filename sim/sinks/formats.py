@@ -41,9 +41,12 @@ class ParquetWriter:
         self._text = [f.name for f in schema if pa.types.is_dictionary(f.type)]
         self._schema = pa.schema([pa.field(f.name, pa.string(), f.nullable, f.metadata)
                                   if pa.types.is_dictionary(f.type) else f for f in schema])
+        # Min/max statistics for numbers and times (what filters prune on); on long text they
+        # cost more than they save.
+        numbers = [f.name for f in schema if not (pa.types.is_dictionary(f.type) or pa.types.is_string(f.type))]
         self._writer = pq.ParquetWriter(
             out, self._schema, compression="zstd", compression_level=1, use_dictionary=self._text or False,
-            write_statistics=True, version="2.6", data_page_version="1.0")
+            write_statistics=numbers or False, version="2.6", data_page_version="1.0")
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
 
