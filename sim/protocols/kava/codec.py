@@ -21,7 +21,8 @@ an empty GET value means "not sent" (the v7 GET form sends undefined params as `
 from __future__ import annotations
 
 import math
-from urllib.parse import urlsplit
+from functools import lru_cache
+from urllib.parse import unquote_plus, urlsplit
 
 import numpy as np
 import orjson
@@ -93,8 +94,12 @@ def _headers(beacon: Beacon) -> dict[str, str]:
     return headers
 
 
+# Keys and most values repeat from beacon to beacon (ids, URLs, versions): quote each once.
+_quoted = lru_cache(maxsize=1 << 16)(encode_uri_component_plus)
+
+
 def _query(pairs) -> str:
-    return "&".join(f"{encode_uri_component_plus(k)}={encode_uri_component_plus(_text(v))}" for k, v in pairs)
+    return "&".join(f"{_quoted(k)}={_quoted(v) if isinstance(v, str) else js_number(v)}" for k, v in pairs)
 
 
 def encode(beacon: Beacon, encoding: str = "post") -> WireRequest:
@@ -124,6 +129,18 @@ def _typed(key: str, value, where: str) -> Scalar | None:
     """`value` as the type the parameter has; None for "not sent"."""
     if value is None or value == "":
         return None
+    # fast paths: the type the param already has (JSON bodies, our own GET strings)
+    vtype = type(value)
+    if vtype is float and key in FLOAT_PARAMS:
+        return value if math.isfinite(value) else _typed_slow(key, value, where)
+    if vtype is int and key in INT_PARAMS:
+        return value
+    if vtype is str and key in STR_PARAMS:
+        return value
+    return _typed_slow(key, value, where)
+
+
+def _typed_slow(key: str, value, where: str) -> Scalar | None:
     kind = TRANSPORT_PARAMS.get(key)
     if key in INT_PARAMS or kind is int:
         if isinstance(value, bool):
@@ -159,6 +176,19 @@ def _typed(key: str, value, where: str) -> Scalar | None:
     return value                              # an unknown JSON param keeps its JSON type
 
 
+_unquoted = lru_cache(maxsize=1 << 16)(unquote_plus)
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    """PHP-style query pairs (`+` is a space, keys and values percent-decoded once), repeats decoded once."""
+    pairs = []
+    for part in query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append((_unquoted(key), _unquoted(value)))
+    return pairs
+
+
 def _header(headers: dict[str, str], name: str) -> str | None:
     for k, v in headers.items():
         if k.lower() == name.lower():
@@ -191,7 +221,7 @@ def decode(request: WireRequest) -> Beacon:
         parts = urlsplit(request.url)
     except ValueError as e:
         raise DecodeError(f"url: {e}") from None
-    query = list(php_parse_query(parts.query))
+    query = _query_pairs(parts.query)
     rest_style = "/service/analytics/action/trackevent" in parts.path.lower()
     values: dict[str, tuple[object, str]] = {}
     for key, value in query:
@@ -215,16 +245,17 @@ def decode(request: WireRequest) -> Beacon:
         raise DecodeError(f"request: missing {', '.join(missing)}")
     ordered = {k: fields[k] for k in FIELD_ORDER if k in fields}
     ordered.update((k, v) for k, v in fields.items() if k not in ordered)
-    client_ip = _header(request.headers, "X-Forwarded-For")
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    client_ip = headers.get("x-forwarded-for")
     if client_ip is not None:
         client_ip = client_ip.split(",")[0].strip()
     return Beacon(
         protocol="kava",
         fields=ordered,
         params=params,
-        user_agent=_header(request.headers, "User-Agent"),
-        page_url=_header(request.headers, "Referer"),
-        cookie=_header(request.headers, "Cookie"),
+        user_agent=headers.get("user-agent"),
+        page_url=headers.get("referer"),
+        cookie=headers.get("cookie"),
         client_ip=client_ip,
     )
 
@@ -282,21 +313,54 @@ def _cell(column, i: int) -> Scalar | None:
     return column.get(i)
 
 
+def _plan(chunk: BeaconChunk) -> list[tuple[str, str, object, object]]:
+    """How to read each wire column of `chunk`: (name, kind, values, pool), in wire order."""
+    cols = chunk.columns
+    names = [n for n in FIELD_ORDER if n in cols]
+    names += [n for n in cols if n not in NOT_WIRE and n not in FIELD_ORDER]
+    plan = []
+    for name in names:
+        column = cols[name]
+        if isinstance(column, np.ndarray):
+            plan.append((name, column.dtype.kind, column, None))
+        else:
+            plan.append((name, "s", column.codes, column.pool))
+    return plan
+
+
+_last_plan: tuple = (None, None)    # (chunk, plan) of the chunk read last: rows are read chunk by chunk
+
+
 def beacon_at(chunk: BeaconChunk, i: int) -> Beacon:
     """Row `i` of a KAVA BeaconChunk as a Beacon (params in the plugin's wire order)."""
-    cols = chunk.columns
+    global _last_plan
+    cached_chunk, plan = _last_plan     # one read: another thread may swap the pair meanwhile
+    if cached_chunk is not chunk:
+        plan = _plan(chunk)
+        _last_plan = (chunk, plan)
     fields: dict[str, Scalar] = {}
-    for name in FIELD_ORDER:
-        if name in cols:
-            value = _cell(cols[name], i)
-            if value is not None:
+    for name, kind, values, pool in plan:
+        if kind == "s":
+            code = values[i]
+            if code >= 0:
+                fields[name] = pool[code]
+        elif kind == "f":
+            value = float(values[i])
+            if value == value:
                 fields[name] = value
-    for name, column in cols.items():
-        if name not in fields and name not in NOT_WIRE and name not in FIELD_ORDER:
-            value = _cell(column, i)
-            if value is not None:
+        elif kind in "iu":
+            value = int(values[i])
+            if value >= 0:
                 fields[name] = value
-    params = {k: _cell(cols[k], i) for k in TRANSPORT_PARAMS if k in cols and _cell(cols[k], i) is not None}
+        else:
+            fields[name] = _cell(values, i)
+    cols = chunk.columns
+    params = {}
+    for k in TRANSPORT_PARAMS:
+        if k in cols:
+            value = _cell(cols[k], i)
+            if value is not None:
+                params[k] = value
     context = {k: (_cell(cols[k], i) if k in cols else None) for k in REQUEST_CONTEXT}
     return Beacon(protocol="kava", fields=fields, params=params, **context)
 
