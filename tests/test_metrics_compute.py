@@ -70,6 +70,12 @@ def test_view_minutes_add_the_largest_play_time_sum_of_each_segment(parquet):
     assert headline(parquet(rows))["sum_view_period_min"] * 60 == pytest.approx(50.0)
 
 
+def test_a_reset_after_a_short_segment_keeps_the_short_segment(parquet):
+    # 2.5 s played, a long pause resets the counters, then 10 s more: eventIndex drops, playTimeSum does not.
+    rows = [kava(PLAY), kava(VIEW, eventIndex=4, playTimeSum=2.5), kava(VIEW, eventIndex=2, playTimeSum=10.0)]
+    assert headline(parquet(rows))["sum_view_period_min"] * 60 == pytest.approx(12.5)
+
+
 def test_a_duplicated_view_does_not_add_play_time(parquet):
     views = [(4, 0), (5, 10), (5, 10), (6, 20)]
     rows = [kava(PLAY)] + [kava(VIEW, eventIndex=i, playTimeSum=float(p)) for i, p in views]

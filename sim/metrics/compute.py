@@ -29,9 +29,11 @@ How the figures that need a choice are computed (also recorded per run in `metho
 * Interval-based minutes (`sum_view_period_min`, KAVA only): `playTimeSum` is cumulative
   within a KAVA session segment and resets to 0 after a ~30 s pause (eventIndex resets too).
   VIEWs of each (sessionId, entryId) are ordered by (ts, eventIndex); a segment ends where
-  both playTimeSum and eventIndex go down next; each segment contributes the playTimeSum
+  playTimeSum or eventIndex goes down next (eventIndex alone when the segment before was
+  shorter than the first VIEW after the reset); each segment contributes the playTimeSum
   it ends on (its largest). So a duplicated or lost intermediate VIEW changes nothing; a
-  lost last VIEW of a segment loses at most 10 s.
+  lost last VIEW of a segment loses at most 10 s. VIEWs received out of order (a store
+  orders by receipt time) would split a segment and count part of it twice.
 * Unique viewers: exact distinct userId over plays (Kaltura uses HyperLogLog, ~2 %), all
   anonymous (null or empty userId) counted as one viewer. Unique known users: distinct
   non-empty userId over all events.
@@ -225,7 +227,7 @@ def _view_minutes(src: EventsSource) -> dict[str, Any]:
     """KAVA interval-based play time: the playTimeSum each session segment ends on, summed.
 
     One ordered pass: a VIEW ends its segment when it is the last VIEW of its (sessionId,
-    entryId) or the next one has both a lower playTimeSum and a lower eventIndex (a reset).
+    entryId) or the next one has a lower playTimeSum or a lower eventIndex (a reset).
     """
     view = KAVA["view"]
     sql = f"""
@@ -234,7 +236,7 @@ def _view_minutes(src: EventsSource) -> dict[str, Any]:
                    lead(coalesce(playTimeSum, 0)) over w as next_pts, lead(eventIndex) over w as next_idx
             from ev where protocol = 'kava' and eventType = {view}
             window w as (partition by sessionId, entryId order by ts, eventIndex))
-        select sum(pts) filter (where next_pts is null or (next_pts < pts and next_idx < eventIndex)) as play_s
+        select sum(pts) filter (where next_pts is null or next_pts < pts or next_idx < eventIndex) as play_s
         from v"""
     return _one(src, sql)
 
