@@ -23,13 +23,16 @@ SESSIONS = 400
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    """One legacy run written as every file kind the generator offers (same seed, same beacons)."""
+    """One legacy run written as every file kind the generator offers (same seed, same beacons),
+    and one run of a player sending both protocols, as events and as requests."""
     out = tmp_path_factory.mktemp("generated")
     components = load(SCENARIO)
-    for fmt, target, partition in (("parquet", "events.parquet", None), ("jsonl", "events.jsonl", None),
-                                   ("csv", "events.csv", None), ("parquet", "by-day", "day"),
-                                   ("requests", "requests.jsonl", None)):
-        generate(components, seed=11, sessions=SESSIONS, protocol="legacy", fmt=fmt, out=out / target,
+    for protocol, fmt, target, partition in (
+            ("legacy", "parquet", "events.parquet", None), ("legacy", "jsonl", "events.jsonl", None),
+            ("legacy", "csv", "events.csv", None), ("legacy", "parquet", "by-day", "day"),
+            ("legacy", "requests", "requests.jsonl", None),
+            ("both", "parquet", "both.parquet", None), ("both", "requests", "both-requests.jsonl", None)):
+        generate(components, seed=11, sessions=SESSIONS, protocol=protocol, fmt=fmt, out=out / target,
                  partition=partition)
     return out
 
@@ -62,6 +65,26 @@ def test_generated_truth_counts_every_session_as_an_impression(run):
     m = compute(run / "events.parquet", by=[]).protocols["legacy"]
     assert m.truth["count_loads"] == SESSIONS
     assert 0 < m.truth["count_plays"] <= m.headline["count_plays"]
+
+
+def test_kava_plays_and_exits_before_start_match_the_truth(run):
+    # KAVA counts a play at the first frame, once per entry per session: exactly the played sessions.
+    m = compute(run / "both.parquet", by=[], protocol="kava").protocols["kava"]
+    assert m.headline["count_plays"] == m.truth["count_plays"] > 0
+    assert m.headline["count_ebvs"] == m.truth["count_ebvs"]
+
+
+def test_kava_interval_minutes_stay_below_the_intended_minutes(run):
+    # VIEWs report play time up to the last 10-s tick, and seeks skip content: never above intent.
+    m = compute(run / "both.parquet", by=[], protocol="kava").protocols["kava"]
+    assert 0.7 * m.truth["sum_view_period_min"] < m.headline["sum_view_period_min"] < m.truth["sum_view_period_min"]
+
+
+def test_a_ledger_of_both_protocols_reconciles_key_for_key(run, tmp_path):
+    store = _store_from(run / "both.parquet", tmp_path / "store.duckdb")
+    r = reconcile(run / "both-requests.jsonl", store)
+    assert r.ok and r.totals["unexpected"] == 0
+    assert {row["protocol"] for row in r.by_type} == {"kava", "legacy"}
 
 
 def test_the_generated_ledger_reconciles_with_a_store_of_every_beacon(run, tmp_path):
