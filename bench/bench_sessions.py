@@ -34,21 +34,22 @@ TARGET_RATIO = 20.0
 def plain_python_sessions(n: int, seed: int = 1) -> tuple[int, float]:
     """Typical VOD written the obvious way: one session at a time, one dict per action.
 
-    Same work as the compiled model: a viewer by activity (Zipf), their identity, an entry by
-    popularity (Zipf), the start sequence, the watched fraction, stalls, pauses, flavor
-    switches, tab changes and seeks in playing time, and the per-play interactions.
-    Returns the number of actions and the seconds the loop took (identity pools excluded,
-    as the compiled model's population is).
+    Like for like with the compiled model: arrival times, a viewer by activity (Zipf) and
+    their identity, an entry by popularity (Zipf), the start sequence, the watched fraction,
+    stalls, pauses, flavor switches, tab changes and seeks in playing time, the per-play
+    interactions, and the same fields per session and per action as a SessionChunk.
+    Returns the number of actions and the CPU seconds the loop took (identity pools
+    excluded, as the compiled model's population is).
     """
     from faker import Faker
 
     rnd = random.Random(seed)
     fake = Faker()
     fake.seed_instance(seed)
-    sc = Scenario()
-    b = sc.behaviour
+    b = Scenario().behaviour
     viewers = [{"ua": fake.user_agent(), "ip": fake.ipv4_public(), "user": fake.email() if rnd.random() < 0.85 else None,
-                "country": rnd.choice(["US", "GB", "DE", "IN"]), "device": rnd.choices(["desktop", "mobile", "tablet"], [0.70, 0.25, 0.05])[0]}
+                "country": rnd.choice(["US", "GB", "DE", "IN"]), "os": "windows", "browser": "chrome",
+                "device": rnd.choices(["desktop", "mobile", "tablet"], [0.70, 0.25, 0.05])[0]}
                for _ in range(2000)]
     viewer_cum = list(itertools.accumulate(1 / (k + 1) for k in range(len(viewers))))
     referrers = [f"https://learn.example.edu/course/{n}/lecture" for n in range(1, 51)]
@@ -60,104 +61,126 @@ def plain_python_sessions(n: int, seed: int = 1) -> tuple[int, float]:
     buckets = [(60, 0.66), (120, 0.56), (600, 0.50), (1200, 0.39), (float("inf"), 0.22)]
     hazard = {"desktop": 0.09, "mobile": 0.03, "tablet": 0.03}
     ladder = [400, 800, 1500, 3000, 6000]
-    sessions = []
+    hourly = [0.69, 0.43, 0.26, 0.26, 0.26, 0.43, 1.04, 2.59, 5.18, 7.33, 8.20, 8.63,
+              7.77, 8.20, 8.63, 8.20, 6.90, 5.18, 3.88, 3.88, 4.31, 3.88, 2.59, 1.29]
     total_actions = 0
+    batch = []
     started = time.process_time()
+    hours = rnd.choices(range(24), weights=hourly, k=n)
+    starts = sorted(1_700_000_000 + 3600 * h + rnd.random() * 3600 for h in hours)
     for i in range(n):
-        viewer = rnd.choices(viewers, cum_weights=viewer_cum)[0]
+        viewer = rnd.choices(range(len(viewers)), cum_weights=viewer_cum)[0]
+        who = viewers[viewer]
         entry = rnd.choices(range(200), cum_weights=entry_cum)[0]
         duration = durations[entry]
-        device = viewer["device"]
-        session = {"session": i, "entry": entry, "duration": duration, "user_agent": viewer["ua"], "ip": viewer["ip"],
-                   "user_id": viewer["user"], "country": viewer["country"], "referrer": rnd.choice(referrers),
-                   "start": 1_700_000_000 + i * 4.3}
+        device = who["device"]
+        state = {"bitrate": ladder[4], "screen": 1, "sound": 2, "tab": 2, "speed": 1.0}
         actions = []
+
+        def act(kind, t, pos, value=0.0, ad_pos=0, ad_index=0):
+            actions.append({"session": i, "kind": kind, "t": t, "pos": pos, "value": value, "ad_pos": ad_pos,
+                            "ad_index": ad_index, **state})
+
+        session = {"session_seq": i, "scenario": 0, "viewer": viewer, "returning": rnd.random() < 0.5,
+                   "entry": entry, "duration": duration, "live": False, "start": starts[i], "tz_offset_min": -300,
+                   "device": device, "os": who["os"], "browser": who["browser"], "country": who["country"],
+                   "user_agent": who["ua"], "ip": who["ip"], "user_id": who["user"], "referrer": rnd.choice(referrers),
+                   "autoplay": False, "intended_fraction": None, "impaired": False, "scripted": -1,
+                   "actions": actions}
         t = pos = 0.0
         rung = 4
-        actions.append({"kind": "LOAD", "t": t, "pos": pos, "bitrate": ladder[rung]})
+        act("LOAD", t, pos)
         if rnd.random() >= b.play_rate:
-            actions.append({"kind": "QUIT", "t": rnd.expovariate(1 / 40), "pos": pos})
-            sessions.append({**session, "actions": actions, "outcome": "NO_PLAY"})
+            act("QUIT", rnd.expovariate(1 / 40), pos)
+            session["outcome"] = "NO_PLAY"
+            batch.append(session)
             total_actions += len(actions)
             continue
         t += 3.0 * math.exp(0.8 * rnd.gauss(0, 1))
-        actions.append({"kind": "PLAY_REQUEST", "t": t, "pos": pos})
+        act("PLAY_REQUEST", t, pos)
         startup = math.exp(math.log(1.2) + 0.6 * rnd.gauss(0, 1))
         if rnd.random() < b.start_failure:
-            actions.append({"kind": "ERROR", "t": t + startup, "pos": pos, "code": 1002})
-            actions.append({"kind": "QUIT", "t": t + startup + 3, "pos": pos})
-            sessions.append({**session, "actions": actions, "outcome": "START_FAILURE"})
+            act("ERROR", t + startup, pos, 1002)
+            act("QUIT", t + startup + 3, pos)
+            session["outcome"] = "START_FAILURE"
+            batch.append(session)
             total_actions += len(actions)
             continue
         lam = hazard[device]
         if startup > 2 and rnd.random() < 1 - math.exp(-lam * (startup - 2)):
-            actions.append({"kind": "QUIT", "t": t + 2 + rnd.random() * (startup - 2), "pos": pos})
-            sessions.append({**session, "actions": actions, "outcome": "ABANDONED_STARTUP"})
+            act("QUIT", t + 2 + rnd.random() * (startup - 2), pos)
+            session["outcome"] = "ABANDONED_STARTUP"
+            batch.append(session)
             total_actions += len(actions)
             continue
         t += startup
-        actions.append({"kind": "PLAYING", "t": t, "pos": pos, "startup": startup})
+        act("PLAYING", t, pos, startup)
         complete = next(share for limit, share in buckets if duration <= limit)
         u = rnd.random()
         f = rnd.uniform(0, 0.05) if u < 0.12 else 1.0 if u < 0.12 + complete else 0.05 + 0.95 * rnd.betavariate(1.0, 1.3)
+        session["intended_fraction"] = f
         budget = float("inf") if f >= 1 else f * duration
-        impaired = rnd.random() < 0.30
+        impaired = session["impaired"] = rnd.random() < 0.30
         stall_rate = (0.5 if impaired else 0.02) / 60
         rate = stall_rate + 0.15 / 60 + 0.2 / 60 + 0.05 / 60
         horizon = budget if budget < float("inf") else duration
-        for kind, share in one_offs:
-            if rnd.random() < share:
-                actions.append({"kind": kind, "t": t + rnd.random() * horizon, "pos": rnd.random() * horizon})
-        seeks = sorted(rnd.random() * (budget if budget < float("inf") else duration) for _ in range(_poisson(rnd, 0.8)))
+        pending = [(rnd.random() * horizon, kind) for kind, share in one_offs if rnd.random() < share]
+        pending += [(rnd.random() * horizon, "SEEK") for _ in range(_poisson(rnd, 0.8))]
+        pending.sort()
         played = 0.0
         outcome = "PARTIAL"
         while True:
             dt_event = rnd.expovariate(rate)
             dt_end, dt_budget = duration - pos, budget - played
-            dt_seek = seeks[0] - played if seeks else float("inf")
-            dt = min(dt_event, dt_end, dt_budget, dt_seek)
+            dt_next = pending[0][0] - played if pending else float("inf")
+            dt = min(dt_event, dt_end, dt_budget, dt_next)
             t, pos, played = t + dt, pos + dt, played + dt
             if dt == dt_end:
-                actions.append({"kind": "ENDED", "t": t, "pos": duration})
+                act("ENDED", t, duration)
                 outcome = "COMPLETED"
                 t += rnd.expovariate(1 / 5)
-                actions.append({"kind": "QUIT", "t": t, "pos": duration})
+                act("QUIT", t, duration)
                 break
             if dt == dt_budget:
-                actions.append({"kind": "QUIT", "t": t, "pos": pos})
+                act("QUIT", t, pos)
                 break
-            if dt == dt_seek:
-                seeks.pop(0)
-                if rnd.random() < 0.55:
-                    target = max(pos - rnd.uniform(10, 60), 0.0)
+            if dt == dt_next:
+                _, kind = pending.pop(0)
+                if kind == "SEEK":
+                    if rnd.random() < 0.55:
+                        target = max(pos - rnd.uniform(10, 60), 0.0)
+                    else:
+                        target = min(pos + rnd.uniform(0.1, 0.4) * duration, duration)
+                    act("SEEK", t, pos, target)
+                    pos = target
                 else:
-                    target = min(pos + rnd.uniform(0.1, 0.4) * duration, duration)
-                actions.append({"kind": "SEEK", "t": t, "pos": pos, "target": target})
-                pos = target
+                    act(kind, t, pos)
                 continue
             which = rnd.random() * rate
             if which < stall_rate:
                 length = math.exp(math.log(2.0) + rnd.gauss(0, 1))
-                actions.append({"kind": "STALL_START", "t": t, "pos": pos})
+                act("STALL_START", t, pos)
                 if rnd.random() < 0.03:
-                    actions.append({"kind": "QUIT", "t": t + rnd.random() * length, "pos": pos})
+                    act("QUIT", t + rnd.random() * length, pos)
                     outcome = "STALL_QUIT"
                     break
                 t += length
-                actions.append({"kind": "STALL_END", "t": t, "pos": pos, "stall": length})
+                act("STALL_END", t, pos, length)
             elif which < stall_rate + 0.15 / 60:
-                actions.append({"kind": "PAUSE", "t": t, "pos": pos})
+                act("PAUSE", t, pos)
                 t += math.exp(math.log(8.0) + 1.2 * rnd.gauss(0, 1))
-                actions.append({"kind": "RESUME", "t": t, "pos": pos})
+                act("RESUME", t, pos)
             elif which < stall_rate + 0.35 / 60:
                 rung = max(0, min(4, rung + rnd.choice((-1, 1))))
-                actions.append({"kind": "FLAVOR_SWITCH", "t": t, "pos": pos, "bitrate": ladder[rung]})
+                state["bitrate"] = ladder[rung]
+                act("FLAVOR_SWITCH", t, pos, ladder[rung])
             else:
-                actions.append({"kind": "TAB_HIDDEN", "t": t, "pos": pos})
-        sessions.append({**session, "actions": actions, "outcome": outcome})
+                state["tab"] = 1
+        session["outcome"] = outcome
+        batch.append(session)
         total_actions += len(actions)
-        if len(sessions) >= 4096:   # hand a batch downstream, as a streaming loop would
-            sessions = []
+        if len(batch) >= 4096:   # hand a batch downstream, as a streaming loop would
+            batch = []
     return total_actions, time.process_time() - started
 
 

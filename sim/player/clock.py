@@ -204,5 +204,7 @@ def partition_arrivals(plan: ArrivalPlan, p: int, rng: np.random.Generator) -> t
         bins = np.repeat(np.arange(b0, b1), per.sum(axis=1))
         cells = np.concatenate([np.repeat(np.arange(n_cells), row) for row in per]) if len(per) else np.empty(0, int)
         times = plan.bin_start[bins] + rng.random(len(cells)) * plan.bin_len[bins]
+    if n_cells == 1:   # one cell: nothing to carry along, a plain sort is enough
+        return np.sort(times), cells
     order = np.argsort(times, kind="stable")
     return times[order], cells[order]

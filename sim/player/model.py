@@ -84,7 +84,7 @@ K_FIXED, K_UNIFORM, K_NORMAL, K_LOGNORMAL, K_EXPONENTIAL, K_BETA, K_WEIBULL, K_P
     KIND[n] for n in ("fixed", "uniform", "normal", "lognormal", "exponential", "beta", "weibull", "poisson", "table"))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def draw(rng, row, tables):
     """One draw from a compiled distribution row (see sim.scenario.distributions), clipped."""
     kind = int(row[0])
@@ -324,7 +324,7 @@ AD_PRE, AD_MID, AD_POST, AD_OVERLAY = int(AdPosition.PREROLL), int(AdPosition.MI
 O_NO_PLAY, O_START_FAILURE, O_ABANDONED_STARTUP, O_ABANDONED_AD, O_PARTIAL, O_COMPLETED, O_STALL_QUIT, O_PLAYBACK_ERROR, O_AD_BREAK_QUIT = (int(o) for o in Outcome)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _emit(out, k, sess, kind, t, pos, value, ad_pos, ad_index, st):
     """Write one action row into the column tuple `out` (if it fits; the caller grows it and reruns otherwise)."""
     if k < len(out[C_KIND]):
@@ -343,7 +343,7 @@ def _emit(out, k, sess, kind, t, pos, value, ad_pos, ad_index, st):
     return k + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _copy_row(out, k, sess, row):
     """Copy one scripted action row (float64, ACTION_COLUMNS order) into the column tuple."""
     if k < len(out[C_KIND]):
@@ -362,7 +362,7 @@ def _copy_row(out, k, sess, row):
     return k + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _ad_stop_point(rng, length, completion, q1, q2, q3):
     """Where an ad that does not complete stops, following the quartile funnel given no completion."""
     rest = max(1.0 - completion, 1e-12)
@@ -453,7 +453,7 @@ def _bumper(rng, out, k, sess, t, pos, ad_pos, P, dists, tables, st):
     return k, t + length
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _intended_fraction(rng, P, dists, tables, duration):
     """F: early bounce, complete (the share of the entry's length bucket), or the Beta middle."""
     complete = 0.0
@@ -469,7 +469,7 @@ def _intended_fraction(rng, P, dists, tables, duration):
     return min(max(0.05 + 0.95 * draw(rng, dists[D_MIDDLE], tables), 0.0), 1.0)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _schedule(rng, P, dists, tables, n_ladder, device, horizon, played, sched_at, sched_kind):
     """Draw this play's one-off interactions at uniform points of the played content ahead."""
     n = 0
@@ -490,7 +490,7 @@ def _schedule(rng, P, dists, tables, n_ladder, device, horizon, played, sched_at
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _next_cue(cues_at, cue_done, n_cues, pos):
     best = -1
     for j in range(n_cues):
@@ -529,7 +529,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
         is_live = live[i]
         n_ladder = int(P[P_N_LADDER])
         ladder = ladders[c]
-        rung = n_ladder - 1 if rng.random() < 0.6 else max(n_ladder - 2, 0)
+        rung = n_ladder - 1
         st[S_BITRATE] = ladder[rung]
         st[S_SCREEN] = 1.0
         st[S_TAB] = 2.0
@@ -537,21 +537,23 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
         st[S_SOUND] = SOUND_ON
         t = 0.0
         pos = dur if is_live else 0.0
+        muted = autoplay[i] and rng.random() < P[P_MUTED_AUTOPLAY]
+        if muted:
+            st[S_SOUND] = SOUND_MUTED
         k = _emit(out, k, i, A_LOAD, t, pos, 0.0, 0, 0, st)
-        if autoplay[i]:
-            if rng.random() < P[P_MUTED_AUTOPLAY]:
-                st[S_SOUND] = SOUND_MUTED
-            plays = rng.random() < P[P_AUTOPLAY_PLAY_RATE]
-            t += AUTOPLAY_DELAY_S
-        else:
-            plays = rng.random() < P[P_PLAY_RATE]
-            t += CLICK_TO_PLAY_MEDIAN_S * np.exp(0.8 * rng.standard_normal())
-        if not plays:
+        if not rng.random() < (P[P_AUTOPLAY_PLAY_RATE] if autoplay[i] else P[P_PLAY_RATE]):
             t = rng.exponential(NO_PLAY_STAY_MEAN_S)
             k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
             outcome_out[i] = O_NO_PLAY
             count_out[i] = k - first_out[i]
             continue
+        if autoplay[i]:
+            t += AUTOPLAY_DELAY_S
+        else:
+            t += CLICK_TO_PLAY_MEDIAN_S * np.exp(0.8 * rng.standard_normal())
+        if rng.random() >= 0.6:   # the player starts on the top rendition or the one below it
+            rung = max(n_ladder - 2, 0)
+            st[S_BITRATE] = ladder[rung]
         k = _emit(out, k, i, A_PLAY_REQUEST, t, pos, 0.0, 0, 0, st)
 
         # --- before the first frame: bumper, pre-roll pod, start failure, startup wait
@@ -806,6 +808,104 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
     return k
 
 
+# --- who watches what: per-session context ----------------------------------------------------
+
+@njit(cache=True)
+def alias_table(weights):
+    """Vose's alias table for drawing index i with probability weights[i] / sum in O(1)."""
+    n = len(weights)
+    prob = weights * (n / weights.sum())
+    alias = np.arange(n)
+    small = np.empty(n, np.int64)
+    large = np.empty(n, np.int64)
+    ns = nl = 0
+    for i in range(n):
+        if prob[i] < 1.0:
+            small[ns] = i
+            ns += 1
+        else:
+            large[nl] = i
+            nl += 1
+    while ns > 0 and nl > 0:
+        ns -= 1
+        s_ = small[ns]
+        g = large[nl - 1]
+        alias[s_] = g
+        prob[g] = prob[g] + prob[s_] - 1.0
+        if prob[g] < 1.0:
+            nl -= 1
+            small[ns] = g
+            ns += 1
+    for j in range(nl):
+        prob[large[j]] = 1.0
+    for j in range(ns):
+        prob[small[j]] = 1.0
+    return prob, alias
+
+
+@dataclass
+class Choosers:
+    """Alias tables over the concatenated viewers and entries, and each cell's slice of them."""
+    cell_vstart: np.ndarray   # int64 first viewer row of each cell's time-zone group
+    cell_vn: np.ndarray       # int64 viewers in it
+    cell_volume: np.ndarray   # float64 sessions of the cell over the whole run
+    v_prob: np.ndarray        # float64 alias acceptance per viewer row
+    v_alias: np.ndarray       # int64 alias (global viewer row)
+    v_share: np.ndarray       # float64 viewer's share of its group's sessions (activity)
+    comp_estart: np.ndarray   # int64 first entry of each component
+    comp_en: np.ndarray
+    e_prob: np.ndarray
+    e_alias: np.ndarray       # int64 alias (global entry)
+    comp_rstart: np.ndarray   # int64 first referrer of each component
+    comp_rn: np.ndarray
+
+
+def build_choosers(plan: ArrivalPlan, population: Population) -> Choosers:
+    n_viewers = len(population.viewers)
+    v_prob, v_alias, v_share = np.ones(n_viewers), np.arange(n_viewers), np.zeros(n_viewers)
+    cell_vstart, cell_vn = [], []
+    for c, g in zip(plan.cell_component.tolist(), plan.cell_tz.tolist()):
+        r = population.components[c].tz_viewers[g]
+        cell_vstart.append(r.start)
+        cell_vn.append(len(r))
+    for sl in population.components:
+        for r, cdf in zip(sl.tz_viewers, sl.tz_activity_cdf):
+            w = np.diff(cdf, prepend=0.0)
+            prob, alias = alias_table(w)
+            v_prob[r.start:r.stop], v_alias[r.start:r.stop], v_share[r.start:r.stop] = prob, alias + r.start, w / w.sum()
+    n_entries = len(population.catalog.entry_ids)
+    e_prob, e_alias = np.ones(n_entries), np.arange(n_entries)
+    for sl in population.components:
+        prob, alias = alias_table(np.diff(sl.entry_cdf, prepend=0.0))
+        e_prob[sl.entries.start:sl.entries.stop], e_alias[sl.entries.start:sl.entries.stop] = prob, alias + sl.entries.start
+    comps = population.components
+    return Choosers(cell_vstart=np.array(cell_vstart, np.int64), cell_vn=np.array(cell_vn, np.int64),
+                    cell_volume=plan.counts.sum(axis=0).astype(float), v_prob=v_prob, v_alias=v_alias.astype(np.int64),
+                    v_share=v_share, comp_estart=np.array([sl.entries.start for sl in comps], np.int64),
+                    comp_en=np.array([len(sl.entries) for sl in comps], np.int64), e_prob=e_prob,
+                    e_alias=e_alias.astype(np.int64), comp_rstart=np.array([sl.referrers.start for sl in comps], np.int64),
+                    comp_rn=np.array([len(sl.referrers) for sl in comps], np.int64))
+
+
+@njit(cache=True)
+def draw_context(rng, cells, cell_component, elapsed, autoplay_share, cell_vstart, cell_vn, cell_volume,
+                 v_prob, v_alias, v_share, comp_estart, comp_en, e_prob, e_alias, comp_rstart, comp_rn,
+                 viewer, entry, referrer, autoplay, returning):
+    """Each session's viewer (by activity), entry (by popularity), page, autoplay flag and returning flag."""
+    for i in range(len(cells)):
+        cell = cells[i]
+        c = cell_component[cell]
+        j = cell_vstart[cell] + int(rng.random() * cell_vn[cell])
+        v = j if rng.random() < v_prob[j] else v_alias[j]
+        viewer[i] = v
+        # chance that this viewer (Poisson, at its activity share of the cell) came earlier in the run
+        returning[i] = rng.random() < 1.0 - np.exp(-cell_volume[cell] * v_share[v] * elapsed[i])
+        j = comp_estart[c] + int(rng.random() * comp_en[c])
+        entry[i] = j if rng.random() < e_prob[j] else e_alias[j]
+        referrer[i] = comp_rstart[c] + int(rng.random() * comp_rn[c])
+        autoplay[i] = rng.random() < autoplay_share[c]
+
+
 # --- partitions and chunks ---------------------------------------------------------------------
 
 @dataclass
@@ -817,6 +917,7 @@ class Run:
     compiled: CompiledScenarios
     seed: int
     scripts: "ScriptTemplates"
+    choosers: Choosers
 
 
 def prepare_run(components, seed: int, *, sessions: int | None = None, days: float | None = None,
@@ -831,7 +932,8 @@ def prepare_run(components, seed: int, *, sessions: int | None = None, days: flo
         sessions = scripts.sessions_per_cycle   # a scripted run plays each script `repeat` times
     plan = plan_arrivals(components, population, seed, sessions=sessions, days=days)
     return Run(components=components, population=population, plan=plan,
-               compiled=compile_scenarios(components, population), seed=seed, scripts=scripts)
+               compiled=compile_scenarios(components, population), seed=seed, scripts=scripts,
+               choosers=build_choosers(plan, population))
 
 
 def chunk_partitions(plan: ArrivalPlan, chunk_size: int) -> list[range]:
@@ -854,28 +956,15 @@ def _partition(run: Run, p: int) -> tuple[dict, dict]:
     rng = np.random.default_rng(np.random.SeedSequence(run.seed, spawn_key=(MODEL_KEY, p)))
     times, cells = partition_arrivals(plan, p, rng)
     n = len(times)
-    comp = plan.cell_component[cells].astype(np.int64)
-    viewer = np.empty(n, np.int64)
-    entry = np.empty(n, np.int64)
-    referrer = np.empty(n, np.int64)
-    returning_p = np.empty(n)
-    elapsed = (times - plan.start) / max(plan.seconds, 1.0)
-    for cell in np.unique(cells).tolist():
-        rows = np.flatnonzero(cells == cell)
-        sl = pop.components[int(plan.cell_component[cell])]
-        g = int(plan.cell_tz[cell])
-        cdf = sl.tz_activity_cdf[g]
-        pick = np.minimum(np.searchsorted(cdf, rng.random(len(rows)) * cdf[-1], side="right"), len(cdf) - 1)
-        viewer[rows] = sl.tz_viewers[g].start + pick
-        # chance that this viewer (Poisson, at its activity share of the cell) came earlier in the run
-        share = (cdf[pick] - np.where(pick > 0, cdf[pick - 1], 0.0)) / cdf[-1]
-        returning_p[rows] = 1.0 - np.exp(-plan.part_counts[:, cell].sum() * share * elapsed[rows])
-        e = np.minimum(np.searchsorted(sl.entry_cdf, rng.random(len(rows)) * sl.entry_cdf[-1], side="right"),
-                       len(sl.entry_cdf) - 1)
-        entry[rows] = sl.entries.start + e
-        referrer[rows] = sl.referrers.start + rng.integers(0, len(sl.referrers), len(rows))
-    returning = rng.random(n) < returning_p
-    autoplay = rng.random(n) < comp_arr.params[comp, P_AUTOPLAY]
+    cell_component = plan.cell_component.astype(np.int64)
+    comp = cell_component[cells]
+    viewer, entry, referrer = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    autoplay, returning = np.empty(n, np.bool_), np.empty(n, np.bool_)
+    ch = run.choosers
+    draw_context(rng, cells.astype(np.int64), cell_component, (times - plan.start) / max(plan.seconds, 1.0),
+                 comp_arr.params[:, P_AUTOPLAY].copy(), ch.cell_vstart, ch.cell_vn, ch.cell_volume, ch.v_prob,
+                 ch.v_alias, ch.v_share, ch.comp_estart, ch.comp_en, ch.e_prob, ch.e_alias, ch.comp_rstart,
+                 ch.comp_rn, viewer, entry, referrer, autoplay, returning)
     vw = pop.viewers
     ua = vw.user_agent[viewer].copy()
     user = vw.user_id[viewer].copy()
