@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.player.timeline import ACTION_COLUMNS, SESSION_COLUMNS, Action, AdPosition, SessionChunk
+from sim.player.timeline import ACTION_COLUMNS, Action, AdPosition, SessionChunk
 from sim.population import Catalog, IdentityPools, Population
 from sim.scenario.model import Scenario
 

@@ -26,6 +26,14 @@ section c) and returns a `BeaconChunk` whose columns are the wire parameter name
   response that arrives while paused clears it (the plugin's rule), so the beacon after a
   pause carries none and its response sets a new value. Live load replaces this with the
   real responses (see `codec.parse_response`).
+* `view_interval_s` and `reset_after_pause_s` are the plugin's `viewEventCountdown` and
+  `resetSessionCountdown`, counted in whole 1 s ticks (rounded). Live playTimeSum grows by the
+  interval minus bufferTime per report, as kava.ts does; live sends no quartiles.
+
+What the timeline does not carry is filled in as assumptions, named in constants below:
+canPlay (80 % of joinTime), viewabilityMode (2, in view), the share network and report
+type (drawn per action from the chunk's "kava" stream) and REPORT_SUBMITTED after half of
+the REPORT_CLICKED. No startup BUFFER_START/END pair is sent around the first frame.
 
 Column conventions: float columns use NaN for "not sent"; integer columns use -1
 (`NOT_SENT`); string columns are `Strings` with code -1 for "not sent". Besides the wire
@@ -40,7 +48,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ...player.timeline import Action, AdPosition, SessionChunk
+from ...player.timeline import SessionChunk
 from ..beacons import BeaconChunk, Strings
 
 NOT_SENT = -1
