@@ -44,6 +44,19 @@ class Collector:
         return stop_process(self.proc)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def compiled_policies():
+    """Compile (or load from numba's cache) the player model and policies once, so the
+    Locust processes below start sending within their short run times."""
+    import argparse
+
+    from sim.load.plan import add_arguments, prepare_inputs
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for protocol in ("legacy",):
+        prepare_inputs(parser.parse_args(["--protocol", protocol, "--scenario", str(ROOT / "scenarios/default-mix.yaml")]))
+
+
 @pytest.fixture
 def collector(tmp_path):
     c = Collector(tmp_path)
@@ -61,7 +74,7 @@ def test_a_time_scaled_run_against_the_collector_loses_nothing(tmp_path, collect
 
 
 def test_two_processes_write_one_ledger_each_and_lose_nothing(tmp_path, collector):
-    summary = run_load(tmp_path, collector.url, processes=2, users=2, seconds=8)
+    summary = run_load(tmp_path, collector.url, processes=2, users=2, seconds=15)
     collector.stop()
     ledgers = sorted(tmp_path.glob("ledger.w*.jsonl"))
     assert [p.name for p in ledgers] == ["ledger.w0.jsonl", "ledger.w1.jsonl"]

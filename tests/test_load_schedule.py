@@ -80,8 +80,8 @@ def test_time_scale_maps_simulated_seconds_to_fewer_wall_seconds():
     assert tb.to_sim(tb.to_wall(1_234.5)) == pytest.approx(1_234.5)
 
 
-def test_each_epoch_of_the_endless_stream_has_its_own_seed():
-    assert len({partition_seed(7, epoch) for epoch in range(64)}) == 64
+def test_each_worker_and_epoch_of_the_endless_stream_has_its_own_seed():
+    assert len({partition_seed(7, worker, epoch) for worker in range(8) for epoch in range(16)}) == 128
 
 
 # --- rows of a beacon chunk ----------------------------------------------------------------

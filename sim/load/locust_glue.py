@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,9 @@ from .sender import LatenessHistogram, Ledger, Sender, lateness_summary, worker_
 
 log = logging.getLogger("player-sim")
 
-PLAN_MESSAGE = "player_sim_plan"
+PLAN_MESSAGE = "player_sim_plan"       # master -> workers: how many share the load
+FINISH_MESSAGE = "player_sim_finish"   # master -> workers: stop, drain, write the ledger
+FINAL_MESSAGE = "player_sim_final"     # workers -> master: final figures
 
 
 @dataclass
@@ -49,6 +52,9 @@ class LoadState:
         self.last_summary: dict | None = None          # kept for the worker's final report
         self.last_lateness: LatenessHistogram | None = None
         self.preparing = None   # the inputs being prepared in a thread since the process started
+        self.starting = None    # the greenlet building this process's run
+        self.final_from: set[str] = set()   # master: workers whose final figures arrived
+        self.reported = False
 
 
 STATE = LoadState()
@@ -76,8 +82,16 @@ def on_test_start(environment, **_kw) -> None:
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         STATE.worker_summaries.clear()
+        STATE.reported = False
         runner.send_message(PLAN_MESSAGE, {"workers": max(runner.worker_count, 1)})
         return
+    # Building may take seconds on a busy machine: a worker's message loop (stop, quit)
+    # must not wait for it, and the sender users idle until the run exists.
+    STATE.starting = gevent.spawn(_start_process_run, environment)
+
+
+def _start_process_run(environment) -> None:
+    runner = environment.runner
     options = environment.parsed_options
     host = environment.host or DEFAULT_HOST
     index = _worker_index(runner)
@@ -105,9 +119,26 @@ def on_test_start(environment, **_kw) -> None:
 
 
 def on_test_stop(environment, **_kw) -> None:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        _collect_final_summaries(environment)
+        return
+    summary = _finish_process_run(environment)
+    if summary is not None and not isinstance(runner, WorkerRunner):
+        _report(environment, summary)
+
+
+def _finish_process_run(environment) -> dict | None:
+    """Stop sending, wait for in-flight sends, write the ledger; this process's figures."""
+    starting, STATE.starting = STATE.starting, None
+    if starting is not None and not starting.ready():
+        starting.kill()
+        options = environment.parsed_options
+        if options is not None and options.ledger:   # nothing was sent: an empty ledger says so
+            Ledger(worker_ledger_path(options.ledger, _worker_index(environment.runner))).close()
     run, STATE.run = STATE.run, None
     if run is None:
-        return
+        return None
     run.sender.stop()
     if not run.sender.drain():
         log.warning("in-flight sends did not finish within the request timeout; they are not in the ledger")
@@ -115,8 +146,41 @@ def on_test_stop(environment, **_kw) -> None:
     summary = run.sender.summary()
     STATE.last_summary = summary
     STATE.last_lateness = run.sender.lateness
-    if not isinstance(environment.runner, WorkerRunner):
-        _report(environment, summary)
+    return summary
+
+
+def _on_finish_message(environment, msg, **_kw) -> None:
+    """Worker: the master asks for the end of the run and this worker's final figures."""
+    summary = _finish_process_run(environment)
+    if summary is None and STATE.last_summary is not None:
+        summary = STATE.last_summary
+    final = dict(summary) if summary is not None else None
+    if final is not None:
+        final["lateness_hist"] = STATE.last_lateness.to_sparse()
+    environment.runner.send_message(FINAL_MESSAGE, final)
+
+
+def _on_final_message(environment, msg, **_kw) -> None:
+    """Master: one worker's final figures."""
+    STATE.final_from.add(msg.node_id)
+    if msg.data is not None:
+        STATE.worker_summaries[msg.node_id] = msg.data
+
+
+def _collect_final_summaries(environment) -> None:
+    """Master, at the end of a run: every worker stops, drains and reports before we print."""
+    runner = environment.runner
+    workers = [c.id for c in runner.clients.all]
+    if not workers:
+        return
+    STATE.final_from = set()
+    runner.send_message(FINISH_MESSAGE, None)
+    options = environment.parsed_options
+    deadline = time.time() + options.request_timeout * (options.retries + 1) + 10
+    while time.time() < deadline and not STATE.final_from.issuperset(workers):
+        gevent.sleep(0.05)
+    _report(environment, merge_summaries(list(STATE.worker_summaries.values()), options.late_threshold))
+    STATE.reported = True
 
 
 def _report(environment, summary: dict) -> None:
@@ -175,6 +239,9 @@ def on_init(environment, **_kw) -> None:
         def plan(environment, msg, **_):
             STATE.workers = int(msg.data.get("workers", 1))
         runner.register_message(PLAN_MESSAGE, plan)
+        runner.register_message(FINISH_MESSAGE, _on_finish_message, concurrent=True)
+    if isinstance(runner, MasterRunner):
+        runner.register_message(FINAL_MESSAGE, _on_final_message)
     options = environment.parsed_options
     if options is not None and not isinstance(runner, WorkerRunner):
         try:
@@ -199,8 +266,7 @@ def _prepare_quietly(options):
 
 
 def on_quitting(environment, **_kw) -> None:
-    if isinstance(environment.runner, MasterRunner) and STATE.worker_summaries:
-        # the workers' final reports arrive after the master's test_stop
+    if isinstance(environment.runner, MasterRunner) and not STATE.reported:
         _report(environment, merge_summaries(list(STATE.worker_summaries.values()),
                                              environment.parsed_options.late_threshold))
     if STATE.failed_to_start:

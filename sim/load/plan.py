@@ -189,7 +189,7 @@ def build_schedule(options, *, worker_index: int, workers: int, host: str, lead:
     else:
         viewers = options.viewers // workers + (1 if worker_index < options.viewers % workers else 0)
         chunk_size = int(np.clip(viewers / 20, 16, 4096))
-    stream = session_stream(inputs.components, options.seed, worker=(worker_index, workers), chunk_size=chunk_size,
+    stream = session_stream(inputs.components, options.seed, worker=worker_index, chunk_size=chunk_size,
                             population=inputs.population)
     first = next(stream)
     t0 = time.time() + lead

@@ -155,21 +155,22 @@ def protocol_adapters(protocol: str) -> list[ProtocolAdapter]:
     return adapters
 
 
-def partition_seed(seed: int, epoch: int) -> int:
-    """The seed of one epoch of the endless session stream (the same on every worker)."""
-    state = np.random.SeedSequence(seed, spawn_key=(epoch,)).generate_state(2, np.uint32)
+def partition_seed(seed: int, worker: int, epoch: int) -> int:
+    """The seed of one epoch of one worker's endless session stream: every (worker, epoch)
+    draws from a random stream of its own, so workers never share sessions or session ids."""
+    state = np.random.SeedSequence(seed, spawn_key=(worker, epoch)).generate_state(2, np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
 
 
-def session_stream(components: list, seed: int, *, worker: tuple[int, int] = (0, 1),
-                   chunk_size: int = 4096, population=None) -> Iterator[SessionChunk]:
-    """An endless stream of session chunks for worker `worker[0]` of `worker[1]`.
+def session_stream(components: list, seed: int, *, worker: int = 0, chunk_size: int = 4096,
+                   population=None) -> Iterator[SessionChunk]:
+    """An endless stream of session chunks for one worker.
 
-    Epoch after epoch of `generate_sessions` (each epoch one simulated day with its own
-    seed, sized so that a chunk is about one hour's partition: small chunks keep generation
-    from stalling the send loop); within an epoch the workers take disjoint chunk partitions
-    (`generate_sessions(worker=...)`), so their sessions and session ids never overlap. The
-    population is built once (unless given) and shared.
+    Epoch after epoch of `generate_sessions`, each epoch one simulated day of about
+    `chunk_size` sessions per hour, seeded by (seed, worker, epoch). Workers get disjoint
+    streams through their seeds rather than `generate_sessions(worker=...)`: a day of a
+    small run may be a single chunk partition, which would leave the other workers idle.
+    The population is built once (unless given) and shared.
     """
     from ..player.model import as_components, generate_sessions
     from ..population import build_population
@@ -177,8 +178,8 @@ def session_stream(components: list, seed: int, *, worker: tuple[int, int] = (0,
     population = population or build_population(components, seed)
     epoch = 0
     while True:
-        yield from generate_sessions(components, partition_seed(seed, epoch), sessions=chunk_size * 24 * worker[1],
-                                     days=1, chunk_size=chunk_size, worker=worker, population=population)
+        yield from generate_sessions(components, partition_seed(seed, worker, epoch), sessions=chunk_size * 24,
+                                     days=1, chunk_size=chunk_size, population=population)
         epoch += 1
 
 
