@@ -53,7 +53,7 @@ def compiled_policies():
     from sim.load.plan import add_arguments, prepare_inputs
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    for protocol in ("legacy",):
+    for protocol in ("legacy", "kava", "both"):
         prepare_inputs(parser.parse_args(["--protocol", protocol, "--scenario", str(ROOT / "scenarios/default-mix.yaml")]))
 
 
@@ -65,7 +65,7 @@ def collector(tmp_path):
 
 
 def test_a_time_scaled_run_against_the_collector_loses_nothing(tmp_path, collector):
-    summary = run_load(tmp_path, collector.url, protocol="legacy")
+    summary = run_load(tmp_path, collector.url, protocol="both")
     collector.stop()
     totals = reconcile(str(tmp_path / "ledger.jsonl"), collector.store)
     assert summary["sent"] > 100 and summary["failed"] == 0
