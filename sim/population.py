@@ -378,7 +378,7 @@ def build_population(components, seed: int) -> Population:
         device = _pick(device_mix(aud), n_viewers, rng)
         os_of = np.empty(n_viewers, dtype=object)
         browser_of = np.empty(n_viewers, dtype=object)
-        for dev in set(device.tolist()):
+        for dev in sorted(set(device.tolist())):
             rows = np.flatnonzero(device == dev)
             os_mix = aud.os.get(dev) or {"other": 1.0}
             br_mix = aud.browsers.get(dev) or {"other": 1.0}
