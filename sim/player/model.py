@@ -24,12 +24,27 @@ duration`) and stays there while playing; pauses and backward seeks move `pos` b
 window slides on while the viewer lags behind), forward seeks move it toward the edge. Live
 sessions never reach ENDED: viewers leave when their intended watching time is used up.
 
+Timeline conventions downstream stages rely on:
+- a viewer leaving during a stall quits right after STALL_START (no STALL_END);
+- leaving during a pre-roll ad, or at a mid-roll break (`break_exit`), quits inside the
+  open break (no AD_BREAK_END); leaving during a post-roll does too, after ENDED;
+- ERROR is always fatal and followed by QUIT; before PLAYING it is a start failure;
+- REPLAY follows ENDED (and any post-roll) at pos 0; the PLAYING join is not repeated;
+- a looping player (`behaviour.loop`) replays by itself: REPLAY then a whole pass, with
+  probability `second_loop` each time; otherwise the viewer leaves at the end;
+- tab changes ride on the `tab` column: mobile and tablet browsers pause a hidden tab
+  (PAUSE/RESUME with tab 1 then 2); on desktop and CTV playback goes on unseen and only
+  actions inside the hidden spell show tab 1 (there is no tab action code);
+- `intended_fraction` is NaN for sessions that never played.
+
 Modelling choices beyond the scenario language (assumptions, named constants below): the
 delay from LOAD to a clicked play, how long non-players stay on the page, tab-hidden
 episode length, 85 % of fullscreen entries exit again, at most 5 replays, an ABR down-switch
 after half of the stalls, and viewers who will finish (F = 1) watch to the end whatever
 re-watching costs them. Returning viewers: `returning` is drawn as the chance that a
-Poisson viewer with this viewer's activity had an earlier session since the run began.
+Poisson viewer with this viewer's activity had an earlier session since the run began
+(exact per-viewer history would tie chunks together); `returning.min_gap_s` is not
+enforced. The per-entry hourly burst factor of viewing-realism 3.0 step 1 is not modelled.
 """
 from __future__ import annotations
 
