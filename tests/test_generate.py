@@ -363,3 +363,12 @@ def test_rebuffers_per_play_match_section_4(metric_runs, scenario, protocol):
     want = SECTION_4[scenario]["rebuffers_per_play"]
     tolerance = 3 * (var / plays) ** 0.5 + TABLE_ERROR * 2 * want
     assert abs(mean - want) <= tolerance, (mean, want, tolerance)
+
+
+def test_a_script_naming_an_entry_not_in_the_catalog_is_reported(tmp_path):
+    bad = tmp_path / "script.yaml"
+    bad.write_text("name: bad-script\nscript:\n  - name: s1\n    entry: nope\n    steps: [load, play, {wait: 5}, quit]\n")
+    result = cli(bad, "--sessions", 5, "--format", "jsonl", "--out", tmp_path / "x.jsonl")
+    assert result.exit_code == 2
+    assert "'nope' is not in the catalog" in result.stderr
+    assert os.listdir(tmp_path) == ["script.yaml"]

@@ -86,6 +86,8 @@ def generate(
     time, as demo data files or a replayable request file. Files appear whole at the end of
     the run or not at all. Exit status 2 for a bad scenario or bad options."""
     from ..generate import generate as run_generate
+    from ..player.script import ScriptError
+    from ..population import PopulationError
     from ..scenario.loader import ScenarioError, load
 
     if (sessions is None) == (days is None):
@@ -117,17 +119,23 @@ def generate(
             stats = run_generate(components, seed=seed, sessions=sessions, days=days, protocol=protocol.value,
                                  fmt=fmt.value, out=out, partition=partition.value if partition else None,
                                  encoding=encodings or None, on_progress=on_progress)
+        except (ScriptError, PopulationError) as exc:   # found while compiling the scenario
+            _fail(str(exc))
         except OSError as exc:
             _fail(f"--out {out}: {exc.strerror or exc}")
     typer.echo(f"{out}: {stats.summary()}")
 
 
 class _progress:
-    """A rich progress bar (rate, ETA) on a terminal; nothing when stderr is not a TTY."""
+    """A rich progress bar (rate, ETA) on a terminal; nothing when stderr is not a TTY.
+
+    With --sessions it counts sessions; with --days, simulated time written.
+    """
 
     def __init__(self, sessions: int | None, days: float | None):
         self.sessions, self.days = sessions, days
         self.bar = None
+        self.first_ts: float | None = None
 
     def __enter__(self):
         if not sys.stderr.isatty():
@@ -140,19 +148,17 @@ class _progress:
                             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
         self.bar.start()
         total = self.sessions if self.sessions is not None else self.days * 86400.0
-        task = self.bar.add_task("generate", total=total, beacons=0, rate=0.0)
-        first: list[float] = []
+        self.task = self.bar.add_task("generate", total=total, beacons=0, rate=0.0)
+        return self.update
 
-        def on_progress(stats, sent_until: float) -> None:
-            elapsed = max(self.bar.tasks[0].elapsed or 0.0, 1e-9)
-            if self.sessions is not None:
-                done = stats.sessions
-            else:
-                first.append(sent_until) if not first else None
-                done = sent_until - first[0]
-            self.bar.update(task, completed=min(done, total), beacons=stats.beacons, rate=stats.beacons / elapsed)
-
-        return on_progress
+    def update(self, stats, sent_until: float) -> None:
+        if self.sessions is not None:
+            done = stats.sessions
+        else:
+            self.first_ts = sent_until if self.first_ts is None else self.first_ts
+            done = sent_until - self.first_ts
+        elapsed = max(self.bar.tasks[0].elapsed or 0.0, 1e-9)
+        self.bar.update(self.task, completed=done, beacons=stats.beacons, rate=stats.beacons / elapsed)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:

@@ -21,7 +21,7 @@ from numba import njit
 # Field metadata marking a string column that already holds JSON text (written as is).
 RAW_JSON = {b"json": b"raw"}
 
-PARQUET_ROW_GROUP_ROWS = 1 << 20
+PARQUET_ROW_GROUP_ROWS = 1 << 17      # rows buffered before a write: bounds memory, still large for readers
 JSONL_SLICE_ROWS = 1 << 16      # bounds the memory of the assembled text
 
 
