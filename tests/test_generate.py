@@ -372,3 +372,14 @@ def test_a_script_naming_an_entry_not_in_the_catalog_is_reported(tmp_path):
     assert result.exit_code == 2
     assert "'nope' is not in the catalog" in result.stderr
     assert os.listdir(tmp_path) == ["script.yaml"]
+
+
+def test_session_start_times_follow_the_scenario_hourly_curve_in_viewer_local_time(tmp_path):
+    out = tmp_path / "vod.parquet"
+    assert cli(VOD, "--sessions", 2000, "--seed", 9, "--format", "parquet", "--out", out).exit_code == 0
+    # typical-vod: hourly work-edu, viewers at UTC-05:00; work-edu puts 74.2 % of loads at 08-17 h
+    share = duckdb.sql(f"""
+        with starts as (select truth_session_seq, min(ts) as t from '{out}' group by 1)
+        select avg(case when hour(to_timestamp(t - 5 * 3600) at time zone 'UTC') between 8 and 17 then 1 else 0 end)
+        from starts""").fetchall()[0][0]
+    assert abs(share - 0.742) < 0.04, share
