@@ -74,7 +74,7 @@ def locust_command(locustfile: Path, host: str, ledger: Path, summary: Path, *, 
                    session_rate: float, time_scale: float, protocol: str, users: int = 2,
                    processes: int = 1, extra: list[str] = ()) -> list[str]:
     cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
-           "-u", str(users), "-r", str(users), "-t", f"{run_time:g}s", "--stop-timeout", "5",
+           "-u", str(users), "-r", str(users), "-t", f"{run_time:g}s",
            "--host", host, "--protocol", protocol, "--workload", "open",
            "--session-rate", f"{session_rate:g}", "--time-scale", f"{time_scale:g}",
            "--ledger", str(ledger), "--summary-json", str(summary)]

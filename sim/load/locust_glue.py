@@ -128,6 +128,12 @@ def on_test_stop(environment, **_kw) -> None:
         _report(environment, summary)
 
 
+def on_test_stopping(environment, **_kw) -> None:
+    """Let the sender loops return at once instead of waiting for Locust to kill them."""
+    if STATE.run is not None:
+        STATE.run.sender.stop()
+
+
 def _finish_process_run(environment) -> dict | None:
     """Stop sending, wait for in-flight sends, write the ledger; this process's figures."""
     starting, STATE.starting = STATE.starting, None
@@ -221,10 +227,11 @@ def merge_summaries(summaries: list[dict], late_threshold: float) -> dict:
     hist = LatenessHistogram()
     total = {"sent": 0, "failed": 0, "failures": {}, "by_label": {}, "workers": len(summaries),
              "sessions": {"generated": 0, "started": 0, "dropped": 0}, "skipped_beacons": 0,
-             "views_suppressed": 0, "generate_cpu_s": 0.0}
+             "views_suppressed": 0, "generate_s": 0.0}
     for s in summaries:
-        for k in ("sent", "failed", "skipped_beacons", "views_suppressed", "generate_cpu_s"):
+        for k in ("sent", "failed", "skipped_beacons", "views_suppressed", "generate_s"):
             total[k] += s[k]
+        total["run_seconds"] = max(total.get("run_seconds", 0.0), s.get("run_seconds", 0.0))
         for group in ("failures", "by_label", "sessions"):
             for k, v in s[group].items():
                 total[group][k] = total[group].get(k, 0) + v
@@ -285,6 +292,7 @@ def install() -> None:
     events.init_command_line_parser.add_listener(add_arguments)
     events.init.add_listener(on_init)
     events.test_start.add_listener(on_test_start)
+    events.test_stopping.add_listener(on_test_stopping)
     events.test_stop.add_listener(on_test_stop)
     events.report_to_master.add_listener(on_report_to_master)
     events.worker_report.add_listener(on_worker_report)
@@ -301,7 +309,7 @@ class BeaconSenderUser(User):
     @task
     def send_due_beacons(self) -> None:
         run = STATE.run
-        if run is None:   # the run could not start (bad options): the runner is quitting
-            gevent.sleep(0.1)
+        if run is None or run.sender.stopped:   # not built yet, or the test is stopping
+            gevent.sleep(0.05)
             return
         run.sender.run()

@@ -156,6 +156,7 @@ class Sender:
         self.busy = 0          # batches being rendered: rows must keep their numbers meanwhile
         self.generating = None  # the next chunk being prepared in a thread (AsyncResult)
         self.stopped = False
+        self.stopped_at: float | None = None
 
     def new_client(self) -> HTTPClient:
         client = HTTPClient.from_url(self.host, concurrency=self.concurrency,
@@ -243,7 +244,9 @@ class Sender:
             self.ledger.write(started, out, error)
 
     def stop(self) -> None:
-        self.stopped = True
+        if not self.stopped:
+            self.stopped = True
+            self.stopped_at = time.time()
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait for in-flight sends; True when none is left."""
@@ -272,8 +275,11 @@ class Sender:
             "lateness": lateness_summary(self.lateness, self.late_threshold),
             "sessions": {"generated": s.sessions_generated, "started": s.started_sessions,
                          "dropped": s.dropped_sessions},
+            # wall seconds from the schedule's start to the stop: (started + dropped) / this is
+            # the arrival rate the target saw
+            "run_seconds": round((self.stopped_at or time.time()) - self.schedule.timebase.t0, 3),
             "skipped_beacons": s.skipped, "views_suppressed": s.views_suppressed,
-            "generate_cpu_s": round(s.generate_seconds, 3),
+            "generate_s": round(s.generate_seconds, 3),
         }
 
 

@@ -1,0 +1,174 @@
+"""Live load benchmark: player-sim's sender against plain Locust on the same target, same run.
+
+    python bench/bench_load.py                      # all three parts, sizes for a small machine
+    python bench/bench_load.py --viewers 100000 --seconds 60
+
+1. throughput of one worker process (one core): beacons/s of the schedule-driven sender
+   (legacy, open model, saturating rate) vs a plain FastHttpUser locustfile sending a fixed
+   stats.collect URL with no wait;
+2. concurrent real-time viewers in one process (closed model, typical VOD, legacy): peak
+   RSS and p99 lateness, vs one Locust user per viewer (peak RSS per user, measured on a
+   smaller count and scaled);
+3. open-model arrival accuracy at the highest rate one worker sustained in part 1.
+
+The target is a minimal keep-alive HTTP sink started here (answers `{"time":..,
+"viewEventsEnabled":true}`), so the sender, not a store, is what is measured.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SINK = r'''
+import asyncio, sys, time
+BODY = b'{"time":%d,"viewEventsEnabled":true}'
+async def handle(reader, writer):
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            body = BODY % int(time.time())
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+    print(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
+'''
+
+PLAIN_LOCUSTFILE = '''
+from locust import FastHttpUser, constant, task
+URL = ("/api_v3/index.php?service=stats&action=collect&event:eventType=3&event:partnerId=2504201"
+       "&event:entryId=1_abcd1234&event:sessionId=3f2a9c1e-1111-2222-3333-444455556666&event:duration=300")
+class Plain(FastHttpUser):
+    wait_time = constant(0)
+    @task
+    def collect(self):
+        self.client.get(URL, name="legacy fixed")
+'''
+
+PER_VIEWER_LOCUSTFILE = '''
+from locust import FastHttpUser, between, task
+class Viewer(FastHttpUser):
+    wait_time = between(30, 90)    # about one beacon a minute, like a legacy viewer
+    @task
+    def collect(self):
+        self.client.get("/api_v3/index.php?service=stats&action=collect&event:eventType=3", name="viewer")
+'''
+
+
+def start_sink() -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE)
+    return proc, proc.stdout.readline().decode().strip()
+
+
+def run_measured(cmd: list[str], timeout: float) -> tuple[subprocess.CompletedProcess, float]:
+    """Run a Locust command; returns it and the peak RSS (MiB) of its process tree."""
+    proc = psutil.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak = 0.0
+    began = time.time()
+    while proc.poll() is None and time.time() - began < timeout:
+        try:
+            rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+            peak = max(peak, rss / 2**20)
+        except psutil.Error:
+            pass
+        time.sleep(0.5)
+    out, err = proc.communicate(timeout=max(timeout - (time.time() - began), 5))
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), peak
+
+
+def locust(locustfile: Path, host: str, seconds: float, users: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary", "--json",
+            "-u", str(users), "-r", str(max(users, 1) if users <= 1000 else 1000), "-t", f"{seconds:g}s",
+            "--host", host, *extra]
+
+
+def plain_requests(done: subprocess.CompletedProcess) -> int:
+    stats = json.loads(done.stdout.decode())
+    return sum(s["num_requests"] for s in stats)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=20, help="length of each throughput run")
+    ap.add_argument("--rate", type=float, default=400, help="part 1: sessions/s offered (well above what one core sends)")
+    ap.add_argument("--viewers", type=int, default=20000, help="part 2: concurrent real-time viewers")
+    ap.add_argument("--viewer-seconds", type=float, default=60, help="part 2: run length")
+    ap.add_argument("--baseline-users", type=int, default=2000, help="part 2: Locust users for the per-user baseline")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    plain = tmp / "plain_locustfile.py"
+    plain.write_text(PLAIN_LOCUSTFILE)
+    per_viewer = tmp / "per_viewer_locustfile.py"
+    per_viewer.write_text(PER_VIEWER_LOCUSTFILE)
+    ours = ROOT / "locustfile.py"
+    sink, host = start_sink()
+    try:
+        # --- 1. throughput per worker process ------------------------------------------------
+        done, _ = run_measured(locust(plain, host, args.seconds, 32), args.seconds + 60)
+        baseline_rps = plain_requests(done) / args.seconds
+        summary_path = tmp / "summary.json"
+        done, _ = run_measured(locust(ours, host, args.seconds, 1, "--protocol", "legacy", "--session-rate",
+                                      f"{args.rate:g}", "--time-scale", "50", "--concurrency", "64",
+                                      "--summary-json", str(summary_path)), args.seconds + 120)
+        s = json.loads(summary_path.read_text())
+        ours_rps = s["sent"] / s["run_seconds"]
+        print(f"1. one worker process: player-sim {ours_rps:,.0f} beacons/s (lateness p99 "
+              f"{s['lateness']['p99_ms']:g} ms) vs plain FastHttpUser {baseline_rps:,.0f} req/s: "
+              f"ratio {ours_rps / baseline_rps:.2f}")
+
+        # --- 3. open-model accuracy at that rate ---------------------------------------------
+        sustained = s["sent"] / max(s["sessions"]["started"], 1)          # beacons per session
+        rate = 0.8 * ours_rps / sustained                                 # sessions/s one worker keeps up with
+        summary_path = tmp / "summary-open.json"
+        run_measured(locust(ours, host, args.seconds, 1, "--protocol", "legacy", "--session-rate", f"{rate:g}",
+                            "--time-scale", "50", "--summary-json", str(summary_path)), args.seconds + 120)
+        s = json.loads(summary_path.read_text())
+        arrived = s["sessions"]["started"] + s["sessions"]["dropped"]
+        measured = arrived / s["run_seconds"]      # over the span the schedule ran
+        print(f"3. open model at {rate:,.1f} sessions/s: {measured:,.1f} sessions/s arrived "
+              f"({(measured / rate - 1) * 100:+.1f} %), {s['sessions']['dropped']} dropped, lateness p99 "
+              f"{s['lateness']['p99_ms']:g} ms")
+
+        # --- 2. concurrent real-time viewers -------------------------------------------------
+        summary_path = tmp / "summary-viewers.json"
+        done, peak = run_measured(locust(ours, host, args.viewer_seconds, 1, "--protocol", "legacy", "--workload",
+                                         "closed", "--viewers", str(args.viewers), "--ramp-up",
+                                         f"{args.viewer_seconds / 2:g}", "--scenario", "scenarios/typical-vod.yaml",
+                                         "--summary-json", str(summary_path)), args.viewer_seconds + 300)
+        s = json.loads(summary_path.read_text())
+        done, base_peak = run_measured(locust(per_viewer, host, args.viewer_seconds / 2, args.baseline_users),
+                                       args.viewer_seconds + 300)
+        per_user_mib = base_peak / args.baseline_users
+        print(f"2. {args.viewers:,} real-time viewers in one process: peak RSS {peak:,.0f} MiB, "
+              f"lateness p99 {s['lateness']['p99_ms']:g} ms, {s['sent']:,} beacons; one Locust user per viewer: "
+              f"{base_peak:,.0f} MiB for {args.baseline_users:,} users = {per_user_mib * 1024:,.0f} KiB/viewer, "
+              f"{per_user_mib * args.viewers:,.0f} MiB for {args.viewers:,}: ratio {per_user_mib * args.viewers / peak:.1f}x")
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+if __name__ == "__main__":
+    main()
