@@ -516,9 +516,12 @@ def _next_cue(cues_at, cue_done, n_cues, pos):
 
 @njit(cache=True)
 def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_rows, tmpl_start, tmpl_len,
-                  tmpl_outcome, params, dists, tables, cues, ladders, languages,
+                  tmpl_outcome, params, dists, tables, cues, ladders, languages, row0,
                   out, fraction_out, impaired_out, outcome_out, first_out, count_out):
-    """Walk every session of a partition; returns the number of actions (may exceed `out`'s rows)."""
+    """Walk every session of a partition; returns the number of actions (may exceed `out`'s rows).
+
+    Session i of the partition is row `row0 + i` of its chunk (the `session` column).
+    """
     st = np.zeros(5)
     sched_at = np.empty(MAX_SCHEDULED)
     sched_kind = np.empty(MAX_SCHEDULED, np.int64)
@@ -527,12 +530,13 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
     k = 0
     for i in range(len(comp)):
         first_out[i] = k
+        sess = row0 + i
         fraction_out[i] = np.nan
         impaired_out[i] = False
         tm = tmpl_rows[i]
         if tm >= 0:   # a scripted session: copy its precompiled timeline
             for r in range(tmpl_len[tm]):
-                k = _copy_row(out, k, i, template[tmpl_start[tm] + r])
+                k = _copy_row(out, k, sess, template[tmpl_start[tm] + r])
             outcome_out[i] = tmpl_outcome[tm]
             count_out[i] = k - first_out[i]
             continue
@@ -555,10 +559,10 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
         muted = autoplay[i] and rng.random() < P[P_MUTED_AUTOPLAY]
         if muted:
             st[S_SOUND] = SOUND_MUTED
-        k = _emit(out, k, i, A_LOAD, t, pos, 0.0, 0, 0, st)
+        k = _emit(out, k, sess, A_LOAD, t, pos, 0.0, 0, 0, st)
         if not rng.random() < (P[P_AUTOPLAY_PLAY_RATE] if autoplay[i] else P[P_PLAY_RATE]):
             t = rng.exponential(NO_PLAY_STAY_MEAN_S)
-            k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+            k = _emit(out, k, sess, A_QUIT, t, pos, 0.0, 0, 0, st)
             outcome_out[i] = O_NO_PLAY
             count_out[i] = k - first_out[i]
             continue
@@ -569,16 +573,16 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
         if rng.random() >= 0.6:   # the player starts on the top rendition or the one below it
             rung = max(n_ladder - 2, 0)
             st[S_BITRATE] = ladder[rung]
-        k = _emit(out, k, i, A_PLAY_REQUEST, t, pos, 0.0, 0, 0, st)
+        k = _emit(out, k, sess, A_PLAY_REQUEST, t, pos, 0.0, 0, 0, st)
 
         # --- before the first frame: bumper, pre-roll pod, start failure, startup wait
         if rng.random() < P[P_BUMPER_PRE]:
-            k, t = _bumper(rng, out, k, i, t, pos, AD_PRE, P, D, tables, st)
+            k, t = _bumper(rng, out, k, sess, t, pos, AD_PRE, P, D, tables, st)
         if P[P_HAS_PRE] > 0 and rng.random() < P[P_PRE_SHARE]:
             n_ads = int(draw(rng, D[D_PRE_SIZE], tables) + 0.5)
             if n_ads > 0:
                 abandon = min(P[P_PRE_ABANDON + dev], 1.0 - P[P_PRE_COMPLETION])
-                k, t, left = _pod(rng, out, k, i, t, pos, AD_PRE, n_ads, P[P_PRE_COMPLETION], abandon, False,
+                k, t, left = _pod(rng, out, k, sess, t, pos, AD_PRE, n_ads, P[P_PRE_COMPLETION], abandon, False,
                                   P, D, tables, st, dev)
                 if left:
                     outcome_out[i] = O_ABANDONED_AD
@@ -587,9 +591,9 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
         startup = max(draw(rng, D[D_STARTUP], tables), 0.01)
         if rng.random() < P[P_START_FAILURE]:
             t += startup
-            k = _emit(out, k, i, A_ERROR, t, pos, START_ERROR_CODE, 0, 0, st)
+            k = _emit(out, k, sess, A_ERROR, t, pos, START_ERROR_CODE, 0, 0, st)
             t += rng.exponential(FAILED_START_LEAVE_MEAN_S)
-            k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+            k = _emit(out, k, sess, A_QUIT, t, pos, 0.0, 0, 0, st)
             outcome_out[i] = O_START_FAILURE
             count_out[i] = k - first_out[i]
             continue
@@ -599,12 +603,12 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
             # leaving time: the hazard's exponential, conditioned to fall before the first frame
             u = rng.random() * (1.0 - np.exp(-lam * (startup - grace)))
             t += grace - np.log1p(-u) / lam
-            k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+            k = _emit(out, k, sess, A_QUIT, t, pos, 0.0, 0, 0, st)
             outcome_out[i] = O_ABANDONED_STARTUP
             count_out[i] = k - first_out[i]
             continue
         t += startup
-        k = _emit(out, k, i, A_PLAYING, t, pos, startup, 0, 0, st)
+        k = _emit(out, k, sess, A_PLAYING, t, pos, startup, 0, 0, st)
 
         # --- content playback
         looping = rng.random() < P[P_LOOP_SHARE]
@@ -659,11 +663,11 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                     pos = min(pos + dt * spd, dur)
                 if dt == dt_end:
                     pos = dur
-                    k = _emit(out, k, i, A_ENDED, t, pos, 0.0, 0, 0, st)
+                    k = _emit(out, k, sess, A_ENDED, t, pos, 0.0, 0, 0, st)
                     ended = True
                     break
                 if dt == dt_budget:
-                    k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+                    k = _emit(out, k, sess, A_QUIT, t, pos, 0.0, 0, 0, st)
                     outcome = O_COMPLETED if ended_any else O_PARTIAL
                     break
                 if dt == dt_cue:
@@ -671,7 +675,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                     n_ads = int(draw(rng, D[D_MID_SIZE], tables) + 0.5)
                     if n_ads > 0:
                         leaves = rng.random() < P[P_MID_BREAK_EXIT]
-                        k, t, left = _pod(rng, out, k, i, t, pos, AD_MID, n_ads, P[P_MID_COMPLETION], 0.0, leaves,
+                        k, t, left = _pod(rng, out, k, sess, t, pos, AD_MID, n_ads, P[P_MID_COMPLETION], 0.0, leaves,
                                           P, D, tables, st, dev)
                         if left:
                             outcome = O_AD_BREAK_QUIT
@@ -687,12 +691,12 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                         else:
                             target = min(pos + draw(rng, D[D_FWD], tables) * dur, dur)
                         target = min(max(target, 0.0), dur)
-                        k = _emit(out, k, i, A_SEEK, t, pos, target, 0, 0, st)
+                        k = _emit(out, k, sess, A_SEEK, t, pos, target, 0, 0, st)
                         pos = target
                     elif ev == EV_ENTER_FS:
                         if st[S_SCREEN] == 1.0:
                             st[S_SCREEN] = 2.0
-                            k = _emit(out, k, i, A_ENTER_FS, t, pos, 0.0, 0, 0, st)
+                            k = _emit(out, k, sess, A_ENTER_FS, t, pos, 0.0, 0, 0, st)
                             if rng.random() < FULLSCREEN_EXIT_SHARE and n_sched < MAX_SCHEDULED:
                                 ahead = (budget - played) if budget < np.inf else (dur - pos)
                                 sched_at[n_sched], sched_kind[n_sched] = played + rng.random() * ahead, EV_EXIT_FS
@@ -700,88 +704,88 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                     elif ev == EV_EXIT_FS:
                         if st[S_SCREEN] == 2.0:
                             st[S_SCREEN] = 1.0
-                            k = _emit(out, k, i, A_EXIT_FS, t, pos, 0.0, 0, 0, st)
+                            k = _emit(out, k, sess, A_EXIT_FS, t, pos, 0.0, 0, 0, st)
                     elif ev == EV_SPEED:
                         st[S_SPEED] = max(draw(rng, D[D_SPEED], tables), 0.1)
-                        k = _emit(out, k, i, A_SPEED, t, pos, st[S_SPEED], 0, 0, st)
+                        k = _emit(out, k, sess, A_SPEED, t, pos, st[S_SPEED], 0, 0, st)
                     elif ev == EV_CAPTIONS:
                         lang = languages[c, int(rng.random() * P[P_N_LANGS])]
-                        k = _emit(out, k, i, A_CAPTIONS, t, pos, lang, 0, 0, st)
+                        k = _emit(out, k, sess, A_CAPTIONS, t, pos, lang, 0, 0, st)
                     elif ev == EV_SOURCE:
                         other = int(rng.random() * (n_ladder - 1))
                         rung = other if other < rung else other + 1
                         st[S_BITRATE] = ladder[rung]
-                        k = _emit(out, k, i, A_SOURCE, t, pos, ladder[rung], 0, 0, st)
+                        k = _emit(out, k, sess, A_SOURCE, t, pos, ladder[rung], 0, 0, st)
                     elif ev == EV_SHARE:
-                        k = _emit(out, k, i, A_SHARE, t, pos, 0.0, 0, 0, st)
+                        k = _emit(out, k, sess, A_SHARE, t, pos, 0.0, 0, 0, st)
                         if rng.random() < P[P_CLICK_SHARE_NETWORK]:
-                            k = _emit(out, k, i, A_SHARE_NETWORK, t, pos, 0.0, 0, 0, st)
+                            k = _emit(out, k, sess, A_SHARE_NETWORK, t, pos, 0.0, 0, 0, st)
                     elif ev == EV_DOWNLOAD:
-                        k = _emit(out, k, i, A_DOWNLOAD, t, pos, 0.0, 0, 0, st)
+                        k = _emit(out, k, sess, A_DOWNLOAD, t, pos, 0.0, 0, 0, st)
                     elif ev == EV_REPORT:
-                        k = _emit(out, k, i, A_REPORT, t, pos, 0.0, 0, 0, st)
+                        k = _emit(out, k, sess, A_REPORT, t, pos, 0.0, 0, 0, st)
                     elif ev == EV_INFO:
-                        k = _emit(out, k, i, A_INFO, t, pos, 0.0, 0, 0, st)
+                        k = _emit(out, k, sess, A_INFO, t, pos, 0.0, 0, 0, st)
                     elif ev == EV_RELATED:
-                        k = _emit(out, k, i, A_RELATED_OPEN, t, pos, 0.0, 0, 0, st)
+                        k = _emit(out, k, sess, A_RELATED_OPEN, t, pos, 0.0, 0, 0, st)
                         if rng.random() < P[P_CLICK_RELATED_SELECTED]:
                             # the viewer picked another entry: this entry's session ends here
-                            k = _emit(out, k, i, A_RELATED_SELECTED, t, pos, 0.0, 0, 0, st)
-                            k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+                            k = _emit(out, k, sess, A_RELATED_SELECTED, t, pos, 0.0, 0, 0, st)
+                            k = _emit(out, k, sess, A_QUIT, t, pos, 0.0, 0, 0, st)
                             outcome = O_COMPLETED if ended_any else O_PARTIAL
                             break
                     elif ev == EV_ERROR:
-                        k = _emit(out, k, i, A_ERROR, t, pos, PLAYBACK_ERROR_CODE, 0, 0, st)
-                        k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+                        k = _emit(out, k, sess, A_ERROR, t, pos, PLAYBACK_ERROR_CODE, 0, 0, st)
+                        k = _emit(out, k, sess, A_QUIT, t, pos, 0.0, 0, 0, st)
                         outcome = O_PLAYBACK_ERROR
                         break
                     elif ev == EV_OVERLAY:
-                        k = _emit(out, k, i, A_OVERLAY, t, pos, 0.0, AD_OVERLAY, 0, st)
+                        k = _emit(out, k, sess, A_OVERLAY, t, pos, 0.0, AD_OVERLAY, 0, st)
                         if rng.random() < P[P_OVERLAY_CLICK]:
-                            k = _emit(out, k, i, A_OVERLAY_CLICK, t, pos, 0.0, AD_OVERLAY, 0, st)
+                            k = _emit(out, k, sess, A_OVERLAY_CLICK, t, pos, 0.0, AD_OVERLAY, 0, st)
                     elif ev == EV_TAB_VISIBLE:
                         st[S_TAB] = 2.0
                     continue
                 # a Poisson event in playing time: which one, in proportion to its rate
                 u = rng.random() * rate
                 if u < stall_rate:
-                    k = _emit(out, k, i, A_STALL_START, t, pos, 0.0, 0, 0, st)
+                    k = _emit(out, k, sess, A_STALL_START, t, pos, 0.0, 0, 0, st)
                     length = max(draw(rng, D[D_STALL], tables), 0.05)
                     if rng.random() < P[P_QUIT_AFTER_STALL]:
                         t += rng.random() * length
-                        k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+                        k = _emit(out, k, sess, A_QUIT, t, pos, 0.0, 0, 0, st)
                         outcome = O_STALL_QUIT
                         break
                     t += length
-                    k = _emit(out, k, i, A_STALL_END, t, pos, length, 0, 0, st)
+                    k = _emit(out, k, sess, A_STALL_END, t, pos, length, 0, 0, st)
                     if rung > 0 and rng.random() < DOWNSWITCH_AFTER_STALL:
                         rung -= 1
                         st[S_BITRATE] = ladder[rung]
-                        k = _emit(out, k, i, A_FLAVOR, t, pos, ladder[rung], 0, 0, st)
+                        k = _emit(out, k, sess, A_FLAVOR, t, pos, ladder[rung], 0, 0, st)
                 elif u < stall_rate + P[P_PAUSE_PER_S]:
-                    k = _emit(out, k, i, A_PAUSE, t, pos, 0.0, 0, 0, st)
+                    k = _emit(out, k, sess, A_PAUSE, t, pos, 0.0, 0, 0, st)
                     length = max(draw(rng, D[D_PAUSE], tables), 0.1)
                     t += length
                     if is_live:   # the live edge moves on while the viewer is paused
                         pos = max(pos - length, 0.0)
-                    k = _emit(out, k, i, A_RESUME, t, pos, 0.0, 0, 0, st)
+                    k = _emit(out, k, sess, A_RESUME, t, pos, 0.0, 0, 0, st)
                 elif u < stall_rate + P[P_PAUSE_PER_S] + P[P_FLAVOR_PER_S]:
                     if n_ladder > 1:
                         up = rng.random() < (0.35 if impaired else 0.5)
                         rung = rung + 1 if (up and rung < n_ladder - 1) or rung == 0 else rung - 1
                         st[S_BITRATE] = ladder[rung]
-                        k = _emit(out, k, i, A_FLAVOR, t, pos, ladder[rung], 0, 0, st)
+                        k = _emit(out, k, sess, A_FLAVOR, t, pos, ladder[rung], 0, 0, st)
                 elif u < stall_rate + P[P_PAUSE_PER_S] + P[P_FLAVOR_PER_S] + P[P_TAB_PER_S]:
                     hidden = TAB_HIDDEN_MEDIAN_S * np.exp(rng.standard_normal())
                     if dev == 1 or dev == 2:
                         # mobile browsers pause video in a background tab
                         st[S_TAB] = 1.0
-                        k = _emit(out, k, i, A_PAUSE, t, pos, 0.0, 0, 0, st)
+                        k = _emit(out, k, sess, A_PAUSE, t, pos, 0.0, 0, 0, st)
                         t += hidden
                         if is_live:
                             pos = max(pos - hidden, 0.0)
                         st[S_TAB] = 2.0
-                        k = _emit(out, k, i, A_RESUME, t, pos, 0.0, 0, 0, st)
+                        k = _emit(out, k, sess, A_RESUME, t, pos, 0.0, 0, 0, st)
                     elif st[S_TAB] == 2.0 and n_sched < MAX_SCHEDULED:
                         # desktop keeps playing unseen; the tab column of later actions shows it
                         st[S_TAB] = 1.0
@@ -789,7 +793,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                         n_sched += 1
                 else:
                     st[S_SOUND] = SOUND_ON
-                    k = _emit(out, k, i, A_SOUND, t, pos, SOUND_ON, 0, 0, st)
+                    k = _emit(out, k, sess, A_SOUND, t, pos, SOUND_ON, 0, 0, st)
             if not ended:
                 break
             # --- after the end: post-roll, post bumper, maybe a replay
@@ -798,24 +802,24 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
             if P[P_HAS_POST] > 0 and rng.random() < P[P_POST_SHARE]:
                 n_ads = int(draw(rng, D[D_POST_SIZE], tables) + 0.5)
                 if n_ads > 0:
-                    k, t, left = _pod(rng, out, k, i, t, pos, AD_POST, n_ads, P[P_POST_COMPLETION],
+                    k, t, left = _pod(rng, out, k, sess, t, pos, AD_POST, n_ads, P[P_POST_COMPLETION],
                                       1.0 - P[P_POST_COMPLETION], False, P, D, tables, st, dev)
                     if left:
                         outcome = O_COMPLETED
                         break
             if rng.random() < P[P_BUMPER_POST]:
-                k, t = _bumper(rng, out, k, i, t, pos, AD_POST, P, D, tables, st)
+                k, t = _bumper(rng, out, k, sess, t, pos, AD_POST, P, D, tables, st)
             again = rng.random() < (P[P_SECOND_LOOP] if looping else P[P_REPLAY])
             if replays < MAX_REPLAYS and again:
                 replays += 1
                 t += REPLAY_DELAY_S
                 pos = 0.0
-                k = _emit(out, k, i, A_REPLAY, t, pos, 0.0, 0, 0, st)
+                k = _emit(out, k, sess, A_REPLAY, t, pos, 0.0, 0, 0, st)
                 # a looping player's viewer who stays watches the next pass through
                 fraction = 1.0 if looping else _intended_fraction(rng, P, D, tables, dur)
                 continue
             t += rng.exponential(LEAVE_AFTER_END_MEAN_S)
-            k = _emit(out, k, i, A_QUIT, t, pos, 0.0, 0, 0, st)
+            k = _emit(out, k, sess, A_QUIT, t, pos, 0.0, 0, 0, st)
             outcome = O_COMPLETED
             break
         outcome_out[i] = outcome
@@ -933,6 +937,7 @@ class Run:
     seed: int
     scripts: "ScriptTemplates"
     choosers: Choosers
+    actions_per_session: float = 6.0   # running estimate, sizes the next chunk's action buffers
 
 
 def prepare_run(components, seed: int, *, sessions: int | None = None, days: float | None = None,
@@ -965,101 +970,86 @@ def chunk_partitions(plan: ArrivalPlan, chunk_size: int) -> list[range]:
     return chunks
 
 
-def _partition(run: Run, p: int) -> tuple[dict, dict]:
-    """Sessions and actions of partition p (session rows and `first_action` relative to it)."""
+def _partition(run: Run, p: int, S: dict, row0: int, A: list, k0: int) -> int:
+    """Write partition p's sessions into rows row0.. of the chunk columns S and its actions from
+    row k0 of the action buffers A (grown in place when full); returns the partition's action count."""
     plan, pop, comp_arr = run.plan, run.population, run.compiled
     rng = np.random.default_rng(np.random.SeedSequence(run.seed, spawn_key=(MODEL_KEY, p)))
     times, cells = partition_arrivals(plan, p, rng)
     n = len(times)
+    rows = slice(row0, row0 + n)
     cell_component = plan.cell_component.astype(np.int64)
     comp = cell_component[cells]
     viewer, entry, referrer = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
-    autoplay, returning = np.empty(n, np.bool_), np.empty(n, np.bool_)
+    autoplay, returning = S["autoplay"][rows], S["returning"][rows]
     ch = run.choosers
     draw_context(rng, cells.astype(np.int64), cell_component, (times - plan.start) / max(plan.seconds, 1.0),
                  comp_arr.params[:, P_AUTOPLAY].copy(), ch.cell_vstart, ch.cell_vn, ch.cell_volume, ch.v_prob,
                  ch.v_alias, ch.v_share, ch.comp_estart, ch.comp_en, ch.e_prob, ch.e_alias, ch.comp_rstart,
                  ch.comp_rn, viewer, entry, referrer, autoplay, returning)
     vw = pop.viewers
-    ua = vw.user_agent[viewer].copy()
-    user = vw.user_id[viewer].copy()
-    scripted = np.full(n, -1, np.int16)
+    ua = vw.user_agent[viewer]
+    user = vw.user_id[viewer]
+    scripted = S["scripted"][rows]
+    scripted[:] = -1
     tmpl_rows = np.full(n, -1, np.int64)
     run.scripts.assign(plan, p, cells, comp, rng, pop, entry, ua, user, scripted, tmpl_rows)
     duration = pop.catalog.durations[entry]
     live = pop.catalog.live[entry]
     device = pop.pools.ua_device[ua].astype(np.int64)
-
-    cap = max(64, 24 * n)
+    first = S["first_action"][rows]
     while True:
         walker = np.random.default_rng(np.random.SeedSequence(run.seed, spawn_key=(MODEL_KEY, p, 1)))
-        out = tuple(np.empty(cap, dtype) for dtype in ACTION_COLUMNS.values())
-        fraction, impaired = np.empty(n), np.empty(n, np.bool_)
-        outcome, first, count = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+        out = tuple(col[k0:] for col in A)
         k = walk_sessions(walker, comp, device, duration, live, autoplay, run.scripts.rows, tmpl_rows,
                           run.scripts.start, run.scripts.length, run.scripts.outcome, comp_arr.params,
                           comp_arr.dists, comp_arr.tables, comp_arr.cues, comp_arr.ladders, comp_arr.languages,
-                          out, fraction, impaired, outcome, first, count)
-        if k <= cap:
+                          row0, out, S["intended_fraction"][rows], S["impaired"][rows], S["outcome"][rows],
+                          first, S["n_actions"][rows])
+        if k0 + k <= len(A[0]):
             break
-        cap = int(k * 1.25) + 64
-    actions = {name: out[j][:k] for j, name in enumerate(ACTION_NAMES)}
+        # full: grow every action column, keep what earlier partitions wrote, walk this one again
+        size = int((k0 + k) * 1.5) + 1024
+        for j, col in enumerate(A):
+            grown = np.empty(size, col.dtype)
+            grown[:k0] = col[:k0]
+            A[j] = grown
+    first += k0
     ip = vw.ip[viewer]
-    sessions = {
-        "session_seq": plan.part_first[p] + np.arange(n, dtype=np.int64),
-        "scenario": comp.astype(np.int16),
-        "viewer": viewer,
-        "returning": returning,
-        "entry": entry.astype(np.int32),
-        "duration": duration.astype(np.float64),
-        "live": live.astype(np.bool_),
-        "start": times,
-        "tz_offset_min": vw.tz_offset_min[viewer],
-        "device": device.astype(np.int8),
-        "os": pop.pools.ua_os[ua],
-        "browser": pop.pools.ua_browser[ua],
-        "country": pop.pools.ip_country[ip],
-        "user_agent": ua.astype(np.int32),
-        "ip": ip.astype(np.int32),
-        "user_id": user.astype(np.int32),
-        "referrer": referrer.astype(np.int32),
-        "autoplay": autoplay,
-        "intended_fraction": fraction.astype(np.float32),
-        "impaired": impaired,
-        "outcome": outcome.astype(np.int8),
-        "scripted": scripted,
-        "first_action": first,
-        "n_actions": count.astype(np.int32),
-    }
-    return sessions, actions
+    S["session_seq"][rows] = plan.part_first[p] + np.arange(n, dtype=np.int64)
+    S["scenario"][rows] = comp
+    S["viewer"][rows] = viewer
+    S["entry"][rows] = entry
+    S["duration"][rows] = duration
+    S["live"][rows] = live
+    S["start"][rows] = times
+    S["tz_offset_min"][rows] = vw.tz_offset_min[viewer]
+    S["device"][rows] = device
+    S["os"][rows] = pop.pools.ua_os[ua]
+    S["browser"][rows] = pop.pools.ua_browser[ua]
+    S["country"][rows] = pop.pools.ip_country[ip]
+    S["user_agent"][rows] = ua
+    S["ip"][rows] = ip
+    S["user_id"][rows] = user
+    S["referrer"][rows] = referrer
+    return k
 
 
 def make_chunk(run: Run, partitions: range) -> SessionChunk:
-    """One SessionChunk from consecutive partitions."""
-    parts = [_partition(run, p) for p in partitions]
-    sessions: dict[str, np.ndarray] = {}
-    actions: dict[str, np.ndarray] = {}
-    row_offset, act_offset = 0, 0
-    session_cols, action_cols = {k: [] for k in SESSION_COLUMNS}, {k: [] for k in ACTION_COLUMNS}
-    for s, a in parts:
-        for name in SESSION_COLUMNS:
-            col = s[name]
-            if name == "first_action":
-                col = col + act_offset
-            session_cols[name].append(col)
-        for name in ACTION_COLUMNS:
-            col = a[name]
-            if name == "session":
-                col = (col + row_offset).astype(np.int32)
-            action_cols[name].append(col)
-        row_offset += len(s["session_seq"])
-        act_offset += len(a["kind"])
-    for name, dtype in SESSION_COLUMNS.items():
-        sessions[name] = np.concatenate(session_cols[name]).astype(dtype, copy=False) if parts else np.empty(0, dtype)
-    for name, dtype in ACTION_COLUMNS.items():
-        actions[name] = np.concatenate(action_cols[name]).astype(dtype, copy=False) if parts else np.empty(0, dtype)
+    """One SessionChunk from consecutive partitions, written straight into the chunk's columns."""
+    n_total = int(run.plan.part_counts[partitions].sum())
+    S = {name: np.empty(n_total, dtype) for name, dtype in SESSION_COLUMNS.items()}
+    # room for the actions at the rate seen so far in this run (a full buffer grows and retries)
+    A = [np.empty(int(run.actions_per_session * 1.2 * n_total) + 1024, dtype) for dtype in ACTION_COLUMNS.values()]
+    row0 = k0 = 0
+    for p in partitions:
+        k0 += _partition(run, p, S, row0, A, k0)
+        row0 += int(run.plan.part_counts[p].sum())
+    if n_total:
+        run.actions_per_session = max(run.actions_per_session, k0 / n_total)
+    actions = {name: A[j][:k0] for j, name in enumerate(ACTION_NAMES)}
     seed = np.random.SeedSequence(run.seed, spawn_key=(CHUNK_KEY, partitions.start))
-    return SessionChunk(sessions=sessions, actions=actions, scenarios=[c.scenario for c in run.components],
+    return SessionChunk(sessions=S, actions=actions, scenarios=[c.scenario for c in run.components],
                         scenario_names=[c.name for c in run.components], population=run.population, seed=seed)
 
 
