@@ -206,3 +206,93 @@ def test_bad_values_name_their_option():
         check_options(options("--session-rate", "0"), "http://127.0.0.1:8080")
     with pytest.raises(OptionError, match="--viewers"):
         check_options(options("--workload", "closed", "--viewers", "0"), "http://127.0.0.1:8080")
+
+
+# --- the schedule over real sessions and beacons -------------------------------------------
+
+@pytest.fixture(scope="module")
+def components():
+    from pathlib import Path
+
+    from sim.scenario.loader import load
+    return load(Path(__file__).resolve().parents[1] / "scenarios" / "typical-vod.yaml")
+
+
+def make_schedule(components, protocol: str, *, rate: float = 50.0, scale: float = 20.0, drop_after=None):
+    from sim.load.schedule import Schedule, protocol_adapters, session_stream
+    t0 = 1_000_000.0
+    return Schedule(session_stream(components, 3, chunk_size=64), OpenArrivals(rate, np.random.default_rng(1), t0),
+                    Timebase(t0, scale), protocol_adapters(protocol), drop_after=drop_after)
+
+
+def test_every_scheduled_beacon_is_handed_out_once_in_time_order_across_compactions(components, monkeypatch):
+    from sim.load.schedule import BeaconQueue
+    monkeypatch.setattr(BeaconQueue, "COMPACT_MIN", 16)        # compact often
+    schedule = make_schedule(components, "legacy")
+    schedule.refill(1_000_000.0 + 30.0, budget=4)
+    expected = sorted(q.codec.ledger_key(q.codec.beacon_at(q.chunk, i)) for q in schedule.queues for i in range(len(q)))
+    keys, times = [], []
+    now = 1_000_000.0
+    while schedule.pending:
+        now += 0.5
+        for t, queue, row in schedule.pop_due(now):
+            out = queue.render(row, late=0.0)
+            keys.append(out.key)
+            times.append(t)
+        schedule.compact()
+    assert sorted(keys) == expected
+    assert times == sorted(times)
+
+
+def test_a_session_that_cannot_start_on_time_is_dropped_whole(components):
+    schedule = make_schedule(components, "legacy", drop_after=1.0)
+    schedule.refill(1_000_000.0, budget=1)
+    queue = schedule.queues[0]
+    due = schedule.pop_due(1_000_000.0 + 10_000.0)
+    first_session = int(queue.chunk.session[due[0][2]])
+    rendered = [queue.render(row, late=5.0) for _, q, row in due if int(q.chunk.session[row]) == first_session]
+    assert rendered and all(r is None for r in rendered)
+    assert schedule.stats.dropped_sessions >= 1 and schedule.stats.skipped >= len(rendered)
+
+
+def test_late_sends_of_a_started_session_still_go_out(components):
+    schedule = make_schedule(components, "legacy", drop_after=1.0)
+    schedule.refill(1_000_000.0, budget=1)
+    due = schedule.pop_due(1_000_000.0 + 10_000.0)
+    t, queue, row = due[0]
+    assert queue.render(row, late=0.0) is not None          # the session started on time
+    later = [r for _, q, r in due[1:] if q.chunk.session[r] == queue.chunk.session[row]]
+    assert later and all(queue.render(r, late=60.0) is not None for r in later)
+
+
+def _kava_session(components):
+    schedule = make_schedule(components, "kava")
+    schedule.refill(1_000_000.0, budget=1)
+    due = schedule.pop_due(1_000_000.0 + 10_000.0)
+    queue = due[0][1]
+    by_session: dict[int, list[int]] = {}
+    for _, q, row in due:
+        by_session.setdefault(int(q.chunk.session[row]), []).append(row)
+    # a session that plays long enough to send VIEWs
+    rows = max(by_session.values(), key=lambda rs: sum(int(queue.chunk.columns["eventType"][r]) == 99 for r in rs))
+    return queue, rows
+
+
+def test_kava_first_answer_time_becomes_session_start_time_of_later_beacons(components):
+    queue, rows = _kava_session(components)
+    first = queue.render(rows[0], late=0.0)
+    assert b"sessionStartTime" not in (first.request.body or b"")
+    queue.on_response(first, b'{"time": 1234567, "viewEventsEnabled": true}')
+    later = [queue.render(r, late=0.0) for r in rows[1:4]]
+    import orjson
+    stamps = [orjson.loads(o.request.body).get("sessionStartTime") for o in later if o is not None]
+    assert 1234567 in stamps
+
+
+def test_kava_view_events_disabled_stops_that_sessions_views(components):
+    queue, rows = _kava_session(components)
+    first = queue.render(rows[0], late=0.0)
+    queue.on_response(first, b'{"time": 1234567, "viewEventsEnabled": false}')
+    views = [r for r in rows[1:] if int(queue.chunk.columns["eventType"][r]) == 99]
+    assert views and all(queue.render(r, late=0.0) is None for r in views)
+    assert queue.stats.views_suppressed == len(views)
