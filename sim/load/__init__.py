@@ -3,5 +3,6 @@
 - `schedule`: arrival models (open / closed), re-timing of generated sessions, the
   time-ordered queue of beacons to send, per-session player state (KAVA server answers).
 - `sender`: the send loop over shared keep-alive pools, lateness, failures, the ledger.
-- `locust_glue`: command-line options, safety checks, the Locust user and event hooks.
+- `plan`: the run's options, safety checks against Kaltura's hosts, one process's schedule.
+- `locust_glue`: the Locust user and event hooks (workers, master summary, ledgers).
 """
