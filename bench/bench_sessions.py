@@ -217,6 +217,8 @@ MEMORY_CODE = """
 import resource
 from sim.scenario.model import Scenario
 from sim.player.model import generate_sessions
+for _ in generate_sessions(Scenario(), seed=2, sessions=2000, days=1):   # load (or compile) the kernels first
+    pass
 n = 0
 for chunk in generate_sessions(Scenario(), seed=1, sessions={n}):
     n += chunk.n_sessions
