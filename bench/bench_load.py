@@ -108,13 +108,62 @@ def plain_requests(done: subprocess.CompletedProcess) -> int:
     return sum(s["num_requests"] for s in stats)
 
 
+def throughput_and_rate(args, plain: Path, ours: Path, host: str, tmp: Path) -> None:
+    # --- 1. throughput per worker process ------------------------------------------------
+    done, _ = run_measured(locust(plain, host, args.seconds, 32), args.seconds + 60)
+    baseline_rps = plain_requests(done) / args.seconds
+    summary_path = tmp / "summary.json"
+    done, _ = run_measured(locust(ours, host, args.seconds, 1, "--protocol", "legacy", "--session-rate",
+                                  f"{args.rate:g}", "--time-scale", "50", "--concurrency", "64",
+                                  "--summary-json", str(summary_path)), args.seconds + 120)
+    s = json.loads(summary_path.read_text())
+    ours_rps = s["sent"] / s["run_seconds"]
+    print(f"1. one worker process: player-sim {ours_rps:,.0f} beacons/s (lateness p99 "
+          f"{s['lateness']['p99_ms']:g} ms) vs plain FastHttpUser {baseline_rps:,.0f} req/s: "
+          f"ratio {ours_rps / baseline_rps:.2f}")
+
+    # --- 3. open-model accuracy at that rate ---------------------------------------------
+    sustained = s["sent"] / max(s["sessions"]["started"], 1)          # beacons per session
+    rate = 0.8 * ours_rps / sustained                                 # sessions/s one worker keeps up with
+    summary_path = tmp / "summary-open.json"
+    run_measured(locust(ours, host, args.seconds, 1, "--protocol", "legacy", "--session-rate", f"{rate:g}",
+                        "--time-scale", "50", "--summary-json", str(summary_path)), args.seconds + 120)
+    s = json.loads(summary_path.read_text())
+    arrived = s["sessions"]["started"] + s["sessions"]["dropped"]
+    measured = arrived / s["run_seconds"]      # over the span the schedule ran
+    print(f"3. open model at {rate:,.1f} sessions/s: {measured:,.1f} sessions/s arrived "
+          f"({(measured / rate - 1) * 100:+.1f} %), {s['sessions']['dropped']} dropped, lateness p99 "
+          f"{s['lateness']['p99_ms']:g} ms")
+
+
+
+def viewers(args, per_viewer: Path, ours: Path, host: str, tmp: Path) -> None:
+    # --- 2. concurrent real-time viewers -------------------------------------------------
+    summary_path = tmp / "summary-viewers.json"
+    done, peak = run_measured(locust(ours, host, args.viewer_seconds, 1, "--protocol", "legacy", "--workload",
+                                     "closed", "--viewers", str(args.viewers), "--ramp-up",
+                                     f"{args.ramp_up or args.viewer_seconds / 2:g}", "--scenario", "scenarios/typical-vod.yaml",
+                                     "--summary-json", str(summary_path)), args.viewer_seconds + 300)
+    s = json.loads(summary_path.read_text())
+    done, base_peak = run_measured(locust(per_viewer, host, args.viewer_seconds / 2, args.baseline_users),
+                                   args.viewer_seconds + 300)
+    per_user_mib = base_peak / args.baseline_users
+    print(f"2. {args.viewers:,} real-time viewers in one process: peak RSS {peak:,.0f} MiB, "
+          f"lateness p99 {s['lateness']['p99_ms']:g} ms, {s['sent']:,} beacons; one Locust user per viewer: "
+          f"{base_peak:,.0f} MiB for {args.baseline_users:,} users = {per_user_mib * 1024:,.0f} KiB/viewer, "
+          f"{per_user_mib * args.viewers:,.0f} MiB for {args.viewers:,}: ratio {per_user_mib * args.viewers / peak:.1f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20, help="length of each throughput run")
     ap.add_argument("--rate", type=float, default=400, help="part 1: sessions/s offered (well above what one core sends)")
     ap.add_argument("--viewers", type=int, default=20000, help="part 2: concurrent real-time viewers")
     ap.add_argument("--viewer-seconds", type=float, default=60, help="part 2: run length")
+    ap.add_argument("--ramp-up", type=float, default=0, help="part 2: first sessions spread over this many s "
+                                                               "(default half the run)")
     ap.add_argument("--baseline-users", type=int, default=2000, help="part 2: Locust users for the per-user baseline")
+    ap.add_argument("--parts", default="1,2,3", help="which parts to run")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
@@ -125,46 +174,11 @@ def main() -> None:
     ours = ROOT / "locustfile.py"
     sink, host = start_sink()
     try:
-        # --- 1. throughput per worker process ------------------------------------------------
-        done, _ = run_measured(locust(plain, host, args.seconds, 32), args.seconds + 60)
-        baseline_rps = plain_requests(done) / args.seconds
-        summary_path = tmp / "summary.json"
-        done, _ = run_measured(locust(ours, host, args.seconds, 1, "--protocol", "legacy", "--session-rate",
-                                      f"{args.rate:g}", "--time-scale", "50", "--concurrency", "64",
-                                      "--summary-json", str(summary_path)), args.seconds + 120)
-        s = json.loads(summary_path.read_text())
-        ours_rps = s["sent"] / s["run_seconds"]
-        print(f"1. one worker process: player-sim {ours_rps:,.0f} beacons/s (lateness p99 "
-              f"{s['lateness']['p99_ms']:g} ms) vs plain FastHttpUser {baseline_rps:,.0f} req/s: "
-              f"ratio {ours_rps / baseline_rps:.2f}")
-
-        # --- 3. open-model accuracy at that rate ---------------------------------------------
-        sustained = s["sent"] / max(s["sessions"]["started"], 1)          # beacons per session
-        rate = 0.8 * ours_rps / sustained                                 # sessions/s one worker keeps up with
-        summary_path = tmp / "summary-open.json"
-        run_measured(locust(ours, host, args.seconds, 1, "--protocol", "legacy", "--session-rate", f"{rate:g}",
-                            "--time-scale", "50", "--summary-json", str(summary_path)), args.seconds + 120)
-        s = json.loads(summary_path.read_text())
-        arrived = s["sessions"]["started"] + s["sessions"]["dropped"]
-        measured = arrived / s["run_seconds"]      # over the span the schedule ran
-        print(f"3. open model at {rate:,.1f} sessions/s: {measured:,.1f} sessions/s arrived "
-              f"({(measured / rate - 1) * 100:+.1f} %), {s['sessions']['dropped']} dropped, lateness p99 "
-              f"{s['lateness']['p99_ms']:g} ms")
-
-        # --- 2. concurrent real-time viewers -------------------------------------------------
-        summary_path = tmp / "summary-viewers.json"
-        done, peak = run_measured(locust(ours, host, args.viewer_seconds, 1, "--protocol", "legacy", "--workload",
-                                         "closed", "--viewers", str(args.viewers), "--ramp-up",
-                                         f"{args.viewer_seconds / 2:g}", "--scenario", "scenarios/typical-vod.yaml",
-                                         "--summary-json", str(summary_path)), args.viewer_seconds + 300)
-        s = json.loads(summary_path.read_text())
-        done, base_peak = run_measured(locust(per_viewer, host, args.viewer_seconds / 2, args.baseline_users),
-                                       args.viewer_seconds + 300)
-        per_user_mib = base_peak / args.baseline_users
-        print(f"2. {args.viewers:,} real-time viewers in one process: peak RSS {peak:,.0f} MiB, "
-              f"lateness p99 {s['lateness']['p99_ms']:g} ms, {s['sent']:,} beacons; one Locust user per viewer: "
-              f"{base_peak:,.0f} MiB for {args.baseline_users:,} users = {per_user_mib * 1024:,.0f} KiB/viewer, "
-              f"{per_user_mib * args.viewers:,.0f} MiB for {args.viewers:,}: ratio {per_user_mib * args.viewers / peak:.1f}x")
+        parts = set(args.parts.split(","))
+        if parts & {"1", "3"}:
+            throughput_and_rate(args, plain, ours, host, tmp)
+        if "2" in parts:
+            viewers(args, per_viewer, ours, host, tmp)
     finally:
         sink.terminate()
         sink.wait()
