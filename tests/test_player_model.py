@@ -26,7 +26,7 @@ def collect(scenario, seed=1, sessions=20_000, **kw):
     return s, a
 
 
-def playing_seconds(a, sessions_mask_by_seq=None) -> np.ndarray:
+def playing_seconds(a) -> np.ndarray:
     """Wall seconds of content playback per action row (time until the next action while playing)."""
     kind = a["kind"]
     starts = np.isin(kind, [A.PLAYING, A.RESUME, A.STALL_END, A.AD_BREAK_END, A.REPLAY])
