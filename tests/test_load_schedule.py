@@ -296,3 +296,17 @@ def test_kava_view_events_disabled_stops_that_sessions_views(components):
     views = [r for r in rows[1:] if int(queue.chunk.columns["eventType"][r]) == 99]
     assert views and all(queue.render(r, late=0.0) is None for r in views)
     assert queue.stats.views_suppressed == len(views)
+
+
+def test_wire_faults_get_stable_names():
+    import errno as e
+
+    from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
+
+    from sim.load.sender import failure_kind
+    assert failure_kind(ConnectionRefusedError(e.ECONNREFUSED, "refused")) == "connection refused"
+    assert failure_kind(TimeoutError("timed out")) == "timeout"
+    assert failure_kind(HTTPConnectionClosed("connection closed.")) == "connection reset"
+    assert failure_kind(HTTPParseError("Incomplete response.")) == "connection reset"
+    assert failure_kind(ConnectionResetError(e.ECONNRESET, "reset by peer")) == "connection reset"
+    assert failure_kind(HTTPParseError("invalid header")) == "bad response"

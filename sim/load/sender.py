@@ -45,7 +45,8 @@ def failure_kind(exc: BaseException) -> str:
             getattr(exc, "errno", None) in (errno.ECONNRESET, errno.EPIPE):
         return "connection reset"
     if isinstance(exc, HTTPParseError):
-        return "bad response"
+        # the connection ended before the answer was whole: a reset as the target meant it
+        return "connection reset" if "incomplete" in str(exc).lower() else "bad response"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return type(exc).__name__
