@@ -115,6 +115,8 @@ class EventsBuilder:
         self._types = {**wire, **CONTEXT_COLUMNS}
         self._by_lower.update(_canonical(CONTEXT_COLUMNS))
         self._pool_cache: dict[int, tuple[object, pa.Array]] = {}
+        self._pools_in_use: set[int] = set()
+        self._chunk_id: int | None = None
 
     @classmethod
     def for_chunks(cls, chunks: list[BeaconChunk]) -> EventsBuilder:
@@ -134,14 +136,23 @@ class EventsBuilder:
 
     def _dictionary(self, pool) -> pa.Array:
         """Arrow string array of a pool, converted once per run (pools are shared by chunks)."""
-        hit = self._pool_cache.get(id(pool))
+        key = id(pool)
+        self._pools_in_use.add(key)
+        hit = self._pool_cache.get(key)
         if hit is not None and hit[0] is pool:
             return hit[1]
         arr = pa.array(np.asarray(pool, dtype=object), type=pa.string())
-        if len(self._pool_cache) > 64:     # per-chunk pools (session ids) must not pile up
-            self._pool_cache.clear()
-        self._pool_cache[id(pool)] = (pool, arr)
+        self._pool_cache[key] = (pool, arr)
         return arr
+
+    def _next_chunk(self, sessions: SessionChunk) -> None:
+        """Forget pools the previous session chunk did not use (per-chunk pools: session ids)."""
+        if self._chunk_id == id(sessions):
+            return
+        if self._chunk_id is not None:
+            self._pool_cache = {k: v for k, v in self._pool_cache.items() if k in self._pools_in_use}
+        self._pools_in_use = set()
+        self._chunk_id = id(sessions)
 
     def _coded(self, codes: np.ndarray, pool) -> pa.DictionaryArray:
         codes = np.asarray(codes, dtype=np.int32)
@@ -195,6 +206,7 @@ class EventsBuilder:
         the rest as nulls. Reordering here costs one gather per column as the column is
         built, where sorting the finished table would cost another pass over every column.
         """
+        self._next_chunk(sessions)
         n = len(beacons)
         pick = (lambda v: v) if order is None else (lambda v: v[order])
         if order is not None:
