@@ -4,7 +4,9 @@ One row per beacon. The same column names are used by the file sinks, the collec
 and the metrics, so one SQL implementation reads any of them. Wire fields keep their wire
 names; names that differ only by case are one column (DuckDB identifiers are
 case-insensitive), so v7's `uiConfId` lands in `uiconfId`. Ground truth (`truth_*`) comes
-from the session columns; no beacon carries it.
+from the session columns; no beacon carries it. A run's schema holds the wire fields of the
+protocols it sends (`PROTOCOL_FIELDS`): a legacy-only file has no KAVA-only columns, and
+readers treat an absent column as null.
 
 Usage::
 
@@ -15,6 +17,8 @@ Strings stay dictionary-encoded from the `Strings` pools and population pools: n
 this path creates a Python object per row.
 """
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +54,23 @@ WIRE_FIELDS: dict[str, pa.DataType] = {
     # request-level parameters
     "format": INTEGER, "apiVersion": STRING, "hasKanalony": BOOLEAN, "ignoreNull": INTEGER,
     "expiry": INTEGER, "has_ks": BOOLEAN,
+}
+
+# The wire fields each protocol can send: a run's file holds the fields of the protocols it
+# sends (and any other column its policies send), so a legacy-only file carries no column
+# that only KAVA fills. Fixed by the protocols, not by the data: the schema stays the same
+# for every seed.
+_LEGACY_ONLY = ("eventTimestamp", "widgetId", "currentPoint", "duration", "seek", "isFirstInSession",
+                "historyEvents", "objectType", "applicationId", "contextId", "featureType", "playlistId",
+                "hasKanalony", "ignoreNull", "expiry")
+_SHARED = ("eventType", "clientVer", "sessionId", "partnerId", "entryId", "uiconfId", "userId", "referrer",
+           "clientTag", "format", "apiVersion", "has_ks")
+_KAVA_FIRST, _KAVA_LAST = "eventIndex", "loadedPlugins"
+_names_in_order = list(WIRE_FIELDS)
+PROTOCOL_FIELDS: dict[str, frozenset[str]] = {
+    "legacy": frozenset(_LEGACY_ONLY + _SHARED),
+    "kava": frozenset(_SHARED + tuple(_names_in_order[_names_in_order.index(_KAVA_FIRST):
+                                                      _names_in_order.index(_KAVA_LAST) + 1])),
 }
 
 # Request context: the headers the beacon goes out with (cookie: the legacy `uv` cookie).
@@ -101,8 +122,16 @@ def _canonical(columns: dict[str, pa.DataType]) -> dict[str, str]:
 class EventsBuilder:
     """Builds events-table rows for one run; the schema is fixed when the builder is made."""
 
-    def __init__(self, extra: dict[str, pa.DataType] | None = None):
-        wire = dict(WIRE_FIELDS)
+    def __init__(self, extra: dict[str, pa.DataType] | None = None, protocols: Iterable[str] | None = None,
+                 carried: Iterable[str] = ()):
+        """`protocols`: the protocols of the run (None or an unknown one: every wire field);
+        `carried`: wire fields sent beside them (kept, in contract order)."""
+        protocols = None if protocols is None else set(protocols)
+        if protocols is None or not protocols <= PROTOCOL_FIELDS.keys():
+            wire = dict(WIRE_FIELDS)
+        else:
+            keep = set(carried).union(*(PROTOCOL_FIELDS[p] for p in protocols))
+            wire = {n: t for n, t in WIRE_FIELDS.items() if n in keep}
         for name in sorted(extra or {}):
             wire[name] = extra[name]
         self.wire = wire
@@ -120,17 +149,21 @@ class EventsBuilder:
 
     @classmethod
     def for_chunks(cls, chunks: list[BeaconChunk]) -> EventsBuilder:
-        """A builder whose schema holds every column of these chunks (unknown ones appended)."""
+        """A builder whose schema holds the wire fields of these chunks' protocols and every
+        column of these chunks (unknown ones appended)."""
         known = _canonical({**WIRE_FIELDS, **CONTEXT_COLUMNS})
         extra: dict[str, pa.DataType] = {}
+        carried: set[str] = set()
         for chunk in chunks:
             for name, col in chunk.columns.items():
                 if name in TRANSPORT_ONLY:
                     continue
                 name = SECRET_COLUMNS.get(name, name)
-                if name.lower() not in known and name not in extra:
+                if name.lower() in known:
+                    carried.add(known[name.lower()])
+                elif name not in extra:
                     extra[name] = _type_of_column(col)
-        return cls(extra)
+        return cls(extra, protocols={chunk.protocol for chunk in chunks} or None, carried=carried)
 
     # -- pools ---------------------------------------------------------------------------------
 

@@ -22,31 +22,37 @@ from numba import njit
 RAW_JSON = {b"json": b"raw"}
 
 PARQUET_ROW_GROUP_ROWS = 1 << 17      # rows buffered before a write: bounds memory, still large for readers
+# A row group's dictionary of session ids (~30k x 36 bytes) must fit one dictionary page, or
+# the encoder falls back to plain pages part way through the column.
+PARQUET_DICTIONARY_PAGE_BYTES = 8 << 20
 JSONL_SLICE_ROWS = 1 << 16      # bounds the memory of the assembled text
 
 
 class ParquetWriter:
     """Parquet with typed columns; text columns dictionary-encoded; fixed options keep bytes stable.
 
-    Text arrives as Arrow dictionary arrays over the run's pools. It is handed to the Parquet
-    encoder as plain strings, which then builds each row group's dictionary from the values
-    actually used: smaller files than writing whole pools, no slower, and byte-stable (the
-    encoder's path for ready-made dictionaries falls back to plain pages with unstable
-    bytes when a pool is much larger than what a row group uses).
+    Text arrives as Arrow dictionary arrays over the run's pools. Each row group hands the
+    encoder, per text column, one dictionary of only the entries that group uses (in pool
+    order) and the rows' codes into it: the encoder writes that dictionary page as is and
+    never hashes a row's text, which is most of what plain strings cost it. The bytes are a
+    pure function of the rows (the same pools, the same codes, the same compacted
+    dictionaries). Files carry no Arrow schema, so every reader sees plain strings (Parquet
+    logical type STRING). Unique-per-row text (`ledger_key`) stays plain: no dictionary.
     """
 
     extension = ".parquet"
 
     def __init__(self, out: BinaryIO, schema: pa.Schema):
+        self._schema = schema
         self._text = [f.name for f in schema if pa.types.is_dictionary(f.type)]
-        self._schema = pa.schema([pa.field(f.name, pa.string(), f.nullable, f.metadata)
-                                  if pa.types.is_dictionary(f.type) else f for f in schema])
+        self._is_text = [pa.types.is_dictionary(f.type) for f in schema]
         # Min/max statistics for numbers and times (what filters prune on); on long text they
         # cost more than they save.
         numbers = [f.name for f in schema if not (pa.types.is_dictionary(f.type) or pa.types.is_string(f.type))]
         self._writer = pq.ParquetWriter(
-            out, self._schema, compression="zstd", compression_level=1, use_dictionary=self._text or False,
-            write_statistics=numbers or False, version="2.6", data_page_version="1.0")
+            out, schema, compression="zstd", compression_level=1, use_dictionary=self._text or False,
+            write_statistics=numbers or False, version="2.6", data_page_version="1.0",
+            dictionary_pagesize_limit=PARQUET_DICTIONARY_PAGE_BYTES, store_schema=False)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
 
@@ -64,14 +70,37 @@ class ParquetWriter:
         if full:
             for start in range(0, full, PARQUET_ROW_GROUP_ROWS):
                 group = whole.slice(start, min(PARQUET_ROW_GROUP_ROWS, full - start))
-                self._writer.write_table(group.cast(self._schema), row_group_size=PARQUET_ROW_GROUP_ROWS)
+                self._writer.write_table(self._row_group(group), row_group_size=PARQUET_ROW_GROUP_ROWS)
         rest = whole.slice(full)
         self._pending = [rest] if rest.num_rows else []
         self._pending_rows = rest.num_rows
 
+    def _row_group(self, group: pa.Table) -> pa.Table:
+        """The group with each text column as one array over one compacted dictionary."""
+        arrays = []
+        for is_text, column in zip(self._is_text, group.columns):
+            if not is_text:
+                arrays.append(column)
+                continue
+            if column.num_chunks > 1 and any(not c.dictionary.equals(column.chunk(0).dictionary)
+                                             for c in column.chunks[1:]):
+                column = column.unify_dictionaries()
+            arr = column.chunk(0) if column.num_chunks == 1 else pa.concat_arrays(column.chunks)
+            arrays.append(_distinct_entries(compact_dictionary(arr, always=True)))
+        return pa.Table.from_arrays(arrays, schema=self._schema)
+
     def close(self) -> None:
         self._flush(final=True)
         self._writer.close()
+
+
+def _distinct_entries(arr: pa.DictionaryArray) -> pa.DictionaryArray:
+    """The same values over a dictionary without repeated entries (pools may repeat a text):
+    the encoder takes a ready-made dictionary only when its entries are distinct."""
+    encoded = pc.dictionary_encode(arr.dictionary)
+    if len(encoded.dictionary) == len(arr.dictionary):
+        return arr
+    return pa.DictionaryArray.from_arrays(encoded.indices.take(arr.indices), encoded.dictionary)
 
 
 class CsvWriter:
@@ -215,10 +244,11 @@ def _codes(indices: pa.Array) -> np.ndarray:
     return codes
 
 
-def compact_dictionary(arr: pa.DictionaryArray) -> pa.DictionaryArray:
-    """The same values with a dictionary of only the entries used (pools are often far larger)."""
+def compact_dictionary(arr: pa.DictionaryArray, always: bool = False) -> pa.DictionaryArray:
+    """The same values with a dictionary of only the entries used, in dictionary order (pools
+    are often far larger); unless `always`, only when the dictionary is large for the rows."""
     size = len(arr.dictionary)
-    if size <= len(arr) // 4 or size == 0:
+    if size == 0 or (not always and size <= len(arr) // 4):
         return arr
     indices = arr.indices
     mask = None
@@ -229,6 +259,8 @@ def compact_dictionary(arr: pa.DictionaryArray) -> pa.DictionaryArray:
         used[codes[~mask]] = True
     else:
         used[codes] = True
+    if used.all():
+        return arr
     remap = (np.cumsum(used) - 1).astype(np.int32)
     return pa.DictionaryArray.from_arrays(pa.array(remap[codes], mask=mask),
                                           arr.dictionary.filter(pa.array(used)))
