@@ -310,3 +310,20 @@ def test_wire_faults_get_stable_names():
     assert failure_kind(HTTPParseError("Incomplete response.")) == "connection reset"
     assert failure_kind(ConnectionResetError(e.ECONNRESET, "reset by peer")) == "connection reset"
     assert failure_kind(HTTPParseError("invalid header")) == "bad response"
+
+
+def test_split_chunks_keep_sessions_and_actions_together(components):
+    from sim.load.schedule import split_chunk
+    from sim.player.model import generate_sessions
+    chunk = next(generate_sessions(components, 5, sessions=700, days=1, chunk_size=700))
+    pieces = list(split_chunk(chunk, 128))
+    assert [p.n_sessions for p in pieces[:-1]] == [128] * (len(pieces) - 1)
+    assert sum(p.n_sessions for p in pieces) == chunk.n_sessions
+    for p in pieces:
+        p.check_columns()
+        assert p.sessions["first_action"][0] == 0
+        for i in (0, p.n_sessions - 1):
+            acts = p.actions_of(i)
+            assert (acts["session"] == i).all() and acts["kind"][-1] == 25   # ends with QUIT
+    np.testing.assert_array_equal(np.concatenate([p.actions["t"] for p in pieces]), chunk.actions["t"])
+    assert len({p.seed.spawn_key for p in pieces}) == len(pieces)

@@ -178,9 +178,31 @@ def session_stream(components: list, seed: int, *, worker: int = 0, chunk_size: 
     population = population or build_population(components, seed)
     epoch = 0
     while True:
-        yield from generate_sessions(components, partition_seed(seed, worker, epoch), sessions=chunk_size * 24,
-                                     days=1, chunk_size=chunk_size, population=population)
+        for chunk in generate_sessions(components, partition_seed(seed, worker, epoch), sessions=chunk_size * 24,
+                                       days=1, chunk_size=chunk_size, population=population):
+            yield from split_chunk(chunk, chunk_size)
         epoch += 1
+
+
+def split_chunk(chunk: SessionChunk, size: int) -> Iterator[SessionChunk]:
+    """Consecutive pieces of at most `size` sessions. Each piece gets a seed of its own
+    (spawned from the chunk's), so the beacon policies draw independent values for each;
+    small pieces keep a piece's generation from holding the send loop up for long."""
+    n = chunk.n_sessions
+    if n <= size:
+        yield chunk
+        return
+    first, count = chunk.sessions["first_action"], chunk.sessions["n_actions"]
+    for k, a in enumerate(range(0, n, size)):
+        b = min(a + size, n)
+        lo = int(first[a])
+        hi = int(first[b - 1] + count[b - 1])
+        sessions = {name: col[a:b] for name, col in chunk.sessions.items()}
+        sessions["first_action"] = sessions["first_action"] - lo
+        actions = {name: col[lo:hi] for name, col in chunk.actions.items()}
+        actions["session"] = (actions["session"] - a).astype(actions["session"].dtype)
+        seed = np.random.SeedSequence(chunk.seed.entropy, spawn_key=(*chunk.seed.spawn_key, 1 << 31, k))
+        yield dataclasses.replace(chunk, sessions=sessions, actions=actions, seed=seed)
 
 
 # --- per-session player state and the queue of one beacon chunk ---------------------------
