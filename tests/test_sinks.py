@@ -58,6 +58,35 @@ def test_parquet_strings_are_dictionary_encoded(run, tmp_path):
     assert "RLE_DICTIONARY" in col.encodings or "PLAIN_DICTIONARY" in col.encodings
 
 
+def test_a_legacy_only_file_has_no_kava_only_columns(tmp_path):
+    chunk = sc.sessions(sc.T0 + np.array([0.0, 5.0]))
+    leg = sc.legacy(chunk)
+    builder = EventsBuilder.for_chunks([leg])
+    path = _write("parquet", tmp_path / "e.parquet", builder, builder.table(leg, chunk, _keys(leg)))
+    names = pq.read_schema(path).names
+    assert "currentPoint" in names and "historyEvents" in names and "ledger_key" in names
+    assert "playTimeSum" not in names and "eventIndex" not in names and "bufferTime" not in names
+
+
+def test_text_from_different_pools_in_one_row_group_reads_back_and_stays_dictionary_encoded(run, tmp_path):
+    builder, table = run
+    # The same rows again, their user agents now coded over another pool that repeats an entry.
+    ua = table.column("user_agent").combine_chunks()
+    other_pool = pa.concat_arrays([ua.dictionary, ua.dictionary])
+    recoded = pa.DictionaryArray.from_arrays(pa.array(ua.indices.to_numpy() + len(ua.dictionary), pa.int32()),
+                                             other_pool)
+    second = table.set_column(table.schema.get_field_index("user_agent"), "user_agent", recoded)
+    path = tmp_path / "e.parquet"
+    with open_sink("parquet", path, builder.schema) as sink:
+        sink.write(table)
+        sink.write(second)
+    agents = [r[0] for r in duckdb.sql(f"select user_agent from '{path}'").fetchall()]
+    assert agents == ua.to_pylist() * 2
+    meta = pq.ParquetFile(path).metadata
+    col = meta.row_group(0).column(pq.read_schema(path).get_field_index("user_agent"))
+    assert meta.num_row_groups == 1 and "RLE_DICTIONARY" in col.encodings
+
+
 def test_a_field_a_beacon_does_not_carry_is_null(run, tmp_path):
     path = _write("parquet", tmp_path / "e.parquet", *run)
     rows = duckdb.sql(f"select protocol, eventType, currentPoint, playTimeSum from '{path}' "

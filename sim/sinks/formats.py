@@ -82,16 +82,36 @@ class ParquetWriter:
             if not is_text:
                 arrays.append(column)
                 continue
-            if column.num_chunks > 1 and any(not c.dictionary.equals(column.chunk(0).dictionary)
-                                             for c in column.chunks[1:]):
-                column = column.unify_dictionaries()
-            arr = column.chunk(0) if column.num_chunks == 1 else pa.concat_arrays(column.chunks)
-            arrays.append(_distinct_entries(compact_dictionary(arr, always=True)))
+            arr = _distinct_entries(compact_dictionary(concat_chunks(column), always=True))
+            arrays.append(arr)
         return pa.Table.from_arrays(arrays, schema=self._schema)
 
     def close(self) -> None:
         self._flush(final=True)
         self._writer.close()
+
+
+def concat_chunks(column: pa.ChunkedArray) -> pa.Array:
+    """A column's chunks as one array. Dictionary chunks over different dictionaries (per-chunk
+    pools) share one dictionary, theirs one after another with the codes shifted: no text is
+    hashed, and an entry may repeat (`compact_dictionary` and the writers do not mind)."""
+    chunks = column.chunks
+    if len(chunks) == 1:
+        return chunks[0]
+    if not chunks:
+        return pa.array([], type=column.type)
+    if not pa.types.is_dictionary(column.type):
+        return pa.concat_arrays(chunks)
+    dictionaries = [chunks[0].dictionary]
+    indices = [chunks[0].indices]
+    base = 0
+    for chunk in chunks[1:]:
+        if not chunk.dictionary.equals(dictionaries[-1]):     # same pool: one compare of buffers
+            base += len(dictionaries[-1])
+            dictionaries.append(chunk.dictionary)
+        indices.append(pc.add(chunk.indices, pa.scalar(base, pa.int32())) if base else chunk.indices)
+    dictionary = dictionaries[0] if len(dictionaries) == 1 else pa.concat_arrays(dictionaries)
+    return pa.DictionaryArray.from_arrays(pa.concat_arrays(indices), dictionary)
 
 
 def _distinct_entries(arr: pa.DictionaryArray) -> pa.DictionaryArray:
