@@ -71,15 +71,37 @@ class Answer:
 
 
 def _strip_ks(values: dict) -> tuple[dict, str | None]:
-    """The values without any ks, and the ks (never stored in clear)."""
+    """The values without any ks, and the ks (never stored in clear).
+
+    Without a ks the same dict comes back (callers only read it). The length test spares a
+    `lower()` per key: no character lower-cases to more than one of `k`, `s`, `event:`.
+    """
+    for key in values:
+        if (len(key) == 2 or len(key) == 8) and key.lower() in _KS_NAMES:
+            break
+    else:
+        return values, None
     ks = None
     kept = {}
     for key, value in values.items():
-        if key.lower() in ("ks", "event:ks"):
+        if key.lower() in _KS_NAMES:
             ks = None if value in (None, "") else str(value)
         else:
             kept[key] = value
     return kept, ks
+
+
+_KS_NAMES = ("ks", "event:ks")
+
+
+def _by_lower_name(headers: dict[str, str]) -> dict[str, str]:
+    """Headers under lower-case names, each as `dispatch.header` finds it (an exact match first)."""
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if name == lower or lower not in out:
+            out[lower] = value
+    return out
 
 
 class Collector:
@@ -95,13 +117,14 @@ class Collector:
 
     def _row(self, now: float, method: str, path: str, headers: dict, remote: str,
              encoding: str | None, protocol: str | None) -> dict:
-        forwarded = header(headers, "x-forwarded-for")
+        """The request's own columns; `headers` by lower-case name (`_by_lower_name`)."""
+        forwarded = headers.get("x-forwarded-for")
         return {
             "ts": now, "received_at": now, "method": method, "path": path[:2048],
             "remote_addr": remote, "encoding": encoding, "protocol": protocol,
             "client_ip": forwarded.split(",")[0].strip() if forwarded else remote,
-            "user_agent": header(headers, "user-agent"), "page_url": header(headers, "referer"),
-            "cookie": header(headers, "cookie"),
+            "user_agent": headers.get("user-agent"), "page_url": headers.get("referer"),
+            "cookie": headers.get("cookie"),
         }
 
     def _fill_beacon(self, row: dict, beacon: Beacon, ks: str | None) -> None:
@@ -131,16 +154,17 @@ class Collector:
         started = time.perf_counter()
         now = time.time()
         path = url.partition("?")[0]
+        named = _by_lower_name(headers)
         if method not in ("GET", "POST"):
-            row = self._row(now, method, path, headers, remote, None, None)
+            row = self._row(now, method, path, named, remote, None, None)
             return self._refuse(row, 405, "METHOD_NOT_ALLOWED", f"method {method} is not accepted")
         request = WireRequest(method, url, headers, body)
         try:
             parsed = parse_request(request)
         except DecodeError as exc:
-            row = self._row(now, method, path, headers, remote, "post", None)
+            row = self._row(now, method, path, named, remote, "post", None)
             return self._refuse(row, 400, "INVALID_REQUEST_BODY", str(exc))
-        row = self._row(now, method, path, headers, remote, parsed.encoding, parsed.protocol)
+        row = self._row(now, method, path, named, remote, parsed.encoding, parsed.protocol)
         params, ks = _strip_ks(parsed.params)
 
         if parsed.protocol is None:
@@ -195,7 +219,7 @@ class Collector:
     def refuse_transport(self, method: str, url: str, headers: dict, remote: str, status: int,
                          code: str, message: str) -> Answer:
         """Record and answer a request refused before it was read (too large, unreadable)."""
-        row = self._row(time.time(), method, url.partition("?")[0], headers, remote, None, None)
+        row = self._row(time.time(), method, url.partition("?")[0], _by_lower_name(headers), remote, None, None)
         return self._refuse(row, status, code, message)
 
     def not_found(self, method: str, url: str, headers: dict, remote: str) -> Answer:
@@ -210,6 +234,8 @@ class Collector:
         if codec is None:
             return beacon_from_params(parsed, request), None
         try:
+            if hasattr(codec, "decode_pairs"):    # the query is parsed already: hand the pairs on
+                return codec.decode_pairs(request, parsed.query), None
             return codec.decode(request), None
         except (ValueError, KeyError, TypeError) as exc:   # DecodeError is a ValueError
             return beacon_from_params(parsed, request), f"codec_refused:{type(exc).__name__}"

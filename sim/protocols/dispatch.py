@@ -16,14 +16,16 @@ generator encodes with, so the collector and the generator cannot drift apart.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import re
 from dataclasses import dataclass, field
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote
 
 import orjson
 
 from .beacons import Beacon, Scalar, WireRequest
+from .urlencoding import php_parse_query as parse_query  # noqa: F401 - once per request on the hot path
 
 try:  # the codecs' error type; a plain ValueError until protocols/beacons.py defines it
     from .beacons import DecodeError
@@ -48,25 +50,7 @@ class ParsedRequest:
     action: str | None
     params: dict[str, Scalar | None] = field(default_factory=dict)   # flattened, URL wins
     encoding: str = "get"         # get | form | json | post (a POST whose body held no params)
-
-
-def parse_query(query: str) -> list[tuple[str, str]]:
-    """`urlencoding.php_parse_query`, faster: only text holding `%` or `+` is unquoted.
-
-    Same pairs for every input (a property test holds them together); this runs once per
-    request on the collector's hot path.
-    """
-    pairs = []
-    for part in query.split("&"):
-        if not part:
-            continue
-        key, _, value = part.partition("=")
-        if "%" in key or "+" in key:
-            key = unquote_plus(key)
-        if "%" in value or "+" in value:
-            value = unquote_plus(value)
-        pairs.append((key, value))
-    return pairs
+    query: list[tuple[str, str]] = field(default_factory=list)  # the URL query's pairs as parsed
 
 
 def _flat_key(key: str) -> str:
@@ -90,8 +74,12 @@ def _flatten_json(obj: dict, prefix: str, out: dict) -> None:
             out[name] = value
 
 
+@functools.lru_cache(maxsize=256)
 def path_params(path: str) -> dict[str, str]:
-    """Key/value pairs from the path after `/api_v3/` and an optional `index.php`."""
+    """Key/value pairs from the path after `/api_v3/` and an optional `index.php`.
+
+    Cached (clients post to a handful of paths): callers only read the dict.
+    """
     segments = [s for s in path.split("/") if s]
     if segments and segments[0].lower() == "api_v3":
         segments = segments[1:]
@@ -149,19 +137,24 @@ def parse_request(request: WireRequest) -> ParsedRequest:
     """Merge body, query and path params as Kaltura's `getRequestParams` does (URL wins)."""
     path, _, query = request.url.partition("?")
     params, encoding = body_params(request)
-    for key, value in parse_query(query):
-        params[_flat_key(key)] = value
+    pairs = parse_query(query)
+    for key, value in pairs:
+        params[key if "[" not in key else _flat_key(key)] = value
     params.update(path_params(path))
     service = params.get("service")
     action = params.get("action")
     service = str(service).lower() if service not in (None, "") else None
     action = str(action).lower() if action not in (None, "") else None
     protocol = _ACTIONS.get((service, action)) if service and action else None
-    return ParsedRequest(protocol, service, action, params, encoding)
+    return ParsedRequest(protocol, service, action, params, encoding, pairs)
 
 
+@functools.lru_cache(maxsize=16)
 def codec_for(protocol: str):
-    """The protocol's codec module (`sim.protocols.<protocol>.codec`), or None if absent."""
+    """The protocol's codec module (`sim.protocols.<protocol>.codec`), or None if absent.
+
+    Looked up once per protocol name (the collector asks for every request).
+    """
     try:
         return importlib.import_module(f"sim.protocols.{protocol}.codec")
     except ImportError:

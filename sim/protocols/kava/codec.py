@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 import orjson
@@ -176,19 +176,6 @@ def _typed_slow(key: str, value, where: str) -> Scalar | None:
     return value                              # an unknown JSON param keeps its JSON type
 
 
-_unquoted = lru_cache(maxsize=1 << 16)(unquote_plus)
-
-
-def _query_pairs(query: str) -> list[tuple[str, str]]:
-    """PHP-style query pairs (`+` is a space, keys and values percent-decoded once), repeats decoded once."""
-    pairs = []
-    for part in query.split("&"):
-        if part:
-            key, _, value = part.partition("=")
-            pairs.append((_unquoted(key), _unquoted(value)))
-    return pairs
-
-
 def _header(headers: dict[str, str], name: str) -> str | None:
     for k, v in headers.items():
         if k.lower() == name.lower():
@@ -217,11 +204,22 @@ def _body_pairs(request: WireRequest) -> list[tuple[str, object]]:
 
 def decode(request: WireRequest) -> Beacon:
     """The Beacon a trackEvent request carries (v7 POST/GET, kAnalony GET/POST)."""
+    return decode_pairs(request, None)
+
+
+def decode_pairs(request: WireRequest, query: list[tuple[str, str]] | None) -> Beacon:
+    """`decode` for a request whose query string is already parsed.
+
+    `query` is `php_parse_query` of the text after the URL's `?` (the collector parses each
+    request once); it is used when that text is the URL's query as `urlsplit` reads it (no
+    fragment, no characters urlsplit drops), and the query is parsed here otherwise.
+    """
     try:
         parts = urlsplit(request.url)
     except ValueError as e:
         raise DecodeError(f"url: {e}") from None
-    query = _query_pairs(parts.query)
+    if query is None or parts.query != request.url.partition("?")[2]:
+        query = php_parse_query(parts.query)
     rest_style = "/service/analytics/action/trackevent" in parts.path.lower()
     values: dict[str, tuple[object, str]] = {}
     for key, value in query:

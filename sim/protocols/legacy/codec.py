@@ -42,7 +42,7 @@ import numpy as np
 
 from ..beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest
 from ..urlencoding import (encode_uri_component, encode_uri_component_plus, flash_url_variables, js_escape,
-                           js_number, js_unescape, php_unquote)
+                           js_number, js_unescape, php_parse_query)
 
 ENCODINGS = ("get", "form", "json")
 API_PATH = "/api_v3/index.php"
@@ -282,24 +282,32 @@ def _md5(text: str) -> str:
 
 def decode(request: WireRequest) -> Beacon:
     """The Beacon a `stats.collect` request carries, whichever player or client sent it."""
-    headers = {k.lower(): v for k, v in request.headers.items()}
     # not urlsplit: KDP's `//api_v3/index.php` would read as a host name
-    path, _, query = request.url.partition("?")
-    path = path.split("#", 1)[0]
-    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    return decode_pairs(request, php_parse_query(request.url.partition("?")[2]))
+
+
+def decode_pairs(request: WireRequest, query: list[tuple[str, str]]) -> Beacon:
+    """`decode` for a request whose query string is already parsed.
+
+    `query` is `php_parse_query` of the text after the URL's `?`: the collector parses each
+    request once and hands the pairs on.
+    """
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    path = request.url.partition("?")[0]
     if request.method == "GET":
-        encoding, raw = "get", dict(_parse_query(query))
-    elif request.method == "POST" and content_type == "application/json":
-        encoding, raw = "json", _json_params(request.body)
-        raw.update(_parse_query(query))
+        encoding, raw = "get", dict(query)
     elif request.method == "POST":
-        encoding = "form"
-        try:
-            body = (request.body or b"").decode()
-        except UnicodeDecodeError as e:
-            raise DecodeError(f"form body is not UTF-8: {e}") from None
-        raw = dict(_parse_query(body))
-        raw.update(_parse_query(query))  # URL parameters win over the body, as in PHP
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type == "application/json":
+            encoding, raw = "json", _json_params(request.body)
+        else:
+            encoding = "form"
+            try:
+                body = (request.body or b"").decode()
+            except UnicodeDecodeError as e:
+                raise DecodeError(f"form body is not UTF-8: {e}") from None
+            raw = dict(php_parse_query(body))
+        raw.update(query)  # URL parameters win over the body, as in PHP
     else:
         raise DecodeError(f"method {request.method}: stats.collect takes GET or POST")
     raw.update(_path_params(path))
@@ -311,34 +319,24 @@ def decode(request: WireRequest) -> Beacon:
     params_text: dict[str, object] = {}
     for key, value in raw.items():
         if key.startswith("event:"):
-            fields_text[key[len("event:"):]] = value
+            fields_text[key[6:]] = value
         elif key not in _DROPPED_PARAMS:
             params_text[key] = value
     if not fields_text:
         raise DecodeError("missing parameter event: no event:* field in the request")
 
     flavor = flavor_of(params_text, fields_text)
-    fields = {name: _field_value(name, value, flavor, encoding) for name, value in fields_text.items()}
+    readers = _FIELD_READERS[flavor] if encoding != "json" else _JSON_FIELD_READERS[flavor]
+    fields = {}
+    for name, value in fields_text.items():
+        reader = readers.get(name)
+        fields[name] = (reader(value) if reader is not None
+                        else _field_value(name, value, flavor, encoding))
     params = {name: _param_value(name, value) for name, value in params_text.items()}
     forwarded = headers.get("x-forwarded-for")
     return Beacon(protocol="legacy", fields=fields, params=params, user_agent=headers.get("user-agent"),
                   page_url=headers.get("referer"), cookie=headers.get("cookie"),
                   client_ip=forwarded.split(",")[0].strip() if forwarded else None)
-
-
-def _parse_query(query: str) -> list[tuple[str, str]]:
-    """`php_parse_query` with the unquoting of repeated text cached (the collector's hot path)."""
-    pairs = []
-    for part in query.split("&"):
-        if part:
-            key, _, value = part.partition("=")
-            pairs.append((_unquote(key), _unquote(value)))
-    return pairs
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _unquote(text: str) -> str:
-    return php_unquote(text) if "%" in text or "+" in text else text
 
 
 def _json_params(body: bytes | None) -> dict[str, object]:
@@ -362,9 +360,13 @@ def _json_params(body: bytes | None) -> dict[str, object]:
     return flat
 
 
+@functools.lru_cache(maxsize=256)
 def _path_params(path: str) -> dict[str, str]:
-    """`/api_v3/service/stats/action/collect` and `/api_v3/index.php/service/…`: key/value segments."""
-    segments = [s for s in path.split("/") if s]
+    """`/api_v3/service/stats/action/collect` and `/api_v3/index.php/service/…`: key/value segments.
+
+    Cached: players post to a handful of paths. Callers only read the dict.
+    """
+    segments = [s for s in path.split("#", 1)[0].split("/") if s]
     if "api_v3" not in segments:
         return {}
     rest = segments[segments.index("api_v3") + 1:]
@@ -386,6 +388,31 @@ def _field_value(name: str, value: object, flavor: str | None, encoding: str) ->
     if name in _INT_FIELDS or name in ("currentPoint", "duration"):
         return _as_number(where, value, None)
     return _as_string(value)
+
+
+def _field_readers(flavor: str | None, encoding: str) -> dict[str, object]:
+    """`_field_value` for each known field name, resolved once per player and encoding.
+
+    Names the player encodes itself are left out (they take the general path), as are names
+    no player sends.
+    """
+    names = {name for order in FIELD_ORDER.values() for name in order}
+    names |= _INT_FIELDS | _BOOL_FIELDS
+    readers: dict[str, object] = {}
+    if encoding != "json":
+        names -= set(_PRE_ENCODED.get(flavor, ()))
+    for name in names:
+        where = f"event:{name}"
+        if name in _BOOL_FIELDS:
+            readers[name] = _as_bool
+        elif name in ("currentPoint", "duration") and flavor is not None:
+            kind = (_POINT_TYPE if name == "currentPoint" else _DURATION_TYPE)[flavor]
+            readers[name] = functools.partial(_as_number, where, kind=kind)
+        elif name in _INT_FIELDS or name in ("currentPoint", "duration"):
+            readers[name] = functools.partial(_as_number, where, kind=None)
+        else:
+            readers[name] = _as_string
+    return readers
 
 
 def _param_value(name: str, value: object) -> Scalar:
@@ -423,21 +450,21 @@ def _as_bool(value: object) -> bool:
     return True  # PHP's (bool) cast of any other string
 
 
-def _as_number(where: str, value: object, kind: type | None) -> int | float:
+def _as_number(where: str, value: object, kind: type | None = None) -> int | float:
     """An int or float parameter; kind None keeps whole numbers as int."""
-    if isinstance(value, bool):
+    if value.__class__ is str:
+        try:
+            number = int(value)       # most values on the wire: whole numbers, no blanks
+        except ValueError:
+            number = _text_number(where, value)
+        else:
+            return float(number) if kind is float else number
+    elif isinstance(value, bool):
         raise DecodeError(f"{where}: expected a number, got {value!r}")
-    if isinstance(value, (int, float)):
+    elif isinstance(value, (int, float)):
         number = value
     else:
-        text = str(value).strip()
-        try:
-            number = int(text)
-        except ValueError:
-            try:
-                number = float(text)
-            except ValueError:
-                raise DecodeError(f"{where}: expected a number, got {text!r}") from None
+        number = _text_number(where, value)
     if kind is float:
         return float(number)
     if isinstance(number, float) and number.is_integer():
@@ -445,3 +472,19 @@ def _as_number(where: str, value: object, kind: type | None) -> int | float:
     if kind is int and isinstance(number, float):
         raise DecodeError(f"{where}: expected a whole number, got {value!r}")
     return number
+
+
+def _text_number(where: str, value: object) -> int | float:
+    text = str(value).strip()
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise DecodeError(f"{where}: expected a number, got {text!r}") from None
+
+
+_FLAVORS = (*FIELD_ORDER, None)
+_FIELD_READERS = {flavor: _field_readers(flavor, "get") for flavor in _FLAVORS}
+_JSON_FIELD_READERS = {flavor: _field_readers(flavor, "json") for flavor in _FLAVORS}
