@@ -87,8 +87,13 @@ def _key_text(col, n: int) -> pa.Array:
         if values.dtype.kind == "f":
             # JavaScript's String(n): integral values without ".0"
             integral = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 1e15)
-            as_int = pa.array(np.where(integral, values, 0).astype(np.int64)).cast(pa.string())
-            text = pc.if_else(pa.array(integral), as_int, pa.array(values, mask=np.isnan(values)).cast(pa.string()))
+            missing = np.isnan(values)
+            if (integral | missing).all():   # the usual case: whole numbers, or not sent
+                text = pa.array(np.where(integral, values, 0).astype(np.int64),
+                                mask=missing if missing.any() else None).cast(pa.string())
+            else:
+                as_int = pa.array(np.where(integral, values, 0).astype(np.int64)).cast(pa.string())
+                text = pc.if_else(pa.array(integral), as_int, pa.array(values, mask=missing).cast(pa.string()))
         elif values.dtype.kind in "iu":
             text = pa.array(values, mask=values < 0).cast(pa.string())
         else:
