@@ -25,6 +25,9 @@ PARQUET_ROW_GROUP_ROWS = 1 << 17      # rows buffered before a write: bounds mem
 # A row group's dictionary of session ids (~30k x 36 bytes) must fit one dictionary page, or
 # the encoder falls back to plain pages part way through the column.
 PARQUET_DICTIONARY_PAGE_BYTES = 8 << 20
+# Dictionaries this small (names, versions, constants) are written whole: finding the entries a
+# row group uses costs more than the few unused ones take in the file.
+PARQUET_WHOLE_DICTIONARY_ENTRIES = 64
 # Encodings that beat plain + zstd on time at about the same size: send times climb slowly
 # (byte-stream split), event types and session numbers are small steps (delta).
 PARQUET_COLUMN_ENCODINGS = {"ts": "BYTE_STREAM_SPLIT", "eventTimestamp": "BYTE_STREAM_SPLIT",
@@ -37,7 +40,7 @@ class ParquetWriter:
 
     Text arrives as Arrow dictionary arrays over the run's pools. Each row group hands the
     encoder, per text column, one dictionary of only the entries that group uses (in pool
-    order) and the rows' codes into it: the encoder writes that dictionary page as is and
+    order; small pools whole) and the rows' codes into it: the encoder writes that dictionary page as is and
     never hashes a row's text, which is most of what plain strings cost it. The bytes are a
     pure function of the rows (the same pools, the same codes, the same compacted
     dictionaries). Files carry no Arrow schema, so every reader sees plain strings (Parquet
@@ -88,8 +91,10 @@ class ParquetWriter:
             if not is_text:
                 arrays.append(column)
                 continue
-            arr = _distinct_entries(compact_dictionary(concat_chunks(column), always=True))
-            arrays.append(arr)
+            arr = concat_chunks(column)
+            if len(arr.dictionary) > PARQUET_WHOLE_DICTIONARY_ENTRIES:
+                arr = compact_dictionary(arr, always=True)
+            arrays.append(_distinct_entries(arr))
         return pa.Table.from_arrays(arrays, schema=self._schema)
 
     def close(self) -> None:
