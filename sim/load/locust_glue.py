@@ -25,6 +25,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from .plan import DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options, prepare_inputs
 from .sender import LatenessHistogram, Ledger, Sender, lateness_summary, worker_ledger_path
+from .viewers import process_figures, viewer_table
 
 log = logging.getLogger("player-sim")
 
@@ -39,6 +40,7 @@ class ProcessRun:
     sender: Sender
     worker_index: int
     ledger_path: str | None
+    targets: dict       # process_figures' keywords: workload, this process's targets, the mix
 
 
 class LoadState:
@@ -51,6 +53,7 @@ class LoadState:
         self.failed_to_start: str | None = None
         self.last_summary: dict | None = None          # kept for the worker's final report
         self.last_lateness: LatenessHistogram | None = None
+        self.last_viewers: dict | None = None          # the Viewers figures at the end of a run
         self.preparing = None   # the inputs being prepared in a thread since the process started
         self.starting = None    # the greenlet building this process's run
         self.final_from: set[str] = set()   # master: workers whose final figures arrived
@@ -115,7 +118,17 @@ def _start_process_run(environment) -> None:
     sender = Sender(schedule, host, events=environment.events, ledger=Ledger(ledger_path) if ledger_path else None,
                     concurrency=options.concurrency, retries=options.retries, timeout=options.request_timeout,
                     late_threshold=options.late_threshold)
-    STATE.run = ProcessRun(sender, index or 0, ledger_path)
+    STATE.run = ProcessRun(sender, index or 0, ledger_path, _targets(options, index, host))
+
+
+def _targets(options, index: int | None, host: str) -> dict:
+    """This process's share of what the run asks for, and the scenario mix (Viewers tab)."""
+    workers = STATE.workers if index is not None else 1
+    mix = {c.name: c.weight for c in prepare_inputs(options).components}
+    if options.workload == "open":
+        return {"workload": "open", "target_rate": options.session_rate / workers, "mix": mix}
+    viewers = options.viewers // workers + (1 if (index or 0) < options.viewers % workers else 0)
+    return {"workload": "closed", "target_viewers": viewers, "mix": mix}
 
 
 def on_test_stop(environment, **_kw) -> None:
@@ -151,6 +164,7 @@ def _finish_process_run(environment) -> dict | None:
     run.sender.close()
     summary = run.sender.summary()
     STATE.last_summary = summary
+    STATE.last_viewers = process_figures(run.sender, **run.targets)
     STATE.last_lateness = run.sender.lateness
     return summary
 
@@ -163,6 +177,7 @@ def _on_finish_message(environment, msg, **_kw) -> None:
     final = dict(summary) if summary is not None else None
     if final is not None:
         final["lateness_hist"] = STATE.last_lateness.to_sparse()
+        final["viewers"] = STATE.last_viewers
     environment.runner.send_message(FINAL_MESSAGE, final)
 
 
@@ -214,12 +229,80 @@ def on_report_to_master(client_id, data, **_kw) -> None:
         summary["lateness_hist"] = STATE.last_lateness.to_sparse()
     else:
         return
+    summary["viewers"] = _process_viewers()
     data["player_sim"] = summary
 
 
 def on_worker_report(client_id, data, **_kw) -> None:
     if "player_sim" in data:
         STATE.worker_summaries[client_id] = data["player_sim"]
+
+
+def _process_viewers() -> dict | None:
+    """This process's Viewers figures: live while a run goes on, else the last run's."""
+    run = STATE.run
+    if run is not None:
+        return process_figures(run.sender, **run.targets)
+    return STATE.last_viewers
+
+
+def viewers_report(environment) -> dict:
+    """The Viewers tab's table: this process's figures, or on a master every worker's
+    (as of its latest report, every few seconds)."""
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        figures = [s["viewers"] for s in STATE.worker_summaries.values() if s.get("viewers")]
+    else:
+        figures = [f] if (f := _process_viewers()) is not None else []
+    table = viewer_table(figures)
+    table["state"] = getattr(runner, "state", None)
+    return table
+
+
+# The Viewers tab: Locust's web UI shows `extended_tabs` whose rows come with the request
+# statistics (`extended_stats`), laid out by `extended_tables`.
+VIEWERS_TAB = {"title": "Viewers", "key": "viewers"}
+VIEWERS_COLUMNS = [
+    {"key": "scenario", "title": "Scenario"},
+    {"key": "active", "title": "Viewers in progress"},
+    {"key": "target_rate", "title": "Target starts/s"},
+    {"key": "scheduled_rate", "title": "Scheduled starts/s"},
+    {"key": "achieved_rate", "title": "Achieved starts/s"},
+    {"key": "started", "title": "Sessions started"},
+    {"key": "dropped", "title": "Sessions dropped"},
+    {"key": "sends", "title": "Sends"},
+    {"key": "late", "title": "Late sends"},
+    {"key": "p50_ms", "title": "Lateness p50 (ms)"},
+    {"key": "p99_ms", "title": "Lateness p99 (ms)"},
+    {"key": "max_ms", "title": "Lateness max (ms)"},
+]
+VIEWERS_PATH = "/player-sim/viewers"
+
+
+def install_viewers_tab(environment) -> None:
+    """Add the Viewers tab and its JSON endpoint (`/player-sim/viewers`) to the web UI."""
+    web_ui = environment.web_ui
+    if web_ui is None:
+        return
+    from flask import jsonify, request
+
+    web_ui.template_args["extended_tabs"] = [VIEWERS_TAB]
+    web_ui.template_args["extended_tables"] = [{"key": VIEWERS_TAB["key"], "structure": VIEWERS_COLUMNS}]
+
+    @web_ui.app.route(VIEWERS_PATH)
+    @web_ui.auth_required_if_enabled
+    def player_sim_viewers():
+        return jsonify(viewers_report(environment))
+
+    @web_ui.app.after_request
+    def add_viewer_rows(response):
+        if request.path != "/stats/requests" or not response.is_json:
+            return response
+        table = viewers_report(environment)
+        rows = [*table["scenarios"], table["total"]] if table["scenarios"] else []
+        response.set_data(orjson.dumps({**response.get_json(), "extended_stats": [
+            {"key": VIEWERS_TAB["key"], "data": rows}]}))
+        return response
 
 
 def merge_summaries(summaries: list[dict], late_threshold: float) -> dict:
@@ -249,6 +332,7 @@ def on_init(environment, **_kw) -> None:
         runner.register_message(FINISH_MESSAGE, _on_finish_message, concurrent=True)
     if isinstance(runner, MasterRunner):
         runner.register_message(FINAL_MESSAGE, _on_final_message)
+    install_viewers_tab(environment)
     options = environment.parsed_options
     if options is not None and not isinstance(runner, WorkerRunner):
         try:

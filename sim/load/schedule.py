@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,9 +209,16 @@ def split_chunk(chunk: SessionChunk, size: int) -> Iterator[SessionChunk]:
 # --- per-session player state and the queue of one beacon chunk ---------------------------
 
 class SessionState:
-    """What the player remembers per session while it plays (shared by both protocols)."""
+    """What the player remembers per session while it plays (shared by both protocols),
+    plus when each session is due to start and end and its scenario (for the figures)."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, *, scenario: np.ndarray | None = None, start: np.ndarray | None = None,
+                 end: np.ndarray | None = None):
+        self.scenario = np.zeros(n, np.int64) if scenario is None else np.asarray(scenario, np.int64)
+        self.start = np.zeros(n) if start is None else start   # wall time of the session's load
+        self.end = np.zeros(n) if end is None else end         # wall time of its last action
+        # from this wall time on every session of the chunk has started and ended
+        self.over_at = float(max(self.start.max(), self.end.max())) if n else -math.inf
         self.started = np.zeros(n, bool)       # something of this session has been sent
         self.dropped = np.zeros(n, bool)       # open model: could not start on time
         self.server_time = np.full(n, np.nan)  # KAVA: first answer's `time` -> sessionStartTime
@@ -225,6 +233,7 @@ class Outgoing:
     request: WireRequest
     key: Any
     session: int
+    scenario: int = 0    # index into the schedule's scenario names
 
 
 def take_rows(chunk: BeaconChunk, rows: np.ndarray) -> BeaconChunk:
@@ -300,10 +309,12 @@ class BeaconQueue:
             if self.drop_after is not None and late > self.drop_after:
                 state.dropped[s] = True
                 stats.dropped_sessions += 1
+                stats.dropped_by[state.scenario[s]] += 1
                 stats.skipped += 1
                 return None
             state.started[s] = True
             stats.started_sessions += 1
+            stats.started_by[state.scenario[s]] += 1
         beacon = self.codec.beacon_at(chunk, row)
         event_type = int(beacon.fields.get("eventType", 0))
         if self.protocol == "kava":
@@ -320,7 +331,8 @@ class BeaconQueue:
             request = self.codec.encode(beacon)
         else:
             request = self.codec.encode(beacon, self.encoding_at(chunk, row))
-        return Outgoing(self.label(event_type), self.protocol, request, self.codec.ledger_key(beacon), s)
+        return Outgoing(self.label(event_type), self.protocol, request, self.codec.ledger_key(beacon), s,
+                        int(state.scenario[s]))
 
     def on_response(self, out: Outgoing, body: bytes) -> None:
         """KAVA: the first answer of a session sets sessionStartTime and viewEventsEnabled."""
@@ -345,6 +357,20 @@ class ScheduleStats:
     views_suppressed: int = 0     # KAVA VIEWs not sent after viewEventsEnabled:false
     beacons_scheduled: int = 0
     generate_seconds: float = 0.0  # time spent generating sessions and beacons
+    # per scenario (index into scenario_names), for the Viewers tab
+    scenario_names: list[str] = field(default_factory=list)
+    started_by: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    dropped_by: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    offered_by: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # of retired states
+
+    def know_scenarios(self, names: list[str]) -> None:
+        """Size the per-scenario counters for `names` (the same list in every chunk of a run)."""
+        if len(names) > len(self.scenario_names):
+            grow = len(names) - len(self.scenario_names)
+            self.scenario_names = list(names)
+            self.started_by = np.concatenate([self.started_by, np.zeros(grow, np.int64)])
+            self.dropped_by = np.concatenate([self.dropped_by, np.zeros(grow, np.int64)])
+            self.offered_by = np.concatenate([self.offered_by, np.zeros(grow, np.int64)])
 
 
 @dataclass
@@ -360,6 +386,7 @@ class Schedule:
     chunk_hook: Callable[[SessionChunk], None] | None = None   # e.g. partner/entry overrides
     queues: list[BeaconQueue] = field(default_factory=list)
     stats: ScheduleStats = field(default_factory=ScheduleStats)
+    states: list[SessionState] = field(default_factory=list)   # chunks with sessions not yet over
 
     def needs_more(self, now: float) -> bool:
         """True while the assigned sessions do not reach `now + lookahead`."""
@@ -377,7 +404,6 @@ class Schedule:
         """The queues of the next session chunk, re-timed and sorted. Touches only the
         stream, the arrival model and the counters, so it may run in a thread while the
         send loop goes on; `integrate` then adds the queues."""
-        import time
         began = time.perf_counter()
         chunk = next(self.stream)
         if self.chunk_hook is not None:
@@ -390,7 +416,9 @@ class Schedule:
         # beacons carry simulated time: the session starts "now" on the simulated clock, and
         # the policy times each beacon from the session's start
         sessions["start"] = self.timebase.to_sim(starts_wall)
-        state = SessionState(n)
+        self.stats.know_scenarios(list(chunk.scenario_names))
+        state = SessionState(n, scenario=sessions["scenario"], start=starts_wall,
+                             end=starts_wall + lengths_sim / self.timebase.scale)
         queues = []
         for adapter in self.adapters:
             beacons = adapter.policy(chunk)
@@ -404,6 +432,32 @@ class Schedule:
 
     def integrate(self, queues: list[BeaconQueue]) -> None:
         self.queues.extend(queues)
+        for state in {id(q.state): q.state for q in queues}.values():
+            self.states.append(state)
+
+    def retire(self, now: float) -> None:
+        """Forget the states of chunks whose sessions are all over, keeping their arrivals."""
+        k = len(self.stats.scenario_names)
+        keep = []
+        for state in self.states:
+            if state.over_at <= now:
+                self.stats.offered_by += np.bincount(state.scenario, minlength=k)[:k]
+            else:
+                keep.append(state)
+        self.states = keep
+
+    def viewers(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per scenario: (sessions in progress at `now`: started, not dropped, last action
+        still ahead; sessions whose scheduled start is at or before `now`)."""
+        self.retire(now)
+        k = len(self.stats.scenario_names)
+        active = np.zeros(k, np.int64)
+        offered = self.stats.offered_by.copy()
+        for state in self.states:
+            live = state.started & ~state.dropped & (state.end > now)
+            active += np.bincount(state.scenario[live], minlength=k)[:k]
+            offered += np.bincount(state.scenario[state.start <= now], minlength=k)[:k]
+        return active, offered
 
     def next_due(self) -> float | None:
         """Wall time of the earliest beacon not yet handed out."""
@@ -425,6 +479,9 @@ class Schedule:
 
     def compact(self) -> None:
         """Drop finished queues and release rendered rows (only between batches)."""
+        now = time.time()
+        if self.states and self.states[0].over_at <= now:
+            self.retire(now)
         self.queues = [q for q in self.queues if not q.done]
         for q in self.queues:
             q.compact()

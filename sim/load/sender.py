@@ -148,6 +148,7 @@ class Sender:
         self.concurrency, self.retries, self.timeout = concurrency, retries, timeout
         self.late_threshold, self.tick = late_threshold, tick
         self.lateness = LatenessHistogram()
+        self.lateness_by: dict[int, LatenessHistogram] = {}   # per scenario index
         self.sent = 0          # sends completed (success or failure)
         self.failed = 0
         self.failures: Counter[str] = Counter()
@@ -209,7 +210,12 @@ class Sender:
     def _send(self, client: HTTPClient, queue: BeaconQueue, out: Outgoing, sched_t: float) -> None:
         req = out.request
         started = time.time()
-        self.lateness.add(started - sched_t)
+        late = started - sched_t
+        self.lateness.add(late)
+        by = self.lateness_by.get(out.scenario)
+        if by is None:
+            by = self.lateness_by[out.scenario] = LatenessHistogram()
+        by.add(late)
         attempt = 0
         while True:
             attempt += 1

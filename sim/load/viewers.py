@@ -1,0 +1,111 @@
+"""The Viewers figures of a live-load run, by scenario: viewers in progress, session start
+rate (target, scheduled, achieved), sessions dropped, late sends and their lateness.
+
+`process_figures` reads one process's schedule and sender (cumulative counts plus sparse
+lateness histograms, small enough to ride on Locust's worker reports); `viewer_table`
+turns the figures of one or many processes into rows, one per scenario and a total:
+
+    table = viewer_table([process_figures(sender, workload="open", target_rate=20.0, mix={...})])
+    table["total"]["achieved_rate"], table["scenarios"][0]["p99_ms"]
+"""
+from __future__ import annotations
+
+import time
+
+from .sender import LatenessHistogram, Sender
+
+
+def process_figures(sender: Sender, *, workload: str, target_rate: float | None = None,
+                    target_viewers: int | None = None, mix: dict[str, float] | None = None,
+                    now: float | None = None) -> dict:
+    """This process's cumulative figures at `now` (wall clock). `target_rate` is its share
+    of the open model's session rate, `target_viewers` its share of the closed model's
+    viewers, `mix` the scenarios' weights (normalised here)."""
+    now = time.time() if now is None else now
+    if sender.stopped_at is not None:
+        now = min(now, sender.stopped_at)
+    schedule = sender.schedule
+    stats = schedule.stats
+    active, offered = schedule.viewers(now)
+    weights = mix or {}
+    weight_sum = sum(weights.values()) or 1.0
+    scenarios = {}
+    for i, name in enumerate(stats.scenario_names):
+        hist = sender.lateness_by.get(i)
+        scenarios[name] = {
+            "share": weights.get(name, 0.0) / weight_sum,
+            "active": int(active[i]), "offered": int(offered[i]),
+            "started": int(stats.started_by[i]), "dropped": int(stats.dropped_by[i]),
+            "lateness_hist": hist.to_sparse() if hist is not None else None,
+        }
+    return {"workload": workload, "elapsed_s": max(now - schedule.timebase.t0, 0.0),
+            "target_rate": target_rate, "target_viewers": target_viewers,
+            "late_threshold": sender.late_threshold, "scenarios": scenarios}
+
+
+def _row(name: str, hist: LatenessHistogram, late_threshold: float, counts: dict) -> dict:
+    return {"scenario": name, **counts, "sends": hist.count, "late": hist.over(late_threshold),
+            "p50_ms": round(hist.quantile(0.5) * 1000, 1), "p99_ms": round(hist.quantile(0.99) * 1000, 1),
+            "max_ms": round(hist.max * 1000, 1)}
+
+
+def viewer_table(figures: list[dict]) -> dict:
+    """Rows per scenario and a total from the figures of every process of the run.
+
+    Rates are per wall second since each process's schedule started, summed over processes:
+    `target_rate` is the asked session rate times the scenario's mix share (open model),
+    `scheduled_rate` the sessions the arrival model offered so far, `achieved_rate` those
+    that started (their first beacon went out); the gap between the last two is sessions
+    dropped or not yet started."""
+    names: list[str] = []
+    per: dict[str, dict] = {}
+    hists: dict[str, LatenessHistogram] = {}
+    total_hist = LatenessHistogram()
+    workload = figures[0]["workload"] if figures else None
+    late_threshold = figures[0]["late_threshold"] if figures else 0.25
+    target_rate = None
+    target_viewers = None
+    elapsed = 0.0
+    for f in figures:
+        seconds = f["elapsed_s"]
+        elapsed = max(elapsed, seconds)
+        if f["target_rate"] is not None:
+            target_rate = (target_rate or 0.0) + f["target_rate"]
+        if f["target_viewers"] is not None:
+            target_viewers = (target_viewers or 0) + f["target_viewers"]
+        for name, s in f["scenarios"].items():
+            if name not in per:
+                names.append(name)
+                per[name] = {"active": 0, "target_rate": None, "scheduled_rate": 0.0, "achieved_rate": 0.0,
+                             "started": 0, "dropped": 0}
+                hists[name] = LatenessHistogram()
+            row = per[name]
+            row["active"] += s["active"]
+            row["started"] += s["started"]
+            row["dropped"] += s["dropped"]
+            if f["target_rate"] is not None:
+                row["target_rate"] = (row["target_rate"] or 0.0) + f["target_rate"] * s["share"]
+            if seconds > 0:
+                row["scheduled_rate"] += s["offered"] / seconds
+                row["achieved_rate"] += s["started"] / seconds
+            if s["lateness_hist"] is not None:
+                hists[name].merge_sparse(s["lateness_hist"])
+                total_hist.merge_sparse(s["lateness_hist"])
+    rows = []
+    total = {"active": 0, "target_rate": target_rate, "scheduled_rate": 0.0, "achieved_rate": 0.0,
+             "started": 0, "dropped": 0}
+    for name in names:
+        row = per[name]
+        for key in ("active", "started", "dropped", "scheduled_rate", "achieved_rate"):
+            total[key] += row[key]
+        rows.append(_rounded(_row(name, hists[name], late_threshold, row)))
+    return {"workload": workload, "processes": len(figures), "elapsed_s": round(elapsed, 3),
+            "target_viewers": target_viewers, "late_threshold_ms": late_threshold * 1000,
+            "scenarios": rows, "total": _rounded(_row("total", total_hist, late_threshold, total))}
+
+
+def _rounded(row: dict) -> dict:
+    for key in ("target_rate", "scheduled_rate", "achieved_rate"):
+        if row[key] is not None:
+            row[key] = round(row[key], 3)
+    return row
