@@ -102,10 +102,12 @@ def test_failed_sends_at_a_faulty_collector_are_exactly_the_failed_ledger_lines(
 
 
 def test_a_refused_connection_is_counted_and_never_stops_the_run(tmp_path):
-    with socket.socket() as s:            # a port nobody listens on
+    # Bound but never listening: the port stays ours (no other server can take it), and
+    # every connection to it is refused.
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    summary = run_load(tmp_path, f"http://127.0.0.1:{port}", seconds=4)
+        summary = run_load(tmp_path, f"http://127.0.0.1:{port}", seconds=4)
     lines = ledger_lines(tmp_path / "ledger.jsonl")
     assert len(lines) == summary["sent"] == summary["failed"] > 20
     assert summary["failures"] == {"connection refused": summary["failed"]}
