@@ -77,11 +77,14 @@ def test_two_processes_write_one_ledger_each_and_lose_nothing(tmp_path, collecto
     summary = run_load(tmp_path, collector.url, processes=2, users=2, seconds=15)
     collector.stop()
     ledgers = sorted(tmp_path.glob("ledger.w*.jsonl"))
-    assert [p.name for p in ledgers] == ["ledger.w0.jsonl", "ledger.w1.jsonl"]
+    # One ledger per worker index; a worker that Locust's master re-registers (missed
+    # heartbeats on a loaded machine) comes back under a new index with a ledger of its own.
+    assert {"ledger.w0.jsonl", "ledger.w1.jsonl"} <= {p.name for p in ledgers}
     keys = [{line["key"] for line in ledger_lines(p)} for p in ledgers]
-    assert keys[0] and keys[1] and not keys[0] & keys[1]       # disjoint session partitions
+    assert keys[0] and keys[1]
+    assert sum(len(k) for k in keys) == len(set().union(*keys))  # disjoint session partitions
     totals = reconcile(str(tmp_path / "ledger.w*.jsonl"), collector.store)
-    assert totals["sent"] == summary["sent"] == len(keys[0]) + len(keys[1])
+    assert totals["sent"] == summary["sent"] == sum(len(k) for k in keys)
     assert totals["lost"] == 0 and totals["duplicated"] == 0
 
 
