@@ -223,9 +223,8 @@ class SendOrderMerge:
         if len(pieces) == 1:
             out = tables[0]
         else:
-            ts = np.concatenate([run.ts[a:b] for run, a, b in pieces])
-            arrival = np.concatenate([run.arrival[a:b] for run, a, b in pieces])
-            out = _concat(tables).take(pa.array(np.lexsort((arrival, ts))))
+            out = _interleave(tables, [run.ts[a:b] for run, a, b in pieces],
+                              [run.arrival[a:b] for run, a, b in pieces])
         for run, _, cut in pieces:
             run.start = cut
             remaining = len(run)
@@ -237,6 +236,26 @@ class SendOrderMerge:
         self.runs = [r for r in self.runs if len(r)]
         self.released_until = watermark
         return out
+
+
+def _interleave(tables: list[pa.Table], ts: list[np.ndarray], arrival: list[np.ndarray]) -> pa.Table:
+    """Rows of several runs, each in order, in one order by (send time, arrival).
+
+    The other runs are tails of long sessions from earlier chunks: they end within minutes
+    of the window's start, so only that head is gathered row by row; the biggest run's rows
+    after the last row of any other run follow as they are (a slice, no copy).
+    """
+    order = np.lexsort((np.concatenate(arrival), np.concatenate(ts)))
+    sizes = [len(t) for t in ts]
+    major = int(np.argmax(sizes))
+    first = sum(sizes[:major])
+    others = np.flatnonzero((order < first) | (order >= first + sizes[major]))
+    head = int(others[-1]) + 1
+    head_rows = _concat(tables).take(pa.array(order[:head]))
+    if head == len(order):
+        return head_rows
+    rest = tables[major].slice(int(order[head]) - first)
+    return _concat([head_rows, rest])
 
 
 def send_order(ts: np.ndarray, session_seq: np.ndarray) -> np.ndarray:
