@@ -61,6 +61,8 @@ def ks_parses(ks: str) -> bool:
 
 
 def _as_int(value) -> int | None:
+    if value.__class__ is str and value.isdigit() and value.isascii():
+        return int(value)          # the usual case: plain ASCII digits
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -98,7 +100,7 @@ def check_format(params: dict) -> ApiError | None:
 
 
 def _check_chars(params: dict) -> ApiError | None:
-    if not _XML_INVALID.search("".join(v for v in params.values() if isinstance(v, str))):
+    if not _XML_INVALID.search("".join([v for v in params.values() if isinstance(v, str)])):
         return None
     for key, value in params.items():
         if isinstance(value, str) and _XML_INVALID.search(value):
@@ -131,12 +133,19 @@ def check_ks(params: dict) -> ApiError | None:
                     {"KSID": f"sha256:{digest}", "ERR_CODE": "-1", "ERR_DESC": "INVALID_STR"})
 
 
+def _has_event(params: dict) -> bool:
+    for key in params:
+        if key.startswith("event:"):
+            return True
+    return False
+
+
 def check_legacy(params: dict) -> ApiError | None:
     """The first error the API server raises for a stats.collect request, or None."""
     return (check_format(params)
             or check_ks(params)
             or _check_chars(params)
-            or (None if any(k.startswith("event:") for k in params)
+            or (None if _has_event(params)
                 else ApiError("MISSING_MANDATORY_PARAMETER", 'Missing parameter "event"',
                               {"PARAM_NAME": "event"}))
             or _check_enum(params, "event:eventType", range(1, 41), "KalturaStatsEventType")

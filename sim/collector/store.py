@@ -122,11 +122,13 @@ def wire_columns(values: dict, targets: dict[str, str], row: dict, extra: dict) 
         sql_type = targets.get(column)
         if sql_type is None or row.get(column) is not None:
             extra[name] = value
-            continue
-        try:
-            row[column] = coerce(value, sql_type)
-        except (ValueError, TypeError, OverflowError):
-            extra[name] = value      # e.g. partnerId "abc": kept as sent, flagged elsewhere
+        elif value.__class__ is str and sql_type == S:
+            row[column] = value            # most wire values: text into a text column
+        else:
+            try:
+                row[column] = coerce(value, sql_type)
+            except (ValueError, TypeError, OverflowError):
+                extra[name] = value      # e.g. partnerId "abc": kept as sent, flagged elsewhere
 
 
 def _json_safe(value):

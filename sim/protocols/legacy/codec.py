@@ -453,12 +453,9 @@ def _as_bool(value: object) -> bool:
 def _as_number(where: str, value: object, kind: type | None = None) -> int | float:
     """An int or float parameter; kind None keeps whole numbers as int."""
     if value.__class__ is str:
-        try:
-            number = int(value)       # most values on the wire: whole numbers, no blanks
-        except ValueError:
-            number = _text_number(where, value)
-        else:
-            return float(number) if kind is float else number
+        if len(value) <= 18 and value.isdigit() and value.isascii():   # most values on the wire
+            return float(value) if kind is float else int(value)
+        number = _text_number(where, value)
     elif isinstance(value, bool):
         raise DecodeError(f"{where}: expected a number, got {value!r}")
     elif isinstance(value, (int, float)):
@@ -476,13 +473,15 @@ def _as_number(where: str, value: object, kind: type | None = None) -> int | flo
 
 def _text_number(where: str, value: object) -> int | float:
     text = str(value).strip()
-    try:
-        return int(text)
-    except ValueError:
+    if "." not in text:         # int() never takes a point: spare the exception
         try:
-            return float(text)
+            return int(text)
         except ValueError:
-            raise DecodeError(f"{where}: expected a number, got {text!r}") from None
+            pass
+    try:
+        return float(text)
+    except ValueError:
+        raise DecodeError(f"{where}: expected a number, got {text!r}") from None
 
 
 _FLAVORS = (*FIELD_ORDER, None)
