@@ -358,7 +358,13 @@ class RSGIApp:
 
     @staticmethod
     def _send(proto, answer: Answer) -> None:
-        proto.response_bytes(answer.status, CORS + [("content-type", answer.content_type)], answer.body)
+        headers = _ANSWER_HEADERS.get(answer.content_type)
+        if headers is None:     # the few content types answers carry: built once each
+            headers = _ANSWER_HEADERS[answer.content_type] = CORS + [("content-type", answer.content_type)]
+        proto.response_bytes(answer.status, headers, answer.body)
+
+
+_ANSWER_HEADERS: dict[str, list[tuple[str, str]]] = {}
 
 
 def app_from_env() -> RSGIApp:
