@@ -74,7 +74,8 @@ def _strip_ks(values: dict) -> tuple[dict, str | None]:
     """The values without any ks, and the ks (never stored in clear).
 
     Without a ks the same dict comes back (callers only read it). The length test spares a
-    `lower()` per key: no character lower-cases to more than one of `k`, `s`, `event:`.
+    `lower()` per key: a name that lower-cases to `ks` or `event:ks` has 2 or 8 characters
+    (the one character whose lower case is two, `İ`, gives an `i`, which neither name holds).
     """
     for key in values:
         if (len(key) == 2 or len(key) == 8) and key.lower() in _KS_NAMES:
@@ -234,7 +235,7 @@ class Collector:
         if codec is None:
             return beacon_from_params(parsed, request), None
         try:
-            if hasattr(codec, "decode_pairs"):    # the query is parsed already: hand the pairs on
+            if parsed.query is not None and hasattr(codec, "decode_pairs"):   # parsed already: hand them on
                 return codec.decode_pairs(request, parsed.query), None
             return codec.decode(request), None
         except (ValueError, KeyError, TypeError) as exc:   # DecodeError is a ValueError

@@ -50,7 +50,7 @@ class ParsedRequest:
     action: str | None
     params: dict[str, Scalar | None] = field(default_factory=dict)   # flattened, URL wins
     encoding: str = "get"         # get | form | json | post (a POST whose body held no params)
-    query: list[tuple[str, str]] = field(default_factory=list)  # the URL query's pairs as parsed
+    query: list[tuple[str, str]] | None = None   # the URL query's pairs as `parse_query` read them
 
 
 def _flat_key(key: str) -> str:
