@@ -2,7 +2,7 @@
 
 A `Sender` is shared by the few Locust users of one process; each user calls
 `sender.run()` which loops: top up the schedule, take what is due, render it and hand it to
-a gevent pool over that user's keep-alive connections. A slow target fills the pool, later
+that user's send greenlets over its keep-alive connections. A slow target keeps them busy, later
 sends then go out late and are counted as late; the schedule itself never moves (no
 coordinated omission). Every send fires Locust's `request` event (one statistics row per
 beacon type) and, with a ledger, becomes one JSON line.
@@ -22,7 +22,8 @@ from collections import Counter
 from pathlib import Path
 
 import gevent
-import gevent.pool
+import gevent.lock
+import gevent.queue
 import numpy as np
 import orjson
 from geventhttpclient import HTTPClient
@@ -138,6 +139,34 @@ def worker_ledger_path(path: str, worker_index: int | None) -> str:
     return str(p.with_name(f"{stem}.w{worker_index}{suffix}"))
 
 
+class SendLane:
+    """One user's keep-alive pool and `concurrency` long-lived send greenlets fed through a
+    queue: a greenlet per send would cost ~40 us of spawning and scheduling each."""
+
+    def __init__(self, sender: "Sender", client: HTTPClient, concurrency: int):
+        self.sender, self.client, self.concurrency = sender, client, concurrency
+        self.slots = gevent.lock.Semaphore(concurrency)   # a slot is a send greenlet free or freeing
+        self.queue = gevent.queue.Queue()
+        self.workers = [gevent.spawn(self._work) for _ in range(concurrency)]
+
+    def _work(self) -> None:
+        send, get, release = self.sender._send, self.queue.get, self.slots.release
+        client = self.client
+        while True:
+            queue, out, sched_t = get()
+            try:
+                send(client, queue, out, sched_t)
+            finally:
+                release()
+
+    @property
+    def idle(self) -> bool:
+        return self.slots.counter >= self.concurrency and not self.queue.qsize()
+
+    def kill(self) -> None:
+        gevent.killall(self.workers)
+
+
 class Sender:
     """Takes due beacons from a `Schedule` and sends them; see the module docstring."""
 
@@ -153,7 +182,7 @@ class Sender:
         self.failed = 0
         self.failures: Counter[str] = Counter()
         self.by_label: Counter[str] = Counter()
-        self.pools: list[gevent.pool.Pool] = []
+        self.lanes: list[SendLane] = []
         self.clients: list[HTTPClient] = []
         self.busy = 0          # batches being rendered: rows must keep their numbers meanwhile
         self.generating = None  # the next chunk being prepared in a thread (AsyncResult)
@@ -168,9 +197,9 @@ class Sender:
 
     def run(self) -> None:
         """The send loop of one Locust user (returns when `stop()` is called or killed)."""
-        pool = gevent.pool.Pool(self.concurrency)
-        client = self.new_client()
-        self.pools.append(pool)
+        lane = SendLane(self, self.new_client(), self.concurrency)
+        self.lanes.append(lane)
+        acquire, put = lane.slots.acquire, lane.queue.put
         schedule = self.schedule
         while not self.stopped:
             now = time.time()
@@ -180,11 +209,16 @@ class Sender:
                 self.busy += 1
                 try:
                     for sched_t, queue, row in due:
-                        if pool.full():
-                            pool.wait_available()
-                        out = queue.render(row, time.time() - sched_t)
+                        acquire()     # render only once a send greenlet is free (fresh player state)
+                        try:
+                            out = queue.render(row, time.time() - sched_t)
+                        except BaseException:
+                            lane.slots.release()
+                            raise
                         if out is not None:
-                            pool.spawn(self._send, client, queue, out, sched_t)
+                            put((queue, out, sched_t))
+                        else:
+                            lane.slots.release()
                 finally:
                     self.busy -= 1
                 gevent.sleep(0)
@@ -258,16 +292,17 @@ class Sender:
     def drain(self, timeout: float | None = None) -> bool:
         """Wait for in-flight sends; True when none is left."""
         deadline = time.time() + (self.timeout * (self.retries + 1) + 1 if timeout is None else timeout)
-        for pool in self.pools:
-            if not pool.join(timeout=max(deadline - time.time(), 0)):
+        while not all(lane.idle for lane in self.lanes):
+            if time.time() >= deadline:
                 return False
+            gevent.sleep(0.01)
         return True
 
     def close(self) -> None:
         """Stop, kill what is still in flight, close connections and write the ledger."""
         self.stop()
-        for pool in self.pools:
-            pool.kill()
+        for lane in self.lanes:
+            lane.kill()
         for client in self.clients:
             client.close()
         if self.ledger is not None:
