@@ -180,7 +180,10 @@ class Collector:
         error = api.check_legacy(parsed.params) if parsed.protocol == LEGACY else None
         if error is not None:
             beacon = beacon_from_params(parsed, request)
-            row.update(accepted=False, status=200, error_code=error.code, reason=error.message)
+            # The key comes from the codec's reading, as for accepted rows, so reconciliation
+            # reports the beacon as sent-and-rejected rather than lost plus unexpected.
+            row.update(accepted=False, status=200, error_code=error.code, reason=error.message,
+                       ledger_key=self._ledger_key(self._decode(parsed, request)[0]))
         else:
             beacon, note = self._decode(parsed, request)
             flags = (api.legacy_flags(beacon.fields) if parsed.protocol == LEGACY
