@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import socket
 import sys
 import threading
 from datetime import datetime
@@ -79,8 +80,16 @@ def locust_command(locustfile: Path, host: str, ledger: Path, summary: Path, *, 
            "--session-rate", f"{session_rate:g}", "--time-scale", f"{time_scale:g}",
            "--ledger", str(ledger), "--summary-json", str(summary)]
     if processes > 1:
-        cmd += ["--processes", str(processes)]
+        # A free master port rather than Locust's fixed 5557, so runs side by side never meet.
+        port = str(_free_port())
+        cmd += ["--processes", str(processes), "--master-bind-port", port, "--master-port", port]
     return cmd + list(extra)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _locustfile(out: Path) -> Path:
