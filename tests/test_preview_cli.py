@@ -69,3 +69,38 @@ def test_a_script_that_cannot_play_exits_2_naming_the_step(tmp_path):
     result = runner.invoke(app, ["preview", str(f)])
     assert result.exit_code == 2
     assert "script[0] 'seek-and-stall'.steps[1] (pause): needs a 'play' step before it" in result.output
+
+
+def _beacon_labels(output: str) -> list[str]:
+    return [ln.split("    -> ", 1)[1].split("  ")[0].strip() for ln in output.splitlines() if "    -> " in ln]
+
+
+def test_with_a_protocol_each_action_is_followed_by_the_beacons_it_sends(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(SCRIPTED)
+    result = runner.invoke(app, ["preview", str(f), "--protocol", "kava"])
+    assert result.exit_code == 0, result.output
+    labels = _beacon_labels(result.output)
+    assert labels[:4] == ["kava 1 IMPRESSION", "kava 2 PLAY_REQUEST", "kava 3 PLAY", "kava 99 VIEW"]
+    # 30 s of a 120 s entry reach 25 % by playback; the seek to 80 % fires 50 and 75 %.
+    seek = labels.index("kava 35 SEEK")
+    assert labels[seek - 1] == "kava 11 PLAY_REACHED_25_PERCENT"
+    assert labels[seek + 1:seek + 3] == ["kava 12 PLAY_REACHED_50_PERCENT", "kava 13 PLAY_REACHED_75_PERCENT"]
+    lines = result.output.splitlines()
+    seek_action = next(i for i, ln in enumerate(lines) if "SEEK" in ln and "    -> " not in ln)
+    seek_beacon = next(i for i, ln in enumerate(lines) if "kava 35 SEEK" in ln)
+    assert seek_beacon > seek_action and "targetPosition 96" in lines[seek_beacon]
+
+
+def test_both_protocols_list_legacy_and_kava_beacons(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(SCRIPTED)
+    labels = _beacon_labels(runner.invoke(app, ["preview", str(f), "--protocol", "both"]).output)
+    assert "legacy 3 PLAY" in labels and "kava 3 PLAY" in labels
+
+
+def test_an_unknown_protocol_exits_2_naming_the_option(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text(SCRIPTED)
+    result = runner.invoke(app, ["preview", str(f), "--protocol", "kavaa"])
+    assert result.exit_code == 2 and "--protocol" in result.output

@@ -3,8 +3,10 @@
     player-sim preview scenarios/typical-vod.yaml --sessions 5 --seed 7
 
 Each action shows its wall offset from the load, the playhead, and what matters about it
-(stall seconds, seek target, ad position and length...). Colour on a terminal, plain text
-when piped. Scenario problems print one `file:line:column: field: message` line each and
+(stall seconds, seek target, ad position and length...). With `--protocol legacy|kava|both`
+the beacons the player's analytics plugin sends are listed beside the actions, at their
+send offsets (`-> kava 99 VIEW  #7 pos 0:40 playTimeSum 30`). Colour on a terminal, plain
+text when piped. Scenario problems print one `file:line:column: field: message` line each and
 exit with status 2.
 """
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Optional
 import numpy as np
 import typer
 
+from ..protocols.beacons import Strings
+from ..protocols.event_types import EVENT_NAMES
 from . import app
 
 DEVICE_NAMES = ("desktop", "mobile", "tablet", "ctv")
@@ -146,21 +150,73 @@ def _session_header(chunk, i: int, seq_width: int) -> str:
             f"  -> {Outcome(s['outcome'][i]).name}")
 
 
-def render(console, chunks, limit: int | None) -> None:
-    """Print each session's timeline (up to `limit` sessions) to a rich console."""
+def _number(col, k: int) -> float | None:
+    """A numeric beacon field, None where the plugin did not send it (NaN or -1)."""
+    if col is None or isinstance(col, Strings):
+        return None
+    v = float(col[k])
+    return None if v != v or v == -1 else v
+
+
+def beacon_detail(bc, k: int) -> str:
+    """The fields of beacon row k that tell it apart: index, playhead, play time."""
+    c = bc.columns
+    parts = []
+    index = _number(c.get("eventIndex"), k)
+    if index is not None:
+        parts.append(f"#{index:.0f}")
+    if bc.protocol == "kava":
+        position = _number(c.get("position"), k)
+        if position is not None:
+            parts.append(f"pos {clock_text(position)}")
+        for name in ("playTimeSum", "bufferTime", "joinTime", "targetPosition"):
+            v = _number(c.get(name), k)
+            if v:
+                parts.append(f"{name} {v:g}")
+    else:
+        point = _number(c.get("currentPoint"), k)
+        if point is not None:
+            flavor = c.get("legacy_flavor")
+            in_ms = flavor is None or (flavor.get(k) if isinstance(flavor, Strings) else None) != "v7"
+            parts.append(f"currentPoint {point:g}{' ms' if in_ms else ' s'}")
+    return "  ".join(parts)
+
+
+def beacon_lines(beacon_chunks, chunk, i: int) -> list[tuple[float, str, str]]:
+    """(offset from the load, label, detail) of every beacon session row i sends."""
+    start = float(chunk.sessions["start"][i])
+    out = []
+    for bc in beacon_chunks:
+        event_type = bc.columns["eventType"]
+        for k in np.flatnonzero(bc.session == i):
+            code = int(event_type[k])
+            label = f"{bc.protocol} {code} {EVENT_NAMES[bc.protocol].get(code, '?')}"
+            # Clamped at 0: millisecond timestamps can put a send a hair before the load.
+            out.append((max(float(bc.send_t[k]) - start, 0.0), label, beacon_detail(bc, k)))
+    out.sort(key=lambda line: line[0])   # stable: legacy before kava at the same moment
+    return out
+
+
+def render(console, chunks, limit: int | None, protocol: str | None = None) -> None:
+    """Print each session's timeline (up to `limit` sessions) to a rich console; with a
+    `protocol`, each action is followed by the beacons sent by then."""
     from rich.text import Text
 
+    from ..generate import beacon_chunks
     from ..player.timeline import Action
 
     shown = 0
     for chunk in chunks:
         width = len(str(int(chunk.sessions["session_seq"].max()))) if chunk.n_sessions else 1
+        beacons = beacon_chunks(chunk, protocol) if protocol else []
         for i in range(chunk.n_sessions):
             if limit is not None and shown >= limit:
                 return
             shown += 1
             console.print(Text(_session_header(chunk, i, width), style="bold"))
             a = chunk.actions_of(i)
+            pending = beacon_lines(beacons, chunk, i)
+            b = 0
             for j in range(len(a["kind"])):
                 name = Action(int(a["kind"][j])).name
                 detail = action_detail(chunk, name, float(a["value"][j]), float(a["pos"][j]),
@@ -171,6 +227,16 @@ def render(console, chunks, limit: int | None) -> None:
                 line.append(f"{name:<18}", style=style)
                 line.append(detail)
                 console.print(line)
+                # Beacons go out when their action happens (VIEWs between actions): print those
+                # sent before the next action.
+                next_t = float(a["t"][j + 1]) if j + 1 < len(a["kind"]) else float("inf")
+                while b < len(pending) and pending[b][0] < next_t - 0.001:
+                    t, label, extra = pending[b]
+                    beacon = Text(f"  {f'+{t:.1f}s':>10}  {'':>10}    -> ", style="dim")
+                    beacon.append(f"{label:<32}  ", style="green")
+                    beacon.append(extra, style="dim")
+                    console.print(beacon)
+                    b += 1
             console.print()
 
 
@@ -205,6 +271,8 @@ def preview(
     sessions: Optional[int] = typer.Option(None, "--sessions", min=1,
                                            help="Sessions to simulate [default: 5; a scripted scenario: each script once per repeat]."),
     show: Optional[int] = typer.Option(None, "--show", min=0, help="Print only the first N timelines (the summary covers all)."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", metavar="legacy|kava|both",
+                                           help="Also list the beacons each session sends, beside its actions."),
 ) -> None:
     """Simulate a few sessions of FILE and print their timelines and a summary of the sample."""
     from rich.console import Console
@@ -220,6 +288,9 @@ def preview(
         for problem in exc.problems:
             typer.echo(str(problem))
         raise typer.Exit(2)
+    if protocol not in (None, "legacy", "kava", "both"):
+        typer.echo(f"--protocol: expected legacy, kava or both, got {protocol!r}")
+        raise typer.Exit(2)
     if sessions is None and not all(c.scenario.script for c in components):
         sessions = 5
     try:
@@ -228,5 +299,5 @@ def preview(
         typer.echo(f"{file}: {exc}")
         raise typer.Exit(2)
     console = Console(highlight=False, soft_wrap=True)
-    render(console, chunks, show)
+    render(console, chunks, show, protocol)
     _print_summary(console, sample_summary(chunks))
