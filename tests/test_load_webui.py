@@ -3,7 +3,6 @@ collector, the test reads the tab's JSON while the load runs (one process, then 
 with two workers)."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -13,18 +12,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from sim.cli.demo import start_collector, stop_process
+from sim.cli.demo import free_port, start_collector, stop_process
 from sim.load.viewers import viewer_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 20.0          # sessions per second asked of the open model
 SCENARIOS = {"typical-vod", "short-clip", "long-form-ads"}   # the default mix
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str) -> bytes:

@@ -81,12 +81,13 @@ def locust_command(locustfile: Path, host: str, ledger: Path, summary: Path, *, 
            "--ledger", str(ledger), "--summary-json", str(summary)]
     if processes > 1:
         # A free master port rather than Locust's fixed 5557, so runs side by side never meet.
-        port = str(_free_port())
+        port = str(free_port())
         cmd += ["--processes", str(processes), "--master-bind-port", port, "--master-port", port]
     return cmd + list(extra)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
