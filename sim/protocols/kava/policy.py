@@ -191,6 +191,24 @@ def _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, etype, live, duration, 
 
 
 @njit(cache=True, error_model="numpy")
+def _send_view(S, out_i, out_f, n, write, sess, t_abs, t_rel, live, duration, playhead, speed, caption,
+               play_time_sum, bitrate, average_bitrate, sound, tab, screen):
+    """A VIEW (99): the common params, then the per-interval figures and the viewer's modes."""
+    r = n * write
+    n = _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, 99, live, duration, playhead, speed, caption)
+    out_f[r, F_PLAY_TIME_SUM] = _round3(play_time_sum)
+    out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
+    out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
+    out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(bitrate)
+    out_f[r, F_AVERAGE_BITRATE] = average_bitrate
+    out_i[r, I_SOUND] = sound
+    out_i[r, I_TAB] = tab
+    out_i[r, I_VIEWABILITY] = 2
+    out_i[r, I_SCREEN] = screen
+    return n
+
+
+@njit(cache=True, error_model="numpy")
 def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events, views_enabled,
           kind, t, pos, value, ad_pos, ad_index, bitrate, screen, sound, tab, speed, u,
           caption_count, out_i, out_f, per_session):
@@ -313,17 +331,9 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                         prev_pos = here
                     if views_enabled and pts != last_view:
                         last_view = pts
-                        r = n * write
-                        n = _send(S, out_i, out_f, n, write, s, t_start + tr, tr, 99, is_live, d, here, cur_speed, caption)
-                        out_f[r, F_PLAY_TIME_SUM] = _round3(pts)
-                        out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
-                        out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
-                        out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(cur_br)
-                        out_f[r, F_AVERAGE_BITRATE] = _round3(_kbps_to_kava(br_w / br_time)) if br_time > 0 else 0.0
-                        out_i[r, I_SOUND] = cur_sound
-                        out_i[r, I_TAB] = cur_tab
-                        out_i[r, I_VIEWABILITY] = 2
-                        out_i[r, I_SCREEN] = cur_screen
+                        avg_br = _round3(_kbps_to_kava(br_w / br_time)) if br_time > 0 else 0.0
+                        n = _send_view(S, out_i, out_f, n, write, s, t_start + tr, tr, is_live, d, here, cur_speed,
+                                       caption, pts, cur_br, avg_br, cur_sound, cur_tab, cur_screen)
                     S[S_BUF_T] = 0.0
                     ev_c = 1
                     k = k_rep + 1
@@ -393,17 +403,8 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                         prev_pos = pa_
                     if views_enabled and pts != last_view:
                         last_view = pts
-                        r = n * write
-                        n = _send(S, out_i, out_f, n, write, s, ts, ta, 99, is_live, d, pa_, cur_speed, caption)
-                        out_f[r, F_PLAY_TIME_SUM] = _round3(pts)
-                        out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
-                        out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
-                        out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(cur_br)
-                        out_f[r, F_AVERAGE_BITRATE] = 0.0
-                        out_i[r, I_SOUND] = cur_sound
-                        out_i[r, I_TAB] = cur_tab
-                        out_i[r, I_VIEWABILITY] = 2
-                        out_i[r, I_SCREEN] = cur_screen
+                        n = _send_view(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_speed,
+                                       caption, pts, cur_br, 0.0, cur_sound, cur_tab, cur_screen)
                     S[S_BUF_T] = 0.0
             elif k_ == 4:    # PAUSE
                 if not paused:
