@@ -84,7 +84,10 @@ class ClosedArrivals:
         self.rng, self.idle_gap = rng, idle_gap
         self.min_spacing = 1.0 / max_rate if max_rate else 0.0
         first = start + np.sort(rng.uniform(0.0, max(ramp_up, 0.0), viewers))
-        self.free: list[tuple[float, int, bool]] = [(float(t), v, True) for v, t in enumerate(first)]
+        # (when the viewer's next session is due, viewer): the gap is drawn when the previous
+        # session is assigned, so the heap pops sessions in start order and one viewer's
+        # idle gap never holds back another viewer's session
+        self.free: list[tuple[float, int]] = [(float(t), v) for v, t in enumerate(first)]
         heapq.heapify(self.free)
         self.last_start = -math.inf
 
@@ -97,12 +100,15 @@ class ClosedArrivals:
         n = len(lengths_wall)
         starts = np.empty(n)
         gaps = self.rng.exponential(self.idle_gap, n) if self.idle_gap > 0 else np.zeros(n)
+        ends = (np.asarray(lengths_wall, float) + gaps).tolist()
+        free, spacing, last = self.free, self.min_spacing, self.last_start
+        pop, push = heapq.heappop, heapq.heappush
         for i in range(n):
-            free_at, viewer, first = heapq.heappop(self.free)
-            start = free_at if first else free_at + gaps[i]
-            start = max(start, self.last_start + self.min_spacing)
-            self.last_start = starts[i] = start
-            heapq.heappush(self.free, (start + float(lengths_wall[i]), viewer, False))
+            due, viewer = pop(free)
+            start = due if due >= last + spacing else last + spacing   # the rate cap, if any
+            last = starts[i] = start
+            push(free, (start + ends[i], viewer))
+        self.last_start = last
         return starts
 
 
