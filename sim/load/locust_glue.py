@@ -6,13 +6,15 @@
 
 `install()` adds the options (shown in the web UI too) and the listeners: at test start
 each process builds its schedule (worker index -> its own random stream and session ids, its
-share of the rate or viewers), its users run the send loop, at test stop in-flight sends are
-drained and the ledger is renamed into place; workers report lateness and failure figures
-to the master, which prints the run's summary.
+share of the rate or viewers, or of the `--shape` levels), its users run the send loop, at
+test stop in-flight sends are drained and the ledger is renamed into place; workers report
+lateness and failure figures to the master, which prints the run's summary. With a shape, the
+run stops by itself once every process's shape is over (a worker tells the master).
 """
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ log = logging.getLogger("player-sim")
 PLAN_MESSAGE = "player_sim_plan"       # master -> workers: how many share the load
 FINISH_MESSAGE = "player_sim_finish"   # master -> workers: stop, drain, write the ledger
 FINAL_MESSAGE = "player_sim_final"     # workers -> master: final figures
+SHAPE_DONE_MESSAGE = "player_sim_shape_done"   # workers -> master: this worker's shape is over
 
 
 @dataclass
@@ -57,6 +60,7 @@ class LoadState:
         self.preparing = None   # the inputs being prepared in a thread since the process started
         self.starting = None    # the greenlet building this process's run
         self.final_from: set[str] = set()   # master: workers whose final figures arrived
+        self.shape_done_from: set[str] = set()   # master: workers whose shape is over
         self.reported = False
 
 
@@ -85,6 +89,7 @@ def on_test_start(environment, **_kw) -> None:
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         STATE.worker_summaries.clear()
+        STATE.shape_done_from = set()
         STATE.reported = False
         runner.send_message(PLAN_MESSAGE, {"workers": max(runner.worker_count, 1)})
         return
@@ -119,6 +124,8 @@ def _start_process_run(environment) -> None:
                     concurrency=options.concurrency, retries=options.retries, timeout=options.request_timeout,
                     late_threshold=options.late_threshold)
     STATE.run = ProcessRun(sender, index or 0, ledger_path, _targets(options, index, host))
+    if hasattr(schedule.arrivals, "done_at"):     # a --shape run ends with its shape
+        gevent.spawn(_stop_when_shape_is_over, environment, STATE.run)
 
 
 def _targets(options, index: int | None, host: str) -> dict:
@@ -129,6 +136,45 @@ def _targets(options, index: int | None, host: str) -> dict:
         return {"workload": "open", "target_rate": options.session_rate / workers, "mix": mix}
     viewers = options.viewers // workers + (1 if (index or 0) < options.viewers % workers else 0)
     return {"workload": "closed", "target_viewers": viewers, "mix": mix}
+
+
+def _stop_when_shape_is_over(environment, run: ProcessRun) -> None:
+    """Wait until this process's shape is over (and its last sessions have played, within
+    the shape's graceful_stop), then end the run: a worker tells the master, which ends it
+    once every worker has; a stand-alone process ends it itself."""
+    arrivals = run.sender.schedule.arrivals
+    while STATE.run is run and not run.sender.stopped:
+        done_at = arrivals.done_at
+        now = time.time()
+        if done_at is not None and now >= done_at:
+            break
+        gevent.sleep(0.1 if done_at is None else min(done_at - now, 0.5))
+    else:
+        return     # stopped some other way (-t, the web UI, a quit)
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.send_message(SHAPE_DONE_MESSAGE, None)
+    else:
+        _end_run(environment, "the load shape is over")
+
+
+def _end_run(environment, reason: str) -> None:
+    """End the run as Locust does at the end of -t or of a LoadTestShape: quit when headless,
+    else stop and keep the web UI."""
+    log.info(f"player-sim: {reason}, stopping")
+    options = environment.parsed_options
+    if options is not None and options.headless:
+        environment.runner.quit()
+    else:
+        environment.runner.stop()
+
+
+def _on_shape_done_message(environment, msg, **_kw) -> None:
+    """Master: one worker's shape is over; the run ends when every worker's is."""
+    STATE.shape_done_from.add(msg.node_id)
+    if STATE.shape_done_from.issuperset(c.id for c in environment.runner.clients.all):
+        STATE.shape_done_from = set()
+        gevent.spawn(_end_run, environment, "every worker's load shape is over")
 
 
 def on_test_stop(environment, **_kw) -> None:
@@ -164,7 +210,7 @@ def _finish_process_run(environment) -> dict | None:
     run.sender.close()
     summary = run.sender.summary()
     STATE.last_summary = summary
-    STATE.last_viewers = process_figures(run.sender, **run.targets)
+    STATE.last_viewers = _figures(run)
     STATE.last_lateness = run.sender.lateness
     return summary
 
@@ -242,8 +288,21 @@ def _process_viewers() -> dict | None:
     """This process's Viewers figures: live while a run goes on, else the last run's."""
     run = STATE.run
     if run is not None:
-        return process_figures(run.sender, **run.targets)
+        return _figures(run)
     return STATE.last_viewers
+
+
+def _figures(run: ProcessRun) -> dict:
+    """The Viewers figures of a run; with a shape, the target follows it (the open model's
+    target start rate averaged since the start, like the other rates; the closed model's
+    viewers asked for now)."""
+    targets = run.targets
+    target_at = getattr(run.sender.schedule.arrivals, "target_at", None)
+    if target_at is not None:
+        now = min(time.time(), run.sender.stopped_at or math.inf)
+        key = "target_rate" if targets["workload"] == "open" else "target_viewers"
+        targets = {**targets, key: target_at(now)}
+    return process_figures(run.sender, **targets)
 
 
 def viewers_report(environment) -> dict:
@@ -332,6 +391,7 @@ def on_init(environment, **_kw) -> None:
         runner.register_message(FINISH_MESSAGE, _on_finish_message, concurrent=True)
     if isinstance(runner, MasterRunner):
         runner.register_message(FINAL_MESSAGE, _on_final_message)
+        runner.register_message(SHAPE_DONE_MESSAGE, _on_shape_done_message)
     install_viewers_tab(environment)
     options = environment.parsed_options
     if options is not None and not isinstance(runner, WorkerRunner):

@@ -2,10 +2,12 @@
 
 Kept free of Locust imports (Locust monkey-patches the process on import) so the checks can
 run anywhere: `check_options` refuses bad values and unsafe targets with a message naming
-the option; `build_schedule` gives a worker its share of the load and its own random stream.
+the option (or the `--shape` file's line and column); `build_schedule` gives a worker its
+share of the load, constant or following the shape, and its own random stream.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -36,6 +38,9 @@ def add_arguments(parser) -> None:
                    help="open: sessions arrive at --session-rate; closed: --viewers watch back to back")
     g.add_argument("--session-rate", type=float, default=5.0, help="open model: sessions starting per second (wall clock)")
     g.add_argument("--viewers", type=int, default=100, help="closed model: concurrent viewers")
+    g.add_argument("--shape", default="", metavar="PATH",
+                   help="load shape file (YAML stages: ramp, steady, spike, daily); its levels replace "
+                        "--session-rate / --viewers and the run stops when it ends")
     g.add_argument("--idle-gap", type=float, default=5.0, help="closed model: mean idle seconds between a viewer's sessions")
     g.add_argument("--ramp-up", type=float, default=10.0, help="closed model: first sessions start spread over this many seconds")
     g.add_argument("--time-scale", type=float, default=1.0, help="play this many times faster than real time")
@@ -85,9 +90,10 @@ def check_options(options, host: str) -> None:
     """Refuse bad values and unsafe targets with a message naming the option."""
     if options.time_scale <= 0:
         raise OptionError(f"--time-scale must be > 0 (got {options.time_scale:g})")
-    if options.workload == "open" and not options.session_rate > 0:
+    shape = load_shape_option(options)
+    if shape is None and options.workload == "open" and not options.session_rate > 0:
         raise OptionError(f"--session-rate must be > 0 (got {options.session_rate:g})")
-    if options.workload == "closed" and options.viewers < 1:
+    if shape is None and options.workload == "closed" and options.viewers < 1:
         raise OptionError(f"--viewers must be >= 1 (got {options.viewers})")
     for name in ("retries", "concurrency"):
         if getattr(options, name) < (1 if name == "concurrency" else 0):
@@ -105,9 +111,26 @@ def check_options(options, host: str) -> None:
     if options.time_scale != 1:
         raise OptionError(f"--host {host}: --time-scale must be 1 against Kaltura (real players do not play faster)")
     cap = options.max_rate or KALTURA_DEFAULT_MAX_RATE
-    if options.workload == "open" and options.session_rate > cap:
+    if options.workload == "open" and shape is not None and shape.peak > cap:
+        raise OptionError(f"--shape {options.shape} peaks at {shape.peak:g} sessions/s, above the {cap:g} allowed "
+                          f"against Kaltura; raise --max-rate if you mean it")
+    if options.workload == "open" and shape is None and options.session_rate > cap:
         raise OptionError(f"--session-rate {options.session_rate:g} is above the {cap:g} sessions/s allowed against "
                           f"Kaltura; raise --max-rate if you mean it")
+
+
+def load_shape_option(options):
+    """The `--shape` file checked (None without one); its problems, each at file:line:column,
+    become an OptionError."""
+    path = getattr(options, "shape", "")
+    if not path:
+        return None
+    from ..scenario.errors import ScenarioError
+    from .shapes import load_shape
+    try:
+        return load_shape(path)
+    except ScenarioError as exc:
+        raise OptionError(str(exc)) from None
 
 
 def session_rate_cap(options, host: str) -> float | None:
@@ -183,17 +206,29 @@ def build_schedule(options, *, worker_index: int, workers: int, host: str, lead:
     inputs = prepare_inputs(options)
     rng = np.random.default_rng(np.random.SeedSequence(options.seed, spawn_key=(1 << 20, worker_index)))
     cap = session_rate_cap(options, host)
+    shape = load_shape_option(options)
+    profile = shape.profile(inputs.components) if shape is not None else None
     if options.workload == "open":
-        rate = options.session_rate / workers
+        rate = (profile.peak if shape is not None else options.session_rate) / workers
         chunk_size = int(np.clip(rate * 0.5, 16, 4096))
     else:
-        viewers = options.viewers // workers + (1 if worker_index < options.viewers % workers else 0)
+        total = math.ceil(profile.peak) if shape is not None else options.viewers
+        viewers = total // workers + (1 if worker_index < total % workers else 0)
         chunk_size = int(np.clip(viewers / 20, 16, 4096))
     stream = session_stream(inputs.components, options.seed, worker=worker_index, chunk_size=chunk_size,
                             population=inputs.population)
     first = next(stream)
     t0 = time.time() + lead
-    if options.workload == "open":
+    if shape is not None:
+        from .shapes import ShapedClosedArrivals, ShapedOpenArrivals
+        if options.workload == "open":
+            arrivals = ShapedOpenArrivals(profile, rng, t0, share=1.0 / workers, graceful_stop=shape.graceful_stop)
+        else:
+            arrivals = ShapedClosedArrivals(profile, rng, t0, worker=worker_index, workers=workers,
+                                            idle_gap=options.idle_gap, max_rate=cap / workers if cap else None,
+                                            graceful_stop=shape.graceful_stop)
+        drop_after = options.drop_after if options.workload == "open" else None
+    elif options.workload == "open":
         arrivals = OpenArrivals(rate, rng, t0)
         drop_after = options.drop_after
     else:
