@@ -30,7 +30,7 @@ import pyarrow as pa  # noqa: E402
 pa.set_cpu_count(1)
 pa.set_io_thread_count(1)
 
-from sim.generate import beacon_chunks, generate, ledger_keys, stream_rows  # noqa: E402
+from sim.generate import beacon_chunks, generate, stream_rows  # noqa: E402
 from sim.player.model import generate_sessions  # noqa: E402
 from sim.scenario.loader import load  # noqa: E402
 from sim.sinks import EventsBuilder, open_sink  # noqa: E402
@@ -77,7 +77,7 @@ def plain_loop(sessions: int, out: Path, events_per_session: float) -> tuple[int
 
 def stages(components, sessions: int, out: Path) -> dict[str, float]:
     """CPU seconds per stage over the same sessions: player model, policy, rows, order, write."""
-    t = {"player model (sessions)": 0.0, "legacy policy (beacons)": 0.0, "events rows + ledger keys": 0.0,
+    t = {"player model (sessions)": 0.0, "legacy policy (beacons)": 0.0, "events rows": 0.0,
          "send-order merge": 0.0, "parquet write": 0.0}
     c = cpu()
     chunks = list(generate_sessions(components, 7, sessions=sessions))
@@ -89,12 +89,12 @@ def stages(components, sessions: int, out: Path) -> dict[str, float]:
     builder = EventsBuilder.for_chunks(beacons[0])
     for ch, bs in zip(chunks, beacons):
         for b in bs:
-            builder.table(b, ch, ledger_keys(b))
-    t["events rows + ledger keys"] = cpu() - c
+            builder.table(b, ch)
+    t["events rows"] = cpu() - c
     c = cpu()
     tables = list(stream_rows(iter(chunks), protocol="legacy", fmt="parquet"))
     # stream_rows re-runs the policy and rows: subtract them to leave the merge alone
-    t["send-order merge"] = max(0.0, cpu() - c - t["legacy policy (beacons)"] - t["events rows + ledger keys"])
+    t["send-order merge"] = max(0.0, cpu() - c - t["legacy policy (beacons)"] - t["events rows"])
     c = cpu()
     with open_sink("parquet", out, builder.schema) as sink:
         for table in tables:

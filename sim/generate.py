@@ -64,7 +64,7 @@ def beacon_chunks(chunk: SessionChunk, protocol: str) -> list[BeaconChunk]:
     return out
 
 
-# Ledger keys as columns: each protocol's `codec.ledger_key(beacon)` joins these wire fields
+# Ledger keys of request files: each protocol's `codec.ledger_key(beacon)` joins these wire fields
 # (text as is, numbers as JavaScript writes them, "" when not sent) with this separator.
 # Spot-checked against the codec on every chunk; a mismatch falls back to the codec itself.
 KEY_RECIPES = {
@@ -279,7 +279,7 @@ def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: Ev
             wire = wire_requests(b, (encoding or {}).get(b.protocol), order)
             table = requests_table(ts[order], wire, b.protocol, keys)
         else:
-            table = builder.table(b, chunk, keys_of(b), order)
+            table = builder.table(b, chunk, order)
         parts.append((table, ts[order]))
     return parts
 
@@ -293,7 +293,8 @@ def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, enco
 
     A table holds the columns its rows fill; `on_schema` is called with the run's whole
     events-table schema (fixed by the first chunk) before the first table is yielded.
-    `beacons_of` and `keys_of` default to the protocol policies and codecs.
+    `beacons_of` and `keys_of` (the ledger keys of request rows) default to the protocol
+    policies and codecs.
     """
     stats = stats if stats is not None else GenerateStats()
     merge = SendOrderMerge()

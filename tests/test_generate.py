@@ -57,11 +57,11 @@ def test_rows_are_released_before_the_run_ends():
 
 def test_at_equal_send_times_legacy_precedes_kava_and_each_session_keeps_its_order():
     table = pa.concat_tables(_stream())
-    rows = table.select(["ts", "protocol", "truth_session_seq", "ledger_key"]).to_pylist()
+    rows = table.select(["ts", "protocol", "truth_session_seq", "eventType"]).to_pylist()
     first_instant = [r for r in rows if r["ts"] == sc.T0]
     assert [r["protocol"] for r in first_instant] == ["legacy", "kava"]
-    per_session = [r["ledger_key"] for r in rows if r["truth_session_seq"] == 7 and r["protocol"] == "legacy"]
-    assert per_session == [f"sess-7:{i}" for i in range(1, 7)]
+    per_session = [r["eventType"] for r in rows if r["truth_session_seq"] == 7 and r["protocol"] == "legacy"]
+    assert per_session == [2, 3, 4, 5, 6, 7]
 
 
 def test_pending_rows_stay_bounded_by_the_longest_session():
@@ -98,6 +98,7 @@ import duckdb  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from sim.cli import app  # noqa: E402
+from sim.protocols.urlencoding import js_number  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MIX = ROOT / "scenarios" / "default-mix.yaml"
@@ -141,7 +142,7 @@ def test_every_format_reads_back_with_the_events_columns(mix_files):
     for fmt in ("parquet", "jsonl", "csv"):
         path, beacons = mix_files[fmt]
         rel = duckdb.sql(f"select * from '{path}'")
-        assert {"ts", "protocol", "eventType", "sessionId", "partnerId", "entryId", "ledger_key", "user_agent",
+        assert {"ts", "protocol", "eventType", "sessionId", "partnerId", "entryId", "user_agent",
                 "client_ip", "page_url", "truth_viewer", "truth_outcome", "truth_device"} <= set(rel.columns)
         assert duckdb.sql(f"select count(*) from '{path}'").fetchall() == [(beacons,)]
 
@@ -154,14 +155,21 @@ def test_rows_are_in_send_order(mix_files):
     assert lines == sorted(lines)
 
 
+def _ledger_keys(source: str) -> list[str]:
+    """The legacy ledger keys (`codec.ledger_key`) of an events file's rows, rebuilt from its wire columns."""
+    rows = duckdb.sql(f"select sessionId::varchar, eventType, eventTimestamp, currentPoint from {source}").fetchall()
+    return sorted("|".join((sid, str(et), js_number(ts), "" if cp is None else js_number(cp)))
+                  for sid, et, ts, cp in rows)
+
+
 def test_every_format_holds_the_same_beacons(mix_files):
-    keys = {fmt: sorted(k for (k,) in duckdb.sql(f"select ledger_key from '{mix_files[fmt][0]}'").fetchall())
-            for fmt in ("parquet", "jsonl", "csv")}
+    keys = {fmt: _ledger_keys(f"'{mix_files[fmt][0]}'") for fmt in ("parquet", "jsonl", "csv")}
+    assert len(set(keys["parquet"])) == mix_files["parquet"][1]
     assert keys["parquet"] == keys["jsonl"] == keys["csv"]
 
 
 def test_the_request_file_is_the_send_ledger_of_the_events(mix_files):
-    events = sorted(k for (k,) in duckdb.sql(f"select ledger_key from '{mix_files['parquet'][0]}'").fetchall())
+    events = _ledger_keys(f"'{mix_files['parquet'][0]}'")
     lines = [json.loads(line) for line in mix_files["requests"][0].read_text().splitlines()]
     assert sorted(r["key"] for r in lines) == events
     first = lines[0]
@@ -205,11 +213,11 @@ def test_day_partitions_hold_every_row_once(tmp_path, mix_files):
     assert cli(MIX, "--sessions", 400, "--seed", 3, "--format", "parquet", "--out", out, "--partition", "day").exit_code == 0
     days = sorted(p.name for p in out.iterdir())
     assert days[0] == "date=2026-11-02" and len(days) >= 5
-    whole = sorted(k for (k,) in duckdb.sql(f"select ledger_key from '{mix_files['parquet'][0]}'").fetchall())
-    parts = duckdb.sql(f"select ledger_key, date::varchar, to_timestamp(ts)::date::varchar "
-                       f"from read_parquet('{out}/*/*.parquet', hive_partitioning = true)").fetchall()
-    assert sorted(k for k, _, _ in parts) == whole
-    assert all(d == day for _, d, day in parts)
+    whole = _ledger_keys(f"'{mix_files['parquet'][0]}'")
+    parts = f"read_parquet('{out}/*/*.parquet', hive_partitioning = true)"
+    assert _ledger_keys(parts) == whole
+    assert duckdb.sql(f"select count(*) from {parts} where date::varchar <> to_timestamp(ts)::date::varchar"
+                      ).fetchall() == [(0,)]
 
 
 def test_form_encoding_sends_legacy_beacons_as_form_posts(tmp_path):

@@ -15,6 +15,8 @@ from sim.cli import app
 from sim.generate import generate
 from sim.metrics import compute
 from sim.metrics.reconcile import reconcile
+from sim.protocols.beacons import WireRequest
+from sim.protocols.dispatch import codec_for, decode_any
 from sim.scenario.loader import load
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "typical-vod.yaml"
@@ -37,12 +39,21 @@ def run(tmp_path_factory) -> Path:
     return out
 
 
-def _store_from(events: Path, store: Path, drop_first: int = 0) -> Path:
-    """A collector-like store holding the generated beacons as if all arrived (minus the first few)."""
+def _store_from(ledger: Path, store: Path, drop_first: int = 0) -> Path:
+    """A collector-like store holding every beacon of a request ledger as if all arrived (minus
+    the first few): each request decoded and keyed as the collector does it."""
+    rows = []
+    for line in ledger.read_bytes().splitlines():
+        req = orjson.loads(line)
+        body = None if req["body"] is None else req["body"].encode()
+        beacon = decode_any(WireRequest(req["method"], req["url"], req["headers"], body))
+        rows.append((req["ts"], codec_for(beacon.protocol).ledger_key(beacon), beacon.protocol,
+                     int(beacon.fields["eventType"])))
+    rows.sort(key=lambda r: r[0])
     con = duckdb.connect(str(store))
-    con.execute(f"""create table events as
-        select ledger_key, protocol, eventType, true as accepted, cast(null as varchar) as error_code
-        from read_parquet('{events}') order by ts offset {drop_first}""")
+    con.execute("create table events (ledger_key varchar, protocol varchar, eventType integer, accepted boolean, "
+                "error_code varchar)")
+    con.executemany("insert into events values (?, ?, ?, true, null)", [r[1:] for r in rows[drop_first:]])
     con.close()
     return store
 
@@ -81,21 +92,21 @@ def test_kava_interval_minutes_stay_below_the_intended_minutes(run):
 
 
 def test_a_ledger_of_both_protocols_reconciles_key_for_key(run, tmp_path):
-    store = _store_from(run / "both.parquet", tmp_path / "store.duckdb")
+    store = _store_from(run / "both-requests.jsonl", tmp_path / "store.duckdb")
     r = reconcile(run / "both-requests.jsonl", store)
     assert r.ok and r.totals["unexpected"] == 0
     assert {row["protocol"] for row in r.by_type} == {"kava", "legacy"}
 
 
 def test_the_generated_ledger_reconciles_with_a_store_of_every_beacon(run, tmp_path):
-    r = reconcile(run / "requests.jsonl", _store_from(run / "events.parquet", tmp_path / "store.duckdb"))
+    r = reconcile(run / "requests.jsonl", _store_from(run / "requests.jsonl", tmp_path / "store.duckdb"))
     assert r.ok and r.totals["sent"] == r.totals["received"] > 0
     assert r.totals["unexpected"] == 0
 
 
 def test_a_beacon_missing_from_the_store_is_lost_with_its_event_type(run, tmp_path):
     first_type = duckdb.sql(f"select eventType from read_parquet('{run / 'events.parquet'}') order by ts limit 1").fetchall()[0][0]
-    r = reconcile(run / "requests.jsonl", _store_from(run / "events.parquet", tmp_path / "store.duckdb", drop_first=1))
+    r = reconcile(run / "requests.jsonl", _store_from(run / "requests.jsonl", tmp_path / "store.duckdb", drop_first=1))
     assert r.totals["lost"] == 1
     assert [row["eventType"] for row in r.by_type if row["lost"]] == [first_type]
 

@@ -15,17 +15,13 @@ from sim.protocols.beacons import WireRequest
 from sim.sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink, requests_table
 
 
-def _keys(chunk) -> pa.Array:
-    return pa.array([f"{chunk.ledger_session.get(i)}:{chunk.ledger_index[i]}" for i in range(len(chunk))])
-
-
 @pytest.fixture
 def run():
     """Three sessions (two on 2026-11-02, one the next day), legacy and KAVA beacons of each."""
     chunk = sc.sessions(sc.T0 + np.array([0.0, 5.0, 86_400.0 + 60]))
     leg, kav = sc.legacy(chunk), sc.kava(chunk)
     builder = EventsBuilder.for_chunks([leg, kav])
-    table = pa.concat_tables([builder.table(leg, chunk, _keys(leg)), builder.table(kav, chunk, _keys(kav))],
+    table = pa.concat_tables([builder.table(leg, chunk), builder.table(kav, chunk)],
                              promote_options="default")
     table = table.take(pa.array(np.argsort(table.column("ts").to_numpy(), kind="stable")))
     return builder, table
@@ -62,9 +58,9 @@ def test_a_legacy_only_file_has_no_kava_only_columns(tmp_path):
     chunk = sc.sessions(sc.T0 + np.array([0.0, 5.0]))
     leg = sc.legacy(chunk)
     builder = EventsBuilder.for_chunks([leg])
-    path = _write("parquet", tmp_path / "e.parquet", builder, builder.table(leg, chunk, _keys(leg)))
+    path = _write("parquet", tmp_path / "e.parquet", builder, builder.table(leg, chunk))
     names = pq.read_schema(path).names
-    assert "currentPoint" in names and "historyEvents" in names and "ledger_key" in names
+    assert "currentPoint" in names and "historyEvents" in names
     assert "playTimeSum" not in names and "eventIndex" not in names and "bufferTime" not in names
 
 

@@ -5,9 +5,9 @@
     store.close()              # flushes everything appended, then closes the database
 
 Columns follow the events-table contract shared with the file sinks and the metrics:
-`ts`, `protocol`, wire fields under their wire names (typed), request context, `ledger_key`,
-and the collector-only `received_at`, `remote_addr`, `accepted`, `error_code`, `flags`,
-`encoding`, `method`, `path`. Fields with no column of their own go to `extra` (JSON), so
+`ts`, `protocol`, wire fields under their wire names (typed), request context, and the
+collector-only `ledger_key` (what reconcile matches a send ledger against), `received_at`,
+`remote_addr`, `accepted`, `error_code`, `flags`, `encoding`, `method`, `path`. Fields with no column of their own go to `extra` (JSON), so
 nothing a request carried is dropped. A ks is never a column: only `has_ks` and
 `ks_sha256` (a 16-hex-digit prefix of its digest).
 
@@ -47,6 +47,8 @@ def _sql_type(arrow_type: pa.DataType) -> str:
 # Wire fields and request context: the one events-table definition the file sinks also write.
 WIRE_COLUMNS: dict[str, str] = {name: _sql_type(t) for name, t in WIRE_FIELDS.items() if name != "has_ks"}
 CONTEXT: dict[str, str] = {name: _sql_type(t) for name, t in CONTEXT_COLUMNS.items()}
+# What `player-sim reconcile` matches against a send ledger; files have no need of it.
+LEDGER_KEY: dict[str, str] = {"ledger_key": S}
 # Request-level params that are columns here but not in the files (the rest go to `extra`).
 PARAM_COLUMNS: dict[str, str] = {"service": S, "action": S, "format": "INTEGER", "apiVersion": S,
                                  "hasKanalony": B, "ignoreNull": "INTEGER", "expiry": "INTEGER"}
@@ -55,6 +57,7 @@ COLUMNS: dict[str, str] = {
     "ts": D, "protocol": S,
     **WIRE_COLUMNS,
     **CONTEXT,
+    **LEDGER_KEY,
     "has_ks": B, "ks_sha256": S,
     # collector only
     "received_at": D, "remote_addr": S, "accepted": B, "status": I, "error_code": S, "reason": S,

@@ -11,7 +11,7 @@ readers treat an absent column as null.
 Usage::
 
     builder = EventsBuilder.for_chunks([legacy_chunk, kava_chunk])   # fixes the schema
-    table = builder.table(legacy_chunk, sessions, ledger_keys)
+    table = builder.table(legacy_chunk, sessions)
 
 Strings stay dictionary-encoded from the `Strings` pools and population pools: nothing on
 this path creates a Python object per row.
@@ -76,7 +76,6 @@ PROTOCOL_FIELDS: dict[str, frozenset[str]] = {
 # Request context: the headers the beacon goes out with (cookie: the legacy `uv` cookie).
 CONTEXT_COLUMNS: dict[str, pa.DataType] = {
     "user_agent": STRING, "client_ip": STRING, "page_url": STRING, "cookie": STRING,
-    "ledger_key": pa.string(),      # unique per beacon: a dictionary would not pay
 }
 
 TRUTH_COLUMNS: dict[str, pa.DataType] = {
@@ -231,8 +230,7 @@ class EventsBuilder:
 
     # -- a whole chunk -------------------------------------------------------------------------
 
-    def table(self, beacons: BeaconChunk, sessions: SessionChunk, ledger_keys: pa.Array,
-              order: np.ndarray | None = None) -> pa.Table:
+    def table(self, beacons: BeaconChunk, sessions: SessionChunk, order: np.ndarray | None = None) -> pa.Table:
         """The events-table rows of one BeaconChunk, in beacon order or in `order` (row numbers).
 
         Holds the columns of `schema` that the chunk fills, in schema order; `conform` adds
@@ -242,8 +240,6 @@ class EventsBuilder:
         self._next_chunk(sessions)
         n = len(beacons)
         pick = (lambda v: v) if order is None else (lambda v: v[order])
-        if order is not None:
-            ledger_keys = ledger_keys.take(pa.array(order))
         cols: dict[str, pa.Array] = {
             "ts": pa.array(pick(np.asarray(beacons.send_t, dtype=np.float64))),
             "protocol": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
@@ -275,7 +271,6 @@ class EventsBuilder:
             cols["client_ip"] = self._coded(sc["ip"][s], pools.ips)
         if "page_url" not in cols:
             cols["page_url"] = self._coded(sc["referrer"][s], pools.referrers)
-        cols["ledger_key"] = ledger_keys
         cols["truth_scenario"] = self._coded(sc["scenario"][s], _names(sessions.scenario_names))
         cols["truth_session_seq"] = pa.array(sc["session_seq"][s])
         cols["truth_viewer"] = pa.array(sc["viewer"][s])

@@ -44,7 +44,7 @@ class ParquetWriter:
     never hashes a row's text, which is most of what plain strings cost it. The bytes are a
     pure function of the rows (the same pools, the same codes, the same compacted
     dictionaries). Files carry no Arrow schema, so every reader sees plain strings (Parquet
-    logical type STRING). Unique-per-row text (`ledger_key`) stays plain: no dictionary.
+    logical type STRING).
     """
 
     extension = ".parquet"
