@@ -290,8 +290,9 @@ def _check_keys(body: dict, path: DataPath, spec: dict[str, tuple[str, bool]], w
     values: dict[str, float] = {}
     for key in body:
         if key not in spec:
-            bad(path + (key,), f"unknown key '{key}' in {what}{did_you_mean(key, spec)}; "
-                               f"valid keys here: {', '.join(spec)}", at_key=True)
+            hint = did_you_mean(key, spec)
+            listing = "" if hint else f"; valid keys here: {', '.join(spec)}"
+            bad(path + (key,), f"unknown key '{key}' in {what}{hint}{listing}", at_key=True)
             ok = False
     for key, (kind, required) in spec.items():
         if key not in body:
@@ -325,27 +326,27 @@ def _level(value: Any) -> float:
 # --- the scenarios' own day ---------------------------------------------------------------------
 
 def daily_levels(components) -> tuple[np.ndarray, np.ndarray]:
-    """(seconds, relative level) of each quarter hour of the scenarios' first day, as their
-    clocks play it: from the first component's `clock.start` (UTC), every component's hourly,
-    weekday and seasonal curves in each of its time zones, weighted by mix weight and zone
-    share, exactly as `generate` spreads a day's sessions."""
-    from ..player.clock import cell_rate
+    """(seconds, relative level) of each quarter hour of the scenarios' 24-hour curve, from the
+    first component's `clock.start` (UTC) on: every component's `clock.hourly` weights (preset
+    or list) in each of its time zones, weighted by mix weight and zone share, as the clock
+    spreads a day's sessions (the weekday and seasonal multipliers are left out: they change
+    days, not the shape of one)."""
+    from ..player.clock import hourly_weights
 
-    first = components[0].scenario.clock
-    start = first.start.timestamp()
+    start = components[0].scenario.clock.start.timestamp()
     grid = np.arange(np.floor(start / QUARTER_S) * QUARTER_S + QUARTER_S, start + DAY_S, QUARTER_S)
-    edges = np.concatenate([[start], grid[grid > start], [start + DAY_S]])
-    bin_start, bin_len = edges[:-1], np.diff(edges)
+    edges = np.concatenate([[start], grid, [start + DAY_S]])
+    middle, lengths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     weights = np.array([c.weight for c in components], float)
-    weights = weights / weights.sum()
-    mass = np.zeros(len(bin_start))
-    for weight, component in zip(weights, components):
+    levels = np.zeros(len(middle))
+    for weight, component in zip(weights / weights.sum(), components):
         clock = component.scenario.clock
+        hourly = hourly_weights(clock.hourly)
         zone_w = np.array([z.weight for z in clock.timezones], float)
         for zone, share in zip(clock.timezones, zone_w / zone_w.sum()):
-            shape, season = cell_rate(clock, _utc_offset_minutes(zone.utc_offset), bin_start, bin_len)
-            mass += weight * share * season * shape
-    return bin_len, mass / bin_len
+            local_hour = ((middle + _utc_offset_minutes(zone.utc_offset) * 60.0) // 3600.0 % 24).astype(int)
+            levels += weight * share * hourly[local_hour]
+    return lengths, levels
 
 
 def _utc_offset_minutes(offset: str) -> int:
