@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # Stream keys for the SeedSequence of a run: the population draws from (seed, POPULATION_KEY, c).
 POPULATION_KEY = 1
@@ -206,7 +208,14 @@ def _ips(country: str, n: int, rng: np.random.Generator) -> list[str]:
     first = rng.choice(prefixes, n)
     rest = rng.integers(0, 256, (n, 3))
     rest[:, 2] = rng.integers(1, 255, n)   # no network or broadcast addresses
-    return [f"{a}.{b}.{c}.{d}" for a, (b, c, d) in zip(first.tolist(), rest.tolist())]
+    octets = [pa.array(part).cast(pa.string()) for part in (first, rest[:, 0], rest[:, 1], rest[:, 2])]
+    return pc.binary_join_element_wise(*octets, ".").to_pylist()
+
+
+def _codes(names: np.ndarray) -> tuple[np.ndarray, int]:
+    """Integer codes of an array of names (equal names, equal codes), and how many distinct names."""
+    encoded = pa.array(names, type=pa.string()).dictionary_encode()
+    return encoded.indices.to_numpy().astype(np.int64), len(encoded.dictionary)
 
 
 # --- entries ------------------------------------------------------------------------------------
@@ -350,10 +359,12 @@ def build_population(components, seed: int) -> Population:
     v_ua, v_ip, v_user, v_tz = [], [], [], []
     slices: list[ComponentSlice] = []
     n_viewer_rows = 0
-    emails: set[str] = set()
+    namesakes: dict[str, int] = {}     # email address -> viewers given it (or a numbered variant)
     taken: set[str] = set()
     first_names = [fake.first_name() for _ in range(150)]
     last_names = [fake.last_name() for _ in range(250)]
+    first_lower = [name.lower().replace(" ", "") for name in first_names]
+    last_lower = [name.lower().replace(" ", "") for name in last_names]
 
     for ci, comp in enumerate(components):
         sc = comp.scenario
@@ -386,8 +397,16 @@ def build_population(components, seed: int) -> Population:
             browser_of[rows] = _pick(br_mix, len(rows), rng)
         # A few versions of each platform: real audiences run a spread of browser releases.
         variant = rng.integers(0, 6, n_viewers)
-        ua_rows = np.empty(n_viewers, np.int32)
-        for i in range(n_viewers):
+        # Viewers share a few hundred (device, os, browser, version) identities: resolve each
+        # distinct one once, in order of first appearance (user agents draw from `rnd`).
+        combo = variant.astype(np.int64)
+        for names in (device, os_of, browser_of):
+            codes, count = _codes(names)
+            combo = combo * count + codes
+        _, firsts, of_raw = np.unique(combo, return_index=True, return_inverse=True)
+        raw_rows = np.empty(len(firsts), np.int32)
+        for r in np.argsort(firsts, kind="stable").tolist():
+            i = int(firsts[r])
             dev = device[i]
             os_name = _platform_os(os_of[i], dev)
             br = _compatible_browser(os_name, dev, browser_of[i])
@@ -399,7 +418,8 @@ def build_population(components, seed: int) -> Population:
                 ua_device.append(DEVICE_CODES[dev])
                 ua_os.append(index_of(os_names, os_name))
                 ua_browser.append(index_of(browser_names, br))
-            ua_rows[i] = row
+            raw_rows[r] = row
+        ua_rows = raw_rows[of_raw]
 
         country = _pick(aud.countries, n_viewers, rng)
         ip_rows = np.empty(n_viewers, np.int32)
@@ -415,18 +435,17 @@ def build_population(components, seed: int) -> Population:
         user_rows[authenticated] = np.arange(len(user_ids), len(user_ids) + n_auth)
         domains = [fake.domain_name() for _ in range(3)]
         lms = _is_lms(list(aud.referrers))
-        fi = rng.integers(0, len(first_names), n_auth)
-        la = rng.integers(0, len(last_names), n_auth)
+        fi = rng.integers(0, len(first_names), n_auth).tolist()
+        la = rng.integers(0, len(last_names), n_auth).tolist()
         for k in range(n_auth):
             if lms and k % 3 != 0:   # LMS tenants mostly see student numbers, some staff emails
                 user_ids.append(f"s{1000000 + len(user_ids):07d}")
             else:
-                base = f"{first_names[fi[k]].lower()}.{last_names[la[k]].lower()}".replace(" ", "")
-                email, n = f"{base}@{domains[k % 3]}", 1
-                while email in emails:   # namesakes get a number, as mail systems do
-                    email, n = f"{base}{n}@{domains[k % 3]}", n + 1
-                emails.add(email)
-                user_ids.append(email)
+                # namesakes get a number, as mail systems do: base@, base1@, base2@ ...
+                address = f"{first_lower[fi[k]]}.{last_lower[la[k]]}@{domains[k % 3]}"
+                seen = namesakes.get(address, 0)
+                namesakes[address] = seen + 1
+                user_ids.append(address if not seen else address.replace("@", f"{seen}@", 1))
 
         tz = sc.clock.timezones
         tz_w = np.array([t.weight for t in tz], float)
