@@ -302,7 +302,8 @@ def test_a_headless_run_with_a_shape_stops_when_it_ends_and_loses_nothing(tmp_pa
     from sim.cli.demo import start_collector, stop_process
     from sim.metrics.reconcile import reconcile
     from sim.load.plan import prepare_inputs
-    prepare_inputs(options("--protocol", "legacy", "--scenario", str(ROOT / "scenarios/default-mix.yaml")))  # compile (or load) the policies before Locust starts
+    # compile (or load from numba's cache) the policies, so Locust starts sending at once
+    prepare_inputs(options("--protocol", "legacy", "--scenario", str(ROOT / "scenarios/default-mix.yaml")))
     shape = write(tmp_path, SHORT_SHAPE)
     collector, url = start_collector(tmp_path / "collector.duckdb", tmp_path / "collector.log")
     try:
