@@ -150,6 +150,20 @@ def test_a_shape_peaking_above_the_kaltura_cap_is_refused(tmp_path):
         check_options(opts, "https://analytics.kaltura.com")
 
 
+def test_player_sim_validate_checks_a_shape_file_too(tmp_path):
+    from typer.testing import CliRunner
+
+    from sim.cli import app
+    good = ROOT / "shapes/ramp-steady-spike.yaml"
+    bad = write(tmp_path, "stages:\n  - steady: {level: 3, for: 0}\n")
+    result = CliRunner().invoke(app, ["validate", str(good), str(bad)], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"OK {good} (load shape: 5 stages, 570 s, peak 200)",
+        f"{bad}:2:29: stages[0].steady.for: must be a positive duration, got 0",
+    ]
+
+
 # --- the level over time ------------------------------------------------------------------------
 
 def test_the_level_at_stage_boundaries_is_the_next_stage_s():

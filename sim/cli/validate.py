@@ -1,4 +1,4 @@
-"""`player-sim validate FILE...`: check scenario and mix files, one line per problem, exit 2 on any."""
+"""`player-sim validate FILE...`: check scenario, mix and load shape files, one line per problem, exit 2 on any."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,16 +10,22 @@ from . import app
 
 @app.command()
 def validate(
-    files: list[Path] = typer.Argument(..., metavar="FILE...", help="Scenario or mix files (YAML)."),
+    files: list[Path] = typer.Argument(..., metavar="FILE...", help="Scenario, mix or load shape files (YAML)."),
 ) -> None:
     """Load each file as `run` would (extends, mix, catalog CSV) and report every problem as
     `file:line:column: field: message`; good files print `OK file (N components)`.
     Exit status 2 when any file has a problem."""
+    from ..load.shapes import is_shape_file, load_shape
     from ..scenario.loader import ScenarioError, load
 
     failed = False
     for file in files:
         try:
+            if is_shape_file(file):     # a load shape (`stages:`) for `locust --shape`
+                shape = load_shape(file)
+                typer.echo(f"OK {file} (load shape: {len(shape.stages)} stage{'s' if len(shape.stages) != 1 else ''}, "
+                           f"{shape.duration:g} s, peak {shape.peak:g})")
+                continue
             components = load(file)
         except ScenarioError as exc:
             failed = True
