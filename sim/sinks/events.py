@@ -78,6 +78,10 @@ CONTEXT_COLUMNS: dict[str, pa.DataType] = {
     "user_agent": STRING, "client_ip": STRING, "page_url": STRING, "cookie": STRING,
 }
 
+# Context every row has (from the session's identity); Parquet stores such columns as required,
+# without the definition levels a nullable column costs per row. Truth columns always are set.
+ALWAYS_SET = frozenset({"user_agent", "client_ip", "page_url"})
+
 TRUTH_COLUMNS: dict[str, pa.DataType] = {
     "truth_scenario": STRING, "truth_session_seq": BIGINT, "truth_viewer": BIGINT,
     "truth_returning": BOOLEAN, "truth_device": STRING, "truth_os": STRING,
@@ -136,8 +140,8 @@ class EventsBuilder:
         self.wire = wire
         fields = [pa.field("ts", DOUBLE, nullable=False), pa.field("protocol", STRING, nullable=False)]
         fields += [pa.field(n, t) for n, t in wire.items()]
-        fields += [pa.field(n, t) for n, t in CONTEXT_COLUMNS.items()]
-        fields += [pa.field(n, t) for n, t in TRUTH_COLUMNS.items()]
+        fields += [pa.field(n, t, nullable=n not in ALWAYS_SET) for n, t in CONTEXT_COLUMNS.items()]
+        fields += [pa.field(n, t, nullable=False) for n, t in TRUTH_COLUMNS.items()]
         self.schema = pa.schema(fields)
         self._by_lower = _canonical(wire)
         self._types = {**wire, **CONTEXT_COLUMNS}
