@@ -215,6 +215,12 @@ class Outgoing:
     key: Any
     session: int
     scenario: int = 0    # index into the schedule's scenario names
+    head: bytes | None = None   # the request's headers as HTTP lines, when rendered ahead
+
+
+def header_lines(headers: dict[str, str]) -> bytes:
+    """`Name: value\r\n` per header (latin-1, as HTTP/1.1 header values are)."""
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1", "replace")
 
 
 def take_rows(chunk: BeaconChunk, rows: np.ndarray) -> BeaconChunk:
@@ -248,6 +254,11 @@ class BeaconQueue:
         self.cursor = 0
         self.labels: dict[int, str] = {}
         self.encoding_at = getattr(self.codec, "encoding_at", None)   # per-row wire encoding
+        # Protocols whose requests need no send-time state (legacy) are encoded column-wise
+        # a block of rows at a time, ahead of the rows' send times: rows block_lo..block_hi-1
+        self.encode_rows = getattr(self.codec, "encode_rows", None) if self.protocol != "kava" else None
+        self.block_lo = self.block_hi = 0
+        self.block: list[tuple[str, WireRequest, str, bytes]] = []   # (label, request, key, header lines)
 
     def __len__(self) -> int:
         return len(self.wall)
@@ -269,6 +280,8 @@ class BeaconQueue:
         keep = np.arange(self.cursor, len(self.wall))
         self.chunk = take_rows(self.chunk, keep)
         self.wall = self.wall[keep]
+        self.block_lo -= self.cursor
+        self.block_hi -= self.cursor
         self.cursor = 0
 
     def label(self, event_type: int) -> str:
@@ -296,6 +309,11 @@ class BeaconQueue:
             state.started[s] = True
             stats.started_sessions += 1
             stats.started_by[state.scenario[s]] += 1
+        if self.encode_rows is not None:
+            if not self.block_lo <= row < self.block_hi:
+                self._encode_block(row)
+            label, request, key, head = self.block[row - self.block_lo]
+            return Outgoing(label, self.protocol, request, key, s, int(state.scenario[s]), head)
         beacon = self.codec.beacon_at(chunk, row)
         event_type = int(beacon.fields.get("eventType", 0))
         if self.protocol == "kava":
@@ -314,6 +332,23 @@ class BeaconQueue:
             request = self.codec.encode(beacon, self.encoding_at(chunk, row))
         return Outgoing(self.label(event_type), self.protocol, request, self.codec.ledger_key(beacon), s,
                         int(state.scenario[s]))
+
+    BLOCK = 1024   # rows encoded at once: amortises the per-column work, bounds the memory
+
+    def _encode_block(self, row: int) -> None:
+        """Encode rows `row`.. of this queue in one go (they are due next, in this order)."""
+        hi = min(row + self.BLOCK, len(self.wall))
+        rows = np.arange(row, hi)
+        requests, keys = self.encode_rows(self.chunk, rows)
+        heads: dict[int, bytes] = {}    # rows of one session share their headers dict
+        labels = [self.label(int(t)) for t in self.chunk.columns["eventType"][rows].tolist()]
+        block = []
+        for label, request, key in zip(labels, requests, keys):
+            head = heads.get(id(request.headers))
+            if head is None:
+                head = heads[id(request.headers)] = header_lines(request.headers)
+            block.append((label, request, key, head))
+        self.block, self.block_lo, self.block_hi = block, row, hi
 
     def on_response(self, out: Outgoing, body: bytes) -> None:
         """KAVA: the first answer of a session sets sessionStartTime and viewEventsEnabled."""

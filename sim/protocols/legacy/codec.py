@@ -278,6 +278,202 @@ def _md5(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()
 
 
+# --- many rows at once (the live sender's fast path) ----------------------------------------------
+
+_HEADER_COLUMNS = (("User-Agent", "user_agent"), ("Referer", "page_url"), ("Cookie", "cookie"),
+                   ("X-Forwarded-For", "client_ip"))
+
+
+def encode_rows(chunk: BeaconChunk, rows: np.ndarray) -> tuple[list[WireRequest], list[str]]:
+    """`encode(beacon_at(chunk, i))` and `ledger_key` of it for each i in `rows`, byte for byte,
+    built column by column: each pool string is encoded once, numbers are formatted per
+    column, and a row costs a join and (kdp, mwembed) an md5. Rows of one session share
+    one headers dict (read it, do not change it). Rows this path does not cover (a
+    clientTag that names another player than the row's flavor, an mwEmbed GET long enough
+    to go as a form POST) take `encode(beacon_at(...))`.
+    """
+    rows = np.asarray(rows, np.int64)
+    n = len(rows)
+    requests: list[WireRequest | None] = [None] * n
+    keys: list[str | None] = [None] * n
+    if n == 0:
+        return [], []
+    cols = chunk.columns
+    headers = _row_headers(cols, rows)
+    flavor_col = cols["legacy_flavor"]
+    flavor_codes = flavor_col.codes[rows]
+    wire_flavor = _wire_flavors(cols, rows)
+    for code in np.unique(flavor_codes):
+        flavor = flavor_col.pool[code] if code >= 0 else None
+        group = np.flatnonzero((flavor_codes == code) & (wire_flavor == (flavor or "")))
+        if flavor in FIELD_ORDER and len(group):
+            _encode_group(cols, flavor, rows[group], group, headers, requests, keys)
+    for j in range(n):
+        if requests[j] is None:     # what the column path does not cover
+            beacon = beacon_at(chunk, int(rows[j]))
+            requests[j] = encode(beacon)
+            keys[j] = ledger_key(beacon)
+    return requests, keys
+
+
+def _per_row(values: np.ndarray, fmt) -> list:
+    """`fmt(v)` for each of `values`, called once per distinct value."""
+    used, inverse = np.unique(values, return_inverse=True)
+    table = np.empty(len(used), object)
+    table[:] = [fmt(v) for v in used.tolist()]
+    return table[inverse.ravel()].tolist()
+
+
+def _codes_text(col, rows: np.ndarray) -> list[str | None]:
+    """A Strings column's text for `rows` (None where null)."""
+    pool = col.pool
+    return _per_row(col.codes[rows], lambda c: None if c < 0 else pool[c])
+
+
+def _wire_flavors(cols, rows: np.ndarray) -> np.ndarray:
+    """`flavor_of` per row ("" for another client), from the clientTag and objectType columns."""
+    n = len(rows)
+    tag_codes = cols["clientTag"].codes[rows] if "clientTag" in cols else np.full(n, -1, np.int32)
+    has_object = (cols["objectType"].codes[rows] >= 0) if "objectType" in cols else np.zeros(n, bool)
+    pool = cols["clientTag"].pool if "clientTag" in cols else ()
+
+    def flavor(key: int) -> str:
+        code, obj = divmod(key, 2)
+        tag = pool[code - 1] if code > 0 else ""
+        if tag.startswith("html5:"):
+            return "mwembed" if obj else "v7"
+        return "kdp" if tag.startswith("kdp:") else "mwembed" if tag.startswith("kwidget:") else ""
+
+    return np.array(_per_row((tag_codes.astype(np.int64) + 1) * 2 + has_object, flavor), object)
+
+
+def _row_headers(cols, rows: np.ndarray) -> list[dict[str, str]]:
+    """`_context_headers` per row, one dict per distinct combination."""
+    present = [(name, cols[source]) for name, source in _HEADER_COLUMNS if source in cols]
+    if not present:
+        return [{} for _ in range(len(rows))]
+    codes = np.stack([col.codes[rows] for _, col in present], axis=1)
+    used, inverse = np.unique(codes, axis=0, return_inverse=True)
+    table = np.empty(len(used), object)
+    table[:] = [{name: col.pool[c] for (name, col), c in zip(present, combo) if c >= 0} for combo in used.tolist()]
+    return table[inverse.ravel()].tolist()
+
+
+def _bool_text(v) -> str:
+    return "true" if v else "false"
+
+
+def _field_column(cols, flavor: str, name: str, rows: np.ndarray):
+    """(values per row, text of one value or None when not sent) of field `name`, or None
+    when the chunk has no such column. The text is `_text` after `beacon_at`'s typing."""
+    source = "uiconfId" if name == "uiConfId" else name
+    col = cols.get(source)
+    if col is None:
+        return None
+    if hasattr(col, "pool"):
+        pool = col.pool
+        if name in _PRE_ENCODED.get(flavor, ()):
+            return col.codes[rows], lambda c: None if c < 0 else _pre_encode(flavor, pool[c])
+        return col.codes[rows], lambda c: None if c < 0 else pool[c]
+    values = col[rows]
+    if name in ("eventType", "partnerId", "uiconfId", "uiConfId", "eventTimestamp"):
+        return values, lambda v: str(int(v))
+    if name in ("currentPoint", "duration"):
+        kind = (_POINT_TYPE if name == "currentPoint" else _DURATION_TYPE)[flavor]
+        return values, lambda v: js_number(kind(v))
+    if name in ("seek", "isFirstInSession"):
+        return values != 0, _bool_text
+    if name == "hasKanalony":
+        return values, lambda v: None if v < 0 else _bool_text(v)
+    return values, _text
+
+
+def _param_column(cols, name: str, rows: np.ndarray):
+    """Like `_field_column` for request param `name`."""
+    if name in ("ignoreNull", "expiry"):
+        return np.zeros(len(rows), np.int8), lambda _, text="1" if name == "ignoreNull" else "86400": text
+    if name == "partnerId":
+        return cols["partnerId"][rows], lambda v: str(int(v))
+    if name == "format":
+        return cols[name][rows], lambda v: None if v < 0 else str(int(v))
+    if name == "hasKanalony":
+        return cols[name][rows], lambda v: None if v < 0 else _bool_text(v)
+    col = cols.get(name)
+    if col is None:
+        return None
+    if hasattr(col, "pool"):
+        pool = col.pool
+        return col.codes[rows], lambda c: None if c < 0 else pool[c]
+    return col[rows], _text
+
+
+def _encode_group(cols, flavor: str, rows: np.ndarray, slots: np.ndarray, headers: list, requests: list,
+                  keys: list) -> None:
+    """Rows of one player flavor: fill `requests` and `keys` at `slots`."""
+    n = len(rows)
+    fields = [(f"event:{name}", column) for name in FIELD_ORDER[flavor]
+              if (column := _field_column(cols, flavor, name, rows)) is not None]
+    params = [(name, column) for name in PARAM_ORDER[flavor]
+              if (column := _param_column(cols, name, rows)) is not None]
+
+    def pieces(key: str, column, encode_key, encode_value) -> list[str | None]:
+        """`key=value` per row, transport-encoded once per distinct value."""
+        values, text = column
+        k = encode_key(key)
+
+        def piece(v):
+            t = text(v)
+            return None if t is None else f"{k}={encode_value(t)}"
+        return _per_row(values, piece)
+
+    def plain(column) -> list[str | None]:
+        return _per_row(column[0], column[1])
+
+    none = [None] * n
+    by_name = dict(fields)
+    sessions, types, stamps, points = (plain(by_name[k]) if k in by_name else none for k in
+                                       ("event:sessionId", "event:eventType", "event:eventTimestamp",
+                                        "event:currentPoint"))
+    long_rows = ()
+    if flavor == "kdp":
+        pairs = fields + params
+        body = [pieces(k, c, _flash, _flash) for k, c in pairs]
+        # kalsig: md5 of every key+value in key order, service and action included
+        signed = sorted([(k, pieces(k, c, str, str)) for k, c in pairs]
+                        + [("service", ["service=stats"] * n), ("action", ["action=collect"] * n)],
+                        key=lambda kt: kt[0])
+        signed_cols = [[None if p is None else p.replace("=", "", 1) for p in t] for _, t in signed]
+        path = "/" + API_PATH
+        queries = [f"service=stats&action=collect&kalsig={_md5(''.join(filter(None, sig)))}&"
+                   f"{'&'.join(filter(None, parts))}"
+                   for sig, parts in zip(zip(*signed_cols), zip(*body))]
+    elif flavor == "mwembed":
+        before = [(k, c) for k, c in params if k in _MWEMBED_BEFORE_ACTION]
+        after = [(k, c) for k, c in params if k not in _MWEMBED_BEFORE_ACTION]
+        body = ([pieces(k, c, str, _uri) for k, c in before] + [["action=collect"] * n]
+                + [pieces(k, c, str, _uri) for k, c in fields + after])
+        queries = []
+        long_rows = []
+        for j, parts in enumerate(zip(*body)):
+            query = "service=stats&" + "&".join(filter(None, parts))
+            query = f"{query}&kalsig={_md5(query)}"
+            if len(query) - len("service=stats&") > MWEMBED_MAX_GET:
+                long_rows.append(j)     # kWidget.api posts it as a form: the general path
+            queries.append(query)
+        path = API_PATH
+    else:
+        body = [pieces(k, c, _uri_plus, _uri_plus) for k, c in params + fields]
+        queries = ["service=stats&action=collect&" + "&".join(filter(None, parts)) for parts in zip(*body)]
+        path = API_PATH
+    skip = set(long_rows)
+    for j, slot in enumerate(slots.tolist()):
+        if j in skip:
+            continue
+        requests[slot] = WireRequest("GET", f"{path}?{queries[j]}", headers[slot])
+        point = points[j]
+        keys[slot] = f"{sessions[j] or ''}|{types[j] or ''}|{stamps[j] or ''}|{'' if point is None else point}"
+
+
 # --- decode ---------------------------------------------------------------------------------------
 
 def decode(request: WireRequest) -> Beacon:
