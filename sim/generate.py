@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from .player.timeline import SessionChunk
 from .protocols.beacons import BeaconChunk, Strings
 from .sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink, requests_table
+from .sinks.formats import concat_chunks
 
 PROTOCOLS = ("legacy", "kava", "both")
 # Sessions per chunk: the pending buffer holds about one chunk of rows, so smaller chunks
@@ -251,11 +252,20 @@ def _interleave(tables: list[pa.Table], ts: list[np.ndarray], arrival: list[np.n
     first = sum(sizes[:major])
     others = np.flatnonzero((order < first) | (order >= first + sizes[major]))
     head = int(others[-1]) + 1
-    head_rows = _concat(tables).take(pa.array(order[:head]))
+    head_rows = _gather(_concat(tables), order[:head])
     if head == len(order):
         return head_rows
     rest = tables[major].slice(int(order[head]) - first)
     return _concat([head_rows, rest])
+
+
+def _gather(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """`table.take(rows)`, with text columns gathered by their codes: chunks over different
+    pools (session ids are per chunk) are laid side by side (`concat_chunks`), where Arrow's
+    own take would first unify their dictionaries by hashing every text."""
+    indices = pa.array(rows)
+    return pa.Table.from_arrays([concat_chunks(column).take(indices) if pa.types.is_dictionary(column.type)
+                                 else column.take(indices) for column in table.columns], schema=table.schema)
 
 
 def send_order(ts: np.ndarray, session_seq: np.ndarray) -> np.ndarray:
