@@ -151,8 +151,7 @@ def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
     columns["userId"] = Strings(np.where(sends_user, user, -1).astype(np.int32), pools.user_ids)
     page = s["referrer"][session].astype(np.int32)
     n_pages = len(pools.referrers)
-    referrer_pool = np.concatenate([np.asarray(pools.referrers, dtype=object),
-                                    np.array([mwembed_referrer(u) for u in pools.referrers], dtype=object)])
+    referrer_pool = _referrer_pool(pools.referrers)
     columns["referrer"] = Strings(np.where(is_mw, page + n_pages, page).astype(np.int32), referrer_pool)
     columns["historyEvents"] = _history_events(out_hist[:n], counter, is_mw)
     columns["user_agent"] = Strings(s["user_agent"][session].astype(np.int32), pools.user_agents)
@@ -217,6 +216,18 @@ def mwembed_referrer(page_url: str) -> str:
         return url
     m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/]*)", url)
     return m.group(1) if m else url[:500]
+
+
+_REFERRER_POOL: list = [None, None]   # (page pool, its referrer pool): the last population's
+
+
+def _referrer_pool(pages: np.ndarray) -> np.ndarray:
+    """The pages, then each page as mwEmbed reports it: one pool object for the whole run, so
+    the sinks convert it once, not once per chunk."""
+    if _REFERRER_POOL[0] is not pages:
+        _REFERRER_POOL[:] = [pages, np.concatenate([np.asarray(pages, dtype=object),
+                                                    np.array([mwembed_referrer(u) for u in pages], dtype=object)])]
+    return _REFERRER_POOL[1]
 
 
 # Action codes as plain ints, which numba folds into the kernel as constants.
