@@ -29,7 +29,6 @@ import heapq
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,10 +118,6 @@ class Shape:
     def peak(self) -> float:
         """The highest level any stage reaches (a daily stage's `peak` is its highest)."""
         return max([0.0] + [s.level for s in self.stages if s.level is not None])
-
-    @property
-    def has_daily(self) -> bool:
-        return any(s.kind == "daily" for s in self.stages)
 
     def profile(self, components=None) -> "Profile":
         """The level over seconds since the start; `daily` stages take the components' clocks."""
