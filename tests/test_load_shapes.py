@@ -269,6 +269,20 @@ def test_closed_viewers_are_split_across_workers_like_viewers():
     assert counts == [11, 10]
 
 
+def test_the_viewers_tab_target_rate_is_the_shape_s_rate_averaged_since_the_start():
+    profile = shape_of(Stage("ramp", 10, 20), Stage("steady", 10, None)).profile()
+    arrivals = ShapedOpenArrivals(profile, np.random.default_rng(17), 100.0, share=0.5)
+    # like the scheduled and achieved rates beside it: sessions so far over seconds so far
+    assert arrivals.target_at(110.0) == pytest.approx(0.5 * 100 / 10)
+    assert arrivals.target_at(120.0) == pytest.approx(0.5 * 300 / 20)
+
+
+def test_the_viewers_tab_target_viewers_follow_the_shape_now():
+    profile = shape_of(Stage("ramp", 10, 20), Stage("steady", 10, None)).profile()
+    arrivals = ShapedClosedArrivals(profile, np.random.default_rng(18), 100.0, worker=1, workers=2)
+    assert [arrivals.target_at(t) for t in (100.0, 105.0, 115.0, 121.0)] == [0, 5, 10, 0]
+
+
 # --- the scenarios' own day, compressed ---------------------------------------------------------
 
 def test_the_compressed_day_peaks_at_the_scenario_s_busiest_hour():
