@@ -54,6 +54,42 @@ class Strings:
         c = int(self.codes[i])
         return None if c < 0 else self.pool[c]
 
+    def with_codes(self, codes: np.ndarray) -> Strings:
+        """The same pool under other codes (rows reordered or picked)."""
+        return Strings(codes, self.pool)
+
+
+class AsciiStrings(Strings):
+    """A Strings column whose pool is ASCII bytes (entry i is `data[offsets[i]:offsets[i+1]]`),
+    made into Python strings only when something reads `pool`. The file sinks hand the bytes
+    to Arrow as they are, so a pool of per-session ids costs no Python object per session."""
+
+    def __init__(self, codes: np.ndarray, data: np.ndarray, offsets: np.ndarray):
+        self.codes = codes
+        self._data, self._offsets = data, offsets
+        self._arrow = None
+        self._pool = None
+
+    @property
+    def pool(self) -> np.ndarray:
+        if self._pool is None:
+            self._pool = self.arrow_pool().to_numpy(zero_copy_only=False)
+        return self._pool
+
+    def arrow_pool(self):
+        """The pool as an Arrow string array over the same bytes."""
+        if self._arrow is None:
+            import pyarrow as pa
+            offsets = np.ascontiguousarray(self._offsets, dtype=np.int32)
+            self._arrow = pa.Array.from_buffers(pa.string(), len(offsets) - 1,
+                                                [None, pa.py_buffer(offsets), pa.py_buffer(self._data)])
+        return self._arrow
+
+    def with_codes(self, codes: np.ndarray) -> AsciiStrings:
+        other = AsciiStrings(codes, self._data, self._offsets)
+        other._arrow, other._pool = self._arrow, self._pool
+        return other
+
 
 Column = np.ndarray | Strings
 

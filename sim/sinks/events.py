@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..player.timeline import Device, Outcome, SessionChunk
-from ..protocols.beacons import BeaconChunk, Strings
+from ..protocols.beacons import AsciiStrings, BeaconChunk, Strings
 
 STRING = pa.dictionary(pa.int32(), pa.string())
 INTEGER = pa.int32()
@@ -172,6 +172,8 @@ class EventsBuilder:
 
     def _dictionary(self, pool) -> pa.Array:
         """Arrow string array of a pool, converted once per run (pools are shared by chunks)."""
+        if isinstance(pool, pa.Array):
+            return pool
         key = id(pool)
         self._pools_in_use.add(key)
         hit = self._pool_cache.get(key)
@@ -201,7 +203,7 @@ class EventsBuilder:
     def _convert(self, name: str, col, target: pa.DataType) -> pa.Array:
         if isinstance(col, Strings):
             if target == STRING:
-                return self._coded(col.codes, col.pool)
+                return self._coded(col.codes, col.arrow_pool() if isinstance(col, AsciiStrings) else col.pool)
             # A typed field carried as text (e.g. "true"/"false"): parse the pool once, then take.
             parsed = pa.array(np.asarray(col.pool, dtype=object), type=pa.string()).cast(target)
             codes = np.asarray(col.codes)
@@ -263,7 +265,7 @@ class EventsBuilder:
                                   f"(policies must send the same columns in every chunk)")
             if len(col) != n:
                 raise SchemaError(f"{beacons.protocol} beacon column {raw_name!r}: {len(col)} rows, want {n}")
-            col = Strings(pick(np.asarray(col.codes)), col.pool) if isinstance(col, Strings) else pick(np.asarray(col))
+            col = col.with_codes(pick(np.asarray(col.codes))) if isinstance(col, Strings) else pick(np.asarray(col))
             cols[canonical] = self._convert(raw_name, col, self._types[canonical])
 
         s = pick(np.asarray(beacons.session, dtype=np.int64))

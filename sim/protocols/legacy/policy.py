@@ -55,7 +55,7 @@ import numpy as np
 from numba import njit
 
 from ...player.timeline import Action, SessionChunk
-from ..beacons import BeaconChunk, Strings
+from ..beacons import AsciiStrings, BeaconChunk, Strings
 from ..urlencoding import encode_uri_component
 
 FLAVORS = ("kdp", "mwembed", "v7")
@@ -145,7 +145,7 @@ def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
 
     pools = chunk.population.pools
     catalog = chunk.population.catalog
-    columns["sessionId"] = Strings(session.astype(np.int32), _session_ids(chunk, flavor_s))
+    columns["sessionId"] = _session_ids(chunk, flavor_s, session)
     columns["entryId"] = Strings(s["entry"][session].astype(np.int32), catalog.entry_ids)
     user = s["user_id"][session].astype(np.int32)
     columns["userId"] = Strings(np.where(sends_user, user, -1).astype(np.int32), pools.user_ids)
@@ -429,23 +429,30 @@ def _as_strings(ascii_rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(ascii_rows).view(f"S{width}").ravel().astype(f"U{width}").astype(object)
 
 
-def _session_ids(chunk: SessionChunk, flavor_s: np.ndarray) -> np.ndarray:
-    """One sessionId per session: KDP an uppercase GUID (Flex UIDUtil), mwEmbed a lowercase GUID,
-    v7 `<guid>:<guid>` (player part, media part), all from `chunk.rng("legacy")`."""
+def _session_ids(chunk: SessionChunk, flavor_s: np.ndarray, session: np.ndarray) -> AsciiStrings:
+    """The sessionId column: one id per session, KDP an uppercase GUID (Flex UIDUtil), mwEmbed
+    a lowercase GUID, v7 `<guid>:<guid>` (player part, media part), all from
+    `chunk.rng("legacy")`. `session` is each row's session."""
     n = len(flavor_s)
     nibbles = chunk.rng("legacy").integers(0, 16, size=(n, 64), dtype=np.uint8)
-    ids = np.empty(n, dtype=object)
+    widths = np.where(flavor_s == V7, 73, 36)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(widths, out=offsets[1:])
+    data = np.empty(int(offsets[-1]), np.uint8)
+
+    def put(rows: np.ndarray, ascii_rows: np.ndarray) -> None:
+        data[offsets[rows][:, None] + np.arange(ascii_rows.shape[1])] = ascii_rows
+
     for code, alphabet in ((KDP, _HEX_UPPER), (MWEMBED, _HEX_LOWER)):
         rows = np.flatnonzero(flavor_s == code)
         if len(rows):
-            ids[rows] = _as_strings(_guid_bytes(nibbles[rows, :32], alphabet))
+            put(rows, _guid_bytes(nibbles[rows, :32], alphabet))
     rows = np.flatnonzero(flavor_s == V7)
     if len(rows):
-        both = np.concatenate([_guid_bytes(nibbles[rows, :32], _HEX_LOWER),
-                               np.full((len(rows), 1), ord(":"), np.uint8),
-                               _guid_bytes(nibbles[rows, 32:], _HEX_LOWER)], axis=1)
-        ids[rows] = _as_strings(both)
-    return ids
+        put(rows, np.concatenate([_guid_bytes(nibbles[rows, :32], _HEX_LOWER),
+                                  np.full((len(rows), 1), ord(":"), np.uint8),
+                                  _guid_bytes(nibbles[rows, 32:], _HEX_LOWER)], axis=1))
+    return AsciiStrings(session.astype(np.int32), data, offsets)
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -455,7 +462,7 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _uv_cookies(viewers: np.ndarray, session: np.ndarray, seed: np.random.SeedSequence) -> Strings:
+def _uv_cookies(viewers: np.ndarray, session: np.ndarray, seed: np.random.SeedSequence) -> AsciiStrings:
     """`uv=uv_<32 hex>` per viewer: a hash of the run's seed and the viewer number, so the same
     viewer carries the same cookie in every chunk of the run. `viewers` per session, `session`
     per row."""
@@ -469,7 +476,9 @@ def _uv_cookies(viewers: np.ndarray, session: np.ndarray, seed: np.random.SeedSe
     nibbles = ((halves[:, :, None] >> shifts) & np.uint64(15)).astype(np.uint8).reshape(len(unique), 32)
     prefix = np.frombuffer(b"uv=uv_", dtype=np.uint8)
     ascii_rows = np.concatenate([np.broadcast_to(prefix, (len(unique), 6)), _HEX_LOWER[nibbles]], axis=1)
-    return Strings(codes.astype(np.int32).ravel(), _as_strings(ascii_rows))
+    width = ascii_rows.shape[1]
+    return AsciiStrings(codes.astype(np.int32).ravel(), ascii_rows.ravel(),
+                        np.arange(0, len(unique) * width + 1, width))
 
 
 def _history_events(bits: np.ndarray, counter: np.ndarray, is_mw: np.ndarray) -> Strings:
