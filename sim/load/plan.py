@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -62,10 +63,19 @@ def add_arguments(parser) -> None:
                    help="allow sending to *.kaltura.com (needs --partner-id; capped by --max-rate)")
 
 
+def default_scenario() -> str:
+    """The bundled mix: from the working folder if it has one, else from the project's own
+    folder, so `locust -f /path/to/locustfile.py` works from anywhere."""
+    if Path(DEFAULT_SCENARIO).exists():
+        return DEFAULT_SCENARIO
+    bundled = Path(__file__).resolve().parents[2] / DEFAULT_SCENARIO
+    return str(bundled) if bundled.exists() else DEFAULT_SCENARIO
+
+
 def scenario_specs(values: list[str] | None) -> list[tuple[str, float]]:
     """`PATH` or `PATH:WEIGHT` items -> (path, weight)."""
     specs = []
-    for item in values or [DEFAULT_SCENARIO]:
+    for item in values or [default_scenario()]:
         path, sep, weight = item.rpartition(":")
         if sep and path:
             try:
