@@ -97,3 +97,102 @@ def test_a_queue_hands_out_the_requests_encode_would_build_across_blocks_and_com
             assert out.head == "".join(f"{k}: {v}\r\n" for k, v in out.request.headers.items()).encode()
         schedule.compact()
     assert handed == expected
+
+
+# --- the keep-alive connection of a send greenlet --------------------------------------------
+
+class ScriptedServer:
+    """A 127.0.0.1 server that answers each request with the next scripted reply; a reply
+    ending in CLOSE closes the connection after it is sent."""
+
+    CLOSE = b"<close>"
+
+    def __init__(self, replies: list[bytes]):
+        import socket
+        import threading
+        self.replies, self.requests, self.connections = list(replies), [], 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while self.replies:
+            conn, _ = self.listener.accept()
+            self.connections += 1
+            with conn:
+                buf = b""
+                while self.replies:
+                    while b"\r\n\r\n" not in buf:
+                        data = conn.recv(65536)
+                        if not data:
+                            break
+                        buf += data
+                    if b"\r\n\r\n" not in buf:
+                        break
+                    head, _, buf = buf.partition(b"\r\n\r\n")
+                    self.requests.append(head)
+                    reply = self.replies.pop(0)
+                    conn.sendall(reply.removesuffix(self.CLOSE))
+                    if reply.endswith(self.CLOSE):
+                        break
+
+    def close(self):
+        self.listener.close()
+
+
+REQUEST = b"GET /api_v3/index.php?service=stats HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def make(*replies: bytes) -> ScriptedServer:
+        servers.append(ScriptedServer(list(replies)))
+        return servers[-1]
+    yield make
+    for s in servers:
+        s.close()
+
+
+def test_answers_by_length_by_chunks_and_to_the_end_of_the_connection_are_read_whole(scripted):
+    from sim.load.sender import Connection
+    server = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+                      b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\n",
+                      b"HTTP/1.1 100 Continue\r\n\r\n"
+                      b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nto the end" + ScriptedServer.CLOSE)
+    conn = Connection(server.url, timeout=5)
+    assert [conn.exchange(REQUEST) for _ in range(3)] == [(200, b"hello"), (503, b"abcde"), (200, b"to the end")]
+    assert server.connections == 1 and conn.sock is None     # the last answer closed it
+
+
+def test_a_connection_the_target_closed_while_idle_is_reopened_and_the_request_sent_again(scripted):
+    from sim.load.sender import Connection
+    server = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + ScriptedServer.CLOSE,
+                      b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nagain")
+    conn = Connection(server.url, timeout=5)
+    assert conn.exchange(REQUEST) == (200, b"ok")
+    assert conn.exchange(REQUEST) == (200, b"again")
+    assert server.connections == 2 and len(server.requests) == 2
+
+
+def test_an_answer_cut_off_midway_is_a_connection_reset_and_garbage_a_bad_response(scripted):
+    from sim.load.sender import Connection, failure_kind
+    cut = scripted(b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nonly this" + ScriptedServer.CLOSE)
+    garbage = scripted(b"SSH-2.0-OpenSSH\r\n\r\n")
+    kinds = []
+    for server in (cut, garbage):
+        with pytest.raises(Exception) as caught:
+            Connection(server.url, timeout=5).exchange(REQUEST)
+        kinds.append(failure_kind(caught.value))
+    assert kinds == ["connection reset", "bad response"]
+
+
+def test_a_target_that_never_answers_is_a_timeout():
+    import socket
+
+    from sim.load.sender import Connection, failure_kind
+    with socket.create_server(("127.0.0.1", 0)) as silent:    # connections queue, nobody reads
+        with pytest.raises(Exception) as caught:
+            Connection(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3).exchange(REQUEST)
+    assert failure_kind(caught.value) == "timeout"

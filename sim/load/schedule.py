@@ -229,6 +229,8 @@ def take_rows(chunk: BeaconChunk, rows: np.ndarray) -> BeaconChunk:
 
     def take(value):
         if isinstance(value, Strings) and len(value) == n:
+            if hasattr(value, "with_codes"):      # keeps a lazily built pool lazy
+                return value.with_codes(value.codes[rows])
             return Strings(value.codes[rows], value.pool)
         if isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n:
             return value[rows]
@@ -267,15 +269,22 @@ class BeaconQueue:
     def done(self) -> bool:
         return self.cursor >= len(self.wall)
 
-    def take_due(self, now: float) -> tuple[np.ndarray, int, int]:
-        """(times, first row, end row) of the rows due by `now`; advances the cursor."""
+    def take_due(self, now: float, limit: int | None = None) -> tuple[np.ndarray, int, int]:
+        """(times, first row, end row) of the rows due by `now`, at most `limit` of them;
+        advances the cursor."""
         end = int(np.searchsorted(self.wall, now, side="right"))
+        if limit is not None:
+            end = min(end, self.cursor + limit)
         start, self.cursor = self.cursor, max(self.cursor, end)
         return self.wall[start:end], start, end
 
+    @property
+    def wants_compaction(self) -> bool:
+        return self.cursor >= self.COMPACT_MIN and self.cursor * 2 >= len(self.wall)
+
     def compact(self) -> None:
         """Release the rows already rendered once they are most of the chunk."""
-        if self.cursor < self.COMPACT_MIN or self.cursor * 2 < len(self.wall):
+        if not self.wants_compaction:
             return
         keep = np.arange(self.cursor, len(self.wall))
         self.chunk = take_rows(self.chunk, keep)
@@ -480,18 +489,32 @@ class Schedule:
         heads = [q.wall[q.cursor] for q in self.queues if not q.done]
         return min(heads) if heads else None
 
-    def pop_due(self, now: float) -> list[tuple[float, BeaconQueue, int]]:
-        """Every (scheduled time, queue, row) due by `now`, earliest first. Render the rows
-        before the next `compact()`: compaction renumbers rows."""
+    def pop_due(self, now: float, limit: int | None = None) -> list[tuple[float, BeaconQueue, int]]:
+        """Every (scheduled time, queue, row) due by `now`, earliest first, at most `limit`
+        of them (the rest stay for the next call). Render the rows before the next
+        `compact()`: compaction renumbers rows."""
         parts = []
         for q in self.queues:
-            times, start, end = q.take_due(now)
+            times, start, end = q.take_due(now, limit)
             if end > start:
                 parts.append((times, q, start))
         due = [(t, q, start + i) for times, q, start in parts for i, t in enumerate(times.tolist())]
         if len(parts) > 1:
             due.sort(key=lambda d: d[0])
+            if limit is not None and len(due) > limit:
+                # each queue's rows are in time order, so a queue keeps a prefix of what it
+                # gave: its cursor goes back to just after its last row kept
+                due = due[:limit]
+                kept: dict[int, int] = {}
+                for _, q, row in due:
+                    kept[id(q)] = row + 1
+                for _, q, start in parts:
+                    q.cursor = kept.get(id(q), start)
         return due
+
+    def wants_compaction(self) -> bool:
+        """True when a queue's rows are mostly sent, so `compact()` would release memory."""
+        return any(q.wants_compaction for q in self.queues)
 
     def compact(self) -> None:
         """Drop finished queues and release rendered rows (only between batches)."""
