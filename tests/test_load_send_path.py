@@ -196,3 +196,21 @@ def test_a_target_that_never_answers_is_a_timeout():
         with pytest.raises(Exception) as caught:
             Connection(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.3).exchange(REQUEST)
     assert failure_kind(caught.value) == "timeout"
+
+
+def test_a_limited_pop_hands_out_the_earliest_rows_of_all_queues_and_the_rest_later(vod):
+    from sim.load.schedule import OpenArrivals, Schedule, Timebase, protocol_adapters, session_stream
+    t0 = 1_000_000.0
+    schedule = Schedule(session_stream(vod, 4, chunk_size=64), OpenArrivals(50.0, np.random.default_rng(2), t0),
+                        Timebase(t0, 20.0), protocol_adapters("legacy"))
+    schedule.refill(t0 + 30.0, budget=4)
+    assert len(schedule.queues) >= 3
+    total = schedule.pending
+    batches = []
+    while batch := schedule.pop_due(t0 + 1e6, limit=50):
+        batches.append(batch)
+    rows = [(id(q), row) for batch in batches for _, q, row in batch]
+    times = [t for batch in batches for t, _, _ in batch]
+    assert all(len(b) == 50 for b in batches[:-1])
+    assert len(rows) == len(set(rows)) == total
+    assert times == sorted(times)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -412,6 +413,11 @@ class Schedule:
     queues: list[BeaconQueue] = field(default_factory=list)
     stats: ScheduleStats = field(default_factory=ScheduleStats)
     states: list[SessionState] = field(default_factory=list)   # chunks with sessions not yet over
+    # (wall time of the next row, tie-break, queue) of every queue with rows left: pop_due
+    # visits only queues with something due, however many chunks are in flight
+    heads: list = field(default_factory=list)
+    _tie: Iterator[int] = field(default_factory=itertools.count)
+    compaction_wanted: bool = False   # a queue finished or is mostly sent since the last compact()
 
     def needs_more(self, now: float) -> bool:
         """True while the assigned sessions do not reach `now + lookahead`."""
@@ -457,6 +463,9 @@ class Schedule:
 
     def integrate(self, queues: list[BeaconQueue]) -> None:
         self.queues.extend(queues)
+        for q in queues:
+            if not q.done:
+                heapq.heappush(self.heads, (float(q.wall[q.cursor]), next(self._tie), q))
         for state in {id(q.state): q.state for q in queues}.values():
             self.states.append(state)
 
@@ -486,41 +495,44 @@ class Schedule:
 
     def next_due(self) -> float | None:
         """Wall time of the earliest beacon not yet handed out."""
-        heads = [q.wall[q.cursor] for q in self.queues if not q.done]
-        return min(heads) if heads else None
+        return self.heads[0][0] if self.heads else None
 
     def pop_due(self, now: float, limit: int | None = None) -> list[tuple[float, BeaconQueue, int]]:
         """Every (scheduled time, queue, row) due by `now`, earliest first, at most `limit`
         of them (the rest stay for the next call). Render the rows before the next
-        `compact()`: compaction renumbers rows."""
-        parts = []
-        for q in self.queues:
-            times, start, end = q.take_due(now, limit)
-            if end > start:
-                parts.append((times, q, start))
-        due = [(t, q, start + i) for times, q, start in parts for i, t in enumerate(times.tolist())]
-        if len(parts) > 1:
-            due.sort(key=lambda d: d[0])
-            if limit is not None and len(due) > limit:
-                # each queue's rows are in time order, so a queue keeps a prefix of what it
-                # gave: its cursor goes back to just after its last row kept
-                due = due[:limit]
-                kept: dict[int, int] = {}
-                for _, q, row in due:
-                    kept[id(q)] = row + 1
-                for _, q, start in parts:
-                    q.cursor = kept.get(id(q), start)
+        `compact()`: compaction renumbers rows.
+
+        A merge of the queues by their next rows: the queue due first gives its rows up to
+        the next queue's head, and so on."""
+        heads, pop, push, tie = self.heads, heapq.heappop, heapq.heappush, self._tie
+        due: list[tuple[float, BeaconQueue, int]] = []
+        room = math.inf if limit is None else limit
+        while heads and heads[0][0] <= now and room > 0:
+            _, _, q = pop(heads)
+            upto = min(now, heads[0][0]) if heads else now
+            times, start, end = q.take_due(upto, room)
+            due.extend(zip(times.tolist(), itertools.repeat(q), range(start, end)))
+            room -= end - start
+            if q.done:
+                self.compaction_wanted = True
+            else:
+                push(heads, (float(q.wall[q.cursor]), next(tie), q))
+                if q.wants_compaction:
+                    self.compaction_wanted = True
         return due
 
     def wants_compaction(self) -> bool:
-        """True when a queue's rows are mostly sent, so `compact()` would release memory."""
-        return any(q.wants_compaction for q in self.queues)
+        """True when a queue finished or is mostly sent, so `compact()` would release memory."""
+        return self.compaction_wanted
 
     def compact(self) -> None:
         """Drop finished queues and release rendered rows (only between batches)."""
         now = time.time()
         if self.states and self.states[0].over_at <= now:
             self.retire(now)
+        if not self.compaction_wanted:
+            return
+        self.compaction_wanted = False
         self.queues = [q for q in self.queues if not q.done]
         for q in self.queues:
             q.compact()

@@ -354,6 +354,8 @@ class Sender:
         self.generating = None  # the next chunk being prepared in a thread (AsyncResult)
         self.stopped = False
         self.stopped_at: float | None = None
+        self.cpu_started: float | None = None   # process CPU seconds when sending began
+        self.cpu_stopped: float | None = None
 
     @property
     def backlog(self) -> int:
@@ -367,6 +369,7 @@ class Sender:
             # long as the process: out of the collector's sight, a full collection takes a
             # few ms instead of ~100 ms, which would show as lateness of every send meanwhile
             gc.freeze()
+            self.cpu_started = time.process_time()
         lane = SendLane(self, self.concurrency)
         self.lanes.append(lane)
         due, wake = lane.due, lane.wake
@@ -456,6 +459,7 @@ class Sender:
         if not self.stopped:
             self.stopped = True
             self.stopped_at = time.time()
+            self.cpu_stopped = time.process_time()
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait for in-flight sends; True when none is left."""
@@ -488,6 +492,9 @@ class Sender:
             "run_seconds": round((self.stopped_at or time.time()) - self.schedule.timebase.t0, 3),
             "skipped_beacons": s.skipped, "views_suppressed": s.views_suppressed,
             "generate_s": round(s.generate_seconds, 3),
+            # CPU seconds of this process (every thread) from the first send loop to the stop
+            "cpu_s": round((self.cpu_stopped or time.process_time()) - self.cpu_started, 3)
+            if self.cpu_started is not None else 0.0,
         }
 
 
