@@ -214,3 +214,43 @@ def test_a_limited_pop_hands_out_the_earliest_rows_of_all_queues_and_the_rest_la
     assert all(len(b) == 50 for b in batches[:-1])
     assert len(rows) == len(set(rows)) == total
     assert times == sorted(times)
+
+
+# --- KAVA requests prepared ahead of their send times, but for sessionStartTime --------------
+
+@pytest.fixture(scope="module", params=["post", "get"])
+def kava_chunk(request, vod):
+    import dataclasses
+
+    from sim.player.model import generate_sessions
+    from sim.protocols.beacons import Strings
+    from sim.protocols.kava.policy import beacons
+    chunk = beacons(next(generate_sessions(vod, 6, sessions=150, days=1, chunk_size=150)))
+    columns = dict(chunk.columns)
+    columns["encoding"] = Strings(np.zeros(len(chunk), np.int32), np.array([request.param], object))
+    return dataclasses.replace(chunk, columns=columns)
+
+
+def kava_one_by_one(chunk, i: int, session_start: int | None):
+    """(request, ledger key, whether the player holds a sessionStartTime) through beacon_at
+    and encode, with `session_start` where the player holds one."""
+    from sim.protocols.kava.codec import beacon_at, encode, encoding_at, ledger_key
+    beacon = beacon_at(chunk, i)
+    holds = beacon.fields.get("sessionStartTime") is not None
+    if holds and session_start is not None:
+        beacon.fields["sessionStartTime"] = session_start
+    else:
+        beacon.fields.pop("sessionStartTime", None)
+    return encode(beacon, encoding_at(chunk, i)), ledger_key(beacon), holds
+
+
+def test_a_prepared_kava_request_is_encodes_request_without_or_with_the_session_start(kava_chunk):
+    from sim.protocols.kava.codec import prepare_rows
+    prepared = prepare_rows(kava_chunk, np.arange(len(kava_chunk)))
+    holding = 0
+    for i, p in enumerate(prepared):
+        for start in (None, 1_764_000_000):
+            request, key, holds = kava_one_by_one(kava_chunk, i, start)
+            assert (p.request(start if holds else None), p.key, p.holds_start) == (request, key, holds)
+        holding += holds
+    assert 0 < holding < len(prepared)      # both kinds of rows were compared

@@ -257,11 +257,13 @@ class BeaconQueue:
         self.cursor = 0
         self.labels: dict[int, str] = {}
         self.encoding_at = getattr(self.codec, "encoding_at", None)   # per-row wire encoding
-        # Protocols whose requests need no send-time state (legacy) are encoded column-wise
-        # a block of rows at a time, ahead of the rows' send times: rows block_lo..block_hi-1
+        # Requests are encoded column-wise a block of rows at a time, ahead of the rows' send
+        # times (rows block_lo..block_hi-1): legacy ones whole, KAVA ones but for the
+        # sessionStartTime that only the live server's first answer gives
         self.encode_rows = getattr(self.codec, "encode_rows", None) if self.protocol != "kava" else None
+        self.prepare_rows = getattr(self.codec, "prepare_rows", None) if self.protocol == "kava" else None
         self.block_lo = self.block_hi = 0
-        self.block: list[tuple[str, WireRequest, str, bytes]] = []   # (label, request, key, header lines)
+        self.block: list[tuple] = []   # (label, request or KAVA Prepared, key, header lines)
 
     def __len__(self) -> int:
         return len(self.wall)
@@ -324,6 +326,19 @@ class BeaconQueue:
                 self._encode_block(row)
             label, request, key, head = self.block[row - self.block_lo]
             return Outgoing(label, self.protocol, request, key, s, int(state.scenario[s]), head)
+        if self.prepare_rows is not None:
+            if not self.block_lo <= row < self.block_hi:
+                self._encode_block(row)
+            label, prepared, key, head = self.block[row - self.block_lo]
+            if prepared.event_type == KAVA_VIEW and state.views_off[s]:
+                stats.views_suppressed += 1
+                return None
+            start = None
+            if not prepared.holds_start:
+                state.server_time[s] = np.nan      # this beacon's answer sets a new one
+            elif state.server_time[s] == state.server_time[s]:
+                start = int(state.server_time[s])
+            return Outgoing(label, self.protocol, prepared.request(start), key, s, int(state.scenario[s]), head)
         beacon = self.codec.beacon_at(chunk, row)
         event_type = int(beacon.fields.get("eventType", 0))
         if self.protocol == "kava":
@@ -349,15 +364,22 @@ class BeaconQueue:
         """Encode rows `row`.. of this queue in one go (they are due next, in this order)."""
         hi = min(row + self.BLOCK, len(self.wall))
         rows = np.arange(row, hi)
-        requests, keys = self.encode_rows(self.chunk, rows)
         heads: dict[int, bytes] = {}    # rows of one session share their headers dict
-        labels = [self.label(int(t)) for t in self.chunk.columns["eventType"][rows].tolist()]
         block = []
-        for label, request, key in zip(labels, requests, keys):
-            head = heads.get(id(request.headers))
-            if head is None:
-                head = heads[id(request.headers)] = header_lines(request.headers)
-            block.append((label, request, key, head))
+        if self.prepare_rows is not None:
+            for prepared in self.prepare_rows(self.chunk, rows):
+                head = heads.get(id(prepared.headers))
+                if head is None:
+                    head = heads[id(prepared.headers)] = header_lines(prepared.headers)
+                block.append((self.label(prepared.event_type), prepared, prepared.key, head))
+        else:
+            requests, keys = self.encode_rows(self.chunk, rows)
+            labels = [self.label(int(t)) for t in self.chunk.columns["eventType"][rows].tolist()]
+            for label, request, key in zip(labels, requests, keys):
+                head = heads.get(id(request.headers))
+                if head is None:
+                    head = heads[id(request.headers)] = header_lines(request.headers)
+                block.append((label, request, key, head))
         self.block, self.block_lo, self.block_hi = block, row, hi
 
     def on_response(self, out: Outgoing, body: bytes) -> None:

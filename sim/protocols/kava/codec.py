@@ -397,3 +397,204 @@ def ledger_keys(chunk: BeaconChunk) -> list[str]:
         else:
             parts.append(["" if v != v else js_number(v) for v in column.tolist()])
     return [":".join(p) for p in zip(*parts)]
+
+
+# --- many rows at once, ahead of their send times (the live sender's fast path) ------------------
+
+SESSION_START = "sessionStartTime"
+
+
+class Prepared:
+    """A KAVA request encoded ahead of its send time but for `sessionStartTime`, which only
+    the live server's first answer gives: `request(None)` is `encode` of the beacon without
+    it, `request(t)` with `sessionStartTime` t in its wire place."""
+
+    __slots__ = ("method", "prefix", "head", "tail", "headers", "key", "holds_start", "event_type")
+
+    def __init__(self, method, prefix, head, tail, headers, key, holds_start, event_type):
+        self.method = method            # "POST": the body's members are split; "GET": the query's
+        self.prefix = prefix            # POST: the whole URL; GET: the URL up to the split params
+        self.head, self.tail = head, tail   # members / params before and after sessionStartTime
+        self.headers, self.key = headers, key
+        self.holds_start = holds_start  # the player holds a sessionStartTime for this beacon
+        self.event_type = event_type
+
+    def request(self, session_start: int | None) -> WireRequest:
+        head, tail = self.head, self.tail
+        if self.method == "POST":
+            start = b'"sessionStartTime":%d' % session_start if session_start is not None else b""
+            body = b"{" + b",".join(p for p in (head, start, tail) if p) + b"}"
+            return WireRequest("POST", self.prefix, self.headers, body)
+        start = f"sessionStartTime={session_start}" if session_start is not None else ""
+        return WireRequest("GET", self.prefix + "&".join(p for p in (head, start, tail) if p), self.headers, None)
+
+
+def prepare_rows(chunk: BeaconChunk, rows: np.ndarray) -> list[Prepared]:
+    """`Prepared` requests for `rows`, built column by column: each distinct value is
+    serialised once (JSON for a POST body, the query text for a GET). Rows the columns
+    cannot carry (a POST without its URL params) take `encode(beacon_at(...))`'s path."""
+    rows = np.asarray(rows, np.int64)
+    n = len(rows)
+    cols = chunk.columns
+    plan = _plan(chunk)
+    if any(kind not in "sfiub" for _, kind, _, _ in plan):
+        return [_prepare_one(chunk, int(i)) for i in rows]
+    # each wire column: (raw values for rows, raw -> value as beacon_at types it, None: not sent)
+    raw = {name: _column(kind, data, pool, rows) for name, kind, data, pool in plan}
+    transport = [(k, v) for k in {**DEFAULT_TRANSPORT, **TRANSPORT_PARAMS}
+                 if (v := _transport_column(cols, k, rows)) is not None]
+    encodings = _strings(cols["encoding"], rows) if "encoding" in cols else [None] * n
+    headers = _row_headers(cols, rows, encodings)
+    names = [name for name, _, _, _ in plan]
+    split = names.index(SESSION_START) if SESSION_START in names else len(names)
+    before, after = names[:split], names[split + 1:]
+    post_parts = (transport + [(k, raw[k]) for k in before if k not in URL_PARAMS],
+                  [(k, raw[k]) for k in after if k not in URL_PARAMS])
+    get_parts = (transport + [(k, raw[k]) for k in before], [(k, raw[k]) for k in after])
+    none = [None] * n
+
+    def values(name: str) -> list:
+        if name not in raw:
+            return none
+        data, typed = raw[name]
+        return _per_value(name, data, lambda _, v: typed(v))
+
+    starts, types = values(SESSION_START), values("eventType")
+    key_parts = [values(k) for k in ("sessionId", "eventIndex", "eventType")]
+    key_sums = [values(k) for k in ("position", "playTimeSum", "bufferTimeSum", "targetPosition")]
+    url_params = [values(k) for k in URL_PARAMS]
+    url_query = list(zip(*[_per_value(k, raw[k][0], lambda key, v, typed=raw[k][1]: None if (t := typed(v)) is None
+                                      else _query_param(key, t)) if k in raw else none for k in URL_PARAMS]))
+    members: dict[str, tuple] = {}    # per encoding: (pieces before, pieces after), row by row
+
+    def pieces(encoding: str) -> tuple:
+        if encoding not in members:
+            member = _json_member if encoding == "post" else _query_param
+            members[encoding] = tuple(
+                list(zip(*[_per_value(k, data, lambda key, v, typed=typed: None if (t := typed(v)) is None
+                                      else member(key, t)) for k, (data, typed) in part])) or [()] * n
+                for part in (post_parts if encoding == "post" else get_parts))
+        return members[encoding]
+
+    out: list[Prepared | None] = [None] * n
+    for j in range(n):
+        encoding = encodings[j] or "post"
+        if encoding == "post":
+            if any(p[j] is None for p in url_params):
+                out[j] = _prepare_one(chunk, int(rows[j]))
+                continue
+            heads, tails = pieces("post")
+            prefix = f"{PATH}?service=analytics&action=trackEvent&" + "&".join(url_query[j])
+            head, tail = b",".join(filter(None, heads[j])), b",".join(filter(None, tails[j]))
+            method = "POST"
+        elif encoding == "get":
+            heads, tails = pieces("get")
+            prefix = f"{PATH}?service=analytics&action=trackEvent&"
+            head, tail = "&".join(filter(None, heads[j])), "&".join(filter(None, tails[j]))
+            method = "GET"
+        else:
+            out[j] = _prepare_one(chunk, int(rows[j]))
+            continue
+        key = ":".join([str(p[j]) for p in key_parts]
+                       + ["" if p[j] is None else js_number(float(p[j])) for p in key_sums])
+        out[j] = Prepared(method, prefix, head, tail, headers[j], key, starts[j] is not None,
+                          int(types[j] or 0))
+    return out
+
+
+def _prepare_one(chunk: BeaconChunk, i: int) -> Prepared:
+    """`Prepared` for one row through `beacon_at` and `encode` (the general path)."""
+    beacon = beacon_at(chunk, i)
+    holds = beacon.fields.pop(SESSION_START, None) is not None
+    request = encode(beacon, encoding_at(chunk, i))
+    key = ledger_key(beacon)
+    event_type = int(beacon.fields.get("eventType", 0))
+    if holds:
+        beacon.fields[SESSION_START] = 0
+        with_start = encode(beacon, encoding_at(chunk, i))
+        marker = b'"sessionStartTime":0' if request.method == "POST" else "sessionStartTime=0"
+        text = with_start.body if request.method == "POST" else with_start.url
+        at = text.index(marker)
+        head, tail = text[:at], text[at + len(marker):]
+        if request.method == "POST":
+            head, tail = head[1:].rstrip(b","), tail[:-1].lstrip(b",")
+            return Prepared("POST", request.url, head, tail, request.headers, key, True, event_type)
+        prefix = f"{PATH}?service=analytics&action=trackEvent&"
+        return Prepared("GET", prefix, head[len(prefix):].rstrip("&"), tail.lstrip("&"), request.headers, key,
+                        True, event_type)
+    if request.method == "POST":
+        return Prepared("POST", request.url, request.body[1:-1], b"", request.headers, key, False, event_type)
+    prefix = f"{PATH}?service=analytics&action=trackEvent&"
+    return Prepared("GET", prefix, request.url[len(prefix):], "", request.headers, key, False, event_type)
+
+
+def _column(kind: str, data, pool, rows: np.ndarray) -> tuple[np.ndarray, object]:
+    """A wire column for `rows`: (raw values, raw -> the value `beacon_at` gives, None when
+    the row does not send it)."""
+    if kind == "s":
+        return data[rows], lambda c: None if c < 0 else pool[c]
+    if kind == "f":
+        return data[rows], lambda v: None if v != v else float(v)
+    if kind in "iu":
+        return data[rows], lambda v: None if v < 0 else int(v)
+    return data[rows], bool
+
+
+def _strings(column, rows: np.ndarray) -> list[str | None]:
+    pool = column.pool
+    return _per_value(None, column.codes[rows], lambda _, c: None if c < 0 else pool[c])
+
+
+def _transport_column(cols, key: str, rows: np.ndarray) -> tuple[np.ndarray, object] | None:
+    """A transport param as `_column` gives one: the column's value (`_cell`), else the
+    default; None when no row sends it."""
+    default = DEFAULT_TRANSPORT.get(key)
+    column = cols.get(key)
+    if column is None:
+        return None if default is None else (np.zeros(len(rows), np.int8), lambda _: default)
+    if isinstance(column, np.ndarray):
+        kind = column.dtype.kind
+        _, typed = _column(kind if kind in "fiu" else "b", column, None, rows)
+        return column[rows], lambda v: default if (t := typed(v)) is None else t
+    pool = column.pool
+    return column.codes[rows], lambda c: default if c < 0 else pool[c]
+
+
+def _row_headers(cols, rows: np.ndarray, encodings: list) -> list[dict[str, str]]:
+    """`encode`'s headers per row, one dict per distinct combination."""
+    names = [(header, cols[source]) for header, source in (("User-Agent", "user_agent"), ("Referer", "page_url"),
+                                                            ("X-Forwarded-For", "client_ip")) if source in cols]
+    table: dict[tuple, dict] = {}
+    codes = [column.codes[rows].tolist() if hasattr(column, "codes") else None for _, column in names]
+    out = []
+    for j in range(len(rows)):
+        combo = (encodings[j] == "get", *(c[j] if c is not None else j for c in codes))
+        headers = table.get(combo)
+        if headers is None:
+            headers = {}
+            for (name, column), c in zip(names, combo[1:]):
+                value = column.get(int(rows[j])) if not hasattr(column, "codes") else (
+                    None if c < 0 else column.pool[c])
+                if value is not None:
+                    headers[name] = value
+            if not combo[0]:
+                headers["Content-Type"] = "application/json"
+            table[combo] = headers
+        out.append(headers)
+    return out
+
+
+def _per_value(key, values: np.ndarray, fmt) -> list:
+    """`fmt(key, v)` for each of `values`, called once per distinct value."""
+    used, inverse = np.unique(values, return_inverse=True)
+    table = np.empty(len(used), object)
+    table[:] = [fmt(key, v) for v in used.tolist()]
+    return table[inverse.ravel()].tolist()
+
+
+def _json_member(key: str, value) -> bytes:
+    return orjson.dumps(key) + b":" + orjson.dumps(_json_value(value))
+
+
+def _query_param(key: str, value) -> str:
+    return f"{_quoted(key)}={_quoted(value) if isinstance(value, str) else js_number(value)}"
