@@ -35,12 +35,9 @@ from typing import Any
 import numpy as np
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.constructor import DuplicateKeyError
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from ..scenario.errors import DataPath, Loc, Problem, ScenarioError, closest, did_you_mean, problem_at
-# the scenario loader's ruamel walk: plain data plus the line and column of every key and value
-from ..scenario.loader import _duplicate_keys, _plain, _syntax_problem
+from ..scenario.yamlfile import Unreadable, located_plain, parse_located
 
 __all__ = ["Stage", "Shape", "Profile", "load_shape", "parse_duration", "daily_levels",
            "ShapedOpenArrivals", "ShapedClosedArrivals", "DEFAULT_GRACEFUL_STOP"]
@@ -173,33 +170,14 @@ def is_shape_file(path: str | Path) -> bool:
 def _read(file: Path, problems: list[Problem]) -> tuple[Any, dict[DataPath, Loc]]:
     name = str(file)
     try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        problems.append(Problem(name, 0, 0, "", "shape file not found (--shape)"))
-        return None, {}
-    except UnicodeDecodeError as exc:
-        problems.append(Problem(name, 0, 0, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})"))
-        return None, {}
-    except OSError as exc:
-        problems.append(Problem(name, 0, 0, "", f"cannot read the shape file: {exc.strerror or exc}"))
-        return None, {}
-    try:
-        tree = YAML(typ="rt").load(text)
-    except DuplicateKeyError:
-        problems.extend(_duplicate_keys(text, name))
-        return None, {}
-    except MarkedYAMLError as exc:
-        problems.append(_syntax_problem(exc, text, name))
-        return None, {}
-    except (YAMLError, ValueError, TypeError, OverflowError) as exc:
-        problems.append(Problem(name, 1, 1, "", f"YAML error: {exc}"))
+        tree = parse_located(file, problems, kind="shape file", not_found="shape file not found (--shape)")
+    except Unreadable:
         return None, {}
     if not isinstance(tree, CommentedMap):
         what = "an empty file" if tree is None else ("a list" if isinstance(tree, list) else repr(tree))
         problems.append(Problem(name, 1, 1, "", f"expected a mapping with a 'stages:' list at the top, got {what}"))
         return None, {}
-    locs: dict[DataPath, Loc] = {(): Loc(name, tree.lc.line + 1, tree.lc.col + 1, tree.lc.line + 1, tree.lc.col + 1)}
-    return _plain(tree, name, (), locs), locs
+    return located_plain(tree, name)
 
 
 def _check(data: dict, locs: dict, file: str, problems: list[Problem]) -> Shape | None:
