@@ -36,7 +36,7 @@ import numpy as np
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from ..scenario.errors import DataPath, Loc, Problem, ScenarioError, closest, did_you_mean, problem_at
+from ..scenario.errors import DataPath, Loc, Problem, ScenarioError, closest, describe, did_you_mean, problem_at
 from ..scenario.yamlfile import Unreadable, located_plain, parse_located
 
 __all__ = ["Stage", "Shape", "Profile", "load_shape", "parse_duration", "daily_levels",
@@ -66,7 +66,7 @@ def parse_duration(value: Any) -> float:
     """Seconds from `90`, `90.5`, `"90"`, `"90s"`, `"2m"`, `"1m30s"`, `"1h"`, `"250ms"`.
     Raises ValueError (with the expected forms) for anything else or a negative number."""
     if isinstance(value, bool) or value is None:
-        raise ValueError(f"expected {DURATION_HINT}, got {_show(value)}")
+        raise ValueError(f"expected {DURATION_HINT}, got {describe(value)}")
     if isinstance(value, int | float):
         seconds = float(value)
     else:
@@ -75,21 +75,11 @@ def parse_duration(value: Any) -> float:
             seconds = float(text)
         except ValueError:
             if not _DURATION.fullmatch(text):
-                raise ValueError(f"expected {DURATION_HINT}, got {_show(value)}") from None
+                raise ValueError(f"expected {DURATION_HINT}, got {describe(value)}") from None
             seconds = sum(float(n) * _UNIT_S[u] for n, u in _DURATION_PART.findall(text))
     if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"expected {DURATION_HINT}, got {_show(value)}")
+        raise ValueError(f"expected {DURATION_HINT}, got {describe(value)}")
     return seconds
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if value is None:
-        return "nothing"
-    return repr(value) if isinstance(value, str) else str(value)
 
 
 # --- the parsed file ----------------------------------------------------------------------------
@@ -196,13 +186,13 @@ def _check(data: dict, locs: dict, file: str, problems: list[Problem]) -> Shape 
             bad(("graceful_stop",), str(exc))
     for key in ("name", "description"):
         if key in data and not isinstance(data[key], str):
-            bad((key,), f"expected text, got {_show(data[key])}")
+            bad((key,), f"expected text, got {describe(data[key])}")
     stages_data = data.get("stages")
     if "stages" not in data:
         bad(("stages",), "missing required key 'stages' (a list such as - ramp: {to: 50, over: 2m})", at_key=True)
         return None
     if not isinstance(stages_data, list) or not stages_data:
-        bad(("stages",), f"expected a list of at least one stage, got {_show(stages_data)}")
+        bad(("stages",), f"expected a list of at least one stage, got {describe(stages_data)}")
         return None
     stages = []
     for i, item in enumerate(stages_data):
@@ -222,7 +212,7 @@ def _check_stage(item: Any, path: DataPath, bad) -> Stage | None:
     kinds = list(STAGE_KEYS)
     example = "- ramp: {to: 50, over: 2m}"
     if not isinstance(item, dict) or not item:
-        bad(path, f"expected a stage such as '{example}' ({', '.join(kinds)}), got {_show(item)}")
+        bad(path, f"expected a stage such as '{example}' ({', '.join(kinds)}), got {describe(item)}")
         return None
     if set(item) & set(K6_KEYS) and not set(item) & set(STAGE_KEYS):
         values = _check_keys(item, path, K6_KEYS, "a k6 stage", bad)
@@ -249,7 +239,7 @@ def _check_stage(item: Any, path: DataPath, bad) -> Stage | None:
         return None
     if not isinstance(body, dict):
         keys = ", ".join(STAGE_KEYS[kind])
-        bad(path + (kind,), f"expected a mapping of {keys}, got {_show(body)}")
+        bad(path + (kind,), f"expected a mapping of {keys}, got {describe(body)}")
         return None
     values = _check_keys(body, path + (kind,), STAGE_KEYS[kind], f"a {kind} stage", bad)
     if values is None:
@@ -283,16 +273,16 @@ def _check_keys(body: dict, path: DataPath, spec: dict[str, tuple[str, bool]], w
             ok = False
             continue
         if kind == "duration" and values[key] <= 0:
-            bad(path + (key,), f"must be a positive duration, got {_show(value)}")
+            bad(path + (key,), f"must be a positive duration, got {describe(value)}")
             ok = False
     return values if ok else None
 
 
 def _level(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number (sessions/s or viewers), got {_show(value)}")
+        raise ValueError(f"expected a number (sessions/s or viewers), got {describe(value)}")
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"must be a number >= 0, got {_show(value)}")
+        raise ValueError(f"must be a number >= 0, got {describe(value)}")
     return float(value)
 
 

@@ -107,7 +107,8 @@ _EXPECTED = {
 _DIST_EXAMPLE = "a distribution such as {dist: lognormal, median: 300, sigma: 0.9}"
 
 
-def _show(value: Any) -> str:
+def describe(value: Any) -> str:
+    """A value as an error message shows what was written: text quoted, a mapping or a list by kind."""
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, dict):
@@ -280,7 +281,7 @@ def _message(e: _Err, root: type[BaseModel], data: Any) -> tuple[DataPath, bool,
         listing = f"; valid keys here: {', '.join(keys)}" if not hint and keys else ""
         return e.path, True, f"unknown key '{last}'{hint}{listing}"
     if typ == "invalid_key":
-        return e.path, True, f"keys must be text, got {_show(last)}"
+        return e.path, True, f"keys must be text, got {describe(last)}"
     if typ == "union_tag_invalid":
         tag = ctx.get("tag")
         return e.path + ("dist",), False, (f"unknown distribution '{tag}'{did_you_mean(tag, DIST_NAMES)}; "
@@ -290,20 +291,20 @@ def _message(e: _Err, root: type[BaseModel], data: Any) -> tuple[DataPath, bool,
     if typ == "literal_error":
         choices = _literal_choices(err)
         where = "key" if e.on_key else "value"
-        return e.path, e.on_key, (f"unknown {where} {_show(value)}{did_you_mean(value, choices)}; "
+        return e.path, e.on_key, (f"unknown {where} {describe(value)}{did_you_mean(value, choices)}; "
                                   f"expected one of {', '.join(choices)}")
     _, info = _field_info(root, data, e.path)
     if typ in ("less_than_equal", "greater_than_equal", "greater_than", "less_than"):
         if _is_probability(info) and typ in ("less_than_equal", "greater_than_equal"):
-            return e.path, False, f"must be a probability in [0, 1], got {_show(value)}"
+            return e.path, False, f"must be a probability in [0, 1], got {describe(value)}"
         bound = {"less_than_equal": ("at most", "le"), "greater_than_equal": ("at least", "ge"),
                  "greater_than": ("greater than", "gt"), "less_than": ("less than", "lt")}[typ]
         limit = ctx.get(bound[1])
         limit = int(limit) if isinstance(limit, float) and limit.is_integer() else limit
         seconds = isinstance(last, str) and (last.endswith("_s") or last in ("duration", "wait", "buffer", "pause"))
         if seconds and typ == "greater_than" and limit == 0:
-            return e.path, False, f"must be a positive number of seconds, got {_show(value)}"
-        return e.path, False, f"must be {bound[0]} {limit}, got {_show(value)}"
+            return e.path, False, f"must be a positive number of seconds, got {describe(value)}"
+        return e.path, False, f"must be {bound[0]} {limit}, got {describe(value)}"
     if typ in ("too_short", "too_long"):
         marks = _constraints(info)
         lo_n = next((m.min_length for m in marks if getattr(m, "min_length", None) is not None), None)
@@ -316,13 +317,13 @@ def _message(e: _Err, root: type[BaseModel], data: Any) -> tuple[DataPath, bool,
         return e.path, False, f"expected at most {ctx.get('max_length')} item(s), got {got}"
     if typ == "string_pattern_mismatch":
         desc = f" ({info.description})" if info is not None and info.description else ""
-        return e.path, False, f"{_show(value)} is not in the expected form{desc}"
+        return e.path, False, f"{describe(value)} is not in the expected form{desc}"
     if typ in ("value_error", "assertion_error"):
         text = str(ctx.get("error", err["msg"]))
         target = _weights_field(text, e.path, data)
         return target, target != e.path, text
     if typ in _EXPECTED:
-        return e.path, False, f"expected {_EXPECTED[typ]}, got {_show(value)}"
+        return e.path, False, f"expected {_EXPECTED[typ]}, got {describe(value)}"
     return e.path, False, err["msg"]
 
 
@@ -356,7 +357,7 @@ def _kind_message(path: DataPath, errs: list[_Err], data: Any) -> str:
     if isinstance(value, str):
         choices = [c for e in errs if e.raw["type"] == "literal_error" for c in _literal_choices(e.raw)]
         hint = did_you_mean(value, choices)
-    return f"expected {' or '.join(wanted)}, got {_show(value)}{hint}"
+    return f"expected {' or '.join(wanted)}, got {describe(value)}{hint}"
 
 
 def explain_validation(errors: list[dict], data: Any, locs: dict[DataPath, Loc], root_file: str,
