@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import gevent
 import gevent.event
 import gevent.socket
+import gevent.ssl
 import numpy as np
 import orjson
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
@@ -180,8 +181,7 @@ class Connection:
         sock = gevent.socket.create_connection(self.address, timeout=self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.secure:
-            import ssl
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.address[0])
+            sock = gevent.ssl.create_default_context().wrap_socket(sock, server_hostname=self.address[0])
         self.sock, self.buf = sock, b""
         return sock
 

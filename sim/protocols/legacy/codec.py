@@ -359,6 +359,11 @@ def _row_headers(cols, rows: np.ndarray) -> list[dict[str, str]]:
     return table[inverse.ravel()].tolist()
 
 
+def _whole_text(v) -> str:
+    """A number `beacon_at` makes an int (truncating), as `_text` writes it."""
+    return str(int(v))
+
+
 def _bool_text(v) -> str:
     return "true" if v else "false"
 
@@ -377,10 +382,10 @@ def _field_column(cols, flavor: str, name: str, rows: np.ndarray):
         return col.codes[rows], lambda c: None if c < 0 else pool[c]
     values = col[rows]
     if name in ("eventType", "partnerId", "uiconfId", "uiConfId", "eventTimestamp"):
-        return values, lambda v: str(int(v))
+        return values, _whole_text
     if name in ("currentPoint", "duration"):
         kind = (_POINT_TYPE if name == "currentPoint" else _DURATION_TYPE)[flavor]
-        return values, lambda v: js_number(kind(v))
+        return values, _whole_text if kind is int else lambda v: js_number(float(v))
     if name in ("seek", "isFirstInSession"):
         return values != 0, _bool_text
     if name == "hasKanalony":
@@ -393,7 +398,7 @@ def _param_column(cols, name: str, rows: np.ndarray):
     if name in ("ignoreNull", "expiry"):
         return np.zeros(len(rows), np.int8), lambda _, text="1" if name == "ignoreNull" else "86400": text
     if name == "partnerId":
-        return cols["partnerId"][rows], lambda v: str(int(v))
+        return cols["partnerId"][rows], _whole_text
     if name == "format":
         return cols[name][rows], lambda v: None if v < 0 else str(int(v))
     if name == "hasKanalony":
@@ -419,12 +424,15 @@ def _encode_group(cols, flavor: str, rows: np.ndarray, slots: np.ndarray, header
     def pieces(key: str, column, encode_key, encode_value) -> list[str | None]:
         """`key=value` per row, transport-encoded once per distinct value."""
         values, text = column
-        k = encode_key(key)
-
-        def piece(v):
-            t = text(v)
-            return None if t is None else f"{k}={encode_value(t)}"
-        return _per_row(values, piece)
+        k = encode_key(key) + "="
+        if text is _whole_text and len(values) and values.min() >= 0:
+            # digits only: every transport leaves them as they are, and most are distinct
+            return [k + t for t in map(str, values.astype(np.int64).tolist())]
+        used, inverse = np.unique(values, return_inverse=True)
+        texts = [text(v) for v in used.tolist()]
+        table = np.empty(len(used), object)
+        table[:] = [None if t is None else k + encode_value(t) for t in texts]
+        return table[inverse.ravel()].tolist()
 
     def plain(column) -> list[str | None]:
         return _per_row(column[0], column[1])
