@@ -3,12 +3,13 @@
     python bench/bench_load.py                      # all three parts, sizes for a small machine
     python bench/bench_load.py --viewers 100000 --seconds 60
 
-1. throughput of one worker process (one core): beacons/s of the schedule-driven sender
-   (legacy, open model, saturating rate) vs a plain FastHttpUser locustfile sending a fixed
-   stats.collect URL with no wait;
+1. throughput of one worker process (one core): beacons of the schedule-driven sender
+   (legacy, open model, saturating rate) vs requests of a plain FastHttpUser locustfile
+   sending a fixed stats.collect URL with no wait, per CPU second of each Locust process
+   (steady on a shared machine) and per wall second;
 2. concurrent real-time viewers in one process (closed model, typical VOD, legacy): peak
-   RSS and p99 lateness, vs one Locust user per viewer (peak RSS per user, measured on a
-   smaller count and scaled);
+   RSS, lateness p50/p99/max and the process's CPU share, vs one Locust user per viewer
+   (peak RSS per user, measured on a smaller count and scaled);
 3. open-model arrival accuracy at the highest rate one worker sustained in part 1.
 
 The target is a minimal keep-alive HTTP sink started here (answers `{"time":..,
