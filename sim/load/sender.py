@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import logging
 import os
 import socket
 import time
@@ -33,6 +34,8 @@ import orjson
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
 from .schedule import BeaconQueue, Outgoing, Schedule, header_lines
+
+log = logging.getLogger("player-sim")
 
 
 class SendFailed(Exception):
@@ -314,14 +317,15 @@ class SendLane:
                 wake.wait()
                 continue
             sched_t, queue, row = popleft()
-            # rendered at once: from here on nothing refers to the row's number, so the
-            # schedule may compact while this send is in flight
-            out = queue.render(row, now() - sched_t)
-            if out is None:
-                continue
             self.sending += 1
             try:
-                send(conn, queue, out, sched_t)
+                # rendered at once: from here on nothing refers to the row's number, so the
+                # schedule may compact while this send is in flight
+                out = queue.render(row, now() - sched_t)
+                if out is not None:
+                    send(conn, queue, out, sched_t)
+            except Exception:   # a fault of ours, not the target's: say so, keep the lane whole
+                log.exception("player-sim: a beacon could not be rendered or sent")
             finally:
                 self.sending -= 1
 
