@@ -358,11 +358,15 @@ class BeaconQueue:
         return Outgoing(self.label(event_type), self.protocol, request, self.codec.ledger_key(beacon), s,
                         int(state.scenario[s]))
 
-    BLOCK = 1024   # rows encoded at once: amortises the per-column work, bounds the memory
+    # Rows encoded at once: at most BLOCK (amortises the per-column work), and beyond
+    # BLOCK_MIN only those due within BLOCK_AHEAD seconds of the first, so a queue whose
+    # next rows are minutes apart (long sessions) holds few encoded rows in memory
+    BLOCK, BLOCK_MIN, BLOCK_AHEAD = 1024, 64, 2.0
 
     def _encode_block(self, row: int) -> None:
         """Encode rows `row`.. of this queue in one go (they are due next, in this order)."""
-        hi = min(row + self.BLOCK, len(self.wall))
+        soon = int(np.searchsorted(self.wall, self.wall[row] + self.BLOCK_AHEAD, side="right"))
+        hi = min(max(soon, row + self.BLOCK_MIN), row + self.BLOCK, len(self.wall))
         rows = np.arange(row, hi)
         heads: dict[int, bytes] = {}    # rows of one session share their headers dict
         block = []
