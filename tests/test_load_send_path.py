@@ -254,3 +254,37 @@ def test_a_prepared_kava_request_is_encodes_request_without_or_with_the_session_
             assert (p.request(start if holds else None), p.key, p.holds_start) == (request, key, holds)
         holding += holds
     assert 0 < holding < len(prepared)      # both kinds of rows were compared
+
+
+def test_an_https_target_is_reached_over_verified_tls(tmp_path, monkeypatch):
+    import shutil
+    import socket
+    import ssl
+    import subprocess
+    import threading
+
+    from sim.load.sender import Connection
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = listener.accept()
+        with server_side.wrap_socket(conn, server_side=True) as tls:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += tls.recv(65536)
+            tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecure")
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))     # trust our certificate only
+    try:
+        assert Connection(f"https://127.0.0.1:{listener.getsockname()[1]}", timeout=5).exchange(REQUEST) == \
+            (200, b"secure")
+    finally:
+        listener.close()
