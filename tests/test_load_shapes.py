@@ -225,6 +225,23 @@ def test_no_session_starts_after_the_shape_ends():
     assert arrivals.done_at == pytest.approx(min(real[-1] + 3.0, 515.0))  # last session, within the grace
 
 
+def test_sessions_past_the_shape_s_end_are_neither_scheduled_nor_counted_as_generated():
+    from sim.load.schedule import Schedule, Timebase, protocol_adapters, session_stream
+    from sim.scenario.loader import load
+    t0 = 1_000.0
+    profile = shape_of(Stage("steady", 2, 50)).profile()
+    arrivals = ShapedOpenArrivals(profile, np.random.default_rng(16), t0, graceful_stop=5.0)
+    stream = session_stream(load(ROOT / "scenarios" / "typical-vod.yaml"), 16, chunk_size=512)
+    schedule = Schedule(stream, arrivals, Timebase(t0, 10.0), protocol_adapters("legacy"))
+    schedule.integrate(schedule.prepare())          # one chunk of 512 sessions: ~100 fit the shape
+    starts = schedule.states[0].start
+    in_shape = int(np.sum(starts < t0 + 2))
+    assert 0 < in_shape < 512
+    assert schedule.stats.sessions_generated == in_shape
+    due = schedule.pop_due(arrivals.parked_at + 1e6)
+    assert due and max(t for t, _, _ in due) < arrivals.parked_at
+
+
 def test_a_rate_of_zero_mid_shape_starts_nothing_then_resumes():
     profile = shape_of(Stage("steady", 10, 30), Stage("steady", 10, 0), Stage("steady", 10, 30)).profile()
     starts = ShapedOpenArrivals(profile, np.random.default_rng(15), 0.0).assign(np.zeros(1000))

@@ -230,9 +230,7 @@ def take_rows(chunk: BeaconChunk, rows: np.ndarray) -> BeaconChunk:
 
     def take(value):
         if isinstance(value, Strings) and len(value) == n:
-            if hasattr(value, "with_codes"):      # keeps a lazily built pool lazy
-                return value.with_codes(value.codes[rows])
-            return Strings(value.codes[rows], value.pool)
+            return value.with_codes(value.codes[rows])      # keeps a lazily built pool lazy
         if isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n:
             return value[rows]
         if isinstance(value, dict):
@@ -470,6 +468,9 @@ class Schedule:
         last = sessions["first_action"] + np.maximum(sessions["n_actions"], 1) - 1
         lengths_sim = actions["t"][last] if chunk.n_actions else np.zeros(n)
         starts_wall = self.arrivals.assign(lengths_sim / self.timebase.scale)
+        # a shaped run parks the sessions of its last chunk that fall after the shape's end:
+        # they never start, so they get no beacons and do not count as generated
+        parked = starts_wall >= getattr(self.arrivals, "parked_at", math.inf)
         # beacons carry simulated time: the session starts "now" on the simulated clock, and
         # the policy times each beacon from the session's start
         sessions["start"] = self.timebase.to_sim(starts_wall)
@@ -479,10 +480,12 @@ class Schedule:
         queues = []
         for adapter in self.adapters:
             beacons = adapter.policy(chunk)
+            if parked.any():
+                beacons = take_rows(beacons, np.flatnonzero(~parked[beacons.session]))
             if len(beacons):
                 queues.append(BeaconQueue(adapter, beacons, self.timebase.to_wall(beacons.send_t), state,
                                           self.stats, self.drop_after))
-        self.stats.sessions_generated += n
+        self.stats.sessions_generated += n - int(parked.sum())
         self.stats.beacons_scheduled += sum(len(q) for q in queues)
         self.stats.generate_seconds += time.perf_counter() - began
         return queues
