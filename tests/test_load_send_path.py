@@ -288,3 +288,30 @@ def test_an_https_target_is_reached_over_verified_tls(tmp_path, monkeypatch):
             (200, b"secure")
     finally:
         listener.close()
+
+
+# --- the workers' ledgers merged into one -------------------------------------------------------
+
+def _ledger_part(path, stamps):
+    import orjson
+    path.write_bytes(b"".join(orjson.dumps({"ts": t, "key": f"{path.stem}-{t}"}) + b"\n" for t in stamps))
+    return path
+
+
+def test_worker_ledgers_merge_into_one_in_send_order_and_the_parts_go(tmp_path):
+    import orjson
+
+    from sim.load.sender import merge_ledgers
+    parts = [_ledger_part(tmp_path / "l.w0.jsonl", [1.0, 3.0, 5.0]), _ledger_part(tmp_path / "l.w1.jsonl", [2.0, 4.0])]
+    assert merge_ledgers(parts, tmp_path / "l.jsonl", expected_lines=5) == 5
+    lines = [orjson.loads(line) for line in (tmp_path / "l.jsonl").read_bytes().splitlines()]
+    assert [line["ts"] for line in lines] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.jsonl"]
+
+
+def test_ledgers_that_are_not_what_the_workers_wrote_are_left_as_they_are(tmp_path):
+    from sim.load.sender import merge_ledgers
+    parts = [_ledger_part(tmp_path / "l.w0.jsonl", [1.0, 3.0]), _ledger_part(tmp_path / "l.w1.jsonl", [2.0])]
+    with pytest.raises(ValueError, match="3 lines, the workers wrote 4"):
+        merge_ledgers(parts, tmp_path / "l.jsonl", expected_lines=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.w0.jsonl", "l.w1.jsonl"]

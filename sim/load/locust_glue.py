@@ -26,7 +26,7 @@ from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from .plan import DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options, prepare_inputs
-from .sender import LatenessHistogram, Ledger, Sender, lateness_summary, worker_ledger_path
+from .sender import LatenessHistogram, Ledger, Sender, lateness_summary, merge_ledgers, worker_ledger_path
 from .viewers import process_figures, viewer_table
 
 log = logging.getLogger("player-sim")
@@ -248,6 +248,28 @@ def _collect_final_summaries(environment) -> None:
         gevent.sleep(0.05)
     _report(environment, merge_summaries(list(STATE.worker_summaries.values()), options.late_threshold))
     STATE.reported = True
+    if options.ledger:
+        _merge_worker_ledgers(Path(options.ledger), list(STATE.worker_summaries.values()))
+
+
+def _merge_worker_ledgers(out: Path, summaries: list[dict]) -> None:
+    """Master: the workers' ledgers become the one ledger `--ledger` names when they are files
+    on this machine (`--processes`, or workers beside the master); workers on other machines
+    keep theirs, to gather and reconcile together (`player-sim reconcile 'ledger.w*.jsonl'`)."""
+    written = {r["path"]: r["lines"] for s in summaries if (r := s.get("ledger"))}
+    parts = [Path(p) for p in sorted(written)]
+    if not parts:
+        return
+    if not all(p.is_file() for p in parts):
+        log.info(f"player-sim: the workers' ledgers are on their machines ({', '.join(p.name for p in parts)}); "
+                 f"gather them and reconcile them together")
+        return
+    try:
+        lines = merge_ledgers(parts, out, expected_lines=sum(written.values()))
+    except (OSError, ValueError) as exc:
+        log.warning(f"player-sim: the workers' ledgers stay as they are ({exc})")
+        return
+    log.info(f"player-sim: {len(parts)} worker ledgers merged into {out} ({lines} sends)")
 
 
 def _report(environment, summary: dict) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import heapq
 import logging
 import os
 import socket
@@ -147,6 +148,36 @@ class Ledger:
         if not self.file.closed:
             self.file.close()
             self.tmp.unlink(missing_ok=True)
+
+
+def merge_ledgers(parts: list[Path], out: Path, expected_lines: int | None = None) -> int:
+    """The workers' ledgers `parts` as one ledger at `out`, written whole, then the parts
+    removed; returns the lines written. A k-way merge by `ts`, read and written line by line:
+    each part is in the order its worker completed the sends, so the whole is in send order
+    but for sends that overlapped in flight. With
+    `expected_lines`, a different count (parts that are not the ones the workers wrote)
+    raises ValueError and leaves the parts and `out` as they were."""
+    files = [open(part, "rb") for part in parts]
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    lines = 0
+    try:
+        keyed = [((orjson.loads(line)["ts"], line) for line in f) for f in files]
+        with open(tmp, "wb", buffering=1 << 20) as merged:
+            for _, line in heapq.merge(*keyed, key=lambda item: item[0]):
+                merged.write(line if line.endswith(b"\n") else line + b"\n")
+                lines += 1
+        if expected_lines is not None and lines != expected_lines:
+            raise ValueError(f"the ledgers hold {lines} lines, the workers wrote {expected_lines}")
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        for f in files:
+            f.close()
+    for part in parts:
+        part.unlink()
+    return lines
 
 
 def worker_ledger_path(path: str, worker_index: int | None) -> str:
@@ -499,6 +530,8 @@ class Sender:
             # CPU seconds of this process (every thread) from the first send loop to the stop
             "cpu_s": round((self.cpu_stopped or time.process_time()) - self.cpu_started, 3)
             if self.cpu_started is not None else 0.0,
+            "ledger": None if self.ledger is None else {"path": str(self.ledger.path.resolve()),
+                                                         "lines": self.ledger.lines},
         }
 
 
