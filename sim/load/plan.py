@@ -46,7 +46,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--ramp-up", type=float, default=10.0, help="closed model: first sessions start spread over this many seconds")
     g.add_argument("--time-scale", type=float, default=1.0, help="play this many times faster than real time")
     g.add_argument("--seed", type=int, default=1, help="random seed (each worker draws its own stream from it)")
-    g.add_argument("--ledger", default="", help="write every send as JSON lines here (workers add .w<N>)")
+    g.add_argument("--ledger", default="", help="write every send as JSON lines here (workers write .w<N> parts; "
+                                                "the master merges the ones on its machine)")
     g.add_argument("--summary-json", default="", help="write the run's lateness/failure figures here at the end")
     g.add_argument("--partner-id", type=int, default=0, help="override the scenarios' partner id")
     g.add_argument("--entry-id", default="", help="send every session for this entry id")
