@@ -132,13 +132,16 @@ def wire_requests(chunk: BeaconChunk, encoding: str | None, rows: Iterable[int] 
     """The WireRequest of every beacon (or of `rows`, in that order), encoded by the codec.
 
     `encoding` None: each row's own (`codec.encoding_at`, the scenario's choice) or the
-    protocol's default.
+    protocol's default, built column-wise by the codec's `encode_many`.
     """
     codec = _module(chunk.protocol, "codec")
+    rows = np.arange(len(chunk)) if rows is None else np.asarray(rows, dtype=np.int64)
+    if encoding is None and hasattr(codec, "encode_many"):
+        return codec.encode_many(chunk, rows)
     own = getattr(codec, "encoding_at", None)
     default = ENCODINGS[chunk.protocol][0]
     out = []
-    for i in (range(len(chunk)) if rows is None else (int(r) for r in rows)):
+    for i in rows.tolist():
         enc = encoding or (own(chunk, i) if own else default)
         out.append(codec.encode(codec.beacon_at(chunk, i), enc))
     return out

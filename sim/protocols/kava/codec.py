@@ -409,15 +409,16 @@ class Prepared:
     the live server's first answer gives: `request(None)` is `encode` of the beacon without
     it, `request(t)` with `sessionStartTime` t in its wire place."""
 
-    __slots__ = ("method", "prefix", "head", "tail", "headers", "key", "holds_start", "event_type")
+    __slots__ = ("method", "prefix", "head", "tail", "headers", "key", "holds_start", "event_type", "start")
 
-    def __init__(self, method, prefix, head, tail, headers, key, holds_start, event_type):
+    def __init__(self, method, prefix, head, tail, headers, key, holds_start, event_type, start=None):
         self.method = method            # "POST": the body's members are split; "GET": the query's
         self.prefix = prefix            # POST: the whole URL; GET: the URL up to the split params
         self.head, self.tail = head, tail   # members / params before and after sessionStartTime
         self.headers, self.key = headers, key
         self.holds_start = holds_start  # the player holds a sessionStartTime for this beacon
         self.event_type = event_type
+        self.start = start              # the sessionStartTime the beacon itself holds (None: none)
 
     def request(self, session_start: int | None) -> WireRequest:
         head, tail = self.head, self.tail
@@ -498,14 +499,21 @@ def prepare_rows(chunk: BeaconChunk, rows: np.ndarray) -> list[Prepared]:
         key = ":".join([str(p[j]) for p in key_parts]
                        + ["" if p[j] is None else js_number(float(p[j])) for p in key_sums])
         out[j] = Prepared(method, prefix, head, tail, headers[j], key, starts[j] is not None,
-                          int(types[j] or 0))
+                          int(types[j] or 0), starts[j])
     return out
+
+
+def encode_many(chunk: BeaconChunk, rows: np.ndarray) -> list[WireRequest]:
+    """`encode(beacon_at(chunk, i), encoding_at(chunk, i))` for each i in `rows`, byte for
+    byte, built column by column (`prepare_rows` with each beacon's own sessionStartTime)."""
+    return [p.request(p.start) for p in prepare_rows(chunk, rows)]
 
 
 def _prepare_one(chunk: BeaconChunk, i: int) -> Prepared:
     """`Prepared` for one row through `beacon_at` and `encode` (the general path)."""
     beacon = beacon_at(chunk, i)
-    holds = beacon.fields.pop(SESSION_START, None) is not None
+    start = beacon.fields.pop(SESSION_START, None)
+    holds = start is not None
     request = encode(beacon, encoding_at(chunk, i))
     key = ledger_key(beacon)
     event_type = int(beacon.fields.get("eventType", 0))
@@ -518,10 +526,10 @@ def _prepare_one(chunk: BeaconChunk, i: int) -> Prepared:
         head, tail = text[:at], text[at + len(marker):]
         if request.method == "POST":
             head, tail = head[1:].rstrip(b","), tail[:-1].lstrip(b",")
-            return Prepared("POST", request.url, head, tail, request.headers, key, True, event_type)
+            return Prepared("POST", request.url, head, tail, request.headers, key, True, event_type, start)
         prefix = f"{PATH}?service=analytics&action=trackEvent&"
         return Prepared("GET", prefix, head[len(prefix):].rstrip("&"), tail.lstrip("&"), request.headers, key,
-                        True, event_type)
+                        True, event_type, start)
     if request.method == "POST":
         return Prepared("POST", request.url, request.body[1:-1], b"", request.headers, key, False, event_type)
     prefix = f"{PATH}?service=analytics&action=trackEvent&"

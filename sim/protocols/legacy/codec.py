@@ -316,6 +316,11 @@ def encode_rows(chunk: BeaconChunk, rows: np.ndarray) -> tuple[list[WireRequest]
     return requests, keys
 
 
+def encode_many(chunk: BeaconChunk, rows: np.ndarray) -> list[WireRequest]:
+    """`encode(beacon_at(chunk, i))` for each i in `rows`, byte for byte (`encode_rows`)."""
+    return encode_rows(chunk, rows)[0]
+
+
 def _per_row(values: np.ndarray, fmt) -> list:
     """`fmt(v)` for each of `values`, called once per distinct value."""
     used, inverse = np.unique(values, return_inverse=True)
