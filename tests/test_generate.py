@@ -391,3 +391,19 @@ def test_session_start_times_follow_the_scenario_hourly_curve_in_viewer_local_ti
         select avg(case when hour(to_timestamp(t - 5 * 3600) at time zone 'UTC') between 8 and 17 then 1 else 0 end)
         from starts""").fetchall()[0][0]
     assert abs(share - 0.742) < 0.04, share
+
+
+@pytest.mark.parametrize("protocol", ["legacy", "kava"])
+def test_request_rows_are_byte_for_byte_what_encode_gives_each_beacon(protocol):
+    import importlib
+
+    from sim.generate import beacon_chunks, wire_requests
+    from sim.player.model import generate_sessions
+    from sim.scenario.loader import load
+    codec = importlib.import_module(f"sim.protocols.{protocol}.codec")
+    chunk = next(generate_sessions(load(MIX), 5, sessions=300, chunk_size=300))
+    (beacons,) = beacon_chunks(chunk, protocol)
+    rows = np.arange(len(beacons))[::-1]            # any order, as the send order takes them
+    own = getattr(codec, "encoding_at", None)
+    expected = [codec.encode(codec.beacon_at(beacons, int(i)), own(beacons, int(i)) if own else "get") for i in rows]
+    assert wire_requests(beacons, None, rows) == expected
