@@ -36,7 +36,7 @@ BOOLEAN = pa.bool_()
 WIRE_FIELDS: dict[str, pa.DataType] = {
     "eventType": INTEGER,
     # legacy stats.collect (KalturaStatsEvent)
-    "clientVer": STRING, "eventTimestamp": DOUBLE, "sessionId": STRING, "partnerId": INTEGER,
+    "clientVer": STRING, "eventTimestamp": BIGINT, "sessionId": STRING, "partnerId": INTEGER,
     "entryId": STRING, "widgetId": STRING, "uiconfId": INTEGER, "userId": STRING,
     "currentPoint": DOUBLE, "duration": DOUBLE, "seek": BOOLEAN, "referrer": STRING,
     "isFirstInSession": BOOLEAN, "historyEvents": STRING, "objectType": STRING,

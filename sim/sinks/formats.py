@@ -29,8 +29,8 @@ PARQUET_DICTIONARY_PAGE_BYTES = 8 << 20
 # row group uses costs more than the few unused ones take in the file.
 PARQUET_WHOLE_DICTIONARY_ENTRIES = 64
 # Encodings that beat plain + zstd on time at about the same size: send times climb slowly
-# (byte-stream split), event types and session numbers are small steps (delta).
-PARQUET_COLUMN_ENCODINGS = {"ts": "BYTE_STREAM_SPLIT", "eventTimestamp": "BYTE_STREAM_SPLIT",
+# (byte-stream split), event times in ms, event types and session numbers are small steps (delta).
+PARQUET_COLUMN_ENCODINGS = {"ts": "BYTE_STREAM_SPLIT", "eventTimestamp": "DELTA_BINARY_PACKED",
                             "eventType": "DELTA_BINARY_PACKED", "truth_session_seq": "DELTA_BINARY_PACKED"}
 JSONL_SLICE_ROWS = 1 << 16      # bounds the memory of the assembled text
 
