@@ -149,6 +149,21 @@ def test_cli_exits_0_when_nothing_is_lost(files):
     assert "nothing lost or duplicated" in result.stdout
 
 
+def test_cli_table_of_a_healthy_run_fits_80_columns_and_says_the_zero_counts_below(files):
+    ledger, store = files(SENT, STORED)
+    result = runner.invoke(app, ["reconcile", str(ledger), "--store", str(store)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert "…" not in result.output
+    assert "0 failed at send, 0 arrived despite failure, 0 unexpected, 0 rejected" in result.output
+
+
+def test_cli_table_shows_a_count_column_when_the_run_has_any(files):
+    ledger, store = files(SENT, STORED[:3] + [("L1:1", "legacy", 2, False, "SIMULATED_FAILURE")])
+    result = runner.invoke(app, ["reconcile", str(ledger), "--store", str(store)], env={"COLUMNS": "120"})
+    header = next(line for line in result.output.splitlines() if "protocol" in line)
+    assert "rejected" in header and "unexpected" not in header
+
+
 def test_cli_exits_1_and_reports_json_when_an_event_is_lost(files):
     ledger, store = files(SENT, STORED[1:])
     result = runner.invoke(app, ["reconcile", str(ledger), "--store", str(store), "--json"])

@@ -11,6 +11,7 @@ from . import app
 LABELS = {"sent": "sent", "failed_at_send": "failed at send", "received": "received", "lost": "lost",
           "duplicated": "duplicated", "arrived_despite_failure": "arrived despite failure",
           "unexpected": "unexpected", "rejected": "rejected"}
+ALWAYS_SHOWN = ("sent", "received", "lost", "duplicated")
 
 
 def _fail(message: str) -> None:
@@ -45,17 +46,23 @@ def reconcile(
         typer.echo(result.to_json())
     else:
         table = Table(title=f"Reconciliation: {ledger} against {store}", title_justify="left")
-        table.add_column("protocol")
+        table.add_column("protocol", no_wrap=True, min_width=6)
         table.add_column("eventType", justify="right")
-        for c in COUNTS:
-            table.add_column(LABELS[c], justify="right",
+        # counts that are 0 for the whole run (a healthy one: failures, rejections) are said
+        # below the table instead, so it fits a terminal
+        shown = [c for c in COUNTS if c in ALWAYS_SHOWN or result.totals[c]]
+        for c in shown:
+            table.add_column(LABELS[c], justify="right", no_wrap=True,
                              style="red" if c in ("lost", "duplicated") else None)
         for row in result.by_type:
             table.add_row(row["protocol"] or "?", "?" if row["eventType"] is None else str(row["eventType"]),
-                          *(f"{row[c]:,}" for c in COUNTS))
-        table.add_row("total", "", *(f"{result.totals[c]:,}" for c in COUNTS), style="bold", end_section=True)
+                          *(f"{row[c]:,}" for c in shown))
+        table.add_row("total", "", *(f"{result.totals[c]:,}" for c in shown), style="bold", end_section=True)
         console = Console()
         console.print(table)
+        zeros = [f"0 {LABELS[c]}" for c in COUNTS if c not in shown]
+        if zeros:
+            console.print(", ".join(zeros))
         for r in result.failed_reasons:
             console.print(f"failed at send {r['protocol']}: {r['error'] or '(no reason)'} x {r['lines']:,}")
         for r in result.rejected_reasons:
