@@ -101,3 +101,15 @@ def test_project_options_are_read_from_tool_locust_in_pyproject(tmp_path, collec
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     lines = ledger_lines(tmp_path / "ledger.jsonl")
     assert lines and {line["protocol"] for line in lines} == {"legacy"}
+
+
+def test_a_bad_option_exits_2_with_its_location_said_once_and_no_traceback(tmp_path, collector):
+    shape = tmp_path / "shape.yaml"
+    shape.write_text("stages:\n  - ramp: {to: 50, ovr: 2m}\n")
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-t", "3s", "--host", collector.url,
+           "--shape", str(shape)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120)
+    said = (done.stdout + done.stderr).decode()
+    assert done.returncode == 2
+    assert said.count(f"{shape}:2:20: stages[0].ramp.ovr: unknown key 'ovr'") == 1, said
+    assert "Traceback" not in said

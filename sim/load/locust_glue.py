@@ -74,11 +74,18 @@ def _worker_index(runner) -> int | None:
     return None
 
 
+def _say_error(options, message: str) -> None:
+    """Log an error; print it too when Locust's log does not reach the terminal (a log file,
+    or no log set up), so the user sees it exactly once."""
+    log.error(message)
+    if options is None or getattr(options, "logfile", None) or getattr(options, "skip_log_setup", False):
+        print(f"player-sim: {message}", file=sys.stderr)
+
+
 def _fail(environment, message: str) -> None:
     """Report a bad option and stop the run with a non-zero exit, no traceback."""
     STATE.failed_to_start = message
-    log.error(message)
-    print(f"player-sim: {message}", file=sys.stderr)
+    _say_error(environment.parsed_options, message)
     environment.process_exit_code = 2
     runner = environment.runner
     if runner is not None:
@@ -420,8 +427,7 @@ def on_init(environment, **_kw) -> None:
         try:
             check_options(options, environment.host or DEFAULT_HOST)
         except OptionError as exc:
-            log.error(str(exc))
-            print(f"player-sim: {exc}", file=sys.stderr)
+            _say_error(options, str(exc))
             sys.exit(2)
     if options is not None and not isinstance(runner, MasterRunner):
         # Scenarios, population and compiled policies take seconds: prepare them in a native
