@@ -415,15 +415,6 @@ _HEX_LOWER = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _HEX_UPPER = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
 
 
-def _guid_bytes(nibbles: np.ndarray, alphabet: np.ndarray) -> np.ndarray:
-    """(n, 32) nibbles -> (n, 36) ASCII of 8-4-4-4-12 GUIDs."""
-    out = np.full((len(nibbles), 36), ord("-"), dtype=np.uint8)
-    chars = alphabet[nibbles]
-    for lo, hi, src in ((0, 8, 0), (9, 13, 8), (14, 18, 12), (19, 23, 16), (24, 36, 20)):
-        out[:, lo:hi] = chars[:, src:src + hi - lo]
-    return out
-
-
 def _as_strings(ascii_rows: np.ndarray) -> np.ndarray:
     width = ascii_rows.shape[1]
     return np.ascontiguousarray(ascii_rows).view(f"S{width}").ravel().astype(f"U{width}").astype(object)
@@ -435,24 +426,36 @@ def _session_ids(chunk: SessionChunk, flavor_s: np.ndarray, session: np.ndarray)
     `chunk.rng("legacy")`. `session` is each row's session."""
     n = len(flavor_s)
     nibbles = chunk.rng("legacy").integers(0, 16, size=(n, 64), dtype=np.uint8)
-    widths = np.where(flavor_s == V7, 73, 36)
     offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(widths, out=offsets[1:])
+    np.cumsum(np.where(flavor_s == V7, 73, 36), out=offsets[1:])
     data = np.empty(int(offsets[-1]), np.uint8)
-
-    def put(rows: np.ndarray, ascii_rows: np.ndarray) -> None:
-        data[offsets[rows][:, None] + np.arange(ascii_rows.shape[1])] = ascii_rows
-
-    for code, alphabet in ((KDP, _HEX_UPPER), (MWEMBED, _HEX_LOWER)):
-        rows = np.flatnonzero(flavor_s == code)
-        if len(rows):
-            put(rows, _guid_bytes(nibbles[rows, :32], alphabet))
-    rows = np.flatnonzero(flavor_s == V7)
-    if len(rows):
-        put(rows, np.concatenate([_guid_bytes(nibbles[rows, :32], _HEX_LOWER),
-                                  np.full((len(rows), 1), ord(":"), np.uint8),
-                                  _guid_bytes(nibbles[rows, 32:], _HEX_LOWER)], axis=1))
+    _write_session_ids(nibbles, np.asarray(flavor_s, np.int64), KDP, V7, _HEX_UPPER, _HEX_LOWER, offsets, data)
     return AsciiStrings(session.astype(np.int32), data, offsets)
+
+
+@njit(cache=True)
+def _write_guid(nibbles, i, src, alphabet, data, p):
+    """ASCII of the 8-4-4-4-12 GUID of nibbles[i, src:src + 32] at data[p:]; the end position."""
+    for group in range(5):
+        size = 12 if group == 4 else (8 if group == 0 else 4)
+        if group:
+            data[p] = 45                        # "-"
+            p += 1
+        for _ in range(size):
+            data[p] = alphabet[nibbles[i, src]]
+            src += 1
+            p += 1
+    return p
+
+
+@njit(cache=True)
+def _write_session_ids(nibbles, flavor_s, kdp, v7, upper, lower, offsets, data):
+    for i in range(len(flavor_s)):
+        alphabet = upper if flavor_s[i] == kdp else lower
+        p = _write_guid(nibbles, i, 0, alphabet, data, offsets[i])
+        if flavor_s[i] == v7:
+            data[p] = 58                        # ":"
+            _write_guid(nibbles, i, 32, alphabet, data, p + 1)
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
