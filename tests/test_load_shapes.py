@@ -95,7 +95,7 @@ BAD = {
     "k6 stage without target": ("stages:\n  - {duration: 1m}\n",
                                 ":2:5: stages[0].target: missing required key 'target' in a k6 stage"),
     "no stages": ("graceful_stop: 10s\n", ":1:1: stages: missing required key 'stages'"),
-    "empty stages": ("stages: []\n", ":1:9: stages: expected a list of at least one stage, got a list"),
+    "empty stages": ("stages: []\n", ":1:9: stages: expected a list of at least one stage, got an empty list"),
     "unknown top key": ("stages:\n  - steady: {level: 1, for: 1m}\nstage: 1\n",
                         ":3:1: stage: unknown key 'stage' (did you mean 'stages'?)"),
     "bad graceful stop": ("stages:\n  - steady: {level: 1, for: 1m}\ngraceful_stop: soon\n",

@@ -192,7 +192,8 @@ def _check(data: dict, locs: dict, file: str, problems: list[Problem]) -> Shape 
         bad(("stages",), "missing required key 'stages' (a list such as - ramp: {to: 50, over: 2m})", at_key=True)
         return None
     if not isinstance(stages_data, list) or not stages_data:
-        bad(("stages",), f"expected a list of at least one stage, got {describe(stages_data)}")
+        got = "an empty list" if stages_data == [] else describe(stages_data)
+        bad(("stages",), f"expected a list of at least one stage, got {got}")
         return None
     stages = []
     for i, item in enumerate(stages_data):
