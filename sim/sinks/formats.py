@@ -282,19 +282,36 @@ def compact_dictionary(arr: pa.DictionaryArray, always: bool = False) -> pa.Dict
     if size == 0 or (not always and size <= len(arr) // 4):
         return arr
     indices = arr.indices
-    mask = None
-    codes = indices.fill_null(0).to_numpy(zero_copy_only=False)
-    used = np.zeros(size, dtype=bool)
-    if indices.null_count:
-        mask = np.asarray(indices.is_null())
-        used[codes[~mask]] = True
-    else:
-        used[codes] = True
-    if used.all():
+    codes = indices.fill_null(-1).to_numpy(zero_copy_only=False) if indices.null_count \
+        else indices.to_numpy(zero_copy_only=False)
+    remapped, used = _compact_codes(codes, size)
+    if len(used) == size:
         return arr
-    remap = (np.cumsum(used) - 1).astype(np.int32)
-    return pa.DictionaryArray.from_arrays(pa.array(remap[codes], mask=mask),
-                                          arr.dictionary.filter(pa.array(used)))
+    mask = np.asarray(indices.is_null()) if indices.null_count else None
+    return pa.DictionaryArray.from_arrays(pa.array(remapped, mask=mask), arr.dictionary.take(pa.array(used)))
+
+
+@njit(cache=True)
+def _compact_codes(codes, size):
+    """(codes renumbered over the entries used, in entry order; the entries used). -1 stays
+    -1 (null) and comes out as 0 under the caller's mask."""
+    seen = np.zeros(size, np.bool_)
+    for c in codes:
+        if c >= 0:
+            seen[c] = True
+    new = np.empty(size, np.int32)
+    used = np.empty(size, np.int64)
+    k = 0
+    for e in range(size):
+        if seen[e]:
+            new[e] = k
+            used[k] = e
+            k += 1
+    out = np.empty(len(codes), np.int32)
+    for i in range(len(codes)):
+        c = codes[i]
+        out[i] = new[c] if c >= 0 else 0
+    return out, used[:k]
 
 
 def _json_strings(arr: pa.Array) -> pa.Array:
