@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import orjson
 
 from sim.protocols.beacons import Beacon, WireRequest
-from sim.protocols.dispatch import (KAVA, LEGACY, DecodeError, ParsedRequest, beacon_from_params,
+from sim.protocols.dispatch import (LEGACY, DecodeError, ParsedRequest, beacon_from_params,
                                     codec_for, header, parse_request)
 
 from . import kaltura_api as api

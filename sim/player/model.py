@@ -49,7 +49,7 @@ enforced. The per-entry hourly burst factor of viewing-realism 3.0 step 1 is not
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 from numba import njit
@@ -58,6 +58,9 @@ from ..population import Population, build_population
 from ..scenario.distributions import DIST_ROW, KIND, compile_dist
 from ..scenario.model import Scenario
 from .clock import ArrivalPlan, partition_arrivals, plan_arrivals
+
+if TYPE_CHECKING:   # a run loads script.py when it is prepared (prepare_run); the annotation needs only the name
+    from .script import ScriptTemplates
 from .timeline import ACTION_COLUMNS, SESSION_COLUMNS, Action, AdPosition, Outcome, SessionChunk
 
 # Stream key of the player model in a run's SeedSequence: partition p draws from (seed, MODEL_KEY, p).
