@@ -58,10 +58,10 @@ from ..population import Population, build_population
 from ..scenario.distributions import DIST_ROW, KIND, compile_dist
 from ..scenario.model import Scenario
 from .clock import ArrivalPlan, partition_arrivals, plan_arrivals
+from .timeline import ACTION_COLUMNS, SESSION_COLUMNS, Action, AdPosition, Outcome, SessionChunk
 
 if TYPE_CHECKING:   # a run loads script.py when it is prepared (prepare_run); the annotation needs only the name
     from .script import ScriptTemplates
-from .timeline import ACTION_COLUMNS, SESSION_COLUMNS, Action, AdPosition, Outcome, SessionChunk
 
 # Stream key of the player model in a run's SeedSequence: partition p draws from (seed, MODEL_KEY, p).
 MODEL_KEY = 3
