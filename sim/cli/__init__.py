@@ -6,6 +6,8 @@ tracebacks are for bugs only.
 """
 from __future__ import annotations
 
+from typing import NoReturn
+
 import typer
 
 app = typer.Typer(
@@ -15,6 +17,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+def fail(command: str, message: str, code: int = 2) -> NoReturn:
+    """Say `player-sim COMMAND: message` on stderr and exit with `code` (2: bad input)."""
+    typer.echo(f"player-sim {command}: {message}", err=True)
+    raise typer.Exit(code) from None
+
 
 # Each module adds its command(s) to `app` when imported.
 from . import commands  # noqa: E402,F401

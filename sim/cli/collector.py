@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from . import app
+from . import app, fail
 
 
 def _bool(value: str, option: str) -> bool:
@@ -48,8 +48,7 @@ def collector(
         delay = parse_delay(slow_ms)
         FaultPlan(fail_rate, reset_rate, delay)     # checks the rates together
     except FaultSpecError as exc:
-        typer.echo(f"player-sim collector: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail("collector", str(exc))
     config = CollectorConfig(store=store, host=host, port=port, fail_rate=fail_rate,
                              reset_rate=reset_rate, slow=delay,
                              view_events_enabled=_bool(view_events_enabled, "--view-events-enabled"),
@@ -57,6 +56,5 @@ def collector(
     try:
         code = serve(config)
     except ServeError as exc:
-        typer.echo(f"player-sim collector: {exc}", err=True)
-        raise typer.Exit(1) from None
+        fail("collector", str(exc), code=1)
     raise typer.Exit(code)

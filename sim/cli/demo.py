@@ -17,7 +17,7 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from . import app, fail
 
 PLAYER_SIM = [sys.executable, "-c", "from sim.cli import main; main()"]
 LOCUSTFILE = '''"""player-sim live load (written by `player-sim demo`)."""
@@ -115,8 +115,7 @@ def demo(
     folder.mkdir(parents=True, exist_ok=True)
     store, ledger, summary = folder / "collector.duckdb", folder / "ledger.jsonl", folder / "load-summary.json"
     if store.exists():
-        typer.echo(f"player-sim demo: {store} already exists; give a fresh --out folder", err=True)
-        raise typer.Exit(2)
+        fail("demo", f"{store} already exists; give a fresh --out folder")
     collector = None
     try:
         _say(f"collector: starting with a fresh store {store}")
@@ -133,8 +132,7 @@ def demo(
         if summary.exists():
             typer.echo(summary.read_text(), err=True)
     except DemoError as exc:
-        typer.echo(f"player-sim demo: {exc}", err=True)
-        raise typer.Exit(1) from None
+        fail("demo", str(exc), code=1)
     finally:
         if collector is not None:
             _say("collector: stopping (SIGTERM)")
@@ -147,6 +145,5 @@ def demo(
     _say(f"player-sim reconcile {ledger} --store {store}")
     reconciled = subprocess.run([*PLAYER_SIM, "reconcile", str(ledger), "--store", str(store)])
     if reconciled.returncode != 0:
-        typer.echo("player-sim demo: the reconciliation found lost or duplicated beacons", err=True)
-        raise typer.Exit(1)
+        fail("demo", "the reconciliation found lost or duplicated beacons", code=1)
     _say(f"done: everything sent arrived. Files in {folder}")

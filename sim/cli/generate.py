@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from . import app, fail
 
 
 class ProtocolChoice(str, Enum):
@@ -26,11 +26,6 @@ class FormatChoice(str, Enum):
 
 class PartitionChoice(str, Enum):
     day = "day"
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"player-sim generate: {message}", err=True)
-    raise typer.Exit(2)
 
 
 def parse_encodings(text: str | None, protocol: str) -> dict[str, str]:
@@ -91,21 +86,21 @@ def generate(
     from ..scenario.loader import ScenarioError, load
 
     if (sessions is None) == (days is None):
-        _fail("give exactly one of --sessions N or --days D")
+        fail("generate", "give exactly one of --sessions N or --days D")
     if sessions is not None and sessions < 1:
-        _fail(f"--sessions must be at least 1, got {sessions}")
+        fail("generate", f"--sessions must be at least 1, got {sessions}")
     if days is not None and not days > 0:
-        _fail(f"--days must be more than 0, got {days}")
+        fail("generate", f"--days must be more than 0, got {days}")
     if encoding is not None and fmt is not FormatChoice.requests:
-        _fail("--encoding applies to --format requests only")
+        fail("generate", "--encoding applies to --format requests only")
     try:
         encodings = parse_encodings(encoding, protocol.value)
     except ValueError as exc:
-        _fail(str(exc))
+        fail("generate", str(exc))
     if out.exists() and partition is None and out.is_dir():
-        _fail(f"--out {out}: is a folder (use --partition day to write a folder)")
+        fail("generate", f"--out {out}: is a folder (use --partition day to write a folder)")
     if out.exists() and partition is not None and not out.is_dir():
-        _fail(f"--out {out}: is a file, --partition day writes a folder")
+        fail("generate", f"--out {out}: is a file, --partition day writes a folder")
 
     try:
         components = load(scenario)
@@ -120,9 +115,9 @@ def generate(
                                  fmt=fmt.value, out=out, partition=partition.value if partition else None,
                                  encoding=encodings or None, on_progress=on_progress)
         except (ScriptError, PopulationError) as exc:   # found while compiling the scenario
-            _fail(str(exc))
+            fail("generate", str(exc))
         except OSError as exc:
-            _fail(f"--out {out}: {exc.strerror or exc}")
+            fail("generate", f"--out {out}: {exc.strerror or exc}")
     typer.echo(f"{out}: {stats.summary()}")
 
 

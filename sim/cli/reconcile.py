@@ -6,17 +6,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import app
+from . import app, fail
 
 LABELS = {"sent": "sent", "failed_at_send": "failed at send", "received": "received", "lost": "lost",
           "duplicated": "duplicated", "arrived_despite_failure": "arrived despite failure",
           "unexpected": "unexpected", "rejected": "rejected"}
 ALWAYS_SHOWN = ("sent", "received", "lost", "duplicated")
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"player-sim reconcile: {message}", err=True)
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -39,9 +34,9 @@ def reconcile(
     try:
         result = run(ledger, store)
     except SourceError as exc:
-        _fail(str(exc))
+        fail("reconcile", str(exc))
     except duckdb.Error as exc:
-        _fail(f"{ledger}: cannot reconcile ({str(exc).splitlines()[0]})")
+        fail("reconcile", f"{ledger}: cannot reconcile ({str(exc).splitlines()[0]})")
     if json_out:
         typer.echo(result.to_json())
     else:

@@ -8,17 +8,12 @@ import duckdb
 import typer
 from rich.console import Console
 
-from . import app
+from . import app, fail
 
 
 class ProtocolChoice(str, Enum):
     legacy = "legacy"
     kava = "kava"
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"player-sim report: {message}", err=True)
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -47,14 +42,14 @@ def report(
         metrics = compute(source, protocol=protocol.value if protocol else None, by=by, top=top,
                           tz_offset_min=tz_offset)
     except (SourceError, ValueError) as exc:
-        _fail(str(exc))
+        fail("report", str(exc))
     except duckdb.Error as exc:
-        _fail(f"{source}: cannot compute metrics ({str(exc).splitlines()[0]})")
+        fail("report", f"{source}: cannot compute metrics ({str(exc).splitlines()[0]})")
     if html:
         try:
             write_html(metrics, html)
         except OSError as exc:
-            _fail(f"--html {html}: {exc.strerror or exc}")
+            fail("report", f"--html {html}: {exc.strerror or exc}")
     if json_out:
         typer.echo(metrics.to_json())
         return
