@@ -49,7 +49,8 @@ import numpy as np
 from numba import njit
 
 from ...player.timeline import SessionChunk
-from ..beacons import BeaconChunk, Strings
+from ..beacons import AsciiStrings, BeaconChunk, Strings
+from ..session_ids import guid_pool
 
 NOT_SENT = -1
 API_VERSION = "3.3.0"
@@ -600,22 +601,15 @@ def _loaded_plugins(scenario) -> str:
     return ",".join(plugins)
 
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_GUID_HEX_AT = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
-
-
-def session_ids(rng: np.random.Generator, n: int) -> np.ndarray:
-    """`n` KAVA session ids `<guid>:<guid>` (lowercase 8-4-4-4-12 hex), as an object array.
+def session_ids(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`n` KAVA session ids `<guid>:<guid>` (lowercase 8-4-4-4-12 hex), as an AsciiStrings
+    pool (data, offsets).
 
     Part 1 stands for the player on the page, part 2 for the media; a session is one entry
     loaded in one player, so both are new per session.
     """
     nibbles = rng.integers(0, 16, size=(n, 64), dtype=np.uint8)
-    out = np.full((n, 73), ord("-"), dtype=np.uint8)
-    out[:, 36] = ord(":")
-    out[:, _GUID_HEX_AT] = _HEX[nibbles[:, :32]]
-    out[:, 37 + _GUID_HEX_AT] = _HEX[nibbles[:, 32:]]
-    return out.view("S73").ravel().astype(str).astype(object)
+    return guid_pool(nibbles, np.zeros(n, bool), np.ones(n, bool))
 
 
 def _error_details(codes: np.ndarray) -> Strings:
@@ -713,7 +707,7 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
     def small_int(col: int, dtype) -> np.ndarray:
         return out_i[:, col].astype(dtype)
 
-    session_strings = Strings(sess.astype(np.int32), ids)
+    session_strings = AsciiStrings(sess.astype(np.int32), *ids)
     loaded = _const(settings["loaded_plugins"], row_scen)
     loaded.codes[etype != EventType.IMPRESSION] = -1
     user_codes = chunk.sessions["user_id"].astype(np.int32)

@@ -56,6 +56,7 @@ from numba import njit
 
 from ...player.timeline import Action, SessionChunk
 from ..beacons import AsciiStrings, BeaconChunk, Strings
+from ..session_ids import guid_pool
 from ..urlencoding import encode_uri_component
 
 FLAVORS = ("kdp", "mwembed", "v7")
@@ -412,7 +413,6 @@ def _walk(flavor_s, start, duration, live, first_action, n_actions,
 # --- string columns, built per session or per pool, never per beacon ---------------------------
 
 _HEX_LOWER = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_HEX_UPPER = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
 
 
 def _as_strings(ascii_rows: np.ndarray) -> np.ndarray:
@@ -424,38 +424,8 @@ def _session_ids(chunk: SessionChunk, flavor_s: np.ndarray, session: np.ndarray)
     """The sessionId column: one id per session, KDP an uppercase GUID (Flex UIDUtil), mwEmbed
     a lowercase GUID, v7 `<guid>:<guid>` (player part, media part), all from
     `chunk.rng("legacy")`. `session` is each row's session."""
-    n = len(flavor_s)
-    nibbles = chunk.rng("legacy").integers(0, 16, size=(n, 64), dtype=np.uint8)
-    offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(np.where(flavor_s == V7, 73, 36), out=offsets[1:])
-    data = np.empty(int(offsets[-1]), np.uint8)
-    _write_session_ids(nibbles, np.asarray(flavor_s, np.int64), KDP, V7, _HEX_UPPER, _HEX_LOWER, offsets, data)
-    return AsciiStrings(session.astype(np.int32), data, offsets)
-
-
-@njit(cache=True)
-def _write_guid(nibbles, i, src, alphabet, data, p):
-    """ASCII of the 8-4-4-4-12 GUID of nibbles[i, src:src + 32] at data[p:]; the end position."""
-    for group in range(5):
-        size = 12 if group == 4 else (8 if group == 0 else 4)
-        if group:
-            data[p] = 45                        # "-"
-            p += 1
-        for _ in range(size):
-            data[p] = alphabet[nibbles[i, src]]
-            src += 1
-            p += 1
-    return p
-
-
-@njit(cache=True)
-def _write_session_ids(nibbles, flavor_s, kdp, v7, upper, lower, offsets, data):
-    for i in range(len(flavor_s)):
-        alphabet = upper if flavor_s[i] == kdp else lower
-        p = _write_guid(nibbles, i, 0, alphabet, data, offsets[i])
-        if flavor_s[i] == v7:
-            data[p] = 58                        # ":"
-            _write_guid(nibbles, i, 32, alphabet, data, p + 1)
+    nibbles = chunk.rng("legacy").integers(0, 16, size=(len(flavor_s), 64), dtype=np.uint8)
+    return AsciiStrings(session.astype(np.int32), *guid_pool(nibbles, flavor_s == KDP, flavor_s == V7))
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
