@@ -135,7 +135,11 @@ class Ledger:
         if error is not None:
             line["failed"] = True
             line["error"] = error
-        self.file.write(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE))
+        self.write_line(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE))
+
+    def write_line(self, line: bytes) -> None:
+        """One JSON line, as is (newline included)."""
+        self.file.write(line)
         self.lines += 1
 
     def close(self) -> Path:
@@ -154,30 +158,27 @@ def merge_ledgers(parts: list[Path], out: Path, expected_lines: int | None = Non
     """The workers' ledgers `parts` as one ledger at `out`, written whole, then the parts
     removed; returns the lines written. A k-way merge by `ts`, read and written line by line:
     each part is in the order its worker completed the sends, so the whole is in send order
-    but for sends that overlapped in flight. With
-    `expected_lines`, a different count (parts that are not the ones the workers wrote)
-    raises ValueError and leaves the parts and `out` as they were."""
+    but for sends that overlapped in flight. With `expected_lines`, a different count (parts
+    that are not the ones the workers wrote) raises ValueError and leaves the parts as they
+    were and `out` unwritten."""
     files = [open(part, "rb") for part in parts]
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    lines = 0
+    merged = Ledger(out)
     try:
         keyed = [((orjson.loads(line)["ts"], line) for line in f) for f in files]
-        with open(tmp, "wb", buffering=1 << 20) as merged:
-            for _, line in heapq.merge(*keyed, key=lambda item: item[0]):
-                merged.write(line if line.endswith(b"\n") else line + b"\n")
-                lines += 1
-        if expected_lines is not None and lines != expected_lines:
-            raise ValueError(f"the ledgers hold {lines} lines, the workers wrote {expected_lines}")
-        os.replace(tmp, out)
+        for _, line in heapq.merge(*keyed, key=lambda item: item[0]):
+            merged.write_line(line if line.endswith(b"\n") else line + b"\n")
+        if expected_lines is not None and merged.lines != expected_lines:
+            raise ValueError(f"the ledgers hold {merged.lines} lines, the workers wrote {expected_lines}")
+        merged.close()
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        merged.abort()
         raise
     finally:
         for f in files:
             f.close()
     for part in parts:
         part.unlink()
-    return lines
+    return merged.lines
 
 
 def worker_ledger_path(path: str, worker_index: int | None) -> str:
