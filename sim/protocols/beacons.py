@@ -58,6 +58,20 @@ class Strings:
         """The same pool under other codes (rows reordered or picked)."""
         return Strings(codes, self.pool)
 
+    def texts(self, rows: np.ndarray) -> list[str | None]:
+        """The text of each of `rows` (None where not sent)."""
+        pool = self.pool
+        return per_distinct(self.codes[rows], lambda c: None if c < 0 else pool[c])
+
+
+def per_distinct(values: np.ndarray, fmt) -> list:
+    """`fmt(v)` for each of `values`, called once per distinct value: how the codecs encode a
+    column of many rows at once."""
+    used, inverse = np.unique(values, return_inverse=True)
+    table = np.empty(len(used), object)
+    table[:] = [fmt(v) for v in used.tolist()]
+    return table[inverse.ravel()].tolist()
+
 
 class AsciiStrings(Strings):
     """A Strings column whose pool is ASCII bytes (entry i is `data[offsets[i]:offsets[i+1]]`),

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import orjson
 
-from ..beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest
+from ..beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest, per_distinct
 from ..urlencoding import encode_uri_component_plus, php_parse_query
 
 PATH = "/api_v3/index.php"
@@ -444,7 +444,7 @@ def prepare_rows(chunk: BeaconChunk, rows: np.ndarray) -> list[Prepared]:
     raw = {name: _column(kind, data, pool, rows) for name, kind, data, pool in plan}
     transport = [(k, v) for k in {**DEFAULT_TRANSPORT, **TRANSPORT_PARAMS}
                  if (v := _transport_column(cols, k, rows)) is not None]
-    encodings = _strings(cols["encoding"], rows) if "encoding" in cols else [None] * n
+    encodings = cols["encoding"].texts(rows) if "encoding" in cols else [None] * n
     headers = _row_headers(cols, rows, encodings)
     names = [name for name, _, _, _ in plan]
     split = names.index(SESSION_START) if SESSION_START in names else len(names)
@@ -458,22 +458,22 @@ def prepare_rows(chunk: BeaconChunk, rows: np.ndarray) -> list[Prepared]:
         if name not in raw:
             return none
         data, typed = raw[name]
-        return _per_value(name, data, lambda _, v: typed(v))
+        return per_distinct(data, typed)
 
     starts, types = values(SESSION_START), values("eventType")
     key_parts = [values(k) for k in ("sessionId", "eventIndex", "eventType")]
     key_sums = [values(k) for k in ("position", "playTimeSum", "bufferTimeSum", "targetPosition")]
     url_params = [values(k) for k in URL_PARAMS]
-    url_query = list(zip(*[_per_value(k, raw[k][0], lambda key, v, typed=raw[k][1]: None if (t := typed(v)) is None
-                                      else _query_param(key, t)) if k in raw else none for k in URL_PARAMS]))
+    url_query = list(zip(*[per_distinct(raw[k][0], lambda v, key=k, typed=raw[k][1]: None if (t := typed(v)) is None
+                                        else _query_param(key, t)) if k in raw else none for k in URL_PARAMS]))
     members: dict[str, tuple] = {}    # per encoding: (pieces before, pieces after), row by row
 
     def pieces(encoding: str) -> tuple:
         if encoding not in members:
             member = _json_member if encoding == "post" else _query_param
             members[encoding] = tuple(
-                list(zip(*[_per_value(k, data, lambda key, v, typed=typed: None if (t := typed(v)) is None
-                                      else member(key, t)) for k, (data, typed) in part])) or [()] * n
+                list(zip(*[per_distinct(data, lambda v, key=k, typed=typed: None if (t := typed(v)) is None
+                                        else member(key, t)) for k, (data, typed) in part])) or [()] * n
                 for part in (post_parts if encoding == "post" else get_parts))
         return members[encoding]
 
@@ -548,11 +548,6 @@ def _column(kind: str, data, pool, rows: np.ndarray) -> tuple[np.ndarray, object
     return data[rows], bool
 
 
-def _strings(column, rows: np.ndarray) -> list[str | None]:
-    pool = column.pool
-    return _per_value(None, column.codes[rows], lambda _, c: None if c < 0 else pool[c])
-
-
 def _transport_column(cols, key: str, rows: np.ndarray) -> tuple[np.ndarray, object] | None:
     """A transport param as `_column` gives one: the column's value (`_cell`), else the
     default; None when no row sends it."""
@@ -590,14 +585,6 @@ def _row_headers(cols, rows: np.ndarray, encodings: list) -> list[dict[str, str]
             table[combo] = headers
         out.append(headers)
     return out
-
-
-def _per_value(key, values: np.ndarray, fmt) -> list:
-    """`fmt(key, v)` for each of `values`, called once per distinct value."""
-    used, inverse = np.unique(values, return_inverse=True)
-    table = np.empty(len(used), object)
-    table[:] = [fmt(key, v) for v in used.tolist()]
-    return table[inverse.ravel()].tolist()
 
 
 def _json_member(key: str, value) -> bytes:

@@ -40,7 +40,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from ..beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest
+from ..beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest, per_distinct
 from ..urlencoding import (encode_uri_component, encode_uri_component_plus, flash_url_variables, js_escape,
                            js_number, js_unescape, php_parse_query)
 
@@ -321,20 +321,6 @@ def encode_many(chunk: BeaconChunk, rows: np.ndarray) -> list[WireRequest]:
     return encode_rows(chunk, rows)[0]
 
 
-def _per_row(values: np.ndarray, fmt) -> list:
-    """`fmt(v)` for each of `values`, called once per distinct value."""
-    used, inverse = np.unique(values, return_inverse=True)
-    table = np.empty(len(used), object)
-    table[:] = [fmt(v) for v in used.tolist()]
-    return table[inverse.ravel()].tolist()
-
-
-def _codes_text(col, rows: np.ndarray) -> list[str | None]:
-    """A Strings column's text for `rows` (None where null)."""
-    pool = col.pool
-    return _per_row(col.codes[rows], lambda c: None if c < 0 else pool[c])
-
-
 def _wire_flavors(cols, rows: np.ndarray) -> np.ndarray:
     """`flavor_of` per row ("" for another client), from the clientTag and objectType columns."""
     n = len(rows)
@@ -349,7 +335,7 @@ def _wire_flavors(cols, rows: np.ndarray) -> np.ndarray:
             return "mwembed" if obj else "v7"
         return "kdp" if tag.startswith("kdp:") else "mwembed" if tag.startswith("kwidget:") else ""
 
-    return np.array(_per_row((tag_codes.astype(np.int64) + 1) * 2 + has_object, flavor), object)
+    return np.array(per_distinct((tag_codes.astype(np.int64) + 1) * 2 + has_object, flavor), object)
 
 
 def _row_headers(cols, rows: np.ndarray) -> list[dict[str, str]]:
@@ -440,7 +426,7 @@ def _encode_group(cols, flavor: str, rows: np.ndarray, slots: np.ndarray, header
         return table[inverse.ravel()].tolist()
 
     def plain(column) -> list[str | None]:
-        return _per_row(column[0], column[1])
+        return per_distinct(column[0], column[1])
 
     none = [None] * n
     by_name = dict(fields)
