@@ -131,20 +131,14 @@ def ledger_keys(chunk: BeaconChunk) -> pa.Array:
 def wire_requests(chunk: BeaconChunk, encoding: str | None, rows: Iterable[int] | None = None) -> list:
     """The WireRequest of every beacon (or of `rows`, in that order), encoded by the codec.
 
-    `encoding` None: each row's own (`codec.encoding_at`, the scenario's choice) or the
-    protocol's default, built column-wise by the codec's `encode_many`.
+    `encoding` None: each row's own (the scenario's choice) or the protocol's default, built
+    column-wise by the codec's `encode_many`; otherwise every row in that encoding.
     """
     codec = _module(chunk.protocol, "codec")
     rows = np.arange(len(chunk)) if rows is None else np.asarray(rows, dtype=np.int64)
-    if encoding is None and hasattr(codec, "encode_many"):
+    if encoding is None:
         return codec.encode_many(chunk, rows)
-    own = getattr(codec, "encoding_at", None)
-    default = ENCODINGS[chunk.protocol][0]
-    out = []
-    for i in rows.tolist():
-        enc = encoding or (own(chunk, i) if own else default)
-        out.append(codec.encode(codec.beacon_at(chunk, i), enc))
-    return out
+    return [codec.encode(codec.beacon_at(chunk, i), encoding) for i in rows.tolist()]
 
 
 # -- global send order ---------------------------------------------------------------------------
