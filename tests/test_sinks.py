@@ -13,6 +13,7 @@ import pytest
 import sink_chunks as sc
 from sim.protocols.beacons import WireRequest
 from sim.sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink, requests_table
+from sim.sinks.formats import concat_chunks
 
 
 @pytest.fixture
@@ -81,6 +82,24 @@ def test_text_from_different_pools_in_one_row_group_reads_back_and_stays_diction
     meta = pq.ParquetFile(path).metadata
     col = meta.row_group(0).column(pq.read_schema(path).get_field_index("user_agent"))
     assert meta.num_row_groups == 1 and "RLE_DICTIONARY" in col.encodings
+
+
+def _coded(codes, pool):
+    codes = np.asarray(codes, np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), pool)
+
+
+def test_dictionary_chunks_over_several_pools_join_into_one_array_of_the_same_values():
+    big, other = pa.array([f"v{i}" for i in range(100)]), pa.array([f"w{i}" for i in range(80)])
+    # `big` comes back through another wrapper of the same memory: laid down once, not twice
+    column = pa.chunked_array([_coded([0, 99, -1], big), _coded([5, -1, 79], other), _coded([3, -1], big.slice(0))])
+    joined = concat_chunks(column)
+    assert joined.to_pylist() == column.to_pylist() == ["v0", "v99", None, "w5", None, "w79", "v3", None]
+    assert len(joined.dictionary) == 180
+    # small pools made apart with the same texts count as one
+    small = pa.chunked_array([_coded([0, 1], pa.array(["x", "y"])), _coded([1, -1], pa.array(["x", "y"]))])
+    assert concat_chunks(small).to_pylist() == ["x", "y", "y", None]
+    assert concat_chunks(small).dictionary.to_pylist() == ["x", "y"]
 
 
 def test_a_field_a_beacon_does_not_carry_is_null(run, tmp_path):

@@ -113,16 +113,46 @@ def concat_chunks(column: pa.ChunkedArray) -> pa.Array:
         return pa.array([], type=column.type)
     if not pa.types.is_dictionary(column.type):
         return pa.concat_arrays(chunks)
-    dictionaries = [chunks[0].dictionary]
-    indices = [chunks[0].indices]
-    base = 0
-    for chunk in chunks[1:]:
-        if not chunk.dictionary.equals(dictionaries[-1]):     # same pool: one compare of buffers
-            base += len(dictionaries[-1])
-            dictionaries.append(chunk.dictionary)
-        indices.append(pc.add(chunk.indices, pa.scalar(base, pa.int32())) if base else chunk.indices)
+    dictionaries, base_of, bases = [], {}, []
+    size = 0
+    for chunk in chunks:
+        dictionary = chunk.dictionary
+        key = _identity(dictionary)
+        base = base_of.get(key)
+        if base is None:
+            base = base_of[key] = size
+            dictionaries.append(dictionary)
+            size += len(dictionary)
+        bases.append(base)
     dictionary = dictionaries[0] if len(dictionaries) == 1 else pa.concat_arrays(dictionaries)
-    return pa.DictionaryArray.from_arrays(pa.concat_arrays(indices), dictionary)
+    if len(dictionaries) == 1:
+        indices = pa.concat_arrays([chunk.indices for chunk in chunks])
+    else:
+        codes = np.empty(len(column), np.int32)
+        at = 0
+        for chunk, base in zip(chunks, bases):
+            # A null's slot holds any code; the validity bitmap below still marks it null.
+            np.add(_index_values(chunk.indices), base, out=codes[at:at + len(chunk)])
+            at += len(chunk)
+        validity = None
+        if column.null_count:
+            validity = pa.concat_arrays([chunk.indices.is_valid() for chunk in chunks]).buffers()[1]
+        indices = pa.Array.from_buffers(pa.int32(), len(codes), [validity, pa.py_buffer(codes)])
+    # The codes index their dictionaries (checked when each chunk was made), so shifted they index this one.
+    return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)
+
+
+def _identity(dictionary: pa.Array) -> tuple:
+    """What tells one pool from another: its memory for a large one (the same pool reaches here
+    through many wrappers), its texts for a small one (policies make small pools per chunk)."""
+    if len(dictionary) <= PARQUET_WHOLE_DICTIONARY_ENTRIES:
+        return tuple(dictionary.to_pylist())
+    return (dictionary.offset, len(dictionary), *(b.address for b in dictionary.buffers() if b is not None))
+
+
+def _index_values(indices: pa.Array) -> np.ndarray:
+    """The int32 codes of an indices array, without a copy (null slots hold any value)."""
+    return np.frombuffer(indices.buffers()[1], dtype=np.int32, count=len(indices), offset=indices.offset * 4)
 
 
 def _distinct_entries(arr: pa.DictionaryArray) -> pa.DictionaryArray:
@@ -131,7 +161,7 @@ def _distinct_entries(arr: pa.DictionaryArray) -> pa.DictionaryArray:
     encoded = pc.dictionary_encode(arr.dictionary)
     if len(encoded.dictionary) == len(arr.dictionary):
         return arr
-    return pa.DictionaryArray.from_arrays(encoded.indices.take(arr.indices), encoded.dictionary)
+    return pa.DictionaryArray.from_arrays(encoded.indices.take(arr.indices), encoded.dictionary, safe=False)
 
 
 class CsvWriter:
@@ -288,7 +318,8 @@ def compact_dictionary(arr: pa.DictionaryArray, always: bool = False) -> pa.Dict
     if len(used) == size:
         return arr
     mask = np.asarray(indices.is_null()) if indices.null_count else None
-    return pa.DictionaryArray.from_arrays(pa.array(remapped, mask=mask), arr.dictionary.take(pa.array(used)))
+    return pa.DictionaryArray.from_arrays(pa.array(remapped, mask=mask), arr.dictionary.take(pa.array(used)),
+                                          safe=False)
 
 
 @njit(cache=True)
