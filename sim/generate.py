@@ -240,20 +240,26 @@ def _interleave(tables: list[pa.Table], ts: list[np.ndarray], arrival: list[np.n
     """Rows of several runs, each in order, in one order by (send time, arrival).
 
     The other runs are tails of long sessions from earlier chunks: they end within minutes
-    of the window's start, so only that head is gathered row by row; the biggest run's rows
-    after the last row of any other run follow as they are (a slice, no copy).
+    of the window's start. Only the head (their rows and the biggest run's rows before their
+    last one) is sorted and gathered row by row; the biggest run's later rows follow as they
+    are (a slice, no copy).
     """
-    order = np.lexsort((np.concatenate(arrival), np.concatenate(ts)))
     sizes = [len(t) for t in ts]
     major = int(np.argmax(sizes))
-    first = sum(sizes[:major])
-    others = np.flatnonzero((order < first) | (order >= first + sizes[major]))
-    head = int(others[-1]) + 1
-    head_rows = _gather(_concat(tables), order[:head])
-    if head == len(order):
+    # The last row of the other runs in (send time, arrival) order: each run is in that order.
+    last_ts, last_arrival = max((t[-1], a[-1]) for i, (t, a) in enumerate(zip(ts, arrival)) if i != major)
+    # A run's arrivals are consecutive, so at a tie in time all of the biggest run's rows go
+    # before that last row or all after it.
+    side = "right" if arrival[major][0] < last_arrival else "left"
+    prefix = int(np.searchsorted(ts[major], last_ts, side=side))
+    head_tables = tables[:major] + [tables[major].slice(0, prefix)] + tables[major + 1:]
+    head_sizes = sizes[:major] + [prefix] + sizes[major + 1:]
+    order = np.lexsort((np.concatenate([a[:n] for a, n in zip(arrival, head_sizes)]),
+                        np.concatenate([t[:n] for t, n in zip(ts, head_sizes)])))
+    head_rows = _gather(_concat(head_tables), order)
+    if prefix == sizes[major]:
         return head_rows
-    rest = tables[major].slice(int(order[head]) - first)
-    return _concat([head_rows, rest])
+    return _concat([head_rows, tables[major].slice(prefix)])
 
 
 def _gather(table: pa.Table, rows: np.ndarray) -> pa.Table:

@@ -75,6 +75,28 @@ def test_pending_rows_stay_bounded_by_the_longest_session():
     assert worst <= 2 * per_chunk_rows
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_merged_rows_are_one_stable_sort_of_all_rows_by_send_time(seed):
+    """Whole-second send times make many ties; chunk sizes vary so the biggest pending run is
+    sometimes an older one. The merge must give exactly a stable sort by (time, push order)."""
+    rng = np.random.default_rng(seed)
+    merge, out, pushed = SendOrderMerge(), [], []
+    for c in range(30):
+        parts = []
+        for _ in range(int(rng.integers(1, 3))):
+            n = int(rng.choice([1, 3, 40, 200]))
+            ts = np.sort(rng.integers(10 * c, 10 * c + 45, n)).astype(np.float64)
+            ids = np.arange(len(pushed), len(pushed) + n)
+            pushed.extend(zip(ts.tolist(), ids.tolist()))
+            parts.append((pa.table({"id": ids}), ts))
+        released = merge.push(parts, float(10 * c))
+        if released is not None:
+            out.extend(released.column("id").to_pylist())
+    released = merge.flush()
+    out.extend(released.column("id").to_pylist() if released is not None else [])
+    assert out == [i for _, i in sorted(pushed)]
+
+
 def test_a_chunk_starting_before_rows_already_released_is_refused():
     merge = SendOrderMerge()
     late, early = sc.sessions(sc.T0 + np.array([1000.0])), sc.sessions(sc.T0 + np.array([0.0]))
