@@ -139,10 +139,11 @@ def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
     }
     scen_codes = row_scen.astype(np.int32)
     for name in ("clientVer", "clientTag", "apiVersion", "widgetId", "objectType", "ks"):
+        # one pool entry per distinct value: scenarios of a mix mostly share them
         values = [getattr(st, name) for st in settings]
-        not_sent = np.array([v is None for v in values], dtype=np.bool_)
-        codes = np.where(not_sent[scen_codes], -1, scen_codes).astype(np.int32) if len(values) else scen_codes
-        columns[name] = Strings(codes, np.array(values, dtype=object))
+        pool = list(dict.fromkeys(v for v in values if v is not None))
+        code_of_scenario = np.array([-1 if v is None else pool.index(v) for v in values], np.int32)
+        columns[name] = Strings(code_of_scenario[scen_codes], np.array(pool, dtype=object))
 
     pools = chunk.population.pools
     catalog = chunk.population.catalog
