@@ -84,6 +84,8 @@ class Population:
     pools: IdentityPools
     viewers: Viewers | None = None
     components: list[ComponentSlice] = field(default_factory=list)
+    # Per-viewer values a protocol derives once per run (legacy: the uv cookies), by its key.
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 class PopulationError(ValueError):

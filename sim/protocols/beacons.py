@@ -76,33 +76,35 @@ def per_distinct(values: np.ndarray, fmt) -> list:
 class AsciiStrings(Strings):
     """A Strings column whose pool is ASCII bytes (entry i is `data[offsets[i]:offsets[i+1]]`),
     made into Python strings only when something reads `pool`. The file sinks hand the bytes
-    to Arrow as they are, so a pool of per-session ids costs no Python object per session."""
+    to Arrow as they are, so a pool of per-session ids costs no Python object per session.
+    Columns made by `with_codes` share the pool and its Arrow and Python forms, each made once."""
 
-    def __init__(self, codes: np.ndarray, data: np.ndarray, offsets: np.ndarray):
+    def __init__(self, codes: np.ndarray, data: np.ndarray, offsets: np.ndarray, _forms: dict | None = None):
         self.codes = codes
         self._data, self._offsets = data, offsets
-        self._arrow = None
-        self._pool = None
+        self._forms = {} if _forms is None else _forms
+
+    @property
+    def pool_size(self) -> int:
+        return len(self._offsets) - 1
 
     @property
     def pool(self) -> np.ndarray:
-        if self._pool is None:
-            self._pool = self.arrow_pool().to_numpy(zero_copy_only=False)
-        return self._pool
+        if "python" not in self._forms:
+            self._forms["python"] = self.arrow_pool().to_numpy(zero_copy_only=False)
+        return self._forms["python"]
 
     def arrow_pool(self):
         """The pool as an Arrow string array over the same bytes."""
-        if self._arrow is None:
+        if "arrow" not in self._forms:
             import pyarrow as pa
             offsets = np.ascontiguousarray(self._offsets, dtype=np.int32)
-            self._arrow = pa.Array.from_buffers(pa.string(), len(offsets) - 1,
-                                                [None, pa.py_buffer(offsets), pa.py_buffer(self._data)])
-        return self._arrow
+            self._forms["arrow"] = pa.Array.from_buffers(pa.string(), len(offsets) - 1,
+                                                         [None, pa.py_buffer(offsets), pa.py_buffer(self._data)])
+        return self._forms["arrow"]
 
     def with_codes(self, codes: np.ndarray) -> AsciiStrings:
-        other = AsciiStrings(codes, self._data, self._offsets)
-        other._arrow, other._pool = self._arrow, self._pool
-        return other
+        return AsciiStrings(codes, self._data, self._offsets, self._forms)
 
 
 Column = np.ndarray | Strings

@@ -55,6 +55,7 @@ import numpy as np
 from numba import njit
 
 from ...player.timeline import Action, SessionChunk
+from ...population import Population
 from ..beacons import AsciiStrings, BeaconChunk, Strings
 from ..session_ids import guid_pool
 from ..urlencoding import encode_uri_component
@@ -159,7 +160,8 @@ def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
     columns["user_agent"] = Strings(s["user_agent"][session].astype(np.int32), pools.user_agents)
     columns["page_url"] = Strings(page, np.asarray(pools.referrers, dtype=object))
     columns["client_ip"] = Strings(s["ip"][session].astype(np.int32), pools.ips)
-    columns["cookie"] = _uv_cookies(s["viewer"], session, chunk.seed)
+    viewers = s["viewer"].astype(np.int32)
+    columns["cookie"] = _uv_cookies(chunk.population, chunk.seed, viewers).with_codes(viewers[session])
     columns["legacy_flavor"] = Strings(fl.astype(np.int32), np.array(FLAVORS, dtype=object))
 
     return BeaconChunk(
@@ -436,23 +438,29 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def _uv_cookies(viewers: np.ndarray, session: np.ndarray, seed: np.random.SeedSequence) -> AsciiStrings:
-    """`uv=uv_<32 hex>` per viewer: a hash of the run's seed and the viewer number, so the same
-    viewer carries the same cookie in every chunk of the run. `viewers` per session, `session`
-    per row."""
-    unique, of_session = np.unique(viewers, return_inverse=True)
-    codes = of_session.ravel()[session]
+def _uv_cookies(population: Population, seed: np.random.SeedSequence, viewers: np.ndarray) -> AsciiStrings:
+    """`uv=uv_<32 hex>` of every viewer of the population (code = viewer number): a hash of the
+    run's seed and the viewer number, so a viewer carries the same cookie in every chunk of
+    the run. Made once per run and kept on the population: every chunk codes into the same
+    pool. `viewers`: the chunk's, which the pool must cover."""
     run_key = np.uint64(int(seed.entropy) & 0xFFFFFFFFFFFFFFFF)
+    key = ("legacy uv cookies", int(run_key))
+    needed = int(viewers.max()) + 1 if len(viewers) else 0
+    pool = population.derived.get(key)
+    if pool is not None and pool.pool_size >= needed:
+        return pool
+    n = max(needed, len(population.viewers) if population.viewers is not None else 0)
     with np.errstate(over="ignore"):
-        v = unique.astype(np.uint64) ^ run_key
+        v = np.arange(n, dtype=np.uint64) ^ run_key
         halves = np.stack([_splitmix64(v), _splitmix64(v ^ np.uint64(0xD1B54A32D192ED03))], axis=1)
     shifts = np.arange(60, -4, -4, dtype=np.uint64)
-    nibbles = ((halves[:, :, None] >> shifts) & np.uint64(15)).astype(np.uint8).reshape(len(unique), 32)
+    nibbles = ((halves[:, :, None] >> shifts) & np.uint64(15)).astype(np.uint8).reshape(n, 32)
     prefix = np.frombuffer(b"uv=uv_", dtype=np.uint8)
-    ascii_rows = np.concatenate([np.broadcast_to(prefix, (len(unique), 6)), _HEX_LOWER[nibbles]], axis=1)
+    ascii_rows = np.concatenate([np.broadcast_to(prefix, (n, 6)), _HEX_LOWER[nibbles]], axis=1)
     width = ascii_rows.shape[1]
-    return AsciiStrings(codes.astype(np.int32).ravel(), ascii_rows.ravel(),
-                        np.arange(0, len(unique) * width + 1, width))
+    pool = population.derived[key] = AsciiStrings(np.zeros(0, np.int32), ascii_rows.ravel(),
+                                                  np.arange(0, n * width + 1, width, dtype=np.int32))
+    return pool
 
 
 def _history_events(bits: np.ndarray, counter: np.ndarray, is_mw: np.ndarray) -> Strings:
