@@ -84,6 +84,26 @@ def test_text_from_different_pools_in_one_row_group_reads_back_and_stays_diction
     assert meta.num_row_groups == 1 and "RLE_DICTIONARY" in col.encodings
 
 
+def test_one_pool_with_a_repeated_entry_reads_back_as_written(run, tmp_path):
+    builder, table = run
+    ua = table.column("user_agent").combine_chunks()
+    # the pool's last entry repeats its first, and rows use both
+    pool = pa.concat_arrays([ua.dictionary, ua.dictionary.slice(0, 1)])
+    codes = ua.indices.to_numpy().copy()
+    codes[::2] = np.where(codes[::2] == 0, len(pool) - 1, codes[::2])
+    recoded = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pool)
+    table = table.set_column(table.schema.get_field_index("user_agent"), "user_agent", recoded)
+    path = tmp_path / "e.parquet"
+    with open_sink("parquet", path, builder.schema) as sink:
+        sink.write(table)
+        sink.write(table)
+    agents = [r[0] for r in duckdb.sql(f"select user_agent from '{path}'").fetchall()]
+    assert agents == recoded.to_pylist() * 2 == ua.to_pylist() * 2
+    # a repeated entry handed to the encoder would make it fall back to plain strings
+    col = pq.ParquetFile(path).metadata.row_group(0).column(builder.schema.get_field_index("user_agent"))
+    assert col.has_dictionary_page and "RLE_DICTIONARY" in col.encodings, col
+
+
 def _coded(codes, pool):
     codes = np.asarray(codes, np.int32)
     return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), pool)

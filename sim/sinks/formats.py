@@ -8,6 +8,7 @@ bytes.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
@@ -28,6 +29,8 @@ PARQUET_DICTIONARY_PAGE_BYTES = 8 << 20
 # Dictionaries this small (names, versions, constants) are written whole: finding the entries a
 # row group uses costs more than the few unused ones take in the file.
 PARQUET_WHOLE_DICTIONARY_ENTRIES = 64
+# Pools whose distinctness a writer remembers (run-wide ones stay; per-chunk ones come and go).
+PARQUET_KNOWN_POOLS = 32
 # Encodings that beat plain + zstd on time at about the same size: send times climb slowly
 # (byte-stream split), event times in ms, event types and session numbers are small steps (delta).
 PARQUET_COLUMN_ENCODINGS = {"ts": "BYTE_STREAM_SPLIT", "eventTimestamp": "DELTA_BINARY_PACKED",
@@ -68,6 +71,7 @@ class ParquetWriter:
                              if name in schema.names and name not in self._text} or None)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
+        self._distinct_pools: dict[tuple, tuple[pa.Array, bool]] = {}
 
     def write(self, table: pa.Table) -> None:
         self._pending.append(table)
@@ -95,21 +99,59 @@ class ParquetWriter:
             if not is_text:
                 arrays.append(column)
                 continue
-            arr = concat_chunks(column)
+            layout = pool_layout(column.chunks)
+            distinct = len(layout.pools) == 1 and self._distinct(layout.keys[0], layout.pools[0])
+            arr = concat_chunks(column, layout)
             if len(arr.dictionary) > PARQUET_WHOLE_DICTIONARY_ENTRIES:
                 arr = compact_dictionary(arr, always=True)
-            arrays.append(_distinct_entries(arr))
+            arrays.append(arr if distinct else _distinct_entries(arr))
         return pa.Table.from_arrays(arrays, schema=self._schema)
+
+    def _distinct(self, key: tuple, pool: pa.Array) -> bool:
+        """Whether a pool has no repeated entry. A column coding into one such pool (run-wide
+        ones: user ids, cookies ...) needs no de-duplicating. Each pool is checked once; the
+        cache holds the pool itself, so its memory (the key) cannot pass to another."""
+        known = self._distinct_pools.get(key)
+        if known is None:
+            if len(self._distinct_pools) >= PARQUET_KNOWN_POOLS:
+                self._distinct_pools.clear()
+            known = self._distinct_pools[key] = (pool, pc.count_distinct(pool).as_py() == len(pool))
+        return known[1]
 
     def close(self) -> None:
         self._flush(final=True)
         self._writer.close()
 
 
-def concat_chunks(column: pa.ChunkedArray) -> pa.Array:
-    """A column's chunks as one array. Dictionary chunks over different dictionaries (per-chunk
-    pools) share one dictionary, theirs one after another with the codes shifted: no text is
-    hashed, and an entry may repeat (`compact_dictionary` and the writers do not mind)."""
+@dataclass
+class PoolLayout:
+    """The distinct pools a dictionary column's chunks code into (in order of first use, with
+    their identities) and where each chunk's pool starts when they are laid end to end."""
+    pools: list[pa.Array]
+    keys: list[tuple]
+    bases: list[int]
+
+
+def pool_layout(chunks: list[pa.DictionaryArray]) -> PoolLayout:
+    layout, base_of, size = PoolLayout([], [], []), {}, 0
+    for chunk in chunks:
+        dictionary = chunk.dictionary
+        key = _identity(dictionary)
+        base = base_of.get(key)
+        if base is None:
+            base = base_of[key] = size
+            layout.pools.append(dictionary)
+            layout.keys.append(key)
+            size += len(dictionary)
+        layout.bases.append(base)
+    return layout
+
+
+def concat_chunks(column: pa.ChunkedArray, layout: PoolLayout | None = None) -> pa.Array:
+    """A column's chunks as one array. Dictionary chunks over different pools share one
+    dictionary, the pools one after another with the codes shifted: no text is hashed, and an
+    entry may repeat (`compact_dictionary` and the writers do not mind). `layout`: the
+    column's `pool_layout`, when the caller has it already."""
     chunks = column.chunks
     if len(chunks) == 1:
         return chunks[0]
@@ -117,24 +159,14 @@ def concat_chunks(column: pa.ChunkedArray) -> pa.Array:
         return pa.array([], type=column.type)
     if not pa.types.is_dictionary(column.type):
         return pa.concat_arrays(chunks)
-    dictionaries, base_of, bases = [], {}, []
-    size = 0
-    for chunk in chunks:
-        dictionary = chunk.dictionary
-        key = _identity(dictionary)
-        base = base_of.get(key)
-        if base is None:
-            base = base_of[key] = size
-            dictionaries.append(dictionary)
-            size += len(dictionary)
-        bases.append(base)
-    dictionary = dictionaries[0] if len(dictionaries) == 1 else pa.concat_arrays(dictionaries)
-    if len(dictionaries) == 1:
-        indices = pa.concat_arrays([chunk.indices for chunk in chunks])
+    layout = layout or pool_layout(chunks)
+    if len(layout.pools) == 1:
+        indices, dictionary = pa.concat_arrays([chunk.indices for chunk in chunks]), layout.pools[0]
     else:
+        dictionary = pa.concat_arrays(layout.pools)
         codes = np.empty(len(column), np.int32)
         at = 0
-        for chunk, base in zip(chunks, bases):
+        for chunk, base in zip(chunks, layout.bases):
             # A null's slot holds any code; the validity bitmap below still marks it null.
             np.add(_index_values(chunk.indices), base, out=codes[at:at + len(chunk)])
             at += len(chunk)
