@@ -49,80 +49,62 @@ def pipeline(components, sessions: int, fmt: str, out: Path, seed: int = 7) -> t
     return stats.beacons, time.perf_counter() - w, cpu() - c
 
 
-def plain_loop(sessions: int, out: Path, events_per_session: float) -> tuple[int, float, float]:
-    """The narrow baseline: each session drawn with `random`, identities from Faker, one
-    json.dumps per event of 11 fields."""
-    from faker import Faker
-
-    fake = Faker()
-    Faker.seed(7)
-    rng = random.Random(7)
-    n = 0
-    w, c = time.perf_counter(), cpu()
-    with open(out, "w") as fh:
-        t = 1_793_577_600.0
-        for s in range(sessions):
-            t += rng.expovariate(1 / 4.3)
-            ua, ip, user, sid = fake.user_agent(), fake.ipv4(), fake.user_name(), fake.uuid4()
-            duration = rng.lognormvariate(5.7, 0.9)
-            events = max(1, int(rng.expovariate(1 / events_per_session)))
-            for k in range(events):
-                fh.write(json.dumps({
-                    "ts": t + 10 * k, "protocol": "legacy", "eventType": min(k + 1, 7), "sessionId": sid,
-                    "partnerId": 2504201, "entryId": f"1_{rng.randrange(4500):08x}", "userId": user,
-                    "currentPoint": 10_000 * k, "duration": duration, "user_agent": ua, "client_ip": ip,
-                }) + "\n")
-                n += 1
-    return n, time.perf_counter() - w, cpu() - c
-
-
 # Columns a plain loop fills per event; the others hold per session.
 PER_EVENT = {"ts", "eventType", "eventTimestamp", "currentPoint", "seek", "isFirstInSession", "historyEvents"}
 
 
-def plain_loop_same_columns(sessions: int, out: Path, events_per_session: float,
-                            schema: pa.Schema) -> tuple[int, float, float]:
-    """The baseline with the pipeline's row: the same loop, writing for each event every
-    column of `schema` (the ones the pipeline fills: same names, same kinds of value)."""
+def plain_loop(sessions: int, out: Path, events_per_session: float,
+               schema: pa.Schema | None = None) -> tuple[int, float, float]:
+    """The baseline: each session drawn with `random`, identities from Faker, one json.dumps
+    per event. With `schema` an event carries every column of it (the ones the pipeline
+    fills: same names, same kinds of value); without, 11 fields."""
     from faker import Faker
 
     fake = Faker()
     Faker.seed(7)
     rng = random.Random(7)
-    fields = [(f.name, f.type) for f in schema]
+    fields = [(f.name, f.type) for f in schema if f.name not in PER_EVENT] if schema is not None else None
     n = 0
     w, c = time.perf_counter(), cpu()
     with open(out, "w") as fh:
         t = 1_793_577_600.0
         for s in range(sessions):
             t += rng.expovariate(1 / 4.3)
-            identity = {"sessionId": fake.uuid4(), "user_agent": fake.user_agent(), "client_ip": fake.ipv4(),
-                        "userId": fake.user_name(), "page_url": fake.url(), "referrer": fake.url(),
-                        "cookie": "uv=uv_" + fake.md5(), "entryId": f"1_{rng.randrange(4500):08x}",
-                        "truth_country": fake.country_code()}
-            session = {}
-            for name, kind in fields:
-                if name in PER_EVENT:
-                    continue
-                if name in identity:
-                    session[name] = identity[name]
-                elif pa.types.is_dictionary(kind) or pa.types.is_string(kind):
-                    session[name] = rng.choice(("legacy", "html5", "vod", "mobile", "ended", "v2.101"))
-                elif pa.types.is_boolean(kind):
-                    session[name] = rng.random() < 0.5
-                elif pa.types.is_integer(kind):
-                    session[name] = rng.randrange(1 << 24)
-                else:
-                    session[name] = rng.lognormvariate(5.7, 0.9)
+            session = _session_row(fake, rng, fields)
             events = max(1, int(rng.expovariate(1 / events_per_session)))
             for k in range(events):
-                fh.write(json.dumps({
-                    **session, "ts": t + 10 * k, "eventType": min(k + 1, 7), "eventTimestamp": int(1000 * (t + 10 * k)),
-                    "currentPoint": 10_000 * k, "seek": False, "isFirstInSession": k == 0,
-                    "historyEvents": f"{rng.getrandbits(24):024b}-{k + 1}-{k + 1}",
-                }) + "\n")
+                event = {"ts": t + 10 * k, "eventType": min(k + 1, 7), "currentPoint": 10_000 * k}
+                if fields is not None:
+                    event.update(eventTimestamp=int(1000 * (t + 10 * k)), seek=False, isFirstInSession=k == 0,
+                                 historyEvents=f"{rng.getrandbits(24):024b}-{k + 1}-{k + 1}")
+                fh.write(json.dumps({**session, **event}) + "\n")
                 n += 1
     return n, time.perf_counter() - w, cpu() - c
+
+
+def _session_row(fake, rng: random.Random, fields: list | None) -> dict:
+    """A plain loop's per-session values: Faker identities, `random` for the rest."""
+    if fields is None:
+        return {"protocol": "legacy", "sessionId": fake.uuid4(), "partnerId": 2504201,
+                "entryId": f"1_{rng.randrange(4500):08x}", "userId": fake.user_name(),
+                "duration": rng.lognormvariate(5.7, 0.9), "user_agent": fake.user_agent(), "client_ip": fake.ipv4()}
+    identity = {"sessionId": fake.uuid4(), "user_agent": fake.user_agent(), "client_ip": fake.ipv4(),
+                "userId": fake.user_name(), "page_url": fake.url(), "referrer": fake.url(),
+                "cookie": "uv=uv_" + fake.md5(), "entryId": f"1_{rng.randrange(4500):08x}",
+                "truth_country": fake.country_code()}
+    row = {}
+    for name, kind in fields:
+        if name in identity:
+            row[name] = identity[name]
+        elif pa.types.is_dictionary(kind) or pa.types.is_string(kind):
+            row[name] = rng.choice(("legacy", "html5", "vod", "mobile", "ended", "v2.101"))
+        elif pa.types.is_boolean(kind):
+            row[name] = rng.random() < 0.5
+        elif pa.types.is_integer(kind):
+            row[name] = rng.randrange(1 << 24)
+        else:
+            row[name] = rng.lognormvariate(5.7, 0.9)
+    return row
 
 
 def stages(components, sessions: int, out: Path) -> dict[str, float]:
@@ -189,7 +171,7 @@ def main() -> None:
         # the columns the pipeline fills (a JSON line leaves out the ones it never sends)
         schema = pa.schema([f for f in written.schema if written.column(f.name).null_count < written.num_rows])
         del written
-        n_s, wall_s, cpu_s = plain_loop_same_columns(base_sessions, tmp / "same.jsonl", per_session, schema)
+        n_s, wall_s, cpu_s = plain_loop(base_sessions, tmp / "same.jsonl", per_session, schema)
         breakdown = stages(components, args.sessions, tmp / "s.parquet")
 
     rate = lambda n, s: n / s if s > 0 else float("inf")  # noqa: E731

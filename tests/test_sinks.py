@@ -65,6 +65,14 @@ def test_a_legacy_only_file_has_no_kava_only_columns(tmp_path):
     assert "playTimeSum" not in names and "eventIndex" not in names and "bufferTime" not in names
 
 
+def _user_agents_written(builder, path, *tables):
+    """Write `tables` into one Parquet file; its user_agent column as DuckDB reads it."""
+    with open_sink("parquet", path, builder.schema) as sink:
+        for table in tables:
+            sink.write(table)
+    return [r[0] for r in duckdb.sql(f"select user_agent from '{path}'").fetchall()]
+
+
 def test_text_from_different_pools_in_one_row_group_reads_back_and_stays_dictionary_encoded(run, tmp_path):
     builder, table = run
     # The same rows again, their user agents now coded over another pool that repeats an entry.
@@ -74,11 +82,7 @@ def test_text_from_different_pools_in_one_row_group_reads_back_and_stays_diction
                                              other_pool)
     second = table.set_column(table.schema.get_field_index("user_agent"), "user_agent", recoded)
     path = tmp_path / "e.parquet"
-    with open_sink("parquet", path, builder.schema) as sink:
-        sink.write(table)
-        sink.write(second)
-    agents = [r[0] for r in duckdb.sql(f"select user_agent from '{path}'").fetchall()]
-    assert agents == ua.to_pylist() * 2
+    assert _user_agents_written(builder, path, table, second) == ua.to_pylist() * 2
     meta = pq.ParquetFile(path).metadata
     col = meta.row_group(0).column(pq.read_schema(path).get_field_index("user_agent"))
     assert meta.num_row_groups == 1 and "RLE_DICTIONARY" in col.encodings
@@ -94,11 +98,7 @@ def test_one_pool_with_a_repeated_entry_reads_back_as_written(run, tmp_path):
     recoded = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pool)
     table = table.set_column(table.schema.get_field_index("user_agent"), "user_agent", recoded)
     path = tmp_path / "e.parquet"
-    with open_sink("parquet", path, builder.schema) as sink:
-        sink.write(table)
-        sink.write(table)
-    agents = [r[0] for r in duckdb.sql(f"select user_agent from '{path}'").fetchall()]
-    assert agents == recoded.to_pylist() * 2 == ua.to_pylist() * 2
+    assert _user_agents_written(builder, path, table, table) == recoded.to_pylist() * 2 == ua.to_pylist() * 2
     # a repeated entry handed to the encoder would make it fall back to plain strings
     col = pq.ParquetFile(path).metadata.row_group(0).column(builder.schema.get_field_index("user_agent"))
     assert col.has_dictionary_page and "RLE_DICTIONARY" in col.encodings, col

@@ -193,7 +193,7 @@ def _index_values(indices: pa.Array) -> np.ndarray:
 
 def _distinct_entries(arr: pa.DictionaryArray) -> pa.DictionaryArray:
     """The same values over a dictionary without repeated entries (pools may repeat a text):
-    the encoder takes a ready-made dictionary only when its entries are distinct."""
+    handed a dictionary with a repeat, the encoder falls back to writing plain strings."""
     encoded = pc.dictionary_encode(arr.dictionary)
     if len(encoded.dictionary) == len(arr.dictionary):
         return arr
