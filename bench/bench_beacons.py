@@ -139,13 +139,18 @@ def stages(components, sessions: int, out: Path) -> dict[str, float]:
     return t
 
 
+# A child's own peak RSS in KiB. Not ru_maxrss: on Linux a process keeps, across exec, the peak
+# of the memory it was spawned from, so a child of this (large) process would report ours.
+PEAK_KIB = "next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM'))"
+
+
 def peak_rss(sessions: int, fmt: str) -> tuple[int, float]:
     """(beacons, peak RSS MiB) of a streamed run in a fresh process."""
-    code = (f"import sys, resource; sys.path.insert(0, {str(ROOT)!r}); import tempfile, os\n"
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import tempfile, os\n"
             "from sim.generate import generate\nfrom sim.scenario.loader import load\n"
             f"d = tempfile.mkdtemp(); s = generate(load({str(SCENARIO)!r}), seed=7, sessions={sessions}, "
             f"protocol='legacy', fmt={fmt!r}, out=os.path.join(d, 'e.{fmt}'))\n"
-            "print(s.beacons, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+            f"print(s.beacons, {PEAK_KIB})\n"
             "import shutil; shutil.rmtree(d)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return int(out[0]), int(out[1]) / 1024

@@ -213,8 +213,8 @@ for _ in generate_sessions(Scenario(), seed=2, sessions=500, days=1):
 print(first - (time.perf_counter() - t))
 """
 
+# The child's own peak RSS (VmHWM): ru_maxrss would keep, across exec, the peak of this process.
 MEMORY_CODE = """
-import resource
 from sim.scenario.model import Scenario
 from sim.player.model import generate_sessions
 for _ in generate_sessions(Scenario(), seed=2, sessions=2000, days=1):   # load (or compile) the kernels first
@@ -222,7 +222,7 @@ for _ in generate_sessions(Scenario(), seed=2, sessions=2000, days=1):   # load 
 n = 0
 for chunk in generate_sessions(Scenario(), seed=1, sessions={n}):
     n += chunk.n_sessions
-print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(n, next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024)
 """
 
 
