@@ -8,6 +8,7 @@ from legacy_timelines import FLAVORS, START, Timeline, chunk_of, generated
 from sim.player.timeline import Action, AdPosition
 from sim.protocols.legacy.codec import beacon_at
 from sim.protocols.legacy.policy import beacons
+from sim.protocols.session_ids import guid_pool
 
 QUARTILES = (4, 5, 6, 7)
 AD_EVENTS = set(range(21, 41))
@@ -292,6 +293,19 @@ def test_session_ids_follow_each_players_format_and_differ_between_sessions():
     assert kdp.get(0) == kdp.get(0).upper() and len(kdp.get(0)) == 36
     assert mw.get(0) == mw.get(0).lower() and mw.get(0).count("-") == 4
     assert len(set(kdp.pool)) == 2
+
+
+def test_a_session_id_spells_its_random_bytes_in_hex_high_digit_first():
+    random_bytes = np.arange(64, dtype=np.uint8).reshape(2, 32) * 7
+    data, offsets = guid_pool(random_bytes, np.array([True, False]), np.array([False, True]))
+    ids = [bytes(data[a:b]).decode() for a, b in zip(offsets[:-1], offsets[1:])]
+
+    def guid(raw: bytes) -> str:
+        h = raw.hex()
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    assert ids == [guid(random_bytes[0, :16].tobytes()).upper(),
+                   guid(random_bytes[1, :16].tobytes()) + ":" + guid(random_bytes[1, 16:].tobytes())]
 
 
 def test_anonymous_viewers_send_no_user_id():

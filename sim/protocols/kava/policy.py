@@ -50,7 +50,7 @@ from numba import njit
 
 from ...player.timeline import SessionChunk
 from ..beacons import AsciiStrings, BeaconChunk, Strings
-from ..session_ids import guid_pool
+from ..session_ids import guid_pool, random_id_bytes
 
 NOT_SENT = -1
 API_VERSION = "3.3.0"
@@ -608,8 +608,7 @@ def session_ids(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarra
     Part 1 stands for the player on the page, part 2 for the media; a session is one entry
     loaded in one player, so both are new per session.
     """
-    nibbles = rng.integers(0, 16, size=(n, 64), dtype=np.uint8)
-    return guid_pool(nibbles, np.zeros(n, bool), np.ones(n, bool))
+    return guid_pool(random_id_bytes(rng, n), np.zeros(n, bool), np.ones(n, bool))
 
 
 def _error_details(codes: np.ndarray) -> Strings:

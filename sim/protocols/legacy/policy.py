@@ -57,7 +57,7 @@ from numba import njit
 from ...player.timeline import Action, SessionChunk
 from ...population import Population
 from ..beacons import AsciiStrings, BeaconChunk, Strings
-from ..session_ids import guid_pool
+from ..session_ids import guid_pool, random_id_bytes
 from ..urlencoding import encode_uri_component
 
 FLAVORS = ("kdp", "mwembed", "v7")
@@ -427,8 +427,8 @@ def _session_ids(chunk: SessionChunk, flavor_s: np.ndarray, session: np.ndarray)
     """The sessionId column: one id per session, KDP an uppercase GUID (Flex UIDUtil), mwEmbed
     a lowercase GUID, v7 `<guid>:<guid>` (player part, media part), all from
     `chunk.rng("legacy")`. `session` is each row's session."""
-    nibbles = chunk.rng("legacy").integers(0, 16, size=(len(flavor_s), 64), dtype=np.uint8)
-    return AsciiStrings(session.astype(np.int32), *guid_pool(nibbles, flavor_s == KDP, flavor_s == V7))
+    random_bytes = random_id_bytes(chunk.rng("legacy"), len(flavor_s))
+    return AsciiStrings(session.astype(np.int32), *guid_pool(random_bytes, flavor_s == KDP, flavor_s == V7))
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
