@@ -13,6 +13,7 @@ the run). Absolute numbers drift on a shared machine; the ratios are the result.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import subprocess
@@ -30,7 +31,8 @@ import pyarrow.parquet as pq  # noqa: E402
 pa.set_cpu_count(1)
 pa.set_io_thread_count(1)
 
-from sim.generate import CHUNK_SESSIONS, beacon_chunks, generate, stream_rows  # noqa: E402
+import sim.generate as generate_module  # noqa: E402
+from sim.generate import CHUNK_SESSIONS, SendOrderMerge, beacon_chunks, generate, stream_rows  # noqa: E402
 from sim.player.model import chunk_partitions, make_chunk, prepare_run  # noqa: E402
 from sim.scenario.loader import load  # noqa: E402
 from sim.sinks import EventsBuilder, open_sink  # noqa: E402
@@ -108,34 +110,56 @@ def _session_row(fake, rng: random.Random, fields: list | None) -> dict:
 
 
 def stages(components, sessions: int, out: Path) -> dict[str, float]:
-    """CPU seconds per stage over the same sessions and chunks as `generate`: the run's fixed
-    set-up (population, arrival plan), player model, policy, rows, order, write."""
-    t = {"population, arrival plan": 0.0, "player model (sessions)": 0.0, "legacy policy (beacons)": 0.0,
-         "events rows": 0.0, "send-order merge": 0.0, "parquet write": 0.0}
+    """CPU seconds per stage of one streamed run like `generate`'s (same chunks), each stage
+    timed where the pipeline calls it: the run's fixed set-up (population, arrival plan),
+    player model, policy, events rows, send order (sorts and merge), Parquet write, and the
+    rest of the run's time."""
+    t = dict.fromkeys(("population, arrival plan", "player model (sessions)", "legacy policy (beacons)",
+                       "events rows", "send order (sort, merge)", "parquet write"), 0.0)
+    started = cpu()
+
+    def timed(stage: str, fn):
+        def call(*args, **kwargs):
+            c = cpu()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                t[stage] += cpu() - c
+        return call
+
     c = cpu()
     run = prepare_run(components, 7, sessions=sessions)
     t["population, arrival plan"] = cpu() - c
-    c = cpu()
-    chunks = [make_chunk(run, parts) for parts in chunk_partitions(run.plan, CHUNK_SESSIONS)]
-    t["player model (sessions)"] = cpu() - c
-    c = cpu()
-    beacons = [beacon_chunks(ch, "legacy") for ch in chunks]
-    t["legacy policy (beacons)"] = cpu() - c
-    c = cpu()
-    builder = EventsBuilder.for_chunks(beacons[0])
-    for ch, bs in zip(chunks, beacons):
-        for b in bs:
-            builder.table(b, ch)
-    t["events rows"] = cpu() - c
-    c = cpu()
-    tables = list(stream_rows(iter(chunks), protocol="legacy", fmt="parquet"))
-    # stream_rows re-runs the policy and rows: subtract them to leave the merge alone
-    t["send-order merge"] = max(0.0, cpu() - c - t["legacy policy (beacons)"] - t["events rows"])
-    c = cpu()
-    with open_sink("parquet", out, builder.schema) as sink:
-        for table in tables:
-            sink.write(table)
-    t["parquet write"] = cpu() - c
+
+    def chunks():
+        for parts in chunk_partitions(run.plan, CHUNK_SESSIONS):
+            c = cpu()
+            chunk = make_chunk(run, parts)
+            t["player model (sessions)"] += cpu() - c
+            yield chunk
+
+    schema = []
+    order = "send order (sort, merge)"
+    patched = {(EventsBuilder, "table"): "events rows", (generate_module, "send_order"): order,
+               (SendOrderMerge, "push"): order, (SendOrderMerge, "flush"): order}
+    originals = {place: getattr(*place) for place in patched}
+    for (owner, name), stage in patched.items():
+        setattr(owner, name, timed(stage, originals[owner, name]))
+    try:
+        rows = stream_rows(chunks(), protocol="legacy", fmt="parquet", on_schema=schema.append,
+                           beacons_of=timed("legacy policy (beacons)", beacon_chunks))
+        first = next(rows)
+        with open_sink("parquet", out, schema[0]) as sink:
+            for table in itertools.chain([first], rows):
+                c = cpu()
+                sink.write(table)
+                t["parquet write"] += cpu() - c
+            c = cpu()
+        t["parquet write"] += cpu() - c      # the last row group and the footer, written on closing
+    finally:
+        for (owner, name), fn in originals.items():
+            setattr(owner, name, fn)
+    t["the rest (glue)"] = cpu() - started - sum(t.values())
     return t
 
 
