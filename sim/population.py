@@ -205,13 +205,16 @@ COUNTRY_PREFIXES: dict[str, list[int]] = {
 GENERIC_PREFIXES = [2, 5, 31, 37, 41, 45, 46, 62, 77, 78, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 91, 93, 94, 95, 185, 188, 193, 194, 195, 196, 197, 212, 213, 217]
 
 
+_DOT = pa.scalar(".")     # made once: Arrow would convert a Python "." on every call
+
+
 def _ips(country: str, n: int, rng: np.random.Generator) -> list[str]:
     prefixes = np.asarray(COUNTRY_PREFIXES.get(country, GENERIC_PREFIXES))
     first = rng.choice(prefixes, n)
     rest = rng.integers(0, 256, (n, 3))
     rest[:, 2] = rng.integers(1, 255, n)   # no network or broadcast addresses
     octets = [pa.array(part).cast(pa.string()) for part in (first, rest[:, 0], rest[:, 1], rest[:, 2])]
-    return pc.binary_join_element_wise(*octets, ".").to_pylist()
+    return pc.binary_join_element_wise(*octets, _DOT).to_pylist()
 
 
 def _codes(names: np.ndarray) -> tuple[np.ndarray, int]:

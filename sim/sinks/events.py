@@ -248,8 +248,7 @@ class EventsBuilder:
         pick = (lambda v: v) if order is None else (lambda v: v[order])
         cols: dict[str, pa.Array] = {
             "ts": pa.array(pick(np.asarray(beacons.send_t, dtype=np.float64))),
-            "protocol": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
-                                                       pa.array([beacons.protocol])),
+            "protocol": self._coded(np.zeros(n, np.int32), _names([beacons.protocol])),
         }
         for raw_name, col in beacons.columns.items():
             if raw_name in TRANSPORT_ONLY:

@@ -39,6 +39,9 @@ PARQUET_COLUMN_ENCODINGS = {"ts": "BYTE_STREAM_SPLIT", "eventTimestamp": "DELTA_
 # dictionary is both smaller and quicker to write than plain + zstd.
 PARQUET_DICTIONARY_NUMBERS = ("duration", "truth_entry_duration")
 JSONL_SLICE_ROWS = 1 << 16      # bounds the memory of the assembled text
+# Arrow scalars made once: Arrow converts a Python value afresh on every call, and looks for
+# dateutil each time (an import that fails, so it is not cached) when that is not installed.
+_QUOTE, _NOTHING, _NULL_TEXT = pa.scalar('"'), pa.scalar(""), pa.scalar(None, pa.string())
 
 
 class ParquetWriter:
@@ -324,7 +327,7 @@ def _json_values(arr: pa.Array, raw: bool) -> tuple[np.ndarray, pa.Array]:
             return _codes(encoded.indices), _json_strings(encoded.dictionary)
     elif pa.types.is_floating(t):
         # NaN and infinities are not JSON; the events table holds "not sent" as null anyway.
-        texts = pc.if_else(pc.is_finite(arr), arr.cast(pa.string()), pa.scalar(None, pa.string()))
+        texts = pc.if_else(pc.is_finite(arr), arr.cast(pa.string()), _NULL_TEXT)
     elif pa.types.is_integer(t) or pa.types.is_boolean(t):
         texts = arr.cast(pa.string())
     else:
@@ -390,7 +393,7 @@ def _json_strings(arr: pa.Array) -> pa.Array:
                         type=pa.string())
     escaped = pc.replace_substring(arr, "\\", "\\\\")
     escaped = pc.replace_substring(escaped, '"', '\\"')
-    return pc.binary_join_element_wise('"', escaped, '"', "")
+    return pc.binary_join_element_wise(_QUOTE, escaped, _QUOTE, _NOTHING)
 
 
 WRITERS = {"parquet": ParquetWriter, "csv": CsvWriter, "jsonl": JsonlWriter, "requests": JsonlWriter}
