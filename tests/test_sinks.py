@@ -116,6 +116,11 @@ def test_dictionary_chunks_over_several_pools_join_into_one_array_of_the_same_va
     joined = concat_chunks(column)
     assert joined.to_pylist() == column.to_pylist() == ["v0", "v99", None, "w5", None, "w79", "v3", None]
     assert len(joined.dictionary) == 180
+    # rows of the other protocol, all null over an empty dictionary, lay down no pool
+    nulls = pa.DictionaryArray.from_arrays(pa.nulls(2, pa.int32()), pa.array([], pa.string()))
+    with_nulls = concat_chunks(pa.chunked_array([_coded([7], big), nulls, _coded([8], big)]))
+    assert with_nulls.to_pylist() == ["v7", None, None, "v8"]
+    assert with_nulls.dictionary.buffers()[2].address == big.buffers()[2].address
     # small pools made apart with the same texts count as one
     small = pa.chunked_array([_coded([0, 1], pa.array(["x", "y"])), _coded([1, -1], pa.array(["x", "y"]))])
     assert concat_chunks(small).to_pylist() == ["x", "y", "y", None]

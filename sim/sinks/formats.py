@@ -29,8 +29,9 @@ PARQUET_DICTIONARY_PAGE_BYTES = 8 << 20
 # Dictionaries this small (names, versions, constants) are written whole: finding the entries a
 # row group uses costs more than the few unused ones take in the file.
 PARQUET_WHOLE_DICTIONARY_ENTRIES = 64
-# Pools whose distinctness a writer remembers (run-wide ones stay; per-chunk ones come and go).
-PARQUET_KNOWN_POOLS = 32
+# Pools whose distinctness a writer remembers, least recently used out first: more than the
+# text columns of a run of both protocols, so run-wide pools stay while per-chunk ones pass.
+PARQUET_KNOWN_POOLS = 64
 # Encodings that beat plain + zstd on time at about the same size: send times climb slowly
 # (byte-stream split), event times in ms, event types and session numbers are small steps (delta).
 PARQUET_COLUMN_ENCODINGS = {"ts": "BYTE_STREAM_SPLIT", "eventTimestamp": "DELTA_BINARY_PACKED",
@@ -114,11 +115,12 @@ class ParquetWriter:
         """Whether a pool has no repeated entry. A column coding into one such pool (run-wide
         ones: user ids, cookies ...) needs no de-duplicating. Each pool is checked once; the
         cache holds the pool itself, so its memory (the key) cannot pass to another."""
-        known = self._distinct_pools.get(key)
+        known = self._distinct_pools.pop(key, None)
         if known is None:
             if len(self._distinct_pools) >= PARQUET_KNOWN_POOLS:
-                self._distinct_pools.clear()
-            known = self._distinct_pools[key] = (pool, pc.count_distinct(pool).as_py() == len(pool))
+                del self._distinct_pools[next(iter(self._distinct_pools))]     # the least recently used
+            known = (pool, pc.count_distinct(pool).as_py() == len(pool))
+        self._distinct_pools[key] = known
         return known[1]
 
     def close(self) -> None:
@@ -139,6 +141,10 @@ def pool_layout(chunks: list[pa.DictionaryArray]) -> PoolLayout:
     layout, base_of, size = PoolLayout([], [], []), {}, 0
     for chunk in chunks:
         dictionary = chunk.dictionary
+        if not len(dictionary):
+            # Only nulls (a column the other protocol's rows do not send): no pool to lay down.
+            layout.bases.append(0)
+            continue
         key = _identity(dictionary)
         base = base_of.get(key)
         if base is None:
@@ -147,6 +153,9 @@ def pool_layout(chunks: list[pa.DictionaryArray]) -> PoolLayout:
             layout.keys.append(key)
             size += len(dictionary)
         layout.bases.append(base)
+    if not layout.pools:
+        layout.pools.append(chunks[0].dictionary)
+        layout.keys.append(())
     return layout
 
 
