@@ -323,12 +323,6 @@ def device_mix(audience) -> dict[str, float]:
     return mix
 
 
-def _tz_minutes(offset: str) -> int:
-    sign = -1 if offset[0] == "-" else 1
-    hours, minutes = offset[1:].split(":")
-    return sign * (int(hours) * 60 + int(minutes))
-
-
 def _is_lms(referrers: list[str]) -> bool:
     lms_words = ("learn", "lms", "moodle", "canvas", "blackboard", "course", ".edu")
     return any(word in r.lower() for r in referrers for word in lms_words)
@@ -468,7 +462,7 @@ def build_population(components, seed: int) -> Population:
             v_ua.append(ua_rows[rows])
             v_ip.append(ip_rows[rows])
             v_user.append(user_rows[rows])
-            v_tz.append(np.full(size, _tz_minutes(tz[g].utc_offset), np.int16))
+            v_tz.append(np.full(size, tz[g].offset_minutes, np.int16))
             tz_ranges.append(range(start, start + size))
             cdfs.append(np.cumsum(zipf_weights(size, aud.returning.activity_zipf)))
             start += size
@@ -478,7 +472,7 @@ def build_population(components, seed: int) -> Population:
         slices.append(ComponentSlice(
             name=comp.name, entries=range(e0, len(entry_ids_all)), viewers=range(v0, start),
             referrers=range(r0, len(referrers)), entry_cdf=np.cumsum(pop),
-            tz_offsets_min=np.array([_tz_minutes(t.utc_offset) for t in tz], np.int16), tz_weights=tz_w,
+            tz_offsets_min=np.array([t.offset_minutes for t in tz], np.int16), tz_weights=tz_w,
             tz_viewers=tz_ranges, tz_activity_cdf=cdfs, caption_languages=lang_idx))
 
     catalog = Catalog(entry_ids=np.array(entry_ids_all, dtype=object), durations=np.concatenate(durations_all),

@@ -308,15 +308,9 @@ def daily_levels(components) -> tuple[np.ndarray, np.ndarray]:
         hourly = hourly_weights(clock.hourly)
         zone_w = np.array([z.weight for z in clock.timezones], float)
         for zone, share in zip(clock.timezones, zone_w / zone_w.sum()):
-            local_hour = ((middle + _utc_offset_minutes(zone.utc_offset) * 60.0) // 3600.0 % 24).astype(int)
+            local_hour = ((middle + zone.offset_minutes * 60.0) // 3600.0 % 24).astype(int)
             levels += weight * share * hourly[local_hour]
     return lengths, levels
-
-
-def _utc_offset_minutes(offset: str) -> int:
-    """'-05:30' -> -330 (the model's pattern guarantees the form)."""
-    sign = -1 if offset.startswith("-") else 1
-    return sign * (int(offset[1:3]) * 60 + int(offset[4:6]))
 
 
 # --- the level over time ------------------------------------------------------------------------

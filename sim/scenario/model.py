@@ -143,6 +143,12 @@ class TimeZoneShare(Strict):
     utc_offset: Annotated[str, Field(pattern=r"^[+-](0\d|1[0-4]):[0-5]\d$", description="like -05:00")]
     weight: Weight
 
+    @property
+    def offset_minutes(self) -> int:
+        """`utc_offset` in minutes: '-05:30' -> -330 (the pattern guarantees the form)."""
+        sign = -1 if self.utc_offset[0] == "-" else 1
+        return sign * (int(self.utc_offset[1:3]) * 60 + int(self.utc_offset[4:6]))
+
 
 class Clock(Strict):
     """When sessions happen: a time range shaped by hourly and weekday weights in viewer local time."""
