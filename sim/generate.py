@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .player.timeline import SessionChunk
-from .protocols.beacons import BeaconChunk, Strings
+from .protocols.beacons import BeaconChunk, WireRequest
 from .sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink, requests_table
 from .sinks.formats import concat_chunks
 
@@ -65,80 +64,20 @@ def beacon_chunks(chunk: SessionChunk, protocol: str) -> list[BeaconChunk]:
     return out
 
 
-# Ledger keys of request files: each protocol's `codec.ledger_key(beacon)` joins these wire fields
-# (text as is, numbers as JavaScript writes them, "" when not sent) with this separator.
-# Spot-checked against the codec on every chunk; a mismatch falls back to the codec itself.
-KEY_RECIPES = {
-    "legacy": ("|", ("sessionId", "eventType", "eventTimestamp", "currentPoint")),
-    "kava": (":", ("sessionId", "eventIndex", "eventType", "position", "playTimeSum", "bufferTimeSum",
-                   "targetPosition")),
-}
-KEY_CHECKS = 16
-
-
-def _key_text(col, n: int) -> pa.Array:
-    """A column as the text a ledger key holds (null -> "")."""
-    if col is None:
-        return pa.array([""] * n, type=pa.string()) if n else pa.array([], type=pa.string())
-    if isinstance(col, Strings):
-        text = pa.DictionaryArray.from_arrays(pa.array(col.codes, mask=np.asarray(col.codes) < 0),
-                                              pa.array(col.pool, type=pa.string())).dictionary_decode()
-    else:
-        values = np.asarray(col)
-        if values.dtype.kind == "f":
-            # JavaScript's String(n): integral values without ".0"
-            integral = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 1e15)
-            missing = np.isnan(values)
-            if (integral | missing).all():   # the usual case: whole numbers, or not sent
-                text = pa.array(np.where(integral, values, 0).astype(np.int64),
-                                mask=missing if missing.any() else None).cast(pa.string())
-            else:
-                as_int = pa.array(np.where(integral, values, 0).astype(np.int64)).cast(pa.string())
-                text = pc.if_else(pa.array(integral), as_int, pa.array(values, mask=missing).cast(pa.string()))
-        elif values.dtype.kind in "iu":
-            text = pa.array(values, mask=values < 0).cast(pa.string())
-        else:
-            text = pa.array(values).cast(pa.string())
-    return pc.fill_null(text, "")
-
-
-def ledger_keys(chunk: BeaconChunk) -> pa.Array:
-    """The ledger key of every beacon (`codec.ledger_key`), as a string column.
-
-    Uses the codec's own `ledger_keys(chunk)` when it has one; otherwise builds the keys
-    column-wise from KEY_RECIPES and checks a spread of rows against `codec.ledger_key`.
-    """
-    codec = _module(chunk.protocol, "codec")
-    n = len(chunk)
-    if hasattr(codec, "ledger_keys"):
-        keys = codec.ledger_keys(chunk)
-        if isinstance(keys, Strings):
-            return pa.DictionaryArray.from_arrays(pa.array(keys.codes, mask=keys.codes < 0),
-                                                  pa.array(keys.pool, type=pa.string())).dictionary_decode()
-        return pa.array(keys, type=pa.string())
-    if n == 0:
-        return pa.array([], type=pa.string())
-    recipe = KEY_RECIPES.get(chunk.protocol)
-    if recipe is not None:
-        sep, names = recipe
-        keys = pc.binary_join_element_wise(*[_key_text(chunk.columns.get(name), n) for name in names], sep)
-        rows = np.unique(np.linspace(0, n - 1, min(n, KEY_CHECKS)).astype(np.int64))
-        if all(keys[int(i)].as_py() == codec.ledger_key(codec.beacon_at(chunk, int(i))) for i in rows):
-            return keys
-    return pa.array([codec.ledger_key(codec.beacon_at(chunk, i)) for i in range(n)], type=pa.string())
-
-
-def wire_requests(chunk: BeaconChunk, encoding: str | None, rows: Iterable[int] | None = None) -> list:
-    """The WireRequest of every beacon (or of `rows`, in that order), encoded by the codec.
+def wire_requests(chunk: BeaconChunk, encoding: str | None,
+                  rows: Iterable[int] | None = None) -> tuple[list[WireRequest], list[str]]:
+    """The WireRequest of every beacon (or of `rows`, in that order), encoded by the codec,
+    and the beacon's ledger key (`codec.ledger_key`).
 
     `encoding` None: each row's own (the scenario's choice) or the protocol's default, built
-    column-wise by the codec's `encode_many`; otherwise every row in that encoding.
+    column-wise by the codec's `encode_rows`; otherwise every row in that encoding.
     """
     codec = _module(chunk.protocol, "codec")
     rows = np.arange(len(chunk)) if rows is None else np.asarray(rows, dtype=np.int64)
     if encoding is None:
-        return codec.encode_many(chunk, rows)
-    return [codec.encode(codec.beacon_at(chunk, i), encoding) for i in rows.tolist()]
+        return codec.encode_rows(chunk, rows)
+    beacons = [codec.beacon_at(chunk, i) for i in rows.tolist()]
+    return [codec.encode(b, encoding) for b in beacons], [codec.ledger_key(b) for b in beacons]
 
 
 # -- global send order ---------------------------------------------------------------------------
@@ -279,8 +218,7 @@ def send_order(ts: np.ndarray, session_seq: np.ndarray) -> np.ndarray:
 # -- the pipeline ------------------------------------------------------------------------------
 
 def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: EventsBuilder | None,
-          encoding: dict[str, str] | None, keys_of: Callable[[BeaconChunk], pa.Array],
-          ) -> list[tuple[pa.Table, np.ndarray]]:
+          encoding: dict[str, str] | None) -> list[tuple[pa.Table, np.ndarray]]:
     """Each protocol's rows of one session chunk, in send order, with their send times."""
     parts = []
     seq_of_row = chunk.sessions["session_seq"]
@@ -288,8 +226,7 @@ def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: Ev
         ts = np.asarray(b.send_t, dtype=np.float64)
         order = send_order(ts, seq_of_row[np.asarray(b.session, dtype=np.int64)])
         if fmt == "requests":
-            keys = keys_of(b).take(pa.array(order)).cast(pa.string()).to_pylist()
-            wire = wire_requests(b, (encoding or {}).get(b.protocol), order)
+            wire, keys = wire_requests(b, (encoding or {}).get(b.protocol), order)
             table = requests_table(ts[order], wire, b.protocol, keys)
         else:
             table = builder.table(b, chunk, order)
@@ -300,14 +237,12 @@ def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: Ev
 def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, encoding: dict[str, str] | None = None,
                 stats: GenerateStats | None = None,
                 beacons_of: Callable[[SessionChunk, str], list[BeaconChunk]] = beacon_chunks,
-                keys_of: Callable[[BeaconChunk], pa.Array] = ledger_keys,
                 on_schema: Callable[[pa.Schema], None] | None = None) -> Iterator[pa.Table]:
     """Tables of events-table rows (or request rows for fmt="requests") in global send order.
 
     A table holds the columns its rows fill; `on_schema` is called with the run's whole
     events-table schema (fixed by the first chunk) before the first table is yielded.
-    `beacons_of` and `keys_of` (the ledger keys of request rows) default to the protocol
-    policies and codecs.
+    `beacons_of` defaults to the protocol policies.
     """
     stats = stats if stats is not None else GenerateStats()
     merge = SendOrderMerge()
@@ -319,7 +254,7 @@ def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, enco
             if on_schema is not None:
                 on_schema(builder.schema)
         stats.sessions += chunk.n_sessions
-        parts = _rows(chunk, beacons, fmt, builder, encoding, keys_of)
+        parts = _rows(chunk, beacons, fmt, builder, encoding)
         watermark = float(chunk.sessions["start"].min()) if chunk.n_sessions else -math.inf
         released = merge.push(parts, watermark)
         if released is not None:

@@ -18,10 +18,6 @@ def _hand_beacons(chunk, protocol):
     return out
 
 
-def _hand_keys(chunk):
-    return pa.array([f"{chunk.ledger_session.get(i)}:{chunk.ledger_index[i]}" for i in range(len(chunk))])
-
-
 def _chunks(n_chunks=4, per_chunk=5, spacing=20.0):
     """Sessions every `spacing` s; each lasts 150 s, so it outlives the next chunks' starts."""
     pop = sc.population()
@@ -39,7 +35,7 @@ def _sorted_part(chunk):
 
 def _stream(protocol="both", **kw):
     return list(stream_rows(_chunks(**kw), protocol=protocol, fmt="parquet",
-                            beacons_of=_hand_beacons, keys_of=_hand_keys))
+                            beacons_of=_hand_beacons))
 
 
 def test_rows_come_out_in_global_send_order_across_chunks():
@@ -428,4 +424,6 @@ def test_request_rows_are_byte_for_byte_what_encode_gives_each_beacon(protocol):
     rows = np.arange(len(beacons))[::-1]            # any order, as the send order takes them
     own = getattr(codec, "encoding_at", None)
     expected = [codec.encode(codec.beacon_at(beacons, int(i)), own(beacons, int(i)) if own else "get") for i in rows]
-    assert wire_requests(beacons, None, rows) == expected
+    requests, keys = wire_requests(beacons, None, rows)
+    assert requests == expected
+    assert keys == [codec.ledger_key(codec.beacon_at(beacons, int(i))) for i in rows]

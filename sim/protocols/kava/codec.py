@@ -383,22 +383,6 @@ def ledger_key(beacon: Beacon) -> str:
     return ":".join(parts)
 
 
-def ledger_keys(chunk: BeaconChunk) -> list[str]:
-    """`ledger_key` of every row of a KAVA BeaconChunk, computed column by column."""
-    cols = chunk.columns
-    sid = cols["sessionId"]
-    parts = [sid.pool[sid.codes].tolist(),
-             [str(v) for v in cols["eventIndex"].tolist()],
-             [str(v) for v in cols["eventType"].tolist()]]
-    for name in ("position", "playTimeSum", "bufferTimeSum", "targetPosition"):
-        column = cols.get(name)
-        if column is None:
-            parts.append([""] * len(chunk))
-        else:
-            parts.append(["" if v != v else js_number(v) for v in column.tolist()])
-    return [":".join(p) for p in zip(*parts)]
-
-
 # --- many rows at once, ahead of their send times (the live sender's fast path) ------------------
 
 SESSION_START = "sessionStartTime"
@@ -503,10 +487,12 @@ def prepare_rows(chunk: BeaconChunk, rows: np.ndarray) -> list[Prepared]:
     return out
 
 
-def encode_many(chunk: BeaconChunk, rows: np.ndarray) -> list[WireRequest]:
-    """`encode(beacon_at(chunk, i), encoding_at(chunk, i))` for each i in `rows`, byte for
-    byte, built column by column (`prepare_rows` with each beacon's own sessionStartTime)."""
-    return [p.request(p.start) for p in prepare_rows(chunk, rows)]
+def encode_rows(chunk: BeaconChunk, rows: np.ndarray) -> tuple[list[WireRequest], list[str]]:
+    """`encode(beacon_at(chunk, i), encoding_at(chunk, i))` and `ledger_key` of it for each i
+    in `rows`, byte for byte, built column by column (`prepare_rows` with each beacon's own
+    sessionStartTime)."""
+    prepared = prepare_rows(chunk, rows)
+    return [p.request(p.start) for p in prepared], [p.key for p in prepared]
 
 
 def _prepare_one(chunk: BeaconChunk, i: int) -> Prepared:

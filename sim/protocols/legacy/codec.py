@@ -316,11 +316,6 @@ def encode_rows(chunk: BeaconChunk, rows: np.ndarray) -> tuple[list[WireRequest]
     return requests, keys
 
 
-def encode_many(chunk: BeaconChunk, rows: np.ndarray) -> list[WireRequest]:
-    """`encode(beacon_at(chunk, i))` for each i in `rows`, byte for byte (`encode_rows`)."""
-    return encode_rows(chunk, rows)[0]
-
-
 def _wire_flavors(cols, rows: np.ndarray) -> np.ndarray:
     """`flavor_of` per row ("" for another client), from the clientTag and objectType columns."""
     n = len(rows)
