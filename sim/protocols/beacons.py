@@ -73,6 +73,22 @@ def per_distinct(values: np.ndarray, fmt) -> list:
     return table[inverse.ravel()].tolist()
 
 
+def row_headers(cols: dict, rows: np.ndarray, sources: tuple[tuple[str, str], ...], variant: np.ndarray | None = None,
+                variant_headers: tuple[dict[str, str], ...] = ({},)) -> list[dict[str, str]]:
+    """The request headers of each of `rows`: for each (header, column) of `sources` the chunk
+    has, the Strings column's text (left out where not sent), then `variant_headers[v]` for
+    the row's `variant` v. One dict per distinct combination, shared by the rows that have
+    it (read them, do not change them): how the codecs give many rows their headers."""
+    present = [(name, cols[source]) for name, source in sources if source in cols]
+    variant = np.zeros(len(rows), np.int64) if variant is None else variant
+    codes = np.stack([*(col.codes[rows] for _, col in present), variant], axis=1)
+    used, inverse = np.unique(codes, axis=0, return_inverse=True)
+    table = np.empty(len(used), object)
+    table[:] = [{**{name: col.pool[c] for (name, col), c in zip(present, combo) if c >= 0},
+                 **variant_headers[combo[-1]]} for combo in used.tolist()]
+    return table[inverse.ravel()].tolist()
+
+
 class AsciiStrings(Strings):
     """A Strings column whose pool is ASCII bytes (entry i is `data[offsets[i]:offsets[i+1]]`),
     made into Python strings only when something reads `pool`. The file sinks hand the bytes

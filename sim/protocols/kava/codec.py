@@ -27,10 +27,12 @@ from urllib.parse import urlsplit
 import numpy as np
 import orjson
 
-from ..beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest, per_distinct
+from ..beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest, per_distinct, row_headers
 from ..urlencoding import encode_uri_component_plus, php_parse_query
 
 PATH = "/api_v3/index.php"
+# Every KAVA request starts so; the encoding decides what follows.
+TRACK_EVENT = f"{PATH}?service=analytics&action=trackEvent&"
 URL_PARAMS = ("eventType", "partnerId", "entryId", "sessionId")
 # Added by the request builders, not by the plugin's event model.
 TRANSPORT_PARAMS = {"apiVersion": str, "format": int, "expiry": int, "ignoreNull": int, "kalsig": str}
@@ -112,13 +114,13 @@ def encode(beacon: Beacon, encoding: str = "post") -> WireRequest:
         missing = [k for k in URL_PARAMS if k not in beacon.fields]
         if missing:
             raise ValueError(f"encode: beacon lacks {', '.join(missing)}")
-        url = f"{PATH}?service=analytics&action=trackEvent&" + _query((k, beacon.fields[k]) for k in URL_PARAMS)
+        url = TRACK_EVENT + _query((k, beacon.fields[k]) for k in URL_PARAMS)
         body = {k: _json_value(v) for k, v in transport.items()}
         body.update((k, _json_value(v)) for k, v in beacon.fields.items() if k not in URL_PARAMS)
         headers["Content-Type"] = "application/json"
         return WireRequest("POST", url, headers, orjson.dumps(body))
     if encoding == "get":
-        url = f"{PATH}?service=analytics&action=trackEvent&" + _query([*transport.items(), *beacon.fields.items()])
+        url = TRACK_EVENT + _query([*transport.items(), *beacon.fields.items()])
         return WireRequest("GET", url, headers, None)
     raise ValueError(f"encode: unknown encoding {encoding!r} (use 'post' or 'get')")
 
@@ -386,6 +388,8 @@ def ledger_key(beacon: Beacon) -> str:
 # --- many rows at once, ahead of their send times (the live sender's fast path) ------------------
 
 SESSION_START = "sessionStartTime"
+# `_headers` of a row: (header, column it comes from), in that order
+_HEADER_COLUMNS = (("User-Agent", "user_agent"), ("Referer", "page_url"), ("X-Forwarded-For", "client_ip"))
 
 
 class Prepared:
@@ -429,7 +433,9 @@ def prepare_rows(chunk: BeaconChunk, rows: np.ndarray) -> list[Prepared]:
     transport = [(k, v) for k in {**DEFAULT_TRANSPORT, **TRANSPORT_PARAMS}
                  if (v := _transport_column(cols, k, rows)) is not None]
     encodings = cols["encoding"].texts(rows) if "encoding" in cols else [None] * n
-    headers = _row_headers(cols, rows, encodings)
+    # `_headers` of each row: a JSON body (any encoding but "get") adds its Content-Type
+    headers = row_headers(cols, rows, _HEADER_COLUMNS, np.array([e != "get" for e in encodings], np.int64),
+                          ({}, {"Content-Type": "application/json"}))
     names = [name for name, _, _, _ in plan]
     split = names.index(SESSION_START) if SESSION_START in names else len(names)
     before, after = names[:split], names[split + 1:]
@@ -469,12 +475,12 @@ def prepare_rows(chunk: BeaconChunk, rows: np.ndarray) -> list[Prepared]:
                 out[j] = _prepare_one(chunk, int(rows[j]))
                 continue
             heads, tails = pieces("post")
-            prefix = f"{PATH}?service=analytics&action=trackEvent&" + "&".join(url_query[j])
+            prefix = TRACK_EVENT + "&".join(url_query[j])
             head, tail = b",".join(filter(None, heads[j])), b",".join(filter(None, tails[j]))
             method = "POST"
         elif encoding == "get":
             heads, tails = pieces("get")
-            prefix = f"{PATH}?service=analytics&action=trackEvent&"
+            prefix = TRACK_EVENT
             head, tail = "&".join(filter(None, heads[j])), "&".join(filter(None, tails[j]))
             method = "GET"
         else:
@@ -513,13 +519,11 @@ def _prepare_one(chunk: BeaconChunk, i: int) -> Prepared:
         if request.method == "POST":
             head, tail = head[1:].rstrip(b","), tail[:-1].lstrip(b",")
             return Prepared("POST", request.url, head, tail, request.headers, key, True, event_type, start)
-        prefix = f"{PATH}?service=analytics&action=trackEvent&"
-        return Prepared("GET", prefix, head[len(prefix):].rstrip("&"), tail.lstrip("&"), request.headers, key,
+        return Prepared("GET", TRACK_EVENT, head[len(TRACK_EVENT):].rstrip("&"), tail.lstrip("&"), request.headers, key,
                         True, event_type, start)
     if request.method == "POST":
         return Prepared("POST", request.url, request.body[1:-1], b"", request.headers, key, False, event_type)
-    prefix = f"{PATH}?service=analytics&action=trackEvent&"
-    return Prepared("GET", prefix, request.url[len(prefix):], "", request.headers, key, False, event_type)
+    return Prepared("GET", TRACK_EVENT, request.url[len(TRACK_EVENT):], "", request.headers, key, False, event_type)
 
 
 def _column(kind: str, data, pool, rows: np.ndarray) -> tuple[np.ndarray, object]:
@@ -547,30 +551,6 @@ def _transport_column(cols, key: str, rows: np.ndarray) -> tuple[np.ndarray, obj
         return column[rows], lambda v: default if (t := typed(v)) is None else t
     pool = column.pool
     return column.codes[rows], lambda c: default if c < 0 else pool[c]
-
-
-def _row_headers(cols, rows: np.ndarray, encodings: list) -> list[dict[str, str]]:
-    """`encode`'s headers per row, one dict per distinct combination."""
-    names = [(header, cols[source]) for header, source in (("User-Agent", "user_agent"), ("Referer", "page_url"),
-                                                            ("X-Forwarded-For", "client_ip")) if source in cols]
-    table: dict[tuple, dict] = {}
-    codes = [column.codes[rows].tolist() if hasattr(column, "codes") else None for _, column in names]
-    out = []
-    for j in range(len(rows)):
-        combo = (encodings[j] == "get", *(c[j] if c is not None else j for c in codes))
-        headers = table.get(combo)
-        if headers is None:
-            headers = {}
-            for (name, column), c in zip(names, combo[1:]):
-                value = column.get(int(rows[j])) if not hasattr(column, "codes") else (
-                    None if c < 0 else column.pool[c])
-                if value is not None:
-                    headers[name] = value
-            if not combo[0]:
-                headers["Content-Type"] = "application/json"
-            table[combo] = headers
-        out.append(headers)
-    return out
 
 
 def _json_member(key: str, value) -> bytes:

@@ -40,7 +40,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from ..beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest, per_distinct
+from ..beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest, per_distinct, row_headers
 from ..urlencoding import (encode_uri_component, encode_uri_component_plus, flash_url_variables, js_escape,
                            js_number, js_unescape, php_parse_query)
 
@@ -280,6 +280,7 @@ def _md5(text: str) -> str:
 
 # --- many rows at once (the live sender's fast path) ----------------------------------------------
 
+# `_context_headers` of a row: (header, column it comes from), in that order
 _HEADER_COLUMNS = (("User-Agent", "user_agent"), ("Referer", "page_url"), ("Cookie", "cookie"),
                    ("X-Forwarded-For", "client_ip"))
 
@@ -299,7 +300,7 @@ def encode_rows(chunk: BeaconChunk, rows: np.ndarray) -> tuple[list[WireRequest]
     if n == 0:
         return [], []
     cols = chunk.columns
-    headers = _row_headers(cols, rows)
+    headers = row_headers(cols, rows, _HEADER_COLUMNS)
     flavor_col = cols["legacy_flavor"]
     flavor_codes = flavor_col.codes[rows]
     wire_flavor = _wire_flavors(cols, rows)
@@ -331,18 +332,6 @@ def _wire_flavors(cols, rows: np.ndarray) -> np.ndarray:
         return "kdp" if tag.startswith("kdp:") else "mwembed" if tag.startswith("kwidget:") else ""
 
     return np.array(per_distinct((tag_codes.astype(np.int64) + 1) * 2 + has_object, flavor), object)
-
-
-def _row_headers(cols, rows: np.ndarray) -> list[dict[str, str]]:
-    """`_context_headers` per row, one dict per distinct combination."""
-    present = [(name, cols[source]) for name, source in _HEADER_COLUMNS if source in cols]
-    if not present:
-        return [{} for _ in range(len(rows))]
-    codes = np.stack([col.codes[rows] for _, col in present], axis=1)
-    used, inverse = np.unique(codes, axis=0, return_inverse=True)
-    table = np.empty(len(used), object)
-    table[:] = [{name: col.pool[c] for (name, col), c in zip(present, combo) if c >= 0} for combo in used.tolist()]
-    return table[inverse.ravel()].tolist()
 
 
 def _whole_text(v) -> str:
@@ -414,11 +403,7 @@ def _encode_group(cols, flavor: str, rows: np.ndarray, slots: np.ndarray, header
         if text is _whole_text and len(values) and values.min() >= 0:
             # digits only: every transport leaves them as they are, and most are distinct
             return [k + t for t in map(str, values.astype(np.int64).tolist())]
-        used, inverse = np.unique(values, return_inverse=True)
-        texts = [text(v) for v in used.tolist()]
-        table = np.empty(len(used), object)
-        table[:] = [None if t is None else k + encode_value(t) for t in texts]
-        return table[inverse.ravel()].tolist()
+        return per_distinct(values, lambda v: None if (t := text(v)) is None else k + encode_value(t))
 
     def plain(column) -> list[str | None]:
         return per_distinct(column[0], column[1])
