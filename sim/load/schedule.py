@@ -254,12 +254,9 @@ class BeaconQueue:
         self.wall = wall[order]
         self.cursor = 0
         self.labels: dict[int, str] = {}
-        self.encoding_at = getattr(self.codec, "encoding_at", None)   # per-row wire encoding
         # Requests are encoded column-wise a block of rows at a time, ahead of the rows' send
-        # times (rows block_lo..block_hi-1): legacy ones whole, KAVA ones but for the
-        # sessionStartTime that only the live server's first answer gives
-        self.encode_rows = getattr(self.codec, "encode_rows", None) if self.protocol != "kava" else None
-        self.prepare_rows = getattr(self.codec, "prepare_rows", None) if self.protocol == "kava" else None
+        # times (rows block_lo..block_hi-1): legacy ones whole (`encode_rows`), KAVA ones but
+        # for the sessionStartTime that only the live server's first answer gives (`prepare_rows`)
         self.block_lo = self.block_hi = 0
         self.block: list[tuple] = []   # (label, request or KAVA Prepared, key, header lines)
 
@@ -319,42 +316,22 @@ class BeaconQueue:
             state.started[s] = True
             stats.started_sessions += 1
             stats.started_by[state.scenario[s]] += 1
-        if self.encode_rows is not None:
-            if not self.block_lo <= row < self.block_hi:
-                self._encode_block(row)
-            label, request, key, head = self.block[row - self.block_lo]
-            return Outgoing(label, self.protocol, request, key, s, int(state.scenario[s]), head)
-        if self.prepare_rows is not None:
-            if not self.block_lo <= row < self.block_hi:
-                self._encode_block(row)
-            label, prepared, key, head = self.block[row - self.block_lo]
-            if prepared.event_type == KAVA_VIEW and state.views_off[s]:
-                stats.views_suppressed += 1
-                return None
-            start = None
-            if not prepared.holds_start:
-                state.server_time[s] = np.nan      # this beacon's answer sets a new one
-            elif state.server_time[s] == state.server_time[s]:
-                start = int(state.server_time[s])
-            return Outgoing(label, self.protocol, prepared.request(start), key, s, int(state.scenario[s]), head)
-        beacon = self.codec.beacon_at(chunk, row)
-        event_type = int(beacon.fields.get("eventType", 0))
+        if not self.block_lo <= row < self.block_hi:
+            self._encode_block(row)
+        label, request, key, head = self.block[row - self.block_lo]
         if self.protocol == "kava":
-            if event_type == KAVA_VIEW and state.views_off[s]:
+            if request.event_type == KAVA_VIEW and state.views_off[s]:
                 stats.views_suppressed += 1
                 return None
             # The policy marks where the player holds a sessionStartTime (absent on a session's
             # first beacon and after a pause cleared it); the value is the live server's answer.
-            if beacon.fields.pop("sessionStartTime", None) is None:
+            start = None
+            if not request.holds_start:
                 state.server_time[s] = np.nan      # this beacon's answer sets a new one
             elif state.server_time[s] == state.server_time[s]:
-                beacon.fields["sessionStartTime"] = int(state.server_time[s])
-        if self.encoding_at is None:
-            request = self.codec.encode(beacon)
-        else:
-            request = self.codec.encode(beacon, self.encoding_at(chunk, row))
-        return Outgoing(self.label(event_type), self.protocol, request, self.codec.ledger_key(beacon), s,
-                        int(state.scenario[s]))
+                start = int(state.server_time[s])
+            request = request.request(start)
+        return Outgoing(label, self.protocol, request, key, s, int(state.scenario[s]), head)
 
     # Rows encoded at once: at most BLOCK (amortises the per-column work), and beyond
     # BLOCK_MIN only those due within BLOCK_AHEAD seconds of the first, so a queue whose
@@ -366,22 +343,20 @@ class BeaconQueue:
         soon = int(np.searchsorted(self.wall, self.wall[row] + self.BLOCK_AHEAD, side="right"))
         hi = min(max(soon, row + self.BLOCK_MIN), row + self.BLOCK, len(self.wall))
         rows = np.arange(row, hi)
-        heads: dict[int, bytes] = {}    # rows of one session share their headers dict
-        block = []
-        if self.prepare_rows is not None:
-            for prepared in self.prepare_rows(self.chunk, rows):
-                head = heads.get(id(prepared.headers))
-                if head is None:
-                    head = heads[id(prepared.headers)] = header_lines(prepared.headers)
-                block.append((self.label(prepared.event_type), prepared, prepared.key, head))
+        if self.protocol == "kava":
+            prepared = self.codec.prepare_rows(self.chunk, rows)
+            encoded = [(self.label(p.event_type), p, p.key, p.headers) for p in prepared]
         else:
-            requests, keys = self.encode_rows(self.chunk, rows)
+            requests, keys = self.codec.encode_rows(self.chunk, rows)
             labels = [self.label(int(t)) for t in self.chunk.columns["eventType"][rows].tolist()]
-            for label, request, key in zip(labels, requests, keys):
-                head = heads.get(id(request.headers))
-                if head is None:
-                    head = heads[id(request.headers)] = header_lines(request.headers)
-                block.append((label, request, key, head))
+            encoded = [(label, r, key, r.headers) for label, r, key in zip(labels, requests, keys)]
+        heads: dict[int, bytes] = {}    # rows with the same headers share one dict
+        block = []
+        for label, request, key, headers in encoded:
+            head = heads.get(id(headers))
+            if head is None:
+                head = heads[id(headers)] = header_lines(headers)
+            block.append((label, request, key, head))
         self.block, self.block_lo, self.block_hi = block, row, hi
 
     def on_response(self, out: Outgoing, body: bytes) -> None:
