@@ -113,6 +113,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import duckdb  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from sim.cli import app  # noqa: E402
@@ -310,6 +311,28 @@ def test_both_protocols_come_from_one_player_with_hasKanalony(tmp_path):
     same = duckdb.sql(f"""select count(*) from (
         select truth_session_seq, count(distinct protocol) as p from '{out}' group by 1) where p = 2""").fetchall()[0][0]
     assert same > 0
+
+
+def _required_columns(path) -> set[str]:
+    """Columns a Parquet file stores as REQUIRED (no definition levels: never null)."""
+    schema = pq.ParquetFile(path).schema
+    return {schema.column(i).name for i in range(len(schema)) if schema.column(i).max_definition_level == 0}
+
+
+def test_fields_every_legacy_beacon_carries_are_stored_as_required(mix_files):
+    required = _required_columns(mix_files["parquet"][0])
+    assert {"eventType", "eventTimestamp", "sessionId", "entryId", "partnerId", "currentPoint", "seek",
+            "cookie", "has_ks", "truth_viewer"} <= required
+    # Depend on the player flavor: v7 sends no userId, KDP no format or hasKanalony.
+    assert not {"userId", "format", "hasKanalony", "objectType", "historyEvents"} & required
+
+
+def test_in_a_file_of_both_protocols_only_fields_both_always_send_are_required(tmp_path):
+    out = tmp_path / "both.parquet"
+    assert _player_sim(VOD, "--sessions", 100, "--protocol", "both", "--format", "parquet", "--out", out).returncode == 0
+    required = _required_columns(out)
+    assert {"eventType", "sessionId", "entryId", "partnerId"} <= required
+    assert not {"eventTimestamp", "currentPoint", "cookie", "eventIndex", "position"} & required
 
 
 def test_a_file_of_both_protocols_has_the_events_table_column_order(tmp_path):

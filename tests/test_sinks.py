@@ -13,6 +13,7 @@ import pytest
 import sink_chunks as sc
 from sim.protocols.beacons import WireRequest
 from sim.sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink, requests_table
+from sim.sinks.events import SchemaError, conform
 from sim.sinks.formats import concat_chunks
 
 
@@ -63,6 +64,32 @@ def test_a_legacy_only_file_has_no_kava_only_columns(tmp_path):
     names = pq.read_schema(path).names
     assert "currentPoint" in names and "historyEvents" in names
     assert "playTimeSum" not in names and "eventIndex" not in names and "bufferTime" not in names
+
+
+def test_columns_a_policy_always_sends_are_required_and_a_gap_in_one_is_refused():
+    chunk = sc.sessions(sc.T0 + np.array([0.0, 5.0]))
+    leg = sc.legacy(chunk)
+    leg.always_sent = frozenset({"eventType", "sessionId", "uiConfId", "ks", "currentPoint"})
+    builder = EventsBuilder.for_chunks([leg])
+    required = {f.name for f in builder.schema if not f.nullable}
+    assert {"eventType", "sessionId", "uiconfId", "has_ks", "currentPoint"} <= required
+    assert "userId" not in required
+    # The fixture leaves currentPoint out of the first beacon of each session.
+    with pytest.raises(SchemaError, match="currentPoint"):
+        builder.table(leg, chunk)
+    # A required column missing from the rows is refused too, not filled with nulls.
+    with pytest.raises(SchemaError, match="rows lack the column"):
+        conform(pa.table({"ts": [1.0]}), builder.schema)
+
+
+def test_in_a_run_of_two_protocols_only_columns_both_always_send_are_required():
+    chunk = sc.sessions(sc.T0 + np.array([0.0, 5.0]))
+    leg, kav = sc.legacy(chunk), sc.kava(chunk)
+    leg.always_sent = frozenset({"eventType", "sessionId", "uiConfId"})
+    kav.always_sent = frozenset({"eventType", "sessionId", "eventIndex"})
+    required = {f.name for f in EventsBuilder.for_chunks([leg, kav]).schema if not f.nullable}
+    assert {"eventType", "sessionId"} <= required
+    assert not {"uiconfId", "eventIndex"} & required
 
 
 def _user_agents_written(builder, path, *tables):

@@ -134,6 +134,8 @@ class BeaconChunk:
     use NaN (float) or a sentinel (documented per protocol) for "not sent". `session` is the
     row in the SessionChunk the beacons came from; `send_t` the scheduled send time (epoch s).
     `encoding` names how each row goes on the wire (see the protocol's codec).
+    `always_sent`: the columns the policy fills on every row, whatever the player (the
+    events table stores them as required).
     """
 
     protocol: Protocol
@@ -142,6 +144,7 @@ class BeaconChunk:
     send_t: np.ndarray                     # float64 epoch seconds
     ledger_session: Strings                # the session id used to prove delivery
     ledger_index: np.ndarray               # int64: eventIndex (kava) or per-session send counter (legacy)
+    always_sent: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.session)

@@ -126,9 +126,10 @@ class EventsBuilder:
     """Builds events-table rows for one run; the schema is fixed when the builder is made."""
 
     def __init__(self, extra: dict[str, pa.DataType] | None = None, protocols: Iterable[str] | None = None,
-                 carried: Iterable[str] = ()):
+                 carried: Iterable[str] = (), always_sent: Iterable[str] = ()):
         """`protocols`: the protocols of the run (None or an unknown one: every wire field);
-        `carried`: wire fields sent beside them (kept, in contract order)."""
+        `carried`: wire fields sent beside them (kept, in contract order); `always_sent`: the
+        columns every row fills (stored as required: Parquet then writes no definition levels)."""
         protocols = None if protocols is None else set(protocols)
         if protocols is None or not protocols <= PROTOCOL_FIELDS.keys():
             wire = dict(WIRE_FIELDS)
@@ -139,8 +140,9 @@ class EventsBuilder:
             wire[name] = extra[name]
         self.wire = wire
         fields = [pa.field("ts", DOUBLE, nullable=False), pa.field("protocol", STRING, nullable=False)]
-        fields += [pa.field(n, t) for n, t in wire.items()]
-        fields += [pa.field(n, t, nullable=n not in ALWAYS_SET) for n, t in CONTEXT_COLUMNS.items()]
+        required = ALWAYS_SET.union(always_sent)
+        fields += [pa.field(n, t, nullable=n not in required) for n, t in wire.items()]
+        fields += [pa.field(n, t, nullable=n not in required) for n, t in CONTEXT_COLUMNS.items()]
         fields += [pa.field(n, t, nullable=False) for n, t in TRUTH_COLUMNS.items()]
         self.schema = pa.schema(fields)
         self._by_lower = _canonical(wire)
@@ -157,7 +159,10 @@ class EventsBuilder:
         known = _canonical({**WIRE_FIELDS, **CONTEXT_COLUMNS})
         extra: dict[str, pa.DataType] = {}
         carried: set[str] = set()
+        always_sent: set[str] | None = None      # stored as required: what every chunk fills on every row
         for chunk in chunks:
+            filled = {known.get(SECRET_COLUMNS.get(name, name).lower()) for name in chunk.always_sent} - {None}
+            always_sent = filled if always_sent is None else always_sent & filled
             for name, col in chunk.columns.items():
                 if name in TRANSPORT_ONLY:
                     continue
@@ -166,7 +171,8 @@ class EventsBuilder:
                     carried.add(known[name.lower()])
                 elif name not in extra:
                     extra[name] = _type_of_column(col)
-        return cls(extra, protocols={chunk.protocol for chunk in chunks} or None, carried=carried)
+        return cls(extra, protocols={chunk.protocol for chunk in chunks} or None, carried=carried,
+                   always_sent=always_sent or ())
 
     # -- pools ---------------------------------------------------------------------------------
 
@@ -300,6 +306,9 @@ class EventsBuilder:
                 continue
             if arr.type != field.type:
                 arr = arr.cast(field.type)
+            if arr.null_count and not field.nullable:
+                raise SchemaError(f"{beacons.protocol} beacons leave {field.name!r} unset on {arr.null_count} rows, "
+                                  f"but their policy says it always sends it")
             fields.append(field)
             arrays.append(arr)
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
@@ -340,6 +349,8 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         if field.name in names:
             col = table.column(field.name)
             arrays.append(col if col.type == field.type else col.cast(field.type))
+        elif not field.nullable and n:
+            raise SchemaError(f"rows lack the column {field.name!r}, which their policies say they always send")
         else:
             arrays.append(pa.nulls(n, field.type))
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -657,6 +657,12 @@ def _run(inputs, u, caption_count, views_enabled, write, out_i, out_f, per_sessi
                  out_i, out_f, per_session)
 
 
+# Columns filled on every beacon (clientVer is left out: an empty player version is not sent).
+ALWAYS_SENT = frozenset({"eventType", "partnerId", "entryId", "sessionId", "eventIndex", "referrer", "playbackType",
+                         "clientTag", "position", "playbackSpeed", "playerSkin", "kalturaApplication", "uiConfId",
+                         "apiVersion", "format", "ks", "user_agent", "page_url", "client_ip"})
+
+
 def _const(values: np.ndarray, codes: np.ndarray) -> Strings:
     """A string column from per-scenario values: one pool entry per distinct value, "" = not sent."""
     pool, inverse = np.unique(values.astype(str), return_inverse=True)
@@ -771,4 +777,5 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
         send_t=out_f[:, F_SEND_T].copy(),
         ledger_session=session_strings,
         ledger_index=out_i[:, I_INDEX].copy(),
+        always_sent=ALWAYS_SENT,
     )

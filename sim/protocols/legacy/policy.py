@@ -88,6 +88,12 @@ AD_EVENTS = range(21, 41)
 
 HISTORY_BITS = 24  # mwEmbed's historyEvents bitmap covers event ids 1..24
 
+# Columns every flavor fills on every beacon (userId, hasKanalony, format, objectType, ks and
+# historyEvents depend on the flavor).
+ALWAYS_SENT = frozenset({"eventType", "eventTimestamp", "currentPoint", "duration", "partnerId", "uiconfId", "seek",
+                         "isFirstInSession", "clientVer", "clientTag", "apiVersion", "widgetId", "sessionId",
+                         "entryId", "referrer", "ks", "user_agent", "page_url", "client_ip", "cookie"})
+
 
 def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
     """The legacy beacons of every session in `chunk`, grouped by session in send order.
@@ -171,6 +177,7 @@ def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
         send_t=ms / 1000.0,
         ledger_session=columns["sessionId"],
         ledger_index=counter.astype(np.int64),
+        always_sent=ALWAYS_SENT,
     )
 
 
