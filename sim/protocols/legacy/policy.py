@@ -489,20 +489,27 @@ def _history_events(bits: np.ndarray, counter: np.ndarray, is_mw: np.ndarray) ->
 
 @njit(cache=True)
 def _dense_codes(keys):
-    """Codes 0.. in order of first appearance, and the distinct keys: np.unique without a sort."""
-    seen = dict()
-    seen[np.int64(0)] = np.int32(0)
-    del seen[np.int64(0)]
+    """Codes 0.. in order of first appearance, and the distinct keys (all >= 0): np.unique
+    without a sort. An open-addressing table: numba's typed dict is several times slower."""
+    bits = 4
+    while (1 << bits) < 2 * len(keys):
+        bits += 1
+    mask = np.int64((1 << bits) - 1)
+    slot_key = np.full(1 << bits, -1, np.int64)
+    slot_code = np.empty(1 << bits, np.int32)
     codes = np.empty(len(keys), np.int32)
     distinct = np.empty(len(keys), np.int64)
     n = 0
     for i in range(len(keys)):
         k = keys[i]
-        c = seen.get(k, np.int32(-1))
-        if c < 0:
-            c = np.int32(n)
-            seen[k] = c
+        # Fibonacci hashing: the top bits of k times 2^64 / golden ratio
+        j = np.int64((np.uint64(k) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
+        while slot_key[j] != k and slot_key[j] >= 0:
+            j = (j + np.int64(1)) & mask
+        if slot_key[j] < 0:
+            slot_key[j] = k
+            slot_code[j] = n
             distinct[n] = k
             n += 1
-        codes[i] = c
+        codes[i] = slot_code[j]
     return codes, distinct[:n].copy()
