@@ -92,6 +92,17 @@ def test_in_a_run_of_two_protocols_only_columns_both_always_send_are_required():
     assert not {"uiconfId", "eventIndex"} & required
 
 
+def test_a_code_outside_its_pool_is_refused():
+    chunk = sc.sessions(sc.T0 + np.array([0.0, 5.0]))
+    leg = sc.legacy(chunk)
+    builder = EventsBuilder.for_chunks([leg])
+    bad = leg.columns["sessionId"]
+    codes = np.where(np.arange(len(leg)) == 3, len(bad.pool), bad.codes).astype(np.int32)
+    leg.columns["sessionId"] = bad.with_codes(codes)
+    with pytest.raises(SchemaError, match="outside a pool of 2 entries"):
+        builder.table(leg, chunk)
+
+
 def _user_agents_written(builder, path, *tables):
     """Write `tables` into one Parquet file; its user_agent column as DuckDB reads it."""
     with open_sink("parquet", path, builder.schema) as sink:

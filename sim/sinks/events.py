@@ -199,10 +199,15 @@ class EventsBuilder:
         self._chunk_id = id(sessions)
 
     def _coded(self, codes: np.ndarray, pool) -> pa.DictionaryArray:
+        """Codes into a pool (-1: null) as a dictionary array. The bounds are checked here with
+        numpy's min and max, which cost a fifth of Arrow's own check of every index."""
         codes = np.asarray(codes, dtype=np.int32)
-        mask = codes < 0
-        indices = pa.array(codes, type=pa.int32(), mask=mask if mask.any() else None)
-        return pa.DictionaryArray.from_arrays(indices, self._dictionary(pool))
+        dictionary = self._dictionary(pool)
+        lowest, highest = (int(codes.min()), int(codes.max())) if len(codes) else (0, -1)
+        if lowest < -1 or highest >= len(dictionary):
+            raise SchemaError(f"codes {lowest}..{highest} outside a pool of {len(dictionary)} entries")
+        indices = pa.array(codes, type=pa.int32(), mask=codes < 0 if lowest < 0 else None)
+        return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)
 
     # -- one column ----------------------------------------------------------------------------
 
