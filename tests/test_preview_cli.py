@@ -59,7 +59,7 @@ def test_scenario_problems_print_located_lines_and_exit_2(tmp_path):
     f.write_text("behaviour:\n  play_rate: 2\n")
     result = runner.invoke(app, ["preview", str(f)])
     assert result.exit_code == 2
-    assert f"{f}:2:14: behaviour.play_rate:" in result.output
+    assert f"{f}:2:14: behaviour.play_rate:" in result.stderr
     assert "Traceback" not in result.output
 
 
@@ -68,7 +68,8 @@ def test_a_script_that_cannot_play_exits_2_naming_the_step(tmp_path):
     f.write_text(SCRIPTED.replace("[load, play, {wait: 30}", "[load, {pause: 3}, play, {wait: 30}"))
     result = runner.invoke(app, ["preview", str(f)])
     assert result.exit_code == 2
-    assert "script[0] 'seek-and-stall'.steps[1] (pause): needs a 'play' step before it" in result.output
+    assert result.stderr.startswith("player-sim preview: ")
+    assert "script[0] 'seek-and-stall'.steps[1] (pause): needs a 'play' step before it" in result.stderr
 
 
 def _beacon_labels(output: str) -> list[str]:
@@ -103,4 +104,6 @@ def test_an_unknown_protocol_exits_2_naming_the_option(tmp_path):
     f = tmp_path / "s.yaml"
     f.write_text(SCRIPTED)
     result = runner.invoke(app, ["preview", str(f), "--protocol", "kavaa"])
-    assert result.exit_code == 2 and "--protocol" in result.output
+    assert result.exit_code == 2
+    assert "player-sim preview: --protocol: expected legacy, kava or both, got 'kavaa'" in result.stderr
+    assert "--protocol" not in result.stdout

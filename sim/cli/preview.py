@@ -19,7 +19,7 @@ import typer
 
 from ..protocols.beacons import Strings
 from ..protocols.event_types import EVENT_NAMES
-from . import app
+from . import app, fail
 
 DEVICE_NAMES = ("desktop", "mobile", "tablet", "ctv")
 AD_POSITIONS = {1: "pre-roll", 2: "mid-roll", 3: "post-roll", 4: "overlay"}
@@ -286,18 +286,16 @@ def preview(
         components = load(file)
     except ScenarioError as exc:
         for problem in exc.problems:
-            typer.echo(str(problem))
+            typer.echo(str(problem), err=True)
         raise typer.Exit(2)
     if protocol not in (None, "legacy", "kava", "both"):
-        typer.echo(f"--protocol: expected legacy, kava or both, got {protocol!r}")
-        raise typer.Exit(2)
+        fail("preview", f"--protocol: expected legacy, kava or both, got {protocol!r}")
     if sessions is None and not all(c.scenario.script for c in components):
         sessions = 5
     try:
         chunks = list(generate_sessions(components, seed, sessions=sessions))
     except (ScriptError, PopulationError) as exc:
-        typer.echo(f"{file}: {exc}")
-        raise typer.Exit(2)
+        fail("preview", f"{file}: {exc}")
     console = Console(highlight=False, soft_wrap=True)
     render(console, chunks, show, protocol)
     _print_summary(console, sample_summary(chunks))
