@@ -301,15 +301,13 @@ def test_kava_view_events_disabled_stops_that_sessions_views(components):
 def test_wire_faults_get_stable_names():
     import errno as e
 
-    from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
-
-    from sim.load.sender import failure_kind
+    from sim.load.sender import BadResponse, failure_kind
     assert failure_kind(ConnectionRefusedError(e.ECONNREFUSED, "refused")) == "connection refused"
     assert failure_kind(TimeoutError("timed out")) == "timeout"
-    assert failure_kind(HTTPConnectionClosed("connection closed.")) == "connection reset"
-    assert failure_kind(HTTPParseError("Incomplete response.")) == "connection reset"
     assert failure_kind(ConnectionResetError(e.ECONNRESET, "reset by peer")) == "connection reset"
-    assert failure_kind(HTTPParseError("invalid header")) == "bad response"
+    assert failure_kind(BrokenPipeError(e.EPIPE, "broken pipe")) == "connection reset"
+    assert failure_kind(BadResponse(b"SSH-2.0")) == "bad response"
+    assert failure_kind(OSError(e.EHOSTUNREACH, "No route to host")) == "no route to host"
 
 
 def test_split_chunks_keep_sessions_and_actions_together(components):

@@ -32,7 +32,6 @@ import gevent.socket
 import gevent.ssl
 import numpy as np
 import orjson
-from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 
 from .schedule import BeaconQueue, Outgoing, Schedule, header_lines
 
@@ -61,12 +60,9 @@ def failure_kind(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, (TimeoutError, socket.timeout, gevent.Timeout)):
         return "timeout"
-    if isinstance(exc, HTTPConnectionClosed | ConnectionResetError | BrokenPipeError) or \
+    if isinstance(exc, ConnectionResetError | BrokenPipeError) or \
             getattr(exc, "errno", None) in (errno.ECONNRESET, errno.EPIPE):
         return "connection reset"
-    if isinstance(exc, HTTPParseError):
-        # the connection ended before the answer was whole: a reset as the target meant it
-        return "connection reset" if "incomplete" in str(exc).lower() else "bad response"
     if isinstance(exc, BadResponse):
         return "bad response"
     if isinstance(exc, OSError) and exc.strerror:
