@@ -103,40 +103,42 @@ K_FIXED, K_UNIFORM, K_NORMAL, K_LOGNORMAL, K_EXPONENTIAL, K_BETA, K_WEIBULL, K_P
 
 
 @njit(cache=True, inline="always")
-def draw(rng, row, tables):
-    """One draw from a compiled distribution row (see sim.scenario.distributions), clipped."""
-    kind = int(row[0])
+def draw(rng, dists, k, tables):
+    """One draw from row k of the compiled distributions `dists` (see sim.scenario.distributions),
+    clipped. The row is read in place: a row view would cost the runtime an atomic reference
+    count update to make and another to drop, a fifth of the model's time when it did."""
+    kind = int(dists[k, 0])
     if kind == K_FIXED:
-        x = row[1]
+        x = dists[k, 1]
     elif kind == K_UNIFORM:
-        x = row[1] + (row[2] - row[1]) * rng.random()
+        x = dists[k, 1] + (dists[k, 2] - dists[k, 1]) * rng.random()
     elif kind == K_NORMAL:
-        x = rng.normal(row[1], row[2])
+        x = rng.normal(dists[k, 1], dists[k, 2])
     elif kind == K_LOGNORMAL:
-        x = np.exp(row[1] + row[2] * rng.standard_normal())
+        x = np.exp(dists[k, 1] + dists[k, 2] * rng.standard_normal())
     elif kind == K_EXPONENTIAL:
-        x = rng.exponential(row[1])
+        x = rng.exponential(dists[k, 1])
     elif kind == K_BETA:
-        x = rng.beta(row[1], row[2])
+        x = rng.beta(dists[k, 1], dists[k, 2])
     elif kind == K_WEIBULL:
-        x = row[2] * rng.weibull(row[1])
+        x = dists[k, 2] * rng.weibull(dists[k, 1])
     elif kind == K_POISSON:
-        x = float(rng.poisson(row[1]))
+        x = float(rng.poisson(dists[k, 1]))
     else:
-        start, n = int(row[5]), int(row[6])
+        start, n = int(dists[k, 5]), int(dists[k, 6])
         u = rng.random()
         j = 0
         while j < n - 1 and tables[start + n + j] < u:
             j += 1
         x = tables[start + j]
-    return min(max(x, row[3]), row[4])
+    return min(max(x, dists[k, 3]), dists[k, 4])
 
 
 @njit(cache=True)
-def _draw_n(rng, row, tables, n):
+def _draw_n(rng, dists, tables, n):
     out = np.empty(n)
     for i in range(n):
-        out[i] = draw(rng, row, tables)
+        out[i] = draw(rng, dists, 0, tables)
     return out
 
 
@@ -144,7 +146,7 @@ def draw_many(dist, n: int, rng: np.random.Generator) -> np.ndarray:
     """`n` draws of a scenario distribution spec (a number or a Dist model)."""
     tables: list[float] = []
     row = compile_dist(dist, tables)
-    return _draw_n(rng, row, np.asarray(tables + [0.0], float), n)
+    return _draw_n(rng, np.asarray(row, float).reshape(1, -1), np.asarray(tables + [0.0], float), n)
 
 
 # --- compiled scenario layout ------------------------------------------------------------------
@@ -302,7 +304,9 @@ def compile_scenarios(components, population: Population) -> CompiledScenarios:
 
 # --- the kernel ---------------------------------------------------------------------------------
 
-# The kernel writes a tuple of action columns, in ACTION_COLUMNS order.
+# The kernel writes action rows into one float64 array [row, ACTION_COLUMNS order]; the chunk's
+# typed columns are filled from it. (A tuple of typed column arrays cost the runtime an atomic
+# reference count update per column touched, two fifths of the kernel's time.)
 ACTION_NAMES = list(ACTION_COLUMNS)
 C_SESSION, C_KIND, C_T, C_POS, C_VALUE, C_ADPOS, C_ADIDX, C_BITRATE, C_SCREEN, C_SOUND, C_TAB, C_SPEED = range(12)
 S_BITRATE, S_SCREEN, S_SOUND, S_TAB, S_SPEED = range(5)   # player state carried on every action
@@ -344,39 +348,30 @@ O_NO_PLAY, O_START_FAILURE, O_ABANDONED_STARTUP, O_ABANDONED_AD, O_PARTIAL, O_CO
 
 @njit(cache=True, inline="always")
 def _emit(out, k, sess, kind, t, pos, value, ad_pos, ad_index, st):
-    """Write one action row into the column tuple `out` (if it fits; the caller grows it and reruns otherwise)."""
-    if k < len(out[C_KIND]):
-        out[C_SESSION][k] = sess
-        out[C_KIND][k] = kind
-        out[C_T][k] = t
-        out[C_POS][k] = pos
-        out[C_VALUE][k] = value
-        out[C_ADPOS][k] = ad_pos
-        out[C_ADIDX][k] = ad_index
-        out[C_BITRATE][k] = st[S_BITRATE]
-        out[C_SCREEN][k] = st[S_SCREEN]
-        out[C_SOUND][k] = st[S_SOUND]
-        out[C_TAB][k] = st[S_TAB]
-        out[C_SPEED][k] = st[S_SPEED]
+    """Write one action row into `out` (if it fits; the caller grows it and reruns otherwise)."""
+    if k < out.shape[0]:
+        out[k, C_SESSION] = sess
+        out[k, C_KIND] = kind
+        out[k, C_T] = t
+        out[k, C_POS] = pos
+        out[k, C_VALUE] = value
+        out[k, C_ADPOS] = ad_pos
+        out[k, C_ADIDX] = ad_index
+        out[k, C_BITRATE] = st[S_BITRATE]
+        out[k, C_SCREEN] = st[S_SCREEN]
+        out[k, C_SOUND] = st[S_SOUND]
+        out[k, C_TAB] = st[S_TAB]
+        out[k, C_SPEED] = st[S_SPEED]
     return k + 1
 
 
 @njit(cache=True, inline="always")
-def _copy_row(out, k, sess, row):
-    """Copy one scripted action row (float64, ACTION_COLUMNS order) into the column tuple."""
-    if k < len(out[C_KIND]):
-        out[C_SESSION][k] = sess
-        out[C_KIND][k] = row[C_KIND]
-        out[C_T][k] = row[C_T]
-        out[C_POS][k] = row[C_POS]
-        out[C_VALUE][k] = row[C_VALUE]
-        out[C_ADPOS][k] = row[C_ADPOS]
-        out[C_ADIDX][k] = row[C_ADIDX]
-        out[C_BITRATE][k] = row[C_BITRATE]
-        out[C_SCREEN][k] = row[C_SCREEN]
-        out[C_SOUND][k] = row[C_SOUND]
-        out[C_TAB][k] = row[C_TAB]
-        out[C_SPEED][k] = row[C_SPEED]
+def _copy_row(out, k, sess, template, r):
+    """Copy scripted action row r of `template` (float64, ACTION_COLUMNS order) into `out`."""
+    if k < out.shape[0]:
+        for j in range(out.shape[1]):
+            out[k, j] = template[r, j]
+        out[k, C_SESSION] = sess
     return k + 1
 
 
@@ -417,7 +412,7 @@ def _pod(rng, out, k, sess, t, pos, ad_pos, n_ads, completion, abandon, exit_at_
             k = _emit(out, k, sess, A_AD_ERROR, t, pos, AD_ERROR_CODE, ad_pos, a, st)
             continue
         t += AD_JOIN_S
-        length = max(draw(rng, dists[D_AD_LEN], tables), 1.0)
+        length = max(draw(rng, dists, D_AD_LEN, tables), 1.0)
         k = _emit(out, k, sess, A_AD_START, t, pos, length, ad_pos, a, st)
         fate = 0   # 0 complete, 1 skip, 2 abandon (viewer leaves), 3 stops early, viewer stays
         stop = length
@@ -464,7 +459,7 @@ def _pod(rng, out, k, sess, t, pos, ad_pos, n_ads, completion, abandon, exit_at_
 
 @njit(cache=True)
 def _bumper(rng, out, k, sess, t, pos, ad_pos, P, dists, tables, st):
-    length = max(draw(rng, dists[D_BUMPER_LEN], tables), 0.5)
+    length = max(draw(rng, dists, D_BUMPER_LEN, tables), 0.5)
     k = _emit(out, k, sess, A_BUMPER, t, pos, length, ad_pos, 0, st)
     if rng.random() < P[P_BUMPER_CLICK]:
         k = _emit(out, k, sess, A_BUMPER_CLICK, t + rng.random() * length, pos, 0.0, ad_pos, 0, st)
@@ -481,17 +476,17 @@ def _intended_fraction(rng, P, dists, tables, duration):
             break
     u = rng.random()
     if u < P[P_BOUNCE]:
-        return min(max(draw(rng, dists[D_BOUNCE], tables), 0.0), 1.0)
+        return min(max(draw(rng, dists, D_BOUNCE, tables), 0.0), 1.0)
     if u < P[P_BOUNCE] + complete:
         return 1.0
-    return min(max(0.05 + 0.95 * draw(rng, dists[D_MIDDLE], tables), 0.0), 1.0)
+    return min(max(0.05 + 0.95 * draw(rng, dists, D_MIDDLE, tables), 0.0), 1.0)
 
 
 @njit(cache=True, inline="always")
 def _schedule(rng, P, dists, tables, n_ladder, device, horizon, played, sched_at, sched_kind):
     """Draw this play's one-off interactions at uniform points of the played content ahead."""
     n = 0
-    n_seeks = min(int(draw(rng, dists[D_SEEKS], tables) + 0.5), MAX_SEEKS)
+    n_seeks = min(int(draw(rng, dists, D_SEEKS, tables) + 0.5), MAX_SEEKS)
     for _ in range(n_seeks):
         sched_at[n], sched_kind[n] = played + rng.random() * horizon, EV_SEEK
         n += 1
@@ -539,7 +534,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
         tm = tmpl_rows[i]
         if tm >= 0:   # a scripted session: copy its precompiled timeline
             for r in range(tmpl_len[tm]):
-                k = _copy_row(out, k, sess, template[tmpl_start[tm] + r])
+                k = _copy_row(out, k, sess, template, tmpl_start[tm] + r)
             outcome_out[i] = tmpl_outcome[tm]
             count_out[i] = k - first_out[i]
             continue
@@ -582,7 +577,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
         if rng.random() < P[P_BUMPER_PRE]:
             k, t = _bumper(rng, out, k, sess, t, pos, AD_PRE, P, D, tables, st)
         if P[P_HAS_PRE] > 0 and rng.random() < P[P_PRE_SHARE]:
-            n_ads = int(draw(rng, D[D_PRE_SIZE], tables) + 0.5)
+            n_ads = int(draw(rng, D, D_PRE_SIZE, tables) + 0.5)
             if n_ads > 0:
                 abandon = min(P[P_PRE_ABANDON + dev], 1.0 - P[P_PRE_COMPLETION])
                 k, t, left = _pod(rng, out, k, sess, t, pos, AD_PRE, n_ads, P[P_PRE_COMPLETION], abandon, False,
@@ -591,7 +586,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                     outcome_out[i] = O_ABANDONED_AD
                     count_out[i] = k - first_out[i]
                     continue
-        startup = max(draw(rng, D[D_STARTUP], tables), 0.01)
+        startup = max(draw(rng, D, D_STARTUP, tables), 0.01)
         if rng.random() < P[P_START_FAILURE]:
             t += startup
             k = _emit(out, k, sess, A_ERROR, t, pos, START_ERROR_CODE, 0, 0, st)
@@ -675,7 +670,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                     break
                 if dt == dt_cue:
                     cue_done[cue] = True
-                    n_ads = int(draw(rng, D[D_MID_SIZE], tables) + 0.5)
+                    n_ads = int(draw(rng, D, D_MID_SIZE, tables) + 0.5)
                     if n_ads > 0:
                         leaves = rng.random() < P[P_MID_BREAK_EXIT]
                         k, t, left = _pod(rng, out, k, sess, t, pos, AD_MID, n_ads, P[P_MID_COMPLETION], 0.0, leaves,
@@ -690,9 +685,9 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                     sched_at[s_next], sched_kind[s_next] = sched_at[n_sched], sched_kind[n_sched]
                     if ev == EV_SEEK:
                         if rng.random() < P[P_BACKWARD]:
-                            target = max(pos - draw(rng, D[D_BACK], tables), 0.0)
+                            target = max(pos - draw(rng, D, D_BACK, tables), 0.0)
                         else:
-                            target = min(pos + draw(rng, D[D_FWD], tables) * dur, dur)
+                            target = min(pos + draw(rng, D, D_FWD, tables) * dur, dur)
                         target = min(max(target, 0.0), dur)
                         k = _emit(out, k, sess, A_SEEK, t, pos, target, 0, 0, st)
                         pos = target
@@ -709,7 +704,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                             st[S_SCREEN] = 1.0
                             k = _emit(out, k, sess, A_EXIT_FS, t, pos, 0.0, 0, 0, st)
                     elif ev == EV_SPEED:
-                        st[S_SPEED] = max(draw(rng, D[D_SPEED], tables), 0.1)
+                        st[S_SPEED] = max(draw(rng, D, D_SPEED, tables), 0.1)
                         k = _emit(out, k, sess, A_SPEED, t, pos, st[S_SPEED], 0, 0, st)
                     elif ev == EV_CAPTIONS:
                         lang = languages[c, int(rng.random() * P[P_N_LANGS])]
@@ -753,7 +748,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                 u = rng.random() * rate
                 if u < stall_rate:
                     k = _emit(out, k, sess, A_STALL_START, t, pos, 0.0, 0, 0, st)
-                    length = max(draw(rng, D[D_STALL], tables), 0.05)
+                    length = max(draw(rng, D, D_STALL, tables), 0.05)
                     if rng.random() < P[P_QUIT_AFTER_STALL]:
                         t += rng.random() * length
                         k = _emit(out, k, sess, A_QUIT, t, pos, 0.0, 0, 0, st)
@@ -767,7 +762,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                         k = _emit(out, k, sess, A_FLAVOR, t, pos, ladder[rung], 0, 0, st)
                 elif u < stall_rate + P[P_PAUSE_PER_S]:
                     k = _emit(out, k, sess, A_PAUSE, t, pos, 0.0, 0, 0, st)
-                    length = max(draw(rng, D[D_PAUSE], tables), 0.1)
+                    length = max(draw(rng, D, D_PAUSE, tables), 0.1)
                     t += length
                     if is_live:   # the live edge moves on while the viewer is paused
                         pos = max(pos - length, 0.0)
@@ -803,7 +798,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
             ended_any = True
             st[S_TAB] = 2.0
             if P[P_HAS_POST] > 0 and rng.random() < P[P_POST_SHARE]:
-                n_ads = int(draw(rng, D[D_POST_SIZE], tables) + 0.5)
+                n_ads = int(draw(rng, D, D_POST_SIZE, tables) + 0.5)
                 if n_ads > 0:
                     k, t, left = _pod(rng, out, k, sess, t, pos, AD_POST, n_ads, P[P_POST_COMPLETION],
                                       1.0 - P[P_POST_COMPLETION], False, P, D, tables, st, dev)
@@ -973,9 +968,10 @@ def chunk_partitions(plan: ArrivalPlan, chunk_size: int) -> list[range]:
     return chunks
 
 
-def _partition(run: Run, p: int, S: dict, row0: int, A: list, k0: int) -> int:
+def _partition(run: Run, p: int, S: dict, row0: int, actions: np.ndarray, k0: int) -> tuple[int, np.ndarray]:
     """Write partition p's sessions into rows row0.. of the chunk columns S and its actions from
-    row k0 of the action buffers A (grown in place when full); returns the partition's action count."""
+    row k0 of `actions` (float64 [row, ACTION_COLUMNS]); returns the partition's action count and
+    the action rows (a larger copy when they did not fit)."""
     plan, pop, comp_arr = run.plan, run.population, run.compiled
     rng = np.random.default_rng(np.random.SeedSequence(run.seed, spawn_key=(MODEL_KEY, p)))
     times, cells = partition_arrivals(plan, p, rng)
@@ -1003,20 +999,17 @@ def _partition(run: Run, p: int, S: dict, row0: int, A: list, k0: int) -> int:
     first = S["first_action"][rows]
     while True:
         walker = np.random.default_rng(np.random.SeedSequence(run.seed, spawn_key=(MODEL_KEY, p, 1)))
-        out = tuple(col[k0:] for col in A)
         k = walk_sessions(walker, comp, device, duration, live, autoplay, run.scripts.rows, tmpl_rows,
                           run.scripts.start, run.scripts.length, run.scripts.outcome, comp_arr.params,
                           comp_arr.dists, comp_arr.tables, comp_arr.cues, comp_arr.ladders, comp_arr.languages,
-                          row0, out, S["intended_fraction"][rows], S["impaired"][rows], S["outcome"][rows],
+                          row0, actions[k0:], S["intended_fraction"][rows], S["impaired"][rows], S["outcome"][rows],
                           first, S["n_actions"][rows])
-        if k0 + k <= len(A[0]):
+        if k0 + k <= len(actions):
             break
-        # full: grow every action column, keep what earlier partitions wrote, walk this one again
-        size = int((k0 + k) * 1.5) + 1024
-        for j, col in enumerate(A):
-            grown = np.empty(size, col.dtype)
-            grown[:k0] = col[:k0]
-            A[j] = grown
+        # full: grow the rows, keep what earlier partitions wrote, walk this one again
+        grown = np.empty((int((k0 + k) * 1.5) + 1024, actions.shape[1]))
+        grown[:k0] = actions[:k0]
+        actions = grown
     first += k0
     ip = vw.ip[viewer]
     S["session_seq"][rows] = plan.part_first[p] + np.arange(n, dtype=np.int64)
@@ -1035,7 +1028,7 @@ def _partition(run: Run, p: int, S: dict, row0: int, A: list, k0: int) -> int:
     S["ip"][rows] = ip
     S["user_id"][rows] = user
     S["referrer"][rows] = referrer
-    return k
+    return k, actions
 
 
 def make_chunk(run: Run, partitions: range) -> SessionChunk:
@@ -1043,14 +1036,15 @@ def make_chunk(run: Run, partitions: range) -> SessionChunk:
     n_total = int(run.plan.part_counts[partitions].sum())
     S = {name: np.empty(n_total, dtype) for name, dtype in SESSION_COLUMNS.items()}
     # room for the actions at the rate seen so far in this run (a full buffer grows and retries)
-    A = [np.empty(int(run.actions_per_session * 1.2 * n_total) + 1024, dtype) for dtype in ACTION_COLUMNS.values()]
+    rows = np.empty((int(run.actions_per_session * 1.2 * n_total) + 1024, len(ACTION_COLUMNS)))
     row0 = k0 = 0
     for p in partitions:
-        k0 += _partition(run, p, S, row0, A, k0)
+        k, rows = _partition(run, p, S, row0, rows, k0)
+        k0 += k
         row0 += int(run.plan.part_counts[p].sum())
     if n_total:
         run.actions_per_session = max(run.actions_per_session, k0 / n_total)
-    actions = {name: A[j][:k0] for j, name in enumerate(ACTION_NAMES)}
+    actions = {name: rows[:k0, j].astype(dtype) for j, (name, dtype) in enumerate(ACTION_COLUMNS.items())}
     seed = np.random.SeedSequence(run.seed, spawn_key=(CHUNK_KEY, partitions.start))
     return SessionChunk(sessions=S, actions=actions, scenarios=[c.scenario for c in run.components],
                         scenario_names=[c.name for c in run.components], population=run.population, seed=seed)
