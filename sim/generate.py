@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import math
+from functools import partial
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -54,11 +55,14 @@ def _module(protocol: str, part: str):
     return importlib.import_module(f"sim.protocols.{protocol}.{part}")
 
 
-def beacon_chunks(chunk: SessionChunk, protocol: str) -> list[BeaconChunk]:
-    """The beacons of a chunk's sessions, legacy first: one BeaconChunk per protocol sent."""
+def beacon_chunks(chunk: SessionChunk, protocol: str, in_send_order: bool = False) -> list[BeaconChunk]:
+    """The beacons of a chunk's sessions, legacy first: one BeaconChunk per protocol sent.
+    `in_send_order`: a policy that can may give its rows in send order across sessions
+    (see BeaconChunk); the others group them by session."""
     out = []
     if protocol in ("legacy", "both"):
-        out.append(_module("legacy", "policy").beacons(chunk, with_kava=protocol == "both"))
+        out.append(_module("legacy", "policy").beacons(chunk, with_kava=protocol == "both",
+                                                       in_send_order=in_send_order))
     if protocol in ("kava", "both"):
         out.append(_module("kava", "policy").beacons(chunk))
     return out
@@ -224,19 +228,21 @@ def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: Ev
     seq_of_row = chunk.sessions["session_seq"]
     for b in beacons:
         ts = np.asarray(b.send_t, dtype=np.float64)
-        order = send_order(ts, seq_of_row[np.asarray(b.session, dtype=np.int64)])
+        order = None if b.in_send_order else send_order(ts, seq_of_row[np.asarray(b.session, dtype=np.int64)])
+        sorted_ts = ts if order is None else ts[order]
         if fmt == "requests":
             wire, keys = wire_requests(b, (encoding or {}).get(b.protocol), order)
-            table = requests_table(ts[order], wire, b.protocol, keys)
+            table = requests_table(sorted_ts, wire, b.protocol, keys)
         else:
             table = builder.table(b, chunk, order)
-        parts.append((table, ts[order]))
+        parts.append((table, sorted_ts))
     return parts
 
 
 def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, encoding: dict[str, str] | None = None,
                 stats: GenerateStats | None = None,
-                beacons_of: Callable[[SessionChunk, str], list[BeaconChunk]] = beacon_chunks,
+                beacons_of: Callable[[SessionChunk, str], list[BeaconChunk]] = partial(beacon_chunks,
+                                                                                       in_send_order=True),
                 on_schema: Callable[[pa.Schema], None] | None = None) -> Iterator[pa.Table]:
     """Tables of events-table rows (or request rows for fmt="requests") in global send order.
 

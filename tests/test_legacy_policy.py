@@ -48,6 +48,25 @@ def test_rows_are_grouped_by_session_in_send_order(generated_beacons):
     assert np.all(np.diff(b.send_t)[same] > 0)
 
 
+def test_in_send_order_gives_the_same_rows_sorted_as_the_event_files_sort_them(generated_beacons):
+    from sim.generate import send_order
+    from sim.protocols.beacons import Strings
+    _, chunk, grouped = generated_beacons
+    sorted_rows = beacons(chunk, with_kava=True, in_send_order=True)
+    order = send_order(grouped.send_t, chunk.sessions["session_seq"][grouped.session])
+    assert sorted_rows.in_send_order and not grouped.in_send_order
+    assert np.array_equal(sorted_rows.session, grouped.session[order])
+    assert np.array_equal(sorted_rows.send_t, grouped.send_t[order])
+    assert np.array_equal(sorted_rows.ledger_index, grouped.ledger_index[order])
+    assert sorted_rows.columns.keys() == grouped.columns.keys()
+    for name, col in grouped.columns.items():
+        got = sorted_rows.columns[name]
+        if isinstance(col, Strings):   # pools may list entries in another order: compare the texts
+            assert got.texts(np.arange(len(got))) == col.texts(order), name
+        else:
+            assert np.array_equal(np.asarray(got), np.asarray(col)[order], equal_nan=True), name
+
+
 def test_every_loaded_session_sends_widget_and_media_loaded_once(generated_beacons):
     flavor, chunk, b = generated_beacons
     for rows in per_session(b):

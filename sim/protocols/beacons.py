@@ -135,7 +135,9 @@ class BeaconChunk:
     row in the SessionChunk the beacons came from; `send_t` the scheduled send time (epoch s).
     `encoding` names how each row goes on the wire (see the protocol's codec).
     `always_sent`: the columns the policy fills on every row, whatever the player (the
-    events table stores them as required).
+    events table stores them as required). `in_send_order`: the rows are not grouped by
+    session but in one send order across sessions (by send time, then session, then the
+    session's own order), as `sim.generate.send_order` would put them.
     """
 
     protocol: Protocol
@@ -145,6 +147,7 @@ class BeaconChunk:
     ledger_session: Strings                # the session id used to prove delivery
     ledger_index: np.ndarray               # int64: eventIndex (kava) or per-session send counter (legacy)
     always_sent: frozenset[str] = frozenset()
+    in_send_order: bool = False
 
     def __len__(self) -> int:
         return len(self.session)

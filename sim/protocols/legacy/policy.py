@@ -95,11 +95,13 @@ ALWAYS_SENT = frozenset({"eventType", "eventTimestamp", "currentPoint", "duratio
                          "entryId", "referrer", "ks", "user_agent", "page_url", "client_ip", "cookie"})
 
 
-def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
+def beacons(chunk: SessionChunk, with_kava: bool = False, in_send_order: bool = False) -> BeaconChunk:
     """The legacy beacons of every session in `chunk`, grouped by session in send order.
 
     `with_kava` says whether the scenario runs KAVA too: it sets `hasKanalony` (v7, and
-    mwEmbed from 2.61; KDP never sends it).
+    mwEmbed from 2.61; KDP never sends it). `in_send_order`: the rows of all sessions in one
+    send order instead (by send time, then session, then the session's own order), which
+    the event files want; the columns are built in that order, so nothing is sorted twice.
     """
     s = chunk.sessions
     a = chunk.actions
@@ -119,11 +121,14 @@ def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
     n = _walk(flavor_s, s["start"], s["duration"], s["live"], s["first_action"], s["n_actions"],
               a["kind"], a["t"], a["pos"], a["value"], a["ad_pos"], QUARTILE_AT,
               out_session, out_ms, out_type, out_point, out_seek, out_counter, out_hist)
-    session = out_session[:n].copy()
-    ms = out_ms[:n].copy()
-    etype = out_type[:n].copy()
-    point = out_point[:n]
-    counter = out_counter[:n]
+    if in_send_order:
+        # A stable sort of the send times keeps ties in row order: by session, then by send.
+        rows = np.argsort(out_ms[:n], kind="stable")
+        session, ms, etype, point, seek, counter, hist = (
+            col[:n][rows] for col in (out_session, out_ms, out_type, out_point, out_seek, out_counter, out_hist))
+    else:
+        session, ms, etype, seek = out_session[:n].copy(), out_ms[:n].copy(), out_type[:n].copy(), out_seek[:n].copy()
+        point, counter, hist = out_point[:n], out_counter[:n], out_hist[:n]
 
     row_scen = scen[session]
     fl = flavor_s[session]
@@ -139,7 +144,7 @@ def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
         "duration": np.where(is_kdp, np.floor(duration), duration),
         "partnerId": np.array([st.partner_id for st in settings], np.int64)[row_scen],
         "uiconfId": np.array([st.uiconf_id for st in settings], np.int64)[row_scen],
-        "seek": out_seek[:n].copy(),
+        "seek": seek,
         "isFirstInSession": np.zeros(n, np.bool_),
         "hasKanalony": np.array([st.has_kanalony(with_kava) for st in settings], np.int8)[row_scen],
         "format": np.array([st.format for st in settings], np.int8)[row_scen],
@@ -162,7 +167,7 @@ def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
     n_pages = len(pools.referrers)
     referrer_pool = _referrer_pool(pools.referrers)
     columns["referrer"] = Strings(np.where(is_mw, page + n_pages, page).astype(np.int32), referrer_pool)
-    columns["historyEvents"] = _history_events(out_hist[:n], counter, is_mw)
+    columns["historyEvents"] = _history_events(hist, counter, is_mw)
     columns["user_agent"] = Strings(s["user_agent"][session].astype(np.int32), pools.user_agents)
     columns["page_url"] = Strings(page, np.asarray(pools.referrers, dtype=object))
     columns["client_ip"] = Strings(s["ip"][session].astype(np.int32), pools.ips)
@@ -178,6 +183,7 @@ def beacons(chunk: SessionChunk, with_kava: bool = False) -> BeaconChunk:
         ledger_session=columns["sessionId"],
         ledger_index=counter.astype(np.int64),
         always_sent=ALWAYS_SENT,
+        in_send_order=in_send_order,
     )
 
 
