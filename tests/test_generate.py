@@ -329,7 +329,8 @@ def test_fields_every_legacy_beacon_carries_are_stored_as_required(mix_files):
 
 def test_in_a_file_of_both_protocols_only_fields_both_always_send_are_required(tmp_path):
     out = tmp_path / "both.parquet"
-    assert _player_sim(VOD, "--sessions", 100, "--protocol", "both", "--format", "parquet", "--out", out).returncode == 0
+    result = _player_sim(VOD, "--sessions", 100, "--protocol", "both", "--format", "parquet", "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
     required = _required_columns(out)
     assert {"eventType", "sessionId", "entryId", "partnerId"} <= required
     assert not {"eventTimestamp", "currentPoint", "cookie", "eventIndex", "position"} & required
