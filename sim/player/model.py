@@ -1031,6 +1031,25 @@ def _partition(run: Run, p: int, S: dict, row0: int, actions: np.ndarray, k0: in
     return k, actions
 
 
+@njit(cache=True)
+def _split_rows(rows, n, session, kind, t, pos, value, ad_pos, ad_index, bitrate, screen, sound, tab, speed):
+    """The first n action rows into the typed columns (ACTION_COLUMNS order), in one pass:
+    a numpy cast per column would read every row once per column."""
+    for i in range(n):
+        session[i] = rows[i, C_SESSION]
+        kind[i] = rows[i, C_KIND]
+        t[i] = rows[i, C_T]
+        pos[i] = rows[i, C_POS]
+        value[i] = rows[i, C_VALUE]
+        ad_pos[i] = rows[i, C_ADPOS]
+        ad_index[i] = rows[i, C_ADIDX]
+        bitrate[i] = rows[i, C_BITRATE]
+        screen[i] = rows[i, C_SCREEN]
+        sound[i] = rows[i, C_SOUND]
+        tab[i] = rows[i, C_TAB]
+        speed[i] = rows[i, C_SPEED]
+
+
 def make_chunk(run: Run, partitions: range) -> SessionChunk:
     """One SessionChunk from consecutive partitions, written straight into the chunk's columns."""
     n_total = int(run.plan.part_counts[partitions].sum())
@@ -1044,7 +1063,8 @@ def make_chunk(run: Run, partitions: range) -> SessionChunk:
         row0 += int(run.plan.part_counts[p].sum())
     if n_total:
         run.actions_per_session = max(run.actions_per_session, k0 / n_total)
-    actions = {name: rows[:k0, j].astype(dtype) for j, (name, dtype) in enumerate(ACTION_COLUMNS.items())}
+    actions = {name: np.empty(k0, dtype) for name, dtype in ACTION_COLUMNS.items()}
+    _split_rows(rows, k0, *actions.values())
     seed = np.random.SeedSequence(run.seed, spawn_key=(CHUNK_KEY, partitions.start))
     return SessionChunk(sessions=S, actions=actions, scenarios=[c.scenario for c in run.components],
                         scenario_names=[c.name for c in run.components], population=run.population, seed=seed)
