@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,7 +148,7 @@ def stages(components, sessions: int, out: Path) -> dict[str, float]:
         setattr(owner, name, timed(stage, originals[owner, name]))
     try:
         rows = stream_rows(chunks(), protocol="legacy", fmt="parquet", on_schema=schema.append,
-                           beacons_of=timed("legacy policy (beacons)", beacon_chunks))
+                           beacons_of=timed("legacy policy (beacons)", partial(beacon_chunks, in_send_order=True)))
         first = next(rows)
         with open_sink("parquet", out, schema[0]) as sink:
             for table in itertools.chain([first], rows):

@@ -22,11 +22,11 @@ from numba import njit
 # Field metadata marking a string column that already holds JSON text (written as is).
 RAW_JSON = {b"json": b"raw"}
 
-PARQUET_ROW_GROUP_ROWS = 1 << 17      # rows buffered before a write: bounds memory, still large for readers
+PARQUET_ROW_GROUP_ROWS = 1 << 18      # rows buffered before a write: bounds memory, still large for readers
 # Values the encoder takes per step (Arrow's default: 1,024): each step costs a fixed amount per
 # column, and the pages come out the same.
 PARQUET_WRITE_BATCH_ROWS = 1 << 16
-# A row group's dictionary of session ids (~30k x 36 bytes) must fit one dictionary page, or
+# A row group's dictionary of session ids (~60k x 36-73 bytes) must fit one dictionary page, or
 # the encoder falls back to plain pages part way through the column.
 PARQUET_DICTIONARY_PAGE_BYTES = 8 << 20
 # Dictionaries this small (names, versions, constants) are written whole: finding the entries a
