@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import importlib
 import math
-from functools import partial
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -57,8 +57,8 @@ def _module(protocol: str, part: str):
 
 def beacon_chunks(chunk: SessionChunk, protocol: str, in_send_order: bool = False) -> list[BeaconChunk]:
     """The beacons of a chunk's sessions, legacy first: one BeaconChunk per protocol sent.
-    `in_send_order`: a policy that can may give its rows in send order across sessions
-    (see BeaconChunk); the others group them by session."""
+    `in_send_order`: the legacy policy gives its rows in one send order across sessions (see
+    BeaconChunk); KAVA's stay grouped by session."""
     out = []
     if protocol in ("legacy", "both"):
         out.append(_module("legacy", "policy").beacons(chunk, with_kava=protocol == "both",

@@ -105,8 +105,7 @@ K_FIXED, K_UNIFORM, K_NORMAL, K_LOGNORMAL, K_EXPONENTIAL, K_BETA, K_WEIBULL, K_P
 @njit(cache=True, inline="always")
 def draw(rng, dists, k, tables):
     """One draw from row k of the compiled distributions `dists` (see sim.scenario.distributions),
-    clipped. The row is read in place: a row view would cost the runtime an atomic reference
-    count update to make and another to drop, a fifth of the model's time when it did."""
+    clipped. The row is read in place, not through a row view, which numba reference-counts."""
     kind = int(dists[k, 0])
     if kind == K_FIXED:
         x = dists[k, 1]
@@ -307,7 +306,6 @@ def compile_scenarios(components, population: Population) -> CompiledScenarios:
 # The kernel writes action rows into one float64 array [row, ACTION_COLUMNS order]; the chunk's
 # typed columns are filled from it. (A tuple of typed column arrays cost the runtime an atomic
 # reference count update per column touched, two fifths of the kernel's time.)
-ACTION_NAMES = list(ACTION_COLUMNS)
 C_SESSION, C_KIND, C_T, C_POS, C_VALUE, C_ADPOS, C_ADIDX, C_BITRATE, C_SCREEN, C_SOUND, C_TAB, C_SPEED = range(12)
 S_BITRATE, S_SCREEN, S_SOUND, S_TAB, S_SPEED = range(5)   # player state carried on every action
 

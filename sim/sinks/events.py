@@ -199,8 +199,9 @@ class EventsBuilder:
         self._chunk_id = id(sessions)
 
     def _coded(self, codes: np.ndarray, pool) -> pa.DictionaryArray:
-        """Codes into a pool (-1: null) as a dictionary array. The bounds are checked here with
-        numpy's min and max, which cost a fifth of Arrow's own check of every index."""
+        """Codes into a pool (-1: null) as a dictionary array. numpy's min and max tell both
+        whether there are nulls and whether every code is inside the pool, in a fifth of the
+        time of a null mask plus Arrow's check of every index."""
         codes = np.asarray(codes, dtype=np.int32)
         dictionary = self._dictionary(pool)
         lowest, highest = (int(codes.min()), int(codes.max())) if len(codes) else (0, -1)
