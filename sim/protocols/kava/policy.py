@@ -115,12 +115,12 @@ PLAYBACK_TYPES = np.array(["vod", "live", "dvr"], dtype=object)
 
 # --- kernel layout --------------------------------------------------------------------------
 
-# Integer output columns.
+# Integer output rows: out_i[I_X, beacon], so each column is contiguous.
 (I_SESSION, I_TYPE, I_INDEX, I_SST, I_CAPTION, I_PLAYBACK_TYPE, I_SOUND, I_TAB, I_SCREEN,
  I_VIEWABILITY, I_ERROR_CODE, I_ERROR_POSITION, I_SOCIAL, I_REPORT_TYPE, I_AD_ERROR_CODE,
  I_AD_POSITION, I_AD_BREAK_TYPE, I_LOADED_PLUGINS) = range(18)
 N_INT = 18
-# Float output columns.
+# Float output rows: out_f[F_X, beacon].
 (F_SEND_T, F_POSITION, F_SPEED, F_BUFFER_TIME, F_BUFFER_TIME_SUM, F_ACTUAL_BITRATE,
  F_AVERAGE_BITRATE, F_JOIN_TIME, F_CAN_PLAY, F_PLAY_TIME_SUM, F_TARGET_POSITION, F_AD_JOIN_TIME,
  F_AD_CURRENT_TIME) = range(13)
@@ -162,25 +162,25 @@ def _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, etype, live, duration, 
         S[S_BUF_SUM] += t_rel - S[S_BUF_START]
         S[S_BUF_START] = t_rel
     r = n * write
-    out_i[r, I_SESSION] = sess
-    out_i[r, I_TYPE] = etype
-    out_i[r, I_INDEX] = np.int64(S[S_INDEX])
-    out_i[r, I_SST] = np.int64(S[S_SST])
-    out_i[r, I_CAPTION] = caption
+    out_i[I_SESSION, r] = sess
+    out_i[I_TYPE, r] = etype
+    out_i[I_INDEX, r] = np.int64(S[S_INDEX])
+    out_i[I_SST, r] = np.int64(S[S_SST])
+    out_i[I_CAPTION, r] = caption
     if live:
         behind = duration - playhead
         if behind < 1.0:
-            out_f[r, F_POSITION] = 0.0
+            out_f[F_POSITION, r] = 0.0
         else:
-            out_f[r, F_POSITION] = -math.floor(behind * 1000.0 + 0.5) / 1000.0
-        out_i[r, I_PLAYBACK_TYPE] = 2 if behind >= 120.0 else 1
+            out_f[F_POSITION, r] = -math.floor(behind * 1000.0 + 0.5) / 1000.0
+        out_i[I_PLAYBACK_TYPE, r] = 2 if behind >= 120.0 else 1
     else:
         rounded = math.floor(playhead * 1e6 + 0.5) / 1e6
         # currentTime never passes the duration, rounding must not push it past either
-        out_f[r, F_POSITION] = rounded if rounded <= duration else duration
-        out_i[r, I_PLAYBACK_TYPE] = 0
-    out_f[r, F_SEND_T] = t_abs
-    out_f[r, F_SPEED] = speed
+        out_f[F_POSITION, r] = rounded if rounded <= duration else duration
+        out_i[I_PLAYBACK_TYPE, r] = 0
+    out_f[F_SEND_T, r] = t_abs
+    out_f[F_SPEED, r] = speed
     S[S_INDEX] += 1
     # The server answers at once with its time; the first answer of a KAVA session sets
     # sessionStartTime, and an answer arriving while the timer is stopped clears it.
@@ -197,15 +197,15 @@ def _send_view(S, out_i, out_f, n, write, sess, t_abs, t_rel, live, duration, pl
     """A VIEW (99): the common params, then the per-interval figures and the viewer's modes."""
     r = n * write
     n = _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, 99, live, duration, playhead, speed, caption)
-    out_f[r, F_PLAY_TIME_SUM] = _round3(play_time_sum)
-    out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
-    out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
-    out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(bitrate)
-    out_f[r, F_AVERAGE_BITRATE] = average_bitrate
-    out_i[r, I_SOUND] = sound
-    out_i[r, I_TAB] = tab
-    out_i[r, I_VIEWABILITY] = 2
-    out_i[r, I_SCREEN] = screen
+    out_f[F_PLAY_TIME_SUM, r] = _round3(play_time_sum)
+    out_f[F_BUFFER_TIME, r] = _round3(S[S_BUF_T])
+    out_f[F_BUFFER_TIME_SUM, r] = _round3(S[S_BUF_SUM])
+    out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(bitrate)
+    out_f[F_AVERAGE_BITRATE, r] = average_bitrate
+    out_i[I_SOUND, r] = sound
+    out_i[I_TAB, r] = tab
+    out_i[I_VIEWABILITY, r] = 2
+    out_i[I_SCREEN, r] = screen
     return n
 
 
@@ -375,7 +375,7 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
             r = n * write
             if k_ == 1:      # LOAD
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, 1, is_live, d, pa_, cur_speed, caption)
-                out_i[r, I_LOADED_PLUGINS] = 1
+                out_i[I_LOADED_PLUGINS, r] = 1
             elif k_ == 2:    # PLAY_REQUEST (the plugin's FIRST_PLAY)
                 if not requested:
                     requested = True
@@ -391,11 +391,11 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                     S[S_STOPPED] = 0.0
                     join = ta - play_req_t if requested else value[a]
                     n = _send(S, out_i, out_f, n, write, s, ts, ta, 3, is_live, d, pa_, cur_speed, caption)
-                    out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
-                    out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
-                    out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(cur_br)
-                    out_f[r, F_JOIN_TIME] = _round3(join)
-                    out_f[r, F_CAN_PLAY] = _round3(join * CANPLAY_SHARE_OF_JOIN)
+                    out_f[F_BUFFER_TIME, r] = _round3(S[S_BUF_T])
+                    out_f[F_BUFFER_TIME_SUM, r] = _round3(S[S_BUF_SUM])
+                    out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(cur_br)
+                    out_f[F_JOIN_TIME, r] = _round3(join)
+                    out_f[F_CAN_PLAY, r] = _round3(join * CANPLAY_SHARE_OF_JOIN)
                     # _onPlaying reports right after PLAY: a VIEW with playTimeSum about 0
                     if is_live:
                         pts += N - S[S_BUF_T]
@@ -421,15 +421,15 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                     S[S_STOPPED] = 0.0
                     prev_pos = pa_
                     n = _send(S, out_i, out_f, n, write, s, ts, ta, 4, is_live, d, pa_, cur_speed, caption)
-                    out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
-                    out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
-                    out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(cur_br)
+                    out_f[F_BUFFER_TIME, r] = _round3(S[S_BUF_T])
+                    out_f[F_BUFFER_TIME_SUM, r] = _round3(S[S_BUF_SUM])
+                    out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(cur_br)
             elif k_ == 6:    # SEEK: currentTime is already the target when SEEKING fires
                 target = value[a]
                 head = target
                 prev_pos = target
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, 35, is_live, d, target, cur_speed, caption)
-                out_f[r, F_TARGET_POSITION] = min(_round_to(target, 1e6), d) if not is_live else _round_to(target, 1e6)
+                out_f[F_TARGET_POSITION, r] = min(_round_to(target, 1e6), d) if not is_live else _round_to(target, 1e6)
                 if not is_live and d > 0:
                     pct = _round_to(target / d, 100.0)
                     for j in range(4):
@@ -453,7 +453,7 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
             elif k_ == 9 or k_ == 10:    # ENTER / EXIT_FULLSCREEN
                 etype = 31 if k_ == 9 else 32
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
-                out_i[r, I_SCREEN] = 2 if k_ == 9 else 1
+                out_i[I_SCREEN, r] = 2 if k_ == 9 else 1
             elif k_ == 11:   # SPEED: playbackSpeed is a common param
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, 41, is_live, d, pa_, cur_speed, caption)
             elif k_ == 12:   # CAPTIONS: only while playing does the plugin take the new track
@@ -465,12 +465,12 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
             elif k_ == 13 or k_ == 14:   # FLAVOR_SWITCH (ABR) / SOURCE_SELECTED (manual)
                 etype = 43 if k_ == 13 else 39
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
-                out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(cur_br)
+                out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(cur_br)
             elif k_ == 15:
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, 21, is_live, d, pa_, cur_speed, caption)
             elif k_ == 16:
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, 22, is_live, d, pa_, cur_speed, caption)
-                out_i[r, I_SOCIAL] = np.int64(u[a] * 4.0) % 4
+                out_i[I_SOCIAL, r] = np.int64(u[a] * 4.0) % 4
             elif k_ == 17:
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, 23, is_live, d, pa_, cur_speed, caption)
             elif k_ == 18:   # REPORT: the form opens; some viewers submit it
@@ -478,7 +478,7 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                 if u[a] < REPORT_SUBMIT_SHARE:
                     r = n * write
                     n = _send(S, out_i, out_f, n, write, s, ts, ta, 25, is_live, d, pa_, cur_speed, caption)
-                    out_i[r, I_REPORT_TYPE] = 1 + np.int64(u[a] / REPORT_SUBMIT_SHARE * 4.0) % 4
+                    out_i[I_REPORT_TYPE, r] = 1 + np.int64(u[a] / REPORT_SUBMIT_SHARE * 4.0) % 4
             elif k_ == 19:
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, 36, is_live, d, pa_, cur_speed, caption)
             elif k_ == 20:
@@ -510,8 +510,8 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                     n = _send(S, out_i, out_f, n, write, s, ts, ta, 34, is_live, d, pa_, cur_speed, caption)
             elif k_ == 24:   # ERROR (critical), then the plugin resets
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, 98, is_live, d, pa_, cur_speed, caption)
-                out_i[r, I_ERROR_CODE] = np.int64(value[a])
-                out_i[r, I_ERROR_POSITION] = 3 if not requested else (1 if not started else 2)
+                out_i[I_ERROR_CODE, r] = np.int64(value[a])
+                out_i[I_ERROR_POSITION, r] = 3 if not requested else (1 if not started else 2)
                 S[S_INDEX] = 1.0
                 S[S_BUF_T] = 0.0
                 S[S_BUF_SUM] = 0.0
@@ -559,13 +559,13 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                     etype = 9006
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
                 if 1 <= ad_pos[a] <= 4:
-                    out_i[r, I_AD_BREAK_TYPE] = ad_pos[a] - 1
-                    out_i[r, I_AD_POSITION] = ad_index[a] + 1
+                    out_i[I_AD_BREAK_TYPE, r] = ad_pos[a] - 1
+                    out_i[I_AD_POSITION, r] = ad_index[a] + 1
                 if etype == 9000 and ad_imp_t >= 0:
-                    out_f[r, F_AD_JOIN_TIME] = _round3(ta - ad_imp_t)
+                    out_f[F_AD_JOIN_TIME, r] = _round3(ta - ad_imp_t)
                 if etype == 9006:
-                    out_i[r, I_AD_ERROR_CODE] = np.int64(value[a]) if value[a] > 0 else 1009
-                    out_f[r, F_AD_CURRENT_TIME] = 0.0
+                    out_i[I_AD_ERROR_CODE, r] = np.int64(value[a]) if value[a] > 0 else 1009
+                    out_f[F_AD_CURRENT_TIME, r] = 0.0
                 if etype == 9005 or etype == 9001 or etype == 9006:
                     ad_imp_t = -1.0
             # SOUND (26), overlays and bumpers (41-44) send nothing over KAVA
@@ -691,16 +691,16 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
     captions = chunk.population.pools.caption_languages
     n_sess = chunk.n_sessions
     per_session = np.zeros(n_sess, np.int64)
-    dummy_i = np.zeros((1, N_INT), np.int64)
-    dummy_f = np.zeros((1, N_FLOAT), np.float64)
+    dummy_i = np.zeros((N_INT, 1), np.int64)
+    dummy_f = np.zeros((N_FLOAT, 1), np.float64)
     total = _run(inputs, u, len(captions), view_events_enabled, 0, dummy_i, dummy_f, per_session)
-    out_i = np.full((total, N_INT), -1, np.int64)
-    out_f = np.full((total, N_FLOAT), np.nan, np.float64)
+    out_i = np.full((N_INT, total), -1, np.int64)
+    out_f = np.full((N_FLOAT, total), np.nan, np.float64)
     written = _run(inputs, u, len(captions), view_events_enabled, 1, out_i, out_f, per_session)
     assert written == total
 
-    sess = out_i[:, I_SESSION]
-    etype = out_i[:, I_TYPE]
+    sess = out_i[I_SESSION]
+    etype = out_i[I_TYPE]
     scen = chunk.sessions["scenario"].astype(np.int64)
     row_scen = scen[sess]
     pools = chunk.population.pools
@@ -710,7 +710,7 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
         return Strings(codes_by_session.astype(np.int32)[sess], pool)
 
     def small_int(col: int, dtype) -> np.ndarray:
-        return out_i[:, col].astype(dtype)
+        return out_i[col].astype(dtype)
 
     session_strings = AsciiStrings(sess.astype(np.int32), *ids)
     loaded = _const(settings["loaded_plugins"], row_scen)
@@ -718,45 +718,45 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
     user_codes = chunk.sessions["user_id"].astype(np.int32)
     columns = {
         # event-specific params
-        "playTimeSum": out_f[:, F_PLAY_TIME_SUM],
-        "bufferTime": out_f[:, F_BUFFER_TIME],
-        "bufferTimeSum": out_f[:, F_BUFFER_TIME_SUM],
-        "actualBitrate": out_f[:, F_ACTUAL_BITRATE],
-        "averageBitrate": out_f[:, F_AVERAGE_BITRATE],
-        "joinTime": out_f[:, F_JOIN_TIME],
-        "canPlay": out_f[:, F_CAN_PLAY],
+        "playTimeSum": out_f[F_PLAY_TIME_SUM],
+        "bufferTime": out_f[F_BUFFER_TIME],
+        "bufferTimeSum": out_f[F_BUFFER_TIME_SUM],
+        "actualBitrate": out_f[F_ACTUAL_BITRATE],
+        "averageBitrate": out_f[F_AVERAGE_BITRATE],
+        "joinTime": out_f[F_JOIN_TIME],
+        "canPlay": out_f[F_CAN_PLAY],
         "soundMode": small_int(I_SOUND, np.int8),
         "tabMode": small_int(I_TAB, np.int8),
         "viewabilityMode": small_int(I_VIEWABILITY, np.int8),
         "screenMode": small_int(I_SCREEN, np.int8),
-        "targetPosition": out_f[:, F_TARGET_POSITION],
-        "socialNetwork": Strings(out_i[:, I_SOCIAL].astype(np.int32), SOCIAL_NETWORKS),
+        "targetPosition": out_f[F_TARGET_POSITION],
+        "socialNetwork": Strings(out_i[I_SOCIAL].astype(np.int32), SOCIAL_NETWORKS),
         "reportType": small_int(I_REPORT_TYPE, np.int8),
         "errorCode": small_int(I_ERROR_CODE, np.int32),
-        "errorDetails": _error_details(out_i[:, I_ERROR_CODE]),
+        "errorDetails": _error_details(out_i[I_ERROR_CODE]),
         "errorPosition": small_int(I_ERROR_POSITION, np.int8),
         "loadedPlugins": loaded,
-        "adBreakType": Strings(out_i[:, I_AD_BREAK_TYPE].astype(np.int32), AD_BREAK_TYPES),
+        "adBreakType": Strings(out_i[I_AD_BREAK_TYPE].astype(np.int32), AD_BREAK_TYPES),
         "adPosition": small_int(I_AD_POSITION, np.int16),
-        "adJoinTime": out_f[:, F_AD_JOIN_TIME],
+        "adJoinTime": out_f[F_AD_JOIN_TIME],
         "adErrorCode": small_int(I_AD_ERROR_CODE, np.int32),
-        "adCurrentTime": out_f[:, F_AD_CURRENT_TIME],
+        "adCurrentTime": out_f[F_AD_CURRENT_TIME],
         # common params
         "eventType": etype.astype(np.int16),
         "partnerId": settings["partner_id"][row_scen],
         "entryId": per_session_strings(chunk.sessions["entry"], catalog.entry_ids),
         "sessionId": session_strings,
-        "eventIndex": out_i[:, I_INDEX].astype(np.int32),
+        "eventIndex": out_i[I_INDEX].astype(np.int32),
         "referrer": per_session_strings(chunk.sessions["referrer"], pools.referrers),
         "deliveryType": _const(settings["delivery"], row_scen),
-        "playbackType": Strings(out_i[:, I_PLAYBACK_TYPE].astype(np.int32), PLAYBACK_TYPES),
+        "playbackType": Strings(out_i[I_PLAYBACK_TYPE].astype(np.int32), PLAYBACK_TYPES),
         "clientVer": _const(settings["client_ver"], row_scen),
         "clientTag": _const(settings["client_tag"], row_scen),
-        "position": out_f[:, F_POSITION],
-        "playbackSpeed": out_f[:, F_SPEED],
+        "position": out_f[F_POSITION],
+        "playbackSpeed": out_f[F_SPEED],
         "playerSkin": np.full(total, PLAYER_SKIN_PLAYER, np.int8),
-        "caption": Strings(out_i[:, I_CAPTION].astype(np.int32), np.asarray(captions, dtype=object)),
-        "sessionStartTime": out_i[:, I_SST],
+        "caption": Strings(out_i[I_CAPTION].astype(np.int32), np.asarray(captions, dtype=object)),
+        "sessionStartTime": out_i[I_SST],
         "ks": _const(settings["ks"], row_scen),
         "uiConfId": settings["ui_conf_id"][row_scen],
         "kalturaApplication": Strings(np.zeros(total, np.int32), np.array([KALTURA_APPLICATION_PLAYER], dtype=object)),
@@ -774,8 +774,8 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
         protocol="kava",
         columns=columns,
         session=sess.astype(np.int32),
-        send_t=out_f[:, F_SEND_T].copy(),
+        send_t=out_f[F_SEND_T].copy(),
         ledger_session=session_strings,
-        ledger_index=out_i[:, I_INDEX].copy(),
+        ledger_index=out_i[I_INDEX].copy(),
         always_sent=ALWAYS_SENT,
     )
