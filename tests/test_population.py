@@ -9,7 +9,7 @@ import pytest
 
 from sim.player.model import Component
 from sim.player.timeline import Device
-from sim.population import COUNTRY_PREFIXES, build_population, device_mix
+from sim.population import COUNTRY_PREFIXES, build_population, device_mix, person_names
 from sim.scenario.model import Scenario
 
 
@@ -25,6 +25,18 @@ def test_the_same_seed_gives_the_same_pools_and_catalog():
     assert list(a.catalog.entry_ids) == list(b.catalog.entry_ids)
     np.testing.assert_array_equal(a.catalog.durations, b.catalog.durations)
     np.testing.assert_array_equal(a.viewers.user_agent, b.viewers.user_agent)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_person_names_are_what_fakers_own_calls_give(seed):
+    from faker import Faker
+    one_by_one, at_once = Faker("en_US"), Faker("en_US")
+    one_by_one.seed_instance(seed)
+    at_once.seed_instance(seed)
+    firsts = [one_by_one.first_name() for _ in range(40)]
+    lasts = [one_by_one.last_name() for _ in range(60)]
+    assert person_names(at_once, 40, 60) == (firsts, lasts)
+    assert one_by_one.random.random() == at_once.random.random()   # and the stream goes on alike
 
 
 def test_another_seed_gives_other_identities():
