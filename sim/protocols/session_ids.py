@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_HEX_LOWER = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_HEX_UPPER = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
+HEX_LOWER = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)     # ASCII of each nibble
+HEX_UPPER = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
 GUID_LENGTH = 36
 
 
@@ -26,7 +26,7 @@ def guid_pool(random_bytes: np.ndarray, upper: np.ndarray, paired: np.ndarray) -
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(np.where(paired, 2 * GUID_LENGTH + 1, GUID_LENGTH), out=offsets[1:])
     data = np.empty(int(offsets[-1]), np.uint8)
-    _write_ids(random_bytes, np.asarray(upper, np.bool_), np.asarray(paired, np.bool_), _HEX_UPPER, _HEX_LOWER,
+    _write_ids(random_bytes, np.asarray(upper, np.bool_), np.asarray(paired, np.bool_), HEX_UPPER, HEX_LOWER,
                offsets, data)
     return data, offsets
 

@@ -57,7 +57,7 @@ from numba import njit
 from ...player.timeline import Action, SessionChunk
 from ...population import Population
 from ..beacons import AsciiStrings, BeaconChunk, Strings
-from ..session_ids import guid_pool, random_id_bytes
+from ..session_ids import HEX_LOWER, guid_pool, random_id_bytes
 from ..urlencoding import encode_uri_component
 
 FLAVORS = ("kdp", "mwembed", "v7")
@@ -428,8 +428,6 @@ def _walk(flavor_s, start, duration, live, first_action, n_actions,
 
 # --- string columns, built per session or per pool, never per beacon ---------------------------
 
-_HEX_LOWER = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-
 
 def _as_strings(ascii_rows: np.ndarray) -> np.ndarray:
     width = ascii_rows.shape[1]
@@ -469,7 +467,7 @@ def _uv_cookies(population: Population, seed: np.random.SeedSequence, viewers: n
     shifts = np.arange(60, -4, -4, dtype=np.uint64)
     nibbles = ((halves[:, :, None] >> shifts) & np.uint64(15)).astype(np.uint8).reshape(n, 32)
     prefix = np.frombuffer(b"uv=uv_", dtype=np.uint8)
-    ascii_rows = np.concatenate([np.broadcast_to(prefix, (n, 6)), _HEX_LOWER[nibbles]], axis=1)
+    ascii_rows = np.concatenate([np.broadcast_to(prefix, (n, 6)), HEX_LOWER[nibbles]], axis=1)
     width = ascii_rows.shape[1]
     pool = population.derived[key] = AsciiStrings(np.zeros(0, np.int32), ascii_rows.ravel(),
                                                   np.arange(0, n * width + 1, width, dtype=np.int32))
