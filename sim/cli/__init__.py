@@ -18,10 +18,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
 def fail(command: str, message: str, code: int = 2) -> NoReturn:
     """Say `player-sim COMMAND: message` on stderr and exit with `code` (2: bad input)."""
     typer.echo(f"player-sim {command}: {message}", err=True)
     raise typer.Exit(code) from None
+
+
+def fail_problems(problems) -> NoReturn:
+    """Say each problem of a scenario file (`file:line:column: field: message`) on stderr and
+    exit 2: the located lines speak for themselves, without the command's name."""
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+    raise typer.Exit(2)
 
 
 # Each module adds its command(s) to `app` when imported.

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from . import app, fail
+from . import app, fail, fail_problems
 
 
 class ProtocolChoice(str, Enum):
@@ -105,9 +105,7 @@ def generate(
     try:
         components = load(scenario)
     except ScenarioError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(2)
+        fail_problems(exc.problems)
 
     with _progress(sessions, days) as on_progress:
         try:

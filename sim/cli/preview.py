@@ -19,7 +19,7 @@ import typer
 
 from ..protocols.beacons import Strings
 from ..protocols.event_types import EVENT_NAMES
-from . import app, fail
+from . import app, fail, fail_problems
 
 DEVICE_NAMES = ("desktop", "mobile", "tablet", "ctv")
 AD_POSITIONS = {1: "pre-roll", 2: "mid-roll", 3: "post-roll", 4: "overlay"}
@@ -285,9 +285,7 @@ def preview(
     try:
         components = load(file)
     except ScenarioError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(2)
+        fail_problems(exc.problems)
     if protocol not in (None, "legacy", "kava", "both"):
         fail("preview", f"--protocol: expected legacy, kava or both, got {protocol!r}")
     if sessions is None and not all(c.scenario.script for c in components):
