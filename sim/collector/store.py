@@ -8,8 +8,8 @@ Columns follow the events-table contract shared with the file sinks and the metr
 `ts`, `protocol`, wire fields under their wire names (typed), request context, and the
 collector-only `ledger_key` (what reconcile matches a send ledger against), `received_at`,
 `remote_addr`, `accepted`, `error_code`, `flags`, `encoding`, `method`, `path`. Fields with
-no column of their own go to `extra` (JSON), so nothing a request carried is dropped. A ks is never a column: only `has_ks` and
-`ks_sha256` (a 16-hex-digit prefix of its digest).
+no column of their own go to `extra` (JSON), so nothing a request carried is dropped. A ks
+is never a column: only `has_ks` and `ks_sha256` (a 16-hex-digit prefix of its digest).
 
 One writer thread owns the connection. Rows are appended to an in-memory list and written
 as one Arrow batch every `batch_rows` rows or `batch_ms` milliseconds, whichever comes
