@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +33,7 @@ pa.set_cpu_count(1)
 pa.set_io_thread_count(1)
 
 import sim.generate as generate_module  # noqa: E402
-from sim.generate import CHUNK_SESSIONS, SendOrderMerge, beacon_chunks, generate, stream_rows  # noqa: E402
+from sim.generate import CHUNK_SESSIONS, SendOrderMerge, file_beacons, generate, stream_rows  # noqa: E402
 from sim.player.model import chunk_partitions, make_chunk, prepare_run  # noqa: E402
 from sim.scenario.loader import load  # noqa: E402
 from sim.sinks import EventsBuilder, open_sink  # noqa: E402
@@ -149,7 +148,7 @@ def stages(components, sessions: int, out: Path) -> dict[str, float]:
         setattr(owner, name, timed(stage, originals[owner, name]))
     try:
         rows = stream_rows(chunks(), protocol="legacy", fmt="parquet", on_schema=schema.append,
-                           beacons_of=timed("legacy policy (beacons)", partial(beacon_chunks, in_send_order=True)))
+                           beacons_of=timed("legacy policy (beacons)", file_beacons))
         first = next(rows)
         with open_sink("parquet", out, schema[0]) as sink:
             for table in itertools.chain([first], rows):

@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -66,6 +65,12 @@ def beacon_chunks(chunk: SessionChunk, protocol: str, in_send_order: bool = Fals
     if protocol in ("kava", "both"):
         out.append(_module("kava", "policy").beacons(chunk))
     return out
+
+
+def file_beacons(chunk: SessionChunk, protocol: str) -> list[BeaconChunk]:
+    """`beacon_chunks` as the event and request files take them: in send order where the
+    policy can give that (the pipeline then skips its own sort)."""
+    return beacon_chunks(chunk, protocol, in_send_order=True)
 
 
 def wire_requests(chunk: BeaconChunk, encoding: str | None,
@@ -241,8 +246,7 @@ def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: Ev
 
 def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, encoding: dict[str, str] | None = None,
                 stats: GenerateStats | None = None,
-                beacons_of: Callable[[SessionChunk, str], list[BeaconChunk]] = partial(beacon_chunks,
-                                                                                       in_send_order=True),
+                beacons_of: Callable[[SessionChunk, str], list[BeaconChunk]] = file_beacons,
                 on_schema: Callable[[pa.Schema], None] | None = None) -> Iterator[pa.Table]:
     """Tables of events-table rows (or request rows for fmt="requests") in global send order.
 
