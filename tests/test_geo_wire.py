@@ -107,3 +107,35 @@ def test_the_report_geolocates_client_ip_of_files_with_no_truth_or_geo_columns(w
     located, origin = _per_country(bare, "legacy")
     assert origin == "client_ip geolocated (GeoLite2)"
     assert located == truth
+
+
+def _stored(store_path: Path, rows: list[dict], geo=None) -> list[tuple]:
+    from sim.collector.store import EventStore
+
+    store = EventStore(store_path, batch_rows=len(rows))
+    if geo is not None:
+        store._geo = geo
+    for row in rows:
+        store.append(row)
+    store.close()
+    con = duckdb.connect(str(store_path), read_only=True)
+    try:
+        return con.execute("select client_ip, geo_country from events order by ts").fetchall()
+    finally:
+        con.close()
+
+
+def test_the_store_geolocates_each_batch_and_odd_addresses_have_no_country(tmp_path):
+    ips = ["81.2.69.142", "10.0.0.1", "nonsense", "9" * 5000, None, "8.8.8.8"]
+    rows = [{"ts": float(i), "protocol": "legacy", "client_ip": ip} for i, ip in enumerate(ips)]
+    assert _stored(tmp_path / "s.duckdb", rows) == list(zip(ips, ["GB", None, None, None, None, "US"]))
+
+
+def test_a_failed_lookup_stores_the_rows_without_a_country(tmp_path, capfd):
+    class Broken:
+        def countries(self, ips):
+            raise RuntimeError("lookup broke")
+
+    rows = [{"ts": float(i), "protocol": "legacy", "client_ip": "8.8.8.8"} for i in range(3)]
+    assert _stored(tmp_path / "s.duckdb", rows, Broken()) == [("8.8.8.8", None)] * 3
+    assert "could not geolocate 3 events: lookup broke" in capfd.readouterr().err

@@ -220,7 +220,7 @@ class EventStore:
             table = pa.Table.from_pylist(batch, schema=pa.schema([_SCHEMA.field(n) for n in names]))
             if "client_ip" in names:
                 names.append("geo_country")
-                table = table.append_column("geo_country", self._geo.countries(table["client_ip"]))
+                table = table.append_column("geo_country", self._countries(table["client_ip"]))
             self._con.register("_batch", table)
             quoted = ", ".join(f'"{n}"' for n in names)
             self._con.execute(f"INSERT INTO events ({quoted}) SELECT {quoted} FROM _batch")
@@ -231,6 +231,14 @@ class EventStore:
             self.write_errors += 1
             print(f"player-sim collector: could not store {len(batch)} events: {exc}",
                   file=sys.stderr, flush=True)
+
+    def _countries(self, ips) -> pa.Array:
+        """geo_country of a batch; a lookup that fails leaves it null rather than cost the rows."""
+        try:
+            return self._geo.countries(ips)
+        except Exception as exc:  # noqa: BLE001 - geolocation is derived; the rows must be stored
+            print(f"player-sim collector: could not geolocate {len(ips)} events: {exc}", file=sys.stderr, flush=True)
+            return pa.nulls(len(ips), pa.string())
 
     def close(self) -> None:
         """Write every appended row, then close the database. Safe to call twice."""
