@@ -184,13 +184,18 @@ def user_agent(device: str, os_name: str, browser: str, rnd) -> str:
 
 # --- IP addresses -------------------------------------------------------------------------------
 
+def _check_countries(countries) -> None:
+    """Every country of the audience must have networks to draw addresses from."""
+    table = geo_table()
+    for country in countries:
+        if not table.has(country):
+            raise PopulationError(f"audience.countries: {country!r} has no networks in the geolocation database "
+                                  f"({table.source}); use ISO 3166-1 alpha-2 codes such as US, GB, DE")
+
+
 def _ips(country: str, n: int, rng: np.random.Generator) -> list[str]:
     """`n` addresses from the real networks of `country`, so a collector geolocates them back to it."""
-    table = geo_table()
-    if not table.has(country):
-        raise PopulationError(f"audience.countries: {country!r} has no networks in the geolocation database "
-                              f"({table.source}); use ISO 3166-1 alpha-2 codes such as US, GB, DE")
-    return table.draw(country, n, rng)
+    return geo_table().draw(country, n, rng)
 
 
 def _codes(names: np.ndarray) -> tuple[np.ndarray, int]:
@@ -404,6 +409,7 @@ def build_population(components, seed: int) -> Population:
             raw_rows[r] = row
         ua_rows = raw_rows[of_raw]
 
+        _check_countries(aud.countries)
         country = _pick(aud.countries, n_viewers, rng)
         ip_rows = np.empty(n_viewers, np.int32)
         for code in sorted(set(country.tolist())):
