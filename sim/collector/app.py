@@ -340,6 +340,8 @@ class RSGIApp:
         from . import metrics          # after server.serve set PROMETHEUS_MULTIPROC_DIR
 
         self.metrics = metrics
+        self._latency = metrics.LATENCY.labels("beacon")
+        self._counters: dict = {}
         self.collector = Collector(self.config)
         self.link = StoreLink(self.config.socket, loop)
 
@@ -402,21 +404,27 @@ class RSGIApp:
 
     def _count(self, row: dict | None, outcome: str | None, started: float) -> None:
         m = self.metrics
-        m.LATENCY.labels("beacon").observe(time.perf_counter() - started)
+        self._latency.observe(time.perf_counter() - started)
         if row is None:
             return
         protocol = row.get("protocol") or "none"
-        event = m.event_label(protocol, row.get("eventType"))
+        event_type = row.get("eventType")
         if outcome is None:
             if row.get("fault"):
                 outcome = "faulted"
             elif row.get("accepted"):
                 outcome = "accepted"
                 if row.get("flags"):
-                    m.FLAGGED.labels(protocol, event).inc()
+                    m.FLAGGED.labels(protocol, m.event_label(protocol, event_type)).inc()
             else:
                 outcome = "rejected" if row.get("status") == 200 else "refused"
-        m.REQUESTS.labels(protocol, event, outcome).inc()
+        key = (protocol, event_type, outcome)
+        counter = self._counters.get(key)
+        if counter is None:      # label children looked up once each (a bounded set: see event_label)
+            counter = m.REQUESTS.labels(protocol, m.event_label(protocol, event_type), outcome)
+            if len(self._counters) < 10000:
+                self._counters[key] = counter
+        counter.inc()
 
     async def _other(self, scope, proto, method: str, path: str) -> None:
         """The page, its figures, /metrics and any other path: answered, never stored."""

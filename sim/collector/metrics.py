@@ -8,7 +8,8 @@ a scrape of `/metrics` on any worker adds them up. Import this module only after
                                                                          unstored (answered 503) | refused
     player_sim_collector_flagged_total{protocol, event_type}             accepted but flagged
     player_sim_collector_request_seconds{route}                          answer latency (beacon includes the commit)
-    player_sim_collector_batch_commit_seconds / _batch_rows              group commits of the store writer
+    player_sim_collector_batch_commit_seconds / _batch_rows              group commits (journal append + fsync)
+    player_sim_collector_store_insert_seconds                            journaled batches moved into DuckDB
     player_sim_collector_store_rows                                      rows in the store
     player_sim_collector_store_errors_total                              batches the store could not take
 """
@@ -25,10 +26,13 @@ FLAGGED = Counter("player_sim_collector_flagged", "Accepted beacons flagged (wha
                   ["protocol", "event_type"])
 LATENCY = Histogram("player_sim_collector_request_seconds", "Time from a request's arrival to its answer",
                     ["route"], buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5))
-COMMIT = Histogram("player_sim_collector_batch_commit_seconds", "Time to commit one batch to the store",
+COMMIT = Histogram("player_sim_collector_batch_commit_seconds",
+                   "Time to make one batch durable (journal append and fsync) before its requests are answered",
                    buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5))
 BATCH_ROWS = Histogram("player_sim_collector_batch_rows", "Rows in one committed batch",
                        buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000))
+INSERT = Histogram("player_sim_collector_store_insert_seconds", "Time to move journaled batches into DuckDB",
+                   buckets=(.001, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10))
 STORE_ROWS = Gauge("player_sim_collector_store_rows", "Rows in the store's events table",
                    multiprocess_mode="mostrecent")
 STORE_ERRORS = Counter("player_sim_collector_store_errors", "Batches the store could not commit (answered 503)")

@@ -208,17 +208,17 @@ class EventStore:
             if name.lower() not in have:
                 self._con.execute(f'ALTER TABLE events ADD COLUMN "{name}" {sql_type}')
 
-    def insert(self, batch: list[dict]) -> None:
-        """Commit `batch` (rows as dicts of column -> value) in one transaction; raises on failure,
-        when none of it is stored."""
+    def insert(self, batch: list[dict], con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Insert `batch` (rows as dicts of column -> value) as one Arrow table, on `con` (in the
+        caller's transaction) or on the store's own connection (one transaction); raises on failure."""
         present = set().union(*batch)
         names = [name for name in COLUMNS if name in present]
         table = pa.Table.from_pylist(batch, schema=pa.schema([_SCHEMA.field(n) for n in names]))
-        self.insert_table(table)
+        self.insert_table(table, con)
 
-    def insert_table(self, table: pa.Table) -> None:
+    def insert_table(self, table: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> None:
         quoted = ", ".join(f'"{n}"' for n in table.column_names)
-        con = self._con
+        con = con or self._con
         con.register("_batch", table)
         try:
             con.execute(f"INSERT INTO events ({quoted}) SELECT {quoted} FROM _batch").fetchall()
