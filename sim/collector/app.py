@@ -373,7 +373,10 @@ class RSGIApp:
             try:
                 body = await asyncio.wait_for(self._read_body(proto, headers), self.config.body_timeout_s)
             except (asyncio.TimeoutError, OSError, RuntimeError):
-                # a body that does not arrive in time (or a client gone mid-body): its connection is dropped
+                # a body that does not arrive in time (or a client gone mid-body) holds no connection long
+                answer = collector.refuse_transport(method, url, headers, remote, 408, "REQUEST_TIMEOUT",
+                                                    f"request body not received within {self.config.body_timeout_s:g} s")
+                await self._commit_and_send(proto, answer, started)
                 return
             if body is None:
                 answer = collector.refuse_transport(method, url, headers, remote, 413, "REQUEST_TOO_LARGE",
