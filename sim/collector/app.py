@@ -346,8 +346,9 @@ class RSGIApp:
         self.link = StoreLink(self.config.socket, loop)
 
     def __rsgi_del__(self, loop) -> None:
-        if self.link is not None:
-            loop.run_until_complete(self.link.close()) if not loop.is_running() else None
+        # granian calls this after its loop stopped: run it once more to answer what waits on the store
+        if self.link is not None and not loop.is_running():
+            loop.run_until_complete(self.link.close())
 
     async def __rsgi__(self, scope, proto) -> None:
         if scope.proto != "http":

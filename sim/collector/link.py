@@ -110,8 +110,11 @@ class StoreLink:
         if self._busy or not self._rows:
             return
         self._busy = True
-        rows, futures = self._rows[:self.max_batch], self._futures[:self.max_batch]
-        del self._rows[:self.max_batch], self._futures[:self.max_batch]
+        if len(self._rows) <= self.max_batch:         # the usual case: take the lists whole
+            rows, futures, self._rows, self._futures = self._rows, self._futures, [], []
+        else:
+            rows, futures = self._rows[:self.max_batch], self._futures[:self.max_batch]
+            del self._rows[:self.max_batch], self._futures[:self.max_batch]
         self._jobs.put((rows, futures))
 
     def _run(self) -> None:

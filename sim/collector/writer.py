@@ -326,10 +326,13 @@ class StoreWriter:
             self._wake.notify()
         if self._inserter.is_alive():
             self._inserter.join()
-        if not self.flush():
+        flushed = self.flush()
+        if not flushed:
             print(f"player-sim collector: the rows left in {self.journal_path} go into the store at the next "
                   "start", file=sys.stderr, flush=True)
         os.close(self._fd)
+        if flushed and self._journal_size == 0:
+            Path(self.journal_path).unlink(missing_ok=True)      # everything is in the store
         if self._server is not None:
             self._server.close()
             try:
