@@ -66,6 +66,11 @@ def test_thousands_of_idle_and_slow_connections_do_not_lock_out_good_beacons(tmp
             # that never sends a byte is only bounded by the connection limit: granian has no timeout for it)
             slow_body, slow_head = held[idle_count], held[-1]
             assert _ended(slow_head)
+            kept = socket.create_connection(address, timeout=10)     # a keep-alive connection left idle
+            held.append(kept)
+            kept.sendall(b"GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert kept.recv(1024).startswith(b"HTTP/1.1 204")
+            assert _ended(kept)
             slow_body.settimeout(15)
             assert slow_body.recv(1024).startswith(b"HTTP/1.1 408")
         finally:
