@@ -1,29 +1,35 @@
-"""How many requests per core the collector takes, against what one load-generator worker sends.
+"""The collector's requests per second against nginx answering a static body, and against what one
+player-sim load worker sends; all measured in the same run on this machine.
 
-    python bench/bench_collector.py [--seconds 10] [--users 32]
+    python bench/bench_collector.py [--seconds 8] [--connections 128] [--workers 1,2]
 
-Baseline (measured in the same run): a plain Locust FastHttpUser locustfile sending fixed
-stats.collect URLs with no wait, headless, one process, against the collector. Both sides'
-CPU seconds are read from /proc (psutil) over the same window, so the figures are requests
-per CPU-second ("per core") for each side, and their ratio is what matters: the collector
-must take at least twice what one generator worker can send.
+1. nginx (`apt-get install nginx wrk`), one worker process per core, answering every request
+   with a fixed 200 body: the ceiling of any HTTP server on this machine;
+2. the collector (`--workers N` for each N given), storing every request before answering;
+3. one player-sim load worker (locustfile.py, one process, legacy, a saturating session rate)
+   sending to a minimal sink, so the sender, not a store, is what is measured.
 
-A second phase saturates the collector with `wrk` (a C client costing far less CPU than
-Locust; `apt-get install wrk`) to measure its own ceiling per CPU-second. The headline
-ratio compares both sides saturated: the collector's requests per CPU-second against one
-Locust worker's.
+wrk (one process, `--connections` keep-alive connections) drives 1 and 2 with the same URL
+for the same time. Besides requests per wall second, each target's CPU seconds over the run
+are read from /proc (psutil), so requests per CPU second compare the servers on a machine
+other jobs share. The headline ratios: collector/nginx (target >= 0.25) and collector/one
+load worker (the collector must keep up with at least one).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.request import urlopen
 
 import psutil
 
@@ -40,31 +46,77 @@ URLS = [
     "&event%3AcurrentPoint=101.5&event%3Aduration=403.2&hasKanalony=true",
 ]
 
-LOCUSTFILE = f'''
-from locust import FastHttpUser, task
+NGINX_CONF = """
+worker_processes auto;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+daemon off;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}/body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ default_type application/json; return 200 '{{"time":1,"viewEventsEnabled":true}}'; }}
+  }}
+}}
+"""
 
-URLS = {URLS!r}
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-class FixedStatsCollect(FastHttpUser):
-    """The baseline generator: fixed stats.collect URLs, no wait."""
+def start_nginx(workdir: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, port=port))
+    proc = subprocess.Popen([shutil.which("nginx"), "-c", str(conf), "-p", str(workdir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit("bench_collector: nginx did not start")
 
-    @task
-    def send(self):
-        for url in URLS:
-            self.client.get(url, name="stats.collect")
-'''
 
-
-def start_collector(store: Path) -> tuple[subprocess.Popen, str]:
+def start_collector(store: Path, workers: int) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-c", "from sim.cli import main; main()", "collector",
-                             "--port", "0", "--store", str(store)],
+                             "--port", "0", "--store", str(store), "--workers", str(workers)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline().strip()
     if not line.startswith("http://"):
         proc.kill()
         sys.exit(f"bench_collector: the collector did not start (first line {line!r})")
+    # the URL is printed once the port listens; let every worker finish starting
+    for _ in range(50):
+        try:
+            requests_ok = urlopen(line + URLS[1], timeout=5).status == 200
+        except OSError:
+            requests_ok = False
+        if requests_ok:
+            break
+        time.sleep(0.2)
     return proc, line
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def tree_cpu(pid: int) -> float:
@@ -80,98 +132,78 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
-def run_locust(url: str, seconds: int, users: int, workdir: Path, collector_pid: int) -> dict:
-    """Run one headless Locust process; measure both sides over the steady part of the run.
-
-    CPU is sampled from /proc every 0.25 s; requests come from Locust's per-second history.
-    The window skips the first 2 s and the last second, so Locust's start-up (imports, user
-    spawn) and shutdown do not count against either side.
-    """
-    locustfile = workdir / "locustfile_baseline.py"
-    locustfile.write_text(LOCUSTFILE)
-    csv = workdir / "baseline"
-    proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users),
-                             "-r", str(users), "-t", f"{seconds}s", "--host", url, "--only-summary", "--csv",
-                             str(csv), "--csv-full-history", "--loglevel", "ERROR"],
-                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    samples = []          # (time, locust CPU s, collector CPU s)
-    while proc.poll() is None:
-        try:
-            samples.append((time.time(), tree_cpu(proc.pid), tree_cpu(collector_pid)))
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.25)
-    proc.wait()
-    history = []          # (unix time, cumulative requests)
-    rows = (workdir / "baseline_stats_history.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    for line in rows[1:]:
-        row = dict(zip(header, line.split(",")))
-        if row.get("Name") == "Aggregated":
-            history.append((float(row["Timestamp"]), int(row["Total Request Count"])))
-    first_send = next(t for t, n in history if n > 0)
-    lo, hi = first_send + 2.0, history[-1][0] - 1.0
-    window = [(t, n) for t, n in history if lo <= t <= hi]
-    (t0, n0), (t1, n1) = window[0], window[-1]
-
-    def cpu_at(t: float) -> tuple[float, float]:
-        nearest = min(samples, key=lambda s: abs(s[0] - t))
-        return nearest[1], nearest[2]
-
-    (g0, c0), (g1, c1) = cpu_at(t0), cpu_at(t1)
-    stats = dict(zip(*[r.split(",") for r in (workdir / "baseline_stats.csv").read_text().splitlines()
-                       if r.startswith("Type,") or ",Aggregated," in r]))
-    return {"seconds": t1 - t0, "requests": n1 - n0, "rps": (n1 - n0) / (t1 - t0),
-            "generator_cpu": g1 - g0, "collector_cpu": c1 - c0, "failures": int(stats["Failure Count"])}
-
-
-def run_wrk(url: str, seconds: int) -> float:
-    out = subprocess.run(["wrk", "-t1", "-c32", f"-d{seconds}s", url + URLS[1]],
+def run_wrk(url: str, seconds: int, connections: int, pid: int) -> tuple[float, float, int]:
+    """(requests/s, CPU seconds of the target's process tree, non-2xx answers) over one wrk run."""
+    before = tree_cpu(pid)
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url + URLS[1]],
                          capture_output=True, text=True, check=False).stdout
+    cpu = tree_cpu(pid) - before
     match = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    return float(match.group(1)) if match else 0.0
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return (float(match.group(1)) if match else 0.0), cpu, int(bad.group(1)) if bad else 0
+
+
+def one_load_worker(seconds: int, workdir: Path) -> float:
+    """Beacons per second one player-sim load worker sends at a saturating rate to a minimal sink."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_load import locust, run_measured, start_sink
+
+    sink, host = start_sink()
+    try:
+        summary = workdir / "load-summary.json"
+        run_measured(locust(ROOT / "locustfile.py", host, seconds, 1, "--protocol", "legacy", "--session-rate",
+                            "400", "--time-scale", "50", "--concurrency", "64", "--summary-json", str(summary)),
+                     seconds + 120)
+        s = json.loads(summary.read_text())
+        return s["sent"] / s["run_seconds"]
+    finally:
+        sink.kill()
+        sink.wait()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=12)
-    parser.add_argument("--users", type=int, default=32)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=128)
+    parser.add_argument("--workers", default=f"1,{os.cpu_count() or 1}", help="collector --workers to measure")
+    parser.add_argument("--no-load-worker", action="store_true", help="skip the load worker measurement")
     args = parser.parse_args()
+    if not shutil.which("wrk") or not shutil.which("nginx"):
+        print("bench_collector: skipped, needs wrk and nginx (apt-get install wrk nginx)")
+        return
+    workers = sorted({int(w) for w in args.workers.split(",")})
 
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
         workdir = Path(tmp)
-        proc, url = start_collector(workdir / "events.duckdb")
+        ngx, ngx_url = start_nginx(workdir)
+        results = {}
         try:
-            time.sleep(0.5)
-            m = run_locust(url, args.seconds, args.users, workdir, proc.pid)
-            generator_per_core = m["requests"] / max(m["generator_cpu"], 1e-9)
-            collector_per_core = m["requests"] / max(m["collector_cpu"], 1e-9)
-            print(f"baseline: Locust FastHttpUser, 1 process, {args.users} users, no wait; "
-                  f"steady window {m['seconds']:.1f} s of {args.seconds} s")
-            print(f"  generator sent        {m['rps']:8.0f} req/s ({m['failures']} failures), "
-                  f"CPU {m['generator_cpu']:5.2f} s -> {generator_per_core:7.0f} req per CPU-second")
-            print(f"  collector took them   CPU {m['collector_cpu']:5.2f} s -> "
-                  f"{collector_per_core:7.0f} req per CPU-second")
-            if not shutil.which("wrk"):
-                print("ceiling: wrk not found (apt-get install wrk); the ratio below is at Locust's rate only")
-                print(f"ratio collector/generator per core: {collector_per_core / generator_per_core:.2f}x")
-                return
-            before = tree_cpu(proc.pid)
-            ceiling = run_wrk(url, args.seconds)
-            cpu = tree_cpu(proc.pid) - before
-            saturated_per_core = ceiling * args.seconds / max(cpu, 1e-9)
-            print(f"ceiling: wrk -c32 saturating the collector: {ceiling:8.0f} req/s, CPU {cpu:5.2f} s -> "
-                  f"{saturated_per_core:7.0f} req per CPU-second")
-            ratio = saturated_per_core / generator_per_core
-            print(f"ratio collector/generator per core (both saturated): {ratio:.2f}x "
-                  f"({'meets' if ratio >= 2 else 'BELOW'} the 2x target); "
-                  f"raw: the collector took {ceiling / max(m['rps'], 1e-9):.2f}x the req/s one Locust worker sent")
+            for w in workers:
+                proc, url = start_collector(workdir / f"events-{w}.duckdb", w)
+                try:
+                    run_wrk(url, 2, args.connections, proc.pid)             # warm up
+                    results[w] = run_wrk(url, args.seconds, args.connections, proc.pid)
+                finally:
+                    stop(proc)
+                # nginx right after each collector run, so both see the same load from other jobs
+                results[("nginx", w)] = run_wrk(ngx_url, args.seconds, args.connections, ngx.pid)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(ngx)
+        load_rps = None if args.no_load_worker else one_load_worker(args.seconds, workdir)
+
+    c = args.connections
+    print(f"wrk -c{c}, {args.seconds} s each, same URL (legacy stats.collect GET), same run:")
+    for w in workers:
+        rps, cpu, bad = results[w]
+        n_rps, n_cpu, _ = results[("nginx", w)]
+        per_cpu, n_per_cpu = rps * args.seconds / max(cpu, 1e-9), n_rps * args.seconds / max(n_cpu, 1e-9)
+        print(f"  collector --workers {w}: {rps:9,.0f} req/s ({bad} non-2xx), {per_cpu:8,.0f} req per CPU-second")
+        print(f"  nginx (just after):    {n_rps:9,.0f} req/s,            {n_per_cpu:8,.0f} req per CPU-second")
+        ratio = rps / max(n_rps, 1e-9)
+        print(f"  ratio collector/nginx: {ratio:.3f} req/s ({'meets' if ratio >= 0.25 else 'BELOW'} the 0.25 target), "
+              f"{per_cpu / max(n_per_cpu, 1e-9):.3f} per CPU-second")
+        if load_rps:
+            print(f"  ratio collector/one load worker ({load_rps:,.0f} beacons/s): {rps / load_rps:.2f}")
 
 
 if __name__ == "__main__":

@@ -152,7 +152,7 @@ def test_sigterm_in_the_middle_of_a_burst_loses_no_acknowledged_event(tmp_path):
                     acknowledged.append(f"w{worker}-{i}")
                 i += 1
 
-    with running_collector(tmp_path / "events.duckdb", "--batch-ms", "500") as collector:
+    with running_collector(tmp_path / "events.duckdb") as collector:
         threads = [threading.Thread(target=sender, args=(collector.url, w)) for w in range(4)]
         for t in threads:
             t.start()

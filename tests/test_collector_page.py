@@ -65,7 +65,7 @@ class _Tables(HTMLParser):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not found (apt-get install -y chromium); CI installs it")
 def test_the_live_page_shows_the_counts_of_events_sent(tmp_path):
-    with running_collector(tmp_path / "s.duckdb", "--batch-ms", "20") as collector:
+    with running_collector(tmp_path / "s.duckdb") as collector:
         sent = [(LEGACY, 2)] * 4 + [(LEGACY, 3)] * 3 + [(KAVA, 1)] * 2 + [(KAVA, 99)] * 5
         for i, (template, event_type) in enumerate(sent):
             assert requests.get(collector.url + template.format(t=event_type, i=i), timeout=10).ok

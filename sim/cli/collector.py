@@ -29,14 +29,22 @@ def collector(
                                      help="share of beacon requests whose connection is closed unanswered"),
     view_events_enabled: str = typer.Option("true", help="KAVA answers viewEventsEnabled true|false"),
     max_body_kib: int = typer.Option(64, min=1, help="request bodies over this many KiB get 413"),
-    batch_rows: int = typer.Option(5000, min=1, help="store writes a batch every this many rows ..."),
-    batch_ms: float = typer.Option(200.0, min=1.0, help="... or every this many milliseconds"),
+    workers: int = typer.Option(1, min=1, max=64, help="HTTP worker processes (all share the one store); "
+                                                        "one per core for the most requests/s"),
+    idle_timeout_s: float = typer.Option(30.0, min=0.1, help="close a connection that sends no request head "
+                                                             "for this many seconds"),
+    body_timeout_s: float = typer.Option(10.0, min=0.1, help="drop a request whose body takes longer than this"),
 ) -> None:
     """Serve Kaltura stats.collect and analytics.trackEvent, storing every request in DuckDB.
 
     The first line printed is the collector's URL (http://HOST:PORT).
 
     A live page is at /, its figures at /stats.json.
+
+    A request is answered once it is committed to the store, so a collector killed at any
+    moment has stored every request it answered; one the store cannot take is answered 503.
+    Prometheus metrics are at /metrics. While it runs, `player-sim reconcile` reads the store
+    through it (STORE.collector.json names the way).
 
     SIGINT or SIGTERM stops it after storing every request it acknowledged.
     """
@@ -52,7 +60,8 @@ def collector(
     config = CollectorConfig(store=store, host=host, port=port, fail_rate=fail_rate,
                              reset_rate=reset_rate, slow=delay,
                              view_events_enabled=_bool(view_events_enabled, "--view-events-enabled"),
-                             max_body=max_body_kib * 1024, batch_rows=batch_rows, batch_ms=batch_ms)
+                             max_body=max_body_kib * 1024, workers=workers, idle_timeout_s=idle_timeout_s,
+                             body_timeout_s=body_timeout_s)
     try:
         code = serve(config)
     except ServeError as exc:

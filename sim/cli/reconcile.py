@@ -10,7 +10,7 @@ from . import app, fail
 
 LABELS = {"sent": "sent", "failed_at_send": "failed at send", "received": "received", "lost": "lost",
           "duplicated": "duplicated", "arrived_despite_failure": "arrived despite failure",
-          "unexpected": "unexpected", "rejected": "rejected"}
+          "unexpected": "unexpected", "rejected": "rejected", "retried": "retried"}
 ALWAYS_SHOWN = ("sent", "received", "lost", "duplicated")
 
 
@@ -20,19 +20,25 @@ def reconcile(
                                             "key), a folder of per-worker ledgers, or a quoted glob."),
     store: str = typer.Option(..., "--store", metavar="STORE", help="The collector's DuckDB store (table `events`)."),
     json_out: bool = typer.Option(False, "--json", help="Print the reconciliation as JSON on stdout."),
+    run: str = typer.Option(None, "--run", metavar="RUN",
+                            help="The load run to reconcile (default: the runs the ledger names; 'all': every "
+                                 "row of the store)."),
 ) -> None:
     """Compare the keys the generator sent with the keys the collector stored: sent, failed
     at send, received, lost, duplicated, unexpected, rejected (with reasons), in total and
     by protocol and event type.
 
+    One store can hold many load runs: only the rows of the ledger's run are compared. It
+    works while the collector runs (the store is read through it).
+
     Exit status: 0 when nothing was lost or duplicated, 1 when anything was lost or
     duplicated, 2 when the ledger or the store cannot be read.
     """
     from ..metrics import SourceError
-    from ..metrics.reconcile import COUNTS, reconcile as run
+    from ..metrics.reconcile import COUNTS, reconcile as run_reconcile
 
     try:
-        result = run(ledger, store)
+        result = run_reconcile(ledger, store, run)
     except SourceError as exc:
         fail("reconcile", str(exc))
     except duckdb.Error as exc:
@@ -40,7 +46,8 @@ def reconcile(
     if json_out:
         typer.echo(result.to_json())
     else:
-        table = Table(title=f"Reconciliation: {ledger} against {store}", title_justify="left")
+        runs = f" (run {', '.join(result.runs)})" if result.runs else ""
+        table = Table(title=f"Reconciliation: {ledger} against {store}{runs}", title_justify="left")
         table.add_column("protocol", no_wrap=True, min_width=6)
         table.add_column("eventType", justify="right")
         # counts that are 0 for the whole run (a healthy one: failures, rejections) are said

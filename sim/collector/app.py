@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -23,10 +26,12 @@ from sim.protocols.dispatch import (LEGACY, DecodeError, ParsedRequest, beacon_f
 
 from . import kaltura_api as api
 from .faults import Delay, FaultPlan
-from .live import LiveStats, PAGE_HTML
-from .store import PARAM_COLUMNS, WIRE_COLUMNS, EventStore, encode_extra, wire_columns
+from .link import StoreLink, ask
+from .live import PAGE_HTML
+from .store import PARAM_COLUMNS, WIRE_COLUMNS, encode_extra, oversized_ints, wire_columns
 
 CONFIG_ENV = "PLAYER_SIM_COLLECTOR_CONFIG"
+RUN_HEADER = "x-player-sim-run"     # RUN:WORKER:SEQ:ATTEMPT, sent by player-sim load runs only
 CORS = [
     ("access-control-allow-origin", "*"),
     ("access-control-allow-methods", "POST, GET, HEAD, OPTIONS"),
@@ -48,8 +53,10 @@ class CollectorConfig:
     slow: Delay = field(default_factory=Delay)
     view_events_enabled: bool = True
     max_body: int = 64 * 1024
-    batch_rows: int = 5000
-    batch_ms: float = 200.0
+    workers: int = 1
+    socket: str = ""             # the store writer's Unix socket (set by server.serve)
+    body_timeout_s: float = 10.0   # a request body must arrive within this
+    idle_timeout_s: float = 30.0   # a connection waiting this long for a request's head is closed
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()
@@ -68,31 +75,68 @@ class Answer:
     body: bytes
     delay: float = 0.0       # seconds to wait before answering (test-double mode)
     reset: bool = False      # close the connection instead of answering
+    row: dict | None = None  # what to store; the answer goes out only once it is committed
 
 
 def _strip_ks(values: dict) -> tuple[dict, str | None]:
     """The values without any ks, and the ks (never stored in clear).
 
-    Without a ks the same dict comes back (callers only read it). The length test spares a
-    `lower()` per key: a name that lower-cases to `ks` or `event:ks` has 2 or 8 characters
-    (the one character whose lower case is two, `İ`, gives an `i`, which neither name holds).
+    A ks goes under many spellings (`ks`, `KS`, `event:ks`, `event[ks]`, `ks[]`, ` ks`): any name
+    whose letters are `ks` or `eventks` is one. Without a ks the same dict comes back (callers
+    only read it).
     """
     for key in values:
-        if (len(key) == 2 or len(key) == 8) and key.lower() in _KS_NAMES:
+        if _is_ks_name(key):
             break
     else:
         return values, None
     ks = None
     kept = {}
     for key, value in values.items():
-        if key.lower() in _KS_NAMES:
-            ks = None if value in (None, "") else str(value)
+        if _is_ks_name(key):
+            if value not in (None, ""):
+                ks = str(value)
         else:
             kept[key] = value
     return kept, ks
 
 
-_KS_NAMES = ("ks", "event:ks")
+_KS_NAME_CACHE: dict[str, bool] = {}
+
+
+def _is_ks_name(key: str) -> bool:
+    known = _KS_NAME_CACHE.get(key)
+    if known is None:
+        known = len(key) < 40 and "".join(ch for ch in key.lower() if ch.isalpha()) in ("ks", "eventks")
+        if len(_KS_NAME_CACHE) < 4096:      # bounded: clients choose the names
+            _KS_NAME_CACHE[key] = known
+    return known
+
+
+# A ks inside a path (`/ks/<KS>`), a Referer or a Cookie: `ks=...`, `event:ks=...`, `event%3Aks=...`
+_KS_IN_TEXT = re.compile(r"(?i)((?:^|[?&;,\s/])(?:event(?::|%3a|\[)?)?ks(?:\]|%5d)?(?:=|/))([^&;,#\s/]+)")
+
+
+def scrub_ks(text: str | None) -> str | None:
+    """`text` with every ks value replaced by its digest (`sha256:...`)."""
+    if not text or ("ks" not in text and "KS" not in text and "Ks" not in text and "kS" not in text):
+        return text
+    return _KS_IN_TEXT.sub(lambda m: m.group(1) + "sha256:" + api.ks_digest(m.group(2)), text)
+
+
+def run_columns(value: str | None) -> dict:
+    """The run columns from `X-Player-Sim-Run: RUN:WORKER:SEQ:ATTEMPT` (what a load run sends)."""
+    if not value:
+        return {}
+    parts = value.strip().split(":")
+    run = parts[0][:64]
+    if not run:
+        return {}
+    out = {"run_id": run}
+    for name, text, limit in zip(("run_worker", "run_seq", "run_attempt"), parts[1:4], (2 ** 31, 2 ** 63, 2 ** 31)):
+        if text.isdigit() and int(text) < limit:
+            out[name] = int(text)
+    return out
 
 
 def _by_lower_name(headers: dict[str, str]) -> dict[str, str]:
@@ -108,11 +152,9 @@ def _by_lower_name(headers: dict[str, str]) -> dict[str, str]:
 class Collector:
     """Turns requests into answers and rows; owns the store and the live figures."""
 
-    def __init__(self, config: CollectorConfig, store: EventStore):
+    def __init__(self, config: CollectorConfig):
         self.config = config
-        self.store = store
         self.faults = FaultPlan(config.fail_rate, config.reset_rate, config.slow)
-        self.live = LiveStats(store)
 
     # --- rows -------------------------------------------------------------------------
 
@@ -120,32 +162,34 @@ class Collector:
              encoding: str | None, protocol: str | None) -> dict:
         """The request's own columns; `headers` by lower-case name (`_by_lower_name`)."""
         forwarded = headers.get("x-forwarded-for")
-        return {
-            "ts": now, "received_at": now, "method": method, "path": path[:2048],
+        row = {
+            "ts": now, "received_at": now, "method": method, "path": scrub_ks(path[:2048]),
             "remote_addr": remote, "encoding": encoding, "protocol": protocol,
             "client_ip": forwarded.split(",")[0].strip() if forwarded else remote,
-            "user_agent": headers.get("user-agent"), "page_url": headers.get("referer"),
-            "cookie": headers.get("cookie"),
+            "user_agent": headers.get("user-agent"), "page_url": scrub_ks(headers.get("referer")),
+            "cookie": scrub_ks(headers.get("cookie")),
         }
+        run = headers.get(RUN_HEADER)
+        if run is not None:
+            row.update(run_columns(run))
+        return row
 
     def _fill_beacon(self, row: dict, beacon: Beacon, ks: str | None) -> None:
         fields, ks_field = _strip_ks(beacon.fields)
         params, ks_param = _strip_ks(beacon.params)
         ks = ks or ks_field or ks_param
+        too_big = oversized_ints(fields) + oversized_ints(params)
+        if too_big and row.get("accepted"):
+            # The API server casts such a number to its largest integer and answers as usual; the
+            # warehouse cannot load it, so it is stored as rejected, the digits kept in `extra`.
+            row.update(accepted=False, error_code="INTEGER_OUT_OF_RANGE", flags=None,
+                       reason=f"{', '.join(sorted(too_big))}: beyond 64-bit integers")
         extra: dict = {}
         wire_columns(fields, WIRE_COLUMNS, row, extra)
         wire_columns(params, _PARAM_TARGETS, row, extra)
         row["extra"] = encode_extra(extra)
         row["has_ks"] = ks is not None
         row["ks_sha256"] = api.ks_digest(ks) if ks else None
-
-    def _record(self, row: dict) -> bool:
-        """Append the row; False when the store is closing (the request must not be acknowledged)."""
-        try:
-            self.store.append(row)
-            return True
-        except RuntimeError:
-            return False
 
     # --- requests ---------------------------------------------------------------------
 
@@ -172,9 +216,7 @@ class Collector:
             error = self._service_error(parsed)
             row.update(accepted=False, status=200, error_code=error.code, reason=error.message)
             self._fill_beacon(row, beacon_from_params(parsed, request), ks)
-            if not self._record(row):
-                return self._closing()
-            return self._answer(api.error_reply(error, params, time.perf_counter() - started))
+            return self._answer(api.error_reply(error, params, time.perf_counter() - started), row)
 
         fault, delay = self.faults.draw() if self.faults.active else (None, 0.0)
         error = api.check_legacy(parsed.params) if parsed.protocol == LEGACY else None
@@ -199,16 +241,12 @@ class Collector:
             row.update(accepted=False, fault=fault, status=status,
                        error_code="SIMULATED_FAILURE" if fault == "fail" else "SIMULATED_RESET",
                        reason=f"injected by --{fault}-rate")
-            if not self._record(row):
-                return self._closing()
             if fault == "reset":
-                return Answer(503, "text/plain", b"", delay=delay, reset=True)
+                return Answer(503, "text/plain", b"", delay=delay, reset=True, row=row)
             return Answer(503, "application/json",
                           orjson.dumps({"code": "SERVICE_UNAVAILABLE",
-                                        "message": "simulated failure (--fail-rate)"}), delay=delay)
+                                        "message": "simulated failure (--fail-rate)"}), delay=delay, row=row)
 
-        if not self._record(row):
-            return self._closing()
         elapsed = time.perf_counter() - started
         if error is not None:
             reply = api.error_reply(error, parsed.params, elapsed)
@@ -216,7 +254,7 @@ class Collector:
             reply = api.legacy_result(parsed.params, elapsed)
         else:
             reply = api.kava_result(time.time(), self.config.view_events_enabled)
-        answer = self._answer(reply)
+        answer = self._answer(reply, row)
         answer.delay = delay
         return answer
 
@@ -227,8 +265,9 @@ class Collector:
         return self._refuse(row, status, code, message)
 
     def not_found(self, method: str, url: str, headers: dict, remote: str) -> Answer:
-        return self.refuse_transport(method, url, headers, remote, 404, "NOT_FOUND",
-                                     f"no such path {url.partition('?')[0][:200]!r}: beacons go to /api_v3/index.php")
+        """A path outside the API (a scanner, a browser's /favicon.ico): answered, not stored."""
+        return self._refuse(None, 404, "NOT_FOUND",
+                            f"no such path {url.partition('?')[0][:200]!r}: beacons go to /api_v3/index.php")
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -267,77 +306,98 @@ class Collector:
                             f'Action "{parsed.action}" does not exists for service "{parsed.service}"',
                             {"ACTION": parsed.action, "SERVICE": parsed.service})
 
-    def _refuse(self, row: dict, status: int, code: str, message: str) -> Answer:
-        row.update(accepted=False, status=status, error_code=code, reason=message)
-        self._record(row)
+    def _refuse(self, row: dict | None, status: int, code: str, message: str) -> Answer:
+        if row is not None:
+            row.update(accepted=False, status=status, error_code=code, reason=message)
         return Answer(status, "application/json",
                       orjson.dumps({"code": code, "message": message, "objectType": "KalturaAPIException",
-                                    "args": {}}))
+                                    "args": {}}), row=row)
 
     @staticmethod
-    def _answer(reply: api.Reply) -> Answer:
-        return Answer(reply.status, reply.content_type, reply.body)
+    def _answer(reply: api.Reply, row: dict | None = None) -> Answer:
+        return Answer(reply.status, reply.content_type, reply.body, row=row)
 
-    @staticmethod
-    def _closing() -> Answer:
-        return Answer(503, "application/json",
-                      b'{"code":"SERVICE_UNAVAILABLE","message":"collector is shutting down"}')
+
+def unstored(reason: str) -> Answer:
+    """The answer to a request whose row could not be committed: nothing was stored, so not a 200."""
+    return Answer(503, "application/json",
+                  orjson.dumps({"code": "SERVICE_UNAVAILABLE", "message": reason, "objectType": "KalturaAPIException",
+                                "args": {}}))
 
 
 class RSGIApp:
-    """granian RSGI adapter: one Collector per worker process, its store closed on shutdown."""
+    """granian RSGI adapter: one Collector per worker process; rows go to the store writer and each
+    request is answered once its row is committed."""
 
     def __init__(self, config: CollectorConfig):
         self.config = config
         self.collector: Collector | None = None
+        self.link: StoreLink | None = None
+        self.metrics = None
 
     def __rsgi_init__(self, loop) -> None:
-        self.collector = Collector(self.config, EventStore(self.config.store, batch_rows=self.config.batch_rows,
-                                                           batch_ms=self.config.batch_ms))
+        die_with_parent()
+        from . import metrics          # after server.serve set PROMETHEUS_MULTIPROC_DIR
+
+        self.metrics = metrics
+        self._latency = metrics.LATENCY.labels("beacon")
+        self._counters: dict = {}
+        self.collector = Collector(self.config)
+        self.link = StoreLink(self.config.socket, loop)
 
     def __rsgi_del__(self, loop) -> None:
-        if self.collector is not None:
-            self.collector.store.close()
+        # granian calls this after its loop stopped: run it once more to answer what waits on the store
+        if self.link is not None and not loop.is_running():
+            loop.run_until_complete(self.link.close())
 
     async def __rsgi__(self, scope, proto) -> None:
         if scope.proto != "http":
             return
-        collector = self.collector
+        started = time.perf_counter()
         method = scope.method.upper()
         path = scope.path
-        url = path + ("?" + scope.query_string if scope.query_string else "")
-        headers = dict(scope.headers.items())
-        remote = scope.client.rsplit(":", 1)[0] if scope.client else ""
-
         if method == "OPTIONS":
             proto.response_empty(204, CORS + [("access-control-max-age", "86400")])
             return
-        if path == "/" and method in ("GET", "HEAD"):
-            proto.response_bytes(200, CORS + [("content-type", "text/html; charset=utf-8")], PAGE_HTML)
+        if not (path.startswith("/api_v3") or path.startswith("//api_v3")):
+            await self._other(scope, proto, method, path)
             return
-        if path == "/stats.json" and method in ("GET", "HEAD"):
-            body = orjson.dumps(collector.live.snapshot())
-            proto.response_bytes(200, CORS + [("content-type", "application/json"),
-                                              ("cache-control", "no-store")], body)
-            return
+        collector = self.collector
+        url = path + ("?" + scope.query_string if scope.query_string else "")
+        headers = dict(scope.headers.items())
+        remote = scope.client.rsplit(":", 1)[0] if scope.client else ""
         if method == "HEAD":
             proto.response_empty(200, CORS)
             return
-        if not (path.startswith("/api_v3") or path.startswith("//api_v3")):
-            self._send(proto, collector.not_found(method, url, headers, remote))
-            return
-
         body = None
         if method == "POST":
-            body = await self._read_body(proto, headers)
+            try:
+                body = await asyncio.wait_for(self._read_body(proto, headers), self.config.body_timeout_s)
+            except (asyncio.TimeoutError, OSError, RuntimeError):
+                # a body that does not arrive in time (or a client gone mid-body) holds no connection long
+                answer = collector.refuse_transport(method, url, headers, remote, 408, "REQUEST_TIMEOUT",
+                                                    f"request body not received within {self.config.body_timeout_s:g} s")
+                await self._commit_and_send(proto, answer, started)
+                return
             if body is None:
-                self._send(proto, collector.refuse_transport(
-                    method, url, headers, remote, 413, "REQUEST_TOO_LARGE",
-                    f"request body over {self.config.max_body} bytes"))
+                answer = collector.refuse_transport(method, url, headers, remote, 413, "REQUEST_TOO_LARGE",
+                                                    f"request body over {self.config.max_body} bytes")
+                await self._commit_and_send(proto, answer, started)
                 return
         answer = collector.handle(method, url, headers, body, remote)
         if answer.delay > 0:
             await asyncio.sleep(answer.delay)
+        await self._commit_and_send(proto, answer, started)
+
+    async def _commit_and_send(self, proto, answer: Answer, started: float) -> None:
+        row = answer.row
+        outcome = None
+        if row is not None:
+            result = await self.link.submit(row)
+            if not result["ok"]:
+                answer = unstored(result.get("error") or "the store cannot take requests")
+                outcome = "unstored"
+        self._count(row, outcome, started)
         if answer.reset:
             # RSGI cannot drop a socket; a response whose promised body never comes closes the
             # connection before any byte reaches the client (curl: "empty reply from server").
@@ -345,6 +405,55 @@ class RSGIApp:
             await transport.send_bytes(b" ")
             return
         self._send(proto, answer)
+
+    def _count(self, row: dict | None, outcome: str | None, started: float) -> None:
+        m = self.metrics
+        self._latency.observe(time.perf_counter() - started)
+        if row is None:
+            return
+        protocol = row.get("protocol") or "none"
+        event_type = row.get("eventType")
+        if outcome is None:
+            if row.get("fault"):
+                outcome = "faulted"
+            elif row.get("accepted"):
+                outcome = "accepted"
+                if row.get("flags"):
+                    m.FLAGGED.labels(protocol, m.event_label(protocol, event_type)).inc()
+            else:
+                outcome = "rejected" if row.get("status") == 200 else "refused"
+        key = (protocol, event_type, outcome)
+        counter = self._counters.get(key)
+        if counter is None:      # label children looked up once each (a bounded set: see event_label)
+            counter = m.REQUESTS.labels(protocol, m.event_label(protocol, event_type), outcome)
+            if len(self._counters) < 10000:
+                self._counters[key] = counter
+        counter.inc()
+
+    async def _other(self, scope, proto, method: str, path: str) -> None:
+        """The page, its figures, /metrics and any other path: answered, never stored."""
+        started = time.perf_counter()
+        route = "other"
+        if path == "/" and method in ("GET", "HEAD"):
+            route = "page"
+            proto.response_bytes(200, CORS + [("content-type", "text/html; charset=utf-8")], PAGE_HTML)
+        elif path == "/stats.json" and method in ("GET", "HEAD"):
+            route = "stats"
+            # the scan runs in the store writer, on its own cursor; this worker only waits for it
+            stats = await asyncio.get_running_loop().run_in_executor(None, ask, self.config.socket, {"q": "stats"})
+            proto.response_bytes(200, CORS + [("content-type", "application/json"),
+                                              ("cache-control", "no-store")], orjson.dumps(stats))
+        elif path == "/metrics" and method in ("GET", "HEAD"):
+            route = "metrics"
+            body = await asyncio.get_running_loop().run_in_executor(None, self.metrics.scrape)
+            proto.response_bytes(200, [("content-type", self.metrics.CONTENT_TYPE)], body)
+        elif path == "/favicon.ico":
+            proto.response_empty(204, CORS + [("cache-control", "max-age=86400")])
+        elif method == "HEAD":
+            proto.response_empty(404, CORS)
+        else:
+            self._send(proto, self.collector.not_found(method, path, {}, ""))
+        self.metrics.LATENCY.labels(route).observe(time.perf_counter() - started)
 
     async def _read_body(self, proto, headers: dict) -> bytes | None:
         """The body, or None when it is over the limit (read no further than the limit)."""
@@ -366,6 +475,27 @@ class RSGIApp:
         if headers is None:     # the few content types answers carry: built once each
             headers = _ANSWER_HEADERS[answer.content_type] = CORS + [("content-type", answer.content_type)]
         proto.response_bytes(answer.status, headers, answer.body)
+
+
+def die_with_parent() -> None:
+    """A worker process dies with the collector's main process (kill -9 included), so no orphan keeps
+    answering, holding the port: Linux's PR_SET_PDEATHSIG, and a check that the parent is still there."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)      # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+    if os.getppid() != parent or parent == 1:       # the parent died before the call took effect
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 _ANSWER_HEADERS: dict[str, list[tuple[str, str]]] = {}

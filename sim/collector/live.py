@@ -34,6 +34,7 @@ class LiveStats:
         self._cached: dict | None = None
         self._at = 0.0
         self._reader = None
+        self.current_run = lambda: None     # the run id of the last committed request (set by the writer)
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -51,7 +52,7 @@ class LiveStats:
             """SELECT count(*), count(*) FILTER (accepted), count(*) FILTER (fault IS NOT NULL),
                       count(*) FILTER (accepted AND flags IS NOT NULL),
                       count(*) FILTER (accepted AND received_at >= ?)
-               FROM events""", [now - _RATE_WINDOW_S]).fetchone()
+               FROM events""", [now - _RATE_WINDOW_S]).fetchall()[0]
         by_type = con.execute(
             """SELECT protocol, eventType, count(*) AS n FROM events WHERE accepted
                GROUP BY ALL ORDER BY n DESC, protocol, eventType""").fetchall()
@@ -60,6 +61,7 @@ class LiveStats:
         errors = con.execute(
             """SELECT error_code, count(*) FROM events WHERE NOT accepted AND fault IS NULL
                GROUP BY ALL ORDER BY 2 DESC LIMIT 10""").fetchall()
+        run = self._run_figures(con, self.current_run())
         by_protocol: dict[str, int] = {}
         counts: dict[tuple[str, int | None], int] = {}
         for protocol, event_type, n in by_type:
@@ -85,7 +87,23 @@ class LiveStats:
                         for p, t, n in by_type],
             "errors": [{"code": c, "count": n} for c, n in errors],
             "headline": headline,
+            "run": run,
         }
+
+    @staticmethod
+    def _run_figures(con, run: str | None) -> dict | None:
+        """Sent / received / lost of one load run, from its requests' sequence numbers: each load
+        worker numbers its sends from 0, so sent is one past the highest number seen per worker
+        (sends still in flight, or refused before reaching the collector, count as lost here until
+        they arrive; `player-sim reconcile` gives the exact figures from the ledger)."""
+        if run is None:
+            return None
+        sent, received, retried = con.execute(
+            """SELECT coalesce(sum(top + 1), 0), coalesce(sum(got), 0), coalesce(sum(rows - got), 0) FROM (
+                 SELECT max(run_seq) AS top, count(DISTINCT run_seq) AS got, count(*) AS rows
+                 FROM events WHERE run_id = ? AND run_seq IS NOT NULL GROUP BY run_worker)""", [run]).fetchall()[0]
+        return {"id": run, "sent": int(sent), "received": int(received), "lost": int(sent - received),
+                "retried": int(retried)}
 
 
 PAGE_HTML = b"""<!doctype html>
@@ -109,6 +127,12 @@ th{background:#eee} td.l,th.l{text-align:left} #status{color:#888;font-size:.9em
  <div class="card">faulted<b id="faulted">-</b></div>
  <div class="card">flagged<b id="flagged">-</b></div>
 </div>
+<h2>Current load run <span id="run_id"></span></h2>
+<div class="cards">
+ <div class="card">sent<b id="run_sent">-</b></div>
+ <div class="card">received<b id="run_received">-</b></div>
+ <div class="card">lost<b id="run_lost">-</b></div>
+</div>
 <h2>Headline</h2>
 <table id="headline"><thead><tr><th class="l">protocol</th><th>loads</th><th>plays</th>
 <th>play rate</th><th>sessions</th><th>minutes viewed</th></tr></thead><tbody></tbody></table>
@@ -129,6 +153,8 @@ function fill(id, rows){
 function show(s){
   document.getElementById("eps").textContent=s.events_per_second;
   ["accepted","rejected","faulted","flagged"].forEach(function(k){document.getElementById(k).textContent=s[k];});
+  var run=s.run||{};document.getElementById("run_id").textContent=run.id||"(none yet)";
+  ["sent","received","lost"].forEach(function(k){document.getElementById("run_"+k).textContent=run.id?run[k]:"-";});
   fill("headline", Object.keys(s.headline).map(function(p){var h=s.headline[p];
     return [p,h.loads,h.plays,h.play_rate===null?null:(100*h.play_rate).toFixed(1)+" %",h.sessions,h.minutes_viewed];}));
   fill("types", s.by_type.map(function(t){return [t.protocol,t.eventType,t.name,t.count];}));

@@ -1,8 +1,8 @@
 """The collector's DuckDB store: the `events` table (one row per request) and its batching writer.
 
     store = EventStore("player-sim.duckdb")
-    store.append(row)          # a dict of column -> value; returns at once
-    store.close()              # flushes everything appended, then closes the database
+    store.insert([row, ...])   # dicts of column -> value, committed as one transaction
+    store.close()              # checkpoints, then closes the database
 
 Columns follow the events-table contract shared with the file sinks and the metrics:
 `ts`, `protocol`, wire fields under their wire names (typed), request context, and the
@@ -11,15 +11,15 @@ collector-only `ledger_key` (what reconcile matches a send ledger against), `rec
 no column of their own go to `extra` (JSON), so nothing a request carried is dropped. A ks
 is never a column: only `has_ks` and `ks_sha256` (a 16-hex-digit prefix of its digest).
 
-One writer thread owns the connection. Rows are appended to an in-memory list and written
-as one Arrow batch every `batch_rows` rows or `batch_ms` milliseconds, whichever comes
-first; `close()` writes the last batch before returning, so every appended row is stored.
+One writer thread owns the connection (`sim.collector.writer`); each `insert()` is one
+transaction holding a batch of requests, and those requests are answered only after it
+committed (group commit), so a collector killed at any moment has stored every request it
+answered. A store shorter than its block count (a truncated copy) is refused at open.
 """
 from __future__ import annotations
 
 import math
 import sys
-import threading
 from pathlib import Path
 
 import duckdb
@@ -65,6 +65,8 @@ COLUMNS: dict[str, str] = {
     "extra": S,
     # where client_ip (X-Forwarded-For, else the peer) is, as Kaltura places a viewer; per batch
     "geo_country": S,
+    # the load run a request belongs to (X-Player-Sim-Run: RUN:WORKER:SEQ:ATTEMPT; players never send it)
+    "run_id": S, "run_worker": "INTEGER", "run_seq": I, "run_attempt": "INTEGER",
 }
 _BY_LOWER = {name.lower(): name for name in COLUMNS}
 _ARROW = {B: pa.bool_(), I: pa.int64(), "INTEGER": pa.int32(), D: pa.float64(), S: pa.string()}
@@ -139,7 +141,15 @@ def wire_columns(values: dict, targets: dict[str, str], row: dict, extra: dict) 
 def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if isinstance(value, int) and not -2 ** 63 <= value < 2 ** 64:
+        return str(value)          # JSON numbers past 64 bits: kept as their digits
     return value
+
+
+def oversized_ints(values: dict) -> list[str]:
+    """Names of the integer values no 64-bit column can hold."""
+    return [name for name, value in values.items()
+            if value.__class__ is int and not -2 ** 63 <= value < 2 ** 63]
 
 
 def encode_extra(extra: dict) -> str | None:
@@ -154,24 +164,45 @@ def create_sql() -> str:
     return f"CREATE TABLE IF NOT EXISTS events ({columns})"
 
 
-class EventStore:
-    """Appends event rows to `events` in batches from one writer thread."""
+class StoreError(RuntimeError):
+    """The store cannot be opened or written; the message names the file and the cause."""
 
-    def __init__(self, path: str | Path, *, batch_rows: int = 5000, batch_ms: float = 200.0):
+
+_FILE_HEADER = 3 * 4096     # DuckDB's file headers before the first block
+
+
+def check_whole(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """Refuse a store shorter than its own block count says (a truncated copy): DuckDB opens one
+    and fails only when a query reaches a missing block, long after requests were acknowledged."""
+    if path == ":memory:" or not Path(path).is_file():
+        return
+    block_size, total_blocks = con.execute(
+        "SELECT block_size, total_blocks FROM pragma_database_size() LIMIT 1").fetchall()[0]
+    expected = _FILE_HEADER + block_size * total_blocks if total_blocks else 0
+    actual = Path(path).stat().st_size
+    if actual < expected:
+        raise StoreError(f"{path}: the store is truncated ({actual:,} bytes, its blocks need {expected:,}); "
+                         "restore it from a copy or start a new store")
+
+
+class EventStore:
+    """The `events` table of one DuckDB file; `insert()` commits a batch of rows in one transaction.
+
+    Owned by one thread of the collector's writer (`sim.collector.writer`); readers take a cursor.
+    """
+
+    def __init__(self, path: str | Path):
         self.path = str(path)
-        self.batch_rows = batch_rows
-        self.batch_s = batch_ms / 1000.0
-        self._con = duckdb.connect(self.path)
-        self._con.execute(create_sql())
-        self._add_missing_columns()
-        self._geo = geo_table()     # read before the first request, not in the first batch
-        self._pending: list[dict] = []
-        self._cond = threading.Condition()
-        self._closing = False
-        self.rows_written = 0
-        self.write_errors = 0
-        self._writer = threading.Thread(target=self._run, name="events-writer", daemon=True)
-        self._writer.start()
+        try:
+            self._con = duckdb.connect(self.path)
+            check_whole(self._con, self.path)
+            self._con.execute(create_sql())
+            self._add_missing_columns()
+            self._geo = geo_table()     # read before the first request, not in the first batch
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the DuckDB store ({str(exc).splitlines()[0]})") from None
+        self.rows = self._con.execute("SELECT count(*) FROM events").fetchall()[0][0]
+        self._names = tuple(COLUMNS)
 
     def _add_missing_columns(self) -> None:
         """A store from an older version gains new columns (never loses any)."""
@@ -181,56 +212,29 @@ class EventStore:
             if name.lower() not in have:
                 self._con.execute(f'ALTER TABLE events ADD COLUMN "{name}" {sql_type}')
 
-    def append(self, row: dict) -> None:
-        """Queue one row; raises RuntimeError once the store is closing (the caller must not ack)."""
-        with self._cond:
-            if self._closing:
-                raise RuntimeError("event store is closed")
-            self._pending.append(row)
-            if len(self._pending) >= self.batch_rows:
-                self._cond.notify()
-
-    def reader(self) -> duckdb.DuckDBPyConnection:
-        """A connection for queries from another thread (sees what has been flushed)."""
-        return self._con.cursor()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                if not self._pending and not self._closing:
-                    self._cond.wait(self.batch_s)
-                if len(self._pending) < self.batch_rows and not self._closing:
-                    # let a batch fill for up to batch_ms before writing it
-                    self._cond.wait(self.batch_s)
-                batch, self._pending = self._pending, []
-                closing = self._closing
-            if batch:
-                self._write(batch)
-            if closing:
-                with self._cond:
-                    rest, self._pending = self._pending, []
-                if rest:
-                    self._write(rest)
-                return
-
-    def _write(self, batch: list[dict]) -> None:
+    def insert(self, batch: list[dict], con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Insert `batch` (rows as dicts of column -> value) as one Arrow table, on `con` (in the
+        caller's transaction) or on the store's own connection (one transaction); raises on failure."""
         present = set().union(*batch)
         names = [name for name in COLUMNS if name in present]
+        table = pa.Table.from_pylist(batch, schema=pa.schema([_SCHEMA.field(n) for n in names]))
+        self.insert_table(table, con)
+
+    def insert_table(self, table: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        if "client_ip" in table.column_names and "geo_country" not in table.column_names:
+            table = table.append_column("geo_country", self._countries(table["client_ip"]))
+        quoted = ", ".join(f'"{n}"' for n in table.column_names)
+        con = con or self._con
+        con.register("_batch", table)
         try:
-            table = pa.Table.from_pylist(batch, schema=pa.schema([_SCHEMA.field(n) for n in names]))
-            if "client_ip" in names:
-                names.append("geo_country")
-                table = table.append_column("geo_country", self._countries(table["client_ip"]))
-            self._con.register("_batch", table)
-            quoted = ", ".join(f'"{n}"' for n in names)
-            self._con.execute(f"INSERT INTO events ({quoted}) SELECT {quoted} FROM _batch")
-            self._con.unregister("_batch")
-            self.rows_written += len(batch)
-        except Exception as exc:  # noqa: BLE001 - the writer must outlive one bad batch
-            # A batch that cannot be written is a bug; say so loudly and keep the collector up.
-            self.write_errors += 1
-            print(f"player-sim collector: could not store {len(batch)} events: {exc}",
-                  file=sys.stderr, flush=True)
+            con.execute(f"INSERT INTO events ({quoted}) SELECT {quoted} FROM _batch").fetchall()
+        finally:
+            con.unregister("_batch")
+        self.rows += table.num_rows
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """A connection for queries from another thread (sees what has been committed)."""
+        return self._con.cursor()
 
     def _countries(self, ips) -> pa.Array:
         """geo_country of a batch; a lookup that fails leaves it null rather than cost the rows."""
@@ -241,12 +245,11 @@ class EventStore:
             return pa.nulls(len(ips), pa.string())
 
     def close(self) -> None:
-        """Write every appended row, then close the database. Safe to call twice."""
-        with self._cond:
-            if self._closing:
-                return
-            self._closing = True
-            self._cond.notify()
-        self._writer.join()
-        self._con.execute("CHECKPOINT")
-        self._con.close()
+        """Checkpoint and close the database; a failure to checkpoint leaves the WAL (replayed on open)."""
+        try:
+            self._con.execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            print(f"player-sim collector: {self.path}: checkpoint failed ({str(exc).splitlines()[0]}); "
+                  "the store's write-ahead log keeps every committed row", file=sys.stderr, flush=True)
+        finally:
+            self._con.close()

@@ -25,7 +25,7 @@ import orjson
 from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from .plan import DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options, prepare_inputs
+from .plan import DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options, prepare_inputs, run_id
 from .sender import LatenessHistogram, Ledger, Sender, lateness_summary, merge_ledgers, worker_ledger_path
 from .viewers import process_figures, viewer_table
 
@@ -58,6 +58,7 @@ class LoadState:
         self.last_lateness: LatenessHistogram | None = None
         self.last_viewers: dict | None = None          # the Viewers figures at the end of a run
         self.preparing = None   # the inputs being prepared in a thread since the process started
+        self.run_id: str | None = None   # the master's id for the run, on a worker
         self.starting = None    # the greenlet building this process's run
         self.final_from: set[str] = set()   # master: workers whose final figures arrived
         self.shape_done_from: set[str] = set()   # master: workers whose shape is over
@@ -98,7 +99,8 @@ def on_test_start(environment, **_kw) -> None:
         STATE.worker_summaries.clear()
         STATE.shape_done_from = set()
         STATE.reported = False
-        runner.send_message(PLAN_MESSAGE, {"workers": max(runner.worker_count, 1)})
+        STATE.run_id = run_id(environment.parsed_options)      # one id shared by every worker
+        runner.send_message(PLAN_MESSAGE, {"workers": max(runner.worker_count, 1), "run": STATE.run_id})
         return
     # Building may take seconds on a busy machine: a worker's message loop (stop, quit)
     # must not wait for it, and the sender users idle until the run exists.
@@ -127,9 +129,10 @@ def _start_process_run(environment) -> None:
             return _fail(environment, str(exc))
         raise
     ledger_path = worker_ledger_path(options.ledger, index) if options.ledger else None
+    run = (STATE.run_id if index is not None else None) or run_id(options)
     sender = Sender(schedule, host, events=environment.events, ledger=Ledger(ledger_path) if ledger_path else None,
                     concurrency=options.concurrency, retries=options.retries, timeout=options.request_timeout,
-                    late_threshold=options.late_threshold)
+                    late_threshold=options.late_threshold, run_id=run, worker=index or 0)
     STATE.run = ProcessRun(sender, index or 0, ledger_path, _targets(options, index, host))
     if hasattr(schedule.arrivals, "done_at"):     # a --shape run ends with its shape
         gevent.spawn(_stop_when_shape_is_over, environment, STATE.run)
@@ -416,6 +419,7 @@ def on_init(environment, **_kw) -> None:
     if isinstance(runner, WorkerRunner):
         def plan(environment, msg, **_):
             STATE.workers = int(msg.data.get("workers", 1))
+            STATE.run_id = msg.data.get("run")
         runner.register_message(PLAN_MESSAGE, plan)
         runner.register_message(FINISH_MESSAGE, _on_finish_message, concurrent=True)
     if isinstance(runner, MasterRunner):

@@ -8,6 +8,9 @@ share of the load, constant or following the shape, and its own random stream.
 from __future__ import annotations
 
 import math
+import re
+import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -48,6 +51,8 @@ def add_arguments(parser) -> None:
     g.add_argument("--seed", type=int, default=1, help="random seed (each worker draws its own stream from it)")
     g.add_argument("--ledger", default="", help="write every send as JSON lines here (workers write .w<N> parts; "
                                                 "the master merges the ones on its machine)")
+    g.add_argument("--run-id", default="", help="name this run in its ledger and on its requests (header "
+                                                "X-Player-Sim-Run), so one store keeps runs apart; default: a new id")
     g.add_argument("--summary-json", default="", help="write the run's lateness/failure figures here at the end")
     g.add_argument("--partner-id", type=int, default=0, help="override the scenarios' partner id")
     g.add_argument("--entry-id", default="", help="send every session for this entry id")
@@ -97,10 +102,23 @@ def is_kaltura_host(host: str) -> bool:
     return name == "kaltura.com" or name.endswith(".kaltura.com")
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def run_id(options) -> str:
+    """The run's id: `--run-id`, else a new one (UTC start time and a random suffix)."""
+    given = getattr(options, "run_id", "")
+    if given:
+        return given
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
 def check_options(options, host: str) -> None:
     """Refuse bad values and unsafe targets with a message naming the option."""
     if options.time_scale <= 0:
         raise OptionError(f"--time-scale must be > 0 (got {options.time_scale:g})")
+    if getattr(options, "run_id", "") and not _RUN_ID.fullmatch(options.run_id):
+        raise OptionError(f"--run-id {options.run_id!r}: 1 to 64 letters, digits, '.', '_' or '-'")
     shape = load_shape_option(options)
     if shape is None and options.workload == "open" and not options.session_rate > 0:
         raise OptionError(f"--session-rate must be > 0 (got {options.session_rate:g})")

@@ -122,12 +122,17 @@ class Ledger:
         self.file = open(self.tmp, "wb", buffering=1 << 20)
         self.lines = 0
 
-    def write(self, ts: float, out: Outgoing, error: str | None) -> None:
+    def write(self, ts: float, out: Outgoing, error: str | None, run: str | None = None, seq: int | None = None,
+              attempts: int = 1) -> None:
         req = out.request
         body = req.body
         line = {"ts": ts, "method": req.method, "url": req.url, "headers": req.headers,
                 "body": body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else body,
                 "protocol": out.protocol, "key": out.key}
+        if run is not None:      # the X-Player-Sim-Run header the requests carried (RUN:WORKER:SEQ:ATTEMPT)
+            line["run"], line["seq"] = run, seq
+        if attempts > 1:
+            line["attempts"] = attempts
         if error is not None:
             line["failed"] = True
             line["error"] = error
@@ -372,8 +377,12 @@ class Sender:
 
     def __init__(self, schedule: Schedule, host: str, *, events=None, ledger: Ledger | None = None,
                  concurrency: int = 64, retries: int = 0, timeout: float = 10.0,
-                 late_threshold: float = 0.25, tick: float = 0.005):
+                 late_threshold: float = 0.25, tick: float = 0.005, run_id: str | None = None, worker: int = 0):
         self.schedule, self.host, self.events, self.ledger = schedule, host.rstrip("/"), events, ledger
+        # every request names its run, worker, send number and attempt (a header players never send),
+        # so a collector keeps runs apart and tells a retried send from a duplicate
+        self.run_id, self.seq = run_id, 0
+        self.run_prefix = b"" if run_id is None else b"X-Player-Sim-Run: %s:%d:" % (run_id.encode(), worker)
         self.concurrency, self.retries, self.timeout = concurrency, retries, timeout
         self.late_threshold, self.tick = late_threshold, tick
         self.lateness = LatenessHistogram()
@@ -452,14 +461,18 @@ class Sender:
         by.add(late)
         body = req.body
         head = out.head if out.head is not None else header_lines(req.headers)
-        if body:
-            wire = b"%s %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n%s" % (
-                req.method.encode(), req.url.encode(), conn.host_line, head, len(body), body)
-        else:
-            wire = b"%s %s HTTP/1.1\r\n%s%s\r\n" % (req.method.encode(), req.url.encode(), conn.host_line, head)
+        seq = self.seq
+        self.seq += 1
         attempt = 0
         while True:
             attempt += 1
+            line = self.run_prefix and self.run_prefix + b"%d:%d\r\n" % (seq, attempt)
+            if body:
+                wire = b"%s %s HTTP/1.1\r\n%s%s%sContent-Length: %d\r\n\r\n%s" % (
+                    req.method.encode(), req.url.encode(), conn.host_line, head, line, len(body), body)
+            else:
+                wire = b"%s %s HTTP/1.1\r\n%s%s%s\r\n" % (req.method.encode(), req.url.encode(), conn.host_line,
+                                                          head, line)
             t0 = time.perf_counter()
             begin = time.time()
             error, answer = None, b""
@@ -485,7 +498,7 @@ class Sender:
             self.failed += 1
             self.failures[error] += 1
         if self.ledger is not None:
-            self.ledger.write(started, out, error)
+            self.ledger.write(started, out, error, self.run_id, seq, attempt)
 
     def stop(self) -> None:
         if not self.stopped:

@@ -19,7 +19,15 @@ read_json, so ten million lines are fine):
 * duplicated: received beyond every line sent for the key (ok or failed);
 * arrived despite failure: received beyond the ok sends, up to the failed ones;
 * unexpected: received rows whose key is in no ledger line (or has no key);
-* rejected: received rows with accepted = false, by error_code.
+* rejected: received rows with accepted = false, by error_code;
+* retried: extra arrivals of one send (same run, worker and send number: a send retried
+  after a failure, or resent by the client, that had reached the store) - not duplicates.
+
+Runs: a load run names itself in its ledger lines (`run`, `seq`) and on its requests (header
+`X-Player-Sim-Run: RUN:WORKER:SEQ:ATTEMPT`, stored as `run_id`, `run_worker`, `run_seq`), so
+one store holds many runs: only the rows of the ledger's runs are compared (`run="all"`: every
+row; a ledger without run ids: every row). While a collector holds the store's DuckDB lock,
+the rows are read through it (`STORE.collector.json` names its socket).
 
 A line counts as failed at send when `failed` is true, or `status` is one of failed,
 error, timeout, refused, connection_error, 0 (no response). An HTTP status such as 500 is
@@ -31,6 +39,8 @@ from __future__ import annotations
 
 import glob as globlib
 import os
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,11 +50,11 @@ import orjson
 from .events import SourceError, store_problem
 
 COUNTS = ("sent", "failed_at_send", "received", "lost", "duplicated", "arrived_despite_failure",
-          "unexpected", "rejected")
+          "unexpected", "rejected", "retried")
 FAILED_STATUSES = ("failed", "error", "timeout", "refused", "connection_error", "0")
 LEDGER_EXTENSIONS = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json")
 LEDGER_COLUMNS = {"key": "VARCHAR", "protocol": "VARCHAR", "url": "VARCHAR", "body": "VARCHAR",
-                  "failed": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR"}
+                  "failed": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR", "run": "VARCHAR"}
 EVENT_TYPE_PATTERN = r'eventType(?:"|%22)?\s*(?:=|:|%3D)\s*"?(-?\d+)'
 
 
@@ -57,6 +67,7 @@ class Reconciliation:
     rejected_reasons: list[dict[str, Any]] = field(default_factory=list)   # protocol, error_code, rows
     failed_reasons: list[dict[str, Any]] = field(default_factory=list)     # protocol, error, lines
     unexpected_keys: list[str] = field(default_factory=list)        # a sample, for a first look
+    runs: list[str] = field(default_factory=list)                   # the load runs compared (none: every row)
 
     @property
     def ok(self) -> bool:
@@ -89,16 +100,23 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _attach_store(con: duckdb.DuckDBPyConnection, store: str) -> None:
+def _attach_store(con: duckdb.DuckDBPyConnection, store: str, runs: list[str] | None, scratch: str) -> str:
+    """The `received` table: the store's rows (of `runs`, when the store has run ids), read directly,
+    or, while a collector holds the store's lock, through that collector. Returns how it was read."""
     if not os.path.isfile(store):
         raise SourceError(f"--store {store}: no such file")
     try:
         con.execute(f"attach {_sql_str(store)} as store (read_only)")
+        source, how = "store.events", "file"
+        cols = {r[0].lower() for r in con.execute(
+            "select column_name from information_schema.columns where table_catalog = 'store' "
+            "and table_name = 'events'").fetchall()}
     except duckdb.Error as exc:
-        raise SourceError(f"--store {store}: cannot open as a DuckDB store ({store_problem(exc)})") from None
-    cols = {r[0].lower() for r in con.execute(
-        "select column_name from information_schema.columns where table_catalog = 'store' and table_name = 'events'"
-    ).fetchall()}
+        if "lock" not in str(exc).lower():
+            raise SourceError(f"--store {store}: cannot open as a DuckDB store ({store_problem(exc)})") from None
+        source = _export_from_running_collector(store, runs, scratch, exc)
+        how = "running collector"
+        cols = {r[0].lower() for r in con.execute(f"describe select * from {source}").fetchall()}
     if not cols:
         raise SourceError(f"--store {store}: no `events` table or view")
     missing = [c for c in ("ledger_key", "protocol", "eventtype") if c not in cols]
@@ -106,11 +124,45 @@ def _attach_store(con: duckdb.DuckDBPyConnection, store: str) -> None:
         raise SourceError(f"--store {store}: events has no {', '.join(missing)} column")
     accepted = "accepted" if "accepted" in cols else "true"
     error_code = "cast(error_code as varchar)" if "error_code" in cols else "cast(null as varchar)"
-    con.execute(f"""create temp view received as
+    has_runs = {"run_id", "run_worker", "run_seq"} <= cols
+    # one send (run, worker, send number) that arrived more than once was retried: counted once
+    send_id = ("case when run_seq is null then null else concat_ws(':', run_id, run_worker, run_seq) end"
+               if has_runs else "cast(null as varchar)")
+    where = ""
+    if runs and has_runs:
+        where = "where run_id in (" + ", ".join(_sql_str(r) for r in runs) + ")"
+    con.execute(f"""create temp table received as
         select cast(ledger_key as varchar) as key, lower(cast(protocol as varchar)) as protocol,
                try_cast(eventType as integer) as eventType, coalesce(try_cast({accepted} as boolean), true) as accepted,
-               {error_code} as error_code
-        from store.events""")
+               {error_code} as error_code, {send_id} as send_id
+        from {source} {where}""")
+    return how
+
+
+def _export_from_running_collector(store: str, runs: list[str] | None, scratch: str, exc: Exception) -> str:
+    """The running collector's writer copies the rows reconcile needs to a Parquet file (its own
+    process holds DuckDB's lock; every row it answered is committed, so the copy has them all)."""
+    from ..collector.link import ask
+    from ..collector.writer import sidecar_path
+
+    sidecar = sidecar_path(store)
+    try:
+        where = orjson.loads(sidecar.read_bytes())
+    except (OSError, ValueError):
+        raise SourceError(f"--store {store}: cannot open as a DuckDB store ({store_problem(exc)})") from None
+    out = os.path.join(scratch, "received.parquet")
+    try:
+        answer = ask(where["socket"], {"q": "export", "path": out, "runs": runs})
+    except (OSError, KeyError, TypeError, ValueError) as err:
+        raise SourceError(f"--store {store}: another process holds it and the collector named in {sidecar} "
+                          f"does not answer ({err}); stop that process first, or read a copy") from None
+    if not answer.get("ok"):
+        raise SourceError(f"--store {store}: the running collector could not export it ({answer.get('error')})")
+    return f"read_parquet({_sql_str(out)})"
+
+
+def _ledger_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r for (r,) in con.execute("select distinct run from sent where run is not null order by 1").fetchall()]
 
 
 def _open_ledger(con: duckdb.DuckDBPyConnection, ledger: str) -> None:
@@ -125,7 +177,7 @@ def _open_ledger(con: duckdb.DuckDBPyConnection, ledger: str) -> None:
                try_cast(coalesce(nullif(regexp_extract(url, '{EVENT_TYPE_PATTERN}', 1), ''),
                                  regexp_extract(body, '{EVENT_TYPE_PATTERN}', 1)) as integer) as eventType,
                (lower(coalesce(failed, 'false')) in ('true', '1') or lower(coalesce(status, '')) in ({statuses})) as failed,
-               coalesce(error, status) as error
+               coalesce(error, status) as error, run
         from read_json({listing}, format = 'newline_delimited', columns = {columns})""")
     except duckdb.Error as exc:
         raise SourceError(f"{ledger}: cannot read as a JSON-lines ledger ({str(exc).splitlines()[0]})") from None
@@ -138,7 +190,10 @@ PER_KEY = """
         from sent where key is not null group by key),
     r as (
         select key, any_value(protocol) as protocol, any_value(eventType) as eventType,
-               count(*) as received, count(*) filter (where not accepted) as rejected
+               count(distinct send_id) + count(*) filter (where send_id is null) as received,
+               count(send_id) - count(distinct send_id) as retried,
+               count(distinct send_id) filter (where not accepted)
+                 + count(*) filter (where send_id is null and not accepted) as rejected
         from received group by key)
     select coalesce(s.protocol, r.protocol) as protocol, coalesce(s.eventType, r.eventType) as eventType,
            coalesce(s.ok, 0) + coalesce(s.failed, 0) as sent,
@@ -150,17 +205,27 @@ PER_KEY = """
            case when s.key is null then 0
                 else least(greatest(coalesce(r.received, 0) - s.ok, 0), s.failed) end as arrived_despite_failure,
            case when s.key is null then r.received else 0 end as unexpected,
-           coalesce(r.rejected, 0) as rejected
+           coalesce(r.rejected, 0) as rejected,
+           coalesce(r.retried, 0) as retried
     from s full outer join r on s.key = r.key"""
 
 
-def reconcile(ledger: str | os.PathLike, store: str | os.PathLike) -> Reconciliation:
-    """Compare the ledger's keys with the store's `events.ledger_key` (see the module doc)."""
+def reconcile(ledger: str | os.PathLike, store: str | os.PathLike, run: str | None = None) -> Reconciliation:
+    """Compare the ledger's keys with the store's `events.ledger_key` (see the module doc).
+
+    `run`: the load run to reconcile; by default the runs the ledger names, `all` for every row."""
     ledger, store = os.fspath(ledger), os.fspath(store)
     con = duckdb.connect()
+    scratch = tempfile.mkdtemp(prefix="player-sim-reconcile-")
     try:
-        _attach_store(con, store)
         _open_ledger(con, ledger)
+        if run is None:
+            runs = _ledger_runs(con)
+        else:
+            runs = [] if run == "all" else [run]
+            if runs:
+                con.execute("delete from sent where run is distinct from ?", [run])
+        _attach_store(con, store, runs, scratch)
         sums = ", ".join(f"sum({c})::bigint as {c}" for c in COUNTS)
         by_type_rows = con.execute(f"""
             select protocol, eventType, {sums} from ({PER_KEY})
@@ -177,5 +242,7 @@ def reconcile(ledger: str | os.PathLike, store: str | os.PathLike) -> Reconcilia
             group by 1 order by 1 limit 10""").fetchall()]
     finally:
         con.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     return Reconciliation(ledger=ledger, store=store, totals=totals, by_type=by_type,
-                          rejected_reasons=rejected, failed_reasons=failed, unexpected_keys=unexpected)
+                          rejected_reasons=rejected, failed_reasons=failed, unexpected_keys=unexpected,
+                          runs=runs)

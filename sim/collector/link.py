@@ -1,0 +1,156 @@
+"""The link between the collector's HTTP workers and its one store writer: framed messages on a Unix socket.
+
+    link = StoreLink(socket_path, loop)        # in a worker process, on its event loop
+    result = await link.submit(row)            # True once the batch holding the row is committed
+    ask(socket_path, {"q": "stats"})           # a query (live figures, an export for reconcile)
+
+A frame is a 4-byte little-endian length, one kind byte and the payload (JSON). Kinds: `B` a
+batch of rows (answer: `{"ok": true}` once committed, or `{"ok": false, "error": ...}`), `Q`
+a query (answer: its JSON result).
+
+Group commit: rows submitted while a batch is being committed wait for it to finish and go
+together as the next batch, so a batch closes as soon as the previous one committed (a few
+ms) and its size grows with the load instead of the latency.
+"""
+from __future__ import annotations
+
+import asyncio
+import queue
+import socket
+import struct
+import threading
+
+import orjson
+
+_HEAD = struct.Struct("<IB")
+MAX_FRAME = 1 << 30
+
+
+class LinkError(OSError):
+    """The writer cannot be reached or answered out of turn."""
+
+
+def send_frame(sock: socket.socket, kind: bytes, payload: bytes) -> None:
+    sock.sendall(_HEAD.pack(len(payload), kind[0]) + payload)
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < size:
+        chunk = sock.recv(min(size - len(buf), 1 << 20))
+        if not chunk:
+            raise LinkError("the store writer closed the connection")
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_frame(sock: socket.socket) -> tuple[bytes, bytes] | None:
+    """(kind, payload), or None at a clean end of the connection."""
+    first = sock.recv(_HEAD.size)
+    if not first:
+        return None
+    head = first if len(first) == _HEAD.size else first + _recv_exact(sock, _HEAD.size - len(first))
+    size, kind = _HEAD.unpack(head)
+    if size > MAX_FRAME:
+        raise LinkError(f"a frame of {size} bytes")
+    return bytes([kind]), _recv_exact(sock, size)
+
+
+def connect(path: str, timeout: float | None = None) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def ask(path: str, query: dict, timeout: float = 120.0) -> dict:
+    """One query to the writer at `path`; its JSON answer."""
+    with connect(path, timeout) as sock:
+        send_frame(sock, b"Q", orjson.dumps(query))
+        frame = recv_frame(sock)
+    if frame is None:
+        raise LinkError("the store writer closed the connection")
+    return orjson.loads(frame[1])
+
+
+class StoreLink:
+    """A worker's side: `submit(row)` resolves once the row's batch is committed (or failed)."""
+
+    def __init__(self, path: str, loop: asyncio.AbstractEventLoop, max_batch: int = 20000):
+        self.path = path
+        self.loop = loop
+        self.max_batch = max_batch
+        self._sock = connect(path)
+        self._rows: list[dict] = []
+        self._futures: list[asyncio.Future] = []
+        self._busy = False
+        self._closed = False
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="store-link", daemon=True)
+        self._thread.start()
+
+    def submit(self, row: dict) -> asyncio.Future:
+        """A future set to `{"ok": bool, ...}` when the row's batch is committed or has failed."""
+        future = self.loop.create_future()
+        if self._closed:
+            future.set_result({"ok": False, "error": "collector is shutting down"})
+            return future
+        self._rows.append(row)
+        self._futures.append(future)
+        if not self._busy and len(self._rows) == 1:
+            # rows of this loop turn join the batch; it leaves before the loop waits for I/O again
+            self.loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        if self._busy or not self._rows:
+            return
+        self._busy = True
+        if len(self._rows) <= self.max_batch:         # the usual case: take the lists whole
+            rows, futures, self._rows, self._futures = self._rows, self._futures, [], []
+        else:
+            rows, futures = self._rows[:self.max_batch], self._futures[:self.max_batch]
+            del self._rows[:self.max_batch], self._futures[:self.max_batch]
+        self._jobs.put((rows, futures))
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            rows, futures = job
+            try:
+                send_frame(self._sock, b"B", orjson.dumps(rows))
+                frame = recv_frame(self._sock)
+                if frame is None:
+                    raise LinkError("the store writer closed the connection")
+                result = orjson.loads(frame[1])
+            except (OSError, ValueError) as exc:   # orjson's errors are ValueErrors
+                result = {"ok": False, "error": f"the store writer is unreachable ({exc})"}
+            try:
+                self.loop.call_soon_threadsafe(self._done, futures, result)
+            except RuntimeError:       # the loop is closed: nobody waits for these any more
+                return
+
+    def _done(self, futures: list[asyncio.Future], result: dict) -> None:
+        for future in futures:
+            if not future.done():
+                future.set_result(result)
+        self._busy = False
+        if self._rows:
+            self._flush()
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, then close the link."""
+        self._closed = True
+        deadline = self.loop.time() + timeout
+        while (self._busy or self._rows) and self.loop.time() < deadline:
+            self._flush()
+            await asyncio.sleep(0.005)
+        self._jobs.put(None)
+        self._thread.join(timeout=5)
+        self._sock.close()
