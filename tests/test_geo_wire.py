@@ -112,11 +112,10 @@ def test_the_report_geolocates_client_ip_of_files_with_no_truth_or_geo_columns(w
 def _stored(store_path: Path, rows: list[dict], geo=None) -> list[tuple]:
     from sim.collector.store import EventStore
 
-    store = EventStore(store_path, batch_rows=len(rows))
+    store = EventStore(store_path)
     if geo is not None:
         store._geo = geo
-    for row in rows:
-        store.append(row)
+    store.insert(rows)
     store.close()
     con = duckdb.connect(str(store_path), read_only=True)
     try:
