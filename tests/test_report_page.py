@@ -21,11 +21,12 @@ runner = CliRunner()
 
 
 def _rows() -> list[dict]:
-    truth = dict(truth_outcome="completed", truth_entry_duration=60.0, truth_intended_fraction=1.0)
+    truth = dict(truth_outcome="completed", truth_entry_duration=60.0, truth_intended_fraction=1.0,
+                 truth_device="tablet")
     rows = []
     for i in range(3):                       # three loads, two plays, one reaches 100 %
         seq = dict(truth_session_seq=i, truth_viewer=i, **truth) if i < 2 else \
-            dict(truth_session_seq=i, truth_viewer=i, truth_outcome="no_play")
+            dict(truth_session_seq=i, truth_viewer=i, truth_outcome="no_play", truth_device="tablet")
         entry = HOSTILE if i == 0 else "0_plain"
         rows.append(kava(1, session=f"k{i}", entry=entry, referrer=HOSTILE, **seq))
         if i < 2:
@@ -79,7 +80,18 @@ def test_the_charts_hold_the_figures_of_the_json_report(report):
     assert plays["yaxis"] == "y2"                             # plays on their own scale
     assert charts["legacy-funnel"]["data"][0]["y"] == [2, 1, 1, 0, 0, 0]
     devices = {t["name"]: t for t in charts["mix-device"]["data"]}
-    assert set(devices) == {"legacy (measured)", "kava (measured)"}   # one mix chart for both protocols
+    assert list(devices) == ["legacy measured", "legacy truth", "kava measured", "kava truth"]   # one chart
+    assert dict(zip(devices["kava truth"]["x"], devices["kava truth"]["y"]))["tablet"] == 100.0
+    assert dict(zip(devices["kava measured"]["x"], devices["kava measured"]["y"]))["tablet"] == 0   # no user agent
+
+
+def test_days_outside_the_clock_window_are_left_out():
+    from sim.metrics.html import clock_window_days
+    days = [{"key": "d0", "loads": 0, "plays": 1, "events": 5}, {"key": "d1", "loads": 4, "plays": 3, "events": 9},
+            {"key": "d2", "loads": 0, "plays": 0, "events": 1}, {"key": "d3", "loads": 2, "plays": 1, "events": 4},
+            {"key": "d4", "loads": 0, "plays": 1, "events": 7}]
+    inside, outside = clock_window_days(days)
+    assert [d["key"] for d in inside] == ["d1", "d2", "d3"] and [d["key"] for d in outside] == ["d0", "d4"]
 
 
 def test_no_value_from_a_beacon_becomes_markup(report):

@@ -41,6 +41,7 @@ PLAIN = {
     "truth_browser": "the simulated viewer's real browser", "truth_country": "the simulated viewer's real country",
     "user_agent classifier": "the browser's User-Agent header",
     "geo_country": "the country the collector looked up from the sender's address",
+    "client_ip geolocated (GeoLite2)": "the sender's address, located with the GeoLite2 country table",
     "client_ip": "the sender's address", "entryId": "the video (entry id) each beacon names",
     "playTimeSum": "the play time the player reports", "eventType": "event",
     "eventIndex": "the event counter", "ts, UTC": "beacon time, UTC", "ts": "beacon time",
@@ -72,7 +73,7 @@ def _figure(chart_id: str, title: str, traces: list[dict], x: dict, y: dict, **l
     return {"id": chart_id, "title": title,
             "data": traces, "layout": {"xaxis": x, "yaxis": y, "barmode": "group",
                                        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
-                                       "margin": {"t": 40, "r": 20}, **layout}}
+                                       "margin": {"t": 70, "r": 20}, **layout}}
 
 
 def _bars(name: str, xs: list, ys: list, colour: str, fmt: str = "%{y:,}", **extra) -> dict:
@@ -107,10 +108,10 @@ def _drop_off(pm: ProtocolMetrics) -> dict | None:
                "y": measured, "line": {"color": MEASURED}, "texttemplate": "%{y:.1f} %", "textposition": "top right"}]
     if t.get("play_through_ratio") is not None:
         # the truth knows who started and who finished, not who passed each quartile
+        end = 100 * t["play_through_ratio"]
         traces.append({"type": "scatter", "mode": "markers+text", "name": "truth (start and end)", "x": [0, 100],
-                       "y": [100, 100 * t["play_through_ratio"]], "marker": {"color": TRUTH, "size": 11,
-                                                                               "symbol": "diamond"},
-                       "texttemplate": "%{y:.1f} %", "textposition": "bottom left"})
+                       "y": [100, end], "marker": {"color": TRUTH, "size": 11, "symbol": "diamond"},
+                       "text": ["", f"{end:.1f} %"], "textposition": "bottom left"})
     return _figure(f"{pm.protocol}-dropoff", "Quartile drop-off: share of plays still watching", traces,
                    _axis("position in the video (%)", tickvals=[0, 25, 50, 75, 100], range=[-6, 112]),
                    _axis("plays still watching (%)", range=[0, 110]))
@@ -201,23 +202,31 @@ def _by_time(pm: ProtocolMetrics, notes: list[str]) -> list[dict]:
 
 
 def _mixes(metrics: Metrics) -> list[dict]:
-    """One chart per dimension, every protocol side by side (share of its plays)."""
+    """One chart per dimension: every protocol side by side (share of its plays), measured beside truth."""
     out = []
     for dim, title in MIX_DIMENSIONS.items():
-        per = {p: pm.breakdowns[dim] for p, pm in metrics.protocols.items() if pm.breakdowns.get(dim)}
-        if not per:
+        series = []                      # (name, rows, colour, hatched)
+        for p, pm in metrics.protocols.items():
+            colour = PROTOCOL_COLOURS.get(p, THIRD)
+            if pm.measured_breakdowns.get(dim):
+                series.append((f"{p} measured", pm.measured_breakdowns[dim], colour, False))
+            if pm.breakdowns.get(dim):
+                from_truth = pm.methods.get(f"by {dim}", "").startswith("truth_")
+                series.append((f"{p} {'truth' if from_truth else 'measured'}", pm.breakdowns[dim], colour, from_truth))
+        if not series:
             continue
         order: list = []
-        for rows in per.values():
+        for _, rows, _, _ in series:
             order += [r["key"] for r in rows if r["key"] not in order]
         traces = []
-        for p, rows in per.items():
+        for name, rows, colour, hatched in series:
             total = sum(r["plays"] for r in rows) or 1
             share = {r["key"]: 100 * r["plays"] / total for r in rows}
-            source = metrics.protocols[p].methods.get(f"by {dim}", "")
-            traces.append(_bars(f"{p} ({'truth' if source.startswith('truth_') else 'measured'})",
-                                [label(k) for k in order], [share.get(k, 0) for k in order],
-                                PROTOCOL_COLOURS.get(p, THIRD), "%{y:.1f} %"))
+            # truth: the protocol's colour, pale with a solid outline, so four bars per value stay apart
+            fill = f"rgba({int(colour[1:3], 16)},{int(colour[3:5], 16)},{int(colour[5:7], 16)},0.3)"
+            marker = {"color": fill if hatched else colour, "line": {"color": colour, "width": 1.5}}
+            traces.append(_bars(name, [label(k) for k in order], [share.get(k, 0) for k in order], colour,
+                                "%{y:.0f}", marker=marker, textfont={"size": 10}))
         out.append(_figure(f"mix-{dim}", f"{title} mix", traces, _axis(title.lower(), type="category"),
                            _axis("share of plays (%)")))
     return out
@@ -238,8 +247,13 @@ def _event_rows(pm: ProtocolMetrics) -> list[dict]:
 def _methods(pm: ProtocolMetrics) -> list[tuple[str, str]]:
     out = []
     for what, how in pm.methods.items():
-        if what.startswith("by "):
-            what = f"{what[3:].capitalize()} breakdown"
+        if what.startswith(("by ", "measured by ")):
+            dim = what.split("by ", 1)[1]
+            name = MIX_DIMENSIONS.get(dim, dim.capitalize())
+            if what.startswith("measured"):
+                what = f"{name} breakdown, measured"
+            else:
+                what = f"{name} breakdown{', truth' if pm.measured_breakdowns.get(dim) else ''}"
         else:
             what = HEADLINE.get(what) or METHOD_LABELS.get(what, what.capitalize())
         out.append((what, plain(how)))
