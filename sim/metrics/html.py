@@ -41,6 +41,7 @@ PLAIN = {
     "truth_browser": "the simulated viewer's real browser", "truth_country": "the simulated viewer's real country",
     "user_agent classifier": "the browser's User-Agent header",
     "geo_country": "the country the collector looked up from the sender's address",
+    "none (no truth_country, geo_country or client_ip)": "none: the events carry no country and no sender's address",
     "client_ip geolocated (GeoLite2)": "the sender's address, located with the GeoLite2 country table",
     "client_ip": "the sender's address", "entryId": "the video (entry id) each beacon names",
     "playTimeSum": "the play time the player reports", "eventType": "event",
@@ -69,6 +70,12 @@ def _axis(title: str, **extra) -> dict:
     return {"title": {"text": title}, "automargin": True, **extra}
 
 
+def _count_axis(title: str, values: list, **extra) -> dict:
+    """An axis of whole counts: no 0.5 ticks when the counts are small."""
+    top = max((v for v in values if v is not None), default=0)
+    return _axis(title, rangemode="tozero", **({"dtick": 1} if top <= 8 else {}), **extra)
+
+
 def _figure(chart_id: str, title: str, traces: list[dict], x: dict, y: dict, **layout) -> dict:
     return {"id": chart_id, "title": title,
             "data": traces, "layout": {"xaxis": x, "yaxis": y, "barmode": "group",
@@ -94,7 +101,7 @@ def _play_funnel(pm: ProtocolMetrics) -> dict | None:
     if t:
         traces.append(_bars("truth", names, [t.get(k) for _, k in steps], TRUTH))
     return _figure(f"{pm.protocol}-funnel", "Play funnel", traces, _axis("step", type="category"),
-                   _axis("count (sessions or beacons)"))
+                   _count_axis("count (sessions or beacons)", [y for tr in traces for y in tr["y"]]))
 
 
 def _drop_off(pm: ProtocolMetrics) -> dict | None:
@@ -123,9 +130,11 @@ def _minutes(pm: ProtocolMetrics) -> dict | None:
     if not keys:
         return None
     names = ["quartile-based" if k == "sum_time_viewed_min" else "interval-based" for k in keys]
-    traces = [_bars("measured", names, [h[k] for k in keys], MEASURED, "%{y:,.0f}")]
+    values = [h[k] for k in keys] + [t.get(k) or 0 for k in keys]
+    fmt = "%{y:,.0f}" if max(values) >= 100 else "%{y:,.2f}"
+    traces = [_bars("measured", names, [h[k] for k in keys], MEASURED, fmt)]
     if t:
-        traces.append(_bars("truth", names, [t.get(k) for k in keys], TRUTH, "%{y:,.0f}"))
+        traces.append(_bars("truth", names, [t.get(k) for k in keys], TRUTH, fmt))
     return _figure(f"{pm.protocol}-minutes", "Minutes viewed", traces,
                    _axis("how the minutes are counted", type="category"),
                    _axis("minutes"))
@@ -140,7 +149,8 @@ def _ad_funnel(pm: ProtocolMetrics) -> dict | None:
         return None
     return _figure(f"{pm.protocol}-ads", "Ad funnel", [_bars("measured", [n for n, _ in steps],
                                                              [h[k] for _, k in steps], THIRD)],
-                   _axis("step", type="category"), _axis("ad beacons (count)"), showlegend=False)
+                   _axis("step", type="category"), _count_axis("ad beacons (count)", [h[k] for _, k in steps]),
+                   showlegend=False)
 
 
 def _timeline(pm: ProtocolMetrics) -> dict | None:
@@ -150,14 +160,15 @@ def _timeline(pm: ProtocolMetrics) -> dict | None:
     bucket = pm.timeline["bucket_s"]
     per = {300: "5 minutes", 3600: "hour", 86400: "day"}.get(bucket, f"{bucket} s")
     xs = [_time(p[0]) for p in points]
-    traces = [{"type": "scatter", "mode": "lines", "name": f"beacons per {per} (left axis)", "x": xs,
+    mode = "lines" if len(points) > 24 else "lines+markers"      # a lone bucket is a dot, not nothing
+    traces = [{"type": "scatter", "mode": mode, "name": f"beacons per {per} (left axis)", "x": xs,
                "y": [p[1] for p in points], "line": {"color": MEASURED}},
-              {"type": "scatter", "mode": "lines", "name": f"plays per {per} (right axis)", "x": xs,
+              {"type": "scatter", "mode": mode, "name": f"plays per {per} (right axis)", "x": xs,
                "y": [p[2] for p in points], "line": {"color": TRUTH}, "yaxis": "y2"}]
     return _figure(f"{pm.protocol}-timeline", f"Beacons and plays over time (per {per})", traces,
-                   _axis("time (UTC)", type="date"), _axis(f"beacons per {per}", color=MEASURED, rangemode="tozero"),
-                   yaxis2=_axis(f"plays per {per}", overlaying="y", side="right", color=TRUTH, rangemode="tozero",
-                                               tickformat=",.0f"))
+                   _axis("time (UTC)", type="date"), _count_axis(f"beacons per {per}", traces[0]["y"], color=MEASURED),
+                   yaxis2=_count_axis(f"plays per {per}", traces[1]["y"], overlaying="y", side="right", color=TRUTH,
+                                              tickmode="auto"))
 
 
 def clock_window_days(days: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -180,7 +191,8 @@ def _by_time(pm: ProtocolMetrics, notes: list[str]) -> list[dict]:
         hours = [f"{h:02d}" for h in range(24)]
         out.append(_figure(f"{pm.protocol}-hour", "Plays by hour of day",
                            [_bars("plays", hours, [by_hour.get(h, 0) for h in hours], MEASURED)],
-                           _axis(f"hour of day ({zone})", type="category"), _axis("plays"), showlegend=False))
+                           _axis(f"hour of day ({zone})", type="category"),
+                           _count_axis("plays", list(by_hour.values())), showlegend=False))
     if "day" in b:
         inside, outside = clock_window_days(b["day"])
         if outside:
@@ -190,13 +202,15 @@ def _by_time(pm: ProtocolMetrics, notes: list[str]) -> list[dict]:
         if len(inside) > 1:
             out.append(_figure(f"{pm.protocol}-day", "Plays by day",
                                [_bars("plays", [d["key"] for d in inside], [d["plays"] for d in inside], MEASURED)],
-                               _axis(f"day ({zone})", type="category"), _axis("plays"), showlegend=False))
+                               _axis(f"day ({zone})", type="category"),
+                               _count_axis("plays", [d["plays"] for d in inside]), showlegend=False))
     if "entry" in b and b["entry"]:
         rows = list(reversed(b["entry"]))
         out.append(_figure(f"{pm.protocol}-entries", "Top videos by plays",
                            [_bars("plays", [r["plays"] for r in rows], [label(r["key"]) for r in rows], MEASURED,
                                   "%{x:,}", orientation="h")],
-                           _axis("plays"), _axis("entry id", type="category"), showlegend=False,
+                           _count_axis("plays", [r["plays"] for r in rows]), _axis("entry id", type="category"),
+                           showlegend=False,
                            height=max(300, 28 * len(rows) + 120)))
     return out
 
