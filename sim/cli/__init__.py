@@ -33,6 +33,37 @@ def fail_problems(problems) -> NoReturn:
     raise typer.Exit(2)
 
 
+def check_output(command: str, option: str, path, *, folder: bool = False) -> None:
+    """Refuse to write onto anything but a regular file (or a folder where one is written): a file is
+    written beside its target and renamed over it, which would replace a device such as /dev/null."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        fail(command, f"{option} {path}: {exc.strerror or exc}")
+    if stat.S_ISDIR(mode):
+        if not folder:
+            fail(command, f"{option} {path}: is a folder, expected a file name")
+        return
+    if not stat.S_ISREG(mode):
+        fail(command, f"{option} {path}: not a regular file (a device, pipe or socket); "
+                      "give the name of a file to write")
+
+
+def terminate_as_interrupt() -> None:
+    """Let SIGTERM unwind like Ctrl-C, so `finally` blocks drop the hidden temporaries of a run."""
+    import signal
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+
+
 # Each module adds its command(s) to `app` when imported.
 from . import commands  # noqa: E402,F401
 

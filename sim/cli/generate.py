@@ -8,7 +8,11 @@ from typing import Optional
 
 import typer
 
-from . import app, fail, fail_problems
+from . import app, check_output, fail, fail_problems, terminate_as_interrupt
+
+
+# About three hours of generation on one core; a larger run is split into several runs of this size.
+MAX_SESSIONS = 1_000_000_000
 
 
 class ProtocolChoice(str, Enum):
@@ -85,12 +89,14 @@ def generate(
     from ..population import PopulationError
     from ..scenario.loader import ScenarioError, load
 
+    from ..scenario.model import MAX_DAYS
+
     if (sessions is None) == (days is None):
         fail("generate", "give exactly one of --sessions N or --days D")
-    if sessions is not None and sessions < 1:
-        fail("generate", f"--sessions must be at least 1, got {sessions}")
-    if days is not None and not days > 0:
-        fail("generate", f"--days must be more than 0, got {days}")
+    if sessions is not None and not 1 <= sessions <= MAX_SESSIONS:
+        fail("generate", f"--sessions must be between 1 and {MAX_SESSIONS:,}, got {sessions:,}")
+    if days is not None and not 0 < days <= MAX_DAYS:
+        fail("generate", f"--days must be more than 0 and at most {MAX_DAYS}, got {days:g}")
     if encoding is not None and fmt is not FormatChoice.requests:
         fail("generate", "--encoding applies to --format requests only")
     try:
@@ -101,11 +107,19 @@ def generate(
         fail("generate", f"--out {out}: is a folder (use --partition day to write a folder)")
     if out.exists() and partition is not None and not out.is_dir():
         fail("generate", f"--out {out}: is a file, --partition day writes a folder")
+    check_output("generate", "--out", out, folder=partition is not None)
 
     try:
         components = load(scenario)
     except ScenarioError as exc:
         fail_problems(exc.problems)
+    if days is not None:
+        planned = days * sum(c.weight * c.scenario.clock.sessions_per_day for c in components)
+        if planned > MAX_SESSIONS:
+            fail("generate", f"--days {days:g} at the scenario's sessions_per_day is {planned:,.0f} sessions, "
+                             f"more than {MAX_SESSIONS:,}; give fewer days")
+
+    terminate_as_interrupt()
 
     with _progress(sessions, days) as on_progress:
         try:

@@ -8,7 +8,7 @@ import duckdb
 import typer
 from rich.console import Console
 
-from . import app, fail
+from . import app, check_output, fail
 
 
 class ProtocolChoice(str, Enum):
@@ -38,6 +38,8 @@ def report(
     from ..metrics.html import write_html
     from ..metrics.report import headline_table
 
+    if html:
+        check_output("report", "--html", html)
     try:
         metrics = compute(source, protocol=protocol.value if protocol else None, by=by, top=top,
                           tz_offset_min=tz_offset)

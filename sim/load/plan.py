@@ -8,9 +8,10 @@ share of the load, constant or following the shape, and its own random stream.
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
@@ -92,8 +93,27 @@ def scenario_specs(values: list[str] | None) -> list[tuple[str, float]]:
     return specs
 
 
+def host_name(host: str) -> str:
+    """The host name of a --host URL as a resolver sees it: IDNA/UTS-46-like normalisation (NFKC folds
+    fullwidth letters and dots, invisible format characters such as a soft hyphen or a zero-width
+    space vanish, ideographic dots separate labels, percent-escapes are decoded), lower case,
+    without a trailing dot. So `ｋａｌｔｕｒａ．com` or `kal\u00adtura.com` compare as kaltura.com."""
+    text = unicodedata.normalize("NFKC", unquote(host))
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    text = text.replace("\u3002", ".").replace("\uff0e", ".").replace("\uff61", ".")
+    try:
+        name = urlsplit(text if "://" in text else f"//{text}").hostname or ""
+    except ValueError:   # not a URL at all; compare what was written
+        name = text
+    try:
+        name = name.encode("idna").decode("ascii")   # punycode labels compare as written on the wire
+    except UnicodeError:
+        pass
+    return name.lower().rstrip(".")
+
+
 def is_kaltura_host(host: str) -> bool:
-    name = (urlsplit(host if "://" in host else f"//{host}").hostname or "").lower().rstrip(".")
+    name = host_name(host)
     return name == "kaltura.com" or name.endswith(".kaltura.com")
 
 
