@@ -91,3 +91,100 @@ def test_sigterm_during_generate_leaves_no_hidden_temporary(tmp_path):
     assert proc.returncode != 0
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+# --- help -------------------------------------------------------------------------------------
+
+def test_the_command_list_shows_one_line_summaries():
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    listed = [ln.strip("│ ").rstrip() for ln in result.output.splitlines() if ln.startswith("│ ")]
+    commands = [ln for ln in listed if ln.split(" ", 1)[0] in app_commands()]
+    assert sorted(ln.split(" ", 1)[0] for ln in commands) == sorted(app_commands())
+    for line in commands:
+        summary = line.split(" ", 1)[1].strip()
+        assert summary[0].isupper() and not summary.endswith("."), line
+    # no summary wraps onto a second line
+    assert len(listed) == len(commands) + 2     # + --version and --help
+
+
+def app_commands() -> list[str]:
+    return [c.name or c.callback.__name__ for c in app.registered_commands]
+
+
+def test_version_prints_the_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("player-sim ") and len(result.output.split()) >= 2
+
+
+def test_preview_help_keeps_its_default_and_validate_help_names_real_commands():
+    preview = runner.invoke(app, ["preview", "--help"], env={"COLUMNS": "200"})
+    assert "(default 5; a scripted scenario: each script once per repeat)" in preview.output
+    validate = runner.invoke(app, ["validate", "--help"], env={"COLUMNS": "200"})
+    assert "`run`" not in validate.output and "generate" in validate.output
+
+
+def test_every_load_option_is_documented_in_the_readme():
+    import argparse
+
+    from sim.load.plan import add_arguments
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    readme = (ROOT / "README.md").read_text()
+    missing = [a.option_strings[0] for a in parser._actions if f"| `{a.option_strings[0]}" not in readme]
+    assert missing == []
+
+
+def test_player_sim_load_help_lists_locusts_options_and_ours():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", "from sim.cli import main; main()", "load", "--help"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for option in ("--headless", "--scenario", "--idle-gap", "--ramp-up", "--late-threshold", "--drop-after"):
+        assert option in done.stdout
+
+
+# --- errors that arrive late --------------------------------------------------------------------
+
+def test_a_bad_scenario_stops_locust_before_any_user_starts(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nbehaviour:\n  play_rate: 3\n")
+    done = subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless",
+                           "-u", "2", "-r", "2", "-t", "30s", "--scenario", str(bad), "--host", "http://127.0.0.1:9"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2
+    assert f"{bad}:3:14: behaviour.play_rate: must be a probability in [0, 1], got 3" in output
+    assert "Traceback" not in output and "Ramping" not in output and "spawn" not in output.lower()
+
+
+def test_when_every_send_is_refused_the_hint_says_to_start_a_collector():
+    from sim.load.locust_glue import unreachable_hint
+
+    refused = {"sent": 25, "failed": 25, "failures": {"connection refused": 25}}
+    hint = unreachable_hint(refused, "http://127.0.0.1:9")
+    assert "nothing answered at http://127.0.0.1:9" in hint and "player-sim collector" in hint
+    assert unreachable_hint({"sent": 25, "failed": 1, "failures": {"connection refused": 1}}, "h") is None
+    assert unreachable_hint({"sent": 25, "failed": 25, "failures": {"503": 25}}, "h") is None
+
+
+def test_demo_refuses_an_unknown_protocol_before_starting_anything(tmp_path):
+    result = runner.invoke(app, ["demo", "--protocol", "kafka", "--out", str(tmp_path / "d")])
+    assert result.exit_code == 2
+    words = " ".join(result.output.replace("│", " ").split())
+    assert "'kafka' is not one of 'legacy', 'kava', 'both'" in words
+    assert not (tmp_path / "d").exists()
+
+
+def test_demo_says_the_load_summary_in_one_line_and_quotes_locusts_errors(tmp_path):
+    from sim.cli.demo import log_errors, summary_text
+
+    summary = {"sent": 1200, "failed": 2, "failures": {"timeout": 2}, "run_seconds": 40.0,
+               "sessions": {"started": 300, "dropped": 1},
+               "lateness": {"p50_ms": 2.0, "p99_ms": 18.5, "max_ms": 40.0}}
+    assert summary_text(summary) == ("1,200 beacons sent in 40 s (30/s), 2 failed (timeout x2); sessions 300 started, "
+                                     "1 dropped; lateness p50 2 ms, p99 18.5 ms, max 40 ms")
+    log = tmp_path / "locust.log"
+    log.write_text("[2026] vm/INFO/locust.main: Starting\n[2026] vm/ERROR/player-sim: --scenario: no such file\n")
+    assert log_errors(log) == "player-sim: --scenario: no such file"

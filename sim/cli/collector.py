@@ -15,24 +15,26 @@ def _bool(value: str, option: str) -> bool:
     raise typer.BadParameter(f"{value!r} is not true or false", param_hint=option)
 
 
-@app.command()
+@app.command(short_help="Run the reference collector: Kaltura's endpoints, stored in DuckDB")
 def collector(
-    host: str = typer.Option("127.0.0.1", help="address to listen on"),
-    port: int = typer.Option(8080, min=0, max=65535, help="port; 0 picks a free one"),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, min=0, max=65535, help="Port; 0 picks a free one."),
     store: str = typer.Option("player-sim.duckdb",
-                              help="DuckDB store (default: player-sim.duckdb in the current folder)"),
+                              help="DuckDB store (default: player-sim.duckdb in the current folder)."),
     fail_rate: float = typer.Option(0.0, min=0.0, max=1.0,
-                                    help="share of beacon requests answered 503 (recorded as faulted)"),
-    slow_ms: str = typer.Option("0", help="delay before answering, ms: 50, uniform:10:200, "
-                                          "exponential:50 or lognormal:50:1.0"),
+                                    help="Share of beacon requests answered 503 (recorded as faulted)."),
+    slow_ms: str = typer.Option("0", help="Delay before answering, ms: 50, uniform:10:200, "
+                                          "exponential:50 or lognormal:50:1.0."),
     reset_rate: float = typer.Option(0.0, min=0.0, max=1.0,
-                                     help="share of beacon requests whose connection is closed unanswered"),
-    view_events_enabled: str = typer.Option("true", help="KAVA answers viewEventsEnabled true|false"),
-    max_body_kib: int = typer.Option(64, min=1, help="request bodies over this many KiB get 413"),
-    batch_rows: int = typer.Option(5000, min=1, help="store writes a batch every this many rows ..."),
-    batch_ms: float = typer.Option(200.0, min=1.0, help="... or every this many milliseconds"),
+                                     help="Share of beacon requests whose connection is closed unanswered."),
+    view_events_enabled: str = typer.Option("true", help="What KAVA answers as viewEventsEnabled: true or false."),
+    max_body_kib: int = typer.Option(64, min=1, help="Request bodies over this many KiB get 413."),
+    batch_rows: int = typer.Option(5000, min=1, help="The store writes a batch every this many rows ..."),
+    batch_ms: float = typer.Option(200.0, min=1.0, help="... or every this many milliseconds."),
 ) -> None:
-    """Serve Kaltura stats.collect and analytics.trackEvent, storing every request in DuckDB.
+    """Run the reference collector: Kaltura's endpoints, stored in DuckDB.
+
+    Serves Kaltura stats.collect and analytics.trackEvent, storing every request in DuckDB.
 
     The first line printed is the collector's URL (http://HOST:PORT).
 

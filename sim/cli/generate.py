@@ -62,7 +62,7 @@ def parse_encodings(text: str | None, protocol: str) -> dict[str, str]:
     return out
 
 
-@app.command()
+@app.command(short_help="Write the beacons of simulated sessions as data files or a request file")
 def generate(
     scenario: Path = typer.Argument(..., metavar="SCENARIO_OR_MIX", help="A scenario or mix YAML file."),
     sessions: Optional[int] = typer.Option(None, "--sessions", metavar="N", help="Generate N sessions (player loads)."),
@@ -81,9 +81,11 @@ def generate(
                                                 "with --protocol both, e.g. legacy=form,kava=get. "
                                                 "Default: what the scenario's player sends."),
 ) -> None:
-    """Generate viewing sessions and write the analytics beacons they send, ordered by send
-    time, as demo data files or a replayable request file. Files appear whole at the end of
-    the run or not at all. Exit status 2 for a bad scenario or bad options."""
+    """Write the beacons of simulated sessions as data files or a request file.
+
+    The analytics beacons the sessions send are written in send order, as demo data files or a
+    replayable request file. Files appear whole at the end of the run or not at all (Ctrl-C and
+    SIGTERM leave nothing behind). Exit status 2 for a bad scenario or bad options."""
     from ..generate import generate as run_generate
     from ..player.script import ScriptError
     from ..population import PopulationError

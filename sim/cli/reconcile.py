@@ -14,16 +14,17 @@ LABELS = {"sent": "sent", "failed_at_send": "failed at send", "received": "recei
 ALWAYS_SHOWN = ("sent", "received", "lost", "duplicated")
 
 
-@app.command()
+@app.command(short_help="Compare what a load run sent with what the collector stored")
 def reconcile(
     ledger: str = typer.Argument(..., metavar="LEDGER", help="A requests ledger (JSON lines: ts, method, url, headers, body, protocol, "
                                             "key), a folder of per-worker ledgers, or a quoted glob."),
     store: str = typer.Option(..., "--store", metavar="STORE", help="The collector's DuckDB store (table `events`)."),
     json_out: bool = typer.Option(False, "--json", help="Print the reconciliation as JSON on stdout."),
 ) -> None:
-    """Compare the keys the generator sent with the keys the collector stored: sent, failed
-    at send, received, lost, duplicated, unexpected, rejected (with reasons), in total and
-    by protocol and event type.
+    """Compare what a load run sent with what the collector stored.
+
+    The keys of the ledger against the keys of the store: sent, failed at send, received, lost,
+    duplicated, unexpected, rejected (with reasons), in total and by protocol and event type.
 
     Exit status: 0 when nothing was lost or duplicated, 1 when anything was lost or
     duplicated, 2 when the ledger or the store cannot be read.

@@ -16,7 +16,7 @@ class ProtocolChoice(str, Enum):
     kava = "kava"
 
 
-@app.command()
+@app.command(short_help="Compute the Analytics-tab figures of a store or event files")
 def report(
     source: str = typer.Argument(..., metavar="SOURCE", help="A collector store (.duckdb), an event file (.parquet, .jsonl, .csv), "
                                             "a folder of them (hive partitions welcome) or a quoted glob."),
@@ -31,9 +31,11 @@ def report(
     tz_offset: int = typer.Option(0, "--tz-offset", metavar="MINUTES",
                                   help="Minutes east of UTC for the hour and day breakdowns."),
 ) -> None:
-    """Compute the figures Kaltura's Analytics tab would show (plays, play rate, quartiles,
-    minutes viewed, unique viewers, EBVS, buffer ratio ...) with the truth beside them when
-    the events carry ground-truth columns. Exit status 2 when SOURCE cannot be read."""
+    """Compute the Analytics-tab figures of a store or event files.
+
+    The figures Kaltura's Analytics tab would show (plays, play rate, quartiles, minutes viewed,
+    unique viewers, EBVS, buffer ratio ...), with the truth beside them when the events carry
+    ground-truth columns. Exit status 2 when SOURCE cannot be read."""
     from ..metrics import SourceError, compute
     from ..metrics.html import write_html
     from ..metrics.report import headline_table

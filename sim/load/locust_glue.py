@@ -25,7 +25,8 @@ import orjson
 from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from .plan import DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options, prepare_inputs
+from .plan import (DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options, load_components,
+                   prepare_inputs)
 from .sender import LatenessHistogram, Ledger, Sender, lateness_summary, merge_ledgers, worker_ledger_path
 from .viewers import process_figures, viewer_table
 
@@ -286,12 +287,26 @@ def _report(environment, summary: dict) -> None:
     log.info(f"player-sim: {summary['sent']} sends, {summary['failed']} failed ({fails}); sessions "
              f"{s['started']} started, {s['dropped']} dropped; lateness p50 {lat['p50_ms']} ms, "
              f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms, {lat['late']} later than {lat['late_threshold_ms']:g} ms")
+    hint = unreachable_hint(summary, environment.host or DEFAULT_HOST)
+    if hint:
+        log.warning(f"player-sim: {hint}")
     path = getattr(environment.parsed_options, "summary_json", "")
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(f"{path}.tmp")
         tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
         tmp.replace(path)
+
+
+def unreachable_hint(summary: dict, host: str) -> str | None:
+    """What to do when (almost) every send failed because nothing answered at --host."""
+    sent, failed = summary.get("sent", 0), summary.get("failed", 0)
+    unreachable = sum(n for reason, n in summary.get("failures", {}).items()
+                      if any(w in reason.lower() for w in ("refused", "unreachable", "name", "resolve", "timed out")))
+    if not sent or failed < 0.9 * sent or unreachable < 0.5 * failed:
+        return None
+    return (f"{failed} of {sent} sends failed: nothing answered at {host}. Is the collector running? Start one "
+            f"with `player-sim collector` (it prints its URL) and give that URL as --host.")
 
 
 def on_report_to_master(client_id, data, **_kw) -> None:
@@ -424,10 +439,17 @@ def on_init(environment, **_kw) -> None:
     install_viewers_tab(environment)
     options = environment.parsed_options
     if options is not None and not isinstance(runner, WorkerRunner):
+        from ..scenario.errors import ScenarioError
         try:
             check_options(options, environment.host or DEFAULT_HOST)
+            load_components(options)   # a bad --scenario stops here, before any user is spawned
         except OptionError as exc:
             _say_error(options, str(exc))
+            _end_forked_workers(options)
+            sys.exit(2)
+        except ScenarioError as exc:
+            _say_error(options, f"--scenario: {len(exc.problems)} problem(s)\n{exc}")
+            _end_forked_workers(options)
             sys.exit(2)
     if options is not None and not isinstance(runner, MasterRunner):
         # Scenarios, population and compiled policies take seconds: prepare them in a native
@@ -435,6 +457,16 @@ def on_init(environment, **_kw) -> None:
         STATE.preparing = gevent.get_hub().threadpool.spawn(_prepare_quietly, options)
         if not isinstance(runner, WorkerRunner):
             STATE.preparing.get()
+
+
+def _end_forked_workers(options) -> None:
+    """With --processes, Locust forked this master's workers before the init event; a master that
+    exits at init must end them, or each waits a minute for a heartbeat that never comes."""
+    if not getattr(options, "processes", None):
+        return
+    import psutil   # a dependency of Locust's
+    for child in psutil.Process().children():
+        child.terminate()
 
 
 def _prepare_quietly(options):
