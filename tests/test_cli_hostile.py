@@ -188,3 +188,39 @@ def test_demo_says_the_load_summary_in_one_line_and_quotes_locusts_errors(tmp_pa
     log = tmp_path / "locust.log"
     log.write_text("[2026] vm/INFO/locust.main: Starting\n[2026] vm/ERROR/player-sim: --scenario: no such file\n")
     assert log_errors(log) == "player-sim: --scenario: no such file"
+
+
+def test_ctrl_c_of_a_two_process_run_ends_promptly_and_merges_every_workers_ledger(tmp_path):
+    from collector_server import running_collector
+
+    from sim.cli.demo import free_port
+
+    ledger = tmp_path / "ledger.jsonl"
+    with running_collector(tmp_path / "c.duckdb") as collector:
+        port = str(free_port())
+        log = open(tmp_path / "locust.log", "w")
+        # its own session, as a terminal's process group: Ctrl-C reaches the master and both workers
+        proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless",
+                                 "-u", "2", "-r", "2", "-t", "120s", "--processes", "2", "--master-bind-port", port,
+                                 "--master-port", port, "--host", collector.url, "--session-rate", "10",
+                                 "--time-scale", "10", "--ledger", str(ledger)],
+                                cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while "POST " not in (tmp_path / "locust.log").read_text() and time.monotonic() < deadline:
+                time.sleep(0.5)      # a worker's first report: the run is under way
+            time.sleep(5)
+            started = time.monotonic()
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=60)
+            took = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    text = (tmp_path / "locust.log").read_text()
+    assert took < 10, text[-2000:]
+    assert "2 worker ledgers merged into" in text, text[-2000:]
+    assert not list(tmp_path.glob("ledger.w*"))
+    import re
+    (sent,) = re.findall(r"player-sim: (\d+) sends, ", text)
+    assert ledger.read_text().count("\n") == int(sent) > 0

@@ -59,4 +59,17 @@ def collector(
         code = serve(config)
     except ServeError as exc:
         fail("collector", str(exc), code=1)
+    typer.echo(f"player-sim collector: stopped; {_stored(store)}", err=True)
     raise typer.Exit(code)
+
+
+def _stored(store: str) -> str:
+    """What the store holds now, in words (said on stop, so a run ends with a figure)."""
+    import duckdb
+
+    try:
+        with duckdb.connect(store, read_only=True) as db:
+            rows = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    except duckdb.Error as exc:
+        return f"cannot count the requests in {store} ({str(exc).splitlines()[0]})"
+    return f"{store} holds {rows:,} requests"

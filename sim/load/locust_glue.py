@@ -195,6 +195,23 @@ def on_test_stop(environment, **_kw) -> None:
         _report(environment, summary)
 
 
+def _on_worker_quitting(environment, **_kw) -> None:
+    """Worker quitting by itself (Ctrl-C reaches every process of --processes at once): finish the
+    run and send the master the final figures before Locust's own "quit" message, so the master
+    need not wait for them and merges the ledgers with the line counts they were written with."""
+    summary = _finish_process_run(environment)
+    if summary is not None:
+        _send_final(environment, summary)
+
+
+def _send_final(environment, summary: dict | None) -> None:
+    final = dict(summary) if summary is not None else None
+    if final is not None:
+        final["lateness_hist"] = STATE.last_lateness.to_sparse()
+        final["viewers"] = STATE.last_viewers
+    environment.runner.send_message(FINAL_MESSAGE, final)
+
+
 def on_test_stopping(environment, **_kw) -> None:
     """Let the sender loops return at once instead of waiting for Locust to kill them."""
     if STATE.run is not None:
@@ -228,11 +245,7 @@ def _on_finish_message(environment, msg, **_kw) -> None:
     summary = _finish_process_run(environment)
     if summary is None and STATE.last_summary is not None:
         summary = STATE.last_summary
-    final = dict(summary) if summary is not None else None
-    if final is not None:
-        final["lateness_hist"] = STATE.last_lateness.to_sparse()
-        final["viewers"] = STATE.last_viewers
-    environment.runner.send_message(FINAL_MESSAGE, final)
+    _send_final(environment, summary)
 
 
 def _on_final_message(environment, msg, **_kw) -> None:
@@ -252,7 +265,9 @@ def _collect_final_summaries(environment) -> None:
     runner.send_message(FINISH_MESSAGE, None)
     options = environment.parsed_options
     deadline = time.time() + options.request_timeout * (options.retries + 1) + 10
-    while time.time() < deadline and not STATE.final_from.issuperset(workers):
+    # a worker that has quit (Ctrl-C ends every process at once) sends nothing more: wait only for the others
+    while time.time() < deadline and not STATE.final_from.issuperset(
+            w for w in workers if w in {c.id for c in runner.clients.all}):
         gevent.sleep(0.05)
     _report(environment, merge_summaries(list(STATE.worker_summaries.values()), options.late_threshold))
     STATE.reported = True
@@ -433,6 +448,8 @@ def on_init(environment, **_kw) -> None:
             STATE.workers = int(msg.data.get("workers", 1))
         runner.register_message(PLAN_MESSAGE, plan)
         runner.register_message(FINISH_MESSAGE, _on_finish_message, concurrent=True)
+        # registered after the runner's own listener, so (quitting fires in reverse) called before it
+        environment.events.quitting.add_listener(_on_worker_quitting)
     if isinstance(runner, MasterRunner):
         runner.register_message(FINAL_MESSAGE, _on_final_message)
         runner.register_message(SHAPE_DONE_MESSAGE, _on_shape_done_message)
