@@ -224,3 +224,16 @@ def test_ctrl_c_of_a_two_process_run_ends_promptly_and_merges_every_workers_ledg
     import re
     (sent,) = re.findall(r"player-sim: (\d+) sends, ", text)
     assert ledger.read_text().count("\n") == int(sent) > 0
+
+
+def test_locust_statistics_rows_sort_with_their_numbers_as_numbers():
+    from locust.stats import RequestStats, sort_stats
+
+    from sim.load.locust_glue import install
+    install()
+    stats = RequestStats()
+    for name in ("kava 11 BUFFER_START", "kava 2 PLAY_REQUEST", "legacy 3 PLAY", "kava 1 IMPRESSION", "kava 99 VIEW"):
+        stats.log_request("POST", name, 5, 10)
+    assert [e.name for e in sort_stats(stats.entries)] == [
+        "kava 1 IMPRESSION", "kava 2 PLAY_REQUEST", "kava 11 BUFFER_START", "kava 99 VIEW", "legacy 3 PLAY"]
+    assert stats.get("kava 2 PLAY_REQUEST", "POST").num_requests == 1    # plain names still find their rows

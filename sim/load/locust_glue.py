@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -504,12 +505,51 @@ def on_quitting(environment, **_kw) -> None:
 _installed = False
 
 
+class NaturalName(str):
+    """A statistics row name that sorts with its numbers as numbers: `kava 2 PLAY_REQUEST` before
+    `kava 11 ...`, not after as text would put it. It is still a str (same hash, equal to the
+    plain name), so lookups, JSON and the messages between master and workers are unchanged."""
+
+    def _key(self) -> list:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(self))]
+
+    def __lt__(self, other):
+        return self._key() < NaturalName(other)._key() if isinstance(other, str) else NotImplemented
+
+    def __gt__(self, other):
+        return self._key() > NaturalName(other)._key() if isinstance(other, str) else NotImplemented
+
+    def __le__(self, other):
+        return not self > other
+
+    def __ge__(self, other):
+        return not self < other
+
+
+def sort_statistics_naturally() -> None:
+    """Every place Locust sorts its statistics rows (console, web UI, CSV, HTML) sorts the keys of
+    `RequestStats.entries`; a row created with a NaturalName sorts naturally in all of them."""
+    from locust.stats import EntriesDict
+
+    plain_missing = EntriesDict.__missing__
+    if getattr(plain_missing, "natural", False):
+        return
+
+    def __missing__(self, key):
+        name, method = key
+        return plain_missing(self, (NaturalName(name) if type(name) is str else name, method))
+
+    __missing__.natural = True
+    EntriesDict.__missing__ = __missing__
+
+
 def install() -> None:
     """Register the options and listeners on Locust's global events (once)."""
     global _installed
     if _installed:
         return
     _installed = True
+    sort_statistics_naturally()
     events.init_command_line_parser.add_listener(add_arguments)
     events.init.add_listener(on_init)
     events.test_start.add_listener(on_test_start)
