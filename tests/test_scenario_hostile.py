@@ -39,6 +39,11 @@ EXPECTED = {
         "absurd-sizes.yaml:7:9: clock.days: must be at most 3660, got 1000000",
         "absurd-sizes.yaml:8:21: clock.sessions_per_day: must be at most 100000000, got 1000000000000000",
         "absurd-sizes.yaml:11:13: script[0].repeat: must be at most 100000, got 1000000000"],
+    "absurd-rates.yaml": [
+        "absurd-rates.yaml:3:27: player.kava.view_interval_s: must be at least 1, got 1e-09",
+        "absurd-rates.yaml:6:14: behaviour.pauses.per_min: must be at most 60, got 1000000000",
+        "absurd-rates.yaml:7:15: behaviour.pauses.length_s: must be at most 1e+07, got 1e+09",
+        "absurd-rates.yaml:9:19: ads.preroll.size: must be at most 1e+07, got 1e+09"],
     "weibull-shape.yaml": [
         "weibull-shape.yaml:4:38: behaviour.pauses.length_s.shape: must be at least 0.05, got 1e-300"],
     "clock-far-future.yaml": [
@@ -119,6 +124,12 @@ def test_a_device_named_as_the_scenario_is_refused():
         "zero: not a regular file (a device, pipe or socket); expected a scenario file"]
 
 
+def test_a_pod_of_more_than_20_ads_is_refused(tmp_path):
+    file = tmp_path / "pod.yaml"
+    file.write_text("name: pod\nads:\n  midroll: {every_s: 600, size: {dist: uniform, low: 1, high: 50}}\n")
+    assert problem_lines(file) == ["pod.yaml:3:33: ads.midroll.size: at most 20 ads in a pod, got 50"]
+
+
 def test_a_long_value_is_quoted_cut_short(tmp_path):
     file = tmp_path / "long.yaml"
     file.write_text("name: long\nbehaviour:\n  play_rate: '" + "y" * 500 + "'\n")
@@ -129,7 +140,7 @@ def test_a_long_value_is_quoted_cut_short(tmp_path):
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("name", ["billion-laughs.yaml", "non-finite.yaml", "absurd-sizes.yaml",
+@pytest.mark.parametrize("name", ["billion-laughs.yaml", "non-finite.yaml", "absurd-sizes.yaml", "absurd-rates.yaml",
                                   "script-unplayable.yaml", "python-tag.yaml", "weibull-shape.yaml"])
 @pytest.mark.parametrize("command", ["validate", "generate", "preview"])
 def test_validate_generate_and_preview_refuse_alike_with_status_2(name, command, tmp_path):

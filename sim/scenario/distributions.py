@@ -30,15 +30,19 @@ class _Dist(BaseModel):
         return self
 
 
+# No quantity of a scenario is larger: about 115 days in seconds. Larger values overflow the clocks.
+LARGEST = 1e7
+
+
 class Fixed(_Dist):
     dist: Literal["fixed"]
-    value: float
+    value: Annotated[float, Field(le=LARGEST)]
 
 
 class Uniform(_Dist):
     dist: Literal["uniform"]
     low: float
-    high: float
+    high: Annotated[float, Field(le=LARGEST)]
 
     @model_validator(mode="after")
     def _order(self):
@@ -49,19 +53,19 @@ class Uniform(_Dist):
 
 class Normal(_Dist):
     dist: Literal["normal"]
-    mean: float
-    sd: PositiveFloat
+    mean: Annotated[float, Field(le=LARGEST)]
+    sd: Annotated[float, Field(gt=0, le=LARGEST)]
 
 
 class Lognormal(_Dist):
     dist: Literal["lognormal"]
-    median: PositiveFloat = Field(description="exp(mu): half of the draws are below it")
+    median: Annotated[float, Field(gt=0, le=LARGEST, description="exp(mu): half of the draws are below it")]
     sigma: Annotated[float, Field(gt=0, le=10, description="standard deviation of the log")]
 
 
 class Exponential(_Dist):
     dist: Literal["exponential"]
-    mean: PositiveFloat
+    mean: Annotated[float, Field(gt=0, le=LARGEST)]
 
 
 class Beta(_Dist):
@@ -73,7 +77,7 @@ class Beta(_Dist):
 class Weibull(_Dist):
     dist: Literal["weibull"]
     shape: Annotated[float, Field(ge=0.05, le=100, description="below 0.05 the draws span hundreds of decades")]
-    scale: PositiveFloat
+    scale: Annotated[float, Field(gt=0, le=LARGEST)]
 
 
 class Poisson(_Dist):
@@ -83,7 +87,7 @@ class Poisson(_Dist):
 
 class Table(_Dist):
     dist: Literal["table"]
-    values: list[float] = Field(min_length=1, max_length=10_000)
+    values: list[Annotated[float, Field(le=LARGEST)]] = Field(min_length=1, max_length=10_000)
     weights: list[Annotated[float, Field(ge=0)]] = Field(min_length=1, max_length=10_000)
 
     @model_validator(mode="after")
@@ -122,6 +126,8 @@ def _lowest(d) -> float | None:
 
 
 def _not_negative(d):
+    if isinstance(d, (int, float)) and d > LARGEST:
+        raise ValueError(f"must be at most {LARGEST:g}, got {d:g}")
     low = _lowest(d)
     if low is None:
         raise ValueError("a normal distribution draws negative values here; add min: 0 (or more)")
@@ -129,6 +135,36 @@ def _not_negative(d):
         raise ValueError(f"cannot be negative, got {low:g}" + ("" if isinstance(d, (int, float)) else
                                                                 " (the lowest value it draws)"))
     return d
+
+
+def _highest(d) -> float | None:
+    """The highest value `d` can draw after clipping (None: unbounded above)."""
+    if isinstance(d, (int, float)):
+        return float(d)
+    if d.max is not None:
+        return d.max
+    match d:
+        case Fixed():
+            return d.value
+        case Uniform():
+            return d.high
+        case Table():
+            return max(d.values)
+        case Beta():
+            return 1.0
+    return None
+
+
+def at_most(limit: float, what: str):
+    """A validator: the distribution draws no value above `limit` (a count that sizes arrays)."""
+    def check(d):
+        high = _highest(d)
+        if high is not None and high > limit:
+            raise ValueError(f"at most {limit:g} {what}, got {high:g}")
+        if high is None and dist_mean(d) > limit:   # unbounded (poisson, lognormal): its mean must fit
+            raise ValueError(f"at most {limit:g} {what} on average, got {dist_mean(d):g}")
+        return d
+    return check
 
 
 # A quantity of a scenario: seconds, a count, a rate or a fraction, never below 0.

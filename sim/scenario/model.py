@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
 
-from .distributions import Quantity
+from .distributions import Quantity, at_most
 
 Probability = Annotated[float, Field(ge=0, le=1, description="a probability in [0, 1]")]
 Weight = Annotated[float, Field(ge=0)]
@@ -29,6 +29,10 @@ MAX_REPEAT = 100_000
 MAX_ENTRY_S = 7 * 86400           # a week-long entry (a live channel's DVR window)
 KALTURA_INT = 2**31 - 1           # Kaltura ids are 32-bit signed integers
 EARLIEST, LATEST = datetime(1990, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+# Events per minute of playback: above one a second, no viewer and no player does it.
+PerMinute = Annotated[float, Field(ge=0, le=60)]
 
 
 class Strict(BaseModel):
@@ -54,8 +58,8 @@ class Partner(Strict):
 
 class KavaSettings(Strict):
     request_method: Literal["post", "get"] = "post"
-    view_interval_s: PositiveFloat = 10
-    reset_after_pause_s: PositiveFloat = 30
+    view_interval_s: Annotated[float, Field(ge=1, le=3600)] = 10
+    reset_after_pause_s: Annotated[float, Field(ge=1, le=86400)] = 30
     ad_events: bool = Field(False, description="also send the legacy-era KAVA ad events 8999-9009")
 
 
@@ -66,7 +70,7 @@ class Player(Strict):
         "mwembed", description="which legacy stats plugin: KDP (Flash), mwEmbed (HTML5 v2) or v7 kanalytics")
     delivery: Literal["hls", "dash", "url"] = "hls"
     bitrate_ladder_kbps: list[PositiveFloat] = Field(default_factory=lambda: [400, 800, 1500, 3000, 6000], min_length=1)
-    bitrate_scale: PositiveFloat = Field(
+    bitrate_scale: Annotated[float, Field(gt=0, le=100)] = Field(
         1.0, description="multiplies every rung of bitrate_ladder_kbps (0.5: a poor network's halved ladder)")
     kava: KavaSettings = Field(default_factory=KavaSettings)
 
@@ -245,19 +249,20 @@ class WatchedFraction(Strict):
 
 class Rebuffering(Strict):
     impaired_share: Probability = 0.30
-    clean_per_min: Annotated[float, Field(ge=0)] = 0.02
-    impaired_per_min: Annotated[float, Field(ge=0)] = 0.5
+    clean_per_min: PerMinute = 0.02
+    impaired_per_min: PerMinute = 0.5
     stall_s: Quantity = Field(default_factory=lambda: {"dist": "lognormal", "median": 2.0, "sigma": 1.0})
     quit_after_stall: Probability = 0.03
 
 
 class Pauses(Strict):
-    per_min: Annotated[float, Field(ge=0)] = 0.15
+    per_min: PerMinute = 0.15
     length_s: Quantity = Field(default_factory=lambda: {"dist": "lognormal", "median": 8.0, "sigma": 1.2})
 
 
 class Seeks(Strict):
-    per_play: Quantity = Field(default_factory=lambda: {"dist": "poisson", "mean": 0.8})
+    per_play: Annotated[Quantity, AfterValidator(at_most(100, "seeks per play"))] = Field(
+        default_factory=lambda: {"dist": "poisson", "mean": 0.8})
     backward_share: Probability = 0.55
     backward_s: Quantity = Field(default_factory=lambda: {"dist": "uniform", "low": 10, "high": 60},
                              description="how far a backward seek jumps, s")
@@ -288,7 +293,7 @@ class Clicks(Strict):
 
 class Sound(Strict):
     muted_autoplay_share: Probability = Field(0.7, description="autoplayed sessions that start muted")
-    unmute_per_min: Annotated[float, Field(ge=0)] = 0.3
+    unmute_per_min: PerMinute = 0.3
 
 
 class Loop(Strict):
@@ -312,14 +317,14 @@ class Behaviour(Strict):
     captions: Captions = Field(default_factory=Captions)
     clicks: Clicks = Field(default_factory=Clicks)
     sound: Sound = Field(default_factory=Sound)
-    flavor_switch_per_min: Annotated[float, Field(ge=0)] = 0.2
-    flavor_switch_scale: PositiveFloat = Field(
+    flavor_switch_per_min: PerMinute = 0.2
+    flavor_switch_scale: Annotated[float, Field(gt=0, le=100)] = Field(
         1.0, description="multiplies flavor_switch_per_min (a poor network switches renditions 2-4x as often)")
     manual_source_share: Probability = 0.01
     replay_after_end: Probability = 0.02
     loop: Loop = Field(default_factory=Loop)
     error_mid_stream: Probability = Field(0.0, description="share of plays that hit a fatal error mid-stream")
-    tab_hidden_per_min: Annotated[float, Field(ge=0)] = 0.05
+    tab_hidden_per_min: PerMinute = 0.05
 
 
 # --- ads ------------------------------------------------------------------------------------
@@ -332,7 +337,7 @@ class AdQuartiles(Strict):
 
 
 class Pod(Strict):
-    size: Quantity = 1
+    size: Annotated[Quantity, AfterValidator(at_most(20, "ads in a pod"))] = 1
     completion: Probability = 0.8
     quartiles: AdQuartiles | None = Field(None, description="overrides ads.quartiles for this position")
 
