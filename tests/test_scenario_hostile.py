@@ -44,6 +44,7 @@ EXPECTED = {
         "absurd-rates.yaml:6:14: behaviour.pauses.per_min: must be at most 60, got 1000000000",
         "absurd-rates.yaml:7:15: behaviour.pauses.length_s: must be at most 1e+07, got 1e+09",
         "absurd-rates.yaml:9:19: ads.preroll.size: must be at most 1e+07, got 1e+09"],
+    "bad-date.yaml": ["bad-date.yaml:3:10: YAML error: month must be in 1..12"],
     "weibull-shape.yaml": [
         "weibull-shape.yaml:4:38: behaviour.pauses.length_s.shape: must be at least 0.05, got 1e-300"],
     "clock-far-future.yaml": [

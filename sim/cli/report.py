@@ -11,6 +11,17 @@ from rich.console import Console
 from . import app, check_output, fail
 
 
+def _working(what: str):
+    """A spinner with the elapsed time on a terminal's stderr while a long step runs (millions of
+    beacons take seconds); nothing when stderr is not a terminal, so piped output stays clean."""
+    import contextlib
+    import sys
+
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    return Console(stderr=True).status(f"{what} ...", spinner="dots")
+
+
 class ProtocolChoice(str, Enum):
     legacy = "legacy"
     kava = "kava"
@@ -43,8 +54,9 @@ def report(
     if html:
         check_output("report", "--html", html)
     try:
-        metrics = compute(source, protocol=protocol.value if protocol else None, by=by, top=top,
-                          tz_offset_min=tz_offset)
+        with _working(f"computing the figures of {source}"):
+            metrics = compute(source, protocol=protocol.value if protocol else None, by=by, top=top,
+                              tz_offset_min=tz_offset)
     except (SourceError, ValueError) as exc:
         fail("report", str(exc))
     except duckdb.Error as exc:

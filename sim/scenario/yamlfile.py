@@ -81,7 +81,8 @@ def parse_located(file: Path, problems: list[Problem], *, kind: str, not_found: 
     except MarkedYAMLError as exc:
         raise fail(_syntax_problem(exc, text, name, kind)) from None
     except (YAMLError, ValueError, TypeError, OverflowError) as exc:   # ValueError...: a tag ruamel cannot construct (!!float abc)
-        raise fail(Problem(name, 1, 1, "", f"YAML error: {exc}")) from None
+        line, column = _unconstructable(text) or (1, 1)
+        raise fail(Problem(name, line, column, "", f"YAML error: {exc}")) from None
     except RecursionError:   # not reached after _refuse_hostile's depth limit; kept so it can never be a traceback
         raise fail(Problem(name, 1, 1, "", f"nested too deeply (at most {MAX_DEPTH} levels)")) from None
 
@@ -216,6 +217,27 @@ def _positions(node: CommentedMap, key: Any) -> tuple[tuple[int, int], tuple[int
         if isinstance(source, CommentedMap) and key in source:
             return _positions(source, key)
     return (node.lc.line, node.lc.col), (node.lc.line, node.lc.col)
+
+
+def _unconstructable(text: str) -> tuple[int, int] | None:
+    """Where the first value that cannot be built is (a date such as 2026-13-45), if it can be found."""
+    from ruamel.yaml.nodes import ScalarNode
+
+    stack = [YAML(typ="rt").compose(text)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ScalarNode):
+            tag = str(getattr(node.tag, "value", node.tag))
+            if tag.endswith(":timestamp"):
+                try:
+                    datetime.fromisoformat(node.value.replace(" ", "T", 1) if "T" not in node.value else node.value)
+                except ValueError:
+                    return node.start_mark.line + 1, node.start_mark.column + 1
+        elif isinstance(node, MappingNode):
+            stack.extend(v for pair in reversed(node.value) for v in reversed(pair))
+        elif isinstance(node, SequenceNode):
+            stack.extend(reversed(node.value))
+    return None
 
 
 def _syntax_problem(exc: MarkedYAMLError, text: str, file: str, kind: str) -> Problem:
