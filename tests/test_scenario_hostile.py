@@ -28,7 +28,8 @@ EXPECTED = {
         "non-finite.yaml:8:55: ads.length_s.weights[0]: expected a finite number, got inf"],
     "negative-durations.yaml": [
         "negative-durations.yaml:4:13: behaviour.startup.time_s: cannot be negative, got -3",
-        "negative-durations.yaml:6:15: behaviour.pauses.length_s: cannot be negative, got -5 (the lowest value it draws)",
+        "negative-durations.yaml:6:15: behaviour.pauses.length_s: cannot be negative, got -5 "
+        "(the lowest value it draws)",
         "negative-durations.yaml:8:14: behaviour.rebuffering.stall_s: cannot be negative, got -1 "
         "(the lowest value it draws)",
         "negative-durations.yaml:10:17: behaviour.seeks.backward_s: a normal distribution draws negative values "
@@ -135,7 +136,8 @@ def test_a_long_value_is_quoted_cut_short(tmp_path):
     file = tmp_path / "long.yaml"
     file.write_text("name: long\nbehaviour:\n  play_rate: '" + "y" * 500 + "'\n")
     (line,) = problem_lines(file)
-    assert line == "long.yaml:3:14: behaviour.play_rate: expected a number, got 'yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy...'"
+    assert line == ("long.yaml:3:14: behaviour.play_rate: expected a number, "
+                    "got 'yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy...'")
 
 
 runner = CliRunner()

@@ -90,7 +90,6 @@ def generate(
     from ..player.script import ScriptError
     from ..population import PopulationError
     from ..scenario.loader import ScenarioError, load
-
     from ..scenario.model import MAX_DAYS
 
     if (sessions is None) == (days is None):

@@ -258,7 +258,8 @@ def _parse_catalog(text: str, file: str) -> tuple[list[dict], list[Problem]]:
             # a header cell is quoted only when it looks like a column name: never a line of some other file
             shown = f" '{name}'" if len(name) <= 32 and name.replace("_", "").replace(" ", "").isalnum() else ""
             problems.append(Problem(file, 1, _column_offset(lines[0], col), "catalog.csv",
-                                    f"unknown column{shown}{did_you_mean(name, known)}; expected id,duration[,live,name]"))
+                                    f"unknown column{shown}{did_you_mean(name, known)}; "
+                                    "expected id,duration[,live,name]"))
     for required in ("id", "duration"):
         if required not in header:
             problems.append(Problem(file, 1, 1, "catalog.csv", f"missing column '{required}' in the header"))

@@ -89,7 +89,8 @@ class Catalog(Strict):
     count: Annotated[int, Field(gt=0, le=MAX_ENTRIES)] | None = Field(None, description="number of generated entries")
     duration: Quantity = Field(default_factory=lambda: {"dist": "lognormal", "median": 300, "sigma": 0.9, "min": 30, "max": 3600})
     live_share: Probability = 0.0
-    entries: list[CatalogEntry] | None = Field(None, max_length=MAX_ENTRIES, description="real entry ids with durations")
+    entries: list[CatalogEntry] | None = Field(None, max_length=MAX_ENTRIES,
+                                               description="real entry ids with durations")
     csv: str | None = Field(None, description="CSV with columns id,duration[,live,name], relative to this file")
     zipf: Annotated[float, Field(ge=0)] = Field(1.0, description="popularity skew: Zipf exponent over entries")
 
