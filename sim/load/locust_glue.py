@@ -27,7 +27,7 @@ from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from .plan import (DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options, load_components,
-                   prepare_inputs)
+                   prepare_inputs, unreachable_hint)
 from .sender import LatenessHistogram, Ledger, Sender, lateness_summary, merge_ledgers, worker_ledger_path
 from .viewers import process_figures, viewer_table
 
@@ -312,17 +312,6 @@ def _report(environment, summary: dict) -> None:
         tmp = Path(f"{path}.tmp")
         tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
         tmp.replace(path)
-
-
-def unreachable_hint(summary: dict, host: str) -> str | None:
-    """What to do when (almost) every send failed because nothing answered at --host."""
-    sent, failed = summary.get("sent", 0), summary.get("failed", 0)
-    unreachable = sum(n for reason, n in summary.get("failures", {}).items()
-                      if any(w in reason.lower() for w in ("refused", "unreachable", "name", "resolve", "timed out")))
-    if not sent or failed < 0.9 * sent or unreachable < 0.5 * failed:
-        return None
-    return (f"{failed} of {sent} sends failed: nothing answered at {host}. Is the collector running? Start one "
-            f"with `player-sim collector` (it prints its URL) and give that URL as --host.")
 
 
 def on_report_to_master(client_id, data, **_kw) -> None:

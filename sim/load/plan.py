@@ -150,6 +150,17 @@ def check_options(options, host: str) -> None:
                           f"Kaltura; raise --max-rate if you mean it")
 
 
+def unreachable_hint(summary: dict, host: str) -> str | None:
+    """What to do when (almost) every send failed because nothing answered at --host."""
+    sent, failed = summary.get("sent", 0), summary.get("failed", 0)
+    unreachable = sum(n for reason, n in summary.get("failures", {}).items()
+                      if any(w in reason.lower() for w in ("refused", "unreachable", "name", "resolve", "timed out")))
+    if not sent or failed < 0.9 * sent or unreachable < 0.5 * failed:
+        return None
+    return (f"{failed} of {sent} sends failed: nothing answered at {host}. Is the collector running? Start one "
+            f"with `player-sim collector` (it prints its URL) and give that URL as --host.")
+
+
 def load_shape_option(options):
     """The `--shape` file checked (None without one); its problems, each at file:line:column,
     become an OptionError."""
