@@ -8,7 +8,11 @@ from typing import Optional
 
 import typer
 
-from . import app, fail, fail_problems
+from . import app, check_output, fail, fail_problems, terminate_as_interrupt
+
+
+# About three hours of generation on one core; a larger run is split into several runs of this size.
+MAX_SESSIONS = 1_000_000_000
 
 
 class ProtocolChoice(str, Enum):
@@ -58,7 +62,7 @@ def parse_encodings(text: str | None, protocol: str) -> dict[str, str]:
     return out
 
 
-@app.command()
+@app.command(short_help="Write the beacons of simulated sessions as data files or a request file")
 def generate(
     scenario: Path = typer.Argument(..., metavar="SCENARIO_OR_MIX", help="A scenario or mix YAML file."),
     sessions: Optional[int] = typer.Option(None, "--sessions", metavar="N", help="Generate N sessions (player loads)."),
@@ -77,20 +81,23 @@ def generate(
                                                 "with --protocol both, e.g. legacy=form,kava=get. "
                                                 "Default: what the scenario's player sends."),
 ) -> None:
-    """Generate viewing sessions and write the analytics beacons they send, ordered by send
-    time, as demo data files or a replayable request file. Files appear whole at the end of
-    the run or not at all. Exit status 2 for a bad scenario or bad options."""
+    """Write the beacons of simulated sessions as data files or a request file.
+
+    The analytics beacons the sessions send are written in send order, as demo data files or a
+    replayable request file. Files appear whole at the end of the run or not at all (Ctrl-C and
+    SIGTERM leave nothing behind). Exit status 2 for a bad scenario or bad options."""
     from ..generate import generate as run_generate
     from ..player.script import ScriptError
     from ..population import PopulationError
     from ..scenario.loader import ScenarioError, load
+    from ..scenario.model import MAX_DAYS
 
     if (sessions is None) == (days is None):
         fail("generate", "give exactly one of --sessions N or --days D")
-    if sessions is not None and sessions < 1:
-        fail("generate", f"--sessions must be at least 1, got {sessions}")
-    if days is not None and not days > 0:
-        fail("generate", f"--days must be more than 0, got {days}")
+    if sessions is not None and not 1 <= sessions <= MAX_SESSIONS:
+        fail("generate", f"--sessions must be between 1 and {MAX_SESSIONS:,}, got {sessions:,}")
+    if days is not None and not 0 < days <= MAX_DAYS:
+        fail("generate", f"--days must be more than 0 and at most {MAX_DAYS}, got {days:g}")
     if encoding is not None and fmt is not FormatChoice.requests:
         fail("generate", "--encoding applies to --format requests only")
     try:
@@ -101,11 +108,19 @@ def generate(
         fail("generate", f"--out {out}: is a folder (use --partition day to write a folder)")
     if out.exists() and partition is not None and not out.is_dir():
         fail("generate", f"--out {out}: is a file, --partition day writes a folder")
+    check_output("generate", "--out", out, folder=partition is not None)
 
     try:
         components = load(scenario)
     except ScenarioError as exc:
         fail_problems(exc.problems)
+    if days is not None:
+        planned = days * sum(c.weight * c.scenario.clock.sessions_per_day for c in components)
+        if planned > MAX_SESSIONS:
+            fail("generate", f"--days {days:g} at the scenario's sessions_per_day is {planned:,.0f} sessions, "
+                             f"more than {MAX_SESSIONS:,}; give fewer days")
+
+    terminate_as_interrupt()
 
     with _progress(sessions, days) as on_progress:
         try:
