@@ -76,6 +76,12 @@ def generate(
                                            help="For --format requests: legacy get|form|json, kava post|get; "
                                                 "with --protocol both, e.g. legacy=form,kava=get. "
                                                 "Default: what the scenario's player sends."),
+    workers: Optional[int] = typer.Option(None, "--workers", metavar="N",
+                                          help="Processes drawing and writing parts of the run at once "
+                                               "[default: this machine's cores]. The bytes do not depend on N."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="tcp://HOST:PORT",
+                                            help="Make the parts as tasks on this Dask cluster (pip install "
+                                                 "'player-sim[dask]'); --out must be a path every worker reaches."),
 ) -> None:
     """Generate viewing sessions and write the analytics beacons they send, ordered by send
     time, as demo data files or a replayable request file. Files appear whole at the end of
@@ -84,6 +90,7 @@ def generate(
     from ..player.script import ScriptError
     from ..population import PopulationError
     from ..scenario.loader import ScenarioError, load
+    from ..workers import ClusterError, default_workers
 
     if (sessions is None) == (days is None):
         fail("generate", "give exactly one of --sessions N or --days D")
@@ -97,6 +104,12 @@ def generate(
         encodings = parse_encodings(encoding, protocol.value)
     except ValueError as exc:
         fail("generate", str(exc))
+    if workers is not None and workers < 1:
+        fail("generate", f"--workers must be at least 1, got {workers}")
+    if scheduler is not None and workers is not None:
+        fail("generate", "give --workers or --scheduler, not both (a cluster's workers are its own)")
+    if scheduler is not None and not scheduler.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
+        fail("generate", f"--scheduler {scheduler}: give the scheduler's address, e.g. tcp://10.0.0.5:8786")
     if out.exists() and partition is None and out.is_dir():
         fail("generate", f"--out {out}: is a folder (use --partition day to write a folder)")
     if out.exists() and partition is not None and not out.is_dir():
@@ -107,28 +120,49 @@ def generate(
     except ScenarioError as exc:
         fail_problems(exc.problems)
 
-    with _progress(sessions, days) as on_progress:
+    with _progress() as on_progress, _sigterm_as_interrupt():
         try:
             stats = run_generate(components, seed=seed, sessions=sessions, days=days, protocol=protocol.value,
                                  fmt=fmt.value, out=out, partition=partition.value if partition else None,
-                                 encoding=encodings or None, on_progress=on_progress)
+                                 encoding=encodings or None, on_progress=on_progress,
+                                 workers=workers or default_workers(), scheduler=scheduler)
         except (ScriptError, PopulationError) as exc:   # found while compiling the scenario
             fail("generate", str(exc))
         except OSError as exc:
             fail("generate", f"--out {out}: {exc.strerror or exc}")
+        except ClusterError as exc:
+            fail("generate", f"--scheduler {scheduler}: {exc}")
     typer.echo(f"{out}: {stats.summary()}")
 
 
+class _sigterm_as_interrupt:
+    """SIGTERM stops a run the way Ctrl-C does: the temporary output is deleted on the way out."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            def interrupt(signum, frame):
+                raise KeyboardInterrupt
+
+            self.previous = signal.signal(signal.SIGTERM, interrupt)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
 class _progress:
-    """A rich progress bar (rate, ETA) on a terminal; nothing when stderr is not a TTY.
+    """A rich progress bar (sessions made of the run's, beacons written, rate, ETA) on a
+    terminal; nothing when stderr is not a TTY. Parts made elsewhere count when they end."""
 
-    With --sessions it counts sessions; with --days, simulated time written.
-    """
-
-    def __init__(self, sessions: int | None, days: float | None):
-        self.sessions, self.days = sessions, days
+    def __init__(self):
         self.bar = None
-        self.first_ts: float | None = None
 
     def __enter__(self):
         if not sys.stderr.isatty():
@@ -140,18 +174,13 @@ class _progress:
                             TextColumn("{task.fields[beacons]:,} beacons, {task.fields[rate]:,.0f}/s"),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
         self.bar.start()
-        total = self.sessions if self.sessions is not None else self.days * 86400.0
-        self.task = self.bar.add_task("generate", total=total, beacons=0, rate=0.0)
+        self.task = self.bar.add_task("generate", total=None, beacons=0, rate=0.0)
         return self.update
 
-    def update(self, stats, sent_until: float) -> None:
-        if self.sessions is not None:
-            done = stats.sessions
-        else:
-            self.first_ts = sent_until if self.first_ts is None else self.first_ts
-            done = sent_until - self.first_ts
+    def update(self, stats, sent_until) -> None:
         elapsed = max(self.bar.tasks[0].elapsed or 0.0, 1e-9)
-        self.bar.update(self.task, completed=done, beacons=stats.beacons, rate=stats.beacons / elapsed)
+        self.bar.update(self.task, total=stats.total_sessions or None, completed=stats.sessions,
+                        beacons=stats.beacons, rate=stats.beacons / elapsed)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:

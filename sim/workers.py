@@ -1,0 +1,184 @@
+"""Who makes a run's parts: this process, a pool of worker processes, or a Dask cluster; then the
+pieces become the output.
+
+    stats = run_parts(spec, out, workers=4)                           # processes on this machine
+    stats = run_parts(spec, out, scheduler="tcp://10.0.0.5:8786")     # tasks on a Dask cluster
+
+Everything is written under one hidden folder beside the output (`.NAME.tmp-PID-XXXX`, the
+run's `workdir`): pieces, carries, and the joined file. Only when every part is done is the
+result renamed into place, so a failed or interrupted run (Ctrl-C, SIGTERM) leaves nothing that
+looks like finished output: the folder is deleted, after the workers are stopped.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import secrets
+import shutil
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .parts import PartResult, RunSpec, make_part, n_parts, piece_path
+from .sinks.stitch import StitchError, join_parquet, join_text
+
+class ClusterError(RuntimeError):
+    """The Dask cluster cannot be used: Dask is not installed, or the scheduler does not answer."""
+
+
+EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl", "requests": ".jsonl"}
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:        # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def workdir_for(out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    path.mkdir()
+    return path
+
+
+# -- making the parts ------------------------------------------------------------------------------
+
+def _in_process(spec: RunSpec, count: int, on_chunk) -> Iterator[PartResult]:
+    for j in range(count):
+        yield make_part(spec, j, on_chunk)
+
+
+def _worker_init() -> None:
+    # Ctrl-C reaches the whole process group: the parent alone decides, and stops the workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _make_part_in_pool(args: tuple[RunSpec, int]) -> PartResult:
+    return make_part(*args)
+
+
+def _in_pool(spec: RunSpec, count: int, workers: int, pools: list) -> Iterator[PartResult]:
+    """Parts in order from `workers` processes. Forked where the platform can: the workers start
+    with this process's prepared run and compiled kernels instead of a second of imports each."""
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = multiprocessing.get_context(method).Pool(workers, initializer=_worker_init)
+    pools.append(pool)
+    # In order, one at a time: part j only ever waits for parts before it, all already started.
+    yield from pool.imap(_make_part_in_pool, ((spec, j) for j in range(count)), chunksize=1)
+    pool.close()
+    pool.join()
+
+
+def _on_dask(spec: RunSpec, count: int, scheduler: str, clients: list) -> Iterator[PartResult]:
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise ClusterError("Dask is not installed: pip install 'player-sim[dask]'") from None
+    try:
+        client = Client(scheduler, timeout="30s")
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"no Dask scheduler answers there ({exc})") from None
+    clients.append(client)
+    # Earlier parts first (higher priority): a part waits only for the carry of those before it.
+    futures = [client.submit(make_part, spec, j, key=f"player-sim-part-{spec.token}-{j}", priority=count - j,
+                             pure=False) for j in range(count)]
+    results: dict[int, PartResult] = {}
+    for future in as_completed(futures):
+        result = future.result()
+        results[result.index] = result
+        yield result
+    client.close()
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+def run_parts(spec: RunSpec, out: Path, *, workers: int = 1, scheduler: str | None = None,
+              on_part: Callable[[PartResult], None] | None = None,
+              on_chunk: Callable[[int], None] | None = None) -> list[PartResult]:
+    """Makes every part of `spec` and moves the output into place at `out`; `spec.workdir` is
+    this run's folder (see `workdir_for`) and is gone afterwards, whatever happens."""
+    workdir = Path(spec.workdir)
+    pools: list = []
+    clients: list = []
+    results: list[PartResult] = []
+    try:
+        count = n_parts(spec)
+        if scheduler:
+            parts = _on_dask(spec, count, scheduler, clients)
+        elif workers > 1 and count > 1:
+            parts = _in_pool(spec, count, min(workers, count), pools)
+        else:
+            parts = _in_process(spec, count, on_chunk)
+        for result in parts:
+            results.append(result)
+            if on_part is not None:
+                on_part(result)
+        results.sort(key=lambda r: r.index)
+        _check_schemas(results)
+        _assemble(spec, out, count)
+    finally:
+        for pool in pools:
+            pool.terminate()
+            pool.join()
+        # Parts still running on a cluster find their folder gone and stop (see parts.read_carry).
+        shutil.rmtree(workdir, ignore_errors=True)
+        for client in clients:
+            client.close()
+    return results
+
+
+def _check_schemas(results: list[PartResult]) -> None:
+    first = results[0].schema if results else None
+    for r in results[1:]:
+        if not r.schema.equals(first, check_metadata=True):
+            raise StitchError(f"part {r.index} wrote other columns than part 0 (the events schema must not "
+                              f"depend on the data)")
+
+
+def _assemble(spec: RunSpec, out: Path, count: int) -> None:
+    workdir = Path(spec.workdir)
+    pieces = [piece_path(spec.workdir, j) for j in range(count)]
+    if spec.partition is None:
+        joined = workdir / "joined"
+        if count == 0:
+            from .sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink
+
+            schema = REQUESTS_SCHEMA if spec.fmt == "requests" else EventsBuilder().schema
+            with open_sink(spec.fmt, joined, schema):
+                pass
+        elif count == 1:
+            os.replace(pieces[0], joined)
+        else:
+            with open(joined, "wb") as f:
+                if spec.fmt == "parquet":
+                    join_parquet(pieces, f)
+                else:
+                    join_text(pieces, f, skip_first_line_after_first=spec.fmt == "csv")
+        os.replace(joined, out)
+        return
+    # Day folders: piece j's files become date=D/part-j; the pieces' own folders and any
+    # carry go, and the workdir itself becomes the output folder.
+    stem = "requests" if spec.fmt == "requests" else "part"
+    ext = EXTENSIONS[spec.fmt]
+    for j, piece in enumerate(pieces):
+        if not piece.exists():
+            continue
+        for day in sorted(piece.iterdir()):
+            target = workdir / day.name
+            target.mkdir(exist_ok=True)
+            for n, f in enumerate(sorted(day.iterdir())):
+                suffix = f"-{n}" if n else ""
+                os.replace(f, target / f"{stem}-{j:05d}{suffix}{ext}")
+        shutil.rmtree(piece)
+    for leftover in workdir.glob("carry-*"):
+        leftover.unlink()
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+        os.rename(out, old)
+    os.rename(workdir, out)
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
