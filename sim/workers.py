@@ -19,7 +19,7 @@ import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .parts import PartResult, RunSpec, make_part, n_parts, piece_path
+from .parts import PartResult, RunSpec, make_part, n_parts, piece_path, warm_up
 from .sinks.stitch import StitchError, join_parquet, join_text
 
 class ClusterError(RuntimeError):
@@ -51,9 +51,14 @@ def _in_process(spec: RunSpec, count: int, on_chunk) -> Iterator[PartResult]:
 
 
 def _worker_init() -> None:
+    import pyarrow as pa
+
     # Ctrl-C reaches the whole process group: the parent alone decides, and stops the workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # One process per core already: Arrow's own threads would only contend with the other workers.
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
 
 
 def _make_part_in_pool(args: tuple[RunSpec, int]) -> PartResult:
@@ -64,6 +69,8 @@ def _in_pool(spec: RunSpec, count: int, workers: int, pools: list) -> Iterator[P
     """Parts in order from `workers` processes. Forked where the platform can: the workers start
     with this process's prepared run and compiled kernels instead of a second of imports each."""
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    if method == "fork":
+        warm_up(spec)
     pool = multiprocessing.get_context(method).Pool(workers, initializer=_worker_init)
     pools.append(pool)
     # In order, one at a time: part j only ever waits for parts before it, all already started.

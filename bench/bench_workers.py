@@ -1,0 +1,124 @@
+"""The whole `player-sim generate` command: parallel workers, speed per CPU second, memory per worker.
+
+    python bench/bench_workers.py                        # 1M sessions, parquet (a few minutes)
+    python bench/bench_workers.py --sessions 300000 --memory 1000000,10000000
+
+Each measure runs the command as a user does (a fresh process, start-up included, no TTY) and
+prints ratios against a baseline measured in the same run:
+- wall time of `--workers 1` over `--workers 2` (target: 1.6x on a 2-core machine; a shared
+  machine's load shows in it, so `uptime` is printed before and after);
+- beacons per CPU second of the command with one worker (every process it starts counted) over
+  a plain Python + Faker loop writing the same columns as JSON lines (bench_beacons.plain_loop;
+  target: 50x);
+- with --memory, the peak RSS of the largest process of runs of growing size, one and two
+  workers: flat means memory does not grow with the run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+SCENARIO = ROOT / "scenarios" / "default-mix.yaml"
+
+
+def command(sessions: int, out: Path, workers: int, fmt: str = "parquet") -> dict:
+    """One run of the command: beacons, wall s, CPU s of it and every process it started, peak RSS MiB
+    of the largest of them."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "sim.cli", "generate", str(SCENARIO), "--sessions", str(sessions),
+                             "--format", fmt, "--out", str(out), "--workers", str(workers), "--seed", "7"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - started
+    if proc.returncode:
+        raise SystemExit(f"generate failed:\n{stderr}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    beacons = int(stdout.split(" sessions, ")[1].split(" beacons")[0].replace(",", ""))
+    return {"beacons": beacons, "wall": wall, "cpu": cpu, "rss": after.ru_maxrss / 1024}
+
+
+def peak_rss(sessions: int, workers: int) -> tuple[int, float]:
+    """(beacons, peak RSS MiB of its largest process) of a run measured from a small, fresh process:
+    on Linux a child keeps across exec the peak of the process it was forked from."""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); from pathlib import Path; import tempfile\n"
+            "from bench_workers import command\n"
+            f"d = Path(tempfile.mkdtemp(dir={str(tempfile.gettempdir())!r})); "
+            f"r = command({sessions}, d / 'e.parquet', {workers})\n"
+            "print(r['beacons'], r['rss']); import shutil; shutil.rmtree(d)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return int(out[0]), float(out[1])
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each timed measure, the fastest counts [2]")
+    ap.add_argument("--memory", default="", help="comma list of session counts for peak-RSS runs")
+    args = ap.parse_args()
+
+    from bench_beacons import plain_loop
+
+    print(f"load average before: {load_average()} ({os.cpu_count()} cores)")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        command(2000, tmp / "warm.parquet", 1)             # numba caches compiled, files warm
+        best: dict[int, dict] = {}
+        for i in range(max(1, args.repeat)):
+            for workers in (1, 2):
+                out = tmp / f"w{workers}.{i}.parquet"
+                r = command(args.sessions, out, workers)
+                out.unlink()
+                if workers not in best or r["wall"] < best[workers]["wall"]:
+                    best[workers] = r
+        one, two = best[1], best[2]
+        assert one["beacons"] == two["beacons"]
+        base_sessions = 20_000
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        command(20_000, tmp / "cols.parquet", 1)
+        written = pq.read_table(tmp / "cols.parquet")
+        schema = pa.schema([f for f in written.schema if written.column(f.name).null_count < written.num_rows])
+        per_session = written.num_rows / 20_000
+        del written
+        n_b, _, cpu_b = plain_loop(base_sessions, tmp / "plain.jsonl", per_session, schema)
+    print(f"load average after:  {load_average()}")
+
+    rate = lambda n, s: n / s if s > 0 else float("inf")  # noqa: E731
+    plain = rate(n_b, cpu_b)
+    print(f"player-sim generate, default mix, legacy, {args.sessions:,} sessions -> {one['beacons']:,} beacons, parquet; "
+          f"each the fastest of {max(1, args.repeat)} runs")
+    print(f"{'':34}{'wall s':>9}{'CPU s':>9}{'beacons/CPU s':>15}{'x plain loop':>14}{'peak RSS MiB':>14}")
+    for name, r in (("--workers 1", one), ("--workers 2", two)):
+        print(f"{name:34}{r['wall']:9.2f}{r['cpu']:9.2f}{rate(r['beacons'], r['cpu']):15,.0f}"
+              f"{rate(r['beacons'], r['cpu']) / plain:14.1f}{r['rss']:14.0f}")
+    print(f"{f'plain Python + Faker loop ({len(schema)} columns)':34}{'':9}{cpu_b:9.2f}{plain:15,.0f}{1.0:14.1f}")
+    print(f"--workers 2 over --workers 1, wall: {one['wall'] / two['wall']:.2f}x (target 1.6x)")
+    print(f"--workers 1 over the plain loop, per CPU second: {rate(one['beacons'], one['cpu']) / plain:.1f}x (target 50x)")
+    if args.memory:
+        print("peak RSS of the largest process of a run (parquet):")
+        for sessions in (int(x) for x in args.memory.split(",")):
+            for workers in (1, 2):
+                beacons, mib = peak_rss(sessions, workers)
+                print(f"  {sessions:>12,} sessions {beacons:>13,} beacons  --workers {workers}  {mib:8.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
