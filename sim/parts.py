@@ -172,10 +172,17 @@ def piece_path(workdir: str, j: int) -> Path:
     return Path(workdir) / f"piece-{j:06d}"
 
 
-def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = None) -> PartResult:
+def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = None,
+              stream: bool = False) -> PartResult:
     """Draws part j's sessions, merges in the carry of the parts before it, passes on the carry
     of those after it and writes piece j (a file; a folder of days with `spec.partition`).
-    `on_chunk(sessions)` is called after each session chunk."""
+    `on_chunk(sessions)` is called after each session chunk.
+
+    Rows are held until the part is merged, so the next part, perhaps waiting in another
+    process, gets its carry before this one encodes. `stream`: nobody waits (the parts are
+    made one after another here); rows are written as they are released, in less memory.
+    The bytes are the same either way: the writer gets the same tables in the same order.
+    """
     state = prepared(spec)
     result = PartResult(j)
     start, end = state.boundary(j), state.boundary(j + 1)
@@ -183,11 +190,25 @@ def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = No
     window: list[pa.Table] = []
     held: list[tuple[list, float]] = []      # chunks' rows made before the carry came in
     have_carry = False
+    sink = None
+
+    def schema() -> pa.Schema:
+        if spec.fmt == "requests":
+            return REQUESTS_SCHEMA
+        return state.builder.schema if state.builder is not None else EventsBuilder().schema
+
+    def write(table: pa.Table) -> None:
+        nonlocal sink
+        if sink is None:
+            sink = open_sink(spec.fmt, piece_path(spec.workdir, j), schema(), partition=spec.partition)
+        sink.write(table)
+        result.beacons += table.num_rows
+        result.last_ts = float(table.column("ts")[-1].as_py())
 
     def push(parts: list, watermark: float) -> None:
         released = merge.push(parts, watermark)
         if released is not None:
-            window.append(released)
+            write(released) if stream else window.append(released)
 
     def take_carry(carry: pa.Table | None) -> None:
         nonlocal have_carry
@@ -198,46 +219,46 @@ def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = No
         held.clear()
         have_carry = True
 
-    if j == 0:
-        take_carry(None)
     from .player.model import make_chunk
 
-    for chunk_range in state.parts[j]:
-        chunk = make_chunk(state.run, chunk_range)
-        beacons = file_beacons(chunk, spec.protocol)
-        if spec.fmt != "requests" and state.builder is None:
-            state.builder = EventsBuilder.for_chunks(beacons)
-        parts = _rows(chunk, beacons, spec.fmt, state.builder, spec.encoding)
-        watermark = max(float(chunk.sessions["start"].min()), start) if chunk.n_sessions else start
-        result.sessions += chunk.n_sessions
+    try:
+        if j == 0:
+            take_carry(None)
+        for chunk_range in state.parts[j]:
+            chunk = make_chunk(state.run, chunk_range)
+            beacons = file_beacons(chunk, spec.protocol)
+            if spec.fmt != "requests" and state.builder is None:
+                state.builder = EventsBuilder.for_chunks(beacons)
+            parts = _rows(chunk, beacons, spec.fmt, state.builder, spec.encoding)
+            watermark = max(float(chunk.sessions["start"].min()), start) if chunk.n_sessions else start
+            result.sessions += chunk.n_sessions
+            if not have_carry:
+                carry = read_carry(spec.workdir, j, wait=False)
+                if carry is not None:
+                    take_carry(carry)
+            if have_carry:
+                push(parts, watermark)
+            else:
+                held.append((parts, watermark))
+            if on_chunk is not None:
+                on_chunk(chunk.n_sessions)
         if not have_carry:
-            carry = read_carry(spec.workdir, j, wait=False)
-            if carry is not None:
-                take_carry(carry)
-        if have_carry:
-            push(parts, watermark)
-        else:
-            held.append((parts, watermark))
-        if on_chunk is not None:
-            on_chunk(chunk.n_sessions)
-    if not have_carry:
-        take_carry(read_carry(spec.workdir, j, wait=True))
-    push([], end)
-    onward = merge.flush()
-    if j + 1 < len(state.parts):
-        write_carry(spec.workdir, j + 1, onward)
-    elif onward is not None:
-        window.append(onward)
-
-    if spec.fmt == "requests":
-        schema = REQUESTS_SCHEMA
-    else:
-        schema = state.builder.schema if state.builder is not None else EventsBuilder().schema
-    result.schema = schema
-    with open_sink(spec.fmt, piece_path(spec.workdir, j), schema, partition=spec.partition) as sink:
+            take_carry(read_carry(spec.workdir, j, wait=True))
+        push([], end)
+        onward = merge.flush()
+        if j + 1 < len(state.parts):
+            write_carry(spec.workdir, j + 1, onward)
+        elif onward is not None:
+            window.append(onward)
         for table in window:
-            sink.write(table)
-            result.beacons += table.num_rows
-    if window:
-        result.last_ts = float(window[-1].column("ts")[-1].as_py())
+            write(table)
+        window.clear()
+        if sink is None:            # a piece without rows: still a valid (empty) file
+            sink = open_sink(spec.fmt, piece_path(spec.workdir, j), schema(), partition=spec.partition)
+        sink.commit()
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+    result.schema = schema()
     return result

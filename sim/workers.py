@@ -47,7 +47,7 @@ def workdir_for(out: Path) -> Path:
 
 def _in_process(spec: RunSpec, count: int, on_chunk) -> Iterator[PartResult]:
     for j in range(count):
-        yield make_part(spec, j, on_chunk)
+        yield make_part(spec, j, on_chunk, stream=True)
 
 
 def _worker_init() -> None:
