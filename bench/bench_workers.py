@@ -103,15 +103,16 @@ def main() -> None:
 
     rate = lambda n, s: n / s if s > 0 else float("inf")  # noqa: E731
     plain = rate(n_b, cpu_b)
-    print(f"player-sim generate, default mix, legacy, {args.sessions:,} sessions -> {one['beacons']:,} beacons, parquet; "
-          f"each the fastest of {max(1, args.repeat)} runs")
+    print(f"player-sim generate, default mix, legacy, {args.sessions:,} sessions -> {one['beacons']:,} beacons, "
+          f"parquet; each the fastest of {max(1, args.repeat)} runs")
     print(f"{'':34}{'wall s':>9}{'CPU s':>9}{'beacons/CPU s':>15}{'x plain loop':>14}{'peak RSS MiB':>14}")
     for name, r in (("--workers 1", one), ("--workers 2", two)):
         print(f"{name:34}{r['wall']:9.2f}{r['cpu']:9.2f}{rate(r['beacons'], r['cpu']):15,.0f}"
               f"{rate(r['beacons'], r['cpu']) / plain:14.1f}{r['rss']:14.0f}")
     print(f"{f'plain Python + Faker loop ({len(schema)} columns)':34}{'':9}{cpu_b:9.2f}{plain:15,.0f}{1.0:14.1f}")
     print(f"--workers 2 over --workers 1, wall: {one['wall'] / two['wall']:.2f}x (target 1.6x)")
-    print(f"--workers 1 over the plain loop, per CPU second: {rate(one['beacons'], one['cpu']) / plain:.1f}x (target 50x)")
+    print(f"--workers 1 over the plain loop, per CPU second: {rate(one['beacons'], one['cpu']) / plain:.1f}x "
+          f"(target 50x)")
     if args.memory:
         print("peak RSS of the largest process of a run (parquet):")
         for sessions in (int(x) for x in args.memory.split(",")):

@@ -3,11 +3,13 @@
     stats = generate(load("scenarios/default-mix.yaml"), seed=7, sessions=100_000,
                      protocol="legacy", fmt="parquet", out="out/events.parquet")
 
-Sessions come from the player model chunk by chunk, in order of start time; a session's
-beacons reach beyond the next chunk's first start, so rows wait in a bounded pending buffer
-(`SendOrderMerge`) until no later chunk can precede them. Memory is set by the longest
-session, not by the length of the run. `protocol="both"` is one player running both
-plugins: the legacy plugin then reports `hasKanalony=true`.
+A run is made in parts (`sim.parts`): here, in worker processes or on a Dask cluster
+(`sim.workers`), with the same bytes. Within a part, sessions come from the player model
+chunk by chunk, in order of start time; a session's beacons reach beyond the next chunk's
+first start, so rows wait in a bounded pending buffer (`SendOrderMerge`) until no later
+chunk can precede them. Memory is set by the size of a part and the longest session, not by
+the length of the run. `protocol="both"` is one player running both plugins: the legacy
+plugin then reports `hasKanalony=true`.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import pyarrow as pa
 
 from .player.timeline import SessionChunk
 from .protocols.beacons import BeaconChunk, WireRequest
-from .sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink, requests_table
+from .sinks import EventsBuilder, requests_table
 from .sinks.formats import concat_chunks
 
 PROTOCOLS = ("legacy", "kava", "both")

@@ -92,11 +92,8 @@ def _on_dask(spec: RunSpec, count: int, scheduler: str, clients: list) -> Iterat
     # Earlier parts first (higher priority): a part waits only for the carry of those before it.
     futures = [client.submit(make_part, spec, j, key=f"player-sim-part-{spec.token}-{j}", priority=count - j,
                              pure=False) for j in range(count)]
-    results: dict[int, PartResult] = {}
     for future in as_completed(futures):
-        result = future.result()
-        results[result.index] = result
-        yield result
+        yield future.result()
     client.close()
 
 
