@@ -285,7 +285,8 @@ def generate(components, *, seed: int, sessions: int | None = None, days: float 
              on_progress: Callable[[GenerateStats, float | None], None] | None = None,
              workers: int = 1, scheduler: str | None = None, part_chunks: int | None = None,
              partition_sessions: int | None = None) -> GenerateStats:
-    """Generate a run into `out` (a file, or a folder when partitioned); returns its counts.
+    """Generate a run into `out` (a file, or a folder when partitioned; a path or a URI pyarrow
+    opens, e.g. s3://bucket/key); returns its counts.
 
     `encoding` ({protocol: encoding}, request files only) overrides the scenario's choice.
     The run's parts (`sim.parts`) are made in this process, by `workers` processes, or as
@@ -298,13 +299,16 @@ def generate(components, *, seed: int, sessions: int | None = None, days: float 
     from pathlib import Path
 
     from .parts import PART_CHUNKS, RunSpec, prepared
-    from .workers import run_parts, workdir_for
+    from .workers import is_uri, run_parts, workdir_for
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
     stats = GenerateStats()
     started = time.perf_counter()
-    out = Path(out)
+    out = str(out) if is_uri(out) else Path(out)
+    if is_uri(out) and scheduler:
+        raise ValueError(f"--out {out}: with --scheduler the output must be a path every worker reaches "
+                         f"(pieces are written where the workers are)")
     workdir = workdir_for(out)
     try:
         spec = RunSpec(components, seed, sessions, days, protocol, fmt, str(workdir), partition=partition,

@@ -36,7 +36,14 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def workdir_for(out: Path) -> Path:
+def workdir_for(out: Path | str) -> Path:
+    """The run's folder: beside a local output (one filesystem, so the result is renamed into
+    place), in the temporary folder for a URI."""
+    if is_uri(out):
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix=f".{str(out).rstrip('/').rsplit('/', 1)[-1]}.tmp-"))
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.parent / f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     path.mkdir()
@@ -99,7 +106,7 @@ def _on_dask(spec: RunSpec, count: int, scheduler: str, clients: list) -> Iterat
 
 # -- the run -------------------------------------------------------------------------------------
 
-def run_parts(spec: RunSpec, out: Path, *, workers: int = 1, scheduler: str | None = None,
+def run_parts(spec: RunSpec, out: Path | str, *, workers: int = 1, scheduler: str | None = None,
               on_part: Callable[[PartResult], None] | None = None,
               on_chunk: Callable[[int], None] | None = None) -> list[PartResult]:
     """Makes every part of `spec` and moves the output into place at `out`; `spec.workdir` is
@@ -122,7 +129,7 @@ def run_parts(spec: RunSpec, out: Path, *, workers: int = 1, scheduler: str | No
                 on_part(result)
         results.sort(key=lambda r: r.index)
         _check_schemas(results)
-        _assemble(spec, out, count)
+        _publish(_assemble(spec, count), out)
     finally:
         for pool in pools:
             pool.terminate()
@@ -142,7 +149,8 @@ def _check_schemas(results: list[PartResult]) -> None:
                               f"depend on the data)")
 
 
-def _assemble(spec: RunSpec, out: Path, count: int) -> None:
+def _assemble(spec: RunSpec, count: int) -> Path:
+    """The finished output, still inside the workdir: the joined file, or the folder of days."""
     workdir = Path(spec.workdir)
     pieces = [piece_path(spec.workdir, j) for j in range(count)]
     if spec.partition is None:
@@ -161,28 +169,47 @@ def _assemble(spec: RunSpec, out: Path, count: int) -> None:
                     join_parquet(pieces, f)
                 else:
                     join_text(pieces, f, skip_first_line_after_first=spec.fmt == "csv")
-        os.replace(joined, out)
-        return
-    # Day folders: piece j's files become date=D/part-j; the pieces' own folders and any
-    # carry go, and the workdir itself becomes the output folder.
+        return joined
+    # Day folders: piece j's files become date=D/part-j.
     stem = "requests" if spec.fmt == "requests" else "part"
     ext = EXTENSIONS[spec.fmt]
+    days = workdir / "days"
+    days.mkdir()
     for j, piece in enumerate(pieces):
         if not piece.exists():
             continue
         for day in sorted(piece.iterdir()):
-            target = workdir / day.name
+            target = days / day.name
             target.mkdir(exist_ok=True)
             for n, f in enumerate(sorted(day.iterdir())):
                 suffix = f"-{n}" if n else ""
                 os.replace(f, target / f"{stem}-{j:05d}{suffix}{ext}")
-        shutil.rmtree(piece)
-    for leftover in workdir.glob("carry-*"):
-        leftover.unlink()
+    return days
+
+
+def is_uri(out) -> bool:
+    return "://" in str(out)
+
+
+def _publish(result: Path, out) -> None:
+    """Moves the finished output into place: renamed on this machine, or copied to any filesystem
+    pyarrow reaches (`s3://bucket/key`: the object appears when its upload completes)."""
+    if is_uri(out):
+        import pyarrow.fs as pafs
+
+        fs, path = pafs.FileSystem.from_uri(str(out))
+        if result.is_dir():
+            fs.create_dir(path)
+        pafs.copy_files(str(result), path, destination_filesystem=fs, use_threads=False)
+        return
+    out = Path(out)
+    if result.is_file():
+        os.replace(result, out)
+        return
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
         os.rename(out, old)
-    os.rename(workdir, out)
+    os.rename(result, out)
     if old is not None:
         shutil.rmtree(old) if old.is_dir() else old.unlink()

@@ -212,3 +212,12 @@ def test_a_dask_cluster_writes_the_bytes_of_a_local_run(mix, tmp_path, dask_clus
     cluster = generate(mix, **SMALL, protocol="legacy", fmt=fmt, out=tmp_path / "dask", scheduler=dask_cluster)
     assert (cluster.beacons, _digest(tmp_path / "dask")) == local
     assert sorted(os.listdir(tmp_path)) == ["dask", "local"]
+
+
+@pytest.mark.parametrize("partition", [None, "day"])
+def test_an_output_uri_gets_the_bytes_of_a_path(mix, tmp_path, partition):
+    # file:// goes through pyarrow's filesystems, as s3:// does.
+    local = _run(mix, tmp_path / "path", "csv", 2, partition=partition)
+    by_uri = generate(mix, **SMALL, protocol="legacy", fmt="csv", out=f"file://{tmp_path / 'uri'}", workers=2,
+                      partition=partition)
+    assert (by_uri.beacons, _digest(tmp_path / "uri")) == local

@@ -69,7 +69,8 @@ def generate(
                                             help="Beacons of the legacy stats plugin, KAVA, or a player running both."),
     fmt: FormatChoice = typer.Option(..., "--format", help="jsonl, csv or parquet events (one row per beacon), or "
                                                              "requests: the wire requests as JSON lines, in send order."),
-    out: Path = typer.Option(..., "--out", metavar="PATH", help="Output file (a folder with --partition day)."),
+    out_arg: str = typer.Option(..., "--out", metavar="PATH", help="Output file (a folder with --partition day); "
+                                                                   "or a URI such as s3://bucket/key."),
     partition: Optional[PartitionChoice] = typer.Option(None, "--partition",
                                                         help="day: OUT/date=YYYY-MM-DD/part-0.EXT, hive style."),
     encoding: Optional[str] = typer.Option(None, "--encoding", metavar="ENC",
@@ -90,7 +91,7 @@ def generate(
     from ..player.script import ScriptError
     from ..population import PopulationError
     from ..scenario.loader import ScenarioError, load
-    from ..workers import ClusterError, default_workers
+    from ..workers import ClusterError, default_workers, is_uri
 
     if (sessions is None) == (days is None):
         fail("generate", "give exactly one of --sessions N or --days D")
@@ -110,9 +111,12 @@ def generate(
         fail("generate", "give --workers or --scheduler, not both (a cluster's workers are its own)")
     if scheduler is not None and not scheduler.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
         fail("generate", f"--scheduler {scheduler}: give the scheduler's address, e.g. tcp://10.0.0.5:8786")
-    if out.exists() and partition is None and out.is_dir():
+    if is_uri(out_arg) and scheduler is not None:
+        fail("generate", f"--out {out_arg}: with --scheduler give a path every worker reaches (a shared folder)")
+    out = out_arg if is_uri(out_arg) else Path(out_arg)
+    if not is_uri(out) and out.exists() and partition is None and out.is_dir():
         fail("generate", f"--out {out}: is a folder (use --partition day to write a folder)")
-    if out.exists() and partition is not None and not out.is_dir():
+    if not is_uri(out) and out.exists() and partition is not None and not out.is_dir():
         fail("generate", f"--out {out}: is a file, --partition day writes a folder")
 
     try:
@@ -120,6 +124,11 @@ def generate(
     except ScenarioError as exc:
         fail_problems(exc.problems)
 
+    import pyarrow as pa
+
+    # A run is one process per core (--workers): Arrow's thread pools would only contend with them.
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
     with _progress() as on_progress, _sigterm_as_interrupt():
         try:
             stats = run_generate(components, seed=seed, sessions=sessions, days=days, protocol=protocol.value,
@@ -132,6 +141,10 @@ def generate(
             fail("generate", f"--out {out}: {exc.strerror or exc}")
         except ClusterError as exc:
             fail("generate", f"--scheduler {scheduler}: {exc}")
+        except pa.ArrowException as exc:      # a URI pyarrow cannot open or write
+            if not is_uri(out):
+                raise
+            fail("generate", f"--out {out}: {exc}")
     typer.echo(f"{out}: {stats.summary()}")
 
 
