@@ -12,8 +12,10 @@ prints ratios against a baseline measured in the same run:
 - beacons per CPU second of the command with one worker (every process it starts counted) over
   plain Python + Faker loops writing JSON lines (bench_beacons.plain_loop: the same columns,
   and 11 fields; target: 50x);
-- with --memory, the peak RSS of the largest process of runs of growing size, one and two
-  workers: flat means memory does not grow with the run.
+- with --memory-days, the peak RSS of the largest process of runs of growing length at the
+  scenario's rate, one and two workers: flat means memory does not grow with the run. With
+  --memory (sessions in the scenario's days) the rate grows too, and with it the rows of long
+  sessions that wait for later parts (the carry), as the pending rows of one stream did.
 """
 from __future__ import annotations
 
@@ -33,14 +35,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 SCENARIO = ROOT / "scenarios" / "default-mix.yaml"
 
 
-def command(sessions: int, out: Path, workers: int, fmt: str = "parquet") -> dict:
+def command(sessions: int, out: Path, workers: int, fmt: str = "parquet", days: float | None = None) -> dict:
     """One run of the command: beacons, wall s, CPU s of it and every process it started, peak RSS MiB
     of the largest of them."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "sim.cli", "generate", str(SCENARIO), "--sessions", str(sessions),
-                             "--format", fmt, "--out", str(out), "--workers", str(workers), "--seed", "7"],
+    size = ["--days", str(days)] if days else ["--sessions", str(sessions)]
+    proc = subprocess.Popen([sys.executable, "-m", "sim.cli", "generate", str(SCENARIO), *size, "--format", fmt, "--out", str(out), "--workers", str(workers), "--seed", "7"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout, stderr = proc.communicate()
     wall = time.perf_counter() - started
@@ -52,13 +54,13 @@ def command(sessions: int, out: Path, workers: int, fmt: str = "parquet") -> dic
     return {"beacons": beacons, "wall": wall, "cpu": cpu, "rss": after.ru_maxrss / 1024}
 
 
-def peak_rss(sessions: int, workers: int) -> tuple[int, float]:
+def peak_rss(sessions: int, workers: int, days: float | None = None) -> tuple[int, float]:
     """(beacons, peak RSS MiB of its largest process) of a run measured from a small, fresh process:
     on Linux a child keeps across exec the peak of the process it was forked from."""
     code = (f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); from pathlib import Path; import tempfile\n"
             "from bench_workers import command\n"
             f"d = Path(tempfile.mkdtemp(dir={str(tempfile.gettempdir())!r})); "
-            f"r = command({sessions}, d / 'e.parquet', {workers})\n"
+            f"r = command({sessions}, d / 'e.parquet', {workers}, days={days!r})\n"
             "print(r['beacons'], r['rss']); import shutil; shutil.rmtree(d)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return int(out[0]), float(out[1])
@@ -72,7 +74,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=2, help="runs of each timed measure, the fastest counts [2]")
-    ap.add_argument("--memory", default="", help="comma list of session counts for peak-RSS runs")
+    ap.add_argument("--memory", default="", help="comma list of session counts for peak-RSS runs (the rate grows)")
+    ap.add_argument("--memory-days", default="", help="comma list of days for peak-RSS runs at the scenario's rate")
     args = ap.parse_args()
 
     from bench_beacons import plain_loop
@@ -124,6 +127,12 @@ def main() -> None:
             for workers in (1, 2):
                 beacons, mib = peak_rss(sessions, workers)
                 print(f"  {sessions:>12,} sessions {beacons:>13,} beacons  --workers {workers}  {mib:8.0f} MiB")
+    if args.memory_days:
+        print("peak RSS of the largest process of a run (parquet), the scenario's sessions a day:")
+        for days in (float(x) for x in args.memory_days.split(",")):
+            for workers in (1, 2):
+                beacons, mib = peak_rss(0, workers, days)
+                print(f"  {days:>8g} days {beacons:>13,} beacons  --workers {workers}  {mib:8.0f} MiB")
 
 
 if __name__ == "__main__":
