@@ -42,7 +42,8 @@ def command(sessions: int, out: Path, workers: int, fmt: str = "parquet", days: 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
     size = ["--days", str(days)] if days else ["--sessions", str(sessions)]
-    proc = subprocess.Popen([sys.executable, "-m", "sim.cli", "generate", str(SCENARIO), *size, "--format", fmt, "--out", str(out), "--workers", str(workers), "--seed", "7"],
+    proc = subprocess.Popen([sys.executable, "-m", "sim.cli", "generate", str(SCENARIO), *size, "--format", fmt,
+                             "--out", str(out), "--workers", str(workers), "--seed", "7"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout, stderr = proc.communicate()
     wall = time.perf_counter() - started
