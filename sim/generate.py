@@ -3,11 +3,13 @@
     stats = generate(load("scenarios/default-mix.yaml"), seed=7, sessions=100_000,
                      protocol="legacy", fmt="parquet", out="out/events.parquet")
 
-Sessions come from the player model chunk by chunk, in order of start time; a session's
-beacons reach beyond the next chunk's first start, so rows wait in a bounded pending buffer
-(`SendOrderMerge`) until no later chunk can precede them. Memory is set by the longest
-session, not by the length of the run. `protocol="both"` is one player running both
-plugins: the legacy plugin then reports `hasKanalony=true`.
+A run is made in parts (`sim.parts`): here, in worker processes or on a Dask cluster
+(`sim.workers`), with the same bytes. Within a part, sessions come from the player model
+chunk by chunk, in order of start time; a session's beacons reach beyond the next chunk's
+first start, so rows wait in a bounded pending buffer (`SendOrderMerge`) until no later
+chunk can precede them. Memory is set by the size of a part and the longest session, not by
+the length of the run. `protocol="both"` is one player running both plugins: the legacy
+plugin then reports `hasKanalony=true`.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import pyarrow as pa
 
 from .player.timeline import SessionChunk
 from .protocols.beacons import BeaconChunk, WireRequest
-from .sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink, requests_table
+from .sinks import EventsBuilder, requests_table
 from .sinks.formats import concat_chunks
 
 PROTOCOLS = ("legacy", "kava", "both")
@@ -38,6 +40,7 @@ class GenerateStats:
     sessions: int = 0
     beacons: int = 0
     seconds: float = 0.0
+    total_sessions: int = 0
 
     @property
     def rate(self) -> float:
@@ -279,41 +282,59 @@ def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, enco
 def generate(components, *, seed: int, sessions: int | None = None, days: float | None = None,
              protocol: str = "legacy", fmt: str = "parquet", out, partition: str | None = None,
              encoding: dict[str, str] | None = None, chunk_size: int = CHUNK_SESSIONS,
-             on_progress: Callable[[GenerateStats, float], None] | None = None) -> GenerateStats:
-    """Generate a run into `out` (a file, or a folder when partitioned); returns its counts.
+             on_progress: Callable[[GenerateStats, float | None], None] | None = None,
+             workers: int = 1, scheduler: str | None = None, part_chunks: int | None = None,
+             partition_sessions: int | None = None) -> GenerateStats:
+    """Generate a run into `out` (a file, or a folder when partitioned; a path or a URI pyarrow
+    opens, e.g. s3://bucket/key); returns its counts.
 
     `encoding` ({protocol: encoding}, request files only) overrides the scenario's choice.
-    `on_progress(stats, sent_until)` is called after every write with the counts so far and
-    the send time (epoch s) of the last row written.
+    The run's parts (`sim.parts`) are made in this process, by `workers` processes, or as
+    tasks on the Dask cluster at `scheduler` (tcp://HOST:PORT); the bytes are the same.
+    `on_progress(stats, sent_until)` is called as sessions are made (`stats.total_sessions`:
+    the run's) and after every part, with the send time (epoch s, or None) of its last row.
+    `part_chunks` (chunks per part) and `partition_sessions` (the player model's partition
+    size) cut small runs into many parts, for tests; the second changes the sessions drawn.
     """
-    from .player.model import generate_sessions
+    from pathlib import Path
+
+    from .parts import PART_CHUNKS, RunSpec, prepared
+    from .workers import is_uri, run_parts, workdir_for
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
     stats = GenerateStats()
     started = time.perf_counter()
-    chunks = generate_sessions(components, seed, sessions=sessions, days=days, chunk_size=chunk_size)
-    schema = REQUESTS_SCHEMA if fmt == "requests" else None
-    sink = None
-
-    def fix_schema(events_schema: pa.Schema) -> None:
-        nonlocal schema
-        schema = events_schema
-
+    out = str(out) if is_uri(out) else Path(out)
+    if is_uri(out) and scheduler:
+        raise ValueError(f"--out {out}: with --scheduler the output must be a path every worker reaches "
+                         f"(pieces are written where the workers are)")
+    workdir = workdir_for(out)
     try:
-        for table in stream_rows(chunks, protocol=protocol, fmt=fmt, encoding=encoding, stats=stats,
-                                 on_schema=fix_schema):
-            if sink is None:
-                sink = open_sink(fmt, out, schema, partition=partition)
-            sink.write(table)
-            if on_progress:
-                on_progress(stats, float(table.column("ts")[-1].as_py()))
-        if sink is None:   # no beacons at all: still leave a valid, empty file
-            sink = open_sink(fmt, out, schema or EventsBuilder().schema, partition=partition)
-        sink.commit()
+        spec = RunSpec(components, seed, sessions, days, protocol, fmt, str(workdir), partition=partition,
+                       encoding=encoding, chunk_size=chunk_size, part_chunks=part_chunks or PART_CHUNKS,
+                       partition_sessions=partition_sessions)
+        stats.total_sessions = prepared(spec).run.plan.total
     except BaseException:
-        if sink is not None:
-            sink.abort()
+        workdir.rmdir()
         raise
+    sent_until: float | None = None
+    finished = 0        # sessions of the parts done; stats.sessions adds the part under way here
+
+    def on_chunk(n: int) -> None:
+        stats.sessions += n
+        if on_progress:
+            on_progress(stats, sent_until)
+
+    def on_part(result) -> None:
+        nonlocal sent_until, finished
+        finished += result.sessions
+        stats.sessions = finished
+        stats.beacons += result.beacons
+        sent_until = result.last_ts if result.last_ts is not None else sent_until
+        if on_progress:
+            on_progress(stats, sent_until)
+
+    run_parts(spec, out, workers=workers, scheduler=scheduler, on_part=on_part, on_chunk=on_chunk)
     stats.seconds = time.perf_counter() - started
     return stats

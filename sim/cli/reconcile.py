@@ -1,7 +1,6 @@
 """`player-sim reconcile LEDGER --store STORE`: proves what arrived, what was lost, what was duplicated."""
 from __future__ import annotations
 
-import duckdb
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -35,6 +34,8 @@ def reconcile(
     Exit status: 0 when nothing was lost or duplicated, 1 when anything was lost or
     duplicated, 2 when the ledger or the store cannot be read.
     """
+    import duckdb    # here, not at the top: every command's start-up would pay for it
+
     from ..metrics import SourceError
     from ..metrics.reconcile import COUNTS, reconcile as run_reconcile
 

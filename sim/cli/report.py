@@ -4,7 +4,6 @@ from __future__ import annotations
 from enum import Enum
 from typing import Optional
 
-import duckdb
 import typer
 from rich.console import Console
 
@@ -47,6 +46,8 @@ def report(
     The figures Kaltura's Analytics tab would show (plays, play rate, quartiles, minutes viewed,
     unique viewers, EBVS, buffer ratio ...), with the truth beside them when the events carry
     ground-truth columns. Exit status 2 when SOURCE cannot be read."""
+    import duckdb    # here, not at the top: every command's start-up would pay for it
+
     from ..metrics import SourceError, compute
     from ..metrics.html import write_html
     from ..metrics.report import headline_table

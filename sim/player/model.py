@@ -937,8 +937,9 @@ class Run:
 
 
 def prepare_run(components, seed: int, *, sessions: int | None = None, days: float | None = None,
-                population: Population | None = None) -> Run:
-    """Components, population, arrival plan and compiled scenarios of a run."""
+                population: Population | None = None, partition_sessions: int | None = None) -> Run:
+    """Components, population, arrival plan and compiled scenarios of a run (`partition_sessions`:
+    see `plan_arrivals`)."""
     from .script import compile_scripts
 
     components = as_components(components)
@@ -946,7 +947,8 @@ def prepare_run(components, seed: int, *, sessions: int | None = None, days: flo
     scripts = compile_scripts(components, population)
     if sessions is None and all(c.scenario.script for c in components):
         sessions = scripts.sessions_per_cycle   # a scripted run plays each script `repeat` times
-    plan = plan_arrivals(components, population, seed, sessions=sessions, days=days)
+    sizing = {} if partition_sessions is None else {"partition_sessions": partition_sessions}
+    plan = plan_arrivals(components, population, seed, sessions=sessions, days=days, **sizing)
     return Run(components=components, population=population, plan=plan,
                compiled=compile_scenarios(components, population), seed=seed, scripts=scripts,
                choosers=build_choosers(plan, population))
