@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from .player.timeline import SessionChunk
+from .protocols import browser
 from .protocols.beacons import BeaconChunk, WireRequest
 from .sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink, requests_table
 from .sinks.formats import concat_chunks
@@ -37,6 +38,7 @@ ENCODINGS = {"legacy": ("get", "form", "json"), "kava": ("post", "get")}
 class GenerateStats:
     sessions: int = 0
     beacons: int = 0
+    preflights: int = 0      # request files: the browsers' CORS preflights (not beacons)
     seconds: float = 0.0
 
     @property
@@ -44,7 +46,8 @@ class GenerateStats:
         return self.beacons / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
-        return (f"{self.sessions:,} sessions, {self.beacons:,} beacons in {self.seconds:.1f} s "
+        preflights = f" (and {self.preflights:,} CORS preflights)" if self.preflights else ""
+        return (f"{self.sessions:,} sessions, {self.beacons:,} beacons{preflights} in {self.seconds:.1f} s "
                 f"({self.rate:,.0f} beacons/s)")
 
 
@@ -87,6 +90,39 @@ def wire_requests(chunk: BeaconChunk, encoding: str | None,
         return codec.encode_rows(chunk, rows)
     beacons = [codec.beacon_at(chunk, i) for i in rows.tolist()]
     return [codec.encode(b, encoding) for b in beacons], [codec.ledger_key(b) for b in beacons]
+
+
+def browser_requests(chunk: SessionChunk, beacons: BeaconChunk, order: np.ndarray | None, ts: np.ndarray,
+                     wire: list[WireRequest], keys: list[str]):
+    """The request-file rows of `wire` (in send order) as the viewers' browsers send them:
+    their headers, and a CORS preflight row before each request that needs one (its key
+    None). Returns (requests, keys, times, preflight mask)."""
+    rows = np.arange(len(beacons)) if order is None else order
+    sessions = np.asarray(beacons.session)[rows]
+    transport = browser.session_transports(chunk, beacons.protocol)[sessions]
+    if not transport.any():
+        return wire, keys, ts, None
+    answers = [browser.scenario_max_age(sc) for sc in chunk.scenarios]
+    answer_of_row = [answers[s] for s in chunk.sessions["scenario"][sessions].tolist()]
+    position, preflights, preflight_at = browser.with_preflights(
+        ts, wire, sessions, transport, answer_of_row, browser.BEACON_HOSTS[beacons.protocol])
+    if not preflights:
+        return wire, keys, ts, None
+    n = len(wire) + len(preflights)
+    all_wire: list = [None] * n
+    all_keys: list = [None] * n
+    all_ts = np.empty(n)
+    mask = np.zeros(n, bool)
+    for p, request, key in zip(position, wire, keys):
+        all_wire[p], all_keys[p] = request, key
+    position = np.asarray(position, np.int64)
+    all_ts[position] = ts
+    at = np.asarray(preflight_at, np.int64)
+    for p, request in zip(preflight_at, preflights):
+        all_wire[p] = request
+    all_ts[at] = all_ts[at + 1]          # a preflight goes out with its request
+    mask[at] = True
+    return all_wire, all_keys, all_ts, mask
 
 
 # -- global send order ---------------------------------------------------------------------------
@@ -237,7 +273,8 @@ def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: Ev
         sorted_ts = ts if order is None else ts[order]
         if fmt == "requests":
             wire, keys = wire_requests(b, (encoding or {}).get(b.protocol), order)
-            table = requests_table(sorted_ts, wire, b.protocol, keys)
+            wire, keys, sorted_ts, preflight = browser_requests(chunk, b, order, sorted_ts, wire, keys)
+            table = requests_table(sorted_ts, wire, b.protocol, keys, preflight)
         else:
             table = builder.table(b, chunk, order)
         parts.append((table, sorted_ts))
@@ -268,12 +305,21 @@ def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, enco
         watermark = float(chunk.sessions["start"].min()) if chunk.n_sessions else -math.inf
         released = merge.push(parts, watermark)
         if released is not None:
-            stats.beacons += released.num_rows
+            _count(stats, released)
             yield released
     released = merge.flush()
     if released is not None:
-        stats.beacons += released.num_rows
+        _count(stats, released)
         yield released
+
+
+def _count(stats: GenerateStats, released: pa.Table) -> None:
+    """Beacons (and request-file preflights) among rows released."""
+    preflights = 0
+    if "preflight" in released.column_names:
+        preflights = released.num_rows - released.column("preflight").null_count
+    stats.beacons += released.num_rows - preflights
+    stats.preflights += preflights
 
 
 def generate(components, *, seed: int, sessions: int | None = None, days: float | None = None,

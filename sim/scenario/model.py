@@ -46,6 +46,18 @@ class KavaSettings(Strict):
     ad_events: bool = Field(False, description="also send the legacy-era KAVA ad events 8999-9009")
 
 
+class BrowserSettings(Strict):
+    """How the viewer's browser sends the beacons: a player in a web page, not a bare HTTP client."""
+    enabled: bool = Field(
+        True, description="send beacons as the viewer's browser does: a CORS preflight before a cross-origin "
+                          "non-simple request (the KAVA JSON POST), Origin, Referer per the default referrer policy, "
+                          "the browser's own request headers, no cookies on credential-less XHR")
+    preflight_max_age_s: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="request files: the Access-Control-Max-Age the beacon server answers a preflight with "
+                          "(none: it sends none, as Kaltura's API server; the browser then keeps a preflight 5 s). "
+                          "Live load reads the target's own answer")
+
+
 class Player(Strict):
     """The player build: version strings and analytics plugin behaviour."""
     version: str = "3.17.0"
@@ -56,6 +68,7 @@ class Player(Strict):
     bitrate_scale: PositiveFloat = Field(
         1.0, description="multiplies every rung of bitrate_ladder_kbps (0.5: a poor network's halved ladder)")
     kava: KavaSettings = Field(default_factory=KavaSettings)
+    browser: BrowserSettings = Field(default_factory=BrowserSettings)
 
 
 # --- catalog --------------------------------------------------------------------------------
