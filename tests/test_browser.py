@@ -238,3 +238,23 @@ def test_reconcile_leaves_the_preflight_lines_of_a_request_file_out(tmp_path):
     result = reconcile(ledger, tmp_path / "store.duckdb")
     assert result.ok and result.totals["unexpected"] == 0
     assert result.totals["sent"] == sum(1 for line in lines if not line.get("preflight")) < len(lines)
+
+
+# --- against what a real player in Chromium sent ---------------------------------------------------
+
+def test_the_headers_are_those_a_real_player_in_chromium_sent_in_their_order():
+    import json
+    from pathlib import Path
+    recorded = json.loads((Path(__file__).parent / "fixtures" / "chromium-kava-headers.json").read_text())
+    ua, page = recorded["user_agent"], recorded["page_url"]
+    for method, request in recorded["requests"].items():
+        sent = request["headers"]
+        codec = {"User-Agent": ua, "Referer": page}
+        if method in ("OPTIONS", "POST"):           # the preflight is the JSON POST's
+            codec["Content-Type"] = "application/json"
+        headers, preflight = sent_headers(codec, "POST" if method == "OPTIONS" else method, XHR,
+                                          request["beacon_origin"])
+        ours = preflight if method == "OPTIONS" else headers
+        # Host and Content-Length are the connection's to write (the sender puts them where Chromium does)
+        assert list(ours.items()) == [(k, v) for k, v in sent if k not in ("Host", "Content-Length")], method
+        assert (preflight is not None) == (method != "GET")

@@ -40,6 +40,7 @@ import orjson
 from .schedule import BeaconQueue, Outgoing, Schedule, header_lines
 
 log = logging.getLogger("player-sim")
+KEEP_ALIVE = b"Connection: keep-alive\r\n"
 
 
 class SendFailed(Exception):
@@ -459,7 +460,11 @@ class Sender:
         by.add(late)
         body = req.body
         head = out.head if out.head is not None else header_lines(req.headers)
-        if body:
+        if body and head.startswith(KEEP_ALIVE):    # a browser's order: Host, Connection, Content-Length
+            wire = b"%s %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n%s\r\n%s" % (
+                req.method.encode(), req.url.encode(), conn.host_line, KEEP_ALIVE, len(body), head[len(KEEP_ALIVE):],
+                body)
+        elif body:
             wire = b"%s %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n%s" % (
                 req.method.encode(), req.url.encode(), conn.host_line, head, len(body), body)
         else:

@@ -128,10 +128,8 @@ def browser_of(ua: str | None) -> Browser:
             brand, brand_version = "Microsoft Edge", str(edge)
         elif (m := re.search(r"SamsungBrowser/(\d+)\.(\d+)", ua)) is not None:
             brand, brand_version = "Samsung Internet", f"{m.group(1)}.{m.group(2)}"
-        elif "HeadlessChrome" in ua:
-            brand = "HeadlessChrome"
-        elif any(tv in ua for tv in ("SMART-TV", "Web0S", "BRAVIA", "CrKey")):
-            brand = None
+        elif "HeadlessChrome" in ua or any(tv in ua for tv in ("SMART-TV", "Web0S", "BRAVIA", "CrKey")):
+            brand = None        # a plain Chromium build: GREASE and "Chromium" only
         brands = chromium_brands(chrome, brand, brand_version) if chrome >= 89 else ()
         return Browser("chromium", chrome, brands, _platform(ua), mobile, chrome >= 76, chrome >= 85, 7200.0,
                        "en-US,en;q=0.9", chrome >= 123)
