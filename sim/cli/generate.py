@@ -68,7 +68,8 @@ def generate(
     protocol: ProtocolChoice = typer.Option(ProtocolChoice.legacy, "--protocol",
                                             help="Beacons of the legacy stats plugin, KAVA, or a player running both."),
     fmt: FormatChoice = typer.Option(..., "--format", help="jsonl, csv or parquet events (one row per beacon), or "
-                                                             "requests: the wire requests as JSON lines, in send order."),
+                                                             "requests: the wire requests as JSON lines, in send order "
+                                                             "(browsers' CORS preflights marked)."),
     out: Path = typer.Option(..., "--out", metavar="PATH", help="Output file (a folder with --partition day)."),
     partition: Optional[PartitionChoice] = typer.Option(None, "--partition",
                                                         help="day: OUT/date=YYYY-MM-DD/part-0.EXT, hive style."),
