@@ -129,6 +129,9 @@ class Audience(Strict):
         default_factory=lambda: ["https://learn.example.edu/course/{n}/lecture", "https://www.example.com/videos/{n}"],
         min_length=1, description="page URL templates; {n} becomes a page number")
     pages_per_referrer: PositiveInt = 50
+    clock_skew: bool = Field(
+        True, description="viewers' device clocks are off by a per-viewer amount (most within a second, some by "
+                          "minutes, a few by whole hours), seen in the legacy eventTimestamp")
     device_shift: dict[DeviceName, Annotated[float, Field(ge=-1, le=1)]] = Field(
         default_factory=dict,
         description="share points added to a device after normalising `devices` (0.2 = +20 points); the other "
