@@ -7,7 +7,8 @@ Sessions come from the player model chunk by chunk, in order of start time; a se
 beacons reach beyond the next chunk's first start, so rows wait in a bounded pending buffer
 (`SendOrderMerge`) until no later chunk can precede them. Memory is set by the longest
 session, not by the length of the run. `protocol="both"` is one player running both
-plugins: the legacy plugin then reports `hasKanalony=true`.
+plugins: the legacy plugin then reports `hasKanalony=true`, and each legacy flavor is paired
+with the KAVA line that shipped beside it (`sim.protocols.pairing`).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import pyarrow as pa
 from .player.timeline import SessionChunk
 from .protocols import browser
 from .protocols.beacons import BeaconChunk, WireRequest
+from .protocols.pairing import kava_beside_legacy
 from .sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink, requests_table
 from .sinks.formats import concat_chunks
 
@@ -65,8 +67,10 @@ def beacon_chunks(chunk: SessionChunk, protocol: str, in_send_order: bool = Fals
     if protocol in ("legacy", "both"):
         out.append(_module("legacy", "policy").beacons(chunk, with_kava=protocol == "both",
                                                        in_send_order=in_send_order))
-    if protocol in ("kava", "both"):
+    if protocol == "kava":
         out.append(_module("kava", "policy").beacons(chunk))
+    elif protocol == "both":      # one player: the KAVA line beside each legacy plugin
+        out.append(kava_beside_legacy(chunk, _module("kava", "policy").beacons(chunk)))
     return out
 
 

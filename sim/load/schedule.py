@@ -125,7 +125,8 @@ class ProtocolAdapter:
 
 
 def protocol_adapters(protocol: str) -> list[ProtocolAdapter]:
-    """The adapters for `legacy`, `kava` or `both` (legacy then says hasKanalony=true)."""
+    """The adapters for `legacy`, `kava` or `both` (legacy then says hasKanalony=true, and KAVA
+    is the line beside each legacy flavor: `sim.protocols.pairing`)."""
     if protocol not in ("legacy", "kava", "both"):
         raise ValueError(f"protocol must be legacy, kava or both (got {protocol!r})")
     adapters = []
@@ -135,7 +136,11 @@ def protocol_adapters(protocol: str) -> list[ProtocolAdapter]:
         adapters.append(ProtocolAdapter("legacy", lambda c: legacy_policy.beacons(c, with_kava=with_kava), legacy_codec))
     if protocol in ("kava", "both"):
         from ..protocols.kava import codec as kava_codec, policy as kava_policy
-        adapters.append(ProtocolAdapter("kava", kava_policy.beacons, kava_codec))
+        if protocol == "both":    # one player: the KAVA line beside each legacy plugin
+            from ..protocols.pairing import kava_beside_legacy
+            adapters.append(ProtocolAdapter("kava", lambda c: kava_beside_legacy(c, kava_policy.beacons(c)), kava_codec))
+        else:
+            adapters.append(ProtocolAdapter("kava", kava_policy.beacons, kava_codec))
     return adapters
 
 

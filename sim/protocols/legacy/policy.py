@@ -178,7 +178,8 @@ def beacons(chunk: SessionChunk, with_kava: bool = False, in_send_order: bool = 
 
     pools = chunk.population.pools
     catalog = chunk.population.catalog
-    columns["sessionId"] = _session_ids(chunk, flavor_s, session)
+    ids = legacy_session_ids(chunk, flavor_s, with_kava)
+    columns["sessionId"] = ids.with_codes(ids.codes[session])
     columns["entryId"] = Strings(s["entry"][session].astype(np.int32), catalog.entry_ids)
     user = s["user_id"][session].astype(np.int32)
     columns["userId"] = Strings(np.where(sends_user, user, -1).astype(np.int32), pools.user_ids)
@@ -187,7 +188,7 @@ def beacons(chunk: SessionChunk, with_kava: bool = False, in_send_order: bool = 
     referrer_pool = _referrer_pool(pools.referrers)
     columns["referrer"] = Strings(np.where(is_mw, page + n_pages, page).astype(np.int32), referrer_pool)
     columns["historyEvents"] = _history_events(hist, counter, is_mw)
-    columns["user_agent"] = _era_user_agents(chunk, flavor_s, session)
+    columns["user_agent"] = user_agents(chunk, flavor_s, session)
     columns["page_url"] = Strings(page, np.asarray(pools.referrers, dtype=object))
     columns["client_ip"] = Strings(s["ip"][session].astype(np.int32), pools.ips)
     viewers = s["viewer"].astype(np.int32)
@@ -269,7 +270,7 @@ def _clock_offsets(chunk: SessionChunk, flavor_s: np.ndarray) -> np.ndarray:
 _ERA_POOLS: list = [None, None]    # (population pool, the pool with the era pools after it): the last one's
 
 
-def _era_user_agents(chunk: SessionChunk, flavor_s: np.ndarray, session: np.ndarray) -> Strings:
+def user_agents(chunk: SessionChunk, flavor_s: np.ndarray, session: np.ndarray) -> Strings:
     """The user_agent column: KDP and mwEmbed viewers as of their players' era (`eras`), v7's as
     they are. One pool (current, KDP era, mwEmbed era) per population."""
     pools = chunk.population.pools
@@ -496,12 +497,22 @@ def _as_strings(ascii_rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(ascii_rows).view(f"S{width}").ravel().astype(f"U{width}").astype(object)
 
 
-def _session_ids(chunk: SessionChunk, flavor_s: np.ndarray, session: np.ndarray) -> AsciiStrings:
-    """The sessionId column: one id per session, KDP an uppercase GUID (Flex UIDUtil), mwEmbed
-    a lowercase GUID, v7 `<guid>:<guid>` (player part, media part), all from
-    `chunk.rng("legacy")`. `session` is each row's session."""
-    random_bytes = random_id_bytes(chunk.rng("legacy"), len(flavor_s))
-    return AsciiStrings(session.astype(np.int32), *guid_pool(random_bytes, flavor_s == KDP, flavor_s == V7))
+def legacy_session_ids(chunk: SessionChunk, flavor_s: np.ndarray, with_kava: bool = False) -> AsciiStrings:
+    """One session id per session (code s is session s's): KDP an uppercase GUID (Flex UIDUtil),
+    mwEmbed a lowercase GUID, v7 `<guid>:<guid>` (player part, media part), all from
+    `chunk.rng("legacy")`; with KAVA beside it, a v7 player's KAVA session id (`pairing`)."""
+    n = len(flavor_s)
+    random_bytes = random_id_bytes(chunk.rng("legacy"), n)
+    data, offsets = guid_pool(random_bytes, flavor_s == KDP, flavor_s == V7)
+    codes = np.arange(n, dtype=np.int32)
+    v7 = flavor_s == V7
+    if with_kava and v7.any():
+        from ..pairing import kava_session_ids
+        kava_data, kava_offsets = kava_session_ids(chunk)
+        data = np.concatenate([data, kava_data])
+        offsets = np.concatenate([offsets, kava_offsets[1:] + offsets[-1]])
+        codes = np.where(v7, codes + n, codes).astype(np.int32)
+    return AsciiStrings(codes, data, offsets)
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
