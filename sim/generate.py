@@ -276,8 +276,12 @@ def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: Ev
         order = None if b.in_send_order else send_order(ts, seq_of_row[np.asarray(b.session, dtype=np.int64)])
         sorted_ts = ts if order is None else ts[order]
         if fmt == "requests":
-            wire, keys = wire_requests(b, (encoding or {}).get(b.protocol), order)
-            wire, keys, sorted_ts, preflight = browser_requests(chunk, b, order, sorted_ts, wire, keys)
+            chosen = (encoding or {}).get(b.protocol)
+            wire, keys = wire_requests(b, chosen, order)
+            if not (b.protocol == "legacy" and chosen == "json"):   # that one is the API client's, no browser's
+                wire, keys, sorted_ts, preflight = browser_requests(chunk, b, order, sorted_ts, wire, keys)
+            else:
+                preflight = None
             table = requests_table(sorted_ts, wire, b.protocol, keys, preflight)
         else:
             table = builder.table(b, chunk, order)

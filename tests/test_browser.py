@@ -258,3 +258,15 @@ def test_the_headers_are_those_a_real_player_in_chromium_sent_in_their_order():
         # Host and Content-Length are the connection's to write (the sender puts them where Chromium does)
         assert list(ours.items()) == [(k, v) for k, v in sent if k not in ("Host", "Content-Length")], method
         assert (preflight is not None) == (method != "GET")
+
+
+def test_the_api_clients_json_post_of_legacy_beacons_goes_without_browser(tmp_path):
+    import orjson
+
+    from sim.generate import generate
+    from sim.scenario.model import Scenario
+    out = tmp_path / "client.jsonl"
+    generate(Scenario(), seed=5, sessions=10, protocol="legacy", fmt="requests", out=out, encoding={"legacy": "json"})
+    lines = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert lines and {line["method"] for line in lines} == {"POST"}
+    assert not [line for line in lines if "Origin" in line["headers"] or line.get("preflight")]
