@@ -53,6 +53,7 @@ apiVersion, format, ks; request context user_agent, page_url, client_ip, cookie;
 """
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -284,6 +285,7 @@ def user_agents(chunk: SessionChunk, flavor_s: np.ndarray, session: np.ndarray) 
     return Strings(codes, _ERA_POOLS[1])
 
 
+@functools.lru_cache(maxsize=256)
 def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
 
