@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .generate import CHUNK_SESSIONS, SendOrderMerge, _rows, file_beacons
+from .generate import CHUNK_SESSIONS, SendOrderMerge, _rows, file_beacons, preflight_rows
 from .sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink
 from .sinks.formats import compact_dictionary
 
@@ -66,6 +66,7 @@ class PartResult:
     index: int
     sessions: int = 0
     beacons: int = 0
+    preflights: int = 0     # request files: the browsers' CORS preflight lines (not beacons)
     last_ts: float | None = None
     schema: pa.Schema | None = None
 
@@ -202,7 +203,9 @@ def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = No
         if sink is None:
             sink = open_sink(spec.fmt, piece_path(spec.workdir, j), schema(), partition=spec.partition)
         sink.write(table)
-        result.beacons += table.num_rows
+        preflights = preflight_rows(table)
+        result.beacons += table.num_rows - preflights
+        result.preflights += preflights
         result.last_ts = float(table.column("ts")[-1].as_py())
 
     def push(parts: list, watermark: float) -> None:

@@ -41,10 +41,13 @@ def run(tmp_path_factory) -> Path:
 
 def _store_from(ledger: Path, store: Path, drop_first: int = 0) -> Path:
     """A collector-like store holding every beacon of a request ledger as if all arrived (minus
-    the first few): each request decoded and keyed as the collector does it."""
+    the first few): each request decoded and keyed as the collector does it. CORS preflights
+    carry no beacon."""
     rows = []
     for line in ledger.read_bytes().splitlines():
         req = orjson.loads(line)
+        if req.get("preflight"):
+            continue
         body = None if req["body"] is None else req["body"].encode()
         beacon = decode_any(WireRequest(req["method"], req["url"], req["headers"], body))
         rows.append((req["ts"], codec_for(beacon.protocol).ledger_key(beacon), beacon.protocol,

@@ -72,7 +72,8 @@ def generate(
     protocol: ProtocolChoice = typer.Option(ProtocolChoice.legacy, "--protocol",
                                             help="Beacons of the legacy stats plugin, KAVA, or a player running both."),
     fmt: FormatChoice = typer.Option(..., "--format", help="jsonl, csv or parquet events (one row per beacon), or "
-                                                             "requests: the wire requests as JSON lines, in send order."),
+                                                             "requests: the wire requests as JSON lines, in send order "
+                                                             "(browsers' CORS preflights marked)."),
     out_arg: str = typer.Option(..., "--out", metavar="PATH", help="Output file (a folder with --partition day); "
                                                                    "or a URI such as s3://bucket/key."),
     partition: Optional[PartitionChoice] = typer.Option(None, "--partition",

@@ -420,14 +420,15 @@ def merge_summaries(summaries: list[dict], late_threshold: float) -> dict:
     """The run's figures from each worker's latest (cumulative) report."""
     hist = LatenessHistogram()
     total = {"sent": 0, "failed": 0, "failures": {}, "by_label": {}, "workers": len(summaries),
-             "sessions": {"generated": 0, "started": 0, "dropped": 0}, "skipped_beacons": 0,
+             "sessions": {"generated": 0, "started": 0, "dropped": 0}, "preflights": {"sent": 0, "failed": 0},
+             "skipped_beacons": 0,
              "views_suppressed": 0, "generate_s": 0.0}
     for s in summaries:
         for k in ("sent", "failed", "skipped_beacons", "views_suppressed", "generate_s"):
             total[k] += s[k]
         total["run_seconds"] = max(total.get("run_seconds", 0.0), s.get("run_seconds", 0.0))
-        for group in ("failures", "by_label", "sessions"):
-            for k, v in s[group].items():
+        for group in ("failures", "by_label", "sessions", "preflights"):
+            for k, v in s.get(group, {}).items():
                 total[group][k] = total[group].get(k, 0) + v
         hist.merge_sparse(s["lateness_hist"])
     total["lateness"] = lateness_summary(hist, late_threshold)

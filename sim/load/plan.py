@@ -296,7 +296,7 @@ def build_schedule(options, *, worker_index: int, workers: int, host: str, lead:
                                   max_rate=cap / workers if cap else None)
         drop_after = None
     return Schedule(itertools.chain([first], stream), arrivals, Timebase(t0, options.time_scale), inputs.adapters,
-                    drop_after=drop_after)
+                    drop_after=drop_after, target=host)
 
 
 def warm_up(chunk, adapters) -> None:

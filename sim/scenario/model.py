@@ -63,6 +63,18 @@ class KavaSettings(Strict):
     ad_events: bool = Field(False, description="also send the legacy-era KAVA ad events 8999-9009")
 
 
+class BrowserSettings(Strict):
+    """How the viewer's browser sends the beacons: a player in a web page, not a bare HTTP client."""
+    enabled: bool = Field(
+        True, description="send beacons as the viewer's browser does: a CORS preflight before a cross-origin "
+                          "non-simple request (the KAVA JSON POST), Origin, Referer per the default referrer policy, "
+                          "the browser's own request headers, no cookies on credential-less XHR")
+    preflight_max_age_s: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="request files: the Access-Control-Max-Age the beacon server answers a preflight with "
+                          "(none: it sends none, as Kaltura's API server; the browser then keeps a preflight 5 s). "
+                          "Live load reads the target's own answer")
+
+
 class Player(Strict):
     """The player build: version strings and analytics plugin behaviour."""
     version: str = "3.17.0"
@@ -73,6 +85,7 @@ class Player(Strict):
     bitrate_scale: Annotated[float, Field(gt=0, le=100)] = Field(
         1.0, description="multiplies every rung of bitrate_ladder_kbps (0.5: a poor network's halved ladder)")
     kava: KavaSettings = Field(default_factory=KavaSettings)
+    browser: BrowserSettings = Field(default_factory=BrowserSettings)
 
 
 # --- catalog --------------------------------------------------------------------------------
@@ -134,6 +147,9 @@ class Audience(Strict):
         default_factory=lambda: ["https://learn.example.edu/course/{n}/lecture", "https://www.example.com/videos/{n}"],
         min_length=1, description="page URL templates; {n} becomes a page number")
     pages_per_referrer: Annotated[int, Field(gt=0, le=100_000)] = 50
+    clock_skew: bool = Field(
+        True, description="viewers' device clocks are off by a per-viewer amount (most within a second, some by "
+                          "minutes, a few by whole hours), seen in the legacy eventTimestamp")
     device_shift: dict[DeviceName, Annotated[float, Field(ge=-1, le=1)]] = Field(
         default_factory=dict,
         description="share points added to a device after normalising `devices` (0.2 = +20 points); the other "
