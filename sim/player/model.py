@@ -59,6 +59,7 @@ from ..scenario.distributions import DIST_ROW, KIND, compile_dist
 from ..scenario.model import Scenario
 from .clock import ArrivalPlan, partition_arrivals, plan_arrivals
 from .timeline import ACTION_COLUMNS, SESSION_COLUMNS, Action, AdPosition, Outcome, SessionChunk
+from .truth import TRUTH_SESSION_COLUMNS, timeline_truth
 
 if TYPE_CHECKING:   # a run loads script.py when it is prepared (prepare_run); the annotation needs only the name
     from .script import ScriptTemplates
@@ -1063,6 +1064,10 @@ def make_chunk(run: Run, partitions: range) -> SessionChunk:
         run.actions_per_session = max(run.actions_per_session, k0 / n_total)
     actions = {name: np.empty(k0, dtype) for name, dtype in ACTION_COLUMNS.items()}
     _split_rows(rows, k0, *actions.values())
+    truth = timeline_truth(actions["kind"], actions["t"], actions["pos"], actions["value"], S["first_action"],
+                           S["n_actions"])
+    for name, values in zip(TRUTH_SESSION_COLUMNS, truth):
+        S[name] = values
     seed = np.random.SeedSequence(run.seed, spawn_key=(CHUNK_KEY, partitions.start))
     return SessionChunk(sessions=S, actions=actions, scenarios=[c.scenario for c in run.components],
                         scenario_names=[c.name for c in run.components], population=run.population, seed=seed)
