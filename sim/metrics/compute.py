@@ -147,6 +147,7 @@ TRUTH_DEFINITIONS = {
     "reached NN %": "plays whose furthest position (truth_max_position_s, by playing or seeking) is at least "
                     "NN % of the entry; VOD only, live sends no quartiles",
     "play-through": "plays that reached the end of the entry / plays",
+    "completion rate": "sum over VOD plays of the furthest position / entry duration (at most 1), / plays",
     "buffer ratio": "sum of truth_stall_s (rebuffering, to STALL_END or to the quit in it) / sum of truth_play_s",
     "join time": "mean truth_startup_s over plays: play request to first frame, ads and bumpers excluded",
     "EBVS": "play requests that left during the startup wait or the pre-roll (outcome abandoned_startup "
@@ -163,6 +164,8 @@ KAVA_CAVEATS = {
     "avg_buffer_time": "bufferTime rides on VIEWs: rebuffering in the last partial interval, or in a stall the "
                        "viewer left during, is never reported",
     "avg_join_time_s": "joinTime runs from the play request to the first frame",
+    "avg_completion_rate": "VIEW positions come every 10 s of play: the part of the entry played after the last "
+                           "VIEW is not covered, a large share of a short entry",
 }
 LEGACY_CAVEATS = {
     "count_plays": "mwEmbed and v7 fire PLAY on the play request (KDP on the first frame): viewers who leave "
@@ -488,6 +491,7 @@ def _truth(src: EventsSource, protocol: str) -> dict[str, Number]:
                count(*) filter (where {reached.format(f=0.5)}) as q50,
                count(*) filter (where {reached.format(f=0.75)}) as q75,
                count(*) filter (where {reached.format(f=1)}) as q100,
+               sum(least(max_position_s / dur, 1)) filter (where plays and not live and dur > 0) as covered,
                count(*) filter (where outcome = 'completed') as completions,
                count(*) filter (where outcome in {TRUTH_EBVS}) as ebvs
         from p""")
@@ -508,6 +512,7 @@ def _truth(src: EventsSource, protocol: str) -> dict[str, Number]:
             "plays_25_ratio": _ratio(t["q25"], plays), "plays_50_ratio": _ratio(t["q50"], plays),
             "plays_75_ratio": _ratio(t["q75"], plays),
             "avg_view_drop_off": _ratio((t["q25"] + t["q50"] + t["q75"] + t["q100"]) / 4, plays),
+            "avg_completion_rate": _ratio(t["covered"], plays),
             "avg_join_time_s": t["join_time"], "avg_buffer_time": _ratio(t["stall_s"], t["play_s"]),
         })
     if protocol == "kava":
