@@ -342,7 +342,7 @@ def test_a_file_of_both_protocols_has_the_events_table_column_order(tmp_path):
     names = duckdb.sql(f"select * from '{out}'").columns
     assert names[:3] == ["ts", "protocol", "eventType"]
     assert names.index("currentPoint") < names.index("playTimeSum") < names.index("user_agent") < names.index("truth_scenario")
-    assert names[-1] == "truth_live"
+    assert names[-1] == "truth_max_position_s"
 
 
 # -- metrics sanity: generated beacons reproduce viewing-realism.md section 4 -----------------
