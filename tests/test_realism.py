@@ -36,7 +36,6 @@ SESSIONS = {"typical-vod.yaml": 6000, "short-clip.yaml": 8000, "long-form-ads.ya
 MINUTES_REL = 0.20          # per-play minutes: Zipf catalog, a few dozen effective entries
 CONCENTRATION = 0.03        # extra absolute room for per-play shares that depend on the entries played
 TRUTH_FIGURES = ("avg_view_period_time_min", "avg_completion_rate", "avg_buffer_time")
-DEVICES = ("desktop", "mobile", "tablet", "ctv")
 
 
 def _binomial(p: float, n: int) -> float:
