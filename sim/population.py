@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from .geo import geo_table
 
 # Stream keys for the SeedSequence of a run: the population draws from (seed, POPULATION_KEY, c).
 POPULATION_KEY = 1
@@ -183,38 +184,18 @@ def user_agent(device: str, os_name: str, browser: str, rnd) -> str:
 
 # --- IP addresses -------------------------------------------------------------------------------
 
-# Public first octets regional registries allocated (largely) to each country. Plausible,
-# not authoritative: no lookups happen; collectors geolocate with whatever database they have.
-COUNTRY_PREFIXES: dict[str, list[int]] = {
-    "US": [3, 4, 8, 12, 23, 24, 50, 63, 64, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 96, 97, 98, 99, 104, 107, 108, 173, 174],
-    "CA": [24, 70, 99, 142, 174, 184, 206],
-    "GB": [2, 5, 31, 51, 81, 82, 86, 90, 109, 151, 176, 212],
-    "DE": [2, 5, 31, 46, 62, 77, 78, 79, 84, 87, 91, 93, 217],
-    "FR": [2, 5, 37, 78, 80, 82, 86, 88, 90, 92, 109, 176],
-    "IN": [14, 27, 49, 59, 103, 106, 110, 115, 117, 122, 157, 182, 223],
-    "BR": [138, 143, 152, 168, 170, 177, 179, 186, 187, 189, 191, 200, 201],
-    "AU": [1, 14, 27, 49, 58, 101, 110, 120, 121, 124, 144, 202, 203],
-    "JP": [1, 27, 36, 42, 49, 58, 60, 106, 110, 114, 118, 126, 133, 153, 219],
-    "MX": [132, 148, 177, 187, 189, 200, 201],
-    "ES": [2, 5, 31, 37, 77, 79, 80, 81, 83, 88, 90, 95, 212],
-    "IT": [2, 5, 31, 37, 79, 80, 82, 87, 93, 95, 151, 213],
-    "NL": [2, 5, 31, 37, 77, 80, 82, 84, 85, 86, 145, 212, 217],
-    "IL": [2, 5, 31, 37, 46, 77, 79, 80, 84, 109, 132, 147, 212],
-}
-# Any other country: public unicast ranges, avoiding private, loopback, multicast and reserved blocks.
-GENERIC_PREFIXES = [2, 5, 31, 37, 41, 45, 46, 62, 77, 78, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 91, 93, 94, 95, 185, 188, 193, 194, 195, 196, 197, 212, 213, 217]
-
-
-_DOT = pa.scalar(".")     # made once: Arrow would convert a Python "." on every call
+def _check_countries(countries) -> None:
+    """Every country of the audience must have networks to draw addresses from."""
+    table = geo_table()
+    for country in countries:
+        if not table.has(country):
+            raise PopulationError(f"audience.countries: {country!r} has no networks in the geolocation database "
+                                  f"({table.source}); use ISO 3166-1 alpha-2 codes such as US, GB, DE")
 
 
 def _ips(country: str, n: int, rng: np.random.Generator) -> list[str]:
-    prefixes = np.asarray(COUNTRY_PREFIXES.get(country, GENERIC_PREFIXES))
-    first = rng.choice(prefixes, n)
-    rest = rng.integers(0, 256, (n, 3))
-    rest[:, 2] = rng.integers(1, 255, n)   # no network or broadcast addresses
-    octets = [pa.array(part).cast(pa.string()) for part in (first, rest[:, 0], rest[:, 1], rest[:, 2])]
-    return pc.binary_join_element_wise(*octets, _DOT).to_pylist()
+    """`n` addresses from the real networks of `country`, so a collector geolocates them back to it."""
+    return geo_table().draw(country, n, rng)
 
 
 def _codes(names: np.ndarray) -> tuple[np.ndarray, int]:
@@ -428,6 +409,7 @@ def build_population(components, seed: int) -> Population:
             raw_rows[r] = row
         ua_rows = raw_rows[of_raw]
 
+        _check_countries(aud.countries)
         country = _pick(aud.countries, n_viewers, rng)
         ip_rows = np.empty(n_viewers, np.int32)
         for code in sorted(set(country.tolist())):

@@ -7,9 +7,10 @@ import re
 import numpy as np
 import pytest
 
+from sim.geo import geo_table
 from sim.player.model import Component
 from sim.player.timeline import Device
-from sim.population import COUNTRY_PREFIXES, build_population, device_mix, person_names
+from sim.population import PopulationError, build_population, device_mix, person_names
 from sim.scenario.model import Scenario
 
 
@@ -112,13 +113,19 @@ def test_no_user_agent_claims_safari_off_apple_platforms(population):
             assert p.os_names[o] in ("ios", "macos")
 
 
-def test_ips_are_public_and_in_their_countrys_ranges(population):
+def test_ips_are_public_and_geolocate_to_their_viewers_country(population):
     p = population.pools
     assert len(p.ips) == 20_000   # one per viewer
-    for ip, country in zip(p.ips[:3000], p.ip_country[:3000]):
-        addr = ipaddress.ip_address(ip)
-        assert addr.is_global, ip
-        assert int(ip.split(".")[0]) in COUNTRY_PREFIXES[p.country_codes[country]]
+    for ip in p.ips[:3000]:
+        assert ipaddress.ip_address(ip).is_global, ip
+    located = geo_table().countries(list(p.ips)).to_pylist()
+    assert located == [p.country_codes[c] for c in p.ip_country]
+
+
+def test_a_country_the_geolocation_database_lacks_is_a_clear_error():
+    sc = Scenario.model_validate({"audience": {"viewers": 10, "countries": {"US": 0.999, "XQ": 0.001}}})
+    with pytest.raises(PopulationError, match="audience.countries: 'XQ' has no networks"):
+        build_population([sc], seed=1)
 
 
 def test_country_mix_follows_the_audience(population):

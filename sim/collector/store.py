@@ -26,6 +26,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from sim.geo import geo_table
 from sim.sinks.events import CONTEXT_COLUMNS, WIRE_FIELDS
 
 B, I, D, S = "BOOLEAN", "BIGINT", "DOUBLE", "VARCHAR"
@@ -62,6 +63,8 @@ COLUMNS: dict[str, str] = {
     "received_at": D, "remote_addr": S, "accepted": B, "status": I, "error_code": S, "reason": S,
     "fault": S, "flags": S, "encoding": S, "method": S, "path": S, "service": S, "action": S,
     "extra": S,
+    # where client_ip (X-Forwarded-For, else the peer) is, as Kaltura places a viewer; per batch
+    "geo_country": S,
 }
 _BY_LOWER = {name.lower(): name for name in COLUMNS}
 _ARROW = {B: pa.bool_(), I: pa.int64(), "INTEGER": pa.int32(), D: pa.float64(), S: pa.string()}
@@ -161,6 +164,7 @@ class EventStore:
         self._con = duckdb.connect(self.path)
         self._con.execute(create_sql())
         self._add_missing_columns()
+        self._geo = geo_table()     # read before the first request, not in the first batch
         self._pending: list[dict] = []
         self._cond = threading.Condition()
         self._closing = False
@@ -214,6 +218,9 @@ class EventStore:
         names = [name for name in COLUMNS if name in present]
         try:
             table = pa.Table.from_pylist(batch, schema=pa.schema([_SCHEMA.field(n) for n in names]))
+            if "client_ip" in names:
+                names.append("geo_country")
+                table = table.append_column("geo_country", self._countries(table["client_ip"]))
             self._con.register("_batch", table)
             quoted = ", ".join(f'"{n}"' for n in names)
             self._con.execute(f"INSERT INTO events ({quoted}) SELECT {quoted} FROM _batch")
@@ -224,6 +231,14 @@ class EventStore:
             self.write_errors += 1
             print(f"player-sim collector: could not store {len(batch)} events: {exc}",
                   file=sys.stderr, flush=True)
+
+    def _countries(self, ips) -> pa.Array:
+        """geo_country of a batch; a lookup that fails leaves it null rather than cost the rows."""
+        try:
+            return self._geo.countries(ips)
+        except Exception as exc:  # noqa: BLE001 - geolocation is derived; the rows must be stored
+            print(f"player-sim collector: could not geolocate {len(ips)} events: {exc}", file=sys.stderr, flush=True)
+            return pa.nulls(len(ips), pa.string())
 
     def close(self) -> None:
         """Write every appended row, then close the database. Safe to call twice."""

@@ -52,7 +52,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
+from ..geo import geo_table
 from .dimensions import BREAKDOWNS, UA_CLASSIFIERS, dimension_sql
 from .events import EventsSource, SourceError, open_events
 
@@ -129,6 +131,7 @@ COLUMNS: dict[str, str] = {
     "truth_play_s": "DOUBLE", "truth_ad_play_s": "DOUBLE", "truth_stall_s": "DOUBLE", "truth_startup_s": "DOUBLE",
     "truth_max_position_s": "DOUBLE",
     "truth_device": "VARCHAR", "truth_os": "VARCHAR", "truth_browser": "VARCHAR", "truth_country": "VARCHAR",
+    "client_ip": "VARCHAR", "geo_country": "VARCHAR",
 }
 TRUTH_PLAYED = ("partial", "completed", "stall_quit", "playback_error", "ad_break_quit")
 TRUTH_EBVS = ("abandoned_startup", "abandoned_ad")
@@ -552,9 +555,17 @@ def _breakdowns(src: EventsSource, protocol: str, by: tuple[str, ...], top: int,
     codes = KAVA if protocol == "kava" else LEGACY
     load, play = codes.get("impression", codes.get("load")), codes["play"]
     columns = set(src.columns)
+    # Addresses the collector did not geolocate (or files): looked up once per distinct address.
+    ip_join = "country" in by and "truth_country" not in columns and "client_ip" in columns
+    if ip_join:
+        ips = pa.array([r[0] for r in src.con.execute(
+            f"select distinct client_ip from ev where protocol = '{protocol}' "
+            f"and geo_country is null and client_ip is not null").fetchall()], pa.string())
+        located = pa.table({"client_ip": ips, "ip_country": geo_table().countries(ips)})
+        src.con.register("ip_countries", located)
     keys = []
     for name in by:
-        expr, origin = dimension_sql(name, columns, tz_offset_min, ua_columns=True)
+        expr, origin = dimension_sql(name, columns, tz_offset_min, ua_columns=True, ip_country=ip_join)
         methods[f"by {name}"] = origin
         keys.append(f"{expr} as d_{name}")
     ua = ", ".join(f"{fn()} as ua_{dim}" for dim, fn in UA_CLASSIFIERS.items())
@@ -562,7 +573,8 @@ def _breakdowns(src: EventsSource, protocol: str, by: tuple[str, ...], top: int,
     rows = src.con.execute(f"""
         with base as (select * from ev where protocol = '{protocol}'),
         agents as (select user_agent, {ua} from (select distinct user_agent from base)),
-        dims as (select eventType, {', '.join(keys)} from base left join agents using (user_agent))
+        dims as (select eventType, {', '.join(keys)} from base left join agents using (user_agent)
+                 {'left join ip_countries using (client_ip)' if ip_join else ''})
         select {', '.join(f'd_{n}, grouping(d_{n})' for n in by)},
                count(*) filter (where eventType = {load}) as loads,
                count(*) filter (where eventType = {play}) as plays, count(*) as events

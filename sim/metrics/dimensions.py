@@ -1,10 +1,11 @@
 """Breakdown dimensions as SQL expressions: device, OS, browser (user agent or truth), country, time.
 
 Kaltura derives device, OS and browser from the user agent and country from IP
-geolocation. We do the same with a small user-agent classifier (below), except where the
-generator's ground-truth columns (`truth_device`, `truth_os`, `truth_browser`,
-`truth_country`) are present: then those are used, and the report says so. There is no
-geolocation database here, so without `truth_country` every row is `unknown`.
+geolocation. We do the same with a small user-agent classifier (below) and the GeoLite2
+country table of sim/geo.py, except where the generator's ground-truth columns
+(`truth_device`, `truth_os`, `truth_browser`, `truth_country`) are present: then those are
+used, and the report says so. Country without truth: the collector's `geo_country`, else
+`client_ip` geolocated here (rows of a store older than `geo_country`, event files).
 
 The classifier, first match wins (case-insensitive substrings of the user agent):
 
@@ -63,11 +64,13 @@ UA_CLASSIFIERS = {"device": ua_device, "os": ua_os, "browser": ua_browser}
 BREAKDOWNS = ("entry", "device", "os", "browser", "country", "hour", "day")
 
 
-def dimension_sql(name: str, columns: set[str], tz_offset_min: int = 0, ua_columns: bool = False) -> tuple[str, str]:
+def dimension_sql(name: str, columns: set[str], tz_offset_min: int = 0, ua_columns: bool = False,
+                  ip_country: bool = False) -> tuple[str, str]:
     """(SQL expression over the normalised events view, where the value comes from).
 
     ua_columns: the user agent is already classified into columns ua_device, ua_os and
     ua_browser (so a query classifies each distinct user agent once).
+    ip_country: column ip_country holds client_ip geolocated (once per distinct address).
     """
     shift = f"to_timestamp(ts + {int(tz_offset_min) * 60})"
     if name == "entry":
@@ -79,7 +82,13 @@ def dimension_sql(name: str, columns: set[str], tz_offset_min: int = 0, ua_colum
     if name == "country":
         if "truth_country" in columns:
             return f"coalesce(lower(truth_country), '{UNKNOWN}')", "truth_country"
-        return f"'{UNKNOWN}'", "none (no geolocation; truth_country absent)"
+        geo = "geo_country" in columns
+        if ip_country and "client_ip" in columns:
+            origin = "geo_country, else client_ip geolocated (GeoLite2)" if geo else "client_ip geolocated (GeoLite2)"
+            return f"coalesce(lower(geo_country), lower(ip_country), '{UNKNOWN}')", origin
+        if geo:
+            return f"coalesce(lower(geo_country), '{UNKNOWN}')", "geo_country (the collector geolocated client_ip)"
+        return f"'{UNKNOWN}'", "none (no truth_country, geo_country or client_ip)"
     if name in UA_CLASSIFIERS:
         truth = f"truth_{name}"
         classified = f"ua_{name}" if ua_columns else UA_CLASSIFIERS[name]()
