@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from html import escape
 
 from .compute import Metrics, ProtocolMetrics
-from .report import columns_of, headline_rows
+from .report import caveat_of, columns_of, headline_rows
 
 WIDTH = 640
 BAR = 20
@@ -119,7 +119,14 @@ def _funnel(pm: ProtocolMetrics) -> str:
     steps = [("Impressions", h["count_loads"]), ("Play requests", h.get("count_play_requests")),
              ("Plays", h["count_plays"]), ("25 %", h["count_plays_25"]), ("50 %", h["count_plays_50"]),
              ("75 %", h["count_plays_75"]), ("100 %", h["count_plays_100"])]
-    return hbar_chart("Quartile funnel", [(k, v) for k, v in steps if v is not None])
+    chart = hbar_chart("Quartile funnel", [(k, v) for k, v in steps if v is not None])
+    ads = [("Ad impressions", h.get("count_ad_impressions")), ("Started", h.get("count_ad_starts")),
+           ("25 %", h.get("count_ad_first_quartiles")), ("50 %", h.get("count_ad_midpoints")),
+           ("75 %", h.get("count_ad_third_quartiles")), ("Completed", h.get("count_ad_completions")),
+           ("Clicked", h.get("count_ad_clicks"))]
+    if h.get("count_ad_impressions"):
+        chart += hbar_chart("Ad funnel", [(k, v) for k, v in ads if v is not None])
+    return chart
 
 
 def _protocol_section(pm: ProtocolMetrics) -> str:
@@ -153,12 +160,19 @@ def _protocol_section(pm: ProtocolMetrics) -> str:
 
 def render_html(metrics: Metrics) -> str:
     cols = columns_of(metrics)
+    rows = headline_rows(metrics)
+    caveats = [caveat_of(metrics, key) for key, _, _ in rows]
     head = "".join(f'<th class="{part}">{escape(h)}</th>' for h, _, part in cols)
+    if any(caveats):
+        head += "<th>What the beacons cannot see</th>"
     body = "".join(
         "<tr><td>" + escape(label) + "</td>"
-        + "".join(f'<td class="{part}">{escape(c)}</td>' for c, (_, _, part) in zip(cells, cols)) + "</tr>"
-        for _, label, cells in headline_rows(metrics))
-    notes = "".join(f'<p class="note">note: {escape(n)}</p>' for n in metrics.notes)
+        + "".join(f'<td class="{part}">{escape(c)}</td>' for c, (_, _, part) in zip(cells, cols))
+        + (f'<td class="note">{escape(caveat)}</td>' if any(caveats) else "") + "</tr>"
+        for (_, label, cells), caveat in zip(rows, caveats))
+    notes = "".join(f'<p class="note truth">truth {escape(k)}: {escape(v)}</p>'
+                    for k, v in metrics.truth_definitions.items())
+    notes += "".join(f'<p class="note">note: {escape(n)}</p>' for n in metrics.notes)
     sections = "".join(_protocol_section(pm) for pm in metrics.protocols.values())
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>player-sim report</title>'
             f"<style>{STYLE}</style></head><body><h1>Analytics-tab figures: {escape(metrics.source)}</h1>"

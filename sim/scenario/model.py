@@ -122,7 +122,9 @@ class Catalog(Strict):
 class Returning(Strict):
     """How often viewers come back: activity skew over viewers (Zipf) and the gap between visits."""
     activity_zipf: Annotated[float, Field(ge=0)] = Field(1.0, description="0 = every viewer equally active")
-    min_gap_s: Annotated[float, Field(ge=0)] = 1800
+    min_gap_s: Annotated[float, Field(ge=0)] = Field(
+        1800, description="an earlier session of the viewer makes a session returning only if at least this long "
+                          "before it (closer sessions are one visit)")
 
 
 class Audience(Strict):
@@ -420,7 +422,8 @@ class Ads(Strict):
     start_rate: Probability = Field(0.65, description="requested ads that actually start (fill x success)")
     skippable_after_s: PositiveFloat | None = None
     skip_rate: Probability = 0.0
-    click_rate: PerDevice = Field(default_factory=lambda: PerDevice(desktop=0.003, mobile=0.004, tablet=0.004, ctv=0.0))
+    click_rate: PerDevice = Field(default_factory=lambda: PerDevice(desktop=0.003, mobile=0.004, tablet=0.004, ctv=0.0),
+                                  description="clicks per ad impression (only started ads are clicked)")
     quartiles: AdQuartiles = Field(default_factory=AdQuartiles)
 
 
