@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from .distributions import Dist
 
@@ -39,11 +39,31 @@ class Partner(Strict):
     ks: str | None = Field(None, description="Kaltura session sent with each beacon (never logged)")
 
 
+KAVA_VERSIONS = ("0.15", "current")
+
+
 class KavaSettings(Strict):
-    request_method: Literal["post", "get"] = "post"
+    version: Literal["0.15", "current"] = Field(
+        "current", description="the kava plugin line: '0.15' (playkit-js-kava 0.15.1, the npm package: GET, its "
+                               "parameter set) or 'current' (the plugin's current source: POST, QoE fields)")
+    request_method: Literal["post", "get"] | None = Field(
+        None, description="how beacons go out; default: the version's own (0.15: get, current: post)")
     view_interval_s: PositiveFloat = 10
     reset_after_pause_s: PositiveFloat = 30
     ad_events: bool = Field(False, description="also send the legacy-era KAVA ad events 8999-9009")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_number(cls, value):
+        # `version: 0.15` unquoted is a YAML float; it names the same line
+        if isinstance(value, float) and not isinstance(value, bool) and str(value) in KAVA_VERSIONS:
+            return str(value)
+        return value
+
+    @property
+    def method(self) -> str:
+        """The request method in force: the one given, else the version's default."""
+        return self.request_method or ("get" if self.version == "0.15" else "post")
 
 
 class Player(Strict):
