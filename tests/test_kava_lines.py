@@ -119,6 +119,15 @@ def test_015_sends_no_90_percent_no_fullscreen_and_a_pre_playing_error_position_
     assert [p["errorPosition"] for e, p, _, s in rows if e == E.ERROR] == ["1"]
 
 
+def test_015_views_go_on_through_a_rebuffer_and_current_views_do_not():
+    tl = Timeline(300, user=-1).load(0).request(1).playing(2).stall(10, 12.0).quit(40)
+    old = [(p, s) for e, p, _, s in wire([tl], OLD) if e == E.VIEW]
+    current = [p for e, p, _, _ in wire([tl], {"player": {"delivery": "url"}}) if e == E.VIEW]
+    stalled = [p for p, _ in old if p["position"] == "8"]
+    assert len(stalled) == 1 and float(stalled[0]["bufferTime"]) == pytest.approx(3.0, abs=0.01)   # 10..13 s
+    assert not [p for p in current if p["position"] == 8]
+
+
 # --- the current line ---------------------------------------------------------------------------------
 
 def test_current_line_adds_the_common_params_and_view_modes_of_its_source():

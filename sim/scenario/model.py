@@ -63,6 +63,7 @@ class KavaSettings(Strict):
     @property
     def method(self) -> str:
         """The request method in force: the one given, else the version's default."""
+        # 0.15.1 only had GET; kaltura/playkit-js-kava 3bc8615 (v1.5.5, 2023-05) made POST the default
         return self.request_method or ("get" if self.version == "0.15" else "post")
 
 

@@ -2,15 +2,23 @@
 
 `beacons(chunk)` walks every session's actions in a numba kernel that mirrors
 kaltura/playkit-js-kava `src/kava.ts` and `src/kava-timer.ts` (fact sheet: kaltura-protocols.md
-section c) and returns a `BeaconChunk` whose columns are the wire parameter names:
+section c) and returns a `BeaconChunk` whose columns are the wire parameter names. Two plugin
+lines, per scenario (`player.kava.version`): `current`, the plugin's current source, and `0.15`,
+v0.15.1 (`src/kava.js`, `src/kava-event-model.js`), the build a real player from the npm
+registry runs; where they differ is said where the kernel or `_line_columns` makes them differ.
 
 * IMPRESSION on LOAD, PLAY_REQUEST on the first play request, PLAY on the first frame followed
   at once by a VIEW, then a VIEW on every `view_interval_s`-th timer tick of playing time (the
   plugin's 1 s worker timer, started at PLAY: the first periodic VIEW comes 11 s after PLAY);
   a VIEW is skipped when playTimeSum did not change since the last one.
-* Quartiles 25/50/75/90 fire when the playhead (interpolated between actions while playing)
-  reaches them, or at once after a SEEK lands past them, earlier ones first; 100 fires on
-  ENDED (or a seek to the very end). Each once per entry: REPLAY does not re-arm them.
+* Quartiles 25/50/75/90/100 fire on the first timeupdate (`TIMEUPDATE_S`) where currentTime /
+  duration rounded to 2 decimals reaches them (100 % from 99.5 %, at the latest at ENDED), or
+  at once after a SEEK lands past them, earlier ones first. Each once per entry: REPLAY does
+  not re-arm them. 0.15 has no 90 %.
+* ENDED: the media element pauses itself, so PAUSE follows at position = duration and the
+  timer stops (the 30 s reset runs at the end). REPLAY is the burst a play() at the end makes:
+  SEEK to 0, BUFFER_START, BUFFER_END, REPLAY, and RESUME when the browser fires a second
+  `playing` (`REPLAY_RESUME_SHARE`).
 * PAUSE stops the timer; after `reset_after_pause_s` + 1 ticks paused the KAVA session resets
   (eventIndex 1, playTimeSum, bufferTimeSum and averageBitrate cleared; sessionId kept), and
   again every `reset_after_pause_s` ticks while still paused.
@@ -20,20 +28,26 @@ section c) and returns a `BeaconChunk` whose columns are the wire parameter name
   of content playback (the plugin's timer also ticks during a rebuffer; the fact sheet and
   the metrics checklist put VIEWs on playing time only, and so do we). Ad beacons 8999-9009
   only when the scenario sets `player.kava.ad_events`.
-* `sessionStartTime`: the server's time from the first response of a KAVA session. In
-  generated data the server is taken to answer at once with the request's send time
-  (epoch s, floored): the first beacon of a session carries none, later ones carry it; a
-  response that arrives while paused clears it (the plugin's rule), so the beacon after a
-  pause carries none and its response sets a new value. Live load replaces this with the
-  real responses (see `codec.parse_response`).
+* `sessionStartTime`: the server's `time` (a float with milliseconds) from the first answer
+  of a KAVA session. In generated data each answer comes back `RESPONSE_RTT_S` after its
+  send, stamped with the server's clock halfway: the first beacon of a session, and every
+  beacon of the burst it opens, carries none; an answer read while the timer is stopped
+  (paused, or at the end) clears it, so the beacon after a pause carries none and the next
+  answer sets a new value. Live load replaces the values with the real answers' (see
+  `codec.parse_response`).
+* VIEW playTimeSum and position are currentTime as read on the timer's tick (`TICK_LAG_S`),
+  raw doubles summed as the plugin sums them. VIEW and PLAY carry the browser's
+  networkConnectionType, VIEW droppedFramesRatio and, for hls/dash, the adapter's quality
+  figures (`_quality`); undefined string params are `""` on GET rows (sent as `key=`).
 * `view_interval_s` and `reset_after_pause_s` are the plugin's `viewEventCountdown` and
   `resetSessionCountdown`, counted in whole 1 s ticks (rounded). Live playTimeSum grows by the
   interval minus bufferTime per report, as kava.ts does; live sends no quartiles.
 
 What the timeline does not carry is filled in as assumptions, named in constants below:
 canPlay (80 % of joinTime), viewabilityMode (2, in view), the share network and report
-type (drawn per action from the chunk's "kava" stream) and REPORT_SUBMITTED after half of
-the REPORT_CLICKED. No startup BUFFER_START/END pair is sent around the first frame.
+type (drawn per action from the chunk's "kava" stream), REPORT_SUBMITTED after half of
+the REPORT_CLICKED, and the jitter and quality draws (per session keys from the chunk's
+"kava_qoe" stream). No startup BUFFER_START/END pair is sent around the first frame.
 
 Column conventions: float columns use NaN for "not sent"; integer columns use -1
 (`NOT_SENT`); string columns are `Strings` with code -1 for "not sent". Besides the wire
@@ -424,7 +438,11 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
             pa_ = pos[a]
             k_ = kind[a]
             # --- time passing since the previous action, in the state it left ---------------
-            playing = started and not paused and S[S_STALLED] == 0 and not in_ad and not ended
+            # The timer runs while the player buffers, too; the current line's VIEW is then
+            # blocked (playTimeSum did not change) and we leave its ticks out, as the metrics
+            # expect VIEWs on playing time only. 0.15 has no such check (its `_onReport` sends
+            # every REPORT): its VIEWs go on through a rebuffer.
+            playing = started and not paused and (S[S_STALLED] == 0 or v015) and not in_ad and not ended
             if playing and ta > t_prev:
                 span = ta - t_prev
                 # quartile crossings of the interpolated playhead (VOD)
@@ -477,7 +495,8 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                     here = head + (pa_ - head) * (tr - t_prev) / span
                     # currentTime as read on the tick: a little behind, never behind the last reading
                     ticks += 1
-                    here -= (TICK_LAG_S + TICK_LAG_SPAN_S * _u01(key, ticks)) * cur_speed
+                    if pa_ > head:      # a frozen playhead (rebuffer) reads as it stands
+                        here -= (TICK_LAG_S + TICK_LAG_SPAN_S * _u01(key, ticks)) * cur_speed
                     here = math.floor(here * CURRENT_TIME_RESOLUTION + 0.5) / CURRENT_TIME_RESOLUTION
                     if here > pa_:
                         here = pa_
@@ -488,7 +507,8 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                     else:
                         pts += here - prev_pos
                         prev_pos = here
-                    if views_enabled and pts != last_view:
+                    # kava.ts `_lastViewEventPlayTime` (current only): no VIEW repeating playTimeSum
+                    if views_enabled and (pts != last_view or v015):
                         last_view = pts
                         avg_br = _round3(_kbps_to_kava(br_w / br_time)) if br_time > 0 else 0.0
                         n = _send_view(S, out_i, out_f, n, write, s, t_start + tr, tr, is_live, d, here, cur_speed,
@@ -873,13 +893,20 @@ def _line_columns(chunk: SessionChunk, settings, out_i, out_f, row_scen, caption
     browser, as columns; masks the kernel's common columns in place for the 0.15 rows.
 
     0.15 (playkit-js-kava v0.15.1 src/kava-event-model.js) against the current source
-    (src/kava-event-model.ts):
-    * common params: 0.15 has no `playbackSpeed` (only its VIEW and SPEED models carry it), no
-      `playerSkin`, no `kalturaApplication` and no `caption` (only CAPTIONS carries it); the
-      current `getEventModel` adds all four to every event.
-    * VIEW: 0.15 sends `captionsLanguage` and `playbackSpeed`; the current VIEW dropped
-      `captionsLanguage` (caption became common) and added `viewabilityMode` and `screenMode`.
-    * IMPRESSION: `loadedPlugins` is the current line's (`registeredPlugins`); 0.15 has none.
+    (src/kava-event-model.ts), with the kaltura/playkit-js-kava commit of each change:
+    * common params: 0.15 has no `playbackSpeed` (only its VIEW and SPEED models carry it) and
+      no `caption` (only CAPTIONS carries it): both made common in 40b8250 (FEC-9652, 2020-03);
+      no `kalturaApplication` (1c76ade, FEC-12923, 2023-02) and no `playerSkin` (dad678f,
+      FEC-14469, 2025-04).
+    * VIEW: 0.15 sends `captionsLanguage` (dropped by 40b8250, caption became common) and
+      `playbackSpeed`; the current VIEW adds `screenMode` (cd73937, FEC-10376, 2020-08) and
+      `viewabilityMode` (6cdc4b1, FEC-10709, 2021-01).
+    * IMPRESSION: `loadedPlugins` (3176d3e, FEC-13690, 2024-06); 0.15 has none.
+    * In the kernel (`_walk`): the 90 % event (dc70d4e, FEC-14911, the player's milestones),
+      errorPosition 3 before the play request (fd83b8f, FEC-9740, 2020-04), the fullscreen,
+      share, download, report, related and info events (6677f44, FEC-13362, 2023-12), and the
+      VIEW that repeats playTimeSum held back (216a9ac, FEC-13778, 2024-03) are the current
+      line's. POST became the default in 3bc8615 (v1.5.5, 2023-05): `KavaSettings.method`.
     * Both: VIEW `audioLanguage` is the active audio track's language, undefined without one
       (GET: `audioLanguage=`); PLAY and VIEW carry `networkConnectionType`,
       navigator.connection.effectiveType, undefined where the browser lacks the API (Safari,
