@@ -163,9 +163,9 @@ CURRENT_TIME_RESOLUTION = 1e6     # currentTime as Chromium gives it: microsecon
 # real player sent 25 % of a 24 s clip at 5.95-6.14 s. 100 % (percent 1.00, from 99.5 %) falls
 # past the end on about half of short clips, and then fires at the end's last update.
 TIMEUPDATE_S = 0.25
-# play() on an ended video: Chromium fires `playing` once or twice around `seeked` (both seen
-# in the real player's runs); the second one sends RESUME after REPLAY (`_isPaused` still set).
-REPLAY_RESUME_SHARE = 0.5
+# play() on an ended video: Chromium fires `playing` once or twice around `seeked` (twice in
+# most of the real player's runs); the second one sends RESUME after REPLAY (`_isPaused` still set).
+REPLAY_RESUME_SHARE = 0.75
 
 # Quality-of-experience figures of an adaptive (hls/dash) session, read by VIEW from the
 # adapter's stats (kava.ts `_getForwardBufferHealth`, `_getTargetBuffer`; FRAG_LOADED and
@@ -300,7 +300,8 @@ def _send_view(S, out_i, out_f, n, write, sess, t_abs, t_rel, live, duration, pl
     out_i[I_TAB, r] = tab
     out_i[I_VIEWABILITY, r] = 2
     out_i[I_SCREEN, r] = screen
-    _quality(out_f, r, Q, key, n, t_rel, duration, playhead, live, bitrate)
+    if write:       # the figures change no count: the counting pass skips them
+        _quality(out_f, r, Q, key, n, t_rel, duration, playhead, live, bitrate)
     return n
 
 
@@ -316,7 +317,10 @@ def _quality(out_f, r, Q, key, n, t_rel, duration, playhead, live, bitrate):
     for adaptive streams forwardBufferHealth, targetBuffer, bandwidth, segmentDownloadTime,
     manifestDownloadTime (an interval that loaded a manifest) and networkConnectionOverhead (an
     interval that opened a connection), each as kava-model rounds it."""
-    u = _u01(key, 4 * n)
+    # one draw per VIEW; its low bits serve as the second and third (cheaper than three draws)
+    u = _u01(key, n)
+    u2 = (u * 65536.0) % 1.0
+    u3 = (u * 4294967296.0) % 1.0
     share = DROPPED_SHARE[1] if Q[Q_IMPAIRED] > 0 else DROPPED_SHARE[0]
     most = DROPPED_FRAMES_MAX[1] if Q[Q_IMPAIRED] > 0 else DROPPED_FRAMES_MAX[0]
     dropped = 1.0 + math.floor(u / share * most) if u < share and Q[Q_FIRST] <= 0 else 0.0
@@ -331,17 +335,15 @@ def _quality(out_f, r, Q, key, n, t_rel, duration, playhead, live, bitrate):
     if target > 0:
         # the buffer refills at (throughput - bitrate) since it last ran empty (start, seek, stall)
         fill = (t_rel - Q[Q_EMPTY_T]) * (Q[Q_THROUGHPUT_X] - 1.0) + 0.5
-        available = fill if fill < target else target * (0.93 + 0.07 * _u01(key, 4 * n + 1))
+        available = fill if fill < target else target * (0.93 + 0.07 * u3)
         out_f[F_FBH, r] = math.floor(available * 1000.0 / target + 0.5) / 1000.0
         out_f[F_TARGET_BUFFER, r] = math.floor(target * 1000.0 + 0.5) / 1000.0
     if bitrate > 0:
-        u2 = _u01(key, 4 * n + 2)
         x = Q[Q_THROUGHPUT_X] * (0.85 + 0.3 * u2)
         kbps = bitrate * x
         # Math.round(bytes * 8 / seconds) / 1000: kbps with 3 decimals
         out_f[F_BANDWIDTH, r] = math.floor(kbps * 1000.0 + 0.5) / 1000.0
         out_f[F_SEGMENT_DL, r] = math.floor(SEGMENT_S / x * 1000.0 + 0.5) / 1000.0
-    u3 = _u01(key, 4 * n + 3)
     if Q[Q_MANIFEST] > 0:
         out_f[F_MANIFEST_DL, r] = math.floor((MANIFEST_S[0] + (MANIFEST_S[1] - MANIFEST_S[0]) * u3) * 1000.0
                                              + 0.5) / 1000.0
@@ -914,33 +916,42 @@ def _line_columns(chunk: SessionChunk, settings, out_i, out_f, row_scen, caption
     """
     etype = out_i[I_TYPE]
     sess = out_i[I_SESSION]
-    old = settings["old"][row_scen]
-    get = (settings["encoding"] == "get")[row_scen]
+    total = len(etype)
     view = etype == EventType.VIEW
-    caption = out_i[I_CAPTION]
-    old_not_speed = old & ~view & (etype != EventType.SPEED)
-    out_f[F_SPEED, old_not_speed] = np.nan
-    old_view = old & view
-    captions_language = np.where(old_view & (caption >= 0), caption + 1, np.where(old_view & get, 0, -1))
-    caption[old & (etype != EventType.CAPTIONS)] = -1
-    out_i[I_VIEWABILITY, old_view] = -1
-    out_i[I_SCREEN, old_view] = -1
+    any_old, is_get = bool(settings["old"].any()), settings["encoding"] == "get"
+    get = is_get[row_scen] if is_get.any() else None
+    old = settings["old"][row_scen] if any_old else None
+    not_sent = np.full(total, -1, np.int32)
+    audio = np.where(view & get, 0, -1).astype(np.int32) if get is not None else not_sent
+    captions_language = not_sent
+    if old is not None:
+        caption = out_i[I_CAPTION]
+        old_view = old & view
+        empty = np.where(old_view & get, 0, -1) if get is not None else -1
+        captions_language = np.where(old_view & (caption >= 0), caption + 1, empty).astype(np.int32)
+        out_f[F_SPEED, old & ~view & (etype != EventType.SPEED)] = np.nan
+        caption[old & (etype != EventType.CAPTIONS)] = -1
+        out_i[I_VIEWABILITY, old_view] = -1
+        out_i[I_SCREEN, old_view] = -1
     pools = chunk.population.pools
     chromium = np.isin(np.asarray(pools.browser_names, dtype=object), list(CHROMIUM_BROWSERS))
     ios = np.asarray(pools.os_names, dtype=object) == "ios"
-    has_api = chromium[chunk.sessions["browser"].astype(np.int64)] & ~ios[chunk.sessions["os"].astype(np.int64)]
-    # effectiveType: "4g" on a good network, "3g" where the player model impaired it
-    conn = np.where(has_api, np.where(chunk.sessions["impaired"], 2, 1), -1)[sess]
-    play_or_view = view | (etype == EventType.PLAY)
-    conn = np.where(play_or_view, np.where(conn < 0, np.where(get, 0, -1), conn), -1)
+    sessions = chunk.sessions
+    has_api = chromium[sessions["browser"].astype(np.int64)] & ~ios[sessions["os"].astype(np.int64)]
+    # effectiveType: "4g" on a good network, "3g" where the player model impaired it; undefined
+    # without the API: "" (`key=`) on GET, left out of a JSON body
+    undefined = np.where(is_get[sessions["scenario"].astype(np.int64)], 0, -1)
+    conn = np.where(has_api, np.where(sessions["impaired"], 2, 1), undefined).astype(np.int32)
+    conn = np.where(view | (etype == EventType.PLAY), conn[sess], -1).astype(np.int32)
     return {
-        "_old": old,
-        "audioLanguage": Strings(np.where(view & get, 0, -1).astype(np.int32), np.array([""], dtype=object)),
-        "captionsLanguage": Strings(captions_language.astype(np.int32),
-                                    np.array(["", *captions], dtype=object)),
-        "networkConnectionType": Strings(conn.astype(np.int32), CONNECTION_TYPES),
-        "playerSkin": np.where(old, -1, PLAYER_SKIN_PLAYER).astype(np.int8),
-        "kalturaApplication": Strings(np.where(old, -1, 0).astype(np.int32),
+        "_old": old if old is not None else np.zeros(total, np.bool_),
+        "audioLanguage": Strings(audio, np.array([""], dtype=object)),
+        "captionsLanguage": Strings(captions_language, np.array(["", *captions], dtype=object)),
+        "networkConnectionType": Strings(conn, CONNECTION_TYPES),
+        "playerSkin": (np.where(old, -1, PLAYER_SKIN_PLAYER).astype(np.int8) if old is not None
+                       else np.full(total, PLAYER_SKIN_PLAYER, np.int8)),
+        "kalturaApplication": Strings(np.where(old, -1, 0).astype(np.int32) if old is not None
+                                      else np.zeros(total, np.int32),
                                       np.array([KALTURA_APPLICATION_PLAYER], dtype=object)),
     }
 
@@ -991,7 +1002,9 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
     loaded.codes[etype != EventType.IMPRESSION] = -1
     user_codes = chunk.sessions["user_id"].astype(np.int32)
     line = _line_columns(chunk, settings, out_i, out_f, row_scen, captions)
-    loaded.codes[line.pop("_old")] = -1
+    old_rows = line.pop("_old")
+    if old_rows.any():
+        loaded.codes[old_rows] = -1
     columns = {
         # event-specific params
         "playTimeSum": out_f[F_PLAY_TIME_SUM],
