@@ -185,6 +185,8 @@ NEW_CONNECTION_SHARE = 0.1        # VIEW intervals after the first that open a n
 DROPPED_SHARE = (0.35, 0.6)       # intervals with dropped frames: good network, impaired
 DROPPED_FRAMES_MAX = (2, 8)       # at most this many dropped frames in such an interval
 FRAMES_PER_INTERVAL = 250.0       # 25 fps x the 10 s interval
+ADAPTIVE_ONLY = ("forwardBufferHealth", "manifestDownloadTime", "segmentDownloadTime", "bandwidth", "targetBuffer",
+                 "networkConnectionOverhead")
 # navigator.connection.effectiveType where the browser has the Network Information API
 CONNECTION_TYPES = np.array(["", "4g", "3g"], dtype=object)   # "": undefined (sent as `key=` on GET)
 CHROMIUM_BROWSERS = frozenset({"chrome", "edge", "samsung", "opera"})
@@ -1069,6 +1071,15 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
         "client_ip": per_session_strings(chunk.sessions["ip"], pools.ips),
         "encoding": _const(settings["encoding"], row_scen),
     }
+    # Columns no session of this chunk can fill stay out: the events table holds them as nulls
+    # at no cost (`EventsBuilder.table`), and converting and writing them is not free.
+    if not (settings["encoding"] == "get").any():
+        del columns["audioLanguage"]
+    if not settings["old"].any():
+        del columns["captionsLanguage"]
+    if not settings["adaptive"].any():
+        for name in ADAPTIVE_ONLY:
+            del columns[name]
     return BeaconChunk(
         protocol="kava",
         columns=columns,
