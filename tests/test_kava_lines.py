@@ -128,6 +128,18 @@ def test_015_views_go_on_through_a_rebuffer_and_current_views_do_not():
     assert not [p for p in current if p["position"] == 8]
 
 
+def test_a_run_mixing_both_lines_goes_into_the_events_table():
+    from sim.sinks import EventsBuilder
+    scenarios = [Scenario.model_validate(OLD), Scenario()]
+    chunk = session_chunk([Timeline(60, scenario=0).load(0).request(1).playing(2).quit(30),
+                           Timeline(60, scenario=1).load(0).request(1).playing(2).quit(30)], scenarios=scenarios)
+    out = beacons(chunk)
+    table = EventsBuilder.for_chunks([out]).table(out, chunk)
+    skins = table.column("playerSkin").to_pylist()
+    assert None in skins and 1 in skins
+    assert "" in table.column("audioLanguage").to_pylist()
+
+
 # --- the current line ---------------------------------------------------------------------------------
 
 def test_current_line_adds_the_common_params_and_view_modes_of_its_source():

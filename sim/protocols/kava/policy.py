@@ -881,6 +881,10 @@ ALWAYS_SENT = frozenset({"eventType", "partnerId", "entryId", "sessionId", "even
                          "apiVersion", "format", "ks", "user_agent", "page_url", "client_ip"})
 
 
+# Common params of the current line only: a run with a 0.15 scenario leaves them unset on its rows.
+LINE_COMMON = frozenset({"playbackSpeed", "playerSkin", "kalturaApplication"})
+
+
 def _const(values: np.ndarray, codes: np.ndarray) -> Strings:
     """A string column from per-scenario values: one pool entry per distinct value, "" = not sent."""
     pool, inverse = np.unique(values.astype(str), return_inverse=True)
@@ -1087,5 +1091,5 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
         send_t=out_f[F_SEND_T].copy(),
         ledger_session=session_strings,
         ledger_index=out_i[I_INDEX].copy(),
-        always_sent=ALWAYS_SENT,
+        always_sent=ALWAYS_SENT - LINE_COMMON if settings["old"].any() else ALWAYS_SENT,
     )
