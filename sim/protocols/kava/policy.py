@@ -1075,8 +1075,9 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
         "client_ip": per_session_strings(chunk.sessions["ip"], pools.ips),
         "encoding": _const(settings["encoding"], row_scen),
     }
-    # Columns no session of this chunk can fill stay out: the events table holds them as nulls
-    # at no cost (`EventsBuilder.table`), and converting and writing them is not free.
+    # Columns no scenario of the run can fill (the settings cover all of `chunk.scenarios`, so
+    # every chunk leaves out the same) stay out: the events table holds them as nulls at no
+    # cost (`EventsBuilder.table`), and converting and writing them is not free.
     if not (settings["encoding"] == "get").any():
         del columns["audioLanguage"]
     if not settings["old"].any():
