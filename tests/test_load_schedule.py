@@ -302,11 +302,11 @@ def test_kava_first_answer_time_becomes_session_start_time_of_later_beacons(comp
     queue, rows = _kava_session(components)
     first = queue.render(rows[0], late=0.0)
     assert b"sessionStartTime" not in (first.request.body or b"")
-    queue.on_response(first, b'{"time": 1234567, "viewEventsEnabled": true}')
+    queue.on_response(first, b'{"time": 1234567.891, "viewEventsEnabled": true}')
     later = [queue.render(r, late=0.0) for r in rows[1:4]]
     import orjson
     stamps = [orjson.loads(o.request.body).get("sessionStartTime") for o in later if o is not None]
-    assert 1234567 in stamps
+    assert 1234567.891 in stamps          # the server's float time, echoed as given
 
 
 def test_kava_view_events_disabled_stops_that_sessions_views(components):

@@ -342,7 +342,7 @@ class BeaconQueue:
             if not request.holds_start:
                 state.server_time[s] = np.nan      # this beacon's answer sets a new one
             elif state.server_time[s] == state.server_time[s]:
-                start = int(state.server_time[s])
+                start = float(state.server_time[s])   # echoed as the server gave it
             request = request.request(start)
         return Outgoing(label, self.protocol, request, key, s, int(state.scenario[s]), head, preflight,
                         float(chunk.send_t[row]))

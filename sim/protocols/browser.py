@@ -448,7 +448,7 @@ def scenario_transport(scenario, protocol: str) -> int:
     return XHR
 
 
-def session_transports(chunk, protocol: str) -> "np.ndarray":
+def session_transports(chunk, protocol: str):
     """`scenario_transport` of every session of a SessionChunk (int8)."""
     import numpy as np
     table = np.array([scenario_transport(sc, protocol) for sc in chunk.scenarios], np.int8)

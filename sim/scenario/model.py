@@ -56,11 +56,32 @@ class Partner(Strict):
     ks: str | None = Field(None, description="Kaltura session sent with each beacon (never logged)")
 
 
+KAVA_VERSIONS = ("0.15", "current")
+
+
 class KavaSettings(Strict):
-    request_method: Literal["post", "get"] = "post"
+    version: Literal["0.15", "current"] = Field(
+        "current", description="the kava plugin line: '0.15' (playkit-js-kava 0.15.1, the npm package: GET, its "
+                               "parameter set) or 'current' (the plugin's current source: POST, QoE fields)")
+    request_method: Literal["post", "get"] | None = Field(
+        None, description="how beacons go out; default: the version's own (0.15: get, current: post)")
     view_interval_s: Annotated[float, Field(ge=1, le=3600)] = 10
     reset_after_pause_s: Annotated[float, Field(ge=1, le=86400)] = 30
     ad_events: bool = Field(False, description="also send the legacy-era KAVA ad events 8999-9009")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_number(cls, value):
+        # `version: 0.15` unquoted is a YAML float; it names the same line
+        if isinstance(value, float) and not isinstance(value, bool) and str(value) in KAVA_VERSIONS:
+            return str(value)
+        return value
+
+    @property
+    def method(self) -> str:
+        """The request method in force: the one given, else the version's default."""
+        # 0.15.1 only had GET; kaltura/playkit-js-kava 3bc8615 (v1.5.5, 2023-05) made POST the default
+        return self.request_method or ("get" if self.version == "0.15" else "post")
 
 
 class BrowserSettings(Strict):

@@ -51,6 +51,9 @@ WIRE_FIELDS: dict[str, pa.DataType] = {
     "deliveryType": STRING, "clientTag": STRING, "playbackSpeed": DOUBLE, "caption": STRING,
     "sessionStartTime": DOUBLE, "playerSkin": INTEGER, "kalturaApplication": STRING,
     "socialNetwork": STRING, "reportType": INTEGER, "playerJSLoadTime": DOUBLE,
+    "audioLanguage": STRING, "captionsLanguage": STRING, "networkConnectionType": STRING,
+    "droppedFramesRatio": DOUBLE, "forwardBufferHealth": DOUBLE, "targetBuffer": DOUBLE, "bandwidth": DOUBLE,
+    "segmentDownloadTime": DOUBLE, "manifestDownloadTime": DOUBLE, "networkConnectionOverhead": DOUBLE,
     "loadedPlugins": STRING,
     # request-level parameters
     "format": INTEGER, "apiVersion": STRING, "hasKanalony": BOOLEAN, "ignoreNull": INTEGER,
