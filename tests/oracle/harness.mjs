@@ -43,7 +43,7 @@ export const SCRIPTS = {   // longest first
   'replay': ['play', 'until_ended', {wait: 2}, 'replay', {to: 8}, 'quit'],
   'play-to-end': ['play', 'until_ended', {wait: 3}, 'quit'],
   'fullscreen-mute': ['play', {to: 3}, {fullscreen: true}, {mute: true}, {to: 14}, {mute: false},
-    {fullscreen: false}, {to: 17}, 'quit'],
+    {fullscreen: false}, {to: 16}, 'quit'],
   'seek-back': ['play', {to: 14}, {seek: 2}, {to: 7}, 'quit'],
   'seek-forward': ['play', {to: 3}, {seek: 19.5}, {to: 21.5}, 'quit'],
 };
