@@ -24,7 +24,7 @@ const KAVA_JS = require.resolve('@playkit-js/playkit-js-kava/dist/playkit-kava.j
 const PLAYER_VERSION = require('@playkit-js/kaltura-player-js/package.json').version;
 const KAVA_VERSION = require('@playkit-js/playkit-js-kava/package.json').version;
 
-export const MEDIA = {duration: 24, fps: 25, gop: 25, entryId: '1_oracle24', partnerId: 1980101, uiConfId: 47306783};
+const MEDIA = {duration: 24, fps: 25, gop: 25, entryId: '1_oracle24', partnerId: 1980101, uiConfId: 47306783};
 // What the collector answers (sim/collector/app.py CORS, kaltura_api.kava_result)
 const CORS = {
   'Access-Control-Allow-Origin': '*',
@@ -36,9 +36,10 @@ const MAX_AGE = '86400';
 // --- the scripted sessions --------------------------------------------------------------------------------
 // Steps run in order through the player API: play, pause, wait S (wall clock), to P (play until the playhead
 // reaches P: on a busy machine the playhead, not the clock, keeps the session's shape), until_ended, seek S,
-// mute B, fullscreen B, replay (play() after the end: the media element restarts from 0), quit (close the page). Each session runs
-// once per transport: 'get' is 0.15's own request; 'post' sends the same plugin's events as a JSON POST.
-export const SCRIPTS = {   // longest first
+// mute B, fullscreen B, replay (play() after the end: the media element restarts from 0), quit (close the
+// page). Each session runs once per transport: 'get' is 0.15's own request; 'post' sends the same plugin's
+// events as a JSON POST.
+const SCRIPTS = {   // longest first
   'long-pause': ['play', {to: 5}, 'pause', {wait: 36}, 'play', {to: 10}, 'quit'],
   'replay': ['play', 'until_ended', {wait: 2}, 'replay', {to: 8}, 'quit'],
   'play-to-end': ['play', 'until_ended', {wait: 3}, 'quit'],
@@ -124,8 +125,10 @@ function installPost(kava) {
       xhr.onreadystatechange = () => {
         if (xhr.readyState !== 4) return;
         if (xhr.status === 200) {
-          try { const answer = JSON.parse(xhr.responseText); this._handleServerResponseSuccess(answer, model); resolve(); }
-          catch (e) { reject(e); }
+          let answer;
+          try { answer = JSON.parse(xhr.responseText); } catch (e) { return reject(e); }
+          this._handleServerResponseSuccess(answer, model);
+          resolve();
         } else { this._handleServerResponseFailed(xhr.responseText, model); reject(xhr.responseText); }
       };
       xhr.open('POST', window.location.protocol + this.config.serviceUrl +
@@ -287,23 +290,22 @@ async function runSession(browser, name, transport, pagePort) {
   actions.push({step: 'load', value: null, t: loadT, t_done: Date.now() / 1000, position: 0, position_done: 0});
   for (const step of SCRIPTS[name]) await runStep(page, step, actions);
   const facts = await page.evaluate(() => ({
-    events: window.oracleEvents, userAgent: navigator.userAgent, referrer: document.referrer,
-    sessionId: window.player.config.session && window.player.config.session.id,
-    kavaConfig: window.player.plugins.kava.config, duration: window.player.duration,
+    events: window.oracleEvents, userAgent: navigator.userAgent, kavaConfig: window.player.plugins.kava.config,
+    duration: window.player.duration,
   }));
   await context.close();
   await sleep(300);   // a request in flight at close still arrives before the endpoint stops
   await new Promise(r => beacons.close(r));
   delete runSession.pages[pagePath];
-  const kavaConfig = {...facts.kavaConfig};
   return {
     session: name, transport, script: SCRIPTS[name],
     versions: {'kaltura-player-js': PLAYER_VERSION, 'playkit-js-kava': KAVA_VERSION,
                chromium: browser.version(), 'playwright-core': require('playwright-core/package.json').version},
     media: {...MEDIA, duration_seen: facts.duration},
     page_url: pageUrl, beacon_origin: `http://127.0.0.1:${beaconPort}`, user_agent: facts.userAgent,
-    kava_config: kavaConfig, actions, player_events: facts.events, console_errors: consoleErrors, off_host_requests: offHost,
-    requests: recorded,
+    endpoint: {access_control_max_age: Number(MAX_AGE), cors: CORS},
+    kava_config: facts.kavaConfig, actions, player_events: facts.events, console_errors: consoleErrors,
+    off_host_requests: offHost, requests: recorded,
   };
 }
 runSession.pages = {};

@@ -32,6 +32,7 @@ CONNECTION_HEADERS = {"host", "connection", "content-length"}
 # player-sim's X-Forwarded-For is the simulated viewer's address (a real client's is its socket address)
 SIMULATED_CLIENT_HEADERS = {"x-forwarded-for"}
 CLIENT_HINTS = {"sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform"}
+CHROMIUM_ONLY_PARAMS = {"networkConnectionType"}
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
@@ -110,7 +111,13 @@ def param_sets(real, sim) -> list[str]:
     ref, other = keys(real), keys(sim)
     diffs = []
     for event in sorted(set(ref) & set(other), key=int):
-        missing, extra = sorted(ref[event] - other[event]), sorted(other[event] - ref[event])
+        expected = set(ref[event])
+        sample = next(r for r in sim.beacons if r.event == event)
+        if not _chromium(sample):
+            # navigator.connection is Chromium's alone: under another browser's user agent the plugin has no
+            # networkConnectionType to send (GET: `key=`, a JSON body leaves it out)
+            expected -= CHROMIUM_ONLY_PARAMS
+        missing, extra = sorted(expected - other[event]), sorted(other[event] - ref[event])
         if missing or extra:
             diffs.append(f"{event_name(event)}: sim lacks {', '.join(missing) or '-'}; "
                          f"sim adds {', '.join(extra) or '-'}")
@@ -300,7 +307,8 @@ def preflights(real, sim) -> list[str]:
         got = _header_names(sim.preflights[0], True)
         missing, extra = sorted(ref - got), sorted(got - ref)
         if missing or extra:
-            diffs.append(f"preflight headers: sim lacks {', '.join(missing) or '-'}; sim adds {', '.join(extra) or '-'}")
+            diffs.append(f"preflight headers: sim lacks {', '.join(missing) or '-'}; "
+                         f"sim adds {', '.join(extra) or '-'}")
         method = {o.header("access-control-request-method") for o in sim.preflights}
         if method != {"POST"}:
             diffs.append(f"preflight Access-Control-Request-Method {sorted(map(str, method))}, want POST")

@@ -118,6 +118,12 @@ def kava_version_setting() -> bool:
     return "version" in KavaSettings.model_fields
 
 
+def preflight_max_age_setting() -> bool:
+    """Whether this tree's scenarios take `player.browser.preflight_max_age_s` (browser request semantics)."""
+    from sim.scenario import model
+    return hasattr(model, "BrowserSettings") and "preflight_max_age_s" in model.BrowserSettings.model_fields
+
+
 def scenario(rec: Recording) -> dict:
     """The one-session scenario that replays `rec` in player-sim."""
     tr = script_steps(rec)
@@ -127,13 +133,17 @@ def scenario(rec: Recording) -> dict:
     kava = {"request_method": rec.transport}
     if kava_version_setting():
         kava["version"] = "0.15"
+    player = {"version": rec.data["versions"]["kaltura-player-js"], "delivery": "url",
+              "bitrate_ladder_kbps": [364], "kava": kava}
+    if preflight_max_age_setting():
+        # request files: the Access-Control-Max-Age the harness's beacon endpoint answered with
+        player["browser"] = {"preflight_max_age_s": float(rec.data["endpoint"]["access_control_max_age"])}
     return {
         "name": f"oracle-{rec.name}",
         "description": f"The oracle's {rec.name} session, as player-sim plays it",
         "catalog": {"entries": [{"id": media["entryId"], "duration": media["duration"]}]},
         "partner": {"partner_id": media["partnerId"], "uiconf_id": media["uiConfId"]},
-        "player": {"version": rec.data["versions"]["kaltura-player-js"], "delivery": "url",
-                   "bitrate_ladder_kbps": [364], "kava": kava},
+        "player": player,
         "clock": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "days": 1, "hourly": "flat", "weekday": "flat"},
         "script": [{"name": rec.session, "entry": media["entryId"], "device": "desktop", "authenticated": False,
                     "startup_s": tr.startup_s, "steps": tr.steps}],

@@ -70,7 +70,8 @@ def test_every_real_beacon_is_stored_accepted_without_a_flag(replayed, name):
 def test_the_servers_float_session_start_time_is_stored_exactly(replayed, name):
     _, by_session = replayed
     rec = RECORDINGS[name]
-    rows = {(row["eventType"], row["eventIndex"]): row for row in by_session.get(rec.beacons[0].params["sessionId"], [])}
+    session = by_session.get(rec.beacons[0].params["sessionId"], [])
+    rows = {(row["eventType"], row["eventIndex"]): row for row in session}
     sent = {(int(r.event), r.index): float(r.params["sessionStartTime"]) for r in rec.beacons
             if r.params.get("sessionStartTime") not in (None, "")}
     assert sent, "the recording has beacons carrying sessionStartTime"
