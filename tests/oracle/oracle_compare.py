@@ -154,7 +154,8 @@ def event_index(real, sim) -> list[str]:
 
 
 def view_cadence(real, sim, played_s: float) -> list[str]:
-    """VIEWs: one with PLAY, then on the timer; playTimeSum of each within a tick of the real one."""
+    """VIEWs: one with PLAY, then on the timer; playTimeSum of each within a tick of the real one, a raw
+    double as the player reads it."""
     def views(side) -> list[float]:
         return [float(r.params.get("playTimeSum") or 0) for r in side.beacons if r.event == VIEW]
     ref, other = views(real), views(sim)
@@ -162,6 +163,10 @@ def view_cadence(real, sim, played_s: float) -> list[str]:
     for k, (a, b) in enumerate(zip(ref, other)):
         if abs(a - b) > VIEW_SLACK_S:
             diffs.append(f"VIEW {k + 1}: playTimeSum real {a:.3f}, sim {b:.3f}")
+    ticking = ref[1:]
+    if ticking and all(v != int(v) for v in ticking) and other[1:] and all(v == int(v) for v in other[1:]):
+        diffs.append(f"real playTimeSum is the playhead's raw double with the timer's jitter ({ticking[0]}), "
+                     f"sim's whole seconds ({other[1]:g})")
     longer, side = (ref, "real") if len(ref) > len(other) else (other, "sim")
     for k, pts in enumerate(longer[min(len(ref), len(other)):], start=min(len(ref), len(other))):
         # a VIEW due within a tick of the session's end may go out or not, depending on the clock
