@@ -225,6 +225,21 @@ async function runStep(page, step, actions) {
   const value = typeof step === 'string' ? null : step[name];
   const at = async () => page.evaluate(() => ({t: Date.now() / 1000, currentTime: window.player.currentTime,
                                               paused: window.player.paused, ended: window.player.ended}));
+  if (name === 'quit') {
+    // The viewer leaves at this instant, as closing the tab would: the plugin stops listening and its timer
+    // stops in the same task that reads the playhead, so the media playing on while the page is torn down
+    // (seconds on a busy machine) sends nothing more. What was already sent still arrives.
+    const last = await page.evaluate(() => {
+      const kava = window.player.plugins.kava;
+      kava.eventManager.removeAll();
+      kava._timer.destroy();
+      return {t: Date.now() / 1000, currentTime: window.player.currentTime, paused: window.player.paused,
+              ended: window.player.ended};
+    });
+    actions.push({step: name, value, t: last.t, t_done: last.t, position: last.currentTime,
+                  position_done: last.currentTime, paused: last.paused, ended: last.ended});
+    return;
+  }
   const before = await at();
   switch (name) {
     case 'play':
@@ -252,8 +267,6 @@ async function runStep(page, step, actions) {
     case 'fullscreen':
       // evaluate runs with a user gesture, which the Fullscreen API needs
       await page.evaluate(v => v ? window.player.enterFullscreen() : window.player.exitFullscreen(), value);
-      break;
-    case 'quit':
       break;
     default:
       throw new Error(`unknown step ${name}`);
