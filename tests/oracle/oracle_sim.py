@@ -41,10 +41,11 @@ def _startup(rec: Recording) -> float:
 
 
 def script_steps(rec: Recording) -> Translation:
+    """The recording's actions as player-sim script steps (see the module docstring)."""
     steps: list = []
     unexpressed: list[str] = []
     playing = paused = ended = False
-    last_pos = 0.0
+    last_pos = played = 0.0      # the playhead accounted for so far; content seconds played
     paused_at = None
 
     def wait(seconds: float) -> None:
@@ -54,8 +55,6 @@ def script_steps(rec: Recording) -> Translation:
             steps[-1]["wait"] = round(steps[-1]["wait"] + seconds, 3)
         else:
             steps.append({"wait": round(seconds, 3)})
-
-    played = 0.0
 
     def flush(position) -> None:
         """The playing time up to `position` as a wait step."""
