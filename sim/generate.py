@@ -3,11 +3,14 @@
     stats = generate(load("scenarios/default-mix.yaml"), seed=7, sessions=100_000,
                      protocol="legacy", fmt="parquet", out="out/events.parquet")
 
-Sessions come from the player model chunk by chunk, in order of start time; a session's
-beacons reach beyond the next chunk's first start, so rows wait in a bounded pending buffer
-(`SendOrderMerge`) until no later chunk can precede them. Memory is set by the longest
-session, not by the length of the run. `protocol="both"` is one player running both
-plugins: the legacy plugin then reports `hasKanalony=true`.
+A run is made in parts (`sim.parts`): here, in worker processes or on a Dask cluster
+(`sim.workers`), with the same bytes. Within a part, sessions come from the player model
+chunk by chunk, in order of start time; a session's beacons reach beyond the next chunk's
+first start, so rows wait in a bounded pending buffer (`SendOrderMerge`) until no later
+chunk can precede them. Memory is set by the size of a part and the longest session, not by
+the length of the run. `protocol="both"` is one player running both plugins: the legacy
+plugin then reports `hasKanalony=true`, and each legacy flavor is paired with the KAVA line
+that shipped beside it (`sim.protocols.pairing`).
 """
 from __future__ import annotations
 
@@ -21,8 +24,10 @@ import numpy as np
 import pyarrow as pa
 
 from .player.timeline import SessionChunk
+from .protocols import browser
 from .protocols.beacons import BeaconChunk, WireRequest
-from .sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink, requests_table
+from .protocols.pairing import kava_beside_legacy
+from .sinks import EventsBuilder, requests_table
 from .sinks.formats import concat_chunks
 
 PROTOCOLS = ("legacy", "kava", "both")
@@ -37,14 +42,17 @@ ENCODINGS = {"legacy": ("get", "form", "json"), "kava": ("post", "get")}
 class GenerateStats:
     sessions: int = 0
     beacons: int = 0
+    preflights: int = 0      # request files: the browsers' CORS preflights (not beacons)
     seconds: float = 0.0
+    total_sessions: int = 0
 
     @property
     def rate(self) -> float:
         return self.beacons / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
-        return (f"{self.sessions:,} sessions, {self.beacons:,} beacons in {self.seconds:.1f} s "
+        preflights = f" (and {self.preflights:,} CORS preflights)" if self.preflights else ""
+        return (f"{self.sessions:,} sessions, {self.beacons:,} beacons{preflights} in {self.seconds:.1f} s "
                 f"({self.rate:,.0f} beacons/s)")
 
 
@@ -62,8 +70,10 @@ def beacon_chunks(chunk: SessionChunk, protocol: str, in_send_order: bool = Fals
     if protocol in ("legacy", "both"):
         out.append(_module("legacy", "policy").beacons(chunk, with_kava=protocol == "both",
                                                        in_send_order=in_send_order))
-    if protocol in ("kava", "both"):
+    if protocol == "kava":
         out.append(_module("kava", "policy").beacons(chunk))
+    elif protocol == "both":      # one player: the KAVA line beside each legacy plugin
+        out.append(kava_beside_legacy(chunk, _module("kava", "policy").beacons(chunk)))
     return out
 
 
@@ -87,6 +97,39 @@ def wire_requests(chunk: BeaconChunk, encoding: str | None,
         return codec.encode_rows(chunk, rows)
     beacons = [codec.beacon_at(chunk, i) for i in rows.tolist()]
     return [codec.encode(b, encoding) for b in beacons], [codec.ledger_key(b) for b in beacons]
+
+
+def browser_requests(chunk: SessionChunk, beacons: BeaconChunk, order: np.ndarray | None, ts: np.ndarray,
+                     wire: list[WireRequest], keys: list[str]):
+    """The request-file rows of `wire` (in send order) as the viewers' browsers send them:
+    their headers, and a CORS preflight row before each request that needs one (its key
+    None). Returns (requests, keys, times, preflight mask)."""
+    rows = np.arange(len(beacons)) if order is None else order
+    sessions = np.asarray(beacons.session)[rows]
+    transport = browser.session_transports(chunk, beacons.protocol)[sessions]
+    if not transport.any():
+        return wire, keys, ts, None
+    answers = [browser.scenario_max_age(sc) for sc in chunk.scenarios]
+    answer_of_row = [answers[s] for s in chunk.sessions["scenario"][sessions].tolist()]
+    position, preflights, preflight_at = browser.with_preflights(
+        ts, wire, sessions, transport, answer_of_row, browser.BEACON_HOSTS[beacons.protocol])
+    if not preflights:
+        return wire, keys, ts, None
+    n = len(wire) + len(preflights)
+    all_wire: list = [None] * n
+    all_keys: list = [None] * n
+    all_ts = np.empty(n)
+    mask = np.zeros(n, bool)
+    for p, request, key in zip(position, wire, keys):
+        all_wire[p], all_keys[p] = request, key
+    position = np.asarray(position, np.int64)
+    all_ts[position] = ts
+    at = np.asarray(preflight_at, np.int64)
+    for p, request in zip(preflight_at, preflights):
+        all_wire[p] = request
+    all_ts[at] = all_ts[at + 1]          # a preflight goes out with its request
+    mask[at] = True
+    return all_wire, all_keys, all_ts, mask
 
 
 # -- global send order ---------------------------------------------------------------------------
@@ -236,8 +279,13 @@ def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: Ev
         order = None if b.in_send_order else send_order(ts, seq_of_row[np.asarray(b.session, dtype=np.int64)])
         sorted_ts = ts if order is None else ts[order]
         if fmt == "requests":
-            wire, keys = wire_requests(b, (encoding or {}).get(b.protocol), order)
-            table = requests_table(sorted_ts, wire, b.protocol, keys)
+            chosen = (encoding or {}).get(b.protocol)
+            wire, keys = wire_requests(b, chosen, order)
+            if not (b.protocol == "legacy" and chosen == "json"):   # that one is the API client's, no browser's
+                wire, keys, sorted_ts, preflight = browser_requests(chunk, b, order, sorted_ts, wire, keys)
+            else:
+                preflight = None
+            table = requests_table(sorted_ts, wire, b.protocol, keys, preflight)
         else:
             table = builder.table(b, chunk, order)
         parts.append((table, sorted_ts))
@@ -268,52 +316,83 @@ def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, enco
         watermark = float(chunk.sessions["start"].min()) if chunk.n_sessions else -math.inf
         released = merge.push(parts, watermark)
         if released is not None:
-            stats.beacons += released.num_rows
+            _count(stats, released)
             yield released
     released = merge.flush()
     if released is not None:
-        stats.beacons += released.num_rows
+        _count(stats, released)
         yield released
+
+
+def preflight_rows(table: pa.Table) -> int:
+    """How many rows of a request-file table are browsers' CORS preflights (not beacons)."""
+    return table.num_rows - table.column("preflight").null_count if "preflight" in table.column_names else 0
+
+
+def _count(stats: GenerateStats, released: pa.Table) -> None:
+    """Beacons (and request-file preflights) among rows released."""
+    preflights = preflight_rows(released)
+    stats.beacons += released.num_rows - preflights
+    stats.preflights += preflights
 
 
 def generate(components, *, seed: int, sessions: int | None = None, days: float | None = None,
              protocol: str = "legacy", fmt: str = "parquet", out, partition: str | None = None,
              encoding: dict[str, str] | None = None, chunk_size: int = CHUNK_SESSIONS,
-             on_progress: Callable[[GenerateStats, float], None] | None = None) -> GenerateStats:
-    """Generate a run into `out` (a file, or a folder when partitioned); returns its counts.
+             on_progress: Callable[[GenerateStats, float | None], None] | None = None,
+             workers: int = 1, scheduler: str | None = None, part_chunks: int | None = None,
+             partition_sessions: int | None = None) -> GenerateStats:
+    """Generate a run into `out` (a file, or a folder when partitioned; a path or a URI pyarrow
+    opens, e.g. s3://bucket/key); returns its counts.
 
     `encoding` ({protocol: encoding}, request files only) overrides the scenario's choice.
-    `on_progress(stats, sent_until)` is called after every write with the counts so far and
-    the send time (epoch s) of the last row written.
+    The run's parts (`sim.parts`) are made in this process, by `workers` processes, or as
+    tasks on the Dask cluster at `scheduler` (tcp://HOST:PORT); the bytes are the same.
+    `on_progress(stats, sent_until)` is called as sessions are made (`stats.total_sessions`:
+    the run's) and after every part, with the send time (epoch s, or None) of its last row.
+    `part_chunks` (chunks per part) and `partition_sessions` (the player model's partition
+    size) cut small runs into many parts, for tests; the second changes the sessions drawn.
     """
-    from .player.model import generate_sessions
+    from pathlib import Path
+
+    from .parts import PART_CHUNKS, RunSpec, prepared
+    from .workers import is_uri, run_parts, workdir_for
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
     stats = GenerateStats()
     started = time.perf_counter()
-    chunks = generate_sessions(components, seed, sessions=sessions, days=days, chunk_size=chunk_size)
-    schema = REQUESTS_SCHEMA if fmt == "requests" else None
-    sink = None
-
-    def fix_schema(events_schema: pa.Schema) -> None:
-        nonlocal schema
-        schema = events_schema
-
+    out = str(out) if is_uri(out) else Path(out)
+    if is_uri(out) and scheduler:
+        raise ValueError(f"--out {out}: with --scheduler the output must be a path every worker reaches "
+                         f"(pieces are written where the workers are)")
+    workdir = workdir_for(out)
     try:
-        for table in stream_rows(chunks, protocol=protocol, fmt=fmt, encoding=encoding, stats=stats,
-                                 on_schema=fix_schema):
-            if sink is None:
-                sink = open_sink(fmt, out, schema, partition=partition)
-            sink.write(table)
-            if on_progress:
-                on_progress(stats, float(table.column("ts")[-1].as_py()))
-        if sink is None:   # no beacons at all: still leave a valid, empty file
-            sink = open_sink(fmt, out, schema or EventsBuilder().schema, partition=partition)
-        sink.commit()
+        spec = RunSpec(components, seed, sessions, days, protocol, fmt, str(workdir), partition=partition,
+                       encoding=encoding, chunk_size=chunk_size, part_chunks=part_chunks or PART_CHUNKS,
+                       partition_sessions=partition_sessions)
+        stats.total_sessions = prepared(spec).run.plan.total
     except BaseException:
-        if sink is not None:
-            sink.abort()
+        workdir.rmdir()
         raise
+    sent_until: float | None = None
+    finished = 0        # sessions of the parts done; stats.sessions adds the part under way here
+
+    def on_chunk(n: int) -> None:
+        stats.sessions += n
+        if on_progress:
+            on_progress(stats, sent_until)
+
+    def on_part(result) -> None:
+        nonlocal sent_until, finished
+        finished += result.sessions
+        stats.sessions = finished
+        stats.beacons += result.beacons
+        stats.preflights += result.preflights
+        sent_until = result.last_ts if result.last_ts is not None else sent_until
+        if on_progress:
+            on_progress(stats, sent_until)
+
+    run_parts(spec, out, workers=workers, scheduler=scheduler, on_part=on_part, on_chunk=on_chunk)
     stats.seconds = time.perf_counter() - started
     return stats

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from sim.player.timeline import ACTION_COLUMNS, Action, AdPosition, SessionChunk
+from sim.player.truth import TRUTH_SESSION_COLUMNS, timeline_truth
 from sim.population import Catalog, IdentityPools, Population
 from sim.scenario.model import Scenario
 
@@ -172,6 +173,8 @@ def session_chunk(timelines: list[Timeline], scenarios: list[Scenario] | None = 
     }
     rows = [dict(r, session=i) for i, tl in enumerate(timelines) for r in tl.rows]
     actions = {name: np.array([r[name] for r in rows], dtype=dtype) for name, dtype in ACTION_COLUMNS.items()}
+    truth = timeline_truth(actions["kind"], actions["t"], actions["pos"], actions["value"], first, counts)
+    sessions.update(zip(TRUTH_SESSION_COLUMNS, truth))
     chunk = SessionChunk(sessions, actions, scenarios, [f"s{i}" for i in range(len(scenarios))], population(),
                          np.random.SeedSequence(seed))
     chunk.check_columns()

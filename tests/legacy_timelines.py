@@ -116,7 +116,9 @@ class Timeline:
 
 def chunk_of(timelines: list[Timeline], flavor: str = "kdp", *, version: str = "2.80", ks: str | None = None,
              seed: int = 7) -> SessionChunk:
-    scenario = Scenario(player={"legacy_flavor": flavor, "version": version}, partner={"ks": ks})
+    # device clocks kept true here: the tests read send times from eventTimestamp
+    scenario = Scenario(player={"legacy_flavor": flavor, "version": version}, partner={"ks": ks},
+                        audience={"clock_skew": False})
     n = len(timelines)
     sessions = {name: np.zeros(n, dtype) for name, dtype in SESSION_COLUMNS.items()}
     rows = []

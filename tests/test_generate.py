@@ -306,8 +306,9 @@ def test_both_protocols_come_from_one_player_with_hasKanalony(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     counts = dict(duckdb.sql(f"select protocol, count(*) from '{out}' group by 1").fetchall())
     assert counts.keys() == {"legacy", "kava"}
-    flags = duckdb.sql(f"select distinct hasKanalony from '{out}' where protocol = 'legacy'").fetchall()
-    assert flags == [(True,)]
+    flags = dict(duckdb.sql(f"""select clientTag >= 'kwidget:v2.61', any_value(hasKanalony) from '{out}'
+                                where protocol = 'legacy' group by 1""").fetchall())
+    assert flags == {True: True, False: None}     # mwEmbed reports it from 2.61 on
     same = duckdb.sql(f"""select count(*) from (
         select truth_session_seq, count(distinct protocol) as p from '{out}' group by 1) where p = 2""").fetchall()[0][0]
     assert same > 0
@@ -342,7 +343,7 @@ def test_a_file_of_both_protocols_has_the_events_table_column_order(tmp_path):
     names = duckdb.sql(f"select * from '{out}'").columns
     assert names[:3] == ["ts", "protocol", "eventType"]
     assert names.index("currentPoint") < names.index("playTimeSum") < names.index("user_agent") < names.index("truth_scenario")
-    assert names[-1] == "truth_live"
+    assert names[-1] == "truth_max_position_s"
 
 
 # -- metrics sanity: generated beacons reproduce viewing-realism.md section 4 -----------------
@@ -411,7 +412,9 @@ def test_rebuffers_per_play_match_section_4(metric_runs, scenario, protocol):
             from '{path}' group by 1, 2 having count(*) filter (where eventType = {PLAY[protocol]}) > 0)
         select avg(stalls), var_samp(stalls), count(*) from per_play""").fetchall()[0]
     want = SECTION_4[scenario]["rebuffers_per_play"]
-    tolerance = 3 * (var / plays) ** 0.5 + TABLE_ERROR * 2 * want
+    # stalls are a rate in playing time, so per play they move with minutes per play, which move
+    # about 10 % with the durations of the catalog's popular entries (Zipf; see test_realism.py)
+    tolerance = 3 * (var / plays) ** 0.5 + TABLE_ERROR * 2 * want + 0.10 * want
     assert abs(mean - want) <= tolerance, (mean, want, tolerance)
 
 

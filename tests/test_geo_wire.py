@@ -21,7 +21,8 @@ SESSIONS = {"legacy": 500, "kava": 100}
 
 
 def _replay(ledger: Path, url: str) -> int:
-    """Send every request of a request file, as written, to the collector at `url`."""
+    """Send every request of a request file, as written, to the collector at `url`; returns how
+    many were beacons (a browser's CORS preflight lines go out too, and are not stored)."""
     target = urlsplit(url)
     con = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
     sent = 0
@@ -30,7 +31,7 @@ def _replay(ledger: Path, url: str) -> int:
         body = None if req["body"] is None else req["body"].encode()
         con.request(req["method"], req["url"], body=body, headers=req["headers"])
         assert con.getresponse().read() is not None
-        sent += 1
+        sent += not req.get("preflight")
     con.close()
     return sent
 

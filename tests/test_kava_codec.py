@@ -117,7 +117,9 @@ def test_decodes_a_v7_get_with_empty_undefined_params():
         "&clientVer=3.17.0&clientTag=html5%3Av3.17.0&position=-12.5&playbackSpeed=1&playerSkin=1&userId=alice%40x.edu",
         {"User-Agent": "Mozilla/5.0"})
     b = decode(req)
-    assert "audioLanguage" not in b.fields
+    assert b.fields["audioLanguage"] == ""      # undefined, named on the wire: kept as sent
+    assert "audioLanguage" not in orjson.loads(encode(b, "post").body)     # JSON.stringify drops undefined
+    assert "&audioLanguage=&" in encode(b, "get").url
     assert b.fields["referrer"] == "https://site/a page?x=1" and b.fields["userId"] == "alice@x.edu"
     assert b.fields["position"] == -12.5 and b.fields["actualBitrate"] == -1.0 and b.fields["soundMode"] == 1
     assert b.fields["partnerId"] == 2504201 and type(b.fields["partnerId"]) is int
@@ -177,13 +179,61 @@ def test_malformed_requests_raise_a_decode_error_naming_the_problem(request_, me
         decode(request_)
 
 
+# A GET VIEW of the real player (kaltura-player-js 3.17.95 + playkit-js-kava 0.15.1 in Chromium),
+# as it reached the beacon endpoint: a float sessionStartTime and the empty undefined keys.
+REAL_GET_VIEW = (
+    "/api_v3/index.php?service=analytics&action=trackEvent&apiVersion=3.3.0&format=1&playTimeSum=10.966436"
+    "&bufferTime=0&bufferTimeSum=0&actualBitrate=-1&averageBitrate=0&audioLanguage=&captionsLanguage="
+    "&soundMode=2&tabMode=2&playbackSpeed=1&droppedFramesRatio=0.004&networkConnectionType=4g&eventType=99"
+    "&partnerId=1980101&entryId=1_oracle24&sessionId=f2b23252-abc4-510c-ed07-830ba108818b%3A07098b07-0f34-f8f0-"
+    "d584-9345e5ba0a2b&eventIndex=6&referrer=http%3A%2F%2Flocalhost%3A39033%2Foracle%2Freplay-get.html%3Fcampaign"
+    "%3Doracle&deliveryType=url&playbackType=vod&clientVer=3.17.95&clientTag=html5%3Av3.17.95&position=10.966436"
+    "&sessionStartTime=1796166941.453&uiConfId=47306783")
+
+
+def test_a_real_players_get_view_decodes_with_its_float_session_start_time_and_goes_out_unchanged():
+    b = decode(WireRequest("GET", REAL_GET_VIEW, {}))
+    assert b.fields["sessionStartTime"] == 1796166941.453
+    assert (b.fields["audioLanguage"], b.fields["captionsLanguage"]) == ("", "")
+    assert b.fields["networkConnectionType"] == "4g" and b.fields["droppedFramesRatio"] == 0.004
+    assert encode(b, "get").url == REAL_GET_VIEW
+
+
+def test_a_float_session_start_time_stays_exact_through_post_and_get():
+    b = Beacon("kava", {"eventType": 3, "partnerId": 1, "entryId": "1_a", "sessionId": SID, "eventIndex": 3,
+                        "position": 0.0, "sessionStartTime": 1796166940.224}, {"apiVersion": "3.3.0", "format": 1})
+    post = encode(b, "post")
+    assert b'"sessionStartTime":1796166940.224' in post.body
+    assert "sessionStartTime=1796166940.224" in encode(b, "get").url
+    for request in (post, encode(b, "get")):
+        assert decode(request).fields["sessionStartTime"] == 1796166940.224
+    # a whole-second answer stays a number JavaScript writes without ".0"
+    whole = Beacon("kava", {**b.fields, "sessionStartTime": 1700000000.0}, b.params)
+    assert b'"sessionStartTime":1700000000,' in encode(whole, "post").body or \
+        encode(whole, "post").body.endswith(b'"sessionStartTime":1700000000}')
+
+
+def test_a_015_get_view_names_the_undefined_languages_and_a_post_leaves_them_out():
+    scenario = Scenario.model_validate({"player": {"kava": {"version": "0.15"}}})
+    tl = random_timelines(6, seed=5)
+    out = beacons(session_chunk(tl, scenarios=[scenario]))
+    views = [i for i in range(len(out)) if out.columns["eventType"][i] == 99]
+    assert views and all(encoding_at(out, i) == "get" for i in views)       # 0.15's default
+    for i in views:
+        b = beacon_at(out, i)
+        url = encode(b, "get").url
+        assert "&audioLanguage=&" in url and ("&captionsLanguage=&" in url or "&captionsLanguage=" in url)
+        assert same(decode(encode(b, "get")), b)
+        assert "audioLanguage" not in orjson.loads(encode(b, "post").body)
+
+
 # --- the server's answer --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("body, expected", [
     (b'{"time":1700000000,"viewEventsEnabled":true}', (1700000000, True)),
-    (b'{"time":1700000000.25,"viewEventsEnabled":false}', (1700000000, False)),
+    (b'{"time":1700000000.25,"viewEventsEnabled":false}', (1700000000.25, False)),
     (b"1700000000", (1700000000, True)),
-    (b"1700000000.731", (1700000000, True)),
+    (b"1700000000.731", (1700000000.731, True)),
     (b'{"time":1700000000}', (1700000000, False)),     # kava.ts assigns the missing flag: VIEWs stop
 ])
 def test_parse_response_reads_both_shapes(body, expected):

@@ -9,7 +9,7 @@ import pytest
 from kava_timelines import START, Timeline, random_timelines, session_chunk
 from sim.protocols.kava.codec import beacon_at, encode_rows, ledger_key
 from sim.protocols.kava.policy import EventType as E
-from sim.protocols.kava.policy import beacons
+from sim.protocols.kava.policy import RESPONSE_RTT_S, beacons
 from sim.scenario.model import Scenario
 
 QUARTILES = (E.PLAY_REACHED_25, E.PLAY_REACHED_50, E.PLAY_REACHED_75, E.PLAY_REACHED_90, E.PLAY_REACHED_100)
@@ -83,7 +83,20 @@ def test_the_first_periodic_view_comes_11_s_after_play_then_every_10_s_of_play()
     (rows,) = sent(Timeline(300).load(0).request(1).playing(2).quit(45))
     views = of_type(rows, E.VIEW)
     assert [t for t, _ in views] == [2, 13, 23, 33, 43]
-    assert [f["playTimeSum"] for _, f in views] == [0, 11, 21, 31, 41]
+    # currentTime as read on the timer's tick: within a tick's jitter of the whole seconds
+    sums = [f["playTimeSum"] for _, f in views]
+    assert sums == pytest.approx([0, 11, 21, 31, 41], abs=0.05)
+    assert sums == [f["position"] for _, f in views]          # played from 0 without a seek
+
+
+def test_view_play_time_sum_and_position_are_raw_doubles_with_the_tick_jitter():
+    # the real player sent 10.966436, 10.996181, 11.045311 where the tick says 11
+    rows = [r for rows in sent(*[Timeline(300, user=i % 2).load(0).request(1).playing(2).quit(45)
+                                 for i in range(20)]) for r in rows]
+    periodic = [f for t, f in of_type(rows, E.VIEW) if t > 2]
+    assert not [f for f in periodic if float(f["playTimeSum"]).is_integer()]
+    assert len({f["playTimeSum"] for f in periodic}) > len(periodic) // 2
+    assert all(f["position"] == round(f["position"], 6) for f in periodic)     # currentTime: microseconds
 
 
 def test_no_view_is_sent_while_paused_and_the_cadence_counts_only_playing_time():
@@ -135,9 +148,40 @@ def test_ad_beacons_are_sent_when_the_scenario_opts_in_with_ad_join_time_on_ad_s
 def test_playback_fires_each_quartile_when_the_playhead_reaches_it():
     (rows,) = sent(Timeline(100).load(0).request(1).playing(2).ended().quit(105))
     quartiles = [(t, f["eventType"]) for t, f in rows if f["eventType"] in QUARTILES]
-    # percent rounded to 2 decimals: 25 % is reached at 24.5 s of content
-    assert quartiles == [(26.5, E.PLAY_REACHED_25), (51.5, E.PLAY_REACHED_50), (76.5, E.PLAY_REACHED_75),
-                         (91.5, E.PLAY_REACHED_90), (102.0, E.PLAY_REACHED_100)]
+    assert [q for _, q in quartiles] == list(QUARTILES)
+    # percent rounded to 2 decimals: 25 % is reached at 24.5 s of content, and the plugin sees
+    # it on the next timeupdate (every 250 ms); 100 % from 99.5 s, at the latest at the end
+    for (t, _), reached in zip(quartiles, (24.5, 49.5, 74.5, 89.5, 99.5)):
+        assert 2 + reached <= t <= 2 + min(reached + 0.25, 100)
+
+
+def test_the_end_of_the_media_sends_100_percent_then_a_pause_at_the_duration():
+    (rows,) = sent(Timeline(100).load(0).request(1).playing(2).ended().quit(105))
+    assert types(rows)[-2:] == [E.PLAY_REACHED_100, E.PAUSE]
+    t, pause = rows[-1]
+    assert t == 102.0 and pause["position"] == 100.0
+
+
+def test_a_replay_is_a_burst_of_seek_to_0_buffering_and_replay_without_a_session_start_time():
+    runs = sent(*[Timeline(60, user=i % 2).load(0).request(1).playing(2).ended().replay(64 + i).quit(80 + i)
+                  for i in range(16)])
+    resumed = 0
+    for rows in runs:
+        at = types(rows).index(E.SEEK)
+        burst = rows[at:at + 5]
+        assert [f["eventType"] for _, f in burst[:4]] == [E.SEEK, E.BUFFER_START, E.BUFFER_END, E.REPLAY]
+        assert {t for t, _ in burst[:4]} == {burst[0][0]}
+        assert burst[0][1]["targetPosition"] == 0.0 and burst[0][1]["position"] == 0.0
+        # the end's PAUSE cleared sessionStartTime; the burst's answers come after it
+        assert not [f for _, f in burst[:4] if "sessionStartTime" in f]
+        if burst[4][1]["eventType"] == E.RESUME:       # a second `playing` (a browser race)
+            resumed += 1
+            assert "sessionStartTime" not in burst[4][1] and burst[4][0] == burst[0][0]
+        # the first answer read with the timer running again (the SEEK's) sets a new one
+        first = rows[1][1]["sessionStartTime"]     # the IMPRESSION's answer, at the session's start
+        later = [f for t, f in rows if t > burst[0][0]]
+        assert later and all(f["sessionStartTime"] - first == pytest.approx(burst[0][0], abs=0.01) for f in later)
+    assert 0 < resumed < len(runs)
 
 
 def test_a_seek_from_10_to_80_percent_fires_25_50_and_75_once_right_after_the_seek():
@@ -158,7 +202,7 @@ def test_a_backward_seek_fires_no_quartile_and_is_not_counted_as_play_time():
     (rows,) = sent(Timeline(300).load(0).request(1).playing(2).seek(10, to=0).quit(14))
     assert not [q for q in types(rows) if q in QUARTILES]
     view = of_type(rows, E.VIEW)[1][1]     # at 13 s: 8 s before the seek, 3 s after
-    assert view["playTimeSum"] == 11.0
+    assert view["playTimeSum"] == pytest.approx(11.0, abs=0.05) and view["position"] == pytest.approx(3.0, abs=0.05)
 
 
 # --- reset after a long pause -------------------------------------------------------------------
@@ -169,14 +213,15 @@ def test_a_pause_of_31_s_resets_event_index_and_sums_but_keeps_the_session_id():
     assert rows[resume_at][1]["eventIndex"] == 1
     assert rows[resume_at][1]["bufferTimeSum"] == 0.0
     next_view = of_type(rows[resume_at:], E.VIEW)[0][1]
-    assert next_view["eventIndex"] == 2 and next_view["playTimeSum"] == 10.5
+    assert next_view["eventIndex"] == 2 and next_view["playTimeSum"] == pytest.approx(10.5, abs=0.05)
     assert len({f["sessionId"] for _, f in rows}) == 1
 
 
-def test_a_view_repeating_the_last_play_time_sum_is_not_sent_even_after_a_reset():
-    # 11 s played before the pause and 11 s after the reset: the plugin blocks the second VIEW
-    (rows,) = sent(Timeline(300).load(0).request(1).playing(2).stall(4, 2.0).pause(20).resume(60).quit(75))
-    assert [f["playTimeSum"] for _, f in of_type(rows, E.VIEW)] == [0.0, 11.0]
+def test_a_view_repeating_the_last_play_time_sum_is_not_sent():
+    # playbackRate 0: the timer ticks but currentTime stands, so playTimeSum repeats the last VIEW's
+    tl = Timeline(300).load(0).request(1).playing(2).act(11, 2, value=0.0, speed=0.0).quit(40)
+    (rows,) = sent(tl)
+    assert [f["playTimeSum"] for _, f in of_type(rows, E.VIEW)] == [0.0]
 
 
 def test_a_pause_shorter_than_the_reset_keeps_counting():
@@ -188,11 +233,20 @@ def test_a_pause_shorter_than_the_reset_keeps_counting():
 def test_session_start_time_is_the_first_answer_and_a_pause_clears_it():
     (rows,) = sent(Timeline(300).load(0).request(1).playing(2).pause(10.5).resume(20.7).quit(25))
     sst = [f.get("sessionStartTime") for _, f in rows]
-    first_time = int(START)
-    assert sst[0] is None and set(sst[1:5]) == {first_time}
-    resume_at = types(rows).index(E.RESUME)
+    # the server's `time`, a float with milliseconds: its clock halfway through the round trip
+    first_time = START + RESPONSE_RTT_S / 2
+    assert sst[0] is None and set(sst[1:5]) == {first_time} and not first_time.is_integer()
+    pause_at, resume_at = types(rows).index(E.PAUSE), types(rows).index(E.RESUME)
+    assert sst[pause_at] == first_time       # PAUSE still holds it; its answer, read while paused, clears it
     assert sst[resume_at] is None
-    assert set(sst[resume_at + 1:]) == {first_time + 20}
+    assert set(sst[resume_at + 1:]) == {round(START + 20.7 + RESPONSE_RTT_S / 2, 3)}
+
+
+def test_events_in_one_burst_go_out_before_any_answer_sets_the_session_start_time():
+    # IMPRESSION, PLAY_REQUEST and PLAY in the same instant: none has an answer yet
+    (rows,) = sent(Timeline(300).load(0).request(0).playing(0).quit(20))
+    assert [f.get("sessionStartTime") for _, f in rows[:4]] == [None] * 4
+    assert of_type(rows, E.VIEW)[1][1]["sessionStartTime"] == START + RESPONSE_RTT_S / 2
 
 
 def test_view_events_disabled_by_the_server_stops_every_view():
@@ -237,7 +291,7 @@ def test_live_position_is_the_negative_offset_from_the_edge_and_no_quartile_fire
     tl.pos = 3600 - 300                 # joined 5 min behind the edge
     (rows,) = sent(tl.request(1).playing(2).quit(40))
     view = of_type(rows, E.VIEW)[1][1]
-    assert view["position"] == pytest.approx(-289.0) and view["playbackType"] == "dvr"
+    assert view["position"] == pytest.approx(-289.0, abs=0.05) and view["playbackType"] == "dvr"
     assert not [q for q in types(rows) if q in QUARTILES]
     assert of_type(rows, E.VIEW)[0][1]["playTimeSum"] == 10    # live adds the interval per report
 
@@ -300,7 +354,7 @@ def test_periodic_views_are_at_least_10_s_apart_and_never_while_paused(generated
             etype = f["eventType"]
             if etype == E.PAUSE:
                 paused = True
-            elif etype in (E.RESUME, E.ERROR):
+            elif etype in (E.RESUME, E.ERROR, E.REPLAY):
                 paused = False
             elif etype == E.VIEW:
                 assert not paused
@@ -335,7 +389,7 @@ def test_event_index_rises_by_one_except_where_the_plugin_resets(generated):
                 restarts += 1
             if etype == E.PAUSE:
                 paused = True
-            elif etype in (E.RESUME, E.ERROR):
+            elif etype in (E.RESUME, E.ERROR, E.REPLAY):
                 paused = False
             prev, prev_type = index, etype
     assert restarts > 0

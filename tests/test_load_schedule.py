@@ -174,6 +174,26 @@ def test_kaltura_hosts_are_recognised():
     assert not is_kaltura_host("https://notkaltura.com")
 
 
+@pytest.mark.parametrize("host", [
+    "https://stats\uff0ekaltura\uff0ecom",          # fullwidth full stops
+    "https://stats\u3002kaltura\u3002com",          # ideographic full stops
+    "https://stats.kal\u00adtura.com",              # soft hyphen
+    "https://stats.kal\u200btura.com/api_v3",       # zero-width space
+    "https://\uff4b\uff41\uff4c\uff54\uff55\uff52\uff41.com",  # fullwidth letters
+    "http://STATS.KALTURA.COM.:80",                 # upper case, trailing dot
+    "http://stats%2ekaltura.com",                   # percent-escaped dot
+])
+def test_the_kaltura_rail_compares_names_as_the_resolver_sees_them(host):
+    assert is_kaltura_host(host)
+    with pytest.raises(OptionError, match="--i-mean-kaltura"):
+        check_options(options(), host)
+
+
+def test_names_that_only_contain_kaltura_are_not_kaltura():
+    assert not is_kaltura_host("http://kaltura.com.example.org")
+    assert not is_kaltura_host("http://kaltura\uff0ecom-mirror.example.org")
+
+
 def test_kaltura_needs_explicit_consent():
     with pytest.raises(OptionError, match="--i-mean-kaltura"):
         check_options(options(), "https://stats.kaltura.com")
@@ -282,11 +302,11 @@ def test_kava_first_answer_time_becomes_session_start_time_of_later_beacons(comp
     queue, rows = _kava_session(components)
     first = queue.render(rows[0], late=0.0)
     assert b"sessionStartTime" not in (first.request.body or b"")
-    queue.on_response(first, b'{"time": 1234567, "viewEventsEnabled": true}')
+    queue.on_response(first, b'{"time": 1234567.891, "viewEventsEnabled": true}')
     later = [queue.render(r, late=0.0) for r in rows[1:4]]
     import orjson
     stamps = [orjson.loads(o.request.body).get("sessionStartTime") for o in later if o is not None]
-    assert 1234567 in stamps
+    assert 1234567.891 in stamps          # the server's float time, echoed as given
 
 
 def test_kava_view_events_disabled_stops_that_sessions_views(components):

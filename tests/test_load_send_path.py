@@ -83,9 +83,12 @@ def test_a_queue_hands_out_the_requests_encode_would_build_across_blocks_and_com
     schedule = Schedule(session_stream(vod, 3, chunk_size=64), OpenArrivals(50.0, np.random.default_rng(1), t0),
                         Timebase(t0, 20.0), protocol_adapters("legacy"))
     schedule.refill(t0 + 30.0, budget=3)
+    from sim.protocols.browser import sent_headers
     expected = {}
     for q in schedule.queues:
         requests, keys = one_by_one(q.chunk, range(len(q)))
+        for i, r in enumerate(requests):     # as the viewer's browser sends it
+            r.headers = sent_headers(r.headers, r.method, int(q.transport[q.chunk.session[i]]), schedule.target)[0]
         expected.update(zip(keys, requests))
     handed = {}
     now = t0

@@ -41,10 +41,13 @@ def run(tmp_path_factory) -> Path:
 
 def _store_from(ledger: Path, store: Path, drop_first: int = 0) -> Path:
     """A collector-like store holding every beacon of a request ledger as if all arrived (minus
-    the first few): each request decoded and keyed as the collector does it."""
+    the first few): each request decoded and keyed as the collector does it. CORS preflights
+    carry no beacon."""
     rows = []
     for line in ledger.read_bytes().splitlines():
         req = orjson.loads(line)
+        if req.get("preflight"):
+            continue
         body = None if req["body"] is None else req["body"].encode()
         beacon = decode_any(WireRequest(req["method"], req["url"], req["headers"], body))
         rows.append((req["ts"], codec_for(beacon.protocol).ledger_key(beacon), beacon.protocol,
@@ -85,10 +88,12 @@ def test_kava_plays_and_exits_before_start_match_the_truth(run):
     assert m.headline["count_ebvs"] == m.truth["count_ebvs"]
 
 
-def test_kava_interval_minutes_stay_below_the_intended_minutes(run):
-    # VIEWs report play time up to the last 10-s tick, and seeks skip content: never above intent.
+def test_kava_interval_minutes_stay_below_the_true_minutes(run):
+    # VIEWs report play time up to the last 10-s tick (content seconds: faster playback counts a
+    # little more): close to, and not above, the play time of the timelines.
     m = compute(run / "both.parquet", by=[], protocol="kava").protocols["kava"]
-    assert 0.7 * m.truth["sum_view_period_min"] < m.headline["sum_view_period_min"] < m.truth["sum_view_period_min"]
+    true_min = m.truth["sum_view_period_min"]
+    assert 0.9 * true_min < m.headline["sum_view_period_min"] <= 1.02 * true_min
 
 
 def test_a_ledger_of_both_protocols_reconciles_key_for_key(run, tmp_path):

@@ -68,8 +68,8 @@ def test_a_script_that_cannot_play_exits_2_naming_the_step(tmp_path):
     f.write_text(SCRIPTED.replace("[load, play, {wait: 30}", "[load, {pause: 3}, play, {wait: 30}"))
     result = runner.invoke(app, ["preview", str(f)])
     assert result.exit_code == 2
-    assert result.stderr.startswith("player-sim preview: ")
-    assert "script[0] 'seek-and-stall'.steps[1] (pause): needs a 'play' step before it" in result.stderr
+    # found while loading, as `validate` finds it: located at the step in the file
+    assert result.stderr == f"{f}:8:19: script[0].steps[1]: needs a 'play' step before it\n"
 
 
 def _beacon_labels(output: str) -> list[str]:

@@ -12,11 +12,42 @@ import typer
 
 app = typer.Typer(
     name="player-sim",
-    help="Simulated video-player sessions and the Kaltura analytics beacons they send.",
+    help="Simulated video-player sessions and the Kaltura analytics beacons they send.\n\n"
+         "Live load runs with Locust: `player-sim load --help` lists Locust's options and player-sim's.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+# Help texts are written in one register: a command's summary (`short_help`, the line `player-sim
+# --help` lists) is one imperative sentence without a full stop; its docstring starts with the same
+# sentence and says more; an option's help is a sentence (capital letter, full stop) saying what it
+# does, its default shown by Typer.
+
+
+def version() -> str:
+    """The installed player-sim's version (the source tree's when it is not installed)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("player-sim")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"player-sim {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print the version and exit."),
+) -> None:
+    """Options of player-sim itself (the app's help says what it is)."""
 
 
 def fail(command: str, message: str, code: int = 2) -> NoReturn:
@@ -31,6 +62,37 @@ def fail_problems(problems) -> NoReturn:
     for problem in problems:
         typer.echo(str(problem), err=True)
     raise typer.Exit(2)
+
+
+def check_output(command: str, option: str, path, *, folder: bool = False) -> None:
+    """Refuse to write onto anything but a regular file (or a folder where one is written): a file is
+    written beside its target and renamed over it, which would replace a device such as /dev/null."""
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        fail(command, f"{option} {path}: {exc.strerror or exc}")
+    if stat.S_ISDIR(mode):
+        if not folder:
+            fail(command, f"{option} {path}: is a folder, expected a file name")
+        return
+    if not stat.S_ISREG(mode):
+        fail(command, f"{option} {path}: not a regular file (a device, pipe or socket); "
+                      "give the name of a file to write")
+
+
+def terminate_as_interrupt() -> None:
+    """Let SIGTERM unwind like Ctrl-C, so `finally` blocks drop the hidden temporaries of a run."""
+    import signal
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
 
 
 # Each module adds its command(s) to `app` when imported.

@@ -15,27 +15,29 @@ def _bool(value: str, option: str) -> bool:
     raise typer.BadParameter(f"{value!r} is not true or false", param_hint=option)
 
 
-@app.command()
+@app.command(short_help="Run the reference collector: Kaltura's endpoints, stored in DuckDB")
 def collector(
-    host: str = typer.Option("127.0.0.1", help="address to listen on"),
-    port: int = typer.Option(8080, min=0, max=65535, help="port; 0 picks a free one"),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, min=0, max=65535, help="Port; 0 picks a free one."),
     store: str = typer.Option("player-sim.duckdb",
-                              help="DuckDB store (default: player-sim.duckdb in the current folder)"),
+                              help="DuckDB store (default: player-sim.duckdb in the current folder)."),
     fail_rate: float = typer.Option(0.0, min=0.0, max=1.0,
-                                    help="share of beacon requests answered 503 (recorded as faulted)"),
-    slow_ms: str = typer.Option("0", help="delay before answering, ms: 50, uniform:10:200, "
-                                          "exponential:50 or lognormal:50:1.0"),
+                                    help="Share of beacon requests answered 503 (recorded as faulted)."),
+    slow_ms: str = typer.Option("0", help="Delay before answering, ms: 50, uniform:10:200, "
+                                          "exponential:50 or lognormal:50:1.0."),
     reset_rate: float = typer.Option(0.0, min=0.0, max=1.0,
-                                     help="share of beacon requests whose connection is closed unanswered"),
-    view_events_enabled: str = typer.Option("true", help="KAVA answers viewEventsEnabled true|false"),
-    max_body_kib: int = typer.Option(64, min=1, help="request bodies over this many KiB get 413"),
+                                     help="Share of beacon requests whose connection is closed unanswered."),
+    view_events_enabled: str = typer.Option("true", help="What KAVA answers as viewEventsEnabled: true or false."),
+    max_body_kib: int = typer.Option(64, min=1, help="Request bodies over this many KiB get 413."),
     workers: int = typer.Option(1, min=1, max=64, help="HTTP worker processes (all share the one store); "
-                                                        "one per core for the most requests/s"),
-    idle_timeout_s: float = typer.Option(30.0, min=0.1, help="close a connection that sends no request head "
-                                                             "for this many seconds"),
-    body_timeout_s: float = typer.Option(10.0, min=0.1, help="drop a request whose body takes longer than this"),
+                                                        "one per core for the most requests/s."),
+    idle_timeout_s: float = typer.Option(30.0, min=0.1, help="Close a connection that sends no request head "
+                                                             "for this many seconds."),
+    body_timeout_s: float = typer.Option(10.0, min=0.1, help="Drop a request whose body takes longer than this."),
 ) -> None:
-    """Serve Kaltura stats.collect and analytics.trackEvent, storing every request in DuckDB.
+    """Run the reference collector: Kaltura's endpoints, stored in DuckDB.
+
+    Serves Kaltura stats.collect and analytics.trackEvent, storing every request in DuckDB.
 
     The first line printed is the collector's URL (http://HOST:PORT).
 
@@ -66,4 +68,17 @@ def collector(
         code = serve(config)
     except ServeError as exc:
         fail("collector", str(exc), code=1)
+    typer.echo(f"player-sim collector: stopped; {_stored(store)}", err=True)
     raise typer.Exit(code)
+
+
+def _stored(store: str) -> str:
+    """What the store holds now, in words (said on stop, so a run ends with a figure)."""
+    import duckdb
+
+    try:
+        with duckdb.connect(store, read_only=True) as db:
+            rows = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    except duckdb.Error as exc:
+        return f"cannot count the requests in {store} ({str(exc).splitlines()[0]})"
+    return f"{store} holds {rows:,} requests"

@@ -3,6 +3,7 @@
 from . import collector  # noqa: E402,F401
 from . import demo  # noqa: E402,F401
 from . import generate  # noqa: E402,F401
+from . import load  # noqa: E402,F401
 from . import preview  # noqa: E402,F401
 from . import reconcile  # noqa: E402,F401
 from . import report  # noqa: E402,F401

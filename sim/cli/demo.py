@@ -7,12 +7,14 @@ collector cleanly (SIGTERM, then waits), and prints `player-sim report STORE` an
 """
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import socket
 import sys
 import threading
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -25,6 +27,12 @@ from sim.load.locust_glue import BeaconSenderUser, install
 
 install()
 '''
+
+
+class DemoProtocol(str, Enum):
+    legacy = "legacy"
+    kava = "kava"
+    both = "both"
 
 
 class DemoError(Exception):
@@ -93,6 +101,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def log_errors(log: Path, lines: int = 3) -> str:
+    """The last error lines of a Locust log (what went wrong), joined for a one-line message."""
+    try:
+        text = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    found = [ln.split("/ERROR/", 1)[-1].strip() for ln in text if "/ERROR/" in ln or ln.startswith("locust: error")]
+    return " / ".join(found[-lines:])
+
+
+def summary_text(s: dict) -> str:
+    """A load run's --summary-json in one readable line."""
+    lat, sessions = s.get("lateness", {}), s.get("sessions", {})
+    seconds = s.get("run_seconds") or 0
+    rate = f" ({s['sent'] / seconds:,.0f}/s)" if seconds else ""
+    failures = ", ".join(f"{k} x{v}" for k, v in sorted(s.get("failures", {}).items()))
+    return (f"{s.get('sent', 0):,} beacons sent in {seconds:,.0f} s{rate}, {s.get('failed', 0):,} failed"
+            + (f" ({failures})" if failures else "")
+            + f"; sessions {sessions.get('started', 0):,} started, {sessions.get('dropped', 0):,} dropped; lateness "
+            f"p50 {lat.get('p50_ms', 0):g} ms, p99 {lat.get('p99_ms', 0):g} ms, max {lat.get('max_ms', 0):g} ms")
+
+
 def _locustfile(out: Path) -> Path:
     bundled = Path(__file__).resolve().parents[2] / "locustfile.py"
     if bundled.exists():
@@ -102,15 +132,20 @@ def _locustfile(out: Path) -> Path:
     return path
 
 
-@app.command()
+@app.command(short_help="Run the whole pipeline once: collector, load, report, reconciliation")
 def demo(
-    out: str = typer.Option("", help="folder for the store, ledger and logs (default: a new out/demo-<time>)"),
-    seconds: float = typer.Option(45.0, min=5.0, help="length of the load, wall seconds"),
-    session_rate: float = typer.Option(8.0, min=0.1, help="sessions starting per wall second"),
-    time_scale: float = typer.Option(10.0, min=1.0, help="how much faster than real time the viewers watch"),
-    protocol: str = typer.Option("both", help="legacy, kava or both"),
+    out: str = typer.Option("", help="Folder for the store, ledger and logs (default: a new out/demo-<time>)."),
+    seconds: float = typer.Option(45.0, min=5.0, help="Length of the load, wall seconds."),
+    session_rate: float = typer.Option(8.0, min=0.1, help="Sessions starting per wall second."),
+    time_scale: float = typer.Option(10.0, min=1.0, help="How much faster than real time the viewers watch."),
+    protocol: DemoProtocol = typer.Option(DemoProtocol.both, help="Which analytics protocol the players speak."),
 ) -> None:
-    """Collector + a minute of time-scaled load of the default mix + report + reconciliation."""
+    """Run the whole pipeline once: collector, load, report, reconciliation.
+
+    A collector with a fresh store, a minute of time-scaled load of the default mix, the report
+    and the reconciliation, each stage announced as it starts. Exit status 0 only when nothing
+    was lost."""
+    protocol = protocol.value
     folder = Path(out) if out else Path("out") / datetime.now().strftime("demo-%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     store, ledger, summary = folder / "collector.duckdb", folder / "ledger.jsonl", folder / "load-summary.json"
@@ -128,9 +163,11 @@ def demo(
         with open(folder / "locust.log", "wb") as log:
             locust = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
         if not ledger.exists():
-            raise DemoError(f"the load run wrote no ledger (exit {locust.returncode}); see {folder / 'locust.log'}")
+            why = log_errors(folder / "locust.log")
+            raise DemoError(f"the load run wrote no ledger (exit {locust.returncode})"
+                            + (f": {why}" if why else "") + f"; the whole log is {folder / 'locust.log'}")
         if summary.exists():
-            typer.echo(summary.read_text(), err=True)
+            _say("load: " + summary_text(json.loads(summary.read_text())))
     except DemoError as exc:
         fail("demo", str(exc), code=1)
     finally:

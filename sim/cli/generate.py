@@ -8,7 +8,11 @@ from typing import Optional
 
 import typer
 
-from . import app, fail, fail_problems
+from . import app, check_output, fail, fail_problems, terminate_as_interrupt
+
+
+# About three hours of generation on one core; a larger run is split into several runs of this size.
+MAX_SESSIONS = 1_000_000_000
 
 
 class ProtocolChoice(str, Enum):
@@ -58,7 +62,7 @@ def parse_encodings(text: str | None, protocol: str) -> dict[str, str]:
     return out
 
 
-@app.command()
+@app.command(short_help="Write the beacons of simulated sessions as data files or a request file")
 def generate(
     scenario: Path = typer.Argument(..., metavar="SCENARIO_OR_MIX", help="A scenario or mix YAML file."),
     sessions: Optional[int] = typer.Option(None, "--sessions", metavar="N", help="Generate N sessions (player loads)."),
@@ -68,67 +72,104 @@ def generate(
     protocol: ProtocolChoice = typer.Option(ProtocolChoice.legacy, "--protocol",
                                             help="Beacons of the legacy stats plugin, KAVA, or a player running both."),
     fmt: FormatChoice = typer.Option(..., "--format", help="jsonl, csv or parquet events (one row per beacon), or "
-                                                             "requests: the wire requests as JSON lines, in send order."),
-    out: Path = typer.Option(..., "--out", metavar="PATH", help="Output file (a folder with --partition day)."),
+                                                             "requests: the wire requests as JSON lines, in send order "
+                                                             "(browsers' CORS preflights marked)."),
+    out_arg: str = typer.Option(..., "--out", metavar="PATH", help="Output file (a folder with --partition day); "
+                                                                   "or a URI such as s3://bucket/key."),
     partition: Optional[PartitionChoice] = typer.Option(None, "--partition",
                                                         help="day: OUT/date=YYYY-MM-DD/part-0.EXT, hive style."),
     encoding: Optional[str] = typer.Option(None, "--encoding", metavar="ENC",
                                            help="For --format requests: legacy get|form|json, kava post|get; "
                                                 "with --protocol both, e.g. legacy=form,kava=get. "
                                                 "Default: what the scenario's player sends."),
+    workers: Optional[int] = typer.Option(None, "--workers", metavar="N",
+                                          help="Processes drawing and writing parts of the run at once "
+                                               "[default: this machine's cores]. The bytes do not depend on N."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="tcp://HOST:PORT",
+                                            help="Make the parts as tasks on this Dask cluster (pip install "
+                                                 "'player-sim[dask]'); --out must be a path every worker reaches."),
 ) -> None:
-    """Generate viewing sessions and write the analytics beacons they send, ordered by send
-    time, as demo data files or a replayable request file. Files appear whole at the end of
-    the run or not at all. Exit status 2 for a bad scenario or bad options."""
+    """Write the beacons of simulated sessions as data files or a request file.
+
+    The analytics beacons the sessions send are written in send order, as demo data files or a
+    replayable request file. Files appear whole at the end of the run or not at all (Ctrl-C and
+    SIGTERM leave nothing behind). Exit status 2 for a bad scenario or bad options."""
     from ..generate import generate as run_generate
     from ..player.script import ScriptError
     from ..population import PopulationError
     from ..scenario.loader import ScenarioError, load
+    from ..scenario.model import MAX_DAYS
+    from ..workers import ClusterError, default_workers, is_uri
 
     if (sessions is None) == (days is None):
         fail("generate", "give exactly one of --sessions N or --days D")
-    if sessions is not None and sessions < 1:
-        fail("generate", f"--sessions must be at least 1, got {sessions}")
-    if days is not None and not days > 0:
-        fail("generate", f"--days must be more than 0, got {days}")
+    if sessions is not None and not 1 <= sessions <= MAX_SESSIONS:
+        fail("generate", f"--sessions must be between 1 and {MAX_SESSIONS:,}, got {sessions:,}")
+    if days is not None and not 0 < days <= MAX_DAYS:
+        fail("generate", f"--days must be more than 0 and at most {MAX_DAYS}, got {days:g}")
     if encoding is not None and fmt is not FormatChoice.requests:
         fail("generate", "--encoding applies to --format requests only")
     try:
         encodings = parse_encodings(encoding, protocol.value)
     except ValueError as exc:
         fail("generate", str(exc))
-    if out.exists() and partition is None and out.is_dir():
+    if workers is not None and workers < 1:
+        fail("generate", f"--workers must be at least 1, got {workers}")
+    if scheduler is not None and workers is not None:
+        fail("generate", "give --workers or --scheduler, not both (a cluster's workers are its own)")
+    if scheduler is not None and not scheduler.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
+        fail("generate", f"--scheduler {scheduler}: give the scheduler's address, e.g. tcp://10.0.0.5:8786")
+    if is_uri(out_arg) and scheduler is not None:
+        fail("generate", f"--out {out_arg}: with --scheduler give a path every worker reaches (a shared folder)")
+    out = out_arg if is_uri(out_arg) else Path(out_arg)
+    if not is_uri(out) and out.exists() and partition is None and out.is_dir():
         fail("generate", f"--out {out}: is a folder (use --partition day to write a folder)")
-    if out.exists() and partition is not None and not out.is_dir():
+    if not is_uri(out) and out.exists() and partition is not None and not out.is_dir():
         fail("generate", f"--out {out}: is a file, --partition day writes a folder")
+    check_output("generate", "--out", out, folder=partition is not None)
 
     try:
         components = load(scenario)
     except ScenarioError as exc:
         fail_problems(exc.problems)
+    if days is not None:
+        planned = days * sum(c.weight * c.scenario.clock.sessions_per_day for c in components)
+        if planned > MAX_SESSIONS:
+            fail("generate", f"--days {days:g} at the scenario's sessions_per_day is {planned:,.0f} sessions, "
+                             f"more than {MAX_SESSIONS:,}; give fewer days")
 
-    with _progress(sessions, days) as on_progress:
+    terminate_as_interrupt()
+
+    import pyarrow as pa
+
+    # A run is one process per core (--workers): Arrow's thread pools would only contend with them.
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    with _progress() as on_progress:
         try:
             stats = run_generate(components, seed=seed, sessions=sessions, days=days, protocol=protocol.value,
                                  fmt=fmt.value, out=out, partition=partition.value if partition else None,
-                                 encoding=encodings or None, on_progress=on_progress)
+                                 encoding=encodings or None, on_progress=on_progress,
+                                 workers=workers or default_workers(), scheduler=scheduler)
         except (ScriptError, PopulationError) as exc:   # found while compiling the scenario
             fail("generate", str(exc))
         except OSError as exc:
             fail("generate", f"--out {out}: {exc.strerror or exc}")
+        except ClusterError as exc:
+            fail("generate", f"--scheduler {scheduler}: {exc}")
+        except pa.ArrowException as exc:      # a URI pyarrow cannot open or write
+            if not is_uri(out):
+                raise
+            fail("generate", f"--out {out}: {exc}")
     typer.echo(f"{out}: {stats.summary()}")
 
 
 class _progress:
-    """A rich progress bar (rate, ETA) on a terminal; nothing when stderr is not a TTY.
+    """A rich progress bar (sessions made of the run's, beacons written, rate, ETA) on a
+    terminal; nothing when stderr is not a TTY. Parts made elsewhere count when they end."""
 
-    With --sessions it counts sessions; with --days, simulated time written.
-    """
-
-    def __init__(self, sessions: int | None, days: float | None):
-        self.sessions, self.days = sessions, days
+    def __init__(self):
         self.bar = None
-        self.first_ts: float | None = None
 
     def __enter__(self):
         if not sys.stderr.isatty():
@@ -140,18 +181,13 @@ class _progress:
                             TextColumn("{task.fields[beacons]:,} beacons, {task.fields[rate]:,.0f}/s"),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
         self.bar.start()
-        total = self.sessions if self.sessions is not None else self.days * 86400.0
-        self.task = self.bar.add_task("generate", total=total, beacons=0, rate=0.0)
+        self.task = self.bar.add_task("generate", total=None, beacons=0, rate=0.0)
         return self.update
 
-    def update(self, stats, sent_until: float) -> None:
-        if self.sessions is not None:
-            done = stats.sessions
-        else:
-            self.first_ts = sent_until if self.first_ts is None else self.first_ts
-            done = sent_until - self.first_ts
+    def update(self, stats, sent_until) -> None:
         elapsed = max(self.bar.tasks[0].elapsed or 0.0, 1e-9)
-        self.bar.update(self.task, completed=done, beacons=stats.beacons, rate=stats.beacons / elapsed)
+        self.bar.update(self.task, total=stats.total_sessions or None, completed=stats.sessions,
+                        beacons=stats.beacons, rate=stats.beacons / elapsed)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:

@@ -264,17 +264,20 @@ def _print_summary(console, summary: dict[str, float]) -> None:
         console.print(f"  {label:<40} {value}")
 
 
-@app.command()
+@app.command(short_help="Print the timelines of a few simulated sessions and a summary of them")
 def preview(
     file: Path = typer.Argument(..., metavar="FILE", help="Scenario or mix file (YAML)."),
     seed: int = typer.Option(1, "--seed", help="Random seed: the same seed shows the same sessions."),
     sessions: Optional[int] = typer.Option(None, "--sessions", min=1,
-                                           help="Sessions to simulate [default: 5; a scripted scenario: each script once per repeat]."),
+                                           help="Sessions to simulate (default 5; a scripted scenario: each script once per repeat)."),
     show: Optional[int] = typer.Option(None, "--show", min=0, help="Print only the first N timelines (the summary covers all)."),
     protocol: Optional[str] = typer.Option(None, "--protocol", metavar="legacy|kava|both",
                                            help="Also list the beacons each session sends, beside its actions."),
 ) -> None:
-    """Simulate a few sessions of FILE and print their timelines and a summary of the sample."""
+    """Print the timelines of a few simulated sessions and a summary of them.
+
+    Each action shows its offset from the load and the playhead; with --protocol, the beacons the
+    player sends are listed beside the actions. Exit status 2 for a bad scenario."""
     from rich.console import Console
 
     from ..player.model import generate_sessions

@@ -1,7 +1,6 @@
 """`player-sim reconcile LEDGER --store STORE`: proves what arrived, what was lost, what was duplicated."""
 from __future__ import annotations
 
-import duckdb
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -14,7 +13,7 @@ LABELS = {"sent": "sent", "failed_at_send": "failed at send", "received": "recei
 ALWAYS_SHOWN = ("sent", "received", "lost", "duplicated")
 
 
-@app.command()
+@app.command(short_help="Compare what a load run sent with what the collector stored")
 def reconcile(
     ledger: str = typer.Argument(..., metavar="LEDGER", help="A requests ledger (JSON lines: ts, method, url, headers, body, protocol, "
                                             "key), a folder of per-worker ledgers, or a quoted glob."),
@@ -24,9 +23,10 @@ def reconcile(
                             help="The load run to reconcile (default: the runs the ledger names; 'all': every "
                                  "row of the store)."),
 ) -> None:
-    """Compare the keys the generator sent with the keys the collector stored: sent, failed
-    at send, received, lost, duplicated, unexpected, rejected (with reasons), in total and
-    by protocol and event type.
+    """Compare what a load run sent with what the collector stored.
+
+    The keys of the ledger against the keys of the store: sent, failed at send, received, lost,
+    duplicated, unexpected, rejected (with reasons), in total and by protocol and event type.
 
     One store can hold many load runs: only the rows of the ledger's run are compared. It
     works while the collector runs (the store is read through it).
@@ -34,6 +34,8 @@ def reconcile(
     Exit status: 0 when nothing was lost or duplicated, 1 when anything was lost or
     duplicated, 2 when the ledger or the store cannot be read.
     """
+    import duckdb    # here, not at the top: every command's start-up would pay for it
+
     from ..metrics import SourceError
     from ..metrics.reconcile import COUNTS, reconcile as run_reconcile
 

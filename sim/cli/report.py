@@ -4,11 +4,21 @@ from __future__ import annotations
 from enum import Enum
 from typing import Optional
 
-import duckdb
 import typer
 from rich.console import Console
 
-from . import app, fail
+from . import app, check_output, fail
+
+
+def _working(what: str):
+    """A spinner with the elapsed time on a terminal's stderr while a long step runs (millions of
+    beacons take seconds); nothing when stderr is not a terminal, so piped output stays clean."""
+    import contextlib
+    import sys
+
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    return Console(stderr=True).status(f"{what} ...", spinner="dots")
 
 
 class ProtocolChoice(str, Enum):
@@ -16,7 +26,7 @@ class ProtocolChoice(str, Enum):
     kava = "kava"
 
 
-@app.command()
+@app.command(short_help="Compute the Analytics-tab figures of a store or event files")
 def report(
     source: str = typer.Argument(..., metavar="SOURCE", help="A collector store (.duckdb), an event file (.parquet, .jsonl, .csv), "
                                             "a folder of them (hive partitions welcome) or a quoted glob."),
@@ -31,16 +41,23 @@ def report(
     tz_offset: int = typer.Option(0, "--tz-offset", metavar="MINUTES",
                                   help="Minutes east of UTC for the hour and day breakdowns."),
 ) -> None:
-    """Compute the figures Kaltura's Analytics tab would show (plays, play rate, quartiles,
-    minutes viewed, unique viewers, EBVS, buffer ratio ...) with the truth beside them when
-    the events carry ground-truth columns. Exit status 2 when SOURCE cannot be read."""
+    """Compute the Analytics-tab figures of a store or event files.
+
+    The figures Kaltura's Analytics tab would show (plays, play rate, quartiles, minutes viewed,
+    unique viewers, EBVS, buffer ratio ...), with the truth beside them when the events carry
+    ground-truth columns. Exit status 2 when SOURCE cannot be read."""
+    import duckdb    # here, not at the top: every command's start-up would pay for it
+
     from ..metrics import SourceError, compute
     from ..metrics.html import write_html
     from ..metrics.report import headline_table
 
+    if html:
+        check_output("report", "--html", html)
     try:
-        metrics = compute(source, protocol=protocol.value if protocol else None, by=by, top=top,
-                          tz_offset_min=tz_offset)
+        with _working(f"computing the figures of {source}"):
+            metrics = compute(source, protocol=protocol.value if protocol else None, by=by, top=top,
+                              tz_offset_min=tz_offset)
     except (SourceError, ValueError) as exc:
         fail("report", str(exc))
     except duckdb.Error as exc:

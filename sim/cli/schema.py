@@ -23,12 +23,14 @@ def scenario_schema() -> dict[str, Any]:
     return schema
 
 
-@app.command()
+@app.command(short_help="Print the JSON Schema of scenario files, for editors")
 def schema(
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="PATH",
                                           help="Write the schema to PATH instead of printing it."),
 ) -> None:
-    """Print the JSON Schema of scenario files. Point an editor's YAML language server at it
+    """Print the JSON Schema of scenario files, for editors.
+
+    Point an editor's YAML language server at it
     (`# yaml-language-server: $schema=PATH` in a file, or VS Code's `yaml.schemas`) to get
     completion, hover help and validation while writing scenarios."""
     text = json.dumps(scenario_schema(), indent=2, ensure_ascii=False) + "\n"

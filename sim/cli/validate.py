@@ -8,13 +8,15 @@ import typer
 from . import app
 
 
-@app.command()
+@app.command(short_help="Check scenario, mix and load shape files and report every problem")
 def validate(
     files: list[Path] = typer.Argument(..., metavar="FILE...", help="Scenario, mix or load shape files (YAML)."),
 ) -> None:
-    """Load each file as `run` would (extends, mix, catalog CSV) and report every problem as
-    `file:line:column: field: message`; good files print `OK file (N components)`.
-    Exit status 2 when any file has a problem."""
+    """Check scenario, mix and load shape files and report every problem.
+
+    Each file is loaded as `generate` and `preview` load it (extends, mix, catalog CSV, scripts
+    played through), and each problem is printed as `file:line:column: field: message`; a good
+    file prints `OK file (N components)`. Exit status 2 when any file has a problem."""
     from ..load.shapes import is_shape_file, load_shape
     from ..scenario.loader import ScenarioError, load
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ import orjson
 from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from .plan import DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options, prepare_inputs, run_id
+from .plan import (DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options, load_components,
+                   prepare_inputs, run_id, unreachable_hint)
 from .sender import LatenessHistogram, Ledger, Sender, lateness_summary, merge_ledgers, worker_ledger_path
 from .viewers import process_figures, viewer_table
 
@@ -197,6 +199,23 @@ def on_test_stop(environment, **_kw) -> None:
         _report(environment, summary)
 
 
+def _on_worker_quitting(environment, **_kw) -> None:
+    """Worker quitting by itself (Ctrl-C reaches every process of --processes at once): finish the
+    run and send the master the final figures before Locust's own "quit" message, so the master
+    need not wait for them and merges the ledgers with the line counts they were written with."""
+    summary = _finish_process_run(environment)
+    if summary is not None:
+        _send_final(environment, summary)
+
+
+def _send_final(environment, summary: dict | None) -> None:
+    final = dict(summary) if summary is not None else None
+    if final is not None:
+        final["lateness_hist"] = STATE.last_lateness.to_sparse()
+        final["viewers"] = STATE.last_viewers
+    environment.runner.send_message(FINAL_MESSAGE, final)
+
+
 def on_test_stopping(environment, **_kw) -> None:
     """Let the sender loops return at once instead of waiting for Locust to kill them."""
     if STATE.run is not None:
@@ -230,11 +249,7 @@ def _on_finish_message(environment, msg, **_kw) -> None:
     summary = _finish_process_run(environment)
     if summary is None and STATE.last_summary is not None:
         summary = STATE.last_summary
-    final = dict(summary) if summary is not None else None
-    if final is not None:
-        final["lateness_hist"] = STATE.last_lateness.to_sparse()
-        final["viewers"] = STATE.last_viewers
-    environment.runner.send_message(FINAL_MESSAGE, final)
+    _send_final(environment, summary)
 
 
 def _on_final_message(environment, msg, **_kw) -> None:
@@ -254,7 +269,9 @@ def _collect_final_summaries(environment) -> None:
     runner.send_message(FINISH_MESSAGE, None)
     options = environment.parsed_options
     deadline = time.time() + options.request_timeout * (options.retries + 1) + 10
-    while time.time() < deadline and not STATE.final_from.issuperset(workers):
+    # a worker that has quit (Ctrl-C ends every process at once) sends nothing more: wait only for the others
+    while time.time() < deadline and not STATE.final_from.issuperset(
+            w for w in workers if w in {c.id for c in runner.clients.all}):
         gevent.sleep(0.05)
     _report(environment, merge_summaries(list(STATE.worker_summaries.values()), options.late_threshold))
     STATE.reported = True
@@ -289,6 +306,9 @@ def _report(environment, summary: dict) -> None:
     log.info(f"player-sim: {summary['sent']} sends, {summary['failed']} failed ({fails}); sessions "
              f"{s['started']} started, {s['dropped']} dropped; lateness p50 {lat['p50_ms']} ms, "
              f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms, {lat['late']} later than {lat['late_threshold_ms']:g} ms")
+    hint = unreachable_hint(summary, environment.host or DEFAULT_HOST)
+    if hint:
+        log.warning(f"player-sim: {hint}")
     path = getattr(environment.parsed_options, "summary_json", "")
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -400,14 +420,15 @@ def merge_summaries(summaries: list[dict], late_threshold: float) -> dict:
     """The run's figures from each worker's latest (cumulative) report."""
     hist = LatenessHistogram()
     total = {"sent": 0, "failed": 0, "failures": {}, "by_label": {}, "workers": len(summaries),
-             "sessions": {"generated": 0, "started": 0, "dropped": 0}, "skipped_beacons": 0,
+             "sessions": {"generated": 0, "started": 0, "dropped": 0}, "preflights": {"sent": 0, "failed": 0},
+             "skipped_beacons": 0,
              "views_suppressed": 0, "generate_s": 0.0}
     for s in summaries:
         for k in ("sent", "failed", "skipped_beacons", "views_suppressed", "generate_s"):
             total[k] += s[k]
         total["run_seconds"] = max(total.get("run_seconds", 0.0), s.get("run_seconds", 0.0))
-        for group in ("failures", "by_label", "sessions"):
-            for k, v in s[group].items():
+        for group in ("failures", "by_label", "sessions", "preflights"):
+            for k, v in s.get(group, {}).items():
                 total[group][k] = total[group].get(k, 0) + v
         hist.merge_sparse(s["lateness_hist"])
     total["lateness"] = lateness_summary(hist, late_threshold)
@@ -422,16 +443,25 @@ def on_init(environment, **_kw) -> None:
             STATE.run_id = msg.data.get("run")
         runner.register_message(PLAN_MESSAGE, plan)
         runner.register_message(FINISH_MESSAGE, _on_finish_message, concurrent=True)
+        # registered after the runner's own listener, so (quitting fires in reverse) called before it
+        environment.events.quitting.add_listener(_on_worker_quitting)
     if isinstance(runner, MasterRunner):
         runner.register_message(FINAL_MESSAGE, _on_final_message)
         runner.register_message(SHAPE_DONE_MESSAGE, _on_shape_done_message)
     install_viewers_tab(environment)
     options = environment.parsed_options
     if options is not None and not isinstance(runner, WorkerRunner):
+        from ..scenario.errors import ScenarioError
         try:
             check_options(options, environment.host or DEFAULT_HOST)
+            load_components(options)   # a bad --scenario stops here, before any user is spawned
         except OptionError as exc:
             _say_error(options, str(exc))
+            _end_forked_workers(options)
+            sys.exit(2)
+        except ScenarioError as exc:
+            _say_error(options, f"--scenario: {len(exc.problems)} problem(s)\n{exc}")
+            _end_forked_workers(options)
             sys.exit(2)
     if options is not None and not isinstance(runner, MasterRunner):
         # Scenarios, population and compiled policies take seconds: prepare them in a native
@@ -439,6 +469,16 @@ def on_init(environment, **_kw) -> None:
         STATE.preparing = gevent.get_hub().threadpool.spawn(_prepare_quietly, options)
         if not isinstance(runner, WorkerRunner):
             STATE.preparing.get()
+
+
+def _end_forked_workers(options) -> None:
+    """With --processes, Locust forked this master's workers before the init event; a master that
+    exits at init must end them, or each waits a minute for a heartbeat that never comes."""
+    if not getattr(options, "processes", None):
+        return
+    import psutil   # a dependency of Locust's
+    for child in psutil.Process().children():
+        child.terminate()
 
 
 def _prepare_quietly(options):
@@ -459,12 +499,51 @@ def on_quitting(environment, **_kw) -> None:
 _installed = False
 
 
+class NaturalName(str):
+    """A statistics row name that sorts with its numbers as numbers: `kava 2 PLAY_REQUEST` before
+    `kava 11 ...`, not after as text would put it. It is still a str (same hash, equal to the
+    plain name), so lookups, JSON and the messages between master and workers are unchanged."""
+
+    def _key(self) -> list:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(self))]
+
+    def __lt__(self, other):
+        return self._key() < NaturalName(other)._key() if isinstance(other, str) else NotImplemented
+
+    def __gt__(self, other):
+        return self._key() > NaturalName(other)._key() if isinstance(other, str) else NotImplemented
+
+    def __le__(self, other):
+        return not self > other
+
+    def __ge__(self, other):
+        return not self < other
+
+
+def sort_statistics_naturally() -> None:
+    """Every place Locust sorts its statistics rows (console, web UI, CSV, HTML) sorts the keys of
+    `RequestStats.entries`; a row created with a NaturalName sorts naturally in all of them."""
+    from locust.stats import EntriesDict
+
+    plain_missing = EntriesDict.__missing__
+    if getattr(plain_missing, "natural", False):
+        return
+
+    def __missing__(self, key):
+        name, method = key
+        return plain_missing(self, (NaturalName(name) if type(name) is str else name, method))
+
+    __missing__.natural = True
+    EntriesDict.__missing__ = __missing__
+
+
 def install() -> None:
     """Register the options and listeners on Locust's global events (once)."""
     global _installed
     if _installed:
         return
     _installed = True
+    sort_statistics_naturally()
     events.init_command_line_parser.add_listener(add_arguments)
     events.init.add_listener(on_init)
     events.test_start.add_listener(on_test_start)

@@ -11,9 +11,10 @@ import math
 import re
 import secrets
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
@@ -97,8 +98,27 @@ def scenario_specs(values: list[str] | None) -> list[tuple[str, float]]:
     return specs
 
 
+def host_name(host: str) -> str:
+    """The host name of a --host URL as a resolver sees it: IDNA/UTS-46-like normalisation (NFKC folds
+    fullwidth letters and dots, invisible format characters such as a soft hyphen or a zero-width
+    space vanish, ideographic dots separate labels, percent-escapes are decoded), lower case,
+    without a trailing dot. So `ｋａｌｔｕｒａ．com` or `kal\u00adtura.com` compare as kaltura.com."""
+    text = unicodedata.normalize("NFKC", unquote(host))
+    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    text = text.replace("\u3002", ".").replace("\uff0e", ".").replace("\uff61", ".")
+    try:
+        name = urlsplit(text if "://" in text else f"//{text}").hostname or ""
+    except ValueError:   # not a URL at all; compare what was written
+        name = text
+    try:
+        name = name.encode("idna").decode("ascii")   # punycode labels compare as written on the wire
+    except UnicodeError:
+        pass
+    return name.lower().rstrip(".")
+
+
 def is_kaltura_host(host: str) -> bool:
-    name = (urlsplit(host if "://" in host else f"//{host}").hostname or "").lower().rstrip(".")
+    name = host_name(host)
     return name == "kaltura.com" or name.endswith(".kaltura.com")
 
 
@@ -146,6 +166,17 @@ def check_options(options, host: str) -> None:
     if options.workload == "open" and shape is None and options.session_rate > cap:
         raise OptionError(f"--session-rate {options.session_rate:g} is above the {cap:g} sessions/s allowed against "
                           f"Kaltura; raise --max-rate if you mean it")
+
+
+def unreachable_hint(summary: dict, host: str) -> str | None:
+    """What to do when (almost) every send failed because nothing answered at --host."""
+    sent, failed = summary.get("sent", 0), summary.get("failed", 0)
+    unreachable = sum(n for reason, n in summary.get("failures", {}).items()
+                      if any(w in reason.lower() for w in ("refused", "unreachable", "name", "resolve", "timed out")))
+    if not sent or failed < 0.9 * sent or unreachable < 0.5 * failed:
+        return None
+    return (f"{failed} of {sent} sends failed: nothing answered at {host}. Is the collector running? Start one "
+            f"with `player-sim collector` (it prints its URL) and give that URL as --host.")
 
 
 def load_shape_option(options):
@@ -265,7 +296,7 @@ def build_schedule(options, *, worker_index: int, workers: int, host: str, lead:
                                   max_rate=cap / workers if cap else None)
         drop_after = None
     return Schedule(itertools.chain([first], stream), arrivals, Timebase(t0, options.time_scale), inputs.adapters,
-                    drop_after=drop_after)
+                    drop_after=drop_after, target=host)
 
 
 def warm_up(chunk, adapters) -> None:

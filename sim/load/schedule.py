@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..player.timeline import SessionChunk
+from ..protocols import browser
 from ..protocols.beacons import BeaconChunk, Strings, WireRequest
 from ..protocols.event_types import EVENT_NAMES  # labels of Locust statistics rows: "legacy 3 PLAY"
 
@@ -124,7 +125,8 @@ class ProtocolAdapter:
 
 
 def protocol_adapters(protocol: str) -> list[ProtocolAdapter]:
-    """The adapters for `legacy`, `kava` or `both` (legacy then says hasKanalony=true)."""
+    """The adapters for `legacy`, `kava` or `both` (legacy then says hasKanalony=true, and KAVA
+    is the line beside each legacy flavor: `sim.protocols.pairing`)."""
     if protocol not in ("legacy", "kava", "both"):
         raise ValueError(f"protocol must be legacy, kava or both (got {protocol!r})")
     adapters = []
@@ -134,7 +136,11 @@ def protocol_adapters(protocol: str) -> list[ProtocolAdapter]:
         adapters.append(ProtocolAdapter("legacy", lambda c: legacy_policy.beacons(c, with_kava=with_kava), legacy_codec))
     if protocol in ("kava", "both"):
         from ..protocols.kava import codec as kava_codec, policy as kava_policy
-        adapters.append(ProtocolAdapter("kava", kava_policy.beacons, kava_codec))
+        if protocol == "both":    # one player: the KAVA line beside each legacy plugin
+            from ..protocols.pairing import kava_beside_legacy
+            adapters.append(ProtocolAdapter("kava", lambda c: kava_beside_legacy(c, kava_policy.beacons(c)), kava_codec))
+        else:
+            adapters.append(ProtocolAdapter("kava", kava_policy.beacons, kava_codec))
     return adapters
 
 
@@ -205,6 +211,7 @@ class SessionState:
         self.dropped = np.zeros(n, bool)       # open model: could not start on time
         self.server_time = np.full(n, np.nan)  # KAVA: first answer's `time` -> sessionStartTime
         self.views_off = np.zeros(n, bool)     # KAVA: first answer said viewEventsEnabled false
+        self.preflights: dict[int, browser.PreflightCache] = {}   # the page view's CORS preflight results
 
 
 @dataclass(slots=True)
@@ -217,6 +224,8 @@ class Outgoing:
     session: int
     scenario: int = 0    # index into the schedule's scenario names
     head: bytes | None = None   # the request's headers as HTTP lines, when rendered ahead
+    preflight: bytes | None = None   # the CORS preflight's headers as HTTP lines, when the request needs one
+    sim_t: float = 0.0   # the send time on the viewer's clock (simulated epoch s)
 
 
 def header_lines(headers: dict[str, str]) -> bytes:
@@ -246,7 +255,8 @@ class BeaconQueue:
     COMPACT_MIN = 2048  # below this many rows, keeping sent rows costs less than copying
 
     def __init__(self, adapter: ProtocolAdapter, chunk: BeaconChunk, wall: np.ndarray,
-                 state: SessionState, stats: "ScheduleStats", drop_after: float | None):
+                 state: SessionState, stats: "ScheduleStats", drop_after: float | None,
+                 transport: np.ndarray | None = None, target: str = "127.0.0.1"):
         order = np.argsort(wall, kind="stable")
         self.adapter, self.protocol, self.codec = adapter, adapter.protocol, adapter.codec
         self.state, self.stats, self.drop_after = state, stats, drop_after
@@ -258,7 +268,10 @@ class BeaconQueue:
         # times (rows block_lo..block_hi-1): legacy ones whole (`encode_rows`), KAVA ones but
         # for the sessionStartTime that only the live server's first answer gives (`prepare_rows`)
         self.block_lo = self.block_hi = 0
-        self.block: list[tuple] = []   # (label, request or KAVA Prepared, key, header lines)
+        self.block: list[tuple] = []   # (label, request or KAVA Prepared, key, header lines, preflight lines)
+        # how each session's plugin sends (browser.OFF, XHR, FLASH) and what its browser adds
+        self.transport = np.zeros(state.scenario.shape, np.int8) if transport is None else transport
+        self.target = target
 
     def __len__(self) -> int:
         return len(self.wall)
@@ -318,7 +331,7 @@ class BeaconQueue:
             stats.started_by[state.scenario[s]] += 1
         if not self.block_lo <= row < self.block_hi:
             self._encode_block(row)
-        label, request, key, head = self.block[row - self.block_lo]
+        label, request, key, head, preflight = self.block[row - self.block_lo]
         if self.protocol == "kava":
             if request.event_type == KAVA_VIEW and state.views_off[s]:
                 stats.views_suppressed += 1
@@ -329,9 +342,10 @@ class BeaconQueue:
             if not request.holds_start:
                 state.server_time[s] = np.nan      # this beacon's answer sets a new one
             elif state.server_time[s] == state.server_time[s]:
-                start = int(state.server_time[s])
+                start = float(state.server_time[s])   # echoed as the server gave it
             request = request.request(start)
-        return Outgoing(label, self.protocol, request, key, s, int(state.scenario[s]), head)
+        return Outgoing(label, self.protocol, request, key, s, int(state.scenario[s]), head, preflight,
+                        float(chunk.send_t[row]))
 
     # Rows encoded at once: at most BLOCK (amortises the per-column work), and beyond
     # BLOCK_MIN only those due within BLOCK_AHEAD seconds of the first, so a queue whose
@@ -352,12 +366,31 @@ class BeaconQueue:
             encoded = [(label, r, key, r.headers) for label, r, key in zip(labels, requests, keys)]
         heads: dict[int, bytes] = {}    # rows with the same headers share one dict
         block = []
-        for label, request, key, headers in encoded:
+        transport, session, sent_headers = self.transport, self.chunk.session, browser.Headers(self.target)
+        for row_at, (label, request, key, headers) in zip(rows.tolist(), encoded):
+            headers, preflight = sent_headers(headers, request.method, int(transport[session[row_at]]))
+            request.headers = headers
             head = heads.get(id(headers))
             if head is None:
                 head = heads[id(headers)] = header_lines(headers)
-            block.append((label, request, key, head))
+            if preflight is not None:
+                pre = heads.get(id(preflight))
+                preflight = heads[id(preflight)] = header_lines(preflight) if pre is None else pre
+            block.append((label, request, key, head, preflight))
         self.block, self.block_lo, self.block_hi = block, row, hi
+
+    def needs_preflight(self, out: Outgoing) -> bool:
+        """The browser has no fresh preflight result for this request's URL in this page view."""
+        cache = self.state.preflights.get(out.session)
+        return cache is None or not cache.fresh(out.request.url, out.sim_t)
+
+    def on_preflight(self, out: Outgoing, max_age: str | None) -> None:
+        """A preflight was answered with `Access-Control-Max-Age: max_age` (None: not sent)."""
+        cache = self.state.preflights.get(out.session)
+        if cache is None:
+            cache = self.state.preflights[out.session] = browser.PreflightCache()
+        agent = browser.browser_of(out.request.headers.get("User-Agent"))
+        cache.store(out.request.url, out.sim_t, browser.max_age(max_age, agent))
 
     def on_response(self, out: Outgoing, body: bytes) -> None:
         """KAVA: the first answer of a session sets sessionStartTime and viewEventsEnabled."""
@@ -409,6 +442,7 @@ class Schedule:
     lookahead: float = 2.0
     drop_after: float | None = None
     chunk_hook: Callable[[SessionChunk], None] | None = None   # e.g. partner/entry overrides
+    target: str = "127.0.0.1"   # the beacon host: whether a request is cross-origin, Sec-Fetch-Site
     queues: list[BeaconQueue] = field(default_factory=list)
     stats: ScheduleStats = field(default_factory=ScheduleStats)
     states: list[SessionState] = field(default_factory=list)   # chunks with sessions not yet over
@@ -458,8 +492,9 @@ class Schedule:
             if parked.any():
                 beacons = take_rows(beacons, np.flatnonzero(~parked[beacons.session]))
             if len(beacons):
+                transport = browser.session_transports(chunk, adapter.protocol)
                 queues.append(BeaconQueue(adapter, beacons, self.timebase.to_wall(beacons.send_t), state,
-                                          self.stats, self.drop_after))
+                                          self.stats, self.drop_after, transport, self.target))
         self.stats.sessions_generated += n - int(parked.sum())
         self.stats.beacons_scheduled += sum(len(q) for q in queues)
         self.stats.generate_seconds += time.perf_counter() - began

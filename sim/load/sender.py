@@ -6,7 +6,11 @@ user's send greenlets, each of which renders a row and sends it over its own kee
 `Connection` (a lean HTTP/1.1 client: a request is one prepared buffer). A slow target keeps
 them busy, later sends then go out late and are counted as late; the schedule itself never
 moves (no coordinated omission). Every send fires Locust's `request` event (one statistics row per
-beacon type) and, with a ledger, becomes one JSON line.
+beacon type) and, with a ledger, becomes one JSON line. A request the viewer's browser would
+precede with a CORS preflight gets one first, on the same connection, unless the session's
+page view holds a fresh result for its URL: a real OPTIONS request with a statistics row of
+its own ("kava preflight"), counted in the summary and not in the ledger. A failed preflight
+stops the beacon, as in a browser: the beacon counts as failed ("CORS preflight: ...").
 
     sender = Sender(schedule, "http://127.0.0.1:8080", events=env.events, ledger=Ledger(path))
     gevent.spawn(sender.run)      # in each Locust user's task
@@ -36,6 +40,7 @@ import orjson
 from .schedule import BeaconQueue, Outgoing, Schedule, header_lines
 
 log = logging.getLogger("player-sim")
+KEEP_ALIVE = b"Connection: keep-alive\r\n"
 
 
 class SendFailed(Exception):
@@ -212,6 +217,7 @@ class Connection:
         self.timeout = timeout
         self.sock = None
         self.buf = b""
+        self.head = b""      # the last answer's status line and headers, lower-cased
 
     def _open(self):
         sock = gevent.socket.create_connection(self.address, timeout=self.timeout)
@@ -276,7 +282,7 @@ class Connection:
             status = int(head[9:12])
         except ValueError:
             raise BadResponse(head[:40]) from None
-        lower = head.lower()
+        lower = self.head = head.lower()
         buf = buf[end + 4:]
         if 100 <= status < 200:      # an interim answer: the real one follows
             self.buf = buf
@@ -391,6 +397,8 @@ class Sender:
         self.failed = 0
         self.failures: Counter[str] = Counter()
         self.by_label: Counter[str] = Counter()
+        self.preflights = 0    # CORS preflights sent
+        self.preflights_failed = 0
         self.lanes: list[SendLane] = []
         self.generating = None  # the next chunk being prepared in a thread (AsyncResult)
         self.stopped = False
@@ -463,11 +471,24 @@ class Sender:
         head = out.head if out.head is not None else header_lines(req.headers)
         seq = self.seq
         self.seq += 1
+        error = None
+        if out.preflight is not None and queue.needs_preflight(out):
+            error = self._preflight(conn, queue, out)
         attempt = 0
-        while True:
+        if error is not None:            # the browser never sends the beacon itself
+            attempt = self.retries + 1
+            if self.events is not None:
+                self.events.request.fire(
+                    request_type=req.method, name=out.label, response_time=0.0, response_length=0, response=None,
+                    context={}, exception=SendFailed(error), start_time=time.time(), url=req.url)
+        while attempt <= self.retries:
             attempt += 1
             line = self.run_prefix and self.run_prefix + b"%d:%d\r\n" % (seq, attempt)
-            if body:
+            if body and head.startswith(KEEP_ALIVE):    # a browser's order: Host, Connection, Content-Length
+                wire = b"%s %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n%s%s\r\n%s" % (
+                    req.method.encode(), req.url.encode(), conn.host_line, KEEP_ALIVE, len(body),
+                    head[len(KEEP_ALIVE):], line, body)
+            elif body:
                 wire = b"%s %s HTTP/1.1\r\n%s%s%sContent-Length: %d\r\n\r\n%s" % (
                     req.method.encode(), req.url.encode(), conn.host_line, head, line, len(body), body)
             else:
@@ -488,7 +509,7 @@ class Sender:
                     request_type=req.method, name=out.label, response_time=elapsed_ms,
                     response_length=len(answer), response=None, context={},
                     exception=SendFailed(error) if error else None, start_time=begin, url=req.url)
-            if error is None or attempt > self.retries:
+            if error is None:
                 break
         self.sent += 1
         self.by_label[out.label] += 1
@@ -499,6 +520,38 @@ class Sender:
             self.failures[error] += 1
         if self.ledger is not None:
             self.ledger.write(started, out, error, self.run_id, seq, attempt)
+
+    def _preflight(self, conn: Connection, queue: BeaconQueue, out: Outgoing) -> str | None:
+        """Send the CORS preflight of `out`; None when the browser may go on, else why not.
+        A browser goes on after a 2xx answer that allows the page's origin and Content-Type."""
+        req = out.request
+        wire = b"OPTIONS %s HTTP/1.1\r\n%s%s\r\n" % (req.url.encode(), conn.host_line, out.preflight)
+        t0 = time.perf_counter()
+        begin = time.time()
+        error, answer = None, b""
+        try:
+            status, answer = conn.exchange(wire)
+            head = conn.head
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+            elif b"\r\naccess-control-allow-origin:" not in head:
+                error = "no Access-Control-Allow-Origin"
+            elif not _allows_content_type(head):
+                error = "Content-Type not allowed"
+        except (gevent.Timeout, Exception) as exc:
+            error = failure_kind(exc)
+        elapsed_ms = (time.perf_counter() - t0) * 1000.0
+        if self.events is not None:
+            self.events.request.fire(
+                request_type="OPTIONS", name=f"{out.protocol} preflight", response_time=elapsed_ms,
+                response_length=len(answer), response=None, context={},
+                exception=SendFailed(error) if error else None, start_time=begin, url=req.url)
+        self.preflights += 1
+        if error is not None:
+            self.preflights_failed += 1
+            return f"CORS preflight: {error}"
+        queue.on_preflight(out, _header_value(conn.head, b"access-control-max-age"))
+        return None
 
     def stop(self) -> None:
         if not self.stopped:
@@ -529,6 +582,7 @@ class Sender:
         return {
             "sent": self.sent, "failed": self.failed, "failures": dict(self.failures),
             "by_label": dict(self.by_label),
+            "preflights": {"sent": self.preflights, "failed": self.preflights_failed},
             "lateness": lateness_summary(self.lateness, self.late_threshold),
             "sessions": {"generated": s.sessions_generated, "started": s.started_sessions,
                          "dropped": s.dropped_sessions},
@@ -543,6 +597,21 @@ class Sender:
             "ledger": None if self.ledger is None else {"path": str(self.ledger.path.resolve()),
                                                          "lines": self.ledger.lines},
         }
+
+
+def _header_value(head: bytes, name: bytes) -> str | None:
+    """A header's value in a lower-cased answer head, None when absent."""
+    at = head.find(b"\r\n" + name + b":")
+    if at < 0:
+        return None
+    start = at + len(name) + 3
+    stop = head.find(b"\r\n", start)
+    return head[start:stop if stop >= 0 else len(head)].strip().decode("latin-1")
+
+
+def _allows_content_type(head: bytes) -> bool:
+    allowed = _header_value(head, b"access-control-allow-headers")
+    return allowed is not None and any(h.strip() in ("content-type", "*") for h in allowed.split(","))
 
 
 def lateness_summary(hist: LatenessHistogram, late_threshold: float) -> dict:

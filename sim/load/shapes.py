@@ -37,7 +37,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from ..scenario.errors import DataPath, Loc, Problem, ScenarioError, closest, describe, did_you_mean, problem_at
-from ..scenario.yamlfile import Unreadable, located_plain, parse_located
+from ..scenario.yamlfile import Unreadable, kind_of, located_plain, parse_located
 
 __all__ = ["Stage", "Shape", "Profile", "load_shape", "parse_duration", "daily_levels",
            "ShapedOpenArrivals", "ShapedClosedArrivals", "DEFAULT_GRACEFUL_STOP"]
@@ -164,7 +164,7 @@ def _read(file: Path, problems: list[Problem]) -> tuple[Any, dict[DataPath, Loc]
     except Unreadable:
         return None, {}
     if not isinstance(tree, CommentedMap):
-        what = "an empty file" if tree is None else ("a list" if isinstance(tree, list) else repr(tree))
+        what = "an empty file" if tree is None else kind_of(tree)
         problems.append(Problem(name, 1, 1, "", f"expected a mapping with a 'stages:' list at the top, got {what}"))
         return None, {}
     return located_plain(tree, name)

@@ -39,9 +39,11 @@ How the figures that need a choice are computed (also recorded per run in `metho
   non-empty userId over all events.
 * Errors before start (for EBVS): ERROR beacons with errorPosition 1 (before playing) or 3
   (before play request), or with no errorPosition and a zero/unknown position.
-* True minutes (truth): per played session, truth_intended_fraction x truth_entry_duration
-  (the whole duration for a completed session). It is the viewer's intended watching,
-  without replays, so it is the nearest truth column to real play time, not exact.
+* True figures (truth) are read off each session's timeline (truth_play_s, truth_stall_s,
+  truth_startup_s, truth_max_position_s; see TRUTH_DEFINITIONS, printed with the report).
+  A file without truth_play_s falls back to intended watching (fraction x duration).
+* Caveats (KAVA_CAVEATS, LEGACY_CAVEATS) say, beside a figure, what the protocol cannot
+  measure: the last partial VIEW interval, legacy PLAY fired on the play request.
 """
 from __future__ import annotations
 
@@ -59,8 +61,9 @@ from .events import EventsSource, SourceError, open_events
 PROTOCOLS = ("legacy", "kava")
 
 # KAVA event ids (kaltura-protocols.md c.2 and the ad-event erratum).
-KAVA = dict(impression=1, play_request=2, play=3, q25=11, q50=12, q75=13, q100=14, error=98, view=99,
-            ad_impression=8999, ad_start=9000, ad_complete=9005, ad_click=9009)
+KAVA = dict(impression=1, play_request=2, play=3, q25=11, q50=12, q75=13, q100=14, buffer_start=45, error=98,
+            view=99, ad_impression=8999, ad_start=9000, ad_skip=9001, ad_q1=9002, ad_q2=9003, ad_q3=9004,
+            ad_complete=9005, ad_click=9009)
 # Legacy stats.collect ids (a.7): 2 = media loaded (the DWH's "loads"), 3 = play, 4-7 quartiles.
 LEGACY = dict(load=2, play=3, q25=4, q50=5, q75=6, q100=7)
 LEGACY_AD_STARTS = (24, 25, 26, 27)        # pre/mid/post-roll and overlay started
@@ -79,8 +82,12 @@ HEADLINE: dict[str, str] = {
     "count_plays_50": "Reached 50 %",
     "count_plays_75": "Reached 75 %",
     "count_plays_100": "Reached 100 %",
+    "plays_25_ratio": "Reached 25 % / plays",
+    "plays_50_ratio": "Reached 50 % / plays",
+    "plays_75_ratio": "Reached 75 % / plays",
     "play_through_ratio": "Play-through ratio",
     "avg_view_drop_off": "Avg. drop-off",
+    "avg_completion_rate": "Avg. completion rate (share of the entry covered)",
     "sum_time_viewed_min": "Minutes viewed (quartile-based)",
     "sum_view_period_min": "Minutes viewed (interval-based)",
     "avg_time_viewed_min": "Avg. view time, min (quartile-based)",
@@ -89,18 +96,29 @@ HEADLINE: dict[str, str] = {
     "unique_known_users": "Known users (any event)",
     "avg_join_time_s": "Avg. join time, s",
     "avg_buffer_time": "Buffer ratio (buffer / play time)",
+    "rebuffered_play_share": "Plays with a rebuffer",
+    "rebuffers_per_play": "Rebuffers per play",
     "count_play_requests": "Play requests",
     "count_ebvs": "Exits before video start",
     "ebvs_ratio": "EBVS ratio (of play requests)",
+    "start_failure_ratio": "Start failures (of play requests)",
     "avg_session_error_rate": "Session error rate",
     "count_ad_impressions": "Ad impressions",
     "count_ad_starts": "Ad starts",
+    "count_ad_first_quartiles": "Ads past 25 %",
+    "count_ad_midpoints": "Ads past 50 %",
+    "count_ad_third_quartiles": "Ads past 75 %",
     "count_ad_completions": "Ad completions",
+    "count_ad_skips": "Ads skipped",
     "count_ad_clicks": "Ad clicks",
+    "ad_start_rate": "Ad start rate (starts / impressions)",
+    "ad_completion_rate": "Ad completion rate (completions / starts)",
+    "ad_click_through": "Ad click-through (clicks / impressions)",
     "avg_bitrate_kbps": "Avg. bitrate, kbps",
 }
-RATIOS = {"load_play_ratio", "play_through_ratio", "avg_view_drop_off", "avg_buffer_time", "ebvs_ratio",
-          "avg_session_error_rate"}
+RATIOS = {"load_play_ratio", "plays_25_ratio", "plays_50_ratio", "plays_75_ratio", "play_through_ratio",
+          "avg_view_drop_off", "avg_completion_rate", "avg_buffer_time", "rebuffered_play_share", "ebvs_ratio",
+          "start_failure_ratio", "avg_session_error_rate", "ad_start_rate", "ad_completion_rate", "ad_click_through"}
 
 # Columns the metrics read, with the type they are read as; absent columns read as null.
 COLUMNS: dict[str, str] = {
@@ -109,12 +127,55 @@ COLUMNS: dict[str, str] = {
     "playTimeSum": "DOUBLE", "bufferTime": "DOUBLE", "joinTime": "DOUBLE", "actualBitrate": "DOUBLE",
     "errorPosition": "INTEGER", "user_agent": "VARCHAR",
     "truth_session_seq": "VARCHAR", "truth_viewer": "VARCHAR", "truth_outcome": "VARCHAR",
-    "truth_entry_duration": "DOUBLE", "truth_intended_fraction": "DOUBLE",
+    "truth_entry_duration": "DOUBLE", "truth_intended_fraction": "DOUBLE", "truth_live": "BOOLEAN",
+    "truth_play_s": "DOUBLE", "truth_ad_play_s": "DOUBLE", "truth_stall_s": "DOUBLE", "truth_startup_s": "DOUBLE",
+    "truth_max_position_s": "DOUBLE",
     "truth_device": "VARCHAR", "truth_os": "VARCHAR", "truth_browser": "VARCHAR", "truth_country": "VARCHAR",
     "client_ip": "VARCHAR", "geo_country": "VARCHAR",
 }
 TRUTH_PLAYED = ("partial", "completed", "stall_quit", "playback_error", "ad_break_quit")
 TRUTH_EBVS = ("abandoned_startup", "abandoned_ad")
+# A forward step between consecutive VIEWs up to this long is taken as continuous play (a
+# 10 s report interval at up to 2x speed, plus rounding); a longer or backward one is a seek.
+CONTINUOUS_VIEW_STEP_S = 22.0
+
+# How each true figure is defined (printed with the report). The per-session truth columns are
+# read off the session's own timeline, the one its beacons were made from (sim.player.truth).
+TRUTH_DEFINITIONS = {
+    "plays": "sessions whose first content frame was shown (outcome partial, completed, stall_quit, "
+             "playback_error or ad_break_quit)",
+    "minutes": "sum of truth_play_s over plays: wall-clock seconds of content playing (first frame to the "
+               "viewer leaving, less pauses, rebuffering, ad breaks and time after the end; replays count)",
+    "avg view time": "true minutes / plays",
+    "reached NN %": "plays whose furthest position (truth_max_position_s, by playing or seeking) is at least "
+                    "NN % of the entry; VOD only, live sends no quartiles",
+    "play-through": "plays that reached the end of the entry / plays",
+    "completion rate": "sum over VOD plays of the furthest position / entry duration (at most 1), / plays",
+    "buffer ratio": "sum of truth_stall_s (rebuffering, to STALL_END or to the quit in it) / sum of truth_play_s",
+    "join time": "mean truth_startup_s over plays: play request to first frame, ads and bumpers excluded",
+    "EBVS": "play requests that left during the startup wait or the pre-roll (outcome abandoned_startup "
+            "or abandoned_ad), / play requests",
+}
+# What a protocol's beacons cannot see, shown beside the figure (report and HTML).
+KAVA_CAVEATS = {
+    "sum_view_period_min": "VIEW reports every 10 s of play: the last partial interval of each KAVA session "
+                           "segment (up to 10 s) is never sent; playTimeSum counts content seconds, so "
+                           "faster playback counts more",
+    "avg_view_period_time_min": "as interval-based minutes: the last partial VIEW interval is not sent",
+    "sum_time_viewed_min": "by definition duration x last quartile reached, not play time; forward seeks "
+                           "fire quartiles",
+    "avg_buffer_time": "bufferTime rides on VIEWs: rebuffering in the last partial interval, or in a stall the "
+                       "viewer left during, is never reported",
+    "avg_join_time_s": "joinTime runs from the play request to the first frame",
+    "avg_completion_rate": "VIEW positions come every 10 s of play: the part of the entry played after the last "
+                           "VIEW is not covered, a large share of a short entry",
+}
+LEGACY_CAVEATS = {
+    "count_plays": "mwEmbed and v7 fire PLAY on the play request (KDP on the first frame): viewers who leave "
+                   "before the first frame count as plays",
+    "load_play_ratio": "plays counted on the play request in mwEmbed and v7",
+    "sum_time_viewed_min": "by definition duration x last quartile reached; there is no play-time field",
+}
 
 Number = int | float | None
 
@@ -129,6 +190,7 @@ class ProtocolMetrics:
     breakdowns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     timeline: dict[str, Any] = field(default_factory=dict)       # events and plays per time bucket
     methods: dict[str, str] = field(default_factory=dict)        # how a figure or dimension was derived
+    caveats: dict[str, str] = field(default_factory=dict)        # HEADLINE key -> what the protocol cannot measure
     # Where a breakdown came from truth_* columns: the same dimension read as a collector would
     # (user agent, geolocated address), so the report can set measured beside truth.
     measured_breakdowns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -140,6 +202,7 @@ class Metrics:
     tz_offset_min: int
     protocols: dict[str, ProtocolMetrics]
     notes: list[str] = field(default_factory=list)
+    truth_definitions: dict[str, str] = field(default_factory=dict)   # how each true figure is defined
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -267,9 +330,15 @@ def _kava_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]
                count(distinct sessionId) filter (where eventType = {k['error']}) as error_sessions,
                count(distinct sessionId) filter (where eventType = {k['view']}) as view_sessions,
                count(*) filter (where {before_start}) as errors_before_start,
+               count(*) filter (where eventType = {k['buffer_start']}) as rebuffers,
+               count(distinct (sessionId, entryId)) filter (where eventType = {k['buffer_start']}) as rebuffered,
                count(*) filter (where eventType = {k['ad_impression']}) as ad_impressions,
                count(*) filter (where eventType = {k['ad_start']}) as ad_starts,
+               count(*) filter (where eventType = {k['ad_q1']}) as ad_q1,
+               count(*) filter (where eventType = {k['ad_q2']}) as ad_q2,
+               count(*) filter (where eventType = {k['ad_q3']}) as ad_q3,
                count(*) filter (where eventType = {k['ad_complete']}) as ad_completions,
+               count(*) filter (where eventType = {k['ad_skip']}) as ad_skips,
                count(*) filter (where eventType = {k['ad_click']}) as ad_clicks,
                count(*) filter (where truth_entry_duration is not null) as with_truth_duration
         from ev where protocol = 'kava'""")
@@ -283,6 +352,12 @@ def _kava_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]
                                           "(position / quartile, at least the largest position)")
     qm = _quartile_minutes(src, "kava", k, duration)
     vm = _view_minutes(src)
+    covered = _covered_percentiles(src, bool(a["with_truth_duration"]))
+    methods["avg_completion_rate"] = (
+        "per play, the 1 % buckets of the entry its VIEW positions cover (a step of at most "
+        f"{CONTINUOUS_VIEW_STEP_S:g} s forward between consecutive VIEWs covers the span, any other step only the "
+        "new position), summed, / plays; entry duration from "
+        + ("truth_entry_duration" if a["with_truth_duration"] else "the quartile estimate above"))
     methods["sum_view_period_min"] = "playTimeSum each KAVA session segment ends on (a reset starts a new one), summed"
     play_s = vm["play_s"]
     plays = a["plays"]
@@ -290,8 +365,11 @@ def _kava_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]
     headline = {
         "count_loads": a["loads"], "count_plays": plays, "load_play_ratio": _ratio(plays, a["loads"]),
         "count_plays_25": a["q25"], "count_plays_50": a["q50"], "count_plays_75": a["q75"], "count_plays_100": a["q100"],
+        "plays_25_ratio": _ratio(a["q25"], plays), "plays_50_ratio": _ratio(a["q50"], plays),
+        "plays_75_ratio": _ratio(a["q75"], plays),
         "play_through_ratio": _ratio(a["q100"], plays),
         "avg_view_drop_off": _ratio((a["q25"] + a["q50"] + a["q75"] + a["q100"]) / 4, plays),
+        "avg_completion_rate": _ratio(covered, plays),
         "sum_time_viewed_min": qm["minutes"],
         "sum_view_period_min": None if play_s is None else play_s / 60,
         "avg_time_viewed_min": _ratio(qm["minutes"], plays),
@@ -299,11 +377,18 @@ def _kava_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]
         "unique_viewers": a["viewers"], "unique_known_users": a["known_users"],
         "avg_join_time_s": a["join_time"],
         "avg_buffer_time": _ratio(a["buffer_s"], play_s),
+        "rebuffered_play_share": _ratio(a["rebuffered"], plays), "rebuffers_per_play": _ratio(a["rebuffers"], plays),
         "count_play_requests": a["requests"],
         "count_ebvs": ebvs, "ebvs_ratio": _ratio(ebvs, a["requests"]),
+        "start_failure_ratio": _ratio(a["errors_before_start"], a["requests"]),
         "avg_session_error_rate": _ratio(a["error_sessions"], a["view_sessions"]),
         "count_ad_impressions": a["ad_impressions"], "count_ad_starts": a["ad_starts"],
-        "count_ad_completions": a["ad_completions"], "count_ad_clicks": a["ad_clicks"],
+        "count_ad_first_quartiles": a["ad_q1"], "count_ad_midpoints": a["ad_q2"],
+        "count_ad_third_quartiles": a["ad_q3"],
+        "count_ad_completions": a["ad_completions"], "count_ad_skips": a["ad_skips"], "count_ad_clicks": a["ad_clicks"],
+        "ad_start_rate": _ratio(a["ad_starts"], a["ad_impressions"]),
+        "ad_completion_rate": _ratio(a["ad_completions"], a["ad_starts"]),
+        "ad_click_through": _ratio(a["ad_clicks"], a["ad_impressions"]),
         "avg_bitrate_kbps": a["bitrate"],
     }
     if qm["without_duration"]:
@@ -337,6 +422,8 @@ def _legacy_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, st
     headline.update({
         "count_loads": a["loads"], "count_plays": plays, "load_play_ratio": _ratio(plays, a["loads"]),
         "count_plays_25": a["q25"], "count_plays_50": a["q50"], "count_plays_75": a["q75"], "count_plays_100": a["q100"],
+        "plays_25_ratio": _ratio(a["q25"], plays), "plays_50_ratio": _ratio(a["q50"], plays),
+        "plays_75_ratio": _ratio(a["q75"], plays),
         "play_through_ratio": _ratio(a["q100"], plays),
         "avg_view_drop_off": _ratio((a["q25"] + a["q50"] + a["q75"] + a["q100"]) / 4, plays),
         "sum_time_viewed_min": qm["minutes"], "avg_time_viewed_min": _ratio(qm["minutes"], plays),
@@ -346,39 +433,118 @@ def _legacy_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, st
     return headline, methods
 
 
+def _covered_percentiles(src: EventsSource, truth_duration: bool) -> float | None:
+    """Sum over KAVA plays of the share of the entry (in 1 % buckets) their VIEW positions cover."""
+    view, q = KAVA["view"], {KAVA["q25"]: 0.25, KAVA["q50"]: 0.5, KAVA["q75"]: 0.75, KAVA["q100"]: 1.0}
+    estimate = ("min(position / case eventType " + " ".join(f"when {c} then {f}" for c, f in q.items()) + " end) "
+                f"filter (where eventType in ({', '.join(map(str, q))}) and position > 0)")
+    duration = "max(truth_entry_duration)" if truth_duration else f"greatest({estimate}, max(position))"
+    row = _one(src, f"""
+        with d as (
+            select sessionId, entryId, {duration} as d
+            from ev where protocol = 'kava' group by sessionId, entryId),
+        v as (
+            select sessionId, entryId, position as p, lag(position) over w as prev
+            from ev where protocol = 'kava' and eventType = {view} and position >= 0
+            window w as (partition by sessionId, entryId order by ts, eventIndex)),
+        b as (
+            select sessionId, entryId, unnest(range(
+                cast(least(floor(100 * (case when p >= prev and p - prev <= {CONTINUOUS_VIEW_STEP_S}
+                                             then prev else p end) / d.d), 99) as bigint),
+                cast(least(floor(100 * p / d.d), 99) as bigint) + 1)) as bucket
+            from v join d using (sessionId, entryId) where d.d > 0),
+        per as (select count(distinct bucket) as buckets from b group by sessionId, entryId)
+        select sum(buckets) / 100.0 as covered from per""")
+    return row.get("covered")
+
+
+def _clean(column: str) -> str:
+    """A truth column with NaN (not measured) read as null, so aggregates skip it."""
+    return f"case when isnan({column}) then null else {column} end"
+
+
 def _truth(src: EventsSource, protocol: str) -> dict[str, Number]:
-    """True figures from the truth columns, keyed like the headline they stand beside."""
+    """True figures from the truth columns, keyed like the headline they stand beside (TRUTH_DEFINITIONS)."""
     if not src.has("truth_session_seq") or not src.has("truth_outcome"):
         return {}
     outcome = "replace(replace(lower(trim(any_value(truth_outcome))), ' ', '_'), '-', '_')"
+    from_timeline = src.has("truth_play_s")
+    if from_timeline:
+        per_session = ", ".join(f"max({_clean('truth_' + c)}) as {c}" for c in
+                                ("play_s", "stall_s", "startup_s", "max_position_s"))
+    else:   # files written before the timeline truth: intended watching, the nearest there is
+        per_session = ("max(least(greatest(truth_intended_fraction, 0), 1) * truth_entry_duration) as play_s, "
+                       "null as stall_s, null as startup_s, null as max_position_s")
+    reached = "plays and not live and max_position_s >= {f} * dur - 1e-6"
     t = _one(src, f"""
         with s as (
             select truth_session_seq, {outcome} as outcome, max(truth_entry_duration) as dur,
-                   max(truth_intended_fraction) as f, any_value(truth_viewer) as viewer
+                   coalesce(bool_or(truth_live), false) as live, any_value(truth_viewer) as viewer, {per_session}
             from ev where protocol = '{protocol}' and truth_session_seq is not null
-            group by truth_session_seq)
+            group by truth_session_seq),
+        p as (select *, outcome in {TRUTH_PLAYED} as plays from s)
         select count(*) as sessions,
                count(*) filter (where outcome <> 'no_play') as requests,
-               count(*) filter (where outcome in {TRUTH_PLAYED}) as plays,
+               count(*) filter (where plays) as plays,
+               count(*) filter (where outcome = 'start_failure') as start_failures,
+               count(distinct viewer) filter (where plays) as viewers,
+               sum(case when outcome = 'completed' and not {from_timeline} then dur else play_s end)
+                   filter (where plays) / 60 as minutes,
+               sum(stall_s) filter (where plays) as stall_s,
+               sum(play_s) filter (where plays) as play_s,
+               avg(startup_s) filter (where plays) as join_time,
+               count(*) filter (where {reached.format(f=0.25)}) as q25,
+               count(*) filter (where {reached.format(f=0.5)}) as q50,
+               count(*) filter (where {reached.format(f=0.75)}) as q75,
+               count(*) filter (where {reached.format(f=1)}) as q100,
+               sum(least(max_position_s / dur, 1)) filter (where plays and not live and dur > 0) as covered,
                count(*) filter (where outcome = 'completed') as completions,
-               count(distinct viewer) filter (where outcome in {TRUTH_PLAYED}) as viewers,
-               sum(case when outcome = 'completed' then dur else least(greatest(f, 0), 1) * dur end)
-                   filter (where outcome in {TRUTH_PLAYED}) / 60 as minutes,
                count(*) filter (where outcome in {TRUTH_EBVS}) as ebvs
-        from s""")
+        from p""")
     if not t.get("sessions"):
         return {}
+    plays, minutes = t["plays"], t["minutes"]
+    q100 = t["q100"] if from_timeline else t["completions"]
     truth = {
-        "count_loads": t["sessions"], "count_plays": t["plays"], "load_play_ratio": _ratio(t["plays"], t["sessions"]),
-        "count_plays_100": t["completions"], "play_through_ratio": _ratio(t["completions"], t["plays"]),
+        "count_loads": t["sessions"], "count_plays": plays, "load_play_ratio": _ratio(plays, t["sessions"]),
+        "count_plays_100": q100, "play_through_ratio": _ratio(q100, plays),
         "unique_viewers": t["viewers"],
-        "sum_time_viewed_min": t["minutes"], "sum_view_period_min": t["minutes"],
-        "avg_time_viewed_min": _ratio(t["minutes"], t["plays"]), "avg_view_period_time_min": _ratio(t["minutes"], t["plays"]),
+        "sum_time_viewed_min": minutes, "sum_view_period_min": minutes,
+        "avg_time_viewed_min": _ratio(minutes, plays), "avg_view_period_time_min": _ratio(minutes, plays),
     }
+    if from_timeline:
+        truth.update({
+            "count_plays_25": t["q25"], "count_plays_50": t["q50"], "count_plays_75": t["q75"],
+            "plays_25_ratio": _ratio(t["q25"], plays), "plays_50_ratio": _ratio(t["q50"], plays),
+            "plays_75_ratio": _ratio(t["q75"], plays),
+            "avg_view_drop_off": _ratio((t["q25"] + t["q50"] + t["q75"] + t["q100"]) / 4, plays),
+            "avg_completion_rate": _ratio(t["covered"], plays),
+            "avg_join_time_s": t["join_time"], "avg_buffer_time": _ratio(t["stall_s"], t["play_s"]),
+        })
     if protocol == "kava":
         truth.update({"count_play_requests": t["requests"], "count_ebvs": t["ebvs"],
-                      "ebvs_ratio": _ratio(t["ebvs"], t["requests"])})
+                      "ebvs_ratio": _ratio(t["ebvs"], t["requests"]),
+                      "start_failure_ratio": _ratio(t["start_failures"], t["requests"])})
     return truth
+
+
+def _truth_definitions(src: EventsSource) -> dict[str, str]:
+    if not src.has("truth_session_seq"):
+        return {}
+    if not src.has("truth_play_s"):
+        return {"minutes": "truth_intended_fraction x truth_entry_duration (the source has no truth_play_s): "
+                           "intended watching, not real play time; no true join time, buffer ratio or quartiles"}
+    return dict(TRUTH_DEFINITIONS)
+
+
+def _caveats(protocol: str, headline: dict[str, Number]) -> dict[str, str]:
+    """What each protocol's beacons cannot see, beside the figures it affects."""
+    if protocol == "legacy":
+        return {k: v for k, v in LEGACY_CAVEATS.items() if headline.get(k) is not None}
+    caveats = {k: v for k, v in KAVA_CAVEATS.items() if headline.get(k) is not None}
+    if headline.get("count_ad_starts"):
+        caveats["avg_join_time_s"] = KAVA_CAVEATS["avg_join_time_s"] + "; here it includes pre-roll ads"
+    return caveats
 
 
 def _breakdowns(src: EventsSource, protocol: str, by: tuple[str, ...], top: int, tz_offset_min: int,
@@ -502,5 +668,7 @@ def _compute(src: EventsSource, protocol: str | None, dims: tuple[str, ...], top
         methods.update({f"measured {k}": v for k, v in measured_methods.items()})
         result[p] = ProtocolMetrics(
             protocol=p, rows=rows, headline=headline, truth=_truth(src, p), event_counts=counts,
-            breakdowns=breakdowns, timeline=_timeline(src, p), methods=methods, measured_breakdowns=measured)
-    return Metrics(source=src.description, tz_offset_min=tz_offset_min, protocols=result, notes=notes)
+            caveats=_caveats(p, headline), breakdowns=breakdowns,
+            timeline=_timeline(src, p), methods=methods, measured_breakdowns=measured)
+    return Metrics(source=src.description, tz_offset_min=tz_offset_min, protocols=result, notes=notes,
+                   truth_definitions=_truth_definitions(src) if any(pm.truth for pm in result.values()) else {})

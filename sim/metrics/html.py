@@ -28,7 +28,7 @@ import jinja2
 
 from ..protocols.event_types import EVENT_NAMES
 from .compute import HEADLINE, Metrics, ProtocolMetrics
-from .report import columns_of, headline_rows
+from .report import caveat_of, columns_of, headline_rows
 
 MEASURED, TRUTH, THIRD = "#3b6ea5", "#e07b39", "#5a9e6f"
 PROTOCOL_COLOURS = {"legacy": "#3b6ea5", "kava": "#b5485d"}
@@ -36,7 +36,10 @@ MIX_DIMENSIONS = {"device": "Device", "os": "Operating system", "browser": "Brow
 
 # Internal names in the methods notes, said in plain words for readers of the page.
 PLAIN = {
-    "truth_entry_duration": "the true video length",
+    "truth_entry_duration": "the true video length", "truth_intended_fraction": "the share the viewer meant to watch",
+    "truth_play_s": "the true seconds of playing", "truth_max_position_s": "the furthest true position",
+    "truth_stall_s": "the true rebuffering seconds", "truth_startup_s": "the true startup seconds",
+    "truth_session_seq": "the true session",
     "truth_device": "the simulated viewer's real device", "truth_os": "the simulated viewer's real operating system",
     "truth_browser": "the simulated viewer's real browser", "truth_country": "the simulated viewer's real country",
     "user_agent classifier": "the browser's User-Agent header",
@@ -113,12 +116,14 @@ def _drop_off(pm: ProtocolMetrics) -> dict | None:
     measured = [None if h.get(k) is None else 100 * h[k] / plays for k in keys]
     traces = [{"type": "scatter", "mode": "lines+markers+text", "name": "measured", "x": [0, 25, 50, 75, 100],
                "y": measured, "line": {"color": MEASURED}, "texttemplate": "%{y:.1f} %", "textposition": "top right"}]
-    if t.get("play_through_ratio") is not None:
-        # the truth knows who started and who finished, not who passed each quartile
-        end = 100 * t["play_through_ratio"]
-        traces.append({"type": "scatter", "mode": "markers+text", "name": "truth (start and end)", "x": [0, 100],
-                       "y": [100, end], "marker": {"color": TRUTH, "size": 11, "symbol": "diamond"},
-                       "text": ["", f"{end:.1f} %"], "textposition": "bottom left"})
+    true_plays = t.get("count_plays")
+    if true_plays:
+        # older truth columns know who started and who finished, not who passed each quartile
+        points = [(x, 100 * t[k] / true_plays) for x, k in zip((0, 25, 50, 75, 100), keys) if t.get(k) is not None]
+        traces.append({"type": "scatter", "mode": "lines+markers+text", "name": "truth", "x": [x for x, _ in points],
+                       "y": [y for _, y in points], "marker": {"color": TRUTH, "size": 9, "symbol": "diamond"},
+                       "line": {"color": TRUTH, "dash": "dot"}, "textposition": "bottom left",
+                       "text": ["" if x == 0 else f"{y:.1f} %" for x, y in points]})
     return _figure(f"{pm.protocol}-dropoff", "Quartile drop-off: share of plays still watching", traces,
                    _axis("position in the video (%)", tickvals=[0, 25, 50, 75, 100], range=[-6, 112]),
                    _axis("plays still watching (%)", range=[0, 110]))
@@ -142,8 +147,9 @@ def _minutes(pm: ProtocolMetrics) -> dict | None:
 
 def _ad_funnel(pm: ProtocolMetrics) -> dict | None:
     h = pm.headline
-    steps = [("Ad impressions", "count_ad_impressions"), ("Ad starts", "count_ad_starts"),
-             ("Ad completions", "count_ad_completions"), ("Ad clicks", "count_ad_clicks")]
+    steps = [("Ad impressions", "count_ad_impressions"), ("Started", "count_ad_starts"),
+             ("25 %", "count_ad_first_quartiles"), ("50 %", "count_ad_midpoints"), ("75 %", "count_ad_third_quartiles"),
+             ("Completed", "count_ad_completions"), ("Clicked", "count_ad_clicks")]
     steps = [(n, k) for n, k in steps if h.get(k) is not None]
     if not any(h[k] for _, k in steps):
         return None
@@ -286,7 +292,9 @@ def report_data(metrics: Metrics) -> dict[str, Any]:
                          "methods": _methods(pm), "notes": notes, "has_truth": bool(pm.truth)})
     return {"source": metrics.source,
             "columns": [{"header": h, "truth": part == "truth"} for h, _, part in cols],
-            "headline": [{"key": k, "label": lbl, "cells": cells} for k, lbl, cells in headline_rows(metrics)],
+            "headline": [{"key": k, "label": lbl, "cells": cells, "caveat": plain(caveat_of(metrics, k))}
+                         for k, lbl, cells in headline_rows(metrics)],
+            "truth_definitions": [(what, plain(how)) for what, how in metrics.truth_definitions.items()],
             "sections": sections, "mixes": _mixes(metrics), "notes": list(metrics.notes)}
 
 

@@ -33,7 +33,8 @@ A line counts as failed at send when `failed` is true, or `status` is one of fai
 error, timeout, refused, connection_error, 0 (no response). An HTTP status such as 500 is
 a response: the request reached a server, so it is expected in the store.
 The event type of a ledger line is read from its url or body (`eventType=`,
-`event:eventType=`, `"eventType": n`).
+`event:eventType=`, `"eventType": n`). Lines marked `"preflight": true` (a browser's CORS
+preflight in a request file) carry no beacon and are left out.
 """
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ COUNTS = ("sent", "failed_at_send", "received", "lost", "duplicated", "arrived_d
 FAILED_STATUSES = ("failed", "error", "timeout", "refused", "connection_error", "0")
 LEDGER_EXTENSIONS = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json")
 LEDGER_COLUMNS = {"key": "VARCHAR", "protocol": "VARCHAR", "url": "VARCHAR", "body": "VARCHAR",
-                  "failed": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR", "run": "VARCHAR"}
+                  "failed": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR", "run": "VARCHAR",
+                  "preflight": "VARCHAR"}
 EVENT_TYPE_PATTERN = r'eventType(?:"|%22)?\s*(?:=|:|%3D)\s*"?(-?\d+)'
 
 
@@ -178,7 +180,8 @@ def _open_ledger(con: duckdb.DuckDBPyConnection, ledger: str) -> None:
                                  regexp_extract(body, '{EVENT_TYPE_PATTERN}', 1)) as integer) as eventType,
                (lower(coalesce(failed, 'false')) in ('true', '1') or lower(coalesce(status, '')) in ({statuses})) as failed,
                coalesce(error, status) as error, run
-        from read_json({listing}, format = 'newline_delimited', columns = {columns})""")
+        from read_json({listing}, format = 'newline_delimited', columns = {columns})
+        where lower(coalesce(preflight, 'false')) not in ('true', '1')""")
     except duckdb.Error as exc:
         raise SourceError(f"{ledger}: cannot read as a JSON-lines ledger ({str(exc).splitlines()[0]})") from None
 

@@ -51,14 +51,26 @@ def headline_rows(metrics: Metrics) -> list[tuple[str, str, list[str]]]:
     return rows
 
 
+def caveat_of(metrics: Metrics, key: str) -> str:
+    """What the protocols cannot measure about figure `key` (shown beside it), or ""."""
+    notes = [(name, pm.caveats[key]) for name, pm in metrics.protocols.items() if key in pm.caveats]
+    if len(metrics.protocols) == 1:
+        return "; ".join(text for _, text in notes)
+    return "; ".join(f"{name}: {text}" for name, text in notes)
+
+
 def headline_table(metrics: Metrics) -> Group:
     """The terminal report: headline figures per protocol (truth beside measured), then notes."""
     table = Table(title=f"Analytics-tab figures: {metrics.source}", title_justify="left")
     table.add_column("Metric")
     for header, _, part in columns_of(metrics):
         table.add_column(header, justify="right", style="cyan" if part == "truth" else None)
-    for _, label, cells in headline_rows(metrics):
-        table.add_row(label, *cells)
+    rows = headline_rows(metrics)
+    caveats = [caveat_of(metrics, key) for key, _, _ in rows]
+    if any(caveats):
+        table.add_column("What the beacons cannot see", style="dim", overflow="fold")
+    for (_, label, cells), caveat in zip(rows, caveats):
+        table.add_row(label, *cells, *([caveat] if any(caveats) else []))
     parts: list = [table]
     for name, pm in metrics.protocols.items():
         counts = ", ".join(f"{k}: {v:,}" for k, v in pm.event_counts.items())
@@ -69,6 +81,8 @@ def headline_table(metrics: Metrics) -> Group:
         dims = "; ".join(f"{w[3:]} from {how}" for w, how in pm.methods.items() if w.startswith("by "))
         if dims:
             parts.append(Text(f"  breakdowns: {dims}", style="dim"))
+    for what, how in metrics.truth_definitions.items():
+        parts.append(Text(f"truth {what}: {how}", style="cyan"))
     for note in metrics.notes:
         parts.append(Text(f"note: {note}", style="yellow"))
     return Group(*parts)

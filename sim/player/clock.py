@@ -120,13 +120,14 @@ def _bins(start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plan_arrivals(components, population, seed: int, *, sessions: int | None = None,
-                  days: float | None = None) -> ArrivalPlan:
+                  days: float | None = None, partition_sessions: int = PARTITION_SESSIONS) -> ArrivalPlan:
     """Per-bin and per-partition session counts for a run (cheap: no per-session work).
 
     Run window: the first component's `clock.start` over `days` (default its `clock.days`).
     Volume: `sessions` if given, else the weighted mean of the components' `sessions_per_day`
     x days, lowered by the seasonal curve where the run falls in a dip month. Components
     split the volume by weight (and season); each keeps its own curves and time zones.
+    `partition_sessions`: the partition size (other values give other sessions; for tests).
     """
     first = components[0].scenario.clock
     days = float(first.days if days is None else days)
@@ -166,9 +167,9 @@ def plan_arrivals(components, population, seed: int, *, sessions: int | None = N
         group_start, group_n = stop, 0
 
     for b, n_b in enumerate(per_bin.tolist()):
-        if n_b > PARTITION_SESSIONS:
+        if n_b > partition_sessions:
             close(b)
-            m = -(-n_b // PARTITION_SESSIONS)
+            m = -(-n_b // partition_sessions)
             # equal time slices of the bin; each cell's sessions fall in them uniformly
             split = np.stack([rng.multinomial(int(k), np.full(m, 1.0 / m)) for k in counts[b]], axis=1)
             for j in range(m):
@@ -179,7 +180,7 @@ def plan_arrivals(components, population, seed: int, *, sessions: int | None = N
             group_start = b + 1
             continue
         group_n += n_b
-        if group_n >= PARTITION_SESSIONS:
+        if group_n >= partition_sessions:
             close(b + 1)
     close(len(per_bin))
     part_counts_arr = np.array(part_counts, np.int64).reshape(-1, len(cell_c))

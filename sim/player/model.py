@@ -25,7 +25,8 @@ window slides on while the viewer lags behind), forward seeks move it toward the
 sessions never reach ENDED: viewers leave when their intended watching time is used up.
 
 Timeline conventions downstream stages rely on:
-- a viewer leaving during a stall quits right after STALL_START (no STALL_END);
+- a viewer who gives up over a stall (`quit_after_stall`) sits through it and leaves when it
+  ends: QUIT at the stall's end, with no STALL_END (playback never resumed);
 - leaving during a pre-roll ad, or at a mid-roll break (`break_exit`), quits inside the
   open break (no AD_BREAK_END); leaving during a post-roll does too, after ENDED;
 - ERROR is always fatal and followed by QUIT; before PLAYING it is a start failure;
@@ -42,9 +43,10 @@ delay from LOAD to a clicked play, how long non-players stay on the page, tab-hi
 episode length, 85 % of fullscreen entries exit again, at most 5 replays, an ABR down-switch
 after half of the stalls, and viewers who will finish (F = 1) watch to the end whatever
 re-watching costs them. Returning viewers: `returning` is drawn as the chance that a
-Poisson viewer with this viewer's activity had an earlier session since the run began
-(exact per-viewer history would tie chunks together); `returning.min_gap_s` is not
-enforced. The per-entry hourly burst factor of viewing-realism 3.0 step 1 is not modelled.
+Poisson viewer with this viewer's activity had an earlier session since the run began and
+at least `returning.min_gap_s` before this one (sessions closer together are one visit);
+exact per-viewer history would tie chunks together. The per-entry hourly burst factor of
+viewing-realism 3.0 step 1 is not modelled.
 """
 from __future__ import annotations
 
@@ -59,6 +61,7 @@ from ..scenario.distributions import DIST_ROW, KIND, compile_dist
 from ..scenario.model import Scenario
 from .clock import ArrivalPlan, partition_arrivals, plan_arrivals
 from .timeline import ACTION_COLUMNS, SESSION_COLUMNS, Action, AdPosition, Outcome, SessionChunk
+from .truth import TRUTH_SESSION_COLUMNS, timeline_truth
 
 if TYPE_CHECKING:   # a run loads script.py when it is prepared (prepare_run); the annotation needs only the name
     from .script import ScriptTemplates
@@ -429,7 +432,8 @@ def _pod(rng, out, k, sess, t, pos, ad_pos, n_ads, completion, abandon, exit_at_
             if u >= done:
                 fate = 2 if u < done + leave else 3
                 stop = _ad_stop_point(rng, length, done, q1, q2, q3)
-        clicked = rng.random() < P[P_AD_CLICK + device]
+        # click_rate is per ad impression (viewing-realism 3.3), and only a started ad can be clicked
+        clicked = rng.random() * P[P_AD_START_RATE] < P[P_AD_CLICK + device]
         t_click = stop * rng.random()
         for q in range(3):
             at = length * 0.25 * (q + 1)
@@ -748,7 +752,8 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
                     k = _emit(out, k, sess, A_STALL_START, t, pos, 0.0, 0, 0, st)
                     length = max(draw(rng, D, D_STALL, tables), 0.05)
                     if rng.random() < P[P_QUIT_AFTER_STALL]:
-                        t += rng.random() * length
+                        # viewing-realism 3.0 step 8: the viewer gives up when the stall is over
+                        t += length
                         k = _emit(out, k, sess, A_QUIT, t, pos, 0.0, 0, 0, st)
                         outcome = O_STALL_QUIT
                         break
@@ -903,10 +908,13 @@ def build_choosers(plan: ArrivalPlan, population: Population) -> Choosers:
 
 
 @njit(cache=True)
-def draw_context(rng, cells, cell_component, elapsed, autoplay_share, cell_vstart, cell_vn, cell_volume,
+def draw_context(rng, cells, cell_component, elapsed, min_gap, autoplay_share, cell_vstart, cell_vn, cell_volume,
                  v_prob, v_alias, v_share, comp_estart, comp_en, e_prob, e_alias, comp_rstart, comp_rn,
                  viewer, entry, referrer, autoplay, returning):
-    """Each session's viewer (by activity), entry (by popularity), page, autoplay flag and returning flag."""
+    """Each session's viewer (by activity), entry (by popularity), page, autoplay flag and returning flag.
+
+    `elapsed`: each session's time since the run began and `min_gap`: each component's
+    `returning.min_gap_s`, both as fractions of the run."""
     for i in range(len(cells)):
         cell = cells[i]
         c = cell_component[cell]
@@ -914,7 +922,8 @@ def draw_context(rng, cells, cell_component, elapsed, autoplay_share, cell_vstar
         v = j if rng.random() < v_prob[j] else v_alias[j]
         viewer[i] = v
         # chance that this viewer (Poisson, at its activity share of the cell) came earlier in the run
-        returning[i] = rng.random() < 1.0 - np.exp(-cell_volume[cell] * v_share[v] * elapsed[i])
+        earlier = max(elapsed[i] - min_gap[c], 0.0)
+        returning[i] = rng.random() < 1.0 - np.exp(-cell_volume[cell] * v_share[v] * earlier)
         j = comp_estart[c] + int(rng.random() * comp_en[c])
         entry[i] = j if rng.random() < e_prob[j] else e_alias[j]
         referrer[i] = comp_rstart[c] + int(rng.random() * comp_rn[c])
@@ -937,8 +946,9 @@ class Run:
 
 
 def prepare_run(components, seed: int, *, sessions: int | None = None, days: float | None = None,
-                population: Population | None = None) -> Run:
-    """Components, population, arrival plan and compiled scenarios of a run."""
+                population: Population | None = None, partition_sessions: int | None = None) -> Run:
+    """Components, population, arrival plan and compiled scenarios of a run (`partition_sessions`:
+    see `plan_arrivals`)."""
     from .script import compile_scripts
 
     components = as_components(components)
@@ -946,7 +956,8 @@ def prepare_run(components, seed: int, *, sessions: int | None = None, days: flo
     scripts = compile_scripts(components, population)
     if sessions is None and all(c.scenario.script for c in components):
         sessions = scripts.sessions_per_cycle   # a scripted run plays each script `repeat` times
-    plan = plan_arrivals(components, population, seed, sessions=sessions, days=days)
+    sizing = {} if partition_sessions is None else {"partition_sessions": partition_sessions}
+    plan = plan_arrivals(components, population, seed, sessions=sessions, days=days, **sizing)
     return Run(components=components, population=population, plan=plan,
                compiled=compile_scenarios(components, population), seed=seed, scripts=scripts,
                choosers=build_choosers(plan, population))
@@ -980,7 +991,9 @@ def _partition(run: Run, p: int, S: dict, row0: int, actions: np.ndarray, k0: in
     viewer, entry, referrer = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
     autoplay, returning = S["autoplay"][rows], S["returning"][rows]
     ch = run.choosers
-    draw_context(rng, cells.astype(np.int64), cell_component, (times - plan.start) / max(plan.seconds, 1.0),
+    run_s = max(plan.seconds, 1.0)
+    min_gap = np.array([c.scenario.audience.returning.min_gap_s / run_s for c in run.components])
+    draw_context(rng, cells.astype(np.int64), cell_component, (times - plan.start) / run_s, min_gap,
                  comp_arr.params[:, P_AUTOPLAY].copy(), ch.cell_vstart, ch.cell_vn, ch.cell_volume, ch.v_prob,
                  ch.v_alias, ch.v_share, ch.comp_estart, ch.comp_en, ch.e_prob, ch.e_alias, ch.comp_rstart,
                  ch.comp_rn, viewer, entry, referrer, autoplay, returning)
@@ -1063,6 +1076,10 @@ def make_chunk(run: Run, partitions: range) -> SessionChunk:
         run.actions_per_session = max(run.actions_per_session, k0 / n_total)
     actions = {name: np.empty(k0, dtype) for name, dtype in ACTION_COLUMNS.items()}
     _split_rows(rows, k0, *actions.values())
+    truth = timeline_truth(actions["kind"], actions["t"], actions["pos"], actions["value"], S["first_action"],
+                           S["n_actions"])
+    for name, values in zip(TRUTH_SESSION_COLUMNS, truth):
+        S[name] = values
     seed = np.random.SeedSequence(run.seed, spawn_key=(CHUNK_KEY, partitions.start))
     return SessionChunk(sessions=S, actions=actions, scenarios=[c.scenario for c in run.components],
                         scenario_names=[c.name for c in run.components], population=run.population, seed=seed)

@@ -120,6 +120,12 @@ SESSION_COLUMNS: dict[str, type] = {
     "impaired": np.bool_,           # drawn into the impaired (rebuffering) group (truth)
     "outcome": np.int8,             # Outcome (truth)
     "scripted": np.int16,           # index of the scripted session used, -1 = modelled
+    # truth read off the session's own actions (sim.player.truth defines each): wall seconds
+    "play_s": np.float64,           # content playing time
+    "ad_play_s": np.float64,        # linear ads and bumpers playing
+    "stall_s": np.float64,          # rebuffering
+    "startup_s": np.float64,        # play request to first content frame, ads excluded; NaN = no frame
+    "max_position_s": np.float64,   # furthest content position reached (playing or seeking); NaN = no frame
     "first_action": np.int64,
     "n_actions": np.int32,
 }

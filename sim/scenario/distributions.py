@@ -4,17 +4,22 @@ Every behavioural quantity in a scenario is a distribution. A bare number means 
 `min`/`max` clip any distribution (the value is clamped, not redrawn). Distributions are
 compiled to rows of numbers (`compile_dist`) so the player model can draw from them in
 compiled code without Python objects on the per-session path.
+
+Every quantity of a scenario (seconds, counts, rates, fractions) is 0 or more: `Quantity` refuses
+a distribution that could draw a negative value without saying `min: 0`, rather than the model
+clamping it silently. Parameters are finite and bounded where an extreme value would hang a
+sampler (a weibull shape of 1e-300) or overflow one (a lognormal sigma of 1000).
 """
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
 class _Dist(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
     min: float | None = Field(None, description="clip draws below this value up to it")
     max: float | None = Field(None, description="clip draws above this value down to it")
 
@@ -25,15 +30,19 @@ class _Dist(BaseModel):
         return self
 
 
+# No quantity of a scenario is larger: about 115 days in seconds. Larger values overflow the clocks.
+LARGEST = 1e7
+
+
 class Fixed(_Dist):
     dist: Literal["fixed"]
-    value: float
+    value: Annotated[float, Field(le=LARGEST)]
 
 
 class Uniform(_Dist):
     dist: Literal["uniform"]
     low: float
-    high: float
+    high: Annotated[float, Field(le=LARGEST)]
 
     @model_validator(mode="after")
     def _order(self):
@@ -44,42 +53,42 @@ class Uniform(_Dist):
 
 class Normal(_Dist):
     dist: Literal["normal"]
-    mean: float
-    sd: PositiveFloat
+    mean: Annotated[float, Field(le=LARGEST)]
+    sd: Annotated[float, Field(gt=0, le=LARGEST)]
 
 
 class Lognormal(_Dist):
     dist: Literal["lognormal"]
-    median: PositiveFloat = Field(description="exp(mu): half of the draws are below it")
-    sigma: PositiveFloat = Field(description="standard deviation of the log")
+    median: Annotated[float, Field(gt=0, le=LARGEST, description="exp(mu): half of the draws are below it")]
+    sigma: Annotated[float, Field(gt=0, le=10, description="standard deviation of the log")]
 
 
 class Exponential(_Dist):
     dist: Literal["exponential"]
-    mean: PositiveFloat
+    mean: Annotated[float, Field(gt=0, le=LARGEST)]
 
 
 class Beta(_Dist):
     dist: Literal["beta"]
-    a: PositiveFloat
-    b: PositiveFloat
+    a: Annotated[float, Field(ge=0.001, le=1e6)]
+    b: Annotated[float, Field(ge=0.001, le=1e6)]
 
 
 class Weibull(_Dist):
     dist: Literal["weibull"]
-    shape: PositiveFloat
-    scale: PositiveFloat
+    shape: Annotated[float, Field(ge=0.05, le=100, description="below 0.05 the draws span hundreds of decades")]
+    scale: Annotated[float, Field(gt=0, le=LARGEST)]
 
 
 class Poisson(_Dist):
     dist: Literal["poisson"]
-    mean: Annotated[float, Field(ge=0)]
+    mean: Annotated[float, Field(ge=0, le=10_000)]
 
 
 class Table(_Dist):
     dist: Literal["table"]
-    values: list[float] = Field(min_length=1)
-    weights: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+    values: list[Annotated[float, Field(le=LARGEST)]] = Field(min_length=1, max_length=10_000)
+    weights: list[Annotated[float, Field(ge=0)]] = Field(min_length=1, max_length=10_000)
 
     @model_validator(mode="after")
     def _weights(self):
@@ -96,6 +105,70 @@ DistSpec = Annotated[
 ]
 # A distribution, or a bare number for a fixed value.
 Dist = Union[float, DistSpec]
+
+
+def _lowest(d) -> float | None:
+    """The lowest value `d` can draw after clipping (None: unbounded below)."""
+    if isinstance(d, (int, float)):
+        return float(d)
+    if d.min is not None:
+        return d.min
+    match d:
+        case Fixed():
+            return d.value
+        case Uniform():
+            return d.low
+        case Table():
+            return min(d.values)
+        case Normal():
+            return None
+    return 0.0   # lognormal, exponential, beta, weibull, poisson draw no negative value
+
+
+def _not_negative(d):
+    if isinstance(d, (int, float)) and d > LARGEST:
+        raise ValueError(f"must be at most {LARGEST:g}, got {d:g}")
+    low = _lowest(d)
+    if low is None:
+        raise ValueError("a normal distribution draws negative values here; add min: 0 (or more)")
+    if low < 0:
+        raise ValueError(f"cannot be negative, got {low:g}" + ("" if isinstance(d, (int, float)) else
+                                                                " (the lowest value it draws)"))
+    return d
+
+
+def _highest(d) -> float | None:
+    """The highest value `d` can draw after clipping (None: unbounded above)."""
+    if isinstance(d, (int, float)):
+        return float(d)
+    if d.max is not None:
+        return d.max
+    match d:
+        case Fixed():
+            return d.value
+        case Uniform():
+            return d.high
+        case Table():
+            return max(d.values)
+        case Beta():
+            return 1.0
+    return None
+
+
+def at_most(limit: float, what: str):
+    """A validator: the distribution draws no value above `limit` (a count that sizes arrays)."""
+    def check(d):
+        high = _highest(d)
+        if high is not None and high > limit:
+            raise ValueError(f"at most {limit:g} {what}, got {high:g}")
+        if high is None and dist_mean(d) > limit:   # unbounded (poisson, lognormal): its mean must fit
+            raise ValueError(f"at most {limit:g} {what} on average, got {dist_mean(d):g}")
+        return d
+    return check
+
+
+# A quantity of a scenario: seconds, a count, a rate or a fraction, never below 0.
+Quantity = Annotated[Dist, AfterValidator(_not_negative)]
 
 DIST_NAMES = ("fixed", "uniform", "normal", "lognormal", "exponential", "beta", "weibull", "poisson", "table")
 

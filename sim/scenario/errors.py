@@ -110,13 +110,16 @@ _DIST_EXAMPLE = "a distribution such as {dist: lognormal, median: 300, sigma: 0.
 def describe(value: Any) -> str:
     """A value as an error message shows what was written: text quoted, a mapping or a list by kind."""
     if isinstance(value, str):
-        return repr(value)
+        # long text is cut: a message quotes the mistake, never a file's contents
+        return repr(value if len(value) <= 40 else value[:37] + "...")
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
     if value is None:
         return "nothing"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))   # YAML reads 1e9 as a float; say 1000000000
     return str(value)
 
 
@@ -322,6 +325,8 @@ def _message(e: _Err, root: type[BaseModel], data: Any) -> tuple[DataPath, bool,
         text = str(ctx.get("error", err["msg"]))
         target = _weights_field(text, e.path, data)
         return target, target != e.path, text
+    if typ == "finite_number":
+        return e.path, False, f"expected a finite number, got {describe(value)}"
     if typ in _EXPECTED:
         return e.path, False, f"expected {_EXPECTED[typ]}, got {describe(value)}"
     return e.path, False, err["msg"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,15 +37,17 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap
 
-from .errors import DataPath, Loc, Problem, ScenarioError, did_you_mean, explain_validation, problem_at
+from .errors import (DataPath, Loc, Problem, ScenarioError, describe, did_you_mean, explain_validation,
+                     problem_at)
 from .model import Scenario
-from .yamlfile import Unreadable, located_plain, parse_located
+from .yamlfile import FileRefused, Unreadable, kind_of, located_plain, parse_located, read_bounded
 
 __all__ = ["Component", "load", "ScenarioError", "Problem"]
 
 MIX_KEYS = ("name", "description", "clock", "mix")
 MIX_CLOCK_KEYS = ("start", "days", "sessions_per_day")
 NOT_INHERITED = ("name", "description", "extends")
+MAX_CSV_BYTES = 64 * 1024 * 1024   # about a million catalog rows
 
 
 @dataclass
@@ -83,8 +86,7 @@ def _read(file: Path, problems: list[Problem]) -> tuple[dict, dict[DataPath, Loc
         raise _Fatal
     if not isinstance(tree, CommentedMap):
         problems.append(Problem(name, tree.lc.line + 1 if hasattr(tree, "lc") else 1, 1, "",
-                                "expected a mapping of scenario keys at the top of the file, got "
-                                + ("a list" if isinstance(tree, list) else repr(tree))))
+                                "expected a mapping of scenario keys at the top of the file, got " + kind_of(tree)))
         raise _Fatal
     return located_plain(tree, name)
 
@@ -95,8 +97,15 @@ def _read(file: Path, problems: list[Problem]) -> tuple[dict, dict[DataPath, Loc
 
 # --- extends --------------------------------------------------------------------------------
 
+def _replaces(base: Any, over: Any) -> bool:
+    """Whether `over` replaces `base` whole rather than merging into it: a distribution of another
+    kind (a derived `{dist: fixed, value: 2}` over a base lognormal keeps none of its median and sigma)."""
+    return not (isinstance(base, dict) and isinstance(over, dict)) or (
+        "dist" in over and over.get("dist") != base.get("dist"))
+
+
 def _merge(base: Any, over: Any) -> Any:
-    if isinstance(base, dict) and isinstance(over, dict):
+    if not _replaces(base, over):
         out = dict(base)
         for key, value in over.items():
             out[key] = _merge(base[key], value) if key in base else value
@@ -104,20 +113,21 @@ def _merge(base: Any, over: Any) -> Any:
     return over
 
 
-def _overridden(path: DataPath, over: dict) -> bool:
-    """Whether `over` rewrites the value at `path` (or replaces a list/scalar above it)."""
+def _overridden(path: DataPath, base: dict, over: dict) -> bool:
+    """Whether `over` rewrites the value at `path` (or replaces a list, scalar or distribution above it)."""
     node: Any = over
+    below: Any = base
     for part in path:
-        if not isinstance(node, dict):
+        if _replaces(below, node):
             return True
         if part not in node:
             return False
-        node = node[part]
+        node, below = node[part], below.get(part)
     return True
 
 
 def _merge_located(base: dict, base_locs: dict, over: dict, over_locs: dict) -> tuple[dict, dict]:
-    locs = {p: loc for p, loc in base_locs.items() if p == () or not _overridden(p, over)}
+    locs = {p: loc for p, loc in base_locs.items() if p == () or not _overridden(p, base, over)}
     locs.update({p: loc for p, loc in over_locs.items() if p != ()})
     locs.setdefault((), over_locs.get(()))
     return _merge(base, over), locs
@@ -141,6 +151,11 @@ def _referenced(path: DataPath, value: Any, file: Path, locs: dict, stack: tuple
     if not target.is_file():
         state = "is a directory" if target.exists() else "not found"
         problems.append(problem_at(path, locs, name, f"{what} file '{value}' {state} (looked for {target})"))
+        return None
+    if target.suffix.lower() not in (".yaml", ".yml"):
+        # never opened: `extends: /etc/shadow` must not even be read, let alone quoted
+        problems.append(problem_at(path, locs, name, f"{what} file '{value}' is not a scenario file "
+                                                     "(a scenario file's name ends in .yaml or .yml)"))
         return None
     return target
 
@@ -206,9 +221,18 @@ def _load_catalog_csv(data: dict, locs: dict, root_file: str, problems: list[Pro
     written_in = Path(where.file if where else root_file)
     csv_path = written_in.parent / catalog["csv"]
     try:
-        text = csv_path.read_text(encoding="utf-8-sig")
+        text = read_bounded(csv_path, "catalog CSV", limit=MAX_CSV_BYTES, encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        reason = "not found" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc})"
+        if isinstance(exc, FileNotFoundError):
+            reason = "not found"
+        elif isinstance(exc, FileRefused):
+            reason = f"refused: {exc}"
+        elif isinstance(exc, IsADirectoryError):
+            reason = "is a directory"
+        elif isinstance(exc, UnicodeDecodeError):
+            reason = f"is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        else:
+            reason = f"cannot be read ({exc.strerror or type(exc).__name__})"
         problems.append(problem_at(("catalog", "csv"), locs, root_file,
                                    f"catalog file '{catalog['csv']}' {reason} (looked for {csv_path.resolve()})"))
         return
@@ -231,8 +255,11 @@ def _parse_catalog(text: str, file: str) -> tuple[list[dict], list[Problem]]:
     known = ("id", "duration", "live", "name")
     for col, name in enumerate(header):
         if name not in known:
+            # a header cell is quoted only when it looks like a column name: never a line of some other file
+            shown = f" '{name}'" if len(name) <= 32 and name.replace("_", "").replace(" ", "").isalnum() else ""
             problems.append(Problem(file, 1, _column_offset(lines[0], col), "catalog.csv",
-                                    f"unknown column '{name}'{did_you_mean(name, known)}; expected id,duration[,live,name]"))
+                                    f"unknown column{shown}{did_you_mean(name, known)}; "
+                                    "expected id,duration[,live,name]"))
     for required in ("id", "duration"):
         if required not in header:
             problems.append(Problem(file, 1, 1, "catalog.csv", f"missing column '{required}' in the header"))
@@ -321,7 +348,40 @@ def _load_file(file: Path, stack: tuple[Path, ...], problems: list[Problem]) -> 
     scenario = _validate(data, locs, name, problems)
     if scenario is None:
         return []
+    _check_scripts(scenario, locs, name, problems)
+    if len(problems) > before:
+        return []
     return [Component(scenario.name or file.stem, scenario, 1.0, file)]
+
+
+def _check_scripts(scenario: Scenario, locs: dict, root_file: str, problems: list[Problem]) -> None:
+    """Play each scripted session as `generate` will, so a script that cannot be played (a pause
+    before play, an entry not in the catalog) is reported here, at its step, not by generate later."""
+    if not scenario.script:
+        return
+    from ..player.script import ScriptError, script_actions
+    from .distributions import dist_mean
+
+    catalog = scenario.catalog
+    listed = {e.id: (e.duration, e.live) for e in catalog.entries or []}
+    for j, session in enumerate(scenario.script):
+        if session.entry is not None and session.entry not in listed:
+            hint = "" if listed else " (a generated catalog has random ids: list the entry under catalog.entries)"
+            problems.append(problem_at(("script", j, "entry"), locs, root_file,
+                                       f"entry {describe(session.entry)} is not in the catalog{hint}"))
+            continue
+        if session.entry is not None:
+            duration, live = listed[session.entry]
+        elif catalog.entries:
+            duration, live = catalog.entries[0].duration, catalog.entries[0].live
+        else:   # the first generated entry: its length is drawn; the mean stands for it
+            duration, live = max(dist_mean(catalog.duration), 1.0), False
+        try:
+            script_actions(session, duration, scenario.player.bitrate_ladder_kbps, live=live, where="script")
+        except ScriptError as exc:
+            step = re.match(r"script\.steps\[(\d+)\] \([^)]*\): (.*)", str(exc))
+            path = ("script", j, "steps", int(step[1])) if step else ("script", j)
+            problems.append(problem_at(path, locs, root_file, step[2] if step else str(exc)))
 
 
 def _load_mix(file: Path, data: dict, locs: dict, stack: tuple[Path, ...], problems: list[Problem]) -> list[Component]:

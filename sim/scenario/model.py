@@ -10,17 +10,34 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
 
-from .distributions import Dist
+from .distributions import Quantity, at_most
 
 Probability = Annotated[float, Field(ge=0, le=1, description="a probability in [0, 1]")]
 Weight = Annotated[float, Field(ge=0)]
 DeviceName = Literal["desktop", "mobile", "tablet", "ctv"]
 
 
+# Bounds on what would otherwise exhaust memory or time before a single beacon is written; each
+# far above any real use (a real catalog, a real audience, a real script).
+MAX_VIEWERS = 10_000_000
+MAX_ENTRIES = 1_000_000
+MAX_DAYS = 3660                   # ten years
+MAX_SESSIONS_PER_DAY = 100_000_000
+MAX_REPEAT = 100_000
+MAX_ENTRY_S = 7 * 86400           # a week-long entry (a live channel's DVR window)
+KALTURA_INT = 2**31 - 1           # Kaltura ids are 32-bit signed integers
+EARLIEST, LATEST = datetime(1990, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+# Events per minute of playback: above one a second, no viewer and no player does it.
+PerMinute = Annotated[float, Field(ge=0, le=60)]
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # allow_inf_nan: `.nan` and `.inf` are YAML numbers, but no quantity of a scenario is one.
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 def _positive_sum(weights: dict | list, what: str) -> None:
@@ -33,17 +50,50 @@ def _positive_sum(weights: dict | list, what: str) -> None:
 
 class Partner(Strict):
     """Whose account the player reports to."""
-    partner_id: PositiveInt = 2504201
-    uiconf_id: Annotated[int, Field(ge=0)] = 47313123
+    partner_id: Annotated[int, Field(gt=0, le=KALTURA_INT)] = 2504201
+    uiconf_id: Annotated[int, Field(ge=0, le=KALTURA_INT)] = 47313123
     widget_id: str | None = Field(None, description="default: '_' + partner_id")
     ks: str | None = Field(None, description="Kaltura session sent with each beacon (never logged)")
 
 
+KAVA_VERSIONS = ("0.15", "current")
+
+
 class KavaSettings(Strict):
-    request_method: Literal["post", "get"] = "post"
-    view_interval_s: PositiveFloat = 10
-    reset_after_pause_s: PositiveFloat = 30
+    version: Literal["0.15", "current"] = Field(
+        "current", description="the kava plugin line: '0.15' (playkit-js-kava 0.15.1, the npm package: GET, its "
+                               "parameter set) or 'current' (the plugin's current source: POST, QoE fields)")
+    request_method: Literal["post", "get"] | None = Field(
+        None, description="how beacons go out; default: the version's own (0.15: get, current: post)")
+    view_interval_s: Annotated[float, Field(ge=1, le=3600)] = 10
+    reset_after_pause_s: Annotated[float, Field(ge=1, le=86400)] = 30
     ad_events: bool = Field(False, description="also send the legacy-era KAVA ad events 8999-9009")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_number(cls, value):
+        # `version: 0.15` unquoted is a YAML float; it names the same line
+        if isinstance(value, float) and not isinstance(value, bool) and str(value) in KAVA_VERSIONS:
+            return str(value)
+        return value
+
+    @property
+    def method(self) -> str:
+        """The request method in force: the one given, else the version's default."""
+        # 0.15.1 only had GET; kaltura/playkit-js-kava 3bc8615 (v1.5.5, 2023-05) made POST the default
+        return self.request_method or ("get" if self.version == "0.15" else "post")
+
+
+class BrowserSettings(Strict):
+    """How the viewer's browser sends the beacons: a player in a web page, not a bare HTTP client."""
+    enabled: bool = Field(
+        True, description="send beacons as the viewer's browser does: a CORS preflight before a cross-origin "
+                          "non-simple request (the KAVA JSON POST), Origin, Referer per the default referrer policy, "
+                          "the browser's own request headers, no cookies on credential-less XHR")
+    preflight_max_age_s: Annotated[float, Field(ge=0)] | None = Field(
+        None, description="request files: the Access-Control-Max-Age the beacon server answers a preflight with "
+                          "(none: it sends none, as Kaltura's API server; the browser then keeps a preflight 5 s). "
+                          "Live load reads the target's own answer")
 
 
 class Player(Strict):
@@ -53,26 +103,28 @@ class Player(Strict):
         "mwembed", description="which legacy stats plugin: KDP (Flash), mwEmbed (HTML5 v2) or v7 kanalytics")
     delivery: Literal["hls", "dash", "url"] = "hls"
     bitrate_ladder_kbps: list[PositiveFloat] = Field(default_factory=lambda: [400, 800, 1500, 3000, 6000], min_length=1)
-    bitrate_scale: PositiveFloat = Field(
+    bitrate_scale: Annotated[float, Field(gt=0, le=100)] = Field(
         1.0, description="multiplies every rung of bitrate_ladder_kbps (0.5: a poor network's halved ladder)")
     kava: KavaSettings = Field(default_factory=KavaSettings)
+    browser: BrowserSettings = Field(default_factory=BrowserSettings)
 
 
 # --- catalog --------------------------------------------------------------------------------
 
 class CatalogEntry(Strict):
     id: str = Field(min_length=1)
-    duration: PositiveFloat
+    duration: Annotated[float, Field(gt=0, le=MAX_ENTRY_S)]
     live: bool = False
     name: str | None = None
 
 
 class Catalog(Strict):
     """Generated entries (count, duration, live_share) or an explicit list (entries / csv)."""
-    count: PositiveInt | None = Field(None, description="number of generated entries")
-    duration: Dist = Field(default_factory=lambda: {"dist": "lognormal", "median": 300, "sigma": 0.9, "min": 30, "max": 3600})
+    count: Annotated[int, Field(gt=0, le=MAX_ENTRIES)] | None = Field(None, description="number of generated entries")
+    duration: Quantity = Field(default_factory=lambda: {"dist": "lognormal", "median": 300, "sigma": 0.9, "min": 30, "max": 3600})
     live_share: Probability = 0.0
-    entries: list[CatalogEntry] | None = Field(None, description="real entry ids with durations")
+    entries: list[CatalogEntry] | None = Field(None, max_length=MAX_ENTRIES,
+                                               description="real entry ids with durations")
     csv: str | None = Field(None, description="CSV with columns id,duration[,live,name], relative to this file")
     zipf: Annotated[float, Field(ge=0)] = Field(1.0, description="popularity skew: Zipf exponent over entries")
 
@@ -91,11 +143,13 @@ class Catalog(Strict):
 class Returning(Strict):
     """How often viewers come back: activity skew over viewers (Zipf) and the gap between visits."""
     activity_zipf: Annotated[float, Field(ge=0)] = Field(1.0, description="0 = every viewer equally active")
-    min_gap_s: Annotated[float, Field(ge=0)] = 1800
+    min_gap_s: Annotated[float, Field(ge=0)] = Field(
+        1800, description="an earlier session of the viewer makes a session returning only if at least this long "
+                          "before it (closer sessions are one visit)")
 
 
 class Audience(Strict):
-    viewers: PositiveInt = 20000
+    viewers: Annotated[int, Field(gt=0, le=MAX_VIEWERS)] = 20000
     authenticated: Probability = 0.85
     returning: Returning = Field(default_factory=Returning)
     devices: dict[DeviceName, Weight] = Field(default_factory=lambda: {"desktop": 0.70, "mobile": 0.25, "tablet": 0.05})
@@ -115,7 +169,10 @@ class Audience(Strict):
     referrers: list[str] = Field(
         default_factory=lambda: ["https://learn.example.edu/course/{n}/lecture", "https://www.example.com/videos/{n}"],
         min_length=1, description="page URL templates; {n} becomes a page number")
-    pages_per_referrer: PositiveInt = 50
+    pages_per_referrer: Annotated[int, Field(gt=0, le=100_000)] = 50
+    clock_skew: bool = Field(
+        True, description="viewers' device clocks are off by a per-viewer amount (most within a second, some by "
+                          "minutes, a few by whole hours), seen in the legacy eventTimestamp")
     device_shift: dict[DeviceName, Annotated[float, Field(ge=-1, le=1)]] = Field(
         default_factory=dict,
         description="share points added to a device after normalising `devices` (0.2 = +20 points); the other "
@@ -153,8 +210,9 @@ class TimeZoneShare(Strict):
 class Clock(Strict):
     """When sessions happen: a time range shaped by hourly and weekday weights in viewer local time."""
     start: datetime = datetime(2026, 11, 2, tzinfo=timezone.utc)
-    days: PositiveFloat = 7
-    sessions_per_day: PositiveFloat = Field(20000, description="player loads per day at the mean of the curves")
+    days: Annotated[float, Field(gt=0, le=MAX_DAYS)] = 7
+    sessions_per_day: Annotated[float, Field(gt=0, le=MAX_SESSIONS_PER_DAY)] = Field(
+        20000, description="player loads per day at the mean of the curves")
     hourly: HourlyPreset | Annotated[list[Weight], Field(min_length=24, max_length=24)] = "work-edu"
     weekday: WeekdayPreset | Annotated[list[Weight], Field(min_length=7, max_length=7)] = "work-edu"
     monthly: MonthlyPreset | Annotated[list[Weight], Field(min_length=12, max_length=12)] = Field(
@@ -170,9 +228,16 @@ class Clock(Strict):
         if isinstance(self.monthly, list):
             _positive_sum(self.monthly, "monthly")
         _positive_sum([t.weight for t in self.timezones], "timezones")
-        if self.start.tzinfo is None:
-            self.start = self.start.replace(tzinfo=timezone.utc)
         return self
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, start: datetime) -> datetime:
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=timezone.utc)
+        if not EARLIEST <= start < LATEST:   # later, start + days overflows the dates of a run
+            raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}, got {start:%Y-%m-%d}")
+        return start
 
 
 # --- viewing behaviour ----------------------------------------------------------------------
@@ -193,7 +258,7 @@ class PerDeviceRate(Strict):
 
 class Startup(Strict):
     """Time from play request to first frame, and viewers giving up while they wait."""
-    time_s: Dist = Field(default_factory=lambda: {"dist": "lognormal", "median": 1.2, "sigma": 0.6})
+    time_s: Quantity = Field(default_factory=lambda: {"dist": "lognormal", "median": 1.2, "sigma": 0.6})
     grace_s: Annotated[float, Field(ge=0)] = 2.0
     abandon_per_s: PerDeviceRate = Field(default_factory=lambda: PerDeviceRate(desktop=0.09, mobile=0.03, tablet=0.03, ctv=0.03),
                                          description="hazard of leaving per second of waiting beyond grace_s")
@@ -207,12 +272,12 @@ class CompletionBucket(Strict):
 class WatchedFraction(Strict):
     """Intended watched fraction F: early bounce, completes, or a Beta-shaped middle."""
     early_bounce: Probability = 0.12
-    bounce_fraction: Dist = Field(default_factory=lambda: {"dist": "uniform", "low": 0.0, "high": 0.05})
+    bounce_fraction: Quantity = Field(default_factory=lambda: {"dist": "uniform", "low": 0.0, "high": 0.05})
     complete: Probability | list[CompletionBucket] = Field(default_factory=lambda: [
         CompletionBucket(max_duration_s=60, share=0.66), CompletionBucket(max_duration_s=120, share=0.56),
         CompletionBucket(max_duration_s=600, share=0.50), CompletionBucket(max_duration_s=1200, share=0.39),
         CompletionBucket(share=0.22)])
-    middle: Dist = Field(default_factory=lambda: {"dist": "beta", "a": 1.0, "b": 1.3},
+    middle: Quantity = Field(default_factory=lambda: {"dist": "beta", "a": 1.0, "b": 1.3},
                          description="draws in [0, 1], mapped to 0.05 + 0.95 x")
 
     @model_validator(mode="after")
@@ -224,29 +289,30 @@ class WatchedFraction(Strict):
 
 class Rebuffering(Strict):
     impaired_share: Probability = 0.30
-    clean_per_min: Annotated[float, Field(ge=0)] = 0.02
-    impaired_per_min: Annotated[float, Field(ge=0)] = 0.5
-    stall_s: Dist = Field(default_factory=lambda: {"dist": "lognormal", "median": 2.0, "sigma": 1.0})
+    clean_per_min: PerMinute = 0.02
+    impaired_per_min: PerMinute = 0.5
+    stall_s: Quantity = Field(default_factory=lambda: {"dist": "lognormal", "median": 2.0, "sigma": 1.0})
     quit_after_stall: Probability = 0.03
 
 
 class Pauses(Strict):
-    per_min: Annotated[float, Field(ge=0)] = 0.15
-    length_s: Dist = Field(default_factory=lambda: {"dist": "lognormal", "median": 8.0, "sigma": 1.2})
+    per_min: PerMinute = 0.15
+    length_s: Quantity = Field(default_factory=lambda: {"dist": "lognormal", "median": 8.0, "sigma": 1.2})
 
 
 class Seeks(Strict):
-    per_play: Dist = Field(default_factory=lambda: {"dist": "poisson", "mean": 0.8})
+    per_play: Annotated[Quantity, AfterValidator(at_most(100, "seeks per play"))] = Field(
+        default_factory=lambda: {"dist": "poisson", "mean": 0.8})
     backward_share: Probability = 0.55
-    backward_s: Dist = Field(default_factory=lambda: {"dist": "uniform", "low": 10, "high": 60},
+    backward_s: Quantity = Field(default_factory=lambda: {"dist": "uniform", "low": 10, "high": 60},
                              description="how far a backward seek jumps, s")
-    forward_fraction: Dist = Field(default_factory=lambda: {"dist": "uniform", "low": 0.10, "high": 0.40},
+    forward_fraction: Quantity = Field(default_factory=lambda: {"dist": "uniform", "low": 0.10, "high": 0.40},
                                    description="how far a forward seek jumps, as a fraction of the duration")
 
 
 class Speed(Strict):
     share: Probability = 0.03
-    rates: Dist = Field(default_factory=lambda: {"dist": "table", "values": [1.25, 1.5, 2.0], "weights": [0.3, 0.5, 0.2]})
+    rates: Quantity = Field(default_factory=lambda: {"dist": "table", "values": [1.25, 1.5, 2.0], "weights": [0.3, 0.5, 0.2]})
 
 
 class Captions(Strict):
@@ -267,7 +333,7 @@ class Clicks(Strict):
 
 class Sound(Strict):
     muted_autoplay_share: Probability = Field(0.7, description="autoplayed sessions that start muted")
-    unmute_per_min: Annotated[float, Field(ge=0)] = 0.3
+    unmute_per_min: PerMinute = 0.3
 
 
 class Loop(Strict):
@@ -291,14 +357,14 @@ class Behaviour(Strict):
     captions: Captions = Field(default_factory=Captions)
     clicks: Clicks = Field(default_factory=Clicks)
     sound: Sound = Field(default_factory=Sound)
-    flavor_switch_per_min: Annotated[float, Field(ge=0)] = 0.2
-    flavor_switch_scale: PositiveFloat = Field(
+    flavor_switch_per_min: PerMinute = 0.2
+    flavor_switch_scale: Annotated[float, Field(gt=0, le=100)] = Field(
         1.0, description="multiplies flavor_switch_per_min (a poor network switches renditions 2-4x as often)")
     manual_source_share: Probability = 0.01
     replay_after_end: Probability = 0.02
     loop: Loop = Field(default_factory=Loop)
     error_mid_stream: Probability = Field(0.0, description="share of plays that hit a fatal error mid-stream")
-    tab_hidden_per_min: Annotated[float, Field(ge=0)] = 0.05
+    tab_hidden_per_min: PerMinute = 0.05
 
 
 # --- ads ------------------------------------------------------------------------------------
@@ -311,7 +377,7 @@ class AdQuartiles(Strict):
 
 
 class Pod(Strict):
-    size: Dist = 1
+    size: Annotated[Quantity, AfterValidator(at_most(20, "ads in a pod"))] = 1
     completion: Probability = 0.8
     quartiles: AdQuartiles | None = Field(None, description="overrides ads.quartiles for this position")
 
@@ -363,7 +429,7 @@ class Overlay(Strict):
 class Bumpers(Strict):
     pre: Probability = 0.0
     post: Probability = 0.0
-    length_s: Dist = 5
+    length_s: Quantity = 5
     click_rate: Probability = 0.005
 
 
@@ -373,11 +439,12 @@ class Ads(Strict):
     postroll: Postroll | None = None
     overlay: Overlay = Field(default_factory=Overlay)
     bumpers: Bumpers = Field(default_factory=Bumpers)
-    length_s: Dist = Field(default_factory=lambda: {"dist": "table", "values": [30, 15], "weights": [0.79, 0.21]})
+    length_s: Quantity = Field(default_factory=lambda: {"dist": "table", "values": [30, 15], "weights": [0.79, 0.21]})
     start_rate: Probability = Field(0.65, description="requested ads that actually start (fill x success)")
     skippable_after_s: PositiveFloat | None = None
     skip_rate: Probability = 0.0
-    click_rate: PerDevice = Field(default_factory=lambda: PerDevice(desktop=0.003, mobile=0.004, tablet=0.004, ctv=0.0))
+    click_rate: PerDevice = Field(default_factory=lambda: PerDevice(desktop=0.003, mobile=0.004, tablet=0.004, ctv=0.0),
+                                  description="clicks per ad impression (only started ads are clicked)")
     quartiles: AdQuartiles = Field(default_factory=AdQuartiles)
 
 
@@ -420,9 +487,9 @@ class ScriptedSession(Strict):
     entry: str | None = Field(None, description="entry id from the catalog; default the first entry")
     device: DeviceName = "desktop"
     authenticated: bool = True
-    startup_s: PositiveFloat = 1.0
-    repeat: PositiveInt = 1
-    steps: list[Step] = Field(min_length=1)
+    startup_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    repeat: Annotated[int, Field(gt=0, le=MAX_REPEAT)] = 1
+    steps: list[Step] = Field(min_length=1, max_length=10_000)
 
 
 # --- the file -------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..player.timeline import Device, Outcome, SessionChunk
+from ..player.truth import TRUTH_SESSION_COLUMNS
 from ..protocols.beacons import AsciiStrings, BeaconChunk, Strings
 
 STRING = pa.dictionary(pa.int32(), pa.string())
@@ -50,6 +51,9 @@ WIRE_FIELDS: dict[str, pa.DataType] = {
     "deliveryType": STRING, "clientTag": STRING, "playbackSpeed": DOUBLE, "caption": STRING,
     "sessionStartTime": DOUBLE, "playerSkin": INTEGER, "kalturaApplication": STRING,
     "socialNetwork": STRING, "reportType": INTEGER, "playerJSLoadTime": DOUBLE,
+    "audioLanguage": STRING, "captionsLanguage": STRING, "networkConnectionType": STRING,
+    "droppedFramesRatio": DOUBLE, "forwardBufferHealth": DOUBLE, "targetBuffer": DOUBLE, "bandwidth": DOUBLE,
+    "segmentDownloadTime": DOUBLE, "manifestDownloadTime": DOUBLE, "networkConnectionOverhead": DOUBLE,
     "loadedPlugins": STRING,
     # request-level parameters
     "format": INTEGER, "apiVersion": STRING, "hasKanalony": BOOLEAN, "ignoreNull": INTEGER,
@@ -88,6 +92,9 @@ TRUTH_COLUMNS: dict[str, pa.DataType] = {
     "truth_browser": STRING, "truth_country": STRING, "truth_autoplay": BOOLEAN,
     "truth_intended_fraction": DOUBLE, "truth_impaired": BOOLEAN, "truth_outcome": STRING,
     "truth_entry_duration": DOUBLE, "truth_live": BOOLEAN,
+    # read off the session's timeline (sim.player.truth): seconds; NaN startup/position = no frame shown
+    "truth_play_s": DOUBLE, "truth_ad_play_s": DOUBLE, "truth_stall_s": DOUBLE, "truth_startup_s": DOUBLE,
+    "truth_max_position_s": DOUBLE,
 }
 
 # A ks is never stored in clear: a `ks` column becomes `has_ks`.
@@ -302,6 +309,8 @@ class EventsBuilder:
         cols["truth_outcome"] = self._coded(sc["outcome"][s], _names(OUTCOME_NAMES))
         cols["truth_entry_duration"] = pa.array(sc["duration"][s].astype(np.float64))
         cols["truth_live"] = pa.array(sc["live"][s])
+        for name in TRUTH_SESSION_COLUMNS:
+            cols[f"truth_{name}"] = pa.array(sc[name][s])
 
         # Only the columns this protocol sends: a column of nulls costs nothing to leave out here
         # and the sink fills it in (`conform`), so merging and sorting move less data.

@@ -42,6 +42,10 @@ PARQUET_COLUMN_ENCODINGS = {"ts": "BYTE_STREAM_SPLIT", "eventTimestamp": "DELTA_
 # Numbers that repeat the entry's length on every row of a session: a few thousand values, so a
 # dictionary is both smaller and quicker to write than plain + zstd.
 PARQUET_DICTIONARY_NUMBERS = ("duration", "truth_entry_duration")
+# Per-session numbers repeated on every row of a session: JSON text is made once per distinct
+# value (a hash per row costs a fraction of formatting a float per row).
+JSON_REPEATED_NUMBERS = frozenset({"duration", "truth_entry_duration", "truth_intended_fraction", "truth_play_s",
+                                   "truth_ad_play_s", "truth_stall_s", "truth_startup_s", "truth_max_position_s"})
 JSONL_SLICE_ROWS = 1 << 16      # bounds the memory of the assembled text
 # Arrow scalars made once: Arrow converts a Python value afresh on every call, and looks for
 # dateutil each time (an import that fails, so it is not cached) when that is not installed.
@@ -266,6 +270,8 @@ def jsonl_bytes(table: pa.Table, keys: list[bytes] | None = None) -> np.ndarray:
         if column.null_count == n:
             continue
         arr = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        if field.name in JSON_REPEATED_NUMBERS and pa.types.is_floating(arr.type):
+            arr = pc.dictionary_encode(arr)
         code, text = _json_values(arr, raw=(field.metadata or {}).get(b"json") == b"raw")
         _, off_buf, data_buf = text.buffers()
         off = np.frombuffer(off_buf, dtype=np.int32, count=len(text) + 1, offset=text.offset * 4).astype(np.int64)
@@ -328,6 +334,12 @@ def _assemble(codes, value_offsets, value_data, key_offsets, key_data):
 def _json_values(arr: pa.Array, raw: bool) -> tuple[np.ndarray, pa.Array]:
     """(code per row into the texts, -1 = null; JSON texts) of a column."""
     t = arr.type
+    if pa.types.is_dictionary(t) and pa.types.is_floating(t.value_type):
+        # repeated numbers (JSON_REPEATED_NUMBERS): each distinct value formatted once; a
+        # NaN entry has no text, so its rows leave the key out as for a null
+        entry_codes, texts = _json_values(arr.dictionary, raw)
+        codes = _codes(arr.indices)
+        return np.where(codes >= 0, entry_codes[np.maximum(codes, 0)], -1), texts
     if pa.types.is_dictionary(t):
         arr = compact_dictionary(arr)
         texts = arr.dictionary.cast(pa.string()) if raw else _json_strings(arr.dictionary)

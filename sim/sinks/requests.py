@@ -3,7 +3,8 @@
 Each line is `{"ts", "method", "url", "headers", "body", "protocol", "key"}`: `ts` epoch
 seconds of the scheduled send, `url` path and query exactly as sent, `body` the request body
 as a string (null when none), `key` the ledger key of the beacon, so the file doubles as the
-send ledger a reconciliation compares a store against.
+send ledger a reconciliation compares a store against. A browser's CORS preflight before a
+beacon is a line of its own with `"preflight": true`, method OPTIONS and no key.
 """
 from __future__ import annotations
 
@@ -23,16 +24,22 @@ REQUESTS_SCHEMA = pa.schema([
     pa.field("headers", pa.string(), nullable=False, metadata=RAW_JSON),
     pa.field("body", pa.string(), nullable=False, metadata=RAW_JSON),
     pa.field("protocol", pa.dictionary(pa.int32(), pa.string()), nullable=False),
-    pa.field("key", pa.string(), nullable=False),
+    pa.field("key", pa.string(), nullable=True),          # null on a preflight
+    pa.field("preflight", pa.bool_(), nullable=True),     # true on a CORS preflight, else null (left out)
 ])
 
 
 def requests_table(ts: np.ndarray, requests: Sequence[WireRequest], protocol: str,
-                   keys: Sequence[str]) -> pa.Table:
-    """Rows of the requests file for beacons of one protocol (in the order given)."""
+                   keys: Sequence[str | None], preflight: np.ndarray | None = None) -> pa.Table:
+    """Rows of the requests file for beacons of one protocol (in the order given);
+    `preflight` marks the rows that are CORS preflights (their keys are None)."""
     n = len(requests)
     if not (len(ts) == len(keys) == n):
         raise ValueError(f"requests_table: {len(ts)} times, {n} requests, {len(keys)} keys")
+    if preflight is None or not preflight.any():
+        flags = pa.nulls(n, pa.bool_())
+    else:
+        flags = pa.array(np.ones(n, bool), mask=~np.asarray(preflight, bool))
     methods = [r.method for r in requests]
     bodies = [b"null" if r.body is None else orjson.dumps(_text(r.body)) for r in requests]
     return pa.Table.from_arrays([
@@ -43,6 +50,7 @@ def requests_table(ts: np.ndarray, requests: Sequence[WireRequest], protocol: st
         pa.array([b.decode() for b in bodies], type=pa.string()),
         pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), pa.array([protocol])),
         pa.array(list(keys), type=pa.string()),
+        flags,
     ], schema=REQUESTS_SCHEMA)
 
 

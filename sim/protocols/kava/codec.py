@@ -13,7 +13,10 @@ Encodings (kaltura/playkit-js-providers `analytics-service.ts`, `util/param.ts`)
 &format=1&ignoreNull=1&..&kalsig=..``) and POST, form-encoded POST bodies and the REST-style
 path ``/api_v3/service/analytics/action/trackEvent``. Values are typed by parameter name
 (`INT_PARAMS`, `FLOAT_PARAMS`, the rest strings), so both encodings decode to the same Beacon;
-an empty GET value means "not sent" (the v7 GET form sends undefined params as ``key=``).
+an empty GET value means "not sent" (the v7 GET form sends undefined params as ``key=``), except for
+the string params the plugin's VIEW and PLAY models leave undefined on a real player (`UNDEFINED_AS_EMPTY`):
+those keep the empty string, so a beacon carrying ``""`` there goes out as ``key=`` on GET and
+is left out of a JSON body (JSON.stringify drops undefined), as the player does.
 
     request = encode(beacon, encoding="get")
     assert decode(request) == beacon
@@ -37,7 +40,7 @@ URL_PARAMS = ("eventType", "partnerId", "entryId", "sessionId")
 # Added by the request builders, not by the plugin's event model.
 TRANSPORT_PARAMS = {"apiVersion": str, "format": int, "expiry": int, "ignoreNull": int, "kalsig": str}
 INT_PARAMS = frozenset({
-    "eventType", "partnerId", "eventIndex", "uiConfId", "playerSkin", "sessionStartTime",
+    "eventType", "partnerId", "eventIndex", "uiConfId", "playerSkin",
     "soundMode", "tabMode", "screenMode", "viewabilityMode", "errorCode", "errorPosition",
     "reportType", "adPosition", "adErrorCode", "flavorParamsId", "playbackMode",
 })
@@ -46,12 +49,19 @@ FLOAT_PARAMS = frozenset({
     "averageBitrate", "joinTime", "canPlay", "targetPosition", "adJoinTime", "adCurrentTime",
     "playerJSLoadTime", "forwardBufferHealth", "manifestDownloadTime", "segmentDownloadTime",
     "bandwidth", "droppedFramesRatio", "targetBuffer", "networkConnectionOverhead",
+    "sessionStartTime",     # the server's `time`, a float with its milliseconds (kava.ts echoes it as given)
 })
+# String params a real player leaves undefined yet names on a GET (`key=`): the VIEW's audio and
+# captions language with no such track, networkConnectionType where the browser has no
+# navigator.connection (kava-event-model: `getNetworkConnectionType() !== ''` holds for undefined).
+UNDEFINED_AS_EMPTY = frozenset({"audioLanguage", "captionsLanguage", "networkConnectionType"})
 # Wire order of the event model: event-specific params first, then the common ones
 # (kava-event-model.ts `getEventModel`: Object.assign(eventModel, commonModel)).
 FIELD_ORDER = (
     "playTimeSum", "bufferTime", "bufferTimeSum", "actualBitrate", "averageBitrate", "joinTime",
-    "canPlay", "soundMode", "tabMode", "viewabilityMode", "screenMode", "targetPosition",
+    "canPlay", "audioLanguage", "captionsLanguage", "soundMode", "tabMode", "viewabilityMode", "screenMode",
+    "forwardBufferHealth", "manifestDownloadTime", "segmentDownloadTime", "bandwidth", "droppedFramesRatio",
+    "targetBuffer", "networkConnectionType", "networkConnectionOverhead", "targetPosition",
     "socialNetwork", "reportType", "errorCode", "errorDetails", "errorPosition", "loadedPlugins",
     "adBreakType", "adPosition", "adJoinTime", "adErrorCode", "adCurrentTime",
     "eventType", "partnerId", "entryId", "sessionId", "eventIndex", "referrer", "deliveryType",
@@ -59,6 +69,13 @@ FIELD_ORDER = (
     "sessionStartTime", "ks", "uiConfId", "kalturaApplication", "userId",
 )
 STR_PARAMS = frozenset(FIELD_ORDER) - INT_PARAMS - FLOAT_PARAMS
+# The 0.15 line (playkit-js-kava v0.15.1 src/kava-event-model.js) has no common playbackSpeed:
+# its VIEW and SPEED models carry it among their own fields, after tabMode. Its events also
+# lack playerSkin, which every event of the current line has: that tells the two apart.
+FIELD_ORDER_015 = tuple(n for n in FIELD_ORDER if n != "playbackSpeed")
+FIELD_ORDER_015 = (FIELD_ORDER_015[:FIELD_ORDER_015.index("tabMode") + 1] + ("playbackSpeed",)
+                   + FIELD_ORDER_015[FIELD_ORDER_015.index("tabMode") + 1:])
+LINE_MARK = "playerSkin"
 DEFAULT_TRANSPORT = {"apiVersion": "3.3.0", "format": 1}
 
 
@@ -116,7 +133,7 @@ def encode(beacon: Beacon, encoding: str = "post") -> WireRequest:
             raise ValueError(f"encode: beacon lacks {', '.join(missing)}")
         url = TRACK_EVENT + _query((k, beacon.fields[k]) for k in URL_PARAMS)
         body = {k: _json_value(v) for k, v in transport.items()}
-        body.update((k, _json_value(v)) for k, v in beacon.fields.items() if k not in URL_PARAMS)
+        body.update((k, _json_value(v)) for k, v in beacon.fields.items() if k not in URL_PARAMS and v != "")
         headers["Content-Type"] = "application/json"
         return WireRequest("POST", url, headers, orjson.dumps(body))
     if encoding == "get":
@@ -129,8 +146,10 @@ def encode(beacon: Beacon, encoding: str = "post") -> WireRequest:
 
 def _typed(key: str, value, where: str) -> Scalar | None:
     """`value` as the type the parameter has; None for "not sent"."""
-    if value is None or value == "":
+    if value is None:
         return None
+    if value == "":
+        return "" if where == "query" and key in UNDEFINED_AS_EMPTY else None
     # fast paths: the type the param already has (JSON bodies, our own GET strings)
     vtype = type(value)
     if vtype is float and key in FLOAT_PARAMS:
@@ -243,7 +262,7 @@ def decode_pairs(request: WireRequest, query: list[tuple[str, str]] | None) -> B
     missing = [k for k in URL_PARAMS if k not in fields]
     if missing:
         raise DecodeError(f"request: missing {', '.join(missing)}")
-    ordered = {k: fields[k] for k in FIELD_ORDER if k in fields}
+    ordered = {k: fields[k] for k in (FIELD_ORDER if LINE_MARK in fields else FIELD_ORDER_015) if k in fields}
     ordered.update((k, v) for k, v in fields.items() if k not in ordered)
     headers = {k.lower(): v for k, v in request.headers.items()}
     client_ip = headers.get("x-forwarded-for")
@@ -262,12 +281,14 @@ def decode_pairs(request: WireRequest, query: list[tuple[str, str]] | None) -> B
 
 # --- responses ----------------------------------------------------------------------------------
 
-def parse_response(body: bytes) -> tuple[int, bool]:
+def parse_response(body: bytes) -> tuple[float, bool]:
     """(server time, viewEventsEnabled) from a trackEvent response.
 
     Both shapes the plugin accepts: `{"time": 1700000000, "viewEventsEnabled": true}` or a
-    bare number. Like kava.ts, an object without `viewEventsEnabled` turns VIEWs off (the
-    plugin assigns the missing value); a bare number leaves them on.
+    bare number. The time stays as the server gave it (a float with milliseconds): the plugin
+    echoes it unchanged as sessionStartTime. Like kava.ts, an object without
+    `viewEventsEnabled` turns VIEWs off (the plugin assigns the missing value); a bare number
+    leaves them on.
     """
     try:
         data = orjson.loads(body)
@@ -280,7 +301,7 @@ def parse_response(body: bytes) -> tuple[int, bool]:
     if isinstance(data, bool):
         raise DecodeError(f"response: expected an object or a number, got {data!r}")
     if isinstance(data, (int, float)):
-        return int(data), True
+        return _finite_time(data), True
     if isinstance(data, dict):
         if data.get("objectType") == "KalturaAPIException":
             raise DecodeError(f"response: server error {data.get('code')}: {data.get('message')}")
@@ -290,8 +311,15 @@ def parse_response(body: bytes) -> tuple[int, bool]:
                 time = float(time)
             except (TypeError, ValueError):
                 raise DecodeError(f"response: field time: expected a number, got {time!r}") from None
-        return int(time), bool(data.get("viewEventsEnabled"))
+        return _finite_time(time), bool(data.get("viewEventsEnabled"))
     raise DecodeError(f"response: expected an object or a number, got {type(data).__name__}")
+
+
+def _finite_time(time) -> float:
+    time = float(time)
+    if not math.isfinite(time):
+        raise DecodeError(f"response: field time: expected a finite number, got {time!r}")
+    return time
 
 
 # --- columns to beacons -------------------------------------------------------------------------
@@ -313,11 +341,11 @@ def _cell(column, i: int) -> Scalar | None:
     return column.get(i)
 
 
-def _plan(chunk: BeaconChunk) -> list[tuple[str, str, object, object]]:
+def _plan(chunk: BeaconChunk, order: tuple[str, ...] = FIELD_ORDER) -> list[tuple[str, str, object, object]]:
     """How to read each wire column of `chunk`: (name, kind, values, pool), in wire order."""
     cols = chunk.columns
-    names = [n for n in FIELD_ORDER if n in cols]
-    names += [n for n in cols if n not in NOT_WIRE and n not in FIELD_ORDER]
+    names = [n for n in order if n in cols]
+    names += [n for n in cols if n not in NOT_WIRE and n not in order]
     plan = []
     for name in names:
         column = cols[name]
@@ -328,16 +356,27 @@ def _plan(chunk: BeaconChunk) -> list[tuple[str, str, object, object]]:
     return plan
 
 
-_last_plan: tuple = (None, None)    # (chunk, plan) of the chunk read last: rows are read chunk by chunk
+_last_plan: tuple = (None, None)    # (chunk, plans) of the chunk read last: rows are read chunk by chunk
+
+
+def _old_line(chunk: BeaconChunk) -> np.ndarray | None:
+    """Per row: the beacon is of the 0.15 line (no playerSkin); None when no row is."""
+    mark = chunk.columns.get(LINE_MARK)
+    if not isinstance(mark, np.ndarray):
+        return None
+    old = mark < 0
+    return old if old.any() else None
 
 
 def beacon_at(chunk: BeaconChunk, i: int) -> Beacon:
     """Row `i` of a KAVA BeaconChunk as a Beacon (params in the plugin's wire order)."""
     global _last_plan
-    cached_chunk, plan = _last_plan     # one read: another thread may swap the pair meanwhile
+    cached_chunk, plans = _last_plan     # one read: another thread may swap the pair meanwhile
     if cached_chunk is not chunk:
-        plan = _plan(chunk)
-        _last_plan = (chunk, plan)
+        old = _old_line(chunk)
+        plans = (_plan(chunk), None if old is None else _plan(chunk, FIELD_ORDER_015), old)
+        _last_plan = (chunk, plans)
+    plan = plans[0] if plans[2] is None or not plans[2][i] else plans[1]
     fields: dict[str, Scalar] = {}
     for name, kind, values, pool in plan:
         if kind == "s":
@@ -408,13 +447,13 @@ class Prepared:
         self.event_type = event_type
         self.start = start              # the sessionStartTime the beacon itself holds (None: none)
 
-    def request(self, session_start: int | None) -> WireRequest:
+    def request(self, session_start: float | None) -> WireRequest:
         head, tail = self.head, self.tail
         if self.method == "POST":
-            start = b'"sessionStartTime":%d' % session_start if session_start is not None else b""
+            start = b'"sessionStartTime":' + js_number(session_start).encode() if session_start is not None else b""
             body = b"{" + b",".join(p for p in (head, start, tail) if p) + b"}"
             return WireRequest("POST", self.prefix, self.headers, body)
-        start = f"sessionStartTime={session_start}" if session_start is not None else ""
+        start = f"sessionStartTime={js_number(session_start)}" if session_start is not None else ""
         return WireRequest("GET", self.prefix + "&".join(p for p in (head, start, tail) if p), self.headers, None)
 
 
@@ -436,12 +475,19 @@ def prepare_rows(chunk: BeaconChunk, rows: np.ndarray) -> list[Prepared]:
     # `_headers` of each row: a JSON body (any encoding but "get") adds its Content-Type
     headers = row_headers(cols, rows, _HEADER_COLUMNS, np.array([e != "get" for e in encodings], np.int64),
                           ({}, {"Content-Type": "application/json"}))
-    names = [name for name, _, _, _ in plan]
-    split = names.index(SESSION_START) if SESSION_START in names else len(names)
-    before, after = names[:split], names[split + 1:]
-    post_parts = (transport + [(k, raw[k]) for k in before if k not in URL_PARAMS],
-                  [(k, raw[k]) for k in after if k not in URL_PARAMS])
-    get_parts = (transport + [(k, raw[k]) for k in before], [(k, raw[k]) for k in after])
+    old = _old_line(chunk)
+    old = None if old is None else old[rows].tolist()
+
+    def parts(plan_names: list[str]) -> tuple:
+        """(POST pieces, GET pieces) of a wire order: each (params before, after sessionStartTime)."""
+        split = plan_names.index(SESSION_START) if SESSION_START in plan_names else len(plan_names)
+        before, after = plan_names[:split], plan_names[split + 1:]
+        return ((transport + [(k, raw[k]) for k in before if k not in URL_PARAMS],
+                 [(k, raw[k]) for k in after if k not in URL_PARAMS]),
+                (transport + [(k, raw[k]) for k in before], [(k, raw[k]) for k in after]))
+
+    line_parts = (parts([name for name, _, _, _ in plan]),
+                  parts([name for name, _, _, _ in _plan(chunk, FIELD_ORDER_015)]) if old is not None else None)
     none = [None] * n
 
     def values(name: str) -> list:
@@ -456,16 +502,16 @@ def prepare_rows(chunk: BeaconChunk, rows: np.ndarray) -> list[Prepared]:
     url_params = [values(k) for k in URL_PARAMS]
     url_query = list(zip(*[per_distinct(raw[k][0], lambda v, key=k, typed=raw[k][1]: None if (t := typed(v)) is None
                                         else _query_param(key, t)) if k in raw else none for k in URL_PARAMS]))
-    members: dict[str, tuple] = {}    # per encoding: (pieces before, pieces after), row by row
+    members: dict[tuple, tuple] = {}    # per (encoding, line): (pieces before, pieces after), row by row
 
-    def pieces(encoding: str) -> tuple:
-        if encoding not in members:
+    def pieces(encoding: str, line: int) -> tuple:
+        if (encoding, line) not in members:
             member = _json_member if encoding == "post" else _query_param
-            members[encoding] = tuple(
+            members[encoding, line] = tuple(
                 list(zip(*[per_distinct(data, lambda v, key=k, typed=typed: None if (t := typed(v)) is None
                                         else member(key, t)) for k, (data, typed) in part])) or [()] * n
-                for part in (post_parts if encoding == "post" else get_parts))
-        return members[encoding]
+                for part in line_parts[line][0 if encoding == "post" else 1])
+        return members[encoding, line]
 
     out: list[Prepared | None] = [None] * n
     for j in range(n):
@@ -474,12 +520,12 @@ def prepare_rows(chunk: BeaconChunk, rows: np.ndarray) -> list[Prepared]:
             if any(p[j] is None for p in url_params):
                 out[j] = _prepare_one(chunk, int(rows[j]))
                 continue
-            heads, tails = pieces("post")
+            heads, tails = pieces("post", 1 if old is not None and old[j] else 0)
             prefix = TRACK_EVENT + "&".join(url_query[j])
             head, tail = b",".join(filter(None, heads[j])), b",".join(filter(None, tails[j]))
             method = "POST"
         elif encoding == "get":
-            heads, tails = pieces("get")
+            heads, tails = pieces("get", 1 if old is not None and old[j] else 0)
             prefix = TRACK_EVENT
             head, tail = "&".join(filter(None, heads[j])), "&".join(filter(None, tails[j]))
             method = "GET"
@@ -554,6 +600,8 @@ def _transport_column(cols, key: str, rows: np.ndarray) -> tuple[np.ndarray, obj
 
 
 def _json_member(key: str, value) -> bytes:
+    if value == "":
+        return b""      # undefined: JSON.stringify leaves the member out
     return orjson.dumps(key) + b":" + orjson.dumps(_json_value(value))
 
 

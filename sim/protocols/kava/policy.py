@@ -2,15 +2,23 @@
 
 `beacons(chunk)` walks every session's actions in a numba kernel that mirrors
 kaltura/playkit-js-kava `src/kava.ts` and `src/kava-timer.ts` (fact sheet: kaltura-protocols.md
-section c) and returns a `BeaconChunk` whose columns are the wire parameter names:
+section c) and returns a `BeaconChunk` whose columns are the wire parameter names. Two plugin
+lines, per scenario (`player.kava.version`): `current`, the plugin's current source, and `0.15`,
+v0.15.1 (`src/kava.js`, `src/kava-event-model.js`), the build a real player from the npm
+registry runs; where they differ is said where the kernel or `_line_columns` makes them differ.
 
 * IMPRESSION on LOAD, PLAY_REQUEST on the first play request, PLAY on the first frame followed
   at once by a VIEW, then a VIEW on every `view_interval_s`-th timer tick of playing time (the
   plugin's 1 s worker timer, started at PLAY: the first periodic VIEW comes 11 s after PLAY);
   a VIEW is skipped when playTimeSum did not change since the last one.
-* Quartiles 25/50/75/90 fire when the playhead (interpolated between actions while playing)
-  reaches them, or at once after a SEEK lands past them, earlier ones first; 100 fires on
-  ENDED (or a seek to the very end). Each once per entry: REPLAY does not re-arm them.
+* Quartiles 25/50/75/90/100 fire on the first timeupdate (`TIMEUPDATE_S`) where currentTime /
+  duration rounded to 2 decimals reaches them (100 % from 99.5 %, at the latest at ENDED), or
+  at once after a SEEK lands past them, earlier ones first. Each once per entry: REPLAY does
+  not re-arm them. 0.15 has no 90 %.
+* ENDED: the media element pauses itself, so PAUSE follows at position = duration and the
+  timer stops (the 30 s reset runs at the end). REPLAY is the burst a play() at the end makes:
+  SEEK to 0, BUFFER_START, BUFFER_END, REPLAY, and RESUME when the browser fires a second
+  `playing` (`REPLAY_RESUME_SHARE`).
 * PAUSE stops the timer; after `reset_after_pause_s` + 1 ticks paused the KAVA session resets
   (eventIndex 1, playTimeSum, bufferTimeSum and averageBitrate cleared; sessionId kept), and
   again every `reset_after_pause_s` ticks while still paused.
@@ -20,20 +28,26 @@ section c) and returns a `BeaconChunk` whose columns are the wire parameter name
   of content playback (the plugin's timer also ticks during a rebuffer; the fact sheet and
   the metrics checklist put VIEWs on playing time only, and so do we). Ad beacons 8999-9009
   only when the scenario sets `player.kava.ad_events`.
-* `sessionStartTime`: the server's time from the first response of a KAVA session. In
-  generated data the server is taken to answer at once with the request's send time
-  (epoch s, floored): the first beacon of a session carries none, later ones carry it; a
-  response that arrives while paused clears it (the plugin's rule), so the beacon after a
-  pause carries none and its response sets a new value. Live load replaces this with the
-  real responses (see `codec.parse_response`).
+* `sessionStartTime`: the server's `time` (a float with milliseconds) from the first answer
+  of a KAVA session. In generated data each answer comes back `RESPONSE_RTT_S` after its
+  send, stamped with the server's clock halfway: the first beacon of a session, and every
+  beacon of the burst it opens, carries none; an answer read while the timer is stopped
+  (paused, or at the end) clears it, so the beacon after a pause carries none and the next
+  answer sets a new value. Live load replaces the values with the real answers' (see
+  `codec.parse_response`).
+* VIEW playTimeSum and position are currentTime as read on the timer's tick (`TICK_LAG_S`),
+  raw doubles summed as the plugin sums them. VIEW and PLAY carry the browser's
+  networkConnectionType, VIEW droppedFramesRatio and, for hls/dash, the adapter's quality
+  figures (`_quality`); undefined string params are `""` on GET rows (sent as `key=`).
 * `view_interval_s` and `reset_after_pause_s` are the plugin's `viewEventCountdown` and
   `resetSessionCountdown`, counted in whole 1 s ticks (rounded). Live playTimeSum grows by the
   interval minus bufferTime per report, as kava.ts does; live sends no quartiles.
 
 What the timeline does not carry is filled in as assumptions, named in constants below:
 canPlay (80 % of joinTime), viewabilityMode (2, in view), the share network and report
-type (drawn per action from the chunk's "kava" stream) and REPORT_SUBMITTED after half of
-the REPORT_CLICKED. No startup BUFFER_START/END pair is sent around the first frame.
+type (drawn per action from the chunk's "kava" stream), REPORT_SUBMITTED after half of
+the REPORT_CLICKED, and the jitter and quality draws (per session keys from the chunk's
+"kava_qoe" stream). No startup BUFFER_START/END pair is sent around the first frame.
 
 Column conventions: float columns use NaN for "not sent"; integer columns use -1
 (`NOT_SENT`); string columns are `Strings` with code -1 for "not sent". Besides the wire
@@ -116,19 +130,66 @@ PLAYBACK_TYPES = np.array(["vod", "live", "dvr"], dtype=object)
 # --- kernel layout --------------------------------------------------------------------------
 
 # Integer output rows: out_i[I_X, beacon], so each column is contiguous.
-(I_SESSION, I_TYPE, I_INDEX, I_SST, I_CAPTION, I_PLAYBACK_TYPE, I_SOUND, I_TAB, I_SCREEN,
+(I_SESSION, I_TYPE, I_INDEX, I_CAPTION, I_PLAYBACK_TYPE, I_SOUND, I_TAB, I_SCREEN,
  I_VIEWABILITY, I_ERROR_CODE, I_ERROR_POSITION, I_SOCIAL, I_REPORT_TYPE, I_AD_ERROR_CODE,
- I_AD_POSITION, I_AD_BREAK_TYPE, I_LOADED_PLUGINS) = range(18)
-N_INT = 18
+ I_AD_POSITION, I_AD_BREAK_TYPE, I_LOADED_PLUGINS) = range(17)
+N_INT = 17
 # Float output rows: out_f[F_X, beacon].
 (F_SEND_T, F_POSITION, F_SPEED, F_BUFFER_TIME, F_BUFFER_TIME_SUM, F_ACTUAL_BITRATE,
  F_AVERAGE_BITRATE, F_JOIN_TIME, F_CAN_PLAY, F_PLAY_TIME_SUM, F_TARGET_POSITION, F_AD_JOIN_TIME,
- F_AD_CURRENT_TIME) = range(13)
-N_FLOAT = 13
+ F_AD_CURRENT_TIME, F_SST, F_DROPPED, F_FBH, F_TARGET_BUFFER, F_BANDWIDTH, F_SEGMENT_DL, F_MANIFEST_DL,
+ F_OVERHEAD) = range(21)
+N_FLOAT = 21
 
 # Mutable per-session state shared with the send helper.
-S_INDEX, S_SST, S_STALLED, S_BUF_T, S_BUF_SUM, S_BUF_START, S_STOPPED = range(7)
-N_STATE = 7
+(S_INDEX, S_SST, S_STALLED, S_BUF_T, S_BUF_SUM, S_BUF_START, S_STOPPED, S_PEND_FIRST,
+ S_PEND_LAST) = range(9)
+N_STATE = 9
+
+# The server's answer comes back RESPONSE_RTT_S after the send, stamped with its clock halfway
+# (`time`, seconds with milliseconds, as the collector and the KAVA receiver answer). Beacons
+# sent within one round trip (a burst) go out before any of their answers is read.
+RESPONSE_RTT_S = 0.05
+
+# The plugin reads currentTime on its timer's tick, which does not land on the whole second
+# the kernel counts, and the media clock runs a little behind the wall clock: VIEW position
+# and playTimeSum are raw doubles a few tens of ms off the tick. The real player (0.15.1 in
+# Chromium) sent 10.966436, 10.996181, 10.962933, 11.045311 for the first periodic VIEW; the
+# lag is drawn per tick in [TICK_LAG_S, TICK_LAG_S + TICK_LAG_SPAN_S).
+TICK_LAG_S = -0.01
+TICK_LAG_SPAN_S = 0.055
+CURRENT_TIME_RESOLUTION = 1e6     # currentTime as Chromium gives it: microseconds
+# Quartiles fire on the first `timeupdate` (about every 250 ms) at or past the threshold: the
+# real player sent 25 % of a 24 s clip at 5.95-6.14 s. 100 % (percent 1.00, from 99.5 %) falls
+# past the end on about half of short clips, and then fires at the end's last update.
+TIMEUPDATE_S = 0.25
+# play() on an ended video: Chromium fires `playing` once or twice around `seeked` (twice in
+# most of the real player's runs); the second one sends RESUME after REPLAY (`_isPaused` still set).
+REPLAY_RESUME_SHARE = 0.75
+
+# Quality-of-experience figures of an adaptive (hls/dash) session, read by VIEW from the
+# adapter's stats (kava.ts `_getForwardBufferHealth`, `_getTargetBuffer`; FRAG_LOADED and
+# MANIFEST_LOADED timings). Progressive `url` playback has no adapter stats and sends none.
+# Values are assumptions shaped by the session: the rendition's bitrate, and whether the
+# viewer's network is impaired (the player model's rebuffering group).
+TARGET_BUFFER_S = 30.0            # hls.js maxBufferLength (the adapter's target while not near the end)
+SEGMENT_S = 6.0                   # media seconds per segment
+THROUGHPUT_X = (2.5, 6.0)         # network throughput over the rendition bitrate: good network, range
+THROUGHPUT_X_IMPAIRED = (1.05, 1.6)
+MANIFEST_S = (0.04, 0.25)         # manifest download seconds, range
+OVERHEAD_S = (0.02, 0.18)         # DNS + TCP + TLS of a new connection, seconds, range
+NEW_CONNECTION_SHARE = 0.1        # VIEW intervals after the first that open a new connection
+# Dropped frames per VIEW interval (getVideoPlaybackQuality deltas, rounded to 3 decimals): the
+# real player in Chromium dropped a frame or so in a third of its 10 s intervals (0.004 = 1 of
+# 250 at 25 fps), none in the first interval.
+DROPPED_SHARE = (0.35, 0.6)       # intervals with dropped frames: good network, impaired
+DROPPED_FRAMES_MAX = (2, 8)       # at most this many dropped frames in such an interval
+FRAMES_PER_INTERVAL = 250.0       # 25 fps x the 10 s interval
+ADAPTIVE_ONLY = ("forwardBufferHealth", "manifestDownloadTime", "segmentDownloadTime", "bandwidth", "targetBuffer",
+                 "networkConnectionOverhead")
+# navigator.connection.effectiveType where the browser has the Network Information API
+CONNECTION_TYPES = np.array(["", "4g", "3g"], dtype=object)   # "": undefined (sent as `key=` on GET)
+CHROMIUM_BROWSERS = frozenset({"chrome", "edge", "samsung", "opera"})
 
 
 @njit(cache=True, error_model="numpy")
@@ -153,6 +214,41 @@ def _kbps_to_kava(kbps):
 
 
 @njit(cache=True, error_model="numpy")
+def _u01(key, i):
+    """A uniform draw in [0, 1) for counter `i` of the session whose key is `key` (splitmix64)."""
+    z = key + np.uint64(i) * np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return np.float64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, error_model="numpy")
+def _answers(S, now):
+    """Read the server's answers that arrived by `now`, in the timer state of now
+    (kava.ts `_updateSessionStartTimeModel`): the first answer of a KAVA session sets
+    sessionStartTime, and one read while the timer is stopped (paused, ended) clears it."""
+    first = S[S_PEND_FIRST]
+    if first < 0 or first + RESPONSE_RTT_S > now:
+        return
+    if S[S_STOPPED] > 0:
+        S[S_SST] = -1.0
+    elif S[S_SST] < 0:
+        S[S_SST] = math.floor((first + RESPONSE_RTT_S / 2) * 1000.0 + 0.5) / 1000.0
+    if S[S_PEND_LAST] + RESPONSE_RTT_S <= now:
+        S[S_PEND_FIRST] = -1.0
+    else:
+        S[S_PEND_FIRST] = S[S_PEND_LAST]   # later answers are still on their way
+
+
+@njit(cache=True, error_model="numpy")
+def _set_stopped(S, now, stopped):
+    """The kava timer stops (PAUSE) or runs again; answers that came before count in the old state."""
+    _answers(S, now)
+    S[S_STOPPED] = stopped
+
+
+@njit(cache=True, error_model="numpy")
 def _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, etype, live, duration, playhead,
           speed, caption):
     """Write the common params of one beacon at row n (row 0 when counting); return n + 1."""
@@ -161,11 +257,12 @@ def _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, etype, live, duration, 
         S[S_BUF_T] += t_rel - S[S_BUF_START]
         S[S_BUF_SUM] += t_rel - S[S_BUF_START]
         S[S_BUF_START] = t_rel
+    _answers(S, t_abs)
     r = n * write
     out_i[I_SESSION, r] = sess
     out_i[I_TYPE, r] = etype
     out_i[I_INDEX, r] = np.int64(S[S_INDEX])
-    out_i[I_SST, r] = np.int64(S[S_SST])
+    out_f[F_SST, r] = S[S_SST] if S[S_SST] >= 0 else np.nan
     out_i[I_CAPTION, r] = caption
     if live:
         behind = duration - playhead
@@ -175,29 +272,28 @@ def _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, etype, live, duration, 
             out_f[F_POSITION, r] = -math.floor(behind * 1000.0 + 0.5) / 1000.0
         out_i[I_PLAYBACK_TYPE, r] = 2 if behind >= 120.0 else 1
     else:
-        rounded = math.floor(playhead * 1e6 + 0.5) / 1e6
+        rounded = math.floor(playhead * CURRENT_TIME_RESOLUTION + 0.5) / CURRENT_TIME_RESOLUTION
         # currentTime never passes the duration, rounding must not push it past either
         out_f[F_POSITION, r] = rounded if rounded <= duration else duration
         out_i[I_PLAYBACK_TYPE, r] = 0
     out_f[F_SEND_T, r] = t_abs
     out_f[F_SPEED, r] = speed
     S[S_INDEX] += 1
-    # The server answers at once with its time; the first answer of a KAVA session sets
-    # sessionStartTime, and an answer arriving while the timer is stopped clears it.
-    if S[S_SST] < 0:
-        S[S_SST] = math.floor(t_abs)
-    if S[S_STOPPED] > 0:
-        S[S_SST] = -1.0
+    # this request's answer is on its way
+    if S[S_PEND_FIRST] < 0:
+        S[S_PEND_FIRST] = t_abs
+    S[S_PEND_LAST] = t_abs
     return n + 1
 
 
 @njit(cache=True, error_model="numpy")
 def _send_view(S, out_i, out_f, n, write, sess, t_abs, t_rel, live, duration, playhead, speed, caption,
-               play_time_sum, bitrate, average_bitrate, sound, tab, screen):
-    """A VIEW (99): the common params, then the per-interval figures and the viewer's modes."""
+               play_time_sum, bitrate, average_bitrate, sound, tab, screen, Q, key):
+    """A VIEW (99): the common params, then the per-interval figures, the viewer's modes and,
+    for adaptive streams (Q[Q_ON] > 0), the interval's quality figures (`_quality`)."""
     r = n * write
     n = _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, 99, live, duration, playhead, speed, caption)
-    out_f[F_PLAY_TIME_SUM, r] = _round3(play_time_sum)
+    out_f[F_PLAY_TIME_SUM, r] = play_time_sum
     out_f[F_BUFFER_TIME, r] = _round3(S[S_BUF_T])
     out_f[F_BUFFER_TIME_SUM, r] = _round3(S[S_BUF_SUM])
     out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(bitrate)
@@ -206,23 +302,78 @@ def _send_view(S, out_i, out_f, n, write, sess, t_abs, t_rel, live, duration, pl
     out_i[I_TAB, r] = tab
     out_i[I_VIEWABILITY, r] = 2
     out_i[I_SCREEN, r] = screen
+    if write:       # the figures change no count: the counting pass skips them
+        _quality(out_f, r, Q, key, n, t_rel, duration, playhead, live, bitrate)
     return n
+
+
+# Per-session quality state (Q[...]): whether the session has adapter stats, its network,
+# when the forward buffer last ran empty, and what the next VIEW interval holds.
+Q_ON, Q_IMPAIRED, Q_THROUGHPUT_X, Q_EMPTY_T, Q_MANIFEST, Q_FIRST, Q_TARGET = range(7)
+N_QUALITY = 7
+
+
+@njit(cache=True, error_model="numpy")
+def _quality(out_f, r, Q, key, n, t_rel, duration, playhead, live, bitrate):
+    """droppedFramesRatio on every VIEW (getVideoPlaybackQuality: every current browser), and
+    for adaptive streams forwardBufferHealth, targetBuffer, bandwidth, segmentDownloadTime,
+    manifestDownloadTime (an interval that loaded a manifest) and networkConnectionOverhead (an
+    interval that opened a connection), each as kava-model rounds it."""
+    # one draw per VIEW; its low bits serve as the second and third (cheaper than three draws)
+    u = _u01(key, n)
+    u2 = (u * 65536.0) % 1.0
+    u3 = (u * 4294967296.0) % 1.0
+    share = DROPPED_SHARE[1] if Q[Q_IMPAIRED] > 0 else DROPPED_SHARE[0]
+    most = DROPPED_FRAMES_MAX[1] if Q[Q_IMPAIRED] > 0 else DROPPED_FRAMES_MAX[0]
+    dropped = 1.0 + math.floor(u / share * most) if u < share and Q[Q_FIRST] <= 0 else 0.0
+    # Math.round(dropped / total * 1000) / 1000 of the interval's frames
+    out_f[F_DROPPED, r] = math.floor(dropped / FRAMES_PER_INTERVAL * 1000.0 + 0.5) / 1000.0
+    if Q[Q_ON] <= 0:
+        Q[Q_FIRST] = 0.0
+        return
+    target = Q[Q_TARGET]
+    if not live and duration - playhead < target:
+        target = duration - playhead          # the adapter does not buffer past the end
+    if target > 0:
+        # the buffer refills at (throughput - bitrate) since it last ran empty (start, seek, stall)
+        fill = (t_rel - Q[Q_EMPTY_T]) * (Q[Q_THROUGHPUT_X] - 1.0) + 0.5
+        available = fill if fill < target else target * (0.93 + 0.07 * u3)
+        out_f[F_FBH, r] = math.floor(available * 1000.0 / target + 0.5) / 1000.0
+        out_f[F_TARGET_BUFFER, r] = math.floor(target * 1000.0 + 0.5) / 1000.0
+    if bitrate > 0:
+        x = Q[Q_THROUGHPUT_X] * (0.85 + 0.3 * u2)
+        kbps = bitrate * x
+        # Math.round(bytes * 8 / seconds) / 1000: kbps with 3 decimals
+        out_f[F_BANDWIDTH, r] = math.floor(kbps * 1000.0 + 0.5) / 1000.0
+        out_f[F_SEGMENT_DL, r] = math.floor(SEGMENT_S / x * 1000.0 + 0.5) / 1000.0
+    if Q[Q_MANIFEST] > 0:
+        out_f[F_MANIFEST_DL, r] = math.floor((MANIFEST_S[0] + (MANIFEST_S[1] - MANIFEST_S[0]) * u3) * 1000.0
+                                             + 0.5) / 1000.0
+        Q[Q_MANIFEST] = 1.0 if live else 0.0    # live playlists reload all the time
+    if Q[Q_FIRST] > 0 or u3 < NEW_CONNECTION_SHARE:
+        out_f[F_OVERHEAD, r] = math.floor((OVERHEAD_S[0] + (OVERHEAD_S[1] - OVERHEAD_S[0]) * (1.0 - u3)) * 1000.0
+                                          + 0.5) / 1000.0
+        Q[Q_FIRST] = 0.0
 
 
 @njit(cache=True, error_model="numpy")
 def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events, views_enabled,
           kind, t, pos, value, ad_pos, ad_index, bitrate, screen, sound, tab, speed, u,
-          caption_count, out_i, out_f, per_session):
+          caption_count, old, qoe, impaired, keys, out_i, out_f, per_session):
     """Run the kava plugin over every session; return the number of beacons.
 
     With write=0 nothing is kept (every row goes to row 0) and `per_session` gets the counts,
-    so the caller can size the outputs exactly before the writing pass.
+    so the caller can size the outputs exactly before the writing pass. `old[s]`: the session
+    runs the 0.15 plugin line (see `beacons`).
     """
     S = np.zeros(N_STATE, np.float64)
-    thr = np.array([0.245, 0.495, 0.745, 0.895])   # percent rounded to 2 decimals >= 25/50/75/90 %
+    Q = np.zeros(N_QUALITY, np.float64)
+    # percent = currentTime / duration rounded to 2 decimals >= 25/50/75/90 %, == 100 %
+    thr = np.array([0.245, 0.495, 0.745, 0.895, 0.995])
     qtype = np.array([11, 12, 13, 15, 14])
     fired = np.zeros(5, np.bool_)
-    tq = np.zeros(4, np.float64)
+    tq = np.zeros(5, np.float64)
+    xq = np.zeros(5, np.float64)    # playhead of the timeupdate that fires each quartile in playback
     n = 0
     for s in range(first.shape[0]):
         n_start = n
@@ -239,6 +390,21 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
         S[S_BUF_SUM] = 0.0
         S[S_BUF_START] = 0.0
         S[S_STOPPED] = 0.0
+        S[S_PEND_FIRST] = -1.0
+        S[S_PEND_LAST] = -1.0
+        key = keys[s]
+        v015 = old[s]
+        Q[Q_ON] = 1.0 if qoe[s] else 0.0
+        Q[Q_IMPAIRED] = 1.0 if impaired[s] else 0.0
+        lo, hi = (THROUGHPUT_X_IMPAIRED if impaired[s] else THROUGHPUT_X)
+        Q[Q_THROUGHPUT_X] = lo + (hi - lo) * _u01(key, 0x7FFFFFFF)
+        Q[Q_EMPTY_T] = 0.0
+        Q[Q_MANIFEST] = 1.0     # the manifest loads before the first frame: the first VIEW has its time
+        Q[Q_FIRST] = 1.0        # ... and the first connection's overhead
+        Q[Q_TARGET] = 3.0 * SEGMENT_S if live[s] else TARGET_BUFFER_S
+        ticks = 0               # report ticks so far: a counter for the tick lag draws
+        for j in range(5):
+            xq[j] = thr[j] * duration[s] + TIMEUPDATE_S * _u01(key, 0x7FFFFFF0 + j)
         requested = False
         started = False
         paused = False
@@ -257,6 +423,8 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
         ad_imp_t = -1.0
         caption = -1
         fired[:] = False
+        if v015:
+            fired[3] = True     # 0.15 has no 90 % event (PLAY_REACHED_90 came with the player's milestones)
         a0 = first[s]
         a1 = a0 + count[s]
         if a1 <= a0:
@@ -274,19 +442,23 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
             pa_ = pos[a]
             k_ = kind[a]
             # --- time passing since the previous action, in the state it left ---------------
-            playing = started and not paused and S[S_STALLED] == 0 and not in_ad and not ended
+            # The timer runs while the player buffers, too; the current line's VIEW is then
+            # blocked (playTimeSum did not change) and we leave its ticks out, as the metrics
+            # expect VIEWs on playing time only. 0.15 has no such check (its `_onReport` sends
+            # every REPORT): its VIEWs go on through a rebuffer.
+            playing = started and not paused and (S[S_STALLED] == 0 or v015) and not in_ad and not ended
             if playing and ta > t_prev:
                 span = ta - t_prev
                 # quartile crossings of the interpolated playhead (VOD)
                 nq = 0
                 if not is_live and d > 0:
-                    for j in range(4):
+                    for j in range(5):
                         tq[j] = np.inf
-                        if not fired[j] and pa_ >= thr[j] * d:
-                            if head >= thr[j] * d or pa_ <= head:
+                        if not fired[j] and pa_ >= xq[j]:
+                            if head >= xq[j] or pa_ <= head:
                                 tq[j] = t_prev
                             else:
-                                tq[j] = t_prev + (thr[j] * d - head) / (pa_ - head) * span
+                                tq[j] = t_prev + (xq[j] - head) / (pa_ - head) * span
                             nq += 1
                 t_acc = t_prev
                 k = np.int64(math.floor(t_prev - t0)) + 1
@@ -303,7 +475,7 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                             tr = t0 + k_rep
                     jq = -1
                     if nq > 0:
-                        for j in range(4):
+                        for j in range(5):
                             if not fired[j] and tq[j] < np.inf:
                                 jq = j
                                 break
@@ -325,16 +497,26 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                         br_w += (tr - t_acc) * cur_br
                     t_acc = tr
                     here = head + (pa_ - head) * (tr - t_prev) / span
+                    # currentTime as read on the tick: a little behind, never behind the last reading
+                    ticks += 1
+                    if pa_ > head:      # a frozen playhead (rebuffer) reads as it stands
+                        here -= (TICK_LAG_S + TICK_LAG_SPAN_S * _u01(key, ticks)) * cur_speed
+                    here = math.floor(here * CURRENT_TIME_RESOLUTION + 0.5) / CURRENT_TIME_RESOLUTION
+                    if here > pa_:
+                        here = pa_
+                    if here < prev_pos:
+                        here = prev_pos
                     if is_live:
                         pts += N - S[S_BUF_T]
                     else:
                         pts += here - prev_pos
                         prev_pos = here
-                    if views_enabled and pts != last_view:
+                    # kava.ts `_lastViewEventPlayTime` (current only): no VIEW repeating playTimeSum
+                    if views_enabled and (pts != last_view or v015):
                         last_view = pts
                         avg_br = _round3(_kbps_to_kava(br_w / br_time)) if br_time > 0 else 0.0
                         n = _send_view(S, out_i, out_f, n, write, s, t_start + tr, tr, is_live, d, here, cur_speed,
-                                       caption, pts, cur_br, avg_br, cur_sound, cur_tab, cur_screen)
+                                       caption, pts, cur_br, avg_br, cur_sound, cur_tab, cur_screen, Q, key)
                     S[S_BUF_T] = 0.0
                     ev_c = 1
                     k = k_rep + 1
@@ -388,7 +570,8 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                     t0 = ta
                     ev_c = 0
                     rs_c = 0
-                    S[S_STOPPED] = 0.0
+                    _set_stopped(S, ts, 0.0)
+                    Q[Q_EMPTY_T] = ta
                     join = ta - play_req_t if requested else value[a]
                     n = _send(S, out_i, out_f, n, write, s, ts, ta, 3, is_live, d, pa_, cur_speed, caption)
                     out_f[F_BUFFER_TIME, r] = _round3(S[S_BUF_T])
@@ -405,20 +588,20 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                     if views_enabled and pts != last_view:
                         last_view = pts
                         n = _send_view(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_speed,
-                                       caption, pts, cur_br, 0.0, cur_sound, cur_tab, cur_screen)
+                                       caption, pts, cur_br, 0.0, cur_sound, cur_tab, cur_screen, Q, key)
                     S[S_BUF_T] = 0.0
             elif k_ == 4:    # PAUSE
                 if not paused:
                     paused = True
                     rs_c = 0
                     if timer_on:
-                        S[S_STOPPED] = 1.0
+                        _set_stopped(S, ts, 1.0)
                     n = _send(S, out_i, out_f, n, write, s, ts, ta, 33, is_live, d, pa_, cur_speed, caption)
             elif k_ == 5:    # RESUME
                 if paused:
                     paused = False
                     rs_c = 0
-                    S[S_STOPPED] = 0.0
+                    _set_stopped(S, ts, 0.0)
                     prev_pos = pa_
                     n = _send(S, out_i, out_f, n, write, s, ts, ta, 4, is_live, d, pa_, cur_speed, caption)
                     out_f[F_BUFFER_TIME, r] = _round3(S[S_BUF_T])
@@ -428,17 +611,14 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                 target = value[a]
                 head = target
                 prev_pos = target
+                Q[Q_EMPTY_T] = ta
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, 35, is_live, d, target, cur_speed, caption)
                 out_f[F_TARGET_POSITION, r] = min(_round_to(target, 1e6), d) if not is_live else _round_to(target, 1e6)
                 if not is_live and d > 0:
-                    pct = _round_to(target / d, 100.0)
-                    for j in range(4):
+                    for j in range(5):
                         if not fired[j] and target >= thr[j] * d:
                             fired[j] = True
                             n = _send(S, out_i, out_f, n, write, s, ts, ta, qtype[j], is_live, d, target, cur_speed, caption)
-                    if not fired[4] and pct >= 1.0:
-                        fired[4] = True
-                        n = _send(S, out_i, out_f, n, write, s, ts, ta, 14, is_live, d, target, cur_speed, caption)
             elif k_ == 7:    # STALL_START
                 if S[S_STALLED] == 0:
                     S[S_STALLED] = 1.0
@@ -449,7 +629,10 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                     S[S_STALLED] = 0.0
                     S[S_BUF_T] += ta - S[S_BUF_START]
                     S[S_BUF_SUM] += ta - S[S_BUF_START]
+                    Q[Q_EMPTY_T] = ta
                     n = _send(S, out_i, out_f, n, write, s, ts, ta, 46, is_live, d, pa_, cur_speed, caption)
+            elif v015 and (k_ == 9 or k_ == 10 or 15 <= k_ <= 21):
+                pass    # 0.15's event model has no fullscreen, share, download, report, related or info event
             elif k_ == 9 or k_ == 10:    # ENTER / EXIT_FULLSCREEN
                 etype = 31 if k_ == 9 else 32
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
@@ -464,6 +647,7 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                     n = _send(S, out_i, out_f, n, write, s, ts, ta, 38, is_live, d, pa_, cur_speed, caption)
             elif k_ == 13 or k_ == 14:   # FLAVOR_SWITCH (ABR) / SOURCE_SELECTED (manual)
                 etype = 43 if k_ == 13 else 39
+                Q[Q_MANIFEST] = 1.0     # an hls level switch loads the new level's playlist
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
                 out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(cur_br)
             elif k_ == 15:
@@ -485,37 +669,65 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, 37, is_live, d, pa_, cur_speed, caption)
             elif k_ == 21:
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, 40, is_live, d, pa_, cur_speed, caption)
-            elif k_ == 22:   # ENDED: a last time update (quartiles up to 100 %), bufferTime zeroed
+            elif k_ == 22:   # ENDED: the last time update (quartiles up to 100 %), the media's PAUSE
                 ended = True
                 if not is_live and d > 0:
-                    pct = _round_to(pa_ / d, 100.0)
-                    for j in range(4):
+                    for j in range(5):
                         if not fired[j] and pa_ >= thr[j] * d:
                             fired[j] = True
-                            r = n * write
                             n = _send(S, out_i, out_f, n, write, s, ts, ta, qtype[j], is_live, d, pa_, cur_speed, caption)
-                    if not fired[4] and pct >= 1.0:
-                        fired[4] = True
-                        n = _send(S, out_i, out_f, n, write, s, ts, ta, 14, is_live, d, pa_, cur_speed, caption)
+                # The media element pauses itself at the end and fires `pause` before `ended`
+                # (HTML "reaches the end"): the plugin sends PAUSE at position = duration and stops
+                # its timer, so the 30 s reset runs while the player sits at the end.
+                if started and not paused:
+                    paused = True
+                    rs_c = 0
+                    if timer_on:
+                        _set_stopped(S, ts, 1.0)
+                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 33, is_live, d, pa_, cur_speed, caption)
                 S[S_BUF_T] = 0.0
-            elif k_ == 23:   # REPLAY: the timer restarts; quartile flags stay set
+            elif k_ == 23:   # REPLAY: play() at the end; quartile flags stay set
                 if ended:
+                    # play() on an ended element seeks to 0 first (SEEK, targetPosition 0), the
+                    # player buffers (BUFFER_START/END), then PLAYING: `_isEnded` sends REPLAY and
+                    # restarts the timer, and `_isPaused`, still set by the end's PAUSE, sends
+                    # RESUME when a second PLAYING comes (REPLAY_RESUME_SHARE). All in one burst:
+                    # none carries the sessionStartTime that the end's PAUSE cleared (their
+                    # answers come after the timer runs again: the first one sets a new value).
+                    head = pa_
+                    prev_pos = pa_
+                    Q[Q_EMPTY_T] = ta
+                    r = n * write
+                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 35, is_live, d, pa_, cur_speed, caption)
+                    out_f[F_TARGET_POSITION, r] = pa_
+                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 45, is_live, d, pa_, cur_speed, caption)
+                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 46, is_live, d, pa_, cur_speed, caption)
                     ended = False
                     timer_on = True
                     t0 = ta
                     ev_c = 0
                     rs_c = 0
-                    S[S_STOPPED] = 0.0
-                    prev_pos = pa_
+                    _set_stopped(S, ts, 0.0)
                     n = _send(S, out_i, out_f, n, write, s, ts, ta, 34, is_live, d, pa_, cur_speed, caption)
+                    if paused and _u01(key, 0x7FFFFFE0 + np.int64(ta * 1000.0)) < REPLAY_RESUME_SHARE:
+                        r = n * write
+                        n = _send(S, out_i, out_f, n, write, s, ts, ta, 4, is_live, d, pa_, cur_speed, caption)
+                        out_f[F_BUFFER_TIME, r] = _round3(S[S_BUF_T])
+                        out_f[F_BUFFER_TIME_SUM, r] = _round3(S[S_BUF_SUM])
+                        out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(cur_br)
+                    paused = False      # the media plays (without RESUME the plugin's flag stays set)
             elif k_ == 24:   # ERROR (critical), then the plugin resets
                 n = _send(S, out_i, out_f, n, write, s, ts, ta, 98, is_live, d, pa_, cur_speed, caption)
                 out_i[I_ERROR_CODE, r] = np.int64(value[a])
-                out_i[I_ERROR_POSITION, r] = 3 if not requested else (1 if not started else 2)
+                if v015:    # 0.15 ErrorPosition: PRE_PLAYING 1 until the first PLAYING, then MID_STREAM 2
+                    out_i[I_ERROR_POSITION, r] = 1 if not started else 2
+                else:
+                    out_i[I_ERROR_POSITION, r] = 3 if not requested else (1 if not started else 2)
                 S[S_INDEX] = 1.0
                 S[S_BUF_T] = 0.0
                 S[S_BUF_SUM] = 0.0
                 S[S_SST] = -1.0
+                S[S_PEND_FIRST] = -1.0
                 S[S_STALLED] = 0.0
                 S[S_STOPPED] = 0.0
                 pts = 0.0
@@ -529,6 +741,7 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
                 ended = False
                 timer_on = False
                 fired[:] = False
+                fired[3] = v015
             elif k_ == 25:   # QUIT: the page goes away
                 break
             elif k_ == 30:   # AD_BREAK_START: content stops, VIEWs stop
@@ -581,7 +794,9 @@ def _scenario_settings(chunk: SessionChunk):
         view_n=np.array([max(1, round(k.view_interval_s)) for k in kava], np.int64),
         reset_n=np.array([max(1, round(k.reset_after_pause_s)) for k in kava], np.int64),
         ad_events=np.array([k.ad_events for k in kava], np.bool_),
-        encoding=np.array([k.request_method for k in kava], dtype=object),
+        encoding=np.array([k.method for k in kava], dtype=object),
+        old=np.array([k.version == "0.15" for k in kava], np.bool_),
+        adaptive=np.array([sc.player.delivery in ("hls", "dash") for sc in scs], np.bool_),
         partner_id=np.array([sc.partner.partner_id for sc in scs], np.int64),
         ui_conf_id=np.array([sc.partner.uiconf_id or NOT_SENT for sc in scs], np.int64),
         ks=np.array([sc.partner.ks or "" for sc in scs], dtype=object),
@@ -634,6 +849,9 @@ def _count_bound_inputs(chunk: SessionChunk, settings):
         view_n=settings["view_n"][scen],
         reset_n=settings["reset_n"][scen],
         ad_events=settings["ad_events"][scen],
+        old=settings["old"][scen],
+        qoe=settings["adaptive"][scen],
+        impaired=s["impaired"].astype(np.bool_),
         kind=a["kind"].astype(np.int64),
         t=a["t"].astype(np.float64),
         pos=a["pos"].astype(np.float64),
@@ -648,19 +866,23 @@ def _count_bound_inputs(chunk: SessionChunk, settings):
     )
 
 
-def _run(inputs, u, caption_count, views_enabled, write, out_i, out_f, per_session):
+def _run(inputs, u, caption_count, views_enabled, keys, write, out_i, out_f, per_session):
     return _walk(write, inputs["first"], inputs["count"], inputs["start"], inputs["duration"],
                  inputs["live"], inputs["view_n"], inputs["reset_n"], inputs["ad_events"],
                  views_enabled, inputs["kind"], inputs["t"], inputs["pos"], inputs["value"],
                  inputs["ad_pos"], inputs["ad_index"], inputs["bitrate"], inputs["screen"],
                  inputs["sound"], inputs["tab"], inputs["speed"], u, caption_count,
-                 out_i, out_f, per_session)
+                 inputs["old"], inputs["qoe"], inputs["impaired"], keys, out_i, out_f, per_session)
 
 
 # Columns filled on every beacon (clientVer is left out: an empty player version is not sent).
 ALWAYS_SENT = frozenset({"eventType", "partnerId", "entryId", "sessionId", "eventIndex", "referrer", "playbackType",
                          "clientTag", "position", "playbackSpeed", "playerSkin", "kalturaApplication", "uiConfId",
                          "apiVersion", "format", "ks", "user_agent", "page_url", "client_ip"})
+
+
+# Common params of the current line only: a run with a 0.15 scenario leaves them unset on its rows.
+LINE_COMMON = frozenset({"playbackSpeed", "playerSkin", "kalturaApplication"})
 
 
 def _const(values: np.ndarray, codes: np.ndarray) -> Strings:
@@ -672,6 +894,72 @@ def _const(values: np.ndarray, codes: np.ndarray) -> Strings:
     if len(empty):
         mapped = np.where(mapped == empty[0], -1, mapped).astype(np.int32)
     return Strings(mapped, pool)
+
+
+def _line_columns(chunk: SessionChunk, settings, out_i, out_f, row_scen, captions) -> dict:
+    """The fields where the two plugin lines differ, and the VIEW/PLAY fields taken from the
+    browser, as columns; masks the kernel's common columns in place for the 0.15 rows.
+
+    0.15 (playkit-js-kava v0.15.1 src/kava-event-model.js) against the current source
+    (src/kava-event-model.ts), with the kaltura/playkit-js-kava commit of each change:
+    * common params: 0.15 has no `playbackSpeed` (only its VIEW and SPEED models carry it) and
+      no `caption` (only CAPTIONS carries it): both made common in 40b8250 (FEC-9652, 2020-03);
+      no `kalturaApplication` (1c76ade, FEC-12923, 2023-02) and no `playerSkin` (dad678f,
+      FEC-14469, 2025-04).
+    * VIEW: 0.15 sends `captionsLanguage` (dropped by 40b8250, caption became common) and
+      `playbackSpeed`; the current VIEW adds `screenMode` (cd73937, FEC-10376, 2020-08) and
+      `viewabilityMode` (6cdc4b1, FEC-10709, 2021-01).
+    * IMPRESSION: `loadedPlugins` (3176d3e, FEC-13690, 2024-06); 0.15 has none.
+    * In the kernel (`_walk`): the 90 % event (dc70d4e, FEC-14911, the player's milestones),
+      errorPosition 3 before the play request (fd83b8f, FEC-9740, 2020-04), the fullscreen,
+      share, download, report, related and info events (6677f44, FEC-13362, 2023-12), and the
+      VIEW that repeats playTimeSum held back (216a9ac, FEC-13778, 2024-03) are the current
+      line's. POST became the default in 3bc8615 (v1.5.5, 2023-05): `KavaSettings.method`.
+    * Both: VIEW `audioLanguage` is the active audio track's language, undefined without one
+      (GET: `audioLanguage=`); PLAY and VIEW carry `networkConnectionType`,
+      navigator.connection.effectiveType, undefined where the browser lacks the API (Safari,
+      Firefox, anything on iOS).
+    """
+    etype = out_i[I_TYPE]
+    sess = out_i[I_SESSION]
+    total = len(etype)
+    view = etype == EventType.VIEW
+    any_old, is_get = bool(settings["old"].any()), settings["encoding"] == "get"
+    get = is_get[row_scen] if is_get.any() else None
+    old = settings["old"][row_scen] if any_old else None
+    not_sent = np.full(total, -1, np.int32)
+    audio = np.where(view & get, 0, -1).astype(np.int32) if get is not None else not_sent
+    captions_language = not_sent
+    if old is not None:
+        caption = out_i[I_CAPTION]
+        old_view = old & view
+        empty = np.where(old_view & get, 0, -1) if get is not None else -1
+        captions_language = np.where(old_view & (caption >= 0), caption + 1, empty).astype(np.int32)
+        out_f[F_SPEED, old & ~view & (etype != EventType.SPEED)] = np.nan
+        caption[old & (etype != EventType.CAPTIONS)] = -1
+        out_i[I_VIEWABILITY, old_view] = -1
+        out_i[I_SCREEN, old_view] = -1
+    pools = chunk.population.pools
+    chromium = np.isin(np.asarray(pools.browser_names, dtype=object), list(CHROMIUM_BROWSERS))
+    ios = np.asarray(pools.os_names, dtype=object) == "ios"
+    sessions = chunk.sessions
+    has_api = chromium[sessions["browser"].astype(np.int64)] & ~ios[sessions["os"].astype(np.int64)]
+    # effectiveType: "4g" on a good network, "3g" where the player model impaired it; undefined
+    # without the API: "" (`key=`) on GET, left out of a JSON body
+    undefined = np.where(is_get[sessions["scenario"].astype(np.int64)], 0, -1)
+    conn = np.where(has_api, np.where(sessions["impaired"], 2, 1), undefined).astype(np.int32)
+    conn = np.where(view | (etype == EventType.PLAY), conn[sess], -1).astype(np.int32)
+    return {
+        "_old": old if old is not None else np.zeros(total, np.bool_),
+        "audioLanguage": Strings(audio, np.array([""], dtype=object)),
+        "captionsLanguage": Strings(captions_language, np.array(["", *captions], dtype=object)),
+        "networkConnectionType": Strings(conn, CONNECTION_TYPES),
+        "playerSkin": (np.where(old, -1, PLAYER_SKIN_PLAYER).astype(np.int8) if old is not None
+                       else np.full(total, PLAYER_SKIN_PLAYER, np.int8)),
+        "kalturaApplication": Strings(np.where(old, -1, 0).astype(np.int32) if old is not None
+                                      else np.zeros(total, np.int32),
+                                      np.array([KALTURA_APPLICATION_PLAYER], dtype=object)),
+    }
 
 
 def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChunk:
@@ -693,10 +981,13 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
     per_session = np.zeros(n_sess, np.int64)
     dummy_i = np.zeros((N_INT, 1), np.int64)
     dummy_f = np.zeros((N_FLOAT, 1), np.float64)
-    total = _run(inputs, u, len(captions), view_events_enabled, 0, dummy_i, dummy_f, per_session)
+    # per-session keys of the jitter and quality draws, from a stream of their own (the "kava"
+    # stream's draws, and so session ids, stay as they were)
+    keys = chunk.rng("kava_qoe").integers(0, np.iinfo(np.int64).max, n_sess, dtype=np.int64).astype(np.uint64)
+    total = _run(inputs, u, len(captions), view_events_enabled, keys, 0, dummy_i, dummy_f, per_session)
     out_i = np.full((N_INT, total), -1, np.int64)
     out_f = np.full((N_FLOAT, total), np.nan, np.float64)
-    written = _run(inputs, u, len(captions), view_events_enabled, 1, out_i, out_f, per_session)
+    written = _run(inputs, u, len(captions), view_events_enabled, keys, 1, out_i, out_f, per_session)
     assert written == total
 
     sess = out_i[I_SESSION]
@@ -716,6 +1007,10 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
     loaded = _const(settings["loaded_plugins"], row_scen)
     loaded.codes[etype != EventType.IMPRESSION] = -1
     user_codes = chunk.sessions["user_id"].astype(np.int32)
+    line = _line_columns(chunk, settings, out_i, out_f, row_scen, captions)
+    old_rows = line.pop("_old")
+    if old_rows.any():
+        loaded.codes[old_rows] = -1
     columns = {
         # event-specific params
         "playTimeSum": out_f[F_PLAY_TIME_SUM],
@@ -725,10 +1020,20 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
         "averageBitrate": out_f[F_AVERAGE_BITRATE],
         "joinTime": out_f[F_JOIN_TIME],
         "canPlay": out_f[F_CAN_PLAY],
+        "audioLanguage": line["audioLanguage"],
+        "captionsLanguage": line["captionsLanguage"],
         "soundMode": small_int(I_SOUND, np.int8),
         "tabMode": small_int(I_TAB, np.int8),
         "viewabilityMode": small_int(I_VIEWABILITY, np.int8),
         "screenMode": small_int(I_SCREEN, np.int8),
+        "forwardBufferHealth": out_f[F_FBH],
+        "manifestDownloadTime": out_f[F_MANIFEST_DL],
+        "segmentDownloadTime": out_f[F_SEGMENT_DL],
+        "bandwidth": out_f[F_BANDWIDTH],
+        "droppedFramesRatio": out_f[F_DROPPED],
+        "targetBuffer": out_f[F_TARGET_BUFFER],
+        "networkConnectionType": line["networkConnectionType"],
+        "networkConnectionOverhead": out_f[F_OVERHEAD],
         "targetPosition": out_f[F_TARGET_POSITION],
         "socialNetwork": Strings(out_i[I_SOCIAL].astype(np.int32), SOCIAL_NETWORKS),
         "reportType": small_int(I_REPORT_TYPE, np.int8),
@@ -754,12 +1059,12 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
         "clientTag": _const(settings["client_tag"], row_scen),
         "position": out_f[F_POSITION],
         "playbackSpeed": out_f[F_SPEED],
-        "playerSkin": np.full(total, PLAYER_SKIN_PLAYER, np.int8),
+        "playerSkin": line["playerSkin"],
         "caption": Strings(out_i[I_CAPTION].astype(np.int32), np.asarray(captions, dtype=object)),
-        "sessionStartTime": out_i[I_SST],
+        "sessionStartTime": out_f[F_SST],
         "ks": _const(settings["ks"], row_scen),
         "uiConfId": settings["ui_conf_id"][row_scen],
-        "kalturaApplication": Strings(np.zeros(total, np.int32), np.array([KALTURA_APPLICATION_PLAYER], dtype=object)),
+        "kalturaApplication": line["kalturaApplication"],
         "userId": Strings(np.where(user_codes >= 0, user_codes, -1).astype(np.int32)[sess], pools.user_ids),
         # added by the request builder
         "apiVersion": Strings(np.zeros(total, np.int32), np.array([API_VERSION], dtype=object)),
@@ -770,6 +1075,16 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
         "client_ip": per_session_strings(chunk.sessions["ip"], pools.ips),
         "encoding": _const(settings["encoding"], row_scen),
     }
+    # Columns no scenario of the run can fill (the settings cover all of `chunk.scenarios`, so
+    # every chunk leaves out the same) stay out: the events table holds them as nulls at no
+    # cost (`EventsBuilder.table`), and converting and writing them is not free.
+    if not (settings["encoding"] == "get").any():
+        del columns["audioLanguage"]
+    if not settings["old"].any():
+        del columns["captionsLanguage"]
+    if not settings["adaptive"].any():
+        for name in ADAPTIVE_ONLY:
+            del columns[name]
     return BeaconChunk(
         protocol="kava",
         columns=columns,
@@ -777,5 +1092,5 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
         send_t=out_f[F_SEND_T].copy(),
         ledger_session=session_strings,
         ledger_index=out_i[I_INDEX].copy(),
-        always_sent=ALWAYS_SENT,
+        always_sent=ALWAYS_SENT - LINE_COMMON if settings["old"].any() else ALWAYS_SENT,
     )

@@ -28,9 +28,13 @@ Three plugins, chosen per scenario by `player.legacy_flavor` (reference sheet, s
   event object it passes as `event` (playkit-js-kanalytics src/kanalytics.js, event.js);
   mwEmbed sends it as a top-level parameter (sheet b.3).
 
-Not modelled: KDP's eventTimestamp skew (`time + tzOffset - tzOffset*60`, sheet a.4): every
-flavor sends the true epoch ms of the send; KDP's `event:uid` seen in 2011 logs (not in its
-current source); contextId, featureType and applicationId (the scenario has no field for them).
+Eras (`eras`): KDP and mwEmbed viewers send user agents of their players' era (desktop
+browsers with Flash 2010-2016; 2014-2020 browsers) and, when the scenario names no
+`player.version`, each site (page) runs one release of the era. `eventTimestamp` is the
+viewer's device clock: a per-viewer offset (`audience.clock_skew`), and for KDP its time-zone
+bug (`time + tzOffset - tzOffset*60`, sheet a.4). Not modelled: KDP's `event:uid` seen in 2011
+logs (not in its current source); contextId, featureType and applicationId (the scenario has
+no field for them).
 
 All three fire each quartile once per entry: the flags reset on a media change only, so a
 REPLAY does not fire them again. No quartiles for live entries. Buffer events map the
@@ -49,6 +53,7 @@ apiVersion, format, ks; request context user_agent, page_url, client_ip, cookie;
 """
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -59,6 +64,7 @@ from ...population import Population
 from ..beacons import AsciiStrings, BeaconChunk, Strings
 from ..session_ids import HEX_LOWER, guid_pool, random_id_bytes
 from ..urlencoding import encode_uri_component
+from . import eras
 
 FLAVORS = ("kdp", "mwembed", "v7")
 KDP, MWEMBED, V7 = 0, 1, 2
@@ -105,10 +111,23 @@ def beacons(chunk: SessionChunk, with_kava: bool = False, in_send_order: bool = 
     """
     s = chunk.sessions
     a = chunk.actions
-    settings = [_Settings.of(sc) for sc in chunk.scenarios]
+    # one _Settings per (scenario, player version): a scenario that names no version gets the
+    # releases of its flavor's era, one per site (page)
+    settings, first_variant, era = [], [], []
+    for sc in chunk.scenarios:
+        first_variant.append(len(settings))
+        versions = _versions(sc)
+        era.append(len(versions) > 1)
+        settings += [_Settings.of(sc, version) for version in versions]
     scen = s["scenario"].astype(np.intp)
-    flavor_of_scenario = np.array([st.flavor for st in settings], dtype=np.int8)
+    flavor_of_scenario = np.array([FLAVORS.index(sc.player.legacy_flavor) for sc in chunk.scenarios], dtype=np.int8)
     flavor_s = flavor_of_scenario[scen] if len(scen) else np.zeros(0, np.int8)
+    variant_s = np.array(first_variant, np.int32)[scen] if len(scen) else np.zeros(0, np.int32)
+    if any(era):
+        for c, sc in enumerate(chunk.scenarios):
+            if era[c]:
+                mine = scen == c
+                variant_s[mine] += eras.site_versions(sc.player.legacy_flavor, s["referrer"][mine])
 
     bound = 2 * chunk.n_actions + 4 * chunk.n_sessions + 1
     out_session = np.empty(bound, np.int32)
@@ -130,7 +149,7 @@ def beacons(chunk: SessionChunk, with_kava: bool = False, in_send_order: bool = 
         session, ms, etype, seek = out_session[:n].copy(), out_ms[:n].copy(), out_type[:n].copy(), out_seek[:n].copy()
         point, counter, hist = out_point[:n], out_counter[:n], out_hist[:n]
 
-    row_scen = scen[session]
+    row_scen = variant_s[session]        # the row's (scenario, version) settings
     fl = flavor_s[session]
     is_kdp, is_mw, is_v7 = fl == KDP, fl == MWEMBED, fl == V7
     sends_user = ~is_v7
@@ -138,7 +157,8 @@ def beacons(chunk: SessionChunk, with_kava: bool = False, in_send_order: bool = 
     duration = s["duration"][session]
     columns: dict[str, np.ndarray | Strings] = {
         "eventType": etype,
-        "eventTimestamp": ms,
+        # the viewer's device clock, not the true send time (KDP adds its time-zone bug)
+        "eventTimestamp": ms + _clock_offsets(chunk, flavor_s)[session],
         # parseInt(currentTime * 1000) in KDP and mwEmbed; v7 sends player.currentTime
         "currentPoint": np.where(is_v7, point, np.floor(point * 1000.0)),
         "duration": np.where(is_kdp, np.floor(duration), duration),
@@ -159,7 +179,8 @@ def beacons(chunk: SessionChunk, with_kava: bool = False, in_send_order: bool = 
 
     pools = chunk.population.pools
     catalog = chunk.population.catalog
-    columns["sessionId"] = _session_ids(chunk, flavor_s, session)
+    ids = legacy_session_ids(chunk, flavor_s, with_kava)
+    columns["sessionId"] = ids.with_codes(ids.codes[session])
     columns["entryId"] = Strings(s["entry"][session].astype(np.int32), catalog.entry_ids)
     user = s["user_id"][session].astype(np.int32)
     columns["userId"] = Strings(np.where(sends_user, user, -1).astype(np.int32), pools.user_ids)
@@ -168,7 +189,7 @@ def beacons(chunk: SessionChunk, with_kava: bool = False, in_send_order: bool = 
     referrer_pool = _referrer_pool(pools.referrers)
     columns["referrer"] = Strings(np.where(is_mw, page + n_pages, page).astype(np.int32), referrer_pool)
     columns["historyEvents"] = _history_events(hist, counter, is_mw)
-    columns["user_agent"] = Strings(s["user_agent"][session].astype(np.int32), pools.user_agents)
+    columns["user_agent"] = user_agents(chunk, flavor_s, session)
     columns["page_url"] = Strings(page, np.asarray(pools.referrers, dtype=object))
     columns["client_ip"] = Strings(s["ip"][session].astype(np.int32), pools.ips)
     viewers = s["viewer"].astype(np.int32)
@@ -210,9 +231,9 @@ class _Settings:
             self.widgetId, self.objectType, self.ks = default_widget, None, ks or ""
 
     @classmethod
-    def of(cls, scenario) -> "_Settings":
+    def of(cls, scenario, version: str | None = None) -> "_Settings":
         player, partner = scenario.player, scenario.partner
-        return cls(player.legacy_flavor, player.version, partner.partner_id, partner.uiconf_id,
+        return cls(player.legacy_flavor, version or player.version, partner.partner_id, partner.uiconf_id,
                    partner.widget_id, partner.ks)
 
     def has_kanalony(self, with_kava: bool) -> int:
@@ -221,6 +242,50 @@ class _Settings:
         return int(with_kava)
 
 
+def _versions(scenario) -> tuple[str, ...]:
+    """The player versions the scenario's sites run: the one it names, else its flavor's era."""
+    player = scenario.player
+    if "version" in player.model_fields_set or player.legacy_flavor not in eras.ERA_VERSIONS:
+        return (player.version,)
+    return eras.ERA_VERSIONS[player.legacy_flavor]
+
+
+def _clock_offsets(chunk: SessionChunk, flavor_s: np.ndarray) -> np.ndarray:
+    """Per session: how far the viewer's device clock is off (ms, when the scenario says clocks
+    drift), plus KDP's `time + tzOffset - tzOffset*60` (sheet a.4): Flash's timezoneOffset is
+    minutes behind UTC, so 59 ms per minute of the viewer's UTC offset."""
+    s = chunk.sessions
+    n = chunk.n_sessions
+    offsets = np.zeros(n, np.int64)
+    drifts = np.array([sc.audience.clock_skew for sc in chunk.scenarios], bool)
+    if n and drifts.any():
+        viewers = s["viewer"].astype(np.int64)
+        by_viewer = eras.clock_offsets_ms(chunk.population, chunk.seed, viewers)
+        offsets = np.where(drifts[s["scenario"].astype(np.intp)], by_viewer[viewers], 0)
+    kdp = flavor_s == KDP
+    if kdp.any():
+        offsets = offsets + np.where(kdp, 59 * s["tz_offset_min"].astype(np.int64), 0)
+    return offsets
+
+
+_ERA_POOLS: list = [None, None]    # (population pool, the pool with the era pools after it): the last one's
+
+
+def user_agents(chunk: SessionChunk, flavor_s: np.ndarray, session: np.ndarray) -> Strings:
+    """The user_agent column: KDP and mwEmbed viewers as of their players' era (`eras`), v7's as
+    they are. One pool (current, KDP era, mwEmbed era) per population."""
+    pools = chunk.population.pools
+    n = len(pools.user_agents)
+    if _ERA_POOLS[0] is not pools.user_agents:
+        _ERA_POOLS[:] = [pools.user_agents, np.concatenate([
+            np.asarray(pools.user_agents, dtype=object), eras.era_user_agents(chunk.population, "kdp"),
+            eras.era_user_agents(chunk.population, "mwembed")])]
+    shift = np.array([n, 2 * n, 0], np.int32)[flavor_s]          # by flavor: kdp, mwembed, v7
+    codes = (chunk.sessions["user_agent"].astype(np.int32) + shift)[session]
+    return Strings(codes, _ERA_POOLS[1])
+
+
+@functools.lru_cache(maxsize=256)
 def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
 
@@ -434,12 +499,22 @@ def _as_strings(ascii_rows: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(ascii_rows).view(f"S{width}").ravel().astype(f"U{width}").astype(object)
 
 
-def _session_ids(chunk: SessionChunk, flavor_s: np.ndarray, session: np.ndarray) -> AsciiStrings:
-    """The sessionId column: one id per session, KDP an uppercase GUID (Flex UIDUtil), mwEmbed
-    a lowercase GUID, v7 `<guid>:<guid>` (player part, media part), all from
-    `chunk.rng("legacy")`. `session` is each row's session."""
-    random_bytes = random_id_bytes(chunk.rng("legacy"), len(flavor_s))
-    return AsciiStrings(session.astype(np.int32), *guid_pool(random_bytes, flavor_s == KDP, flavor_s == V7))
+def legacy_session_ids(chunk: SessionChunk, flavor_s: np.ndarray, with_kava: bool = False) -> AsciiStrings:
+    """One session id per session (code s is session s's): KDP an uppercase GUID (Flex UIDUtil),
+    mwEmbed a lowercase GUID, v7 `<guid>:<guid>` (player part, media part), all from
+    `chunk.rng("legacy")`; with KAVA beside it, a v7 player's KAVA session id (`pairing`)."""
+    n = len(flavor_s)
+    random_bytes = random_id_bytes(chunk.rng("legacy"), n)
+    data, offsets = guid_pool(random_bytes, flavor_s == KDP, flavor_s == V7)
+    codes = np.arange(n, dtype=np.int32)
+    v7 = flavor_s == V7
+    if with_kava and v7.any():
+        from ..pairing import kava_session_ids
+        kava_data, kava_offsets = kava_session_ids(chunk)
+        data = np.concatenate([data, kava_data])
+        offsets = np.concatenate([offsets, kava_offsets[1:] + offsets[-1]])
+        codes = np.where(v7, codes + n, codes).astype(np.int32)
+    return AsciiStrings(codes, data, offsets)
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,223 @@
+"""Runs cut into parts: the same bytes from 1, 2 or 3 worker processes and from a Dask cluster, in
+global send order, whole or not at all."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sim.generate import generate, stream_rows
+from sim.parts import RunSpec, n_parts
+from sim.player.model import chunk_partitions, make_chunk, prepare_run
+from sim.scenario.loader import load
+from sim.sinks import open_sink
+from sim.sinks.formats import ParquetWriter
+from sim.sinks.stitch import join_parquet
+
+ROOT = Path(__file__).resolve().parent.parent
+MIX = ROOT / "scenarios" / "default-mix.yaml"
+# Small partitions and one chunk per part: 4,000 sessions make 4 parts, whose sessions run on
+# into the parts after them.
+SMALL = dict(seed=3, sessions=4000, chunk_size=1, part_chunks=1, partition_sessions=1000)
+
+
+@pytest.fixture(scope="module")
+def mix():
+    return load(MIX)
+
+
+def _digest(path: Path) -> str:
+    if not path.is_dir():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _run(mix, out: Path, fmt: str, workers: int, **kw) -> tuple[int, str]:
+    stats = generate(mix, **{**SMALL, **kw}, protocol="legacy", fmt=fmt, out=out, workers=workers)
+    return stats.beacons, _digest(out)
+
+
+def test_small_runs_are_cut_into_several_parts(mix, tmp_path):
+    spec = RunSpec(mix, 3, 4000, None, "legacy", "jsonl", str(tmp_path), chunk_size=1, part_chunks=1,
+                   partition_sessions=1000)
+    assert n_parts(spec) >= 3
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "requests"])
+def test_one_two_or_three_workers_write_the_same_bytes(mix, tmp_path, fmt):
+    runs = {w: _run(mix, tmp_path / f"out.{w}", fmt, w) for w in (1, 2, 3)}
+    assert runs[1][0] > 4000
+    assert runs[1] == runs[2] == runs[3]
+    assert sorted(os.listdir(tmp_path)) == ["out.1", "out.2", "out.3"]     # no temporaries left
+
+
+def _one_stream(mix, fmt: str, out: Path) -> None:
+    """The same sessions through one SendOrderMerge, as a run of one part writes them."""
+    run = prepare_run(mix, SMALL["seed"], sessions=SMALL["sessions"], partition_sessions=SMALL["partition_sessions"])
+    chunks = (make_chunk(run, r) for r in chunk_partitions(run.plan, 1))
+    schema = []
+    rows = stream_rows(chunks, protocol="legacy", fmt=fmt, on_schema=schema.append)
+    first = next(rows)
+    with open_sink(fmt, out, schema[0]) as sink:
+        sink.write(first)
+        for table in rows:
+            sink.write(table)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_parts_joined_are_the_rows_of_one_global_send_order(mix, tmp_path, fmt):
+    # Text formats write row by row: the joined pieces must be byte for byte one stream's file.
+    _one_stream(mix, fmt, tmp_path / "one")
+    _run(mix, tmp_path / "parts", fmt, 2)
+    assert (tmp_path / "parts").read_bytes() == (tmp_path / "one").read_bytes()
+
+
+def test_a_joined_parquet_file_holds_the_rows_of_one_stream_in_order(mix, tmp_path):
+    _one_stream(mix, "parquet", tmp_path / "one.parquet")
+    _run(mix, tmp_path / "parts.parquet", "parquet", 3)
+    joined, one = pq.read_table(tmp_path / "parts.parquet"), pq.read_table(tmp_path / "one.parquet")
+    assert joined.schema == one.schema and joined.num_rows == one.num_rows
+    for name in one.schema.names:       # column by column: NaN (a session that never played) equals NaN
+        if pa.types.is_floating(one.schema.field(name).type):
+            np.testing.assert_array_equal(joined.column(name).to_numpy(), one.column(name).to_numpy())
+        else:
+            assert joined.column(name).equals(one.column(name)), name
+    ts = joined.column("ts").to_numpy()
+    assert np.all(ts[1:] >= ts[:-1])
+    assert pq.ParquetFile(tmp_path / "parts.parquet").metadata.num_row_groups >= 3      # a piece's groups each
+
+
+def test_day_partitions_are_the_same_from_any_number_of_workers(mix, tmp_path):
+    runs = {w: _run(mix, tmp_path / f"days.{w}", "parquet", w, partition="day") for w in (1, 3)}
+    assert runs[1] == runs[3]
+    _run(mix, tmp_path / "whole.parquet", "parquet", 1)
+    files = sorted(str(p.relative_to(tmp_path / "days.1")) for p in (tmp_path / "days.1").rglob("*.parquet"))
+    assert len(files) > len({f.split("/")[0] for f in files})        # pieces of one day are separate files
+    days = duckdb.sql(f"select * from read_parquet('{tmp_path}/days.1/*/*.parquet', hive_partitioning = false, "
+                      f"filename = true) order by filename, ts").to_arrow_table()
+    whole = pq.read_table(tmp_path / "whole.parquet")
+    assert days.num_rows == whole.num_rows
+    # Each day's files, in name order, are that day's rows in send order.
+    assert days.column("ts").to_pylist() == whole.column("ts").to_pylist()
+
+
+def test_parquet_pieces_join_into_one_file_with_every_row_group(tmp_path):
+    schema = pa.schema([("ts", pa.float64(), False), ("s", pa.dictionary(pa.int32(), pa.string()))])
+    pieces = []
+    for j, n in enumerate((2500, 0, 700)):
+        path = tmp_path / f"piece-{j}"
+        with open(path, "wb") as f:
+            writer = ParquetWriter(f, schema)
+            if n:
+                writer.write(pa.table({"ts": np.arange(n, dtype=float) + 1e4 * j,
+                                       "s": pa.array([f"v{i % 37}-{j}" for i in range(n)]).dictionary_encode()},
+                                      schema=schema))
+            writer.close()
+        pieces.append(path)
+    with open(tmp_path / "joined", "wb") as f:
+        join_parquet(pieces, f)
+    joined = pq.read_table(tmp_path / "joined")
+    assert joined.equals(pa.concat_tables([pq.read_table(p) for p in pieces]))
+    assert duckdb.sql(f"select count(*), sum(ts) from read_parquet('{tmp_path / 'joined'}')").fetchall() == \
+        [(3200, float(joined.column("ts").to_numpy().sum()))]
+
+
+def test_a_stopped_run_with_workers_leaves_nothing(tmp_path):
+    out = tmp_path / "big.parquet"
+    proc = subprocess.Popen([sys.executable, "-c", "from sim.cli import main; main()", "generate", str(MIX),
+                             "--sessions", "5000000", "--format", "parquet", "--out", str(out), "--workers", "2"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not any(p.name.startswith(".big.parquet.tmp") and any(p.iterdir()) for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before writing"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    time.sleep(0.5)         # workers stopped by their parent are gone too
+    assert os.listdir(tmp_path) == []
+
+
+# -- Dask ------------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A scheduler and two one-thread workers, each its own process, on 127.0.0.1."""
+    pytest.importorskip("distributed")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    bindir = Path(sys.executable).parent
+    scheduler_bin, worker_bin = shutil.which("dask", path=str(bindir)) or shutil.which("dask"), None
+    if scheduler_bin is None:
+        pytest.skip("the dask command is not installed")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("dask")
+    procs = [subprocess.Popen([scheduler_bin, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--dashboard-address", ":0", "--no-show"], env=env, cwd=log,
+                              stdout=open(log / "scheduler.log", "w"), stderr=subprocess.STDOUT)]
+    for i in range(2):
+        procs.append(subprocess.Popen([scheduler_bin, "worker", address, "--nthreads", "1", "--nworkers", "1",
+                                       "--host", "127.0.0.1", "--dashboard-address", ":0", "--name", f"w{i}"],
+                                      env=env, cwd=log, stdout=open(log / f"worker{i}.log", "w"),
+                                      stderr=subprocess.STDOUT))
+    try:
+        from distributed import Client
+
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with Client(address, timeout="5s") as client:
+                    client.wait_for_workers(2, timeout=120)
+                break
+            except (OSError, TimeoutError):
+                assert time.monotonic() < deadline, (log / "scheduler.log").read_text()
+                time.sleep(0.5)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_dask_cluster_writes_the_bytes_of_a_local_run(mix, tmp_path, dask_cluster, fmt):
+    local = _run(mix, tmp_path / "local", fmt, 1)
+    cluster = generate(mix, **SMALL, protocol="legacy", fmt=fmt, out=tmp_path / "dask", scheduler=dask_cluster)
+    assert (cluster.beacons, _digest(tmp_path / "dask")) == local
+    assert sorted(os.listdir(tmp_path)) == ["dask", "local"]
+
+
+@pytest.mark.parametrize("partition", [None, "day"])
+def test_an_output_uri_gets_the_bytes_of_a_path(mix, tmp_path, partition):
+    # file:// goes through pyarrow's filesystems, as s3:// does.
+    local = _run(mix, tmp_path / "path", "csv", 2, partition=partition)
+    by_uri = generate(mix, **SMALL, protocol="legacy", fmt="csv", out=f"file://{tmp_path / 'uri'}", workers=2,
+                      partition=partition)
+    assert (by_uri.beacons, _digest(tmp_path / "uri")) == local
