@@ -197,8 +197,8 @@ function show(s){
   charts(s);
 }
 var PLOT_CONFIG={displaylogo:false,responsive:true};
-function layout(title, x, y){return {title:{text:title,font:{size:14}},margin:{t:40,r:20,b:50,l:60},
-  xaxis:{title:{text:x},automargin:true},yaxis:{title:{text:y},rangemode:"tozero",automargin:true},
+function layout(title, x, y, xtype){return {title:{text:title,font:{size:14},x:0.01,xanchor:"left"},
+  margin:{t:40,r:20,b:50,l:60},xaxis:{title:{text:x},automargin:true,type:xtype||"-"},yaxis:{title:{text:y},rangemode:"tozero",automargin:true},
   legend:{orientation:"h",y:-0.3},barmode:"group"};}
 function charts(s){
   if(!window.Plotly)return;
@@ -206,7 +206,7 @@ function charts(s){
   var xs=pts.map(function(p){return new Date(p[0]*1000);});
   Plotly.react("chart_eps",[{type:"scatter",mode:"lines",name:"events/s",x:xs,
     y:pts.map(function(p){return (p[1]+p[2])/step;}),line:{color:"#3b6ea5"}}],
-    layout("Events per second (last 5 minutes)","time","events/s"),PLOT_CONFIG);
+    layout("Events per second (last 5 minutes)","time","events/s (accepted and rejected)"),PLOT_CONFIG);
   var colours={accepted:"#5a9e6f",rejected:"#b5485d",flagged:"#e07b39"};
   Plotly.react("chart_outcomes",["accepted","rejected","flagged"].map(function(k,i){
     return {type:"scatter",mode:"lines",name:k,x:xs,y:pts.map(function(p){return p[i+1];}),
@@ -216,7 +216,7 @@ function charts(s){
     return {type:"bar",name:p,x:s.funnel[p].map(function(f){return f.step;}),
             y:s.funnel[p].map(function(f){return f.count;}),texttemplate:"%{y:,}",textposition:"outside",
             cliponaxis:false};}),
-    layout("Play funnel (accepted beacons)","step","beacons"),PLOT_CONFIG);
+    layout("Play funnel (accepted beacons)","step","beacons","category"),PLOT_CONFIG);
   document.body.dataset.charts="3";
 }
 function refresh(){
