@@ -115,14 +115,15 @@ def _drop_off(pm: ProtocolMetrics) -> dict | None:
     keys = ["count_plays", "count_plays_25", "count_plays_50", "count_plays_75", "count_plays_100"]
     measured = [None if h.get(k) is None else 100 * h[k] / plays for k in keys]
     traces = [{"type": "scatter", "mode": "lines+markers+text", "name": "measured", "x": [0, 25, 50, 75, 100],
-               "y": measured, "line": {"color": MEASURED}, "texttemplate": "%{y:.1f} %", "textposition": "top right"}]
+               "y": measured, "line": {"color": MEASURED}, "textposition": "bottom left",   # 100 % at 0 goes unsaid
+               "text": ["" if i == 0 or y is None else f"{y:.1f} %" for i, y in enumerate(measured)]}]
     true_plays = t.get("count_plays")
     if true_plays:
         # older truth columns know who started and who finished, not who passed each quartile
         points = [(x, 100 * t[k] / true_plays) for x, k in zip((0, 25, 50, 75, 100), keys) if t.get(k) is not None]
         traces.append({"type": "scatter", "mode": "lines+markers+text", "name": "truth", "x": [x for x, _ in points],
                        "y": [y for _, y in points], "marker": {"color": TRUTH, "size": 9, "symbol": "diamond"},
-                       "line": {"color": TRUTH, "dash": "dot"}, "textposition": "bottom left",
+                       "line": {"color": TRUTH, "dash": "dot"}, "textposition": "top right",
                        "text": ["" if x == 0 else f"{y:.1f} %" for x, y in points]})
     return _figure(f"{pm.protocol}-dropoff", "Quartile drop-off: share of plays still watching", traces,
                    _axis("position in the video (%)", tickvals=[0, 25, 50, 75, 100], range=[-6, 112]),
