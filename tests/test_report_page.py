@@ -105,6 +105,13 @@ def test_no_value_from_a_beacon_becomes_markup(report):
     assert len(re.findall(r"</script>", ours, re.I)) == len(re.findall(r"<script\b", ours, re.I)) == 3
 
 
+def test_page_data_is_json_even_with_non_finite_figures():
+    from sim.metrics.html import _json_for_script
+    text = _json_for_script({"y": [float("nan"), float("inf"), 1.5], "label": "</script>&"})
+    assert json.loads(text) == {"y": [None, None, 1.5], "label": "</script>&"}
+    assert "<" not in text and "&" not in text
+
+
 def test_names_beside_event_ids_and_plain_notes(report):
     _, page = report
     html = page.read_text()

@@ -15,6 +15,7 @@ reader never sees half a report.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from ..protocols.event_types import EVENT_NAMES
 from .compute import HEADLINE, Metrics, ProtocolMetrics
@@ -299,9 +301,20 @@ def report_data(metrics: Metrics) -> dict[str, Any]:
             "sections": sections, "mixes": _mixes(metrics), "notes": list(metrics.notes)}
 
 
+def _finite(value: Any) -> Any:
+    """The data with NaN and infinities as null (JSON.parse rejects them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _json_for_script(data: Any) -> str:
     """JSON safe inside <script type="application/json">: no </script>, <!-- or & can end or bend it."""
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False, default=str)
+    text = json.dumps(_finite(data), separators=(",", ":"), allow_nan=False, default=str)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") \
         .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
@@ -321,8 +334,8 @@ def _plotly_js() -> str:
 def render_html(metrics: Metrics) -> str:
     data = report_data(metrics)
     return _environment().get_template("report.html.j2").render(
-        data=data, data_json=jinja2.utils.markupsafe.Markup(_json_for_script(data)),
-        plotly_js=jinja2.utils.markupsafe.Markup(_plotly_js()))
+        data=data, data_json=Markup(_json_for_script(data)),
+        plotly_js=Markup(_plotly_js()))
 
 
 def write_html(metrics: Metrics, path: str | os.PathLike) -> None:
