@@ -9,7 +9,7 @@ Steps (see `sim.scenario.model.Step`): load, play (PLAY_REQUEST; PLAYING follows
 `startup_s` unless the next step is an error, a start failure, or quit, leaving before the
 first frame; after a pause, play is RESUME), wait N (playing: the playhead moves; otherwise idle),
 seek '80%' / '120s' / N, buffer N (a stall), pause N (PAUSE, N s, RESUME), fullscreen
-true/false, speed R, error CODE (fatal: QUIT follows), replay, share, download, report,
+true/false, mute / unmute (the sound mode later beacons report), speed R, error CODE (fatal: QUIT follows), replay, share, download, report,
 related, info, captions, end (play to the end of the content), quit. A script that does not
 quit ends with QUIT where its last step leaves the player.
 
@@ -143,6 +143,11 @@ def script_actions(session: ScriptedSession, duration: float, ladder, *, live: b
             if state["screen"] != want:
                 state["screen"] = want
                 emit(Action.ENTER_FULLSCREEN if step.fullscreen else Action.EXIT_FULLSCREEN)
+        elif name in ("mute", "unmute"):
+            want = 1.0 if name == "mute" else 2.0      # KAVA soundMode: 1 muted, 2 sound on
+            if state["sound"] != want:
+                state["sound"] = want
+                emit(Action.SOUND, want)
         elif isinstance(step, SpeedStep):
             state["speed"] = float(step.speed)
             emit(Action.SPEED, step.speed)

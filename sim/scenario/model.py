@@ -478,7 +478,8 @@ class ErrorStep(Strict):
     error: int = Field(description="error code")
 
 
-ScriptAction = Literal["load", "play", "quit", "replay", "share", "download", "report", "related", "info", "captions", "end"]
+ScriptAction = Literal["load", "play", "quit", "replay", "share", "download", "report", "related", "info", "captions", "end",
+                       "mute", "unmute"]
 Step = Union[ScriptAction, WaitStep, SeekStep, BufferStep, PauseStep, FullscreenStep, SpeedStep, ErrorStep]
 
 

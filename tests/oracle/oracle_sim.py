@@ -3,8 +3,8 @@
 `script_steps(rec)` turns what the harness did (with the playhead positions and times it measured)
 into player-sim script steps, so the simulated player does what the real one did: a `to P` step
 (play until the playhead reaches P) becomes the playing time it took, a pause followed by play becomes
-`{pause: seconds}`, the wait after the end an idle `wait`. Steps player-sim's scripts cannot express
-(mute) are left out and listed in `Translation.unexpressed`.
+`{pause: seconds}`, the wait after the end an idle `wait`. A step player-sim's scripts cannot express
+would be left out and listed in `Translation.unexpressed`.
 
 `simulate(rec)` writes the one-session scenario and runs player-sim's own generation (the in-process
 form of `player-sim generate --protocol kava --format requests`), returning its requests in send order.
@@ -102,7 +102,7 @@ def script_steps(rec: Recording) -> Translation:
         elif name == "fullscreen":
             steps.append({"fullscreen": bool(value)})
         elif name == "mute":
-            unexpressed.append(f"mute {value}")
+            steps.append("mute" if value else "unmute")
         elif name == "quit":
             steps.append("quit")
         else:
