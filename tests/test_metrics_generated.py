@@ -119,7 +119,7 @@ def test_a_beacon_missing_from_the_store_is_lost_with_its_event_type(run, tmp_pa
 def test_report_writes_html_for_a_generated_partitioned_folder(run, tmp_path):
     result = CliRunner().invoke(app, ["report", str(run / "by-day"), "--html", str(tmp_path / "r.html")])
     assert result.exit_code == 0, result.output
-    assert "Quartile funnel" in (tmp_path / "r.html").read_text()
+    assert "Play funnel" in (tmp_path / "r.html").read_text()
 
 
 def _replay(ledger: Path, url: str) -> None:

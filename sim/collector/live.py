@@ -17,6 +17,11 @@ from ..protocols.event_types import EVENT_NAMES
 
 _LOAD_TYPE = {"legacy": 2, "kava": 1}
 _RATE_WINDOW_S = 5.0
+_SERIES_S, _BUCKET_S = 300, 5          # the charts over time: the last 5 minutes in 5 s buckets
+# Play funnel steps per protocol: (label, eventType); loads and plays as in the headline.
+_FUNNEL = {"legacy": (("loads", 2), ("plays", 3), ("25 %", 4), ("50 %", 5), ("75 %", 6), ("100 %", 7)),
+           "kava": (("loads", 1), ("play requests", 2), ("plays", 3), ("25 %", 11), ("50 %", 12), ("75 %", 13),
+                    ("100 %", 14))}
 
 
 def event_name(protocol: str, event_type: int | None) -> str:
@@ -62,6 +67,7 @@ class LiveStats:
             """SELECT error_code, count(*) FROM events WHERE NOT accepted AND fault IS NULL
                GROUP BY ALL ORDER BY 2 DESC LIMIT 10""").fetchall()
         run = self._run_figures(con, self.current_run())
+        series = self._series(con, now)
         by_protocol: dict[str, int] = {}
         counts: dict[tuple[str, int | None], int] = {}
         for protocol, event_type, n in by_type:
@@ -87,8 +93,26 @@ class LiveStats:
                         for p, t, n in by_type],
             "errors": [{"code": c, "count": n} for c, n in errors],
             "headline": headline,
+            "funnel": {p: [{"step": step, "count": counts.get((p, t), 0)} for step, t in _FUNNEL[p]]
+                       for p in sorted(by_protocol) if p in _FUNNEL},
+            "series": series,
             "run": run,
         }
+
+    @staticmethod
+    def _series(con, now: float) -> dict:
+        """Accepted, rejected and flagged requests per 5 s over the last 5 minutes, by receipt time
+        (empty buckets as zeros, so a pause shows as a drop, not as a line across it)."""
+        end = (now // _BUCKET_S) * _BUCKET_S
+        start = end - _SERIES_S + _BUCKET_S
+        rows = con.execute(
+            f"""SELECT floor(received_at / {_BUCKET_S}) * {_BUCKET_S} AS t, count(*) FILTER (accepted),
+                       count(*) FILTER (NOT accepted AND fault IS NULL),
+                       count(*) FILTER (accepted AND flags IS NOT NULL)
+                FROM events WHERE received_at >= ? GROUP BY 1""", [start]).fetchall()
+        got = {int(t): (a, r, f) for t, a, r, f in rows}
+        points = [[t, *got.get(t, (0, 0, 0))] for t in range(int(start), int(end) + 1, _BUCKET_S)]
+        return {"bucket_s": _BUCKET_S, "columns": ["time", "accepted", "rejected", "flagged"], "points": points}
 
     @staticmethod
     def _run_figures(con, run: str | None) -> dict | None:
@@ -106,7 +130,7 @@ class LiveStats:
                 "retried": int(retried)}
 
 
-PAGE_HTML = b"""<!doctype html>
+_PAGE = b"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>player-sim collector</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
@@ -117,7 +141,11 @@ h1{font-size:1.3em;margin:0 0 .6em} h2{font-size:1em;margin:1.2em 0 .4em}
 .card b{display:block;font-size:1.6em}
 table{border-collapse:collapse;background:#fff} td,th{border:1px solid #ddd;padding:.2em .6em;text-align:right}
 th{background:#eee} td.l,th.l{text-align:left} #status{color:#888;font-size:.9em}
-</style></head><body>
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:.8em;margin-top:1em}
+.plot{background:#fff;border:1px solid #ddd;border-radius:6px;height:300px}
+</style>
+<script>/*PLOTLY*/</script>
+</head><body>
 <h1>player-sim collector</h1>
 <div id="status">loading&hellip;</div>
 <div class="cards">
@@ -132,6 +160,11 @@ th{background:#eee} td.l,th.l{text-align:left} #status{color:#888;font-size:.9em
  <div class="card">sent<b id="run_sent">-</b></div>
  <div class="card">received<b id="run_received">-</b></div>
  <div class="card">lost<b id="run_lost">-</b></div>
+</div>
+<div class="charts">
+ <div class="plot" id="chart_eps"></div>
+ <div class="plot" id="chart_outcomes"></div>
+ <div class="plot" id="chart_funnel"></div>
 </div>
 <h2>Headline</h2>
 <table id="headline"><thead><tr><th class="l">protocol</th><th>loads</th><th>plays</th>
@@ -161,6 +194,30 @@ function show(s){
   fill("errors", s.errors.map(function(e){return [e.code,e.count];}));
   document.getElementById("status").textContent="updated "+new Date(s.time*1000).toLocaleTimeString()+
     " \\u2014 "+s.total+" requests stored";
+  charts(s);
+}
+var PLOT_CONFIG={displaylogo:false,responsive:true};
+function layout(title, x, y, xtype){return {title:{text:title,font:{size:14},x:0.01,xanchor:"left"},
+  margin:{t:40,r:20,b:50,l:60},xaxis:{title:{text:x},automargin:true,type:xtype||"-"},yaxis:{title:{text:y},rangemode:"tozero",automargin:true},
+  legend:{orientation:"h",y:-0.3},barmode:"group"};}
+function charts(s){
+  if(!window.Plotly)return;
+  var pts=s.series.points, step=s.series.bucket_s;
+  var xs=pts.map(function(p){return new Date(p[0]*1000);});
+  Plotly.react("chart_eps",[{type:"scatter",mode:"lines",name:"events/s",x:xs,
+    y:pts.map(function(p){return (p[1]+p[2])/step;}),line:{color:"#3b6ea5"}}],
+    layout("Events per second (last 5 minutes)","time","events/s (accepted and rejected)"),PLOT_CONFIG);
+  var colours={accepted:"#5a9e6f",rejected:"#b5485d",flagged:"#e07b39"};
+  Plotly.react("chart_outcomes",["accepted","rejected","flagged"].map(function(k,i){
+    return {type:"scatter",mode:"lines",name:k,x:xs,y:pts.map(function(p){return p[i+1];}),
+            line:{color:colours[k]}};}),
+    layout("Requests per "+step+" s by outcome","time","requests per "+step+" s"),PLOT_CONFIG);
+  Plotly.react("chart_funnel",Object.keys(s.funnel).map(function(p){
+    return {type:"bar",name:p,x:s.funnel[p].map(function(f){return f.step;}),
+            y:s.funnel[p].map(function(f){return f.count;}),texttemplate:"%{y:,}",textposition:"outside",
+            cliponaxis:false};}),
+    layout("Play funnel (accepted beacons)","step","beacons","category"),PLOT_CONFIG);
+  document.body.dataset.charts="3";
 }
 function refresh(){
   fetch("stats.json",{cache:"no-store"}).then(function(r){return r.json();}).then(show)
@@ -169,3 +226,12 @@ function refresh(){
 refresh(); setInterval(refresh, 2000);
 </script></body></html>
 """
+
+
+def _page() -> bytes:
+    """The page with plotly.js inlined: the collector may run where no network reaches a CDN."""
+    from plotly.offline import get_plotlyjs
+    return _PAGE.replace(b"/*PLOTLY*/", get_plotlyjs().encode())
+
+
+PAGE_HTML = _page()

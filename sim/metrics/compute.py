@@ -191,6 +191,9 @@ class ProtocolMetrics:
     timeline: dict[str, Any] = field(default_factory=dict)       # events and plays per time bucket
     methods: dict[str, str] = field(default_factory=dict)        # how a figure or dimension was derived
     caveats: dict[str, str] = field(default_factory=dict)        # HEADLINE key -> what the protocol cannot measure
+    # Where a breakdown came from truth_* columns: the same dimension read as a collector would
+    # (user agent, geolocated address), so the report can set measured beside truth.
+    measured_breakdowns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -545,16 +548,17 @@ def _caveats(protocol: str, headline: dict[str, Number]) -> dict[str, str]:
 
 
 def _breakdowns(src: EventsSource, protocol: str, by: tuple[str, ...], top: int, tz_offset_min: int,
-                methods: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+                methods: dict[str, str], without_truth: bool = False) -> dict[str, list[dict[str, Any]]]:
     """Loads, plays and events per value of each dimension, in one pass (grouping sets).
 
     The user-agent classifier runs once per distinct user agent, not once per row.
+    without_truth: read every dimension as a collector would, ignoring truth_* columns.
     """
     if not by:
         return {}
     codes = KAVA if protocol == "kava" else LEGACY
     load, play = codes.get("impression", codes.get("load")), codes["play"]
-    columns = set(src.columns)
+    columns = {c for c in src.columns if not (without_truth and c.startswith("truth_"))}
     # Addresses the collector did not geolocate (or files): looked up once per distinct address.
     ip_join = "country" in by and "truth_country" not in columns and "client_ip" in columns
     if ip_join:
@@ -657,10 +661,14 @@ def _compute(src: EventsSource, protocol: str | None, dims: tuple[str, ...], top
             dropped = _one(src, "select count(*) as n from ev where protocol = 'legacy' and dwh_dropped")["n"]
             if dropped:
                 methods["flags"] = f"{dropped} row(s) flagged as dropped by the warehouse are left out"
+        breakdowns = _breakdowns(src, p, dims, top, tz_offset_min, methods)
+        from_truth = tuple(d for d in dims if methods.get(f"by {d}", "").startswith("truth_"))
+        measured_methods: dict[str, str] = {}
+        measured = _breakdowns(src, p, from_truth, top, tz_offset_min, measured_methods, without_truth=True)
+        methods.update({f"measured {k}": v for k, v in measured_methods.items()})
         result[p] = ProtocolMetrics(
             protocol=p, rows=rows, headline=headline, truth=_truth(src, p), event_counts=counts,
-            caveats=_caveats(p, headline),
-            breakdowns=_breakdowns(src, p, dims, top, tz_offset_min, methods),
-            timeline=_timeline(src, p), methods=methods)
+            caveats=_caveats(p, headline), breakdowns=breakdowns,
+            timeline=_timeline(src, p), methods=methods, measured_breakdowns=measured)
     return Metrics(source=src.description, tz_offset_min=tz_offset_min, protocols=result, notes=notes,
                    truth_definitions=_truth_definitions(src) if any(pm.truth for pm in result.values()) else {})

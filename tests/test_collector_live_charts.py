@@ -1,0 +1,64 @@
+"""The live page's charts: /stats.json carries requests over time by outcome and the play funnel,
+and the page draws them in a real headless browser."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+import requests
+
+from collector_server import running_collector
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LEGACY = ("/api_v3/index.php?service=stats&action=collect&format=1&event:eventType={t}&event:partnerId=1"
+          "&event:entryId=0_x&event:sessionId=s{i}")
+KAVA = ("/api_v3/index.php?service=analytics&action=trackEvent&eventType={t}&partnerId=1&entryId=1_x"
+        "&sessionId=a:b&eventIndex={i}")
+SENT = [(LEGACY, 2)] * 4 + [(LEGACY, 3)] * 3 + [(LEGACY, 4)] * 2 + [(KAVA, 1)] * 2 + [(KAVA, 3)] * 1
+
+
+def _send(collector) -> None:
+    for i, (template, event_type) in enumerate(SENT):
+        assert requests.get(collector.url + template.format(t=event_type, i=i), timeout=10).ok
+    # one the collector stores but flags (no eventType), one it rejects (no such service)
+    requests.get(collector.url + "/api_v3/index.php?service=stats&action=collect&event:partnerId=1", timeout=10)
+    requests.get(collector.url + "/api_v3/index.php?service=nosuch&action=collect", timeout=10)
+    time.sleep(1.2)           # past the store's batch and the figures' 1 s cache
+
+
+def test_stats_carry_requests_over_time_and_the_play_funnel(tmp_path):
+    with running_collector(tmp_path / "s.duckdb") as collector:
+        _send(collector)
+        stats = requests.get(collector.url + "/stats.json", timeout=10).json()
+        collector.stop()
+    series = stats["series"]
+    assert series["columns"] == ["time", "accepted", "rejected", "flagged"] and series["bucket_s"] == 5
+    times = [p[0] for p in series["points"]]
+    assert times == sorted(times) and len(times) == 60 and times[-1] <= stats["time"]
+    assert sum(p[1] for p in series["points"]) == stats["accepted"] == len(SENT) + 1
+    assert sum(p[2] for p in series["points"]) == stats["rejected"] == 1
+    assert sum(p[3] for p in series["points"]) == stats["flagged"] >= 1
+    legacy = {f["step"]: f["count"] for f in stats["funnel"]["legacy"]}
+    assert legacy == {"loads": 4, "plays": 3, "25 %": 2, "50 %": 0, "75 %": 0, "100 %": 0}
+    assert [f["count"] for f in stats["funnel"]["kava"]][:3] == [2, 0, 1]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not found (apt-get install -y chromium); CI installs it")
+def test_the_live_page_draws_its_charts(tmp_path):
+    with running_collector(tmp_path / "s.duckdb") as collector:
+        _send(collector)
+        dom = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=5000", "--dump-dom",
+             collector.url + "/"],
+            capture_output=True, text=True, timeout=120).stdout
+        collector.stop()
+    assert re.search(r'<body[^>]*data-charts="3"', dom)
+    funnel = dom[dom.index('id="chart_funnel"'):]
+    for text in ("Play funnel (accepted beacons)", "loads", "plays", ">4<", ">3<", ">2<"):
+        assert text in funnel
+    assert "Events per second (last 5 minutes)" in dom and "Requests per 5 s by outcome" in dom
