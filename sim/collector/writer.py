@@ -26,6 +26,7 @@ names the socket and the URL while the collector runs.
 """
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import struct
@@ -56,6 +57,17 @@ def _sql_str(text: str) -> str:
 
 
 _FRAME = struct.Struct("<I")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write every byte or raise: a short write (the disk filling up) is retried, and the next
+    write raises ENOSPC, so a batch is never acknowledged with part of its frame on disk."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.ENOSPC, "no space left on device")
+        view = view[written:]
 
 
 class StoreWriter:
@@ -100,13 +112,27 @@ class StoreWriter:
         except FileNotFoundError:
             data = b""
         batches, at = [], done if done <= len(data) else len(data)
+        first = at
         while at + _FRAME.size <= len(data):
             (size,) = _FRAME.unpack_from(data, at)
             if at + _FRAME.size + size > len(data):
                 break             # a frame cut short by the kill: never acknowledged
             batches.append(data[at + _FRAME.size:at + _FRAME.size + size])
             at += _FRAME.size + size
-        rows = [row for batch in batches for row in orjson.loads(batch)]
+        rows = []
+        for n, batch in enumerate(batches):
+            try:
+                rows.extend(orjson.loads(batch))
+            except orjson.JSONDecodeError:
+                # Appends are whole frames or cut back (_write_all, ftruncate), so this is damage from
+                # outside: keep the bytes from here on for a person to look at, and say so.
+                start = first + sum(_FRAME.size + len(b) for b in batches[:n])
+                Path(f"{self.journal_path}.damaged").write_bytes(data[start:])
+                print(f"player-sim collector: {self.journal_path} is damaged at byte {start:,}; the "
+                      f"{len(data) - start:,} bytes from there are kept in {self.journal_path}.damaged",
+                      file=sys.stderr, flush=True)
+                at = start
+                break
         if rows:
             self._insert_rows(rows, at)        # a crash before the truncation below replays nothing twice
             print(f"player-sim collector: {len(rows):,} requests answered before a crash were restored "
@@ -241,7 +267,7 @@ class StoreWriter:
                 return {"ok": False, "error": "collector is shutting down"}
             before = self._journal_size
             try:
-                os.write(self._fd, _FRAME.pack(len(payload)) + payload)
+                _write_all(self._fd, _FRAME.pack(len(payload)) + payload)
                 os.fdatasync(self._fd)
             except OSError as exc:
                 try:
