@@ -2,6 +2,7 @@
 
     python bench/bench_beacons.py                  # default mix, legacy, 1M sessions (about 2 min)
     python bench/bench_beacons.py --sessions 200000 --memory 2000000,23300000
+    python bench/bench_beacons.py --protocol kava --sessions 100000     # KAVA only
 
 Prints: the pipeline's rate to Parquet and to JSON lines (warm-up excluded, one process,
 Arrow held to one thread; each measure the fastest of --repeat runs), the plain loop's
@@ -45,10 +46,13 @@ def cpu() -> float:
     return time.process_time()
 
 
+PROTOCOL = "legacy"     # --protocol: the protocol every run of this bench sends
+
+
 def pipeline(components, sessions: int, fmt: str, out: Path, seed: int = 7) -> tuple[int, float, float]:
     """(beacons, wall s, cpu s) of one end-to-end run."""
     w, c = time.perf_counter(), cpu()
-    stats = generate(components, seed=seed, sessions=sessions, protocol="legacy", fmt=fmt, out=out)
+    stats = generate(components, seed=seed, sessions=sessions, protocol=PROTOCOL, fmt=fmt, out=out)
     return stats.beacons, time.perf_counter() - w, cpu() - c
 
 
@@ -115,7 +119,8 @@ def stages(components, sessions: int, out: Path) -> dict[str, float]:
     timed where the pipeline calls it: the run's fixed set-up (population, arrival plan),
     player model, policy, events rows, send order (sorts and merge), Parquet write, and the
     rest of the run's time."""
-    t = dict.fromkeys(("population, arrival plan", "player model (sessions)", "legacy policy (beacons)",
+    policy = f"{PROTOCOL} policy (beacons)"
+    t = dict.fromkeys(("population, arrival plan", "player model (sessions)", policy,
                        "events rows", "send order (sort, merge)", "parquet write"), 0.0)
     started = cpu()
 
@@ -147,8 +152,8 @@ def stages(components, sessions: int, out: Path) -> dict[str, float]:
     for (owner, name), stage in patched.items():
         setattr(owner, name, timed(stage, originals[owner, name]))
     try:
-        rows = stream_rows(chunks(), protocol="legacy", fmt="parquet", on_schema=schema.append,
-                           beacons_of=timed("legacy policy (beacons)", file_beacons))
+        rows = stream_rows(chunks(), protocol=PROTOCOL, fmt="parquet", on_schema=schema.append,
+                           beacons_of=timed(policy, file_beacons))
         first = next(rows)
         with open_sink("parquet", out, schema[0]) as sink:
             for table in itertools.chain([first], rows):
@@ -174,7 +179,7 @@ def peak_rss(sessions: int, fmt: str) -> tuple[int, float]:
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import tempfile, os\n"
             "from sim.generate import generate\nfrom sim.scenario.loader import load\n"
             f"d = tempfile.mkdtemp(); s = generate(load({str(SCENARIO)!r}), seed=7, sessions={sessions}, "
-            f"protocol='legacy', fmt={fmt!r}, out=os.path.join(d, 'e.{fmt}'))\n"
+            f"protocol={PROTOCOL!r}, fmt={fmt!r}, out=os.path.join(d, 'e.{fmt}'))\n"
             f"print(s.beacons, {PEAK_KIB})\n"
             "import shutil; shutil.rmtree(d)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
@@ -203,7 +208,11 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=1_000_000)
     ap.add_argument("--memory", default="", help="comma list of session counts for peak-RSS runs")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each measure, the fastest counts [3]")
+    ap.add_argument("--protocol", choices=("legacy", "kava", "both"), default="legacy",
+                    help="the beacons generated (the plain loops stay the same) [legacy]")
     args = ap.parse_args()
+    global PROTOCOL
+    PROTOCOL = args.protocol
 
     components = load(SCENARIO)
     with tempfile.TemporaryDirectory() as tmp:
@@ -233,7 +242,7 @@ def main() -> None:
 
     rate = lambda n, s: n / s if s > 0 else float("inf")  # noqa: E731
     same, narrow = rate(n_s, cpu_s), rate(n_b, cpu_b)
-    print(f"default mix, legacy, {args.sessions:,} sessions -> {n_pq:,} beacons ({per_session:.2f} per session); "
+    print(f"default mix, {PROTOCOL}, {args.sessions:,} sessions -> {n_pq:,} beacons ({per_session:.2f} per session); "
           f"each rate the fastest of {max(1, args.repeat)} runs")
     print(f"{'':40}{'beacons/s/core':>17}{'wall beacons/s':>17}{'x same-row loop':>17}{'x 11-field loop':>17}")
     jsonl_label = "pipeline -> jsonl" + (f" ({jsonl_sessions:,} sessions)" if jsonl_sessions != args.sessions else "")

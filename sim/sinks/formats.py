@@ -45,7 +45,11 @@ PARQUET_DICTIONARY_NUMBERS = ("duration", "truth_entry_duration")
 # Per-session numbers repeated on every row of a session: JSON text is made once per distinct
 # value (a hash per row costs a fraction of formatting a float per row).
 JSON_REPEATED_NUMBERS = frozenset({"duration", "truth_entry_duration", "truth_intended_fraction", "truth_play_s",
-                                   "truth_ad_play_s", "truth_stall_s", "truth_startup_s", "truth_max_position_s"})
+                                   "truth_ad_play_s", "truth_stall_s", "truth_startup_s", "truth_max_position_s",
+                                   # KAVA: one per session, or a few hundred to thousands of values to 3 decimals
+                                   "sessionStartTime", "playbackSpeed", "droppedFramesRatio", "forwardBufferHealth",
+                                   "targetBuffer", "segmentDownloadTime", "manifestDownloadTime",
+                                   "networkConnectionOverhead"})
 JSONL_SLICE_ROWS = 1 << 16      # bounds the memory of the assembled text
 # Arrow scalars made once: Arrow converts a Python value afresh on every call, and looks for
 # dateutil each time (an import that fails, so it is not cached) when that is not installed.
