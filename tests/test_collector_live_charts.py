@@ -3,16 +3,14 @@ and the page draws them in a real headless browser."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import time
 
 import pytest
 import requests
 
 from collector_server import running_collector
+from headless_chromium import CHROMIUM, SKIP_REASON, dump_dom
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LEGACY = ("/api_v3/index.php?service=stats&action=collect&format=1&event:eventType={t}&event:partnerId=1"
           "&event:entryId=0_x&event:sessionId=s{i}")
 KAVA = ("/api_v3/index.php?service=analytics&action=trackEvent&eventType={t}&partnerId=1&entryId=1_x"
@@ -46,16 +44,11 @@ def test_stats_carry_requests_over_time_and_the_play_funnel(tmp_path):
     assert [f["count"] for f in stats["funnel"]["kava"]][:3] == [2, 0, 1]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not found (apt-get install -y chromium); CI installs it")
+@pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 def test_the_live_page_draws_its_charts(tmp_path):
     with running_collector(tmp_path / "s.duckdb") as collector:
         _send(collector)
-        dom = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=5000", "--dump-dom",
-             collector.url + "/"],
-            capture_output=True, text=True, timeout=120).stdout
+        dom = dump_dom(collector.url + "/", tmp_path)
         collector.stop()
     assert re.search(r'<body[^>]*data-charts="3"', dom)
     funnel = dom[dom.index('id="chart_funnel"'):]

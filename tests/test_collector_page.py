@@ -3,8 +3,6 @@ counts (by protocol and type, and the headline loads/plays/play rate) from /stat
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import time
 from html.parser import HTMLParser
 
@@ -12,9 +10,8 @@ import pytest
 import requests
 
 from collector_server import running_collector
+from headless_chromium import CHROMIUM, SKIP_REASON, dump_dom
 
-# Only a browser that is really there: on a machine without chromium the test skips.
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 LEGACY = ("/api_v3/index.php?service=stats&action=collect&format=1&event:eventType={t}&event:partnerId=1"
           "&event:entryId=0_x&event:sessionId=s{i}")
@@ -63,19 +60,14 @@ class _Tables(HTMLParser):
             self._id = None
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not found (apt-get install -y chromium); CI installs it")
+@pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 def test_the_live_page_shows_the_counts_of_events_sent(tmp_path):
     with running_collector(tmp_path / "s.duckdb") as collector:
         sent = [(LEGACY, 2)] * 4 + [(LEGACY, 3)] * 3 + [(KAVA, 1)] * 2 + [(KAVA, 99)] * 5
         for i, (template, event_type) in enumerate(sent):
             assert requests.get(collector.url + template.format(t=event_type, i=i), timeout=10).ok
         time.sleep(1.2)           # past the store's batch and the figures' 1 s cache
-        dom = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=5000", "--dump-dom",
-             collector.url + "/"],
-            capture_output=True, text=True, timeout=120).stdout
+        dom = dump_dom(collector.url + "/", tmp_path)
         collector.stop()
     page = _Tables()
     page.feed(dom)

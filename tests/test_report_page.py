@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
 
 import pytest
 from typer.testing import CliRunner
 
 from events_tables import kava, legacy, write
+from headless_chromium import CHROMIUM, SKIP_REASON, dump_dom
 from sim.cli import app
 
 # Only a browser that is really there: on a machine without chromium the browser test skips.
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 runner = CliRunner()
 
@@ -152,14 +150,10 @@ class _Dom(HTMLParser):
             self.errors += data
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not found (apt-get install -y chromium); CI installs it")
+@pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 def test_the_page_renders_in_chromium_with_the_json_figures(report, tmp_path):
     doc, page = report
-    dom = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
-         "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=180).stdout
+    dom = dump_dom(page.as_uri(), tmp_path, budget_ms=10000, timeout_s=180)
     parsed = _Dom()
     parsed.feed(dom)
     charts = _charts(_page_data(page.read_text()))
