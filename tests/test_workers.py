@@ -3,6 +3,7 @@ global send order, whole or not at all."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -151,6 +152,37 @@ def test_a_stopped_run_with_workers_leaves_nothing(tmp_path):
     assert proc.returncode != 0
     time.sleep(0.5)         # workers stopped by their parent are gone too
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("after", ["plan", "warm-up", "start workers", "simulate"])
+def test_sigterm_at_any_moment_of_a_run_with_workers_ends_it_cleanly(tmp_path, after):
+    # The run's timeline (sim.parts.record) says when each step ends: SIGTERM right then, e.g.
+    # while the workers are being started ("warm-up" ends just before).
+    out, timeline = tmp_path / "out" / "big.jsonl", tmp_path / "timeline.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PLAYER_SIM_TIMELINE": str(timeline)}
+    proc = subprocess.Popen([sys.executable, "-c", "from sim.cli import main; main()", "generate", str(MIX),
+                             "--sessions", "2000000", "--format", "jsonl", "--out", str(out), "--workers", "2"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (timeline.exists() and any(json.loads(line)["what"] == after
+                                             for line in timeline.read_text().splitlines())):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"no {after!r} in 300 s"
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)       # the old pool could hang here for ever
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert "Traceback" not in err
+    assert os.listdir(tmp_path / "out") == []
+    pids = {json.loads(line)["pid"] for line in timeline.read_text().splitlines()}
+    time.sleep(0.5)
+    for pid in pids:                # the workers are gone too
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 # -- Dask ------------------------------------------------------------------------------------------
