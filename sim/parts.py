@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 import secrets
 import threading
 import time
@@ -70,6 +69,10 @@ def record_start_up() -> None:
 
 
 def _faults() -> int:
+    try:
+        import resource
+    except ImportError:         # not Unix
+        return 0
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
@@ -262,6 +265,8 @@ def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = No
 
     def take_carry(carry: pa.Table | None) -> None:
         nonlocal have_carry
+        if j:
+            record("carry in", time.time(), 0.0, j)
         if carry is not None and carry.num_rows:
             push([(carry, carry.column("ts").to_numpy())], start)
         for parts, watermark in held:
@@ -305,10 +310,11 @@ def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = No
         with span("merge", j):
             push([], end)
             onward = merge.flush()
-            if j + 1 < len(state.parts):
+        if j + 1 < len(state.parts):
+            with span("carry out", j):
                 write_carry(spec.workdir, j + 1, onward)
-            elif onward is not None:
-                window.append(onward)
+        elif onward is not None:
+            window.append(onward)
         with span("write", j):
             write_window()
             if sink is None:            # a piece without rows: still a valid (empty) file
