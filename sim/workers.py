@@ -24,9 +24,28 @@ from pathlib import Path
 from .parts import PartResult, RunSpec, make_part, n_parts, piece_path, span, warm_up
 from .sinks.stitch import StitchError, join_parquet, join_text
 
+_stop_requested = False
+
+
+def request_stop(stop: bool = True) -> None:
+    """Notes that the run must stop (a signal handler calls it before raising
+    KeyboardInterrupt, which can be lost; see `check_stop`); False forgets it."""
+    global _stop_requested
+    _stop_requested = stop
+
+
+def check_stop() -> None:
+    """Raises KeyboardInterrupt if a stop was requested: between a run's steps."""
+    if _stop_requested:
+        raise KeyboardInterrupt
+
+
 class ClusterError(RuntimeError):
     """The Dask cluster cannot be used: Dask is not installed, or the scheduler does not answer."""
 
+
+# How often the parent, waiting for its workers, looks whether it was asked to stop.
+STOP_POLL_S = 0.25
 
 EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl", "requests": ".jsonl"}
 
@@ -56,6 +75,7 @@ def workdir_for(out: Path | str) -> Path:
 
 def _in_process(spec: RunSpec, count: int, on_chunk) -> Iterator[PartResult]:
     for j in range(count):
+        check_stop()
         yield make_part(spec, j, on_chunk, stream=True)
 
 
@@ -110,6 +130,7 @@ def _in_pool(spec: RunSpec, count: int, workers: int, procs: list) -> Iterator[P
     if method == "fork":
         with span("warm-up"):
             warm_up(spec)
+    check_stop()
     ctx = multiprocessing.get_context(method)
     next_part = ctx.Value("l", 0)
     conns = []
@@ -134,7 +155,9 @@ def _in_pool(spec: RunSpec, count: int, workers: int, procs: list) -> Iterator[P
     while following < count:
         if not live:
             raise RuntimeError("the worker processes stopped before every part was made")
-        for conn in multiprocessing.connection.wait(live):
+        check_stop()
+        # With a timeout: a stop noted while a signal's exception was lost is still seen.
+        for conn in multiprocessing.connection.wait(live, timeout=STOP_POLL_S):
             try:
                 j, result, error = conn.recv()
             except EOFError:        # the worker is done, or died
@@ -216,6 +239,7 @@ def run_parts(spec: RunSpec, out: Path | str, *, workers: int = 1, scheduler: st
             parts = _in_pool(spec, count, min(workers, count), procs)
         else:
             parts = _in_process(spec, count, on_chunk)
+        check_stop()
         with span("parts"):
             for result in parts:
                 results.append(result)

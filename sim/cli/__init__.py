@@ -86,13 +86,21 @@ def check_output(command: str, option: str, path, *, folder: bool = False) -> No
 
 
 def terminate_as_interrupt() -> None:
-    """Let SIGTERM unwind like Ctrl-C, so `finally` blocks drop the hidden temporaries of a run."""
+    """Let SIGTERM unwind like Ctrl-C, so `finally` blocks drop the hidden temporaries of a run.
+    The stop is also noted (`sim.workers.request_stop`): an exception raised while the process
+    is inside a C callback (numba loading a compiled kernel) is dropped, and a run checks the
+    note between its steps."""
     import signal
 
+    from ..workers import request_stop
+
     def interrupted(signum, frame):
+        request_stop()
         raise KeyboardInterrupt
 
+    request_stop(False)
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
 
 
 _exit_without_teardown = False
