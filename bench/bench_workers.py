@@ -9,6 +9,11 @@ prints ratios against a baseline measured in the same run:
   shared machine this needs the other users idle: with Linux's autogroup scheduling a
   session's processes share one session's slice of the CPU, so more processes get no more
   of it. The load average is printed before and after;
+- so, from each run's timeline (PLAYER_SIM_TIMELINE, see sim.parts.record): CPU seconds per
+  step (start-up, plan, warm-up, each part's simulate/merge/write, carry, stitch) and per
+  process, and the critical path, the longest chain of dependent steps in CPU seconds. With a
+  core per process that is the wall time, whatever else runs: its ratio is the speed-up a
+  quiet machine shows (estimated as max(critical path, CPU s / cores));
 - beacons per CPU second of the command with one worker (every process it starts counted) over
   plain Python + Faker loops writing JSON lines (bench_beacons.plain_loop: the same columns,
   and 11 fields; target: 50x);

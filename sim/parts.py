@@ -78,6 +78,7 @@ def _faults() -> int:
 
 @contextmanager
 def span(what: str, part: int | None = None) -> Iterator[None]:
+    """The block as one line of the run's timeline (see `record`)."""
     if not os.environ.get(TIMELINE_ENV):
         yield
         return
