@@ -86,7 +86,6 @@ def critical_path(events: list[dict], total_cpu: float) -> dict:
     for e in events:
         by_pid.setdefault(e["pid"], []).append(e)
     parent = next(e["pid"] for e in events if e["what"] == "start-up")
-    finish: dict[int, float] = {}                   # id(event) -> finish on the critical-path clock
     carry_out: dict[int, float] = {}                # part -> when its onward carry is written
     steps: dict[str, float] = {}
     # The parent's steps before the parts, then each worker's in order, then the parent's after.

@@ -105,10 +105,10 @@ def _worker_main(spec: RunSpec, count: int, next_part, conn) -> None:
             break
         try:
             conn.send((j, make_part(spec, j), None))
-        except Exception as exc:            # the parent raises it
+        except Exception as exc:  # noqa: BLE001 -- any error of a part: the parent raises it
             try:
                 conn.send((j, None, exc))
-            except Exception:               # not picklable: its text
+            except Exception:  # noqa: BLE001 -- not picklable: its text
                 conn.send((j, None, RuntimeError(f"part {j}: {type(exc).__name__}: {exc}")))
             break
     conn.close()
