@@ -154,6 +154,22 @@ def test_a_stopped_run_with_workers_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_part_failing_in_a_worker_fails_the_run_and_leaves_nothing(mix, tmp_path, monkeypatch):
+    import sim.workers
+
+    make_part = sim.workers.make_part
+
+    def failing(spec, j, *args, **kwargs):      # forked workers inherit the patch
+        if j == 1:
+            raise ValueError("part 1 broke")
+        return make_part(spec, j, *args, **kwargs)
+
+    monkeypatch.setattr(sim.workers, "make_part", failing)
+    with pytest.raises(ValueError, match="part 1 broke"):
+        _run(mix, tmp_path / "out.parquet", "parquet", 2)     # parts after 1 wait for its carry: stopped
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("after", ["plan", "warm-up", "start workers", "simulate"])
 def test_sigterm_at_any_moment_of_a_run_with_workers_ends_it_cleanly(tmp_path, after):
     # The run's timeline (sim.parts.record) says when each step ends: SIGTERM right then, e.g.
