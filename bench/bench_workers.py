@@ -9,6 +9,11 @@ prints ratios against a baseline measured in the same run:
   shared machine this needs the other users idle: with Linux's autogroup scheduling a
   session's processes share one session's slice of the CPU, so more processes get no more
   of it. The load average is printed before and after;
+- so, from each run's timeline (PLAYER_SIM_TIMELINE, see sim.parts.record): CPU seconds per
+  step (start-up, plan, warm-up, each part's simulate/merge/write, carry, stitch) and per
+  process, and the critical path, the longest chain of dependent steps in CPU seconds. With a
+  core per process that is the wall time, whatever else runs: its ratio is the speed-up a
+  quiet machine shows (estimated as max(critical path, CPU s / cores));
 - beacons per CPU second of the command with one worker (every process it starts counted) over
   plain Python + Faker loops writing JSON lines (bench_beacons.plain_loop: the same columns,
   and 11 fields; target: 50x);
@@ -20,6 +25,7 @@ prints ratios against a baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import subprocess
@@ -35,11 +41,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 SCENARIO = ROOT / "scenarios" / "default-mix.yaml"
 
 
-def command(sessions: int, out: Path, workers: int, fmt: str = "parquet", days: float | None = None) -> dict:
+def command(sessions: int, out: Path, workers: int, fmt: str = "parquet", days: float | None = None,
+            timeline: Path | None = None) -> dict:
     """One run of the command: beacons, wall s, CPU s of it and every process it started, peak RSS MiB
-    of the largest of them."""
+    of the largest of them; with `timeline`, what each process did when (see `critical_path`)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if timeline is not None:
+        timeline.unlink(missing_ok=True)
+        env.update(PLAYER_SIM_TIMELINE=str(timeline), PLAYER_SIM_T0=repr(time.time()))
     started = time.perf_counter()
     size = ["--days", str(days)] if days else ["--sessions", str(sessions)]
     proc = subprocess.Popen([sys.executable, "-m", "sim.cli", "generate", str(SCENARIO), *size, "--format", fmt,
@@ -52,7 +62,79 @@ def command(sessions: int, out: Path, workers: int, fmt: str = "parquet", days: 
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     beacons = int(stdout.split(" sessions, ")[1].split(" beacons")[0].replace(",", ""))
-    return {"beacons": beacons, "wall": wall, "cpu": cpu, "rss": after.ru_maxrss / 1024}
+    result = {"beacons": beacons, "wall": wall, "cpu": cpu, "rss": after.ru_maxrss / 1024}
+    if timeline is not None:
+        result["path"] = critical_path([json.loads(line) for line in timeline.read_text().splitlines()], cpu)
+    return result
+
+
+# Steps of the parent that wait for others rather than work (their CPU is counted, not chained).
+WAITING = {"parts"}
+
+
+def critical_path(events: list[dict], total_cpu: float) -> dict:
+    """The run's longest chain of dependent work, in CPU seconds: the wall time it would take
+    with a core for each process and nothing else running, so independent of the machine's load.
+
+    Steps of one process follow each other; a part's first step follows the start of the
+    workers; a part takes its carry ("carry in") only after the part before it has written
+    it ("carry out"); the stitch follows every part. A step finishes at max(the finish of
+    what it follows) + its CPU seconds; the latest finish is the critical path. CPU that no
+    step recorded (interpreter exit, the parent's bookkeeping) is added at the end, serially.
+    """
+    by_pid: dict[int, list[dict]] = {}
+    for e in events:
+        by_pid.setdefault(e["pid"], []).append(e)
+    parent = next(e["pid"] for e in events if e["what"] == "start-up")
+    carry_out: dict[int, float] = {}                # part -> when its onward carry is written
+    steps: dict[str, float] = {}
+    # The parent's steps before the parts, then each worker's in order, then the parent's after.
+    chain_before = [e for e in by_pid[parent] if e["what"] not in WAITING and e["part"] is None
+                    and e["what"] not in ("stitch", "publish")]
+    clock = 0.0
+    for e in sorted(chain_before, key=lambda e: e["end"]):
+        clock += e["cpu"]
+        steps[e["what"]] = steps.get(e["what"], 0.0) + e["cpu"]
+    workers_start = clock
+    part_events = sorted((e for e in events if e["part"] is not None), key=lambda e: e["end"])
+    last = dict.fromkeys(by_pid, workers_start)
+    waiting: list[dict] = []
+    for e in part_events:       # a "carry in" may be logged before the "carry out" it needs: it waits
+        waiting.append(e)
+        progress = True
+        while waiting and progress:
+            progress = False
+            blocked: set[int] = set()       # processes whose earlier step waits: their later ones too
+            for w in list(waiting):
+                if w["pid"] in blocked or (w["what"] == "carry in" and w["part"] - 1 not in carry_out):
+                    blocked.add(w["pid"])
+                    continue
+                ready = last[w["pid"]]
+                if w["what"] == "carry in":
+                    ready = max(ready, carry_out[w["part"] - 1])
+                done = ready + w["cpu"]
+                last[w["pid"]] = done
+                if w["what"] == "carry out":
+                    carry_out[w["part"]] = done
+                steps[w["what"]] = steps.get(w["what"], 0.0) + w["cpu"]
+                waiting.remove(w)
+                progress = True
+    clock = max(last.values())
+    for e in by_pid[parent]:
+        if e["what"] in ("stitch", "publish"):
+            clock += e["cpu"]
+            steps[e["what"]] = steps.get(e["what"], 0.0) + e["cpu"]
+    recorded = sum(e["cpu"] for e in events if e["what"] not in WAITING)
+    parent_parts = sum(e["cpu"] for e in by_pid[parent] if e["what"] in WAITING)
+    nested = sum(e["cpu"] for e in by_pid[parent] if e["what"] not in WAITING
+                 and any(w["start"] <= e["start"] and e["end"] <= w["end"] for w in by_pid[parent]
+                         if w["what"] in WAITING))
+    steps["parent while parts run"] = max(parent_parts - nested, 0.0)
+    rest = max(total_cpu - recorded - steps["parent while parts run"], 0.0)
+    steps["not in any step"] = rest
+    per_process = {pid: sum(e["cpu"] for e in es if e["what"] not in WAITING) for pid, es in by_pid.items()}
+    return {"critical": clock + rest, "before parts": workers_start, "steps": steps, "per_process": per_process,
+            "carry wait s": sum(e["end"] - e["start"] for e in events if e["what"] == "carry wait")}
 
 
 def peak_rss(sessions: int, workers: int, days: float | None = None) -> tuple[int, float]:
@@ -65,6 +147,31 @@ def peak_rss(sessions: int, workers: int, days: float | None = None) -> tuple[in
             "print(r['beacons'], r['rss']); import shutil; shutil.rmtree(d)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return int(out[0]), float(out[1])
+
+
+def print_paths(one: dict, two: dict) -> None:
+    """CPU seconds per step and process, and the critical path, of the runs shown: the speed-up
+    as a quiet machine would show it, whatever the load now."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    names = list(dict.fromkeys([*one["path"]["steps"], *two["path"]["steps"]]))
+    print(f"CPU seconds per step (timeline of the runs above){'--workers 1':>16}{'--workers 2':>14}")
+    for name in names:
+        print(f"  {name:48}{one['path']['steps'].get(name, 0.0):14.2f}{two['path']['steps'].get(name, 0.0):14.2f}")
+    for r, w in ((one, 1), (two, 2)):
+        procs = ", ".join(f"{cpu:.2f}" for cpu in r["path"]["per_process"].values())
+        print(f"  --workers {w}: CPU s per process {procs}; carry waits {r['path']['carry wait s']:.2f} wall s")
+    print(f"{'':50}{'--workers 1':>14}{'--workers 2':>14}")
+    estimate = {}
+    for label, key in (("total CPU s", "cpu"), ("critical path, CPU s", "critical")):
+        print(f"  {label:48}{(one if key == 'cpu' else one['path'])[key]:14.2f}"
+              f"{(two if key == 'cpu' else two['path'])[key]:14.2f}")
+    print(f"  {'  of which before the parts start':48}{one['path']['before parts']:14.2f}"
+          f"{two['path']['before parts']:14.2f}")
+    for r, w in ((one, 1), (two, 2)):
+        # On `cores` idle cores a run takes at least its critical path and its CPU shared out.
+        estimate[w] = max(r["path"]["critical"], r["cpu"] / cores)
+    print(f"  {f'quiet-machine wall estimate, {cores} cores':48}{estimate[1]:14.2f}{estimate[2]:14.2f}")
+    print(f"--workers 2 over --workers 1 on a quiet machine (estimate from CPU s): {estimate[1] / estimate[2]:.2f}x")
 
 
 def load_average() -> str:
@@ -89,7 +196,7 @@ def main() -> None:
         for i in range(max(1, args.repeat)):
             for workers in (1, 2):
                 out = tmp / f"w{workers}.{i}.parquet"
-                r = command(args.sessions, out, workers)
+                r = command(args.sessions, out, workers, timeline=tmp / "timeline.jsonl")
                 out.unlink()
                 if workers not in best or r["wall"] < best[workers]["wall"]:
                     best[workers] = r
@@ -119,7 +226,9 @@ def main() -> None:
     print(f"{f'plain Python + Faker loop ({len(schema)} columns)':34}{'':9}{cpu_b:9.2f}{plain:15,.0f}{1.0:14.1f}")
     narrow = rate(n_n, cpu_n)
     print(f"{'plain Python + Faker loop (11 fields)':34}{'':9}{cpu_n:9.2f}{narrow:15,.0f}{narrow / plain:14.1f}")
-    print(f"--workers 2 over --workers 1, wall: {one['wall'] / two['wall']:.2f}x (target 1.6x)")
+    print(f"--workers 2 over --workers 1, wall: {one['wall'] / two['wall']:.2f}x (target 1.6x; "
+          f"load average {load_average()})")
+    print_paths(one, two)
     print(f"--workers 1 over the plain loop, per CPU second: {rate(one['beacons'], one['cpu']) / plain:.1f}x "
           f"the same columns, {rate(one['beacons'], one['cpu']) / narrow:.1f}x 11 fields (target 50x)")
     if args.memory:

@@ -353,13 +353,15 @@ def generate(components, *, seed: int, sessions: int | None = None, days: float 
     `part_chunks` (chunks per part) and `partition_sessions` (the player model's partition
     size) cut small runs into many parts, for tests; the second changes the sessions drawn.
     """
+    import shutil
     from pathlib import Path
 
-    from .parts import PART_CHUNKS, RunSpec, prepared
+    from .parts import PART_CHUNKS, RunSpec, prepared, record_start_up, span
     from .workers import is_uri, run_parts, workdir_for
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+    record_start_up()
     stats = GenerateStats()
     started = time.perf_counter()
     out = str(out) if is_uri(out) else Path(out)
@@ -371,9 +373,10 @@ def generate(components, *, seed: int, sessions: int | None = None, days: float 
         spec = RunSpec(components, seed, sessions, days, protocol, fmt, str(workdir), partition=partition,
                        encoding=encoding, chunk_size=chunk_size, part_chunks=part_chunks or PART_CHUNKS,
                        partition_sessions=partition_sessions)
-        stats.total_sessions = prepared(spec).run.plan.total
+        with span("plan"):
+            stats.total_sessions = prepared(spec).run.plan.total
     except BaseException:
-        workdir.rmdir()
+        shutil.rmtree(workdir, ignore_errors=True)
         raise
     sent_until: float | None = None
     finished = 0        # sessions of the parts done; stats.sessions adds the part under way here

@@ -20,12 +20,14 @@ file whatever process made which part.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,50 @@ from .sinks.formats import compact_dictionary
 PART_CHUNKS = 8
 # How often a part waiting for its carry looks for it.
 CARRY_POLL_S = 0.01
+
+
+# A file to which every process of a run appends what it did when (bench/bench_workers.py reads it).
+TIMELINE_ENV = "PLAYER_SIM_TIMELINE"
+
+
+def record(what: str, start: float, cpu: float, part: int | None = None, faults: int = 0) -> None:
+    """One line of the run's timeline: `what` ran from `start` (epoch s) until now, using `cpu`
+    CPU seconds of this process (and `faults` page faults). Nothing unless $PLAYER_SIM_TIMELINE
+    names a file."""
+    path = os.environ.get(TIMELINE_ENV)
+    if path:
+        line = json.dumps({"pid": os.getpid(), "what": what, "part": part, "start": start, "end": time.time(),
+                           "cpu": cpu, "faults": faults})
+        with open(path, "a") as f:          # one short write: lines of several processes do not mix
+            f.write(line + "\n")
+
+
+def record_start_up() -> None:
+    """The process's start-up (interpreter, imports) as the timeline's first line: from the
+    time the caller put in $PLAYER_SIM_T0 (epoch s), with all the CPU used so far."""
+    if os.environ.get(TIMELINE_ENV):
+        record("start-up", float(os.environ.get("PLAYER_SIM_T0", time.time())), time.process_time(), None, _faults())
+
+
+def _faults() -> int:
+    try:
+        import resource
+    except ImportError:         # not Unix
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+@contextmanager
+def span(what: str, part: int | None = None) -> Iterator[None]:
+    """The block as one line of the run's timeline (see `record`)."""
+    if not os.environ.get(TIMELINE_ENV):
+        yield
+        return
+    start, cpu, faults = time.time(), time.process_time(), _faults()
+    try:
+        yield
+    finally:
+        record(what, start, time.process_time() - cpu, part, _faults() - faults)
 
 
 @dataclass(frozen=True)
@@ -211,10 +257,17 @@ def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = No
     def push(parts: list, watermark: float) -> None:
         released = merge.push(parts, watermark)
         if released is not None:
-            write(released) if stream else window.append(released)
+            window.append(released)
+
+    def write_window() -> None:
+        for table in window:
+            write(table)
+        window.clear()
 
     def take_carry(carry: pa.Table | None) -> None:
         nonlocal have_carry
+        if j:
+            record("carry in", time.time(), 0.0, j)
         if carry is not None and carry.num_rows:
             push([(carry, carry.column("ts").to_numpy())], start)
         for parts, watermark in held:
@@ -228,37 +281,46 @@ def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = No
         if j == 0:
             take_carry(None)
         for chunk_range in state.parts[j]:
-            chunk = make_chunk(state.run, chunk_range)
-            beacons = file_beacons(chunk, spec.protocol)
-            if spec.fmt != "requests" and state.builder is None:
-                state.builder = EventsBuilder.for_chunks(beacons)
-            parts = _rows(chunk, beacons, spec.fmt, state.builder, spec.encoding)
+            with span("simulate", j):
+                chunk = make_chunk(state.run, chunk_range)
+                beacons = file_beacons(chunk, spec.protocol)
+                if spec.fmt != "requests" and state.builder is None:
+                    state.builder = EventsBuilder.for_chunks(beacons)
+                parts = _rows(chunk, beacons, spec.fmt, state.builder, spec.encoding)
             watermark = max(float(chunk.sessions["start"].min()), start) if chunk.n_sessions else start
             result.sessions += chunk.n_sessions
-            if not have_carry:
-                carry = read_carry(spec.workdir, j, wait=False)
-                if carry is not None:
-                    take_carry(carry)
-            if have_carry:
-                push(parts, watermark)
-            else:
-                held.append((parts, watermark))
+            with span("merge", j):
+                if not have_carry:
+                    carry = read_carry(spec.workdir, j, wait=False)
+                    if carry is not None:
+                        take_carry(carry)
+                if have_carry:
+                    push(parts, watermark)
+                else:
+                    held.append((parts, watermark))
+            if stream:
+                with span("write", j):
+                    write_window()
             if on_chunk is not None:
                 on_chunk(chunk.n_sessions)
         if not have_carry:
-            take_carry(read_carry(spec.workdir, j, wait=True))
-        push([], end)
-        onward = merge.flush()
+            with span("carry wait", j):
+                carry = read_carry(spec.workdir, j, wait=True)
+            with span("merge", j):
+                take_carry(carry)
+        with span("merge", j):
+            push([], end)
+            onward = merge.flush()
         if j + 1 < len(state.parts):
-            write_carry(spec.workdir, j + 1, onward)
+            with span("carry out", j):
+                write_carry(spec.workdir, j + 1, onward)
         elif onward is not None:
             window.append(onward)
-        for table in window:
-            write(table)
-        window.clear()
-        if sink is None:            # a piece without rows: still a valid (empty) file
-            sink = open_sink(spec.fmt, piece_path(spec.workdir, j), schema(), partition=spec.partition)
-        sink.commit()
+        with span("write", j):
+            write_window()
+            if sink is None:            # a piece without rows: still a valid (empty) file
+                sink = open_sink(spec.fmt, piece_path(spec.workdir, j), schema(), partition=spec.partition)
+            sink.commit()
     except BaseException:
         if sink is not None:
             sink.abort()

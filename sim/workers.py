@@ -12,19 +12,40 @@ looks like finished output: the folder is deleted, after the workers are stopped
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import secrets
 import shutil
 import signal
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from .parts import PartResult, RunSpec, make_part, n_parts, piece_path, warm_up
+from .parts import PartResult, RunSpec, make_part, n_parts, piece_path, span, warm_up
 from .sinks.stitch import StitchError, join_parquet, join_text
+
+_stop_requested = False
+
+
+def request_stop(stop: bool = True) -> None:
+    """Notes that the run must stop (a signal handler calls it before raising
+    KeyboardInterrupt, which can be lost; see `check_stop`); False forgets it."""
+    global _stop_requested
+    _stop_requested = stop
+
+
+def check_stop() -> None:
+    """Raises KeyboardInterrupt if a stop was requested: between a run's steps."""
+    if _stop_requested:
+        raise KeyboardInterrupt
+
 
 class ClusterError(RuntimeError):
     """The Dask cluster cannot be used: Dask is not installed, or the scheduler does not answer."""
 
+
+# How often the parent, waiting for its workers, looks whether it was asked to stop.
+STOP_POLL_S = 0.25
 
 EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl", "requests": ".jsonl"}
 
@@ -54,36 +75,131 @@ def workdir_for(out: Path | str) -> Path:
 
 def _in_process(spec: RunSpec, count: int, on_chunk) -> Iterator[PartResult]:
     for j in range(count):
+        check_stop()
         yield make_part(spec, j, on_chunk, stream=True)
 
 
-def _worker_init() -> None:
+# Signals a worker must not receive before it has set its own handlers (it starts with the parent's).
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _worker_main(spec: RunSpec, count: int, next_part, conn) -> None:
+    """A worker process: takes the next part not yet taken until none is left, and sends each
+    result (or the error that stopped it) to the parent through `conn`."""
     import pyarrow as pa
 
-    # Ctrl-C reaches the whole process group: the parent alone decides, and stops the workers.
+    # Ctrl-C reaches the whole process group: the parent alone decides, and stops the workers
+    # (SIGTERM, default action: nothing to clean up here, the parent deletes the run's folder).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     # One process per core already: Arrow's own threads would only contend with the other workers.
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
+    while True:
+        with next_part.get_lock():
+            j = next_part.value
+            next_part.value += 1
+        if j >= count:
+            break
+        try:
+            conn.send((j, make_part(spec, j), None))
+        except Exception as exc:  # noqa: BLE001 -- any error of a part: the parent raises it
+            try:
+                conn.send((j, None, exc))
+            except Exception:  # noqa: BLE001 -- not picklable: its text
+                conn.send((j, None, RuntimeError(f"part {j}: {type(exc).__name__}: {exc}")))
+            break
+    conn.close()
 
 
-def _make_part_in_pool(args: tuple[RunSpec, int]) -> PartResult:
-    return make_part(*args)
+def _in_pool(spec: RunSpec, count: int, workers: int, procs: list) -> Iterator[PartResult]:
+    """Parts in order from `workers` processes, each taking the next part when it is free:
+    part j only ever waits for parts before it, all already taken. Forked where the platform
+    can: the workers start with this process's prepared run and compiled kernels instead of a
+    second of imports each.
 
+    Each worker has its own pipe and the parent never takes a lock a worker may hold, so
+    stopping them (`_stop`) cannot hang whatever they were doing; they start with SIGINT and
+    SIGTERM blocked until they have set their own handlers, so a stop that comes while they
+    are being started reaches no handler of the parent's."""
+    import gc
 
-def _in_pool(spec: RunSpec, count: int, workers: int, pools: list) -> Iterator[PartResult]:
-    """Parts in order from `workers` processes. Forked where the platform can: the workers start
-    with this process's prepared run and compiled kernels instead of a second of imports each."""
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     if method == "fork":
-        warm_up(spec)
-    pool = multiprocessing.get_context(method).Pool(workers, initializer=_worker_init)
-    pools.append(pool)
-    # In order, one at a time: part j only ever waits for parts before it, all already started.
-    yield from pool.imap(_make_part_in_pool, ((spec, j) for j in range(count)), chunksize=1)
-    pool.close()
-    pool.join()
+        with span("warm-up"):
+            warm_up(spec)
+    check_stop()
+    ctx = multiprocessing.get_context(method)
+    next_part = ctx.Value("l", 0)
+    conns = []
+    with span("start workers"):
+        # Frozen, the objects this process made so far are never touched by a worker's
+        # collector, so their pages stay shared instead of being copied into every worker.
+        gc.freeze()
+        try:
+            with _signals_held():
+                for _ in range(workers):
+                    receive, send = ctx.Pipe(duplex=False)
+                    proc = ctx.Process(target=_worker_main, args=(spec, count, next_part, send), daemon=True)
+                    procs.append(proc)
+                    proc.start()
+                    send.close()
+                    conns.append(receive)
+        finally:
+            gc.unfreeze()
+    done: dict[int, PartResult] = {}
+    following = 0
+    live = list(conns)
+    while following < count:
+        if not live:
+            raise RuntimeError("the worker processes stopped before every part was made")
+        check_stop()
+        # With a timeout: a stop noted while a signal's exception was lost is still seen.
+        for conn in multiprocessing.connection.wait(live, timeout=STOP_POLL_S):
+            try:
+                j, result, error = conn.recv()
+            except EOFError:        # the worker is done, or died
+                live.remove(conn)
+                proc = procs[conns.index(conn)]
+                proc.join()
+                if proc.exitcode:
+                    raise RuntimeError(f"a worker process stopped (exit code {proc.exitcode})") from None
+                continue
+            if error is not None:
+                raise error
+            done[j] = result
+        while following in done:
+            yield done.pop(following)
+            following += 1
+    for proc in procs:
+        proc.join()
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (pending) in this thread for the block, then delivered."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def _stop(procs: list) -> None:
+    """Ends the worker processes still running and waits for them."""
+    for proc in procs:
+        if proc.exitcode is None:
+            proc.terminate()
+    for proc in procs:
+        proc.join(timeout=10)
+        if proc.exitcode is None:
+            proc.kill()
+            proc.join()
 
 
 def _on_dask(spec: RunSpec, count: int, scheduler: str, clients: list) -> Iterator[PartResult]:
@@ -112,7 +228,7 @@ def run_parts(spec: RunSpec, out: Path | str, *, workers: int = 1, scheduler: st
     """Makes every part of `spec` and moves the output into place at `out`; `spec.workdir` is
     this run's folder (see `workdir_for`) and is gone afterwards, whatever happens."""
     workdir = Path(spec.workdir)
-    pools: list = []
+    procs: list = []
     clients: list = []
     results: list[PartResult] = []
     try:
@@ -120,22 +236,27 @@ def run_parts(spec: RunSpec, out: Path | str, *, workers: int = 1, scheduler: st
         if scheduler:
             parts = _on_dask(spec, count, scheduler, clients)
         elif workers > 1 and count > 1:
-            parts = _in_pool(spec, count, min(workers, count), pools)
+            parts = _in_pool(spec, count, min(workers, count), procs)
         else:
             parts = _in_process(spec, count, on_chunk)
-        for result in parts:
-            results.append(result)
-            if on_part is not None:
-                on_part(result)
+        check_stop()
+        with span("parts"):
+            for result in parts:
+                results.append(result)
+                if on_part is not None:
+                    on_part(result)
         results.sort(key=lambda r: r.index)
         _check_schemas(results)
-        _publish(_assemble(spec, count), out)
+        with span("stitch"):
+            joined = _assemble(spec, count)
+        with span("publish"):
+            _publish(joined, out)
     finally:
-        for pool in pools:
-            pool.terminate()
-            pool.join()
-        # Parts still running on a cluster find their folder gone and stop (see parts.read_carry).
-        shutil.rmtree(workdir, ignore_errors=True)
+        # A second Ctrl-C or SIGTERM must not cut the clean-up short: it waits until it is done.
+        with _signals_held():
+            _stop(procs)
+            # Parts still running on a cluster find their folder gone and stop (see parts.read_carry).
+            shutil.rmtree(workdir, ignore_errors=True)
         for client in clients:
             client.close()
     return results

@@ -3,6 +3,7 @@ global send order, whole or not at all."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -153,6 +154,53 @@ def test_a_stopped_run_with_workers_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_part_failing_in_a_worker_fails_the_run_and_leaves_nothing(mix, tmp_path, monkeypatch):
+    import sim.workers
+
+    make_part = sim.workers.make_part
+
+    def failing(spec, j, *args, **kwargs):      # forked workers inherit the patch
+        if j == 1:
+            raise ValueError("part 1 broke")
+        return make_part(spec, j, *args, **kwargs)
+
+    monkeypatch.setattr(sim.workers, "make_part", failing)
+    with pytest.raises(ValueError, match="part 1 broke"):
+        _run(mix, tmp_path / "out.parquet", "parquet", 2)     # parts after 1 wait for its carry: stopped
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("after", ["plan", "warm-up", "start workers", "simulate"])
+def test_sigterm_at_any_moment_of_a_run_with_workers_ends_it_cleanly(tmp_path, after):
+    # The run's timeline (sim.parts.record) says when each step ends: SIGTERM right then, e.g.
+    # while the workers are being started ("warm-up" ends just before).
+    out, timeline = tmp_path / "out" / "big.jsonl", tmp_path / "timeline.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PLAYER_SIM_TIMELINE": str(timeline)}
+    proc = subprocess.Popen([sys.executable, "-c", "from sim.cli import main; main()", "generate", str(MIX),
+                             "--sessions", "2000000", "--format", "jsonl", "--out", str(out), "--workers", "2"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (timeline.exists() and any(json.loads(line)["what"] == after
+                                             for line in timeline.read_text().splitlines())):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"no {after!r} in 300 s"
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)       # the old pool could hang here for ever
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert "Traceback" not in err
+    assert os.listdir(tmp_path / "out") == []
+    pids = {json.loads(line)["pid"] for line in timeline.read_text().splitlines()}
+    time.sleep(0.5)
+    for pid in pids:                # the workers are gone too
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
 # -- Dask ------------------------------------------------------------------------------------------
 
 def _free_port() -> int:
@@ -221,3 +269,41 @@ def test_an_output_uri_gets_the_bytes_of_a_path(mix, tmp_path, partition):
     by_uri = generate(mix, **SMALL, protocol="legacy", fmt="csv", out=f"file://{tmp_path / 'uri'}", workers=2,
                       partition=partition)
     assert (by_uri.beacons, _digest(tmp_path / "uri")) == local
+
+
+# -- the run's timeline (bench_workers) -----------------------------------------------------------
+
+def _event(pid, what, part, cpu, start):
+    return {"pid": pid, "what": what, "part": part, "start": start, "end": start + 0.001, "cpu": cpu, "faults": 0}
+
+
+def test_the_critical_path_chains_a_parts_merge_after_the_carry_it_takes():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_workers import critical_path
+
+    events = [_event(1, "start-up", None, 1.0, 0), _event(1, "plan", None, 1.0, 1),
+              _event(2, "simulate", 0, 2.0, 2), _event(3, "simulate", 1, 1.0, 2.5),
+              _event(2, "carry out", 0, 0.1, 3), _event(3, "carry in", 1, 0.0, 2.9),      # logged first, waits
+              _event(3, "merge", 1, 0.5, 3.1), _event(2, "write", 0, 1.0, 3.2), _event(3, "write", 1, 1.0, 3.3),
+              _event(1, "parts", None, 0.05, 1.5), _event(1, "stitch", None, 0.2, 4)]
+    path = critical_path(events, total_cpu=8.0)
+    # 2 before the parts, part 0's carry out at 4.1, part 1's merge and write after it: 5.6, stitch: 5.8,
+    # and the CPU no step recorded (8.0 - 7.8 in steps - 0.05 of the parent waiting) at the end.
+    assert path["before parts"] == pytest.approx(2.0)
+    assert path["critical"] == pytest.approx(5.8 + 0.15)
+    assert path["per_process"] == pytest.approx({1: 2.2, 2: 3.1, 3: 2.5})
+
+
+def test_every_process_of_a_run_writes_its_steps_to_the_timeline(mix, tmp_path, monkeypatch):
+    monkeypatch.setenv("PLAYER_SIM_TIMELINE", str(tmp_path / "timeline.jsonl"))
+    _run(mix, tmp_path / "out.parquet", "parquet", 2)
+    events = [json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
+    parent = {e["what"] for e in events if e["pid"] == os.getpid()}
+    assert {"start-up", "plan", "warm-up", "start workers", "parts", "stitch", "publish"} <= parent
+    workers = {e["pid"] for e in events if e["part"] is not None}
+    assert len(workers) == 2 and os.getpid() not in workers
+    parts = {e["part"] for e in events if e["what"] == "write"}
+    assert parts == set(range(n_parts(RunSpec(mix, 3, 4000, None, "legacy", "parquet", str(tmp_path), chunk_size=1,
+                                              part_chunks=1, partition_sessions=1000))))
+    assert {e["part"] for e in events if e["what"] == "carry in"} == parts - {0}
+    assert all(e["end"] >= e["start"] and e["cpu"] >= 0 for e in events)

@@ -86,13 +86,31 @@ def check_output(command: str, option: str, path, *, folder: bool = False) -> No
 
 
 def terminate_as_interrupt() -> None:
-    """Let SIGTERM unwind like Ctrl-C, so `finally` blocks drop the hidden temporaries of a run."""
+    """Let SIGTERM unwind like Ctrl-C, so `finally` blocks drop the hidden temporaries of a run.
+    The stop is also noted (`sim.workers.request_stop`): an exception raised while the process
+    is inside a C callback (numba loading a compiled kernel) is dropped, and a run checks the
+    note between its steps."""
     import signal
 
+    from ..workers import request_stop
+
     def interrupted(signum, frame):
+        request_stop()
         raise KeyboardInterrupt
 
+    request_stop(False)
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
+
+
+_exit_without_teardown = False
+
+
+def skip_teardown_at_exit() -> None:
+    """For a command whose output is all closed and in place: a successful exit then skips the
+    interpreter's teardown (freeing the compiled kernels and pools costs about 0.4 CPU s)."""
+    global _exit_without_teardown
+    _exit_without_teardown = True
 
 
 # Each module adds its command(s) to `app` when imported.
@@ -100,4 +118,14 @@ from . import commands  # noqa: E402,F401
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        if _exit_without_teardown and not exc.code:
+            import os
+            import sys
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        raise

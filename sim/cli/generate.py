@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from . import app, check_output, fail, fail_problems, terminate_as_interrupt
+from . import app, check_output, fail, fail_problems, skip_teardown_at_exit, terminate_as_interrupt
 
 
 # About three hours of generation on one core; a larger run is split into several runs of this size.
@@ -162,6 +162,7 @@ def generate(
                 raise
             fail("generate", f"--out {out}: {exc}")
     typer.echo(f"{out}: {stats.summary()}")
+    skip_teardown_at_exit()
 
 
 class _progress:
