@@ -155,9 +155,11 @@ def _stop_when_shape_is_over(environment, run: ProcessRun) -> None:
     the shape's graceful_stop), then end the run: a worker tells the master, which ends it
     once every worker has; a stand-alone process ends it itself."""
     arrivals = run.sender.schedule.arrivals
+    said = None
     while STATE.run is run and not run.sender.stopped:
         done_at = arrivals.done_at
         now = time.time()
+        said = _say_stage(arrivals, now, said)
         if done_at is not None and now >= done_at:
             break
         gevent.sleep(0.1 if done_at is None else min(done_at - now, 0.5))
@@ -168,6 +170,18 @@ def _stop_when_shape_is_over(environment, run: ProcessRun) -> None:
         runner.send_message(SHAPE_DONE_MESSAGE, None)
     else:
         _end_run(environment, "the load shape is over")
+
+
+def _say_stage(arrivals, now: float, said: int | None) -> int | None:
+    """Log the shape's stage when it changes (stage 0: the stages are over); what was said."""
+    stage = arrivals.stage_now(now) if hasattr(arrivals, "stage_now") else None
+    if stage is None or now < arrivals.t0:
+        return said
+    number = stage["number"] or 0
+    if number != said:
+        where = f" stage {number}/{stage['of']}" if number else ""
+        log.info(f"player-sim: shape{where}: {stage['text']}")
+    return number
 
 
 def _end_run(environment, reason: str) -> None:
@@ -346,14 +360,19 @@ def _process_viewers() -> dict | None:
 
 def _figures(run: ProcessRun) -> dict:
     """The Viewers figures of a run; with a shape, the target follows it (the open model's
-    target start rate averaged since the start, like the other rates; the closed model's
-    viewers asked for now)."""
+    target start rate averaged since the start, like the other rates, per scenario by its
+    weight or, with `mix: daily`, by its own day; the closed model's viewers asked for now)
+    and the figures name the stage running."""
     targets = run.targets
-    target_at = getattr(run.sender.schedule.arrivals, "target_at", None)
+    arrivals = run.sender.schedule.arrivals
+    target_at = getattr(arrivals, "target_at", None)
     if target_at is not None:
         now = min(time.time(), run.sender.stopped_at or math.inf)
         key = "target_rate" if targets["workload"] == "open" else "target_viewers"
-        targets = {**targets, key: target_at(now)}
+        targets = {**targets, key: target_at(now), "stage": arrivals.stage_now(now)}
+        by = arrivals.targets_by_scenario(now) if hasattr(arrivals, "targets_by_scenario") else None
+        if by is not None:
+            targets["targets_by"] = dict(zip(targets["mix"], by.tolist()))
     return process_figures(run.sender, **targets)
 
 

@@ -142,6 +142,9 @@ def check_options(options, host: str) -> None:
     shape = load_shape_option(options)
     if shape is None and options.workload == "open" and not options.session_rate > 0:
         raise OptionError(f"--session-rate must be > 0 (got {options.session_rate:g})")
+    if shape is not None and shape.mix == "daily" and options.workload == "closed":
+        raise OptionError(f"--shape {options.shape}: 'mix: daily' thins session arrivals, which only the open "
+                          f"model has; use --workload open or leave 'mix' out (the configured weights)")
     if shape is None and options.workload == "closed" and options.viewers < 1:
         raise OptionError(f"--viewers must be >= 1 (got {options.viewers})")
     for name in ("retries", "concurrency"):
@@ -287,6 +290,7 @@ def build_schedule(options, *, worker_index: int, workers: int, host: str, lead:
             arrivals = ShapedClosedArrivals(profile, rng, t0, worker=worker_index, workers=workers,
                                             idle_gap=options.idle_gap, max_rate=cap / workers if cap else None,
                                             graceful_stop=shape.graceful_stop)
+        arrivals.shape = shape
         drop_after = options.drop_after if options.workload == "open" else None
     elif options.workload == "open":
         arrivals = OpenArrivals(rate, rng, t0)
