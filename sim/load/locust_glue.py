@@ -29,7 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from .plan import (DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options, load_components,
                    prepare_inputs, run_id, unreachable_hint)
 from .sender import LatenessHistogram, Ledger, Sender, lateness_summary, merge_ledgers, worker_ledger_path
-from .viewers import process_figures, viewer_table
+from .viewers import ViewerHistory, process_figures, viewer_table
 
 log = logging.getLogger("player-sim")
 
@@ -65,6 +65,7 @@ class LoadState:
         self.final_from: set[str] = set()   # master: workers whose final figures arrived
         self.shape_done_from: set[str] = set()   # master: workers whose shape is over
         self.reported = False
+        self.history = ViewerHistory()   # the Viewers table over time (where the web UI runs)
 
 
 STATE = LoadState()
@@ -97,6 +98,7 @@ def _fail(environment, message: str) -> None:
 
 def on_test_start(environment, **_kw) -> None:
     runner = environment.runner
+    STATE.history.clear()
     if isinstance(runner, MasterRunner):
         STATE.worker_summaries.clear()
         STATE.shape_done_from = set()
@@ -407,14 +409,48 @@ VIEWERS_COLUMNS = [
     {"key": "max_ms", "title": "Lateness max (ms)"},
 ]
 VIEWERS_PATH = "/player-sim/viewers"
+CHARTS_PATH = "/player-sim/viewers/charts"     # the tab's charts, a page of its own shown in the tab
+TAB_SCRIPT_PATH = "/player-sim/viewers/tab.js"
+HISTORY_EVERY_S = 2.0
+_SAMPLED_STATES = ("spawning", "running", "stopping")
+
+
+def _read_page(name: str) -> bytes:
+    return Path(__file__).with_name(name).read_bytes()
+
+
+_CHARTS_PAGE: bytes | None = None
+
+
+def charts_page() -> bytes:
+    """The charts page with plotly.js inlined (built once)."""
+    global _CHARTS_PAGE
+    if _CHARTS_PAGE is None:
+        from plotly.offline import get_plotlyjs
+        _CHARTS_PAGE = _read_page("viewers_page.html").replace(b"/*PLOTLY*/", get_plotlyjs().encode())
+    return _CHARTS_PAGE
+
+
+def _sample_history(environment) -> None:
+    """Record the Viewers table every few seconds while a run goes on (the charts' history)."""
+    while True:
+        gevent.sleep(HISTORY_EVERY_S)
+        runner = environment.runner
+        if runner is not None and getattr(runner, "state", None) in _SAMPLED_STATES:
+            try:
+                STATE.history.add(time.time(), viewers_report(environment))
+            except Exception:   # a half-built run: the next sample will do
+                log.debug("player-sim: viewers sample skipped", exc_info=True)
 
 
 def install_viewers_tab(environment) -> None:
-    """Add the Viewers tab and its JSON endpoint (`/player-sim/viewers`) to the web UI."""
+    """Add the Viewers tab, its JSON endpoint (`/player-sim/viewers`, with the history under
+    "series") and its charts (`/player-sim/viewers/charts`, placed under the tab's table) to
+    the web UI."""
     web_ui = environment.web_ui
     if web_ui is None:
         return
-    from flask import jsonify, request
+    from flask import Response, jsonify, request
 
     web_ui.template_args["extended_tabs"] = [VIEWERS_TAB]
     web_ui.template_args["extended_tables"] = [{"key": VIEWERS_TAB["key"], "structure": VIEWERS_COLUMNS}]
@@ -422,10 +458,27 @@ def install_viewers_tab(environment) -> None:
     @web_ui.app.route(VIEWERS_PATH)
     @web_ui.auth_required_if_enabled
     def player_sim_viewers():
-        return jsonify(viewers_report(environment))
+        return jsonify({**viewers_report(environment), "series": STATE.history.series()})
+
+    @web_ui.app.route(CHARTS_PATH)
+    @web_ui.auth_required_if_enabled
+    def player_sim_viewers_charts():
+        return Response(charts_page(), mimetype="text/html")
+
+    @web_ui.app.route(TAB_SCRIPT_PATH)
+    def player_sim_viewers_tab_script():
+        return Response(_read_page("viewers_tab.js"), mimetype="text/javascript")
+
+    gevent.spawn(_sample_history, environment)
 
     @web_ui.app.after_request
     def add_viewer_rows(response):
+        if request.path == "/" and response.mimetype == "text/html" and not response.direct_passthrough:
+            page = response.get_data()
+            if b"</body>" in page:
+                response.set_data(page.replace(b"</body>", f'<script src="{TAB_SCRIPT_PATH[1:]}"></script></body>'
+                                               .encode(), 1))
+            return response
         if request.path != "/stats/requests" or not response.is_json:
             return response
         table = viewers_report(environment)

@@ -121,3 +121,77 @@ def _rounded(row: dict) -> dict:
         if row[key] is not None:
             row[key] = round(row[key], 3)
     return row
+
+
+class ViewerHistory:
+    """The Viewers table over time, for the tab's charts: one sample every few seconds of the
+    viewers in progress and of the cumulative session starts (achieved, and asked for: the
+    target rate averaged since the start times the seconds since the start), per scenario and
+    in total. `series()` turns them into rates over a trailing `window_s`:
+
+        history.add(time.time(), viewer_table(figures))
+        history.series()["scenarios"]["typical-vod"]["achieved_rate"]
+    """
+
+    def __init__(self, *, max_points: int = 1800, window_s: float = 10.0):
+        self.max_points, self.window_s = max_points, window_s
+        self.times: list[float] = []
+        self.rows: list[dict[str, tuple]] = []   # per sample: name -> (active, started, target so far)
+        self.target_viewers: list[int | None] = []
+        self.stages: list[str | None] = []
+        self.elapsed: float | None = None
+
+    def clear(self) -> None:
+        self.__init__(max_points=self.max_points, window_s=self.window_s)
+
+    def add(self, now: float, table: dict) -> None:
+        """Record one table; a table whose run is younger than the last sample's starts afresh."""
+        elapsed = table.get("elapsed_s") or 0.0
+        if self.elapsed is not None and elapsed < self.elapsed:
+            self.clear()
+        self.elapsed = elapsed
+        rows = {}
+        for row in [*table.get("scenarios", []), table["total"]] if table.get("total") else []:
+            target = row.get("target_rate")
+            rows[row["scenario"]] = (row["active"], row["started"], None if target is None else target * elapsed)
+        self.times.append(round(now, 3))
+        self.rows.append(rows)
+        self.target_viewers.append(table.get("target_viewers"))
+        stage = table.get("stage") or {}
+        self.stages.append(stage.get("text"))
+        if len(self.times) > self.max_points:
+            for column in (self.times, self.rows, self.target_viewers, self.stages):
+                del column[0]
+
+    def series(self) -> dict:
+        """{"time": [...], "window_s", "target_viewers": [...], "stage": [...], "scenarios": {name:
+        {"active", "target_rate", "achieved_rate"}}, "total": {...}}: rates are session starts
+        per second over the trailing window (None for the first sample and where no target is set)."""
+        names = []
+        for rows in self.rows:
+            names.extend(n for n in rows if n not in names)
+        j = 0
+        back = []            # for each sample, the earliest sample inside its trailing window
+        for i, t in enumerate(self.times):
+            while self.times[j] < t - self.window_s - 1e-9:
+                j += 1
+            back.append(j if j < i else (i - 1 if i else None))
+        out: dict[str, dict] = {}
+        for name in names:
+            active, achieved, target = [], [], []
+            for i, rows in enumerate(self.rows):
+                now = rows.get(name)
+                active.append(None if now is None else now[0])
+                k = back[i]
+                then = self.rows[k].get(name) if k is not None else None
+                if now is None or then is None:
+                    achieved.append(None)
+                    target.append(None)
+                    continue
+                seconds = self.times[i] - self.times[k]
+                achieved.append(round((now[1] - then[1]) / seconds, 3))
+                target.append(None if now[2] is None or then[2] is None else round((now[2] - then[2]) / seconds, 3))
+            out[name] = {"active": active, "target_rate": target, "achieved_rate": achieved}
+        total = out.pop("total", {"active": [], "target_rate": [], "achieved_rate": []})
+        return {"time": list(self.times), "window_s": self.window_s, "target_viewers": list(self.target_viewers),
+                "stage": list(self.stages), "scenarios": out, "total": total}
