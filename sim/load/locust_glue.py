@@ -59,6 +59,7 @@ class LoadState:
         self.last_summary: dict | None = None          # kept for the worker's final report
         self.last_lateness: LatenessHistogram | None = None
         self.last_viewers: dict | None = None          # the Viewers figures at the end of a run
+        self.finishing: ProcessRun | None = None       # the run whose in-flight sends are draining
         self.preparing = None   # the inputs being prepared in a thread since the process started
         self.run_id: str | None = None   # the master's id for the run, on a worker
         self.starting = None    # the greenlet building this process's run
@@ -249,6 +250,7 @@ def _finish_process_run(environment) -> dict | None:
     run, STATE.run = STATE.run, None
     if run is None:
         return None
+    STATE.finishing = run     # the Viewers tab keeps showing it while it drains
     run.sender.stop()
     if not run.sender.drain():
         log.warning("in-flight sends did not finish within the request timeout; they are not in the ledger")
@@ -257,6 +259,7 @@ def _finish_process_run(environment) -> dict | None:
     STATE.last_summary = summary
     STATE.last_viewers = _figures(run)
     STATE.last_lateness = run.sender.lateness
+    STATE.finishing = None
     return summary
 
 
@@ -354,7 +357,7 @@ def on_worker_report(client_id, data, **_kw) -> None:
 
 def _process_viewers() -> dict | None:
     """This process's Viewers figures: live while a run goes on, else the last run's."""
-    run = STATE.run
+    run = STATE.run or STATE.finishing
     if run is not None:
         return _figures(run)
     return STATE.last_viewers
