@@ -162,7 +162,8 @@ def _stop_when_shape_is_over(environment, run: ProcessRun) -> None:
     while STATE.run is run and not run.sender.stopped:
         done_at = arrivals.done_at
         now = time.time()
-        said = _say_stage(arrivals, now, said)
+        if run.worker_index == 0:   # one line per stage change, not one per worker
+            said = _say_stage(arrivals, now, said)
         if done_at is not None and now >= done_at:
             break
         gevent.sleep(0.1 if done_at is None else min(done_at - now, 0.5))
