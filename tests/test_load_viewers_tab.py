@@ -5,6 +5,7 @@ running; its charts (a page shown under the tab's table) draw the numbers of its
 headless browser, and a scenario name made of markup stays text."""
 from __future__ import annotations
 
+import argparse
 import html
 import json
 import math
@@ -21,6 +22,7 @@ import pytest
 
 from headless_chromium import CHROMIUM, SKIP_REASON, dump_dom
 from sim.cli.demo import free_port, start_collector, stop_process
+from sim.load.plan import add_arguments, prepare_inputs
 from sim.load.viewers import ViewerHistory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +48,6 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("viewers-tab")
     (tmp / "hostile.yaml").write_text(f'name: "{HOSTILE}"\nextends: [{ROOT / "scenarios/short-clip.yaml"}]\n')
     (tmp / "shape.yaml").write_text(SHAPE)
-    from sim.load.plan import add_arguments, prepare_inputs
-    import argparse
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     scenarios = ["--scenario", f"{ROOT / 'scenarios/typical-vod.yaml'}:3", "--scenario", f"{tmp / 'hostile.yaml'}:1"]
@@ -77,7 +77,7 @@ def run(tmp_path_factory):
                     subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
                                     f"--user-data-dir={tmp / 'chromium'}", "--window-size=1400,1100",
                                     "--virtual-time-budget=5000", f"--screenshot={tmp / 'tab.png'}",
-                                    base + "/?tab=viewers"], capture_output=True, timeout=120)
+                                    base + "/?tab=viewers"], capture_output=True, timeout=120, check=False)
                 break
     finally:
         if locust.poll() is None:
@@ -122,7 +122,7 @@ def test_the_history_holds_the_run_over_time(run):
     times = series["time"]
     assert len(times) >= 5 and times == sorted(times)
     assert set(series["scenarios"]) == set(WEIGHTS)
-    for name, s in series["scenarios"].items():
+    for s in series["scenarios"].values():
         assert len(s["active"]) == len(s["achieved_rate"]) == len(s["target_rate"]) == len(times)
     # while the level holds, the total's target rate over the window is the level
     targets = sorted(r for r in series["total"]["target_rate"] if r is not None)
@@ -142,7 +142,7 @@ class Elements(HTMLParser):
 
 def drawn(dom: str) -> dict:
     """What the charts page says its charts hold (it writes their traces into #drawn)."""
-    text = re.search(r'<pre id="drawn">(.*?)</pre>', dom, re.S).group(1)
+    text = re.search(r'<pre id="drawn">(.*?)</pre>', dom, re.DOTALL).group(1)
     return {c["chart"]: {html.unescape(t["name"]): t["y"] for t in c["traces"]} for c in json.loads(html.unescape(text))}
 
 

@@ -165,7 +165,7 @@ class Shape:
                 return i
         return None
 
-    def describe_stage(self, i: int, profile: "Profile | None" = None) -> str:
+    def describe_stage(self, i: int, profile: Profile | None = None) -> str:
         """Stage `i` in words, with the level it starts from: 'ramp from 0 to 50 over 2m'
         (a daily stage leaves its last quarter hour's level, read from `profile`)."""
         level, end = 0.0, 0.0
@@ -450,7 +450,7 @@ class Profile:
         i = int(np.clip(self._segment(np.asarray(t)), 0, len(self.lengths) - 1))
         return self.cum_by[i] + (self.cumulative(t) - self.cum[i]) * self.shares[i]
 
-    def thinned(self) -> tuple["Profile", np.ndarray]:
+    def thinned(self) -> tuple[Profile, np.ndarray]:
         """For arrivals drawn in the configured weights: the faster profile to draw them from
         and, per [segment, scenario], the chance to keep a session so that each scenario gets
         its share. A segment runs faster by the largest share/weight ratio of its scenarios."""
