@@ -3,6 +3,7 @@ closed arrival processes (offline), and one headless Locust run that stops when 
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -103,6 +104,8 @@ BAD = {
     "lasts nothing": ("stages:\n  - ramp: {to: 5, over: 0}\n", ":2:3: stages: the stages last 0 seconds"),
     "yaml syntax": ("stages:\n  - ramp: {to: 5, over: 1m\n", ":3:1: YAML syntax error"),
     "not a mapping": ("- ramp: {to: 5, over: 1m}\n", ":1:1: expected a mapping with a 'stages:' list at the top"),
+    "unknown mix": ("stages:\n  - daily: {peak: 5, over: 1m}\nmix: hourly\n",
+                    ":3:6: mix: expected 'weights' (the scenarios' configured weights, the default) or 'daily'"),
 }
 
 
@@ -370,3 +373,86 @@ def test_a_headless_run_with_a_shape_stops_when_it_ends_and_loses_nothing(tmp_pa
     totals = reconcile(str(tmp_path / "ledger.jsonl"), str(tmp_path / "collector.duckdb")).totals
     assert totals["sent"] == summary["sent"] > 100
     assert totals["lost"] == 0 and totals["duplicated"] == 0
+    # the console names each stage as it begins, in order, then the end of the stages
+    said = re.findall(r"player-sim: shape(?: stage (\d)/4)?: ([^\n]*)", done.stderr.decode())
+    assert said == [("1", "ramp from 0 to 20 over 2s"), ("2", "steady at 20 for 2s"),
+                    ("3", "spike to 40 for 1s, then back to 20"), ("4", "ramp from 20 to 0 over 1s"),
+                    ("", "all stages done; sessions still playing get up to 1s")]
+
+
+# --- the scenarios' mix: configured weights, or each scenario's own day --------------------------
+
+def two_curves():
+    """A flat scenario (weight 3) and an evening one (weight 1) in UTC: at 21:00 the evening one
+    has 5/(28/24) times its mean, elsewhere 1/(28/24)."""
+    from sim.player.model import Component
+    from sim.scenario.model import Scenario
+
+    def at(name, hourly):
+        return Scenario.model_validate({"name": name, "clock": {
+            "start": "2026-11-02T00:00:00Z", "hourly": hourly, "timezones": [{"utc_offset": "+00:00", "weight": 1}]}})
+    evening = [1.0] * 24
+    evening[21] = 5.0
+    return [Component("flat", at("flat", "flat"), 3.0), Component("evening", at("evening", evening), 1.0)]
+
+
+def test_a_shape_keeps_the_configured_weights_unless_it_asks_for_each_scenario_s_day(tmp_path):
+    assert load_shape(write(tmp_path, "stages:\n  - daily: {peak: 5, over: 1m}\n")).mix == "weights"
+    assert load_shape(write(tmp_path, "stages:\n  - daily: {peak: 5, over: 1m}\nmix: daily\n")).mix == "daily"
+    assert shape_of(Stage("daily", 240, 80)).profile(two_curves()).shares is None
+
+
+def test_with_mix_daily_each_scenario_has_its_own_day_s_share_of_the_level():
+    shape = Shape((Stage("steady", 10, 8), Stage("daily", 240, 80)), graceful_stop=0.0, mix="daily")
+    profile = shape.profile(two_curves())
+    np.testing.assert_allclose(profile.shares[0], [0.75, 0.25])         # a steady stage: the weights
+    at_21 = 10 + 21 * 10 + 5                                             # 21:00 of the 240 s day
+    flat, evening = 0.75, 0.25 * 5 * 24 / 28
+    by = profile.cumulative_by_scenario(at_21 + 1) - profile.cumulative_by_scenario(at_21)
+    np.testing.assert_allclose(by / by.sum(), [flat / (flat + evening), evening / (flat + evening)])
+    np.testing.assert_allclose(profile.cumulative_by_scenario(250).sum(), profile.total)
+
+
+def test_thinning_the_weighted_stream_gives_each_scenario_its_day_within_poisson_tolerance():
+    shape = Shape((Stage("ramp", 10, 20), Stage("daily", 240, 60)), graceful_stop=0.0, mix="daily")
+    profile = shape.profile(two_curves())
+    rng = np.random.default_rng(5)
+    arrivals = ShapedOpenArrivals(profile, rng, 100.0)
+    starts, scenarios = [], []
+    while not arrivals.finished:
+        scenario = rng.choice(2, 400, p=[0.75, 0.25])                    # the stream, in the weights
+        start = arrivals.assign(np.ones(400), scenario)
+        kept = start < arrivals.ends_at
+        starts.append(start[kept])
+        scenarios.append(scenario[kept])
+    starts, scenarios = np.concatenate(starts) - 100.0, np.concatenate(scenarios)
+    window = (starts >= 220) & (starts < 230)                            # 21:00-22:00 of the day
+    for k in (0, 1):
+        expected = (profile.cumulative_by_scenario(230) - profile.cumulative_by_scenario(220))[k]
+        assert abs(np.sum(window & (scenarios == k)) - expected) < 4.5 * np.sqrt(expected), k
+        whole = profile.cumulative_by_scenario(250)[k]
+        assert abs(np.sum(scenarios == k) - whole) < 4.5 * np.sqrt(whole), k
+    # the Viewers tab's per-scenario targets are these shares averaged since the start
+    np.testing.assert_allclose(arrivals.targets_by_scenario(200.0), profile.cumulative_by_scenario(100.0) / 100.0)
+
+
+def test_mix_daily_is_refused_in_the_closed_model(tmp_path):
+    path = write(tmp_path, "stages:\n  - daily: {peak: 5, over: 1m}\nmix: daily\n")
+    with pytest.raises(OptionError, match="'mix: daily' thins session arrivals, which only the open model has"):
+        check_options(options("--shape", str(path), "--workload", "closed"), "http://127.0.0.1:8080")
+
+
+# --- which stage is running ---------------------------------------------------------------------
+
+def test_a_shaped_run_names_the_stage_it_is_in():
+    shape = Shape((Stage("ramp", 120, 50), Stage("steady", 300, None), Stage("spike", 30, 200),
+                   Stage("ramp", 60, 0)), graceful_stop=30.0)
+    arrivals = ShapedOpenArrivals(shape.profile(), np.random.default_rng(1), 1000.0)
+    arrivals.shape = shape
+    assert arrivals.stage_now(1060.0) == {"number": 1, "of": 4, "kind": "ramp", "text": "ramp from 0 to 50 over 2m",
+                                          "level": 25.0, "into_s": 60.0, "seconds": 120}
+    assert arrivals.stage_now(1120.0)["text"] == "steady at 50 for 5m"             # a stage begins at its start
+    assert arrivals.stage_now(1425.0)["text"] == "spike to 200 for 30s, then back to 50"
+    assert arrivals.stage_now(1450.0)["text"] == "ramp from 50 to 0 over 1m"
+    done = arrivals.stage_now(1510.0)
+    assert done["number"] is None and done["text"] == "all stages done; sessions still playing get up to 30s"

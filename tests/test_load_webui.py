@@ -37,9 +37,10 @@ def compiled_policies():
         prepare_inputs(parser.parse_args(["--protocol", protocol, "--scenario", str(ROOT / "scenarios/default-mix.yaml")]))
 
 
-def watch_run(tmp: Path, *, protocol: str, processes: int, seconds: float = 16, watch_until: float = 10) -> dict:
+def watch_run(tmp: Path, *, protocol: str, processes: int, seconds: float = 40, watch_until: float = 10) -> dict:
     """Locust with its web UI against a collector; the tab's JSON, the statistics JSON and the
-    page once the schedule has run `watch_until` seconds; then everything is stopped."""
+    page once the schedule has run `watch_until` seconds; then everything is stopped (`-t` leaves
+    room for workers that take long to build their schedules on a busy machine)."""
     collector, host = start_collector(tmp / "collector.duckdb", tmp / "collector.log")
     port = free_port()
     base = f"http://127.0.0.1:{port}"

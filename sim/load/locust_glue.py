@@ -29,7 +29,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from .plan import (DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options, load_components,
                    prepare_inputs, run_id, unreachable_hint)
 from .sender import LatenessHistogram, Ledger, Sender, lateness_summary, merge_ledgers, worker_ledger_path
-from .viewers import process_figures, viewer_table
+from .viewers import ViewerHistory, process_figures, viewer_table
 
 log = logging.getLogger("player-sim")
 
@@ -59,12 +59,14 @@ class LoadState:
         self.last_summary: dict | None = None          # kept for the worker's final report
         self.last_lateness: LatenessHistogram | None = None
         self.last_viewers: dict | None = None          # the Viewers figures at the end of a run
+        self.finishing: ProcessRun | None = None       # the run whose in-flight sends are draining
         self.preparing = None   # the inputs being prepared in a thread since the process started
         self.run_id: str | None = None   # the master's id for the run, on a worker
         self.starting = None    # the greenlet building this process's run
         self.final_from: set[str] = set()   # master: workers whose final figures arrived
         self.shape_done_from: set[str] = set()   # master: workers whose shape is over
         self.reported = False
+        self.history = ViewerHistory()   # the Viewers table over time (where the web UI runs)
 
 
 STATE = LoadState()
@@ -97,6 +99,7 @@ def _fail(environment, message: str) -> None:
 
 def on_test_start(environment, **_kw) -> None:
     runner = environment.runner
+    STATE.history.clear()
     if isinstance(runner, MasterRunner):
         STATE.worker_summaries.clear()
         STATE.shape_done_from = set()
@@ -155,9 +158,12 @@ def _stop_when_shape_is_over(environment, run: ProcessRun) -> None:
     the shape's graceful_stop), then end the run: a worker tells the master, which ends it
     once every worker has; a stand-alone process ends it itself."""
     arrivals = run.sender.schedule.arrivals
+    said = None
     while STATE.run is run and not run.sender.stopped:
         done_at = arrivals.done_at
         now = time.time()
+        if run.worker_index == 0:   # one line per stage change, not one per worker
+            said = _say_stage(arrivals, now, said)
         if done_at is not None and now >= done_at:
             break
         gevent.sleep(0.1 if done_at is None else min(done_at - now, 0.5))
@@ -168,6 +174,18 @@ def _stop_when_shape_is_over(environment, run: ProcessRun) -> None:
         runner.send_message(SHAPE_DONE_MESSAGE, None)
     else:
         _end_run(environment, "the load shape is over")
+
+
+def _say_stage(arrivals, now: float, said: int | None) -> int | None:
+    """Log the shape's stage when it changes (stage 0: the stages are over); what was said."""
+    stage = arrivals.stage_now(now) if hasattr(arrivals, "stage_now") else None
+    if stage is None or now < arrivals.t0:
+        return said
+    number = stage["number"] or 0
+    if number != said:
+        where = f" stage {number}/{stage['of']}" if number else ""
+        log.info(f"player-sim: shape{where}: {stage['text']}")
+    return number
 
 
 def _end_run(environment, reason: str) -> None:
@@ -233,6 +251,7 @@ def _finish_process_run(environment) -> dict | None:
     run, STATE.run = STATE.run, None
     if run is None:
         return None
+    STATE.finishing = run     # the Viewers tab keeps showing it while it drains
     run.sender.stop()
     if not run.sender.drain():
         log.warning("in-flight sends did not finish within the request timeout; they are not in the ledger")
@@ -241,6 +260,7 @@ def _finish_process_run(environment) -> dict | None:
     STATE.last_summary = summary
     STATE.last_viewers = _figures(run)
     STATE.last_lateness = run.sender.lateness
+    STATE.finishing = None
     return summary
 
 
@@ -338,7 +358,7 @@ def on_worker_report(client_id, data, **_kw) -> None:
 
 def _process_viewers() -> dict | None:
     """This process's Viewers figures: live while a run goes on, else the last run's."""
-    run = STATE.run
+    run = STATE.run or STATE.finishing
     if run is not None:
         return _figures(run)
     return STATE.last_viewers
@@ -346,14 +366,19 @@ def _process_viewers() -> dict | None:
 
 def _figures(run: ProcessRun) -> dict:
     """The Viewers figures of a run; with a shape, the target follows it (the open model's
-    target start rate averaged since the start, like the other rates; the closed model's
-    viewers asked for now)."""
+    target start rate averaged since the start, like the other rates, per scenario by its
+    weight or, with `mix: daily`, by its own day; the closed model's viewers asked for now)
+    and the figures name the stage running."""
     targets = run.targets
-    target_at = getattr(run.sender.schedule.arrivals, "target_at", None)
+    arrivals = run.sender.schedule.arrivals
+    target_at = getattr(arrivals, "target_at", None)
     if target_at is not None:
         now = min(time.time(), run.sender.stopped_at or math.inf)
         key = "target_rate" if targets["workload"] == "open" else "target_viewers"
-        targets = {**targets, key: target_at(now)}
+        targets = {**targets, key: target_at(now), "stage": arrivals.stage_now(now)}
+        by = arrivals.targets_by_scenario(now) if hasattr(arrivals, "targets_by_scenario") else None
+        if by is not None:
+            targets["targets_by"] = dict(zip(targets["mix"], by.tolist()))
     return process_figures(run.sender, **targets)
 
 
@@ -388,14 +413,48 @@ VIEWERS_COLUMNS = [
     {"key": "max_ms", "title": "Lateness max (ms)"},
 ]
 VIEWERS_PATH = "/player-sim/viewers"
+CHARTS_PATH = "/player-sim/viewers/charts"     # the tab's charts, a page of its own shown in the tab
+TAB_SCRIPT_PATH = "/player-sim/viewers/tab.js"
+HISTORY_EVERY_S = 2.0
+_SAMPLED_STATES = ("spawning", "running", "stopping")
+
+
+def _read_page(name: str) -> bytes:
+    return Path(__file__).with_name(name).read_bytes()
+
+
+_CHARTS_PAGE: bytes | None = None
+
+
+def charts_page() -> bytes:
+    """The charts page with plotly.js inlined (built once)."""
+    global _CHARTS_PAGE
+    if _CHARTS_PAGE is None:
+        from plotly.offline import get_plotlyjs
+        _CHARTS_PAGE = _read_page("viewers_page.html").replace(b"/*PLOTLY*/", get_plotlyjs().encode())
+    return _CHARTS_PAGE
+
+
+def _sample_history(environment) -> None:
+    """Record the Viewers table every few seconds while a run goes on (the charts' history)."""
+    while True:
+        gevent.sleep(HISTORY_EVERY_S)
+        runner = environment.runner
+        if runner is not None and getattr(runner, "state", None) in _SAMPLED_STATES:
+            try:
+                STATE.history.add(time.time(), viewers_report(environment))
+            except Exception:   # a half-built run: the next sample will do
+                log.debug("player-sim: viewers sample skipped", exc_info=True)
 
 
 def install_viewers_tab(environment) -> None:
-    """Add the Viewers tab and its JSON endpoint (`/player-sim/viewers`) to the web UI."""
+    """Add the Viewers tab, its JSON endpoint (`/player-sim/viewers`, with the history under
+    "series") and its charts (`/player-sim/viewers/charts`, placed under the tab's table) to
+    the web UI."""
     web_ui = environment.web_ui
     if web_ui is None:
         return
-    from flask import jsonify, request
+    from flask import Response, jsonify, request
 
     web_ui.template_args["extended_tabs"] = [VIEWERS_TAB]
     web_ui.template_args["extended_tables"] = [{"key": VIEWERS_TAB["key"], "structure": VIEWERS_COLUMNS}]
@@ -403,10 +462,27 @@ def install_viewers_tab(environment) -> None:
     @web_ui.app.route(VIEWERS_PATH)
     @web_ui.auth_required_if_enabled
     def player_sim_viewers():
-        return jsonify(viewers_report(environment))
+        return jsonify({**viewers_report(environment), "series": STATE.history.series()})
+
+    @web_ui.app.route(CHARTS_PATH)
+    @web_ui.auth_required_if_enabled
+    def player_sim_viewers_charts():
+        return Response(charts_page(), mimetype="text/html")
+
+    @web_ui.app.route(TAB_SCRIPT_PATH)
+    def player_sim_viewers_tab_script():
+        return Response(_read_page("viewers_tab.js"), mimetype="text/javascript")
+
+    gevent.spawn(_sample_history, environment)
 
     @web_ui.app.after_request
     def add_viewer_rows(response):
+        if request.path == "/" and response.mimetype == "text/html" and not response.direct_passthrough:
+            page = response.get_data()
+            if b"</body>" in page:
+                response.set_data(page.replace(b"</body>", f'<script src="{TAB_SCRIPT_PATH[1:]}"></script></body>'
+                                               .encode(), 1))
+            return response
         if request.path != "/stats/requests" or not response.is_json:
             return response
         table = viewers_report(environment)

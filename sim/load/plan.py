@@ -36,38 +36,42 @@ def add_arguments(parser) -> None:
     shows only options added on the parser itself, not in an argument group)."""
     g = parser
     g.add_argument("--scenario", action="append", default=None, metavar="PATH[:WEIGHT]",
-                   help=f"scenario or mix file; repeat to mix with weights (default {DEFAULT_SCENARIO})")
+                   help=f"Scenario or mix file; repeat to mix with weights (default {DEFAULT_SCENARIO}).")
     g.add_argument("--protocol", choices=["legacy", "kava", "both"], default="kava",
-                   help="which analytics protocol the players speak")
+                   help="Which analytics protocol the players speak.")
     g.add_argument("--workload", choices=["open", "closed"], default="open",
-                   help="open: sessions arrive at --session-rate; closed: --viewers watch back to back")
-    g.add_argument("--session-rate", type=float, default=5.0, help="open model: sessions starting per second (wall clock)")
-    g.add_argument("--viewers", type=int, default=100, help="closed model: concurrent viewers")
+                   help="Open: sessions arrive at --session-rate; closed: --viewers watch back to back.")
+    g.add_argument("--session-rate", type=float, default=5.0,
+                   help="Open model: sessions starting per second (wall clock), the scenarios in their mix weights.")
+    g.add_argument("--viewers", type=int, default=100, help="Closed model: concurrent viewers.")
     g.add_argument("--shape", default="", metavar="PATH",
-                   help="load shape file (YAML stages: ramp, steady, spike, daily); its levels replace "
-                        "--session-rate / --viewers and the run stops when it ends")
-    g.add_argument("--idle-gap", type=float, default=5.0, help="closed model: mean idle seconds between a viewer's sessions")
-    g.add_argument("--ramp-up", type=float, default=10.0, help="closed model: first sessions start spread over this many seconds")
-    g.add_argument("--time-scale", type=float, default=1.0, help="play this many times faster than real time")
-    g.add_argument("--seed", type=int, default=1, help="random seed (each worker draws its own stream from it)")
-    g.add_argument("--ledger", default="", help="write every send as JSON lines here (workers write .w<N> parts; "
-                                                "the master merges the ones on its machine)")
-    g.add_argument("--run-id", default="", help="name this run in its ledger and on its requests (header "
-                                                "X-Player-Sim-Run), so one store keeps runs apart; default: a new id")
-    g.add_argument("--summary-json", default="", help="write the run's lateness/failure figures here at the end")
-    g.add_argument("--partner-id", type=int, default=0, help="override the scenarios' partner id")
-    g.add_argument("--entry-id", default="", help="send every session for this entry id")
-    g.add_argument("--entry-duration", type=float, default=300.0, help="duration (s) of --entry-id")
-    g.add_argument("--retries", type=int, default=0, help="resend a failed beacon up to N times (players do not)")
-    g.add_argument("--concurrency", type=int, default=64, help="requests in flight per sender user (keep-alive connections)")
-    g.add_argument("--request-timeout", type=float, default=10.0, help="seconds before a send counts as timed out")
-    g.add_argument("--late-threshold", type=float, default=0.25, help="a send later than this (s) counts as late")
+                   help="Load shape file (YAML stages: ramp, steady, spike, daily); its levels replace "
+                        "--session-rate / --viewers and the run stops when it ends.")
+    g.add_argument("--idle-gap", type=float, default=5.0,
+                   help="Closed model: mean idle seconds between a viewer's sessions.")
+    g.add_argument("--ramp-up", type=float, default=10.0,
+                   help="Closed model: first sessions start spread over this many seconds.")
+    g.add_argument("--time-scale", type=float, default=1.0, help="Play this many times faster than real time.")
+    g.add_argument("--seed", type=int, default=1, help="Random seed (each worker draws its own stream from it).")
+    g.add_argument("--ledger", default="", help="Write every send as JSON lines here (workers write .w<N> parts; "
+                                                "the master merges the ones on its machine).")
+    g.add_argument("--run-id", default="", help="Name this run in its ledger and on its requests (header "
+                                                "X-Player-Sim-Run), so one store keeps runs apart; default: a new id.")
+    g.add_argument("--summary-json", default="", help="Write the run's lateness/failure figures here at the end.")
+    g.add_argument("--partner-id", type=int, default=0, help="Override the scenarios' partner id.")
+    g.add_argument("--entry-id", default="", help="Send every session for this entry id.")
+    g.add_argument("--entry-duration", type=float, default=300.0, help="Duration (s) of --entry-id.")
+    g.add_argument("--retries", type=int, default=0, help="Resend a failed beacon up to N times (players do not).")
+    g.add_argument("--concurrency", type=int, default=64,
+                   help="Requests in flight per sender user (keep-alive connections).")
+    g.add_argument("--request-timeout", type=float, default=10.0, help="Seconds before a send counts as timed out.")
+    g.add_argument("--late-threshold", type=float, default=0.25, help="A send later than this (s) counts as late.")
     g.add_argument("--drop-after", type=float, default=5.0,
-                   help="open model: a session whose first beacon would go out later than this (s) is dropped")
+                   help="Open model: a session whose first beacon would go out later than this (s) is dropped.")
     g.add_argument("--max-rate", type=float, default=0.0,
-                   help=f"sessions/s cap against Kaltura's hosts (default {KALTURA_DEFAULT_MAX_RATE:g})")
+                   help=f"Sessions/s cap against Kaltura's hosts (default {KALTURA_DEFAULT_MAX_RATE:g}).")
     g.add_argument("--i-mean-kaltura", action="store_true", default=False,
-                   help="allow sending to *.kaltura.com (needs --partner-id; capped by --max-rate)")
+                   help="Allow sending to *.kaltura.com (needs --partner-id; capped by --max-rate).")
 
 
 def default_scenario() -> str:
@@ -142,6 +146,9 @@ def check_options(options, host: str) -> None:
     shape = load_shape_option(options)
     if shape is None and options.workload == "open" and not options.session_rate > 0:
         raise OptionError(f"--session-rate must be > 0 (got {options.session_rate:g})")
+    if shape is not None and shape.mix == "daily" and options.workload == "closed":
+        raise OptionError(f"--shape {options.shape}: 'mix: daily' thins session arrivals, which only the open "
+                          f"model has; use --workload open or leave 'mix' out (the configured weights)")
     if shape is None and options.workload == "closed" and options.viewers < 1:
         raise OptionError(f"--viewers must be >= 1 (got {options.viewers})")
     for name in ("retries", "concurrency"):
@@ -287,6 +294,7 @@ def build_schedule(options, *, worker_index: int, workers: int, host: str, lead:
             arrivals = ShapedClosedArrivals(profile, rng, t0, worker=worker_index, workers=workers,
                                             idle_gap=options.idle_gap, max_rate=cap / workers if cap else None,
                                             graceful_stop=shape.graceful_stop)
+        arrivals.shape = shape
         drop_after = options.drop_after if options.workload == "open" else None
     elif options.workload == "open":
         arrivals = OpenArrivals(rate, rng, t0)

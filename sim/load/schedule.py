@@ -151,9 +151,22 @@ def partition_seed(seed: int, worker: int, epoch: int) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
+def at_configured_weights(components: list) -> list:
+    """The components with flat clock curves (hourly, weekday, monthly): every stretch of their
+    day then holds the scenarios in the mix's configured weights. A live run's sessions start
+    when the arrival model says, not at the simulated hour, so the scenarios' daily curves
+    would only skew its mix (a short run would get the midnight mix)."""
+    from ..player.model import Component, as_components
+    flat = {"hourly": [1.0] * 24, "weekday": [1.0] * 7, "monthly": [1.0] * 12}
+    return [Component(c.name, c.scenario.model_copy(update={"clock": c.scenario.clock.model_copy(update=flat)}),
+                      c.weight, c.path) for c in as_components(components)]
+
+
 def session_stream(components: list, seed: int, *, worker: int = 0, chunk_size: int = 4096,
                    population=None) -> Iterator[SessionChunk]:
-    """An endless stream of session chunks for one worker.
+    """An endless stream of session chunks for one worker, the scenarios in their configured
+    weights throughout (`at_configured_weights`; a shape that follows the scenarios' day
+    thins this stream, see `sim.load.shapes`).
 
     Epoch after epoch of `generate_sessions`, each epoch one simulated day of about
     `chunk_size` sessions per hour, seeded by (seed, worker, epoch). Workers get disjoint
@@ -161,9 +174,9 @@ def session_stream(components: list, seed: int, *, worker: int = 0, chunk_size: 
     small run may be a single chunk partition, which would leave the other workers idle.
     The population is built once (unless given) and shared.
     """
-    from ..player.model import as_components, generate_sessions
+    from ..player.model import generate_sessions
     from ..population import build_population
-    components = as_components(components)
+    components = at_configured_weights(components)
     population = population or build_population(components, seed)
     epoch = 0
     while True:
@@ -201,12 +214,15 @@ class SessionState:
     plus when each session is due to start and end and its scenario (for the figures)."""
 
     def __init__(self, n: int, *, scenario: np.ndarray | None = None, start: np.ndarray | None = None,
-                 end: np.ndarray | None = None):
+                 end: np.ndarray | None = None, parked: np.ndarray | None = None):
         self.scenario = np.zeros(n, np.int64) if scenario is None else np.asarray(scenario, np.int64)
         self.start = np.zeros(n) if start is None else start   # wall time of the session's load
         self.end = np.zeros(n) if end is None else end         # wall time of its last action
-        # from this wall time on every session of the chunk has started and ended
-        self.over_at = float(max(self.start.max(), self.end.max())) if n else -math.inf
+        # sessions that never start (past a shape's end, or thinned away): not offered, not waited for
+        self.real = np.ones(n, bool) if parked is None else ~np.asarray(parked, bool)
+        # from this wall time on every session of the chunk that will start has started and ended
+        real = self.real
+        self.over_at = float(max(self.start[real].max(), self.end[real].max())) if real.any() else -math.inf
         self.started = np.zeros(n, bool)       # something of this session has been sent
         self.dropped = np.zeros(n, bool)       # open model: could not start on time
         self.server_time = np.full(n, np.nan)  # KAVA: first answer's `time` -> sessionStartTime
@@ -476,16 +492,19 @@ class Schedule:
         n = chunk.n_sessions
         last = sessions["first_action"] + np.maximum(sessions["n_actions"], 1) - 1
         lengths_sim = actions["t"][last] if chunk.n_actions else np.zeros(n)
-        starts_wall = self.arrivals.assign(lengths_sim / self.timebase.scale)
-        # a shaped run parks the sessions of its last chunk that fall after the shape's end:
-        # they never start, so they get no beacons and do not count as generated
+        if getattr(self.arrivals, "thins", False):   # a shape that gives each scenario its day's share
+            starts_wall = self.arrivals.assign(lengths_sim / self.timebase.scale, sessions["scenario"])
+        else:
+            starts_wall = self.arrivals.assign(lengths_sim / self.timebase.scale)
+        # a shaped run parks the sessions of its last chunk that fall after the shape's end (and
+        # those it thins away): they never start, get no beacons and do not count as generated
         parked = starts_wall >= getattr(self.arrivals, "parked_at", math.inf)
         # beacons carry simulated time: the session starts "now" on the simulated clock, and
         # the policy times each beacon from the session's start
         sessions["start"] = self.timebase.to_sim(starts_wall)
         self.stats.know_scenarios(list(chunk.scenario_names))
         state = SessionState(n, scenario=sessions["scenario"], start=starts_wall,
-                             end=starts_wall + lengths_sim / self.timebase.scale)
+                             end=starts_wall + lengths_sim / self.timebase.scale, parked=parked)
         queues = []
         for adapter in self.adapters:
             beacons = adapter.policy(chunk)
@@ -514,7 +533,7 @@ class Schedule:
         keep = []
         for state in self.states:
             if state.over_at <= now:
-                self.stats.offered_by += np.bincount(state.scenario, minlength=k)[:k]
+                self.stats.offered_by += np.bincount(state.scenario[state.real], minlength=k)[:k]
             else:
                 keep.append(state)
         self.states = keep

@@ -9,8 +9,13 @@ arrival processes that follow it.
       - daily:  {peak: 80, over: 10m}  # the scenarios' own day, busiest quarter hour at 80
       - {duration: 1m, target: 0}      # k6's form of a ramp
     graceful_stop: 30s                 # sessions still playing at the end get this long
+    mix: weights                       # default; `daily`: daily stages follow each scenario's own day
 
 The level is sessions starting per second (open model) or concurrent viewers (closed model).
+The scenarios start in the mix's configured weights throughout, unless `mix: daily` asks a
+daily stage to give each scenario its own hourly curve's share (open model): then the
+arrivals run faster by the largest ratio of a scenario's share to its weight and each session
+is kept with the probability that thins its scenario to its share (Poisson thinning, exact).
 
     shape = load_shape("shapes/ramp-steady-spike.yaml")      # ScenarioError names file:line:column
     profile = shape.profile(components)                      # Profile: level(t), cumulative(t) ...
@@ -55,7 +60,8 @@ STAGE_KEYS: dict[str, dict[str, tuple[str, bool]]] = {
     "daily": {"peak": ("level", True), "over": ("duration", True)},
 }
 K6_KEYS = {"duration": ("duration0", True), "target": ("level", True)}
-TOP_KEYS = ("stages", "graceful_stop", "name", "description")
+TOP_KEYS = ("stages", "graceful_stop", "mix", "name", "description")
+MIXES = ("weights", "daily")      # what the scenarios' shares follow: their configured weights, or their day
 DURATION_HINT = "a duration such as 90, 90s, 2m, 1m30s or 1h"
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _DURATION = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ms|h|m|s))+")
@@ -96,6 +102,7 @@ class Shape:
     stages: tuple[Stage, ...]
     graceful_stop: float = DEFAULT_GRACEFUL_STOP
     file: str = ""
+    mix: str = "weights"
 
     @property
     def duration(self) -> float:
@@ -107,14 +114,20 @@ class Shape:
         return max([0.0] + [s.level for s in self.stages if s.level is not None])
 
     def profile(self, components=None) -> "Profile":
-        """The level over seconds since the start; `daily` stages take the components' clocks."""
-        edges, starts, ends = [0.0], [], []
+        """The level over seconds since the start; `daily` stages take the components' clocks.
+        With `mix: daily` the profile also holds each scenario's share of every segment."""
+        edges, starts, ends, shares = [0.0], [], [], []
         level = 0.0
+        weights = None
+        if self.mix == "daily" and components is not None:
+            weights = np.array([c.weight for c in components], float)
+            weights = weights / weights.sum()
 
-        def hold(seconds: float, a: float, b: float) -> None:
+        def hold(seconds: float, a: float, b: float, share=None) -> None:
             edges.append(edges[-1] + seconds)
             starts.append(a)
             ends.append(b)
+            shares.append(weights if share is None else share)
 
         for stage in self.stages:
             if stage.kind == "ramp":
@@ -129,12 +142,60 @@ class Shape:
             else:
                 if components is None:
                     raise ValueError("a daily stage needs the scenarios whose day it plays")
-                lengths, levels = daily_levels(components)
+                lengths, by_component = daily_levels_by_component(components)
+                levels = by_component.sum(axis=0)
+                by_component = by_component * (stage.level / levels.max())
                 levels = levels * (stage.level / levels.max())
-                for seconds, value in zip((lengths * (stage.seconds / DAY_S)).tolist(), levels.tolist()):
-                    hold(seconds, value, value)
+                for q, seconds in enumerate((lengths * (stage.seconds / DAY_S)).tolist()):
+                    share = by_component[:, q] / levels[q] if weights is not None and levels[q] > 0 else None
+                    hold(seconds, float(levels[q]), float(levels[q]), share)
                 level = float(levels[-1])
-        return Profile(np.array(edges), np.array(starts, float), np.array(ends, float))
+        return Profile(np.array(edges), np.array(starts, float), np.array(ends, float),
+                       None if weights is None else np.array(shares, float), weights)
+
+    def stage_at(self, t: float) -> int | None:
+        """The index of the stage running `t` seconds after the start; None before it or once
+        every stage is over."""
+        if t < 0:
+            return None
+        end = 0.0
+        for i, stage in enumerate(self.stages):
+            end += stage.seconds
+            if t < end:
+                return i
+        return None
+
+    def describe_stage(self, i: int, profile: Profile | None = None) -> str:
+        """Stage `i` in words, with the level it starts from: 'ramp from 0 to 50 over 2m'
+        (a daily stage leaves its last quarter hour's level, read from `profile`)."""
+        level, end = 0.0, 0.0
+        for stage in self.stages[:i]:
+            end += stage.seconds
+            if stage.kind == "ramp" or (stage.kind == "steady" and stage.level is not None):
+                level = stage.level
+            elif stage.kind == "daily" and profile is not None:
+                level = profile.level(end - 1e-6)
+        stage = self.stages[i]
+        over = format_duration(stage.seconds)
+        if stage.kind == "ramp":
+            return f"ramp from {level:g} to {stage.level:g} over {over}"
+        if stage.kind == "steady":
+            return f"steady at {level if stage.level is None else stage.level:g} for {over}"
+        if stage.kind == "spike":
+            return f"spike to {stage.level:g} for {over}, then back to {level:g}"
+        return f"daily: the scenarios' day in {over}, peak {stage.level:g}" + (
+            ", each scenario on its own curve" if self.mix == "daily" else ", the mix in its configured weights")
+
+
+def format_duration(seconds: float) -> str:
+    """90 -> '1m30s', 120 -> '2m', 0.25 -> '250ms': the shape file's own forms."""
+    if seconds < 1 and seconds > 0:
+        return f"{seconds * 1000:g}ms"
+    whole = int(round(seconds))
+    h, rest = divmod(whole, 3600)
+    m, sec = divmod(rest, 60)
+    text = "".join(f"{n}{u}" for n, u in ((h, "h"), (m, "m"), (sec, "s")) if n)
+    return text or "0s"
 
 
 def load_shape(path: str | Path) -> Shape:
@@ -187,6 +248,10 @@ def _check(data: dict, locs: dict, file: str, problems: list[Problem]) -> Shape 
     for key in ("name", "description"):
         if key in data and not isinstance(data[key], str):
             bad((key,), f"expected text, got {describe(data[key])}")
+    mix = data.get("mix", "weights")
+    if mix not in MIXES:
+        bad(("mix",), f"expected 'weights' (the scenarios' configured weights, the default) or 'daily' (daily "
+                      f"stages give each scenario its own day's share), got {describe(mix)}")
     stages_data = data.get("stages")
     if "stages" not in data:
         bad(("stages",), "missing required key 'stages' (a list such as - ramp: {to: 50, over: 2m})", at_key=True)
@@ -202,7 +267,7 @@ def _check(data: dict, locs: dict, file: str, problems: list[Problem]) -> Shape 
             stages.append(stage)
     if problems:
         return None
-    shape = Shape(tuple(stages), graceful_stop, file)
+    shape = Shape(tuple(stages), graceful_stop, file, mix)
     if shape.duration <= 0:
         bad(("stages",), "the stages last 0 seconds; give a stage a duration")
         return None
@@ -295,6 +360,12 @@ def daily_levels(components) -> tuple[np.ndarray, np.ndarray]:
     or list) in each of its time zones, weighted by mix weight and zone share, as the clock
     spreads a day's sessions (the weekday and seasonal multipliers are left out: they change
     days, not the shape of one)."""
+    lengths, by_component = daily_levels_by_component(components)
+    return lengths, by_component.sum(axis=0)
+
+
+def daily_levels_by_component(components) -> tuple[np.ndarray, np.ndarray]:
+    """`daily_levels` split by component: (seconds of each quarter hour, levels [component, quarter])."""
     from ..player.clock import hourly_weights
 
     start = components[0].scenario.clock.start.timestamp()
@@ -302,14 +373,14 @@ def daily_levels(components) -> tuple[np.ndarray, np.ndarray]:
     edges = np.concatenate([[start], grid, [start + DAY_S]])
     middle, lengths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     weights = np.array([c.weight for c in components], float)
-    levels = np.zeros(len(middle))
-    for weight, component in zip(weights / weights.sum(), components):
+    levels = np.zeros((len(components), len(middle)))
+    for k, (weight, component) in enumerate(zip(weights / weights.sum(), components)):
         clock = component.scenario.clock
         hourly = hourly_weights(clock.hourly)
         zone_w = np.array([z.weight for z in clock.timezones], float)
         for zone, share in zip(clock.timezones, zone_w / zone_w.sum()):
             local_hour = ((middle + zone.offset_minutes * 60.0) // 3600.0 % 24).astype(int)
-            levels += weight * share * hourly[local_hour]
+            levels[k] += weight * share * hourly[local_hour]
     return lengths, levels
 
 
@@ -320,15 +391,22 @@ class Profile:
     """A piecewise-linear level over seconds since the shape's start: segment i runs from
     `edges[i]` to `edges[i + 1]`, level `start[i]` rising or falling linearly to `end[i]`.
     The level is right-continuous at the edges (a spike is at its height at its first instant)
-    and 0 outside [0, duration)."""
+    and 0 outside [0, duration). `shares` [segment, scenario], when given (`mix: daily`), is
+    each scenario's share of the level in each segment; `weights` their configured weights."""
     edges: np.ndarray
     start: np.ndarray
     end: np.ndarray
+    shares: np.ndarray | None = None
+    weights: np.ndarray | None = None
 
     def __post_init__(self):
         lengths = np.diff(self.edges)
         object.__setattr__(self, "lengths", lengths)
-        object.__setattr__(self, "cum", np.concatenate([[0.0], np.cumsum((self.start + self.end) / 2 * lengths)]))
+        amounts = (self.start + self.end) / 2 * lengths
+        object.__setattr__(self, "cum", np.concatenate([[0.0], np.cumsum(amounts)]))
+        if self.shares is not None:
+            object.__setattr__(self, "cum_by", np.vstack([np.zeros(self.shares.shape[1]),
+                                                          np.cumsum(amounts[:, None] * self.shares, axis=0)]))
 
     @property
     def duration(self) -> float:
@@ -363,6 +441,22 @@ class Profile:
         slope = (self.end[i] - self.start[i]) / self.lengths[i]
         out = self.cum[i] + self.start[i] * u + slope / 2 * u * u
         return float(out) if out.ndim == 0 else out
+
+    def cumulative_by_scenario(self, t: float) -> np.ndarray | None:
+        """Per scenario, its share of the level integrated from 0 to `t` (None without shares)."""
+        if self.shares is None:
+            return None
+        t = min(max(float(t), 0.0), self.duration)
+        i = int(np.clip(self._segment(np.asarray(t)), 0, len(self.lengths) - 1))
+        return self.cum_by[i] + (self.cumulative(t) - self.cum[i]) * self.shares[i]
+
+    def thinned(self) -> tuple[Profile, np.ndarray]:
+        """For arrivals drawn in the configured weights: the faster profile to draw them from
+        and, per [segment, scenario], the chance to keep a session so that each scenario gets
+        its share. A segment runs faster by the largest share/weight ratio of its scenarios."""
+        ratio = self.shares / self.weights[None, :]
+        faster = ratio.max(axis=1)
+        return Profile(self.edges, self.start * faster, self.end * faster), ratio / faster[:, None]
 
     def inverse_cumulative(self, x: np.ndarray) -> np.ndarray:
         """The times at which the cumulative level reaches `x` (> 0); inf beyond the total."""
@@ -404,6 +498,25 @@ class _Shaped:
         self.parked_at = self.ends_at + PARKED_AFTER
         self.finished = False          # every session this process will start has its start
         self.last_end = t0             # wall time the last started session ends
+        self.shape: Shape | None = None   # the stages, to name the one running (set by the run)
+
+    def stage_now(self, wall: float) -> dict | None:
+        """The stage running at `wall`: its number (from 1), kind and words, how far into it;
+        after the last stage, `number` None and what the run waits for. None without `shape`."""
+        shape = self.shape
+        if shape is None:
+            return None
+        elapsed = wall - self.t0
+        i = shape.stage_at(max(elapsed, 0.0))
+        if i is None:
+            return {"number": None, "of": len(shape.stages), "kind": None,
+                    "text": f"all stages done; sessions still playing get up to "
+                            f"{format_duration(shape.graceful_stop)}",
+                    "level": 0.0, "into_s": None, "seconds": None}
+        begins = sum(stage.seconds for stage in shape.stages[:i])
+        return {"number": i + 1, "of": len(shape.stages), "kind": shape.stages[i].kind,
+                "text": shape.describe_stage(i, self.profile), "level": round(self.profile.level(elapsed), 3),
+                "into_s": round(elapsed - begins, 3), "seconds": shape.stages[i].seconds}
 
     @property
     def done_at(self) -> float | None:
@@ -422,7 +535,9 @@ class _Shaped:
 
 class ShapedOpenArrivals(_Shaped):
     """Sessions start as a Poisson process whose rate is `share` x the profile's level
-    (sessions/s), from wall time `t0` to the shape's end."""
+    (sessions/s), from wall time `t0` to the shape's end. With per-scenario shares in the
+    profile (`mix: daily`), `assign` needs each session's scenario and parks the sessions
+    thinned away."""
 
     def __init__(self, profile: Profile, rng: np.random.Generator, t0: float, *, share: float = 1.0,
                  graceful_stop: float = DEFAULT_GRACEFUL_STOP):
@@ -432,23 +547,31 @@ class ShapedOpenArrivals(_Shaped):
         self.share = share
         self.unit_time = 0.0          # the unit-rate process's clock: arrivals so far in expectation
         self.last = t0
+        self.thins = profile.shares is not None
+        self.drawn_from, self.keep_chance = profile.thinned() if self.thins else (profile, None)
 
     @property
     def horizon(self) -> float:
         """Wall time up to which sessions have been assigned (inf once the shape is over)."""
         return math.inf if self.finished else self.last
 
-    def assign(self, lengths_wall: np.ndarray) -> np.ndarray:
+    def assign(self, lengths_wall: np.ndarray, scenario: np.ndarray | None = None) -> np.ndarray:
         unit = self.unit_time + np.cumsum(self.rng.exponential(1.0, len(lengths_wall)))
         if len(unit):
             self.unit_time = float(unit[-1])
-        starts = self.t0 + self.profile.inverse_cumulative(unit / self.share)
+        starts = self.t0 + self.drawn_from.inverse_cumulative(unit / self.share)
         over = ~(starts < self.ends_at)
         if over.any():
             self.finished = True
             starts[over] = self.parked_at
         if (~over).any():
             self.last = float(starts[~over][-1])
+        if self.thins:
+            if scenario is None:
+                raise ValueError("arrivals that follow each scenario's day need the sessions' scenarios")
+            segment = np.clip(self.profile._segment(starts - self.t0), 0, len(self.profile.lengths) - 1)
+            dropped = self.rng.random(len(starts)) >= self.keep_chance[segment, np.asarray(scenario, np.int64)]
+            starts[dropped & ~over] = self.parked_at
         self._ended(starts, lengths_wall)
         return starts
 
@@ -457,6 +580,15 @@ class ShapedOpenArrivals(_Shaped):
         rates are averages since the start)."""
         elapsed = wall - self.t0
         return self.share * self.profile.cumulative(elapsed) / elapsed if elapsed > 0 else 0.0
+
+    def targets_by_scenario(self, wall: float) -> np.ndarray | None:
+        """Per scenario, this process's target start rate averaged from `t0` to `wall`, when the
+        shares follow the scenarios' day (None: the configured weights split `target_at`)."""
+        elapsed = wall - self.t0
+        by = self.profile.cumulative_by_scenario(elapsed)
+        if by is None:
+            return None
+        return self.share * by / elapsed if elapsed > 0 else by * 0.0
 
 
 class ShapedClosedArrivals(_Shaped):
