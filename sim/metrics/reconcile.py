@@ -48,6 +48,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from ..protocols.event_types import EVENT_NAMES
 from .events import SourceError, store_problem
 
 COUNTS = ("sent", "failed_at_send", "received", "lost", "duplicated", "arrived_despite_failure",
@@ -65,7 +66,7 @@ class Reconciliation:
     ledger: str
     store: str
     totals: dict[str, int]
-    by_type: list[dict[str, Any]]                                   # protocol, eventType and COUNTS
+    by_type: list[dict[str, Any]]                                   # protocol, eventType, eventName and COUNTS
     rejected_reasons: list[dict[str, Any]] = field(default_factory=list)   # protocol, error_code, rows
     failed_reasons: list[dict[str, Any]] = field(default_factory=list)     # protocol, error, lines
     unexpected_keys: list[str] = field(default_factory=list)        # a sample, for a first look
@@ -234,6 +235,8 @@ def reconcile(ledger: str | os.PathLike, store: str | os.PathLike, run: str | No
             select protocol, eventType, {sums} from ({PER_KEY})
             group by all order by protocol nulls last, eventType nulls last""").fetchall()
         by_type = [dict(zip(("protocol", "eventType", *COUNTS), row)) for row in by_type_rows]
+        for row in by_type:     # the name beside the id, as the report and the live page show it
+            row["eventName"] = EVENT_NAMES.get(row["protocol"], {}).get(row["eventType"])
         totals = {c: int(sum(row[c] or 0 for row in by_type)) for c in COUNTS}
         rejected = [dict(zip(("protocol", "error_code", "rows"), row)) for row in con.execute("""
             select protocol, error_code, count(*) from received where not accepted
