@@ -27,7 +27,7 @@ import orjson
 import pyarrow as pa
 
 from sim.geo import geo_table
-from sim.sinks.events import CONTEXT_COLUMNS, WIRE_FIELDS
+from sim.tables.events import CONTEXT_COLUMNS, WIRE_FIELDS
 
 B, I, D, S = "BOOLEAN", "BIGINT", "DOUBLE", "VARCHAR"
 
