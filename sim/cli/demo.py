@@ -31,6 +31,7 @@ install()
 
 
 DemoProtocol = Enum("DemoProtocol", {name: name for name in CHOICES}, type=str)
+DEFAULT_PROTOCOL = DemoProtocol(DEFAULT_CHOICE)
 
 
 class DemoError(Exception):
@@ -136,7 +137,7 @@ def demo(
     seconds: float = typer.Option(45.0, min=5.0, help="Length of the load, wall seconds."),
     session_rate: float = typer.Option(8.0, min=0.1, help="Sessions starting per wall second."),
     time_scale: float = typer.Option(10.0, min=1.0, help="How much faster than real time the viewers watch."),
-    protocol: DemoProtocol = typer.Option(DemoProtocol(DEFAULT_CHOICE), help="Which analytics protocol the players speak."),
+    protocol: DemoProtocol = typer.Option(DEFAULT_PROTOCOL, help="Which analytics protocol the players speak."),
 ) -> None:
     """Run the whole pipeline once: collector, load, report, reconciliation.
 

@@ -17,6 +17,7 @@ MAX_SESSIONS = 1_000_000_000
 
 
 ProtocolChoice = Enum("ProtocolChoice", {name: name for name in CHOICES}, type=str)
+DEFAULT_PROTOCOL = ProtocolChoice(DEFAULT_CHOICE)
 
 
 class FormatChoice(str, Enum):
@@ -67,7 +68,7 @@ def generate(
     days: Optional[float] = typer.Option(None, "--days", metavar="D",
                                          help="Generate D days of the scenario's clock (its sessions_per_day)."),
     seed: int = typer.Option(1, "--seed", metavar="S", help="Same scenario, options and seed: byte-identical files."),
-    protocol: ProtocolChoice = typer.Option(ProtocolChoice(DEFAULT_CHOICE), "--protocol",
+    protocol: ProtocolChoice = typer.Option(DEFAULT_PROTOCOL, "--protocol",
                                             help="Beacons of the legacy stats plugin, KAVA, or a player running both."),
     fmt: FormatChoice = typer.Option(..., "--format", help="jsonl, csv or parquet events (one row per beacon), or "
                                                              "requests: the wire requests as JSON lines, in send order "

@@ -55,11 +55,12 @@ import orjson
 import pyarrow as pa
 
 from ..geo import geo_table
+from ..protocols.choice import NAMES
 from ..protocols.event_types import KAVA_EVENT_IDS, LEGACY_DWH_DROPPED, LEGACY_EVENT_IDS, event_label
 from .dimensions import BREAKDOWNS, UA_CLASSIFIERS, dimension_sql
 from .events import EventsSource, SourceError, open_events
 
-PROTOCOLS = ("legacy", "kava")
+PROTOCOLS = NAMES     # the protocols the metrics know how to count
 
 # Event ids by the names this module counts them under (sim.protocols.event_types holds the ids).
 KAVA = dict(impression="IMPRESSION", play_request="PLAY_REQUEST", play="PLAY", q25="PLAY_REACHED_25_PERCENT",
@@ -416,7 +417,8 @@ def _legacy_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, st
                count(*) filter (where eventType in {LEGACY_AD_CLICKS}) as ad_clicks
         from ev where protocol = 'legacy' and not dwh_dropped""")
     qm = _quartile_minutes(src, "legacy", k, "coalesce(dur_field, dur_truth)")
-    methods = {"sum_time_viewed_min": "entry duration from the beacons' duration field (s); truth_entry_duration where it is 0 or missing",
+    methods = {"sum_time_viewed_min": "entry duration from the beacons' duration field (s); "
+                                      "truth_entry_duration where it is 0 or missing",
                "count_loads": f"eventType {event_label('legacy', k['load'])}, the warehouse's loads; "
                               f"{', '.join(event_label('legacy', t) for t in LEGACY_DWH_DROPPED)} are not counted "
                               "(raw counts keep them)",

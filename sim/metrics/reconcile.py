@@ -179,7 +179,8 @@ def _open_ledger(con: duckdb.DuckDBPyConnection, ledger: str) -> None:
         select key, lower(protocol) as protocol,
                try_cast(coalesce(nullif(regexp_extract(url, '{EVENT_TYPE_PATTERN}', 1), ''),
                                  regexp_extract(body, '{EVENT_TYPE_PATTERN}', 1)) as integer) as eventType,
-               (lower(coalesce(failed, 'false')) in ('true', '1') or lower(coalesce(status, '')) in ({statuses})) as failed,
+               (lower(coalesce(failed, 'false')) in ('true', '1')
+                or lower(coalesce(status, '')) in ({statuses})) as failed,
                coalesce(error, status) as error, run
         from read_json({listing}, format = 'newline_delimited', columns = {columns})
         where lower(coalesce(preflight, 'false')) not in ('true', '1')""")
@@ -244,7 +245,8 @@ def reconcile(ledger: str | os.PathLike, store: str | os.PathLike, run: str | No
         failed = [dict(zip(("protocol", "error", "lines"), row)) for row in con.execute("""
             select protocol, error, count(*) from sent where failed group by all order by 3 desc, 1, 2""").fetchall()]
         unexpected = [k for (k,) in con.execute("""
-            select coalesce(r.key, '(no key)') from received r anti join (select distinct key from sent) s on r.key = s.key
+            select coalesce(r.key, '(no key)') from received r
+            anti join (select distinct key from sent) s on r.key = s.key
             group by 1 order by 1 limit 10""").fetchall()]
     finally:
         con.close()
