@@ -6,6 +6,7 @@
 Every output of player-sim (event and request files, ledgers, reports, the collector's sidecar)
 goes through here, so a reader never sees half a file (DESIGN: "Files are written whole or not at all").
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,7 @@ def replace_path(finished: str | os.PathLike, path: str | os.PathLike) -> None:
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike, mode: str = "wb", *, shared: bool = False,
-                **open_args: Any) -> Iterator[IO]:
+def atomic_file(path: str | os.PathLike, mode: str = "wb", *, shared: bool = False, **open_args: Any) -> Iterator[IO]:
     """A file open for writing beside `path`, renamed to `path` when the block ends without an error
     and removed when it raises. `shared`: readable by others as the umask allows (a temporary file is
     private, 0600, until then), for outputs such as reports."""

@@ -108,31 +108,22 @@ import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import duckdb  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
-
-from sim.cli import app  # noqa: E402
+from helpers import MIX, ROOT, VOD  # noqa: E402
+from helpers.cli import PLAYER_SIM, invoke, player_sim  # noqa: E402
 from sim.protocols.urlencoding import js_number  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-MIX = ROOT / "scenarios" / "default-mix.yaml"
-VOD = ROOT / "scenarios" / "typical-vod.yaml"
-runner = CliRunner()
 
 
 def cli(*args):
-    return runner.invoke(app, ["generate", *map(str, args)])
+    return invoke("generate", *args)
 
 
 def _player_sim(*args, timeout=600):
     """The command in its own process: a crash in a compiled stage fails one test, not the run."""
-    return subprocess.run([sys.executable, "-c", "from sim.cli import main; main()", "generate", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return player_sim("generate", *args, timeout=timeout)
 
 
 def _summary_beacons(output: str) -> int:
@@ -248,7 +239,7 @@ def test_form_encoding_sends_legacy_beacons_as_form_posts(tmp_path):
 
 def test_an_interrupted_run_leaves_no_file(tmp_path):
     out = tmp_path / "big.parquet"
-    proc = subprocess.Popen([sys.executable, "-c", "from sim.cli import main; main()", "generate", str(MIX),
+    proc = subprocess.Popen([*PLAYER_SIM, "generate", str(MIX),
                              "--sessions", "5000000", "--format", "parquet", "--out", str(out)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300

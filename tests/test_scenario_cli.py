@@ -8,19 +8,16 @@ from pathlib import Path
 import jsonschema
 import pytest
 from ruamel.yaml import YAML
-from typer.testing import CliRunner
 
-from sim.cli import app
+from helpers import ROOT
+from helpers.cli import invoke
 
-ROOT = Path(__file__).parent.parent
 BUNDLED = sorted((ROOT / "scenarios").glob("*.yaml"))
 BAD = Path(__file__).parent / "fixtures" / "bad"
 
-runner = CliRunner()
-
 
 def run(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False)
+    return invoke(*args, catch_exceptions=False)
 
 
 def test_validate_prints_ok_with_the_component_count_and_exits_0():

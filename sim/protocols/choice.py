@@ -2,10 +2,11 @@
 
 The protocols' modules are in `sim.protocols.registry`, which holds one entry per name here.
 """
+
 from __future__ import annotations
 
-NAMES = ("legacy", "kava")      # the analytics protocols, legacy first (the order runs send them in)
-BOTH = "both"                   # one player running both plugins (sim.protocols.pairing)
+NAMES = ("legacy", "kava")  # the analytics protocols, legacy first (the order runs send them in)
+BOTH = "both"  # one player running both plugins (sim.protocols.pairing)
 CHOICES = (*NAMES, BOTH)
 # The protocol a run speaks unless told otherwise: KAVA, the analytics of Kaltura's current (v7) player;
 # the legacy stats plugin belongs to the KDP and mwEmbed players that came before it.

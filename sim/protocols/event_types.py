@@ -4,6 +4,8 @@ Legacy ids from KalturaStatsEventType (kaltura-protocols.md a.7); KAVA ids and n
 the v7 kava plugin spells them (c.2), plus the server-side and opt-in ad events.
 """
 
+# dense tables, as the fact sheet lists them
+# fmt: off
 LEGACY_EVENT_NAMES = {
     1: "WIDGET_LOADED", 2: "MEDIA_LOADED", 3: "PLAY", 4: "PLAY_REACHED_25", 5: "PLAY_REACHED_50",
     6: "PLAY_REACHED_75", 7: "PLAY_REACHED_100", 8: "OPEN_EDIT", 9: "OPEN_VIRAL", 10: "OPEN_DOWNLOAD",
@@ -29,6 +31,8 @@ KAVA_EVENT_NAMES = {
     9003: "AD_MID_POINT", 9004: "AD_THIRD_QUARTILE", 9005: "AD_COMPLETED", 9006: "AD_ERROR",
     9007: "AD_BUFFER_START", 9008: "AD_BUFFER_END", 9009: "AD_CLICKED",
 }
+
+# fmt: on
 
 EVENT_NAMES = {"legacy": LEGACY_EVENT_NAMES, "kava": KAVA_EVENT_NAMES}
 

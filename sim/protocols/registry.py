@@ -11,6 +11,7 @@ is a choice among `sim.protocols.choice.CHOICES`: one protocol, or `both` (one p
 legacy plugin then reports `hasKanalony=true`, and each legacy flavor is paired with the KAVA
 line that shipped beside it, `sim.protocols.pairing`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,14 +20,12 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..player.timeline import SessionChunk
-from .beacons import Beacon, BeaconChunk, WireRequest
-from .choice import BOTH, NAMES, check_name, sent
-from .kava import codec as kava_codec
-from .kava import policy as kava_policy
-from .legacy import codec as legacy_codec
-from .legacy import policy as legacy_policy
-from .pairing import kava_beside_legacy
+from sim.player.timeline import SessionChunk
+from sim.protocols.beacons import Beacon, BeaconChunk, WireRequest
+from sim.protocols.choice import BOTH, NAMES, check_name, sent
+from sim.protocols.kava import codec as kava_codec, policy as kava_policy
+from sim.protocols.legacy import codec as legacy_codec, policy as legacy_policy
+from sim.protocols.pairing import kava_beside_legacy
 
 
 @runtime_checkable
@@ -53,10 +52,10 @@ class ProtocolSpec:
     """One analytics protocol: what it is called, who it is on the wire, and its two modules."""
 
     name: str
-    service_action: tuple[str, str]     # lower-cased, as the request dispatcher compares them
+    service_action: tuple[str, str]  # lower-cased, as the request dispatcher compares them
     codec: Codec
     policy: Policy
-    encodings: tuple[str, ...]          # wire encodings for request files; the first is the default
+    encodings: tuple[str, ...]  # wire encodings for request files; the first is the default
 
 
 PROTOCOLS: dict[str, ProtocolSpec] = {
@@ -71,25 +70,30 @@ def protocol(name: str) -> ProtocolSpec:
     return PROTOCOLS[check_name(name)]
 
 
-def choice_policies(choice: str, in_send_order: bool = False) -> list[tuple[str, Callable[[SessionChunk], BeaconChunk]]]:
+PolicyFn = Callable[[SessionChunk], BeaconChunk]
+
+
+def choice_policies(choice: str, in_send_order: bool = False) -> list[tuple[str, PolicyFn]]:
     """(protocol, chunk -> BeaconChunk) for every protocol a run of `choice` sends, legacy first.
 
     `in_send_order`: the legacy policy gives its rows in one send order across sessions (see
     BeaconChunk); KAVA's stay grouped by session.
     """
-    out: list[tuple[str, Callable[[SessionChunk], BeaconChunk]]] = []
+    out: list[tuple[str, PolicyFn]] = []
     names = sent(choice)
     if "legacy" in names:
         with_kava = choice == BOTH
 
         def legacy(chunk: SessionChunk) -> BeaconChunk:
             return legacy_policy.beacons(chunk, with_kava=with_kava, in_send_order=in_send_order)
+
         out.append(("legacy", legacy))
     if "kava" in names:
-        if choice == BOTH:    # one player: the KAVA line beside each legacy plugin
+        if choice == BOTH:  # one player: the KAVA line beside each legacy plugin
 
             def kava(chunk: SessionChunk) -> BeaconChunk:
                 return kava_beside_legacy(chunk, kava_policy.beacons(chunk))
+
             out.append(("kava", kava))
         else:
             out.append(("kava", kava_policy.beacons))
