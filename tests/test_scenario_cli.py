@@ -34,7 +34,8 @@ def test_validate_prints_one_located_line_per_problem_and_exits_2():
     assert result.exit_code == 2
     assert result.output.splitlines() == [
         f"{BAD / 'probability.yaml'}:3:14: behaviour.play_rate: must be a probability in [0, 1], got 1.4",
-        f"{BAD / 'probability.yaml'}:5:23: behaviour.rebuffering.quit_after_stall: must be a probability in [0, 1], got -0.1",
+        f"{BAD / 'probability.yaml'}:5:23: behaviour.rebuffering.quit_after_stall: "
+        "must be a probability in [0, 1], got -0.1",
     ]
 
 

@@ -291,7 +291,7 @@ def preview(
     except ScenarioError as exc:
         fail_problems(exc.problems)
     if protocol not in (None, *CHOICES):
-        fail("preview", f"--protocol: expected {', '.join(CHOICES)}, got {protocol!r}")
+        fail("preview", f"--protocol: expected {', '.join(CHOICES[:-1])} or {CHOICES[-1]}, got {protocol!r}")
     if sessions is None and not all(c.scenario.script for c in components):
         sessions = 5
     try:
