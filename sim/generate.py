@@ -14,7 +14,6 @@ that shipped beside it (`sim.protocols.pairing`).
 """
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,16 +25,15 @@ import pyarrow as pa
 from .player.timeline import SessionChunk
 from .protocols import browser
 from .protocols.beacons import BeaconChunk, WireRequest
-from .protocols.pairing import kava_beside_legacy
+from .protocols.choice import DEFAULT_CHOICE, check_choice
+from .protocols.registry import choice_policies
+from .protocols.registry import protocol as protocol_spec
 from .sinks import EventsBuilder, requests_table
 from .sinks.formats import concat_chunks
 
-PROTOCOLS = ("legacy", "kava", "both")
 # Sessions per chunk: the pending buffer holds about one chunk of rows, so smaller chunks
 # keep memory down; 16k sessions measured faster than 64k too (caches).
 CHUNK_SESSIONS = 16384
-# Wire encodings each protocol's codec offers for request files (the first is the default).
-ENCODINGS = {"legacy": ("get", "form", "json"), "kava": ("post", "get")}
 
 
 @dataclass
@@ -58,23 +56,11 @@ class GenerateStats:
 
 # -- beacons of a session chunk ----------------------------------------------------------------
 
-def _module(protocol: str, part: str):
-    return importlib.import_module(f"sim.protocols.{protocol}.{part}")
-
-
 def beacon_chunks(chunk: SessionChunk, protocol: str, in_send_order: bool = False) -> list[BeaconChunk]:
     """The beacons of a chunk's sessions, legacy first: one BeaconChunk per protocol sent.
     `in_send_order`: the legacy policy gives its rows in one send order across sessions (see
     BeaconChunk); KAVA's stay grouped by session."""
-    out = []
-    if protocol in ("legacy", "both"):
-        out.append(_module("legacy", "policy").beacons(chunk, with_kava=protocol == "both",
-                                                       in_send_order=in_send_order))
-    if protocol == "kava":
-        out.append(_module("kava", "policy").beacons(chunk))
-    elif protocol == "both":      # one player: the KAVA line beside each legacy plugin
-        out.append(kava_beside_legacy(chunk, _module("kava", "policy").beacons(chunk)))
-    return out
+    return [policy(chunk) for _, policy in choice_policies(protocol, in_send_order=in_send_order)]
 
 
 def file_beacons(chunk: SessionChunk, protocol: str) -> list[BeaconChunk]:
@@ -91,7 +77,7 @@ def wire_requests(chunk: BeaconChunk, encoding: str | None,
     `encoding` None: each row's own (the scenario's choice) or the protocol's default, built
     column-wise by the codec's `encode_rows`; otherwise every row in that encoding.
     """
-    codec = _module(chunk.protocol, "codec")
+    codec = protocol_spec(chunk.protocol).codec
     rows = np.arange(len(chunk)) if rows is None else np.asarray(rows, dtype=np.int64)
     if encoding is None:
         return codec.encode_rows(chunk, rows)
@@ -337,7 +323,7 @@ def _count(stats: GenerateStats, released: pa.Table) -> None:
 
 
 def generate(components, *, seed: int, sessions: int | None = None, days: float | None = None,
-             protocol: str = "legacy", fmt: str = "parquet", out, partition: str | None = None,
+             protocol: str = DEFAULT_CHOICE, fmt: str = "parquet", out, partition: str | None = None,
              encoding: dict[str, str] | None = None, chunk_size: int = CHUNK_SESSIONS,
              on_progress: Callable[[GenerateStats, float | None], None] | None = None,
              workers: int = 1, scheduler: str | None = None, part_chunks: int | None = None,
@@ -359,8 +345,7 @@ def generate(components, *, seed: int, sessions: int | None = None, days: float 
     from .parts import PART_CHUNKS, RunSpec, prepared, record_start_up, span
     from .workers import is_uri, run_parts, workdir_for
 
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r} (choose from {', '.join(PROTOCOLS)})")
+    check_choice(protocol)
     record_start_up()
     stats = GenerateStats()
     started = time.perf_counter()

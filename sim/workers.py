@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .atomic import replace_path
 from .parts import PartResult, RunSpec, make_part, n_parts, piece_path, span, warm_up
 from .sinks.stitch import StitchError, join_parquet, join_text
 
@@ -323,14 +324,4 @@ def _publish(result: Path, out) -> None:
             fs.create_dir(path)
         pafs.copy_files(str(result), path, destination_filesystem=fs, use_threads=False)
         return
-    out = Path(out)
-    if result.is_file():
-        os.replace(result, out)
-        return
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-        os.rename(out, old)
-    os.rename(result, out)
-    if old is not None:
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    replace_path(result, out)

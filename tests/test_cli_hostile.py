@@ -9,17 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
+from helpers import ROOT
+from helpers.cli import PLAYER_SIM, invoke, runner
 from sim.cli import app
 
-ROOT = Path(__file__).parent.parent
 VOD = str(ROOT / "scenarios" / "typical-vod.yaml")
-runner = CliRunner()
 
 
-def run(*args: str):
-    return runner.invoke(app, list(args))
+run = invoke
 
 
 @pytest.mark.parametrize("partition", [[], ["--partition", "day"]])
@@ -73,7 +70,7 @@ def test_days_times_the_scenarios_rate_is_bounded_too(tmp_path):
 def test_sigterm_during_generate_leaves_no_hidden_temporary(tmp_path):
     out = tmp_path / "events.jsonl"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-c", "from sim.cli import main; main()", "generate", VOD,
+    proc = subprocess.Popen([*PLAYER_SIM, "generate", VOD,
                              "--sessions", "5000000", "--format", "jsonl", "--out", str(out)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -138,7 +135,7 @@ def test_every_load_option_is_documented_in_the_readme():
 
 def test_player_sim_load_help_lists_locusts_options_and_ours():
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", "from sim.cli import main; main()", "load", "--help"],
+    done = subprocess.run([*PLAYER_SIM, "load", "--help"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     for option in ("--headless", "--scenario", "--idle-gap", "--ramp-up", "--late-threshold", "--drop-after"):
@@ -191,7 +188,7 @@ def test_demo_says_the_load_summary_in_one_line_and_quotes_locusts_errors(tmp_pa
 
 
 def test_ctrl_c_of_a_two_process_run_ends_promptly_and_merges_every_workers_ledger(tmp_path):
-    from collector_server import running_collector
+    from helpers.collector import running_collector
 
     from sim.cli.demo import free_port
 

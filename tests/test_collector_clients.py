@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from collector_server import running_collector
+from helpers.collector import running_collector
 
 KalturaClient = pytest.importorskip("KalturaClient")
 from KalturaClient import KalturaConfiguration  # noqa: E402

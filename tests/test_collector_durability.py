@@ -10,7 +10,7 @@ import psutil
 import pytest
 import requests
 
-from collector_server import running_collector
+from helpers.collector import running_collector
 
 
 def _stream(url: str, worker: int, stop: threading.Event, acknowledged: list[str], answered: list[int]) -> None:

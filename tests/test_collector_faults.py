@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from collector_server import running_collector
+from helpers.collector import running_collector
 from sim.collector.faults import FaultPlan, FaultSpecError, parse_delay
 
 BEACON = ("/api_v3/index.php?service=stats&action=collect&format=1&event:eventType=3&event:partnerId=1"

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from collector_server import running_collector
+from helpers.collector import running_collector
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector_server import running_collector
+from helpers.collector import running_collector
 
 ANSWERED = {200, 400, 404, 405, 413}
 PATHS = st.one_of(

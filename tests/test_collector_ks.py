@@ -3,36 +3,33 @@ from __future__ import annotations
 
 import requests
 
-from collector_server import running_collector
-
 LEGACY = "/api_v3/index.php?service=stats&action=collect&event:eventType=3&event:partnerId=1&event:entryId=0_x"
 
 
-def test_no_channel_stores_a_ks_in_clear(tmp_path):
+def test_no_channel_stores_a_ks_in_clear(collector):
     secrets = {}
 
     def secret(name: str) -> str:
         secrets[name] = f"djJ8MTIzfSECRET{name.upper()}xyz"
         return secrets[name]
 
-    with running_collector(tmp_path / "s.duckdb") as collector:
-        url = collector.url
-        sends = [
-            ("GET", f"{url}/api_v3/index.php/service/stats/action/collect/ks/{secret('path')}/event:eventType/3", {}, None),
-            ("GET", f"{url}{LEGACY}&event:sessionId=a", {"Referer": f"https://site/page?x=1&ks={secret('referer')}"}, None),
-            ("GET", f"{url}{LEGACY}&event:sessionId=b", {"Cookie": f"uv=1; ks={secret('cookie')}; b=2"}, None),
-            ("GET", f"{url}{LEGACY}&event:sessionId=c&KS={secret('upper')}", {}, None),
-            ("GET", f"{url}{LEGACY}&event:sessionId=d&event[ks]={secret('bracket')}", {}, None),
-            ("GET", f"{url}{LEGACY}&event:sessionId=e&ks[]={secret('array')}", {}, None),
-            ("GET", f"{url}{LEGACY}&event:sessionId=f&event%3Aks={secret('encoded')}", {}, None),
-            ("POST", f"{url}/api_v3/index.php?service=analytics&action=trackEvent",
-             {"Content-Type": "application/json"},
-             f'{{"eventType": 3, "partnerId": 1, "entryId": "0_x", "Ks": "{secret("json")}"}}'),
-        ]
-        for method, target, headers, body in sends:
-            requests.request(method, target, headers=headers, data=body, timeout=10)
-        assert collector.stop() == 0
-        rows = collector.rows("SELECT * FROM events")
+    url = collector.url
+    sends = [
+        ("GET", f"{url}/api_v3/index.php/service/stats/action/collect/ks/{secret('path')}/event:eventType/3", {}, None),
+        ("GET", f"{url}{LEGACY}&event:sessionId=a", {"Referer": f"https://site/page?x=1&ks={secret('referer')}"}, None),
+        ("GET", f"{url}{LEGACY}&event:sessionId=b", {"Cookie": f"uv=1; ks={secret('cookie')}; b=2"}, None),
+        ("GET", f"{url}{LEGACY}&event:sessionId=c&KS={secret('upper')}", {}, None),
+        ("GET", f"{url}{LEGACY}&event:sessionId=d&event[ks]={secret('bracket')}", {}, None),
+        ("GET", f"{url}{LEGACY}&event:sessionId=e&ks[]={secret('array')}", {}, None),
+        ("GET", f"{url}{LEGACY}&event:sessionId=f&event%3Aks={secret('encoded')}", {}, None),
+        ("POST", f"{url}/api_v3/index.php?service=analytics&action=trackEvent",
+         {"Content-Type": "application/json"},
+         f'{{"eventType": 3, "partnerId": 1, "entryId": "0_x", "Ks": "{secret("json")}"}}'),
+    ]
+    for method, target, headers, body in sends:
+        requests.request(method, target, headers=headers, data=body, timeout=10)
+    assert collector.stop() == 0
+    rows = collector.rows("SELECT * FROM events")
     assert len(rows) == len(sends)
     text = repr(rows)
     leaked = [name for name, value in secrets.items() if "SECRET" + name.upper() in text]

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import duckdb
 import requests
 
-from collector_server import ROOT, collector_command, running_collector
+from helpers.collector import ROOT, collector_command, running_collector
 
 BEACON = ("/api_v3/index.php?service=stats&action=collect&format=1&event:eventType=3&event:partnerId=1"
           "&event:entryId=0_x&event:sessionId=")

@@ -8,7 +8,6 @@ import time
 import pytest
 import requests
 
-from collector_server import running_collector
 from headless_chromium import CHROMIUM, SKIP_REASON, dump_dom
 
 LEGACY = ("/api_v3/index.php?service=stats&action=collect&format=1&event:eventType={t}&event:partnerId=1"
@@ -27,11 +26,10 @@ def _send(collector) -> None:
     time.sleep(1.2)           # past the store's batch and the figures' 1 s cache
 
 
-def test_stats_carry_requests_over_time_and_the_play_funnel(tmp_path):
-    with running_collector(tmp_path / "s.duckdb") as collector:
-        _send(collector)
-        stats = requests.get(collector.url + "/stats.json", timeout=10).json()
-        collector.stop()
+def test_stats_carry_requests_over_time_and_the_play_funnel(collector):
+    _send(collector)
+    stats = requests.get(collector.url + "/stats.json", timeout=10).json()
+    collector.stop()
     series = stats["series"]
     assert series["columns"] == ["time", "accepted", "rejected", "flagged"] and series["bucket_s"] == 5
     times = [p[0] for p in series["points"]]
@@ -45,11 +43,10 @@ def test_stats_carry_requests_over_time_and_the_play_funnel(tmp_path):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
-def test_the_live_page_draws_its_charts(tmp_path):
-    with running_collector(tmp_path / "s.duckdb") as collector:
-        _send(collector)
-        dom = dump_dom(collector.url + "/", tmp_path)
-        collector.stop()
+def test_the_live_page_draws_its_charts(collector, tmp_path):
+    _send(collector)
+    dom = dump_dom(collector.url + "/", tmp_path)
+    collector.stop()
     assert re.search(r'<body[^>]*data-charts="3"', dom)
     funnel = dom[dom.index('id="chart_funnel"'):]
     for text in ("Play funnel (accepted beacons)", "loads", "plays", ">4<", ">3<", ">2<"):

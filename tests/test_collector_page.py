@@ -9,9 +9,7 @@ from html.parser import HTMLParser
 import pytest
 import requests
 
-from collector_server import running_collector
 from headless_chromium import CHROMIUM, SKIP_REASON, dump_dom
-
 
 LEGACY = ("/api_v3/index.php?service=stats&action=collect&format=1&event:eventType={t}&event:partnerId=1"
           "&event:entryId=0_x&event:sessionId=s{i}")
@@ -61,14 +59,13 @@ class _Tables(HTMLParser):
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
-def test_the_live_page_shows_the_counts_of_events_sent(tmp_path):
-    with running_collector(tmp_path / "s.duckdb") as collector:
-        sent = [(LEGACY, 2)] * 4 + [(LEGACY, 3)] * 3 + [(KAVA, 1)] * 2 + [(KAVA, 99)] * 5
-        for i, (template, event_type) in enumerate(sent):
-            assert requests.get(collector.url + template.format(t=event_type, i=i), timeout=10).ok
-        time.sleep(1.2)           # past the store's batch and the figures' 1 s cache
-        dom = dump_dom(collector.url + "/", tmp_path)
-        collector.stop()
+def test_the_live_page_shows_the_counts_of_events_sent(collector, tmp_path):
+    sent = [(LEGACY, 2)] * 4 + [(LEGACY, 3)] * 3 + [(KAVA, 1)] * 2 + [(KAVA, 99)] * 5
+    for i, (template, event_type) in enumerate(sent):
+        assert requests.get(collector.url + template.format(t=event_type, i=i), timeout=10).ok
+    time.sleep(1.2)           # past the store's batch and the figures' 1 s cache
+    dom = dump_dom(collector.url + "/", tmp_path)
+    collector.stop()
     page = _Tables()
     page.feed(dom)
     types = {(r[0], r[1]): int(r[3]) for r in page.tables["types"][1:]}

@@ -6,7 +6,7 @@ from sim.metrics.reconcile import reconcile
 from sim.protocols.beacons import Beacon
 from sim.protocols.legacy import codec as legacy
 
-from collector_server import running_collector
+from helpers.collector import running_collector
 
 
 def _beacon(event_type: int, session: str) -> Beacon:

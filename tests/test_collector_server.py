@@ -13,7 +13,7 @@ import subprocess
 import pytest
 import requests
 
-from collector_server import collector_command, running_collector
+from helpers.collector import collector_command, running_collector
 
 LEGACY_FIELDS = "event:eventType=3&event:partnerId=156652&event:entryId=0_4lxrbaw9&event:sessionId={sid}"
 KS_V2 = "djJ8MTIzfHNlY3JldHNlY3JldA=="      # base64("v2|123|secretsecret"): a ks the server can parse

@@ -108,31 +108,22 @@ import json  # noqa: E402
 import os  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import duckdb  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
-
-from sim.cli import app  # noqa: E402
+from helpers import MIX, ROOT, VOD  # noqa: E402
+from helpers.cli import PLAYER_SIM, invoke, player_sim  # noqa: E402
 from sim.protocols.urlencoding import js_number  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-MIX = ROOT / "scenarios" / "default-mix.yaml"
-VOD = ROOT / "scenarios" / "typical-vod.yaml"
-runner = CliRunner()
 
 
 def cli(*args):
-    return runner.invoke(app, ["generate", *map(str, args)])
+    return invoke("generate", *args)
 
 
 def _player_sim(*args, timeout=600):
     """The command in its own process: a crash in a compiled stage fails one test, not the run."""
-    return subprocess.run([sys.executable, "-c", "from sim.cli import main; main()", "generate", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return player_sim("generate", *args, timeout=timeout)
 
 
 def _summary_beacons(output: str) -> int:
@@ -145,7 +136,7 @@ def mix_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("mix")
     out = {}
     for fmt, name in (("parquet", "e.parquet"), ("jsonl", "e.jsonl"), ("csv", "e.csv"), ("requests", "requests.jsonl")):
-        result = cli(MIX, "--sessions", 400, "--seed", 3, "--format", fmt, "--out", d / name)
+        result = cli(MIX, "--sessions", 400, "--seed", 3, "--protocol", "legacy", "--format", fmt, "--out", d / name)
         assert result.exit_code == 0, result.output
         out[fmt] = (d / name, _summary_beacons(result.stdout))
     return out
@@ -229,7 +220,7 @@ def test_another_seed_gives_another_file(tmp_path):
 
 def test_day_partitions_hold_every_row_once(tmp_path, mix_files):
     out = tmp_path / "days"
-    assert cli(MIX, "--sessions", 400, "--seed", 3, "--format", "parquet", "--out", out, "--partition", "day").exit_code == 0
+    assert cli(MIX, "--sessions", 400, "--seed", 3, "--protocol", "legacy", "--format", "parquet", "--out", out, "--partition", "day").exit_code == 0
     days = sorted(p.name for p in out.iterdir())
     assert days[0] == "date=2026-11-02" and len(days) >= 5
     whole = _ledger_keys(f"'{mix_files['parquet'][0]}'")
@@ -241,14 +232,14 @@ def test_day_partitions_hold_every_row_once(tmp_path, mix_files):
 
 def test_form_encoding_sends_legacy_beacons_as_form_posts(tmp_path):
     out = tmp_path / "requests.jsonl"
-    assert cli(VOD, "--sessions", 50, "--format", "requests", "--encoding", "form", "--out", out).exit_code == 0
+    assert cli(VOD, "--sessions", 50, "--protocol", "legacy", "--format", "requests", "--encoding", "form", "--out", out).exit_code == 0
     first = json.loads(out.read_text().splitlines()[0])
     assert first["method"] == "POST" and "event:eventType=" in first["body"]
 
 
 def test_an_interrupted_run_leaves_no_file(tmp_path):
     out = tmp_path / "big.parquet"
-    proc = subprocess.Popen([sys.executable, "-c", "from sim.cli import main; main()", "generate", str(MIX),
+    proc = subprocess.Popen([*PLAYER_SIM, "generate", str(MIX),
                              "--sessions", "5000000", "--format", "parquet", "--out", str(out)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -275,7 +266,7 @@ def test_an_encoding_for_event_files_is_refused(tmp_path):
 
 
 def test_an_encoding_the_protocol_lacks_is_refused(tmp_path):
-    result = cli(VOD, "--sessions", 10, "--format", "requests", "--encoding", "post", "--out", tmp_path / "x")
+    result = cli(VOD, "--sessions", 10, "--protocol", "legacy", "--format", "requests", "--encoding", "post", "--out", tmp_path / "x")
     assert result.exit_code == 2
     assert "'post' is not a legacy encoding; legacy takes get, form, json" in result.stderr
 
@@ -429,7 +420,7 @@ def test_a_script_naming_an_entry_not_in_the_catalog_is_reported(tmp_path):
 
 def test_session_start_times_follow_the_scenario_hourly_curve_in_viewer_local_time(tmp_path):
     out = tmp_path / "vod.parquet"
-    assert cli(VOD, "--sessions", 2000, "--seed", 9, "--format", "parquet", "--out", out).exit_code == 0
+    assert cli(VOD, "--sessions", 2000, "--seed", 9, "--protocol", "legacy", "--format", "parquet", "--out", out).exit_code == 0
     # typical-vod: hourly work-edu, viewers at UTC-05:00; work-edu puts 74.2 % of loads at 08-17 h
     share = duckdb.sql(f"""
         with starts as (select truth_session_seq, min(ts) as t from '{out}' group by 1)
@@ -440,12 +431,11 @@ def test_session_start_times_follow_the_scenario_hourly_curve_in_viewer_local_ti
 
 @pytest.mark.parametrize("protocol", ["legacy", "kava"])
 def test_request_rows_are_byte_for_byte_what_encode_gives_each_beacon(protocol):
-    import importlib
-
     from sim.generate import beacon_chunks, wire_requests
     from sim.player.model import generate_sessions
+    from sim.protocols.registry import PROTOCOLS
     from sim.scenario.loader import load
-    codec = importlib.import_module(f"sim.protocols.{protocol}.codec")
+    codec = PROTOCOLS[protocol].codec
     chunk = next(generate_sessions(load(MIX), 5, sessions=300, chunk_size=300))
     (beacons,) = beacon_chunks(chunk, protocol)
     rows = np.arange(len(beacons))[::-1]            # any order, as the send order takes them

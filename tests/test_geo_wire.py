@@ -10,7 +10,7 @@ import duckdb
 import orjson
 import pytest
 
-from collector_server import running_collector
+from helpers.collector import running_collector
 from sim.generate import generate
 from sim.metrics import compute
 from sim.scenario.loader import load

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 import pytest
 
-from collector_server import running_collector
+from helpers.collector import running_collector
 from kava_timelines import Timeline, session_chunk
 from sim.protocols.kava.codec import beacon_at, encode, encoding_at
 from sim.protocols.kava.policy import EventType as E

@@ -36,8 +36,7 @@ def generated_beacons(request):
 
 def per_session(b):
     bounds = np.flatnonzero(np.diff(b.session)) + 1
-    for rows in np.split(np.arange(len(b)), bounds):
-        yield rows
+    yield from np.split(np.arange(len(b)), bounds)
 
 
 def test_rows_are_grouped_by_session_in_send_order(generated_beacons):

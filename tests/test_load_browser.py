@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from collector_server import running_collector
+from helpers.collector import running_collector
 
 ROOT = Path(__file__).resolve().parents[1]
 

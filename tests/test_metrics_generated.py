@@ -10,7 +10,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from collector_server import running_collector
+from helpers.collector import running_collector
 from sim.cli import app
 from sim.generate import generate
 from sim.metrics import compute

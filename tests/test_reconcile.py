@@ -186,3 +186,12 @@ def test_cli_exits_2_for_a_ledger_that_is_not_json_lines(tmp_path):
     result = runner.invoke(app, ["reconcile", str(ledger), "--store", str(write_store(tmp_path / "s.duckdb", STORED))])
     assert result.exit_code == 2
     assert "cannot read as a JSON-lines ledger" in result.output
+
+
+def test_each_event_type_carries_its_name_in_the_result_and_the_table(files):
+    ledger, store = files(SENT, STORED)
+    r = reconcile(ledger, store)
+    assert [(row["protocol"], row["eventType"], row["eventName"]) for row in r.by_type] == [
+        ("kava", 1, "IMPRESSION"), ("kava", 2, "PLAY_REQUEST"), ("kava", 3, "PLAY"), ("legacy", 2, "MEDIA_LOADED")]
+    table = runner.invoke(app, ["reconcile", str(ledger), "--store", str(store)], env={"COLUMNS": "120"}).output
+    assert "1 IMPRESSION" in table and "2 MEDIA_LOADED" in table

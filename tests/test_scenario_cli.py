@@ -8,19 +8,16 @@ from pathlib import Path
 import jsonschema
 import pytest
 from ruamel.yaml import YAML
-from typer.testing import CliRunner
 
-from sim.cli import app
+from helpers import ROOT
+from helpers.cli import invoke
 
-ROOT = Path(__file__).parent.parent
 BUNDLED = sorted((ROOT / "scenarios").glob("*.yaml"))
 BAD = Path(__file__).parent / "fixtures" / "bad"
 
-runner = CliRunner()
-
 
 def run(*args: str):
-    return runner.invoke(app, list(args), catch_exceptions=False)
+    return invoke(*args, catch_exceptions=False)
 
 
 def test_validate_prints_ok_with_the_component_count_and_exits_0():
@@ -37,7 +34,8 @@ def test_validate_prints_one_located_line_per_problem_and_exits_2():
     assert result.exit_code == 2
     assert result.output.splitlines() == [
         f"{BAD / 'probability.yaml'}:3:14: behaviour.play_rate: must be a probability in [0, 1], got 1.4",
-        f"{BAD / 'probability.yaml'}:5:23: behaviour.rebuffering.quit_after_stall: must be a probability in [0, 1], got -0.1",
+        f"{BAD / 'probability.yaml'}:5:23: behaviour.rebuffering.quit_after_stall: "
+        "must be a probability in [0, 1], got -0.1",
     ]
 
 

@@ -18,6 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from helpers import MIX, ROOT
+from helpers.cli import PLAYER_SIM
+from helpers.collector import free_port
 from sim.generate import generate, stream_rows
 from sim.parts import RunSpec, n_parts
 from sim.player.model import chunk_partitions, make_chunk, prepare_run
@@ -26,8 +29,6 @@ from sim.sinks import open_sink
 from sim.sinks.formats import ParquetWriter
 from sim.sinks.stitch import join_parquet
 
-ROOT = Path(__file__).resolve().parent.parent
-MIX = ROOT / "scenarios" / "default-mix.yaml"
 # Small partitions and one chunk per part: 4,000 sessions make 4 parts, whose sessions run on
 # into the parts after them.
 SMALL = dict(seed=3, sessions=4000, chunk_size=1, part_chunks=1, partition_sessions=1000)
@@ -140,7 +141,7 @@ def test_parquet_pieces_join_into_one_file_with_every_row_group(tmp_path):
 
 def test_a_stopped_run_with_workers_leaves_nothing(tmp_path):
     out = tmp_path / "big.parquet"
-    proc = subprocess.Popen([sys.executable, "-c", "from sim.cli import main; main()", "generate", str(MIX),
+    proc = subprocess.Popen([*PLAYER_SIM, "generate", str(MIX),
                              "--sessions", "5000000", "--format", "parquet", "--out", str(out), "--workers", "2"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -203,12 +204,7 @@ def test_sigterm_at_any_moment_of_a_run_with_workers_ends_it_cleanly(tmp_path, a
 
 # -- Dask ------------------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_free_port = free_port
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """`player-sim demo`: the whole pipeline in about a minute, nothing to configure.
 
 Starts the reference collector on a free port with a fresh store, runs a short headless
-Locust load of the bundled default mix against it (both protocols, time-scaled), stops the
+Locust load of the bundled default mix against it (KAVA unless --protocol says, time-scaled), stops the
 collector cleanly (SIGTERM, then waits), and prints `player-sim report STORE` and
 `player-sim reconcile LEDGER --store STORE`. Exit status 0 only when nothing was lost.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import typer
 
+from ..protocols.choice import CHOICES, DEFAULT_CHOICE
 from . import app, fail
 
 PLAYER_SIM = [sys.executable, "-c", "from sim.cli import main; main()"]
@@ -29,10 +30,8 @@ install()
 '''
 
 
-class DemoProtocol(str, Enum):
-    legacy = "legacy"
-    kava = "kava"
-    both = "both"
+DemoProtocol = Enum("DemoProtocol", {name: name for name in CHOICES}, type=str)
+DEFAULT_PROTOCOL = DemoProtocol(DEFAULT_CHOICE)
 
 
 class DemoError(Exception):
@@ -138,7 +137,7 @@ def demo(
     seconds: float = typer.Option(45.0, min=5.0, help="Length of the load, wall seconds."),
     session_rate: float = typer.Option(8.0, min=0.1, help="Sessions starting per wall second."),
     time_scale: float = typer.Option(10.0, min=1.0, help="How much faster than real time the viewers watch."),
-    protocol: DemoProtocol = typer.Option(DemoProtocol.both, help="Which analytics protocol the players speak."),
+    protocol: DemoProtocol = typer.Option(DEFAULT_PROTOCOL, help="Which analytics protocol the players speak."),
 ) -> None:
     """Run the whole pipeline once: collector, load, report, reconciliation.
 

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..protocols.choice import CHOICES, DEFAULT_CHOICE, sent as sent_protocols
 from . import app, check_output, fail, fail_problems, skip_teardown_at_exit, terminate_as_interrupt
 
 
@@ -15,10 +16,8 @@ from . import app, check_output, fail, fail_problems, skip_teardown_at_exit, ter
 MAX_SESSIONS = 1_000_000_000
 
 
-class ProtocolChoice(str, Enum):
-    legacy = "legacy"
-    kava = "kava"
-    both = "both"
+ProtocolChoice = Enum("ProtocolChoice", {name: name for name in CHOICES}, type=str)
+DEFAULT_PROTOCOL = ProtocolChoice(DEFAULT_CHOICE)
 
 
 class FormatChoice(str, Enum):
@@ -37,27 +36,27 @@ def parse_encodings(text: str | None, protocol: str) -> dict[str, str]:
 
     Raises ValueError naming the bad part.
     """
-    from ..generate import ENCODINGS
+    from ..protocols.registry import PROTOCOLS
 
     if not text:
         return {}
-    sent = ("legacy", "kava") if protocol == "both" else (protocol,)
+    sent = sent_protocols(protocol)
     out: dict[str, str] = {}
     for part in (p.strip() for p in text.split(",")):
         if "=" in part:
             name, _, enc = (x.strip() for x in part.partition("="))
-            if name not in ENCODINGS:
-                raise ValueError(f"--encoding {part}: unknown protocol {name!r} (legacy or kava)")
+            if name not in PROTOCOLS:
+                raise ValueError(f"--encoding {part}: unknown protocol {name!r} ({' or '.join(PROTOCOLS)})")
             if name not in sent:
                 raise ValueError(f"--encoding {part}: this run sends no {name} beacons (--protocol {protocol})")
             targets = (name,)
         else:
             enc, targets = part, sent
         for name in targets:
-            if enc not in ENCODINGS[name]:
+            if enc not in PROTOCOLS[name].encodings:
                 hint = " (give one per protocol: legacy=...,kava=...)" if len(targets) > 1 else ""
                 raise ValueError(f"--encoding {enc!r} is not a {name} encoding; {name} takes "
-                                 f"{', '.join(ENCODINGS[name])}{hint}")
+                                 f"{', '.join(PROTOCOLS[name].encodings)}{hint}")
             out[name] = enc
     return out
 
@@ -69,7 +68,7 @@ def generate(
     days: Optional[float] = typer.Option(None, "--days", metavar="D",
                                          help="Generate D days of the scenario's clock (its sessions_per_day)."),
     seed: int = typer.Option(1, "--seed", metavar="S", help="Same scenario, options and seed: byte-identical files."),
-    protocol: ProtocolChoice = typer.Option(ProtocolChoice.legacy, "--protocol",
+    protocol: ProtocolChoice = typer.Option(DEFAULT_PROTOCOL, "--protocol",
                                             help="Beacons of the legacy stats plugin, KAVA, or a player running both."),
     fmt: FormatChoice = typer.Option(..., "--format", help="jsonl, csv or parquet events (one row per beacon), or "
                                                              "requests: the wire requests as JSON lines, in send order "

@@ -18,6 +18,7 @@ import numpy as np
 import typer
 
 from ..protocols.beacons import Strings
+from ..protocols.choice import CHOICES
 from ..protocols.event_types import EVENT_NAMES
 from . import app, fail, fail_problems
 
@@ -289,8 +290,8 @@ def preview(
         components = load(file)
     except ScenarioError as exc:
         fail_problems(exc.problems)
-    if protocol not in (None, "legacy", "kava", "both"):
-        fail("preview", f"--protocol: expected legacy, kava or both, got {protocol!r}")
+    if protocol not in (None, *CHOICES):
+        fail("preview", f"--protocol: expected {', '.join(CHOICES[:-1])} or {CHOICES[-1]}, got {protocol!r}")
     if sessions is None and not all(c.scenario.script for c in components):
         sessions = 5
     try:

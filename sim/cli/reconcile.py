@@ -38,6 +38,7 @@ def reconcile(
 
     from ..metrics import SourceError
     from ..metrics.reconcile import COUNTS, reconcile as run_reconcile
+    from ..protocols.event_types import event_label
 
     try:
         result = run_reconcile(ledger, store, run)
@@ -51,7 +52,7 @@ def reconcile(
         runs = f" (run {', '.join(result.runs)})" if result.runs else ""
         table = Table(title=f"Reconciliation: {ledger} against {store}{runs}", title_justify="left")
         table.add_column("protocol", no_wrap=True, min_width=6)
-        table.add_column("eventType", justify="right")
+        table.add_column("eventType")
         # counts that are 0 for the whole run (a healthy one: failures, rejections) are said
         # below the table instead, so it fits a terminal
         shown = [c for c in COUNTS if c in ALWAYS_SHOWN or result.totals[c]]
@@ -59,7 +60,7 @@ def reconcile(
             table.add_column(LABELS[c], justify="right", no_wrap=True,
                              style="red" if c in ("lost", "duplicated") else None)
         for row in result.by_type:
-            table.add_row(row["protocol"] or "?", "?" if row["eventType"] is None else str(row["eventType"]),
+            table.add_row(row["protocol"] or "?", event_label(row["protocol"], row["eventType"]),
                           *(f"{row[c]:,}" for c in shown))
         table.add_row("total", "", *(f"{result.totals[c]:,}" for c in shown), style="bold", end_section=True)
         console = Console()

@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from ..protocols.choice import NAMES
 from . import app, check_output, fail
 
 
@@ -21,9 +22,7 @@ def _working(what: str):
     return Console(stderr=True).status(f"{what} ...", spinner="dots")
 
 
-class ProtocolChoice(str, Enum):
-    legacy = "legacy"
-    kava = "kava"
+ProtocolChoice = Enum("ProtocolChoice", {name: name for name in NAMES}, type=str)
 
 
 @app.command(short_help="Compute the Analytics-tab figures of a store or event files")

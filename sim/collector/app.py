@@ -277,7 +277,7 @@ class Collector:
         if codec is None:
             return beacon_from_params(parsed, request), None
         try:
-            if parsed.query is not None and hasattr(codec, "decode_pairs"):   # parsed already: hand them on
+            if parsed.query is not None:   # parsed already: hand them on
                 return codec.decode_pairs(request, parsed.query), None
             return codec.decode(request), None
         except (ValueError, KeyError, TypeError) as exc:   # DecodeError is a ValueError
@@ -286,7 +286,7 @@ class Collector:
     @staticmethod
     def _ledger_key(beacon: Beacon) -> str | None:
         codec = codec_for(beacon.protocol)
-        if codec is None or not hasattr(codec, "ledger_key"):
+        if codec is None:
             return None
         try:
             return codec.ledger_key(beacon)

@@ -20,13 +20,15 @@ from xml.sax.saxutils import escape
 
 import orjson
 
+from ..protocols.event_types import LEGACY_DWH_DROPPED
+
 FORMAT_JSON, FORMAT_XML, FORMAT_PHP, FORMAT_JSONP = 1, 2, 3, 9
 KNOWN_FORMATS = (FORMAT_JSON, FORMAT_XML, FORMAT_PHP, FORMAT_JSONP)
 _CALLBACK = re.compile(r"^[0-9_a-zA-Z.]*$")
 # Characters XML 1.0 cannot carry; the deserializer refuses them (INVALID_PARAMETER_CHAR).
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _INT = re.compile(r"^\s*[-+]?\d+\s*$")
-_DWH_DROPPED_TYPES = {1, 12, 13}    # widget loaded, buffer start/end: discarded by the DWH ETL
+_DWH_DROPPED_TYPES = frozenset(LEGACY_DWH_DROPPED)
 
 
 @dataclass

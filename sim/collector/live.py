@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import threading
 import time
+from importlib import resources
 
-from ..protocols.event_types import EVENT_NAMES
+from ..protocols.event_types import EVENT_IDS, EVENT_NAMES
 
-_LOAD_TYPE = {"legacy": 2, "kava": 1}
+_L, _K = EVENT_IDS["legacy"], EVENT_IDS["kava"]
+_LOAD_TYPE = {"legacy": _L["MEDIA_LOADED"], "kava": _K["IMPRESSION"]}
+_PLAY_TYPE = {"legacy": _L["PLAY"], "kava": _K["PLAY"]}
 _RATE_WINDOW_S = 5.0
 _SERIES_S, _BUCKET_S = 300, 5          # the charts over time: the last 5 minutes in 5 s buckets
 # Play funnel steps per protocol: (label, eventType); loads and plays as in the headline.
-_FUNNEL = {"legacy": (("loads", 2), ("plays", 3), ("25 %", 4), ("50 %", 5), ("75 %", 6), ("100 %", 7)),
-           "kava": (("loads", 1), ("play requests", 2), ("plays", 3), ("25 %", 11), ("50 %", 12), ("75 %", 13),
-                    ("100 %", 14))}
+_FUNNEL = {"legacy": (("loads", _L["MEDIA_LOADED"]), ("plays", _L["PLAY"]), ("25 %", _L["PLAY_REACHED_25"]),
+                      ("50 %", _L["PLAY_REACHED_50"]), ("75 %", _L["PLAY_REACHED_75"]),
+                      ("100 %", _L["PLAY_REACHED_100"])),
+           "kava": (("loads", _K["IMPRESSION"]), ("play requests", _K["PLAY_REQUEST"]), ("plays", _K["PLAY"]),
+                    ("25 %", _K["PLAY_REACHED_25_PERCENT"]), ("50 %", _K["PLAY_REACHED_50_PERCENT"]),
+                    ("75 %", _K["PLAY_REACHED_75_PERCENT"]), ("100 %", _K["PLAY_REACHED_100_PERCENT"]))}
 
 
 def event_name(protocol: str, event_type: int | None) -> str:
@@ -76,7 +82,7 @@ class LiveStats:
         headline = {}
         for protocol in sorted(by_protocol):
             loads = counts.get((protocol, _LOAD_TYPE.get(protocol)), 0)
-            plays = counts.get((protocol, 3), 0)
+            plays = counts.get((protocol, _PLAY_TYPE.get(protocol)), 0)
             figures = {"loads": loads, "plays": plays,
                        "play_rate": round(plays / loads, 4) if loads else None,
                        "sessions": sessions.get(protocol, 0)}
@@ -130,108 +136,15 @@ class LiveStats:
                 "retried": int(retried)}
 
 
-_PAGE = b"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>player-sim collector</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
-h1{font-size:1.3em;margin:0 0 .6em} h2{font-size:1em;margin:1.2em 0 .4em}
-.cards{display:flex;flex-wrap:wrap;gap:.8em}
-.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.6em 1em;min-width:8em}
-.card b{display:block;font-size:1.6em}
-table{border-collapse:collapse;background:#fff} td,th{border:1px solid #ddd;padding:.2em .6em;text-align:right}
-th{background:#eee} td.l,th.l{text-align:left} #status{color:#888;font-size:.9em}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:.8em;margin-top:1em}
-.plot{background:#fff;border:1px solid #ddd;border-radius:6px;height:300px}
-</style>
-<script>/*PLOTLY*/</script>
-</head><body>
-<h1>player-sim collector</h1>
-<div id="status">loading&hellip;</div>
-<div class="cards">
- <div class="card">events/s<b id="eps">-</b></div>
- <div class="card">accepted<b id="accepted">-</b></div>
- <div class="card">rejected<b id="rejected">-</b></div>
- <div class="card">faulted<b id="faulted">-</b></div>
- <div class="card">flagged<b id="flagged">-</b></div>
-</div>
-<h2>Current load run <span id="run_id"></span></h2>
-<div class="cards">
- <div class="card">sent<b id="run_sent">-</b></div>
- <div class="card">received<b id="run_received">-</b></div>
- <div class="card">lost<b id="run_lost">-</b></div>
-</div>
-<div class="charts">
- <div class="plot" id="chart_eps"></div>
- <div class="plot" id="chart_outcomes"></div>
- <div class="plot" id="chart_funnel"></div>
-</div>
-<h2>Headline</h2>
-<table id="headline"><thead><tr><th class="l">protocol</th><th>loads</th><th>plays</th>
-<th>play rate</th><th>sessions</th><th>minutes viewed</th></tr></thead><tbody></tbody></table>
-<h2>Events by protocol and type</h2>
-<table id="types"><thead><tr><th class="l">protocol</th><th>eventType</th><th class="l">name</th>
-<th>count</th></tr></thead><tbody></tbody></table>
-<h2>Rejections</h2>
-<table id="errors"><thead><tr><th class="l">error code</th><th>count</th></tr></thead><tbody></tbody></table>
-<script>
-"use strict";
-function cell(text, cls){var td=document.createElement("td");td.textContent=text;if(cls)td.className=cls;return td;}
-function fill(id, rows){
-  var body=document.querySelector("#"+id+" tbody");body.textContent="";
-  rows.forEach(function(r){var tr=document.createElement("tr");
-    r.forEach(function(c,i){tr.appendChild(cell(c===null||c===undefined?"-":String(c), i===0||(id==="types"&&i===2)?"l":""));});
-    body.appendChild(tr);});
-}
-function show(s){
-  document.getElementById("eps").textContent=s.events_per_second;
-  ["accepted","rejected","faulted","flagged"].forEach(function(k){document.getElementById(k).textContent=s[k];});
-  var run=s.run||{};document.getElementById("run_id").textContent=run.id||"(none yet)";
-  ["sent","received","lost"].forEach(function(k){document.getElementById("run_"+k).textContent=run.id?run[k]:"-";});
-  fill("headline", Object.keys(s.headline).map(function(p){var h=s.headline[p];
-    return [p,h.loads,h.plays,h.play_rate===null?null:(100*h.play_rate).toFixed(1)+" %",h.sessions,h.minutes_viewed];}));
-  fill("types", s.by_type.map(function(t){return [t.protocol,t.eventType,t.name,t.count];}));
-  fill("errors", s.errors.map(function(e){return [e.code,e.count];}));
-  document.getElementById("status").textContent="updated "+new Date(s.time*1000).toLocaleTimeString()+
-    " \\u2014 "+s.total+" requests stored";
-  charts(s);
-}
-var PLOT_CONFIG={displaylogo:false,responsive:true};
-function layout(title, x, y, xtype){return {title:{text:title,font:{size:14},x:0.01,xanchor:"left"},
-  margin:{t:40,r:20,b:50,l:60},xaxis:{title:{text:x},automargin:true,type:xtype||"-"},yaxis:{title:{text:y},rangemode:"tozero",automargin:true},
-  legend:{orientation:"h",y:-0.3},barmode:"group"};}
-function charts(s){
-  if(!window.Plotly)return;
-  var pts=s.series.points, step=s.series.bucket_s;
-  var xs=pts.map(function(p){return new Date(p[0]*1000);});
-  Plotly.react("chart_eps",[{type:"scatter",mode:"lines",name:"events/s",x:xs,
-    y:pts.map(function(p){return (p[1]+p[2])/step;}),line:{color:"#3b6ea5"}}],
-    layout("Events per second (last 5 minutes)","time","events/s (accepted and rejected)"),PLOT_CONFIG);
-  var colours={accepted:"#5a9e6f",rejected:"#b5485d",flagged:"#e07b39"};
-  Plotly.react("chart_outcomes",["accepted","rejected","flagged"].map(function(k,i){
-    return {type:"scatter",mode:"lines",name:k,x:xs,y:pts.map(function(p){return p[i+1];}),
-            line:{color:colours[k]}};}),
-    layout("Requests per "+step+" s by outcome","time","requests per "+step+" s"),PLOT_CONFIG);
-  Plotly.react("chart_funnel",Object.keys(s.funnel).map(function(p){
-    return {type:"bar",name:p,x:s.funnel[p].map(function(f){return f.step;}),
-            y:s.funnel[p].map(function(f){return f.count;}),texttemplate:"%{y:,}",textposition:"outside",
-            cliponaxis:false};}),
-    layout("Play funnel (accepted beacons)","step","beacons","category"),PLOT_CONFIG);
-  document.body.dataset.charts="3";
-}
-function refresh(){
-  fetch("stats.json",{cache:"no-store"}).then(function(r){return r.json();}).then(show)
-    .catch(function(e){document.getElementById("status").textContent="cannot reach the collector: "+e;});
-}
-refresh(); setInterval(refresh, 2000);
-</script></body></html>
-"""
-
-
 def _page() -> bytes:
-    """The page with plotly.js inlined: the collector may run where no network reaches a CDN."""
+    """The page (package data: page/live.html and its script page/live.js) with plotly.js inlined: the
+    collector may run where no network reaches a CDN."""
     from plotly.offline import get_plotlyjs
-    return _PAGE.replace(b"/*PLOTLY*/", get_plotlyjs().encode())
+
+    files = resources.files(__package__) / "page"
+    html = (files / "live.html").read_bytes()
+    script = (files / "live.js").read_bytes()
+    return html.replace(b"/*LIVE*/", script, 1).replace(b"/*PLOTLY*/", get_plotlyjs().encode(), 1)
 
 
 PAGE_HTML = _page()

@@ -27,9 +27,9 @@ import orjson
 import pyarrow as pa
 
 from sim.geo import geo_table
-from sim.sinks.events import CONTEXT_COLUMNS, WIRE_FIELDS
+from sim.tables.events import CONTEXT_COLUMNS, WIRE_FIELDS
 
-B, I, D, S = "BOOLEAN", "BIGINT", "DOUBLE", "VARCHAR"
+B, I, D, S = "BOOLEAN", "BIGINT", "DOUBLE", "VARCHAR"  # noqa: E741 - SQL type letters for the table below
 
 
 def _sql_type(arrow_type: pa.DataType) -> str:

@@ -39,6 +39,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from ..atomic import write_atomic
 from .link import LinkError, recv_frame, send_frame
 from .live import LiveStats
 from .store import EventStore
@@ -223,10 +224,8 @@ class StoreWriter:
 
     def announce(self, url: str | None) -> None:
         sidecar = sidecar_path(self.path)
-        tmp = sidecar.with_name(sidecar.name + ".tmp")
-        tmp.write_bytes(orjson.dumps({"url": url, "socket": self.socket_path, "pid": os.getpid(),
-                                      "store": os.path.abspath(self.path)}))
-        os.replace(tmp, sidecar)
+        write_atomic(sidecar, orjson.dumps({"url": url, "socket": self.socket_path, "pid": os.getpid(),
+                                            "store": os.path.abspath(self.path)}))
 
     def _accept(self) -> None:
         while not self._closed:

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
+from ..protocols.choice import CHOICES, DEFAULT_CHOICE
 from .schedule import ClosedArrivals, OpenArrivals, Schedule, Timebase, protocol_adapters, session_stream
 
 DEFAULT_HOST = "http://127.0.0.1:8080"
@@ -37,7 +38,7 @@ def add_arguments(parser) -> None:
     g = parser
     g.add_argument("--scenario", action="append", default=None, metavar="PATH[:WEIGHT]",
                    help=f"Scenario or mix file; repeat to mix with weights (default {DEFAULT_SCENARIO}).")
-    g.add_argument("--protocol", choices=["legacy", "kava", "both"], default="kava",
+    g.add_argument("--protocol", choices=list(CHOICES), default=DEFAULT_CHOICE,
                    help="Which analytics protocol the players speak.")
     g.add_argument("--workload", choices=["open", "closed"], default="open",
                    help="Open: sessions arrive at --session-rate; closed: --viewers watch back to back.")

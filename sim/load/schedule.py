@@ -30,6 +30,8 @@ from ..player.timeline import SessionChunk
 from ..protocols import browser
 from ..protocols.beacons import BeaconChunk, Strings, WireRequest
 from ..protocols.event_types import EVENT_NAMES  # labels of Locust statistics rows: "legacy 3 PLAY"
+from ..protocols.choice import check_choice
+from ..protocols.registry import PROTOCOLS, choice_policies
 
 KAVA_VIEW = 99
 
@@ -127,21 +129,8 @@ class ProtocolAdapter:
 def protocol_adapters(protocol: str) -> list[ProtocolAdapter]:
     """The adapters for `legacy`, `kava` or `both` (legacy then says hasKanalony=true, and KAVA
     is the line beside each legacy flavor: `sim.protocols.pairing`)."""
-    if protocol not in ("legacy", "kava", "both"):
-        raise ValueError(f"protocol must be legacy, kava or both (got {protocol!r})")
-    adapters = []
-    if protocol in ("legacy", "both"):
-        from ..protocols.legacy import codec as legacy_codec, policy as legacy_policy
-        with_kava = protocol == "both"
-        adapters.append(ProtocolAdapter("legacy", lambda c: legacy_policy.beacons(c, with_kava=with_kava), legacy_codec))
-    if protocol in ("kava", "both"):
-        from ..protocols.kava import codec as kava_codec, policy as kava_policy
-        if protocol == "both":    # one player: the KAVA line beside each legacy plugin
-            from ..protocols.pairing import kava_beside_legacy
-            adapters.append(ProtocolAdapter("kava", lambda c: kava_beside_legacy(c, kava_policy.beacons(c)), kava_codec))
-        else:
-            adapters.append(ProtocolAdapter("kava", kava_policy.beacons, kava_codec))
-    return adapters
+    check_choice(protocol)   # a ValueError naming the choices
+    return [ProtocolAdapter(name, policy, PROTOCOLS[name].codec) for name, policy in choice_policies(protocol)]
 
 
 def partition_seed(seed: int, worker: int, epoch: int) -> int:

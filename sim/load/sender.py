@@ -37,6 +37,7 @@ import gevent.ssl
 import numpy as np
 import orjson
 
+from ..tables.ledger import ledger_line
 from .schedule import BeaconQueue, Outgoing, Schedule, header_lines
 
 log = logging.getLogger("player-sim")
@@ -116,8 +117,8 @@ class LatenessHistogram:
 
 
 class Ledger:
-    """Every send as one JSON line `{ts, method, url, headers, body, protocol, key}` (plus
-    `failed`, `error`), written to a temporary file beside `path` and renamed into place by
+    """Every send as one ledger line (`sim.tables.ledger`: `{ts, method, url, headers, body, protocol, key}`
+    plus `run`, `seq`, `failed`, `error`), written to a temporary file beside `path` and renamed into place by
     `close()`: the ledger is whole or absent."""
 
     def __init__(self, path: str | os.PathLike):
@@ -131,16 +132,9 @@ class Ledger:
               attempts: int = 1) -> None:
         req = out.request
         body = req.body
-        line = {"ts": ts, "method": req.method, "url": req.url, "headers": req.headers,
-                "body": body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else body,
-                "protocol": out.protocol, "key": out.key}
-        if run is not None:      # the X-Player-Sim-Run header the requests carried (RUN:WORKER:SEQ:ATTEMPT)
-            line["run"], line["seq"] = run, seq
-        if attempts > 1:
-            line["attempts"] = attempts
-        if error is not None:
-            line["failed"] = True
-            line["error"] = error
+        line = ledger_line(ts, req.method, req.url, req.headers,
+                           body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else body,
+                           out.protocol, out.key, run=run, seq=seq, attempts=attempts, error=error)
         self.write_line(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE))
 
     def write_line(self, line: bytes) -> None:

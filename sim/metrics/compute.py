@@ -55,20 +55,26 @@ import orjson
 import pyarrow as pa
 
 from ..geo import geo_table
+from ..protocols.choice import NAMES
+from ..protocols.event_types import KAVA_EVENT_IDS, LEGACY_DWH_DROPPED, LEGACY_EVENT_IDS, event_label
 from .dimensions import BREAKDOWNS, UA_CLASSIFIERS, dimension_sql
 from .events import EventsSource, SourceError, open_events
 
-PROTOCOLS = ("legacy", "kava")
+PROTOCOLS = NAMES     # the protocols the metrics know how to count
 
-# KAVA event ids (kaltura-protocols.md c.2 and the ad-event erratum).
-KAVA = dict(impression=1, play_request=2, play=3, q25=11, q50=12, q75=13, q100=14, buffer_start=45, error=98,
-            view=99, ad_impression=8999, ad_start=9000, ad_skip=9001, ad_q1=9002, ad_q2=9003, ad_q3=9004,
-            ad_complete=9005, ad_click=9009)
-# Legacy stats.collect ids (a.7): 2 = media loaded (the DWH's "loads"), 3 = play, 4-7 quartiles.
-LEGACY = dict(load=2, play=3, q25=4, q50=5, q75=6, q100=7)
-LEGACY_AD_STARTS = (24, 25, 26, 27)        # pre/mid/post-roll and overlay started
-LEGACY_AD_CLICKS = (28, 29, 30, 31)
-LEGACY_DWH_DISCARDED = (1, 12, 13)         # widget loaded, buffer start, buffer end
+# Event ids by the names this module counts them under (sim.protocols.event_types holds the ids).
+KAVA = dict(impression="IMPRESSION", play_request="PLAY_REQUEST", play="PLAY", q25="PLAY_REACHED_25_PERCENT",
+            q50="PLAY_REACHED_50_PERCENT", q75="PLAY_REACHED_75_PERCENT", q100="PLAY_REACHED_100_PERCENT",
+            buffer_start="BUFFER_START", error="ERROR", view="VIEW", ad_impression="AD_IMPRESSION",
+            ad_start="AD_STARTED", ad_skip="AD_SKIPPED", ad_q1="AD_FIRST_QUARTILE", ad_q2="AD_MID_POINT",
+            ad_q3="AD_THIRD_QUARTILE", ad_complete="AD_COMPLETED", ad_click="AD_CLICKED")
+KAVA = {key: KAVA_EVENT_IDS[name] for key, name in KAVA.items()}
+# Legacy: MEDIA_LOADED is the DWH's "loads".
+LEGACY = dict(load="MEDIA_LOADED", play="PLAY", q25="PLAY_REACHED_25", q50="PLAY_REACHED_50", q75="PLAY_REACHED_75",
+              q100="PLAY_REACHED_100")
+LEGACY = {key: LEGACY_EVENT_IDS[name] for key, name in LEGACY.items()}
+LEGACY_AD_STARTS = tuple(LEGACY_EVENT_IDS[f"{slot}_STARTED"] for slot in ("PREROLL", "MIDROLL", "POSTROLL", "OVERLAY"))
+LEGACY_AD_CLICKS = tuple(LEGACY_EVENT_IDS[f"{slot}_CLICKED"] for slot in ("PREROLL", "MIDROLL", "POSTROLL", "OVERLAY"))
 # Collector `flags` (comma-separated) naming a line the legacy warehouse ETL would reject.
 DWH_DROP_FLAGS = ("missing_event_type", "event_type_dropped_by_dwh", "missing_partner_id", "partner_id_not_numeric",
                   "uiconf_id_not_numeric", "missing_entry_id", "entry_id_is_url", "session_id_false")
@@ -411,8 +417,11 @@ def _legacy_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, st
                count(*) filter (where eventType in {LEGACY_AD_CLICKS}) as ad_clicks
         from ev where protocol = 'legacy' and not dwh_dropped""")
     qm = _quartile_minutes(src, "legacy", k, "coalesce(dur_field, dur_truth)")
-    methods = {"sum_time_viewed_min": "entry duration from the beacons' duration field (s); truth_entry_duration where it is 0 or missing",
-               "count_loads": "eventType 2 (media loaded), the warehouse's loads; 1, 12 and 13 are not counted (raw counts keep them)",
+    methods = {"sum_time_viewed_min": "entry duration from the beacons' duration field (s); "
+                                      "truth_entry_duration where it is 0 or missing",
+               "count_loads": f"eventType {event_label('legacy', k['load'])}, the warehouse's loads; "
+                              f"{', '.join(event_label('legacy', t) for t in LEGACY_DWH_DROPPED)} are not counted "
+                              "(raw counts keep them)",
                "not measurable": "legacy beacons carry no play time, join time, buffer time, play request, error or bitrate; "
                                  "ad impressions and completions have no legacy event"}
     if qm["without_duration"]:

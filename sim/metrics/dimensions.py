@@ -29,10 +29,16 @@ def _like_any(column: str, needles: list[str]) -> str:
     return "(" + " or ".join(f"{column} ilike '%{n}%'" for n in needles) + ")"
 
 
+# User-Agent words of connected TVs and consoles
+CTV_MARKS = ['smarttv', 'smart-tv', 'roku', 'appletv', 'crkey', 'tizen', 'web0s', 'webos', 'bravia', '; aft', 'hbbtv',
+             'playstation', 'xbox']
+
+
 def ua_device(ua: str = "user_agent") -> str:
     return (f"case when {ua} is null or {ua} = '' then '{UNKNOWN}'"
-            f" when {_like_any(ua, ['smarttv', 'smart-tv', 'roku', 'appletv', 'crkey', 'tizen', 'web0s', 'webos', 'bravia', '; aft', 'hbbtv', 'playstation', 'xbox'])} then 'ctv'"
-            f" when {_like_any(ua, ['ipad', 'tablet', 'kindle', 'silk'])} or ({ua} ilike '%android%' and {ua} not ilike '%mobi%') then 'tablet'"
+            f" when {_like_any(ua, CTV_MARKS)} then 'ctv'"
+            f" when {_like_any(ua, ['ipad', 'tablet', 'kindle', 'silk'])}"
+            f" or ({ua} ilike '%android%' and {ua} not ilike '%mobi%') then 'tablet'"
             f" when {_like_any(ua, ['mobi', 'iphone', 'ipod', 'android', 'windows phone'])} then 'mobile'"
             f" else 'desktop' end")
 

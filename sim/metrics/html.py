@@ -18,7 +18,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from datetime import datetime, timezone
 from functools import lru_cache
 from html import escape
@@ -28,6 +27,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from ..atomic import atomic_file
 from ..protocols.event_types import EVENT_NAMES
 from .compute import HEADLINE, Metrics, ProtocolMetrics
 from .report import caveat_of, columns_of, headline_rows
@@ -339,18 +339,6 @@ def render_html(metrics: Metrics) -> str:
 
 
 def write_html(metrics: Metrics, path: str | os.PathLike) -> None:
-    """Write the report to `path` atomically (temporary file in the same folder, then rename)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(render_html(metrics))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)       # mkstemp makes 0600; a report is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write the report to `path` whole or not at all, readable by others as the umask allows."""
+    with atomic_file(path, "w", shared=True, encoding="utf-8") as fh:
+        fh.write(render_html(metrics))

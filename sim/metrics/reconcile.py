@@ -48,6 +48,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from ..protocols.event_types import EVENT_NAMES
 from .events import SourceError, store_problem
 
 COUNTS = ("sent", "failed_at_send", "received", "lost", "duplicated", "arrived_despite_failure",
@@ -65,7 +66,7 @@ class Reconciliation:
     ledger: str
     store: str
     totals: dict[str, int]
-    by_type: list[dict[str, Any]]                                   # protocol, eventType and COUNTS
+    by_type: list[dict[str, Any]]                                   # protocol, eventType, eventName and COUNTS
     rejected_reasons: list[dict[str, Any]] = field(default_factory=list)   # protocol, error_code, rows
     failed_reasons: list[dict[str, Any]] = field(default_factory=list)     # protocol, error, lines
     unexpected_keys: list[str] = field(default_factory=list)        # a sample, for a first look
@@ -178,7 +179,8 @@ def _open_ledger(con: duckdb.DuckDBPyConnection, ledger: str) -> None:
         select key, lower(protocol) as protocol,
                try_cast(coalesce(nullif(regexp_extract(url, '{EVENT_TYPE_PATTERN}', 1), ''),
                                  regexp_extract(body, '{EVENT_TYPE_PATTERN}', 1)) as integer) as eventType,
-               (lower(coalesce(failed, 'false')) in ('true', '1') or lower(coalesce(status, '')) in ({statuses})) as failed,
+               (lower(coalesce(failed, 'false')) in ('true', '1')
+                or lower(coalesce(status, '')) in ({statuses})) as failed,
                coalesce(error, status) as error, run
         from read_json({listing}, format = 'newline_delimited', columns = {columns})
         where lower(coalesce(preflight, 'false')) not in ('true', '1')""")
@@ -234,6 +236,8 @@ def reconcile(ledger: str | os.PathLike, store: str | os.PathLike, run: str | No
             select protocol, eventType, {sums} from ({PER_KEY})
             group by all order by protocol nulls last, eventType nulls last""").fetchall()
         by_type = [dict(zip(("protocol", "eventType", *COUNTS), row)) for row in by_type_rows]
+        for row in by_type:     # the name beside the id, as the report and the live page show it
+            row["eventName"] = EVENT_NAMES.get(row["protocol"], {}).get(row["eventType"])
         totals = {c: int(sum(row[c] or 0 for row in by_type)) for c in COUNTS}
         rejected = [dict(zip(("protocol", "error_code", "rows"), row)) for row in con.execute("""
             select protocol, error_code, count(*) from received where not accepted
@@ -241,7 +245,8 @@ def reconcile(ledger: str | os.PathLike, store: str | os.PathLike, run: str | No
         failed = [dict(zip(("protocol", "error", "lines"), row)) for row in con.execute("""
             select protocol, error, count(*) from sent where failed group by all order by 3 desc, 1, 2""").fetchall()]
         unexpected = [k for (k,) in con.execute("""
-            select coalesce(r.key, '(no key)') from received r anti join (select distinct key from sent) s on r.key = s.key
+            select coalesce(r.key, '(no key)') from received r
+            anti join (select distinct key from sent) s on r.key = s.key
             group by 1 order by 1 limit 10""").fetchall()]
     finally:
         con.close()

@@ -11,6 +11,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from ..protocols.event_types import event_label
 from .compute import HEADLINE, RATIOS, Metrics
 
 MISSING = "–"
@@ -73,7 +74,7 @@ def headline_table(metrics: Metrics) -> Group:
         table.add_row(label, *cells, *([caveat] if any(caveats) else []))
     parts: list = [table]
     for name, pm in metrics.protocols.items():
-        counts = ", ".join(f"{k}: {v:,}" for k, v in pm.event_counts.items())
+        counts = ", ".join(f"{event_label(name, k)}: {v:,}" for k, v in pm.event_counts.items())
         parts.append(Text(f"{name}: {pm.rows:,} beacons; by eventType {counts}", style="dim"))
         for what, how in pm.methods.items():
             if not what.startswith("by "):

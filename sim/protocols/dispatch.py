@@ -17,27 +17,21 @@ generator encodes with, so the collector and the generator cannot drift apart.
 from __future__ import annotations
 
 import functools
-import importlib
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 import orjson
 
-from .beacons import Beacon, Scalar, WireRequest
+from .beacons import Beacon, DecodeError, Scalar, WireRequest
+from .registry import PROTOCOLS, Codec
 from .urlencoding import php_parse_query as parse_query  # noqa: F401 - once per request on the hot path
-
-try:  # the codecs' error type; a plain ValueError until protocols/beacons.py defines it
-    from .beacons import DecodeError
-except ImportError:  # pragma: no cover - depends on the order other modules land in
-    class DecodeError(ValueError):
-        """A request that is not a well-formed beacon."""
 
 LEGACY = "legacy"
 KAVA = "kava"
 
 # service/action pairs (lower-cased, as the dispatcher compares them) -> protocol
-_ACTIONS = {("stats", "collect"): LEGACY, ("analytics", "trackevent"): KAVA}
+_ACTIONS = {spec.service_action: name for name, spec in PROTOCOLS.items()}
 _BRACKETS = re.compile(r"\[([^\]]*)\]")
 
 
@@ -149,16 +143,10 @@ def parse_request(request: WireRequest) -> ParsedRequest:
     return ParsedRequest(protocol, service, action, params, encoding, pairs)
 
 
-@functools.lru_cache(maxsize=16)
-def codec_for(protocol: str):
-    """The protocol's codec module (`sim.protocols.<protocol>.codec`), or None if absent.
-
-    Looked up once per protocol name (the collector asks for every request).
-    """
-    try:
-        return importlib.import_module(f"sim.protocols.{protocol}.codec")
-    except ImportError:
-        return None
+def codec_for(protocol: str | None) -> Codec | None:
+    """The protocol's codec (from `sim.protocols.registry`), or None for a name it does not hold."""
+    spec = PROTOCOLS.get(protocol)
+    return spec.codec if spec is not None else None
 
 
 def _typed(value: Scalar | None) -> Scalar | None:

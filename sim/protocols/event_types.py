@@ -1,9 +1,11 @@
-"""Event type names of both protocols, for labels (Locust rows, the live page, reports).
+"""Event type ids and names of both protocols: the one source for labels (Locust rows, the live page, reports) and ids.
 
 Legacy ids from KalturaStatsEventType (kaltura-protocols.md a.7); KAVA ids and names as
 the v7 kava plugin spells them (c.2), plus the server-side and opt-in ad events.
 """
 
+# dense tables, as the fact sheet lists them
+# fmt: off
 LEGACY_EVENT_NAMES = {
     1: "WIDGET_LOADED", 2: "MEDIA_LOADED", 3: "PLAY", 4: "PLAY_REACHED_25", 5: "PLAY_REACHED_50",
     6: "PLAY_REACHED_75", 7: "PLAY_REACHED_100", 8: "OPEN_EDIT", 9: "OPEN_VIRAL", 10: "OPEN_DOWNLOAD",
@@ -30,4 +32,26 @@ KAVA_EVENT_NAMES = {
     9007: "AD_BUFFER_START", 9008: "AD_BUFFER_END", 9009: "AD_CLICKED",
 }
 
+# fmt: on
+
 EVENT_NAMES = {"legacy": LEGACY_EVENT_NAMES, "kava": KAVA_EVENT_NAMES}
+
+# Ids by name, for code that counts or filters events ("PLAY" -> 3): the names above are the one source.
+LEGACY_EVENT_IDS = {name: code for code, name in LEGACY_EVENT_NAMES.items()}
+KAVA_EVENT_IDS = {name: code for code, name in KAVA_EVENT_NAMES.items()}
+EVENT_IDS = {"legacy": LEGACY_EVENT_IDS, "kava": KAVA_EVENT_IDS}
+
+# Legacy event types the warehouse ETL discards (a.7): widget loaded, buffer start, buffer end. The
+# collector flags them, the metrics leave them out of the warehouse's counts.
+LEGACY_DWH_DROPPED = tuple(LEGACY_EVENT_IDS[n] for n in ("WIDGET_LOADED", "BUFFER_START", "BUFFER_END"))
+
+
+def event_label(protocol: str | None, event_type: int | str | None) -> str:
+    """`3 PLAY`: an event type (an id, or its text as counts key it) with its name beside it, when it has one."""
+    if event_type is None or event_type == "null":
+        return "?"
+    try:
+        name = EVENT_NAMES.get(protocol or "", {}).get(int(event_type))
+    except (TypeError, ValueError):
+        name = None
+    return f"{event_type} {name}" if name else str(event_type)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from ..atomic import replace_path
 from .events import conform
 from .formats import WRITERS
 
@@ -102,16 +103,7 @@ class Sink:
     def commit(self) -> None:
         """Finish the files and move them into place under their real name."""
         self._close_current()
-        if self.partition is None:
-            os.replace(self._tmp, self.path)
-            return
-        old = None
-        if self.path.exists():
-            old = self.path.parent / f".{self.path.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-            os.rename(self.path, old)
-        os.rename(self._tmp, self.path)
-        if old is not None:
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        replace_path(self._tmp, self.path)
 
     def abort(self) -> None:
         """Drop everything written so far (the real name is never touched)."""

@@ -1,10 +1,8 @@
 """Replayable request files: the wire requests of a run, one JSON object per line in send order.
 
-Each line is `{"ts", "method", "url", "headers", "body", "protocol", "key"}`: `ts` epoch
-seconds of the scheduled send, `url` path and query exactly as sent, `body` the request body
-as a string (null when none), `key` the ledger key of the beacon, so the file doubles as the
-send ledger a reconciliation compares a store against. A browser's CORS preflight before a
-beacon is a line of its own with `"preflight": true`, method OPTIONS and no key.
+Each line is a ledger line (`sim.tables.ledger`), so the file doubles as the send ledger a
+reconciliation compares a store against. A browser's CORS preflight before a beacon is a line
+of its own with `"preflight": true`, method OPTIONS and no key.
 """
 from __future__ import annotations
 
@@ -15,6 +13,7 @@ import orjson
 import pyarrow as pa
 
 from ..protocols.beacons import WireRequest
+from ..tables.ledger import LINE_FIELDS
 from .formats import RAW_JSON
 
 REQUESTS_SCHEMA = pa.schema([
@@ -27,6 +26,7 @@ REQUESTS_SCHEMA = pa.schema([
     pa.field("key", pa.string(), nullable=True),          # null on a preflight
     pa.field("preflight", pa.bool_(), nullable=True),     # true on a CORS preflight, else null (left out)
 ])
+assert tuple(REQUESTS_SCHEMA.names) == (*LINE_FIELDS, "preflight"), "the ledger line of sim.tables.ledger"
 
 
 def requests_table(ts: np.ndarray, requests: Sequence[WireRequest], protocol: str,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from collector_server import running_collector
+from helpers.collector import running_collector
 from oracle_recordings import load_all
 
 RECORDINGS = load_all()

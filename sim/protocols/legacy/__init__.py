@@ -1,1 +1,1 @@
-"""The legacy `stats.collect` protocol: the KDP, mwEmbed and v7 kanalytics plugins (policy) and their wire forms (codec)."""
+"""The legacy `stats.collect` protocol: KDP, mwEmbed and v7 kanalytics plugins (policy), their wire forms (codec)."""

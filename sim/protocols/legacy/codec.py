@@ -371,7 +371,8 @@ def _field_column(cols, flavor: str, name: str, rows: np.ndarray):
 def _param_column(cols, name: str, rows: np.ndarray):
     """Like `_field_column` for request param `name`."""
     if name in ("ignoreNull", "expiry"):
-        return np.zeros(len(rows), np.int8), lambda _, text="1" if name == "ignoreNull" else "86400": text
+        text = "1" if name == "ignoreNull" else "86400"
+        return np.zeros(len(rows), np.int8), lambda _: text
     if name == "partnerId":
         return cols["partnerId"][rows], _whole_text
     if name == "format":

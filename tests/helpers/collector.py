@@ -1,4 +1,5 @@
-"""A real `player-sim collector` subprocess for the collector tests: start on port 0, read its URL, stop."""
+"""A real `player-sim collector` subprocess for the tests: start on port 0, read its URL, stop."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import duckdb
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
+from sim.cli.demo import free_port  # noqa: F401 - a free loopback port, for the tests that need one beforehand
 
 
 @dataclass
@@ -45,9 +47,14 @@ def collector_command(*args: str) -> list[str]:
 @contextmanager
 def running_collector(store: Path, *args: str, startup_timeout: float = 30.0):
     """A collector on 127.0.0.1:<free port> writing to `store`; stopped (SIGTERM) on exit."""
-    proc = subprocess.Popen(collector_command("--port", "0", "--store", str(store), *args),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        collector_command("--port", "0", "--store", str(store), *args),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     first: list[str] = []
     reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()), daemon=True)
     reader.start()

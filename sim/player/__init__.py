@@ -1,0 +1,1 @@
+"""The player model: sessions as timelines of player actions, their clock, scripts and ground truth."""
