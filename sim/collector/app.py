@@ -26,6 +26,7 @@ from sim.protocols.dispatch import (LEGACY, DecodeError, ParsedRequest, beacon_f
 
 from . import kaltura_api as api
 from .faults import Delay, FaultPlan
+from .idle import IdleGuard
 from .link import StoreLink, ask
 from .live import PAGE_HTML
 from .store import PARAM_COLUMNS, WIRE_COLUMNS, encode_extra, oversized_ints, wire_columns
@@ -56,7 +57,7 @@ class CollectorConfig:
     workers: int = 1
     socket: str = ""             # the store writer's Unix socket (set by server.serve)
     body_timeout_s: float = 10.0   # a request body must arrive within this
-    idle_timeout_s: float = 30.0   # a connection waiting this long for a request's head is closed
+    idle_timeout_s: float = 30.0   # a connection sending no byte or no request head this long is closed
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()
@@ -344,6 +345,8 @@ class RSGIApp:
         self._counters: dict = {}
         self.collector = Collector(self.config)
         self.link = StoreLink(self.config.socket, loop)
+        # granian never times out a connection that sends no byte at all; this does
+        IdleGuard(self.config.port, self.config.idle_timeout_s).start()
 
     def __rsgi_del__(self, loop) -> None:
         # granian calls this after its loop stopped: run it once more to answer what waits on the store
