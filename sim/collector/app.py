@@ -86,10 +86,14 @@ def _strip_ks(values: dict) -> tuple[dict, str | None]:
     whose letters are `ks` or `eventks` is one. Without a ks the same dict comes back (callers
     only read it).
     """
+    if _NOT_KS.issuperset(values):        # the usual case, one C-level pass: every name seen before, none a ks
+        return values, None
     for key in values:
         if _is_ks_name(key):
             break
     else:
+        if len(_NOT_KS) < 4096:           # bounded: clients choose the names
+            _NOT_KS.update(values)
         return values, None
     ks = None
     kept = {}
@@ -103,6 +107,7 @@ def _strip_ks(values: dict) -> tuple[dict, str | None]:
 
 
 _KS_NAME_CACHE: dict[str, bool] = {}
+_NOT_KS: set[str] = set()         # names known not to spell a ks
 
 
 def _is_ks_name(key: str) -> bool:
@@ -343,6 +348,7 @@ class RSGIApp:
         self.metrics = metrics
         self._latency = metrics.LATENCY.labels("beacon")
         self._counters: dict = {}
+        self._tally = metrics.Tally(loop)
         self.collector = Collector(self.config)
         self.link = StoreLink(self.config.socket, loop)
         # granian never times out a connection that sends no byte at all; this does
@@ -411,7 +417,8 @@ class RSGIApp:
 
     def _count(self, row: dict | None, outcome: str | None, started: float) -> None:
         m = self.metrics
-        self._latency.observe(time.perf_counter() - started)
+        tally = self._tally
+        tally.observe(self._latency, time.perf_counter() - started)
         if row is None:
             return
         protocol = row.get("protocol") or "none"
@@ -422,7 +429,7 @@ class RSGIApp:
             elif row.get("accepted"):
                 outcome = "accepted"
                 if row.get("flags"):
-                    m.FLAGGED.labels(protocol, m.event_label(protocol, event_type)).inc()
+                    tally.count(m.FLAGGED.labels(protocol, m.event_label(protocol, event_type)))
             else:
                 outcome = "rejected" if row.get("status") == 200 else "refused"
         key = (protocol, event_type, outcome)
@@ -431,7 +438,7 @@ class RSGIApp:
             counter = m.REQUESTS.labels(protocol, m.event_label(protocol, event_type), outcome)
             if len(self._counters) < 10000:
                 self._counters[key] = counter
-        counter.inc()
+        tally.count(counter)
 
     async def _other(self, scope, proto, method: str, path: str) -> None:
         """The page, its figures, /metrics and any other path: answered, never stored."""
@@ -448,6 +455,7 @@ class RSGIApp:
                                               ("cache-control", "no-store")], orjson.dumps(stats))
         elif path == "/metrics" and method in ("GET", "HEAD"):
             route = "metrics"
+            self._tally.flush()         # this worker's figures up to now
             body = await asyncio.get_running_loop().run_in_executor(None, self.metrics.scrape)
             proto.response_bytes(200, [("content-type", self.metrics.CONTENT_TYPE)], body)
         elif path == "/favicon.ico":
