@@ -79,10 +79,9 @@ def test_journaled_batches_read_by_duckdb_store_what_the_row_path_stores(tmp_pat
     headers = {"user-agent": "UA \u2603", "referer": "https://e.x/p?a=1", "x-forwarded-for": "81.2.69.142, 10.0.0.1",
                "x-player-sim-run": "r1:0:9223372036854775807:1"}
     rows = [collector.handle("GET", url, headers, None, "127.0.0.1").row for url in _VARIED]
+    body = b'{"event": {"eventType": 3, "partnerId": 5, "sessionId": "J", "currentPoint": 1e300}}'
     rows.append(collector.handle("POST", "/api_v3/index.php?service=stats&action=collect",
-                                 {"content-type": "application/json"},
-                                 b'{"event": {"eventType": 3, "partnerId": 5, "sessionId": "J", "currentPoint": 1e300}}',
-                                 "::1").row)
+                                 {"content-type": "application/json"}, body, "::1").row)
     batches = [orjson.dumps(rows[:3]), orjson.dumps([]), orjson.dumps(rows[3:])]
 
     w = StoreWriter(str(tmp_path / "json.duckdb"), str(tmp_path / "sock"))

@@ -1,15 +1,15 @@
 """Close TCP connections that never sent a byte: the idle timeout granian does not apply.
 
 granian's `header_read_timeout` closes a connection whose request head is slow or that idles
-between keep-alive requests, but a connection that never sends its first byte can stay open
-for good (hyper starts that timer only once it has been polled for a head, which does not
-reliably happen for such a socket), so a port scanner or a misbehaving client fills the
-worker with idle sockets. `IdleGuard` runs in each worker process: every `interval` seconds it
-looks at the worker's own TCP sockets on the collector's port (`/proc/self/fd`) and shuts down any established one
-that has received no byte for `timeout` seconds since it was accepted (the kernel's
-`tcp_info`: `tcpi_bytes_received == 0`, `tcpi_last_data_recv` counts from the handshake).
-granian then sees the end of the connection and drops it. Sockets that received anything are
-left to granian's own timeouts.
+between keep-alive requests, but a connection that never sends its first byte is not reliably
+closed (granian 2.8 closed such a socket after the timeout in some runs and never in others),
+so a port scanner or a misbehaving client fills the worker with idle sockets. `IdleGuard` runs
+in each worker process: every `interval` seconds it looks at the worker's own TCP sockets on
+the collector's port (`/proc/self/fd`) and shuts down any established one that has received
+no byte for `timeout` seconds since it was accepted (the kernel's `tcp_info`:
+`tcpi_bytes_received == 0`, and `tcpi_last_data_recv` counts from the handshake). granian then
+sees the end of the connection and drops it. Sockets that received anything are left to
+granian's own timeouts. Linux only (elsewhere it does nothing).
 
     guard = IdleGuard(port=8080, timeout=30.0)
     guard.start()          # a daemon thread in this process
@@ -99,6 +99,8 @@ class IdleGuard:
         return closed
 
     def start(self) -> IdleGuard:
+        if not hasattr(socket, "TCP_INFO"):     # not Linux: no tcp_info to read
+            return self
         self._thread = threading.Thread(target=self._run, name="idle-guard", daemon=True)
         self._thread.start()
         return self

@@ -181,7 +181,7 @@ class StoreLink(asyncio.Protocol):
         if not self._attach.done():
             try:
                 await asyncio.wait_for(asyncio.shield(self._attach), timeout)
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 pass
         while (self._busy or self._rows) and self._transport is not None and self.loop.time() < deadline:
             self._flush()
