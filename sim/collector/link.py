@@ -97,6 +97,11 @@ class StoreLink(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._buffer = bytearray()
         self._attach = asyncio.ensure_future(loop.create_unix_connection(lambda: self, sock=sock), loop=loop)
+        self._attach.add_done_callback(self._attached)
+
+    def _attached(self, task: asyncio.Future) -> None:
+        if task.cancelled() or task.exception() is not None:     # rows must not wait for a link that never came
+            self.connection_lost(task.exception() if not task.cancelled() else None)
 
     def submit(self, row: dict) -> asyncio.Future:
         """A future set to `{"ok": bool, ...}` when the row's batch is committed or has failed."""
