@@ -13,7 +13,14 @@ wrk (one process, `--connections` keep-alive connections) drives 1 and 2 with th
 for the same time. Besides requests per wall second, each target's CPU seconds over the run
 are read from /proc (psutil), so requests per CPU second compare the servers on a machine
 other jobs share. The headline ratios: collector/nginx (target >= 0.25) and collector/one
-load worker (the collector must keep up with at least one).
+load worker (the collector must keep up with at least one). Every measurement is repeated
+`--repeat` times (collector, then nginx right after) and the medians are printed, with the
+load average, since other jobs on a shared machine move single runs by a factor of two.
+
+Where a request's CPU goes: the collector's worker processes and its store writer (the main
+process) are measured apart, beside a minimal granian RSGI app (same interface, event loop and
+one worker, a fixed answer: granian's own cost per request, the floor of any app on it), and
+`Collector.handle` (validation, decoding, row) timed in this process on the same URL.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -119,28 +127,74 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds used so far by a process and its children (the granian worker)."""
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds used so far by a process, and by its children (the granian workers)."""
     proc = psutil.Process(pid)
-    total = 0.0
+    own = children = 0.0
     for p in [proc, *proc.children(recursive=True)]:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
         except psutil.NoSuchProcess:
-            pass
-    return total
+            continue
+        if p.pid == pid:
+            own = t.user + t.system
+        else:
+            children += t.user + t.system
+    return own, children
 
 
-def run_wrk(url: str, seconds: int, connections: int, pid: int) -> tuple[float, float, int]:
-    """(requests/s, CPU seconds of the target's process tree, non-2xx answers) over one wrk run."""
-    before = tree_cpu(pid)
+def run_wrk(url: str, seconds: int, connections: int, pid: int) -> tuple[float, float, int, float]:
+    """(requests/s, CPU seconds of the target's process tree, non-2xx answers, CPU seconds of the
+    main process alone) over one wrk run."""
+    own0, children0 = tree_cpu(pid)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url + URLS[1]],
                          capture_output=True, text=True, check=False).stdout
-    cpu = tree_cpu(pid) - before
+    own1, children1 = tree_cpu(pid)
     match = re.search(r"Requests/sec:\s+([0-9.]+)", out)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return (float(match.group(1)) if match else 0.0), cpu, int(bad.group(1)) if bad else 0
+    return ((float(match.group(1)) if match else 0.0), (own1 - own0) + (children1 - children0),
+            int(bad.group(1)) if bad else 0, own1 - own0)
+
+
+async def minimal_rsgi(scope, proto) -> None:
+    """The least an RSGI app can do: a fixed answer (granian's own cost per request)."""
+    proto.response_bytes(200, [("content-type", "application/json")], b'{"time":1,"viewEventsEnabled":true}')
+
+
+def start_minimal() -> tuple[subprocess.Popen, str]:
+    """`minimal_rsgi` under granian as the collector runs it: RSGI, one worker, the same event loop."""
+    from sim.collector.server import _event_loop
+
+    port = free_port()
+    code = ("from granian import Granian; from granian.constants import Interfaces; "
+            f"Granian('bench_collector:minimal_rsgi', address='127.0.0.1', port={port}, interface=Interfaces.RSGI, "
+            f"workers=1, loop={_event_loop()!r}, log_level='warning').serve()")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT / "bench", stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT / "bench")})
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if urlopen(url + URLS[1], timeout=5).status == 200:
+                return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    sys.exit("bench_collector: the minimal granian app did not start")
+
+
+def handle_us(n: int = 5000) -> float:
+    """Microseconds of `Collector.handle` (validation, decoding, the row) for the bench URL, in this process."""
+    from sim.collector.app import Collector, CollectorConfig
+
+    collector = Collector(CollectorConfig())
+    headers = {"host": "127.0.0.1", "user-agent": "wrk"}
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for _ in range(n):
+            collector.handle("GET", URLS[1], headers, None, "127.0.0.1")
+        best = min(best, (time.perf_counter() - started) / n * 1e6)
+    return best
 
 
 def one_load_worker(seconds: int, workdir: Path) -> float:
@@ -166,44 +220,82 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--connections", type=int, default=128)
     parser.add_argument("--workers", default=f"1,{os.cpu_count() or 1}", help="collector --workers to measure")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are printed")
     parser.add_argument("--no-load-worker", action="store_true", help="skip the load worker measurement")
     args = parser.parse_args()
     if not shutil.which("wrk") or not shutil.which("nginx"):
         print("bench_collector: skipped, needs wrk and nginx (apt-get install wrk nginx)")
         return
+    sys.path.insert(0, str(ROOT))
     workers = sorted({int(w) for w in args.workers.split(",")})
+    load_before = os.getloadavg()
 
+    runs: dict = {}       # key -> list of run_wrk results
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
         workdir = Path(tmp)
         ngx, ngx_url = start_nginx(workdir)
-        results = {}
         try:
-            for w in workers:
-                proc, url = start_collector(workdir / f"events-{w}.duckdb", w)
+            for r in range(args.repeat):
+                for w in workers:
+                    proc, url = start_collector(workdir / f"events-{w}-{r}.duckdb", w)
+                    try:
+                        run_wrk(url, 2, args.connections, proc.pid)             # warm up
+                        runs.setdefault(w, []).append(run_wrk(url, args.seconds, args.connections, proc.pid))
+                    finally:
+                        stop(proc)
+                    # nginx right after each collector run, so both see the same load from other jobs
+                    runs.setdefault(("nginx", w), []).append(run_wrk(ngx_url, args.seconds, args.connections, ngx.pid))
+                proc, url = start_minimal()
                 try:
-                    run_wrk(url, 2, args.connections, proc.pid)             # warm up
-                    results[w] = run_wrk(url, args.seconds, args.connections, proc.pid)
+                    run_wrk(url, 2, args.connections, proc.pid)
+                    runs.setdefault("minimal", []).append(run_wrk(url, args.seconds, args.connections, proc.pid))
                 finally:
                     stop(proc)
-                # nginx right after each collector run, so both see the same load from other jobs
-                results[("nginx", w)] = run_wrk(ngx_url, args.seconds, args.connections, ngx.pid)
         finally:
             stop(ngx)
-        load_rps = None if args.no_load_worker else one_load_worker(args.seconds, workdir)
+        handle = handle_us()
+        load_after = os.getloadavg()
+        report(args, workers, runs, handle, load_before, load_after)
+        if not args.no_load_worker:
+            try:
+                load_rps = one_load_worker(args.seconds, workdir)
+            except subprocess.TimeoutExpired:
+                print("  one load worker: did not finish in time (the machine is too busy); no ratio")
+                return
+            for w in workers:
+                rps = statistics.median(r[0] for r in runs[w])
+                print(f"  ratio collector --workers {w}/one load worker ({load_rps:,.0f} beacons/s): {rps / load_rps:.2f}")
 
+
+def report(args, workers: list[int], runs: dict, handle: float, load_before, load_after) -> None:
+    """The medians: req/s, CPU a request (workers and store writer apart), the ratios to nginx."""
+    def us_per_request(result, part: str = "all") -> float:
+        rps, cpu, _, own = result
+        spent = {"all": cpu, "main": own, "children": cpu - own}[part]
+        return spent / max(rps * args.seconds, 1) * 1e6
+
+    med = statistics.median
     c = args.connections
-    print(f"wrk -c{c}, {args.seconds} s each, same URL (legacy stats.collect GET), same run:")
+    print(f"wrk -c{c}, {args.seconds} s each, same URL (legacy stats.collect GET), {args.repeat} rounds, medians; "
+          f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after ({os.cpu_count()} cores):")
     for w in workers:
-        rps, cpu, bad = results[w]
-        n_rps, n_cpu, _ = results[("nginx", w)]
-        per_cpu, n_per_cpu = rps * args.seconds / max(cpu, 1e-9), n_rps * args.seconds / max(n_cpu, 1e-9)
-        print(f"  collector --workers {w}: {rps:9,.0f} req/s ({bad} non-2xx), {per_cpu:8,.0f} req per CPU-second")
-        print(f"  nginx (just after):    {n_rps:9,.0f} req/s,            {n_per_cpu:8,.0f} req per CPU-second")
-        ratio = rps / max(n_rps, 1e-9)
-        print(f"  ratio collector/nginx: {ratio:.3f} req/s ({'meets' if ratio >= 0.25 else 'BELOW'} the 0.25 target), "
-              f"{per_cpu / max(n_per_cpu, 1e-9):.3f} per CPU-second")
-        if load_rps:
-            print(f"  ratio collector/one load worker ({load_rps:,.0f} beacons/s): {rps / load_rps:.2f}")
+        mine, theirs = runs[w], runs[("nginx", w)]
+        rps, n_rps = med(r[0] for r in mine), med(r[0] for r in theirs)
+        bad = sum(r[2] for r in mine)
+        ratio = med(a[0] / max(b[0], 1e-9) for a, b in zip(mine, theirs))
+        cpu_ratio = med(us_per_request(b) / max(us_per_request(a), 1e-9) for a, b in zip(mine, theirs))
+        us, n_us = med(us_per_request(r) for r in mine), med(us_per_request(r) for r in theirs)
+        print(f"  collector --workers {w}: {rps:9,.0f} req/s ({bad} non-2xx), {us:5.0f} us CPU a request "
+              f"(workers {med(us_per_request(r, 'children') for r in mine):.0f}, "
+              f"store writer {med(us_per_request(r, 'main') for r in mine):.0f})")
+        print(f"  nginx (just after):    {n_rps:9,.0f} req/s,            {n_us:5.0f} us CPU a request")
+        print(f"  ratio collector/nginx: {ratio:.3f} req/s ({'meets' if ratio >= 0.25 else 'BELOW'} the 0.25 target; "
+              f"rounds {', '.join(f'{a[0] / max(b[0], 1e-9):.3f}' for a, b in zip(mine, theirs))}), "
+              f"{cpu_ratio:.3f} per CPU-second")
+    minimal = runs["minimal"]
+    print(f"  granian floor (minimal RSGI app, 1 worker): {med(r[0] for r in minimal):,.0f} req/s, "
+          f"{med(us_per_request(r) for r in minimal):.0f} us CPU a request")
+    print(f"  Collector.handle (validate, decode, row), in process: {handle:.0f} us a request")
 
 
 if __name__ == "__main__":

@@ -54,3 +54,53 @@ def test_a_damaged_journal_restores_the_whole_frames_before_the_damage_and_keeps
     assert Path(f"{store}.journal.damaged").read_bytes() == _FRAME.pack(len(garbage)) + garbage
     with duckdb.connect(str(store), read_only=True) as con:
         assert sorted(r[0] for r in con.execute("select sessionId from events").fetchall()) == ["s0", "s1", "s2"]
+
+
+_VARIED = [
+    "/api_v3/index.php?service=stats&action=collect&clientTag=kdp%3Av3.5.7.1&event%3AeventType=3&event%3ApartnerId=1"
+    "&event%3AentryId=0_x&event%3AsessionId=A&event%3AcurrentPoint=199800&event%3Aduration=403",
+    "/api_v3/index.php?service=stats&action=collect&format=1&clientTag=html5%3Av0.37.0&event%3AeventType=4"
+    "&event%3ApartnerId=2&event%3AentryId=1_y&event%3AsessionId=B&event%3AcurrentPoint=101.5&hasKanalony=true",
+    "/api_v3/index.php?service=stats&action=collect&event:eventType=99&event:partnerId=abc",           # rejected
+    "/api_v3/index.php?service=stats&action=collect&event:eventType=3&event:partnerId=99999999999999999999999",
+    "/api_v3/index.php?service=analytics&action=trackEvent&eventType=2&partnerId=3&entryId=0_z&sessionId=C"
+    "&ks=djJ8MTIzfGFiYw&position=12.25&playbackSpeed=1.5",
+    "/api_v3/index.php?service=stats&action=collect&event:eventType=3&event:sessionId=%C3%A9t%C3%A9%E2%9C%93"
+    "&event:referrer=%22quoted%22%5Cback&event:seek=false&extraThing=%00",
+    "/api_v3/index.php?service=nope&action=collect",
+]
+
+
+def test_journaled_batches_read_by_duckdb_store_what_the_row_path_stores(tmp_path):
+    from sim.collector.app import Collector, CollectorConfig
+    from sim.collector.store import EventStore
+
+    collector = Collector(CollectorConfig())
+    headers = {"user-agent": "UA \u2603", "referer": "https://e.x/p?a=1", "x-forwarded-for": "81.2.69.142, 10.0.0.1",
+               "x-player-sim-run": "r1:0:9223372036854775807:1"}
+    rows = [collector.handle("GET", url, headers, None, "127.0.0.1").row for url in _VARIED]
+    body = b'{"event": {"eventType": 3, "partnerId": 5, "sessionId": "J", "currentPoint": 1e300}}'
+    rows.append(collector.handle("POST", "/api_v3/index.php?service=stats&action=collect",
+                                 {"content-type": "application/json"}, body, "::1").row)
+    batches = [orjson.dumps(rows[:3]), orjson.dumps([]), orjson.dumps(rows[3:])]
+
+    w = StoreWriter(str(tmp_path / "json.duckdb"), str(tmp_path / "sock"))
+    try:
+        assert w._read_batches(batches) is not None          # DuckDB's reader took them (no fallback)
+        w._pending[:] = batches
+        assert w.flush()
+    finally:
+        w.store.close()
+    reference = EventStore(tmp_path / "rows.duckdb")
+    reference.insert([row for batch in batches for row in orjson.loads(batch)])
+    reference.close()
+
+    def stored(path):
+        with duckdb.connect(str(path), read_only=True) as con:
+            cur = con.execute("SELECT * FROM events ORDER BY received_at, ledger_key NULLS FIRST, path")
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r)) for r in cur.fetchall()]
+
+    got, want = stored(tmp_path / "json.duckdb"), stored(tmp_path / "rows.duckdb")
+    assert len(want) == len(rows) and got == want
+    assert {r["run_seq"] for r in got} == {2 ** 63 - 1, None} and any(r["geo_country"] for r in got)

@@ -62,10 +62,10 @@ def test_thousands_of_idle_and_slow_connections_do_not_lock_out_good_beacons(tmp
             answers = [requests.get(f"{collector.url}{BEACON}good-{i}", timeout=10) for i in range(9)]
             took = time.monotonic() - started
             assert [a.status_code for a in answers] == [200] * 9 and took < 8, took
-            # slow bodies are answered 408 and slow heads closed after their timeouts (a connection
-            # that never sends a byte is only bounded by the connection limit: granian has no timeout for it)
+            # slow bodies are answered 408, slow heads and connections that never sent a byte closed
             slow_body, slow_head = held[idle_count], held[-1]
             assert _ended(slow_head)
+            assert _ended(held[0]) and _ended(held[idle_count - 1])
             kept = socket.create_connection(address, timeout=10)     # a keep-alive connection left idle
             held.append(kept)
             kept.sendall(b"GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -123,3 +123,31 @@ def test_metrics_count_requests_by_protocol_event_type_and_outcome(tmp_path):
     assert values['player_sim_collector_request_seconds_count{route="beacon"}'] == 5
     assert values["player_sim_collector_batch_commit_seconds_count"] >= 1
     assert values["player_sim_collector_store_rows"] == rows == 5        # favicon and robots.txt not stored
+
+
+def test_a_connection_that_never_sends_a_byte_is_closed_after_the_idle_timeout(tmp_path):
+    with running_collector(tmp_path / "s.duckdb", "--idle-timeout-s", "1", "--workers", "2") as collector:
+        where = urlsplit(collector.url)
+        address = (where.hostname, where.port)
+        silent = [socket.create_connection(address, timeout=10) for _ in range(20)]   # both workers get some
+        opened = time.monotonic()
+        try:
+            for i, s in enumerate(silent):
+                s.settimeout(max(0.1, 5 - (time.monotonic() - opened)))
+                try:
+                    assert s.recv(1024) == b"", "a silent connection got an answer"
+                except ConnectionResetError:
+                    pass
+                except socket.timeout:
+                    raise AssertionError(f"silent connection {i} still open {time.monotonic() - opened:.1f} s "
+                                         "after it was opened (--idle-timeout-s 1)") from None
+            took = time.monotonic() - opened
+            assert 0.9 <= took < 5, took          # not before the timeout, and within it plus a sweep or two
+            # meanwhile and after, requests are answered as ever
+            assert requests.get(f"{collector.url}{BEACON}after-idle", timeout=10).status_code == 200
+        finally:
+            for s in silent:
+                s.close()
+        assert collector.stop() == 0
+        stored = collector.rows("SELECT sessionId FROM events WHERE accepted")
+    assert {r["sessionId"] for r in stored} == {"after-idle"}

@@ -31,8 +31,8 @@ def collector(
     max_body_kib: int = typer.Option(64, min=1, help="Request bodies over this many KiB get 413."),
     workers: int = typer.Option(1, min=1, max=64, help="HTTP worker processes (all share the one store); "
                                                         "one per core for the most requests/s."),
-    idle_timeout_s: float = typer.Option(30.0, min=0.1, help="Close a connection that sends no request head "
-                                                             "for this many seconds."),
+    idle_timeout_s: float = typer.Option(30.0, min=0.1, help="Close a connection that sends no byte or no "
+                                                             "request head for this many seconds."),
     body_timeout_s: float = typer.Option(10.0, min=0.1, help="Drop a request whose body takes longer than this."),
 ) -> None:
     """Run the reference collector: Kaltura's endpoints, stored in DuckDB.

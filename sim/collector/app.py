@@ -26,6 +26,7 @@ from sim.protocols.dispatch import (LEGACY, DecodeError, ParsedRequest, beacon_f
 
 from . import kaltura_api as api
 from .faults import Delay, FaultPlan
+from .idle import IdleGuard
 from .link import StoreLink, ask
 from .live import PAGE_HTML
 from .store import PARAM_COLUMNS, WIRE_COLUMNS, encode_extra, oversized_ints, wire_columns
@@ -56,7 +57,7 @@ class CollectorConfig:
     workers: int = 1
     socket: str = ""             # the store writer's Unix socket (set by server.serve)
     body_timeout_s: float = 10.0   # a request body must arrive within this
-    idle_timeout_s: float = 30.0   # a connection waiting this long for a request's head is closed
+    idle_timeout_s: float = 30.0   # a connection sending no byte or no request head this long is closed
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()
@@ -85,10 +86,14 @@ def _strip_ks(values: dict) -> tuple[dict, str | None]:
     whose letters are `ks` or `eventks` is one. Without a ks the same dict comes back (callers
     only read it).
     """
+    if _NOT_KS.issuperset(values):        # the usual case, one C-level pass: every name seen before, none a ks
+        return values, None
     for key in values:
         if _is_ks_name(key):
             break
     else:
+        if len(_NOT_KS) < 4096:           # bounded: clients choose the names
+            _NOT_KS.update(values)
         return values, None
     ks = None
     kept = {}
@@ -102,6 +107,7 @@ def _strip_ks(values: dict) -> tuple[dict, str | None]:
 
 
 _KS_NAME_CACHE: dict[str, bool] = {}
+_NOT_KS: set[str] = set()         # names known not to spell a ks
 
 
 def _is_ks_name(key: str) -> bool:
@@ -342,8 +348,11 @@ class RSGIApp:
         self.metrics = metrics
         self._latency = metrics.LATENCY.labels("beacon")
         self._counters: dict = {}
+        self._tally = metrics.Tally(loop)
         self.collector = Collector(self.config)
         self.link = StoreLink(self.config.socket, loop)
+        # granian never times out a connection that sends no byte at all; this does
+        IdleGuard(self.config.port, self.config.idle_timeout_s).start()
 
     def __rsgi_del__(self, loop) -> None:
         # granian calls this after its loop stopped: run it once more to answer what waits on the store
@@ -408,7 +417,8 @@ class RSGIApp:
 
     def _count(self, row: dict | None, outcome: str | None, started: float) -> None:
         m = self.metrics
-        self._latency.observe(time.perf_counter() - started)
+        tally = self._tally
+        tally.observe(self._latency, time.perf_counter() - started)
         if row is None:
             return
         protocol = row.get("protocol") or "none"
@@ -419,7 +429,7 @@ class RSGIApp:
             elif row.get("accepted"):
                 outcome = "accepted"
                 if row.get("flags"):
-                    m.FLAGGED.labels(protocol, m.event_label(protocol, event_type)).inc()
+                    tally.count(m.FLAGGED.labels(protocol, m.event_label(protocol, event_type)))
             else:
                 outcome = "rejected" if row.get("status") == 200 else "refused"
         key = (protocol, event_type, outcome)
@@ -428,7 +438,7 @@ class RSGIApp:
             counter = m.REQUESTS.labels(protocol, m.event_label(protocol, event_type), outcome)
             if len(self._counters) < 10000:
                 self._counters[key] = counter
-        counter.inc()
+        tally.count(counter)
 
     async def _other(self, scope, proto, method: str, path: str) -> None:
         """The page, its figures, /metrics and any other path: answered, never stored."""
@@ -445,6 +455,7 @@ class RSGIApp:
                                               ("cache-control", "no-store")], orjson.dumps(stats))
         elif path == "/metrics" and method in ("GET", "HEAD"):
             route = "metrics"
+            self._tally.flush()         # this worker's figures up to now
             body = await asyncio.get_running_loop().run_in_executor(None, self.metrics.scrape)
             proto.response_bytes(200, [("content-type", self.metrics.CONTENT_TYPE)], body)
         elif path == "/favicon.ico":

@@ -15,10 +15,8 @@ ms) and its size grows with the load instead of the latency.
 from __future__ import annotations
 
 import asyncio
-import queue
 import socket
 import struct
-import threading
 
 import orjson
 
@@ -77,27 +75,39 @@ def ask(path: str, query: dict, timeout: float = 120.0) -> dict:
     return orjson.loads(frame[1])
 
 
-class StoreLink:
-    """A worker's side: `submit(row)` resolves once the row's batch is committed (or failed)."""
+class StoreLink(asyncio.Protocol):
+    """A worker's side: `submit(row)` resolves once the row's batch is committed (or failed).
+
+    The Unix socket is read and written by the worker's own event loop (an asyncio protocol), so a
+    batch costs no thread hand-off: one write, one answer read when the loop next polls.
+    """
 
     def __init__(self, path: str, loop: asyncio.AbstractEventLoop, max_batch: int = 20000):
         self.path = path
         self.loop = loop
         self.max_batch = max_batch
-        self._sock = connect(path)
+        sock = connect(path)              # here, so a writer that is not there fails the worker's start
+        sock.setblocking(False)
         self._rows: list[dict] = []
         self._futures: list[asyncio.Future] = []
+        self._inflight: list[asyncio.Future] | None = None
         self._busy = False
         self._closed = False
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="store-link", daemon=True)
-        self._thread.start()
+        self._lost: str | None = None
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._attach = asyncio.ensure_future(loop.create_unix_connection(lambda: self, sock=sock), loop=loop)
+        self._attach.add_done_callback(self._attached)
+
+    def _attached(self, task: asyncio.Future) -> None:
+        if task.cancelled() or task.exception() is not None:     # rows must not wait for a link that never came
+            self.connection_lost(task.exception() if not task.cancelled() else None)
 
     def submit(self, row: dict) -> asyncio.Future:
         """A future set to `{"ok": bool, ...}` when the row's batch is committed or has failed."""
         future = self.loop.create_future()
-        if self._closed:
-            future.set_result({"ok": False, "error": "collector is shutting down"})
+        if self._closed or self._lost is not None:
+            future.set_result({"ok": False, "error": self._lost or "collector is shutting down"})
             return future
         self._rows.append(row)
         self._futures.append(future)
@@ -106,37 +116,62 @@ class StoreLink:
             self.loop.call_soon(self._flush)
         return future
 
+    # --- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self._transport = transport
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= _HEAD.size:
+            size, _kind = _HEAD.unpack_from(buffer)
+            if len(buffer) < _HEAD.size + size:
+                return
+            payload = bytes(buffer[_HEAD.size:_HEAD.size + size])
+            del buffer[:_HEAD.size + size]
+            try:
+                result = orjson.loads(payload)
+            except ValueError as exc:       # orjson's errors are ValueErrors
+                result = {"ok": False, "error": f"the store writer answered garbage ({exc})"}
+            self._done(result)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = f"the store writer is unreachable ({exc or 'it closed the connection'})"
+        self._transport = None
+        failed = {"ok": False, "error": self._lost}
+        if self._inflight is not None:
+            self._done(failed)
+        futures, self._rows, self._futures = self._futures, [], []
+        for future in futures:
+            if not future.done():
+                future.set_result(failed)
+
+    # --- batches --------------------------------------------------------------------------
+
     def _flush(self) -> None:
-        if self._busy or not self._rows:
+        if self._busy or not self._rows or self._transport is None:
             return
-        self._busy = True
         if len(self._rows) <= self.max_batch:         # the usual case: take the lists whole
             rows, futures, self._rows, self._futures = self._rows, self._futures, [], []
         else:
             rows, futures = self._rows[:self.max_batch], self._futures[:self.max_batch]
             del self._rows[:self.max_batch], self._futures[:self.max_batch]
-        self._jobs.put((rows, futures))
+        try:
+            payload = orjson.dumps(rows)
+        except (TypeError, ValueError) as exc:     # a row JSON cannot carry: this batch fails, the link stays
+            failed = {"ok": False, "error": f"the batch cannot be sent to the store writer ({exc})"}
+            for future in futures:
+                future.set_result(failed)
+            self.loop.call_soon(self._flush)
+            return
+        self._busy = True
+        self._inflight = futures
+        self._transport.write(_HEAD.pack(len(payload), ord("B")) + payload)
 
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            rows, futures = job
-            try:
-                send_frame(self._sock, b"B", orjson.dumps(rows))
-                frame = recv_frame(self._sock)
-                if frame is None:
-                    raise LinkError("the store writer closed the connection")
-                result = orjson.loads(frame[1])
-            except (OSError, ValueError) as exc:   # orjson's errors are ValueErrors
-                result = {"ok": False, "error": f"the store writer is unreachable ({exc})"}
-            try:
-                self.loop.call_soon_threadsafe(self._done, futures, result)
-            except RuntimeError:       # the loop is closed: nobody waits for these any more
-                return
-
-    def _done(self, futures: list[asyncio.Future], result: dict) -> None:
+    def _done(self, result: dict) -> None:
+        futures, self._inflight = self._inflight or [], None
         for future in futures:
             if not future.done():
                 future.set_result(result)
@@ -148,9 +183,13 @@ class StoreLink:
         """Commit what is queued, then close the link."""
         self._closed = True
         deadline = self.loop.time() + timeout
-        while (self._busy or self._rows) and self.loop.time() < deadline:
+        if not self._attach.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._attach), timeout)
+            except (TimeoutError, OSError):
+                pass
+        while (self._busy or self._rows) and self._transport is not None and self.loop.time() < deadline:
             self._flush()
             await asyncio.sleep(0.005)
-        self._jobs.put(None)
-        self._thread.join(timeout=5)
-        self._sock.close()
+        if self._transport is not None:
+            self._transport.close()
