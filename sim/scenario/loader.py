@@ -37,9 +37,11 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap
 
+from .distributions import dist_mean
 from .errors import (DataPath, Loc, Problem, ScenarioError, describe, did_you_mean, explain_validation,
                      problem_at)
 from .model import Scenario
+from .script import ScriptError, script_actions
 from .yamlfile import FileRefused, Unreadable, kind_of, located_plain, parse_located, read_bounded
 
 __all__ = ["Component", "load", "ScenarioError", "Problem"]
@@ -359,9 +361,6 @@ def _check_scripts(scenario: Scenario, locs: dict, root_file: str, problems: lis
     before play, an entry not in the catalog) is reported here, at its step, not by generate later."""
     if not scenario.script:
         return
-    from ..player.script import ScriptError, script_actions
-    from .distributions import dist_mean
-
     catalog = scenario.catalog
     listed = {e.id: (e.duration, e.live) for e in catalog.entries or []}
     for j, session in enumerate(scenario.script):
