@@ -28,7 +28,7 @@ import numpy as np
 
 from ..player.timeline import SessionChunk
 from ..protocols import browser
-from ..protocols.beacons import BeaconChunk, Strings, WireRequest
+from ..protocols.beacons import BeaconChunk, WireRequest, take_rows  # noqa: F401  (take_rows: importable here too)
 from ..protocols.event_types import EVENT_NAMES  # labels of Locust statistics rows: "legacy 3 PLAY"
 
 KAVA_VIEW = 99
@@ -231,22 +231,6 @@ class Outgoing:
 def header_lines(headers: dict[str, str]) -> bytes:
     """`Name: value\r\n` per header (latin-1, as HTTP/1.1 header values are)."""
     return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1", "replace")
-
-
-def take_rows(chunk: BeaconChunk, rows: np.ndarray) -> BeaconChunk:
-    """The beacon chunk restricted to `rows` (every per-row column indexed, pools shared)."""
-    n = len(chunk)
-
-    def take(value):
-        if isinstance(value, Strings) and len(value) == n:
-            return value.with_codes(value.codes[rows])      # keeps a lazily built pool lazy
-        if isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n:
-            return value[rows]
-        if isinstance(value, dict):
-            return {k: take(v) for k, v in value.items()}
-        return value
-
-    return dataclasses.replace(chunk, **{f.name: take(getattr(chunk, f.name)) for f in dataclasses.fields(chunk)})
 
 
 class BeaconQueue:
