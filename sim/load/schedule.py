@@ -161,8 +161,9 @@ def session_stream(components: list, seed: int, *, worker: int = 0, chunk_size: 
     small run may be a single chunk partition, which would leave the other workers idle.
     The population is built once (unless given) and shared.
     """
-    from ..player.model import as_components, generate_sessions
+    from ..player.model import generate_sessions
     from ..population import build_population
+    from ..scenario.loader import as_components
     components = as_components(components)
     population = population or build_population(components, seed)
     epoch = 0
