@@ -45,6 +45,8 @@ from .params import (D_AD_LEN, D_BACK, D_BOUNCE, D_BUMPER_LEN, D_FWD, D_MID_SIZE
                      D_PRE_SIZE, D_SEEKS, D_SPEED, D_STALL, D_STARTUP, MID_FRACTIONS, MID_NONE, N_CUES)
 from .timeline import Action, AdPosition, Outcome
 
+# The helpers a session walks through are inlined into `walk_sessions` (numba IR): as calls, each passed its
+# arrays with atomic reference count updates, which made the kernel measurably slower.
 # The kernel writes action rows into one float64 array [row, ACTION_COLUMNS order]; the chunk's
 # typed columns are filled from it. (A tuple of typed column arrays cost the runtime an atomic
 # reference count update per column touched, two fifths of the kernel's time.)
@@ -264,7 +266,7 @@ def _next_cue(cues_at, cue_done, n_cues, pos):
 
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _start(rng, out, k, sess, P, D, tables, ladder, dev, pos, autoplay, st):
     """LOAD to the first frame: play or not, bumper, pre-roll pod, start failure, startup wait.
 
@@ -325,7 +327,7 @@ def _start(rng, out, k, sess, P, D, tables, ladder, dev, pos, autoplay, st):
     return k, t, rung, -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cue_points(P, cues, c, dur, is_live, cues_at, cue_done):
     """This session's mid-roll break positions into `cues_at` (content seconds, or played seconds
     live); returns how many."""
@@ -346,7 +348,7 @@ def _cue_points(P, cues, c, dur, is_live, cues_at, cue_done):
     return n_cues
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _scheduled_event(rng, out, k, sess, t, pos, rung, ev, ended_any, P, D, tables, c, ladder, languages, dur,
                      budget, played, st, sched_at, sched_kind, n_sched):
     """A one-off interaction drawn by `_schedule` (EV_*) comes due.
@@ -414,7 +416,7 @@ def _scheduled_event(rng, out, k, sess, t, pos, rung, ev, ended_any, P, D, table
     return k, pos, rung, n_sched, -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _poisson_event(rng, out, k, sess, t, pos, rung, u, stall_rate, impaired, P, D, tables, ladder, dev, is_live,
                    played, st, sched_at, sched_kind, n_sched):
     """A Poisson event in playing time: `u` (uniform over the summed rates) picks which, in
@@ -471,7 +473,7 @@ def _poisson_event(rng, out, k, sess, t, pos, rung, u, stall_rate, impaired, P, 
     return k, t, pos, rung, n_sched, -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _play_pass(rng, out, k, sess, t, pos, rung, fraction, ended_any, stall_rate, impaired, P, D, tables, c, ladder,
                languages, dev, dur, is_live, st, sched_at, sched_kind, cues_at, cue_done, n_cues):
     """One pass of content playback (the first play or a replay) until the end, the viewer's
@@ -536,7 +538,7 @@ def _play_pass(rng, out, k, sess, t, pos, rung, fraction, ended_any, stall_rate,
             return k, t, pos, rung, outcome
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _after_end(rng, out, k, sess, t, pos, P, D, tables, st, dev, again_share):
     """The content ended: post-roll pod, post bumper, then a replay (with probability
     `again_share`) or leaving. Returns (k, t, outcome, replay): outcome -1 when the viewer replays."""
@@ -553,7 +555,7 @@ def _after_end(rng, out, k, sess, t, pos, P, D, tables, st, dev, again_share):
     return k, t, -1, rng.random() < again_share
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _playback(rng, out, k, sess, t, pos, rung, P, D, tables, c, cues, ladder, languages, dev, dur, is_live, st,
               sched_at, sched_kind, cues_at, cue_done):
     """From the first frame to the viewer leaving: passes of the content, breaks, replays.
