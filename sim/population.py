@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 
 from .geo import geo_table
+from .scenario.loader import as_components
+from .scenario.sampling import draw_many
 
 # Stream keys for the SeedSequence of a run: the population draws from (seed, POPULATION_KEY, c).
 POPULATION_KEY = 1
@@ -262,8 +264,6 @@ def _csv_entries(path: Path) -> tuple[list[str], list[float], list[bool]]:
 
 
 def _catalog_of(scenario, base_dir: Path | None, rng: np.random.Generator, taken: set[str]):
-    from .player.model import draw_many   # the compiled sampler the player model uses
-
     cat = scenario.catalog
     if cat.entries is not None:
         return ([e.id for e in cat.entries], np.array([e.duration for e in cat.entries], float),
@@ -318,15 +318,143 @@ def person_names(fake, firsts: int, lasts: int) -> tuple[list[str], list[str]]:
             list(fake.random_elements(person.last_names, length=lasts, use_weighting=True)))
 
 
+@dataclass
+class _PoolsBuilder:
+    """The identity pools and name tables of a run as they grow, component after component."""
+    os_names: list[str] = field(default_factory=lambda: list(BASE_OS))
+    browser_names: list[str] = field(default_factory=lambda: list(BASE_BROWSERS))
+    countries: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    ua_strings: list[str] = field(default_factory=list)
+    ua_device: list[int] = field(default_factory=list)
+    ua_os: list[int] = field(default_factory=list)
+    ua_browser: list[int] = field(default_factory=list)
+    ua_key: dict = field(default_factory=dict)           # (device, os, browser, variant) -> user agent row
+    ip_strings: list[str] = field(default_factory=list)
+    ip_country: list[int] = field(default_factory=list)
+    user_ids: list[str] = field(default_factory=list)
+    referrers: list[str] = field(default_factory=list)
+    namesakes: dict[str, int] = field(default_factory=dict)   # email address -> viewers given it
+
+    @staticmethod
+    def index_of(names: list[str], name: str) -> int:
+        if name not in names:
+            names.append(name)
+        return names.index(name)
+
+    def pools(self) -> IdentityPools:
+        return IdentityPools(
+            user_agents=np.array(self.ua_strings, dtype=object), ua_device=np.array(self.ua_device, np.int8),
+            ua_os=np.array(self.ua_os, np.int8), ua_browser=np.array(self.ua_browser, np.int8),
+            ips=np.array(self.ip_strings, dtype=object), ip_country=np.array(self.ip_country, np.int16),
+            user_ids=np.array(self.user_ids, dtype=object), referrers=np.array(self.referrers, dtype=object),
+            os_names=self.os_names, browser_names=self.browser_names, country_codes=self.countries,
+            caption_languages=self.languages)
+
+
+def _user_agent_rows(b: _PoolsBuilder, aud, n_viewers: int, rng: np.random.Generator, rnd) -> np.ndarray:
+    """Each viewer's device, OS and browser drawn from the audience mixes; returns its user agent row."""
+    device = _pick(device_mix(aud), n_viewers, rng)
+    os_of = np.empty(n_viewers, dtype=object)
+    browser_of = np.empty(n_viewers, dtype=object)
+    for dev in sorted(set(device.tolist())):
+        rows = np.flatnonzero(device == dev)
+        os_mix = aud.os.get(dev) or {"other": 1.0}
+        br_mix = aud.browsers.get(dev) or {"other": 1.0}
+        os_of[rows] = _pick(os_mix, len(rows), rng)
+        browser_of[rows] = _pick(br_mix, len(rows), rng)
+    # A few versions of each platform: real audiences run a spread of browser releases.
+    variant = rng.integers(0, 6, n_viewers)
+    # Viewers share a few hundred (device, os, browser, version) identities: resolve each
+    # distinct one once, in order of first appearance (user agents draw from `rnd`).
+    combo = variant.astype(np.int64)
+    for names in (device, os_of, browser_of):
+        codes, count = _codes(names)
+        combo = combo * count + codes
+    _, firsts, of_raw = np.unique(combo, return_index=True, return_inverse=True)
+    raw_rows = np.empty(len(firsts), np.int32)
+    for r in np.argsort(firsts, kind="stable").tolist():
+        i = int(firsts[r])
+        dev = device[i]
+        os_name = _platform_os(os_of[i], dev)
+        br = _compatible_browser(os_name, dev, browser_of[i])
+        key = (dev, os_name, br, int(variant[i]))
+        row = b.ua_key.get(key)
+        if row is None:
+            row = b.ua_key[key] = len(b.ua_strings)
+            b.ua_strings.append(user_agent(dev, os_name, br, rnd))
+            b.ua_device.append(DEVICE_CODES[dev])
+            b.ua_os.append(b.index_of(b.os_names, os_name))
+            b.ua_browser.append(b.index_of(b.browser_names, br))
+        raw_rows[r] = row
+    return raw_rows[of_raw]
+
+
+def _ip_rows(b: _PoolsBuilder, aud, n_viewers: int, rng: np.random.Generator) -> np.ndarray:
+    """Each viewer's country drawn from the audience mix and an address in it; returns its IP row."""
+    _check_countries(aud.countries)
+    country = _pick(aud.countries, n_viewers, rng)
+    ip_rows = np.empty(n_viewers, np.int32)
+    for code in sorted(set(country.tolist())):
+        rows = np.flatnonzero(country == code)
+        ip_rows[rows] = np.arange(len(b.ip_strings), len(b.ip_strings) + len(rows))
+        b.ip_strings.extend(_ips(code, len(rows), rng))
+        b.ip_country.extend([b.index_of(b.countries, code)] * len(rows))
+    return ip_rows
+
+
+def _user_id_rows(b: _PoolsBuilder, aud, n_viewers: int, rng: np.random.Generator, fake,
+                  first_lower: list[str], last_lower: list[str]) -> np.ndarray:
+    """Which viewers sign in and their user ids; returns each viewer's user id row (-1 = anonymous)."""
+    authenticated = rng.random(n_viewers) < aud.authenticated
+    user_rows = np.full(n_viewers, -1, np.int32)
+    n_auth = int(authenticated.sum())
+    user_rows[authenticated] = np.arange(len(b.user_ids), len(b.user_ids) + n_auth)
+    domains = [fake.domain_name() for _ in range(3)]
+    lms = _is_lms(list(aud.referrers))
+    fi = rng.integers(0, len(first_lower), n_auth).tolist()
+    la = rng.integers(0, len(last_lower), n_auth).tolist()
+    for k in range(n_auth):
+        if lms and k % 3 != 0:   # LMS tenants mostly see student numbers, some staff emails
+            b.user_ids.append(f"s{1000000 + len(b.user_ids):07d}")
+        else:
+            # namesakes get a number, as mail systems do: base@, base1@, base2@ ...
+            address = f"{first_lower[fi[k]]}.{last_lower[la[k]]}@{domains[k % 3]}"
+            seen = b.namesakes.get(address, 0)
+            b.namesakes[address] = seen + 1
+            b.user_ids.append(address if not seen else address.replace("@", f"{seen}@", 1))
+    return user_rows
+
+
+def _tz_groups(sc, n_viewers: int, v0: int, rng: np.random.Generator):
+    """Viewers split by time-zone group in proportion to the group's share of sessions.
+
+    Returns the time-zone weights, each group's rows into the component's viewers (a viewer may be
+    reused when there are more groups than viewers), global viewer ranges and activity CDFs."""
+    tz = sc.clock.timezones
+    tz_w = np.array([t.weight for t in tz], float)
+    tz_w = tz_w / tz_w.sum()
+    group_sizes = np.maximum(1, np.floor(tz_w * n_viewers).astype(int))
+    group_sizes[-1] = max(1, n_viewers - group_sizes[:-1].sum())
+    order = rng.permutation(n_viewers)
+    if group_sizes.sum() > n_viewers:      # more groups than viewers: reuse viewers
+        order = np.resize(order, group_sizes.sum())
+    members, ranges, cdfs, start = [], [], [], v0
+    for size in group_sizes.tolist():
+        members.append(order[start - v0:start - v0 + size])
+        ranges.append(range(start, start + size))
+        cdfs.append(np.cumsum(zipf_weights(size, sc.audience.returning.activity_zipf)))
+        start += size
+    return tz_w, members, ranges, cdfs
+
+
 def build_population(components, seed: int) -> Population:
     """The catalog, identity pools and viewers of a run: same components + seed -> same population.
 
-    `components` is a list of loader Components (name, scenario, weight, path) or of bare
-    Scenarios. Faker is seeded with `seed` and fills the pools once.
+    `components`: Components (name, scenario, weight, path), Scenarios, or one Scenario. Faker is
+    seeded with `seed` and fills the pools once.
     """
     from faker import Faker
-
-    from .player.model import as_components
 
     components = as_components(components)
     fake = Faker("en_US")
@@ -335,29 +463,20 @@ def build_population(components, seed: int) -> Population:
     weights = np.array([c.weight for c in components], float)
     weights = weights / weights.sum()
 
-    os_names, browser_names, countries, languages = list(BASE_OS), list(BASE_BROWSERS), [], []
-
-    def index_of(names: list[str], name: str) -> int:
-        if name not in names:
-            names.append(name)
-        return names.index(name)
-
+    b = _PoolsBuilder()
     entry_ids_all, durations_all, live_all, popularity_all = [], [], [], []
-    ua_strings, ua_device, ua_os, ua_browser, ua_key = [], [], [], [], {}
-    ip_strings, ip_country, user_ids, referrers = [], [], [], []
     v_ua, v_ip, v_user, v_tz = [], [], [], []
     slices: list[ComponentSlice] = []
     n_viewer_rows = 0
-    namesakes: dict[str, int] = {}     # email address -> viewers given it (or a numbered variant)
     taken: set[str] = set()
     first_names, last_names = person_names(fake, 150, 250)
     first_lower = [name.lower().replace(" ", "") for name in first_names]
     last_lower = [name.lower().replace(" ", "") for name in last_names]
 
     for ci, comp in enumerate(components):
-        sc = comp.scenario
+        sc, aud = comp.scenario, comp.scenario.audience
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(POPULATION_KEY, ci)))
-        base_dir = Path(comp.path).parent if getattr(comp, "path", None) else None
+        base_dir = Path(comp.path).parent if comp.path else None
 
         ids, durations, live = _catalog_of(sc, base_dir, rng, taken)
         e0 = len(entry_ids_all)
@@ -367,113 +486,34 @@ def build_population(components, seed: int) -> Population:
         pop = zipf_weights(len(ids), sc.catalog.zipf)
         popularity_all.append(pop * weights[ci])
 
-        r0 = len(referrers)
-        for template in sc.audience.referrers:
-            for page in range(1, sc.audience.pages_per_referrer + 1):
-                referrers.append(template.replace("{n}", str(page)))
+        r0 = len(b.referrers)
+        for template in aud.referrers:
+            for page in range(1, aud.pages_per_referrer + 1):
+                b.referrers.append(template.replace("{n}", str(page)))
 
-        aud = sc.audience
         n_viewers = int(aud.viewers)
-        device = _pick(device_mix(aud), n_viewers, rng)
-        os_of = np.empty(n_viewers, dtype=object)
-        browser_of = np.empty(n_viewers, dtype=object)
-        for dev in sorted(set(device.tolist())):
-            rows = np.flatnonzero(device == dev)
-            os_mix = aud.os.get(dev) or {"other": 1.0}
-            br_mix = aud.browsers.get(dev) or {"other": 1.0}
-            os_of[rows] = _pick(os_mix, len(rows), rng)
-            browser_of[rows] = _pick(br_mix, len(rows), rng)
-        # A few versions of each platform: real audiences run a spread of browser releases.
-        variant = rng.integers(0, 6, n_viewers)
-        # Viewers share a few hundred (device, os, browser, version) identities: resolve each
-        # distinct one once, in order of first appearance (user agents draw from `rnd`).
-        combo = variant.astype(np.int64)
-        for names in (device, os_of, browser_of):
-            codes, count = _codes(names)
-            combo = combo * count + codes
-        _, firsts, of_raw = np.unique(combo, return_index=True, return_inverse=True)
-        raw_rows = np.empty(len(firsts), np.int32)
-        for r in np.argsort(firsts, kind="stable").tolist():
-            i = int(firsts[r])
-            dev = device[i]
-            os_name = _platform_os(os_of[i], dev)
-            br = _compatible_browser(os_name, dev, browser_of[i])
-            key = (dev, os_name, br, int(variant[i]))
-            row = ua_key.get(key)
-            if row is None:
-                row = ua_key[key] = len(ua_strings)
-                ua_strings.append(user_agent(dev, os_name, br, rnd))
-                ua_device.append(DEVICE_CODES[dev])
-                ua_os.append(index_of(os_names, os_name))
-                ua_browser.append(index_of(browser_names, br))
-            raw_rows[r] = row
-        ua_rows = raw_rows[of_raw]
-
-        _check_countries(aud.countries)
-        country = _pick(aud.countries, n_viewers, rng)
-        ip_rows = np.empty(n_viewers, np.int32)
-        for code in sorted(set(country.tolist())):
-            rows = np.flatnonzero(country == code)
-            ip_rows[rows] = np.arange(len(ip_strings), len(ip_strings) + len(rows))
-            ip_strings.extend(_ips(code, len(rows), rng))
-            ip_country.extend([index_of(countries, code)] * len(rows))
-
-        authenticated = rng.random(n_viewers) < aud.authenticated
-        user_rows = np.full(n_viewers, -1, np.int32)
-        n_auth = int(authenticated.sum())
-        user_rows[authenticated] = np.arange(len(user_ids), len(user_ids) + n_auth)
-        domains = [fake.domain_name() for _ in range(3)]
-        lms = _is_lms(list(aud.referrers))
-        fi = rng.integers(0, len(first_names), n_auth).tolist()
-        la = rng.integers(0, len(last_names), n_auth).tolist()
-        for k in range(n_auth):
-            if lms and k % 3 != 0:   # LMS tenants mostly see student numbers, some staff emails
-                user_ids.append(f"s{1000000 + len(user_ids):07d}")
-            else:
-                # namesakes get a number, as mail systems do: base@, base1@, base2@ ...
-                address = f"{first_lower[fi[k]]}.{last_lower[la[k]]}@{domains[k % 3]}"
-                seen = namesakes.get(address, 0)
-                namesakes[address] = seen + 1
-                user_ids.append(address if not seen else address.replace("@", f"{seen}@", 1))
-
-        tz = sc.clock.timezones
-        tz_w = np.array([t.weight for t in tz], float)
-        tz_w = tz_w / tz_w.sum()
-        # Viewers are split by time-zone group in proportion to the group's share of sessions.
-        group_sizes = np.maximum(1, np.floor(tz_w * n_viewers).astype(int))
-        group_sizes[-1] = max(1, n_viewers - group_sizes[:-1].sum())
+        ua_rows = _user_agent_rows(b, aud, n_viewers, rng, rnd)
+        ip_rows = _ip_rows(b, aud, n_viewers, rng)
+        user_rows = _user_id_rows(b, aud, n_viewers, rng, fake, first_lower, last_lower)
         v0 = n_viewer_rows
-        order = rng.permutation(n_viewers)
-        if group_sizes.sum() > n_viewers:      # more groups than viewers: reuse viewers
-            order = np.resize(order, group_sizes.sum())
-        tz_ranges, cdfs, start = [], [], v0
-        for g, size in enumerate(group_sizes.tolist()):
-            rows = order[start - v0:start - v0 + size]
+        tz_w, members, tz_ranges, cdfs = _tz_groups(sc, n_viewers, v0, rng)
+        for g, rows in enumerate(members):
             v_ua.append(ua_rows[rows])
             v_ip.append(ip_rows[rows])
             v_user.append(user_rows[rows])
-            v_tz.append(np.full(size, tz[g].offset_minutes, np.int16))
-            tz_ranges.append(range(start, start + size))
-            cdfs.append(np.cumsum(zipf_weights(size, aud.returning.activity_zipf)))
-            start += size
-        n_viewer_rows = start
+            v_tz.append(np.full(len(rows), sc.clock.timezones[g].offset_minutes, np.int16))
+        n_viewer_rows = tz_ranges[-1].stop
 
-        lang_idx = np.array([index_of(languages, lang) for lang in sc.behaviour.captions.languages], np.int16)
+        lang_idx = np.array([b.index_of(b.languages, lang) for lang in sc.behaviour.captions.languages], np.int16)
         slices.append(ComponentSlice(
-            name=comp.name, entries=range(e0, len(entry_ids_all)), viewers=range(v0, start),
-            referrers=range(r0, len(referrers)), entry_cdf=np.cumsum(pop),
-            tz_offsets_min=np.array([t.offset_minutes for t in tz], np.int16), tz_weights=tz_w,
+            name=comp.name, entries=range(e0, len(entry_ids_all)), viewers=range(v0, n_viewer_rows),
+            referrers=range(r0, len(b.referrers)), entry_cdf=np.cumsum(pop),
+            tz_offsets_min=np.array([t.offset_minutes for t in sc.clock.timezones], np.int16), tz_weights=tz_w,
             tz_viewers=tz_ranges, tz_activity_cdf=cdfs, caption_languages=lang_idx))
 
     catalog = Catalog(entry_ids=np.array(entry_ids_all, dtype=object), durations=np.concatenate(durations_all),
                       live=np.concatenate(live_all), popularity=np.concatenate(popularity_all))
     catalog.popularity = catalog.popularity / catalog.popularity.sum()
-    pools = IdentityPools(
-        user_agents=np.array(ua_strings, dtype=object), ua_device=np.array(ua_device, np.int8),
-        ua_os=np.array(ua_os, np.int8), ua_browser=np.array(ua_browser, np.int8),
-        ips=np.array(ip_strings, dtype=object), ip_country=np.array(ip_country, np.int16),
-        user_ids=np.array(user_ids, dtype=object), referrers=np.array(referrers, dtype=object),
-        os_names=os_names, browser_names=browser_names, country_codes=countries, caption_languages=languages)
     viewers = Viewers(user_agent=np.concatenate(v_ua).astype(np.int32), ip=np.concatenate(v_ip).astype(np.int32),
                       user_id=np.concatenate(v_user).astype(np.int32), tz_offset_min=np.concatenate(v_tz))
-    return Population(catalog=catalog, pools=pools, viewers=viewers, components=slices)
+    return Population(catalog=catalog, pools=b.pools(), viewers=viewers, components=slices)

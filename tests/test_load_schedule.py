@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from sim.load.plan import OptionError, add_arguments, check_options, is_kaltura_host, scenario_specs
-from sim.load.schedule import ClosedArrivals, OpenArrivals, Timebase, partition_seed, take_rows
+from sim.load.schedule import ClosedArrivals, OpenArrivals, Timebase, partition_seed
 from sim.load.sender import LatenessHistogram, Ledger, worker_ledger_path
-from sim.protocols.beacons import BeaconChunk, Strings
+from sim.protocols.beacons import BeaconChunk, Strings, take_rows
 
 
 def options(*argv: str) -> argparse.Namespace:

@@ -306,7 +306,7 @@ def test_the_viewers_tab_target_viewers_follow_the_shape_now():
 # --- the scenarios' own day, compressed ---------------------------------------------------------
 
 def test_the_compressed_day_peaks_at_the_scenario_s_busiest_hour():
-    from sim.player.model import as_components
+    from sim.scenario.loader import as_components
     from sim.scenario.model import Scenario
     scenario = Scenario.model_validate({"name": "evening", "clock": {
         "start": "2026-11-02T00:00:00Z", "hourly": "consumer-evening",      # busiest local hour: 21
@@ -320,7 +320,7 @@ def test_the_compressed_day_peaks_at_the_scenario_s_busiest_hour():
 
 
 def test_the_compressed_day_weights_the_mix():
-    from sim.player.model import Component
+    from sim.scenario.loader import Component
     from sim.scenario.model import Scenario
 
     def at(hourly):

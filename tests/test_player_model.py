@@ -188,7 +188,7 @@ def test_time_zones_mix_by_weight():
 
 
 def test_a_mix_splits_sessions_by_component_weight():
-    from sim.player.model import Component
+    from sim.scenario.loader import Component
     vod = Component("vod", Scenario(), 0.7)
     clip = Component("clip", Scenario.model_validate({"catalog": {"duration": 40}}), 0.3)
     chunk = next(generate_sessions([vod, clip], seed=2, sessions=20_000, chunk_size=10**6))

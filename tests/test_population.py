@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from sim.geo import geo_table
-from sim.player.model import Component
 from sim.player.timeline import Device
 from sim.population import PopulationError, build_population, device_mix, person_names
+from sim.scenario.loader import Component
 from sim.scenario.model import Scenario
 
 

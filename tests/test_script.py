@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from sim.player.model import generate_sessions
-from sim.player.script import ScriptError, script_actions
 from sim.player.timeline import ACTION_COLUMNS, Action, Outcome
 from sim.scenario.model import Scenario, ScriptedSession
+from sim.scenario.script import ScriptError, script_actions
 
 COL = {name: j for j, name in enumerate(ACTION_COLUMNS)}
 LADDER = [400, 1500, 3000]

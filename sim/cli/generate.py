@@ -94,9 +94,9 @@ def generate(
     replayable request file. Files appear whole at the end of the run or not at all (Ctrl-C and
     SIGTERM leave nothing behind). Exit status 2 for a bad scenario or bad options."""
     from ..generate import generate as run_generate
-    from ..player.script import ScriptError
     from ..population import PopulationError
     from ..scenario.loader import ScenarioError, load
+    from ..scenario.script import ScriptError
     from ..scenario.model import MAX_DAYS
     from ..workers import ClusterError, default_workers, is_uri
 

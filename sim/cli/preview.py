@@ -282,9 +282,9 @@ def preview(
     from rich.console import Console
 
     from ..player.model import generate_sessions
-    from ..player.script import ScriptError
     from ..population import PopulationError
     from ..scenario.loader import ScenarioError, load
+    from ..scenario.script import ScriptError
 
     try:
         components = load(file)

@@ -249,8 +249,9 @@ def prepare_inputs(options) -> Inputs:
            options.seed, options.protocol)
     inputs = _PREPARED.get(key)
     if inputs is None:
-        from ..player.model import as_components, generate_sessions
+        from ..player.model import generate_sessions
         from ..population import build_population
+        from ..scenario.loader import as_components
         components = as_components(load_components(options))
         population = build_population(components, options.seed)
         adapters = protocol_adapters(options.protocol)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..player.timeline import SessionChunk
 from ..protocols import browser
-from ..protocols.beacons import BeaconChunk, Strings, WireRequest
+from ..protocols.beacons import BeaconChunk, WireRequest, take_rows  # noqa: F401  (take_rows: importable here too)
 from ..protocols.event_types import EVENT_NAMES  # labels of Locust statistics rows: "legacy 3 PLAY"
 from ..protocols.choice import check_choice
 from ..protocols.registry import PROTOCOLS, choice_policies
@@ -145,7 +145,7 @@ def at_configured_weights(components: list) -> list:
     day then holds the scenarios in the mix's configured weights. A live run's sessions start
     when the arrival model says, not at the simulated hour, so the scenarios' daily curves
     would only skew its mix (a short run would get the midnight mix)."""
-    from ..player.model import Component, as_components
+    from ..scenario.loader import Component, as_components
     flat = {"hourly": [1.0] * 24, "weekday": [1.0] * 7, "monthly": [1.0] * 12}
     return [Component(c.name, c.scenario.model_copy(update={"clock": c.scenario.clock.model_copy(update=flat)}),
                       c.weight, c.path) for c in as_components(components)]
@@ -236,22 +236,6 @@ class Outgoing:
 def header_lines(headers: dict[str, str]) -> bytes:
     """`Name: value\r\n` per header (latin-1, as HTTP/1.1 header values are)."""
     return "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("latin-1", "replace")
-
-
-def take_rows(chunk: BeaconChunk, rows: np.ndarray) -> BeaconChunk:
-    """The beacon chunk restricted to `rows` (every per-row column indexed, pools shared)."""
-    n = len(chunk)
-
-    def take(value):
-        if isinstance(value, Strings) and len(value) == n:
-            return value.with_codes(value.codes[rows])      # keeps a lazily built pool lazy
-        if isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n:
-            return value[rows]
-        if isinstance(value, dict):
-            return {k: take(v) for k, v in value.items()}
-        return value
-
-    return dataclasses.replace(chunk, **{f.name: take(getattr(chunk, f.name)) for f in dataclasses.fields(chunk)})
 
 
 class BeaconQueue:

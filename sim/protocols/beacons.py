@@ -9,6 +9,7 @@ Encoders turn a Beacon into a `WireRequest`; decoders turn a request back into a
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -151,3 +152,19 @@ class BeaconChunk:
 
     def __len__(self) -> int:
         return len(self.session)
+
+
+def take_rows(chunk: BeaconChunk, rows: np.ndarray) -> BeaconChunk:
+    """The beacon chunk restricted to `rows` (every per-row column indexed, pools shared)."""
+    n = len(chunk)
+
+    def take(value):
+        if isinstance(value, Strings) and len(value) == n:
+            return value.with_codes(value.codes[rows])      # keeps a lazily built pool lazy
+        if isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n:
+            return value[rows]
+        if isinstance(value, dict):
+            return {k: take(v) for k, v in value.items()}
+        return value
+
+    return dataclasses.replace(chunk, **{f.name: take(getattr(chunk, f.name)) for f in dataclasses.fields(chunk)})

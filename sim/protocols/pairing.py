@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..player.timeline import SessionChunk
-from .beacons import AsciiStrings, BeaconChunk
+from .beacons import AsciiStrings, BeaconChunk, take_rows
 
 KDP, MWEMBED, V7 = 0, 1, 2     # as the legacy policy numbers its flavors
 
@@ -50,7 +50,6 @@ def kava_beside_legacy(chunk: SessionChunk, kava: BeaconChunk) -> BeaconChunk:
     them (see the module docstring); v7 sessions' as they are."""
     import dataclasses
 
-    from ..load.schedule import take_rows
     from .legacy.policy import legacy_session_ids, user_agents
     flavor = flavors(chunk)
     if not len(flavor) or (flavor == V7).all():

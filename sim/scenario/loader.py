@@ -37,12 +37,14 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap
 
+from .distributions import dist_mean
 from .errors import (DataPath, Loc, Problem, ScenarioError, describe, did_you_mean, explain_validation,
                      problem_at)
 from .model import Scenario
+from .script import ScriptError, script_actions
 from .yamlfile import FileRefused, Unreadable, kind_of, located_plain, parse_located, read_bounded
 
-__all__ = ["Component", "load", "ScenarioError", "Problem"]
+__all__ = ["Component", "as_components", "load", "ScenarioError", "Problem"]
 
 MIX_KEYS = ("name", "description", "clock", "mix")
 MIX_CLOCK_KEYS = ("start", "days", "sessions_per_day")
@@ -52,10 +54,28 @@ MAX_CSV_BYTES = 64 * 1024 * 1024   # about a million catalog rows
 
 @dataclass
 class Component:
-    name: str            # scenario name (its `name:` or the file stem)
-    scenario: Scenario   # fully resolved (extends applied), validated
-    weight: float        # share of sessions in a mix (1.0 for a single scenario)
-    path: Path
+    """A scenario in a run and its share of the sessions: what `load` returns, what a run is made of."""
+    name: str                  # scenario name (its `name:` or the file stem)
+    scenario: Scenario         # fully resolved (extends applied), validated
+    weight: float = 1.0        # share of sessions in a mix (1.0 for a single scenario)
+    path: Path | None = None   # the file it was loaded from (None: built in code)
+
+
+def as_components(components) -> list[Component]:
+    """Normalise a Scenario, a list of Scenarios or a list of Components to Components."""
+    if isinstance(components, Scenario):
+        components = [components]
+    out = []
+    for i, c in enumerate(components):
+        if isinstance(c, Scenario):
+            c = Component(name=c.name or f"scenario-{i}", scenario=c)
+        if c.scenario.mix is not None:
+            raise ValueError(f"{c.name}: a mix scenario must be loaded with sim.scenario.loader.load, "
+                             "which resolves its component files")
+        out.append(c)
+    if not out:
+        raise ValueError("no scenario components given")
+    return out
 
 
 def load(path: str | Path) -> list[Component]:
@@ -359,9 +379,6 @@ def _check_scripts(scenario: Scenario, locs: dict, root_file: str, problems: lis
     before play, an entry not in the catalog) is reported here, at its step, not by generate later."""
     if not scenario.script:
         return
-    from ..player.script import ScriptError, script_actions
-    from .distributions import dist_mean
-
     catalog = scenario.catalog
     listed = {e.id: (e.duration, e.live) for e in catalog.entries or []}
     for j, session in enumerate(scenario.script):
