@@ -21,6 +21,7 @@ EXPECTED_LONG = {"sim/protocols/kava/policy.py:_walk"}
 
 # The pipeline of DESIGN.md, earliest first: a part imports only parts of its own rank or earlier ones.
 PIPELINE = [
+    {"atomic", "tables"},    # shared foundations: the atomic-write helper, the events-table and ledger schemas
     {"scenario"},
     {"geo", "population"},
     {"player"},
