@@ -64,14 +64,14 @@ def _module(protocol: str, part: str):
 
 def beacon_chunks(chunk: SessionChunk, protocol: str, in_send_order: bool = False) -> list[BeaconChunk]:
     """The beacons of a chunk's sessions, legacy first: one BeaconChunk per protocol sent.
-    `in_send_order`: the legacy policy gives its rows in one send order across sessions (see
-    BeaconChunk); KAVA's stay grouped by session."""
+    `in_send_order`: the policies give their rows in one send order across sessions (see
+    BeaconChunk); KAVA's beside legacy (`both`) stay grouped by session."""
     out = []
     if protocol in ("legacy", "both"):
         out.append(_module("legacy", "policy").beacons(chunk, with_kava=protocol == "both",
                                                        in_send_order=in_send_order))
     if protocol == "kava":
-        out.append(_module("kava", "policy").beacons(chunk))
+        out.append(_module("kava", "policy").beacons(chunk, in_send_order=in_send_order))
     elif protocol == "both":      # one player: the KAVA line beside each legacy plugin
         out.append(kava_beside_legacy(chunk, _module("kava", "policy").beacons(chunk)))
     return out

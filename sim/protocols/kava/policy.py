@@ -58,6 +58,7 @@ parameters the chunk carries `user_agent`, `page_url`, `client_ip` (request cont
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from numba import njit
@@ -129,12 +130,13 @@ PLAYBACK_TYPES = np.array(["vod", "live", "dvr"], dtype=object)
 
 # --- kernel layout --------------------------------------------------------------------------
 
-# Integer output rows: out_i[I_X, beacon], so each column is contiguous.
+# Integer fields of a beacon (int32): out_i[beacon, I_X] in the kernel (a beacon's fields together),
+# then out_i[I_X, beacon] as columns (`_columns`).
 (I_SESSION, I_TYPE, I_INDEX, I_CAPTION, I_PLAYBACK_TYPE, I_SOUND, I_TAB, I_SCREEN,
  I_VIEWABILITY, I_ERROR_CODE, I_ERROR_POSITION, I_SOCIAL, I_REPORT_TYPE, I_AD_ERROR_CODE,
  I_AD_POSITION, I_AD_BREAK_TYPE, I_LOADED_PLUGINS) = range(17)
 N_INT = 17
-# Float output rows: out_f[F_X, beacon].
+# Float fields: out_f[beacon, F_X], then out_f[F_X, beacon].
 (F_SEND_T, F_POSITION, F_SPEED, F_BUFFER_TIME, F_BUFFER_TIME_SUM, F_ACTUAL_BITRATE,
  F_AVERAGE_BITRATE, F_JOIN_TIME, F_CAN_PLAY, F_PLAY_TIME_SUM, F_TARGET_POSITION, F_AD_JOIN_TIME,
  F_AD_CURRENT_TIME, F_SST, F_DROPPED, F_FBH, F_TARGET_BUFFER, F_BANDWIDTH, F_SEGMENT_DL, F_MANIFEST_DL,
@@ -251,7 +253,8 @@ def _set_stopped(S, now, stopped):
 @njit(cache=True, error_model="numpy")
 def _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, etype, live, duration, playhead,
           speed, caption):
-    """Write the common params of one beacon at row n (row 0 when counting); return n + 1."""
+    """Write the common params of one beacon at row n (row 0 when counting), its other fields
+    unset; return n + 1."""
     if S[S_STALLED] > 0:
         # An event sent while buffering takes the buffering so far, and the buffer clock restarts.
         S[S_BUF_T] += t_rel - S[S_BUF_START]
@@ -259,25 +262,28 @@ def _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, etype, live, duration, 
         S[S_BUF_START] = t_rel
     _answers(S, t_abs)
     r = n * write
-    out_i[I_SESSION, r] = sess
-    out_i[I_TYPE, r] = etype
-    out_i[I_INDEX, r] = np.int64(S[S_INDEX])
-    out_f[F_SST, r] = S[S_SST] if S[S_SST] >= 0 else np.nan
-    out_i[I_CAPTION, r] = caption
+    if write:       # every field not sent until the caller sets it
+        out_i[r, :] = NOT_SENT
+        out_f[r, :] = np.nan
+    out_i[r, I_SESSION] = sess
+    out_i[r, I_TYPE] = etype
+    out_i[r, I_INDEX] = np.int64(S[S_INDEX])
+    out_f[r, F_SST] = S[S_SST] if S[S_SST] >= 0 else np.nan
+    out_i[r, I_CAPTION] = caption
     if live:
         behind = duration - playhead
         if behind < 1.0:
-            out_f[F_POSITION, r] = 0.0
+            out_f[r, F_POSITION] = 0.0
         else:
-            out_f[F_POSITION, r] = -math.floor(behind * 1000.0 + 0.5) / 1000.0
-        out_i[I_PLAYBACK_TYPE, r] = 2 if behind >= 120.0 else 1
+            out_f[r, F_POSITION] = -math.floor(behind * 1000.0 + 0.5) / 1000.0
+        out_i[r, I_PLAYBACK_TYPE] = 2 if behind >= 120.0 else 1
     else:
         rounded = math.floor(playhead * CURRENT_TIME_RESOLUTION + 0.5) / CURRENT_TIME_RESOLUTION
         # currentTime never passes the duration, rounding must not push it past either
-        out_f[F_POSITION, r] = rounded if rounded <= duration else duration
-        out_i[I_PLAYBACK_TYPE, r] = 0
-    out_f[F_SEND_T, r] = t_abs
-    out_f[F_SPEED, r] = speed
+        out_f[r, F_POSITION] = rounded if rounded <= duration else duration
+        out_i[r, I_PLAYBACK_TYPE] = 0
+    out_f[r, F_SEND_T] = t_abs
+    out_f[r, F_SPEED] = speed
     S[S_INDEX] += 1
     # this request's answer is on its way
     if S[S_PEND_FIRST] < 0:
@@ -293,15 +299,15 @@ def _send_view(S, out_i, out_f, n, write, sess, t_abs, t_rel, live, duration, pl
     for adaptive streams (Q[Q_ON] > 0), the interval's quality figures (`_quality`)."""
     r = n * write
     n = _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, 99, live, duration, playhead, speed, caption)
-    out_f[F_PLAY_TIME_SUM, r] = play_time_sum
-    out_f[F_BUFFER_TIME, r] = _round3(S[S_BUF_T])
-    out_f[F_BUFFER_TIME_SUM, r] = _round3(S[S_BUF_SUM])
-    out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(bitrate)
-    out_f[F_AVERAGE_BITRATE, r] = average_bitrate
-    out_i[I_SOUND, r] = sound
-    out_i[I_TAB, r] = tab
-    out_i[I_VIEWABILITY, r] = 2
-    out_i[I_SCREEN, r] = screen
+    out_f[r, F_PLAY_TIME_SUM] = play_time_sum
+    out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
+    out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
+    out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(bitrate)
+    out_f[r, F_AVERAGE_BITRATE] = average_bitrate
+    out_i[r, I_SOUND] = sound
+    out_i[r, I_TAB] = tab
+    out_i[r, I_VIEWABILITY] = 2
+    out_i[r, I_SCREEN] = screen
     if write:       # the figures change no count: the counting pass skips them
         _quality(out_f, r, Q, key, n, t_rel, duration, playhead, live, bitrate)
     return n
@@ -327,7 +333,7 @@ def _quality(out_f, r, Q, key, n, t_rel, duration, playhead, live, bitrate):
     most = DROPPED_FRAMES_MAX[1] if Q[Q_IMPAIRED] > 0 else DROPPED_FRAMES_MAX[0]
     dropped = 1.0 + math.floor(u / share * most) if u < share and Q[Q_FIRST] <= 0 else 0.0
     # Math.round(dropped / total * 1000) / 1000 of the interval's frames
-    out_f[F_DROPPED, r] = math.floor(dropped / FRAMES_PER_INTERVAL * 1000.0 + 0.5) / 1000.0
+    out_f[r, F_DROPPED] = math.floor(dropped / FRAMES_PER_INTERVAL * 1000.0 + 0.5) / 1000.0
     if Q[Q_ON] <= 0:
         Q[Q_FIRST] = 0.0
         return
@@ -338,20 +344,20 @@ def _quality(out_f, r, Q, key, n, t_rel, duration, playhead, live, bitrate):
         # the buffer refills at (throughput - bitrate) since it last ran empty (start, seek, stall)
         fill = (t_rel - Q[Q_EMPTY_T]) * (Q[Q_THROUGHPUT_X] - 1.0) + 0.5
         available = fill if fill < target else target * (0.93 + 0.07 * u3)
-        out_f[F_FBH, r] = math.floor(available * 1000.0 / target + 0.5) / 1000.0
-        out_f[F_TARGET_BUFFER, r] = math.floor(target * 1000.0 + 0.5) / 1000.0
+        out_f[r, F_FBH] = math.floor(available * 1000.0 / target + 0.5) / 1000.0
+        out_f[r, F_TARGET_BUFFER] = math.floor(target * 1000.0 + 0.5) / 1000.0
     if bitrate > 0:
         x = Q[Q_THROUGHPUT_X] * (0.85 + 0.3 * u2)
         kbps = bitrate * x
         # Math.round(bytes * 8 / seconds) / 1000: kbps with 3 decimals
-        out_f[F_BANDWIDTH, r] = math.floor(kbps * 1000.0 + 0.5) / 1000.0
-        out_f[F_SEGMENT_DL, r] = math.floor(SEGMENT_S / x * 1000.0 + 0.5) / 1000.0
+        out_f[r, F_BANDWIDTH] = math.floor(kbps * 1000.0 + 0.5) / 1000.0
+        out_f[r, F_SEGMENT_DL] = math.floor(SEGMENT_S / x * 1000.0 + 0.5) / 1000.0
     if Q[Q_MANIFEST] > 0:
-        out_f[F_MANIFEST_DL, r] = math.floor((MANIFEST_S[0] + (MANIFEST_S[1] - MANIFEST_S[0]) * u3) * 1000.0
+        out_f[r, F_MANIFEST_DL] = math.floor((MANIFEST_S[0] + (MANIFEST_S[1] - MANIFEST_S[0]) * u3) * 1000.0
                                              + 0.5) / 1000.0
         Q[Q_MANIFEST] = 1.0 if live else 0.0    # live playlists reload all the time
     if Q[Q_FIRST] > 0 or u3 < NEW_CONNECTION_SHARE:
-        out_f[F_OVERHEAD, r] = math.floor((OVERHEAD_S[0] + (OVERHEAD_S[1] - OVERHEAD_S[0]) * (1.0 - u3)) * 1000.0
+        out_f[r, F_OVERHEAD] = math.floor((OVERHEAD_S[0] + (OVERHEAD_S[1] - OVERHEAD_S[0]) * (1.0 - u3)) * 1000.0
                                           + 0.5) / 1000.0
         Q[Q_FIRST] = 0.0
 
@@ -577,9 +583,9 @@ def _paused_ticks(S, t_prev, ta, R):
 @njit(cache=True, error_model="numpy")
 def _stream_figures(S, out_f, r, bitrate):
     """The buffer and bitrate figures PLAY and RESUME carry."""
-    out_f[F_BUFFER_TIME, r] = _round3(S[S_BUF_T])
-    out_f[F_BUFFER_TIME_SUM, r] = _round3(S[S_BUF_SUM])
-    out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(bitrate)
+    out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
+    out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
+    out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(bitrate)
 
 
 @njit(cache=True, error_model="numpy")
@@ -598,8 +604,8 @@ def _first_frame(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, value
     r = n * write
     n = _send(S, out_i, out_f, n, write, s, ts, ta, 3, is_live, d, pa_, cur_speed, caption)
     _stream_figures(S, out_f, r, cur_br)
-    out_f[F_JOIN_TIME, r] = _round3(join)
-    out_f[F_CAN_PLAY, r] = _round3(join * CANPLAY_SHARE_OF_JOIN)
+    out_f[r, F_JOIN_TIME] = _round3(join)
+    out_f[r, F_CAN_PLAY] = _round3(join * CANPLAY_SHARE_OF_JOIN)
     # _onPlaying reports right after PLAY: a VIEW with playTimeSum about 0
     if is_live:
         S[W_PTS] += N - S[S_BUF_T]
@@ -644,7 +650,7 @@ def _playback_action(S, Q, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa
     r = n * write
     if k_ == K_LOAD:
         n = _send(S, out_i, out_f, n, write, s, ts, ta, 1, is_live, d, pa_, cur_speed, caption)
-        out_i[I_LOADED_PLUGINS, r] = 1
+        out_i[r, I_LOADED_PLUGINS] = 1
     elif k_ == K_PLAY_REQUEST:    # the plugin's FIRST_PLAY
         if S[W_REQUESTED] == 0:
             S[W_REQUESTED] = 1.0
@@ -671,7 +677,7 @@ def _playback_action(S, Q, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa
         S[W_PREV_POS] = target
         Q[Q_EMPTY_T] = ta
         n = _send(S, out_i, out_f, n, write, s, ts, ta, 35, is_live, d, target, cur_speed, caption)
-        out_f[F_TARGET_POSITION, r] = min(_round_to(target, 1e6), d) if not is_live else _round_to(target, 1e6)
+        out_f[r, F_TARGET_POSITION] = min(_round_to(target, 1e6), d) if not is_live else _round_to(target, 1e6)
         n = _crossed_quartiles(S, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, target,
                                cur_speed, caption)
     elif k_ == K_STALL_START:
@@ -701,7 +707,7 @@ def _viewer_action(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_,
     elif k_ == K_ENTER_FULLSCREEN or k_ == K_EXIT_FULLSCREEN:
         etype = 31 if k_ == K_ENTER_FULLSCREEN else 32
         n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
-        out_i[I_SCREEN, r] = 2 if k_ == K_ENTER_FULLSCREEN else 1
+        out_i[r, I_SCREEN] = 2 if k_ == K_ENTER_FULLSCREEN else 1
     elif k_ == K_CAPTIONS:   # only while playing does the plugin take the new track
         if S[W_STARTED] > 0:
             c = np.int64(value)
@@ -712,16 +718,16 @@ def _viewer_action(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_,
         etype = 43 if k_ == K_FLAVOR_SWITCH else 39
         Q[Q_MANIFEST] = 1.0     # an hls level switch loads the new level's playlist
         n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
-        out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(cur_br)
+        out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(cur_br)
     elif k_ == K_SHARE_NETWORK:
         n = _send(S, out_i, out_f, n, write, s, ts, ta, 22, is_live, d, pa_, cur_speed, caption)
-        out_i[I_SOCIAL, r] = np.int64(u_a * 4.0) % 4
+        out_i[r, I_SOCIAL] = np.int64(u_a * 4.0) % 4
     elif k_ == K_REPORT:   # the form opens; some viewers submit it
         n = _send(S, out_i, out_f, n, write, s, ts, ta, 24, is_live, d, pa_, cur_speed, caption)
         if u_a < REPORT_SUBMIT_SHARE:
             r = n * write
             n = _send(S, out_i, out_f, n, write, s, ts, ta, 25, is_live, d, pa_, cur_speed, caption)
-            out_i[I_REPORT_TYPE, r] = 1 + np.int64(u_a / REPORT_SUBMIT_SHARE * 4.0) % 4
+            out_i[r, I_REPORT_TYPE] = 1 + np.int64(u_a / REPORT_SUBMIT_SHARE * 4.0) % 4
     return n
 
 
@@ -741,7 +747,7 @@ def _replay(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_br, cu
     Q[Q_EMPTY_T] = ta
     r = n * write
     n = _send(S, out_i, out_f, n, write, s, ts, ta, 35, is_live, d, pa_, cur_speed, caption)
-    out_f[F_TARGET_POSITION, r] = pa_
+    out_f[r, F_TARGET_POSITION] = pa_
     n = _send(S, out_i, out_f, n, write, s, ts, ta, 45, is_live, d, pa_, cur_speed, caption)
     n = _send(S, out_i, out_f, n, write, s, ts, ta, 46, is_live, d, pa_, cur_speed, caption)
     S[W_ENDED] = 0.0
@@ -764,12 +770,12 @@ def _error(S, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, value, cur
     """A critical ERROR, then the plugin's full reset."""
     r = n * write
     n = _send(S, out_i, out_f, n, write, s, ts, ta, 98, is_live, d, pa_, cur_speed, np.int64(S[W_CAPTION]))
-    out_i[I_ERROR_CODE, r] = np.int64(value)
+    out_i[r, I_ERROR_CODE] = np.int64(value)
     started = S[W_STARTED] > 0
     if v015:    # 0.15 ErrorPosition: PRE_PLAYING 1 until the first PLAYING, then MID_STREAM 2
-        out_i[I_ERROR_POSITION, r] = 1 if not started else 2
+        out_i[r, I_ERROR_POSITION] = 1 if not started else 2
     else:
-        out_i[I_ERROR_POSITION, r] = 3 if S[W_REQUESTED] == 0 else (1 if not started else 2)
+        out_i[r, I_ERROR_POSITION] = 3 if S[W_REQUESTED] == 0 else (1 if not started else 2)
     S[S_INDEX] = 1.0
     S[S_BUF_T] = 0.0
     S[S_BUF_SUM] = 0.0
@@ -802,13 +808,13 @@ def _ad_action(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value,
     r = n * write
     n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, np.int64(S[W_CAPTION]))
     if 1 <= ad_pos <= 4:
-        out_i[I_AD_BREAK_TYPE, r] = ad_pos - 1
-        out_i[I_AD_POSITION, r] = ad_index + 1
+        out_i[r, I_AD_BREAK_TYPE] = ad_pos - 1
+        out_i[r, I_AD_POSITION] = ad_index + 1
     if etype == 9000 and S[W_AD_IMP_T] >= 0:
-        out_f[F_AD_JOIN_TIME, r] = _round3(ta - S[W_AD_IMP_T])
+        out_f[r, F_AD_JOIN_TIME] = _round3(ta - S[W_AD_IMP_T])
     if etype == 9006:
-        out_i[I_AD_ERROR_CODE, r] = np.int64(value) if value > 0 else 1009
-        out_f[F_AD_CURRENT_TIME, r] = 0.0
+        out_i[r, I_AD_ERROR_CODE] = np.int64(value) if value > 0 else 1009
+        out_f[r, F_AD_CURRENT_TIME] = 0.0
     if etype == 9005 or etype == 9001 or etype == 9006:
         S[W_AD_IMP_T] = -1.0
     return n
@@ -1088,11 +1094,43 @@ def _line_columns(chunk: SessionChunk, settings, out_i, out_f, row_scen, caption
     }
 
 
-def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChunk:
+@njit(cache=True, error_model="numpy")
+def _columns(rec_i, rec_f, order):
+    """The kernel's beacons (one row of fields each) as columns, rows taken in `order`: a
+    beacon's fields are read together, each column written in sequence."""
+    n = order.shape[0]
+    out_i = np.empty((rec_i.shape[1], n), rec_i.dtype)
+    out_f = np.empty((rec_f.shape[1], n), np.float64)
+    for k in range(n):
+        j = order[k]
+        for c in range(rec_i.shape[1]):
+            out_i[c, k] = rec_i[j, c]
+        for c in range(rec_f.shape[1]):
+            out_f[c, k] = rec_f[j, c]
+    return out_i, out_f
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's beacon rows (integer and float fields), kept per thread from call to call:
+    fresh memory of this size costs more in page faults than the kernel takes to fill it. Only
+    `beacons` uses them, and nothing it returns points into them."""
+    have = getattr(_SCRATCH, "rows", None)
+    if have is None or have[0].shape[0] < rows:
+        size = max(rows, int(rows * 1.25))
+        have = _SCRATCH.rows = (np.empty((size, N_INT), np.int32), np.empty((size, N_FLOAT), np.float64))
+    return have[0][:rows], have[1][:rows]
+
+
+def beacons(chunk: SessionChunk, view_events_enabled: bool = True, in_send_order: bool = False) -> BeaconChunk:
     """The KAVA beacons a v7 player sends for every session in `chunk`, as columns.
 
     `view_events_enabled` stands for the server's `viewEventsEnabled` answer: False stops
     every VIEW (the plugin reads it from the first response of each KAVA session).
+    `in_send_order`: the rows of all sessions in one send order (see BeaconChunk), not
+    grouped by session.
 
         chunk_beacons = beacons(chunk)
         first = beacon_at(chunk_beacons, 0)     # sim.protocols.kava.codec
@@ -1105,16 +1143,21 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
     captions = chunk.population.pools.caption_languages
     n_sess = chunk.n_sessions
     per_session = np.zeros(n_sess, np.int64)
-    dummy_i = np.zeros((N_INT, 1), np.int64)
-    dummy_f = np.zeros((N_FLOAT, 1), np.float64)
+    dummy_i = np.zeros((1, N_INT), np.int32)
+    dummy_f = np.zeros((1, N_FLOAT), np.float64)
     # per-session keys of the jitter and quality draws, from a stream of their own (the "kava"
     # stream's draws, and so session ids, stay as they were)
     keys = chunk.rng("kava_qoe").integers(0, np.iinfo(np.int64).max, n_sess, dtype=np.int64).astype(np.uint64)
     total = _run(inputs, u, len(captions), view_events_enabled, keys, 0, dummy_i, dummy_f, per_session)
-    out_i = np.full((N_INT, total), -1, np.int64)
-    out_f = np.full((N_FLOAT, total), np.nan, np.float64)
-    written = _run(inputs, u, len(captions), view_events_enabled, keys, 1, out_i, out_f, per_session)
+    rec_i, rec_f = _scratch(total)
+    written = _run(inputs, u, len(captions), view_events_enabled, keys, 1, rec_i, rec_f, per_session)
     assert written == total
+    if in_send_order:
+        # sim.generate.send_order's order: by send time, then session, then the session's own order
+        order = np.lexsort((chunk.sessions["session_seq"][rec_i[:, I_SESSION]], rec_f[:, F_SEND_T]))
+    else:
+        order = np.arange(total)
+    out_i, out_f = _columns(rec_i, rec_f, order)
 
     sess = out_i[I_SESSION]
     etype = out_i[I_TYPE]
@@ -1217,6 +1260,7 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
         session=sess.astype(np.int32),
         send_t=out_f[F_SEND_T].copy(),
         ledger_session=session_strings,
-        ledger_index=out_i[I_INDEX].copy(),
+        ledger_index=out_i[I_INDEX].astype(np.int64),
         always_sent=ALWAYS_SENT - LINE_COMMON if settings["old"].any() else ALWAYS_SENT,
+        in_send_order=in_send_order,
     )
