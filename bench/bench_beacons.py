@@ -3,6 +3,7 @@
     python bench/bench_beacons.py                  # default mix, legacy, 1M sessions (about 2 min)
     python bench/bench_beacons.py --sessions 200000 --memory 2000000,23300000
     python bench/bench_beacons.py --protocol kava --sessions 100000     # KAVA only
+    python bench/bench_beacons.py --protocol kava --sessions 100000 --baseline-tree /tmp/base --repeat 5
 
 Prints: the pipeline's rate to Parquet and to JSON lines (warm-up excluded, one process,
 Arrow held to one thread; each measure the fastest of --repeat runs), the plain loop's
@@ -11,20 +12,27 @@ the pipeline fills and writing 11 fields, the ratios to each, where the pipeline
 goes by stage, and with --memory the peak RSS of streamed runs of growing size (flat =
 memory does not grow with the run). Absolute numbers drift on a shared machine; the
 ratios are the result.
+
+With --baseline-tree (another checkout of player-sim, e.g. a `git worktree` of an older
+commit) it measures only the Parquet rate, of that tree and of this one, each run in a fresh
+process, the two trees alternating (--repeat rounds), and prints both medians and their ratio.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
+import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+# BENCH_TREE: the checkout whose `sim` is measured (set by --baseline-tree for its child runs)
+ROOT = Path(os.environ.get("BENCH_TREE") or Path(__file__).resolve().parent.parent).resolve()
 sys.path.insert(0, str(ROOT))
 
 import pyarrow as pa  # noqa: E402
@@ -201,6 +209,44 @@ def fastest(repeat: int, run, out: Path) -> tuple[int, float, float]:
     return best
 
 
+def one_rate(sessions: int) -> None:
+    """A child run of --baseline-tree: warm up (numba caches), one Parquet run, its figures as JSON."""
+    components = load(SCENARIO)
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline(components, 2_000, "parquet", Path(tmp) / "warm.parquet")
+        beacons, wall, cpu_s = pipeline(components, sessions, "parquet", Path(tmp) / "e.parquet")
+    print(json.dumps({"beacons": beacons, "wall": wall, "cpu": cpu_s, "sim": str(Path(sys.modules["sim"].__file__))}))
+
+
+def against_tree(baseline: Path, sessions: int, rounds: int) -> None:
+    """Parquet beacons/s/core of `baseline` and of this tree, alternating in fresh processes."""
+    trees = {"baseline": baseline.resolve(), "this tree": ROOT}
+    rates: dict[str, list[float]] = {name: [] for name in trees}
+    load_before = os.getloadavg()
+    for i in range(max(1, rounds)):
+        # alternate which goes first, so a load that changes within a round weighs on both
+        for name in (list(trees) if i % 2 == 0 else list(trees)[::-1]):
+            env = {**os.environ, "BENCH_TREE": str(trees[name]), "PYTHONPATH": str(trees[name])}
+            out = subprocess.run([sys.executable, __file__, "--protocol", PROTOCOL, "--sessions", str(sessions),
+                                  "--one-rate"], env=env, capture_output=True, text=True, check=True).stdout
+            run = json.loads(out.strip().splitlines()[-1])
+            if not run["sim"].startswith(str(trees[name])):
+                raise SystemExit(f"{name}: imported {run['sim']}, not the tree {trees[name]}")
+            rates[name].append(run["beacons"] / run["cpu"])
+            print(f"  round {i + 1} {name:10} {run['beacons']:>10,} beacons {rates[name][-1]:>12,.0f} beacons/s/core",
+                  flush=True)
+    load_after = os.getloadavg()
+    base, this = (statistics.median(rates[name]) for name in trees)
+    per_round = statistics.median(t / b for t, b in zip(rates["this tree"], rates["baseline"]))
+    print(f"default mix, {PROTOCOL}, {sessions:,} sessions, parquet, {len(rates['baseline'])} rounds")
+    print(f"  baseline {trees['baseline']}: median {base:,.0f} beacons/s/core")
+    print(f"  this tree {ROOT}: median {this:,.0f} beacons/s/core")
+    print(f"  ratio of medians {this / base:.3f} ({100 * (this / base - 1):+.1f} %), "
+          f"median of per-round ratios {per_round:.3f}")
+    print(f"  load average before {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+          f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # A run's fixed set-up (population, arrival plan) takes about 0.1 s: small runs mostly measure
@@ -210,9 +256,18 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each measure, the fastest counts [3]")
     ap.add_argument("--protocol", choices=("legacy", "kava", "both"), default="legacy",
                     help="the beacons generated (the plain loops stay the same) [legacy]")
+    ap.add_argument("--baseline-tree", type=Path, default=None,
+                    help="another checkout: compare its Parquet rate with this tree's, alternating")
+    ap.add_argument("--one-rate", action="store_true", help=argparse.SUPPRESS)    # a child of --baseline-tree
     args = ap.parse_args()
     global PROTOCOL
     PROTOCOL = args.protocol
+    if args.one_rate:
+        one_rate(args.sessions)
+        return
+    if args.baseline_tree is not None:
+        against_tree(args.baseline_tree, args.sessions, args.repeat)
+        return
 
     components = load(SCENARIO)
     with tempfile.TemporaryDirectory() as tmp:

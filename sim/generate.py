@@ -58,8 +58,8 @@ class GenerateStats:
 
 def beacon_chunks(chunk: SessionChunk, protocol: str, in_send_order: bool = False) -> list[BeaconChunk]:
     """The beacons of a chunk's sessions, legacy first: one BeaconChunk per protocol sent.
-    `in_send_order`: the legacy policy gives its rows in one send order across sessions (see
-    BeaconChunk); KAVA's stay grouped by session."""
+    `in_send_order`: the policies give their rows in one send order across sessions (see
+    BeaconChunk); KAVA's beside legacy (`both`) stay grouped by session."""
     return [policy(chunk) for _, policy in choice_policies(protocol, in_send_order=in_send_order)]
 
 

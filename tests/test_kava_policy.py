@@ -458,3 +458,25 @@ def test_no_view_is_sent_during_an_ad_break_in_player_model_sessions():
             assert not np.any((views > a) & (views < b))
             checked += 1
     assert checked > 100
+
+
+def test_rows_in_send_order_are_the_grouped_rows_in_the_pipelines_send_order(generated):
+    """`in_send_order=True` gives the rows `sim.generate.send_order` puts the grouped ones in,
+    column by column, so files written either way are the same."""
+    from sim.generate import send_order
+    from sim.protocols.beacons import Strings
+    chunk, grouped, _ = generated
+    ordered = beacons(chunk, in_send_order=True)
+    assert ordered.in_send_order and not grouped.in_send_order
+    rows = send_order(grouped.send_t, chunk.sessions["session_seq"][grouped.session.astype(np.int64)])
+    np.testing.assert_array_equal(ordered.send_t, grouped.send_t[rows])
+    np.testing.assert_array_equal(ordered.session, grouped.session[rows])
+    np.testing.assert_array_equal(ordered.ledger_index, grouped.ledger_index[rows])
+    assert ordered.columns.keys() == grouped.columns.keys()
+    for name, col in grouped.columns.items():
+        got = ordered.columns[name]
+        if isinstance(col, Strings):
+            np.testing.assert_array_equal(got.codes, np.asarray(col.codes)[rows], err_msg=name)
+            assert list(got.pool) == list(col.pool), name
+        else:
+            np.testing.assert_array_equal(got, np.asarray(col)[rows], err_msg=name)

@@ -44,7 +44,7 @@ class Codec(Protocol):
 class Policy(Protocol):
     """A protocol's beacon policy (a module): the beacons a player's plugin sends for a chunk of sessions."""
 
-    def beacons(self, chunk: SessionChunk) -> BeaconChunk: ...
+    def beacons(self, chunk: SessionChunk, *, in_send_order: bool = False) -> BeaconChunk: ...
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,8 @@ PolicyFn = Callable[[SessionChunk], BeaconChunk]
 def choice_policies(choice: str, in_send_order: bool = False) -> list[tuple[str, PolicyFn]]:
     """(protocol, chunk -> BeaconChunk) for every protocol a run of `choice` sends, legacy first.
 
-    `in_send_order`: the legacy policy gives its rows in one send order across sessions (see
-    BeaconChunk); KAVA's stay grouped by session.
+    `in_send_order`: the policies give their rows in one send order across sessions (see
+    BeaconChunk); KAVA's beside legacy (`both`) stay grouped by session.
     """
     out: list[tuple[str, PolicyFn]] = []
     names = sent(choice)
@@ -96,5 +96,9 @@ def choice_policies(choice: str, in_send_order: bool = False) -> list[tuple[str,
 
             out.append(("kava", kava))
         else:
-            out.append(("kava", kava_policy.beacons))
+
+            def kava(chunk: SessionChunk) -> BeaconChunk:
+                return kava_policy.beacons(chunk, in_send_order=in_send_order)
+
+            out.append(("kava", kava))
     return out

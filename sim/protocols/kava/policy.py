@@ -58,11 +58,12 @@ parameters the chunk carries `user_agent`, `page_url`, `client_ip` (request cont
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from numba import njit
 
-from ...player.timeline import SessionChunk
+from ...player.timeline import Action, SessionChunk
 from ..beacons import AsciiStrings, BeaconChunk, Strings
 from ..session_ids import guid_pool, random_id_bytes
 
@@ -129,12 +130,13 @@ PLAYBACK_TYPES = np.array(["vod", "live", "dvr"], dtype=object)
 
 # --- kernel layout --------------------------------------------------------------------------
 
-# Integer output rows: out_i[I_X, beacon], so each column is contiguous.
+# Integer fields of a beacon (int32): out_i[beacon, I_X] in the kernel (a beacon's fields together),
+# then out_i[I_X, beacon] as columns (`_columns`).
 (I_SESSION, I_TYPE, I_INDEX, I_CAPTION, I_PLAYBACK_TYPE, I_SOUND, I_TAB, I_SCREEN,
  I_VIEWABILITY, I_ERROR_CODE, I_ERROR_POSITION, I_SOCIAL, I_REPORT_TYPE, I_AD_ERROR_CODE,
  I_AD_POSITION, I_AD_BREAK_TYPE, I_LOADED_PLUGINS) = range(17)
 N_INT = 17
-# Float output rows: out_f[F_X, beacon].
+# Float fields: out_f[beacon, F_X], then out_f[F_X, beacon].
 (F_SEND_T, F_POSITION, F_SPEED, F_BUFFER_TIME, F_BUFFER_TIME_SUM, F_ACTUAL_BITRATE,
  F_AVERAGE_BITRATE, F_JOIN_TIME, F_CAN_PLAY, F_PLAY_TIME_SUM, F_TARGET_POSITION, F_AD_JOIN_TIME,
  F_AD_CURRENT_TIME, F_SST, F_DROPPED, F_FBH, F_TARGET_BUFFER, F_BANDWIDTH, F_SEGMENT_DL, F_MANIFEST_DL,
@@ -251,7 +253,8 @@ def _set_stopped(S, now, stopped):
 @njit(cache=True, error_model="numpy")
 def _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, etype, live, duration, playhead,
           speed, caption):
-    """Write the common params of one beacon at row n (row 0 when counting); return n + 1."""
+    """Write the common params of one beacon at row n (row 0 when counting), its other fields
+    unset; return n + 1."""
     if S[S_STALLED] > 0:
         # An event sent while buffering takes the buffering so far, and the buffer clock restarts.
         S[S_BUF_T] += t_rel - S[S_BUF_START]
@@ -259,25 +262,28 @@ def _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, etype, live, duration, 
         S[S_BUF_START] = t_rel
     _answers(S, t_abs)
     r = n * write
-    out_i[I_SESSION, r] = sess
-    out_i[I_TYPE, r] = etype
-    out_i[I_INDEX, r] = np.int64(S[S_INDEX])
-    out_f[F_SST, r] = S[S_SST] if S[S_SST] >= 0 else np.nan
-    out_i[I_CAPTION, r] = caption
+    if write:       # every field not sent until the caller sets it
+        out_i[r, :] = NOT_SENT
+        out_f[r, :] = np.nan
+    out_i[r, I_SESSION] = sess
+    out_i[r, I_TYPE] = etype
+    out_i[r, I_INDEX] = np.int64(S[S_INDEX])
+    out_f[r, F_SST] = S[S_SST] if S[S_SST] >= 0 else np.nan
+    out_i[r, I_CAPTION] = caption
     if live:
         behind = duration - playhead
         if behind < 1.0:
-            out_f[F_POSITION, r] = 0.0
+            out_f[r, F_POSITION] = 0.0
         else:
-            out_f[F_POSITION, r] = -math.floor(behind * 1000.0 + 0.5) / 1000.0
-        out_i[I_PLAYBACK_TYPE, r] = 2 if behind >= 120.0 else 1
+            out_f[r, F_POSITION] = -math.floor(behind * 1000.0 + 0.5) / 1000.0
+        out_i[r, I_PLAYBACK_TYPE] = 2 if behind >= 120.0 else 1
     else:
         rounded = math.floor(playhead * CURRENT_TIME_RESOLUTION + 0.5) / CURRENT_TIME_RESOLUTION
         # currentTime never passes the duration, rounding must not push it past either
-        out_f[F_POSITION, r] = rounded if rounded <= duration else duration
-        out_i[I_PLAYBACK_TYPE, r] = 0
-    out_f[F_SEND_T, r] = t_abs
-    out_f[F_SPEED, r] = speed
+        out_f[r, F_POSITION] = rounded if rounded <= duration else duration
+        out_i[r, I_PLAYBACK_TYPE] = 0
+    out_f[r, F_SEND_T] = t_abs
+    out_f[r, F_SPEED] = speed
     S[S_INDEX] += 1
     # this request's answer is on its way
     if S[S_PEND_FIRST] < 0:
@@ -293,15 +299,15 @@ def _send_view(S, out_i, out_f, n, write, sess, t_abs, t_rel, live, duration, pl
     for adaptive streams (Q[Q_ON] > 0), the interval's quality figures (`_quality`)."""
     r = n * write
     n = _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, 99, live, duration, playhead, speed, caption)
-    out_f[F_PLAY_TIME_SUM, r] = play_time_sum
-    out_f[F_BUFFER_TIME, r] = _round3(S[S_BUF_T])
-    out_f[F_BUFFER_TIME_SUM, r] = _round3(S[S_BUF_SUM])
-    out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(bitrate)
-    out_f[F_AVERAGE_BITRATE, r] = average_bitrate
-    out_i[I_SOUND, r] = sound
-    out_i[I_TAB, r] = tab
-    out_i[I_VIEWABILITY, r] = 2
-    out_i[I_SCREEN, r] = screen
+    out_f[r, F_PLAY_TIME_SUM] = play_time_sum
+    out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
+    out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
+    out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(bitrate)
+    out_f[r, F_AVERAGE_BITRATE] = average_bitrate
+    out_i[r, I_SOUND] = sound
+    out_i[r, I_TAB] = tab
+    out_i[r, I_VIEWABILITY] = 2
+    out_i[r, I_SCREEN] = screen
     if write:       # the figures change no count: the counting pass skips them
         _quality(out_f, r, Q, key, n, t_rel, duration, playhead, live, bitrate)
     return n
@@ -327,7 +333,7 @@ def _quality(out_f, r, Q, key, n, t_rel, duration, playhead, live, bitrate):
     most = DROPPED_FRAMES_MAX[1] if Q[Q_IMPAIRED] > 0 else DROPPED_FRAMES_MAX[0]
     dropped = 1.0 + math.floor(u / share * most) if u < share and Q[Q_FIRST] <= 0 else 0.0
     # Math.round(dropped / total * 1000) / 1000 of the interval's frames
-    out_f[F_DROPPED, r] = math.floor(dropped / FRAMES_PER_INTERVAL * 1000.0 + 0.5) / 1000.0
+    out_f[r, F_DROPPED] = math.floor(dropped / FRAMES_PER_INTERVAL * 1000.0 + 0.5) / 1000.0
     if Q[Q_ON] <= 0:
         Q[Q_FIRST] = 0.0
         return
@@ -338,22 +344,480 @@ def _quality(out_f, r, Q, key, n, t_rel, duration, playhead, live, bitrate):
         # the buffer refills at (throughput - bitrate) since it last ran empty (start, seek, stall)
         fill = (t_rel - Q[Q_EMPTY_T]) * (Q[Q_THROUGHPUT_X] - 1.0) + 0.5
         available = fill if fill < target else target * (0.93 + 0.07 * u3)
-        out_f[F_FBH, r] = math.floor(available * 1000.0 / target + 0.5) / 1000.0
-        out_f[F_TARGET_BUFFER, r] = math.floor(target * 1000.0 + 0.5) / 1000.0
+        out_f[r, F_FBH] = math.floor(available * 1000.0 / target + 0.5) / 1000.0
+        out_f[r, F_TARGET_BUFFER] = math.floor(target * 1000.0 + 0.5) / 1000.0
     if bitrate > 0:
         x = Q[Q_THROUGHPUT_X] * (0.85 + 0.3 * u2)
         kbps = bitrate * x
         # Math.round(bytes * 8 / seconds) / 1000: kbps with 3 decimals
-        out_f[F_BANDWIDTH, r] = math.floor(kbps * 1000.0 + 0.5) / 1000.0
-        out_f[F_SEGMENT_DL, r] = math.floor(SEGMENT_S / x * 1000.0 + 0.5) / 1000.0
+        out_f[r, F_BANDWIDTH] = math.floor(kbps * 1000.0 + 0.5) / 1000.0
+        out_f[r, F_SEGMENT_DL] = math.floor(SEGMENT_S / x * 1000.0 + 0.5) / 1000.0
     if Q[Q_MANIFEST] > 0:
-        out_f[F_MANIFEST_DL, r] = math.floor((MANIFEST_S[0] + (MANIFEST_S[1] - MANIFEST_S[0]) * u3) * 1000.0
+        out_f[r, F_MANIFEST_DL] = math.floor((MANIFEST_S[0] + (MANIFEST_S[1] - MANIFEST_S[0]) * u3) * 1000.0
                                              + 0.5) / 1000.0
         Q[Q_MANIFEST] = 1.0 if live else 0.0    # live playlists reload all the time
     if Q[Q_FIRST] > 0 or u3 < NEW_CONNECTION_SHARE:
-        out_f[F_OVERHEAD, r] = math.floor((OVERHEAD_S[0] + (OVERHEAD_S[1] - OVERHEAD_S[0]) * (1.0 - u3)) * 1000.0
+        out_f[r, F_OVERHEAD] = math.floor((OVERHEAD_S[0] + (OVERHEAD_S[1] - OVERHEAD_S[0]) * (1.0 - u3)) * 1000.0
                                           + 0.5) / 1000.0
         Q[Q_FIRST] = 0.0
+
+
+# The walk's own per-session state, in S after the plugin's (S[W_...]), so the kernel's helpers
+# share it: what the actions so far left. Flags are 1.0/0.0; counters are whole numbers.
+(W_PTS, W_PREV_POS, W_LAST_VIEW, W_BR_TIME, W_BR_W, W_T0, W_PLAY_REQ_T, W_AD_IMP_T, W_EV_C, W_RS_C, W_TICKS,
+ W_CAPTION, W_HEAD, W_REQUESTED, W_STARTED, W_PAUSED, W_IN_AD, W_ENDED, W_TIMER_ON) = range(N_STATE, N_STATE + 19)
+N_WALK_STATE = N_STATE + 19
+
+# Quartiles (VOD): percent = currentTime / duration rounded to 2 decimals >= 25/50/75/90 %, == 100 %,
+# in firing order. The per-session quartile state QT holds, for quartile j, whether it fired
+# (QT[QT_FIRED + j], 1.0/0.0), when the current span crosses it (QT_CROSS) and the playhead of
+# the timeupdate that fires it in playback (QT_AT).
+QUARTILE_THRESHOLDS = np.array([0.245, 0.495, 0.745, 0.895, 0.995])
+QUARTILE_TYPES = np.array(QUARTILE_EVENTS, np.int64)
+QT_FIRED, QT_CROSS, QT_AT = 0, 5, 10
+N_QUARTILE_STATE = 15
+
+# The kernel is `_walk` and one helper per part of a session. Helpers `_walk` calls for every
+# session or every span of playback are inlined (inline="always"): a call with the output arrays
+# costs about a third of the kernel's time there.
+
+# Action kinds (sim.player.timeline.Action) as plain ints, the kernel's constants.
+K_LOAD, K_PLAY_REQUEST, K_PLAYING = int(Action.LOAD), int(Action.PLAY_REQUEST), int(Action.PLAYING)
+K_PAUSE, K_RESUME, K_SEEK = int(Action.PAUSE), int(Action.RESUME), int(Action.SEEK)
+K_STALL_START, K_STALL_END = int(Action.STALL_START), int(Action.STALL_END)
+K_ENTER_FULLSCREEN, K_EXIT_FULLSCREEN = int(Action.ENTER_FULLSCREEN), int(Action.EXIT_FULLSCREEN)
+K_SPEED, K_CAPTIONS = int(Action.SPEED), int(Action.CAPTIONS)
+K_FLAVOR_SWITCH, K_SOURCE_SELECTED = int(Action.FLAVOR_SWITCH), int(Action.SOURCE_SELECTED)
+K_SHARE, K_SHARE_NETWORK, K_DOWNLOAD = int(Action.SHARE), int(Action.SHARE_NETWORK), int(Action.DOWNLOAD)
+K_REPORT, K_RELATED_OPEN = int(Action.REPORT), int(Action.RELATED_OPEN)
+K_RELATED_SELECTED = int(Action.RELATED_SELECTED)
+K_INFO, K_ENDED, K_REPLAY = int(Action.INFO), int(Action.ENDED), int(Action.REPLAY)
+K_ERROR, K_QUIT = int(Action.ERROR), int(Action.QUIT)
+K_AD_BREAK_START, K_AD_BREAK_END = int(Action.AD_BREAK_START), int(Action.AD_BREAK_END)
+K_AD_IMPRESSION, K_AD_ERROR = int(Action.AD_IMPRESSION), int(Action.AD_ERROR)
+# The kernel's dispatch takes these groups as ranges of kinds.
+assert (K_LOAD, K_STALL_END, K_ENTER_FULLSCREEN, K_INFO) == (1, 8, 9, 21)
+assert K_SHARE <= K_SHARE_NETWORK <= K_DOWNLOAD <= K_REPORT <= K_RELATED_OPEN <= K_RELATED_SELECTED <= K_INFO
+# The KAVA event a viewer action sends as it is (common params only), by action kind; 0: none of these.
+PLAIN_EVENT_OF_KIND = np.zeros(K_QUIT + 1, np.int64)
+PLAIN_EVENT_OF_KIND[K_SPEED] = EventType.SPEED             # playbackSpeed is a common param
+PLAIN_EVENT_OF_KIND[K_SHARE] = EventType.SHARE_CLICKED
+PLAIN_EVENT_OF_KIND[K_DOWNLOAD] = EventType.DOWNLOAD
+PLAIN_EVENT_OF_KIND[K_RELATED_OPEN] = EventType.RELATED_OPEN
+PLAIN_EVENT_OF_KIND[K_RELATED_SELECTED] = EventType.RELATED_SELECTED
+PLAIN_EVENT_OF_KIND[K_INFO] = EventType.INFO
+# The ad beacon of each ad action kind, AD_EVENT_OF_KIND[kind - K_AD_IMPRESSION] (kinds 31-39).
+AD_EVENT_OF_KIND = np.zeros(K_AD_ERROR - K_AD_IMPRESSION + 1, np.int64)
+for _kind, _event in ((Action.AD_IMPRESSION, EventType.AD_IMPRESSION), (Action.AD_START, EventType.AD_STARTED),
+                      (Action.AD_FIRST_QUARTILE, EventType.AD_FIRST_QUARTILE),
+                      (Action.AD_MIDPOINT, EventType.AD_MID_POINT),
+                      (Action.AD_THIRD_QUARTILE, EventType.AD_THIRD_QUARTILE),
+                      (Action.AD_COMPLETE, EventType.AD_COMPLETED), (Action.AD_SKIP, EventType.AD_SKIPPED),
+                      (Action.AD_CLICK, EventType.AD_CLICKED), (Action.AD_ERROR, EventType.AD_ERROR)):
+    AD_EVENT_OF_KIND[_kind - K_AD_IMPRESSION] = _event
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _start_session(S, Q, QT, key, d, live, qoe, impaired, v015):
+    """The plugin's and the walk's state at a session's LOAD; the playheads that fire each quartile."""
+    S[S_INDEX] = 1.0
+    S[S_SST] = -1.0
+    S[S_STALLED] = 0.0
+    S[S_BUF_T] = 0.0
+    S[S_BUF_SUM] = 0.0
+    S[S_BUF_START] = 0.0
+    S[S_STOPPED] = 0.0
+    S[S_PEND_FIRST] = -1.0
+    S[S_PEND_LAST] = -1.0
+    Q[Q_ON] = 1.0 if qoe else 0.0
+    Q[Q_IMPAIRED] = 1.0 if impaired else 0.0
+    lo, hi = (THROUGHPUT_X_IMPAIRED if impaired else THROUGHPUT_X)
+    Q[Q_THROUGHPUT_X] = lo + (hi - lo) * _u01(key, 0x7FFFFFFF)
+    Q[Q_EMPTY_T] = 0.0
+    Q[Q_MANIFEST] = 1.0     # the manifest loads before the first frame: the first VIEW has its time
+    Q[Q_FIRST] = 1.0        # ... and the first connection's overhead
+    Q[Q_TARGET] = 3.0 * SEGMENT_S if live else TARGET_BUFFER_S
+    for j in range(5):
+        QT[QT_AT + j] = QUARTILE_THRESHOLDS[j] * d + TIMEUPDATE_S * _u01(key, 0x7FFFFFF0 + j)
+    S[N_STATE:] = 0.0
+    S[W_LAST_VIEW] = -1.0
+    S[W_AD_IMP_T] = -1.0
+    S[W_CAPTION] = -1.0
+    for j in range(5):
+        QT[QT_FIRED + j] = 0.0
+    if v015:
+        QT[QT_FIRED + 3] = 1.0     # 0.15 has no 90 % event (PLAY_REACHED_90 came with the player's milestones)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _play_through(S, Q, QT, out_i, out_f, n, write, s, t_start, d, is_live, N, key, v015,
+                  views_enabled, t_prev, ta, pa_, cur_br, cur_speed, cur_sound, cur_tab, cur_screen):
+    """Content playing from t_prev to ta (playhead S[W_HEAD] to pa_): the quartiles it crosses
+    and the kava timer's REPORT ticks (VIEWs), in time order; return the beacon count."""
+    head = S[W_HEAD]
+    pts = S[W_PTS]
+    prev_pos = S[W_PREV_POS]
+    last_view = S[W_LAST_VIEW]
+    br_time = S[W_BR_TIME]
+    br_w = S[W_BR_W]
+    t0 = S[W_T0]
+    ev_c = np.int64(S[W_EV_C])
+    ticks = np.int64(S[W_TICKS])
+    caption = np.int64(S[W_CAPTION])
+    timer_on = S[W_TIMER_ON] > 0
+    span = ta - t_prev
+    # quartile crossings of the interpolated playhead (VOD)
+    nq = 0
+    if not is_live and d > 0:
+        for j in range(5):
+            QT[QT_CROSS + j] = np.inf
+            if QT[QT_FIRED + j] == 0 and pa_ >= QT[QT_AT + j]:
+                if head >= QT[QT_AT + j] or pa_ <= head:
+                    QT[QT_CROSS + j] = t_prev
+                else:
+                    QT[QT_CROSS + j] = t_prev + (QT[QT_AT + j] - head) / (pa_ - head) * span
+                nq += 1
+    t_acc = t_prev
+    k = np.int64(math.floor(t_prev - t0)) + 1
+    kb = np.int64(math.floor(ta - t0))
+    while True:
+        tr = np.inf
+        k_rep = k
+        if timer_on and k <= kb:
+            need = N - ev_c
+            if need < 0:
+                need = 0
+            k_rep = k + need
+            if k_rep <= kb:
+                tr = t0 + k_rep
+        jq = -1
+        if nq > 0:
+            for j in range(5):
+                if QT[QT_FIRED + j] == 0 and QT[QT_CROSS + j] < np.inf:
+                    jq = j
+                    break
+        if jq < 0 and tr == np.inf:
+            break
+        if jq >= 0 and QT[QT_CROSS + jq] <= tr:
+            x = QT[QT_CROSS + jq]
+            here = head + (pa_ - head) * (x - t_prev) / span
+            pts += here - prev_pos
+            prev_pos = here
+            QT[QT_FIRED + jq] = 1.0
+            nq -= 1
+            n = _send(S, out_i, out_f, n, write, s, t_start + x, x, QUARTILE_TYPES[jq], is_live, d, here, cur_speed,
+                      caption)
+            continue
+        # a REPORT tick of the kava timer
+        if cur_br > 0:
+            br_time += tr - t_acc
+            br_w += (tr - t_acc) * cur_br
+        t_acc = tr
+        here = head + (pa_ - head) * (tr - t_prev) / span
+        # currentTime as read on the tick: a little behind, never behind the last reading
+        ticks += 1
+        if pa_ > head:      # a frozen playhead (rebuffer) reads as it stands
+            here -= (TICK_LAG_S + TICK_LAG_SPAN_S * _u01(key, ticks)) * cur_speed
+        here = math.floor(here * CURRENT_TIME_RESOLUTION + 0.5) / CURRENT_TIME_RESOLUTION
+        if here > pa_:
+            here = pa_
+        if here < prev_pos:
+            here = prev_pos
+        if is_live:
+            pts += N - S[S_BUF_T]
+        else:
+            pts += here - prev_pos
+            prev_pos = here
+        # kava.ts `_lastViewEventPlayTime` (current only): no VIEW repeating playTimeSum
+        if views_enabled and (pts != last_view or v015):
+            last_view = pts
+            avg_br = _round3(_kbps_to_kava(br_w / br_time)) if br_time > 0 else 0.0
+            n = _send_view(S, out_i, out_f, n, write, s, t_start + tr, tr, is_live, d, here, cur_speed,
+                           caption, pts, cur_br, avg_br, cur_sound, cur_tab, cur_screen, Q, key)
+        S[S_BUF_T] = 0.0
+        ev_c = 1
+        k = k_rep + 1
+    if timer_on and k <= kb:
+        ev_c += kb - k + 1
+    if cur_br > 0:
+        br_time += ta - t_acc
+        br_w += (ta - t_acc) * cur_br
+    if not is_live:
+        pts += pa_ - prev_pos
+        prev_pos = pa_
+    S[W_PTS] = pts
+    S[W_PREV_POS] = prev_pos
+    S[W_LAST_VIEW] = last_view
+    S[W_BR_TIME] = br_time
+    S[W_BR_W] = br_w
+    S[W_EV_C] = ev_c
+    S[W_TICKS] = ticks
+    return n
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _paused_ticks(S, t_prev, ta, R):
+    """The stopped timer counts towards the session reset: the first after R + 1 ticks (the
+    counter starts at 0 on PAUSE), then one every R ticks."""
+    t0 = S[W_T0]
+    rs_c = np.int64(S[W_RS_C])
+    ticks = np.int64(math.floor(ta - t0)) - np.int64(math.floor(t_prev - t0))
+    # The tick-lag draws' counter restarts from this count (the kernel has always shared the
+    # name; the draws, and so the files, stay as they were).
+    S[W_TICKS] = ticks
+    first_reset = R - rs_c + 1
+    if first_reset < 1:
+        first_reset = 1
+    if ticks >= first_reset:
+        S[S_INDEX] = 1.0
+        S[S_BUF_SUM] = 0.0
+        S[W_PTS] = 0.0
+        S[W_BR_TIME] = 0.0
+        S[W_BR_W] = 0.0
+        S[W_EV_C] = 0.0
+        S[W_RS_C] = 1 + (ticks - first_reset) % R
+    elif ticks > 0:
+        S[W_RS_C] = rs_c + ticks
+
+
+@njit(cache=True, error_model="numpy")
+def _stream_figures(S, out_f, r, bitrate):
+    """The buffer and bitrate figures PLAY and RESUME carry."""
+    out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
+    out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
+    out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(bitrate)
+
+
+@njit(cache=True, error_model="numpy")
+def _first_frame(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, value, N, views_enabled,
+                 cur_br, cur_speed, cur_sound, cur_tab, cur_screen, key):
+    """PLAYING for the first time: the timer starts, PLAY, and at once a VIEW with playTimeSum about 0."""
+    S[W_STARTED] = 1.0
+    S[W_TIMER_ON] = 1.0
+    S[W_T0] = ta
+    S[W_EV_C] = 0.0
+    S[W_RS_C] = 0.0
+    caption = np.int64(S[W_CAPTION])
+    _set_stopped(S, ts, 0.0)
+    Q[Q_EMPTY_T] = ta
+    join = ta - S[W_PLAY_REQ_T] if S[W_REQUESTED] > 0 else value
+    r = n * write
+    n = _send(S, out_i, out_f, n, write, s, ts, ta, 3, is_live, d, pa_, cur_speed, caption)
+    _stream_figures(S, out_f, r, cur_br)
+    out_f[r, F_JOIN_TIME] = _round3(join)
+    out_f[r, F_CAN_PLAY] = _round3(join * CANPLAY_SHARE_OF_JOIN)
+    # _onPlaying reports right after PLAY: a VIEW with playTimeSum about 0
+    if is_live:
+        S[W_PTS] += N - S[S_BUF_T]
+    else:
+        S[W_PTS] += pa_ - S[W_PREV_POS]
+        S[W_PREV_POS] = pa_
+    pts = S[W_PTS]
+    if views_enabled and pts != S[W_LAST_VIEW]:
+        S[W_LAST_VIEW] = pts
+        n = _send_view(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_speed,
+                       caption, pts, cur_br, 0.0, cur_sound, cur_tab, cur_screen, Q, key)
+    S[S_BUF_T] = 0.0
+    return n
+
+
+@njit(cache=True, error_model="numpy")
+def _pause(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_speed):
+    """The player pauses (the viewer, or the media element at the end): PAUSE, the timer stops."""
+    S[W_PAUSED] = 1.0
+    S[W_RS_C] = 0.0
+    if S[W_TIMER_ON] > 0:
+        _set_stopped(S, ts, 1.0)
+    return _send(S, out_i, out_f, n, write, s, ts, ta, 33, is_live, d, pa_, cur_speed, np.int64(S[W_CAPTION]))
+
+
+@njit(cache=True, error_model="numpy")
+def _crossed_quartiles(S, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, at, cur_speed, caption):
+    """The quartiles a playhead jump to `at` passed (SEEK, the end's last time update), earlier ones first."""
+    if not is_live and d > 0:
+        for j in range(5):
+            if QT[QT_FIRED + j] == 0 and at >= QUARTILE_THRESHOLDS[j] * d:
+                QT[QT_FIRED + j] = 1.0
+                n = _send(S, out_i, out_f, n, write, s, ts, ta, QUARTILE_TYPES[j], is_live, d, at, cur_speed, caption)
+    return n
+
+
+@njit(cache=True, error_model="numpy")
+def _playback_action(S, Q, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value,
+                     N, views_enabled, cur_br, cur_speed, cur_sound, cur_tab, cur_screen, key):
+    """LOAD, PLAY_REQUEST, PLAYING, PAUSE, RESUME, SEEK and the stalls; return the beacon count."""
+    caption = np.int64(S[W_CAPTION])
+    r = n * write
+    if k_ == K_LOAD:
+        n = _send(S, out_i, out_f, n, write, s, ts, ta, 1, is_live, d, pa_, cur_speed, caption)
+        out_i[r, I_LOADED_PLUGINS] = 1
+    elif k_ == K_PLAY_REQUEST:    # the plugin's FIRST_PLAY
+        if S[W_REQUESTED] == 0:
+            S[W_REQUESTED] = 1.0
+            S[W_PLAY_REQ_T] = ta
+            n = _send(S, out_i, out_f, n, write, s, ts, ta, 2, is_live, d, pa_, cur_speed, caption)
+    elif k_ == K_PLAYING:
+        if S[W_STARTED] == 0:
+            n = _first_frame(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, value, N, views_enabled,
+                             cur_br, cur_speed, cur_sound, cur_tab, cur_screen, key)
+    elif k_ == K_PAUSE:
+        if S[W_PAUSED] == 0:
+            n = _pause(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_speed)
+    elif k_ == K_RESUME:
+        if S[W_PAUSED] > 0:
+            S[W_PAUSED] = 0.0
+            S[W_RS_C] = 0.0
+            _set_stopped(S, ts, 0.0)
+            S[W_PREV_POS] = pa_
+            n = _send(S, out_i, out_f, n, write, s, ts, ta, 4, is_live, d, pa_, cur_speed, caption)
+            _stream_figures(S, out_f, r, cur_br)
+    elif k_ == K_SEEK:    # currentTime is already the target when SEEKING fires
+        target = value
+        S[W_HEAD] = target
+        S[W_PREV_POS] = target
+        Q[Q_EMPTY_T] = ta
+        n = _send(S, out_i, out_f, n, write, s, ts, ta, 35, is_live, d, target, cur_speed, caption)
+        out_f[r, F_TARGET_POSITION] = min(_round_to(target, 1e6), d) if not is_live else _round_to(target, 1e6)
+        n = _crossed_quartiles(S, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, target,
+                               cur_speed, caption)
+    elif k_ == K_STALL_START:
+        if S[S_STALLED] == 0:
+            S[S_STALLED] = 1.0
+            S[S_BUF_START] = ta
+            n = _send(S, out_i, out_f, n, write, s, ts, ta, 45, is_live, d, pa_, cur_speed, caption)
+    elif k_ == K_STALL_END:
+        if S[S_STALLED] > 0:
+            S[S_STALLED] = 0.0
+            S[S_BUF_T] += ta - S[S_BUF_START]
+            S[S_BUF_SUM] += ta - S[S_BUF_START]
+            Q[Q_EMPTY_T] = ta
+            n = _send(S, out_i, out_f, n, write, s, ts, ta, 46, is_live, d, pa_, cur_speed, caption)
+    return n
+
+
+@njit(cache=True, error_model="numpy")
+def _viewer_action(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value, u_a, caption_count,
+                   cur_br, cur_speed):
+    """Fullscreen, speed, captions, renditions, share, download, report, related and info; return the count."""
+    caption = np.int64(S[W_CAPTION])
+    r = n * write
+    plain = PLAIN_EVENT_OF_KIND[k_]
+    if plain > 0:
+        n = _send(S, out_i, out_f, n, write, s, ts, ta, plain, is_live, d, pa_, cur_speed, caption)
+    elif k_ == K_ENTER_FULLSCREEN or k_ == K_EXIT_FULLSCREEN:
+        etype = 31 if k_ == K_ENTER_FULLSCREEN else 32
+        n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
+        out_i[r, I_SCREEN] = 2 if k_ == K_ENTER_FULLSCREEN else 1
+    elif k_ == K_CAPTIONS:   # only while playing does the plugin take the new track
+        if S[W_STARTED] > 0:
+            c = np.int64(value)
+            caption = c if 0 <= c < caption_count else -1
+            S[W_CAPTION] = caption
+            n = _send(S, out_i, out_f, n, write, s, ts, ta, 38, is_live, d, pa_, cur_speed, caption)
+    elif k_ == K_FLAVOR_SWITCH or k_ == K_SOURCE_SELECTED:   # ABR / manual
+        etype = 43 if k_ == K_FLAVOR_SWITCH else 39
+        Q[Q_MANIFEST] = 1.0     # an hls level switch loads the new level's playlist
+        n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
+        out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(cur_br)
+    elif k_ == K_SHARE_NETWORK:
+        n = _send(S, out_i, out_f, n, write, s, ts, ta, 22, is_live, d, pa_, cur_speed, caption)
+        out_i[r, I_SOCIAL] = np.int64(u_a * 4.0) % 4
+    elif k_ == K_REPORT:   # the form opens; some viewers submit it
+        n = _send(S, out_i, out_f, n, write, s, ts, ta, 24, is_live, d, pa_, cur_speed, caption)
+        if u_a < REPORT_SUBMIT_SHARE:
+            r = n * write
+            n = _send(S, out_i, out_f, n, write, s, ts, ta, 25, is_live, d, pa_, cur_speed, caption)
+            out_i[r, I_REPORT_TYPE] = 1 + np.int64(u_a / REPORT_SUBMIT_SHARE * 4.0) % 4
+    return n
+
+
+@njit(cache=True, error_model="numpy")
+def _replay(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_br, cur_speed, key):
+    """play() at the end; quartile flags stay set.
+
+    play() on an ended element seeks to 0 first (SEEK, targetPosition 0), the player buffers
+    (BUFFER_START/END), then PLAYING: `_isEnded` sends REPLAY and restarts the timer, and
+    `_isPaused`, still set by the end's PAUSE, sends RESUME when a second PLAYING comes
+    (REPLAY_RESUME_SHARE). All in one burst: none carries the sessionStartTime that the end's
+    PAUSE cleared (their answers come after the timer runs again: the first one sets a new value).
+    """
+    caption = np.int64(S[W_CAPTION])
+    S[W_HEAD] = pa_
+    S[W_PREV_POS] = pa_
+    Q[Q_EMPTY_T] = ta
+    r = n * write
+    n = _send(S, out_i, out_f, n, write, s, ts, ta, 35, is_live, d, pa_, cur_speed, caption)
+    out_f[r, F_TARGET_POSITION] = pa_
+    n = _send(S, out_i, out_f, n, write, s, ts, ta, 45, is_live, d, pa_, cur_speed, caption)
+    n = _send(S, out_i, out_f, n, write, s, ts, ta, 46, is_live, d, pa_, cur_speed, caption)
+    S[W_ENDED] = 0.0
+    S[W_TIMER_ON] = 1.0
+    S[W_T0] = ta
+    S[W_EV_C] = 0.0
+    S[W_RS_C] = 0.0
+    _set_stopped(S, ts, 0.0)
+    n = _send(S, out_i, out_f, n, write, s, ts, ta, 34, is_live, d, pa_, cur_speed, caption)
+    if S[W_PAUSED] > 0 and _u01(key, 0x7FFFFFE0 + np.int64(ta * 1000.0)) < REPLAY_RESUME_SHARE:
+        r = n * write
+        n = _send(S, out_i, out_f, n, write, s, ts, ta, 4, is_live, d, pa_, cur_speed, caption)
+        _stream_figures(S, out_f, r, cur_br)
+    S[W_PAUSED] = 0.0      # the media plays (without RESUME the plugin's flag stays set)
+    return n
+
+
+@njit(cache=True, error_model="numpy")
+def _error(S, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, value, cur_speed, v015):
+    """A critical ERROR, then the plugin's full reset."""
+    r = n * write
+    n = _send(S, out_i, out_f, n, write, s, ts, ta, 98, is_live, d, pa_, cur_speed, np.int64(S[W_CAPTION]))
+    out_i[r, I_ERROR_CODE] = np.int64(value)
+    started = S[W_STARTED] > 0
+    if v015:    # 0.15 ErrorPosition: PRE_PLAYING 1 until the first PLAYING, then MID_STREAM 2
+        out_i[r, I_ERROR_POSITION] = 1 if not started else 2
+    else:
+        out_i[r, I_ERROR_POSITION] = 3 if S[W_REQUESTED] == 0 else (1 if not started else 2)
+    S[S_INDEX] = 1.0
+    S[S_BUF_T] = 0.0
+    S[S_BUF_SUM] = 0.0
+    S[S_SST] = -1.0
+    S[S_PEND_FIRST] = -1.0
+    S[S_STALLED] = 0.0
+    S[S_STOPPED] = 0.0
+    S[W_PTS] = 0.0
+    S[W_PREV_POS] = 0.0
+    S[W_LAST_VIEW] = -1.0
+    S[W_BR_TIME] = 0.0
+    S[W_BR_W] = 0.0
+    S[W_REQUESTED] = 0.0
+    S[W_STARTED] = 0.0
+    S[W_PAUSED] = 0.0
+    S[W_ENDED] = 0.0
+    S[W_TIMER_ON] = 0.0
+    for j in range(5):
+        QT[QT_FIRED + j] = 0.0
+    QT[QT_FIRED + 3] = 1.0 if v015 else 0.0
+    return n
+
+
+@njit(cache=True, error_model="numpy")
+def _ad_action(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value, ad_pos, ad_index, cur_speed):
+    """An ad beacon (8999-9009) for ad action kinds 31-39."""
+    etype = AD_EVENT_OF_KIND[k_ - K_AD_IMPRESSION]
+    if etype == 8999:
+        S[W_AD_IMP_T] = ta
+    r = n * write
+    n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, np.int64(S[W_CAPTION]))
+    if 1 <= ad_pos <= 4:
+        out_i[r, I_AD_BREAK_TYPE] = ad_pos - 1
+        out_i[r, I_AD_POSITION] = ad_index + 1
+    if etype == 9000 and S[W_AD_IMP_T] >= 0:
+        out_f[r, F_AD_JOIN_TIME] = _round3(ta - S[W_AD_IMP_T])
+    if etype == 9006:
+        out_i[r, I_AD_ERROR_CODE] = np.int64(value) if value > 0 else 1009
+        out_f[r, F_AD_CURRENT_TIME] = 0.0
+    if etype == 9005 or etype == 9001 or etype == 9006:
+        S[W_AD_IMP_T] = -1.0
+    return n
 
 
 @njit(cache=True, error_model="numpy")
@@ -366,65 +830,19 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
     so the caller can size the outputs exactly before the writing pass. `old[s]`: the session
     runs the 0.15 plugin line (see `beacons`).
     """
-    S = np.zeros(N_STATE, np.float64)
+    S = np.zeros(N_WALK_STATE, np.float64)
     Q = np.zeros(N_QUALITY, np.float64)
-    # percent = currentTime / duration rounded to 2 decimals >= 25/50/75/90 %, == 100 %
-    thr = np.array([0.245, 0.495, 0.745, 0.895, 0.995])
-    qtype = np.array([11, 12, 13, 15, 14])
-    fired = np.zeros(5, np.bool_)
-    tq = np.zeros(5, np.float64)
-    xq = np.zeros(5, np.float64)    # playhead of the timeupdate that fires each quartile in playback
+    QT = np.zeros(N_QUARTILE_STATE, np.float64)
     n = 0
     for s in range(first.shape[0]):
         n_start = n
         d = duration[s]
         is_live = live[s]
-        N = view_n[s]
-        R = reset_n[s]
         t_start = start[s]
-        # plugin state
-        S[S_INDEX] = 1.0
-        S[S_SST] = -1.0
-        S[S_STALLED] = 0.0
-        S[S_BUF_T] = 0.0
-        S[S_BUF_SUM] = 0.0
-        S[S_BUF_START] = 0.0
-        S[S_STOPPED] = 0.0
-        S[S_PEND_FIRST] = -1.0
-        S[S_PEND_LAST] = -1.0
         key = keys[s]
         v015 = old[s]
-        Q[Q_ON] = 1.0 if qoe[s] else 0.0
-        Q[Q_IMPAIRED] = 1.0 if impaired[s] else 0.0
-        lo, hi = (THROUGHPUT_X_IMPAIRED if impaired[s] else THROUGHPUT_X)
-        Q[Q_THROUGHPUT_X] = lo + (hi - lo) * _u01(key, 0x7FFFFFFF)
-        Q[Q_EMPTY_T] = 0.0
-        Q[Q_MANIFEST] = 1.0     # the manifest loads before the first frame: the first VIEW has its time
-        Q[Q_FIRST] = 1.0        # ... and the first connection's overhead
-        Q[Q_TARGET] = 3.0 * SEGMENT_S if live[s] else TARGET_BUFFER_S
-        ticks = 0               # report ticks so far: a counter for the tick lag draws
-        for j in range(5):
-            xq[j] = thr[j] * duration[s] + TIMEUPDATE_S * _u01(key, 0x7FFFFFF0 + j)
-        requested = False
-        started = False
-        paused = False
-        in_ad = False
-        ended = False
-        timer_on = False
-        t0 = 0.0
-        ev_c = 0
-        rs_c = 0
-        pts = 0.0
-        prev_pos = 0.0
-        last_view = -1.0
-        br_time = 0.0
-        br_w = 0.0
-        play_req_t = 0.0
-        ad_imp_t = -1.0
-        caption = -1
-        fired[:] = False
-        if v015:
-            fired[3] = True     # 0.15 has no 90 % event (PLAY_REACHED_90 came with the player's milestones)
+        N = view_n[s]
+        _start_session(S, Q, QT, key, d, is_live, qoe[s], impaired[s], v015)
         a0 = first[s]
         a1 = a0 + count[s]
         if a1 <= a0:
@@ -436,7 +854,7 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
         cur_sound = sound[a0]
         cur_tab = tab[a0]
         t_prev = t[a0]
-        head = pos[a0]           # playhead right after the previous action
+        S[W_HEAD] = pos[a0]           # playhead right after the previous action
         for a in range(a0, a1):
             ta = t[a]
             pa_ = pos[a]
@@ -446,341 +864,55 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
             # blocked (playTimeSum did not change) and we leave its ticks out, as the metrics
             # expect VIEWs on playing time only. 0.15 has no such check (its `_onReport` sends
             # every REPORT): its VIEWs go on through a rebuffer.
-            playing = started and not paused and (S[S_STALLED] == 0 or v015) and not in_ad and not ended
+            playing = (S[W_STARTED] > 0 and S[W_PAUSED] == 0 and (S[S_STALLED] == 0 or v015) and S[W_IN_AD] == 0
+                       and S[W_ENDED] == 0)
             if playing and ta > t_prev:
-                span = ta - t_prev
-                # quartile crossings of the interpolated playhead (VOD)
-                nq = 0
-                if not is_live and d > 0:
-                    for j in range(5):
-                        tq[j] = np.inf
-                        if not fired[j] and pa_ >= xq[j]:
-                            if head >= xq[j] or pa_ <= head:
-                                tq[j] = t_prev
-                            else:
-                                tq[j] = t_prev + (xq[j] - head) / (pa_ - head) * span
-                            nq += 1
-                t_acc = t_prev
-                k = np.int64(math.floor(t_prev - t0)) + 1
-                kb = np.int64(math.floor(ta - t0))
-                while True:
-                    tr = np.inf
-                    k_rep = k
-                    if timer_on and k <= kb:
-                        need = N - ev_c
-                        if need < 0:
-                            need = 0
-                        k_rep = k + need
-                        if k_rep <= kb:
-                            tr = t0 + k_rep
-                    jq = -1
-                    if nq > 0:
-                        for j in range(5):
-                            if not fired[j] and tq[j] < np.inf:
-                                jq = j
-                                break
-                    if jq < 0 and tr == np.inf:
-                        break
-                    if jq >= 0 and tq[jq] <= tr:
-                        x = tq[jq]
-                        here = head + (pa_ - head) * (x - t_prev) / span
-                        pts += here - prev_pos
-                        prev_pos = here
-                        fired[jq] = True
-                        nq -= 1
-                        r = n * write
-                        n = _send(S, out_i, out_f, n, write, s, t_start + x, x, qtype[jq], is_live, d, here, cur_speed, caption)
-                        continue
-                    # a REPORT tick of the kava timer
-                    if cur_br > 0:
-                        br_time += tr - t_acc
-                        br_w += (tr - t_acc) * cur_br
-                    t_acc = tr
-                    here = head + (pa_ - head) * (tr - t_prev) / span
-                    # currentTime as read on the tick: a little behind, never behind the last reading
-                    ticks += 1
-                    if pa_ > head:      # a frozen playhead (rebuffer) reads as it stands
-                        here -= (TICK_LAG_S + TICK_LAG_SPAN_S * _u01(key, ticks)) * cur_speed
-                    here = math.floor(here * CURRENT_TIME_RESOLUTION + 0.5) / CURRENT_TIME_RESOLUTION
-                    if here > pa_:
-                        here = pa_
-                    if here < prev_pos:
-                        here = prev_pos
-                    if is_live:
-                        pts += N - S[S_BUF_T]
-                    else:
-                        pts += here - prev_pos
-                        prev_pos = here
-                    # kava.ts `_lastViewEventPlayTime` (current only): no VIEW repeating playTimeSum
-                    if views_enabled and (pts != last_view or v015):
-                        last_view = pts
-                        avg_br = _round3(_kbps_to_kava(br_w / br_time)) if br_time > 0 else 0.0
-                        n = _send_view(S, out_i, out_f, n, write, s, t_start + tr, tr, is_live, d, here, cur_speed,
-                                       caption, pts, cur_br, avg_br, cur_sound, cur_tab, cur_screen, Q, key)
-                    S[S_BUF_T] = 0.0
-                    ev_c = 1
-                    k = k_rep + 1
-                if timer_on and k <= kb:
-                    ev_c += kb - k + 1
-                if cur_br > 0:
-                    br_time += ta - t_acc
-                    br_w += (ta - t_acc) * cur_br
-                if not is_live:
-                    pts += pa_ - prev_pos
-                    prev_pos = pa_
-            elif timer_on and paused and ta > t_prev:
-                # the stopped timer counts towards the session reset: the first after R + 1
-                # ticks (the counter starts at 0 on PAUSE), then one every R ticks
-                ticks = np.int64(math.floor(ta - t0)) - np.int64(math.floor(t_prev - t0))
-                first_reset = R - rs_c + 1
-                if first_reset < 1:
-                    first_reset = 1
-                if ticks >= first_reset:
-                    S[S_INDEX] = 1.0
-                    S[S_BUF_SUM] = 0.0
-                    pts = 0.0
-                    br_time = 0.0
-                    br_w = 0.0
-                    ev_c = 0
-                    rs_c = 1 + (ticks - first_reset) % R
-                elif ticks > 0:
-                    rs_c += ticks
+                n = _play_through(S, Q, QT, out_i, out_f, n, write, s, t_start, d, is_live, N, key, v015,
+                                  views_enabled, t_prev, ta, pa_, cur_br, cur_speed, cur_sound, cur_tab, cur_screen)
+            elif S[W_TIMER_ON] > 0 and S[W_PAUSED] > 0 and ta > t_prev:
+                _paused_ticks(S, t_prev, ta, reset_n[s])
             t_prev = ta
+            if k_ == K_QUIT:    # the page goes away
+                break
             # --- the action itself, in the state it leaves -----------------------------------
             cur_br = bitrate[a]
             cur_speed = speed[a]
             cur_screen = screen[a]
             cur_sound = sound[a]
             cur_tab = tab[a]
-            head = pa_
+            S[W_HEAD] = pa_
             ts = t_start + ta
-            r = n * write
-            if k_ == 1:      # LOAD
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, 1, is_live, d, pa_, cur_speed, caption)
-                out_i[I_LOADED_PLUGINS, r] = 1
-            elif k_ == 2:    # PLAY_REQUEST (the plugin's FIRST_PLAY)
-                if not requested:
-                    requested = True
-                    play_req_t = ta
-                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 2, is_live, d, pa_, cur_speed, caption)
-            elif k_ == 3:    # PLAYING
-                if not started:
-                    started = True
-                    timer_on = True
-                    t0 = ta
-                    ev_c = 0
-                    rs_c = 0
-                    _set_stopped(S, ts, 0.0)
-                    Q[Q_EMPTY_T] = ta
-                    join = ta - play_req_t if requested else value[a]
-                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 3, is_live, d, pa_, cur_speed, caption)
-                    out_f[F_BUFFER_TIME, r] = _round3(S[S_BUF_T])
-                    out_f[F_BUFFER_TIME_SUM, r] = _round3(S[S_BUF_SUM])
-                    out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(cur_br)
-                    out_f[F_JOIN_TIME, r] = _round3(join)
-                    out_f[F_CAN_PLAY, r] = _round3(join * CANPLAY_SHARE_OF_JOIN)
-                    # _onPlaying reports right after PLAY: a VIEW with playTimeSum about 0
-                    if is_live:
-                        pts += N - S[S_BUF_T]
-                    else:
-                        pts += pa_ - prev_pos
-                        prev_pos = pa_
-                    if views_enabled and pts != last_view:
-                        last_view = pts
-                        n = _send_view(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_speed,
-                                       caption, pts, cur_br, 0.0, cur_sound, cur_tab, cur_screen, Q, key)
-                    S[S_BUF_T] = 0.0
-            elif k_ == 4:    # PAUSE
-                if not paused:
-                    paused = True
-                    rs_c = 0
-                    if timer_on:
-                        _set_stopped(S, ts, 1.0)
-                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 33, is_live, d, pa_, cur_speed, caption)
-            elif k_ == 5:    # RESUME
-                if paused:
-                    paused = False
-                    rs_c = 0
-                    _set_stopped(S, ts, 0.0)
-                    prev_pos = pa_
-                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 4, is_live, d, pa_, cur_speed, caption)
-                    out_f[F_BUFFER_TIME, r] = _round3(S[S_BUF_T])
-                    out_f[F_BUFFER_TIME_SUM, r] = _round3(S[S_BUF_SUM])
-                    out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(cur_br)
-            elif k_ == 6:    # SEEK: currentTime is already the target when SEEKING fires
-                target = value[a]
-                head = target
-                prev_pos = target
-                Q[Q_EMPTY_T] = ta
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, 35, is_live, d, target, cur_speed, caption)
-                out_f[F_TARGET_POSITION, r] = min(_round_to(target, 1e6), d) if not is_live else _round_to(target, 1e6)
-                if not is_live and d > 0:
-                    for j in range(5):
-                        if not fired[j] and target >= thr[j] * d:
-                            fired[j] = True
-                            n = _send(S, out_i, out_f, n, write, s, ts, ta, qtype[j], is_live, d, target, cur_speed, caption)
-            elif k_ == 7:    # STALL_START
-                if S[S_STALLED] == 0:
-                    S[S_STALLED] = 1.0
-                    S[S_BUF_START] = ta
-                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 45, is_live, d, pa_, cur_speed, caption)
-            elif k_ == 8:    # STALL_END
-                if S[S_STALLED] > 0:
-                    S[S_STALLED] = 0.0
-                    S[S_BUF_T] += ta - S[S_BUF_START]
-                    S[S_BUF_SUM] += ta - S[S_BUF_START]
-                    Q[Q_EMPTY_T] = ta
-                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 46, is_live, d, pa_, cur_speed, caption)
-            elif v015 and (k_ == 9 or k_ == 10 or 15 <= k_ <= 21):
-                pass    # 0.15's event model has no fullscreen, share, download, report, related or info event
-            elif k_ == 9 or k_ == 10:    # ENTER / EXIT_FULLSCREEN
-                etype = 31 if k_ == 9 else 32
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
-                out_i[I_SCREEN, r] = 2 if k_ == 9 else 1
-            elif k_ == 11:   # SPEED: playbackSpeed is a common param
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, 41, is_live, d, pa_, cur_speed, caption)
-            elif k_ == 12:   # CAPTIONS: only while playing does the plugin take the new track
-                if started:
-                    c = np.int64(value[a])
-                    caption = c if 0 <= c < caption_count else -1
-                    r = n * write
-                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 38, is_live, d, pa_, cur_speed, caption)
-            elif k_ == 13 or k_ == 14:   # FLAVOR_SWITCH (ABR) / SOURCE_SELECTED (manual)
-                etype = 43 if k_ == 13 else 39
-                Q[Q_MANIFEST] = 1.0     # an hls level switch loads the new level's playlist
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
-                out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(cur_br)
-            elif k_ == 15:
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, 21, is_live, d, pa_, cur_speed, caption)
-            elif k_ == 16:
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, 22, is_live, d, pa_, cur_speed, caption)
-                out_i[I_SOCIAL, r] = np.int64(u[a] * 4.0) % 4
-            elif k_ == 17:
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, 23, is_live, d, pa_, cur_speed, caption)
-            elif k_ == 18:   # REPORT: the form opens; some viewers submit it
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, 24, is_live, d, pa_, cur_speed, caption)
-                if u[a] < REPORT_SUBMIT_SHARE:
-                    r = n * write
-                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 25, is_live, d, pa_, cur_speed, caption)
-                    out_i[I_REPORT_TYPE, r] = 1 + np.int64(u[a] / REPORT_SUBMIT_SHARE * 4.0) % 4
-            elif k_ == 19:
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, 36, is_live, d, pa_, cur_speed, caption)
-            elif k_ == 20:
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, 37, is_live, d, pa_, cur_speed, caption)
-            elif k_ == 21:
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, 40, is_live, d, pa_, cur_speed, caption)
-            elif k_ == 22:   # ENDED: the last time update (quartiles up to 100 %), the media's PAUSE
-                ended = True
-                if not is_live and d > 0:
-                    for j in range(5):
-                        if not fired[j] and pa_ >= thr[j] * d:
-                            fired[j] = True
-                            n = _send(S, out_i, out_f, n, write, s, ts, ta, qtype[j], is_live, d, pa_, cur_speed, caption)
+            if k_ <= K_STALL_END:
+                n = _playback_action(S, Q, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value[a],
+                                     N, views_enabled, cur_br, cur_speed, cur_sound, cur_tab, cur_screen, key)
+            elif k_ <= K_INFO:
+                # 0.15's event model has no fullscreen, share, download, report, related or info event
+                if not (v015 and (k_ == K_ENTER_FULLSCREEN or k_ == K_EXIT_FULLSCREEN or K_SHARE <= k_ <= K_INFO)):
+                    n = _viewer_action(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value[a], u[a],
+                                       caption_count, cur_br, cur_speed)
+            elif k_ == K_ENDED:   # the last time update (quartiles up to 100 %), the media's PAUSE
+                S[W_ENDED] = 1.0
+                n = _crossed_quartiles(S, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_speed,
+                                       np.int64(S[W_CAPTION]))
                 # The media element pauses itself at the end and fires `pause` before `ended`
                 # (HTML "reaches the end"): the plugin sends PAUSE at position = duration and stops
                 # its timer, so the 30 s reset runs while the player sits at the end.
-                if started and not paused:
-                    paused = True
-                    rs_c = 0
-                    if timer_on:
-                        _set_stopped(S, ts, 1.0)
-                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 33, is_live, d, pa_, cur_speed, caption)
+                if S[W_STARTED] > 0 and S[W_PAUSED] == 0:
+                    n = _pause(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_speed)
                 S[S_BUF_T] = 0.0
-            elif k_ == 23:   # REPLAY: play() at the end; quartile flags stay set
-                if ended:
-                    # play() on an ended element seeks to 0 first (SEEK, targetPosition 0), the
-                    # player buffers (BUFFER_START/END), then PLAYING: `_isEnded` sends REPLAY and
-                    # restarts the timer, and `_isPaused`, still set by the end's PAUSE, sends
-                    # RESUME when a second PLAYING comes (REPLAY_RESUME_SHARE). All in one burst:
-                    # none carries the sessionStartTime that the end's PAUSE cleared (their
-                    # answers come after the timer runs again: the first one sets a new value).
-                    head = pa_
-                    prev_pos = pa_
-                    Q[Q_EMPTY_T] = ta
-                    r = n * write
-                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 35, is_live, d, pa_, cur_speed, caption)
-                    out_f[F_TARGET_POSITION, r] = pa_
-                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 45, is_live, d, pa_, cur_speed, caption)
-                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 46, is_live, d, pa_, cur_speed, caption)
-                    ended = False
-                    timer_on = True
-                    t0 = ta
-                    ev_c = 0
-                    rs_c = 0
-                    _set_stopped(S, ts, 0.0)
-                    n = _send(S, out_i, out_f, n, write, s, ts, ta, 34, is_live, d, pa_, cur_speed, caption)
-                    if paused and _u01(key, 0x7FFFFFE0 + np.int64(ta * 1000.0)) < REPLAY_RESUME_SHARE:
-                        r = n * write
-                        n = _send(S, out_i, out_f, n, write, s, ts, ta, 4, is_live, d, pa_, cur_speed, caption)
-                        out_f[F_BUFFER_TIME, r] = _round3(S[S_BUF_T])
-                        out_f[F_BUFFER_TIME_SUM, r] = _round3(S[S_BUF_SUM])
-                        out_f[F_ACTUAL_BITRATE, r] = _kbps_to_kava(cur_br)
-                    paused = False      # the media plays (without RESUME the plugin's flag stays set)
-            elif k_ == 24:   # ERROR (critical), then the plugin resets
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, 98, is_live, d, pa_, cur_speed, caption)
-                out_i[I_ERROR_CODE, r] = np.int64(value[a])
-                if v015:    # 0.15 ErrorPosition: PRE_PLAYING 1 until the first PLAYING, then MID_STREAM 2
-                    out_i[I_ERROR_POSITION, r] = 1 if not started else 2
-                else:
-                    out_i[I_ERROR_POSITION, r] = 3 if not requested else (1 if not started else 2)
-                S[S_INDEX] = 1.0
-                S[S_BUF_T] = 0.0
-                S[S_BUF_SUM] = 0.0
-                S[S_SST] = -1.0
-                S[S_PEND_FIRST] = -1.0
-                S[S_STALLED] = 0.0
-                S[S_STOPPED] = 0.0
-                pts = 0.0
-                prev_pos = 0.0
-                last_view = -1.0
-                br_time = 0.0
-                br_w = 0.0
-                requested = False
-                started = False
-                paused = False
-                ended = False
-                timer_on = False
-                fired[:] = False
-                fired[3] = v015
-            elif k_ == 25:   # QUIT: the page goes away
-                break
-            elif k_ == 30:   # AD_BREAK_START: content stops, VIEWs stop
-                in_ad = True
-            elif k_ == 40:   # AD_BREAK_END
-                in_ad = False
-                prev_pos = pa_
-            elif ad_events[s] and 31 <= k_ <= 39:
-                etype = 0
-                if k_ == 31:
-                    etype = 8999
-                    ad_imp_t = ta
-                elif k_ == 32:
-                    etype = 9000
-                elif k_ == 33:
-                    etype = 9002
-                elif k_ == 34:
-                    etype = 9003
-                elif k_ == 35:
-                    etype = 9004
-                elif k_ == 36:
-                    etype = 9005
-                elif k_ == 37:
-                    etype = 9001
-                elif k_ == 38:
-                    etype = 9009
-                else:
-                    etype = 9006
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
-                if 1 <= ad_pos[a] <= 4:
-                    out_i[I_AD_BREAK_TYPE, r] = ad_pos[a] - 1
-                    out_i[I_AD_POSITION, r] = ad_index[a] + 1
-                if etype == 9000 and ad_imp_t >= 0:
-                    out_f[F_AD_JOIN_TIME, r] = _round3(ta - ad_imp_t)
-                if etype == 9006:
-                    out_i[I_AD_ERROR_CODE, r] = np.int64(value[a]) if value[a] > 0 else 1009
-                    out_f[F_AD_CURRENT_TIME, r] = 0.0
-                if etype == 9005 or etype == 9001 or etype == 9006:
-                    ad_imp_t = -1.0
+            elif k_ == K_REPLAY:
+                if S[W_ENDED] > 0:
+                    n = _replay(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_br, cur_speed, key)
+            elif k_ == K_ERROR:
+                n = _error(S, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, value[a], cur_speed, v015)
+            elif k_ == K_AD_BREAK_START:   # content stops, VIEWs stop
+                S[W_IN_AD] = 1.0
+            elif k_ == K_AD_BREAK_END:
+                S[W_IN_AD] = 0.0
+                S[W_PREV_POS] = pa_
+            elif ad_events[s] and K_AD_IMPRESSION <= k_ <= K_AD_ERROR:
+                n = _ad_action(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value[a], ad_pos[a],
+                               ad_index[a], cur_speed)
             # SOUND (26), overlays and bumpers (41-44) send nothing over KAVA
         per_session[s] = n - n_start
     return n
@@ -962,11 +1094,43 @@ def _line_columns(chunk: SessionChunk, settings, out_i, out_f, row_scen, caption
     }
 
 
-def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChunk:
+@njit(cache=True, error_model="numpy")
+def _columns(rec_i, rec_f, order):
+    """The kernel's beacons (one row of fields each) as columns, rows taken in `order`: a
+    beacon's fields are read together, each column written in sequence."""
+    n = order.shape[0]
+    out_i = np.empty((rec_i.shape[1], n), rec_i.dtype)
+    out_f = np.empty((rec_f.shape[1], n), np.float64)
+    for k in range(n):
+        j = order[k]
+        for c in range(rec_i.shape[1]):
+            out_i[c, k] = rec_i[j, c]
+        for c in range(rec_f.shape[1]):
+            out_f[c, k] = rec_f[j, c]
+    return out_i, out_f
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's beacon rows (integer and float fields), kept per thread from call to call:
+    fresh memory of this size costs more in page faults than the kernel takes to fill it. Only
+    `beacons` uses them, and nothing it returns points into them."""
+    have = getattr(_SCRATCH, "rows", None)
+    if have is None or have[0].shape[0] < rows:
+        size = max(rows, int(rows * 1.25))
+        have = _SCRATCH.rows = (np.empty((size, N_INT), np.int32), np.empty((size, N_FLOAT), np.float64))
+    return have[0][:rows], have[1][:rows]
+
+
+def beacons(chunk: SessionChunk, view_events_enabled: bool = True, in_send_order: bool = False) -> BeaconChunk:
     """The KAVA beacons a v7 player sends for every session in `chunk`, as columns.
 
     `view_events_enabled` stands for the server's `viewEventsEnabled` answer: False stops
     every VIEW (the plugin reads it from the first response of each KAVA session).
+    `in_send_order`: the rows of all sessions in one send order (see BeaconChunk), not
+    grouped by session.
 
         chunk_beacons = beacons(chunk)
         first = beacon_at(chunk_beacons, 0)     # sim.protocols.kava.codec
@@ -979,16 +1143,21 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
     captions = chunk.population.pools.caption_languages
     n_sess = chunk.n_sessions
     per_session = np.zeros(n_sess, np.int64)
-    dummy_i = np.zeros((N_INT, 1), np.int64)
-    dummy_f = np.zeros((N_FLOAT, 1), np.float64)
+    dummy_i = np.zeros((1, N_INT), np.int32)
+    dummy_f = np.zeros((1, N_FLOAT), np.float64)
     # per-session keys of the jitter and quality draws, from a stream of their own (the "kava"
     # stream's draws, and so session ids, stay as they were)
     keys = chunk.rng("kava_qoe").integers(0, np.iinfo(np.int64).max, n_sess, dtype=np.int64).astype(np.uint64)
     total = _run(inputs, u, len(captions), view_events_enabled, keys, 0, dummy_i, dummy_f, per_session)
-    out_i = np.full((N_INT, total), -1, np.int64)
-    out_f = np.full((N_FLOAT, total), np.nan, np.float64)
-    written = _run(inputs, u, len(captions), view_events_enabled, keys, 1, out_i, out_f, per_session)
+    rec_i, rec_f = _scratch(total)
+    written = _run(inputs, u, len(captions), view_events_enabled, keys, 1, rec_i, rec_f, per_session)
     assert written == total
+    if in_send_order:
+        # sim.generate.send_order's order: by send time, then session, then the session's own order
+        order = np.lexsort((chunk.sessions["session_seq"][rec_i[:, I_SESSION]], rec_f[:, F_SEND_T]))
+    else:
+        order = np.arange(total)
+    out_i, out_f = _columns(rec_i, rec_f, order)
 
     sess = out_i[I_SESSION]
     etype = out_i[I_TYPE]
@@ -1091,6 +1260,7 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True) -> BeaconChun
         session=sess.astype(np.int32),
         send_t=out_f[F_SEND_T].copy(),
         ledger_session=session_strings,
-        ledger_index=out_i[I_INDEX].copy(),
+        ledger_index=out_i[I_INDEX].astype(np.int64),
         always_sent=ALWAYS_SENT - LINE_COMMON if settings["old"].any() else ALWAYS_SENT,
+        in_send_order=in_send_order,
     )
