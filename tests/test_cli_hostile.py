@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 from helpers.cli import PLAYER_SIM, invoke, runner
-from sim.cli import app
+from sim.cli import COMMAND_MODULES, app
 
 VOD = str(ROOT / "scenarios" / "typical-vod.yaml")
 
@@ -113,6 +113,24 @@ def test_version_prints_the_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output.startswith("player-sim ") and len(result.output.split()) >= 2
+
+
+def test_a_command_imports_its_own_module_only_and_the_help_still_lists_every_command():
+    env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="200")
+    probe = ("import sys\nfrom sim.cli import COMMAND_MODULES, _import_command\n_import_command(sys.argv[1:])\n"
+             "print(sorted(m for m in COMMAND_MODULES if 'sim.cli.' + m in sys.modules))")
+    loaded = lambda *args: subprocess.run([sys.executable, "-c", probe, *args], env=env, capture_output=True,  # noqa: E731
+                                          text=True, timeout=120).stdout.strip()
+    assert loaded("generate", "x.yaml", "--format", "csv") == "['generate']"
+    assert loaded("validate", "--help") == "['validate']"
+    everything = str(sorted(COMMAND_MODULES))
+    assert loaded("--help") == loaded() == loaded("nosuch") == loaded("--version", "generate") == everything
+    done = subprocess.run([sys.executable, "-m", "sim.cli", "--help"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0
+    summaries = {line.split()[1]: line for line in done.stdout.splitlines() if line.startswith("│ ")}
+    assert set(COMMAND_MODULES) <= set(summaries)
+    assert "Write the beacons of simulated sessions" in summaries["generate"]
 
 
 def test_preview_help_keeps_its_default_and_validate_help_names_real_commands():

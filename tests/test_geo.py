@@ -92,3 +92,31 @@ def test_an_unknown_country_is_a_clear_error(table):
     assert not table.has("XQ") and table.has("gb")
     with pytest.raises(GeoError, match="'XQ' has no networks"):
         table.draw("XQ", 3, np.random.default_rng(1))
+
+
+def test_a_run_after_the_first_reads_the_same_table_from_the_user_cache(monkeypatch, tmp_path):
+    from sim import geo
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = geo._cache_file()
+    assert path.parent == tmp_path / "player-sim" and not path.exists()
+    parsed = geo._read_data_file()
+    geo._write_cache(path, parsed)
+    assert path.exists() and list(path.parent.iterdir()) == [path]      # no temporary left behind
+    cached = geo._read_cache(path)
+    for name in ("starts", "ends", "country"):
+        a, b = getattr(parsed, name), getattr(cached, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    assert cached.codes == parsed.codes and cached.source == parsed.source
+    path.write_bytes(b"not an npz")         # a damaged copy is ignored: the data file is read again
+    assert geo._read_cache(path) is None
+
+
+def test_an_unwritable_cache_folder_costs_only_the_copy(monkeypatch, tmp_path):
+    from sim import geo
+
+    (tmp_path / "player-sim").write_text("a file where the folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = geo._cache_file()
+    geo._write_cache(path, geo._read_data_file())       # no error
+    assert geo._read_cache(path) is None

@@ -113,11 +113,49 @@ def skip_teardown_at_exit() -> None:
     _exit_without_teardown = True
 
 
-# Each module adds its command(s) to `app` when imported.
-from . import commands  # noqa: E402,F401
+class _Commands(list):
+    """`app`'s registered commands. Each command module adds its command to `app` when imported;
+    listing them (Typer does when it builds the command line) first imports every module, unless
+    `main` already imported the one command a run needs: the others' imports (numpy, rich,
+    duckdb...) would cost every run a fifth of a second of start-up."""
+
+    complete = False
+
+    def import_all(self) -> None:
+        if not self.complete:
+            self.complete = True
+            from . import commands  # noqa: F401
+
+    def __iter__(self):
+        self.import_all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self.import_all()
+        return super().__len__()
+
+
+app.registered_commands = _Commands()
+# One module per command, named after it (sim/cli/commands.py imports them all).
+COMMAND_MODULES = ("collector", "demo", "generate", "load", "preview", "reconcile", "report", "schema", "validate")
+
+
+def _import_command(args: list[str]) -> None:
+    """Imports only the module of the command `args` name (the app's own options are all flags that
+    come first); `player-sim --help`, no command or an unknown one: every module."""
+    import importlib
+
+    name = next((a for a in args if not a.startswith("-")), None)
+    if name in COMMAND_MODULES and not any(a in ("--help", "--version") for a in args[:args.index(name)]):
+        importlib.import_module(f"{__name__}.{name}")
+        app.registered_commands.complete = True
+    app.registered_commands.import_all()
 
 
 def main() -> None:
+    import sys
+
+    _import_command(sys.argv[1:])
     try:
         app()
     except SystemExit as exc:
