@@ -6,6 +6,7 @@
 
 Each user is a sender, not a viewer: viewers are rows of a schedule (see sim/load).
 """
+
 from sim.load.locust_glue import BeaconSenderUser, install
 
 __all__ = ["BeaconSenderUser"]

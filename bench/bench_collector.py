@@ -22,6 +22,7 @@ process) are measured apart, beside a minimal granian RSGI app (same interface, 
 one worker, a fixed answer: granian's own cost per request, the floor of any app on it), and
 `Collector.handle` (validation, decoding, row) timed in this process on the same URL.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,8 +86,11 @@ def start_nginx(workdir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     conf = workdir / "nginx.conf"
     conf.write_text(NGINX_CONF.format(dir=workdir, port=port))
-    proc = subprocess.Popen([shutil.which("nginx"), "-c", str(conf), "-p", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [shutil.which("nginx"), "-c", str(conf), "-p", str(workdir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -99,9 +103,24 @@ def start_nginx(workdir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def start_collector(store: Path, workers: int) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-c", "from sim.cli import main; main()", "collector",
-                             "--port", "0", "--store", str(store), "--workers", str(workers)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from sim.cli import main; main()",
+            "collector",
+            "--port",
+            "0",
+            "--store",
+            str(store),
+            "--workers",
+            str(workers),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     line = proc.stdout.readline().strip()
     if not line.startswith("http://"):
         proc.kill()
@@ -147,13 +166,18 @@ def run_wrk(url: str, seconds: int, connections: int, pid: int) -> tuple[float, 
     """(requests/s, CPU seconds of the target's process tree, non-2xx answers, CPU seconds of the
     main process alone) over one wrk run."""
     own0, children0 = tree_cpu(pid)
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url + URLS[1]],
-                         capture_output=True, text=True, check=False).stdout
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url + URLS[1]], capture_output=True, text=True, check=False
+    ).stdout
     own1, children1 = tree_cpu(pid)
     match = re.search(r"Requests/sec:\s+([0-9.]+)", out)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return ((float(match.group(1)) if match else 0.0), (own1 - own0) + (children1 - children0),
-            int(bad.group(1)) if bad else 0, own1 - own0)
+    return (
+        (float(match.group(1)) if match else 0.0),
+        (own1 - own0) + (children1 - children0),
+        int(bad.group(1)) if bad else 0,
+        own1 - own0,
+    )
 
 
 async def minimal_rsgi(scope, proto) -> None:
@@ -166,11 +190,18 @@ def start_minimal() -> tuple[subprocess.Popen, str]:
     from sim.collector.server import _event_loop
 
     port = free_port()
-    code = ("from granian import Granian; from granian.constants import Interfaces; "
-            f"Granian('bench_collector:minimal_rsgi', address='127.0.0.1', port={port}, interface=Interfaces.RSGI, "
-            f"workers=1, loop={_event_loop()!r}, log_level='warning').serve()")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT / "bench", stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT / "bench")})
+    code = (
+        "from granian import Granian; from granian.constants import Interfaces; "
+        f"Granian('bench_collector:minimal_rsgi', address='127.0.0.1', port={port}, interface=Interfaces.RSGI, "
+        f"workers=1, loop={_event_loop()!r}, log_level='warning').serve()"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT / "bench",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "bench")},
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -205,9 +236,25 @@ def one_load_worker(seconds: int, workdir: Path) -> float:
     sink, host = start_sink()
     try:
         summary = workdir / "load-summary.json"
-        run_measured(locust(ROOT / "locustfile.py", host, seconds, 1, "--protocol", "legacy", "--session-rate",
-                            "400", "--time-scale", "50", "--concurrency", "64", "--summary-json", str(summary)),
-                     seconds + 120)
+        run_measured(
+            locust(
+                ROOT / "locustfile.py",
+                host,
+                seconds,
+                1,
+                "--protocol",
+                "legacy",
+                "--session-rate",
+                "400",
+                "--time-scale",
+                "50",
+                "--concurrency",
+                "64",
+                "--summary-json",
+                str(summary),
+            ),
+            seconds + 120,
+        )
         s = json.loads(summary.read_text())
         return s["sent"] / s["run_seconds"]
     finally:
@@ -230,7 +277,7 @@ def main() -> None:
     workers = sorted({int(w) for w in args.workers.split(",")})
     load_before = os.getloadavg()
 
-    runs: dict = {}       # key -> list of run_wrk results
+    runs: dict = {}  # key -> list of run_wrk results
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
         workdir = Path(tmp)
         ngx, ngx_url = start_nginx(workdir)
@@ -239,7 +286,7 @@ def main() -> None:
                 for w in workers:
                     proc, url = start_collector(workdir / f"events-{w}-{r}.duckdb", w)
                     try:
-                        run_wrk(url, 2, args.connections, proc.pid)             # warm up
+                        run_wrk(url, 2, args.connections, proc.pid)  # warm up
                         runs.setdefault(w, []).append(run_wrk(url, args.seconds, args.connections, proc.pid))
                     finally:
                         stop(proc)
@@ -264,11 +311,14 @@ def main() -> None:
                 return
             for w in workers:
                 rps = statistics.median(r[0] for r in runs[w])
-                print(f"  ratio collector --workers {w}/one load worker ({load_rps:,.0f} beacons/s): {rps / load_rps:.2f}")
+                print(
+                    f"  ratio collector --workers {w}/one load worker ({load_rps:,.0f} beacons/s): {rps / load_rps:.2f}"
+                )
 
 
 def report(args, workers: list[int], runs: dict, handle: float, load_before, load_after) -> None:
     """The medians: req/s, CPU a request (workers and store writer apart), the ratios to nginx."""
+
     def us_per_request(result, part: str = "all") -> float:
         rps, cpu, _, own = result
         spent = {"all": cpu, "main": own, "children": cpu - own}[part]
@@ -276,8 +326,10 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
 
     med = statistics.median
     c = args.connections
-    print(f"wrk -c{c}, {args.seconds} s each, same URL (legacy stats.collect GET), {args.repeat} rounds, medians; "
-          f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after ({os.cpu_count()} cores):")
+    print(
+        f"wrk -c{c}, {args.seconds} s each, same URL (legacy stats.collect GET), {args.repeat} rounds, medians; "
+        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after ({os.cpu_count()} cores):"
+    )
     for w in workers:
         mine, theirs = runs[w], runs[("nginx", w)]
         rps, n_rps = med(r[0] for r in mine), med(r[0] for r in theirs)
@@ -285,16 +337,22 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
         ratio = med(a[0] / max(b[0], 1e-9) for a, b in zip(mine, theirs))
         cpu_ratio = med(us_per_request(b) / max(us_per_request(a), 1e-9) for a, b in zip(mine, theirs))
         us, n_us = med(us_per_request(r) for r in mine), med(us_per_request(r) for r in theirs)
-        print(f"  collector --workers {w}: {rps:9,.0f} req/s ({bad} non-2xx), {us:5.0f} us CPU a request "
-              f"(workers {med(us_per_request(r, 'children') for r in mine):.0f}, "
-              f"store writer {med(us_per_request(r, 'main') for r in mine):.0f})")
+        print(
+            f"  collector --workers {w}: {rps:9,.0f} req/s ({bad} non-2xx), {us:5.0f} us CPU a request "
+            f"(workers {med(us_per_request(r, 'children') for r in mine):.0f}, "
+            f"store writer {med(us_per_request(r, 'main') for r in mine):.0f})"
+        )
         print(f"  nginx (just after):    {n_rps:9,.0f} req/s,            {n_us:5.0f} us CPU a request")
-        print(f"  ratio collector/nginx: {ratio:.3f} req/s ({'meets' if ratio >= 0.25 else 'BELOW'} the 0.25 target; "
-              f"rounds {', '.join(f'{a[0] / max(b[0], 1e-9):.3f}' for a, b in zip(mine, theirs))}), "
-              f"{cpu_ratio:.3f} per CPU-second")
+        print(
+            f"  ratio collector/nginx: {ratio:.3f} req/s ({'meets' if ratio >= 0.25 else 'BELOW'} the 0.25 target; "
+            f"rounds {', '.join(f'{a[0] / max(b[0], 1e-9):.3f}' for a, b in zip(mine, theirs))}), "
+            f"{cpu_ratio:.3f} per CPU-second"
+        )
     minimal = runs["minimal"]
-    print(f"  granian floor (minimal RSGI app, 1 worker): {med(r[0] for r in minimal):,.0f} req/s, "
-          f"{med(us_per_request(r) for r in minimal):.0f} us CPU a request")
+    print(
+        f"  granian floor (minimal RSGI app, 1 worker): {med(r[0] for r in minimal):,.0f} req/s, "
+        f"{med(us_per_request(r) for r in minimal):.0f} us CPU a request"
+    )
     print(f"  Collector.handle (validate, decode, row), in process: {handle:.0f} us a request")
 
 

@@ -9,6 +9,7 @@ interpolation, history or ids); for the codec, `urllib.parse.urlencode` of the s
 beacons' flat parameters and `parse_qsl` of its output. Prints rates and the ratios against
 those baselines; absolute rates drift on a shared machine, the ratios are the result.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,15 @@ def plain_policy(chunk) -> int:
         start, entry = float(s["start"][i]), int(s["entry"][i])
         for j in range(first, first + n):
             for event_type in PLAIN_EVENTS.get(kind[j], ()):
-                out.append({"eventType": event_type, "eventTimestamp": int((start + t[j]) * 1000),
-                            "currentPoint": int(pos[j] * 1000), "entryId": entry, "partnerId": 2504201})
+                out.append(
+                    {
+                        "eventType": event_type,
+                        "eventTimestamp": int((start + t[j]) * 1000),
+                        "currentPoint": int(pos[j] * 1000),
+                        "entryId": entry,
+                        "partnerId": 2504201,
+                    }
+                )
     return len(out)
 
 

@@ -15,6 +15,7 @@
 The target is a minimal keep-alive HTTP sink started here (answers `{"time":..,
 "viewEventsEnabled":true}`), so the sender, not a store, is what is measured.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SINK = r'''
+SINK = r"""
 import asyncio, sys, time
 BODY = b'{"time":%d,"viewEventsEnabled":true}'
 async def handle(reader, writer):
@@ -44,7 +45,8 @@ async def handle(reader, writer):
             if length:
                 await reader.readexactly(length)
             body = BODY % int(time.time())
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+            writer.write(head + body)
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
     finally:
@@ -55,9 +57,9 @@ async def main():
     async with server:
         await server.serve_forever()
 asyncio.run(main())
-'''
+"""
 
-PLAIN_LOCUSTFILE = '''
+PLAIN_LOCUSTFILE = """
 import json, os, time
 from locust import FastHttpUser, constant, events, task
 URL = ("/api_v3/index.php?service=stats&action=collect&event:eventType=3&event:partnerId=2504201"
@@ -77,16 +79,16 @@ def stopped(environment, **_):
     with open(os.environ["PLAIN_FIGURES"], "w") as f:
         json.dump({"requests": environment.stats.total.num_requests, "seconds": time.time() - STARTED["t"],
                    "cpu_s": time.process_time() - STARTED["cpu"]}, f)
-'''
+"""
 
-PER_VIEWER_LOCUSTFILE = '''
+PER_VIEWER_LOCUSTFILE = """
 from locust import FastHttpUser, between, task
 class Viewer(FastHttpUser):
     wait_time = between(30, 90)    # about one beacon a minute, like a legacy viewer
     @task
     def collect(self):
         self.client.get("/api_v3/index.php?service=stats&action=collect&event:eventType=3", name="viewer")
-'''
+"""
 
 
 def start_sink() -> tuple[subprocess.Popen, str]:
@@ -96,8 +98,9 @@ def start_sink() -> tuple[subprocess.Popen, str]:
 
 def run_measured(cmd: list[str], timeout: float, env: dict | None = None) -> tuple[subprocess.CompletedProcess, float]:
     """Run a Locust command; returns it and the peak RSS (MiB) of its process tree."""
-    proc = psutil.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                        env={**os.environ, **(env or {})})
+    proc = psutil.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
+    )
     peak = 0.0
     began = time.time()
     while proc.poll() is None and time.time() - began < timeout:
@@ -112,9 +115,25 @@ def run_measured(cmd: list[str], timeout: float, env: dict | None = None) -> tup
 
 
 def locust(locustfile: Path, host: str, seconds: float, users: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary", "--json",
-            "-u", str(users), "-r", str(max(users, 1) if users <= 1000 else 1000), "-t", f"{seconds:g}s",
-            "--host", host, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--only-summary",
+        "--json",
+        "-u",
+        str(users),
+        "-r",
+        str(max(users, 1) if users <= 1000 else 1000),
+        "-t",
+        f"{seconds:g}s",
+        "--host",
+        host,
+        *extra,
+    ]
 
 
 def plain_requests(done: subprocess.CompletedProcess) -> int:
@@ -133,45 +152,100 @@ def throughput_and_rate(args, plain: Path, ours: Path, host: str, tmp: Path) -> 
     p = json.loads(figures.read_text())
     plain_rps, plain_cpu_rps = p["requests"] / p["seconds"], p["requests"] / p["cpu_s"]
     summary_path = tmp / "summary.json"
-    run_measured(locust(ours, host, args.seconds, 1, "--protocol", "legacy", "--session-rate",
-                        f"{args.rate:g}", "--time-scale", "50", "--concurrency", "64",
-                        "--summary-json", str(summary_path)), args.seconds + 120)
+    run_measured(
+        locust(
+            ours,
+            host,
+            args.seconds,
+            1,
+            "--protocol",
+            "legacy",
+            "--session-rate",
+            f"{args.rate:g}",
+            "--time-scale",
+            "50",
+            "--concurrency",
+            "64",
+            "--summary-json",
+            str(summary_path),
+        ),
+        args.seconds + 120,
+    )
     s = json.loads(summary_path.read_text())
     ours_rps, ours_cpu_rps = s["sent"] / s["run_seconds"], s["sent"] / s["cpu_s"]
-    print(f"1. one worker process, legacy, saturated (lateness p50 {s['lateness']['p50_ms']:g} ms):\n"
-          f"   per CPU second: player-sim {ours_cpu_rps:,.0f} beacons vs plain FastHttpUser {plain_cpu_rps:,.0f} "
-          f"requests: ratio {ours_cpu_rps / plain_cpu_rps:.2f}\n"
-          f"   per wall second: player-sim {ours_rps:,.0f} beacons/s (CPU {s['cpu_s'] / s['run_seconds']:.0%}) vs "
-          f"{plain_rps:,.0f} req/s (CPU {p['cpu_s'] / p['seconds']:.0%}): ratio {ours_rps / plain_rps:.2f}", flush=True)
+    print(
+        f"1. one worker process, legacy, saturated (lateness p50 {s['lateness']['p50_ms']:g} ms):\n"
+        f"   per CPU second: player-sim {ours_cpu_rps:,.0f} beacons vs plain FastHttpUser {plain_cpu_rps:,.0f} "
+        f"requests: ratio {ours_cpu_rps / plain_cpu_rps:.2f}\n"
+        f"   per wall second: player-sim {ours_rps:,.0f} beacons/s (CPU {s['cpu_s'] / s['run_seconds']:.0%}) vs "
+        f"{plain_rps:,.0f} req/s (CPU {p['cpu_s'] / p['seconds']:.0%}): ratio {ours_rps / plain_rps:.2f}",
+        flush=True,
+    )
 
     # --- 3. open-model accuracy at that rate ---------------------------------------------
-    sustained = s["sent"] / max(s["sessions"]["started"], 1)          # beacons per session
-    rate = 0.8 * ours_rps / sustained                                 # sessions/s one worker keeps up with
+    sustained = s["sent"] / max(s["sessions"]["started"], 1)  # beacons per session
+    rate = 0.8 * ours_rps / sustained  # sessions/s one worker keeps up with
     summary_path = tmp / "summary-open.json"
-    run_measured(locust(ours, host, args.seconds, 1, "--protocol", "legacy", "--session-rate", f"{rate:g}",
-                        "--time-scale", "50", "--summary-json", str(summary_path)), args.seconds + 120)
+    run_measured(
+        locust(
+            ours,
+            host,
+            args.seconds,
+            1,
+            "--protocol",
+            "legacy",
+            "--session-rate",
+            f"{rate:g}",
+            "--time-scale",
+            "50",
+            "--summary-json",
+            str(summary_path),
+        ),
+        args.seconds + 120,
+    )
     s = json.loads(summary_path.read_text())
     arrived = s["sessions"]["started"] + s["sessions"]["dropped"]
-    measured = arrived / s["run_seconds"]      # over the span the schedule ran
-    print(f"3. open model at {rate:,.1f} sessions/s: {measured:,.1f} sessions/s arrived "
-          f"({(measured / rate - 1) * 100:+.1f} %), {s['sessions']['dropped']} dropped, lateness p99 "
-          f"{s['lateness']['p99_ms']:g} ms")
-
+    measured = arrived / s["run_seconds"]  # over the span the schedule ran
+    print(
+        f"3. open model at {rate:,.1f} sessions/s: {measured:,.1f} sessions/s arrived "
+        f"({(measured / rate - 1) * 100:+.1f} %), {s['sessions']['dropped']} dropped, lateness p99 "
+        f"{s['lateness']['p99_ms']:g} ms"
+    )
 
 
 def viewers(args, per_viewer: Path, ours: Path, host: str, tmp: Path) -> None:
     """Part 2."""
     # --- 2. concurrent real-time viewers -------------------------------------------------
     summary_path = tmp / "summary-viewers.json"
-    done, peak = run_measured(locust(ours, host, args.viewer_seconds, 1, "--protocol", "legacy", "--workload",
-                                     "closed", "--viewers", str(args.viewers), "--ramp-up",
-                                     f"{args.ramp_up or args.viewer_seconds / 2:g}", "--scenario", "scenarios/typical-vod.yaml",
-                                     "--summary-json", str(summary_path)), args.viewer_seconds + 300)
+    done, peak = run_measured(
+        locust(
+            ours,
+            host,
+            args.viewer_seconds,
+            1,
+            "--protocol",
+            "legacy",
+            "--workload",
+            "closed",
+            "--viewers",
+            str(args.viewers),
+            "--ramp-up",
+            f"{args.ramp_up or args.viewer_seconds / 2:g}",
+            "--scenario",
+            "scenarios/typical-vod.yaml",
+            "--summary-json",
+            str(summary_path),
+        ),
+        args.viewer_seconds + 300,
+    )
     s = json.loads(summary_path.read_text())
-    print(f"2. {args.viewers:,} real-time viewers in one process: peak RSS {peak:,.0f} MiB, "
-          f"lateness p50 {s['lateness']['p50_ms']:g} ms, p99 {s['lateness']['p99_ms']:g} ms, "
-          f"max {s['lateness']['max_ms']:g} ms, {s['sent']:,} beacons in {s['run_seconds']:g} s "
-          f"({s['sent'] / s['run_seconds']:,.0f}/s, process CPU {s['cpu_s'] / s['run_seconds']:.0%})", flush=True)
+    print(
+        f"2. {args.viewers:,} real-time viewers in one process: peak RSS {peak:,.0f} MiB, "
+        f"lateness p50 {s['lateness']['p50_ms']:g} ms, p99 {s['lateness']['p99_ms']:g} ms, "
+        f"max {s['lateness']['max_ms']:g} ms, {s['sent']:,} beacons in {s['run_seconds']:g} s "
+        f"({s['sent'] / s['run_seconds']:,.0f}/s, process CPU {s['cpu_s'] / s['run_seconds']:.0%})",
+        flush=True,
+    )
     # one Locust user per viewer: the process's own memory plus a slope per user, measured
     # at two user counts (spawning 100,000 users is what the design avoids)
     few = 10
@@ -179,8 +253,10 @@ def viewers(args, per_viewer: Path, ours: Path, host: str, tmp: Path) -> None:
     _, large = run_measured(locust(per_viewer, host, max(args.viewer_seconds / 2, 15), args.baseline_users), 600)
     per_user = (large - small) / (args.baseline_users - few)
     projected = small + per_user * args.viewers
-    print(f"   one Locust user per viewer: {small:,.0f} MiB + {per_user * 1024:,.0f} KiB/user (measured at {few} and "
-          f"{args.baseline_users:,} users) = {projected:,.0f} MiB for {args.viewers:,}: ratio {projected / peak:.1f}x")
+    print(
+        f"   one Locust user per viewer: {small:,.0f} MiB + {per_user * 1024:,.0f} KiB/user (measured at {few} and "
+        f"{args.baseline_users:,} users) = {projected:,.0f} MiB for {args.viewers:,}: ratio {projected / peak:.1f}x"
+    )
 
 
 def main() -> None:
@@ -188,12 +264,17 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20, help="length of each throughput run")
     # 400 sessions/s no longer saturates one worker at --time-scale 50 (about 1,300 beacons/s
     # offered): the ratio then measured the offered load, not the sender
-    ap.add_argument("--rate", type=float, default=8000, help="part 1: sessions/s offered (well above what one core sends; "
-                                                           "lateness p50 of seconds shows it saturated)")
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=8000,
+        help="part 1: sessions/s offered (well above what one core sends; lateness p50 of seconds shows it saturated)",
+    )
     ap.add_argument("--viewers", type=int, default=20000, help="part 2: concurrent real-time viewers")
     ap.add_argument("--viewer-seconds", type=float, default=60, help="part 2: run length")
-    ap.add_argument("--ramp-up", type=float, default=0, help="part 2: first sessions spread over this many s "
-                                                               "(default half the run)")
+    ap.add_argument(
+        "--ramp-up", type=float, default=0, help="part 2: first sessions spread over this many s (default half the run)"
+    )
     ap.add_argument("--baseline-users", type=int, default=2000, help="part 2: Locust users for the per-user baseline")
     ap.add_argument("--parts", default="1,2,3", help="which parts to run")
     args = ap.parse_args()

@@ -9,6 +9,7 @@ quartiles) as Parquet, and a request ledger of the same keys as JSON lines, then
   reconcile  ledger (read_json) against a store of the same keys
   baseline   select count(*) from read_json(ledger)
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sim.metrics import compute  # noqa: E402
 from sim.metrics.reconcile import reconcile  # noqa: E402
 
-EVENTS_PER_SESSION = 20   # 1 impression, 1 request, 1 play, 4 quartiles, 13 VIEWs
+EVENTS_PER_SESSION = 20  # 1 impression, 1 request, 1 play, 4 quartiles, 13 VIEWs
 
 
 def events_table(rows: int, seed: int = 3) -> pa.Table:
@@ -39,16 +40,24 @@ def events_table(rows: int, seed: int = 3) -> pa.Table:
     view_rank = np.tile(np.cumsum(pattern == 99) - 1, sessions)
     start = np.repeat(1.767e9 + rng.uniform(0, 7 * 86400, sessions), EVENTS_PER_SESSION)
     sid = np.char.add("s", session.astype(str))
-    return pa.table({
-        "ts": start + index * 5.0, "protocol": np.full(len(session), "kava"), "eventType": event_type,
-        "sessionId": sid, "entryId": np.char.add("0_e", (session % 500).astype(str)),
-        "userId": np.char.add("u", rng.integers(0, sessions // 3 + 1, len(session)).astype(str)),
-        "eventIndex": index, "position": index * 10.0, "playTimeSum": np.where(event_type == 99, view_rank * 10.0, np.nan),
-        "bufferTime": np.where(event_type == 99, 0.1, np.nan), "actualBitrate": np.where(event_type == 99, 1500.0, np.nan),
-        "joinTime": np.where(event_type == 3, 1.2, np.nan),
-        "user_agent": np.full(len(session), "Mozilla/5.0 (Windows NT 10.0) Chrome/120.0 Safari/537.36"),
-        "ledger_key": np.char.add(np.char.add(sid, ":"), index.astype(str)),
-    })
+    return pa.table(
+        {
+            "ts": start + index * 5.0,
+            "protocol": np.full(len(session), "kava"),
+            "eventType": event_type,
+            "sessionId": sid,
+            "entryId": np.char.add("0_e", (session % 500).astype(str)),
+            "userId": np.char.add("u", rng.integers(0, sessions // 3 + 1, len(session)).astype(str)),
+            "eventIndex": index,
+            "position": index * 10.0,
+            "playTimeSum": np.where(event_type == 99, view_rank * 10.0, np.nan),
+            "bufferTime": np.where(event_type == 99, 0.1, np.nan),
+            "actualBitrate": np.where(event_type == 99, 1500.0, np.nan),
+            "joinTime": np.where(event_type == 3, 1.2, np.nan),
+            "user_agent": np.full(len(session), "Mozilla/5.0 (Windows NT 10.0) Chrome/120.0 Safari/537.36"),
+            "ledger_key": np.char.add(np.char.add(sid, ":"), index.astype(str)),
+        }
+    )
 
 
 def timed(fn) -> float:
@@ -65,17 +74,25 @@ def main() -> None:
         pq.write_table(table, events)
         ledger, store = Path(tmp) / "requests.jsonl", Path(tmp) / "store.duckdb"
         con = duckdb.connect(str(store))
-        con.execute(f"create table events as select ledger_key, protocol, eventType, true as accepted, "
-                    f"null::varchar as error_code from read_parquet('{events}')")
-        con.execute(f"copy (select ts, 'POST' as method, '/api_v3/index.php?service=analytics&action=trackEvent&eventType=' "
-                    f"|| eventType as url, protocol, ledger_key as key from read_parquet('{events}')) "
-                    f"to '{ledger}' (format json)")
+        con.execute(
+            f"create table events as select ledger_key, protocol, eventType, true as accepted, "
+            f"null::varchar as error_code from read_parquet('{events}')"
+        )
+        con.execute(
+            f"copy (select ts, 'POST' as method, '/api_v3/index.php?service=analytics&action=trackEvent&eventType=' "
+            f"|| eventType as url, protocol, ledger_key as key from read_parquet('{events}')) "
+            f"to '{ledger}' (format json)"
+        )
         con.close()
 
-        scan = timed(lambda: duckdb.sql(f"select eventType, count(*) from read_parquet('{events}') group by 1").fetchall())
+        scan = timed(
+            lambda: duckdb.sql(f"select eventType, count(*) from read_parquet('{events}') group by 1").fetchall()
+        )
         headline = timed(lambda: compute(events, by=[]))
         full = timed(lambda: compute(events))
-        read = timed(lambda: duckdb.sql(f"select count(*) from read_json('{ledger}', format='newline_delimited')").fetchall())
+        read = timed(
+            lambda: duckdb.sql(f"select count(*) from read_json('{ledger}', format='newline_delimited')").fetchall()
+        )
         rec = timed(lambda: reconcile(ledger, store))
     print(f"{table.num_rows:,} KAVA rows")
     print(f"baseline scan (eventType counts)      {scan:8.3f} s   1.0x")

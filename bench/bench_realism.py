@@ -6,6 +6,7 @@ and the reference value side by side.
 Runs each scenario as section 4's Monte-Carlo did (no seeks; long-form without ads for the
 table, with ads for the ad figures), KAVA beacons to Parquet, then the report.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,16 @@ def main() -> None:
                 print(f"  {key:28} {cell(got)} {cell(truth)} {target:10.4f}")
         m, _ = measure("long-form-ads.yaml", sessions=args.sessions, seed=args.seed, out_dir=Path(tmp), ads=True)
         print(f"\nlong-form-ads.yaml with ads ({args.sessions:,} sessions)")
-        for key in ("count_ad_impressions", "count_ad_starts", "count_ad_completions", "count_ad_clicks",
-                    "ad_start_rate", "ad_completion_rate", "ad_click_through", "ebvs_ratio"):
+        for key in (
+            "count_ad_impressions",
+            "count_ad_starts",
+            "count_ad_completions",
+            "count_ad_clicks",
+            "ad_start_rate",
+            "ad_completion_rate",
+            "ad_click_through",
+            "ebvs_ratio",
+        ):
             print(f"  {key:28} {m.headline.get(key)!s:>12}  {AD_TARGETS.get(key, '')}")
 
 

@@ -9,6 +9,7 @@ per-session Python loop (`random`, one dict per action) of the same model, their
 and the peak RSS of child processes that stream 1 M and 5 M sessions without keeping
 them (memory must stay flat as the count grows).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,22 +48,62 @@ def plain_python_sessions(n: int, seed: int = 1) -> tuple[int, float]:
     fake = Faker()
     fake.seed_instance(seed)
     b = Scenario().behaviour
-    viewers = [{"ua": fake.user_agent(), "ip": fake.ipv4_public(), "user": fake.email() if rnd.random() < 0.85 else None,
-                "country": rnd.choice(["US", "GB", "DE", "IN"]), "os": "windows", "browser": "chrome",
-                "device": rnd.choices(["desktop", "mobile", "tablet"], [0.70, 0.25, 0.05])[0]}
-               for _ in range(2000)]
+    viewers = [
+        {
+            "ua": fake.user_agent(),
+            "ip": fake.ipv4_public(),
+            "user": fake.email() if rnd.random() < 0.85 else None,
+            "country": rnd.choice(["US", "GB", "DE", "IN"]),
+            "os": "windows",
+            "browser": "chrome",
+            "device": rnd.choices(["desktop", "mobile", "tablet"], [0.70, 0.25, 0.05])[0],
+        }
+        for _ in range(2000)
+    ]
     viewer_cum = list(itertools.accumulate(1 / (k + 1) for k in range(len(viewers))))
     referrers = [f"https://learn.example.edu/course/{n}/lecture" for n in range(1, 51)]
     durations = [min(max(math.exp(math.log(300) + 0.9 * rnd.gauss(0, 1)), 30), 3600) for _ in range(200)]
     entry_cum = list(itertools.accumulate(1 / (k + 1) for k in range(200)))
-    one_offs = [("ENTER_FULLSCREEN", 0.15), ("SPEED", b.speed.share), ("CAPTIONS", b.captions.share),
-                ("SOURCE_SELECTED", b.manual_source_share), ("SHARE", b.clicks.share), ("DOWNLOAD", b.clicks.download),
-                ("REPORT", b.clicks.report), ("RELATED_OPEN", b.clicks.related), ("INFO", b.clicks.info)]
+    one_offs = [
+        ("ENTER_FULLSCREEN", 0.15),
+        ("SPEED", b.speed.share),
+        ("CAPTIONS", b.captions.share),
+        ("SOURCE_SELECTED", b.manual_source_share),
+        ("SHARE", b.clicks.share),
+        ("DOWNLOAD", b.clicks.download),
+        ("REPORT", b.clicks.report),
+        ("RELATED_OPEN", b.clicks.related),
+        ("INFO", b.clicks.info),
+    ]
     buckets = [(60, 0.66), (120, 0.56), (600, 0.50), (1200, 0.39), (float("inf"), 0.22)]
     hazard = {"desktop": 0.09, "mobile": 0.03, "tablet": 0.03}
     ladder = [400, 800, 1500, 3000, 6000]
-    hourly = [0.69, 0.43, 0.26, 0.26, 0.26, 0.43, 1.04, 2.59, 5.18, 7.33, 8.20, 8.63,
-              7.77, 8.20, 8.63, 8.20, 6.90, 5.18, 3.88, 3.88, 4.31, 3.88, 2.59, 1.29]
+    hourly = [
+        0.69,
+        0.43,
+        0.26,
+        0.26,
+        0.26,
+        0.43,
+        1.04,
+        2.59,
+        5.18,
+        7.33,
+        8.20,
+        8.63,
+        7.77,
+        8.20,
+        8.63,
+        8.20,
+        6.90,
+        5.18,
+        3.88,
+        3.88,
+        4.31,
+        3.88,
+        2.59,
+        1.29,
+    ]
     total_actions = 0
     batch = []
     started = time.process_time()
@@ -77,16 +118,44 @@ def plain_python_sessions(n: int, seed: int = 1) -> tuple[int, float]:
         state = {"bitrate": ladder[4], "screen": 1, "sound": 2, "tab": 2, "speed": 1.0}
         actions = []
 
-        def act(kind, t, pos, value=0.0, ad_pos=0, ad_index=0):
-            actions.append({"session": i, "kind": kind, "t": t, "pos": pos, "value": value, "ad_pos": ad_pos,
-                            "ad_index": ad_index, **state})
+        def act(kind, t, pos, value=0.0, ad_pos=0, ad_index=0, actions=actions, i=i, state=state):
+            actions.append(
+                {
+                    "session": i,
+                    "kind": kind,
+                    "t": t,
+                    "pos": pos,
+                    "value": value,
+                    "ad_pos": ad_pos,
+                    "ad_index": ad_index,
+                    **state,
+                }
+            )
 
-        session = {"session_seq": i, "scenario": 0, "viewer": viewer, "returning": rnd.random() < 0.5,
-                   "entry": entry, "duration": duration, "live": False, "start": starts[i], "tz_offset_min": -300,
-                   "device": device, "os": who["os"], "browser": who["browser"], "country": who["country"],
-                   "user_agent": who["ua"], "ip": who["ip"], "user_id": who["user"], "referrer": rnd.choice(referrers),
-                   "autoplay": False, "intended_fraction": None, "impaired": False, "scripted": -1,
-                   "actions": actions}
+        session = {
+            "session_seq": i,
+            "scenario": 0,
+            "viewer": viewer,
+            "returning": rnd.random() < 0.5,
+            "entry": entry,
+            "duration": duration,
+            "live": False,
+            "start": starts[i],
+            "tz_offset_min": -300,
+            "device": device,
+            "os": who["os"],
+            "browser": who["browser"],
+            "country": who["country"],
+            "user_agent": who["ua"],
+            "ip": who["ip"],
+            "user_id": who["user"],
+            "referrer": rnd.choice(referrers),
+            "autoplay": False,
+            "intended_fraction": None,
+            "impaired": False,
+            "scripted": -1,
+            "actions": actions,
+        }
         t = pos = 0.0
         rung = 4
         act("LOAD", t, pos)
@@ -117,7 +186,13 @@ def plain_python_sessions(n: int, seed: int = 1) -> tuple[int, float]:
         act("PLAYING", t, pos, startup)
         complete = next(share for limit, share in buckets if duration <= limit)
         u = rnd.random()
-        f = rnd.uniform(0, 0.05) if u < 0.12 else 1.0 if u < 0.12 + complete else 0.05 + 0.95 * rnd.betavariate(1.0, 1.3)
+        f = (
+            rnd.uniform(0, 0.05)
+            if u < 0.12
+            else 1.0
+            if u < 0.12 + complete
+            else 0.05 + 0.95 * rnd.betavariate(1.0, 1.3)
+        )
         session["intended_fraction"] = f
         budget = float("inf") if f >= 1 else f * duration
         impaired = session["impaired"] = rnd.random() < 0.30
@@ -179,7 +254,7 @@ def plain_python_sessions(n: int, seed: int = 1) -> tuple[int, float]:
         session["outcome"] = outcome
         batch.append(session)
         total_actions += len(actions)
-        if len(batch) >= 4096:   # hand a batch downstream, as a streaming loop would
+        if len(batch) >= 4096:  # hand a batch downstream, as a streaming loop would
             batch = []
     return total_actions, time.process_time() - started
 
@@ -194,8 +269,14 @@ def _poisson(rnd: random.Random, mean: float) -> int:
 
 
 def _child(code: str, env: dict | None = None) -> str:
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, **(env or {})}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -240,7 +321,7 @@ def main() -> None:
     print(f"numba compile (cold cache):          {compile_s:8.2f} s")
 
     sc = Scenario()
-    for _ in generate_sessions(sc, seed=99, sessions=20_000, days=1):   # warm-up: load compiled kernels
+    for _ in generate_sessions(sc, seed=99, sessions=20_000, days=1):  # warm-up: load compiled kernels
         pass
     t = time.perf_counter()
     run = prepare_run(sc, 1, sessions=args.sessions)
@@ -253,13 +334,17 @@ def main() -> None:
     model_s = time.process_time() - t
     model_rate = n / model_s
     print(f"population + plan ({args.sessions:,} sessions):  {prepare_s:8.2f} s")
-    print(f"compiled model:  {n:>10,} sessions {model_s:7.2f} s  {model_rate:>10,.0f} sessions/s  "
-          f"({actions / n:.1f} actions/session)")
+    print(
+        f"compiled model:  {n:>10,} sessions {model_s:7.2f} s  {model_rate:>10,.0f} sessions/s  "
+        f"({actions / n:.1f} actions/session)"
+    )
 
     base_actions, base_s = plain_python_sessions(args.baseline)
     base_rate = args.baseline / base_s
-    print(f"plain Python:    {args.baseline:>10,} sessions {base_s:7.2f} s  {base_rate:>10,.0f} sessions/s  "
-          f"({base_actions / args.baseline:.1f} actions/session)")
+    print(
+        f"plain Python:    {args.baseline:>10,} sessions {base_s:7.2f} s  {base_rate:>10,.0f} sessions/s  "
+        f"({base_actions / args.baseline:.1f} actions/session)"
+    )
     ratio = model_rate / base_rate
     print(f"ratio compiled / plain:              {ratio:8.1f} x   (target >= {TARGET_RATIO:.0f} x)")
     print(f"sessions/s per core:                 {model_rate:8,.0f}     (target >= {TARGET_RATE:,})")

@@ -22,6 +22,7 @@ prints ratios against a baseline measured in the same run:
   --memory (sessions in the scenario's days) the rate grows too, and with it the rows of long
   sessions that wait for later parts (the carry), as the pending rows of one stream did.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 SCENARIO = ROOT / "scenarios" / "default-mix.yaml"
 
 
-def command(sessions: int, out: Path, workers: int, fmt: str = "parquet", days: float | None = None,
-            timeline: Path | None = None) -> dict:
+def command(
+    sessions: int,
+    out: Path,
+    workers: int,
+    fmt: str = "parquet",
+    days: float | None = None,
+    timeline: Path | None = None,
+) -> dict:
     """One run of the command: beacons, wall s, CPU s of it and every process it started, peak RSS MiB
     of the largest of them; with `timeline`, what each process did when (see `critical_path`)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -52,9 +59,29 @@ def command(sessions: int, out: Path, workers: int, fmt: str = "parquet", days: 
         env.update(PLAYER_SIM_TIMELINE=str(timeline), PLAYER_SIM_T0=repr(time.time()))
     started = time.perf_counter()
     size = ["--days", str(days)] if days else ["--sessions", str(sessions)]
-    proc = subprocess.Popen([sys.executable, "-m", "sim.cli", "generate", str(SCENARIO), *size, "--format", fmt,
-                             "--out", str(out), "--workers", str(workers), "--seed", "7"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sim.cli",
+            "generate",
+            str(SCENARIO),
+            *size,
+            "--format",
+            fmt,
+            "--out",
+            str(out),
+            "--workers",
+            str(workers),
+            "--seed",
+            "7",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     stdout, stderr = proc.communicate()
     wall = time.perf_counter() - started
     if proc.returncode:
@@ -86,11 +113,14 @@ def critical_path(events: list[dict], total_cpu: float) -> dict:
     for e in events:
         by_pid.setdefault(e["pid"], []).append(e)
     parent = next(e["pid"] for e in events if e["what"] == "start-up")
-    carry_out: dict[int, float] = {}                # part -> when its onward carry is written
+    carry_out: dict[int, float] = {}  # part -> when its onward carry is written
     steps: dict[str, float] = {}
     # The parent's steps before the parts, then each worker's in order, then the parent's after.
-    chain_before = [e for e in by_pid[parent] if e["what"] not in WAITING and e["part"] is None
-                    and e["what"] not in ("stitch", "publish")]
+    chain_before = [
+        e
+        for e in by_pid[parent]
+        if e["what"] not in WAITING and e["part"] is None and e["what"] not in ("stitch", "publish")
+    ]
     clock = 0.0
     for e in sorted(chain_before, key=lambda e: e["end"]):
         clock += e["cpu"]
@@ -99,12 +129,12 @@ def critical_path(events: list[dict], total_cpu: float) -> dict:
     part_events = sorted((e for e in events if e["part"] is not None), key=lambda e: e["end"])
     last = dict.fromkeys(by_pid, workers_start)
     waiting: list[dict] = []
-    for e in part_events:       # a "carry in" may be logged before the "carry out" it needs: it waits
+    for e in part_events:  # a "carry in" may be logged before the "carry out" it needs: it waits
         waiting.append(e)
         progress = True
         while waiting and progress:
             progress = False
-            blocked: set[int] = set()       # processes whose earlier step waits: their later ones too
+            blocked: set[int] = set()  # processes whose earlier step waits: their later ones too
             for w in list(waiting):
                 if w["pid"] in blocked or (w["what"] == "carry in" and w["part"] - 1 not in carry_out):
                     blocked.add(w["pid"])
@@ -126,25 +156,35 @@ def critical_path(events: list[dict], total_cpu: float) -> dict:
             steps[e["what"]] = steps.get(e["what"], 0.0) + e["cpu"]
     recorded = sum(e["cpu"] for e in events if e["what"] not in WAITING)
     parent_parts = sum(e["cpu"] for e in by_pid[parent] if e["what"] in WAITING)
-    nested = sum(e["cpu"] for e in by_pid[parent] if e["what"] not in WAITING
-                 and any(w["start"] <= e["start"] and e["end"] <= w["end"] for w in by_pid[parent]
-                         if w["what"] in WAITING))
+    nested = sum(
+        e["cpu"]
+        for e in by_pid[parent]
+        if e["what"] not in WAITING
+        and any(w["start"] <= e["start"] and e["end"] <= w["end"] for w in by_pid[parent] if w["what"] in WAITING)
+    )
     steps["parent while parts run"] = max(parent_parts - nested, 0.0)
     rest = max(total_cpu - recorded - steps["parent while parts run"], 0.0)
     steps["not in any step"] = rest
     per_process = {pid: sum(e["cpu"] for e in es if e["what"] not in WAITING) for pid, es in by_pid.items()}
-    return {"critical": clock + rest, "before parts": workers_start, "steps": steps, "per_process": per_process,
-            "carry wait s": sum(e["end"] - e["start"] for e in events if e["what"] == "carry wait")}
+    return {
+        "critical": clock + rest,
+        "before parts": workers_start,
+        "steps": steps,
+        "per_process": per_process,
+        "carry wait s": sum(e["end"] - e["start"] for e in events if e["what"] == "carry wait"),
+    }
 
 
 def peak_rss(sessions: int, workers: int, days: float | None = None) -> tuple[int, float]:
     """(beacons, peak RSS MiB of its largest process) of a run measured from a small, fresh process:
     on Linux a child keeps across exec the peak of the process it was forked from."""
-    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); from pathlib import Path; import tempfile\n"
-            "from bench_workers import command\n"
-            f"d = Path(tempfile.mkdtemp(dir={str(tempfile.gettempdir())!r})); "
-            f"r = command({sessions}, d / 'e.parquet', {workers}, days={days!r})\n"
-            "print(r['beacons'], r['rss']); import shutil; shutil.rmtree(d)")
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); from pathlib import Path; import tempfile\n"
+        "from bench_workers import command\n"
+        f"d = Path(tempfile.mkdtemp(dir={str(tempfile.gettempdir())!r})); "
+        f"r = command({sessions}, d / 'e.parquet', {workers}, days={days!r})\n"
+        "print(r['beacons'], r['rss']); import shutil; shutil.rmtree(d)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     return int(out[0]), float(out[1])
 
@@ -163,10 +203,14 @@ def print_paths(one: dict, two: dict) -> None:
     print(f"{'':50}{'--workers 1':>14}{'--workers 2':>14}")
     estimate = {}
     for label, key in (("total CPU s", "cpu"), ("critical path, CPU s", "critical")):
-        print(f"  {label:48}{(one if key == 'cpu' else one['path'])[key]:14.2f}"
-              f"{(two if key == 'cpu' else two['path'])[key]:14.2f}")
-    print(f"  {'  of which before the parts start':48}{one['path']['before parts']:14.2f}"
-          f"{two['path']['before parts']:14.2f}")
+        print(
+            f"  {label:48}{(one if key == 'cpu' else one['path'])[key]:14.2f}"
+            f"{(two if key == 'cpu' else two['path'])[key]:14.2f}"
+        )
+    print(
+        f"  {'  of which before the parts start':48}{one['path']['before parts']:14.2f}"
+        f"{two['path']['before parts']:14.2f}"
+    )
     for r, w in ((one, 1), (two, 2)):
         # On `cores` idle cores a run takes at least its critical path and its CPU shared out.
         estimate[w] = max(r["path"]["critical"], r["cpu"] / cores)
@@ -191,7 +235,7 @@ def main() -> None:
     print(f"load average before: {load_average()} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        command(2000, tmp / "warm.parquet", 1)             # numba caches compiled, files warm
+        command(2000, tmp / "warm.parquet", 1)  # numba caches compiled, files warm
         best: dict[int, dict] = {}
         for i in range(max(1, args.repeat)):
             for workers in (1, 2):
@@ -217,20 +261,28 @@ def main() -> None:
 
     rate = lambda n, s: n / s if s > 0 else float("inf")  # noqa: E731
     plain = rate(n_b, cpu_b)
-    print(f"player-sim generate, default mix, legacy, {args.sessions:,} sessions -> {one['beacons']:,} beacons, "
-          f"parquet; each the fastest of {max(1, args.repeat)} runs")
+    print(
+        f"player-sim generate, default mix, legacy, {args.sessions:,} sessions -> {one['beacons']:,} beacons, "
+        f"parquet; each the fastest of {max(1, args.repeat)} runs"
+    )
     print(f"{'':34}{'wall s':>9}{'CPU s':>9}{'beacons/CPU s':>15}{'x plain loop':>14}{'peak RSS MiB':>14}")
     for name, r in (("--workers 1", one), ("--workers 2", two)):
-        print(f"{name:34}{r['wall']:9.2f}{r['cpu']:9.2f}{rate(r['beacons'], r['cpu']):15,.0f}"
-              f"{rate(r['beacons'], r['cpu']) / plain:14.1f}{r['rss']:14.0f}")
+        print(
+            f"{name:34}{r['wall']:9.2f}{r['cpu']:9.2f}{rate(r['beacons'], r['cpu']):15,.0f}"
+            f"{rate(r['beacons'], r['cpu']) / plain:14.1f}{r['rss']:14.0f}"
+        )
     print(f"{f'plain Python + Faker loop ({len(schema)} columns)':34}{'':9}{cpu_b:9.2f}{plain:15,.0f}{1.0:14.1f}")
     narrow = rate(n_n, cpu_n)
     print(f"{'plain Python + Faker loop (11 fields)':34}{'':9}{cpu_n:9.2f}{narrow:15,.0f}{narrow / plain:14.1f}")
-    print(f"--workers 2 over --workers 1, wall: {one['wall'] / two['wall']:.2f}x (target 1.6x; "
-          f"load average {load_average()})")
+    print(
+        f"--workers 2 over --workers 1, wall: {one['wall'] / two['wall']:.2f}x (target 1.6x; "
+        f"load average {load_average()})"
+    )
     print_paths(one, two)
-    print(f"--workers 1 over the plain loop, per CPU second: {rate(one['beacons'], one['cpu']) / plain:.1f}x "
-          f"the same columns, {rate(one['beacons'], one['cpu']) / narrow:.1f}x 11 fields (target 50x)")
+    print(
+        f"--workers 1 over the plain loop, per CPU second: {rate(one['beacons'], one['cpu']) / plain:.1f}x "
+        f"the same columns, {rate(one['beacons'], one['cpu']) / narrow:.1f}x 11 fields (target 50x)"
+    )
     if args.memory:
         print("peak RSS of the largest process of a run (parquet):")
         for sessions in (int(x) for x in args.memory.split(",")):

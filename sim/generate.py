@@ -12,6 +12,7 @@ the length of the run. `protocol="both"` is one player running both plugins: the
 plugin then reports `hasKanalony=true`, and each legacy flavor is paired with the KAVA line
 that shipped beside it (`sim.protocols.pairing`).
 """
+
 from __future__ import annotations
 
 import math
@@ -22,14 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from .player.timeline import SessionChunk
-from .protocols import browser
-from .protocols.beacons import BeaconChunk, WireRequest
-from .protocols.choice import DEFAULT_CHOICE, check_choice
-from .protocols.registry import choice_policies
-from .protocols.registry import protocol as protocol_spec
-from .sinks import EventsBuilder, requests_table
-from .sinks.formats import concat_chunks
+from sim.player.timeline import SessionChunk
+from sim.protocols import browser
+from sim.protocols.beacons import BeaconChunk, WireRequest
+from sim.protocols.choice import DEFAULT_CHOICE, check_choice
+from sim.protocols.registry import choice_policies, protocol as protocol_spec
+from sim.sinks import EventsBuilder, requests_table
+from sim.sinks.formats import concat_chunks
 
 # Sessions per chunk: the pending buffer holds about one chunk of rows, so smaller chunks
 # keep memory down; 16k sessions measured faster than 64k too (caches).
@@ -40,7 +40,7 @@ CHUNK_SESSIONS = 16384
 class GenerateStats:
     sessions: int = 0
     beacons: int = 0
-    preflights: int = 0      # request files: the browsers' CORS preflights (not beacons)
+    preflights: int = 0  # request files: the browsers' CORS preflights (not beacons)
     seconds: float = 0.0
     total_sessions: int = 0
 
@@ -50,11 +50,14 @@ class GenerateStats:
 
     def summary(self) -> str:
         preflights = f" (and {self.preflights:,} CORS preflights)" if self.preflights else ""
-        return (f"{self.sessions:,} sessions, {self.beacons:,} beacons{preflights} in {self.seconds:.1f} s "
-                f"({self.rate:,.0f} beacons/s)")
+        return (
+            f"{self.sessions:,} sessions, {self.beacons:,} beacons{preflights} in {self.seconds:.1f} s "
+            f"({self.rate:,.0f} beacons/s)"
+        )
 
 
 # -- beacons of a session chunk ----------------------------------------------------------------
+
 
 def beacon_chunks(chunk: SessionChunk, protocol: str, in_send_order: bool = False) -> list[BeaconChunk]:
     """The beacons of a chunk's sessions, legacy first: one BeaconChunk per protocol sent.
@@ -69,8 +72,9 @@ def file_beacons(chunk: SessionChunk, protocol: str) -> list[BeaconChunk]:
     return beacon_chunks(chunk, protocol, in_send_order=True)
 
 
-def wire_requests(chunk: BeaconChunk, encoding: str | None,
-                  rows: Iterable[int] | None = None) -> tuple[list[WireRequest], list[str]]:
+def wire_requests(
+    chunk: BeaconChunk, encoding: str | None, rows: Iterable[int] | None = None
+) -> tuple[list[WireRequest], list[str]]:
     """The WireRequest of every beacon (or of `rows`, in that order), encoded by the codec,
     and the beacon's ledger key (`codec.ledger_key`).
 
@@ -85,8 +89,14 @@ def wire_requests(chunk: BeaconChunk, encoding: str | None,
     return [codec.encode(b, encoding) for b in beacons], [codec.ledger_key(b) for b in beacons]
 
 
-def browser_requests(chunk: SessionChunk, beacons: BeaconChunk, order: np.ndarray | None, ts: np.ndarray,
-                     wire: list[WireRequest], keys: list[str]):
+def browser_requests(
+    chunk: SessionChunk,
+    beacons: BeaconChunk,
+    order: np.ndarray | None,
+    ts: np.ndarray,
+    wire: list[WireRequest],
+    keys: list[str],
+):
     """The request-file rows of `wire` (in send order) as the viewers' browsers send them:
     their headers, and a CORS preflight row before each request that needs one (its key
     None). Returns (requests, keys, times, preflight mask)."""
@@ -98,7 +108,8 @@ def browser_requests(chunk: SessionChunk, beacons: BeaconChunk, order: np.ndarra
     answers = [browser.scenario_max_age(sc) for sc in chunk.scenarios]
     answer_of_row = [answers[s] for s in chunk.sessions["scenario"][sessions].tolist()]
     position, preflights, preflight_at = browser.with_preflights(
-        ts, wire, sessions, transport, answer_of_row, browser.BEACON_HOSTS[beacons.protocol])
+        ts, wire, sessions, transport, answer_of_row, browser.BEACON_HOSTS[beacons.protocol]
+    )
     if not preflights:
         return wire, keys, ts, None
     n = len(wire) + len(preflights)
@@ -113,12 +124,13 @@ def browser_requests(chunk: SessionChunk, beacons: BeaconChunk, order: np.ndarra
     at = np.asarray(preflight_at, np.int64)
     for p, request in zip(preflight_at, preflights):
         all_wire[p] = request
-    all_ts[at] = all_ts[at + 1]          # a preflight goes out with its request
+    all_ts[at] = all_ts[at + 1]  # a preflight goes out with its request
     mask[at] = True
     return all_wire, all_keys, all_ts, mask
 
 
 # -- global send order ---------------------------------------------------------------------------
+
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
     """Tables of rows one under the other; a column missing from some is null there."""
@@ -170,7 +182,8 @@ class SendOrderMerge:
             if ts[0] < self.released_until or (len(ts) > 1 and ts.min() < self.released_until):
                 raise RuntimeError(
                     f"session chunks out of start order: a beacon at {ts.min():.3f} comes after rows up to "
-                    f"{self.released_until:.3f} were written (the player model must yield chunks in start order)")
+                    f"{self.released_until:.3f} were written (the player model must yield chunks in start order)"
+                )
             if len(ts) > 1 and np.any(ts[1:] < ts[:-1]):
                 raise ValueError("SendOrderMerge.push: rows of a part must be in send order (see send_order)")
             n = len(ts)
@@ -198,8 +211,7 @@ class SendOrderMerge:
         if len(pieces) == 1:
             out = tables[0]
         else:
-            out = _interleave(tables, [run.ts[a:b] for run, a, b in pieces],
-                              [run.arrival[a:b] for run, a, b in pieces])
+            out = _interleave(tables, [run.ts[a:b] for run, a, b in pieces], [run.arrival[a:b] for run, a, b in pieces])
         for run, _, cut in pieces:
             run.start = cut
             remaining = len(run)
@@ -229,10 +241,14 @@ def _interleave(tables: list[pa.Table], ts: list[np.ndarray], arrival: list[np.n
     # before that last row or all after it.
     side = "right" if arrival[major][0] < last_arrival else "left"
     prefix = int(np.searchsorted(ts[major], last_ts, side=side))
-    head_tables = tables[:major] + [tables[major].slice(0, prefix)] + tables[major + 1:]
-    head_sizes = sizes[:major] + [prefix] + sizes[major + 1:]
-    order = np.lexsort((np.concatenate([a[:n] for a, n in zip(arrival, head_sizes)]),
-                        np.concatenate([t[:n] for t, n in zip(ts, head_sizes)])))
+    head_tables = tables[:major] + [tables[major].slice(0, prefix)] + tables[major + 1 :]
+    head_sizes = sizes[:major] + [prefix] + sizes[major + 1 :]
+    order = np.lexsort(
+        (
+            np.concatenate([a[:n] for a, n in zip(arrival, head_sizes)]),
+            np.concatenate([t[:n] for t, n in zip(ts, head_sizes)]),
+        )
+    )
     head_rows = _gather(_concat(head_tables), order)
     if prefix == sizes[major]:
         return head_rows
@@ -244,8 +260,13 @@ def _gather(table: pa.Table, rows: np.ndarray) -> pa.Table:
     pools (session ids are per chunk) are laid side by side (`concat_chunks`), where Arrow's
     own take would first unify their dictionaries by hashing every text."""
     indices = pa.array(rows)
-    return pa.Table.from_arrays([concat_chunks(column).take(indices) if pa.types.is_dictionary(column.type)
-                                 else column.take(indices) for column in table.columns], schema=table.schema)
+    return pa.Table.from_arrays(
+        [
+            concat_chunks(column).take(indices) if pa.types.is_dictionary(column.type) else column.take(indices)
+            for column in table.columns
+        ],
+        schema=table.schema,
+    )
 
 
 def send_order(ts: np.ndarray, session_seq: np.ndarray) -> np.ndarray:
@@ -255,8 +276,14 @@ def send_order(ts: np.ndarray, session_seq: np.ndarray) -> np.ndarray:
 
 # -- the pipeline ------------------------------------------------------------------------------
 
-def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: EventsBuilder | None,
-          encoding: dict[str, str] | None) -> list[tuple[pa.Table, np.ndarray]]:
+
+def _rows(
+    chunk: SessionChunk,
+    beacons: list[BeaconChunk],
+    fmt: str,
+    builder: EventsBuilder | None,
+    encoding: dict[str, str] | None,
+) -> list[tuple[pa.Table, np.ndarray]]:
     """Each protocol's rows of one session chunk, in send order, with their send times."""
     parts = []
     seq_of_row = chunk.sessions["session_seq"]
@@ -267,7 +294,7 @@ def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: Ev
         if fmt == "requests":
             chosen = (encoding or {}).get(b.protocol)
             wire, keys = wire_requests(b, chosen, order)
-            if not (b.protocol == "legacy" and chosen == "json"):   # that one is the API client's, no browser's
+            if not (b.protocol == "legacy" and chosen == "json"):  # that one is the API client's, no browser's
                 wire, keys, sorted_ts, preflight = browser_requests(chunk, b, order, sorted_ts, wire, keys)
             else:
                 preflight = None
@@ -278,10 +305,16 @@ def _rows(chunk: SessionChunk, beacons: list[BeaconChunk], fmt: str, builder: Ev
     return parts
 
 
-def stream_rows(chunks: Iterable[SessionChunk], *, protocol: str, fmt: str, encoding: dict[str, str] | None = None,
-                stats: GenerateStats | None = None,
-                beacons_of: Callable[[SessionChunk, str], list[BeaconChunk]] = file_beacons,
-                on_schema: Callable[[pa.Schema], None] | None = None) -> Iterator[pa.Table]:
+def stream_rows(
+    chunks: Iterable[SessionChunk],
+    *,
+    protocol: str,
+    fmt: str,
+    encoding: dict[str, str] | None = None,
+    stats: GenerateStats | None = None,
+    beacons_of: Callable[[SessionChunk, str], list[BeaconChunk]] = file_beacons,
+    on_schema: Callable[[pa.Schema], None] | None = None,
+) -> Iterator[pa.Table]:
     """Tables of events-table rows (or request rows for fmt="requests") in global send order.
 
     A table holds the columns its rows fill; `on_schema` is called with the run's whole
@@ -322,12 +355,24 @@ def _count(stats: GenerateStats, released: pa.Table) -> None:
     stats.preflights += preflights
 
 
-def generate(components, *, seed: int, sessions: int | None = None, days: float | None = None,
-             protocol: str = DEFAULT_CHOICE, fmt: str = "parquet", out, partition: str | None = None,
-             encoding: dict[str, str] | None = None, chunk_size: int = CHUNK_SESSIONS,
-             on_progress: Callable[[GenerateStats, float | None], None] | None = None,
-             workers: int = 1, scheduler: str | None = None, part_chunks: int | None = None,
-             partition_sessions: int | None = None) -> GenerateStats:
+def generate(
+    components,
+    *,
+    seed: int,
+    sessions: int | None = None,
+    days: float | None = None,
+    protocol: str = DEFAULT_CHOICE,
+    fmt: str = "parquet",
+    out,
+    partition: str | None = None,
+    encoding: dict[str, str] | None = None,
+    chunk_size: int = CHUNK_SESSIONS,
+    on_progress: Callable[[GenerateStats, float | None], None] | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    part_chunks: int | None = None,
+    partition_sessions: int | None = None,
+) -> GenerateStats:
     """Generate a run into `out` (a file, or a folder when partitioned; a path or a URI pyarrow
     opens, e.g. s3://bucket/key); returns its counts.
 
@@ -342,8 +387,8 @@ def generate(components, *, seed: int, sessions: int | None = None, days: float 
     import shutil
     from pathlib import Path
 
-    from .parts import PART_CHUNKS, RunSpec, prepared, record_start_up, span
-    from .workers import is_uri, run_parts, workdir_for
+    from sim.parts import PART_CHUNKS, RunSpec, prepared, record_start_up, span
+    from sim.workers import is_uri, run_parts, workdir_for
 
     check_choice(protocol)
     record_start_up()
@@ -351,20 +396,33 @@ def generate(components, *, seed: int, sessions: int | None = None, days: float 
     started = time.perf_counter()
     out = str(out) if is_uri(out) else Path(out)
     if is_uri(out) and scheduler:
-        raise ValueError(f"--out {out}: with --scheduler the output must be a path every worker reaches "
-                         f"(pieces are written where the workers are)")
+        raise ValueError(
+            f"--out {out}: with --scheduler the output must be a path every worker reaches "
+            f"(pieces are written where the workers are)"
+        )
     workdir = workdir_for(out)
     try:
-        spec = RunSpec(components, seed, sessions, days, protocol, fmt, str(workdir), partition=partition,
-                       encoding=encoding, chunk_size=chunk_size, part_chunks=part_chunks or PART_CHUNKS,
-                       partition_sessions=partition_sessions)
+        spec = RunSpec(
+            components,
+            seed,
+            sessions,
+            days,
+            protocol,
+            fmt,
+            str(workdir),
+            partition=partition,
+            encoding=encoding,
+            chunk_size=chunk_size,
+            part_chunks=part_chunks or PART_CHUNKS,
+            partition_sessions=partition_sessions,
+        )
         with span("plan"):
             stats.total_sessions = prepared(spec).run.plan.total
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     sent_until: float | None = None
-    finished = 0        # sessions of the parts done; stats.sessions adds the part under way here
+    finished = 0  # sessions of the parts done; stats.sessions adds the part under way here
 
     def on_chunk(n: int) -> None:
         stats.sessions += n

@@ -15,6 +15,7 @@ geoip2fast's lookup() takes one address at a time. The data file inside the pack
 countries only (its region and city files are a separate download), so there is no region
 or city here.
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,11 +45,11 @@ class GeoError(ValueError):
 
 @dataclass(frozen=True)
 class GeoTable:
-    starts: np.ndarray       # int64 first address of each network, ascending
-    ends: np.ndarray         # int64 one past the last address
-    country: np.ndarray      # int16 index into codes; -1 = private, reserved or not in the database
-    codes: list[str]         # ISO 3166-1 alpha-2 (and GeoLite2's EU)
-    source: str              # e.g. "MAXMIND:GeoLite2-Country-IPv4-en-20240618"
+    starts: np.ndarray  # int64 first address of each network, ascending
+    ends: np.ndarray  # int64 one past the last address
+    country: np.ndarray  # int16 index into codes; -1 = private, reserved or not in the database
+    codes: list[str]  # ISO 3166-1 alpha-2 (and GeoLite2's EU)
+    source: str  # e.g. "MAXMIND:GeoLite2-Country-IPv4-en-20240618"
 
     @functools.cached_property
     def _code_index(self) -> dict[str, int]:
@@ -62,7 +63,7 @@ class GeoTable:
         weight = np.minimum(self.ends - self.starts, _MAX_BLOCK_WEIGHT).astype(np.float64)
         out = {}
         for i in range(len(self.codes)):
-            rows = order[bounds[i]:bounds[i + 1]]
+            rows = order[bounds[i] : bounds[i + 1]]
             if len(rows):
                 out[i] = (rows, np.cumsum(weight[rows]))
         return out
@@ -126,7 +127,7 @@ def parse_ipv4(ips) -> tuple[np.ndarray, np.ndarray]:
     return address, valid
 
 
-_DOT = pa.scalar(".")     # made once: Arrow would convert a Python "." on every call
+_DOT = pa.scalar(".")  # made once: Arrow would convert a Python "." on every call
 
 
 def dotted(addresses: np.ndarray) -> list[str]:
@@ -170,9 +171,14 @@ def _cache_file():
 def _read_cache(path) -> GeoTable | None:
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            return GeoTable(starts=arrays["starts"], ends=arrays["ends"], country=arrays["country"],
-                            codes=arrays["codes"].tolist(), source=str(arrays["source"]))
-    except (OSError, ValueError, KeyError, EOFError):   # none yet, or unreadable: the data file is read
+            return GeoTable(
+                starts=arrays["starts"],
+                ends=arrays["ends"],
+                country=arrays["country"],
+                codes=arrays["codes"].tolist(),
+                source=str(arrays["source"]),
+            )
+    except (OSError, ValueError, KeyError, EOFError):  # none yet, or unreadable: the data file is read
         return None
 
 
@@ -185,8 +191,14 @@ def _write_cache(path, table: GeoTable) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            np.savez(f, starts=table.starts, ends=table.ends, country=table.country, codes=np.array(table.codes),
-                     source=np.array(table.source))
+            np.savez(
+                f,
+                starts=table.starts,
+                ends=table.ends,
+                country=table.country,
+                codes=np.array(table.codes),
+                source=np.array(table.source),
+            )
         os.replace(tmp, path)
     except OSError:
         try:

@@ -18,6 +18,7 @@ file whatever process made which part.
     spec = RunSpec(components, seed=7, sessions=10**6, protocol="legacy", fmt="parquet", workdir=tmp)
     results = [make_part(spec, j) for j in range(n_parts(spec))]
 """
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .generate import CHUNK_SESSIONS, SendOrderMerge, _rows, file_beacons, preflight_rows
-from .sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink
-from .sinks.formats import compact_dictionary
+from sim.generate import CHUNK_SESSIONS, SendOrderMerge, _rows, file_beacons, preflight_rows
+from sim.sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink
+from sim.sinks.formats import compact_dictionary
 
 # Session chunks per part: about 131k sessions. A worker holds a part's rows until the carry of
 # the parts before it is in (about 0.5 GB at 4 beacons a session); parts this size still
@@ -55,9 +56,18 @@ def record(what: str, start: float, cpu: float, part: int | None = None, faults:
     names a file."""
     path = os.environ.get(TIMELINE_ENV)
     if path:
-        line = json.dumps({"pid": os.getpid(), "what": what, "part": part, "start": start, "end": time.time(),
-                           "cpu": cpu, "faults": faults})
-        with open(path, "a") as f:          # one short write: lines of several processes do not mix
+        line = json.dumps(
+            {
+                "pid": os.getpid(),
+                "what": what,
+                "part": part,
+                "start": start,
+                "end": time.time(),
+                "cpu": cpu,
+                "faults": faults,
+            }
+        )
+        with open(path, "a") as f:  # one short write: lines of several processes do not mix
             f.write(line + "\n")
 
 
@@ -71,7 +81,7 @@ def record_start_up() -> None:
 def _faults() -> int:
     try:
         import resource
-    except ImportError:         # not Unix
+    except ImportError:  # not Unix
         return 0
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
@@ -92,18 +102,19 @@ def span(what: str, part: int | None = None) -> Iterator[None]:
 @dataclass(frozen=True)
 class RunSpec:
     """Everything a worker needs to make any part of a run (picklable: goes to other processes)."""
+
     components: object
     seed: int
     sessions: int | None
     days: float | None
     protocol: str
     fmt: str
-    workdir: str                    # the run's folder of pieces and carries, seen by every worker
+    workdir: str  # the run's folder of pieces and carries, seen by every worker
     partition: str | None = None
     encoding: dict | None = None
     chunk_size: int = CHUNK_SESSIONS
     part_chunks: int = PART_CHUNKS
-    partition_sessions: int | None = None     # the player model's partition size (None: its own)
+    partition_sessions: int | None = None  # the player model's partition size (None: its own)
     token: str = field(default_factory=lambda: secrets.token_hex(8))
 
 
@@ -112,7 +123,7 @@ class PartResult:
     index: int
     sessions: int = 0
     beacons: int = 0
-    preflights: int = 0     # request files: the browsers' CORS preflight lines (not beacons)
+    preflights: int = 0  # request files: the browsers' CORS preflight lines (not beacons)
     last_ts: float | None = None
     schema: pa.Schema | None = None
 
@@ -122,13 +133,18 @@ class _Prepared:
     run and thread, then shared by every part the thread makes."""
 
     def __init__(self, spec: RunSpec):
-        from .player.model import chunk_partitions, prepare_run
+        from sim.player.model import chunk_partitions, prepare_run
 
         self.token = spec.token
-        self.run = prepare_run(spec.components, spec.seed, sessions=spec.sessions, days=spec.days,
-                               partition_sessions=spec.partition_sessions)
+        self.run = prepare_run(
+            spec.components,
+            spec.seed,
+            sessions=spec.sessions,
+            days=spec.days,
+            partition_sessions=spec.partition_sessions,
+        )
         chunks = chunk_partitions(self.run.plan, spec.chunk_size)
-        self.parts = [chunks[i:i + spec.part_chunks] for i in range(0, len(chunks), spec.part_chunks)]
+        self.parts = [chunks[i : i + spec.part_chunks] for i in range(0, len(chunks), spec.part_chunks)]
         self.builder: EventsBuilder | None = None
 
     def boundary(self, j: int) -> float:
@@ -163,9 +179,9 @@ def warm_up(spec: RunSpec) -> None:
 
     import numpy as np
 
-    from .player.model import make_chunk
-    from .sinks.events import conform
-    from .sinks.formats import WRITERS
+    from sim.player.model import make_chunk
+    from sim.sinks.events import conform
+    from sim.sinks.formats import WRITERS
 
     state = prepared(spec)
     plan = state.run.plan
@@ -175,9 +191,14 @@ def warm_up(spec: RunSpec) -> None:
     p = int(counts.argmin())
     # Partition p as the only one, made as a slice of its first bin (arrivals drawn from
     # its per-cell counts alone), with at most WARM_UP_SESSIONS_PER_CELL sessions a cell.
-    few = dataclasses.replace(plan, part_bins=plan.part_bins[p:p + 1], part_slice=np.zeros(1, np.int64),
-                              part_slices=np.full(1, 2, np.int64), part_first=plan.part_first[p:p + 1],
-                              part_counts=np.minimum(plan.part_counts[p:p + 1], WARM_UP_SESSIONS_PER_CELL))
+    few = dataclasses.replace(
+        plan,
+        part_bins=plan.part_bins[p : p + 1],
+        part_slice=np.zeros(1, np.int64),
+        part_slices=np.full(1, 2, np.int64),
+        part_first=plan.part_first[p : p + 1],
+        part_counts=np.minimum(plan.part_counts[p : p + 1], WARM_UP_SESSIONS_PER_CELL),
+    )
     chunk = make_chunk(dataclasses.replace(state.run, plan=few), range(0, 1))
     beacons = file_beacons(chunk, spec.protocol)
     builder = EventsBuilder.for_chunks(beacons)
@@ -194,6 +215,7 @@ def n_parts(spec: RunSpec) -> int:
 
 # -- the carry between parts ---------------------------------------------------------------------
 
+
 def carry_path(workdir: str, j: int) -> Path:
     return Path(workdir) / f"carry-{j:06d}.arrows"
 
@@ -205,8 +227,12 @@ def write_carry(workdir: str, j: int, table: pa.Table | None) -> None:
     if table is None:
         table = pa.table({"ts": pa.array([], pa.float64())})
     # Only the entries the rows use travel: pools such as every viewer's id are large.
-    columns = [pa.chunked_array([compact_dictionary(c, always=True) for c in col.chunks], type=col.type)
-               if pa.types.is_dictionary(col.type) else col for col in table.columns]
+    columns = [
+        pa.chunked_array([compact_dictionary(c, always=True) for c in col.chunks], type=col.type)
+        if pa.types.is_dictionary(col.type)
+        else col
+        for col in table.columns
+    ]
     table = pa.Table.from_arrays(columns, schema=table.schema)
     with open(tmp, "wb") as f, pa.ipc.new_stream(f, table.schema) as writer:
         writer.write_table(table)
@@ -230,12 +256,12 @@ def read_carry(workdir: str, j: int, wait: bool) -> pa.Table | None:
 
 # -- one part -----------------------------------------------------------------------------------
 
+
 def piece_path(workdir: str, j: int) -> Path:
     return Path(workdir) / f"piece-{j:06d}"
 
 
-def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = None,
-              stream: bool = False) -> PartResult:
+def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = None, stream: bool = False) -> PartResult:
     """Draws part j's sessions, merges in the carry of the parts before it, passes on the carry
     of those after it and writes piece j (a file; a folder of days with `spec.partition`).
     `on_chunk(sessions)` is called after each session chunk.
@@ -250,7 +276,7 @@ def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = No
     start, end = state.boundary(j), state.boundary(j + 1)
     merge = SendOrderMerge()
     window: list[pa.Table] = []
-    held: list[tuple[list, float]] = []      # chunks' rows made before the carry came in
+    held: list[tuple[list, float]] = []  # chunks' rows made before the carry came in
     have_carry = False
     sink = None
 
@@ -290,7 +316,7 @@ def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = No
         held.clear()
         have_carry = True
 
-    from .player.model import make_chunk
+    from sim.player.model import make_chunk
 
     try:
         if j == 0:
@@ -333,7 +359,7 @@ def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = No
             window.append(onward)
         with span("write", j):
             write_window()
-            if sink is None:            # a piece without rows: still a valid (empty) file
+            if sink is None:  # a piece without rows: still a valid (empty) file
                 sink = open_sink(spec.fmt, piece_path(spec.workdir, j), schema(), partition=spec.partition)
             sink.commit()
     except BaseException:

@@ -13,6 +13,7 @@ Usage::
 For a mix, every component's catalog, pools and viewers are concatenated (indices are
 global) and `Population.components[c]` holds component c's slices into them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .geo import geo_table
-from .scenario.loader import as_components
-from .scenario.sampling import draw_many
+from sim.geo import geo_table
+from sim.scenario.loader import as_components
+from sim.scenario.sampling import draw_many
 
 # Stream keys for the SeedSequence of a run: the population draws from (seed, POPULATION_KEY, c).
 POPULATION_KEY = 1
@@ -32,22 +33,22 @@ POPULATION_KEY = 1
 
 @dataclass
 class Catalog:
-    entry_ids: np.ndarray      # object[str], e.g. "1_a2b3c4d5"
-    durations: np.ndarray      # float64 seconds
-    live: np.ndarray           # bool
-    popularity: np.ndarray     # float64, sums to 1 (Zipf over entries)
+    entry_ids: np.ndarray  # object[str], e.g. "1_a2b3c4d5"
+    durations: np.ndarray  # float64 seconds
+    live: np.ndarray  # bool
+    popularity: np.ndarray  # float64, sums to 1 (Zipf over entries)
 
 
 @dataclass
 class IdentityPools:
-    user_agents: np.ndarray    # object[str]
-    ua_device: np.ndarray      # int8 Device of each user agent
-    ua_os: np.ndarray          # int8 index into os_names
-    ua_browser: np.ndarray     # int8 index into browser_names
-    ips: np.ndarray            # object[str] dotted quads
-    ip_country: np.ndarray     # int16 index into country_codes
-    user_ids: np.ndarray       # object[str]
-    referrers: np.ndarray      # object[str] page URLs
+    user_agents: np.ndarray  # object[str]
+    ua_device: np.ndarray  # int8 Device of each user agent
+    ua_os: np.ndarray  # int8 index into os_names
+    ua_browser: np.ndarray  # int8 index into browser_names
+    ips: np.ndarray  # object[str] dotted quads
+    ip_country: np.ndarray  # int16 index into country_codes
+    user_ids: np.ndarray  # object[str]
+    referrers: np.ndarray  # object[str] page URLs
     os_names: list[str]
     browser_names: list[str]
     country_codes: list[str]
@@ -57,9 +58,10 @@ class IdentityPools:
 @dataclass
 class Viewers:
     """One row per viewer (global numbering); a viewer keeps its device, IP and user id all run."""
-    user_agent: np.ndarray     # int32 row in IdentityPools.user_agents
-    ip: np.ndarray             # int32 row in IdentityPools.ips
-    user_id: np.ndarray        # int32 row in IdentityPools.user_ids, -1 = anonymous
+
+    user_agent: np.ndarray  # int32 row in IdentityPools.user_agents
+    ip: np.ndarray  # int32 row in IdentityPools.ips
+    user_id: np.ndarray  # int32 row in IdentityPools.user_ids, -1 = anonymous
     tz_offset_min: np.ndarray  # int16 UTC offset of the viewer, minutes
 
     def __len__(self) -> int:
@@ -69,16 +71,17 @@ class Viewers:
 @dataclass
 class ComponentSlice:
     """Where one scenario component lives in the concatenated population (half-open ranges)."""
+
     name: str
     entries: range
     viewers: range
     referrers: range
-    entry_cdf: np.ndarray           # cumulative popularity within the component's entries
-    tz_offsets_min: np.ndarray      # int16 offset of each time-zone group
-    tz_weights: np.ndarray          # float64 share of sessions per time-zone group, sums to 1
-    tz_viewers: list[range]         # global viewer range of each time-zone group
+    entry_cdf: np.ndarray  # cumulative popularity within the component's entries
+    tz_offsets_min: np.ndarray  # int16 offset of each time-zone group
+    tz_weights: np.ndarray  # float64 share of sessions per time-zone group, sums to 1
+    tz_viewers: list[range]  # global viewer range of each time-zone group
     tz_activity_cdf: list[np.ndarray]  # cumulative activity weights of the viewers in each group
-    caption_languages: np.ndarray   # int16 indices into IdentityPools.caption_languages
+    caption_languages: np.ndarray  # int16 indices into IdentityPools.caption_languages
 
 
 @dataclass
@@ -116,11 +119,11 @@ _PHONES = ["SM-S918B", "SM-A546B", "Pixel 8", "Pixel 7a", "moto g84 5G", "220111
 _TABLETS = ["SM-X710", "SM-X200", "Lenovo TB-X606F", "Pixel Tablet"]
 _TVS = {
     "tizen": "Mozilla/5.0 (SMART-TV; LINUX; Tizen {tizen}) AppleWebKit/537.36 (KHTML, like Gecko) "
-             "{tv_browser}/{tizen} Chrome/{chrome_old} TV Safari/537.36",
+    "{tv_browser}/{tizen} Chrome/{chrome_old} TV Safari/537.36",
     "webos": "Mozilla/5.0 (Web0S; Linux/SmartTV) AppleWebKit/537.36 (KHTML, like Gecko) "
-             "Chrome/{chrome_old} Safari/537.36 WebAppManager",
+    "Chrome/{chrome_old} Safari/537.36 WebAppManager",
     "android": "Mozilla/5.0 (Linux; Android {android}; BRAVIA 4K VH2 Build/QTG3.200305.006.S292) "
-               "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{chrome_old} Safari/537.36",
+    "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{chrome_old} Safari/537.36",
 }
 
 
@@ -150,49 +153,74 @@ def user_agent(device: str, os_name: str, browser: str, rnd) -> str:
     """A user agent string a real `browser` on `os_name` on a `device` sends; `rnd` is a random.Random."""
     chrome = f"{rnd.randint(118, 131)}.0.{rnd.randint(5000, 6800)}.{rnd.randint(50, 200)}"
     v = {
-        "chrome": chrome, "chrome_major": chrome.split(".")[0],
+        "chrome": chrome,
+        "chrome_major": chrome.split(".")[0],
         "chrome_old": f"{rnd.randint(85, 108)}.0.{rnd.randint(4000, 5300)}.{rnd.randint(50, 200)}",
-        "firefox": f"{rnd.randint(115, 133)}.0", "edge": f"{rnd.randint(118, 131)}.0.{rnd.randint(2000, 2900)}.{rnd.randint(40, 120)}",
-        "safari": f"{rnd.randint(16, 18)}.{rnd.randint(0, 6)}", "ios_": f"{rnd.randint(16, 18)}_{rnd.randint(0, 6)}",
-        "android": str(rnd.randint(11, 15)), "samsung": f"{rnd.randint(23, 27)}.0",
-        "phone": rnd.choice(_PHONES), "tablet": rnd.choice(_TABLETS), "tizen": f"{rnd.randint(5, 8)}.0",
+        "firefox": f"{rnd.randint(115, 133)}.0",
+        "edge": f"{rnd.randint(118, 131)}.0.{rnd.randint(2000, 2900)}.{rnd.randint(40, 120)}",
+        "safari": f"{rnd.randint(16, 18)}.{rnd.randint(0, 6)}",
+        "ios_": f"{rnd.randint(16, 18)}_{rnd.randint(0, 6)}",
+        "android": str(rnd.randint(11, 15)),
+        "samsung": f"{rnd.randint(23, 27)}.0",
+        "phone": rnd.choice(_PHONES),
+        "tablet": rnd.choice(_TABLETS),
+        "tizen": f"{rnd.randint(5, 8)}.0",
         "tv_browser": "SamsungBrowser",
     }
     if device == "ctv":
         return _TVS[os_name].format(**v)
-    platform = _PLATFORM[(os_name, "tablet" if device == "tablet" and os_name in ("android", "ios") else
-                          "mobile" if device in ("mobile", "tablet") else "desktop")].format(**v)
+    platform = _PLATFORM[
+        (
+            os_name,
+            "tablet"
+            if device == "tablet" and os_name in ("android", "ios")
+            else "mobile"
+            if device in ("mobile", "tablet")
+            else "desktop",
+        )
+    ].format(**v)
     webkit = "AppleWebKit/537.36 (KHTML, like Gecko)"
     mobile = " Mobile" if device == "mobile" else ""
     if os_name == "ios":
         wk = "AppleWebKit/605.1.15 (KHTML, like Gecko)"
-        tail = {"chrome": f"CriOS/{v['chrome']}", "firefox": f"FxiOS/{v['firefox']}",
-                "edge": f"EdgiOS/{v['edge']}"}.get(browser, f"Version/{v['safari']}")
+        tail = {
+            "chrome": f"CriOS/{v['chrome']}",
+            "firefox": f"FxiOS/{v['firefox']}",
+            "edge": f"EdgiOS/{v['edge']}",
+        }.get(browser, f"Version/{v['safari']}")
         return f"Mozilla/5.0 ({platform}) {wk} {tail} Mobile/15E148 Safari/604.1"
     if browser == "safari":
-        return f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/{v['safari']} Safari/605.1.15"
+        return (
+            f"Mozilla/5.0 ({platform}) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/{v['safari']} Safari/605.1.15"
+        )
     if browser == "firefox":
         gecko = "Mobile; rv" if device != "desktop" else f"{platform}; rv"
         head = f"Android {v['android']}; {gecko}" if os_name == "android" else gecko
         return f"Mozilla/5.0 ({head}:{v['firefox']}) Gecko/20100101 Firefox/{v['firefox']}"
     if browser == "samsung":
-        return (f"Mozilla/5.0 ({platform}) {webkit} SamsungBrowser/{v['samsung']} "
-                f"Chrome/{v['chrome_major']}.0.0.0{mobile} Safari/537.36")
+        return (
+            f"Mozilla/5.0 ({platform}) {webkit} SamsungBrowser/{v['samsung']} "
+            f"Chrome/{v['chrome_major']}.0.0.0{mobile} Safari/537.36"
+        )
     if browser == "edge":
         edge = "EdgA" if os_name == "android" else "Edg"
-        return f"Mozilla/5.0 ({platform}) {webkit} Chrome/{v['chrome_major']}.0.0.0{mobile} Safari/537.36 {edge}/{v['edge']}"
+        chrome = f"Mozilla/5.0 ({platform}) {webkit} Chrome/{v['chrome_major']}.0.0.0{mobile} Safari/537.36"
+        return f"{chrome} {edge}/{v['edge']}"
     return f"Mozilla/5.0 ({platform}) {webkit} Chrome/{v['chrome_major']}.0.0.0{mobile} Safari/537.36"
 
 
 # --- IP addresses -------------------------------------------------------------------------------
+
 
 def _check_countries(countries) -> None:
     """Every country of the audience must have networks to draw addresses from."""
     table = geo_table()
     for country in countries:
         if not table.has(country):
-            raise PopulationError(f"audience.countries: {country!r} has no networks in the geolocation database "
-                                  f"({table.source}); use ISO 3166-1 alpha-2 codes such as US, GB, DE")
+            raise PopulationError(
+                f"audience.countries: {country!r} has no networks in the geolocation database "
+                f"({table.source}); use ISO 3166-1 alpha-2 codes such as US, GB, DE"
+            )
 
 
 def _ips(country: str, n: int, rng: np.random.Generator) -> list[str]:
@@ -266,8 +294,11 @@ def _csv_entries(path: Path) -> tuple[list[str], list[float], list[bool]]:
 def _catalog_of(scenario, base_dir: Path | None, rng: np.random.Generator, taken: set[str]):
     cat = scenario.catalog
     if cat.entries is not None:
-        return ([e.id for e in cat.entries], np.array([e.duration for e in cat.entries], float),
-                np.array([e.live for e in cat.entries], bool))
+        return (
+            [e.id for e in cat.entries],
+            np.array([e.duration for e in cat.entries], float),
+            np.array([e.live for e in cat.entries], bool),
+        )
     if cat.csv is not None:
         path = Path(cat.csv)
         if not path.is_absolute() and base_dir is not None:
@@ -281,6 +312,7 @@ def _catalog_of(scenario, base_dir: Path | None, rng: np.random.Generator, taken
 
 
 # --- viewers and identities ----------------------------------------------------------------------
+
 
 def _pick(mix: dict[str, float], n: int, rng: np.random.Generator) -> np.ndarray:
     names = list(mix)
@@ -314,13 +346,16 @@ def person_names(fake, firsts: int, lasts: int) -> tuple[list[str], list[str]]:
     Each call is a weighted random_element() over the person provider's name table; one
     random_elements() call per table draws the same names a hundred times faster."""
     person = fake.provider("faker.providers.person")
-    return (list(fake.random_elements(person.first_names, length=firsts, use_weighting=True)),
-            list(fake.random_elements(person.last_names, length=lasts, use_weighting=True)))
+    return (
+        list(fake.random_elements(person.first_names, length=firsts, use_weighting=True)),
+        list(fake.random_elements(person.last_names, length=lasts, use_weighting=True)),
+    )
 
 
 @dataclass
 class _PoolsBuilder:
     """The identity pools and name tables of a run as they grow, component after component."""
+
     os_names: list[str] = field(default_factory=lambda: list(BASE_OS))
     browser_names: list[str] = field(default_factory=lambda: list(BASE_BROWSERS))
     countries: list[str] = field(default_factory=list)
@@ -329,12 +364,12 @@ class _PoolsBuilder:
     ua_device: list[int] = field(default_factory=list)
     ua_os: list[int] = field(default_factory=list)
     ua_browser: list[int] = field(default_factory=list)
-    ua_key: dict = field(default_factory=dict)           # (device, os, browser, variant) -> user agent row
+    ua_key: dict = field(default_factory=dict)  # (device, os, browser, variant) -> user agent row
     ip_strings: list[str] = field(default_factory=list)
     ip_country: list[int] = field(default_factory=list)
     user_ids: list[str] = field(default_factory=list)
     referrers: list[str] = field(default_factory=list)
-    namesakes: dict[str, int] = field(default_factory=dict)   # email address -> viewers given it
+    namesakes: dict[str, int] = field(default_factory=dict)  # email address -> viewers given it
 
     @staticmethod
     def index_of(names: list[str], name: str) -> int:
@@ -344,12 +379,19 @@ class _PoolsBuilder:
 
     def pools(self) -> IdentityPools:
         return IdentityPools(
-            user_agents=np.array(self.ua_strings, dtype=object), ua_device=np.array(self.ua_device, np.int8),
-            ua_os=np.array(self.ua_os, np.int8), ua_browser=np.array(self.ua_browser, np.int8),
-            ips=np.array(self.ip_strings, dtype=object), ip_country=np.array(self.ip_country, np.int16),
-            user_ids=np.array(self.user_ids, dtype=object), referrers=np.array(self.referrers, dtype=object),
-            os_names=self.os_names, browser_names=self.browser_names, country_codes=self.countries,
-            caption_languages=self.languages)
+            user_agents=np.array(self.ua_strings, dtype=object),
+            ua_device=np.array(self.ua_device, np.int8),
+            ua_os=np.array(self.ua_os, np.int8),
+            ua_browser=np.array(self.ua_browser, np.int8),
+            ips=np.array(self.ip_strings, dtype=object),
+            ip_country=np.array(self.ip_country, np.int16),
+            user_ids=np.array(self.user_ids, dtype=object),
+            referrers=np.array(self.referrers, dtype=object),
+            os_names=self.os_names,
+            browser_names=self.browser_names,
+            country_codes=self.countries,
+            caption_languages=self.languages,
+        )
 
 
 def _user_agent_rows(b: _PoolsBuilder, aud, n_viewers: int, rng: np.random.Generator, rnd) -> np.ndarray:
@@ -403,8 +445,9 @@ def _ip_rows(b: _PoolsBuilder, aud, n_viewers: int, rng: np.random.Generator) ->
     return ip_rows
 
 
-def _user_id_rows(b: _PoolsBuilder, aud, n_viewers: int, rng: np.random.Generator, fake,
-                  first_lower: list[str], last_lower: list[str]) -> np.ndarray:
+def _user_id_rows(
+    b: _PoolsBuilder, aud, n_viewers: int, rng: np.random.Generator, fake, first_lower: list[str], last_lower: list[str]
+) -> np.ndarray:
     """Which viewers sign in and their user ids; returns each viewer's user id row (-1 = anonymous)."""
     authenticated = rng.random(n_viewers) < aud.authenticated
     user_rows = np.full(n_viewers, -1, np.int32)
@@ -415,7 +458,7 @@ def _user_id_rows(b: _PoolsBuilder, aud, n_viewers: int, rng: np.random.Generato
     fi = rng.integers(0, len(first_lower), n_auth).tolist()
     la = rng.integers(0, len(last_lower), n_auth).tolist()
     for k in range(n_auth):
-        if lms and k % 3 != 0:   # LMS tenants mostly see student numbers, some staff emails
+        if lms and k % 3 != 0:  # LMS tenants mostly see student numbers, some staff emails
             b.user_ids.append(f"s{1000000 + len(b.user_ids):07d}")
         else:
             # namesakes get a number, as mail systems do: base@, base1@, base2@ ...
@@ -437,11 +480,11 @@ def _tz_groups(sc, n_viewers: int, v0: int, rng: np.random.Generator):
     group_sizes = np.maximum(1, np.floor(tz_w * n_viewers).astype(int))
     group_sizes[-1] = max(1, n_viewers - group_sizes[:-1].sum())
     order = rng.permutation(n_viewers)
-    if group_sizes.sum() > n_viewers:      # more groups than viewers: reuse viewers
+    if group_sizes.sum() > n_viewers:  # more groups than viewers: reuse viewers
         order = np.resize(order, group_sizes.sum())
     members, ranges, cdfs, start = [], [], [], v0
     for size in group_sizes.tolist():
-        members.append(order[start - v0:start - v0 + size])
+        members.append(order[start - v0 : start - v0 + size])
         ranges.append(range(start, start + size))
         cdfs.append(np.cumsum(zipf_weights(size, sc.audience.returning.activity_zipf)))
         start += size
@@ -459,7 +502,7 @@ def build_population(components, seed: int) -> Population:
     components = as_components(components)
     fake = Faker("en_US")
     fake.seed_instance(seed)
-    rnd = fake.random   # Faker's seeded random.Random, for the version numbers in user agents
+    rnd = fake.random  # Faker's seeded random.Random, for the version numbers in user agents
     weights = np.array([c.weight for c in components], float)
     weights = weights / weights.sum()
 
@@ -505,15 +548,32 @@ def build_population(components, seed: int) -> Population:
         n_viewer_rows = tz_ranges[-1].stop
 
         lang_idx = np.array([b.index_of(b.languages, lang) for lang in sc.behaviour.captions.languages], np.int16)
-        slices.append(ComponentSlice(
-            name=comp.name, entries=range(e0, len(entry_ids_all)), viewers=range(v0, n_viewer_rows),
-            referrers=range(r0, len(b.referrers)), entry_cdf=np.cumsum(pop),
-            tz_offsets_min=np.array([t.offset_minutes for t in sc.clock.timezones], np.int16), tz_weights=tz_w,
-            tz_viewers=tz_ranges, tz_activity_cdf=cdfs, caption_languages=lang_idx))
+        slices.append(
+            ComponentSlice(
+                name=comp.name,
+                entries=range(e0, len(entry_ids_all)),
+                viewers=range(v0, n_viewer_rows),
+                referrers=range(r0, len(b.referrers)),
+                entry_cdf=np.cumsum(pop),
+                tz_offsets_min=np.array([t.offset_minutes for t in sc.clock.timezones], np.int16),
+                tz_weights=tz_w,
+                tz_viewers=tz_ranges,
+                tz_activity_cdf=cdfs,
+                caption_languages=lang_idx,
+            )
+        )
 
-    catalog = Catalog(entry_ids=np.array(entry_ids_all, dtype=object), durations=np.concatenate(durations_all),
-                      live=np.concatenate(live_all), popularity=np.concatenate(popularity_all))
+    catalog = Catalog(
+        entry_ids=np.array(entry_ids_all, dtype=object),
+        durations=np.concatenate(durations_all),
+        live=np.concatenate(live_all),
+        popularity=np.concatenate(popularity_all),
+    )
     catalog.popularity = catalog.popularity / catalog.popularity.sum()
-    viewers = Viewers(user_agent=np.concatenate(v_ua).astype(np.int32), ip=np.concatenate(v_ip).astype(np.int32),
-                      user_id=np.concatenate(v_user).astype(np.int32), tz_offset_min=np.concatenate(v_tz))
+    viewers = Viewers(
+        user_agent=np.concatenate(v_ua).astype(np.int32),
+        ip=np.concatenate(v_ip).astype(np.int32),
+        user_id=np.concatenate(v_user).astype(np.int32),
+        tz_offset_min=np.concatenate(v_tz),
+    )
     return Population(catalog=catalog, pools=b.pools(), viewers=viewers, components=slices)

@@ -9,6 +9,7 @@ run's `workdir`): pieces, carries, and the joined file. Only when every part is 
 result renamed into place, so a failed or interrupted run (Ctrl-C, SIGTERM) leaves nothing that
 looks like finished output: the folder is deleted, after the workers are stopped.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -21,9 +22,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .atomic import replace_path
-from .parts import PartResult, RunSpec, make_part, n_parts, piece_path, span, warm_up
-from .sinks.stitch import StitchError, join_parquet, join_text
+from sim.atomic import replace_path
+from sim.parts import PartResult, RunSpec, make_part, n_parts, piece_path, span, warm_up
+from sim.sinks.stitch import StitchError, join_parquet, join_text
 
 _stop_requested = False
 
@@ -54,7 +55,7 @@ EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl", "requests
 def default_workers() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:        # not Linux
+    except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
 
 
@@ -73,6 +74,7 @@ def workdir_for(out: Path | str) -> Path:
 
 
 # -- making the parts ------------------------------------------------------------------------------
+
 
 def _in_process(spec: RunSpec, count: int, on_chunk) -> Iterator[PartResult]:
     for j in range(count):
@@ -161,7 +163,7 @@ def _in_pool(spec: RunSpec, count: int, workers: int, procs: list) -> Iterator[P
         for conn in multiprocessing.connection.wait(live, timeout=STOP_POLL_S):
             try:
                 j, result, error = conn.recv()
-            except EOFError:        # the worker is done, or died
+            except EOFError:  # the worker is done, or died
                 live.remove(conn)
                 proc = procs[conns.index(conn)]
                 proc.join()
@@ -214,8 +216,10 @@ def _on_dask(spec: RunSpec, count: int, scheduler: str, clients: list) -> Iterat
         raise ClusterError(f"no Dask scheduler answers there ({exc})") from None
     clients.append(client)
     # Earlier parts first (higher priority): a part waits only for the carry of those before it.
-    futures = [client.submit(make_part, spec, j, key=f"player-sim-part-{spec.token}-{j}", priority=count - j,
-                             pure=False) for j in range(count)]
+    futures = [
+        client.submit(make_part, spec, j, key=f"player-sim-part-{spec.token}-{j}", priority=count - j, pure=False)
+        for j in range(count)
+    ]
     for future in as_completed(futures):
         yield future.result()
     client.close()
@@ -223,9 +227,16 @@ def _on_dask(spec: RunSpec, count: int, scheduler: str, clients: list) -> Iterat
 
 # -- the run -------------------------------------------------------------------------------------
 
-def run_parts(spec: RunSpec, out: Path | str, *, workers: int = 1, scheduler: str | None = None,
-              on_part: Callable[[PartResult], None] | None = None,
-              on_chunk: Callable[[int], None] | None = None) -> list[PartResult]:
+
+def run_parts(
+    spec: RunSpec,
+    out: Path | str,
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    on_part: Callable[[PartResult], None] | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> list[PartResult]:
     """Makes every part of `spec` and moves the output into place at `out`; `spec.workdir` is
     this run's folder (see `workdir_for`) and is gone afterwards, whatever happens."""
     workdir = Path(spec.workdir)
@@ -267,8 +278,9 @@ def _check_schemas(results: list[PartResult]) -> None:
     first = results[0].schema if results else None
     for r in results[1:]:
         if not r.schema.equals(first, check_metadata=True):
-            raise StitchError(f"part {r.index} wrote other columns than part 0 (the events schema must not "
-                              f"depend on the data)")
+            raise StitchError(
+                f"part {r.index} wrote other columns than part 0 (the events schema must not depend on the data)"
+            )
 
 
 def _assemble(spec: RunSpec, count: int) -> Path:
@@ -278,7 +290,7 @@ def _assemble(spec: RunSpec, count: int) -> Path:
     if spec.partition is None:
         joined = workdir / "joined"
         if count == 0:
-            from .sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink
+            from sim.sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink
 
             schema = REQUESTS_SCHEMA if spec.fmt == "requests" else EventsBuilder().schema
             with open_sink(spec.fmt, joined, schema):

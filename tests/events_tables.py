@@ -1,4 +1,5 @@
 """Builds small events tables by hand (rows of the events-table contract) in every source format."""
+
 from __future__ import annotations
 
 import itertools
@@ -15,15 +16,27 @@ _clock = itertools.count()
 
 def kava(event_type: int, session: str = "s1", entry: str = "0_e1", **fields) -> dict:
     """One KAVA beacon row; ts increases row by row unless given."""
-    row = {"ts": T0 + next(_clock), "protocol": "kava", "eventType": event_type, "partnerId": 100,
-           "entryId": entry, "sessionId": session}
+    row = {
+        "ts": T0 + next(_clock),
+        "protocol": "kava",
+        "eventType": event_type,
+        "partnerId": 100,
+        "entryId": entry,
+        "sessionId": session,
+    }
     row.update(fields)
     return row
 
 
 def legacy(event_type: int, session: str = "L1", entry: str = "0_e1", **fields) -> dict:
-    row = {"ts": T0 + next(_clock), "protocol": "legacy", "eventType": event_type, "partnerId": 100,
-           "entryId": entry, "sessionId": session}
+    row = {
+        "ts": T0 + next(_clock),
+        "protocol": "legacy",
+        "eventType": event_type,
+        "partnerId": 100,
+        "entryId": entry,
+        "sessionId": session,
+    }
     row.update(fields)
     return row
 

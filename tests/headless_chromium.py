@@ -4,6 +4,7 @@
 
 `CHROMIUM` is None on a machine without chromium; its tests skip with `SKIP_REASON`.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -19,7 +20,22 @@ def dump_dom(url: str, profile: Path, *, budget_ms: int = 5000, timeout_s: float
     """The page's DOM after `budget_ms` of virtual time (its scripts have run), with a fresh profile
     under `profile` and no traffic of chromium's own."""
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile / 'chromium'}", f"--virtual-time-budget={budget_ms}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=timeout_s).stdout
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile / 'chromium'}",
+            f"--virtual-time-budget={budget_ms}",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    ).stdout

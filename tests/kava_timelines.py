@@ -5,6 +5,7 @@
 `random_timelines` builds many plausible sessions covering every action the KAVA policy
 reads, standing in for the player model in sequence-rule tests.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,7 @@ from sim.player.truth import TRUTH_SESSION_COLUMNS, timeline_truth
 from sim.population import Catalog, IdentityPools, Population
 from sim.scenario.model import Scenario
 
-START = 1_793_000_000.0   # 2026-10-25, epoch s
+START = 1_793_000_000.0  # 2026-10-25, epoch s
 CAPTION_LANGUAGES = ["en", "es"]
 
 
@@ -26,15 +27,25 @@ def population(n_entries: int = 3) -> Population:
         popularity=np.full(n_entries, 1.0 / n_entries),
     )
     pools = IdentityPools(
-        user_agents=np.array(["Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0 Safari/537.36",
-                              "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Safari/604.1"], dtype=object),
-        ua_device=np.array([0, 1], np.int8), ua_os=np.array([0, 1], np.int8), ua_browser=np.array([0, 1], np.int8),
+        user_agents=np.array(
+            [
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0 Safari/537.36",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Safari/604.1",
+            ],
+            dtype=object,
+        ),
+        ua_device=np.array([0, 1], np.int8),
+        ua_os=np.array([0, 1], np.int8),
+        ua_browser=np.array([0, 1], np.int8),
         ips=np.array(["203.0.113.7", "198.51.100.23"], dtype=object),
         ip_country=np.array([0, 1], np.int16),
         user_ids=np.array(["alice@example.edu", "bob smith"], dtype=object),
-        referrers=np.array(["https://learn.example.edu/course/7/lecture?id=3&t=a b",
-                            "https://www.example.com/videos/12"], dtype=object),
-        os_names=["windows", "ios"], browser_names=["chrome", "safari"], country_codes=["US", "GB"],
+        referrers=np.array(
+            ["https://learn.example.edu/course/7/lecture?id=3&t=a b", "https://www.example.com/videos/12"], dtype=object
+        ),
+        os_names=["windows", "ios"],
+        browser_names=["chrome", "safari"],
+        country_codes=["US", "GB"],
         caption_languages=list(CAPTION_LANGUAGES),
     )
     return Population(catalog, pools)
@@ -57,11 +68,12 @@ class Timeline:
             self.pos = min(self.duration, self.pos + (t - self.t) * self.state["speed"])
         self.t = t
 
-    def act(self, kind: Action, t: float, value: float = 0.0, ad_pos: int = 0, ad_index: int = 0, **state) -> "Timeline":
+    def act(self, kind: Action, t: float, value: float = 0.0, ad_pos: int = 0, ad_index: int = 0, **state) -> Timeline:
         self._at(t)
         self.state.update(state)
-        self.rows.append(dict(kind=int(kind), t=t, pos=self.pos, value=value, ad_pos=ad_pos, ad_index=ad_index,
-                              **self.state))
+        self.rows.append(
+            dict(kind=int(kind), t=t, pos=self.pos, value=value, ad_pos=ad_pos, ad_index=ad_index, **self.state)
+        )
         return self
 
     def load(self, t: float = 0.0):
@@ -126,8 +138,9 @@ class Timeline:
             at = self.t
             self.act(Action.AD_IMPRESSION, at, ad_pos=int(where), ad_index=i)
             self.act(Action.AD_START, at + 0.5, value=length, ad_pos=int(where), ad_index=i)
-            for q, kind in enumerate((Action.AD_FIRST_QUARTILE, Action.AD_MIDPOINT, Action.AD_THIRD_QUARTILE,
-                                      Action.AD_COMPLETE), start=1):
+            for q, kind in enumerate(
+                (Action.AD_FIRST_QUARTILE, Action.AD_MIDPOINT, Action.AD_THIRD_QUARTILE, Action.AD_COMPLETE), start=1
+            ):
                 self.act(kind, at + 0.5 + length * q / 4, ad_pos=int(where), ad_index=i)
         self.act(Action.AD_BREAK_END, self.t + 0.1, ad_pos=int(where))
         self._moving = was
@@ -175,8 +188,14 @@ def session_chunk(timelines: list[Timeline], scenarios: list[Scenario] | None = 
     actions = {name: np.array([r[name] for r in rows], dtype=dtype) for name, dtype in ACTION_COLUMNS.items()}
     truth = timeline_truth(actions["kind"], actions["t"], actions["pos"], actions["value"], first, counts)
     sessions.update(zip(TRUTH_SESSION_COLUMNS, truth))
-    chunk = SessionChunk(sessions, actions, scenarios, [f"s{i}" for i in range(len(scenarios))], population(),
-                         np.random.SeedSequence(seed))
+    chunk = SessionChunk(
+        sessions,
+        actions,
+        scenarios,
+        [f"s{i}" for i in range(len(scenarios))],
+        population(),
+        np.random.SeedSequence(seed),
+    )
     chunk.check_columns()
     return chunk
 
@@ -189,13 +208,15 @@ def random_timelines(n: int, seed: int = 1, scenario: int = 0) -> list[Timeline]
     for _ in range(n):
         duration = float(rng.choice([30.0, 95.0, 240.0, 1300.0]))
         live = bool(rng.random() < 0.1)
-        tl = Timeline(duration, live=live, user=int(rng.integers(-1, 2)), entry=int(rng.integers(0, 3)), scenario=scenario)
+        tl = Timeline(
+            duration, live=live, user=int(rng.integers(-1, 2)), entry=int(rng.integers(0, 3)), scenario=scenario
+        )
         tl.load(0.0)
-        if rng.random() < 0.2:                       # left without playing
+        if rng.random() < 0.2:  # left without playing
             out.append(tl.quit(float(rng.uniform(1, 30))))
             continue
         tl.request(float(rng.uniform(0.5, 5)))
-        if rng.random() < 0.05:                      # start failure
+        if rng.random() < 0.05:  # start failure
             out.append(tl.error(tl.t + float(rng.uniform(0.2, 3)), code=3016).quit(tl.t + 1))
             continue
         if rng.random() < 0.3:
@@ -215,7 +236,7 @@ def random_timelines(n: int, seed: int = 1, scenario: int = 0) -> list[Timeline]
             if r < 0.18:
                 tl.pause(t)
                 paused = True
-                if rng.random() < 0.4:               # a long pause: the KAVA session resets
+                if rng.random() < 0.4:  # a long pause: the KAVA session resets
                     tl.resume(t + float(rng.uniform(31, 200)))
                     paused = False
             elif r < 0.38 and not live:
@@ -232,7 +253,9 @@ def random_timelines(n: int, seed: int = 1, scenario: int = 0) -> list[Timeline]
                 tl.act(Action.CAPTIONS, t, value=float(rng.integers(0, 2)))
             elif r < 0.78:
                 kbps = float(rng.choice([800, 1500, 3000]))
-                tl.act(Action.FLAVOR_SWITCH if rng.random() < 0.9 else Action.SOURCE_SELECTED, t, value=kbps, bitrate=kbps)
+                tl.act(
+                    Action.FLAVOR_SWITCH if rng.random() < 0.9 else Action.SOURCE_SELECTED, t, value=kbps, bitrate=kbps
+                )
             elif r < 0.82:
                 tl.act(Action(int(rng.choice([15, 16, 17, 18, 19, 20, 21]))), t)
             elif r < 0.86:
@@ -256,7 +279,10 @@ def random_timelines(n: int, seed: int = 1, scenario: int = 0) -> list[Timeline]
                 tl.quit(tl.t + 3.0)
         else:
             remaining = (tl.duration - tl.pos) / tl.state["speed"]
-            tl.quit(tl.t + float(rng.uniform(0.1, max(0.2, min(remaining - 0.05, 90.0)))) if not live
-                    else tl.t + float(rng.uniform(1, 90)))
+            tl.quit(
+                tl.t + float(rng.uniform(0.1, max(0.2, min(remaining - 0.05, 90.0))))
+                if not live
+                else tl.t + float(rng.uniform(1, 90))
+            )
         out.append(tl)
     return out

@@ -6,6 +6,7 @@
 `generated(flavor)` gives sessions of the real player model with ads, bumpers, seeks,
 stalls and replays switched up so that every legacy rule gets exercised.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,22 +17,33 @@ from sim.player.timeline import ACTION_COLUMNS, SESSION_COLUMNS, Action, AdPosit
 from sim.population import Catalog, IdentityPools, Population
 from sim.scenario.model import Scenario
 
-START = 1_793_000_000.0   # 2026-10-25, epoch s
+START = 1_793_000_000.0  # 2026-10-25, epoch s
 FLAVORS = ("kdp", "mwembed", "v7")
 
 
 def population() -> Population:
-    catalog = Catalog(entry_ids=np.array(["1_lecture01", "0_4lxrbaw9"], dtype=object),
-                      durations=np.array([100.0, 403.0]), live=np.zeros(2, np.bool_),
-                      popularity=np.array([0.5, 0.5]))
+    catalog = Catalog(
+        entry_ids=np.array(["1_lecture01", "0_4lxrbaw9"], dtype=object),
+        durations=np.array([100.0, 403.0]),
+        live=np.zeros(2, np.bool_),
+        popularity=np.array([0.5, 0.5]),
+    )
     pools = IdentityPools(
         user_agents=np.array(["Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/130.0 Safari/537.36"], dtype=object),
-        ua_device=np.zeros(1, np.int8), ua_os=np.zeros(1, np.int8), ua_browser=np.zeros(1, np.int8),
-        ips=np.array(["203.0.113.7"], dtype=object), ip_country=np.zeros(1, np.int16),
+        ua_device=np.zeros(1, np.int8),
+        ua_os=np.zeros(1, np.int8),
+        ua_browser=np.zeros(1, np.int8),
+        ips=np.array(["203.0.113.7"], dtype=object),
+        ip_country=np.zeros(1, np.int16),
         user_ids=np.array(["alice@example.edu", "bob smith"], dtype=object),
-        referrers=np.array(["https://learn.example.edu/course/7/lecture?id=3&t=a b",
-                            "https://www.example.com/videos/12"], dtype=object),
-        os_names=["windows"], browser_names=["chrome"], country_codes=["US"], caption_languages=["en"])
+        referrers=np.array(
+            ["https://learn.example.edu/course/7/lecture?id=3&t=a b", "https://www.example.com/videos/12"], dtype=object
+        ),
+        os_names=["windows"],
+        browser_names=["chrome"],
+        country_codes=["US"],
+        caption_languages=["en"],
+    )
     return Population(catalog, pools)
 
 
@@ -49,7 +61,7 @@ class Timeline:
         self._t = t
         return self._pos
 
-    def act(self, kind: Action, t: float, value: float = 0.0, ad_pos: AdPosition = AdPosition.NONE) -> "Timeline":
+    def act(self, kind: Action, t: float, value: float = 0.0, ad_pos: AdPosition = AdPosition.NONE) -> Timeline:
         self.rows.append((int(kind), float(t), self._at(t), float(value), int(ad_pos)))
         return self
 
@@ -104,7 +116,7 @@ class Timeline:
         self._playing = False
         self.act(Action.AD_BREAK_START, t, 1, ad_pos).act(Action.AD_IMPRESSION, t, 0, ad_pos)
         self.act(Action.AD_START, t, ad_length, ad_pos)
-        for k, q in ((Action.AD_FIRST_QUARTILE, .25), (Action.AD_MIDPOINT, .5), (Action.AD_THIRD_QUARTILE, .75)):
+        for k, q in ((Action.AD_FIRST_QUARTILE, 0.25), (Action.AD_MIDPOINT, 0.5), (Action.AD_THIRD_QUARTILE, 0.75)):
             self.act(k, t + q * ad_length, 0, ad_pos)
         self.act(Action.AD_COMPLETE, t + ad_length, 0, ad_pos).act(Action.AD_BREAK_END, t + ad_length, 0, ad_pos)
         self._playing = was_playing
@@ -114,11 +126,13 @@ class Timeline:
         return self.act(Action.QUIT, t)
 
 
-def chunk_of(timelines: list[Timeline], flavor: str = "kdp", *, version: str = "2.80", ks: str | None = None,
-             seed: int = 7) -> SessionChunk:
+def chunk_of(
+    timelines: list[Timeline], flavor: str = "kdp", *, version: str = "2.80", ks: str | None = None, seed: int = 7
+) -> SessionChunk:
     # device clocks kept true here: the tests read send times from eventTimestamp
-    scenario = Scenario(player={"legacy_flavor": flavor, "version": version}, partner={"ks": ks},
-                        audience={"clock_skew": False})
+    scenario = Scenario(
+        player={"legacy_flavor": flavor, "version": version}, partner={"ks": ks}, audience={"clock_skew": False}
+    )
     n = len(timelines)
     sessions = {name: np.zeros(n, dtype) for name, dtype in SESSION_COLUMNS.items()}
     rows = []
@@ -143,7 +157,7 @@ def chunk_of(timelines: list[Timeline], flavor: str = "kdp", *, version: str = "
     return chunk
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def generated(flavor: str, sessions: int = 1500, seed: int = 11) -> SessionChunk:
     """Sessions from the player model, tuned to hit ads, bumpers, seeks, stalls and replays often."""
     from sim.player.model import generate_sessions
@@ -151,10 +165,20 @@ def generated(flavor: str, sessions: int = 1500, seed: int = 11) -> SessionChunk
     scenario = Scenario(
         player={"legacy_flavor": flavor, "version": "2.80"},
         catalog={"count": 40, "live_share": 0.1},
-        behaviour={"play_rate": 0.9, "replay_after_end": 0.3, "seeks": {"per_play": {"dist": "poisson", "mean": 3}},
-                   "rebuffering": {"impaired_share": 0.8}, "clicks": {"share": 0.2, "download": 0.1, "report": 0.1},
-                   "fullscreen": {"desktop": 0.5, "mobile": 0.5, "tablet": 0.5}},
-        ads={"preroll": {}, "midroll": {"at_fractions": [0.5]}, "postroll": {}, "overlay": {"share": 0.2},
-             "bumpers": {"pre": 0.3, "post": 0.3}},
+        behaviour={
+            "play_rate": 0.9,
+            "replay_after_end": 0.3,
+            "seeks": {"per_play": {"dist": "poisson", "mean": 3}},
+            "rebuffering": {"impaired_share": 0.8},
+            "clicks": {"share": 0.2, "download": 0.1, "report": 0.1},
+            "fullscreen": {"desktop": 0.5, "mobile": 0.5, "tablet": 0.5},
+        },
+        ads={
+            "preroll": {},
+            "midroll": {"at_fractions": [0.5]},
+            "postroll": {},
+            "overlay": {"share": 0.2},
+            "bumpers": {"pre": 0.3, "post": 0.3},
+        },
     )
     return next(iter(generate_sessions([scenario], seed=seed, sessions=sessions)))

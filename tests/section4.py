@@ -5,6 +5,7 @@ except for its ad figures), measured by the report from KAVA beacons.
     figures, path = measure("typical-vod.yaml", sessions=4000, seed=1, out_dir=tmp)
     TARGETS["typical-vod.yaml"]["ebvs_ratio"]      # 0.017 (or the documented replacement)
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Builds small SessionChunks and BeaconChunks by hand, for the sink and send-order tests."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,20 +12,30 @@ T0 = 1_793_577_600.0  # 2026-11-02 00:00:00 UTC
 
 
 def population() -> Population:
-    catalog = Catalog(entry_ids=np.array(["1_aaaa", "1_bbbb"], dtype=object),
-                      durations=np.array([300.0, 45.0]), live=np.array([False, False]),
-                      popularity=np.array([0.7, 0.3]))
+    catalog = Catalog(
+        entry_ids=np.array(["1_aaaa", "1_bbbb"], dtype=object),
+        durations=np.array([300.0, 45.0]),
+        live=np.array([False, False]),
+        popularity=np.array([0.7, 0.3]),
+    )
     pools = IdentityPools(
-        user_agents=np.array(["Mozilla/5.0 (Windows NT 10.0) Chrome/120", "Mozilla/5.0 (iPhone) Safari/17"], dtype=object),
-        ua_device=np.array([0, 1], dtype=np.int8), ua_os=np.array([0, 1], dtype=np.int8),
+        user_agents=np.array(
+            ["Mozilla/5.0 (Windows NT 10.0) Chrome/120", "Mozilla/5.0 (iPhone) Safari/17"], dtype=object
+        ),
+        ua_device=np.array([0, 1], dtype=np.int8),
+        ua_os=np.array([0, 1], dtype=np.int8),
         ua_browser=np.array([0, 1], dtype=np.int8),
         ips=np.array(["10.0.0.1", "10.0.0.2", "10.0.0.3"], dtype=object),
         ip_country=np.array([0, 1, 0], dtype=np.int16),
         user_ids=np.array(["alice@example.com", "bob"], dtype=object),
-        referrers=np.array(["https://learn.example.edu/course/1/lecture", 'https://x.example/"quoted"\\path\tTab'],
-                           dtype=object),
-        os_names=["windows", "ios"], browser_names=["chrome", "safari"], country_codes=["US", "GB"],
-        caption_languages=["en"])
+        referrers=np.array(
+            ["https://learn.example.edu/course/1/lecture", 'https://x.example/"quoted"\\path\tTab'], dtype=object
+        ),
+        os_names=["windows", "ios"],
+        browser_names=["chrome", "safari"],
+        country_codes=["US", "GB"],
+        caption_languages=["en"],
+    )
     return Population(catalog, pools)
 
 
@@ -50,8 +61,14 @@ def sessions(starts, *, seq0: int = 0, viewers=None, pop: Population | None = No
     cols["outcome"][:] = 5
     cols["scripted"][:] = -1
     acts = {name: np.zeros(0, dtype=dtype) for name, dtype in ACTION_COLUMNS.items()}
-    chunk = SessionChunk(cols, acts, scenarios=[None], scenario_names=["typical-vod"],
-                         population=pop or population(), seed=np.random.SeedSequence(1))
+    chunk = SessionChunk(
+        cols,
+        acts,
+        scenarios=[None],
+        scenario_names=["typical-vod"],
+        population=pop or population(),
+        seed=np.random.SeedSequence(1),
+    )
     chunk.check_columns()
     return chunk
 
@@ -65,7 +82,7 @@ def legacy(chunk: SessionChunk, per_session: int = 3, gap: float = 10.0) -> Beac
     pool = np.array([f"sess-{s}" for s in chunk.sessions["session_seq"]], dtype=object)
     codes = session.astype(np.int32)
     current = (gap * k * 1000).astype(np.float64)
-    current[k == 0] = np.nan                             # not sent on the first beacon
+    current[k == 0] = np.nan  # not sent on the first beacon
     uid = chunk.sessions["user_id"][session]
     return BeaconChunk(
         protocol="legacy",
@@ -81,11 +98,16 @@ def legacy(chunk: SessionChunk, per_session: int = 3, gap: float = 10.0) -> Beac
             "seek": k >= 2,
             "referrer": Strings(chunk.sessions["referrer"][session].astype(np.int32), chunk.population.pools.referrers),
             "clientVer": Strings(np.zeros(len(session), np.int32), np.array(["3.0:v2.101"], dtype=object)),
-            "ks": Strings(np.where(session % 2 == 0, 0, -1).astype(np.int32), np.array(["djJ8MjUwNDIwMXw="], dtype=object)),
+            "ks": Strings(
+                np.where(session % 2 == 0, 0, -1).astype(np.int32), np.array(["djJ8MjUwNDIwMXw="], dtype=object)
+            ),
             "hasKanalony": np.zeros(len(session), dtype=bool),
         },
-        session=session, send_t=send_t,
-        ledger_session=Strings(codes, pool), ledger_index=(k + 1).astype(np.int64))
+        session=session,
+        send_t=send_t,
+        ledger_session=Strings(codes, pool),
+        ledger_index=(k + 1).astype(np.int64),
+    )
 
 
 def kava(chunk: SessionChunk, per_session: int = 2, gap: float = 10.0, offset: float = 0.5) -> BeaconChunk:
@@ -109,5 +131,8 @@ def kava(chunk: SessionChunk, per_session: int = 2, gap: float = 10.0, offset: f
             "soundMode": np.where(k == 0, -1, 2).astype(np.int8),
             "deliveryType": Strings(np.zeros(len(session), np.int32), np.array(["hls"], dtype=object)),
         },
-        session=session, send_t=send_t,
-        ledger_session=Strings(codes, pool), ledger_index=(k + 1).astype(np.int64))
+        session=session,
+        send_t=send_t,
+        ledger_session=Strings(codes, pool),
+        ledger_index=(k + 1).astype(np.int64),
+    )

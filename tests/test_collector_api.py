@@ -1,6 +1,7 @@
 """Kaltura server behaviour without a server: how a request's protocol and parameters are read
 (sim.protocols.dispatch), what the API rejects or the warehouse would drop, and the bodies it
 answers with (sim.collector.kaltura_api)."""
+
 from __future__ import annotations
 
 import base64
@@ -17,13 +18,16 @@ JSON = {"Content-Type": "application/json"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-@pytest.mark.parametrize("url", [
-    "/api_v3/index.php?service=stats&action=collect&event:eventType=3",
-    "//api_v3/index.php?service=stats&action=collect&event:eventType=3",
-    "/api_v3/index.php/service/stats/action/collect?event:eventType=3",
-    "/api_v3/service/stats/action/collect?event:eventType=3",
-    "/api_v3/index.php?service=STATS&action=Collect&event:eventType=3",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api_v3/index.php?service=stats&action=collect&event:eventType=3",
+        "//api_v3/index.php?service=stats&action=collect&event:eventType=3",
+        "/api_v3/index.php/service/stats/action/collect?event:eventType=3",
+        "/api_v3/service/stats/action/collect?event:eventType=3",
+        "/api_v3/index.php?service=STATS&action=Collect&event:eventType=3",
+    ],
+)
 def test_every_stats_collect_url_form_is_legacy(url):
     assert parse_request(WireRequest("GET", url, {})).protocol == "legacy"
 
@@ -34,20 +38,33 @@ def test_analytics_track_event_is_kava_whatever_the_case_of_the_action():
 
 
 def test_service_and_action_in_a_form_body_pick_the_protocol():
-    parsed = parse_request(WireRequest("POST", "/api_v3/index.php", FORM,
-                                       b"service=stats&action=collect&event:eventType=3"))
+    parsed = parse_request(
+        WireRequest("POST", "/api_v3/index.php", FORM, b"service=stats&action=collect&event:eventType=3")
+    )
     assert (parsed.protocol, parsed.encoding) == ("legacy", "form")
 
 
 def test_url_params_win_over_body_params():
-    parsed = parse_request(WireRequest("POST", "/api_v3/index.php?service=stats&action=collect&event:eventType=5",
-                                       FORM, b"event:eventType=4&event:partnerId=7"))
+    parsed = parse_request(
+        WireRequest(
+            "POST",
+            "/api_v3/index.php?service=stats&action=collect&event:eventType=5",
+            FORM,
+            b"event:eventType=4&event:partnerId=7",
+        )
+    )
     assert parsed.params["event:eventType"] == "5" and parsed.params["event:partnerId"] == "7"
 
 
 def test_a_json_body_nests_the_event_object_into_wire_keys_and_keeps_types():
-    parsed = parse_request(WireRequest("POST", "/api_v3/service/stats/action/collect", JSON,
-                                       json.dumps({"event": {"eventType": 3, "seek": False}}).encode()))
+    parsed = parse_request(
+        WireRequest(
+            "POST",
+            "/api_v3/service/stats/action/collect",
+            JSON,
+            json.dumps({"event": {"eventType": 3, "seek": False}}).encode(),
+        )
+    )
     assert parsed.params["event:eventType"] == 3 and parsed.params["event:seek"] is False
     assert parsed.encoding == "json"
 
@@ -68,30 +85,37 @@ def test_decode_any_refuses_other_services():
 
 
 def test_decode_any_gives_the_codecs_beacon():
-    beacon = decode_any(WireRequest("GET", "/api_v3/index.php?service=stats&action=collect&event:eventType=3"
-                                           "&event:partnerId=156652", {}))
+    beacon = decode_any(
+        WireRequest(
+            "GET", "/api_v3/index.php?service=stats&action=collect&event:eventType=3&event:partnerId=156652", {}
+        )
+    )
     assert beacon.protocol == "legacy"
     assert (beacon.fields["eventType"], beacon.fields["partnerId"]) == (3, 156652)
 
 
 # --- validation ------------------------------------------------------------------------------
 
+
 def _legacy(**params):
     return {"service": "stats", "action": "collect", **params}
 
 
-@pytest.mark.parametrize("params, code", [
-    (_legacy(**{"event:eventType": "41"}), "INVALID_ENUM_VALUE"),
-    (_legacy(**{"event:eventType": "0"}), "INVALID_ENUM_VALUE"),
-    (_legacy(**{"event:eventType": "play"}), "INVALID_ENUM_VALUE"),
-    (_legacy(**{"event:eventType": "3", "event:featureType": "2"}), "INVALID_ENUM_VALUE"),
-    (_legacy(**{"event:eventType": "3", "event:referrer": "a\x0bb"}), "INVALID_PARAMETER_CHAR"),
-    (_legacy(**{"event:eventType": "3", "ks": "%%%"}), "INVALID_KS"),
-    (_legacy(partnerId="1"), "MISSING_MANDATORY_PARAMETER"),
-    (_legacy(format="4", **{"event:eventType": "3"}), "UNKNOWN_RESPONSE_FORMAT"),
-    (_legacy(format="9", callback="alert(1)", **{"event:eventType": "3"}), "INVALID_FIELD_VALUE"),
-    (_legacy(format="9", **{"event:eventType": "3"}), "MISSING_MANDATORY_PARAMETER"),
-])
+@pytest.mark.parametrize(
+    "params, code",
+    [
+        (_legacy(**{"event:eventType": "41"}), "INVALID_ENUM_VALUE"),
+        (_legacy(**{"event:eventType": "0"}), "INVALID_ENUM_VALUE"),
+        (_legacy(**{"event:eventType": "play"}), "INVALID_ENUM_VALUE"),
+        (_legacy(**{"event:eventType": "3", "event:featureType": "2"}), "INVALID_ENUM_VALUE"),
+        (_legacy(**{"event:eventType": "3", "event:referrer": "a\x0bb"}), "INVALID_PARAMETER_CHAR"),
+        (_legacy(**{"event:eventType": "3", "ks": "%%%"}), "INVALID_KS"),
+        (_legacy(partnerId="1"), "MISSING_MANDATORY_PARAMETER"),
+        (_legacy(format="4", **{"event:eventType": "3"}), "UNKNOWN_RESPONSE_FORMAT"),
+        (_legacy(format="9", callback="alert(1)", **{"event:eventType": "3"}), "INVALID_FIELD_VALUE"),
+        (_legacy(format="9", **{"event:eventType": "3"}), "MISSING_MANDATORY_PARAMETER"),
+    ],
+)
 def test_the_api_server_rejects(params, code):
     assert api.check_legacy(params).code == code
 
@@ -109,10 +133,14 @@ def test_a_v2_ks_and_a_v1_ks_parse():
 
 
 def test_an_event_with_nothing_the_warehouse_needs_is_flagged_not_rejected():
-    fields = {"eventType": 13, "partnerId": "p1", "uiconfId": "abc", "entryId": "rtmp://x/y",
-              "sessionId": "s" * 51}
-    assert api.legacy_flags(fields) == ["event_type_dropped_by_dwh", "partner_id_not_numeric",
-                                        "uiconf_id_not_numeric", "entry_id_is_url", "session_id_over_50"]
+    fields = {"eventType": 13, "partnerId": "p1", "uiconfId": "abc", "entryId": "rtmp://x/y", "sessionId": "s" * 51}
+    assert api.legacy_flags(fields) == [
+        "event_type_dropped_by_dwh",
+        "partner_id_not_numeric",
+        "uiconf_id_not_numeric",
+        "entry_id_is_url",
+        "session_id_over_50",
+    ]
 
 
 def test_v7s_uiConfId_is_checked_like_uiconfId():
@@ -120,11 +148,11 @@ def test_v7s_uiConfId_is_checked_like_uiconfId():
 
 
 def test_a_complete_event_has_no_flags():
-    assert api.legacy_flags({"eventType": 3, "partnerId": 1, "entryId": "0_a", "sessionId": "s",
-                             "uiconfId": 5}) == []
+    assert api.legacy_flags({"eventType": 3, "partnerId": 1, "entryId": "0_a", "sessionId": "s", "uiconfId": 5}) == []
 
 
 # --- responses ---------------------------------------------------------------------------------
+
 
 def test_xml_is_the_default_answer_and_holds_result_1():
     reply = api.legacy_result({}, 0.0123)
@@ -133,10 +161,13 @@ def test_xml_is_the_default_answer_and_holds_result_1():
     assert reply.body.startswith(b'<?xml version="1.0" encoding="utf-8"?><xml>')
 
 
-@pytest.mark.parametrize("params, body", [
-    ({"format": "1"}, b"true"),
-    ({"format": "9", "callback": "cb"}, b"cb(true);"),
-])
+@pytest.mark.parametrize(
+    "params, body",
+    [
+        ({"format": "1"}, b"true"),
+        ({"format": "9", "callback": "cb"}, b"cb(true);"),
+    ],
+)
 def test_json_and_jsonp_answers(params, body):
     assert api.legacy_result(params, 0).body == body
 
@@ -152,20 +183,23 @@ def test_an_error_in_xml_is_what_the_kaltura_client_reads():
 def test_an_error_in_json_has_kalturas_shape():
     error = api.ApiError("INVALID_KS", "Invalid KS", {"KSID": "x"})
     body = json.loads(api.error_reply(error, {"format": "1"}, 0).body)
-    assert body == {"code": "INVALID_KS", "message": "Invalid KS", "objectType": "KalturaAPIException",
-                    "args": {"KSID": "x"}}
+    assert body == {
+        "code": "INVALID_KS",
+        "message": "Invalid KS",
+        "objectType": "KalturaAPIException",
+        "args": {"KSID": "x"},
+    }
 
 
 def test_kava_answers_time_and_view_events_enabled():
-    assert json.loads(api.kava_result(1700000000.5, False).body) == {"time": 1700000000.5,
-                                                                      "viewEventsEnabled": False}
+    assert json.loads(api.kava_result(1700000000.5, False).body) == {"time": 1700000000.5, "viewEventsEnabled": False}
 
 
 # --- the fast query parser ----------------------------------------------------------------------
 
-from hypothesis import given, strategies as st  # noqa: E402
-
 from urllib.parse import parse_qsl  # noqa: E402
+
+from hypothesis import given, strategies as st  # noqa: E402
 
 from sim.protocols.dispatch import parse_query  # noqa: E402
 

@@ -1,5 +1,6 @@
 """A collector killed with SIGKILL mid-stream has stored every beacon it answered 200, and its worker
 processes die with it (none keeps the port or answers)."""
+
 from __future__ import annotations
 
 import signal
@@ -19,11 +20,13 @@ def _stream(url: str, worker: int, stop: threading.Event, acknowledged: list[str
         while not stop.is_set():
             key = f"k{worker}-{i}"
             try:
-                answer = http.get(f"{url}/api_v3/index.php?service=stats&action=collect&format=1"
-                                  f"&event:eventType=3&event:partnerId=1&event:entryId=0_x&event:sessionId={key}",
-                                  timeout=5)
+                answer = http.get(
+                    f"{url}/api_v3/index.php?service=stats&action=collect&format=1"
+                    f"&event:eventType=3&event:partnerId=1&event:entryId=0_x&event:sessionId={key}",
+                    timeout=5,
+                )
             except requests.RequestException:
-                return        # the collector is gone
+                return  # the collector is gone
             answered.append(answer.status_code)
             if answer.status_code == 200 and answer.text == "true":
                 acknowledged.append(key)
@@ -38,8 +41,9 @@ def test_kill_9_mid_stream_loses_no_acknowledged_beacon_and_leaves_no_worker(tmp
     stop = threading.Event()
     with running_collector(store, "--workers", str(workers)) as collector:
         main = psutil.Process(collector.proc.pid)
-        threads = [threading.Thread(target=_stream, args=(collector.url, w, stop, acknowledged, answered))
-                   for w in range(6)]
+        threads = [
+            threading.Thread(target=_stream, args=(collector.url, w, stop, acknowledged, answered)) for w in range(6)
+        ]
         for t in threads:
             t.start()
         deadline = time.monotonic() + 20
@@ -55,10 +59,12 @@ def test_kill_9_mid_stream_loses_no_acknowledged_beacon_and_leaves_no_worker(tmp
             t.join(10)
         assert alive == [], f"worker processes outlived the killed collector: {alive}"
     assert len(acknowledged) >= 600
-    with running_collector(store) as again:      # restarts on the same store
+    with running_collector(store) as again:  # restarts on the same store
         assert again.stop() == 0
         stored = {r["sessionId"] for r in again.rows("SELECT sessionId FROM events WHERE accepted")}
     lost = set(acknowledged) - stored
-    print(f"workers={workers}: {len(acknowledged)} answered 200, {len(set(acknowledged) & stored)} of them stored, "
-          f"{len(lost)} lost; {len(stored)} rows stored")
+    print(
+        f"workers={workers}: {len(acknowledged)} answered 200, {len(set(acknowledged) & stored)} of them stored, "
+        f"{len(lost)} lost; {len(stored)} rows stored"
+    )
     assert lost == set()

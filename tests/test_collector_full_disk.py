@@ -1,6 +1,7 @@
 """A store on a full disk: what cannot be stored is answered 503 (never 200), the collector says so on
 stderr, stops without a traceback, and once there is room again every beacon it answered 200 is in
 the store. The disk is a small tmpfs mounted here (root only; skipped where mount is refused)."""
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,11 @@ def test_a_full_disk_answers_503_says_so_and_loses_nothing_answered(small_disk):
             while not stop.is_set():
                 key = f"f{worker}-{i}-" + "x" * 200
                 try:
-                    answer = http.get(f"{url}/api_v3/index.php?service=stats&action=collect&format=1&event:eventType=3"
-                                      f"&event:partnerId=1&event:entryId=0_x&event:sessionId={key}", timeout=10)
+                    answer = http.get(
+                        f"{url}/api_v3/index.php?service=stats&action=collect&format=1&event:eventType=3"
+                        f"&event:partnerId=1&event:entryId=0_x&event:sessionId={key}",
+                        timeout=10,
+                    )
                 except requests.RequestException:
                     return
                 statuses.append(answer.status_code)
@@ -77,6 +81,8 @@ def test_a_full_disk_answers_503_says_so_and_loses_nothing_answered(small_disk):
     with running_collector(store) as again:
         assert again.stop() == 0
         stored = {r["sessionId"] for r in again.rows("SELECT sessionId FROM events WHERE accepted")}
-    print(f"full disk: {statuses.count(200)} answered 200, {statuses.count(503)} answered 503, "
-          f"{len(set(acknowledged) - stored)} answered 200 but not stored")
+    print(
+        f"full disk: {statuses.count(200)} answered 200, {statuses.count(503)} answered 503, "
+        f"{len(set(acknowledged) - stored)} answered 200 but not stored"
+    )
     assert set(acknowledged) <= stored

@@ -1,5 +1,6 @@
 """The collector's journal: a batch is on disk whole before it is acknowledged, and a journal
 damaged from outside is restored up to the damage, with the rest kept aside, not lost silently."""
+
 from __future__ import annotations
 
 import errno
@@ -19,7 +20,7 @@ def test_a_short_write_on_a_filling_disk_raises_instead_of_leaving_half_a_frame(
     real_write = os.write
     calls = []
 
-    def filling(fd, data):        # the kernel writes what fits, then the next write fails
+    def filling(fd, data):  # the kernel writes what fits, then the next write fails
         calls.append(len(data))
         if len(calls) == 1:
             return real_write(fd, bytes(data[:3]))
@@ -61,7 +62,7 @@ _VARIED = [
     "&event%3AentryId=0_x&event%3AsessionId=A&event%3AcurrentPoint=199800&event%3Aduration=403",
     "/api_v3/index.php?service=stats&action=collect&format=1&clientTag=html5%3Av0.37.0&event%3AeventType=4"
     "&event%3ApartnerId=2&event%3AentryId=1_y&event%3AsessionId=B&event%3AcurrentPoint=101.5&hasKanalony=true",
-    "/api_v3/index.php?service=stats&action=collect&event:eventType=99&event:partnerId=abc",           # rejected
+    "/api_v3/index.php?service=stats&action=collect&event:eventType=99&event:partnerId=abc",  # rejected
     "/api_v3/index.php?service=stats&action=collect&event:eventType=3&event:partnerId=99999999999999999999999",
     "/api_v3/index.php?service=analytics&action=trackEvent&eventType=2&partnerId=3&entryId=0_z&sessionId=C"
     "&ks=djJ8MTIzfGFiYw&position=12.25&playbackSpeed=1.5",
@@ -76,17 +77,24 @@ def test_journaled_batches_read_by_duckdb_store_what_the_row_path_stores(tmp_pat
     from sim.collector.store import EventStore
 
     collector = Collector(CollectorConfig())
-    headers = {"user-agent": "UA \u2603", "referer": "https://e.x/p?a=1", "x-forwarded-for": "81.2.69.142, 10.0.0.1",
-               "x-player-sim-run": "r1:0:9223372036854775807:1"}
+    headers = {
+        "user-agent": "UA \u2603",
+        "referer": "https://e.x/p?a=1",
+        "x-forwarded-for": "81.2.69.142, 10.0.0.1",
+        "x-player-sim-run": "r1:0:9223372036854775807:1",
+    }
     rows = [collector.handle("GET", url, headers, None, "127.0.0.1").row for url in _VARIED]
     body = b'{"event": {"eventType": 3, "partnerId": 5, "sessionId": "J", "currentPoint": 1e300}}'
-    rows.append(collector.handle("POST", "/api_v3/index.php?service=stats&action=collect",
-                                 {"content-type": "application/json"}, body, "::1").row)
+    rows.append(
+        collector.handle(
+            "POST", "/api_v3/index.php?service=stats&action=collect", {"content-type": "application/json"}, body, "::1"
+        ).row
+    )
     batches = [orjson.dumps(rows[:3]), orjson.dumps([]), orjson.dumps(rows[3:])]
 
     w = StoreWriter(str(tmp_path / "json.duckdb"), str(tmp_path / "sock"))
     try:
-        assert w._read_batches(batches) is not None          # DuckDB's reader took them (no fallback)
+        assert w._read_batches(batches) is not None  # DuckDB's reader took them (no fallback)
         w._pending[:] = batches
         assert w.flush()
     finally:
@@ -103,4 +111,4 @@ def test_journaled_batches_read_by_duckdb_store_what_the_row_path_stores(tmp_pat
 
     got, want = stored(tmp_path / "json.duckdb"), stored(tmp_path / "rows.duckdb")
     assert len(want) == len(rows) and got == want
-    assert {r["run_seq"] for r in got} == {2 ** 63 - 1, None} and any(r["geo_country"] for r in got)
+    assert {r["run_seq"] for r in got} == {2**63 - 1, None} and any(r["geo_country"] for r in got)

@@ -1,4 +1,5 @@
 """A ks never reaches the store in clear, whatever channel carries it: only its digest is kept."""
+
 from __future__ import annotations
 
 import requests
@@ -22,9 +23,12 @@ def test_no_channel_stores_a_ks_in_clear(collector):
         ("GET", f"{url}{LEGACY}&event:sessionId=d&event[ks]={secret('bracket')}", {}, None),
         ("GET", f"{url}{LEGACY}&event:sessionId=e&ks[]={secret('array')}", {}, None),
         ("GET", f"{url}{LEGACY}&event:sessionId=f&event%3Aks={secret('encoded')}", {}, None),
-        ("POST", f"{url}/api_v3/index.php?service=analytics&action=trackEvent",
-         {"Content-Type": "application/json"},
-         f'{{"eventType": 3, "partnerId": 1, "entryId": "0_x", "Ks": "{secret("json")}"}}'),
+        (
+            "POST",
+            f"{url}/api_v3/index.php?service=analytics&action=trackEvent",
+            {"Content-Type": "application/json"},
+            f'{{"eventType": 3, "partnerId": 1, "entryId": "0_x", "Ks": "{secret("json")}"}}',
+        ),
     ]
     for method, target, headers, body in sends:
         requests.request(method, target, headers=headers, data=body, timeout=10)
@@ -34,5 +38,6 @@ def test_no_channel_stores_a_ks_in_clear(collector):
     text = repr(rows)
     leaked = [name for name, value in secrets.items() if "SECRET" + name.upper() in text]
     assert leaked == [], f"ks stored in clear from: {leaked}"
-    assert sum(1 for r in rows if r["has_ks"] or "sha256:" in str(r["path"]) + str(r["page_url"]) + str(r["cookie"])) \
-        == len(sends)
+    assert sum(
+        1 for r in rows if r["has_ks"] or "sha256:" in str(r["path"]) + str(r["page_url"]) + str(r["cookie"])
+    ) == len(sends)

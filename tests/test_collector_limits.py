@@ -1,5 +1,6 @@
 """The collector under connections that hold on (thousands idle, slow bodies), a truncated store,
 and its /metrics."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,10 @@ import requests
 
 from helpers.collector import ROOT, collector_command, running_collector
 
-BEACON = ("/api_v3/index.php?service=stats&action=collect&format=1&event:eventType=3&event:partnerId=1"
-          "&event:entryId=0_x&event:sessionId=")
+BEACON = (
+    "/api_v3/index.php?service=stats&action=collect&format=1&event:eventType=3&event:partnerId=1"
+    "&event:entryId=0_x&event:sessionId="
+)
 
 
 def _raise_open_files(wanted: int) -> int:
@@ -32,7 +35,7 @@ def _ended(s: socket.socket) -> bool:
     try:
         s.recv(1024)
         return True
-    except socket.timeout:
+    except TimeoutError:
         return False
     except OSError:
         return True
@@ -47,14 +50,16 @@ def test_thousands_of_idle_and_slow_connections_do_not_lock_out_good_beacons(tmp
         address = (where.hostname, where.port)
         held = []
         try:
-            for _ in range(idle_count):              # connected, never a byte
+            for _ in range(idle_count):  # connected, never a byte
                 held.append(socket.create_connection(address, timeout=10))
-            for i in range(slow_count):              # a POST whose body never comes whole
+            for _ in range(slow_count):  # a POST whose body never comes whole
                 s = socket.create_connection(address, timeout=10)
-                s.sendall(b"POST /api_v3/index.php?service=stats&action=collect HTTP/1.1\r\nHost: x\r\n"
-                          b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 500\r\n\r\nevent:e")
+                s.sendall(
+                    b"POST /api_v3/index.php?service=stats&action=collect HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 500\r\n\r\nevent:e"
+                )
                 held.append(s)
-            for i in range(500):                     # a request head that never ends
+            for _ in range(500):  # a request head that never ends
                 s = socket.create_connection(address, timeout=10)
                 s.sendall(b"GET /api_v3/index.php HTTP/1.1\r\nHost: x\r\n")
                 held.append(s)
@@ -66,7 +71,7 @@ def test_thousands_of_idle_and_slow_connections_do_not_lock_out_good_beacons(tmp
             slow_body, slow_head = held[idle_count], held[-1]
             assert _ended(slow_head)
             assert _ended(held[0]) and _ended(held[idle_count - 1])
-            kept = socket.create_connection(address, timeout=10)     # a keep-alive connection left idle
+            kept = socket.create_connection(address, timeout=10)  # a keep-alive connection left idle
             held.append(kept)
             kept.sendall(b"GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n")
             assert kept.recv(1024).startswith(b"HTTP/1.1 204")
@@ -86,13 +91,15 @@ def test_a_truncated_store_is_refused_at_start_with_a_clear_message(tmp_path):
     with running_collector(store) as collector:
         assert collector.stop() == 0
     con = duckdb.connect(str(store))
-    con.execute("INSERT INTO events (ts, path, sessionId) SELECT range, 'x' || range, md5(range::varchar) "
-                "FROM range(400000)")
+    con.execute(
+        "INSERT INTO events (ts, path, sessionId) SELECT range, 'x' || range, md5(range::varchar) FROM range(400000)"
+    )
     con.execute("CHECKPOINT")
     con.close()
     os.truncate(store, os.path.getsize(store) // 2)
-    done = subprocess.run(collector_command("--port", "0", "--store", str(store)), cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        collector_command("--port", "0", "--store", str(store)), cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0
     assert "truncated" in done.stderr and str(store) in done.stderr and "Traceback" not in done.stderr, done.stderr
 
@@ -102,11 +109,14 @@ def test_metrics_count_requests_by_protocol_event_type_and_outcome(tmp_path):
         for i in range(3):
             assert requests.get(f"{collector.url}{BEACON}m{i}", timeout=10).status_code == 200
         requests.get(f"{collector.url}/api_v3/index.php?service=stats&action=collect&event:eventType=99", timeout=10)
-        requests.get(f"{collector.url}/api_v3/index.php?service=analytics&action=trackEvent&eventType=3"
-                     f"&partnerId=1&entryId=0_x&sessionId=k", timeout=10)
+        requests.get(
+            f"{collector.url}/api_v3/index.php?service=analytics&action=trackEvent&eventType=3"
+            f"&partnerId=1&entryId=0_x&sessionId=k",
+            timeout=10,
+        )
         assert requests.get(f"{collector.url}/favicon.ico", timeout=10).status_code in (200, 204)
         assert requests.get(f"{collector.url}/robots.txt", timeout=10).status_code == 404
-        time.sleep(0.5)                # the store rows gauge follows the inserter (every 200 ms)
+        time.sleep(0.5)  # the store rows gauge follows the inserter (every 200 ms)
         scrape = requests.get(f"{collector.url}/metrics", timeout=10)
         assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
         text = scrape.text
@@ -122,14 +132,14 @@ def test_metrics_count_requests_by_protocol_event_type_and_outcome(tmp_path):
     assert values['player_sim_collector_requests_total{event_type="3",outcome="accepted",protocol="kava"}'] == 1
     assert values['player_sim_collector_request_seconds_count{route="beacon"}'] == 5
     assert values["player_sim_collector_batch_commit_seconds_count"] >= 1
-    assert values["player_sim_collector_store_rows"] == rows == 5        # favicon and robots.txt not stored
+    assert values["player_sim_collector_store_rows"] == rows == 5  # favicon and robots.txt not stored
 
 
 def test_a_connection_that_never_sends_a_byte_is_closed_after_the_idle_timeout(tmp_path):
     with running_collector(tmp_path / "s.duckdb", "--idle-timeout-s", "1", "--workers", "2") as collector:
         where = urlsplit(collector.url)
         address = (where.hostname, where.port)
-        silent = [socket.create_connection(address, timeout=10) for _ in range(20)]   # both workers get some
+        silent = [socket.create_connection(address, timeout=10) for _ in range(20)]  # both workers get some
         opened = time.monotonic()
         try:
             for i, s in enumerate(silent):
@@ -138,11 +148,13 @@ def test_a_connection_that_never_sends_a_byte_is_closed_after_the_idle_timeout(t
                     assert s.recv(1024) == b"", "a silent connection got an answer"
                 except ConnectionResetError:
                     pass
-                except socket.timeout:
-                    raise AssertionError(f"silent connection {i} still open {time.monotonic() - opened:.1f} s "
-                                         "after it was opened (--idle-timeout-s 1)") from None
+                except TimeoutError:
+                    raise AssertionError(
+                        f"silent connection {i} still open {time.monotonic() - opened:.1f} s "
+                        "after it was opened (--idle-timeout-s 1)"
+                    ) from None
             took = time.monotonic() - opened
-            assert 0.9 <= took < 5, took          # not before the timeout, and within it plus a sweep or two
+            assert 0.9 <= took < 5, took  # not before the timeout, and within it plus a sweep or two
             # meanwhile and after, requests are answered as ever
             assert requests.get(f"{collector.url}{BEACON}after-idle", timeout=10).status_code == 200
         finally:

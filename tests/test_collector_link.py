@@ -1,5 +1,6 @@
 """The worker's side of the store link: rows of one loop turn go as one batch, each answered once
 the writer answers it, and a writer that goes away fails the waiting rows instead of hanging them."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,7 +25,7 @@ def _writer(path: str, batches: list, answer_first: int) -> threading.Thread:
                 kind, payload = recv_frame(conn)
                 batches.append((kind, orjson.loads(payload)))
                 send_frame(conn, b"A", orjson.dumps({"ok": True}))
-            recv_frame(conn)             # the next batch arrives and is never answered
+            recv_frame(conn)  # the next batch arrives and is never answered
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

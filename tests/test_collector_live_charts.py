@@ -1,5 +1,6 @@
 """The live page's charts: /stats.json carries requests over time by outcome and the play funnel,
 and the page draws them in a real headless browser."""
+
 from __future__ import annotations
 
 import re
@@ -10,10 +11,14 @@ import requests
 
 from headless_chromium import CHROMIUM, SKIP_REASON, dump_dom
 
-LEGACY = ("/api_v3/index.php?service=stats&action=collect&format=1&event:eventType={t}&event:partnerId=1"
-          "&event:entryId=0_x&event:sessionId=s{i}")
-KAVA = ("/api_v3/index.php?service=analytics&action=trackEvent&eventType={t}&partnerId=1&entryId=1_x"
-        "&sessionId=a:b&eventIndex={i}")
+LEGACY = (
+    "/api_v3/index.php?service=stats&action=collect&format=1&event:eventType={t}&event:partnerId=1"
+    "&event:entryId=0_x&event:sessionId=s{i}"
+)
+KAVA = (
+    "/api_v3/index.php?service=analytics&action=trackEvent&eventType={t}&partnerId=1&entryId=1_x"
+    "&sessionId=a:b&eventIndex={i}"
+)
 SENT = [(LEGACY, 2)] * 4 + [(LEGACY, 3)] * 3 + [(LEGACY, 4)] * 2 + [(KAVA, 1)] * 2 + [(KAVA, 3)] * 1
 
 
@@ -23,7 +28,7 @@ def _send(collector) -> None:
     # one the collector stores but flags (no eventType), one it rejects (no such service)
     requests.get(collector.url + "/api_v3/index.php?service=stats&action=collect&event:partnerId=1", timeout=10)
     requests.get(collector.url + "/api_v3/index.php?service=nosuch&action=collect", timeout=10)
-    time.sleep(1.2)           # past the store's batch and the figures' 1 s cache
+    time.sleep(1.2)  # past the store's batch and the figures' 1 s cache
 
 
 def test_stats_carry_requests_over_time_and_the_play_funnel(collector):
@@ -48,7 +53,7 @@ def test_the_live_page_draws_its_charts(collector, tmp_path):
     dom = dump_dom(collector.url + "/", tmp_path)
     collector.stop()
     assert re.search(r'<body[^>]*data-charts="3"', dom)
-    funnel = dom[dom.index('id="chart_funnel"'):]
+    funnel = dom[dom.index('id="chart_funnel"') :]
     for text in ("Play funnel (accepted beacons)", "loads", "plays", ">4<", ">3<", ">2<"):
         assert text in funnel
     assert "Events per second (last 5 minutes)" in dom and "Requests per 5 s by outcome" in dom

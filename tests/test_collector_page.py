@@ -1,5 +1,6 @@
 """The live page at `/` in a real headless browser: after beacons arrive, its DOM shows their
 counts (by protocol and type, and the headline loads/plays/play rate) from /stats.json."""
+
 from __future__ import annotations
 
 import re
@@ -11,10 +12,14 @@ import requests
 
 from headless_chromium import CHROMIUM, SKIP_REASON, dump_dom
 
-LEGACY = ("/api_v3/index.php?service=stats&action=collect&format=1&event:eventType={t}&event:partnerId=1"
-          "&event:entryId=0_x&event:sessionId=s{i}")
-KAVA = ("/api_v3/index.php?service=analytics&action=trackEvent&eventType={t}&partnerId=1&entryId=1_x"
-        "&sessionId=a:b&eventIndex={i}")
+LEGACY = (
+    "/api_v3/index.php?service=stats&action=collect&format=1&event:eventType={t}&event:partnerId=1"
+    "&event:entryId=0_x&event:sessionId=s{i}"
+)
+KAVA = (
+    "/api_v3/index.php?service=analytics&action=trackEvent&eventType={t}&partnerId=1&entryId=1_x"
+    "&sessionId=a:b&eventIndex={i}"
+)
 
 
 class _Tables(HTMLParser):
@@ -63,7 +68,7 @@ def test_the_live_page_shows_the_counts_of_events_sent(collector, tmp_path):
     sent = [(LEGACY, 2)] * 4 + [(LEGACY, 3)] * 3 + [(KAVA, 1)] * 2 + [(KAVA, 99)] * 5
     for i, (template, event_type) in enumerate(sent):
         assert requests.get(collector.url + template.format(t=event_type, i=i), timeout=10).ok
-    time.sleep(1.2)           # past the store's batch and the figures' 1 s cache
+    time.sleep(1.2)  # past the store's batch and the figures' 1 s cache
     dom = dump_dom(collector.url + "/", tmp_path)
     collector.stop()
     page = _Tables()

@@ -1,6 +1,7 @@
 """Load runs kept apart in one store: each run names itself (ledger lines, X-Player-Sim-Run header), so
 two runs with the same seed reconcile cleanly each, a retried send is not a duplicate, and
 `player-sim reconcile` works while the collector still holds the store."""
+
 from __future__ import annotations
 
 import subprocess
@@ -23,6 +24,7 @@ def compiled_policies():
     import argparse
 
     from sim.load.plan import add_arguments, prepare_inputs
+
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     prepare_inputs(parser.parse_args(["--protocol", "legacy", "--scenario", str(ROOT / "scenarios/default-mix.yaml")]))
@@ -31,16 +33,40 @@ def compiled_policies():
 def run_load(tmp_path: Path, host: str, ledger: Path, *extra: str, seconds: float = 4) -> dict:
     summary = tmp_path / "summary.json"
     summary.unlink(missing_ok=True)
-    cmd = locust_command(LOCUSTFILE, host, ledger, summary, run_time=seconds, session_rate=15, time_scale=20,
-                         protocol="legacy", users=1, extra=["--seed", "7", *extra])
+    cmd = locust_command(
+        LOCUSTFILE,
+        host,
+        ledger,
+        summary,
+        run_time=seconds,
+        session_rate=15,
+        time_scale=20,
+        protocol="legacy",
+        users=1,
+        extra=["--seed", "7", *extra],
+    )
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120)
     assert summary.exists(), done.stderr.decode()[-3000:]
     return orjson.loads(summary.read_bytes())
 
 
 def reconcile_cli(ledger: Path, store: Path, *extra: str) -> tuple[int, dict]:
-    done = subprocess.run([sys.executable, "-c", "from sim.cli import main; main()", "reconcile", str(ledger),
-                           "--store", str(store), "--json", *extra], cwd=ROOT, capture_output=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from sim.cli import main; main()",
+            "reconcile",
+            str(ledger),
+            "--store",
+            str(store),
+            "--json",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+    )
     assert done.stdout, done.stderr.decode()[-2000:]
     return done.returncode, orjson.loads(done.stdout)
 
@@ -54,8 +80,10 @@ def test_two_runs_with_one_seed_reconcile_apart_and_while_the_collector_runs(tmp
         run_load(tmp_path, url, tmp_path / "ledger.jsonl")
         again = run_load(tmp_path, url, tmp_path / "ledger.jsonl")
         lines = [orjson.loads(line) for line in (tmp_path / "ledger.jsonl").read_bytes().splitlines()]
-        assert len({line["run"] for line in lines}) == 1 and lines[0]["run"] != orjson.loads(
-            (tmp_path / "first.jsonl").read_bytes().splitlines()[0])["run"]
+        assert (
+            len({line["run"] for line in lines}) == 1
+            and lines[0]["run"] != orjson.loads((tmp_path / "first.jsonl").read_bytes().splitlines()[0])["run"]
+        )
         # the collector holds the store's lock: reconcile reads it through the collector
         code, result = reconcile_cli(tmp_path / "ledger.jsonl", store)
         assert code == 0, result["totals"]
@@ -71,7 +99,7 @@ def test_two_runs_with_one_seed_reconcile_apart_and_while_the_collector_runs(tmp
         assert stats["run"]["sent"] == stats["run"]["received"] == again["sent"] and stats["run"]["lost"] == 0
     finally:
         assert stop_process(proc) == 0
-    code, after = reconcile_cli(tmp_path / "ledger.jsonl", store)     # and from the file once stopped
+    code, after = reconcile_cli(tmp_path / "ledger.jsonl", store)  # and from the file once stopped
     assert code == 0 and after["totals"] == result["totals"]
 
 

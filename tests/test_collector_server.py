@@ -4,6 +4,7 @@ protocol sheet, answers checked, then the process stopped and its DuckDB store r
 
 One collector serves the whole exchange below (each request named by its User-Agent, which
 the store keeps), so the module starts one process, not one per test."""
+
 from __future__ import annotations
 
 import json
@@ -16,58 +17,142 @@ import requests
 from helpers.collector import collector_command, running_collector
 
 LEGACY_FIELDS = "event:eventType=3&event:partnerId=156652&event:entryId=0_4lxrbaw9&event:sessionId={sid}"
-KS_V2 = "djJ8MTIzfHNlY3JldHNlY3JldA=="      # base64("v2|123|secretsecret"): a ks the server can parse
+KS_V2 = "djJ8MTIzfHNlY3JldHNlY3JldA=="  # base64("v2|123|secretsecret"): a ks the server can parse
 
 # name -> (method, path and query, extra headers, body)
 EXCHANGE = {
     "get_literal_keys": ("GET", "/api_v3/index.php?service=stats&action=collect&" + LEGACY_FIELDS, {}, None),
-    "get_encoded_keys": ("GET", "/api_v3/index.php?service=stats&action=collect&event%3AeventType=3"
-                         "&event%3ApartnerId=156652&event%3AentryId=0_4lxrbaw9&event%3AsessionId={sid}", {}, None),
-    "get_kdp_double_slash": ("GET", "//api_v3/index.php?service=stats&action=collect&event%3AeventType=3"
-                             "&event%3AentryId=0%5F4lxrbaw9&event%3ApartnerId=156652&event%3AsessionId={sid}",
-                             {}, None),
+    "get_encoded_keys": (
+        "GET",
+        "/api_v3/index.php?service=stats&action=collect&event%3AeventType=3"
+        "&event%3ApartnerId=156652&event%3AentryId=0_4lxrbaw9&event%3AsessionId={sid}",
+        {},
+        None,
+    ),
+    "get_kdp_double_slash": (
+        "GET",
+        "//api_v3/index.php?service=stats&action=collect&event%3AeventType=3"
+        "&event%3AentryId=0%5F4lxrbaw9&event%3ApartnerId=156652&event%3AsessionId={sid}",
+        {},
+        None,
+    ),
     "get_path_segments": ("GET", "/api_v3/index.php/service/stats/action/collect?" + LEGACY_FIELDS, {}, None),
     "get_rewritten_path": ("GET", "/api_v3/service/stats/action/collect?" + LEGACY_FIELDS, {}, None),
-    "get_mwembed_order": ("GET", "/api_v3/index.php?service=stats&apiVersion=3.1&expiry=86400&clientTag=kwidget%3Av2.90"
-                          "&format=1&ignoreNull=1&action=collect&" + LEGACY_FIELDS, {}, None),
-    "get_jsonp": ("GET", "/api_v3/index.php?service=stats&action=collect&format=9&callback=mw.cb_1&" + LEGACY_FIELDS,
-                  {}, None),
-    "form_post": ("POST", "/api_v3/index.php?service=stats",
-                  {"Content-Type": "application/x-www-form-urlencoded"},
-                  ("action=collect&format=1&" + LEGACY_FIELDS).encode()),
-    "json_post": ("POST", "/api_v3/service/stats/action/collect", {"Content-Type": "application/json"},
-                  json.dumps({"format": 1, "event": {"eventType": 3, "partnerId": 156652,
-                                                     "entryId": "0_4lxrbaw9", "sessionId": "{sid}"}}).encode()),
-    "url_wins_over_body": ("POST", "/api_v3/index.php?service=stats&action=collect&event:eventType=5",
-                           {"Content-Type": "application/x-www-form-urlencoded"},
-                           b"event:eventType=4&event:partnerId=156652&event:entryId=0_x&event:sessionId={sid}"),
-    "legacy_with_ks": ("GET", "/api_v3/index.php?service=stats&action=collect&format=1&ks=" + KS_V2 + "&"
-                       + LEGACY_FIELDS, {}, None),
-    "kava_get": ("GET", "/api_v3/index.php?service=analytics&action=trackEvent&apiVersion=3.3.0&format=1"
-                 "&eventType=99&partnerId=123&entryId=1_abcd1234&sessionId={sid}&eventIndex=5&playTimeSum=20.5"
-                 "&position=21.25&referrer=https%3A%2F%2Fsite%2Fpage", {}, None),
-    "kava_post": ("POST", "/api_v3/index.php?service=analytics&action=trackEvent&eventType=3&partnerId=123"
-                  "&entryId=1_abcd1234&sessionId={sid}", {"Content-Type": "application/json"},
-                  json.dumps({"eventIndex": 3, "position": 0, "joinTime": 1.25, "apiVersion": "3.3.0",
-                              "format": 1, "clientTag": "html5:v3.17.0"}).encode()),
-    "bad_event_type": ("GET", "/api_v3/index.php?service=stats&action=collect&format=1&event:eventType=41"
-                       "&event:sessionId={sid}", {}, None),
-    "bad_feature_type": ("GET", "/api_v3/index.php?service=stats&action=collect&event:eventType=3"
-                         "&event:featureType=2&event:sessionId={sid}", {}, None),
-    "xml_invalid_char": ("GET", "/api_v3/index.php?service=stats&action=collect&format=1&event:eventType=3"
-                         "&event:userId=a%01b&event:sessionId={sid}", {}, None),
-    "bad_ks": ("GET", "/api_v3/index.php?service=stats&action=collect&format=1&ks=not-a-real-ks-12345"
-               "&event:eventType=3&event:sessionId={sid}", {}, None),
+    "get_mwembed_order": (
+        "GET",
+        "/api_v3/index.php?service=stats&apiVersion=3.1&expiry=86400&clientTag=kwidget%3Av2.90"
+        "&format=1&ignoreNull=1&action=collect&" + LEGACY_FIELDS,
+        {},
+        None,
+    ),
+    "get_jsonp": (
+        "GET",
+        "/api_v3/index.php?service=stats&action=collect&format=9&callback=mw.cb_1&" + LEGACY_FIELDS,
+        {},
+        None,
+    ),
+    "form_post": (
+        "POST",
+        "/api_v3/index.php?service=stats",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        ("action=collect&format=1&" + LEGACY_FIELDS).encode(),
+    ),
+    "json_post": (
+        "POST",
+        "/api_v3/service/stats/action/collect",
+        {"Content-Type": "application/json"},
+        json.dumps(
+            {"format": 1, "event": {"eventType": 3, "partnerId": 156652, "entryId": "0_4lxrbaw9", "sessionId": "{sid}"}}
+        ).encode(),
+    ),
+    "url_wins_over_body": (
+        "POST",
+        "/api_v3/index.php?service=stats&action=collect&event:eventType=5",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        b"event:eventType=4&event:partnerId=156652&event:entryId=0_x&event:sessionId={sid}",
+    ),
+    "legacy_with_ks": (
+        "GET",
+        "/api_v3/index.php?service=stats&action=collect&format=1&ks=" + KS_V2 + "&" + LEGACY_FIELDS,
+        {},
+        None,
+    ),
+    "kava_get": (
+        "GET",
+        "/api_v3/index.php?service=analytics&action=trackEvent&apiVersion=3.3.0&format=1"
+        "&eventType=99&partnerId=123&entryId=1_abcd1234&sessionId={sid}&eventIndex=5&playTimeSum=20.5"
+        "&position=21.25&referrer=https%3A%2F%2Fsite%2Fpage",
+        {},
+        None,
+    ),
+    "kava_post": (
+        "POST",
+        "/api_v3/index.php?service=analytics&action=trackEvent&eventType=3&partnerId=123"
+        "&entryId=1_abcd1234&sessionId={sid}",
+        {"Content-Type": "application/json"},
+        json.dumps(
+            {
+                "eventIndex": 3,
+                "position": 0,
+                "joinTime": 1.25,
+                "apiVersion": "3.3.0",
+                "format": 1,
+                "clientTag": "html5:v3.17.0",
+            }
+        ).encode(),
+    ),
+    "bad_event_type": (
+        "GET",
+        "/api_v3/index.php?service=stats&action=collect&format=1&event:eventType=41&event:sessionId={sid}",
+        {},
+        None,
+    ),
+    "bad_feature_type": (
+        "GET",
+        "/api_v3/index.php?service=stats&action=collect&event:eventType=3&event:featureType=2&event:sessionId={sid}",
+        {},
+        None,
+    ),
+    "xml_invalid_char": (
+        "GET",
+        "/api_v3/index.php?service=stats&action=collect&format=1&event:eventType=3"
+        "&event:userId=a%01b&event:sessionId={sid}",
+        {},
+        None,
+    ),
+    "bad_ks": (
+        "GET",
+        "/api_v3/index.php?service=stats&action=collect&format=1&ks=not-a-real-ks-12345"
+        "&event:eventType=3&event:sessionId={sid}",
+        {},
+        None,
+    ),
     "no_event": ("GET", "/api_v3/index.php?service=stats&action=collect&format=1&partnerId=1", {}, None),
-    "unknown_format": ("GET", "/api_v3/index.php?service=stats&action=collect&format=77&event:eventType=3"
-                       "&event:sessionId={sid}", {}, None),
-    "dwh_flags": ("GET", "/api_v3/index.php?service=stats&action=collect&format=1&event:eventType=12"
-                  "&event:partnerId=abc&event:uiconfId=x1&event:entryId=http://cdn/x.mp4&event:sessionId=false",
-                  {}, None),
-    "bad_json_body": ("POST", "/api_v3/index.php?service=stats&action=collect", {"Content-Type": "application/json"},
-                      b"{not json"),
-    "too_large": ("POST", "/api_v3/index.php?service=stats&action=collect",
-                  {"Content-Type": "application/x-www-form-urlencoded"}, b"event:referrer=" + b"x" * 70_000),
+    "unknown_format": (
+        "GET",
+        "/api_v3/index.php?service=stats&action=collect&format=77&event:eventType=3&event:sessionId={sid}",
+        {},
+        None,
+    ),
+    "dwh_flags": (
+        "GET",
+        "/api_v3/index.php?service=stats&action=collect&format=1&event:eventType=12"
+        "&event:partnerId=abc&event:uiconfId=x1&event:entryId=http://cdn/x.mp4&event:sessionId=false",
+        {},
+        None,
+    ),
+    "bad_json_body": (
+        "POST",
+        "/api_v3/index.php?service=stats&action=collect",
+        {"Content-Type": "application/json"},
+        b"{not json",
+    ),
+    "too_large": (
+        "POST",
+        "/api_v3/index.php?service=stats&action=collect",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        b"event:referrer=" + b"x" * 70_000,
+    ),
     "not_api": ("GET", "/wp-login.php", {}, None),
 }
 
@@ -104,14 +189,19 @@ def _one(exchange, name):
 
 # --- accepted legacy encodings -------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["get_literal_keys", "get_encoded_keys", "get_kdp_double_slash",
-                                  "get_path_segments", "get_rewritten_path"])
+
+@pytest.mark.parametrize(
+    "name", ["get_literal_keys", "get_encoded_keys", "get_kdp_double_slash", "get_path_segments", "get_rewritten_path"]
+)
 def test_a_legacy_get_in_any_url_form_is_answered_in_xml_and_stored_typed(exchange, name):
     answer, row = _one(exchange, name)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/xml")
-    assert re.fullmatch(r'<\?xml version="1.0" encoding="utf-8"\?><xml><result>1</result>'
-                        r"<executionTime>[0-9.]+</executionTime></xml>", answer.text)
+    assert re.fullmatch(
+        r'<\?xml version="1.0" encoding="utf-8"\?><xml><result>1</result>'
+        r"<executionTime>[0-9.]+</executionTime></xml>",
+        answer.text,
+    )
     assert (row["protocol"], row["accepted"], row["encoding"], row["method"]) == ("legacy", True, "get", "GET")
     assert row["path"] == EXCHANGE[name][1].partition("?")[0]
     assert (row["eventType"], row["partnerId"], row["entryId"]) == (3, 156652, "0_4lxrbaw9")
@@ -140,8 +230,11 @@ def test_a_form_post_is_accepted_as_form(exchange):
 def test_a_json_post_with_a_nested_event_object_is_accepted(exchange):
     answer, row = _one(exchange, "json_post")
     assert answer.text == "true"
-    assert (row["encoding"], row["path"], row["sessionId"]) == ("json", "/api_v3/service/stats/action/collect",
-                                                                 "sid-json_post")
+    assert (row["encoding"], row["path"], row["sessionId"]) == (
+        "json",
+        "/api_v3/service/stats/action/collect",
+        "sid-json_post",
+    )
 
 
 def test_url_params_win_over_body_params(exchange):
@@ -157,6 +250,7 @@ def test_a_ks_is_kept_only_as_a_digest(exchange):
 
 
 # --- KAVA ----------------------------------------------------------------------------------
+
 
 def test_a_kava_get_is_answered_with_time_and_view_events_enabled(exchange):
     answer, row = _one(exchange, "kava_get")
@@ -176,12 +270,16 @@ def test_a_kava_json_post_is_stored_with_url_and_body_params(exchange):
 
 # --- Kaltura's validation: HTTP 200 with a KalturaAPIException body -----------------------
 
-@pytest.mark.parametrize("name, code", [
-    ("bad_event_type", "INVALID_ENUM_VALUE"),
-    ("xml_invalid_char", "INVALID_PARAMETER_CHAR"),
-    ("bad_ks", "INVALID_KS"),
-    ("no_event", "MISSING_MANDATORY_PARAMETER"),
-])
+
+@pytest.mark.parametrize(
+    "name, code",
+    [
+        ("bad_event_type", "INVALID_ENUM_VALUE"),
+        ("xml_invalid_char", "INVALID_PARAMETER_CHAR"),
+        ("bad_ks", "INVALID_KS"),
+        ("no_event", "MISSING_MANDATORY_PARAMETER"),
+    ],
+)
 def test_what_the_api_server_rejects_gets_its_error_in_json_and_is_stored_rejected(exchange, name, code):
     answer, row = _one(exchange, name)
     assert answer.status_code == 200
@@ -211,12 +309,18 @@ def test_the_invalid_ks_error_never_echoes_the_ks(exchange):
 def test_what_the_warehouse_would_drop_is_accepted_and_flagged(exchange):
     answer, row = _one(exchange, "dwh_flags")
     assert answer.text == "true" and row["accepted"] is True
-    assert set(row["flags"].split(",")) >= {"event_type_dropped_by_dwh", "partner_id_not_numeric",
-                                            "uiconf_id_not_numeric", "entry_id_is_url", "session_id_false"}
+    assert set(row["flags"].split(",")) >= {
+        "event_type_dropped_by_dwh",
+        "partner_id_not_numeric",
+        "uiconf_id_not_numeric",
+        "entry_id_is_url",
+        "session_id_false",
+    }
     assert json.loads(row["extra"])["partnerId"] == "abc"
 
 
 # --- transport-level garbage -----------------------------------------------------------------
+
 
 def test_a_malformed_json_body_gets_400_and_is_recorded(exchange):
     answer, row = _one(exchange, "bad_json_body")
@@ -246,21 +350,30 @@ def test_every_answer_carries_cors_and_options_is_a_preflight(exchange):
 
 # --- command line ----------------------------------------------------------------------------
 
+
 def test_a_bad_slow_ms_spec_is_a_clear_message_and_exit_2(tmp_path):
-    done = subprocess.run(collector_command("--port", "0", "--store", str(tmp_path / "s.duckdb"),
-                                            "--slow-ms", "lognormal:fast"),
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        collector_command("--port", "0", "--store", str(tmp_path / "s.duckdb"), "--slow-ms", "lognormal:fast"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "--slow-ms 'lognormal:fast'" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_port_in_use_is_a_clear_message(tmp_path):
     import socket
+
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(collector_command("--port", str(port), "--store", str(tmp_path / "s.duckdb")),
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            collector_command("--port", str(port), "--store", str(tmp_path / "s.duckdb")),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert done.returncode == 1
     assert f"--port {port}" in done.stderr and "in use" in done.stderr and "Traceback" not in done.stderr

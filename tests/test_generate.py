@@ -1,4 +1,5 @@
 """`player-sim generate`: global send order, determinism, atomic output and the command line."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,7 @@ def _sorted_part(chunk):
 
 
 def _stream(protocol="both", **kw):
-    return list(stream_rows(_chunks(**kw), protocol=protocol, fmt="parquet",
-                            beacons_of=_hand_beacons))
+    return list(stream_rows(_chunks(**kw), protocol=protocol, fmt="parquet", beacons_of=_hand_beacons))
 
 
 def test_rows_come_out_in_global_send_order_across_chunks():
@@ -112,6 +112,7 @@ import time  # noqa: E402
 
 import duckdb  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+
 from helpers import MIX, ROOT, VOD  # noqa: E402
 from helpers.cli import PLAYER_SIM, invoke, player_sim  # noqa: E402
 from sim.protocols.urlencoding import js_number  # noqa: E402
@@ -152,8 +153,20 @@ def test_every_format_reads_back_with_the_events_columns(mix_files):
     for fmt in ("parquet", "jsonl", "csv"):
         path, beacons = mix_files[fmt]
         rel = duckdb.sql(f"select * from '{path}'")
-        assert {"ts", "protocol", "eventType", "sessionId", "partnerId", "entryId", "user_agent",
-                "client_ip", "page_url", "truth_viewer", "truth_outcome", "truth_device"} <= set(rel.columns)
+        assert {
+            "ts",
+            "protocol",
+            "eventType",
+            "sessionId",
+            "partnerId",
+            "entryId",
+            "user_agent",
+            "client_ip",
+            "page_url",
+            "truth_viewer",
+            "truth_outcome",
+            "truth_device",
+        } <= set(rel.columns)
         assert duckdb.sql(f"select count(*) from '{path}'").fetchall() == [(beacons,)]
 
 
@@ -168,8 +181,9 @@ def test_rows_are_in_send_order(mix_files):
 def _ledger_keys(source: str) -> list[str]:
     """The legacy ledger keys (`codec.ledger_key`) of an events file's rows, rebuilt from its wire columns."""
     rows = duckdb.sql(f"select sessionId::varchar, eventType, eventTimestamp, currentPoint from {source}").fetchall()
-    return sorted("|".join((sid, str(et), js_number(ts), "" if cp is None else js_number(cp)))
-                  for sid, et, ts, cp in rows)
+    return sorted(
+        "|".join((sid, str(et), js_number(ts), "" if cp is None else js_number(cp))) for sid, et, ts, cp in rows
+    )
 
 
 def test_every_format_holds_the_same_beacons(mix_files):
@@ -220,28 +234,54 @@ def test_another_seed_gives_another_file(tmp_path):
 
 def test_day_partitions_hold_every_row_once(tmp_path, mix_files):
     out = tmp_path / "days"
-    assert cli(MIX, "--sessions", 400, "--seed", 3, "--protocol", "legacy", "--format", "parquet", "--out", out, "--partition", "day").exit_code == 0
+    assert (
+        cli(
+            MIX,
+            "--sessions",
+            400,
+            "--seed",
+            3,
+            "--protocol",
+            "legacy",
+            "--format",
+            "parquet",
+            "--out",
+            out,
+            "--partition",
+            "day",
+        ).exit_code
+        == 0
+    )
     days = sorted(p.name for p in out.iterdir())
     assert days[0] == "date=2026-11-02" and len(days) >= 5
     whole = _ledger_keys(f"'{mix_files['parquet'][0]}'")
     parts = f"read_parquet('{out}/*/*.parquet', hive_partitioning = true)"
     assert _ledger_keys(parts) == whole
-    assert duckdb.sql(f"select count(*) from {parts} where date::varchar <> to_timestamp(ts)::date::varchar"
-                      ).fetchall() == [(0,)]
+    assert duckdb.sql(
+        f"select count(*) from {parts} where date::varchar <> to_timestamp(ts)::date::varchar"
+    ).fetchall() == [(0,)]
 
 
 def test_form_encoding_sends_legacy_beacons_as_form_posts(tmp_path):
     out = tmp_path / "requests.jsonl"
-    assert cli(VOD, "--sessions", 50, "--protocol", "legacy", "--format", "requests", "--encoding", "form", "--out", out).exit_code == 0
+    assert (
+        cli(
+            VOD, "--sessions", 50, "--protocol", "legacy", "--format", "requests", "--encoding", "form", "--out", out
+        ).exit_code
+        == 0
+    )
     first = json.loads(out.read_text().splitlines()[0])
     assert first["method"] == "POST" and "event:eventType=" in first["body"]
 
 
 def test_an_interrupted_run_leaves_no_file(tmp_path):
     out = tmp_path / "big.parquet"
-    proc = subprocess.Popen([*PLAYER_SIM, "generate", str(MIX),
-                             "--sessions", "5000000", "--format", "parquet", "--out", str(out)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*PLAYER_SIM, "generate", str(MIX), "--sessions", "5000000", "--format", "parquet", "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 300
     while not any(p.name.startswith(".big.parquet.tmp") for p in tmp_path.iterdir()):
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended before writing"
@@ -266,7 +306,19 @@ def test_an_encoding_for_event_files_is_refused(tmp_path):
 
 
 def test_an_encoding_the_protocol_lacks_is_refused(tmp_path):
-    result = cli(VOD, "--sessions", 10, "--protocol", "legacy", "--format", "requests", "--encoding", "post", "--out", tmp_path / "x")
+    result = cli(
+        VOD,
+        "--sessions",
+        10,
+        "--protocol",
+        "legacy",
+        "--format",
+        "requests",
+        "--encoding",
+        "post",
+        "--out",
+        tmp_path / "x",
+    )
     assert result.exit_code == 2
     assert "'post' is not a legacy encoding; legacy takes get, form, json" in result.stderr
 
@@ -297,11 +349,15 @@ def test_both_protocols_come_from_one_player_with_hasKanalony(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     counts = dict(duckdb.sql(f"select protocol, count(*) from '{out}' group by 1").fetchall())
     assert counts.keys() == {"legacy", "kava"}
-    flags = dict(duckdb.sql(f"""select clientTag >= 'kwidget:v2.61', any_value(hasKanalony) from '{out}'
-                                where protocol = 'legacy' group by 1""").fetchall())
-    assert flags == {True: True, False: None}     # mwEmbed reports it from 2.61 on
+    flags = dict(
+        duckdb.sql(f"""select clientTag >= 'kwidget:v2.61', any_value(hasKanalony) from '{out}'
+                                where protocol = 'legacy' group by 1""").fetchall()
+    )
+    assert flags == {True: True, False: None}  # mwEmbed reports it from 2.61 on
     same = duckdb.sql(f"""select count(*) from (
-        select truth_session_seq, count(distinct protocol) as p from '{out}' group by 1) where p = 2""").fetchall()[0][0]
+        select truth_session_seq, count(distinct protocol) as p from '{out}' group by 1) where p = 2""").fetchall()[0][
+        0
+    ]
     assert same > 0
 
 
@@ -313,8 +369,18 @@ def _required_columns(path) -> set[str]:
 
 def test_fields_every_legacy_beacon_carries_are_stored_as_required(mix_files):
     required = _required_columns(mix_files["parquet"][0])
-    assert {"eventType", "eventTimestamp", "sessionId", "entryId", "partnerId", "currentPoint", "seek",
-            "cookie", "has_ks", "truth_viewer"} <= required
+    assert {
+        "eventType",
+        "eventTimestamp",
+        "sessionId",
+        "entryId",
+        "partnerId",
+        "currentPoint",
+        "seek",
+        "cookie",
+        "has_ks",
+        "truth_viewer",
+    } <= required
     # Depend on the player flavor: v7 sends no userId, KDP no format or hasKanalony.
     assert not {"userId", "format", "hasKanalony", "objectType", "historyEvents"} & required
 
@@ -330,10 +396,17 @@ def test_in_a_file_of_both_protocols_only_fields_both_always_send_are_required(t
 
 def test_a_file_of_both_protocols_has_the_events_table_column_order(tmp_path):
     out = tmp_path / "both.parquet"
-    assert _player_sim(VOD, "--sessions", 100, "--protocol", "both", "--format", "parquet", "--out", out).returncode == 0
+    assert (
+        _player_sim(VOD, "--sessions", 100, "--protocol", "both", "--format", "parquet", "--out", out).returncode == 0
+    )
     names = duckdb.sql(f"select * from '{out}'").columns
     assert names[:3] == ["ts", "protocol", "eventType"]
-    assert names.index("currentPoint") < names.index("playTimeSum") < names.index("user_agent") < names.index("truth_scenario")
+    assert (
+        names.index("currentPoint")
+        < names.index("playTimeSum")
+        < names.index("user_agent")
+        < names.index("truth_scenario")
+    )
     assert names[-1] == "truth_max_position_s"
 
 
@@ -347,7 +420,7 @@ SECTION_4 = {
     "typical-vod-poor-network": {"load_play_ratio": 0.29, "play_through_ratio": 0.36, "rebuffers_per_play": 1.9},
 }
 METRIC_SESSIONS = 10_000
-TABLE_ERROR = 0.02      # the table's own Monte-Carlo error (40 k impressions: about +-1-2 points)
+TABLE_ERROR = 0.02  # the table's own Monte-Carlo error (40 k impressions: about +-1-2 points)
 # mwEmbed's legacy PLAY fires on the play request, KAVA's on the first frame (the table's
 # "play"): the legacy figures match only where few play requests fail to start (A, B).
 CASES = [(s, "kava") for s in SECTION_4] + [("typical-vod", "legacy"), ("short-clip", "legacy")]
@@ -361,8 +434,19 @@ def metric_runs(tmp_path_factory):
     runs = {}
     for scenario, protocol in CASES:
         out = d / f"{scenario}-{protocol}.parquet"
-        result = _player_sim(ROOT / "scenarios" / f"{scenario}.yaml", "--sessions", METRIC_SESSIONS, "--seed", 11,
-                             "--protocol", protocol, "--format", "parquet", "--out", out)
+        result = _player_sim(
+            ROOT / "scenarios" / f"{scenario}.yaml",
+            "--sessions",
+            METRIC_SESSIONS,
+            "--seed",
+            11,
+            "--protocol",
+            protocol,
+            "--format",
+            "parquet",
+            "--out",
+            out,
+        )
         runs[scenario, protocol] = (out, result)
     return runs
 
@@ -411,7 +495,9 @@ def test_rebuffers_per_play_match_section_4(metric_runs, scenario, protocol):
 
 def test_a_script_naming_an_entry_not_in_the_catalog_is_reported(tmp_path):
     bad = tmp_path / "script.yaml"
-    bad.write_text("name: bad-script\nscript:\n  - name: s1\n    entry: nope\n    steps: [load, play, {wait: 5}, quit]\n")
+    bad.write_text(
+        "name: bad-script\nscript:\n  - name: s1\n    entry: nope\n    steps: [load, play, {wait: 5}, quit]\n"
+    )
     result = cli(bad, "--sessions", 5, "--format", "jsonl", "--out", tmp_path / "x.jsonl")
     assert result.exit_code == 2
     assert "'nope' is not in the catalog" in result.stderr
@@ -420,7 +506,10 @@ def test_a_script_naming_an_entry_not_in_the_catalog_is_reported(tmp_path):
 
 def test_session_start_times_follow_the_scenario_hourly_curve_in_viewer_local_time(tmp_path):
     out = tmp_path / "vod.parquet"
-    assert cli(VOD, "--sessions", 2000, "--seed", 9, "--protocol", "legacy", "--format", "parquet", "--out", out).exit_code == 0
+    assert (
+        cli(VOD, "--sessions", 2000, "--seed", 9, "--protocol", "legacy", "--format", "parquet", "--out", out).exit_code
+        == 0
+    )
     # typical-vod: hourly work-edu, viewers at UTC-05:00; work-edu puts 74.2 % of loads at 08-17 h
     share = duckdb.sql(f"""
         with starts as (select truth_session_seq, min(ts) as t from '{out}' group by 1)
@@ -435,10 +524,11 @@ def test_request_rows_are_byte_for_byte_what_encode_gives_each_beacon(protocol):
     from sim.player.model import generate_sessions
     from sim.protocols.registry import PROTOCOLS
     from sim.scenario.loader import load
+
     codec = PROTOCOLS[protocol].codec
     chunk = next(generate_sessions(load(MIX), 5, sessions=300, chunk_size=300))
     (beacons,) = beacon_chunks(chunk, protocol)
-    rows = np.arange(len(beacons))[::-1]            # any order, as the send order takes them
+    rows = np.arange(len(beacons))[::-1]  # any order, as the send order takes them
     own = getattr(codec, "encoding_at", None)
     expected = [codec.encode(codec.beacon_at(beacons, int(i)), own(beacons, int(i)) if own else "get") for i in rows]
     requests, keys = wire_requests(beacons, None, rows)

@@ -1,4 +1,5 @@
 """The geolocation table: drawn addresses geolocate back to their country, networks never overlap."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -71,19 +72,30 @@ def test_lookups_agree_with_geoip2fasts_own_lookup(table):
     from geoip2fast import GeoIP2Fast
 
     reference = GeoIP2Fast()
-    ips = dotted(np.random.default_rng(4).integers(0, 2 ** 32, 3000))
+    ips = dotted(np.random.default_rng(4).integers(0, 2**32, 3000))
     for ip, ours in zip(ips, table.countries(ips).to_pylist()):
         theirs = reference.lookup(ip).country_code
         if ours == "AD":
-            continue   # geoip2fast 1.2.2 reports its first country (Andorra) as private: index < 16
+            continue  # geoip2fast 1.2.2 reports its first country (Andorra) as private: index < 16
         assert ours == (None if theirs.startswith("<") or theirs == "--" else theirs), ip
 
 
 def test_what_is_not_a_public_ipv4_address_has_no_country(table):
-    ips = ["8.8.8.8", "10.1.2.3", "127.0.0.1", "192.168.0.9", "not an ip", "", None, "1.2.3", "256.1.1.1",
-           "2001:db8::1", " 81.2.69.142 ", "::ffff:81.2.69.142"]
-    assert table.countries(ips).to_pylist() == ["US", None, None, None, None, None, None, None, None, None,
-                                                "GB", "GB"]
+    ips = [
+        "8.8.8.8",
+        "10.1.2.3",
+        "127.0.0.1",
+        "192.168.0.9",
+        "not an ip",
+        "",
+        None,
+        "1.2.3",
+        "256.1.1.1",
+        "2001:db8::1",
+        " 81.2.69.142 ",
+        "::ffff:81.2.69.142",
+    ]
+    assert table.countries(ips).to_pylist() == ["US", None, None, None, None, None, None, None, None, None, "GB", "GB"]
     assert table.countries(pa.chunked_array([["8.8.8.8"], ["81.2.69.142"]])).to_pylist() == ["US", "GB"]
     assert table.countries([]).to_pylist() == []
 
@@ -102,13 +114,13 @@ def test_a_run_after_the_first_reads_the_same_table_from_the_user_cache(monkeypa
     assert path.parent == tmp_path / "player-sim" and not path.exists()
     parsed = geo._read_data_file()
     geo._write_cache(path, parsed)
-    assert path.exists() and list(path.parent.iterdir()) == [path]      # no temporary left behind
+    assert path.exists() and list(path.parent.iterdir()) == [path]  # no temporary left behind
     cached = geo._read_cache(path)
     for name in ("starts", "ends", "country"):
         a, b = getattr(parsed, name), getattr(cached, name)
         assert a.dtype == b.dtype and np.array_equal(a, b)
     assert cached.codes == parsed.codes and cached.source == parsed.source
-    path.write_bytes(b"not an npz")         # a damaged copy is ignored: the data file is read again
+    path.write_bytes(b"not an npz")  # a damaged copy is ignored: the data file is read again
     assert geo._read_cache(path) is None
 
 
@@ -118,5 +130,5 @@ def test_an_unwritable_cache_folder_costs_only_the_copy(monkeypatch, tmp_path):
     (tmp_path / "player-sim").write_text("a file where the folder would be")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     path = geo._cache_file()
-    geo._write_cache(path, geo._read_data_file())       # no error
+    geo._write_cache(path, geo._read_data_file())  # no error
     assert geo._read_cache(path) is None

@@ -1,5 +1,6 @@
 """Geography from the wire: generated traffic replayed into a real collector is placed by country
 as the generator meant it, from X-Forwarded-For alone (the store has no truth columns)."""
+
 from __future__ import annotations
 
 import http.client
@@ -44,8 +45,9 @@ def wire(tmp_path_factory):
     components = load(SCENARIO)
     for protocol, sessions in SESSIONS.items():
         for fmt, target in (("parquet", "events.parquet"), ("requests", "requests.jsonl")):
-            generate(components, seed=21, sessions=sessions, protocol=protocol, fmt=fmt,
-                     out=out / f"{protocol}-{target}")
+            generate(
+                components, seed=21, sessions=sessions, protocol=protocol, fmt=fmt, out=out / f"{protocol}-{target}"
+            )
     store = out / "store.duckdb"
     with running_collector(store) as collector:
         sent = sum(_replay(out / f"{protocol}-requests.jsonl", collector.url) for protocol in SESSIONS)
@@ -72,7 +74,7 @@ def test_loads_per_country_from_the_wire_match_the_truth_within_1_percent(wire, 
     located, origin = _per_country(store, protocol)
     assert truth_origin == "truth_country" and origin.startswith("geo_country")
     assert len(truth) >= 8 and "unknown" not in truth
-    located.pop("unknown", None)   # the hand-made peer-address request (legacy) places nowhere
+    located.pop("unknown", None)  # the hand-made peer-address request (legacy) places nowhere
     assert set(located) == set(truth)
     for country, loads in truth.items():
         assert abs(located[country] - loads) <= 0.01 * loads, (country, located[country], loads)
@@ -81,10 +83,15 @@ def test_loads_per_country_from_the_wire_match_the_truth_within_1_percent(wire, 
 def test_the_store_geolocates_every_generated_address_and_has_no_truth(wire):
     _, store, sent = wire
     con = duckdb.connect(str(store), read_only=True)
-    columns = {r[0] for r in con.execute("select column_name from information_schema.columns "
-                                         "where table_name = 'events'").fetchall()}
-    rows = con.execute("select count(*), count(geo_country) from events where sessionId is null "
-                       "or sessionId not like 'geo-%'").fetchall()[0]
+    columns = {
+        r[0]
+        for r in con.execute(
+            "select column_name from information_schema.columns where table_name = 'events'"
+        ).fetchall()
+    }
+    rows = con.execute(
+        "select count(*), count(geo_country) from events where sessionId is null or sessionId not like 'geo-%'"
+    ).fetchall()[0]
     con.close()
     assert not any(c.startswith("truth_") for c in columns)
     assert rows == (sent, sent)
@@ -103,7 +110,9 @@ def test_the_report_geolocates_client_ip_of_files_with_no_truth_or_geo_columns(w
     out, _, _ = wire
     bare = tmp_path / "bare.parquet"
     events = out / "legacy-events.parquet"
-    duckdb.execute(f"copy (select * exclude (truth_country) from read_parquet('{events}')) to '{bare}' (format parquet)")
+    duckdb.execute(
+        f"copy (select * exclude (truth_country) from read_parquet('{events}')) to '{bare}' (format parquet)"
+    )
     truth, _ = _per_country(events, "legacy")
     located, origin = _per_country(bare, "legacy")
     assert origin == "client_ip geolocated (GeoLite2)"

@@ -1,4 +1,5 @@
 """The KAVA policy sends what the v7 kava plugin sends, in its order, with its counters."""
+
 from __future__ import annotations
 
 import re
@@ -8,8 +9,7 @@ import pytest
 
 from kava_timelines import START, Timeline, random_timelines, session_chunk
 from sim.protocols.kava.codec import beacon_at, encode_rows, ledger_key
-from sim.protocols.kava.policy import EventType as E
-from sim.protocols.kava.policy import RESPONSE_RTT_S, beacons
+from sim.protocols.kava.policy import RESPONSE_RTT_S, EventType as E, beacons
 from sim.scenario.model import Scenario
 
 QUARTILES = (E.PLAY_REACHED_25, E.PLAY_REACHED_50, E.PLAY_REACHED_75, E.PLAY_REACHED_90, E.PLAY_REACHED_100)
@@ -37,12 +37,15 @@ def of_type(rows, etype):
 
 def _model_chunk(scenario: Scenario, seed: int):
     from sim.player.model import generate_sessions
+
     return next(generate_sessions(scenario, seed=seed, sessions=1500, days=1))
 
 
-ADS_SCENARIO = {"player": {"kava": {"ad_events": True}},
-                "ads": {"preroll": {"share": 0.8}, "midroll": {"at_fractions": [0.5]}},
-                "behaviour": {"play_rate": 0.9, "error_mid_stream": 0.02, "replay_after_end": 0.2}}
+ADS_SCENARIO = {
+    "player": {"kava": {"ad_events": True}},
+    "ads": {"preroll": {"share": 0.8}, "midroll": {"at_fractions": [0.5]}},
+    "behaviour": {"play_rate": 0.9, "error_mid_stream": 0.02, "replay_after_end": 0.2},
+}
 
 
 @pytest.fixture(scope="module", params=["random timelines", "player model", "player model with ads"])
@@ -63,6 +66,7 @@ def generated(request):
 
 
 # --- a typical session, event by event --------------------------------------------------------
+
 
 def test_a_watched_session_opens_with_impression_play_request_play_and_a_view():
     (rows,) = sent(Timeline(100).load(0).request(1).playing(2.5).quit(5))
@@ -86,17 +90,20 @@ def test_the_first_periodic_view_comes_11_s_after_play_then_every_10_s_of_play()
     # currentTime as read on the timer's tick: within a tick's jitter of the whole seconds
     sums = [f["playTimeSum"] for _, f in views]
     assert sums == pytest.approx([0, 11, 21, 31, 41], abs=0.05)
-    assert sums == [f["position"] for _, f in views]          # played from 0 without a seek
+    assert sums == [f["position"] for _, f in views]  # played from 0 without a seek
 
 
 def test_view_play_time_sum_and_position_are_raw_doubles_with_the_tick_jitter():
     # the real player sent 10.966436, 10.996181, 11.045311 where the tick says 11
-    rows = [r for rows in sent(*[Timeline(300, user=i % 2).load(0).request(1).playing(2).quit(45)
-                                 for i in range(20)]) for r in rows]
+    rows = [
+        r
+        for rows in sent(*[Timeline(300, user=i % 2).load(0).request(1).playing(2).quit(45) for i in range(20)])
+        for r in rows
+    ]
     periodic = [f for t, f in of_type(rows, E.VIEW) if t > 2]
     assert not [f for f in periodic if float(f["playTimeSum"]).is_integer()]
     assert len({f["playTimeSum"] for f in periodic}) > len(periodic) // 2
-    assert all(f["position"] == round(f["position"], 6) for f in periodic)     # currentTime: microseconds
+    assert all(f["position"] == round(f["position"], 6) for f in periodic)  # currentTime: microseconds
 
 
 def test_no_view_is_sent_while_paused_and_the_cadence_counts_only_playing_time():
@@ -129,7 +136,7 @@ def test_no_view_is_sent_during_an_ad_break():
     (rows,) = sent(tl)
     ad_start, ad_end = 5, tl.rows[-2]["t"]
     assert not [t for t, _ in of_type(rows, E.VIEW) if ad_start < t < ad_end]
-    assert not [f for _, f in rows if f["eventType"] >= 8999]     # ad beacons are opt-in
+    assert not [f for _, f in rows if f["eventType"] >= 8999]  # ad beacons are opt-in
 
 
 def test_ad_beacons_are_sent_when_the_scenario_opts_in_with_ad_join_time_on_ad_started():
@@ -137,13 +144,20 @@ def test_ad_beacons_are_sent_when_the_scenario_opts_in_with_ad_join_time_on_ad_s
     tl = Timeline(600).load(0).request(1).ad_break(1.2, ads=1, length=20.0).playing(25).quit(30)
     (rows,) = sent(tl, scenarios=[scenario])
     ads = [f["eventType"] for _, f in rows if f["eventType"] >= 8999]
-    assert ads == [E.AD_IMPRESSION, E.AD_STARTED, E.AD_FIRST_QUARTILE, E.AD_MID_POINT, E.AD_THIRD_QUARTILE,
-                   E.AD_COMPLETED]
+    assert ads == [
+        E.AD_IMPRESSION,
+        E.AD_STARTED,
+        E.AD_FIRST_QUARTILE,
+        E.AD_MID_POINT,
+        E.AD_THIRD_QUARTILE,
+        E.AD_COMPLETED,
+    ]
     started = of_type(rows, E.AD_STARTED)[0][1]
     assert started["adJoinTime"] == 0.5 and started["adBreakType"] == "preroll" and started["adPosition"] == 1
 
 
 # --- quartiles ---------------------------------------------------------------------------------
+
 
 def test_playback_fires_each_quartile_when_the_playhead_reaches_it():
     (rows,) = sent(Timeline(100).load(0).request(1).playing(2).ended().quit(105))
@@ -163,22 +177,23 @@ def test_the_end_of_the_media_sends_100_percent_then_a_pause_at_the_duration():
 
 
 def test_a_replay_is_a_burst_of_seek_to_0_buffering_and_replay_without_a_session_start_time():
-    runs = sent(*[Timeline(60, user=i % 2).load(0).request(1).playing(2).ended().replay(64 + i).quit(80 + i)
-                  for i in range(16)])
+    runs = sent(
+        *[Timeline(60, user=i % 2).load(0).request(1).playing(2).ended().replay(64 + i).quit(80 + i) for i in range(16)]
+    )
     resumed = 0
     for rows in runs:
         at = types(rows).index(E.SEEK)
-        burst = rows[at:at + 5]
+        burst = rows[at : at + 5]
         assert [f["eventType"] for _, f in burst[:4]] == [E.SEEK, E.BUFFER_START, E.BUFFER_END, E.REPLAY]
         assert {t for t, _ in burst[:4]} == {burst[0][0]}
         assert burst[0][1]["targetPosition"] == 0.0 and burst[0][1]["position"] == 0.0
         # the end's PAUSE cleared sessionStartTime; the burst's answers come after it
         assert not [f for _, f in burst[:4] if "sessionStartTime" in f]
-        if burst[4][1]["eventType"] == E.RESUME:       # a second `playing` (a browser race)
+        if burst[4][1]["eventType"] == E.RESUME:  # a second `playing` (a browser race)
             resumed += 1
             assert "sessionStartTime" not in burst[4][1] and burst[4][0] == burst[0][0]
         # the first answer read with the timer running again (the SEEK's) sets a new one
-        first = rows[1][1]["sessionStartTime"]     # the IMPRESSION's answer, at the session's start
+        first = rows[1][1]["sessionStartTime"]  # the IMPRESSION's answer, at the session's start
         later = [f for t, f in rows if t > burst[0][0]]
         assert later and all(f["sessionStartTime"] - first == pytest.approx(burst[0][0], abs=0.01) for f in later)
     assert 0 < resumed < len(runs)
@@ -186,7 +201,7 @@ def test_a_replay_is_a_burst_of_seek_to_0_buffering_and_replay_without_a_session
 
 def test_a_seek_from_10_to_80_percent_fires_25_50_and_75_once_right_after_the_seek():
     (rows,) = sent(Timeline(100).load(0).request(1).playing(2).seek(12, to=80).quit(14))
-    after_seek = types(rows)[types(rows).index(E.SEEK):]
+    after_seek = types(rows)[types(rows).index(E.SEEK) :]
     assert after_seek[:4] == [E.SEEK, E.PLAY_REACHED_25, E.PLAY_REACHED_50, E.PLAY_REACHED_75]
     assert [types(rows).count(q) for q in QUARTILES[:3]] == [1, 1, 1]
     assert of_type(rows, E.SEEK)[0][1]["targetPosition"] == 80.0
@@ -201,11 +216,12 @@ def test_quartiles_are_not_sent_again_after_a_replay():
 def test_a_backward_seek_fires_no_quartile_and_is_not_counted_as_play_time():
     (rows,) = sent(Timeline(300).load(0).request(1).playing(2).seek(10, to=0).quit(14))
     assert not [q for q in types(rows) if q in QUARTILES]
-    view = of_type(rows, E.VIEW)[1][1]     # at 13 s: 8 s before the seek, 3 s after
+    view = of_type(rows, E.VIEW)[1][1]  # at 13 s: 8 s before the seek, 3 s after
     assert view["playTimeSum"] == pytest.approx(11.0, abs=0.05) and view["position"] == pytest.approx(3.0, abs=0.05)
 
 
 # --- reset after a long pause -------------------------------------------------------------------
+
 
 def test_a_pause_of_31_s_resets_event_index_and_sums_but_keeps_the_session_id():
     (rows,) = sent(Timeline(300).load(0).request(1).playing(2).stall(4, 2.0).pause(20).resume(60.5).quit(75))
@@ -237,9 +253,9 @@ def test_session_start_time_is_the_first_answer_and_a_pause_clears_it():
     first_time = START + RESPONSE_RTT_S / 2
     assert sst[0] is None and set(sst[1:5]) == {first_time} and not first_time.is_integer()
     pause_at, resume_at = types(rows).index(E.PAUSE), types(rows).index(E.RESUME)
-    assert sst[pause_at] == first_time       # PAUSE still holds it; its answer, read while paused, clears it
+    assert sst[pause_at] == first_time  # PAUSE still holds it; its answer, read while paused, clears it
     assert sst[resume_at] is None
-    assert set(sst[resume_at + 1:]) == {round(START + 20.7 + RESPONSE_RTT_S / 2, 3)}
+    assert set(sst[resume_at + 1 :]) == {round(START + 20.7 + RESPONSE_RTT_S / 2, 3)}
 
 
 def test_events_in_one_burst_go_out_before_any_answer_sets_the_session_start_time():
@@ -256,11 +272,15 @@ def test_view_events_disabled_by_the_server_stops_every_view():
 
 # --- errors ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("timeline, position", [
-    (Timeline(100).load(0).error(1), 3),
-    (Timeline(100).load(0).request(1).error(3), 1),
-    (Timeline(100).load(0).request(1).playing(2).error(30), 2),
-])
+
+@pytest.mark.parametrize(
+    "timeline, position",
+    [
+        (Timeline(100).load(0).error(1), 3),
+        (Timeline(100).load(0).request(1).error(3), 1),
+        (Timeline(100).load(0).request(1).playing(2).error(30), 2),
+    ],
+)
 def test_error_position_tells_where_the_player_failed(timeline, position):
     (rows,) = sent(timeline.quit(timeline.t + 1))
     error = of_type(rows, E.ERROR)[0][1]
@@ -270,13 +290,23 @@ def test_error_position_tells_where_the_player_failed(timeline, position):
 
 # --- common parameters ----------------------------------------------------------------------
 
+
 def test_common_params_name_the_partner_entry_player_and_viewer():
-    scenario = Scenario.model_validate({"partner": {"partner_id": 1234, "uiconf_id": 555, "ks": "djJ8MTIzNHx"},
-                                        "player": {"version": "3.18.2", "delivery": "dash"}})
+    scenario = Scenario.model_validate(
+        {
+            "partner": {"partner_id": 1234, "uiconf_id": 555, "ks": "djJ8MTIzNHx"},
+            "player": {"version": "3.18.2", "delivery": "dash"},
+        }
+    )
     (rows,) = sent(Timeline(100, user=1, entry=2).load(0).quit(1), scenarios=[scenario])
     f = rows[0][1]
     assert (f["partnerId"], f["uiConfId"], f["ks"], f["entryId"]) == (1234, 555, "djJ8MTIzNHx", "1_entry002")
-    assert (f["clientVer"], f["clientTag"], f["deliveryType"], f["playbackType"]) == ("3.18.2", "html5:v3.18.2", "dash", "vod")
+    assert (f["clientVer"], f["clientTag"], f["deliveryType"], f["playbackType"]) == (
+        "3.18.2",
+        "html5:v3.18.2",
+        "dash",
+        "vod",
+    )
     assert f["userId"] == "bob smith" and f["kalturaApplication"] == "21" and f["playerSkin"] == 1
     assert f["referrer"].startswith("https://") and f["playbackSpeed"] == 1.0
 
@@ -288,12 +318,12 @@ def test_anonymous_viewers_send_no_user_id():
 
 def test_live_position_is_the_negative_offset_from_the_edge_and_no_quartile_fires():
     tl = Timeline(3600, live=True).load(0)
-    tl.pos = 3600 - 300                 # joined 5 min behind the edge
+    tl.pos = 3600 - 300  # joined 5 min behind the edge
     (rows,) = sent(tl.request(1).playing(2).quit(40))
     view = of_type(rows, E.VIEW)[1][1]
     assert view["position"] == pytest.approx(-289.0, abs=0.05) and view["playbackType"] == "dvr"
     assert not [q for q in types(rows) if q in QUARTILES]
-    assert of_type(rows, E.VIEW)[0][1]["playTimeSum"] == 10    # live adds the interval per report
+    assert of_type(rows, E.VIEW)[0][1]["playTimeSum"] == 10  # live adds the interval per report
 
 
 def test_captions_and_speed_are_carried_as_common_params_after_they_change():
@@ -307,6 +337,7 @@ def test_captions_and_speed_are_carried_as_common_params_after_they_change():
 
 # --- rules over many generated sessions --------------------------------------------------------
 
+
 def test_every_session_opens_with_an_impression(generated):
     _, _, per = generated
     assert all(rows and rows[0][1]["eventType"] == E.IMPRESSION for rows in per)
@@ -318,7 +349,7 @@ def test_play_request_comes_before_play_and_play_once_per_entry(generated):
         t = types(rows)
         assert t.count(E.PLAY) <= 1 and t.count(E.PLAY_REQUEST) <= 1
         if E.PLAY in t:
-            assert E.PLAY_REQUEST in t[:t.index(E.PLAY)]
+            assert E.PLAY_REQUEST in t[: t.index(E.PLAY)]
 
 
 def test_no_quartile_before_play_and_each_quartile_at_most_once(generated):
@@ -328,7 +359,7 @@ def test_no_quartile_before_play_and_each_quartile_at_most_once(generated):
         for q in QUARTILES:
             assert t.count(q) <= 1
             if q in t:
-                assert E.PLAY in t[:t.index(q)]
+                assert E.PLAY in t[: t.index(q)]
 
 
 def test_buffer_end_follows_buffer_start(generated):
@@ -431,7 +462,7 @@ def test_ledger_keys_are_unique_even_across_resets(generated):
     _, out, _ = generated
     keys = _ledger_keys(out)
     assert len(set(keys)) == len(keys)
-    assert np.count_nonzero(out.columns["eventIndex"] == 1) > len(out.columns["sessionId"].pool)   # resets happened
+    assert np.count_nonzero(out.columns["eventIndex"] == 1) > len(out.columns["sessionId"].pool)  # resets happened
     assert keys[:50] == [ledger_key(beacon_at(out, i)) for i in range(50)]
 
 
@@ -465,6 +496,7 @@ def test_rows_in_send_order_are_the_grouped_rows_in_the_pipelines_send_order(gen
     column by column, so files written either way are the same."""
     from sim.generate import send_order
     from sim.protocols.beacons import Strings
+
     chunk, grouped, _ = generated
     ordered = beacons(chunk, in_send_order=True)
     assert ordered.in_send_order and not grouped.in_send_order

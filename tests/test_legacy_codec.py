@@ -1,7 +1,9 @@
 """The legacy stats codec: each player's bytes on the wire, and decoding them (and real traffic) back."""
+
 from __future__ import annotations
 
 import json
+
 import numpy as np
 import pytest
 
@@ -21,7 +23,8 @@ KDP_2011_QUARTILE = (
     "&event%3AsessionId=1E83138E%2DD43C%2D8DBB%2D407C%2D9C68E52DDFBE"
     "&ks=NDRjNGE2MzZhNmMwM2Q0N2ZlNzM2YTI0ZjgwNzg0MGMyMzkwYWM3OXwxNTY2NTI7MTU2NjUyOzEzMDgzODA1NzA7MDsxMzA4Mjk0MTcwLjYw"
     "MDI7MDt2aWV3Oio7Ow%3D%3D&event%3AentryId=0%5F4lxrbaw9&event%3AisFirstInSession=false&event%3AeventType=5"
-    "&ignoreNull=1&event%3Aseek=false&event%3AapplicationId=myApp1")
+    "&ignoreNull=1&event%3Aseek=false&event%3AapplicationId=myApp1"
+)
 KDP_2011_WIDGET_LOADED = (
     "//api_v3/index.php?service=stats&action=collect&ignoreNull=1&event%3AentryId=0%5F4lxrbaw9"
     "&event%3Areferrer=https%253A%2F%2Fbyuh%2Einstructure%2Ecom%2Fcourses%2F36824%2Fquizzes%2F38106"
@@ -29,10 +32,11 @@ KDP_2011_WIDGET_LOADED = (
     "&event%3AobjectType=KalturaStatsEvent&event%3AsessionId=23DB108F%2DC99B%2D62AE%2D7844%2D9C719B48E891"
     "&event%3Aduration=0&event%3Aseek=false&event%3AcurrentPoint=0&event%3AuiconfId=3309432"
     "&clientTag=kdp%3Av3%2E5%2E7%2E1&event%3Auid=A0DCC197%2D6FC4%2D3D0D%2DE3EE%2D9C71A28BE211"
-    "&event%3AeventTimestamp=1308294715459&event%3AclientVer=3%2E0%3Av3%2E5%2E7%2E1")
+    "&event%3AeventTimestamp=1308294715459&event%3AclientVer=3%2E0%3Av3%2E5%2E7%2E1"
+)
 KDP_2011_HEADERS = {
     "User-Agent": "Mozilla/5.0 (Windows; U; Windows NT 5.1; en-US; rv:1.9.2.17) Gecko/20110420 Firefox/3.6.17 "
-                  "(.NET CLR 3.5.30729) SearchToolbar/1.2",
+    "(.NET CLR 3.5.30729) SearchToolbar/1.2",
     "Cookie": "uv=uv_76b016dce56c0f6047945bcaf68cf7f7",
     "X-Forwarded-For": "72.235.218.12",
 }
@@ -56,6 +60,7 @@ def one(flavor: str, row: int = 0, **kw) -> Beacon:
 
 
 # --- round trip -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_decode_gives_back_the_encoded_beacon_field_by_field_with_types(generated_beacons, encoding):
@@ -85,6 +90,7 @@ def test_the_ledger_key_survives_the_wire():
 
 # --- each player's bytes ---------------------------------------------------------------------------
 
+
 def test_kdp_get_uses_the_double_slash_path_and_flash_url_variables():
     req = encode(one("kdp", version="3.5.7.1"))
     assert req.method == "GET"
@@ -96,7 +102,10 @@ def test_kdp_get_uses_the_double_slash_path_and_flash_url_variables():
 
 def test_kdp_escapes_the_referrer_once_more_and_the_user_id_once():
     url = encode(one("kdp")).url
-    assert "event%3Areferrer=https%253A%2F%2Flearn%2Eexample%2Eedu%2Fcourse%2F7%2Flecture%253Fid%253D3%2526t%253Da%2520b" in url
+    assert (
+        "event%3Areferrer=https%253A%2F%2Flearn%2Eexample%2Eedu%2Fcourse%2F7%2Flecture%253Fid%253D3%2526t%253Da%2520b"
+        in url
+    )
     assert "event%3AuserId=alice%40example%2Eedu" in url
 
 
@@ -176,14 +185,25 @@ def test_requests_carry_the_viewer_context_headers():
 
 # --- decoding real and unusual requests --------------------------------------------------------------
 
+
 def test_a_2011_kdp_quartile_line_decodes_to_typed_fields():
     b = decode(WireRequest("GET", KDP_2011_QUARTILE, dict(KDP_2011_HEADERS)))
     assert b.fields == {
-        "uid": "72FB9B49-1B8A-407F-132A-9C6C15F38FD9", "partnerId": 156652, "duration": 403,
-        "objectType": "KalturaStatsEvent", "currentPoint": 199800,
-        "referrer": "https://byuh.instructure.com/courses/36824/quizzes/38106", "clientVer": "3.0:v3.5.7.1",
-        "uiconfId": 3309432, "eventTimestamp": 1308294351787, "sessionId": "1E83138E-D43C-8DBB-407C-9C68E52DDFBE",
-        "entryId": "0_4lxrbaw9", "isFirstInSession": False, "eventType": 5, "seek": False, "applicationId": "myApp1",
+        "uid": "72FB9B49-1B8A-407F-132A-9C6C15F38FD9",
+        "partnerId": 156652,
+        "duration": 403,
+        "objectType": "KalturaStatsEvent",
+        "currentPoint": 199800,
+        "referrer": "https://byuh.instructure.com/courses/36824/quizzes/38106",
+        "clientVer": "3.0:v3.5.7.1",
+        "uiconfId": 3309432,
+        "eventTimestamp": 1308294351787,
+        "sessionId": "1E83138E-D43C-8DBB-407C-9C68E52DDFBE",
+        "entryId": "0_4lxrbaw9",
+        "isFirstInSession": False,
+        "eventType": 5,
+        "seek": False,
+        "applicationId": "myApp1",
     }
     assert b.params["clientTag"] == "kdp:v3.5.7.1" and b.params["ignoreNull"] == 1
     assert b.params["ks"].endswith("==")
@@ -204,16 +224,29 @@ def test_the_path_form_of_the_action_is_understood():
 
 
 def test_url_parameters_win_over_the_form_body():
-    req = WireRequest("POST", "/api_v3/index.php?service=stats&action=collect&event:eventType=3",
-                      {"Content-Type": "application/x-www-form-urlencoded"}, b"event:eventType=4&event:partnerId=9")
+    req = WireRequest(
+        "POST",
+        "/api_v3/index.php?service=stats&action=collect&event:eventType=3",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        b"event:eventType=4&event:partnerId=9",
+    )
     assert decode(req).fields == {"eventType": 3, "partnerId": 9}
 
 
 def test_json_from_another_client_gets_the_server_types():
-    body = {"clientTag": "python-26-10-22", "format": "2",
-            "event": {"eventType": "3", "currentPoint": "1500", "duration": "12.5", "seek": "True"}}
-    b = decode(WireRequest("POST", "/api_v3/service/stats/action/collect", {"Content-Type": "application/json"},
-                           json.dumps(body).encode()))
+    body = {
+        "clientTag": "python-26-10-22",
+        "format": "2",
+        "event": {"eventType": "3", "currentPoint": "1500", "duration": "12.5", "seek": "True"},
+    }
+    b = decode(
+        WireRequest(
+            "POST",
+            "/api_v3/service/stats/action/collect",
+            {"Content-Type": "application/json"},
+            json.dumps(body).encode(),
+        )
+    )
     assert b.fields == {"eventType": 3, "currentPoint": 1500, "duration": 12.5, "seek": True}
     assert b.params == {"clientTag": "python-26-10-22", "format": 2}
 
@@ -223,18 +256,35 @@ def test_a_case_insensitive_action_and_plus_for_space_are_accepted():
     assert decode(req).fields == {"eventType": 2, "entryId": "a b"}
 
 
-@pytest.mark.parametrize("request_, message", [
-    (WireRequest("GET", "/api_v3/index.php?service=stats&action=collect&ks=x", {}), "missing parameter event"),
-    (WireRequest("GET", "/api_v3/index.php?service=analytics&action=trackEvent&eventType=1", {}), "not stats.collect"),
-    (WireRequest("GET", "/api_v3/index.php?service=stats&action=collect&event:eventType=three", {}), "event:eventType"),
-    (WireRequest("GET", "/api_v3/index.php?service=stats&action=collect&event:currentPoint=1.5&clientTag=kdp:v3",
-                 {}), "event:currentPoint"),
-    (WireRequest("POST", "/api_v3/service/stats/action/collect", {"Content-Type": "application/json"}, b"{nope"),
-     "JSON body"),
-    (WireRequest("POST", "/api_v3/service/stats/action/collect", {"Content-Type": "application/json"}, b"[1]"),
-     "expected an object"),
-    (WireRequest("OPTIONS", "/api_v3/index.php?service=stats&action=collect", {}), "GET or POST"),
-])
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        (WireRequest("GET", "/api_v3/index.php?service=stats&action=collect&ks=x", {}), "missing parameter event"),
+        (
+            WireRequest("GET", "/api_v3/index.php?service=analytics&action=trackEvent&eventType=1", {}),
+            "not stats.collect",
+        ),
+        (
+            WireRequest("GET", "/api_v3/index.php?service=stats&action=collect&event:eventType=three", {}),
+            "event:eventType",
+        ),
+        (
+            WireRequest(
+                "GET", "/api_v3/index.php?service=stats&action=collect&event:currentPoint=1.5&clientTag=kdp:v3", {}
+            ),
+            "event:currentPoint",
+        ),
+        (
+            WireRequest("POST", "/api_v3/service/stats/action/collect", {"Content-Type": "application/json"}, b"{nope"),
+            "JSON body",
+        ),
+        (
+            WireRequest("POST", "/api_v3/service/stats/action/collect", {"Content-Type": "application/json"}, b"[1]"),
+            "expected an object",
+        ),
+        (WireRequest("OPTIONS", "/api_v3/index.php?service=stats&action=collect", {}), "GET or POST"),
+    ],
+)
 def test_malformed_requests_raise_a_decode_error_naming_the_problem(request_, message):
     with pytest.raises(DecodeError, match=message):
         decode(request_)

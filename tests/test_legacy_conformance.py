@@ -12,6 +12,7 @@ parses), where mwEmbed and v7 send 1 and KDP none, and always adds `objectType` 
 not send it). `clientTag` and `apiVersion` are the player's in our body; the test
 configures the client with the same values.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -32,12 +33,18 @@ from sim.protocols.legacy.policy import beacons
 # Keys players send in `event:` that the server's KalturaStatsEvent does not have (sheet a.4).
 NOT_SERVER_FIELDS = {"historyEvents", "uid", "playlistId", "hasKanalony", "uiConfId"}
 # Request params of each player that the Python client has no way to send.
-PLAYER_ONLY_PARAMS = {"kdp": {"ignoreNull", "partnerId"}, "mwembed": {"expiry", "ignoreNull", "hasKanalony"}, "v7": set()}
+PLAYER_ONLY_PARAMS = {
+    "kdp": {"ignoreNull", "partnerId"},
+    "mwembed": {"expiry", "ignoreNull", "hasKanalony"},
+    "v7": set(),
+}
 # Keys only the client sends: objectType on every event, format (always 2) on every request.
 CLIENT_ONLY_EVENT_KEYS = {"kdp": set(), "mwembed": set(), "v7": {"objectType"}}
 
-PROPERTY_KINDS = dict((name, kind) for kind, name in re.findall(
-    r'add(\w+?)IfDefined\("(\w+)"', inspect.getsource(KalturaStatsEvent.toParams)))
+PROPERTY_KINDS = dict(
+    (name, kind)
+    for kind, name in re.findall(r'add(\w+?)IfDefined\("(\w+)"', inspect.getsource(KalturaStatsEvent.toParams))
+)
 # int properties a player fills with float seconds (the API casts them to int, sheet a.4)
 FLOAT_INTO_INT = {("mwembed", "duration"), ("v7", "duration"), ("v7", "currentPoint")}
 EVENT_TYPES = {v for k, v in vars(KalturaStatsEventType).items() if k.isupper()}
@@ -85,12 +92,15 @@ def test_every_event_type_we_send_is_a_kaltura_stats_event_type(sample):
 
 class Capture(BaseHTTPRequestHandler):
     """Answers like the API (XML, result true) and keeps the last request."""
+
     captured: dict = {}
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         Capture.captured = {"path": self.path, "headers": dict(self.headers), "body": body}
-        reply = b'<?xml version="1.0" encoding="utf-8"?><xml><result>1</result><executionTime>0.001</executionTime></xml>'
+        reply = (
+            b'<?xml version="1.0" encoding="utf-8"?><xml><result>1</result><executionTime>0.001</executionTime></xml>'
+        )
         self.send_response(200)
         self.send_header("Content-Type", "text/xml")
         self.send_header("Content-Length", str(len(reply)))
@@ -154,7 +164,11 @@ def test_for_the_same_content_our_json_body_is_byte_for_byte_the_clients(api_ser
     beacon = sent[0]
     server_fields = {k: v for k, v in beacon.fields.items() if k not in NOT_SERVER_FIELDS}
     server_fields["objectType"] = "KalturaStatsEvent"
-    params = {"clientTag": beacon.params["clientTag"], "apiVersion": beacon.params["apiVersion"], "format": 2,
-              "ks": "djJ8MjUwNDIwMXw="}
+    params = {
+        "clientTag": beacon.params["clientTag"],
+        "apiVersion": beacon.params["apiVersion"],
+        "format": 2,
+        "ks": "djJ8MjUwNDIwMXw=",
+    }
     plain = Beacon("legacy", server_fields, params)
     assert encode(plain, "json").body == client_request(api_server, plain)["body"]

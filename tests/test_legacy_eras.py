@@ -1,5 +1,6 @@
 """Legacy players live in their era: browsers and player versions of their years, and the
 viewers' device clocks in eventTimestamp."""
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,7 @@ from sim.scenario.model import Scenario
 
 
 def legacy(flavor: str, seed: int = 3, sessions: int = 1500, **player) -> tuple:
-    scenario = Scenario.model_validate({"player": {"legacy_flavor": flavor, **player},
-                                        "audience": {"viewers": 600}})
+    scenario = Scenario.model_validate({"player": {"legacy_flavor": flavor, **player}, "audience": {"viewers": 600}})
     chunk = next(iter(generate_sessions([scenario], seed=seed, sessions=sessions)))
     return chunk, beacons(chunk)
 
@@ -29,7 +29,7 @@ def test_kdp_viewers_browse_with_flash_era_browsers():
     uas = set(b.columns["user_agent"].texts(np.arange(len(b))))
     assert 20 <= min(majors(uas, "Chrome")) and max(majors(uas, "Chrome")) <= 53
     assert max(majors(uas, "Firefox"), default=0) <= 50
-    assert [ua for ua in uas if "MSIE" in ua or "Trident" in ua]          # the era's Internet Explorer
+    assert [ua for ua in uas if "MSIE" in ua or "Trident" in ua]  # the era's Internet Explorer
     assert not [ua for ua in uas if "Edg/" in ua]
 
 
@@ -37,7 +37,7 @@ def test_mwembed_viewers_browse_with_2014_to_2020_browsers():
     _, b = legacy("mwembed")
     uas = set(b.columns["user_agent"].texts(np.arange(len(b))))
     assert 38 <= min(majors(uas, "Chrome")) and max(majors(uas, "Chrome")) <= 87
-    assert not [ua for ua in uas if "Edg/" in ua]          # EdgeHTML ("Edge/") and IE 11, not Chromium Edge
+    assert not [ua for ua in uas if "Edg/" in ua]  # EdgeHTML ("Edge/") and IE 11, not Chromium Edge
 
 
 def test_v7_viewers_keep_the_populations_browsers():
@@ -62,7 +62,7 @@ def test_without_a_version_each_site_runs_one_release_of_the_era(flavor):
     tags = np.array(b.columns["clientTag"].texts(np.arange(len(b))), dtype=object)
     pages = chunk.sessions["referrer"][b.session]
     prefix = "kdp:v" if flavor == "kdp" else "kwidget:v"
-    assert {t[len(prefix):] for t in tags} <= set(ERA_VERSIONS[flavor])
+    assert {t[len(prefix) :] for t in tags} <= set(ERA_VERSIONS[flavor])
     assert len(set(tags)) > 3
     for page in np.unique(pages):
         assert len(set(tags[pages == page])) == 1
@@ -86,6 +86,7 @@ def test_has_kanalony_follows_each_sites_mwembed_release():
 
 # --- device clocks ---------------------------------------------------------------------------------
 
+
 def offsets_by_viewer(chunk, b) -> dict[int, set[int]]:
     """{viewer: the offsets of eventTimestamp from the true send time (ms)} of its beacons."""
     true_ms = np.floor(b.send_t * 1000.0 + 0.5).astype(np.int64)
@@ -102,11 +103,11 @@ def test_each_viewers_clock_is_off_by_its_own_amount_in_every_session():
     by_viewer = offsets_by_viewer(chunk, b)
     assert all(len(o) == 1 for o in by_viewer.values())
     sessions_per_viewer = np.bincount(chunk.sessions["viewer"])
-    assert (sessions_per_viewer > 1).sum() > 50          # returning viewers were checked too
+    assert (sessions_per_viewer > 1).sum() > 50  # returning viewers were checked too
     offsets = np.array([o.pop() for o in by_viewer.values()])
-    assert 0.6 < np.mean(np.abs(offsets) < 1000) < 0.8     # most clocks within a second
+    assert 0.6 < np.mean(np.abs(offsets) < 1000) < 0.8  # most clocks within a second
     assert 0.01 < np.mean(np.abs(offsets) > 60_000) < 0.12  # some minutes off
-    assert np.abs(offsets).max() > 3_000_000 or len(offsets) < 200   # a few whole hours
+    assert np.abs(offsets).max() > 3_000_000 or len(offsets) < 200  # a few whole hours
 
 
 def test_clock_offsets_are_the_same_for_the_same_seed_and_differ_for_another():
@@ -123,12 +124,16 @@ def test_true_clocks_when_the_scenario_says_so():
 
 
 def test_kdp_adds_its_time_zone_bug_of_59_ms_per_minute_of_utc_offset():
-    scenario = Scenario.model_validate({"player": {"legacy_flavor": "kdp"}, "audience": {"clock_skew": False},
-                                        "clock": {"timezones": [{"utc_offset": "-05:00", "weight": 1},
-                                                                {"utc_offset": "+01:00", "weight": 1}]}})
+    scenario = Scenario.model_validate(
+        {
+            "player": {"legacy_flavor": "kdp"},
+            "audience": {"clock_skew": False},
+            "clock": {"timezones": [{"utc_offset": "-05:00", "weight": 1}, {"utc_offset": "+01:00", "weight": 1}]},
+        }
+    )
     chunk = next(iter(generate_sessions([scenario], seed=3, sessions=300)))
     b = beacons(chunk)
     true_ms = np.floor(b.send_t * 1000.0 + 0.5).astype(np.int64)
     tz = chunk.sessions["tz_offset_min"][b.session].astype(np.int64)
     assert set(tz.tolist()) == {-300, 60}
-    assert np.array_equal(b.columns["eventTimestamp"] - true_ms, 59 * tz)       # New York: 17.7 s behind
+    assert np.array_equal(b.columns["eventTimestamp"] - true_ms, 59 * tz)  # New York: 17.7 s behind

@@ -1,4 +1,5 @@
 """The legacy stats policy: which beacons KDP, mwEmbed and v7 send for a timeline, and with which fields."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,6 +29,7 @@ def watch_through(duration: float = 100.0) -> Timeline:
 
 # --- sequence rules on every generated session ----------------------------------------------------
 
+
 @pytest.fixture(scope="module", params=FLAVORS)
 def generated_beacons(request):
     chunk = generated(request.param)
@@ -50,6 +52,7 @@ def test_rows_are_grouped_by_session_in_send_order(generated_beacons):
 def test_in_send_order_gives_the_same_rows_sorted_as_the_event_files_sort_them(generated_beacons):
     from sim.generate import send_order
     from sim.protocols.beacons import Strings
+
     _, chunk, grouped = generated_beacons
     sorted_rows = beacons(chunk, with_kava=True, in_send_order=True)
     order = send_order(grouped.send_t, chunk.sessions["session_seq"][grouped.session])
@@ -60,7 +63,7 @@ def test_in_send_order_gives_the_same_rows_sorted_as_the_event_files_sort_them(g
     assert sorted_rows.columns.keys() == grouped.columns.keys()
     for name, col in grouped.columns.items():
         got = sorted_rows.columns[name]
-        if isinstance(col, Strings):   # pools may list entries in another order: compare the texts
+        if isinstance(col, Strings):  # pools may list entries in another order: compare the texts
             assert got.texts(np.arange(len(got))) == col.texts(order), name
         else:
             assert np.array_equal(np.asarray(got), np.asarray(col)[order], equal_nan=True), name
@@ -130,9 +133,9 @@ def test_units_per_flavor(generated_beacons):
         assert np.any(point != np.floor(point))
         assert np.array_equal(duration, true_duration)
     else:
-        assert np.all(point == np.floor(point))        # whole milliseconds
+        assert np.all(point == np.floor(point))  # whole milliseconds
         assert np.all(point <= true_duration * 1000)
-        assert point.max() > true_duration.max()       # clearly not seconds
+        assert point.max() > true_duration.max()  # clearly not seconds
         want = np.floor(true_duration) if flavor == "kdp" else true_duration
         assert np.array_equal(duration, want)
 
@@ -157,6 +160,7 @@ def test_ledger_index_counts_sends_within_a_session(generated_beacons):
 
 
 # --- when each player fires --------------------------------------------------------------------------
+
 
 def test_kdp_sends_play_on_the_first_frame_mwembed_and_v7_on_the_play_request():
     tl = lambda: Timeline().load(0).request(1).playing(4).quit(10)  # noqa: E731
@@ -200,7 +204,7 @@ def test_a_v7_seek_past_50_percent_fires_25_and_50_right_after_the_seek():
     b = beacons(chunk_of([tl], "v7"))
     t = types(b)
     i = t.index(17)
-    assert t[i + 1:i + 3] == [4, 5]
+    assert t[i + 1 : i + 3] == [4, 5]
     assert b.send_t[rows_of(b, 5)[0]] == pytest.approx(START + 12, abs=0.01)
 
 
@@ -225,18 +229,29 @@ def test_the_seek_flag_is_set_after_the_first_reported_seek_except_in_mwembed():
     for flavor, after in (("kdp", True), ("v7", True), ("mwembed", False)):
         b = beacons(chunk_of([tl], flavor))
         seek = rows_of(b, 17)[0]
-        assert not b.columns["seek"][:seek + 1].any()
-        assert b.columns["seek"][seek + 1:].tolist() == [after] * (len(b) - seek - 1)
+        assert not b.columns["seek"][: seek + 1].any()
+        assert b.columns["seek"][seek + 1 :].tolist() == [after] * (len(b) - seek - 1)
 
 
 def test_mwembed_sends_nothing_while_an_ad_plays_and_kdp_sends_the_ad_events():
     def tl():  # fullscreen entered while the pre-roll plays
         pre = AdPosition.PREROLL
-        return (Timeline().load(0).request(1).act(Action.AD_BREAK_START, 1.5, 1, pre)
-                .act(Action.AD_START, 1.5, 30, pre).act(Action.AD_FIRST_QUARTILE, 9, 0, pre)
-                .act(Action.ENTER_FULLSCREEN, 10).act(Action.AD_MIDPOINT, 16.5, 0, pre)
-                .act(Action.AD_THIRD_QUARTILE, 24, 0, pre).act(Action.AD_COMPLETE, 31.5, 0, pre)
-                .act(Action.AD_BREAK_END, 31.5, 0, pre).playing(32).quit(40))
+        return (
+            Timeline()
+            .load(0)
+            .request(1)
+            .act(Action.AD_BREAK_START, 1.5, 1, pre)
+            .act(Action.AD_START, 1.5, 30, pre)
+            .act(Action.AD_FIRST_QUARTILE, 9, 0, pre)
+            .act(Action.ENTER_FULLSCREEN, 10)
+            .act(Action.AD_MIDPOINT, 16.5, 0, pre)
+            .act(Action.AD_THIRD_QUARTILE, 24, 0, pre)
+            .act(Action.AD_COMPLETE, 31.5, 0, pre)
+            .act(Action.AD_BREAK_END, 31.5, 0, pre)
+            .playing(32)
+            .quit(40)
+        )
+
     kdp = types(beacons(chunk_of([tl()], "kdp")))
     mw = types(beacons(chunk_of([tl()], "mwembed")))
     assert kdp == [1, 2, 24, 32, 33, 34, 3]
@@ -244,9 +259,18 @@ def test_mwembed_sends_nothing_while_an_ad_plays_and_kdp_sends_the_ad_events():
 
 
 def test_kdp_maps_midroll_postroll_and_bumpers_to_their_own_ids():
-    tl = (Timeline().load(0).request(1).playing(2).ad_break(50, AdPosition.MIDROLL)
-          .act(Action.BUMPER_START, 80, 5, AdPosition.PREROLL).act(Action.BUMPER_CLICK, 81, 0, AdPosition.PREROLL)
-          .ad_break(90, AdPosition.POSTROLL).act(Action.BUMPER_START, 120, 5, AdPosition.POSTROLL).quit(130))
+    tl = (
+        Timeline()
+        .load(0)
+        .request(1)
+        .playing(2)
+        .ad_break(50, AdPosition.MIDROLL)
+        .act(Action.BUMPER_START, 80, 5, AdPosition.PREROLL)
+        .act(Action.BUMPER_CLICK, 81, 0, AdPosition.PREROLL)
+        .ad_break(90, AdPosition.POSTROLL)
+        .act(Action.BUMPER_START, 120, 5, AdPosition.POSTROLL)
+        .quit(130)
+    )
     t = [x for x in types(beacons(chunk_of([tl], "kdp"))) if x in AD_EVENTS]
     assert t == [25, 35, 36, 37, 21, 23, 26, 38, 39, 40, 22]
 
@@ -264,6 +288,7 @@ def test_two_sends_in_the_same_millisecond_go_out_one_millisecond_apart():
 
 
 # --- fields per flavor -------------------------------------------------------------------------------
+
 
 def test_kdp_fields():
     b = beacon_at(beacons(chunk_of([watch_through()], "kdp", version="3.5.7.1")), 0)
@@ -322,8 +347,10 @@ def test_a_session_id_spells_its_random_bytes_in_hex_high_digit_first():
         h = raw.hex()
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
-    assert ids == [guid(random_bytes[0, :16].tobytes()).upper(),
-                   guid(random_bytes[1, :16].tobytes()) + ":" + guid(random_bytes[1, 16:].tobytes())]
+    assert ids == [
+        guid(random_bytes[0, :16].tobytes()).upper(),
+        guid(random_bytes[1, :16].tobytes()) + ":" + guid(random_bytes[1, 16:].tobytes()),
+    ]
 
 
 def test_anonymous_viewers_send_no_user_id():

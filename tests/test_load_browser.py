@@ -1,6 +1,7 @@
 """Live load as a browser sends it: real CORS preflights (OPTIONS) with their own statistics row,
 the browser's headers on the wire, same-millisecond bursts sent concurrently. A recording proxy
 on 127.0.0.1 sits in front of a real collector and sees every request as it arrives."""
+
 from __future__ import annotations
 
 import http.client
@@ -45,8 +46,12 @@ class RecordingProxy:
                     status, headers, answer = 404, [], b"no"
                 else:
                     conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                    conn.request(self.command, self.path, body=body or None,
-                                 headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+                    conn.request(
+                        self.command,
+                        self.path,
+                        body=body or None,
+                        headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+                    )
                     reply = conn.getresponse()
                     status, headers, answer = reply.status, reply.getheaders(), reply.read()
                     conn.close()
@@ -61,7 +66,7 @@ class RecordingProxy:
             do_GET = do_POST = do_OPTIONS = _any
 
         class Server(ThreadingHTTPServer):
-            request_queue_size = 256     # a burst opens many connections at once
+            request_queue_size = 256  # a burst opens many connections at once
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -88,25 +93,40 @@ class FakeEvents:
         self.request = Recorded()
 
 
-def run_sender(target: str, tmp_path: Path, *, protocol: str = "both", seconds: float = 4.0, scale: float = 20.0,
-               rate: float = 15.0, concurrency: int = 16, flavor: str | None = None):
+def run_sender(
+    target: str,
+    tmp_path: Path,
+    *,
+    protocol: str = "both",
+    seconds: float = 4.0,
+    scale: float = 20.0,
+    rate: float = 15.0,
+    concurrency: int = 16,
+    flavor: str | None = None,
+):
     import gevent
 
     from sim.load.schedule import OpenArrivals, Schedule, Timebase, protocol_adapters, session_stream
     from sim.load.sender import Ledger, Sender
     from sim.scenario.loader import load
+
     components = load(ROOT / "scenarios" / "typical-vod.yaml")
     if flavor is not None:
         for c in components:
             c.scenario = c.scenario.model_copy(
-                update={"player": c.scenario.player.model_copy(update={"legacy_flavor": flavor})})
+                update={"player": c.scenario.player.model_copy(update={"legacy_flavor": flavor})}
+            )
     t0 = time.time() + 0.3
-    schedule = Schedule(session_stream(components, 9, chunk_size=32), OpenArrivals(rate, np.random.default_rng(3), t0),
-                        Timebase(t0, scale), protocol_adapters(protocol), target=target)
+    schedule = Schedule(
+        session_stream(components, 9, chunk_size=32),
+        OpenArrivals(rate, np.random.default_rng(3), t0),
+        Timebase(t0, scale),
+        protocol_adapters(protocol),
+        target=target,
+    )
     schedule.refill(t0)
     events = FakeEvents()
-    sender = Sender(schedule, target, events=events, ledger=Ledger(tmp_path / "ledger.jsonl"),
-                    concurrency=concurrency)
+    sender = Sender(schedule, target, events=events, ledger=Ledger(tmp_path / "ledger.jsonl"), concurrency=concurrency)
     loop = gevent.spawn(sender.run)
     gevent.sleep(seconds)
     sender.stop()
@@ -123,7 +143,7 @@ def browsed(tmp_path_factory):
     with running_collector(tmp / "store.duckdb") as collector:
         proxy = RecordingProxy(collector.url)
         try:
-            sender, fired = run_sender(proxy.url, tmp, flavor="v7")     # today's browsers for both plugins
+            sender, fired = run_sender(proxy.url, tmp, flavor="v7")  # today's browsers for both plugins
         finally:
             proxy.close()
         assert collector.stop() == 0
@@ -158,6 +178,7 @@ def test_preflights_have_a_statistics_row_of_their_own(browsed):
 
 def test_beacons_arrive_with_origin_the_pages_origin_as_referer_and_no_cookie(browsed):
     from sim.protocols.browser import browser_of
+
     _, _, seen, _ = browsed
     beacons = [(method, dict(headers)) for _, method, _, headers in seen if method in ("GET", "POST")]
     assert {m for m, _ in beacons} == {"GET", "POST"}
@@ -175,18 +196,38 @@ def test_beacons_arrive_with_origin_the_pages_origin_as_referer_and_no_cookie(br
 
 def test_a_chrome_post_goes_on_the_wire_in_chromiums_header_order(browsed):
     _, _, seen, _ = browsed
-    chrome = [[k for k, _ in headers] for _, method, _, headers in seen
-              if method == "POST" and "sec-ch-ua" in dict(headers) and "Referer" in dict(headers)]
+    chrome = [
+        [k for k, _ in headers]
+        for _, method, _, headers in seen
+        if method == "POST" and "sec-ch-ua" in dict(headers) and "Referer" in dict(headers)
+    ]
     assert chrome
-    assert chrome[0] == ["Host", "Connection", "Content-Length", "sec-ch-ua-platform", "User-Agent", "sec-ch-ua",
-                         "Content-Type", "sec-ch-ua-mobile", "Accept", "Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode",
-                         "Sec-Fetch-Dest", "Referer", "Accept-Encoding", "Accept-Language", "X-Forwarded-For"]
+    assert chrome[0] == [
+        "Host",
+        "Connection",
+        "Content-Length",
+        "sec-ch-ua-platform",
+        "User-Agent",
+        "sec-ch-ua",
+        "Content-Type",
+        "sec-ch-ua-mobile",
+        "Accept",
+        "Origin",
+        "Sec-Fetch-Site",
+        "Sec-Fetch-Mode",
+        "Sec-Fetch-Dest",
+        "Referer",
+        "Accept-Encoding",
+        "Accept-Language",
+        "X-Forwarded-For",
+    ]
 
 
 def test_the_ledger_holds_the_beacons_only_and_reconciles(browsed):
     import orjson
 
     from sim.metrics.reconcile import reconcile
+
     sender, _, _, tmp = browsed
     lines = [orjson.loads(line) for line in (tmp / "ledger.jsonl").read_bytes().splitlines()]
     assert len(lines) == sender.sent > 50 and not [line for line in lines if line["method"] == "OPTIONS"]
@@ -196,13 +237,14 @@ def test_the_ledger_holds_the_beacons_only_and_reconciles(browsed):
 
 def test_a_refused_preflight_stops_the_beacon_as_a_browser_does(tmp_path):
     import orjson
+
     with running_collector(tmp_path / "store.duckdb") as collector:
         proxy = RecordingProxy(collector.url, refuse_preflights=True)
         try:
             sender, fired = run_sender(proxy.url, tmp_path, protocol="kava", seconds=2.5)
         finally:
             proxy.close()
-    assert not [1 for _, method, _, _ in proxy.seen if method == "POST"]      # no POST got through
+    assert not [1 for _, method, _, _ in proxy.seen if method == "POST"]  # no POST got through
     lines = [orjson.loads(line) for line in (tmp_path / "ledger.jsonl").read_bytes().splitlines()]
     assert lines and all(line["error"] == "CORS preflight: HTTP 404" for line in lines)
     assert sender.failures == {"CORS preflight: HTTP 404": len(lines)}
@@ -211,12 +253,14 @@ def test_a_refused_preflight_stops_the_beacon_as_a_browser_does(tmp_path):
 
 def test_a_same_millisecond_burst_goes_out_at_once_and_may_arrive_out_of_order(tmp_path):
     import re
+
     # every answer takes 0.4 s: sent one after another, a burst's requests would arrive 0.4 s apart
     with running_collector(tmp_path / "store.duckdb") as collector:
         proxy = RecordingProxy(collector.url, delay=0.4)
         try:
-            sender, _ = run_sender(proxy.url, tmp_path, protocol="kava", seconds=4.0, scale=5.0, rate=12.0,
-                                   concurrency=256)   # room for every send in flight
+            sender, _ = run_sender(
+                proxy.url, tmp_path, protocol="kava", seconds=4.0, scale=5.0, rate=12.0, concurrency=256
+            )  # room for every send in flight
         finally:
             proxy.close()
     posts: dict[str, list[tuple[float, int]]] = {}

@@ -2,6 +2,7 @@
 commands (as on separate machines) against a real collector. The run ends by itself when its
 shape is over, the workers' ledgers become the one ledger the master was given, no session is
 sent by two workers, and the reconciliation finds nothing lost or duplicated."""
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ SHAPE = """stages:
   - ramp:   {to: 0, over: 2s}
 graceful_stop: 1s
 """
-ASKED = 30 + 180 + 30          # sessions the shape asks for, over both workers
+ASKED = 30 + 180 + 30  # sessions the shape asks for, over both workers
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,7 @@ def distributed_run(tmp_path_factory):
     """Master and two workers against a collector; returns the folder, the master's exit status
     and the collector's store once everything has exited."""
     from sim.load.plan import add_arguments, prepare_inputs
+
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     # compile (or load from numba's cache) the policies, so the workers start sending at once
@@ -41,10 +43,34 @@ def distributed_run(tmp_path_factory):
     store = tmp / "collector.duckdb"
     collector, url = start_collector(store, tmp / "collector.log")
     port = free_port()
-    master_cmd = [*LOCUST, "--master", "--headless", "--only-summary", "--expect-workers", "2",
-                  "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port), "-u", "2", "-r", "2",
-                  "--host", url, "--protocol", "kava", "--shape", str(tmp / "shape.yaml"), "--time-scale", "20",
-                  "--ledger", str(tmp / "ledger.jsonl"), "--summary-json", str(tmp / "summary.json")]
+    master_cmd = [
+        *LOCUST,
+        "--master",
+        "--headless",
+        "--only-summary",
+        "--expect-workers",
+        "2",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        str(port),
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "--host",
+        url,
+        "--protocol",
+        "kava",
+        "--shape",
+        str(tmp / "shape.yaml"),
+        "--time-scale",
+        "20",
+        "--ledger",
+        str(tmp / "ledger.jsonl"),
+        "--summary-json",
+        str(tmp / "summary.json"),
+    ]
     worker_cmd = [*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
     procs = []
     try:
@@ -54,7 +80,7 @@ def distributed_run(tmp_path_factory):
         for i in range(2):
             with open(tmp / f"worker{i}.log", "wb") as log:
                 procs.append(subprocess.Popen(worker_cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
-        code = master.wait(timeout=120)            # no -t: the shape ends the run
+        code = master.wait(timeout=120)  # no -t: the shape ends the run
         worker_codes = [p.wait(timeout=30) for p in procs[1:]]
     finally:
         for p in procs:
@@ -67,8 +93,10 @@ def distributed_run(tmp_path_factory):
 
 def ledger_beacons(path: Path) -> list[tuple[str, str]]:
     """(KAVA sessionId, eventIndex) of every send: a ledger key starts `guid:guid:eventIndex`."""
-    return [tuple(key.rsplit(":", 1)) for key in
-            (":".join(orjson.loads(line)["key"].split(":")[:3]) for line in path.read_bytes().splitlines())]
+    return [
+        tuple(key.rsplit(":", 1))
+        for key in (":".join(orjson.loads(line)["key"].split(":")[:3]) for line in path.read_bytes().splitlines())
+    ]
 
 
 def test_the_master_ends_the_run_when_every_worker_s_shape_is_over(distributed_run):
@@ -77,7 +105,7 @@ def test_the_master_ends_the_run_when_every_worker_s_shape_is_over(distributed_r
     assert worker_codes == [0, 0]
     summary = orjson.loads((tmp / "summary.json").read_bytes())
     assert summary["workers"] == 2
-    assert 10.0 <= summary["run_seconds"] <= 12.0     # the shape's 10 s and at most its 1 s grace
+    assert 10.0 <= summary["run_seconds"] <= 12.0  # the shape's 10 s and at most its 1 s grace
 
 
 def test_the_workers_ledgers_are_merged_into_the_one_the_master_was_given(distributed_run):
@@ -100,11 +128,12 @@ def test_the_workers_share_the_shape_s_sessions_between_them(distributed_run):
     tmp, *_ = distributed_run
     summary = orjson.loads((tmp / "summary.json").read_bytes())
     started = summary["sessions"]["started"]
-    assert abs(started - ASKED) < 4.5 * ASKED ** 0.5, started      # not twice the shape
+    assert abs(started - ASKED) < 4.5 * ASKED**0.5, started  # not twice the shape
 
 
 def test_the_distributed_run_loses_and_duplicates_nothing(distributed_run):
     from sim.metrics.reconcile import reconcile
+
     tmp, _, _, store = distributed_run
     summary = orjson.loads((tmp / "summary.json").read_bytes())
     totals = reconcile(str(tmp / "ledger.jsonl"), str(store)).totals

@@ -1,5 +1,6 @@
 """Live load end to end: headless Locust runs against a real collector on 127.0.0.1, then
 the ledger is reconciled against the collector's store."""
+
 from __future__ import annotations
 
 import socket
@@ -15,12 +16,32 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "locustfile.py"
 
 
-def run_load(tmp_path: Path, host: str, *, seconds: float = 5, rate: float = 15, scale: float = 20,
-             protocol: str = "legacy", processes: int = 1, users: int = 1, extra: list[str] = ()) -> dict:
+def run_load(
+    tmp_path: Path,
+    host: str,
+    *,
+    seconds: float = 5,
+    rate: float = 15,
+    scale: float = 20,
+    protocol: str = "legacy",
+    processes: int = 1,
+    users: int = 1,
+    extra: list[str] = (),
+) -> dict:
     """A headless run; returns its summary (the ledger is tmp_path/ledger.jsonl)."""
-    cmd = locust_command(LOCUSTFILE, host, tmp_path / "ledger.jsonl", tmp_path / "summary.json",
-                         run_time=seconds, session_rate=rate, time_scale=scale, protocol=protocol,
-                         users=users, processes=processes, extra=list(extra))
+    cmd = locust_command(
+        LOCUSTFILE,
+        host,
+        tmp_path / "ledger.jsonl",
+        tmp_path / "summary.json",
+        run_time=seconds,
+        session_rate=rate,
+        time_scale=scale,
+        protocol=protocol,
+        users=users,
+        processes=processes,
+        extra=list(extra),
+    )
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120)
     assert (tmp_path / "summary.json").exists(), done.stderr.decode()[-3000:]
     return orjson.loads((tmp_path / "summary.json").read_bytes())
@@ -32,6 +53,7 @@ def ledger_lines(*paths: Path) -> list[dict]:
 
 def reconcile(ledger: str, store: Path) -> dict:
     from sim.metrics.reconcile import reconcile as run
+
     return run(ledger, str(store)).totals
 
 
@@ -51,10 +73,13 @@ def compiled_policies():
     import argparse
 
     from sim.load.plan import add_arguments, prepare_inputs
+
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     for protocol in ("legacy", "kava", "both"):
-        prepare_inputs(parser.parse_args(["--protocol", protocol, "--scenario", str(ROOT / "scenarios/default-mix.yaml")]))
+        prepare_inputs(
+            parser.parse_args(["--protocol", protocol, "--scenario", str(ROOT / "scenarios/default-mix.yaml")])
+        )
 
 
 @pytest.fixture
@@ -77,9 +102,9 @@ def test_two_processes_ledgers_are_merged_into_one_and_nothing_is_lost(tmp_path,
     summary = run_load(tmp_path, collector.url, processes=2, users=2, seconds=15)
     collector.stop()
     assert summary["workers"] >= 2
-    assert not list(tmp_path.glob("ledger.w*.jsonl"))          # the workers' parts became the ledger
+    assert not list(tmp_path.glob("ledger.w*.jsonl"))  # the workers' parts became the ledger
     keys = [line["key"] for line in ledger_lines(tmp_path / "ledger.jsonl")]
-    assert len(keys) == len(set(keys)) == summary["sent"] > 0   # disjoint session partitions
+    assert len(keys) == len(set(keys)) == summary["sent"] > 0  # disjoint session partitions
     totals = reconcile(str(tmp_path / "ledger.jsonl"), collector.store)
     assert totals["sent"] == summary["sent"]
     assert totals["lost"] == 0 and totals["duplicated"] == 0
@@ -122,7 +147,7 @@ def test_kava_sessions_stop_views_when_the_server_says_so(tmp_path):
     urls = [line["url"] for line in ledger_lines(tmp_path / "ledger.jsonl")]
     assert summary["views_suppressed"] > 0
     assert not [u for u in urls if "eventType=99&" in u]
-    assert [u for u in urls if "eventType=3&" in u]      # the sessions themselves played on
+    assert [u for u in urls if "eventType=3&" in u]  # the sessions themselves played on
 
 
 def test_kava_beacons_carry_the_first_answer_time_as_session_start(tmp_path, collector):
@@ -135,7 +160,7 @@ def test_kava_beacons_carry_the_first_answer_time_as_session_start(tmp_path, col
     for lines in by_session.values():
         lines.sort(key=lambda x: x["ts"])
         assert "sessionStartTime" not in orjson.loads(lines[0]["body"])
-        asked = []          # send times of beacons the player sent without a sessionStartTime
+        asked = []  # send times of beacons the player sent without a sessionStartTime
         for line in lines:
             body = orjson.loads(line["body"])
             if "sessionStartTime" not in body:

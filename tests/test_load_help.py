@@ -1,5 +1,6 @@
 """The load options' help: sentence case like the rest of the CLI, and the README's table says
 what `--help` and the web UI say."""
+
 from __future__ import annotations
 
 import argparse

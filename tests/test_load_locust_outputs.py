@@ -1,6 +1,7 @@
 """Locust's own outputs and configuration work with player-sim's locustfile: --csv, --html,
 --json, exit codes, locust.conf and [tool.locust] in pyproject.toml, all against a real
 collector on 127.0.0.1."""
+
 from __future__ import annotations
 
 import csv
@@ -27,9 +28,35 @@ def collector(tmp_path_factory):
 def reported(tmp_path_factory, collector):
     """One healthy legacy run writing Locust's CSV, HTML and JSON reports."""
     out = tmp_path_factory.mktemp("reports")
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", "1", "-r", "1", "-t", "5s",
-           "--host", collector.url, "--scenario", str(SCENARIO), "--protocol", "legacy", "--session-rate", "15",
-           "--time-scale", "20", "--csv", str(out / "run"), "--html", str(out / "report.html"), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-t",
+        "5s",
+        "--host",
+        collector.url,
+        "--scenario",
+        str(SCENARIO),
+        "--protocol",
+        "legacy",
+        "--session-rate",
+        "15",
+        "--time-scale",
+        "20",
+        "--csv",
+        str(out / "run"),
+        "--html",
+        str(out / "report.html"),
+        "--json",
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120)
     return out, done
 
@@ -50,7 +77,7 @@ def test_html_report_lists_the_beacon_types(reported):
 
 def test_json_output_holds_the_per_type_statistics(reported):
     _, done = reported
-    stats = orjson.loads(done.stdout[done.stdout.index(b"["):])
+    stats = orjson.loads(done.stdout[done.stdout.index(b"[") :])
     by_name = {s["name"]: s for s in stats}
     assert by_name["legacy 3 PLAY"]["num_requests"] > 0
     assert all(s["method"] == "GET" for s in stats)
@@ -63,9 +90,31 @@ def test_a_healthy_run_exits_0(reported):
 def test_a_run_with_failed_sends_exits_1_as_locust_does(tmp_path):
     faulty = Collector(tmp_path, "--fail-rate", "0.3")
     try:
-        cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary", "-u", "1",
-               "-r", "1", "-t", "4s", "--host", faulty.url, "--scenario", str(SCENARIO), "--protocol", "legacy",
-               "--session-rate", "15", "--time-scale", "20"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOCUSTFILE),
+            "--headless",
+            "--only-summary",
+            "-u",
+            "1",
+            "-r",
+            "1",
+            "-t",
+            "4s",
+            "--host",
+            faulty.url,
+            "--scenario",
+            str(SCENARIO),
+            "--protocol",
+            "legacy",
+            "--session-rate",
+            "15",
+            "--time-scale",
+            "20",
+        ]
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120)
     finally:
         faulty.stop()
@@ -78,14 +127,24 @@ def _run_in(folder: Path) -> subprocess.CompletedProcess:
 
 
 def _settings(collector: Collector, folder: Path, protocol: str) -> dict[str, str]:
-    return {"locustfile": str(LOCUSTFILE), "headless": "true", "users": "1", "spawn-rate": "1", "run-time": "4s",
-            "host": collector.url, "scenario": str(SCENARIO), "protocol": protocol, "session-rate": "15",
-            "time-scale": "20", "ledger": str(folder / "ledger.jsonl")}
+    return {
+        "locustfile": str(LOCUSTFILE),
+        "headless": "true",
+        "users": "1",
+        "spawn-rate": "1",
+        "run-time": "4s",
+        "host": collector.url,
+        "scenario": str(SCENARIO),
+        "protocol": protocol,
+        "session-rate": "15",
+        "time-scale": "20",
+        "ledger": str(folder / "ledger.jsonl"),
+    }
 
 
 def test_project_options_are_read_from_locust_conf_in_any_folder(tmp_path, collector):
     settings = _settings(collector, tmp_path, "kava")
-    del settings["scenario"]     # the bundled mix, found from a folder that has no scenarios/
+    del settings["scenario"]  # the bundled mix, found from a folder that has no scenarios/
     (tmp_path / "locust.conf").write_text("".join(f"{k} = {v}\n" for k, v in settings.items()))
     done = _run_in(tmp_path)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
@@ -95,7 +154,7 @@ def test_project_options_are_read_from_locust_conf_in_any_folder(tmp_path, colle
 
 def test_project_options_are_read_from_tool_locust_in_pyproject(tmp_path, collector):
     settings = _settings(collector, tmp_path, "legacy")
-    body = "".join(f'{k} = {v}\n' if v == "true" or v.isdigit() else f'{k} = "{v}"\n' for k, v in settings.items())
+    body = "".join(f"{k} = {v}\n" if v == "true" or v.isdigit() else f'{k} = "{v}"\n' for k, v in settings.items())
     (tmp_path / "pyproject.toml").write_text("[tool.locust]\n" + body)
     done = _run_in(tmp_path)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
@@ -106,8 +165,20 @@ def test_project_options_are_read_from_tool_locust_in_pyproject(tmp_path, collec
 def test_a_bad_option_exits_2_with_its_location_said_once_and_no_traceback(tmp_path, collector):
     shape = tmp_path / "shape.yaml"
     shape.write_text("stages:\n  - ramp: {to: 50, ovr: 2m}\n")
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-t", "3s", "--host", collector.url,
-           "--shape", str(shape)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "-t",
+        "3s",
+        "--host",
+        collector.url,
+        "--shape",
+        str(shape),
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120)
     said = (done.stdout + done.stderr).decode()
     assert done.returncode == 2

@@ -1,4 +1,5 @@
 """The live-load schedule: workload models, time scaling, lateness figures, ledger, safety."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,7 @@ def options(*argv: str) -> argparse.Namespace:
 
 
 # --- workload models -----------------------------------------------------------------------
+
 
 def test_open_model_arrivals_keep_the_target_rate_within_two_percent():
     rng = np.random.default_rng(3)
@@ -46,9 +48,10 @@ def test_closed_model_never_has_more_sessions_running_than_viewers():
     arrivals = ClosedArrivals(viewers, rng, start=0.0, idle_gap=2.0, ramp_up=5.0)
     lengths = rng.uniform(1, 60, 5000)
     starts = arrivals.assign(lengths)
-    events = np.concatenate([np.stack([starts, np.ones(len(starts))], 1),
-                             np.stack([starts + lengths, -np.ones(len(starts))], 1)])
-    events = events[np.lexsort((events[:, 1], events[:, 0]))]   # an end before a start at the same time
+    events = np.concatenate(
+        [np.stack([starts, np.ones(len(starts))], 1), np.stack([starts + lengths, -np.ones(len(starts))], 1)]
+    )
+    events = events[np.lexsort((events[:, 1], events[:, 0]))]  # an end before a start at the same time
     running = np.cumsum(events[:, 1])
     assert running.max() == viewers
 
@@ -86,13 +89,19 @@ def test_each_worker_and_epoch_of_the_endless_stream_has_its_own_seed():
 
 # --- rows of a beacon chunk ----------------------------------------------------------------
 
+
 def test_taking_rows_keeps_every_column_aligned():
     chunk = BeaconChunk(
         protocol="kava",
-        columns={"eventType": np.array([1, 2, 3, 99]), "entryId": Strings(np.array([0, 1, 0, -1], np.int32), np.array(["a", "b"], object))},
-        session=np.array([0, 0, 1, 1], np.int32), send_t=np.array([1.0, 2.0, 3.0, 4.0]),
+        columns={
+            "eventType": np.array([1, 2, 3, 99]),
+            "entryId": Strings(np.array([0, 1, 0, -1], np.int32), np.array(["a", "b"], object)),
+        },
+        session=np.array([0, 0, 1, 1], np.int32),
+        send_t=np.array([1.0, 2.0, 3.0, 4.0]),
         ledger_session=Strings(np.array([0, 0, 1, 1], np.int32), np.array(["s0", "s1"], object)),
-        ledger_index=np.array([1, 2, 1, 2], np.int64))
+        ledger_index=np.array([1, 2, 1, 2], np.int64),
+    )
     part = take_rows(chunk, np.array([3, 1]))
     assert part.columns["eventType"].tolist() == [99, 2]
     assert [part.columns["entryId"].get(i) for i in range(2)] == [None, "b"]
@@ -103,9 +112,10 @@ def test_taking_rows_keeps_every_column_aligned():
 
 # --- lateness and the ledger ---------------------------------------------------------------
 
+
 def test_lateness_quantiles_come_from_millisecond_buckets():
     hist = LatenessHistogram()
-    for ms in range(1, 1001):          # 1 ms .. 1000 ms
+    for ms in range(1, 1001):  # 1 ms .. 1000 ms
         hist.add(ms / 1000.0 - 0.0005)
     assert hist.quantile(0.5) == pytest.approx(0.500, abs=0.002)
     assert hist.quantile(0.99) == pytest.approx(0.990, abs=0.002)
@@ -131,17 +141,28 @@ def test_merged_histograms_add_counts_and_keep_the_larger_maximum():
 def test_ledger_appears_only_when_closed(tmp_path):
     from sim.load.schedule import Outgoing
     from sim.protocols.beacons import WireRequest
+
     path = tmp_path / "ledger.jsonl"
     ledger = Ledger(path)
-    out = Outgoing("kava 3 PLAY", "kava", WireRequest("POST", "/api_v3/index.php?x=1", {"A": "b"}, b'{"a":1}'), "s:1", 0)
+    out = Outgoing(
+        "kava 3 PLAY", "kava", WireRequest("POST", "/api_v3/index.php?x=1", {"A": "b"}, b'{"a":1}'), "s:1", 0
+    )
     ledger.write(1.5, out, None)
     ledger.write(2.5, out, "HTTP 503")
     assert not path.exists()
     ledger.close()
     import orjson
+
     lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
-    assert lines[0] == {"ts": 1.5, "method": "POST", "url": "/api_v3/index.php?x=1", "headers": {"A": "b"},
-                        "body": '{"a":1}', "protocol": "kava", "key": "s:1"}
+    assert lines[0] == {
+        "ts": 1.5,
+        "method": "POST",
+        "url": "/api_v3/index.php?x=1",
+        "headers": {"A": "b"},
+        "body": '{"a":1}',
+        "protocol": "kava",
+        "key": "s:1",
+    }
     assert lines[1]["failed"] is True and lines[1]["error"] == "HTTP 503"
     assert list(tmp_path.iterdir()) == [path]
 
@@ -160,8 +181,13 @@ def test_each_worker_writes_its_own_ledger():
 
 # --- options and safety --------------------------------------------------------------------
 
+
 def test_scenarios_take_optional_weights():
-    assert scenario_specs(["a.yaml", "b.yaml:3", "c:\\x.yaml"]) == [("a.yaml", 1.0), ("b.yaml", 3.0), ("c:\\x.yaml", 1.0)]
+    assert scenario_specs(["a.yaml", "b.yaml:3", "c:\\x.yaml"]) == [
+        ("a.yaml", 1.0),
+        ("b.yaml", 3.0),
+        ("c:\\x.yaml", 1.0),
+    ]
     with pytest.raises(OptionError, match="weight"):
         scenario_specs(["a.yaml:0"])
 
@@ -174,15 +200,18 @@ def test_kaltura_hosts_are_recognised():
     assert not is_kaltura_host("https://notkaltura.com")
 
 
-@pytest.mark.parametrize("host", [
-    "https://stats\uff0ekaltura\uff0ecom",          # fullwidth full stops
-    "https://stats\u3002kaltura\u3002com",          # ideographic full stops
-    "https://stats.kal\u00adtura.com",              # soft hyphen
-    "https://stats.kal\u200btura.com/api_v3",       # zero-width space
-    "https://\uff4b\uff41\uff4c\uff54\uff55\uff52\uff41.com",  # fullwidth letters
-    "http://STATS.KALTURA.COM.:80",                 # upper case, trailing dot
-    "http://stats%2ekaltura.com",                   # percent-escaped dot
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "https://stats\uff0ekaltura\uff0ecom",  # fullwidth full stops
+        "https://stats\u3002kaltura\u3002com",  # ideographic full stops
+        "https://stats.kal\u00adtura.com",  # soft hyphen
+        "https://stats.kal\u200btura.com/api_v3",  # zero-width space
+        "https://\uff4b\uff41\uff4c\uff54\uff55\uff52\uff41.com",  # fullwidth letters
+        "http://STATS.KALTURA.COM.:80",  # upper case, trailing dot
+        "http://stats%2ekaltura.com",  # percent-escaped dot
+    ],
+)
 def test_the_kaltura_rail_compares_names_as_the_resolver_sees_them(host):
     assert is_kaltura_host(host)
     with pytest.raises(OptionError, match="--i-mean-kaltura"):
@@ -208,13 +237,17 @@ def test_kaltura_rate_is_capped_unless_raised():
     opts = options("--i-mean-kaltura", "--partner-id", "123", "--session-rate", "50")
     with pytest.raises(OptionError, match="--max-rate"):
         check_options(opts, "https://analytics.kaltura.com")
-    check_options(options("--i-mean-kaltura", "--partner-id", "123", "--session-rate", "50", "--max-rate", "60"),
-                  "https://analytics.kaltura.com")
+    check_options(
+        options("--i-mean-kaltura", "--partner-id", "123", "--session-rate", "50", "--max-rate", "60"),
+        "https://analytics.kaltura.com",
+    )
 
 
 def test_kaltura_is_never_time_scaled():
     with pytest.raises(OptionError, match="--time-scale"):
-        check_options(options("--i-mean-kaltura", "--partner-id", "1", "--time-scale", "10"), "https://stats.kaltura.com")
+        check_options(
+            options("--i-mean-kaltura", "--partner-id", "1", "--time-scale", "10"), "https://stats.kaltura.com"
+        )
 
 
 def test_the_local_collector_needs_no_consent():
@@ -230,24 +263,33 @@ def test_bad_values_name_their_option():
 
 # --- the schedule over real sessions and beacons -------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def components():
     from pathlib import Path
 
     from sim.scenario.loader import load
+
     return load(Path(__file__).resolve().parents[1] / "scenarios" / "typical-vod.yaml")
 
 
 def make_schedule(components, protocol: str, *, rate: float = 50.0, scale: float = 20.0, drop_after=None):
     from sim.load.schedule import Schedule, protocol_adapters, session_stream
+
     t0 = 1_000_000.0
-    return Schedule(session_stream(components, 3, chunk_size=64), OpenArrivals(rate, np.random.default_rng(1), t0),
-                    Timebase(t0, scale), protocol_adapters(protocol), drop_after=drop_after)
+    return Schedule(
+        session_stream(components, 3, chunk_size=64),
+        OpenArrivals(rate, np.random.default_rng(1), t0),
+        Timebase(t0, scale),
+        protocol_adapters(protocol),
+        drop_after=drop_after,
+    )
 
 
 def test_every_scheduled_beacon_is_handed_out_once_in_time_order_across_compactions(components, monkeypatch):
     from sim.load.schedule import BeaconQueue
-    monkeypatch.setattr(BeaconQueue, "COMPACT_MIN", 16)        # compact often
+
+    monkeypatch.setattr(BeaconQueue, "COMPACT_MIN", 16)  # compact often
     schedule = make_schedule(components, "legacy")
     schedule.refill(1_000_000.0 + 30.0, budget=4)
     expected = sorted(q.codec.ledger_key(q.codec.beacon_at(q.chunk, i)) for q in schedule.queues for i in range(len(q)))
@@ -280,7 +322,7 @@ def test_late_sends_of_a_started_session_still_go_out(components):
     schedule.refill(1_000_000.0, budget=1)
     due = schedule.pop_due(1_000_000.0 + 10_000.0)
     t, queue, row = due[0]
-    assert queue.render(row, late=0.0) is not None          # the session started on time
+    assert queue.render(row, late=0.0) is not None  # the session started on time
     later = [r for _, q, r in due[1:] if q.chunk.session[r] == queue.chunk.session[row]]
     assert later and all(queue.render(r, late=60.0) is not None for r in later)
 
@@ -305,8 +347,9 @@ def test_kava_first_answer_time_becomes_session_start_time_of_later_beacons(comp
     queue.on_response(first, b'{"time": 1234567.891, "viewEventsEnabled": true}')
     later = [queue.render(r, late=0.0) for r in rows[1:4]]
     import orjson
+
     stamps = [orjson.loads(o.request.body).get("sessionStartTime") for o in later if o is not None]
-    assert 1234567.891 in stamps          # the server's float time, echoed as given
+    assert 1234567.891 in stamps  # the server's float time, echoed as given
 
 
 def test_kava_view_events_disabled_stops_that_sessions_views(components):
@@ -322,6 +365,7 @@ def test_wire_faults_get_stable_names():
     import errno as e
 
     from sim.load.sender import BadResponse, failure_kind
+
     assert failure_kind(ConnectionRefusedError(e.ECONNREFUSED, "refused")) == "connection refused"
     assert failure_kind(TimeoutError("timed out")) == "timeout"
     assert failure_kind(ConnectionResetError(e.ECONNRESET, "reset by peer")) == "connection reset"
@@ -333,6 +377,7 @@ def test_wire_faults_get_stable_names():
 def test_split_chunks_keep_sessions_and_actions_together(components):
     from sim.load.schedule import split_chunk
     from sim.player.model import generate_sessions
+
     chunk = next(generate_sessions(components, 5, sessions=700, days=1, chunk_size=700))
     pieces = list(split_chunk(chunk, 128))
     assert [p.n_sessions for p in pieces[:-1]] == [128] * (len(pieces) - 1)
@@ -342,6 +387,6 @@ def test_split_chunks_keep_sessions_and_actions_together(components):
         assert p.sessions["first_action"][0] == 0
         for i in (0, p.n_sessions - 1):
             acts = p.actions_of(i)
-            assert (acts["session"] == i).all() and acts["kind"][-1] == 25   # ends with QUIT
+            assert (acts["session"] == i).all() and acts["kind"][-1] == 25  # ends with QUIT
     np.testing.assert_array_equal(np.concatenate([p.actions["t"] for p in pieces]), chunk.actions["t"])
     assert len({p.seed.spawn_key for p in pieces}) == len(pieces)

@@ -1,5 +1,6 @@
 """Load shapes: the stage file and its located errors, the level over time, the shaped open and
 closed arrival processes (offline), and one headless Locust run that stops when its shape ends."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,15 @@ import orjson
 import pytest
 
 from sim.load.plan import OptionError, add_arguments, check_options
-from sim.load.shapes import (ShapedClosedArrivals, ShapedOpenArrivals, Shape, Stage, daily_levels, load_shape,
-                             parse_duration)
+from sim.load.shapes import (
+    Shape,
+    ShapedClosedArrivals,
+    ShapedOpenArrivals,
+    Stage,
+    daily_levels,
+    load_shape,
+    parse_duration,
+)
 from sim.scenario.errors import ScenarioError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +47,7 @@ def options(*argv: str) -> argparse.Namespace:
 
 # --- the file -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", sorted((ROOT / "shapes").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_bundled_shape_file_loads(path):
     shape = load_shape(path)
@@ -52,20 +61,34 @@ def test_the_bundled_ramp_steady_spike_shape_lasts_its_stages():
     assert shape.peak == 200 and shape.graceful_stop == 30
 
 
-@pytest.mark.parametrize("written, seconds", [
-    (90, 90.0), (2.5, 2.5), ("90", 90.0), ("90s", 90.0), ("2m", 120.0), ("1h", 3600.0),
-    ("1m30s", 90.0), ("1.5m", 90.0), ("250ms", 0.25), ("0s", 0.0),
-])
+@pytest.mark.parametrize(
+    "written, seconds",
+    [
+        (90, 90.0),
+        (2.5, 2.5),
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("2m", 120.0),
+        ("1h", 3600.0),
+        ("1m30s", 90.0),
+        ("1.5m", 90.0),
+        ("250ms", 0.25),
+        ("0s", 0.0),
+    ],
+)
 def test_durations_read_like_k6(written, seconds):
     assert parse_duration(written) == seconds
 
 
 def test_a_k6_stage_is_a_ramp_to_its_target(tmp_path):
-    shape = load_shape(write(tmp_path, "stages:\n  - {duration: 30s, target: 20}\n  - {duration: 0, target: 5}\n"
-                                       "  - steady: {for: 10}\n"))
+    shape = load_shape(
+        write(
+            tmp_path, "stages:\n  - {duration: 30s, target: 20}\n  - {duration: 0, target: 5}\n  - steady: {for: 10}\n"
+        )
+    )
     assert shape.stages[0] == Stage("ramp", 30.0, 20.0)
     profile = shape.profile()
-    assert profile.level(15) == 10 and profile.level(30) == 5   # a ramp over 0 s jumps
+    assert profile.level(15) == 10 and profile.level(30) == 5  # a ramp over 0 s jumps
 
 
 def test_a_shape_without_graceful_stop_gives_sessions_thirty_seconds(tmp_path):
@@ -73,39 +96,67 @@ def test_a_shape_without_graceful_stop_gives_sessions_thirty_seconds(tmp_path):
 
 
 BAD = {
-    "unknown stage": ("stages:\n  - rmap: {to: 5, over: 2m}\n",
-                      ":2:5: stages[0].rmap: unknown stage 'rmap' (did you mean 'ramp'?)"),
-    "bad duration": ("stages:\n  - ramp: {to: 5, over: 2 min}\n",
-                     ":2:25: stages[0].ramp.over: expected a duration such as 90, 90s, 2m, 1m30s or 1h, got '2 min'"),
-    "negative level": ("stages:\n  - ramp:\n      to: -5\n      over: 1m\n",
-                       ":3:11: stages[0].ramp.to: must be a number >= 0, got -5"),
-    "level as text": ("stages:\n  - spike: {to: '50', for: 5s}\n",
-                      ":2:17: stages[0].spike.to: expected a number (sessions/s or viewers), got '50'"),
-    "missing key": ("stages:\n  - spike: {to: 5}\n",
-                    ":2:5: stages[0].spike.for: missing required key 'for' in a spike stage"),
-    "misspelt key": ("stages:\n  - steady: {fro: 1m}\n",
-                     ":2:14: stages[0].steady.fro: unknown key 'fro' in a steady stage (did you mean 'for'?)"),
-    "zero hold": ("stages:\n  - steady: {level: 3, for: 0}\n",
-                  ":2:29: stages[0].steady.for: must be a positive duration, got 0"),
-    "two stages in one item": ("stages:\n  - ramp: {to: 5, over: 1m}\n    steady: {for: 1m}\n",
-                               ":3:5: stages[0].steady: one stage per list item"),
-    "setting beside the stage": ("stages:\n  - ramp: {to: 5}\n    over: 1m\n",
-                                 ":3:5: stages[0].over: 'over' beside 'ramp': a stage's settings go inside it"),
-    "stage not a mapping": ("stages:\n  - ramp\n",
-                            ":2:5: stages[0]: expected a stage such as '- ramp: {to: 50, over: 2m}'"),
-    "k6 stage without target": ("stages:\n  - {duration: 1m}\n",
-                                ":2:5: stages[0].target: missing required key 'target' in a k6 stage"),
+    "unknown stage": (
+        "stages:\n  - rmap: {to: 5, over: 2m}\n",
+        ":2:5: stages[0].rmap: unknown stage 'rmap' (did you mean 'ramp'?)",
+    ),
+    "bad duration": (
+        "stages:\n  - ramp: {to: 5, over: 2 min}\n",
+        ":2:25: stages[0].ramp.over: expected a duration such as 90, 90s, 2m, 1m30s or 1h, got '2 min'",
+    ),
+    "negative level": (
+        "stages:\n  - ramp:\n      to: -5\n      over: 1m\n",
+        ":3:11: stages[0].ramp.to: must be a number >= 0, got -5",
+    ),
+    "level as text": (
+        "stages:\n  - spike: {to: '50', for: 5s}\n",
+        ":2:17: stages[0].spike.to: expected a number (sessions/s or viewers), got '50'",
+    ),
+    "missing key": (
+        "stages:\n  - spike: {to: 5}\n",
+        ":2:5: stages[0].spike.for: missing required key 'for' in a spike stage",
+    ),
+    "misspelt key": (
+        "stages:\n  - steady: {fro: 1m}\n",
+        ":2:14: stages[0].steady.fro: unknown key 'fro' in a steady stage (did you mean 'for'?)",
+    ),
+    "zero hold": (
+        "stages:\n  - steady: {level: 3, for: 0}\n",
+        ":2:29: stages[0].steady.for: must be a positive duration, got 0",
+    ),
+    "two stages in one item": (
+        "stages:\n  - ramp: {to: 5, over: 1m}\n    steady: {for: 1m}\n",
+        ":3:5: stages[0].steady: one stage per list item",
+    ),
+    "setting beside the stage": (
+        "stages:\n  - ramp: {to: 5}\n    over: 1m\n",
+        ":3:5: stages[0].over: 'over' beside 'ramp': a stage's settings go inside it",
+    ),
+    "stage not a mapping": (
+        "stages:\n  - ramp\n",
+        ":2:5: stages[0]: expected a stage such as '- ramp: {to: 50, over: 2m}'",
+    ),
+    "k6 stage without target": (
+        "stages:\n  - {duration: 1m}\n",
+        ":2:5: stages[0].target: missing required key 'target' in a k6 stage",
+    ),
     "no stages": ("graceful_stop: 10s\n", ":1:1: stages: missing required key 'stages'"),
     "empty stages": ("stages: []\n", ":1:9: stages: expected a list of at least one stage, got an empty list"),
-    "unknown top key": ("stages:\n  - steady: {level: 1, for: 1m}\nstage: 1\n",
-                        ":3:1: stage: unknown key 'stage' (did you mean 'stages'?)"),
-    "bad graceful stop": ("stages:\n  - steady: {level: 1, for: 1m}\ngraceful_stop: soon\n",
-                          ":3:16: graceful_stop: expected a duration such as 90, 90s, 2m, 1m30s or 1h, got 'soon'"),
+    "unknown top key": (
+        "stages:\n  - steady: {level: 1, for: 1m}\nstage: 1\n",
+        ":3:1: stage: unknown key 'stage' (did you mean 'stages'?)",
+    ),
+    "bad graceful stop": (
+        "stages:\n  - steady: {level: 1, for: 1m}\ngraceful_stop: soon\n",
+        ":3:16: graceful_stop: expected a duration such as 90, 90s, 2m, 1m30s or 1h, got 'soon'",
+    ),
     "lasts nothing": ("stages:\n  - ramp: {to: 5, over: 0}\n", ":2:3: stages: the stages last 0 seconds"),
     "yaml syntax": ("stages:\n  - ramp: {to: 5, over: 1m\n", ":3:1: YAML syntax error"),
     "not a mapping": ("- ramp: {to: 5, over: 1m}\n", ":1:1: expected a mapping with a 'stages:' list at the top"),
-    "unknown mix": ("stages:\n  - daily: {peak: 5, over: 1m}\nmix: hourly\n",
-                    ":3:6: mix: expected 'weights' (the scenarios' configured weights, the default) or 'daily'"),
+    "unknown mix": (
+        "stages:\n  - daily: {peak: 5, over: 1m}\nmix: hourly\n",
+        ":3:6: mix: expected 'weights' (the scenarios' configured weights, the default) or 'daily'",
+    ),
 }
 
 
@@ -157,6 +208,7 @@ def test_player_sim_validate_checks_a_shape_file_too(tmp_path):
     from typer.testing import CliRunner
 
     from sim.cli import app
+
     good = ROOT / "shapes/ramp-steady-spike.yaml"
     bad = write(tmp_path, "stages:\n  - steady: {level: 3, for: 0}\n")
     result = CliRunner().invoke(app, ["validate", str(good), str(bad)], catch_exceptions=False)
@@ -169,16 +221,17 @@ def test_player_sim_validate_checks_a_shape_file_too(tmp_path):
 
 # --- the level over time ------------------------------------------------------------------------
 
+
 def test_the_level_at_stage_boundaries_is_the_next_stage_s():
     profile = load_shape(ROOT / "shapes/ramp-steady-spike.yaml").profile()
-    assert profile.level(0) == 0               # the ramp starts at 0
-    assert profile.level(60) == 25             # half way up
-    assert profile.level(120) == 50            # the steady stage holds what the ramp reached
+    assert profile.level(0) == 0  # the ramp starts at 0
+    assert profile.level(60) == 25  # half way up
+    assert profile.level(120) == 50  # the steady stage holds what the ramp reached
     assert profile.level(419.999) == 50
-    assert profile.level(420) == 200           # a spike is at its height from its first instant
-    assert profile.level(450) == 50            # and back to the level before it
-    assert profile.level(540) == 25            # the last ramp, half way down
-    assert profile.level(570) == 0 and profile.level(1e4) == 0   # over
+    assert profile.level(420) == 200  # a spike is at its height from its first instant
+    assert profile.level(450) == 50  # and back to the level before it
+    assert profile.level(540) == 25  # the last ramp, half way down
+    assert profile.level(570) == 0 and profile.level(1e4) == 0  # over
 
 
 def test_the_cumulative_level_counts_the_sessions_a_shape_asks_for():
@@ -189,19 +242,21 @@ def test_the_cumulative_level_counts_the_sessions_a_shape_asks_for():
 
 # --- open model: a Poisson process that follows the level ---------------------------------------
 
+
 def window_counts(starts: np.ndarray, t0: float, edges: np.ndarray) -> np.ndarray:
     return np.histogram(starts - t0, bins=edges)[0]
 
 
 def test_open_arrivals_follow_a_ramp_and_a_spike_within_poisson_tolerance():
-    profile = shape_of(Stage("ramp", 20, 200), Stage("steady", 10, None), Stage("spike", 2, 800),
-                       Stage("ramp", 10, 0)).profile()
+    profile = shape_of(
+        Stage("ramp", 20, 200), Stage("steady", 10, None), Stage("spike", 2, 800), Stage("ramp", 10, 0)
+    ).profile()
     arrivals = ShapedOpenArrivals(profile, np.random.default_rng(11), 1000.0, share=1.0)
     starts = np.concatenate([arrivals.assign(np.zeros(1000)) for _ in range(10)])
     edges = np.arange(0.0, 43.0, 1.0)
     counts = window_counts(starts, 1000.0, edges)
     expected = np.diff(profile.cumulative(edges))
-    assert expected[30] == 800 and expected[5] == pytest.approx(55)   # the spike and the ramp
+    assert expected[30] == 800 and expected[5] == pytest.approx(55)  # the spike and the ramp
     assert np.all(np.abs(counts - expected) <= 4.5 * np.sqrt(expected) + 2), (counts, expected)
 
 
@@ -209,7 +264,7 @@ def test_open_arrivals_are_poisson_not_evenly_spaced():
     profile = shape_of(Stage("steady", 100, 50)).profile()
     starts = ShapedOpenArrivals(profile, np.random.default_rng(12), 0.0).assign(np.zeros(4000))
     gaps = np.diff(starts[starts < 100])
-    assert abs(gaps.std() / gaps.mean() - 1) < 0.06   # exponential gaps: coefficient of variation 1
+    assert abs(gaps.std() / gaps.mean() - 1) < 0.06  # exponential gaps: coefficient of variation 1
 
 
 def test_a_worker_s_share_of_a_shape_is_its_share_of_the_rate():
@@ -223,20 +278,21 @@ def test_no_session_starts_after_the_shape_ends():
     arrivals = ShapedOpenArrivals(profile, np.random.default_rng(14), 500.0, graceful_stop=5.0)
     starts = arrivals.assign(np.full(400, 3.0))
     real = starts[starts < 510.0]
-    assert len(real) < 400 and np.all(starts[len(real):] > 510.0 + 1e5)   # the rest never comes due
-    assert arrivals.horizon == np.inf                                    # nothing more is generated
+    assert len(real) < 400 and np.all(starts[len(real) :] > 510.0 + 1e5)  # the rest never comes due
+    assert arrivals.horizon == np.inf  # nothing more is generated
     assert arrivals.done_at == pytest.approx(min(real[-1] + 3.0, 515.0))  # last session, within the grace
 
 
 def test_sessions_past_the_shape_s_end_are_neither_scheduled_nor_counted_as_generated():
     from sim.load.schedule import Schedule, Timebase, protocol_adapters, session_stream
     from sim.scenario.loader import load
+
     t0 = 1_000.0
     profile = shape_of(Stage("steady", 2, 50)).profile()
     arrivals = ShapedOpenArrivals(profile, np.random.default_rng(16), t0, graceful_stop=5.0)
     stream = session_stream(load(ROOT / "scenarios" / "typical-vod.yaml"), 16, chunk_size=512)
     schedule = Schedule(stream, arrivals, Timebase(t0, 10.0), protocol_adapters("legacy"))
-    schedule.integrate(schedule.prepare())          # one chunk of 512 sessions: ~100 fit the shape
+    schedule.integrate(schedule.prepare())  # one chunk of 512 sessions: ~100 fit the shape
     starts = schedule.states[0].start
     in_shape = int(np.sum(starts < t0 + 2))
     assert 0 < in_shape < 512
@@ -254,13 +310,15 @@ def test_a_rate_of_zero_mid_shape_starts_nothing_then_resumes():
 
 # --- closed model: viewers that follow the level ------------------------------------------------
 
+
 def in_progress(starts: np.ndarray, length: float, t: float) -> int:
     return int(np.sum((starts <= t) & (t < starts + length)))
 
 
 def run_closed(profile, length: float, *, worker: int = 0, workers: int = 1, t0: float = 0.0) -> np.ndarray:
-    arrivals = ShapedClosedArrivals(profile, np.random.default_rng(16), t0, worker=worker, workers=workers,
-                                    idle_gap=0.0, graceful_stop=0.0)
+    arrivals = ShapedClosedArrivals(
+        profile, np.random.default_rng(16), t0, worker=worker, workers=workers, idle_gap=0.0, graceful_stop=0.0
+    )
     starts = []
     while arrivals.horizon < np.inf:
         starts.append(arrivals.assign(np.full(64, length)))
@@ -279,8 +337,8 @@ def test_closed_viewers_finish_their_session_when_the_level_falls_and_start_no_o
     profile = shape_of(Stage("steady", 60, 20), Stage("steady", 60, 5)).profile()
     starts = run_closed(profile, 7.0)
     assert in_progress(starts, 7.0, 59.0) == 20
-    assert in_progress(starts, 7.0, 61.0) > 5     # sessions under way at the drop play on
-    assert in_progress(starts, 7.0, 68.0) == 5    # and their viewers do not come back
+    assert in_progress(starts, 7.0, 61.0) > 5  # sessions under way at the drop play on
+    assert in_progress(starts, 7.0, 68.0) == 5  # and their viewers do not come back
 
 
 def test_closed_viewers_are_split_across_workers_like_viewers():
@@ -305,12 +363,21 @@ def test_the_viewers_tab_target_viewers_follow_the_shape_now():
 
 # --- the scenarios' own day, compressed ---------------------------------------------------------
 
+
 def test_the_compressed_day_peaks_at_the_scenario_s_busiest_hour():
     from sim.scenario.loader import as_components
     from sim.scenario.model import Scenario
-    scenario = Scenario.model_validate({"name": "evening", "clock": {
-        "start": "2026-11-02T00:00:00Z", "hourly": "consumer-evening",      # busiest local hour: 21
-        "timezones": [{"utc_offset": "-05:00", "weight": 1}]}})
+
+    scenario = Scenario.model_validate(
+        {
+            "name": "evening",
+            "clock": {
+                "start": "2026-11-02T00:00:00Z",
+                "hourly": "consumer-evening",  # busiest local hour: 21
+                "timezones": [{"utc_offset": "-05:00", "weight": 1}],
+            },
+        }
+    )
     profile = shape_of(Stage("daily", 240, 80)).profile(as_components([scenario]))
     busiest = np.arange(0, 240, 0.5)[np.argmax(profile.level(np.arange(0, 240, 0.5)))]
     # 21:00 at -05:00 is 02:00 UTC: the third of the day's 24 ten-second hours
@@ -324,8 +391,10 @@ def test_the_compressed_day_weights_the_mix():
     from sim.scenario.model import Scenario
 
     def at(hourly):
-        return Scenario.model_validate({"name": "x", "clock": {"hourly": hourly,
-                                                               "timezones": [{"utc_offset": "+00:00", "weight": 1}]}})
+        return Scenario.model_validate(
+            {"name": "x", "clock": {"hourly": hourly, "timezones": [{"utc_offset": "+00:00", "weight": 1}]}}
+        )
+
     evening = [1.0] * 24
     evening[21] = 5.0
     _, levels = daily_levels([Component("flat", at("flat"), 0.75), Component("evening", at(evening), 0.25)])
@@ -348,18 +417,40 @@ graceful_stop: 1s
 
 def test_a_headless_run_with_a_shape_stops_when_it_ends_and_loses_nothing(tmp_path):
     from sim.cli.demo import start_collector, stop_process
-    from sim.metrics.reconcile import reconcile
     from sim.load.plan import prepare_inputs
+    from sim.metrics.reconcile import reconcile
+
     # compile (or load from numba's cache) the policies, so Locust starts sending at once
     prepare_inputs(options("--protocol", "legacy", "--scenario", str(ROOT / "scenarios/default-mix.yaml")))
     shape = write(tmp_path, SHORT_SHAPE)
     collector, url = start_collector(tmp_path / "collector.duckdb", tmp_path / "collector.log")
     try:
         # no -t: only the shape ends the run
-        cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--only-summary",
-               "-u", "2", "-r", "2", "--host", url, "--protocol", "legacy", "--shape", str(shape),
-               "--time-scale", "20", "--ledger", str(tmp_path / "ledger.jsonl"),
-               "--summary-json", str(tmp_path / "summary.json")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(ROOT / "locustfile.py"),
+            "--headless",
+            "--only-summary",
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "--host",
+            url,
+            "--protocol",
+            "legacy",
+            "--shape",
+            str(shape),
+            "--time-scale",
+            "20",
+            "--ledger",
+            str(tmp_path / "ledger.jsonl"),
+            "--summary-json",
+            str(tmp_path / "summary.json"),
+        ]
         began = time.time()
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=90)
         took = time.time() - began
@@ -369,18 +460,23 @@ def test_a_headless_run_with_a_shape_stops_when_it_ends_and_loses_nothing(tmp_pa
     summary = orjson.loads((tmp_path / "summary.json").read_bytes())
     # the schedule ran the shape's 6 s plus at most its 1 s graceful stop, then Locust quit
     assert 6.0 <= summary["run_seconds"] <= 7.5 and took < 60
-    assert abs(summary["sessions"]["started"] - 110) < 4.5 * np.sqrt(110)   # 20 + 40 + 40 + 10 asked for
+    assert abs(summary["sessions"]["started"] - 110) < 4.5 * np.sqrt(110)  # 20 + 40 + 40 + 10 asked for
     totals = reconcile(str(tmp_path / "ledger.jsonl"), str(tmp_path / "collector.duckdb")).totals
     assert totals["sent"] == summary["sent"] > 100
     assert totals["lost"] == 0 and totals["duplicated"] == 0
     # the console names each stage as it begins, in order, then the end of the stages
     said = re.findall(r"player-sim: shape(?: stage (\d)/4)?: ([^\n]*)", done.stderr.decode())
-    assert said == [("1", "ramp from 0 to 20 over 2s"), ("2", "steady at 20 for 2s"),
-                    ("3", "spike to 40 for 1s, then back to 20"), ("4", "ramp from 20 to 0 over 1s"),
-                    ("", "all stages done; sessions still playing get up to 1s")]
+    assert said == [
+        ("1", "ramp from 0 to 20 over 2s"),
+        ("2", "steady at 20 for 2s"),
+        ("3", "spike to 40 for 1s, then back to 20"),
+        ("4", "ramp from 20 to 0 over 1s"),
+        ("", "all stages done; sessions still playing get up to 1s"),
+    ]
 
 
 # --- the scenarios' mix: configured weights, or each scenario's own day --------------------------
+
 
 def two_curves():
     """A flat scenario (weight 3) and an evening one (weight 1) in UTC: at 21:00 the evening one
@@ -389,8 +485,17 @@ def two_curves():
     from sim.scenario.model import Scenario
 
     def at(name, hourly):
-        return Scenario.model_validate({"name": name, "clock": {
-            "start": "2026-11-02T00:00:00Z", "hourly": hourly, "timezones": [{"utc_offset": "+00:00", "weight": 1}]}})
+        return Scenario.model_validate(
+            {
+                "name": name,
+                "clock": {
+                    "start": "2026-11-02T00:00:00Z",
+                    "hourly": hourly,
+                    "timezones": [{"utc_offset": "+00:00", "weight": 1}],
+                },
+            }
+        )
+
     evening = [1.0] * 24
     evening[21] = 5.0
     return [Component("flat", at("flat", "flat"), 3.0), Component("evening", at("evening", evening), 1.0)]
@@ -405,8 +510,8 @@ def test_a_shape_keeps_the_configured_weights_unless_it_asks_for_each_scenario_s
 def test_with_mix_daily_each_scenario_has_its_own_day_s_share_of_the_level():
     shape = Shape((Stage("steady", 10, 8), Stage("daily", 240, 80)), graceful_stop=0.0, mix="daily")
     profile = shape.profile(two_curves())
-    np.testing.assert_allclose(profile.shares[0], [0.75, 0.25])         # a steady stage: the weights
-    at_21 = 10 + 21 * 10 + 5                                             # 21:00 of the 240 s day
+    np.testing.assert_allclose(profile.shares[0], [0.75, 0.25])  # a steady stage: the weights
+    at_21 = 10 + 21 * 10 + 5  # 21:00 of the 240 s day
     flat, evening = 0.75, 0.25 * 5 * 24 / 28
     by = profile.cumulative_by_scenario(at_21 + 1) - profile.cumulative_by_scenario(at_21)
     np.testing.assert_allclose(by / by.sum(), [flat / (flat + evening), evening / (flat + evening)])
@@ -420,13 +525,13 @@ def test_thinning_the_weighted_stream_gives_each_scenario_its_day_within_poisson
     arrivals = ShapedOpenArrivals(profile, rng, 100.0)
     starts, scenarios = [], []
     while not arrivals.finished:
-        scenario = rng.choice(2, 400, p=[0.75, 0.25])                    # the stream, in the weights
+        scenario = rng.choice(2, 400, p=[0.75, 0.25])  # the stream, in the weights
         start = arrivals.assign(np.ones(400), scenario)
         kept = start < arrivals.ends_at
         starts.append(start[kept])
         scenarios.append(scenario[kept])
     starts, scenarios = np.concatenate(starts) - 100.0, np.concatenate(scenarios)
-    window = (starts >= 220) & (starts < 230)                            # 21:00-22:00 of the day
+    window = (starts >= 220) & (starts < 230)  # 21:00-22:00 of the day
     for k in (0, 1):
         expected = (profile.cumulative_by_scenario(230) - profile.cumulative_by_scenario(220))[k]
         assert abs(np.sum(window & (scenarios == k)) - expected) < 4.5 * np.sqrt(expected), k
@@ -444,14 +549,24 @@ def test_mix_daily_is_refused_in_the_closed_model(tmp_path):
 
 # --- which stage is running ---------------------------------------------------------------------
 
+
 def test_a_shaped_run_names_the_stage_it_is_in():
-    shape = Shape((Stage("ramp", 120, 50), Stage("steady", 300, None), Stage("spike", 30, 200),
-                   Stage("ramp", 60, 0)), graceful_stop=30.0)
+    shape = Shape(
+        (Stage("ramp", 120, 50), Stage("steady", 300, None), Stage("spike", 30, 200), Stage("ramp", 60, 0)),
+        graceful_stop=30.0,
+    )
     arrivals = ShapedOpenArrivals(shape.profile(), np.random.default_rng(1), 1000.0)
     arrivals.shape = shape
-    assert arrivals.stage_now(1060.0) == {"number": 1, "of": 4, "kind": "ramp", "text": "ramp from 0 to 50 over 2m",
-                                          "level": 25.0, "into_s": 60.0, "seconds": 120}
-    assert arrivals.stage_now(1120.0)["text"] == "steady at 50 for 5m"             # a stage begins at its start
+    assert arrivals.stage_now(1060.0) == {
+        "number": 1,
+        "of": 4,
+        "kind": "ramp",
+        "text": "ramp from 0 to 50 over 2m",
+        "level": 25.0,
+        "into_s": 60.0,
+        "seconds": 120,
+    }
+    assert arrivals.stage_now(1120.0)["text"] == "steady at 50 for 5m"  # a stage begins at its start
     assert arrivals.stage_now(1425.0)["text"] == "spike to 200 for 30s, then back to 50"
     assert arrivals.stage_now(1450.0)["text"] == "ramp from 50 to 0 over 1m"
     done = arrivals.stage_now(1510.0)

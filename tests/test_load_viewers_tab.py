@@ -3,6 +3,7 @@ two steady stages) against a real collector on 127.0.0.1 starts each scenario in
 weight, and the tab's per-scenario target is that weight times the rate; the tab names the stage
 running; its charts (a page shown under the tab's table) draw the numbers of its JSON in a real
 headless browser, and a scenario name made of markup stays text."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,8 @@ from sim.load.viewers import ViewerHistory
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = "</script><img src=x onerror=alert(1)>"
-RATE = 30.0                                       # sessions per second, both stages
-WEIGHTS = {"typical-vod": 0.75, HOSTILE: 0.25}   # --scenario typical-vod.yaml:3 --scenario hostile.yaml:1
+RATE = 30.0  # sessions per second, both stages
+WEIGHTS = {"typical-vod": 0.75, HOSTILE: 0.25}  # --scenario typical-vod.yaml:3 --scenario hostile.yaml:1
 SHAPE = """stages:
   - steady: {level: 30, for: 7s}
   - steady: {for: 7s}
@@ -51,13 +52,35 @@ def run(tmp_path_factory):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     scenarios = ["--scenario", f"{ROOT / 'scenarios/typical-vod.yaml'}:3", "--scenario", f"{tmp / 'hostile.yaml'}:1"]
-    prepare_inputs(parser.parse_args(["--protocol", "kava", *scenarios]))   # compiled before the clock starts
+    prepare_inputs(parser.parse_args(["--protocol", "kava", *scenarios]))  # compiled before the clock starts
     collector, host = start_collector(tmp / "collector.duckdb", tmp / "collector.log")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--autostart", "-u", "1", "-r", "1",
-           "--web-host", "127.0.0.1", "--web-port", str(port), "--host", host, "--protocol", "kava",
-           "--shape", str(tmp / "shape.yaml"), "--time-scale", "20", *scenarios]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(ROOT / "locustfile.py"),
+        "--autostart",
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(port),
+        "--host",
+        host,
+        "--protocol",
+        "kava",
+        "--shape",
+        str(tmp / "shape.yaml"),
+        "--time-scale",
+        "20",
+        *scenarios,
+    ]
     locust = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stages, seen = set(), {}
     try:
@@ -67,17 +90,33 @@ def run(tmp_path_factory):
             try:
                 table = orjson.loads(get(base + "/player-sim/viewers"))
             except OSError:
-                continue            # the web UI is not up yet
+                continue  # the web UI is not up yet
             if table["stage"]:
                 stages.add((table["stage"]["number"], table["stage"]["text"]))
             if table["state"] == "stopped" and table["processes"] == 1 and table["series"]["time"]:
-                seen = {"table": table, "charts": dump_dom(base + "/player-sim/viewers/charts", tmp),
-                        "tab": dump_dom(base + "/?tab=viewers", tmp), "stages": stages}
+                seen = {
+                    "table": table,
+                    "charts": dump_dom(base + "/player-sim/viewers/charts", tmp),
+                    "tab": dump_dom(base + "/?tab=viewers", tmp),
+                    "stages": stages,
+                }
                 if CHROMIUM:
-                    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                                    f"--user-data-dir={tmp / 'chromium'}", "--window-size=1400,1100",
-                                    "--virtual-time-budget=5000", f"--screenshot={tmp / 'tab.png'}",
-                                    base + "/?tab=viewers"], capture_output=True, timeout=120, check=False)
+                    subprocess.run(
+                        [
+                            CHROMIUM,
+                            "--headless",
+                            "--no-sandbox",
+                            "--disable-gpu",
+                            f"--user-data-dir={tmp / 'chromium'}",
+                            "--window-size=1400,1100",
+                            "--virtual-time-budget=5000",
+                            f"--screenshot={tmp / 'tab.png'}",
+                            base + "/?tab=viewers",
+                        ],
+                        capture_output=True,
+                        timeout=120,
+                        check=False,
+                    )
                 break
     finally:
         if locust.poll() is None:
@@ -91,7 +130,7 @@ def run(tmp_path_factory):
 def test_each_scenario_starts_in_its_configured_weight(run):
     rows = {r["scenario"]: r for r in run["table"]["scenarios"]}
     started = sum(r["started"] for r in rows.values())
-    assert set(rows) == set(WEIGHTS) and started > 250           # about 420 asked for
+    assert set(rows) == set(WEIGHTS) and started > 250  # about 420 asked for
     for name, weight in WEIGHTS.items():
         # a binomial share: 4.5 standard deviations (with 420 sessions, 0.095 for a weight of 0.25;
         # the midnight mix of a simulated day, which the run once followed, is off by more)
@@ -103,8 +142,9 @@ def test_the_tab_s_target_is_what_the_run_follows(run):
     table = run["table"]
     rows = {r["scenario"]: r for r in table["scenarios"]}
     # the shape's 14 s at its level, averaged over the seconds since the start (with the graceful stop)
-    assert table["total"]["target_rate"] == pytest.approx(RATE * min(table["elapsed_s"], 14.0) / table["elapsed_s"],
-                                                          rel=0.01)
+    assert table["total"]["target_rate"] == pytest.approx(
+        RATE * min(table["elapsed_s"], 14.0) / table["elapsed_s"], rel=0.01
+    )
     for name, weight in WEIGHTS.items():
         assert rows[name]["target_rate"] == pytest.approx(weight * table["total"]["target_rate"], abs=0.002)
         # and what was achieved agrees with it within Poisson noise (started over the run's seconds)
@@ -143,7 +183,9 @@ class Elements(HTMLParser):
 def drawn(dom: str) -> dict:
     """What the charts page says its charts hold (it writes their traces into #drawn)."""
     text = re.search(r'<pre id="drawn">(.*?)</pre>', dom, re.DOTALL).group(1)
-    return {c["chart"]: {html.unescape(t["name"]): t["y"] for t in c["traces"]} for c in json.loads(html.unescape(text))}
+    return {
+        c["chart"]: {html.unescape(t["name"]): t["y"] for t in c["traces"]} for c in json.loads(html.unescape(text))
+    }
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
@@ -169,7 +211,7 @@ def test_a_scenario_name_made_of_markup_stays_text(run):
         parsed = Elements()
         parsed.feed(dom)
         assert "img" not in parsed.tags and parsed.handlers == []
-    assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in run["tab"]     # the tab's table, as text
+    assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in run["tab"]  # the tab's table, as text
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
@@ -181,8 +223,13 @@ def test_the_tab_shows_the_charts_under_its_table(run):
 
 def table(elapsed: float, started: int, active: int, target: float | None) -> dict:
     row = {"scenario": "vod", "active": active, "started": started, "target_rate": target}
-    return {"elapsed_s": elapsed, "target_viewers": None, "stage": None, "scenarios": [row],
-            "total": {**row, "scenario": "total"}}
+    return {
+        "elapsed_s": elapsed,
+        "target_viewers": None,
+        "stage": None,
+        "scenarios": [row],
+        "total": {**row, "scenario": "total"},
+    }
 
 
 def test_the_history_turns_cumulative_starts_into_rates_over_its_window():
@@ -193,7 +240,7 @@ def test_the_history_turns_cumulative_starts_into_rates_over_its_window():
     assert s["time"] == [100.0, 102.0, 104.0, 106.0, 108.0]
     vod = s["scenarios"]["vod"]
     assert vod["active"] == [0, 2, 4, 6, 8]
-    assert vod["achieved_rate"] == [None, 5.0, 7.5, 7.5, 2.5]   # (30-0)/4, (40-10)/4, (40-30)/4
+    assert vod["achieved_rate"] == [None, 5.0, 7.5, 7.5, 2.5]  # (30-0)/4, (40-10)/4, (40-30)/4
     assert vod["target_rate"] == [None, 5.0, 5.0, 5.0, 5.0]
     assert s["total"]["achieved_rate"] == vod["achieved_rate"]
 

@@ -1,6 +1,7 @@
 """The Viewers tab of Locust's web UI: Locust runs with its web UI on 127.0.0.1 against a real
 collector, the test reads the tab's JSON while the load runs (one process, then a master
 with two workers)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -16,8 +17,8 @@ from sim.cli.demo import free_port, start_collector, stop_process
 from sim.load.viewers import viewer_table
 
 ROOT = Path(__file__).resolve().parents[1]
-RATE = 20.0          # sessions per second asked of the open model
-SCENARIOS = {"typical-vod", "short-clip", "long-form-ads"}   # the default mix
+RATE = 20.0  # sessions per second asked of the open model
+SCENARIOS = {"typical-vod", "short-clip", "long-form-ads"}  # the default mix
 
 
 def get(url: str) -> bytes:
@@ -31,10 +32,13 @@ def compiled_policies():
     import argparse
 
     from sim.load.plan import add_arguments, prepare_inputs
+
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     for protocol in ("legacy", "kava"):
-        prepare_inputs(parser.parse_args(["--protocol", protocol, "--scenario", str(ROOT / "scenarios/default-mix.yaml")]))
+        prepare_inputs(
+            parser.parse_args(["--protocol", protocol, "--scenario", str(ROOT / "scenarios/default-mix.yaml")])
+        )
 
 
 def watch_run(tmp: Path, *, protocol: str, processes: int, seconds: float = 40, watch_until: float = 10) -> dict:
@@ -44,11 +48,35 @@ def watch_run(tmp: Path, *, protocol: str, processes: int, seconds: float = 40, 
     collector, host = start_collector(tmp / "collector.duckdb", tmp / "collector.log")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--autostart", "--autoquit", "2",
-           "-u", str(processes), "-r", str(processes), "-t", f"{seconds:g}s", "--web-host", "127.0.0.1",
-           "--web-port", str(port), "--host", host, "--protocol", protocol, "--session-rate", f"{RATE:g}",
-           "--time-scale", "20"]
-    if processes > 1:   # the master on a port of its own: other runs may hold Locust's default
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(ROOT / "locustfile.py"),
+        "--autostart",
+        "--autoquit",
+        "2",
+        "-u",
+        str(processes),
+        "-r",
+        str(processes),
+        "-t",
+        f"{seconds:g}s",
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        str(port),
+        "--host",
+        host,
+        "--protocol",
+        protocol,
+        "--session-rate",
+        f"{RATE:g}",
+        "--time-scale",
+        "20",
+    ]
+    if processes > 1:  # the master on a port of its own: other runs may hold Locust's default
         master = free_port()
         cmd += ["--processes", str(processes), "--master-bind-port", str(master), "--master-port", str(master)]
     locust = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -60,10 +88,13 @@ def watch_run(tmp: Path, *, protocol: str, processes: int, seconds: float = 40, 
             try:
                 table = orjson.loads(get(base + "/player-sim/viewers"))
             except OSError:
-                continue            # the web UI is not up yet
+                continue  # the web UI is not up yet
             if table["elapsed_s"] >= watch_until and table["processes"] == processes:
-                seen = {"table": table, "stats": orjson.loads(get(base + "/stats/requests")),
-                        "page": get(base + "/").decode()}
+                seen = {
+                    "table": table,
+                    "stats": orjson.loads(get(base + "/stats/requests")),
+                    "page": get(base + "/").decode(),
+                }
                 break
     finally:
         if locust.poll() is None:
@@ -127,18 +158,30 @@ def test_a_master_shows_the_figures_of_all_its_workers(two_workers):
     table = two_workers["table"]
     assert table["processes"] == 2
     total = table["total"]
-    assert total["target_rate"] == pytest.approx(RATE)    # each worker's half, summed
+    assert total["target_rate"] == pytest.approx(RATE)  # each worker's half, summed
     assert abs(total["achieved_rate"] / RATE - 1) < 0.25
     assert total["active"] > 0 and total["sends"] > 0
     assert {r["scenario"] for r in table["scenarios"]} == SCENARIOS
 
 
 def figures(elapsed: float, started: int, buckets: list[int], target: float = 10.0) -> dict:
-    return {"workload": "open", "elapsed_s": elapsed, "target_rate": target, "target_viewers": None,
-            "late_threshold": 0.25,
-            "scenarios": {"vod": {"share": 1.0, "active": 3, "offered": started + 1, "started": started, "dropped": 1,
-                                  "lateness_hist": {"buckets": buckets, "counts": [1] * len(buckets),
-                                                    "max": (max(buckets) + 1) / 1000}}}}
+    return {
+        "workload": "open",
+        "elapsed_s": elapsed,
+        "target_rate": target,
+        "target_viewers": None,
+        "late_threshold": 0.25,
+        "scenarios": {
+            "vod": {
+                "share": 1.0,
+                "active": 3,
+                "offered": started + 1,
+                "started": started,
+                "dropped": 1,
+                "lateness_hist": {"buckets": buckets, "counts": [1] * len(buckets), "max": (max(buckets) + 1) / 1000},
+            }
+        },
+    }
 
 
 def test_processes_figures_merge_into_summed_rates_and_one_lateness_distribution():

@@ -1,4 +1,5 @@
 """Analytics-tab figures computed from hand-built events tables with known answers."""
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,7 @@ IMPRESSION, PLAY_REQUEST, PLAY, Q25, Q50, Q75, Q100, ERROR, VIEW = 1, 2, 3, 11, 
 def parquet(tmp_path):
     def _write(rows):
         return write(rows, tmp_path / "events.parquet")
+
     return _write
 
 
@@ -30,8 +32,13 @@ def test_play_rate_is_plays_over_impressions(parquet):
 
 def test_drop_off_is_the_mean_last_quartile_per_play(parquet):
     # Kaltura's own example: plays watching 20 % and 80 % score (0 + 0.75) / 2.
-    rows = [kava(PLAY, session="a"), kava(PLAY, session="b"),
-            kava(Q25, session="b"), kava(Q50, session="b"), kava(Q75, session="b")]
+    rows = [
+        kava(PLAY, session="a"),
+        kava(PLAY, session="b"),
+        kava(Q25, session="b"),
+        kava(Q50, session="b"),
+        kava(Q75, session="b"),
+    ]
     h = headline(parquet(rows))
     assert h["avg_view_drop_off"] == pytest.approx(0.375)
     assert (h["count_plays_25"], h["count_plays_75"], h["count_plays_100"]) == (1, 1, 0)
@@ -50,8 +57,13 @@ def test_quartile_minutes_use_duration_times_last_quartile_reached(parquet):
 
 
 def test_kava_duration_is_estimated_from_positions_without_truth(parquet):
-    rows = [kava(PLAY), kava(Q25, position=150.0), kava(Q50, position=300.0), kava(Q75, position=450.0),
-            kava(Q100, position=600.0)]
+    rows = [
+        kava(PLAY),
+        kava(Q25, position=150.0),
+        kava(Q50, position=300.0),
+        kava(Q75, position=450.0),
+        kava(Q100, position=600.0),
+    ]
     m = compute(parquet(rows)).protocols["kava"]
     assert m.headline["sum_time_viewed_min"] == pytest.approx(10.0)
     assert "estimated from positions" in m.methods["sum_time_viewed_min"]
@@ -83,35 +95,54 @@ def test_a_duplicated_view_does_not_add_play_time(parquet):
 
 
 def test_anonymous_viewers_collapse_into_one_unique_viewer(parquet):
-    rows = [kava(PLAY, session="a", userId="u1"), kava(PLAY, session="b", userId="u2"),
-            kava(PLAY, session="c", userId="u1"), kava(PLAY, session="d"), kava(PLAY, session="e", userId=""),
-            kava(IMPRESSION, session="f", userId="u3")]
+    rows = [
+        kava(PLAY, session="a", userId="u1"),
+        kava(PLAY, session="b", userId="u2"),
+        kava(PLAY, session="c", userId="u1"),
+        kava(PLAY, session="d"),
+        kava(PLAY, session="e", userId=""),
+        kava(IMPRESSION, session="f", userId="u3"),
+    ]
     h = headline(parquet(rows))
-    assert h["unique_viewers"] == 3          # u1, u2, anonymous
-    assert h["unique_known_users"] == 3      # u1, u2, u3 (any event)
+    assert h["unique_viewers"] == 3  # u1, u2, anonymous
+    assert h["unique_known_users"] == 3  # u1, u2, u3 (any event)
 
 
 def test_exits_before_start_subtract_plays_and_errors_before_start(parquet):
-    rows = ([kava(PLAY_REQUEST, session=s) for s in "abcde"] + [kava(PLAY, session=s) for s in "abc"]
-            + [kava(ERROR, session="d", errorPosition=1), kava(ERROR, session="a", errorPosition=2, position=40.0)])
+    rows = (
+        [kava(PLAY_REQUEST, session=s) for s in "abcde"]
+        + [kava(PLAY, session=s) for s in "abc"]
+        + [kava(ERROR, session="d", errorPosition=1), kava(ERROR, session="a", errorPosition=2, position=40.0)]
+    )
     h = headline(parquet(rows))
     assert (h["count_ebvs"], h["ebvs_ratio"]) == (1, 0.2)
 
 
 def test_buffer_ratio_is_view_buffer_time_over_play_time(parquet):
-    rows = [kava(PLAY, bufferTime=5.0), kava(VIEW, eventIndex=4, playTimeSum=0.0, bufferTime=0.0),
-            kava(VIEW, eventIndex=5, playTimeSum=10.0, bufferTime=1.5), kava(VIEW, eventIndex=6, playTimeSum=20.0, bufferTime=0.5)]
+    rows = [
+        kava(PLAY, bufferTime=5.0),
+        kava(VIEW, eventIndex=4, playTimeSum=0.0, bufferTime=0.0),
+        kava(VIEW, eventIndex=5, playTimeSum=10.0, bufferTime=1.5),
+        kava(VIEW, eventIndex=6, playTimeSum=20.0, bufferTime=0.5),
+    ]
     assert headline(parquet(rows))["avg_buffer_time"] == pytest.approx(2.0 / 20.0)
 
 
 def test_session_error_rate_is_error_sessions_over_viewing_sessions(parquet):
-    rows = [kava(VIEW, session=s, eventIndex=4, playTimeSum=0.0) for s in "abcd"] + [kava(ERROR, session="b", errorPosition=2)]
+    rows = [kava(VIEW, session=s, eventIndex=4, playTimeSum=0.0) for s in "abcd"] + [
+        kava(ERROR, session="b", errorPosition=2)
+    ]
     assert headline(parquet(rows))["avg_session_error_rate"] == 0.25
 
 
 def test_join_time_and_bitrate_average_over_the_beacons_that_report_them(parquet):
-    rows = [kava(PLAY, session="a", joinTime=1.0), kava(PLAY, session="b", joinTime=2.0),
-            kava(VIEW, actualBitrate=1000.0), kava(VIEW, actualBitrate=2000.0), kava(VIEW, actualBitrate=-1.0)]
+    rows = [
+        kava(PLAY, session="a", joinTime=1.0),
+        kava(PLAY, session="b", joinTime=2.0),
+        kava(VIEW, actualBitrate=1000.0),
+        kava(VIEW, actualBitrate=2000.0),
+        kava(VIEW, actualBitrate=-1.0),
+    ]
     h = headline(parquet(rows))
     assert (h["avg_join_time_s"], h["avg_bitrate_kbps"]) == (1.5, 1500.0)
 
@@ -119,7 +150,12 @@ def test_join_time_and_bitrate_average_over_the_beacons_that_report_them(parquet
 def test_kava_ad_events_are_counted_when_present(parquet):
     rows = [kava(8999), kava(8999), kava(9000), kava(9005), kava(9009)]
     h = headline(parquet(rows))
-    assert [h[k] for k in ("count_ad_impressions", "count_ad_starts", "count_ad_completions", "count_ad_clicks")] == [2, 1, 1, 1]
+    assert [h[k] for k in ("count_ad_impressions", "count_ad_starts", "count_ad_completions", "count_ad_clicks")] == [
+        2,
+        1,
+        1,
+        1,
+    ]
 
 
 def test_legacy_ad_starts_and_clicks_come_from_kdp_ad_events(parquet):
@@ -149,19 +185,28 @@ def test_protocol_option_keeps_one_protocol(parquet):
 
 
 def _truth(seq, outcome, viewer, fraction=0.5, duration=600.0):
-    return dict(truth_session_seq=seq, truth_outcome=outcome, truth_viewer=viewer,
-                truth_intended_fraction=fraction, truth_entry_duration=duration)
+    return dict(
+        truth_session_seq=seq,
+        truth_outcome=outcome,
+        truth_viewer=viewer,
+        truth_intended_fraction=fraction,
+        truth_entry_duration=duration,
+    )
 
 
 def test_truth_gives_true_plays_completions_and_viewers_beside_measured(parquet):
-    rows = [kava(IMPRESSION, session="a", **_truth(1, "completed", 7)), kava(PLAY, session="a", **_truth(1, "completed", 7)),
-            kava(IMPRESSION, session="b", **_truth(2, "partial", 8)), kava(PLAY, session="b", **_truth(2, "partial", 8)),
-            kava(IMPRESSION, session="c", **_truth(3, "no_play", 9)),
-            kava(IMPRESSION, session="d", **_truth(4, "PARTIAL", 7))]   # its PLAY beacon was lost
+    rows = [
+        kava(IMPRESSION, session="a", **_truth(1, "completed", 7)),
+        kava(PLAY, session="a", **_truth(1, "completed", 7)),
+        kava(IMPRESSION, session="b", **_truth(2, "partial", 8)),
+        kava(PLAY, session="b", **_truth(2, "partial", 8)),
+        kava(IMPRESSION, session="c", **_truth(3, "no_play", 9)),
+        kava(IMPRESSION, session="d", **_truth(4, "PARTIAL", 7)),
+    ]  # its PLAY beacon was lost
     m = compute(parquet(rows)).protocols["kava"]
     assert (m.headline["count_plays"], m.truth["count_plays"]) == (2, 3)
     assert m.truth["count_plays_100"] == 1
-    assert m.truth["unique_viewers"] == 2          # viewers 7 and 8
+    assert m.truth["unique_viewers"] == 2  # viewers 7 and 8
     assert m.truth["sum_time_viewed_min"] == pytest.approx(10 + 5 + 5)
 
 
@@ -177,24 +222,37 @@ def test_rejected_rows_in_a_store_are_not_counted(tmp_path):
 
 
 def test_legacy_rows_the_warehouse_would_drop_are_left_out_of_the_headline(tmp_path):
-    rows = [legacy(3), legacy(3, session="L2", flags="session_id_over_50,missing_entry_id"),
-            legacy(3, session="L3", flags="session_id_over_50")]    # cut, not dropped
+    rows = [
+        legacy(3),
+        legacy(3, session="L2", flags="session_id_over_50,missing_entry_id"),
+        legacy(3, session="L3", flags="session_id_over_50"),
+    ]  # cut, not dropped
     m = compute(write(rows, tmp_path / "store.duckdb")).protocols["legacy"]
     assert (m.headline["count_plays"], m.event_counts["3"]) == (2, 3)
 
 
-CHROME_WIN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
-SAFARI_IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-                 "Version/17.0 Mobile/15E148 Safari/604.1")
+CHROME_WIN = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+)
+SAFARI_IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.0 Mobile/15E148 Safari/604.1"
+)
 
 
 def test_device_os_and_browser_come_from_the_user_agent_without_truth(parquet):
-    rows = [kava(PLAY, session="a", user_agent=CHROME_WIN), kava(PLAY, session="b", user_agent=SAFARI_IPHONE),
-            kava(PLAY, session="c", user_agent=SAFARI_IPHONE)]
+    rows = [
+        kava(PLAY, session="a", user_agent=CHROME_WIN),
+        kava(PLAY, session="b", user_agent=SAFARI_IPHONE),
+        kava(PLAY, session="c", user_agent=SAFARI_IPHONE),
+    ]
     m = compute(parquet(rows)).protocols["kava"]
     keyed = {d: {r["key"]: r["plays"] for r in m.breakdowns[d]} for d in ("device", "os", "browser")}
-    assert keyed == {"device": {"mobile": 2, "desktop": 1}, "os": {"ios": 2, "windows": 1},
-                     "browser": {"safari": 2, "chrome": 1}}
+    assert keyed == {
+        "device": {"mobile": 2, "desktop": 1},
+        "os": {"ios": 2, "windows": 1},
+        "browser": {"safari": 2, "chrome": 1},
+    }
     assert m.methods["by device"] == "user_agent classifier"
 
 
@@ -206,14 +264,17 @@ def test_truth_device_wins_over_the_user_agent(parquet):
 
 
 def test_top_entries_are_ranked_by_plays_and_cut_at_top(parquet):
-    rows = ([kava(PLAY, session=f"a{i}", entry="0_a") for i in range(3)] + [kava(PLAY, session="b", entry="0_b")]
-            + [kava(PLAY, session=f"c{i}", entry="0_c") for i in range(2)])
+    rows = (
+        [kava(PLAY, session=f"a{i}", entry="0_a") for i in range(3)]
+        + [kava(PLAY, session="b", entry="0_b")]
+        + [kava(PLAY, session=f"c{i}", entry="0_c") for i in range(2)]
+    )
     entries = compute(parquet(rows), by="entry", top=2).protocols["kava"].breakdowns["entry"]
     assert [(r["key"], r["plays"]) for r in entries] == [("0_a", 3), ("0_c", 2)]
 
 
 def test_hour_breakdown_shifts_by_the_time_zone_offset(parquet):
-    rows = [kava(PLAY, ts=1_767_225_600.0 + 3600 * 23.5)]          # 23:30 UTC
+    rows = [kava(PLAY, ts=1_767_225_600.0 + 3600 * 23.5)]  # 23:30 UTC
     m = compute(parquet(rows), by=["hour", "day"], tz_offset_min=120).protocols["kava"]
     assert m.breakdowns["hour"][0]["key"] == "01"
     assert m.breakdowns["day"][0]["key"] == "2026-01-02"

@@ -1,4 +1,5 @@
 """open_events: every kind of events-table source reads as one `events` view, or fails clearly."""
+
 from __future__ import annotations
 
 import duckdb

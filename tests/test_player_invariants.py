@@ -6,23 +6,52 @@ request, stalls end unless the viewer leaves during them, ad actions sit inside 
 a replay restarts at 0, QUIT comes last and once, and the recorded outcome is the one the
 timeline shows.
 """
+
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sim.player.model import generate_sessions
-from sim.player.timeline import Action as A
-from sim.player.timeline import AdPosition, Outcome
+from sim.player.timeline import Action as A, AdPosition, Outcome
 from sim.scenario.model import Scenario
 
-AD_ACTIONS = {A.AD_IMPRESSION, A.AD_START, A.AD_FIRST_QUARTILE, A.AD_MIDPOINT, A.AD_THIRD_QUARTILE,
-              A.AD_COMPLETE, A.AD_SKIP, A.AD_CLICK, A.AD_ERROR}
-CONTENT_ACTIONS = {A.PAUSE, A.RESUME, A.SEEK, A.STALL_START, A.STALL_END, A.ENTER_FULLSCREEN, A.EXIT_FULLSCREEN,
-                   A.SPEED, A.CAPTIONS, A.FLAVOR_SWITCH, A.SOURCE_SELECTED, A.SHARE, A.SHARE_NETWORK,
-                   A.DOWNLOAD, A.REPORT, A.RELATED_OPEN, A.RELATED_SELECTED, A.INFO, A.ENDED, A.REPLAY,
-                   A.SOUND, A.OVERLAY_START, A.OVERLAY_CLICK}
+AD_ACTIONS = {
+    A.AD_IMPRESSION,
+    A.AD_START,
+    A.AD_FIRST_QUARTILE,
+    A.AD_MIDPOINT,
+    A.AD_THIRD_QUARTILE,
+    A.AD_COMPLETE,
+    A.AD_SKIP,
+    A.AD_CLICK,
+    A.AD_ERROR,
+}
+CONTENT_ACTIONS = {
+    A.PAUSE,
+    A.RESUME,
+    A.SEEK,
+    A.STALL_START,
+    A.STALL_END,
+    A.ENTER_FULLSCREEN,
+    A.EXIT_FULLSCREEN,
+    A.SPEED,
+    A.CAPTIONS,
+    A.FLAVOR_SWITCH,
+    A.SOURCE_SELECTED,
+    A.SHARE,
+    A.SHARE_NETWORK,
+    A.DOWNLOAD,
+    A.REPORT,
+    A.RELATED_OPEN,
+    A.RELATED_SELECTED,
+    A.INFO,
+    A.ENDED,
+    A.REPLAY,
+    A.SOUND,
+    A.OVERLAY_START,
+    A.OVERLAY_CLICK,
+}
 
 
 def expected_outcome(kinds: list[A], ad_pos: list[int]) -> Outcome:
@@ -95,8 +124,12 @@ def dist(draw_, low, high):
     if kind == "uniform":
         a = draw_(st.floats(low, high))
         return {"dist": "uniform", "low": a, "high": draw_(st.floats(a, high))}
-    return {"dist": "lognormal", "median": draw_(st.floats(max(low, 0.01), high)), "sigma": draw_(st.floats(0.1, 1.5)),
-            "max": high}
+    return {
+        "dist": "lognormal",
+        "median": draw_(st.floats(max(low, 0.01), high)),
+        "sigma": draw_(st.floats(0.1, 1.5)),
+        "max": high,
+    }
 
 
 prob = st.floats(0, 1)
@@ -105,14 +138,21 @@ prob = st.floats(0, 1)
 @st.composite
 def scenarios(draw_):
     bounce = draw_(st.floats(0, 0.5))
-    ads = {"start_rate": draw_(prob), "skip_rate": draw_(prob),
-           "skippable_after_s": draw_(st.one_of(st.none(), st.floats(1, 20))),
-           "overlay": {"share": draw_(prob), "click_rate": draw_(prob)},
-           "bumpers": {"pre": draw_(prob), "post": draw_(prob), "click_rate": draw_(prob)},
-           "click_rate": {"desktop": draw_(prob), "mobile": draw_(prob), "tablet": draw_(prob), "ctv": draw_(prob)}}
+    ads = {
+        "start_rate": draw_(prob),
+        "skip_rate": draw_(prob),
+        "skippable_after_s": draw_(st.one_of(st.none(), st.floats(1, 20))),
+        "overlay": {"share": draw_(prob), "click_rate": draw_(prob)},
+        "bumpers": {"pre": draw_(prob), "post": draw_(prob), "click_rate": draw_(prob)},
+        "click_rate": {"desktop": draw_(prob), "mobile": draw_(prob), "tablet": draw_(prob), "ctv": draw_(prob)},
+    }
     if draw_(st.booleans()):
-        ads["preroll"] = {"share": draw_(prob), "completion": draw_(prob), "abandon_per_ad": draw_(prob),
-                          "size": draw_(st.integers(0, 3))}
+        ads["preroll"] = {
+            "share": draw_(prob),
+            "completion": draw_(prob),
+            "abandon_per_ad": draw_(prob),
+            "size": draw_(st.integers(0, 3)),
+        }
     if draw_(st.booleans()):
         rule = draw_(st.sampled_from(["at_fractions", "at_s", "every_s", None]))
         mid = {"completion": draw_(prob), "break_exit": draw_(prob), "size": draw_(st.integers(0, 3))}
@@ -125,29 +165,42 @@ def scenarios(draw_):
         ads["midroll"] = mid
     if draw_(st.booleans()):
         ads["postroll"] = {"share": draw_(prob), "completion": draw_(prob), "size": draw_(st.integers(0, 2))}
-    return Scenario.model_validate({
-        "catalog": {"count": 40, "live_share": draw_(st.floats(0, 0.5)),
-                    "duration": dist(draw_, 5, 1200)},
-        "audience": {"viewers": 200, "devices": {"desktop": 1, "mobile": 1, "tablet": 1, "ctv": 1}},
-        "behaviour": {
-            "play_rate": draw_(st.floats(0.3, 1)), "autoplay": draw_(prob), "autoplay_play_rate": draw_(prob),
-            "start_failure": draw_(st.floats(0, 0.3)),
-            "startup": {"time_s": dist(draw_, 0.1, 15), "grace_s": draw_(st.floats(0, 5))},
-            "watched_fraction": {"early_bounce": bounce, "complete": draw_(st.floats(0, 1 - bounce))},
-            "rebuffering": {"impaired_share": draw_(prob), "impaired_per_min": draw_(st.floats(0, 5)),
-                            "stall_s": dist(draw_, 0.1, 30), "quit_after_stall": draw_(st.floats(0, 0.5))},
-            "pauses": {"per_min": draw_(st.floats(0, 3)), "length_s": dist(draw_, 0.5, 120)},
-            "seeks": {"per_play": {"dist": "poisson", "mean": draw_(st.floats(0, 6))}, "backward_share": draw_(prob)},
-            "fullscreen": {"desktop": draw_(prob), "mobile": draw_(prob)},
-            "speed": {"share": draw_(prob)}, "captions": {"share": draw_(prob)},
-            "clicks": {"share": draw_(prob), "related": draw_(prob), "info": draw_(prob)},
-            "sound": {"muted_autoplay_share": draw_(prob), "unmute_per_min": draw_(st.floats(0, 3))},
-            "flavor_switch_per_min": draw_(st.floats(0, 3)), "manual_source_share": draw_(prob),
-            "replay_after_end": draw_(prob), "error_mid_stream": draw_(st.floats(0, 0.3)),
-            "tab_hidden_per_min": draw_(st.floats(0, 2)),
-        },
-        "ads": ads,
-    })
+    return Scenario.model_validate(
+        {
+            "catalog": {"count": 40, "live_share": draw_(st.floats(0, 0.5)), "duration": dist(draw_, 5, 1200)},
+            "audience": {"viewers": 200, "devices": {"desktop": 1, "mobile": 1, "tablet": 1, "ctv": 1}},
+            "behaviour": {
+                "play_rate": draw_(st.floats(0.3, 1)),
+                "autoplay": draw_(prob),
+                "autoplay_play_rate": draw_(prob),
+                "start_failure": draw_(st.floats(0, 0.3)),
+                "startup": {"time_s": dist(draw_, 0.1, 15), "grace_s": draw_(st.floats(0, 5))},
+                "watched_fraction": {"early_bounce": bounce, "complete": draw_(st.floats(0, 1 - bounce))},
+                "rebuffering": {
+                    "impaired_share": draw_(prob),
+                    "impaired_per_min": draw_(st.floats(0, 5)),
+                    "stall_s": dist(draw_, 0.1, 30),
+                    "quit_after_stall": draw_(st.floats(0, 0.5)),
+                },
+                "pauses": {"per_min": draw_(st.floats(0, 3)), "length_s": dist(draw_, 0.5, 120)},
+                "seeks": {
+                    "per_play": {"dist": "poisson", "mean": draw_(st.floats(0, 6))},
+                    "backward_share": draw_(prob),
+                },
+                "fullscreen": {"desktop": draw_(prob), "mobile": draw_(prob)},
+                "speed": {"share": draw_(prob)},
+                "captions": {"share": draw_(prob)},
+                "clicks": {"share": draw_(prob), "related": draw_(prob), "info": draw_(prob)},
+                "sound": {"muted_autoplay_share": draw_(prob), "unmute_per_min": draw_(st.floats(0, 3))},
+                "flavor_switch_per_min": draw_(st.floats(0, 3)),
+                "manual_source_share": draw_(prob),
+                "replay_after_end": draw_(prob),
+                "error_mid_stream": draw_(st.floats(0, 0.3)),
+                "tab_hidden_per_min": draw_(st.floats(0, 2)),
+            },
+            "ads": ads,
+        }
+    )
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

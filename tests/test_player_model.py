@@ -3,6 +3,7 @@
 Statistical tests draw enough sessions that the configured value sits within about four
 standard errors of the measurement; each runs in a few seconds.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,7 @@ import pytest
 
 from sim.player.clock import hourly_weights
 from sim.player.model import chunk_partitions, generate_sessions, prepare_run
-from sim.player.timeline import Action as A
-from sim.player.timeline import AdPosition, Outcome
+from sim.player.timeline import Action as A, AdPosition, Outcome
 from sim.scenario.model import Scenario
 
 
@@ -46,6 +46,7 @@ def within(measured, expected, n, *, sigmas=4.0, floor=0.0):
 
 # --- determinism and streaming --------------------------------------------------------------
 
+
 def test_same_scenario_and_seed_give_identical_arrays():
     s1, a1 = collect(Scenario(), seed=11, sessions=5000)
     s2, a2 = collect(Scenario(), seed=11, sessions=5000)
@@ -59,10 +60,10 @@ def test_chunk_size_does_not_change_the_sessions():
     s1, a1 = collect(Scenario(), seed=5, sessions=30_000, days=1, chunk_size=1000)
     s2, a2 = collect(Scenario(), seed=5, sessions=30_000, days=1, chunk_size=65536)
     for k in s1:
-        if k != "first_action":   # chunk-relative
+        if k != "first_action":  # chunk-relative
             np.testing.assert_array_equal(s1[k], s2[k], err_msg=k)
     for k in a1:
-        if k != "session":        # chunk-relative
+        if k != "session":  # chunk-relative
             np.testing.assert_array_equal(a1[k], a2[k], err_msg=k)
 
 
@@ -86,9 +87,18 @@ def test_chunks_stream_in_time_order_with_globally_unique_session_numbers():
 
 def test_workers_split_the_chunks_without_overlap_or_gaps():
     sc = Scenario()
-    all_seqs = np.concatenate([c.sessions["session_seq"] for c in generate_sessions(sc, 9, sessions=30_000, chunk_size=4000)])
-    parts = [np.concatenate([c.sessions["session_seq"] for c in generate_sessions(sc, 9, sessions=30_000, chunk_size=4000, worker=(w, 3))])
-             for w in range(3)]
+    all_seqs = np.concatenate(
+        [c.sessions["session_seq"] for c in generate_sessions(sc, 9, sessions=30_000, chunk_size=4000)]
+    )
+    parts = [
+        np.concatenate(
+            [
+                c.sessions["session_seq"]
+                for c in generate_sessions(sc, 9, sessions=30_000, chunk_size=4000, worker=(w, 3))
+            ]
+        )
+        for w in range(3)
+    ]
     merged = np.sort(np.concatenate(parts))
     np.testing.assert_array_equal(merged, all_seqs)
 
@@ -107,12 +117,18 @@ KITCHEN_SINK = {
     "catalog": {"count": 30, "live_share": 0.2, "duration": {"dist": "uniform", "low": 60, "high": 900}},
     "audience": {"devices": {"desktop": 0.4, "mobile": 0.3, "tablet": 0.1, "ctv": 0.2}},
     "behaviour": {
-        "play_rate": 0.8, "autoplay": 0.5, "start_failure": 0.05,
+        "play_rate": 0.8,
+        "autoplay": 0.5,
+        "start_failure": 0.05,
         "startup": {"time_s": {"dist": "lognormal", "median": 2.5, "sigma": 0.8}},
         "rebuffering": {"impaired_share": 0.8, "impaired_per_min": 1.0, "quit_after_stall": 0.1},
         "clicks": {"share": 0.3, "download": 0.3, "report": 0.3, "related": 0.3, "info": 0.3},
-        "speed": {"share": 0.3}, "captions": {"share": 0.3}, "manual_source_share": 0.3,
-        "replay_after_end": 0.3, "error_mid_stream": 0.05, "tab_hidden_per_min": 0.5,
+        "speed": {"share": 0.3},
+        "captions": {"share": 0.3},
+        "manual_source_share": 0.3,
+        "replay_after_end": 0.3,
+        "error_mid_stream": 0.05,
+        "tab_hidden_per_min": 0.5,
         "sound": {"muted_autoplay_share": 1.0, "unmute_per_min": 1.0},
     },
     "ads": {
@@ -121,7 +137,8 @@ KITCHEN_SINK = {
         "postroll": {"share": 1.0},
         "overlay": {"share": 0.5, "click_rate": 0.5},
         "bumpers": {"pre": 0.5, "post": 0.5, "click_rate": 0.5},
-        "skippable_after_s": 5, "skip_rate": 0.3,
+        "skippable_after_s": 5,
+        "skip_rate": 0.3,
         "click_rate": {"desktop": 0.3, "mobile": 0.3, "tablet": 0.3, "ctv": 0.3},
     },
 }
@@ -151,6 +168,7 @@ def test_live_viewers_join_at_the_live_edge_and_never_reach_an_end():
 
 # --- the clock ------------------------------------------------------------------------------
 
+
 def test_volume_is_sessions_per_day_times_days():
     sc = Scenario.model_validate({"clock": {"days": 3, "sessions_per_day": 1500}})
     s, _ = collect(sc, sessions=None)
@@ -160,35 +178,53 @@ def test_volume_is_sessions_per_day_times_days():
 
 
 def test_arrivals_follow_the_hourly_curve_in_viewer_local_time():
-    sc = Scenario.model_validate({"clock": {"days": 7, "hourly": "consumer-evening", "weekday": "flat",
-                                            "timezones": [{"utc_offset": "+05:30", "weight": 1}]}})
+    sc = Scenario.model_validate(
+        {
+            "clock": {
+                "days": 7,
+                "hourly": "consumer-evening",
+                "weekday": "flat",
+                "timezones": [{"utc_offset": "+05:30", "weight": 1}],
+            }
+        }
+    )
     s, _ = collect(sc, sessions=60_000)
     local_hour = (((s["start"] + s["tz_offset_min"] * 60) // 3600) % 24).astype(int)
     share = np.bincount(local_hour, minlength=24) / len(local_hour)
     expected = hourly_weights("consumer-evening") / 24
-    assert np.abs(share - expected).max() < 0.004    # se per hour <= 0.0011
+    assert np.abs(share - expected).max() < 0.004  # se per hour <= 0.0011
     assert np.all(s["tz_offset_min"] == 330)
 
 
 def test_weekday_multipliers_shape_daily_volume():
-    sc = Scenario.model_validate({"clock": {"days": 7, "hourly": "flat", "weekday": [2, 1, 1, 1, 1, 1, 1],
-                                            "timezones": [{"utc_offset": "+00:00", "weight": 1}]}})
+    sc = Scenario.model_validate(
+        {
+            "clock": {
+                "days": 7,
+                "hourly": "flat",
+                "weekday": [2, 1, 1, 1, 1, 1, 1],
+                "timezones": [{"utc_offset": "+00:00", "weight": 1}],
+            }
+        }
+    )
     s, _ = collect(sc, sessions=40_000)
-    day = ((s["start"] // 86400 + 3) % 7).astype(int)   # Monday first
+    day = ((s["start"] // 86400 + 3) % 7).astype(int)  # Monday first
     share = np.bincount(day, minlength=7) / len(day)
     within(share[0], 2 / 8, len(day))
     within(share[3], 1 / 8, len(day))
 
 
 def test_time_zones_mix_by_weight():
-    sc = Scenario.model_validate({"clock": {"timezones": [{"utc_offset": "-05:00", "weight": 3},
-                                                          {"utc_offset": "+01:00", "weight": 1}]}})
+    sc = Scenario.model_validate(
+        {"clock": {"timezones": [{"utc_offset": "-05:00", "weight": 3}, {"utc_offset": "+01:00", "weight": 1}]}}
+    )
     s, _ = collect(sc, sessions=20_000)
     within(np.mean(s["tz_offset_min"] == -300), 0.75, 20_000)
 
 
 def test_a_mix_splits_sessions_by_component_weight():
     from sim.scenario.loader import Component
+
     vod = Component("vod", Scenario(), 0.7)
     clip = Component("clip", Scenario.model_validate({"catalog": {"duration": 40}}), 0.3)
     chunk = next(generate_sessions([vod, clip], seed=2, sessions=20_000, chunk_size=10**6))
@@ -196,11 +232,15 @@ def test_a_mix_splits_sessions_by_component_weight():
     assert chunk.scenario_names == ["vod", "clip"]
     clip_entries = chunk.population.components[1].entries
     on_clip = chunk.sessions["scenario"] == 1
-    assert np.all((chunk.sessions["entry"][on_clip] >= clip_entries.start) & (chunk.sessions["entry"][on_clip] < clip_entries.stop))
+    assert np.all(
+        (chunk.sessions["entry"][on_clip] >= clip_entries.start)
+        & (chunk.sessions["entry"][on_clip] < clip_entries.stop)
+    )
     np.testing.assert_allclose(chunk.sessions["duration"][on_clip], 40.0)
 
 
 # --- configured behaviour in aggregate --------------------------------------------------------
+
 
 def test_play_rate_is_the_configured_share_of_loads():
     s, a = collect(Scenario.model_validate({"behaviour": {"play_rate": 0.42}}), sessions=30_000)
@@ -208,7 +248,9 @@ def test_play_rate_is_the_configured_share_of_loads():
 
 
 def test_autoplayed_loads_play_at_the_autoplay_rate():
-    s, a = collect(Scenario.model_validate({"behaviour": {"autoplay": 1.0, "autoplay_play_rate": 0.9}}), sessions=20_000)
+    s, a = collect(
+        Scenario.model_validate({"behaviour": {"autoplay": 1.0, "autoplay_play_rate": 0.9}}), sessions=20_000
+    )
     within(np.sum(a["kind"] == A.PLAY_REQUEST) / len(s["start"]), 0.9, 20_000)
 
 
@@ -225,9 +267,16 @@ def _abandon_probability(median, sigma, grace, hazard):
 
 
 def test_exits_before_video_start_follow_the_waiting_hazard_per_device():
-    sc = Scenario.model_validate({"behaviour": {"play_rate": 1.0, "start_failure": 0.0,
-                                                "startup": {"time_s": {"dist": "lognormal", "median": 2.0, "sigma": 0.8}}},
-                                  "audience": {"returning": {"activity_zipf": 0}}})
+    sc = Scenario.model_validate(
+        {
+            "behaviour": {
+                "play_rate": 1.0,
+                "start_failure": 0.0,
+                "startup": {"time_s": {"dist": "lognormal", "median": 2.0, "sigma": 0.8}},
+            },
+            "audience": {"returning": {"activity_zipf": 0}},
+        }
+    )
     s, _ = collect(sc, sessions=40_000)
     left = s["outcome"] == Outcome.ABANDONED_STARTUP
     for device, hazard in ((0, 0.09), (1, 0.03)):
@@ -237,11 +286,19 @@ def test_exits_before_video_start_follow_the_waiting_hazard_per_device():
 
 def test_completion_follows_the_length_bucket_of_the_entry():
     durations = {30: 0.66, 90: 0.56, 300: 0.50, 900: 0.39, 1800: 0.22}
-    sc = Scenario.model_validate({
-        "catalog": {"entries": [{"id": f"1_len{d:05d}", "duration": d} for d in durations], "zipf": 0},
-        "behaviour": {"play_rate": 1.0, "start_failure": 0.0, "seeks": {"per_play": 0},
-                      "startup": {"time_s": 0.5}, "rebuffering": {"quit_after_stall": 0.0},
-                      "clicks": {"related": 0.0}}})
+    sc = Scenario.model_validate(
+        {
+            "catalog": {"entries": [{"id": f"1_len{d:05d}", "duration": d} for d in durations], "zipf": 0},
+            "behaviour": {
+                "play_rate": 1.0,
+                "start_failure": 0.0,
+                "seeks": {"per_play": 0},
+                "startup": {"time_s": 0.5},
+                "rebuffering": {"quit_after_stall": 0.0},
+                "clicks": {"related": 0.0},
+            },
+        }
+    )
     s, a = collect(sc, sessions=30_000)
     ended = np.zeros(len(s["start"]), bool)
     ended[a["seq"][a["kind"] == A.ENDED]] = True
@@ -251,10 +308,16 @@ def test_completion_follows_the_length_bucket_of_the_entry():
 
 
 def test_stalls_are_a_poisson_process_in_playing_time_at_the_group_rate():
-    sc = Scenario.model_validate({"catalog": {"count": 5000, "zipf": 0},
-                                  "behaviour": {"play_rate": 1.0, "seeks": {"per_play": 0},
-                                                "rebuffering": {"impaired_share": 0.3, "clean_per_min": 0.05,
-                                                                "impaired_per_min": 0.8}}})
+    sc = Scenario.model_validate(
+        {
+            "catalog": {"count": 5000, "zipf": 0},
+            "behaviour": {
+                "play_rate": 1.0,
+                "seeks": {"per_play": 0},
+                "rebuffering": {"impaired_share": 0.3, "clean_per_min": 0.05, "impaired_per_min": 0.8},
+            },
+        }
+    )
     s, a = collect(sc, sessions=12_000)
     played = s["outcome"] >= Outcome.PARTIAL
     within(s["impaired"][played].mean(), 0.3, int(played.sum()))
@@ -268,34 +331,51 @@ def test_stalls_are_a_poisson_process_in_playing_time_at_the_group_rate():
 
 
 def test_ads_start_at_the_configured_rate_and_preroll_completes_as_configured():
-    sc = Scenario.model_validate({"behaviour": {"play_rate": 1.0},
-                                  "ads": {"start_rate": 0.65, "preroll": {"size": 2, "completion": 0.8, "abandon_per_ad": 0.1}}})
+    sc = Scenario.model_validate(
+        {
+            "behaviour": {"play_rate": 1.0},
+            "ads": {"start_rate": 0.65, "preroll": {"size": 2, "completion": 0.8, "abandon_per_ad": 0.1}},
+        }
+    )
     _, a = collect(sc, sessions=10_000)
     pre = a["ad_pos"] == AdPosition.PREROLL
     started = np.sum(pre & (a["kind"] == A.AD_START))
-    within(started / np.sum(pre & (a["kind"] == A.AD_IMPRESSION)), 0.65, int(np.sum(pre & (a["kind"] == A.AD_IMPRESSION))))
+    within(
+        started / np.sum(pre & (a["kind"] == A.AD_IMPRESSION)), 0.65, int(np.sum(pre & (a["kind"] == A.AD_IMPRESSION)))
+    )
     within(np.sum(pre & (a["kind"] == A.AD_COMPLETE)) / started, 0.8, int(started))
 
 
 def test_preroll_abandonment_by_ad_length_ends_sessions_before_play():
-    sc = Scenario.model_validate({"behaviour": {"play_rate": 1.0},
-                                  "ads": {"start_rate": 1.0, "length_s": 30,
-                                          "preroll": {"size": 1, "abandon_by_ad_length": [{"max_length_s": 15, "share": 0.1},
-                                                                                          {"share": 0.25}]}}})
+    sc = Scenario.model_validate(
+        {
+            "behaviour": {"play_rate": 1.0},
+            "ads": {
+                "start_rate": 1.0,
+                "length_s": 30,
+                "preroll": {"size": 1, "abandon_by_ad_length": [{"max_length_s": 15, "share": 0.1}, {"share": 0.25}]},
+            },
+        }
+    )
     s, _ = collect(sc, sessions=10_000)
     within(np.mean(s["outcome"] == Outcome.ABANDONED_AD), 0.25, 10_000)
 
 
 def test_midroll_breaks_sit_at_their_cue_points():
-    sc = Scenario.model_validate({"catalog": {"entries": [{"id": "1_midroll1", "duration": 600}]},
-                                  "behaviour": {"play_rate": 1.0, "seeks": {"per_play": 0}},
-                                  "ads": {"midroll": {"at_fractions": [0.25, 0.75], "break_exit": 0}}})
+    sc = Scenario.model_validate(
+        {
+            "catalog": {"entries": [{"id": "1_midroll1", "duration": 600}]},
+            "behaviour": {"play_rate": 1.0, "seeks": {"per_play": 0}},
+            "ads": {"midroll": {"at_fractions": [0.25, 0.75], "break_exit": 0}},
+        }
+    )
     _, a = collect(sc, sessions=2000)
     mid = (a["kind"] == A.AD_BREAK_START) & (a["ad_pos"] == AdPosition.MIDROLL)
     assert set(np.round(a["pos"][mid], 6).tolist()) == {150.0, 450.0}
 
 
 # --- against viewing-realism.md section 4, column A (typical VOD, no seeks) --------------------
+
 
 @pytest.fixture(scope="module")
 def typical_vod():

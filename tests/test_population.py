@@ -1,4 +1,5 @@
 """The population: Kaltura-like catalogs, device-consistent user agents, per-country IPs, user ids."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -31,13 +32,14 @@ def test_the_same_seed_gives_the_same_pools_and_catalog():
 @pytest.mark.parametrize("seed", [0, 7])
 def test_person_names_are_what_fakers_own_calls_give(seed):
     from faker import Faker
+
     one_by_one, at_once = Faker("en_US"), Faker("en_US")
     one_by_one.seed_instance(seed)
     at_once.seed_instance(seed)
     firsts = [one_by_one.first_name() for _ in range(40)]
     lasts = [one_by_one.last_name() for _ in range(60)]
     assert person_names(at_once, 40, 60) == (firsts, lasts)
-    assert one_by_one.random.random() == at_once.random.random()   # and the stream goes on alike
+    assert one_by_one.random.random() == at_once.random.random()  # and the stream goes on alike
 
 
 def test_another_seed_gives_other_identities():
@@ -55,13 +57,13 @@ def test_generated_entry_ids_look_like_kalturas_and_are_unique(population):
 def test_catalog_durations_follow_the_clipped_distribution(population):
     d = population.catalog.durations
     assert d.min() >= 30 and d.max() <= 3600
-    assert 200 < np.median(d) < 450   # lognormal median 300 s, 200 draws
+    assert 200 < np.median(d) < 450  # lognormal median 300 s, 200 draws
 
 
 def test_popularity_is_zipf_over_entries(population):
     pop = population.catalog.popularity
     assert pop.sum() == pytest.approx(1.0)
-    assert pop[0] / pop[9] == pytest.approx(10.0)   # Zipf exponent 1: rank 1 vs rank 10
+    assert pop[0] / pop[9] == pytest.approx(10.0)  # Zipf exponent 1: rank 1 vs rank 10
 
 
 def test_live_share_marks_that_share_of_entries_live():
@@ -70,8 +72,9 @@ def test_live_share_marks_that_share_of_entries_live():
 
 
 def test_explicit_entries_are_used_as_given():
-    sc = Scenario.model_validate({"catalog": {"entries": [{"id": "0_abc", "duration": 61.5, "live": True},
-                                                          {"id": "0_def", "duration": 10}]}})
+    sc = Scenario.model_validate(
+        {"catalog": {"entries": [{"id": "0_abc", "duration": 61.5, "live": True}, {"id": "0_def", "duration": 10}]}}
+    )
     pop = build_population([sc], seed=1)
     assert list(pop.catalog.entry_ids) == ["0_abc", "0_def"]
     assert pop.catalog.durations.tolist() == [61.5, 10.0]
@@ -80,8 +83,11 @@ def test_explicit_entries_are_used_as_given():
 
 def _ua_rows(pop, device, os_name, browser):
     p = pop.pools
-    return [ua for ua, d, o, b in zip(p.user_agents, p.ua_device, p.ua_os, p.ua_browser)
-            if d == device and p.os_names[o] == os_name and p.browser_names[b] == browser]
+    return [
+        ua
+        for ua, d, o, b in zip(p.user_agents, p.ua_device, p.ua_os, p.ua_browser)
+        if d == device and p.os_names[o] == os_name and p.browser_names[b] == browser
+    ]
 
 
 def test_desktop_chrome_on_windows_looks_like_one(population):
@@ -115,7 +121,7 @@ def test_no_user_agent_claims_safari_off_apple_platforms(population):
 
 def test_ips_are_public_and_geolocate_to_their_viewers_country(population):
     p = population.pools
-    assert len(p.ips) == 20_000   # one per viewer
+    assert len(p.ips) == 20_000  # one per viewer
     for ip in p.ips[:3000]:
         assert ipaddress.ip_address(ip).is_global, ip
     located = geo_table().countries(list(p.ips)).to_pylist()
@@ -142,8 +148,17 @@ def test_authenticated_share_of_viewers_have_user_ids_and_the_rest_are_anonymous
 
 
 def test_lms_tenants_get_student_numbers_and_sites_get_emails():
-    lms = build_population([Scenario.model_validate({"audience": {"viewers": 300, "referrers": ["https://canvas.example.edu/courses/{n}"]}})], 1)
-    site = build_population([Scenario.model_validate({"audience": {"viewers": 300, "referrers": ["https://www.example.com/watch/{n}"]}})], 1)
+    lms = build_population(
+        [
+            Scenario.model_validate(
+                {"audience": {"viewers": 300, "referrers": ["https://canvas.example.edu/courses/{n}"]}}
+            )
+        ],
+        1,
+    )
+    site = build_population(
+        [Scenario.model_validate({"audience": {"viewers": 300, "referrers": ["https://www.example.com/watch/{n}"]}})], 1
+    )
     assert sum(bool(re.fullmatch(r"s\d{7}", u)) for u in lms.pools.user_ids) > len(lms.pools.user_ids) / 2
     assert all(re.fullmatch(r"[a-z'\-]+\.[a-z'\-]+\d*@[a-z0-9.\-]+", u) for u in site.pools.user_ids)
 
@@ -154,12 +169,16 @@ def test_referrers_are_the_audience_templates_with_page_numbers():
 
 
 def test_device_shift_moves_share_points_to_a_device():
-    aud = Scenario.model_validate({"audience": {"devices": {"desktop": 0.7, "mobile": 0.3}, "device_shift": {"mobile": 0.2}}}).audience
+    aud = Scenario.model_validate(
+        {"audience": {"devices": {"desktop": 0.7, "mobile": 0.3}, "device_shift": {"mobile": 0.2}}}
+    ).audience
     assert device_mix(aud) == pytest.approx({"desktop": 0.5, "mobile": 0.5})
 
 
 def test_viewers_are_split_across_time_zones_by_weight():
-    sc = Scenario.model_validate({"clock": {"timezones": [{"utc_offset": "-08:00", "weight": 1}, {"utc_offset": "+01:00", "weight": 3}]}})
+    sc = Scenario.model_validate(
+        {"clock": {"timezones": [{"utc_offset": "-08:00", "weight": 1}, {"utc_offset": "+01:00", "weight": 3}]}}
+    )
     pop = build_population([sc], 1)
     assert abs(np.mean(pop.viewers.tz_offset_min == 60) - 0.75) < 0.001
 

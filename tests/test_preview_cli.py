@@ -1,4 +1,5 @@
 """`player-sim preview`: readable timelines and a sample summary; scenario problems exit 2."""
+
 from __future__ import annotations
 
 from typer.testing import CliRunner
@@ -25,7 +26,9 @@ def test_a_timeline_shows_offsets_playhead_and_what_matters(tmp_path):
     result = runner.invoke(app, ["preview", str(f)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert any("SEEK" in ln and "to 1:36 (forward 66 s)" in ln and "[    0:30]" in ln and "+31.0s" in ln for ln in lines)
+    assert any(
+        "SEEK" in ln and "to 1:36 (forward 66 s)" in ln and "[    0:30]" in ln and "+31.0s" in ln for ln in lines
+    )
     assert any("STALL_END" in ln and "stalled 2.0 s" in ln for ln in lines)
     assert any("PLAYING" in ln and "startup 1.00 s" in ln for ln in lines)
     assert "-> PARTIAL" in result.output
@@ -86,7 +89,7 @@ def test_with_a_protocol_each_action_is_followed_by_the_beacons_it_sends(tmp_pat
     # 30 s of a 120 s entry reach 25 % by playback; the seek to 80 % fires 50 and 75 %.
     seek = labels.index("kava 35 SEEK")
     assert labels[seek - 1] == "kava 11 PLAY_REACHED_25_PERCENT"
-    assert labels[seek + 1:seek + 3] == ["kava 12 PLAY_REACHED_50_PERCENT", "kava 13 PLAY_REACHED_75_PERCENT"]
+    assert labels[seek + 1 : seek + 3] == ["kava 12 PLAY_REACHED_50_PERCENT", "kava 13 PLAY_REACHED_75_PERCENT"]
     lines = result.output.splitlines()
     seek_action = next(i for i, ln in enumerate(lines) if "SEEK" in ln and "    -> " not in ln)
     seek_beacon = next(i for i, ln in enumerate(lines) if "kava 35 SEEK" in ln)

@@ -18,6 +18,7 @@ test checks the figure the parameters give and says why (scenario comments too):
   beside the figure), which on 40-s clips is a quarter of the entry. Measured vs truth is
   checked separately.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,10 +32,14 @@ from sim.player.model import generate_sessions
 from sim.scenario.loader import load
 
 SEED = 1
-SESSIONS = {"typical-vod.yaml": 6000, "short-clip.yaml": 8000, "long-form-ads.yaml": 3000,
-            "typical-vod-poor-network.yaml": 6000}
-MINUTES_REL = 0.20          # per-play minutes: Zipf catalog, a few dozen effective entries
-CONCENTRATION = 0.03        # extra absolute room for per-play shares that depend on the entries played
+SESSIONS = {
+    "typical-vod.yaml": 6000,
+    "short-clip.yaml": 8000,
+    "long-form-ads.yaml": 3000,
+    "typical-vod-poor-network.yaml": 6000,
+}
+MINUTES_REL = 0.20  # per-play minutes: Zipf catalog, a few dozen effective entries
+CONCENTRATION = 0.03  # extra absolute room for per-play shares that depend on the entries played
 TRUTH_FIGURES = ("avg_view_period_time_min", "avg_completion_rate", "avg_buffer_time")
 
 
@@ -81,8 +86,15 @@ def _tolerance(name: str, key: str, target: float, m) -> float:
         return _binomial(target, loads)
     if key in ("ebvs_ratio", "start_failure_ratio"):
         return _binomial(target, requests)
-    if key in ("plays_25_ratio", "plays_50_ratio", "plays_75_ratio", "play_through_ratio", "avg_view_drop_off",
-               "avg_completion_rate", "rebuffered_play_share"):
+    if key in (
+        "plays_25_ratio",
+        "plays_50_ratio",
+        "plays_75_ratio",
+        "play_through_ratio",
+        "avg_view_drop_off",
+        "avg_completion_rate",
+        "rebuffered_play_share",
+    ):
         return _binomial(target, plays) + CONCENTRATION
     if key == "avg_join_time_s":
         return 0.05 * target
@@ -102,7 +114,7 @@ def test_every_section_4_figure_is_met_within_sampling_tolerance(section4_run):
     misses = []
     for key, target in TARGETS[name].items():
         if key == "ebvs_ratio" and name in ("typical-vod.yaml", "short-clip.yaml"):
-            target = _expected_ebvs(name, path)   # section 4's figure needs the desktop hazard everywhere
+            target = _expected_ebvs(name, path)  # section 4's figure needs the desktop hazard everywhere
         got = m.truth[key] if key in TRUTH_FIGURES else m.headline[key]
         tol = _tolerance(name, key, target, m)
         if abs(got - target) > tol:
@@ -170,5 +182,5 @@ def test_returning_needs_an_earlier_visit_at_least_min_gap_before():
         flags = np.concatenate([ch.sessions["returning"] for ch in generate_sessions(comps, seed=3, sessions=3000)])
         return flags.mean()
 
-    none, day, whole_run = returning_share(0), returning_share(86400), returning_share(10 ** 9)
+    none, day, whole_run = returning_share(0), returning_share(86400), returning_share(10**9)
     assert none > day > whole_run == 0.0

@@ -1,4 +1,5 @@
 """Reconciliation of a request ledger against a collector store, with hand-built ledgers and stores."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,16 @@ def ledger_line(key: str, event_type: int = 3, protocol: str = "kava", **extra) 
         url = f"/api_v3/index.php?service=analytics&action=trackEvent&eventType={event_type}&partnerId=1&entryId=0_e"
     else:
         url = f"/api_v3/index.php?service=stats&action=collect&event%3AeventType={event_type}&event%3AentryId=0_e"
-    return {"ts": 1.0, "method": "GET", "url": url, "headers": {"User-Agent": "x"}, "body": None,
-            "protocol": protocol, "key": key, **extra}
+    return {
+        "ts": 1.0,
+        "method": "GET",
+        "url": url,
+        "headers": {"User-Agent": "x"},
+        "body": None,
+        "protocol": protocol,
+        "key": key,
+        **extra,
+    }
 
 
 def write_ledger(path: Path, lines: list[dict]) -> Path:
@@ -34,8 +43,10 @@ def write_ledger(path: Path, lines: list[dict]) -> Path:
 def write_store(path: Path, rows: list[tuple]) -> Path:
     """rows: (ledger_key, protocol, eventType, accepted, error_code)."""
     con = duckdb.connect(str(path))
-    con.execute("create table events (ts double, ledger_key varchar, protocol varchar, eventType integer, "
-                "accepted boolean, error_code varchar)")
+    con.execute(
+        "create table events (ts double, ledger_key varchar, protocol varchar, eventType integer, "
+        "accepted boolean, error_code varchar)"
+    )
     if rows:
         con.executemany("insert into events values (0, ?, ?, ?, ?, ?)", rows)
     con.close()
@@ -43,14 +54,19 @@ def write_store(path: Path, rows: list[tuple]) -> Path:
 
 
 SENT = [ledger_line("s1:1", 1), ledger_line("s1:2", 2), ledger_line("s1:3", 3), ledger_line("L1:1", 2, "legacy")]
-STORED = [("s1:1", "kava", 1, True, None), ("s1:2", "kava", 2, True, None), ("s1:3", "kava", 3, True, None),
-          ("L1:1", "legacy", 2, True, None)]
+STORED = [
+    ("s1:1", "kava", 1, True, None),
+    ("s1:2", "kava", 2, True, None),
+    ("s1:3", "kava", 3, True, None),
+    ("L1:1", "legacy", 2, True, None),
+]
 
 
 @pytest.fixture
 def files(tmp_path):
     def _files(sent, stored):
         return write_ledger(tmp_path / "requests.jsonl", sent), write_store(tmp_path / "store.duckdb", stored)
+
     return _files
 
 
@@ -99,8 +115,10 @@ def test_a_send_that_failed_at_the_generator_is_not_lost(files):
 def test_failed_sends_are_grouped_by_their_error(files):
     sent = SENT + [ledger_line(f"s1:{i}", 99, failed=True, error="HTTP 503") for i in (4, 5)]
     r = reconcile(*files(sent + [ledger_line("s1:6", 99, failed=True, error="timeout")], STORED))
-    assert r.failed_reasons == [{"protocol": "kava", "error": "HTTP 503", "lines": 2},
-                                {"protocol": "kava", "error": "timeout", "lines": 1}]
+    assert r.failed_reasons == [
+        {"protocol": "kava", "error": "HTTP 503", "lines": 2},
+        {"protocol": "kava", "error": "timeout", "lines": 1},
+    ]
 
 
 def test_an_http_error_status_is_a_response_so_a_missing_row_is_lost(files):
@@ -115,8 +133,11 @@ def test_a_failed_send_that_arrived_anyway_is_not_a_duplicate(files):
 
 
 def test_event_type_is_read_from_a_json_post_body(files):
-    line = ledger_line("s1:9", 0) | {"method": "POST", "url": "/api_v3/index.php?service=analytics&action=trackEvent",
-                                     "body": json.dumps({"eventType": 45, "position": 3.5})}
+    line = ledger_line("s1:9", 0) | {
+        "method": "POST",
+        "url": "/api_v3/index.php?service=analytics&action=trackEvent",
+        "body": json.dumps({"eventType": 45, "position": 3.5}),
+    }
     r = reconcile(*files([line], []))
     assert [(row["eventType"], row["lost"]) for row in r.by_type] == [(45, 1)]
 
@@ -192,6 +213,10 @@ def test_each_event_type_carries_its_name_in_the_result_and_the_table(files):
     ledger, store = files(SENT, STORED)
     r = reconcile(ledger, store)
     assert [(row["protocol"], row["eventType"], row["eventName"]) for row in r.by_type] == [
-        ("kava", 1, "IMPRESSION"), ("kava", 2, "PLAY_REQUEST"), ("kava", 3, "PLAY"), ("legacy", 2, "MEDIA_LOADED")]
+        ("kava", 1, "IMPRESSION"),
+        ("kava", 2, "PLAY_REQUEST"),
+        ("kava", 3, "PLAY"),
+        ("legacy", 2, "MEDIA_LOADED"),
+    ]
     table = runner.invoke(app, ["reconcile", str(ledger), "--store", str(store)], env={"COLUMNS": "120"}).output
     assert "1 IMPRESSION" in table and "2 MEDIA_LOADED" in table

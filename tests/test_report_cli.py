@@ -1,4 +1,5 @@
 """`player-sim report`: terminal table, --json, --html, and a clear exit 2 for bad sources."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,16 @@ from events_tables import kava, legacy, write
 from sim.cli import app
 
 runner = CliRunner()
-ROWS = [kava(1, session="a"), kava(1, session="b"), kava(2, session="a"), kava(3, session="a", userId="u1"),
-        kava(11, session="a", position=30.0), kava(99, session="a", eventIndex=5, playTimeSum=10.0),
-        legacy(2), legacy(3, duration=120)]
+ROWS = [
+    kava(1, session="a"),
+    kava(1, session="b"),
+    kava(2, session="a"),
+    kava(3, session="a", userId="u1"),
+    kava(11, session="a", position=30.0),
+    kava(99, session="a", eventIndex=5, playTimeSum=10.0),
+    legacy(2),
+    legacy(3, duration=120),
+]
 
 
 def test_json_prints_the_metrics_of_both_protocols(tmp_path):
@@ -29,8 +37,13 @@ def test_protocol_option_limits_the_report(tmp_path):
 
 
 def test_terminal_table_shows_truth_beside_measured(tmp_path):
-    truth = dict(truth_session_seq=1, truth_outcome="completed", truth_viewer=3, truth_entry_duration=60.0,
-                 truth_intended_fraction=1.0)
+    truth = dict(
+        truth_session_seq=1,
+        truth_outcome="completed",
+        truth_viewer=3,
+        truth_entry_duration=60.0,
+        truth_intended_fraction=1.0,
+    )
     rows = [kava(1, **truth), kava(3, **truth)]
     result = runner.invoke(app, ["report", str(write(rows, tmp_path / "e.jsonl"))], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
@@ -43,11 +56,17 @@ def test_html_report_is_self_contained_with_charts(tmp_path):
     result = runner.invoke(app, ["report", str(write(ROWS, tmp_path / "e.parquet")), "--html", str(out)])
     assert result.exit_code == 0, result.output
     page = out.read_text()
-    for title in ("Play funnel", "Quartile drop-off", "Beacons and plays over time", "Plays by hour of day",
-                  "Top videos by plays", "Device mix"):
+    for title in (
+        "Play funnel",
+        "Quartile drop-off",
+        "Beacons and plays over time",
+        "Plays by hour of day",
+        "Top videos by plays",
+        "Device mix",
+    ):
         assert title in page
-    assert "Plotly.newPlot" in page and "plotly.js" in page.lower()      # the library is inlined ...
-    assert not re.search(r"<link\b|<script[^>]*\bsrc=|src=\"http", page)   # ... and nothing is fetched
+    assert "Plotly.newPlot" in page and "plotly.js" in page.lower()  # the library is inlined ...
+    assert not re.search(r"<link\b|<script[^>]*\bsrc=|src=\"http", page)  # ... and nothing is fetched
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report-")] == []
 
 

@@ -1,5 +1,6 @@
 """The HTML report: its charts hold the figures `report --json` prints, it renders in a real browser
 without script errors, and values from beacons (entry id, referrer) cannot become markup or script."""
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,16 @@ runner = CliRunner()
 
 
 def _rows() -> list[dict]:
-    truth = dict(truth_outcome="completed", truth_entry_duration=60.0, truth_intended_fraction=1.0,
-                 truth_device="tablet")
+    truth = dict(
+        truth_outcome="completed", truth_entry_duration=60.0, truth_intended_fraction=1.0, truth_device="tablet"
+    )
     rows = []
-    for i in range(3):                       # three loads, two plays, one reaches 100 %
-        seq = dict(truth_session_seq=i, truth_viewer=i, **truth) if i < 2 else \
-            dict(truth_session_seq=i, truth_viewer=i, truth_outcome="no_play", truth_device="tablet")
+    for i in range(3):  # three loads, two plays, one reaches 100 %
+        seq = (
+            dict(truth_session_seq=i, truth_viewer=i, **truth)
+            if i < 2
+            else dict(truth_session_seq=i, truth_viewer=i, truth_outcome="no_play", truth_device="tablet")
+        )
         entry = HOSTILE if i == 0 else "0_plain"
         rows.append(kava(1, session=f"k{i}", entry=entry, referrer=HOSTILE, **seq))
         if i < 2:
@@ -32,8 +37,12 @@ def _rows() -> list[dict]:
             rows.append(kava(3, session=f"k{i}", entry=entry, **seq))
             rows.append(kava(11, session=f"k{i}", entry=entry, position=15.0, **seq))
     rows.append(kava(14, session="k0", entry=HOSTILE, position=60.0, truth_session_seq=0, truth_viewer=0, **truth))
-    rows += [legacy(2, entry=HOSTILE, referrer=HOSTILE), legacy(3, entry=HOSTILE, duration=120),
-             legacy(4, entry=HOSTILE, duration=120), legacy(2, session="L2")]
+    rows += [
+        legacy(2, entry=HOSTILE, referrer=HOSTILE),
+        legacy(3, entry=HOSTILE, duration=120),
+        legacy(4, entry=HOSTILE, duration=120),
+        legacy(2, session="L2"),
+    ]
     return rows
 
 
@@ -65,8 +74,18 @@ def test_the_charts_hold_the_figures_of_the_json_report(report):
     k, kt = doc["protocols"]["kava"]["headline"], doc["protocols"]["kava"]["truth"]
     measured, truth = charts["kava-funnel"]["data"]
     assert measured["x"] == ["Impressions", "Play requests", "Plays", "25 %", "50 %", "75 %", "100 %"]
-    assert measured["y"] == [k[key] for key in ("count_loads", "count_play_requests", "count_plays", "count_plays_25",
-                                                "count_plays_50", "count_plays_75", "count_plays_100")]
+    assert measured["y"] == [
+        k[key]
+        for key in (
+            "count_loads",
+            "count_play_requests",
+            "count_plays",
+            "count_plays_25",
+            "count_plays_50",
+            "count_plays_75",
+            "count_plays_100",
+        )
+    ]
     assert measured["y"][:3] == [3, 2, 2]
     assert truth["y"][0] == kt["count_loads"] and truth["y"][2] == kt["count_plays"] == 2
     assert charts["kava-dropoff"]["data"][0]["y"] == [100.0, 100.0, 0.0, 0.0, 50.0]
@@ -75,19 +94,24 @@ def test_the_charts_hold_the_figures_of_the_json_report(report):
     timeline = doc["protocols"]["kava"]["timeline"]["points"]
     events, plays = charts["kava-timeline"]["data"]
     assert events["y"] == [p[1] for p in timeline] and plays["y"] == [p[2] for p in timeline]
-    assert plays["yaxis"] == "y2"                             # plays on their own scale
+    assert plays["yaxis"] == "y2"  # plays on their own scale
     assert charts["legacy-funnel"]["data"][0]["y"] == [2, 1, 1, 0, 0, 0]
     devices = {t["name"]: t for t in charts["mix-device"]["data"]}
-    assert list(devices) == ["legacy measured", "legacy truth", "kava measured", "kava truth"]   # one chart
+    assert list(devices) == ["legacy measured", "legacy truth", "kava measured", "kava truth"]  # one chart
     assert dict(zip(devices["kava truth"]["x"], devices["kava truth"]["y"]))["tablet"] == 100.0
-    assert dict(zip(devices["kava measured"]["x"], devices["kava measured"]["y"]))["tablet"] == 0   # no user agent
+    assert dict(zip(devices["kava measured"]["x"], devices["kava measured"]["y"]))["tablet"] == 0  # no user agent
 
 
 def test_days_outside_the_clock_window_are_left_out():
     from sim.metrics.html import clock_window_days
-    days = [{"key": "d0", "loads": 0, "plays": 1, "events": 5}, {"key": "d1", "loads": 4, "plays": 3, "events": 9},
-            {"key": "d2", "loads": 0, "plays": 0, "events": 1}, {"key": "d3", "loads": 2, "plays": 1, "events": 4},
-            {"key": "d4", "loads": 0, "plays": 1, "events": 7}]
+
+    days = [
+        {"key": "d0", "loads": 0, "plays": 1, "events": 5},
+        {"key": "d1", "loads": 4, "plays": 3, "events": 9},
+        {"key": "d2", "loads": 0, "plays": 0, "events": 1},
+        {"key": "d3", "loads": 2, "plays": 1, "events": 4},
+        {"key": "d4", "loads": 0, "plays": 1, "events": 7},
+    ]
     inside, outside = clock_window_days(days)
     assert [d["key"] for d in inside] == ["d1", "d2", "d3"] and [d["key"] for d in outside] == ["d0", "d4"]
 
@@ -96,15 +120,17 @@ def test_no_value_from_a_beacon_becomes_markup(report):
     _, page = report
     html = page.read_text()
     from plotly.offline import get_plotlyjs
-    ours = html.replace(get_plotlyjs(), "")          # the page less the library (whose code holds "<img")
+
+    ours = html.replace(get_plotlyjs(), "")  # the page less the library (whose code holds "<img")
     assert HOSTILE not in ours and "<img" not in ours
     entries = _charts(_page_data(html))["legacy-entries"]["data"][0]["y"]
-    assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in entries   # shown as text by Plotly
+    assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in entries  # shown as text by Plotly
     assert len(re.findall(r"</script>", ours, re.I)) == len(re.findall(r"<script\b", ours, re.I)) == 3
 
 
 def test_page_data_is_json_even_with_non_finite_figures():
     from sim.metrics.html import _json_for_script
+
     text = _json_for_script({"y": [float("nan"), float("inf"), 1.5], "label": "</script>&"})
     assert json.loads(text) == {"y": [None, None, 1.5], "label": "</script>&"}
     assert "<" not in text and "&" not in text
@@ -128,7 +154,7 @@ class _Dom(HTMLParser):
         self.body: dict[str, str] = {}
         self.texts: dict[str, list[str]] = {}
         self.errors = ""
-        self._chart = None                # id of the chart being read: from its div to the next heading or text
+        self._chart = None  # id of the chart being read: from its div to the next heading or text
         self._in_errors = False
 
     def handle_starttag(self, tag, attrs):
@@ -157,9 +183,9 @@ def test_the_page_renders_in_chromium_with_the_json_figures(report, tmp_path):
     parsed = _Dom()
     parsed.feed(dom)
     charts = _charts(_page_data(page.read_text()))
-    assert parsed.body.get("data-rendered") == str(len(charts)), parsed.errors   # every chart drawn ...
-    assert "data-errors" not in parsed.body and not parsed.errors.strip()          # ... without a script error
-    assert "img" not in parsed.tags                              # the hostile entry id made no element
+    assert parsed.body.get("data-rendered") == str(len(charts)), parsed.errors  # every chart drawn ...
+    assert "data-errors" not in parsed.body and not parsed.errors.strip()  # ... without a script error
+    assert "img" not in parsed.tags  # the hostile entry id made no element
     k = doc["protocols"]["kava"]["headline"]
     funnel = parsed.texts["kava-funnel"]
     for label in ("Impressions", "Play requests", "Plays", "25 %", "100 %", "count (sessions or beacons)", "step"):
@@ -167,6 +193,6 @@ def test_the_page_renders_in_chromium_with_the_json_figures(report, tmp_path):
     bar_values = [t for t in funnel if re.fullmatch(r"[\d,]+", t)]
     for value in (k["count_loads"], k["count_plays"], k["count_plays_25"]):
         assert str(value) in bar_values
-    assert HOSTILE in parsed.texts["legacy-entries"]             # drawn as the text it is
+    assert HOSTILE in parsed.texts["legacy-entries"]  # drawn as the text it is
     timeline = parsed.texts["kava-timeline"]
     assert "time (UTC)" in timeline and any(t.startswith("plays per") for t in timeline)

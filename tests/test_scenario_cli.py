@@ -1,4 +1,5 @@
 """`player-sim validate` and `player-sim schema` on the real command line."""
+
 from __future__ import annotations
 
 import json
@@ -59,6 +60,7 @@ def test_validate_reports_a_directory_without_a_traceback():
 
 def test_the_installed_console_script_validates_with_exit_status_2():
     import subprocess
+
     script = ROOT / ".venv" / "bin" / "player-sim"
     if not script.exists():
         pytest.skip("console script not installed")

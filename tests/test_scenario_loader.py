@@ -1,14 +1,15 @@
 """Loading scenarios: the bundled files, `extends` layering, mixes and catalog CSVs."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from sim.scenario import presets
-from sim.scenario.loader import Component, load
 from sim.scenario.distributions import Lognormal
+from sim.scenario.loader import Component, load
 from sim.scenario.model import Clock, Scenario
 
 ROOT = Path(__file__).parent.parent
@@ -39,8 +40,8 @@ def test_a_file_without_a_name_is_named_after_its_file():
 
 def test_extends_overrides_only_the_keys_the_derived_file_writes():
     startup = one(GOOD / "derived.yaml").behaviour.startup
-    assert startup.grace_s == 3.0                        # written in derived.yaml
-    assert startup.time_s == Lognormal(dist="lognormal", median=1.2, sigma=0.6)   # kept from base.yaml
+    assert startup.grace_s == 3.0  # written in derived.yaml
+    assert startup.time_s == Lognormal(dist="lognormal", median=1.2, sigma=0.6)  # kept from base.yaml
 
 
 def test_extends_merges_weight_tables_key_by_key():
@@ -54,8 +55,8 @@ def test_extends_replaces_lists_whole():
 
 def test_later_bases_win_over_earlier_ones_and_the_file_wins_over_all():
     behaviour = one(GOOD / "layered.yaml").behaviour
-    assert behaviour.play_rate == 0.5          # modifier.yaml over base.yaml
-    assert behaviour.start_failure == 0.02     # layered.yaml over both
+    assert behaviour.play_rate == 0.5  # modifier.yaml over base.yaml
+    assert behaviour.start_failure == 0.02  # layered.yaml over both
 
 
 def test_name_and_description_are_not_inherited():
@@ -72,7 +73,11 @@ def test_the_poor_network_modifier_on_typical_vod_changes_only_what_3_4_lists():
     assert b.start_failure == 0.04
     assert b.startup.time_s == Lognormal(dist="lognormal", median=3.5, sigma=0.8)
     assert b.startup.abandon_per_s.desktop == b.startup.abandon_per_s.mobile == 0.06
-    assert (b.rebuffering.impaired_share, b.rebuffering.clean_per_min, b.rebuffering.impaired_per_min) == (0.70, 0.05, 0.8)
+    assert (b.rebuffering.impaired_share, b.rebuffering.clean_per_min, b.rebuffering.impaired_per_min) == (
+        0.70,
+        0.05,
+        0.8,
+    )
     assert b.rebuffering.quit_after_stall == 0.10
     assert b.error_mid_stream == 0.01
     assert poor.player.bitrate_scale == 0.5 and poor.audience.device_shift == {"mobile": 0.20}
@@ -86,7 +91,8 @@ def test_the_poor_network_modifier_on_typical_vod_changes_only_what_3_4_lists():
 
 def test_the_poor_network_modifier_applies_to_other_scenarios_too(tmp_path):
     (tmp_path / "clip-poor.yaml").write_text(
-        f"extends: [{BUNDLED / 'short-clip.yaml'}, {BUNDLED / 'poor-network.yaml'}]\n")
+        f"extends: [{BUNDLED / 'short-clip.yaml'}, {BUNDLED / 'poor-network.yaml'}]\n"
+    )
     scenario = one(tmp_path / "clip-poor.yaml")
     assert scenario.behaviour.start_failure == 0.04
     assert scenario.catalog.duration == one(BUNDLED / "short-clip.yaml").catalog.duration
@@ -111,21 +117,26 @@ def test_a_mix_gives_one_component_per_scenario_with_normalised_weights():
 def test_a_mix_copies_its_clock_range_and_volume_into_every_component_but_not_curves():
     for c in load(GOOD / "outer-mix.yaml"):
         clock = c.scenario.clock
-        assert (clock.start, clock.days, clock.sessions_per_day) == (datetime(2026, 12, 1, tzinfo=timezone.utc), 3, 5000)
+        assert (clock.start, clock.days, clock.sessions_per_day) == (datetime(2026, 12, 1, tzinfo=UTC), 3, 5000)
         assert clock.hourly == Clock().hourly
 
 
 def test_nested_mixes_are_flattened_and_their_weights_multiply():
     components = load(GOOD / "outer-mix.yaml")
     assert [(c.name, c.weight) for c in components] == [
-        ("base", pytest.approx(0.125)), ("derived", pytest.approx(0.375)), ("layered", pytest.approx(0.5))]
+        ("base", pytest.approx(0.125)),
+        ("derived", pytest.approx(0.375)),
+        ("layered", pytest.approx(0.5)),
+    ]
 
 
 def test_a_catalog_csv_becomes_entries_read_relative_to_the_scenario():
     catalog = one(GOOD / "with-csv.yaml").catalog
     assert catalog.csv is None and catalog.count is None
     assert [(e.id, e.duration, e.live, e.name) for e in catalog.entries] == [
-        ("1_aaa", 120.0, False, "Intro"), ("1_bbb", 3600.5, True, "Town hall, live")]
+        ("1_aaa", 120.0, False, "Intro"),
+        ("1_bbb", 3600.5, True, "Town hall, live"),
+    ]
 
 
 def test_a_catalog_csv_inherited_through_extends_is_read_relative_to_the_file_that_names_it():

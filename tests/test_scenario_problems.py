@@ -1,5 +1,6 @@
 """A bad scenario file is reported at the file, line and column where the mistake was written,
 with the field path and words a scenario author understands (fixtures in fixtures/bad/)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -160,7 +161,11 @@ def test_a_missing_required_key_points_at_the_mapping_that_lacks_it():
 def test_every_problem_of_a_file_is_reported_not_just_the_first():
     problems = problems_of("many-problems.yaml")
     assert [p.field for p in problems] == [
-        "behaviour.play_rate", "behaviour.pauses.per_minute", "clock.hourly", "script[0].name"]
+        "behaviour.play_rate",
+        "behaviour.pauses.per_minute",
+        "clock.hourly",
+        "script[0].name",
+    ]
     assert "did you mean 'consumer-evening'?" in problems[2].message
 
 

@@ -1,4 +1,5 @@
 """Scripted sessions: the steps written become exactly these actions, every time."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,9 @@ LADDER = [400, 1500, 3000]
 
 
 def run(steps, duration=600.0, **kw):
-    rows, outcome = script_actions(ScriptedSession.model_validate({"name": "s", "steps": steps, **kw}), duration, LADDER)
+    rows, outcome = script_actions(
+        ScriptedSession.model_validate({"name": "s", "steps": steps, **kw}), duration, LADDER
+    )
     kinds = [Action(int(k)) for k in rows[:, COL["kind"]]]
     return kinds, rows, outcome
 
@@ -96,7 +99,7 @@ def test_fullscreen_and_speed_change_the_state_carried_by_later_actions():
     kinds, rows, _ = run(["play", {"fullscreen": True}, {"speed": 2}, {"wait": 10}, "quit"])
     quit_row = rows[-1]
     assert quit_row[COL["screen"]] == 2 and quit_row[COL["speed"]] == 2.0
-    assert quit_row[COL["pos"]] == 20.0   # 10 s at double speed
+    assert quit_row[COL["pos"]] == 20.0  # 10 s at double speed
 
 
 def test_a_step_that_needs_playback_before_play_is_rejected_naming_the_step():
@@ -105,8 +108,12 @@ def test_a_step_that_needs_playback_before_play_is_rejected_naming_the_step():
 
 
 def test_a_script_entry_missing_from_the_catalog_is_rejected_naming_the_script():
-    sc = Scenario.model_validate({"catalog": {"entries": [{"id": "1_aaaaaaaa", "duration": 60}]},
-                                  "script": [{"name": "lost", "entry": "1_zzzzzzzz", "steps": ["play", "quit"]}]})
+    sc = Scenario.model_validate(
+        {
+            "catalog": {"entries": [{"id": "1_aaaaaaaa", "duration": 60}]},
+            "script": [{"name": "lost", "entry": "1_zzzzzzzz", "steps": ["play", "quit"]}],
+        }
+    )
     with pytest.raises(ScriptError, match=r"script\[0\] 'lost'.entry: '1_zzzzzzzz' is not in the catalog"):
         next(generate_sessions(sc, seed=1))
 
@@ -125,8 +132,18 @@ SCRIPTED = {
 def test_a_scripted_scenario_plays_each_script_repeat_times_in_order():
     chunk = next(generate_sessions(Scenario.model_validate(SCRIPTED), seed=4))
     assert chunk.sessions["scripted"].tolist() == [0, 1, 2, 2]
-    assert chunk.sessions["outcome"].tolist() == [Outcome.PARTIAL, Outcome.START_FAILURE, Outcome.COMPLETED, Outcome.COMPLETED]
-    assert chunk.population.catalog.entry_ids[chunk.sessions["entry"]].tolist() == ["1_bbbbbbbb", "1_aaaaaaaa", "1_aaaaaaaa", "1_aaaaaaaa"]
+    assert chunk.sessions["outcome"].tolist() == [
+        Outcome.PARTIAL,
+        Outcome.START_FAILURE,
+        Outcome.COMPLETED,
+        Outcome.COMPLETED,
+    ]
+    assert chunk.population.catalog.entry_ids[chunk.sessions["entry"]].tolist() == [
+        "1_bbbbbbbb",
+        "1_aaaaaaaa",
+        "1_aaaaaaaa",
+        "1_aaaaaaaa",
+    ]
 
 
 def test_scripted_sessions_take_identity_from_the_script():

@@ -1,4 +1,5 @@
 """The file sinks: events-table columns and types, the three formats, atomic writes, day partitions."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,7 @@ def run():
     chunk = sc.sessions(sc.T0 + np.array([0.0, 5.0, 86_400.0 + 60]))
     leg, kav = sc.legacy(chunk), sc.kava(chunk)
     builder = EventsBuilder.for_chunks([leg, kav])
-    table = pa.concat_tables([builder.table(leg, chunk), builder.table(kav, chunk)],
-                             promote_options="default")
+    table = pa.concat_tables([builder.table(leg, chunk), builder.table(kav, chunk)], promote_options="default")
     table = table.take(pa.array(np.argsort(table.column("ts").to_numpy(), kind="stable")))
     return builder, table
 
@@ -52,7 +52,11 @@ def test_parquet_columns_are_typed_as_the_events_table(run, tmp_path):
 
 def test_parquet_strings_are_dictionary_encoded(run, tmp_path):
     path = _write("parquet", tmp_path / "e.parquet", *run)
-    col = pq.ParquetFile(path).metadata.row_group(0).column(pq.ParquetFile(path).schema_arrow.get_field_index("user_agent"))
+    col = (
+        pq.ParquetFile(path)
+        .metadata.row_group(0)
+        .column(pq.ParquetFile(path).schema_arrow.get_field_index("user_agent"))
+    )
     assert "RLE_DICTIONARY" in col.encodings or "PLAIN_DICTIONARY" in col.encodings
 
 
@@ -116,8 +120,9 @@ def test_text_from_different_pools_in_one_row_group_reads_back_and_stays_diction
     # The same rows again, their user agents now coded over another pool that repeats an entry.
     ua = table.column("user_agent").combine_chunks()
     other_pool = pa.concat_arrays([ua.dictionary, ua.dictionary])
-    recoded = pa.DictionaryArray.from_arrays(pa.array(ua.indices.to_numpy() + len(ua.dictionary), pa.int32()),
-                                             other_pool)
+    recoded = pa.DictionaryArray.from_arrays(
+        pa.array(ua.indices.to_numpy() + len(ua.dictionary), pa.int32()), other_pool
+    )
     second = table.set_column(table.schema.get_field_index("user_agent"), "user_agent", recoded)
     path = tmp_path / "e.parquet"
     assert _user_agents_written(builder, path, table, second) == ua.to_pylist() * 2
@@ -167,17 +172,19 @@ def test_dictionary_chunks_over_several_pools_join_into_one_array_of_the_same_va
 
 def test_a_field_a_beacon_does_not_carry_is_null(run, tmp_path):
     path = _write("parquet", tmp_path / "e.parquet", *run)
-    rows = duckdb.sql(f"select protocol, eventType, currentPoint, playTimeSum from '{path}' "
-                      "where truth_session_seq = 0 order by ts").fetchall()
-    assert rows[0] == ("legacy", 2, None, None)       # currentPoint not sent on the first beacon
-    assert rows[1] == ("kava", 1, None, None)         # KAVA beacons carry no currentPoint
+    rows = duckdb.sql(
+        f"select protocol, eventType, currentPoint, playTimeSum from '{path}' where truth_session_seq = 0 order by ts"
+    ).fetchall()
+    assert rows[0] == ("legacy", 2, None, None)  # currentPoint not sent on the first beacon
+    assert rows[1] == ("kava", 1, None, None)  # KAVA beacons carry no currentPoint
     assert rows[2][2] == 10_000.0
 
 
 def test_integer_not_sent_minus_one_becomes_null(run, tmp_path):
     path = _write("parquet", tmp_path / "e.parquet", *run)
-    modes = duckdb.sql(f"select eventIndex, soundMode from '{path}' where protocol = 'kava' and truth_session_seq = 0 "
-                       "order by ts").fetchall()
+    modes = duckdb.sql(
+        f"select eventIndex, soundMode from '{path}' where protocol = 'kava' and truth_session_seq = 0 order by ts"
+    ).fetchall()
     assert modes == [(1, None), (2, 2)]
 
 
@@ -192,17 +199,28 @@ def test_a_ks_is_never_stored_only_whether_one_was_sent(run, tmp_path):
     path = _write("parquet", tmp_path / "e.parquet", *run)
     assert "ks" not in pq.read_schema(path).names
     assert b"djJ8MjUwNDIwMXw=" not in path.read_bytes()
-    has = duckdb.sql(f"select truth_session_seq, any_value(has_ks) from '{path}' where protocol = 'legacy' "
-                     "group by 1 order by 1").fetchall()
+    has = duckdb.sql(
+        f"select truth_session_seq, any_value(has_ks) from '{path}' where protocol = 'legacy' group by 1 order by 1"
+    ).fetchall()
     assert has == [(0, True), (1, False), (2, True)]
 
 
 def test_request_context_and_truth_come_from_the_session(run, tmp_path):
     path = _write("parquet", tmp_path / "e.parquet", *run)
-    row = duckdb.sql(f"select user_agent, client_ip, page_url, truth_device, truth_os, truth_country, truth_outcome, "
-                     f"truth_scenario from '{path}' where truth_session_seq = 1 limit 1").fetchall()[0]
-    assert row == ("Mozilla/5.0 (iPhone) Safari/17", "10.0.0.2", 'https://x.example/"quoted"\\path\tTab',
-                   "mobile", "ios", "GB", "completed", "typical-vod")
+    row = duckdb.sql(
+        f"select user_agent, client_ip, page_url, truth_device, truth_os, truth_country, truth_outcome, "
+        f"truth_scenario from '{path}' where truth_session_seq = 1 limit 1"
+    ).fetchall()[0]
+    assert row == (
+        "Mozilla/5.0 (iPhone) Safari/17",
+        "10.0.0.2",
+        'https://x.example/"quoted"\\path\tTab',
+        "mobile",
+        "ios",
+        "GB",
+        "completed",
+        "typical-vod",
+    )
 
 
 def test_jsonl_lines_parse_and_leave_out_fields_not_sent(run, tmp_path):
@@ -225,7 +243,7 @@ def test_every_format_holds_the_same_rows(run, tmp_path):
     builder, table = run
     for fmt in ("parquet", "csv", "jsonl"):
         _write(fmt, tmp_path / f"e.{fmt}", builder, table)
-    query = ("select ts, protocol, eventType, sessionId, currentPoint, seek, page_url from '{}' order by ts")
+    query = "select ts, protocol, eventType, sessionId, currentPoint, seek, page_url from '{}' order by ts"
     parquet = duckdb.sql(query.format(tmp_path / "e.parquet")).fetchall()
     assert len(parquet) == table.num_rows
     assert duckdb.sql(query.format(tmp_path / "e.jsonl")).fetchall() == parquet
@@ -274,9 +292,13 @@ def test_nothing_appears_under_the_real_name_until_commit(run, tmp_path):
 def test_day_partitions_are_hive_folders_duckdb_reads(run, tmp_path):
     out = _write("parquet", tmp_path / "out", *run, partition="day")
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet")) == [
-        "date=2026-11-02/part-0.parquet", "date=2026-11-03/part-0.parquet"]
-    counts = duckdb.sql(f"select date::varchar, count(*) from read_parquet('{out}/**/*.parquet', hive_partitioning = true) "
-                        "group by 1 order by 1").fetchall()
+        "date=2026-11-02/part-0.parquet",
+        "date=2026-11-03/part-0.parquet",
+    ]
+    counts = duckdb.sql(
+        f"select date::varchar, count(*) from read_parquet('{out}/**/*.parquet', hive_partitioning = true) "
+        "group by 1 order by 1"
+    ).fetchall()
     assert counts == [("2026-11-02", 10), ("2026-11-03", 5)]
 
 
@@ -299,18 +321,31 @@ def test_a_failed_partitioned_run_leaves_no_folder(run, tmp_path):
 
 def test_request_lines_carry_the_wire_request_and_ledger_key(tmp_path):
     requests = [
-        WireRequest("GET", "/api_v3/index.php?service=stats&action=collect&event:eventType=3",
-                    {"User-Agent": "UA", "X-Forwarded-For": "10.0.0.1"}),
-        WireRequest("POST", "/api_v3/index.php?service=analytics&action=trackEvent&eventType=1",
-                    {"Content-Type": "application/json"}, b'{"apiVersion":"3.3.0","format":1}'),
+        WireRequest(
+            "GET",
+            "/api_v3/index.php?service=stats&action=collect&event:eventType=3",
+            {"User-Agent": "UA", "X-Forwarded-For": "10.0.0.1"},
+        ),
+        WireRequest(
+            "POST",
+            "/api_v3/index.php?service=analytics&action=trackEvent&eventType=1",
+            {"Content-Type": "application/json"},
+            b'{"apiVersion":"3.3.0","format":1}',
+        ),
     ]
     table = requests_table(np.array([sc.T0, sc.T0 + 1.5]), requests, "legacy", ["s:1", "s:2"])
     with open_sink("requests", tmp_path / "requests.jsonl", REQUESTS_SCHEMA) as sink:
         sink.write(table)
     lines = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
-    assert lines[0] == {"ts": sc.T0, "method": "GET", "url": requests[0].url,
-                        "headers": {"User-Agent": "UA", "X-Forwarded-For": "10.0.0.1"}, "body": None,
-                        "protocol": "legacy", "key": "s:1"}
+    assert lines[0] == {
+        "ts": sc.T0,
+        "method": "GET",
+        "url": requests[0].url,
+        "headers": {"User-Agent": "UA", "X-Forwarded-For": "10.0.0.1"},
+        "body": None,
+        "protocol": "legacy",
+        "key": "s:1",
+    }
     assert lines[1]["body"] == '{"apiVersion":"3.3.0","format":1}'
     assert list(lines[1]) == ["ts", "method", "url", "headers", "body", "protocol", "key"]
 
@@ -320,4 +355,5 @@ def test_day_partitioned_request_files_are_named_as_ledgers(tmp_path):
     with open_sink("requests", tmp_path / "req", REQUESTS_SCHEMA, partition="day") as sink:
         sink.write(table)
     assert [p.relative_to(tmp_path / "req").as_posix() for p in (tmp_path / "req").rglob("*.jsonl")] == [
-        "date=2026-11-02/requests-0.jsonl"]
+        "date=2026-11-02/requests-0.jsonl"
+    ]

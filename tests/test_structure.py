@@ -5,6 +5,7 @@ module count, at module level and inside functions, except those under `if TYPE_
 (they never run). The pipeline of DESIGN.md ranks each part of the package; a part may import
 its own rank or earlier ones, never a later one, and the parts' import graph has no cycle.
 """
+
 from __future__ import annotations
 
 import ast
@@ -15,11 +16,11 @@ import pytest
 SIM = Path(__file__).resolve().parents[1] / "sim"
 
 MAX_FUNCTION_LINES = 150
-EXPECTED_LONG: set[str] = set()   # "path:function" of a function allowed over the limit, with the reason
+EXPECTED_LONG: set[str] = set()  # "path:function" of a function allowed over the limit, with the reason
 
 # The pipeline of DESIGN.md, earliest first: a part imports only parts of its own rank or earlier ones.
 PIPELINE = [
-    {"atomic", "tables"},    # shared foundations: the atomic-write helper, the events-table and ledger schemas
+    {"atomic", "tables"},  # shared foundations: the atomic-write helper, the events-table and ledger schemas
     {"scenario"},
     {"geo", "population"},
     {"player"},
@@ -49,7 +50,8 @@ def modules(root: Path = SIM) -> dict[str, Path]:
 def _type_checking_only(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _import_nodes(tree: ast.AST):
@@ -74,15 +76,14 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> set[str]:
             targets = [alias.name for alias in node.names]
         else:
             if node.level:
-                base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 base_name = ".".join(base + ([node.module] if node.module else []))
             else:
                 base_name = node.module or ""
             # `from pkg import mod` imports pkg.mod when it is a module, else a name from pkg
-            targets = [f"{base_name}.{a.name}" if f"{base_name}.{a.name}" in known else base_name
-                       for a in node.names]
+            targets = [f"{base_name}.{a.name}" if f"{base_name}.{a.name}" in known else base_name for a in node.names]
         for target in targets:
-            while target and target not in known:   # `import sim.x.y` of a name inside sim.x
+            while target and target not in known:  # `import sim.x.y` of a name inside sim.x
                 target = target.rpartition(".")[0]
             if target.startswith("sim.") and target != name:
                 found.add(target)
@@ -114,7 +115,7 @@ def part_graph(graph: dict[str, set[str]]) -> dict[str, dict[str, list[str]]]:
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     """One cycle of a directed graph as a list of nodes (first = last), or None."""
-    state: dict[str, int] = {}   # 1 on the path, 2 done
+    state: dict[str, int] = {}  # 1 on the path, 2 done
     path: list[str] = []
 
     def visit(node: str) -> list[str] | None:
@@ -122,7 +123,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state:
                 found = visit(nxt)
                 if found:
@@ -145,7 +146,7 @@ def long_functions(root: Path = SIM) -> dict[str, int]:
     for path in sorted(root.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
 
-        def walk(node, prefix):
+        def walk(node, prefix, path=path):
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     qual = f"{prefix}{child.name}"
@@ -154,9 +155,9 @@ def long_functions(root: Path = SIM) -> dict[str, int]:
                         lines = child.end_lineno - first + 1
                         if lines > MAX_FUNCTION_LINES:
                             out[f"{path.relative_to(root.parent)}:{qual}"] = lines
-                    walk(child, qual + ".")
+                    walk(child, qual + ".", path)
                 else:
-                    walk(child, prefix)
+                    walk(child, prefix, path)
 
         walk(tree, "")
     return out
@@ -164,35 +165,46 @@ def long_functions(root: Path = SIM) -> dict[str, int]:
 
 # --- the checks ----------------------------------------------------------------------------------
 
+
 def test_every_part_of_sim_has_a_place_in_the_pipeline():
     parts = {part_of(m) for m in modules()} - {None}
     assert parts <= set(RANK), f"add {sorted(parts - set(RANK))} to PIPELINE in {Path(__file__).name}"
 
 
 def test_no_part_imports_a_later_part_of_the_pipeline():
-    upward = [f"{imp}  ({src} is rank {RANK[src]}, {dst} is rank {RANK[dst]})"
-              for src, targets in part_graph(import_graph()).items() for dst, imps in targets.items()
-              if RANK[dst] > RANK[src] for imp in imps]
+    upward = [
+        f"{imp}  ({src} is rank {RANK[src]}, {dst} is rank {RANK[dst]})"
+        for src, targets in part_graph(import_graph()).items()
+        for dst, imps in targets.items()
+        if RANK[dst] > RANK[src]
+        for imp in imps
+    ]
     assert not upward, "imports against the pipeline order:\n" + "\n".join(sorted(upward))
 
 
 def test_the_parts_import_graph_has_no_cycle():
     edges = part_graph(import_graph())
     cycle = find_cycle({src: set(targets) for src, targets in edges.items()})
-    assert cycle is None, "import circle between parts: " + " -> ".join(cycle) + "\n" + "\n".join(
-        imp for a, b in zip(cycle, cycle[1:]) for imp in edges[a][b])
+    assert cycle is None, (
+        "import circle between parts: "
+        + " -> ".join(cycle)
+        + "\n"
+        + "\n".join(imp for a, b in zip(cycle, cycle[1:]) for imp in edges[a][b])
+    )
 
 
 def test_no_function_in_sim_is_longer_than_the_limit():
     found = long_functions()
     unexpected = {name: n for name, n in found.items() if name not in EXPECTED_LONG}
-    assert not unexpected, f"functions over {MAX_FUNCTION_LINES} lines (split them into named helpers):\n" + \
-        "\n".join(f"  {name}: {n} lines" for name, n in sorted(unexpected.items()))
+    assert not unexpected, f"functions over {MAX_FUNCTION_LINES} lines (split them into named helpers):\n" + "\n".join(
+        f"  {name}: {n} lines" for name, n in sorted(unexpected.items())
+    )
     fixed = EXPECTED_LONG - set(found)
     assert not fixed, f"now under {MAX_FUNCTION_LINES} lines, remove from EXPECTED_LONG: {sorted(fixed)}"
 
 
 # --- the checker itself: it would see a circle or a long function come back ----------------------------
+
 
 def test_the_checker_sees_an_import_inside_a_function(tmp_path):
     pkg = tmp_path / "sim"
@@ -201,11 +213,11 @@ def test_the_checker_sees_an_import_inside_a_function(tmp_path):
     (pkg / "population.py").write_text("def f():\n    from .player.model import draw\n")
     (pkg / "player" / "__init__.py").write_text("")
     (pkg / "player" / "model.py").write_text(
-        "from typing import TYPE_CHECKING\nfrom ..population import f\n"
-        "if TYPE_CHECKING:\n    from .. import geo\n")
+        "from typing import TYPE_CHECKING\nfrom ..population import f\nif TYPE_CHECKING:\n    from .. import geo\n"
+    )
     graph = import_graph(pkg)
     assert graph["sim.population"] == {"sim.player.model"}
-    assert graph["sim.player.model"] == {"sim.population"}     # the TYPE_CHECKING import does not count
+    assert graph["sim.player.model"] == {"sim.population"}  # the TYPE_CHECKING import does not count
     edges = {}
     for module, targets in graph.items():
         for target in targets:
@@ -219,5 +231,5 @@ def test_the_checker_counts_a_function_from_its_decorator_to_its_last_line(tmp_p
     pkg = tmp_path / "sim"
     pkg.mkdir()
     body = "".join(f"    x{i} = {i}\n" for i in range(body_lines))
-    (pkg / "m.py").write_text(f"@decorator\ndef f():\n{body}")   # decorator + def + body lines
+    (pkg / "m.py").write_text(f"@decorator\ndef f():\n{body}")  # decorator + def + body lines
     assert ("sim/m.py:f" in long_functions(pkg)) is too_long

@@ -1,5 +1,6 @@
 """Ground truth read off the timelines: the per-session columns, the report's truth figures, and
 how close the measured figures come to them, for every bundled scenario."""
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,10 @@ SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 BUNDLED = sorted(p.name for p in SCENARIOS.glob("*.yaml"))
 SESSIONS = 500
 SEED = 5
-PLAYED = {int(o) for o in (Outcome.PARTIAL, Outcome.COMPLETED, Outcome.STALL_QUIT, Outcome.PLAYBACK_ERROR,
-                           Outcome.AD_BREAK_QUIT)}
+PLAYED = {
+    int(o)
+    for o in (Outcome.PARTIAL, Outcome.COMPLETED, Outcome.STALL_QUIT, Outcome.PLAYBACK_ERROR, Outcome.AD_BREAK_QUIT)
+}
 
 
 def _sessions(name: str, sessions: int = SESSIONS) -> dict[str, np.ndarray]:
@@ -52,12 +55,25 @@ def _walk(acts: dict[str, np.ndarray]) -> dict[str, float]:
                 out["stall_s"] += gap
             if "ad" in open_:
                 out["ad_play_s"] += gap
-        opens = {Action.PLAYING: "started", Action.PAUSE: "paused", Action.STALL_START: "stalled",
-                 Action.AD_BREAK_START: "break", Action.AD_START: "ad", Action.ENDED: "ended",
-                 Action.ERROR: "gone", Action.QUIT: "gone"}
-        closes = {Action.RESUME: {"paused"}, Action.STALL_END: {"stalled"}, Action.AD_BREAK_END: {"break", "ad"},
-                  Action.AD_COMPLETE: {"ad"}, Action.AD_SKIP: {"ad"}, Action.AD_IMPRESSION: {"ad"},
-                  Action.REPLAY: {"ended", "paused"}}
+        opens = {
+            Action.PLAYING: "started",
+            Action.PAUSE: "paused",
+            Action.STALL_START: "stalled",
+            Action.AD_BREAK_START: "break",
+            Action.AD_START: "ad",
+            Action.ENDED: "ended",
+            Action.ERROR: "gone",
+            Action.QUIT: "gone",
+        }
+        closes = {
+            Action.RESUME: {"paused"},
+            Action.STALL_END: {"stalled"},
+            Action.AD_BREAK_END: {"break", "ad"},
+            Action.AD_COMPLETE: {"ad"},
+            Action.AD_SKIP: {"ad"},
+            Action.AD_IMPRESSION: {"ad"},
+            Action.REPLAY: {"ended", "paused"},
+        }
         open_ -= closes.get(kind, set())
         if kind in opens:
             open_.add(opens[kind])
@@ -84,8 +100,9 @@ def test_truth_columns_are_sums_over_each_timeline(run):
             continue
         f = first_frame[0]
         assert s["startup_s"][i] == acts["value"][f]
-        assert s["max_position_s"][i] == max(acts["pos"][f:].max(), acts["value"][f:][kinds[f:] == Action.SEEK].max(
-            initial=-1.0))
+        assert s["max_position_s"][i] == max(
+            acts["pos"][f:].max(), acts["value"][f:][kinds[f:] == Action.SEEK].max(initial=-1.0)
+        )
 
 
 def test_plain_plays_play_exactly_the_content_they_cover(run):
@@ -95,12 +112,16 @@ def test_plain_plays_play_exactly_the_content_they_cover(run):
     checked = 0
     for i, acts in enumerate(s["timelines"]):
         kinds = acts["kind"]
-        if (s["live"][i] or math.isnan(s["startup_s"][i]) or (acts["speed"] != 1).any()
-                or np.isin(kinds, (Action.SEEK, Action.REPLAY)).any()):
+        if (
+            s["live"][i]
+            or math.isnan(s["startup_s"][i])
+            or (acts["speed"] != 1).any()
+            or np.isin(kinds, (Action.SEEK, Action.REPLAY)).any()
+        ):
             continue
         assert s["play_s"][i] == pytest.approx(s["max_position_s"][i], abs=1e-6), (name, i)
         checked += 1
-    assert checked > 0 or (s["scripted"] >= 0).all(), name   # every hand-written play seeks or replays
+    assert checked > 0 or (s["scripted"] >= 0).all(), name  # every hand-written play seeks or replays
 
 
 def test_stalls_are_the_stall_lengths_plus_the_part_a_viewer_left_in(run):
@@ -134,8 +155,9 @@ def test_report_truth_is_the_sum_over_the_timelines(report):
         assert truth["sum_time_viewed_min"] == truth["sum_view_period_min"]
         if played.any():
             assert truth["avg_join_time_s"] == pytest.approx(s["startup_s"][played].mean(), rel=1e-9)
-            assert truth["avg_buffer_time"] == pytest.approx(s["stall_s"][played].sum() / s["play_s"][played].sum(),
-                                                             rel=1e-9)
+            assert truth["avg_buffer_time"] == pytest.approx(
+                s["stall_s"][played].sum() / s["play_s"][played].sum(), rel=1e-9
+            )
         reached = s["max_position_s"] >= s["duration"] - 1e-6
         assert truth["count_plays_100"] == (vod & reached).sum(), (name, p)
         assert truth["count_plays_25"] == (vod & (s["max_position_s"] >= 0.25 * s["duration"] - 1e-6)).sum()

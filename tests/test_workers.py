@@ -1,5 +1,6 @@
 """Runs cut into parts: the same bytes from 1, 2 or 3 worker processes and from a Dask cluster, in
 global send order, whole or not at all."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,9 @@ def _run(mix, out: Path, fmt: str, workers: int, **kw) -> tuple[int, str]:
 
 
 def test_small_runs_are_cut_into_several_parts(mix, tmp_path):
-    spec = RunSpec(mix, 3, 4000, None, "legacy", "jsonl", str(tmp_path), chunk_size=1, part_chunks=1,
-                   partition_sessions=1000)
+    spec = RunSpec(
+        mix, 3, 4000, None, "legacy", "jsonl", str(tmp_path), chunk_size=1, part_chunks=1, partition_sessions=1000
+    )
     assert n_parts(spec) >= 3
 
 
@@ -65,7 +67,7 @@ def test_one_two_or_three_workers_write_the_same_bytes(mix, tmp_path, fmt):
     runs = {w: _run(mix, tmp_path / f"out.{w}", fmt, w) for w in (1, 2, 3)}
     assert runs[1][0] > 4000
     assert runs[1] == runs[2] == runs[3]
-    assert sorted(os.listdir(tmp_path)) == ["out.1", "out.2", "out.3"]     # no temporaries left
+    assert sorted(os.listdir(tmp_path)) == ["out.1", "out.2", "out.3"]  # no temporaries left
 
 
 def _one_stream(mix, fmt: str, out: Path) -> None:
@@ -94,14 +96,14 @@ def test_a_joined_parquet_file_holds_the_rows_of_one_stream_in_order(mix, tmp_pa
     _run(mix, tmp_path / "parts.parquet", "parquet", 3)
     joined, one = pq.read_table(tmp_path / "parts.parquet"), pq.read_table(tmp_path / "one.parquet")
     assert joined.schema == one.schema and joined.num_rows == one.num_rows
-    for name in one.schema.names:       # column by column: NaN (a session that never played) equals NaN
+    for name in one.schema.names:  # column by column: NaN (a session that never played) equals NaN
         if pa.types.is_floating(one.schema.field(name).type):
             np.testing.assert_array_equal(joined.column(name).to_numpy(), one.column(name).to_numpy())
         else:
             assert joined.column(name).equals(one.column(name)), name
     ts = joined.column("ts").to_numpy()
     assert np.all(ts[1:] >= ts[:-1])
-    assert pq.ParquetFile(tmp_path / "parts.parquet").metadata.num_row_groups >= 3      # a piece's groups each
+    assert pq.ParquetFile(tmp_path / "parts.parquet").metadata.num_row_groups >= 3  # a piece's groups each
 
 
 def test_day_partitions_are_the_same_from_any_number_of_workers(mix, tmp_path):
@@ -109,9 +111,11 @@ def test_day_partitions_are_the_same_from_any_number_of_workers(mix, tmp_path):
     assert runs[1] == runs[3]
     _run(mix, tmp_path / "whole.parquet", "parquet", 1)
     files = sorted(str(p.relative_to(tmp_path / "days.1")) for p in (tmp_path / "days.1").rglob("*.parquet"))
-    assert len(files) > len({f.split("/")[0] for f in files})        # pieces of one day are separate files
-    days = duckdb.sql(f"select * from read_parquet('{tmp_path}/days.1/*/*.parquet', hive_partitioning = false, "
-                      f"filename = true) order by filename, ts").to_arrow_table()
+    assert len(files) > len({f.split("/")[0] for f in files})  # pieces of one day are separate files
+    days = duckdb.sql(
+        f"select * from read_parquet('{tmp_path}/days.1/*/*.parquet', hive_partitioning = false, "
+        f"filename = true) order by filename, ts"
+    ).to_arrow_table()
     whole = pq.read_table(tmp_path / "whole.parquet")
     assert days.num_rows == whole.num_rows
     # Each day's files, in name order, are that day's rows in send order.
@@ -126,24 +130,46 @@ def test_parquet_pieces_join_into_one_file_with_every_row_group(tmp_path):
         with open(path, "wb") as f:
             writer = ParquetWriter(f, schema)
             if n:
-                writer.write(pa.table({"ts": np.arange(n, dtype=float) + 1e4 * j,
-                                       "s": pa.array([f"v{i % 37}-{j}" for i in range(n)]).dictionary_encode()},
-                                      schema=schema))
+                writer.write(
+                    pa.table(
+                        {
+                            "ts": np.arange(n, dtype=float) + 1e4 * j,
+                            "s": pa.array([f"v{i % 37}-{j}" for i in range(n)]).dictionary_encode(),
+                        },
+                        schema=schema,
+                    )
+                )
             writer.close()
         pieces.append(path)
     with open(tmp_path / "joined", "wb") as f:
         join_parquet(pieces, f)
     joined = pq.read_table(tmp_path / "joined")
     assert joined.equals(pa.concat_tables([pq.read_table(p) for p in pieces]))
-    assert duckdb.sql(f"select count(*), sum(ts) from read_parquet('{tmp_path / 'joined'}')").fetchall() == \
-        [(3200, float(joined.column("ts").to_numpy().sum()))]
+    assert duckdb.sql(f"select count(*), sum(ts) from read_parquet('{tmp_path / 'joined'}')").fetchall() == [
+        (3200, float(joined.column("ts").to_numpy().sum()))
+    ]
 
 
 def test_a_stopped_run_with_workers_leaves_nothing(tmp_path):
     out = tmp_path / "big.parquet"
-    proc = subprocess.Popen([*PLAYER_SIM, "generate", str(MIX),
-                             "--sessions", "5000000", "--format", "parquet", "--out", str(out), "--workers", "2"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            *PLAYER_SIM,
+            "generate",
+            str(MIX),
+            "--sessions",
+            "5000000",
+            "--format",
+            "parquet",
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 300
     while not any(p.name.startswith(".big.parquet.tmp") and any(p.iterdir()) for p in tmp_path.iterdir()):
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended before writing"
@@ -151,7 +177,7 @@ def test_a_stopped_run_with_workers_leaves_nothing(tmp_path):
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=120)
     assert proc.returncode != 0
-    time.sleep(0.5)         # workers stopped by their parent are gone too
+    time.sleep(0.5)  # workers stopped by their parent are gone too
     assert os.listdir(tmp_path) == []
 
 
@@ -160,14 +186,14 @@ def test_a_part_failing_in_a_worker_fails_the_run_and_leaves_nothing(mix, tmp_pa
 
     make_part = sim.workers.make_part
 
-    def failing(spec, j, *args, **kwargs):      # forked workers inherit the patch
+    def failing(spec, j, *args, **kwargs):  # forked workers inherit the patch
         if j == 1:
             raise ValueError("part 1 broke")
         return make_part(spec, j, *args, **kwargs)
 
     monkeypatch.setattr(sim.workers, "make_part", failing)
     with pytest.raises(ValueError, match="part 1 broke"):
-        _run(mix, tmp_path / "out.parquet", "parquet", 2)     # parts after 1 wait for its carry: stopped
+        _run(mix, tmp_path / "out.parquet", "parquet", 2)  # parts after 1 wait for its carry: stopped
     assert os.listdir(tmp_path) == []
 
 
@@ -177,18 +203,38 @@ def test_sigterm_at_any_moment_of_a_run_with_workers_ends_it_cleanly(tmp_path, a
     # while the workers are being started ("warm-up" ends just before).
     out, timeline = tmp_path / "out" / "big.jsonl", tmp_path / "timeline.jsonl"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PLAYER_SIM_TIMELINE": str(timeline)}
-    proc = subprocess.Popen([sys.executable, "-c", "from sim.cli import main; main()", "generate", str(MIX),
-                             "--sessions", "2000000", "--format", "jsonl", "--out", str(out), "--workers", "2"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from sim.cli import main; main()",
+            "generate",
+            str(MIX),
+            "--sessions",
+            "2000000",
+            "--format",
+            "jsonl",
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 300
-        while not (timeline.exists() and any(json.loads(line)["what"] == after
-                                             for line in timeline.read_text().splitlines())):
+        while not (
+            timeline.exists() and any(json.loads(line)["what"] == after for line in timeline.read_text().splitlines())
+        ):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, f"no {after!r} in 300 s"
             time.sleep(0.002)
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)       # the old pool could hang here for ever
+        _, err = proc.communicate(timeout=60)  # the old pool could hang here for ever
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -197,7 +243,7 @@ def test_sigterm_at_any_moment_of_a_run_with_workers_ends_it_cleanly(tmp_path, a
     assert os.listdir(tmp_path / "out") == []
     pids = {json.loads(line)["pid"] for line in timeline.read_text().splitlines()}
     time.sleep(0.5)
-    for pid in pids:                # the workers are gone too
+    for pid in pids:  # the workers are gone too
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
 
@@ -213,20 +259,55 @@ def dask_cluster(tmp_path_factory):
     pytest.importorskip("distributed")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
     bindir = Path(sys.executable).parent
-    scheduler_bin, worker_bin = shutil.which("dask", path=str(bindir)) or shutil.which("dask"), None
+    scheduler_bin = shutil.which("dask", path=str(bindir)) or shutil.which("dask")
     if scheduler_bin is None:
         pytest.skip("the dask command is not installed")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("dask")
-    procs = [subprocess.Popen([scheduler_bin, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--dashboard-address", ":0", "--no-show"], env=env, cwd=log,
-                              stdout=open(log / "scheduler.log", "w"), stderr=subprocess.STDOUT)]
+    procs = [
+        subprocess.Popen(
+            [
+                scheduler_bin,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dashboard-address",
+                ":0",
+                "--no-show",
+            ],
+            env=env,
+            cwd=log,
+            stdout=open(log / "scheduler.log", "w"),
+            stderr=subprocess.STDOUT,
+        )
+    ]
     for i in range(2):
-        procs.append(subprocess.Popen([scheduler_bin, "worker", address, "--nthreads", "1", "--nworkers", "1",
-                                       "--host", "127.0.0.1", "--dashboard-address", ":0", "--name", f"w{i}"],
-                                      env=env, cwd=log, stdout=open(log / f"worker{i}.log", "w"),
-                                      stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [
+                    scheduler_bin,
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--host",
+                    "127.0.0.1",
+                    "--dashboard-address",
+                    ":0",
+                    "--name",
+                    f"w{i}",
+                ],
+                env=env,
+                cwd=log,
+                stdout=open(log / f"worker{i}.log", "w"),
+                stderr=subprocess.STDOUT,
+            )
+        )
     try:
         from distributed import Client
 
@@ -262,12 +343,14 @@ def test_a_dask_cluster_writes_the_bytes_of_a_local_run(mix, tmp_path, dask_clus
 def test_an_output_uri_gets_the_bytes_of_a_path(mix, tmp_path, partition):
     # file:// goes through pyarrow's filesystems, as s3:// does.
     local = _run(mix, tmp_path / "path", "csv", 2, partition=partition)
-    by_uri = generate(mix, **SMALL, protocol="legacy", fmt="csv", out=f"file://{tmp_path / 'uri'}", workers=2,
-                      partition=partition)
+    by_uri = generate(
+        mix, **SMALL, protocol="legacy", fmt="csv", out=f"file://{tmp_path / 'uri'}", workers=2, partition=partition
+    )
     assert (by_uri.beacons, _digest(tmp_path / "uri")) == local
 
 
 # -- the run's timeline (bench_workers) -----------------------------------------------------------
+
 
 def _event(pid, what, part, cpu, start):
     return {"pid": pid, "what": what, "part": part, "start": start, "end": start + 0.001, "cpu": cpu, "faults": 0}
@@ -277,11 +360,19 @@ def test_the_critical_path_chains_a_parts_merge_after_the_carry_it_takes():
     sys.path.insert(0, str(ROOT / "bench"))
     from bench_workers import critical_path
 
-    events = [_event(1, "start-up", None, 1.0, 0), _event(1, "plan", None, 1.0, 1),
-              _event(2, "simulate", 0, 2.0, 2), _event(3, "simulate", 1, 1.0, 2.5),
-              _event(2, "carry out", 0, 0.1, 3), _event(3, "carry in", 1, 0.0, 2.9),      # logged first, waits
-              _event(3, "merge", 1, 0.5, 3.1), _event(2, "write", 0, 1.0, 3.2), _event(3, "write", 1, 1.0, 3.3),
-              _event(1, "parts", None, 0.05, 1.5), _event(1, "stitch", None, 0.2, 4)]
+    events = [
+        _event(1, "start-up", None, 1.0, 0),
+        _event(1, "plan", None, 1.0, 1),
+        _event(2, "simulate", 0, 2.0, 2),
+        _event(3, "simulate", 1, 1.0, 2.5),
+        _event(2, "carry out", 0, 0.1, 3),
+        _event(3, "carry in", 1, 0.0, 2.9),  # logged first, waits
+        _event(3, "merge", 1, 0.5, 3.1),
+        _event(2, "write", 0, 1.0, 3.2),
+        _event(3, "write", 1, 1.0, 3.3),
+        _event(1, "parts", None, 0.05, 1.5),
+        _event(1, "stitch", None, 0.2, 4),
+    ]
     path = critical_path(events, total_cpu=8.0)
     # 2 before the parts, part 0's carry out at 4.1, part 1's merge and write after it: 5.6, stitch: 5.8,
     # and the CPU no step recorded (8.0 - 7.8 in steps - 0.05 of the parent waiting) at the end.
@@ -299,7 +390,23 @@ def test_every_process_of_a_run_writes_its_steps_to_the_timeline(mix, tmp_path, 
     workers = {e["pid"] for e in events if e["part"] is not None}
     assert len(workers) == 2 and os.getpid() not in workers
     parts = {e["part"] for e in events if e["what"] == "write"}
-    assert parts == set(range(n_parts(RunSpec(mix, 3, 4000, None, "legacy", "parquet", str(tmp_path), chunk_size=1,
-                                              part_chunks=1, partition_sessions=1000))))
+    assert parts == set(
+        range(
+            n_parts(
+                RunSpec(
+                    mix,
+                    3,
+                    4000,
+                    None,
+                    "legacy",
+                    "parquet",
+                    str(tmp_path),
+                    chunk_size=1,
+                    part_chunks=1,
+                    partition_sessions=1000,
+                )
+            )
+        )
+    )
     assert {e["part"] for e in events if e["what"] == "carry in"} == parts - {0}
     assert all(e["end"] >= e["start"] and e["cpu"] >= 0 for e in events)

@@ -4,6 +4,7 @@ Every command turns expected problems (bad scenario files, bad options, unreacha
 targets) into a one-line message naming where the problem is and a non-zero exit;
 tracebacks are for bugs only.
 """
+
 from __future__ import annotations
 
 from typing import NoReturn
@@ -13,7 +14,7 @@ import typer
 app = typer.Typer(
     name="player-sim",
     help="Simulated video-player sessions and the Kaltura analytics beacons they send.\n\n"
-         "Live load runs with Locust: `player-sim load --help` lists Locust's options and player-sim's.",
+    "Live load runs with Locust: `player-sim load --help` lists Locust's options and player-sim's.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -27,8 +28,7 @@ app = typer.Typer(
 
 def version() -> str:
     """The installed player-sim's version (the source tree's when it is not installed)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
+    from importlib.metadata import PackageNotFoundError, version as installed
 
     try:
         return installed("player-sim")
@@ -44,8 +44,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                      help="Print the version and exit."),
+    show_version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Options of player-sim itself (the app's help says what it is)."""
 
@@ -81,8 +82,9 @@ def check_output(command: str, option: str, path, *, folder: bool = False) -> No
             fail(command, f"{option} {path}: is a folder, expected a file name")
         return
     if not stat.S_ISREG(mode):
-        fail(command, f"{option} {path}: not a regular file (a device, pipe or socket); "
-                      "give the name of a file to write")
+        fail(
+            command, f"{option} {path}: not a regular file (a device, pipe or socket); give the name of a file to write"
+        )
 
 
 def terminate_as_interrupt() -> None:
@@ -92,7 +94,7 @@ def terminate_as_interrupt() -> None:
     note between its steps."""
     import signal
 
-    from ..workers import request_stop
+    from sim.workers import request_stop
 
     def interrupted(signum, frame):
         request_stop()
@@ -124,7 +126,7 @@ class _Commands(list):
     def import_all(self) -> None:
         if not self.complete:
             self.complete = True
-            from . import commands  # noqa: F401
+            from sim.cli import commands  # noqa: F401
 
     def __iter__(self):
         self.import_all()
@@ -146,7 +148,7 @@ def _import_command(args: list[str]) -> None:
     import importlib
 
     name = next((a for a in args if not a.startswith("-")), None)
-    if name in COMMAND_MODULES and not any(a in ("--help", "--version") for a in args[:args.index(name)]):
+    if name in COMMAND_MODULES and not any(a in ("--help", "--version") for a in args[: args.index(name)]):
         importlib.import_module(f"{__name__}.{name}")
         app.registered_commands.complete = True
     app.registered_commands.import_all()

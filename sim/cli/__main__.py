@@ -1,3 +1,3 @@
-from . import main
+from sim.cli import main
 
 main()

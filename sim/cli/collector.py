@@ -1,9 +1,10 @@
 """`player-sim collector`: run the reference analytics endpoint with its DuckDB store."""
+
 from __future__ import annotations
 
 import typer
 
-from . import app, fail
+from sim.cli import app, fail
 
 
 def _bool(value: str, option: str) -> bool:
@@ -19,20 +20,26 @@ def _bool(value: str, option: str) -> bool:
 def collector(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8080, min=0, max=65535, help="Port; 0 picks a free one."),
-    store: str = typer.Option("player-sim.duckdb",
-                              help="DuckDB store (default: player-sim.duckdb in the current folder)."),
-    fail_rate: float = typer.Option(0.0, min=0.0, max=1.0,
-                                    help="Share of beacon requests answered 503 (recorded as faulted)."),
-    slow_ms: str = typer.Option("0", help="Delay before answering, ms: 50, uniform:10:200, "
-                                          "exponential:50 or lognormal:50:1.0."),
-    reset_rate: float = typer.Option(0.0, min=0.0, max=1.0,
-                                     help="Share of beacon requests whose connection is closed unanswered."),
+    store: str = typer.Option(
+        "player-sim.duckdb", help="DuckDB store (default: player-sim.duckdb in the current folder)."
+    ),
+    fail_rate: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Share of beacon requests answered 503 (recorded as faulted)."
+    ),
+    slow_ms: str = typer.Option(
+        "0", help="Delay before answering, ms: 50, uniform:10:200, exponential:50 or lognormal:50:1.0."
+    ),
+    reset_rate: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Share of beacon requests whose connection is closed unanswered."
+    ),
     view_events_enabled: str = typer.Option("true", help="What KAVA answers as viewEventsEnabled: true or false."),
     max_body_kib: int = typer.Option(64, min=1, help="Request bodies over this many KiB get 413."),
-    workers: int = typer.Option(1, min=1, max=64, help="HTTP worker processes (all share the one store); "
-                                                        "one per core for the most requests/s."),
-    idle_timeout_s: float = typer.Option(30.0, min=0.1, help="Close a connection that sends no byte or no "
-                                                             "request head for this many seconds."),
+    workers: int = typer.Option(
+        1, min=1, max=64, help="HTTP worker processes (all share the one store); one per core for the most requests/s."
+    ),
+    idle_timeout_s: float = typer.Option(
+        30.0, min=0.1, help="Close a connection that sends no byte or no request head for this many seconds."
+    ),
     body_timeout_s: float = typer.Option(10.0, min=0.1, help="Drop a request whose body takes longer than this."),
 ) -> None:
     """Run the reference collector: Kaltura's endpoints, stored in DuckDB.
@@ -56,14 +63,22 @@ def collector(
 
     try:
         delay = parse_delay(slow_ms)
-        FaultPlan(fail_rate, reset_rate, delay)     # checks the rates together
+        FaultPlan(fail_rate, reset_rate, delay)  # checks the rates together
     except FaultSpecError as exc:
         fail("collector", str(exc))
-    config = CollectorConfig(store=store, host=host, port=port, fail_rate=fail_rate,
-                             reset_rate=reset_rate, slow=delay,
-                             view_events_enabled=_bool(view_events_enabled, "--view-events-enabled"),
-                             max_body=max_body_kib * 1024, workers=workers, idle_timeout_s=idle_timeout_s,
-                             body_timeout_s=body_timeout_s)
+    config = CollectorConfig(
+        store=store,
+        host=host,
+        port=port,
+        fail_rate=fail_rate,
+        reset_rate=reset_rate,
+        slow=delay,
+        view_events_enabled=_bool(view_events_enabled, "--view-events-enabled"),
+        max_body=max_body_kib * 1024,
+        workers=workers,
+        idle_timeout_s=idle_timeout_s,
+        body_timeout_s=body_timeout_s,
+    )
     try:
         code = serve(config)
     except ServeError as exc:

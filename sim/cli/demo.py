@@ -5,12 +5,13 @@ Locust load of the bundled default mix against it (KAVA unless --protocol says, 
 collector cleanly (SIGTERM, then waits), and prints `player-sim report STORE` and
 `player-sim reconcile LEDGER --store STORE`. Exit status 0 only when nothing was lost.
 """
+
 from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import socket
+import subprocess
 import sys
 import threading
 from datetime import datetime
@@ -19,8 +20,8 @@ from pathlib import Path
 
 import typer
 
-from ..protocols.choice import CHOICES, DEFAULT_CHOICE
-from . import app, fail
+from sim.cli import app, fail
+from sim.protocols.choice import CHOICES, DEFAULT_CHOICE
 
 PLAYER_SIM = [sys.executable, "-c", "from sim.cli import main; main()"]
 LOCUSTFILE = '''"""player-sim live load (written by `player-sim demo`)."""
@@ -42,11 +43,14 @@ def _say(text: str) -> None:
     typer.secho(f"==> {text}", fg=typer.colors.CYAN, err=True)
 
 
-def start_collector(store: Path, log_path: Path, extra: list[str] = (), timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
+def start_collector(
+    store: Path, log_path: Path, extra: list[str] = (), timeout: float = 60.0
+) -> tuple[subprocess.Popen, str]:
     """A collector on a free loopback port; returns the process and its URL (its first line)."""
     log = open(log_path, "wb")
-    proc = subprocess.Popen([*PLAYER_SIM, "collector", "--port", "0", "--store", str(store), *extra],
-                            stdout=subprocess.PIPE, stderr=log)
+    proc = subprocess.Popen(
+        [*PLAYER_SIM, "collector", "--port", "0", "--store", str(store), *extra], stdout=subprocess.PIPE, stderr=log
+    )
     url: list[str] = []
     got_line = threading.Event()
 
@@ -78,14 +82,49 @@ def stop_process(proc: subprocess.Popen, timeout: float = 60.0) -> int:
     return proc.returncode
 
 
-def locust_command(locustfile: Path, host: str, ledger: Path, summary: Path, *, run_time: float,
-                   session_rate: float, time_scale: float, protocol: str, users: int = 2,
-                   processes: int = 1, extra: list[str] = ()) -> list[str]:
-    cmd = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary",
-           "-u", str(users), "-r", str(users), "-t", f"{run_time:g}s",
-           "--host", host, "--protocol", protocol, "--workload", "open",
-           "--session-rate", f"{session_rate:g}", "--time-scale", f"{time_scale:g}",
-           "--ledger", str(ledger), "--summary-json", str(summary)]
+def locust_command(
+    locustfile: Path,
+    host: str,
+    ledger: Path,
+    summary: Path,
+    *,
+    run_time: float,
+    session_rate: float,
+    time_scale: float,
+    protocol: str,
+    users: int = 2,
+    processes: int = 1,
+    extra: list[str] = (),
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--only-summary",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-t",
+        f"{run_time:g}s",
+        "--host",
+        host,
+        "--protocol",
+        protocol,
+        "--workload",
+        "open",
+        "--session-rate",
+        f"{session_rate:g}",
+        "--time-scale",
+        f"{time_scale:g}",
+        "--ledger",
+        str(ledger),
+        "--summary-json",
+        str(summary),
+    ]
     if processes > 1:
         # A free master port rather than Locust's fixed 5557, so runs side by side never meet.
         port = str(free_port())
@@ -116,10 +155,12 @@ def summary_text(s: dict) -> str:
     seconds = s.get("run_seconds") or 0
     rate = f" ({s['sent'] / seconds:,.0f}/s)" if seconds else ""
     failures = ", ".join(f"{k} x{v}" for k, v in sorted(s.get("failures", {}).items()))
-    return (f"{s.get('sent', 0):,} beacons sent in {seconds:,.0f} s{rate}, {s.get('failed', 0):,} failed"
-            + (f" ({failures})" if failures else "")
-            + f"; sessions {sessions.get('started', 0):,} started, {sessions.get('dropped', 0):,} dropped; lateness "
-            f"p50 {lat.get('p50_ms', 0):g} ms, p99 {lat.get('p99_ms', 0):g} ms, max {lat.get('max_ms', 0):g} ms")
+    return (
+        f"{s.get('sent', 0):,} beacons sent in {seconds:,.0f} s{rate}, {s.get('failed', 0):,} failed"
+        + (f" ({failures})" if failures else "")
+        + f"; sessions {sessions.get('started', 0):,} started, {sessions.get('dropped', 0):,} dropped; lateness "
+        f"p50 {lat.get('p50_ms', 0):g} ms, p99 {lat.get('p99_ms', 0):g} ms, max {lat.get('max_ms', 0):g} ms"
+    )
 
 
 def _locustfile(out: Path) -> Path:
@@ -155,16 +196,29 @@ def demo(
         _say(f"collector: starting with a fresh store {store}")
         collector, url = start_collector(store, folder / "collector.log")
         _say(f"collector: listening on {url}")
-        _say(f"load: {seconds:g} s of the default mix ({protocol}), {session_rate:g} sessions/s, "
-             f"{time_scale:g}x real time")
-        cmd = locust_command(_locustfile(folder), url, ledger, summary, run_time=seconds,
-                             session_rate=session_rate, time_scale=time_scale, protocol=protocol)
+        _say(
+            f"load: {seconds:g} s of the default mix ({protocol}), {session_rate:g} sessions/s, "
+            f"{time_scale:g}x real time"
+        )
+        cmd = locust_command(
+            _locustfile(folder),
+            url,
+            ledger,
+            summary,
+            run_time=seconds,
+            session_rate=session_rate,
+            time_scale=time_scale,
+            protocol=protocol,
+        )
         with open(folder / "locust.log", "wb") as log:
             locust = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
         if not ledger.exists():
             why = log_errors(folder / "locust.log")
-            raise DemoError(f"the load run wrote no ledger (exit {locust.returncode})"
-                            + (f": {why}" if why else "") + f"; the whole log is {folder / 'locust.log'}")
+            raise DemoError(
+                f"the load run wrote no ledger (exit {locust.returncode})"
+                + (f": {why}" if why else "")
+                + f"; the whole log is {folder / 'locust.log'}"
+            )
         if summary.exists():
             _say("load: " + summary_text(json.loads(summary.read_text())))
     except DemoError as exc:
@@ -174,8 +228,10 @@ def demo(
             _say("collector: stopping (SIGTERM)")
             code = stop_process(collector)
             if code not in (0, -signal.SIGTERM):
-                typer.echo(f"player-sim demo: the collector exited with status {code}; see {folder / 'collector.log'}",
-                           err=True)
+                typer.echo(
+                    f"player-sim demo: the collector exited with status {code}; see {folder / 'collector.log'}",
+                    err=True,
+                )
     _say(f"player-sim report {store}")
     subprocess.run([*PLAYER_SIM, "report", str(store)])
     _say(f"player-sim reconcile {ledger} --store {store}")

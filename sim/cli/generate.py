@@ -1,4 +1,5 @@
 """`player-sim generate`: a scenario or mix -> demo analytics data files or a replayable request file."""
+
 from __future__ import annotations
 
 import sys
@@ -8,9 +9,8 @@ from typing import Optional
 
 import typer
 
-from ..protocols.choice import CHOICES, DEFAULT_CHOICE, sent as sent_protocols
-from . import app, check_output, fail, fail_problems, skip_teardown_at_exit, terminate_as_interrupt
-
+from sim.cli import app, check_output, fail, fail_problems, skip_teardown_at_exit, terminate_as_interrupt
+from sim.protocols.choice import CHOICES, DEFAULT_CHOICE, sent as sent_protocols
 
 # About three hours of generation on one core; a larger run is split into several runs of this size.
 MAX_SESSIONS = 1_000_000_000
@@ -36,7 +36,7 @@ def parse_encodings(text: str | None, protocol: str) -> dict[str, str]:
 
     Raises ValueError naming the bad part.
     """
-    from ..protocols.registry import PROTOCOLS
+    from sim.protocols.registry import PROTOCOLS
 
     if not text:
         return {}
@@ -55,8 +55,10 @@ def parse_encodings(text: str | None, protocol: str) -> dict[str, str]:
         for name in targets:
             if enc not in PROTOCOLS[name].encodings:
                 hint = " (give one per protocol: legacy=...,kava=...)" if len(targets) > 1 else ""
-                raise ValueError(f"--encoding {enc!r} is not a {name} encoding; {name} takes "
-                                 f"{', '.join(PROTOCOLS[name].encodings)}{hint}")
+                raise ValueError(
+                    f"--encoding {enc!r} is not a {name} encoding; {name} takes "
+                    f"{', '.join(PROTOCOLS[name].encodings)}{hint}"
+                )
             out[name] = enc
     return out
 
@@ -65,40 +67,63 @@ def parse_encodings(text: str | None, protocol: str) -> dict[str, str]:
 def generate(
     scenario: Path = typer.Argument(..., metavar="SCENARIO_OR_MIX", help="A scenario or mix YAML file."),
     sessions: Optional[int] = typer.Option(None, "--sessions", metavar="N", help="Generate N sessions (player loads)."),
-    days: Optional[float] = typer.Option(None, "--days", metavar="D",
-                                         help="Generate D days of the scenario's clock (its sessions_per_day)."),
+    days: Optional[float] = typer.Option(
+        None, "--days", metavar="D", help="Generate D days of the scenario's clock (its sessions_per_day)."
+    ),
     seed: int = typer.Option(1, "--seed", metavar="S", help="Same scenario, options and seed: byte-identical files."),
-    protocol: ProtocolChoice = typer.Option(DEFAULT_PROTOCOL, "--protocol",
-                                            help="Beacons of the legacy stats plugin, KAVA, or a player running both."),
-    fmt: FormatChoice = typer.Option(..., "--format", help="jsonl, csv or parquet events (one row per beacon), or "
-                                                             "requests: the wire requests as JSON lines, in send order "
-                                                             "(browsers' CORS preflights marked)."),
-    out_arg: str = typer.Option(..., "--out", metavar="PATH", help="Output file (a folder with --partition day); "
-                                                                   "or a URI such as s3://bucket/key."),
-    partition: Optional[PartitionChoice] = typer.Option(None, "--partition",
-                                                        help="day: OUT/date=YYYY-MM-DD/part-0.EXT, hive style."),
-    encoding: Optional[str] = typer.Option(None, "--encoding", metavar="ENC",
-                                           help="For --format requests: legacy get|form|json, kava post|get; "
-                                                "with --protocol both, e.g. legacy=form,kava=get. "
-                                                "Default: what the scenario's player sends."),
-    workers: Optional[int] = typer.Option(None, "--workers", metavar="N",
-                                          help="Processes drawing and writing parts of the run at once "
-                                               "[default: this machine's cores]. The bytes do not depend on N."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", metavar="tcp://HOST:PORT",
-                                            help="Make the parts as tasks on this Dask cluster (pip install "
-                                                 "'player-sim[dask]'); --out must be a path every worker reaches."),
+    protocol: ProtocolChoice = typer.Option(
+        DEFAULT_PROTOCOL, "--protocol", help="Beacons of the legacy stats plugin, KAVA, or a player running both."
+    ),
+    fmt: FormatChoice = typer.Option(
+        ...,
+        "--format",
+        help="jsonl, csv or parquet events (one row per beacon), or "
+        "requests: the wire requests as JSON lines, in send order "
+        "(browsers' CORS preflights marked).",
+    ),
+    out_arg: str = typer.Option(
+        ...,
+        "--out",
+        metavar="PATH",
+        help="Output file (a folder with --partition day); or a URI such as s3://bucket/key.",
+    ),
+    partition: Optional[PartitionChoice] = typer.Option(
+        None, "--partition", help="day: OUT/date=YYYY-MM-DD/part-0.EXT, hive style."
+    ),
+    encoding: Optional[str] = typer.Option(
+        None,
+        "--encoding",
+        metavar="ENC",
+        help="For --format requests: legacy get|form|json, kava post|get; "
+        "with --protocol both, e.g. legacy=form,kava=get. "
+        "Default: what the scenario's player sends.",
+    ),
+    workers: Optional[int] = typer.Option(
+        None,
+        "--workers",
+        metavar="N",
+        help="Processes drawing and writing parts of the run at once "
+        "[default: this machine's cores]. The bytes do not depend on N.",
+    ),
+    scheduler: Optional[str] = typer.Option(
+        None,
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="Make the parts as tasks on this Dask cluster (pip install "
+        "'player-sim[dask]'); --out must be a path every worker reaches.",
+    ),
 ) -> None:
     """Write the beacons of simulated sessions as data files or a request file.
 
     The analytics beacons the sessions send are written in send order, as demo data files or a
     replayable request file. Files appear whole at the end of the run or not at all (Ctrl-C and
     SIGTERM leave nothing behind). Exit status 2 for a bad scenario or bad options."""
-    from ..generate import generate as run_generate
-    from ..population import PopulationError
-    from ..scenario.loader import ScenarioError, load
-    from ..scenario.script import ScriptError
-    from ..scenario.model import MAX_DAYS
-    from ..workers import ClusterError, default_workers, is_uri
+    from sim.generate import generate as run_generate
+    from sim.population import PopulationError
+    from sim.scenario.loader import ScenarioError, load
+    from sim.scenario.model import MAX_DAYS
+    from sim.scenario.script import ScriptError
+    from sim.workers import ClusterError, default_workers, is_uri
 
     if (sessions is None) == (days is None):
         fail("generate", "give exactly one of --sessions N or --days D")
@@ -134,8 +159,11 @@ def generate(
     if days is not None:
         planned = days * sum(c.weight * c.scenario.clock.sessions_per_day for c in components)
         if planned > MAX_SESSIONS:
-            fail("generate", f"--days {days:g} at the scenario's sessions_per_day is {planned:,.0f} sessions, "
-                             f"more than {MAX_SESSIONS:,}; give fewer days")
+            fail(
+                "generate",
+                f"--days {days:g} at the scenario's sessions_per_day is {planned:,.0f} sessions, "
+                f"more than {MAX_SESSIONS:,}; give fewer days",
+            )
 
     terminate_as_interrupt()
 
@@ -146,17 +174,27 @@ def generate(
     pa.set_io_thread_count(1)
     with _progress() as on_progress:
         try:
-            stats = run_generate(components, seed=seed, sessions=sessions, days=days, protocol=protocol.value,
-                                 fmt=fmt.value, out=out, partition=partition.value if partition else None,
-                                 encoding=encodings or None, on_progress=on_progress,
-                                 workers=workers or default_workers(), scheduler=scheduler)
-        except (ScriptError, PopulationError) as exc:   # found while compiling the scenario
+            stats = run_generate(
+                components,
+                seed=seed,
+                sessions=sessions,
+                days=days,
+                protocol=protocol.value,
+                fmt=fmt.value,
+                out=out,
+                partition=partition.value if partition else None,
+                encoding=encodings or None,
+                on_progress=on_progress,
+                workers=workers or default_workers(),
+                scheduler=scheduler,
+            )
+        except (ScriptError, PopulationError) as exc:  # found while compiling the scenario
             fail("generate", str(exc))
         except OSError as exc:
             fail("generate", f"--out {out}: {exc.strerror or exc}")
         except ClusterError as exc:
             fail("generate", f"--scheduler {scheduler}: {exc}")
-        except pa.ArrowException as exc:      # a URI pyarrow cannot open or write
+        except pa.ArrowException as exc:  # a URI pyarrow cannot open or write
             if not is_uri(out):
                 raise
             fail("generate", f"--out {out}: {exc}")
@@ -177,17 +215,29 @@ class _progress:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        self.bar = Progress(TextColumn("[bold]generate"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                            TextColumn("{task.fields[beacons]:,} beacons, {task.fields[rate]:,.0f}/s"),
-                            TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self.bar = Progress(
+            TextColumn("[bold]generate"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[beacons]:,} beacons, {task.fields[rate]:,.0f}/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self.bar.start()
         self.task = self.bar.add_task("generate", total=None, beacons=0, rate=0.0)
         return self.update
 
     def update(self, stats, sent_until) -> None:
         elapsed = max(self.bar.tasks[0].elapsed or 0.0, 1e-9)
-        self.bar.update(self.task, total=stats.total_sessions or None, completed=stats.sessions,
-                        beacons=stats.beacons, rate=stats.beacons / elapsed)
+        self.bar.update(
+            self.task,
+            total=stats.total_sessions or None,
+            completed=stats.sessions,
+            beacons=stats.beacons,
+            rate=stats.beacons / elapsed,
+        )
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:

@@ -5,6 +5,7 @@ imports a locustfile, which is where they are registered. This command registers
 then hands every argument to Locust, so `player-sim load --help` lists Locust's options and ours,
 and `player-sim load --headless -u 2 -t 1m --protocol kava` runs like the `locust` command.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from sim.cli import app
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "locustfile.py"
 # Run in a fresh interpreter: Locust patches the standard library with gevent when it is imported,
@@ -28,9 +29,11 @@ sys.exit(main())
 """
 
 
-@app.command(short_help="Run a live load with Locust (player-sim load --help lists every option)",
-             context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                               "help_option_names": []}, add_help_option=False)
+@app.command(
+    short_help="Run a live load with Locust (player-sim load --help lists every option)",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
 def load(ctx: typer.Context) -> None:
     """Run a live load with Locust (player-sim load --help lists every option).
 

@@ -9,25 +9,36 @@ send offsets (`-> kava 99 VIEW  #7 pos 0:40 playTimeSum 30`). Colour on a termin
 text when piped. Scenario problems print one `file:line:column: field: message` line each and
 exit with status 2.
 """
+
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import typer
 
-from ..protocols.beacons import Strings
-from ..protocols.choice import CHOICES
-from ..protocols.event_types import EVENT_NAMES
-from . import app, fail, fail_problems
+from sim.cli import app, fail, fail_problems
+from sim.protocols.beacons import Strings
+from sim.protocols.choice import CHOICES
+from sim.protocols.event_types import EVENT_NAMES
 
 DEVICE_NAMES = ("desktop", "mobile", "tablet", "ctv")
 AD_POSITIONS = {1: "pre-roll", 2: "mid-roll", 3: "post-roll", 4: "overlay"}
 STYLE = {
-    "LOAD": "dim", "PLAY_REQUEST": "cyan", "PLAYING": "bold green", "ENDED": "bold green", "REPLAY": "green",
-    "STALL_START": "bold red", "STALL_END": "red", "ERROR": "bold red", "QUIT": "bold",
-    "PAUSE": "yellow", "RESUME": "yellow", "SEEK": "magenta",
+    "LOAD": "dim",
+    "PLAY_REQUEST": "cyan",
+    "PLAYING": "bold green",
+    "ENDED": "bold green",
+    "REPLAY": "green",
+    "STALL_START": "bold red",
+    "STALL_END": "red",
+    "ERROR": "bold red",
+    "QUIT": "bold",
+    "PAUSE": "yellow",
+    "RESUME": "yellow",
+    "SEEK": "magenta",
 }
 
 
@@ -74,7 +85,7 @@ def action_detail(chunk, kind: str, value: float, pos: float, ad_pos: int, ad_in
 
 def playing_seconds(actions: dict) -> float:
     """Wall seconds of content playback in a set of actions (the interval-based minutes viewed)."""
-    from ..player.timeline import Action as A
+    from sim.player.timeline import Action as A
 
     kind = actions["kind"]
     if len(kind) == 0:
@@ -89,8 +100,7 @@ def playing_seconds(actions: dict) -> float:
 
 def sample_summary(chunks) -> dict[str, float]:
     """Headline figures of a sample of sessions (the same definitions as viewing-realism.md section 1)."""
-    from ..player.timeline import Action as A
-    from ..player.timeline import AdPosition, Outcome
+    from sim.player.timeline import Action as A, AdPosition, Outcome
 
     counts = np.zeros(64, np.int64)
     outcomes = np.zeros(16, np.int64)
@@ -132,23 +142,25 @@ def sample_summary(chunks) -> dict[str, float]:
 
 
 def _session_header(chunk, i: int, seq_width: int) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    from ..player.timeline import Outcome
+    from sim.player.timeline import Outcome
 
     s, pop = chunk.sessions, chunk.population
     pools = pop.pools
-    start = datetime.fromtimestamp(float(s["start"][i]), tz=timezone.utc)
+    start = datetime.fromtimestamp(float(s["start"][i]), tz=UTC)
     tz = int(s["tz_offset_min"][i])
     user = pools.user_ids[s["user_id"][i]] if s["user_id"][i] >= 0 else "anonymous"
     entry = pop.catalog.entry_ids[s["entry"][i]]
     kind = "live, DVR " if s["live"][i] else ""
     script = f" script {s['scripted'][i]}" if s["scripted"][i] >= 0 else ""
-    return (f"#{s['session_seq'][i]:<{seq_width}} {chunk.scenario_names[s['scenario'][i]]}{script}  "
-            f"{start:%Y-%m-%d %H:%M:%S} UTC (local {'+' if tz >= 0 else '-'}{abs(tz) // 60:02d}:{abs(tz) % 60:02d})  "
-            f"{DEVICE_NAMES[s['device'][i]]} {pools.os_names[s['os'][i]]} {pools.browser_names[s['browser'][i]]}  "
-            f"{pools.country_codes[s['country'][i]]}  {user}  entry {entry} ({kind}{clock_text(s['duration'][i])})"
-            f"  -> {Outcome(s['outcome'][i]).name}")
+    return (
+        f"#{s['session_seq'][i]:<{seq_width}} {chunk.scenario_names[s['scenario'][i]]}{script}  "
+        f"{start:%Y-%m-%d %H:%M:%S} UTC (local {'+' if tz >= 0 else '-'}{abs(tz) // 60:02d}:{abs(tz) % 60:02d})  "
+        f"{DEVICE_NAMES[s['device'][i]]} {pools.os_names[s['os'][i]]} {pools.browser_names[s['browser'][i]]}  "
+        f"{pools.country_codes[s['country'][i]]}  {user}  entry {entry} ({kind}{clock_text(s['duration'][i])})"
+        f"  -> {Outcome(s['outcome'][i]).name}"
+    )
 
 
 def _number(col, k: int) -> float | None:
@@ -194,7 +206,7 @@ def beacon_lines(beacon_chunks, chunk, i: int) -> list[tuple[float, str, str]]:
             label = f"{bc.protocol} {code} {EVENT_NAMES[bc.protocol].get(code, '?')}"
             # Clamped at 0: millisecond timestamps can put a send a hair before the load.
             out.append((max(float(bc.send_t[k]) - start, 0.0), label, beacon_detail(bc, k)))
-    out.sort(key=lambda line: line[0])   # stable: legacy before kava at the same moment
+    out.sort(key=lambda line: line[0])  # stable: legacy before kava at the same moment
     return out
 
 
@@ -203,8 +215,8 @@ def render(console, chunks, limit: int | None, protocol: str | None = None) -> N
     `protocol`, each action is followed by the beacons sent by then."""
     from rich.text import Text
 
-    from ..generate import beacon_chunks
-    from ..player.timeline import Action
+    from sim.generate import beacon_chunks
+    from sim.player.timeline import Action
 
     shown = 0
     for chunk in chunks:
@@ -220,8 +232,9 @@ def render(console, chunks, limit: int | None, protocol: str | None = None) -> N
             b = 0
             for j in range(len(a["kind"])):
                 name = Action(int(a["kind"][j])).name
-                detail = action_detail(chunk, name, float(a["value"][j]), float(a["pos"][j]),
-                                       int(a["ad_pos"][j]), int(a["ad_index"][j]))
+                detail = action_detail(
+                    chunk, name, float(a["value"][j]), float(a["pos"][j]), int(a["ad_pos"][j]), int(a["ad_index"][j])
+                )
                 offset = f"+{a['t'][j]:.1f}s"
                 line = Text(f"  {offset:>10}  [{clock_text(a['pos'][j]):>8}]  ")
                 style = STYLE.get(name, "blue" if name.startswith(("AD_", "OVERLAY", "BUMPER")) else "")
@@ -258,7 +271,10 @@ def _print_summary(console, summary: dict[str, float]) -> None:
         ("plays with a rebuffer", pct(summary["plays_with_rebuffer"])),
         ("minutes viewed per play", num(summary["minutes_per_play"], " min")),
         ("seeks per play", num(summary["seeks_per_play"])),
-        ("ad impressions / starts", f"{summary['ad_impressions']} / {summary['ad_starts']} ({pct(summary['ad_start_rate'])})"),
+        (
+            "ad impressions / starts",
+            f"{summary['ad_impressions']} / {summary['ad_starts']} ({pct(summary['ad_start_rate'])})",
+        ),
         ("pre-roll completion (of started)", pct(summary["preroll_completion"])),
     ]
     for label, value in rows:
@@ -269,11 +285,21 @@ def _print_summary(console, summary: dict[str, float]) -> None:
 def preview(
     file: Path = typer.Argument(..., metavar="FILE", help="Scenario or mix file (YAML)."),
     seed: int = typer.Option(1, "--seed", help="Random seed: the same seed shows the same sessions."),
-    sessions: Optional[int] = typer.Option(None, "--sessions", min=1,
-                                           help="Sessions to simulate (default 5; a scripted scenario: each script once per repeat)."),
-    show: Optional[int] = typer.Option(None, "--show", min=0, help="Print only the first N timelines (the summary covers all)."),
-    protocol: Optional[str] = typer.Option(None, "--protocol", metavar="legacy|kava|both",
-                                           help="Also list the beacons each session sends, beside its actions."),
+    sessions: Optional[int] = typer.Option(
+        None,
+        "--sessions",
+        min=1,
+        help="Sessions to simulate (default 5; a scripted scenario: each script once per repeat).",
+    ),
+    show: Optional[int] = typer.Option(
+        None, "--show", min=0, help="Print only the first N timelines (the summary covers all)."
+    ),
+    protocol: Optional[str] = typer.Option(
+        None,
+        "--protocol",
+        metavar="legacy|kava|both",
+        help="Also list the beacons each session sends, beside its actions.",
+    ),
 ) -> None:
     """Print the timelines of a few simulated sessions and a summary of them.
 
@@ -281,10 +307,10 @@ def preview(
     player sends are listed beside the actions. Exit status 2 for a bad scenario."""
     from rich.console import Console
 
-    from ..player.model import generate_sessions
-    from ..population import PopulationError
-    from ..scenario.loader import ScenarioError, load
-    from ..scenario.script import ScriptError
+    from sim.player.model import generate_sessions
+    from sim.population import PopulationError
+    from sim.scenario.loader import ScenarioError, load
+    from sim.scenario.script import ScriptError
 
     try:
         components = load(file)

@@ -1,27 +1,43 @@
 """`player-sim reconcile LEDGER --store STORE`: proves what arrived, what was lost, what was duplicated."""
+
 from __future__ import annotations
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import app, fail
+from sim.cli import app, fail
 
-LABELS = {"sent": "sent", "failed_at_send": "failed at send", "received": "received", "lost": "lost",
-          "duplicated": "duplicated", "arrived_despite_failure": "arrived despite failure",
-          "unexpected": "unexpected", "rejected": "rejected", "retried": "retried"}
+LABELS = {
+    "sent": "sent",
+    "failed_at_send": "failed at send",
+    "received": "received",
+    "lost": "lost",
+    "duplicated": "duplicated",
+    "arrived_despite_failure": "arrived despite failure",
+    "unexpected": "unexpected",
+    "rejected": "rejected",
+    "retried": "retried",
+}
 ALWAYS_SHOWN = ("sent", "received", "lost", "duplicated")
 
 
 @app.command(short_help="Compare what a load run sent with what the collector stored")
 def reconcile(
-    ledger: str = typer.Argument(..., metavar="LEDGER", help="A requests ledger (JSON lines: ts, method, url, headers, body, protocol, "
-                                            "key), a folder of per-worker ledgers, or a quoted glob."),
+    ledger: str = typer.Argument(
+        ...,
+        metavar="LEDGER",
+        help="A requests ledger (JSON lines: ts, method, url, headers, body, protocol, "
+        "key), a folder of per-worker ledgers, or a quoted glob.",
+    ),
     store: str = typer.Option(..., "--store", metavar="STORE", help="The collector's DuckDB store (table `events`)."),
     json_out: bool = typer.Option(False, "--json", help="Print the reconciliation as JSON on stdout."),
-    run: str = typer.Option(None, "--run", metavar="RUN",
-                            help="The load run to reconcile (default: the runs the ledger names; 'all': every "
-                                 "row of the store)."),
+    run: str = typer.Option(
+        None,
+        "--run",
+        metavar="RUN",
+        help="The load run to reconcile (default: the runs the ledger names; 'all': every row of the store).",
+    ),
 ) -> None:
     """Compare what a load run sent with what the collector stored.
 
@@ -34,11 +50,11 @@ def reconcile(
     Exit status: 0 when nothing was lost or duplicated, 1 when anything was lost or
     duplicated, 2 when the ledger or the store cannot be read.
     """
-    import duckdb    # here, not at the top: every command's start-up would pay for it
+    import duckdb  # here, not at the top: every command's start-up would pay for it
 
-    from ..metrics import SourceError
-    from ..metrics.reconcile import COUNTS, reconcile as run_reconcile
-    from ..protocols.event_types import event_label
+    from sim.metrics import SourceError
+    from sim.metrics.reconcile import COUNTS, reconcile as run_reconcile
+    from sim.protocols.event_types import event_label
 
     try:
         result = run_reconcile(ledger, store, run)
@@ -57,11 +73,13 @@ def reconcile(
         # below the table instead, so it fits a terminal
         shown = [c for c in COUNTS if c in ALWAYS_SHOWN or result.totals[c]]
         for c in shown:
-            table.add_column(LABELS[c], justify="right", no_wrap=True,
-                             style="red" if c in ("lost", "duplicated") else None)
+            table.add_column(
+                LABELS[c], justify="right", no_wrap=True, style="red" if c in ("lost", "duplicated") else None
+            )
         for row in result.by_type:
-            table.add_row(row["protocol"] or "?", event_label(row["protocol"], row["eventType"]),
-                          *(f"{row[c]:,}" for c in shown))
+            table.add_row(
+                row["protocol"] or "?", event_label(row["protocol"], row["eventType"]), *(f"{row[c]:,}" for c in shown)
+            )
         table.add_row("total", "", *(f"{result.totals[c]:,}" for c in shown), style="bold", end_section=True)
         console = Console()
         console.print(table)
@@ -74,6 +92,7 @@ def reconcile(
             console.print(f"rejected {r['protocol']}: {r['error_code'] or '(no code)'} x {r['rows']:,}")
         if result.unexpected_keys:
             console.print("unexpected keys (first 10): " + ", ".join(result.unexpected_keys))
-        console.print("[green]nothing lost or duplicated[/green]" if result.ok
-                      else "[red]events were lost or duplicated[/red]")
+        console.print(
+            "[green]nothing lost or duplicated[/green]" if result.ok else "[red]events were lost or duplicated[/red]"
+        )
     raise typer.Exit(0 if result.ok else 1)

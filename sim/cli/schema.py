@@ -1,4 +1,5 @@
 """`player-sim schema`: the JSON Schema (draft 2020-12) of the scenario language, for editors."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from . import app
+from sim.cli import app
 
 SCHEMA_ID = "urn:player-sim:scenario"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -15,7 +16,7 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 def scenario_schema() -> dict[str, Any]:
     """The JSON Schema of a scenario file, from the pydantic models (`Scenario`)."""
-    from ..scenario.model import Scenario
+    from sim.scenario.model import Scenario
 
     body = Scenario.model_json_schema()
     schema: dict[str, Any] = {"$schema": DRAFT, "$id": SCHEMA_ID, "title": "player-sim scenario"}
@@ -25,8 +26,9 @@ def scenario_schema() -> dict[str, Any]:
 
 @app.command(short_help="Print the JSON Schema of scenario files, for editors")
 def schema(
-    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="PATH",
-                                          help="Write the schema to PATH instead of printing it."),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", metavar="PATH", help="Write the schema to PATH instead of printing it."
+    ),
 ) -> None:
     """Print the JSON Schema of scenario files, for editors.
 

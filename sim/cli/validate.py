@@ -1,11 +1,12 @@
 """`player-sim validate FILE...`: check scenario, mix and load shape files, one line per problem, exit 2 on any."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
 
-from . import app
+from sim.cli import app
 
 
 @app.command(short_help="Check scenario, mix and load shape files and report every problem")
@@ -17,16 +18,18 @@ def validate(
     Each file is loaded as `generate` and `preview` load it (extends, mix, catalog CSV, scripts
     played through), and each problem is printed as `file:line:column: field: message`; a good
     file prints `OK file (N components)`. Exit status 2 when any file has a problem."""
-    from ..load.shapes import is_shape_file, load_shape
-    from ..scenario.loader import ScenarioError, load
+    from sim.load.shapes import is_shape_file, load_shape
+    from sim.scenario.loader import ScenarioError, load
 
     failed = False
     for file in files:
         try:
-            if is_shape_file(file):     # a load shape (`stages:`) for `locust --shape`
+            if is_shape_file(file):  # a load shape (`stages:`) for `locust --shape`
                 shape = load_shape(file)
-                typer.echo(f"OK {file} (load shape: {len(shape.stages)} stage{'s' if len(shape.stages) != 1 else ''}, "
-                           f"{shape.duration:g} s, peak {shape.peak:g})")
+                typer.echo(
+                    f"OK {file} (load shape: {len(shape.stages)} stage{'s' if len(shape.stages) != 1 else ''}, "
+                    f"{shape.duration:g} s, peak {shape.peak:g})"
+                )
                 continue
             components = load(file)
         except ScenarioError as exc:

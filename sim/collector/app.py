@@ -8,6 +8,7 @@ Routes: `/api_v3/...` (and `//api_v3/...`) beacons; `/` the live page; `/stats.j
 figures; OPTIONS anywhere answers the CORS preflight. Everything else is a 404. Every
 answer carries `Access-Control-Allow-Origin: *` so a browser player can point at it.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,24 +21,32 @@ from dataclasses import asdict, dataclass, field
 
 import orjson
 
+from sim.collector import kaltura_api as api
+from sim.collector.faults import Delay, FaultPlan
+from sim.collector.idle import IdleGuard
+from sim.collector.link import StoreLink, ask
+from sim.collector.live import PAGE_HTML
+from sim.collector.store import PARAM_COLUMNS, WIRE_COLUMNS, encode_extra, oversized_ints, wire_columns
 from sim.protocols.beacons import Beacon, WireRequest
-from sim.protocols.dispatch import (LEGACY, DecodeError, ParsedRequest, beacon_from_params,
-                                    codec_for, header, parse_request)
-
-from . import kaltura_api as api
-from .faults import Delay, FaultPlan
-from .idle import IdleGuard
-from .link import StoreLink, ask
-from .live import PAGE_HTML
-from .store import PARAM_COLUMNS, WIRE_COLUMNS, encode_extra, oversized_ints, wire_columns
+from sim.protocols.dispatch import (
+    LEGACY,
+    DecodeError,
+    ParsedRequest,
+    beacon_from_params,
+    codec_for,
+    header,
+    parse_request,
+)
 
 CONFIG_ENV = "PLAYER_SIM_COLLECTOR_CONFIG"
-RUN_HEADER = "x-player-sim-run"     # RUN:WORKER:SEQ:ATTEMPT, sent by player-sim load runs only
+RUN_HEADER = "x-player-sim-run"  # RUN:WORKER:SEQ:ATTEMPT, sent by player-sim load runs only
 CORS = [
     ("access-control-allow-origin", "*"),
     ("access-control-allow-methods", "POST, GET, HEAD, OPTIONS"),
-    ("access-control-allow-headers",
-     "Origin, X-Requested-With, Content-Type, Accept, Range, Cache-Control, Authorization"),
+    (
+        "access-control-allow-headers",
+        "Origin, X-Requested-With, Content-Type, Accept, Range, Cache-Control, Authorization",
+    ),
 ]
 _PARAM_TARGETS = {**PARAM_COLUMNS, "clientTag": "VARCHAR"}
 
@@ -55,9 +64,9 @@ class CollectorConfig:
     view_events_enabled: bool = True
     max_body: int = 64 * 1024
     workers: int = 1
-    socket: str = ""             # the store writer's Unix socket (set by server.serve)
-    body_timeout_s: float = 10.0   # a request body must arrive within this
-    idle_timeout_s: float = 30.0   # a connection sending no byte or no request head this long is closed
+    socket: str = ""  # the store writer's Unix socket (set by server.serve)
+    body_timeout_s: float = 10.0  # a request body must arrive within this
+    idle_timeout_s: float = 30.0  # a connection sending no byte or no request head this long is closed
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()
@@ -74,8 +83,8 @@ class Answer:
     status: int
     content_type: str
     body: bytes
-    delay: float = 0.0       # seconds to wait before answering (test-double mode)
-    reset: bool = False      # close the connection instead of answering
+    delay: float = 0.0  # seconds to wait before answering (test-double mode)
+    reset: bool = False  # close the connection instead of answering
     row: dict | None = None  # what to store; the answer goes out only once it is committed
 
 
@@ -86,13 +95,13 @@ def _strip_ks(values: dict) -> tuple[dict, str | None]:
     whose letters are `ks` or `eventks` is one. Without a ks the same dict comes back (callers
     only read it).
     """
-    if _NOT_KS.issuperset(values):        # the usual case, one C-level pass: every name seen before, none a ks
+    if _NOT_KS.issuperset(values):  # the usual case, one C-level pass: every name seen before, none a ks
         return values, None
     for key in values:
         if _is_ks_name(key):
             break
     else:
-        if len(_NOT_KS) < 4096:           # bounded: clients choose the names
+        if len(_NOT_KS) < 4096:  # bounded: clients choose the names
             _NOT_KS.update(values)
         return values, None
     ks = None
@@ -107,14 +116,14 @@ def _strip_ks(values: dict) -> tuple[dict, str | None]:
 
 
 _KS_NAME_CACHE: dict[str, bool] = {}
-_NOT_KS: set[str] = set()         # names known not to spell a ks
+_NOT_KS: set[str] = set()  # names known not to spell a ks
 
 
 def _is_ks_name(key: str) -> bool:
     known = _KS_NAME_CACHE.get(key)
     if known is None:
         known = len(key) < 40 and "".join(ch for ch in key.lower() if ch.isalpha()) in ("ks", "eventks")
-        if len(_KS_NAME_CACHE) < 4096:      # bounded: clients choose the names
+        if len(_KS_NAME_CACHE) < 4096:  # bounded: clients choose the names
             _KS_NAME_CACHE[key] = known
     return known
 
@@ -139,7 +148,7 @@ def run_columns(value: str | None) -> dict:
     if not run:
         return {}
     out = {"run_id": run}
-    for name, text, limit in zip(("run_worker", "run_seq", "run_attempt"), parts[1:4], (2 ** 31, 2 ** 63, 2 ** 31)):
+    for name, text, limit in zip(("run_worker", "run_seq", "run_attempt"), parts[1:4], (2**31, 2**63, 2**31)):
         if text.isdigit() and int(text) < limit:
             out[name] = int(text)
     return out
@@ -164,15 +173,22 @@ class Collector:
 
     # --- rows -------------------------------------------------------------------------
 
-    def _row(self, now: float, method: str, path: str, headers: dict, remote: str,
-             encoding: str | None, protocol: str | None) -> dict:
+    def _row(
+        self, now: float, method: str, path: str, headers: dict, remote: str, encoding: str | None, protocol: str | None
+    ) -> dict:
         """The request's own columns; `headers` by lower-case name (`_by_lower_name`)."""
         forwarded = headers.get("x-forwarded-for")
         row = {
-            "ts": now, "received_at": now, "method": method, "path": scrub_ks(path[:2048]),
-            "remote_addr": remote, "encoding": encoding, "protocol": protocol,
+            "ts": now,
+            "received_at": now,
+            "method": method,
+            "path": scrub_ks(path[:2048]),
+            "remote_addr": remote,
+            "encoding": encoding,
+            "protocol": protocol,
             "client_ip": forwarded.split(",")[0].strip() if forwarded else remote,
-            "user_agent": headers.get("user-agent"), "page_url": scrub_ks(headers.get("referer")),
+            "user_agent": headers.get("user-agent"),
+            "page_url": scrub_ks(headers.get("referer")),
             "cookie": scrub_ks(headers.get("cookie")),
         }
         run = headers.get(RUN_HEADER)
@@ -188,8 +204,12 @@ class Collector:
         if too_big and row.get("accepted"):
             # The API server casts such a number to its largest integer and answers as usual; the
             # warehouse cannot load it, so it is stored as rejected, the digits kept in `extra`.
-            row.update(accepted=False, error_code="INTEGER_OUT_OF_RANGE", flags=None,
-                       reason=f"{', '.join(sorted(too_big))}: beyond 64-bit integers")
+            row.update(
+                accepted=False,
+                error_code="INTEGER_OUT_OF_RANGE",
+                flags=None,
+                reason=f"{', '.join(sorted(too_big))}: beyond 64-bit integers",
+            )
         extra: dict = {}
         wire_columns(fields, WIRE_COLUMNS, row, extra)
         wire_columns(params, _PARAM_TARGETS, row, extra)
@@ -199,8 +219,7 @@ class Collector:
 
     # --- requests ---------------------------------------------------------------------
 
-    def handle(self, method: str, url: str, headers: dict[str, str], body: bytes | None,
-               remote: str) -> Answer:
+    def handle(self, method: str, url: str, headers: dict[str, str], body: bytes | None, remote: str) -> Answer:
         """The answer to one beacon request (`url` is path and query); the row is stored first."""
         started = time.perf_counter()
         now = time.time()
@@ -230,28 +249,39 @@ class Collector:
             beacon = beacon_from_params(parsed, request)
             # The key comes from the codec's reading, as for accepted rows, so reconciliation
             # reports the beacon as sent-and-rejected rather than lost plus unexpected.
-            row.update(accepted=False, status=200, error_code=error.code, reason=error.message,
-                       ledger_key=self._ledger_key(self._decode(parsed, request)[0]))
+            row.update(
+                accepted=False,
+                status=200,
+                error_code=error.code,
+                reason=error.message,
+                ledger_key=self._ledger_key(self._decode(parsed, request)[0]),
+            )
         else:
             beacon, note = self._decode(parsed, request)
-            flags = (api.legacy_flags(beacon.fields) if parsed.protocol == LEGACY
-                     else api.kava_flags(beacon.fields))
+            flags = api.legacy_flags(beacon.fields) if parsed.protocol == LEGACY else api.kava_flags(beacon.fields)
             if note:
                 flags.append(note)
-            row.update(accepted=True, status=200, flags=",".join(flags) or None,
-                       ledger_key=self._ledger_key(beacon))
+            row.update(accepted=True, status=200, flags=",".join(flags) or None, ledger_key=self._ledger_key(beacon))
         self._fill_beacon(row, beacon, ks)
 
         if fault is not None:
             status = 503 if fault == "fail" else None
-            row.update(accepted=False, fault=fault, status=status,
-                       error_code="SIMULATED_FAILURE" if fault == "fail" else "SIMULATED_RESET",
-                       reason=f"injected by --{fault}-rate")
+            row.update(
+                accepted=False,
+                fault=fault,
+                status=status,
+                error_code="SIMULATED_FAILURE" if fault == "fail" else "SIMULATED_RESET",
+                reason=f"injected by --{fault}-rate",
+            )
             if fault == "reset":
                 return Answer(503, "text/plain", b"", delay=delay, reset=True, row=row)
-            return Answer(503, "application/json",
-                          orjson.dumps({"code": "SERVICE_UNAVAILABLE",
-                                        "message": "simulated failure (--fail-rate)"}), delay=delay, row=row)
+            return Answer(
+                503,
+                "application/json",
+                orjson.dumps({"code": "SERVICE_UNAVAILABLE", "message": "simulated failure (--fail-rate)"}),
+                delay=delay,
+                row=row,
+            )
 
         elapsed = time.perf_counter() - started
         if error is not None:
@@ -264,16 +294,18 @@ class Collector:
         answer.delay = delay
         return answer
 
-    def refuse_transport(self, method: str, url: str, headers: dict, remote: str, status: int,
-                         code: str, message: str) -> Answer:
+    def refuse_transport(
+        self, method: str, url: str, headers: dict, remote: str, status: int, code: str, message: str
+    ) -> Answer:
         """Record and answer a request refused before it was read (too large, unreadable)."""
         row = self._row(time.time(), method, url.partition("?")[0], _by_lower_name(headers), remote, None, None)
         return self._refuse(row, status, code, message)
 
     def not_found(self, method: str, url: str, headers: dict, remote: str) -> Answer:
         """A path outside the API (a scanner, a browser's /favicon.ico): answered, not stored."""
-        return self._refuse(None, 404, "NOT_FOUND",
-                            f"no such path {url.partition('?')[0][:200]!r}: beacons go to /api_v3/index.php")
+        return self._refuse(
+            None, 404, "NOT_FOUND", f"no such path {url.partition('?')[0][:200]!r}: beacons go to /api_v3/index.php"
+        )
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -283,10 +315,10 @@ class Collector:
         if codec is None:
             return beacon_from_params(parsed, request), None
         try:
-            if parsed.query is not None:   # parsed already: hand them on
+            if parsed.query is not None:  # parsed already: hand them on
                 return codec.decode_pairs(request, parsed.query), None
             return codec.decode(request), None
-        except (ValueError, KeyError, TypeError) as exc:   # DecodeError is a ValueError
+        except (ValueError, KeyError, TypeError) as exc:  # DecodeError is a ValueError
             return beacon_from_params(parsed, request), f"codec_refused:{type(exc).__name__}"
 
     @staticmethod
@@ -304,20 +336,26 @@ class Collector:
         if not parsed.service:
             return api.ApiError("SERVICE_NOT_SPECIFIED", "Service name was not specified, please specify one")
         if parsed.service not in ("stats", "analytics"):
-            return api.ApiError("SERVICE_DOES_NOT_EXISTS", f'Service "{parsed.service}" does not exists',
-                                {"SERVICE": parsed.service})
+            return api.ApiError(
+                "SERVICE_DOES_NOT_EXISTS", f'Service "{parsed.service}" does not exists', {"SERVICE": parsed.service}
+            )
         if not parsed.action:
             return api.ApiError("ACTION_NOT_SPECIFIED", "Action name was not specified, please specify one")
-        return api.ApiError("ACTION_DOES_NOT_EXISTS",
-                            f'Action "{parsed.action}" does not exists for service "{parsed.service}"',
-                            {"ACTION": parsed.action, "SERVICE": parsed.service})
+        return api.ApiError(
+            "ACTION_DOES_NOT_EXISTS",
+            f'Action "{parsed.action}" does not exists for service "{parsed.service}"',
+            {"ACTION": parsed.action, "SERVICE": parsed.service},
+        )
 
     def _refuse(self, row: dict | None, status: int, code: str, message: str) -> Answer:
         if row is not None:
             row.update(accepted=False, status=status, error_code=code, reason=message)
-        return Answer(status, "application/json",
-                      orjson.dumps({"code": code, "message": message, "objectType": "KalturaAPIException",
-                                    "args": {}}), row=row)
+        return Answer(
+            status,
+            "application/json",
+            orjson.dumps({"code": code, "message": message, "objectType": "KalturaAPIException", "args": {}}),
+            row=row,
+        )
 
     @staticmethod
     def _answer(reply: api.Reply, row: dict | None = None) -> Answer:
@@ -326,9 +364,13 @@ class Collector:
 
 def unstored(reason: str) -> Answer:
     """The answer to a request whose row could not be committed: nothing was stored, so not a 200."""
-    return Answer(503, "application/json",
-                  orjson.dumps({"code": "SERVICE_UNAVAILABLE", "message": reason, "objectType": "KalturaAPIException",
-                                "args": {}}))
+    return Answer(
+        503,
+        "application/json",
+        orjson.dumps(
+            {"code": "SERVICE_UNAVAILABLE", "message": reason, "objectType": "KalturaAPIException", "args": {}}
+        ),
+    )
 
 
 class RSGIApp:
@@ -343,7 +385,7 @@ class RSGIApp:
 
     def __rsgi_init__(self, loop) -> None:
         die_with_parent()
-        from . import metrics          # after server.serve set PROMETHEUS_MULTIPROC_DIR
+        from sim.collector import metrics  # after server.serve set PROMETHEUS_MULTIPROC_DIR
 
         self.metrics = metrics
         self._latency = metrics.LATENCY.labels("beacon")
@@ -382,15 +424,29 @@ class RSGIApp:
         if method == "POST":
             try:
                 body = await asyncio.wait_for(self._read_body(proto, headers), self.config.body_timeout_s)
-            except (asyncio.TimeoutError, OSError, RuntimeError):
+            except (TimeoutError, OSError, RuntimeError):
                 # a body that does not arrive in time (or a client gone mid-body) holds no connection long
-                answer = collector.refuse_transport(method, url, headers, remote, 408, "REQUEST_TIMEOUT",
-                                                    f"request body not received within {self.config.body_timeout_s:g} s")
+                answer = collector.refuse_transport(
+                    method,
+                    url,
+                    headers,
+                    remote,
+                    408,
+                    "REQUEST_TIMEOUT",
+                    f"request body not received within {self.config.body_timeout_s:g} s",
+                )
                 await self._commit_and_send(proto, answer, started)
                 return
             if body is None:
-                answer = collector.refuse_transport(method, url, headers, remote, 413, "REQUEST_TOO_LARGE",
-                                                    f"request body over {self.config.max_body} bytes")
+                answer = collector.refuse_transport(
+                    method,
+                    url,
+                    headers,
+                    remote,
+                    413,
+                    "REQUEST_TOO_LARGE",
+                    f"request body over {self.config.max_body} bytes",
+                )
                 await self._commit_and_send(proto, answer, started)
                 return
         answer = collector.handle(method, url, headers, body, remote)
@@ -434,7 +490,7 @@ class RSGIApp:
                 outcome = "rejected" if row.get("status") == 200 else "refused"
         key = (protocol, event_type, outcome)
         counter = self._counters.get(key)
-        if counter is None:      # label children looked up once each (a bounded set: see event_label)
+        if counter is None:  # label children looked up once each (a bounded set: see event_label)
             counter = m.REQUESTS.labels(protocol, m.event_label(protocol, event_type), outcome)
             if len(self._counters) < 10000:
                 self._counters[key] = counter
@@ -451,11 +507,12 @@ class RSGIApp:
             route = "stats"
             # the scan runs in the store writer, on its own cursor; this worker only waits for it
             stats = await asyncio.get_running_loop().run_in_executor(None, ask, self.config.socket, {"q": "stats"})
-            proto.response_bytes(200, CORS + [("content-type", "application/json"),
-                                              ("cache-control", "no-store")], orjson.dumps(stats))
+            proto.response_bytes(
+                200, CORS + [("content-type", "application/json"), ("cache-control", "no-store")], orjson.dumps(stats)
+            )
         elif path == "/metrics" and method in ("GET", "HEAD"):
             route = "metrics"
-            self._tally.flush()         # this worker's figures up to now
+            self._tally.flush()  # this worker's figures up to now
             body = await asyncio.get_running_loop().run_in_executor(None, self.metrics.scrape)
             proto.response_bytes(200, [("content-type", self.metrics.CONTENT_TYPE)], body)
         elif path == "/favicon.ico":
@@ -483,7 +540,7 @@ class RSGIApp:
     @staticmethod
     def _send(proto, answer: Answer) -> None:
         headers = _ANSWER_HEADERS.get(answer.content_type)
-        if headers is None:     # the few content types answers carry: built once each
+        if headers is None:  # the few content types answers carry: built once each
             headers = _ANSWER_HEADERS[answer.content_type] = CORS + [("content-type", answer.content_type)]
         proto.response_bytes(answer.status, headers, answer.body)
 
@@ -496,10 +553,10 @@ def die_with_parent() -> None:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)      # PR_SET_PDEATHSIG = 1
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
     except (OSError, AttributeError):
         threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
-    if os.getppid() != parent or parent == 1:       # the parent died before the call took effect
+    if os.getppid() != parent or parent == 1:  # the parent died before the call took effect
         os._exit(1)
 
 

@@ -6,6 +6,7 @@
 Delay specs (milliseconds): `50` (fixed), `fixed:50`, `uniform:LOW:HIGH`,
 `exponential:MEAN`, `lognormal:MEDIAN:SIGMA`.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,8 @@ def parse_delay(spec: str, option: str = "--slow-ms") -> Delay:
         raise FaultSpecError(f"{option} {spec!r}: unknown distribution {parts[0]!r}; use {_DELAY_FORMS}")
     if len(parts) - 1 != _ARITY[kind]:
         raise FaultSpecError(
-            f"{option} {spec!r}: {kind} takes {_ARITY[kind]} number(s) after the name; use {_DELAY_FORMS}")
+            f"{option} {spec!r}: {kind} takes {_ARITY[kind]} number(s) after the name; use {_DELAY_FORMS}"
+        )
     try:
         numbers = [float(p) for p in parts[1:]]
     except ValueError:

@@ -15,6 +15,7 @@ granian's own timeouts. Linux only (elsewhere it does nothing).
     guard.start()          # a daemon thread in this process
     guard.sweep()          # one pass: how many connections it closed
 """
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,8 @@ import struct
 import threading
 
 _TCP_ESTABLISHED = 1
-_TCP_INFO_SIZE = 232                 # struct tcp_info up to tcpi_bytes_received and beyond (Linux >= 4.1)
-_STATE = struct.Struct("B")          # tcpi_state, offset 0
+_TCP_INFO_SIZE = 232  # struct tcp_info up to tcpi_bytes_received and beyond (Linux >= 4.1)
+_STATE = struct.Struct("B")  # tcpi_state, offset 0
 _LAST_DATA_RECV = struct.Struct("I")  # ms since the last data arrived (since the handshake if none), offset 52
 _BYTES_RECEIVED = struct.Struct("Q")  # offset 128
 
@@ -49,7 +50,7 @@ class IdleGuard:
         # a connection goes within timeout + interval; a pass costs ~0.1 ms a new socket on this machine
         self.interval = interval if interval is not None else min(5.0, max(0.05, timeout / 4))
         self.closed = 0
-        self._settled: set[int] = set()    # sockets that spoke or are not connections to us: not looked at again
+        self._settled: set[int] = set()  # sockets that spoke or are not connections to us: not looked at again
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -58,7 +59,7 @@ class IdleGuard:
         closed = 0
         try:
             names = os.listdir("/proc/self/fd")
-        except OSError:           # no /proc: nothing to look at
+        except OSError:  # no /proc: nothing to look at
             return 0
         settled, seen = self._settled, set()
         for name in names:
@@ -71,8 +72,8 @@ class IdleGuard:
                 seen.add(target)
                 if target in settled:
                     continue
-                copy = os.dup(fd)      # our own reference: the socket cannot change under us
-            except OSError:            # closed meanwhile (or the listdir's own descriptor)
+                copy = os.dup(fd)  # our own reference: the socket cannot change under us
+            except OSError:  # closed meanwhile (or the listdir's own descriptor)
                 continue
             try:
                 sock = socket.socket(fileno=copy)
@@ -80,26 +81,29 @@ class IdleGuard:
                 os.close(copy)
                 continue
             try:
-                if (sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM
-                        or sock.getsockname()[1] != self.port):      # the link, an outgoing socket
+                if (
+                    sock.family not in (socket.AF_INET, socket.AF_INET6)
+                    or sock.type != socket.SOCK_STREAM
+                    or sock.getsockname()[1] != self.port
+                ):  # the link, an outgoing socket
                     settled.add(target)
                     continue
                 idle = never_spoke_for(sock)
-                if idle is None:                   # spoke (or is the listener): granian's timeouts apply
+                if idle is None:  # spoke (or is the listener): granian's timeouts apply
                     settled.add(target)
                 elif idle >= self.timeout:
-                    sock.shutdown(socket.SHUT_RDWR)    # the server's own descriptor sees the end too
+                    sock.shutdown(socket.SHUT_RDWR)  # the server's own descriptor sees the end too
                     closed += 1
             except OSError:
                 pass
             finally:
-                sock.close()           # only our copy; the server closes its own
-        settled &= seen                # forget closed sockets (their inode numbers come back)
+                sock.close()  # only our copy; the server closes its own
+        settled &= seen  # forget closed sockets (their inode numbers come back)
         self.closed += closed
         return closed
 
     def start(self) -> IdleGuard:
-        if not hasattr(socket, "TCP_INFO"):     # not Linux: no tcp_info to read
+        if not hasattr(socket, "TCP_INFO"):  # not Linux: no tcp_info to read
             return self
         self._thread = threading.Thread(target=self._run, name="idle-guard", daemon=True)
         self._thread.start()

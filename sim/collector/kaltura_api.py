@@ -9,6 +9,7 @@ the `format` asked (1 JSON, 2 XML default, 3 PHP, 9 JSONP) and KAVA's
     >>> check_legacy({"event:eventType": "41"}).code
     'INVALID_ENUM_VALUE'
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,7 +21,7 @@ from xml.sax.saxutils import escape
 
 import orjson
 
-from ..protocols.event_types import LEGACY_DWH_DROPPED
+from sim.protocols.event_types import LEGACY_DWH_DROPPED
 
 FORMAT_JSON, FORMAT_XML, FORMAT_PHP, FORMAT_JSONP = 1, 2, 3, 9
 KNOWN_FORMATS = (FORMAT_JSON, FORMAT_XML, FORMAT_PHP, FORMAT_JSONP)
@@ -64,7 +65,7 @@ def ks_parses(ks: str) -> bool:
 
 def _as_int(value) -> int | None:
     if value.__class__ is str and value.isdigit() and value.isascii():
-        return int(value)          # the usual case: plain ASCII digits
+        return int(value)  # the usual case: plain ASCII digits
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -88,16 +89,16 @@ def check_format(params: dict) -> ApiError | None:
     """UNKNOWN_RESPONSE_FORMAT, or the JSONP callback rules of KalturaJsonProcSerializer."""
     fmt, callback = response_format(params)
     if fmt is None:
-        return ApiError("UNKNOWN_RESPONSE_FORMAT",
-                        f"Response format provided [{params.get('format')}] is not recognized by server",
-                        {"FORMAT": str(params.get("format"))})
+        return ApiError(
+            "UNKNOWN_RESPONSE_FORMAT",
+            f"Response format provided [{params.get('format')}] is not recognized by server",
+            {"FORMAT": str(params.get("format"))},
+        )
     if fmt == FORMAT_JSONP:
         if callback is None:
-            return ApiError("MISSING_MANDATORY_PARAMETER", 'Missing parameter "callback"',
-                            {"PARAM_NAME": "callback"})
+            return ApiError("MISSING_MANDATORY_PARAMETER", 'Missing parameter "callback"', {"PARAM_NAME": "callback"})
         if not _CALLBACK.match(callback):
-            return ApiError("INVALID_FIELD_VALUE", 'Invalid value for field "callback"',
-                            {"FIELD_NAME": "callback"})
+            return ApiError("INVALID_FIELD_VALUE", 'Invalid value for field "callback"', {"FIELD_NAME": "callback"})
     return None
 
 
@@ -106,8 +107,7 @@ def _check_chars(params: dict) -> ApiError | None:
         return None
     for key, value in params.items():
         if isinstance(value, str) and _XML_INVALID.search(value):
-            return ApiError("INVALID_PARAMETER_CHAR", f'Invalid characters in parameter "{key}"',
-                            {"PARAM_NAME": key})
+            return ApiError("INVALID_PARAMETER_CHAR", f'Invalid characters in parameter "{key}"', {"PARAM_NAME": key})
     return None
 
 
@@ -117,10 +117,12 @@ def _check_enum(params: dict, key: str, allowed, enum_type: str) -> ApiError | N
     value = _as_int(params[key])
     # PHP casts a non-numeric string to 0, which no stats enum holds
     if value is None or value not in allowed:
-        return ApiError("INVALID_ENUM_VALUE",
-                        f'Invalid enumeration value "{params[key]}" for parameter "{key.split(":")[-1]}", '
-                        f'expecting enumeration type "{enum_type}"',
-                        {"VALUE": str(params[key]), "PARAM_NAME": key.split(":")[-1], "ENUM": enum_type})
+        return ApiError(
+            "INVALID_ENUM_VALUE",
+            f'Invalid enumeration value "{params[key]}" for parameter "{key.split(":")[-1]}", '
+            f'expecting enumeration type "{enum_type}"',
+            {"VALUE": str(params[key]), "PARAM_NAME": key.split(":")[-1], "ENUM": enum_type},
+        )
     return None
 
 
@@ -131,8 +133,11 @@ def check_ks(params: dict) -> ApiError | None:
         return None
     digest = ks_digest(str(ks))
     # Kaltura echoes the ks in the message; we name only its digest
-    return ApiError("INVALID_KS", f'Invalid KS "sha256:{digest}", Error "-1,INVALID_STR"',
-                    {"KSID": f"sha256:{digest}", "ERR_CODE": "-1", "ERR_DESC": "INVALID_STR"})
+    return ApiError(
+        "INVALID_KS",
+        f'Invalid KS "sha256:{digest}", Error "-1,INVALID_STR"',
+        {"KSID": f"sha256:{digest}", "ERR_CODE": "-1", "ERR_DESC": "INVALID_STR"},
+    )
 
 
 def _has_event(params: dict) -> bool:
@@ -144,14 +149,18 @@ def _has_event(params: dict) -> bool:
 
 def check_legacy(params: dict) -> ApiError | None:
     """The first error the API server raises for a stats.collect request, or None."""
-    return (check_format(params)
-            or check_ks(params)
-            or _check_chars(params)
-            or (None if _has_event(params)
-                else ApiError("MISSING_MANDATORY_PARAMETER", 'Missing parameter "event"',
-                              {"PARAM_NAME": "event"}))
-            or _check_enum(params, "event:eventType", range(1, 41), "KalturaStatsEventType")
-            or _check_enum(params, "event:featureType", (0, 1), "KalturaStatsFeatureType"))
+    return (
+        check_format(params)
+        or check_ks(params)
+        or _check_chars(params)
+        or (
+            None
+            if _has_event(params)
+            else ApiError("MISSING_MANDATORY_PARAMETER", 'Missing parameter "event"', {"PARAM_NAME": "event"})
+        )
+        or _check_enum(params, "event:eventType", range(1, 41), "KalturaStatsEventType")
+        or _check_enum(params, "event:featureType", (0, 1), "KalturaStatsFeatureType")
+    )
 
 
 def legacy_flags(fields: dict) -> list[str]:
@@ -188,8 +197,12 @@ def legacy_flags(fields: dict) -> list[str]:
 def kava_flags(fields: dict) -> list[str]:
     """A KAVA event the player would never send: nothing goes out without partner, entry, type."""
     flags = []
-    for name, flag in (("eventType", "missing_event_type"), ("partnerId", "missing_partner_id"),
-                       ("entryId", "missing_entry_id"), ("sessionId", "missing_session_id")):
+    for name, flag in (
+        ("eventType", "missing_event_type"),
+        ("partnerId", "missing_partner_id"),
+        ("entryId", "missing_entry_id"),
+        ("sessionId", "missing_session_id"),
+    ):
         if fields.get(name) in (None, ""):
             flags.append(flag)
     return flags
@@ -216,30 +229,38 @@ def legacy_result(params: dict, exec_time: float) -> Reply:
         return Reply(200, "application/javascript", f"{callback}(true);".encode())
     if fmt == FORMAT_PHP:
         return Reply(200, "text/plain", b"b:1;")
-    return Reply(200, "text/xml", (f"{_XML_HEAD}1</result><executionTime>{exec_time:.4f}"
-                                   "</executionTime></xml>").encode())
+    return Reply(
+        200, "text/xml", (f"{_XML_HEAD}1</result><executionTime>{exec_time:.4f}</executionTime></xml>").encode()
+    )
 
 
 def _error_json(error: ApiError) -> bytes:
-    return orjson.dumps({"code": error.code, "message": error.message,
-                         "objectType": "KalturaAPIException", "args": error.args})
+    return orjson.dumps(
+        {"code": error.code, "message": error.message, "objectType": "KalturaAPIException", "args": error.args}
+    )
 
 
 def _error_xml(error: ApiError, exec_time: float) -> bytes:
-    args = "".join(f"<item><objectType>KalturaApiExceptionArg</objectType><name>{escape(k)}</name>"
-                   f"<value>{escape(v)}</value></item>" for k, v in error.args.items())
-    return (f"{_XML_HEAD}<error><objectType>KalturaAPIException</objectType>"
-            f"<code>{escape(error.code)}</code><message>{escape(error.message)}</message>"
-            f"<args>{args}</args></error></result><executionTime>{exec_time:.4f}</executionTime></xml>"
-            ).encode()
+    args = "".join(
+        f"<item><objectType>KalturaApiExceptionArg</objectType><name>{escape(k)}</name>"
+        f"<value>{escape(v)}</value></item>"
+        for k, v in error.args.items()
+    )
+    return (
+        f"{_XML_HEAD}<error><objectType>KalturaAPIException</objectType>"
+        f"<code>{escape(error.code)}</code><message>{escape(error.message)}</message>"
+        f"<args>{args}</args></error></result><executionTime>{exec_time:.4f}</executionTime></xml>"
+    ).encode()
 
 
 def error_reply(error: ApiError, params: dict, exec_time: float, status: int = 200) -> Reply:
     """A KalturaAPIException in the asked format; XML when the format itself is the problem."""
     fmt, callback = response_format(params)
-    if error.code in ("INVALID_FIELD_VALUE", "MISSING_MANDATORY_PARAMETER") and error.args.get(
-            "PARAM_NAME", error.args.get("FIELD_NAME")) == "callback":
-        fmt = FORMAT_JSON      # the JSONP serializer itself failed; answer plain JSON
+    if (
+        error.code in ("INVALID_FIELD_VALUE", "MISSING_MANDATORY_PARAMETER")
+        and error.args.get("PARAM_NAME", error.args.get("FIELD_NAME")) == "callback"
+    ):
+        fmt = FORMAT_JSON  # the JSONP serializer itself failed; answer plain JSON
     if fmt == FORMAT_JSON:
         return Reply(status, "application/json", _error_json(error))
     if fmt == FORMAT_JSONP:
@@ -249,5 +270,6 @@ def error_reply(error: ApiError, params: dict, exec_time: float, status: int = 2
 
 def kava_result(now: float, view_events_enabled: bool) -> Reply:
     """analytics.trackEvent's answer: server time and whether the player should send VIEWs."""
-    return Reply(200, "application/json",
-                 orjson.dumps({"time": round(now, 3), "viewEventsEnabled": view_events_enabled}))
+    return Reply(
+        200, "application/json", orjson.dumps({"time": round(now, 3), "viewEventsEnabled": view_events_enabled})
+    )

@@ -12,6 +12,7 @@ Group commit: rows submitted while a batch is being committed wait for it to fin
 together as the next batch, so a batch closes as soon as the previous one committed (a few
 ms) and its size grows with the load instead of the latency.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -86,7 +87,7 @@ class StoreLink(asyncio.Protocol):
         self.path = path
         self.loop = loop
         self.max_batch = max_batch
-        sock = connect(path)              # here, so a writer that is not there fails the worker's start
+        sock = connect(path)  # here, so a writer that is not there fails the worker's start
         sock.setblocking(False)
         self._rows: list[dict] = []
         self._futures: list[asyncio.Future] = []
@@ -100,7 +101,7 @@ class StoreLink(asyncio.Protocol):
         self._attach.add_done_callback(self._attached)
 
     def _attached(self, task: asyncio.Future) -> None:
-        if task.cancelled() or task.exception() is not None:     # rows must not wait for a link that never came
+        if task.cancelled() or task.exception() is not None:  # rows must not wait for a link that never came
             self.connection_lost(task.exception() if not task.cancelled() else None)
 
     def submit(self, row: dict) -> asyncio.Future:
@@ -129,11 +130,11 @@ class StoreLink(asyncio.Protocol):
             size, _kind = _HEAD.unpack_from(buffer)
             if len(buffer) < _HEAD.size + size:
                 return
-            payload = bytes(buffer[_HEAD.size:_HEAD.size + size])
-            del buffer[:_HEAD.size + size]
+            payload = bytes(buffer[_HEAD.size : _HEAD.size + size])
+            del buffer[: _HEAD.size + size]
             try:
                 result = orjson.loads(payload)
-            except ValueError as exc:       # orjson's errors are ValueErrors
+            except ValueError as exc:  # orjson's errors are ValueErrors
                 result = {"ok": False, "error": f"the store writer answered garbage ({exc})"}
             self._done(result)
 
@@ -153,14 +154,14 @@ class StoreLink(asyncio.Protocol):
     def _flush(self) -> None:
         if self._busy or not self._rows or self._transport is None:
             return
-        if len(self._rows) <= self.max_batch:         # the usual case: take the lists whole
+        if len(self._rows) <= self.max_batch:  # the usual case: take the lists whole
             rows, futures, self._rows, self._futures = self._rows, self._futures, [], []
         else:
-            rows, futures = self._rows[:self.max_batch], self._futures[:self.max_batch]
-            del self._rows[:self.max_batch], self._futures[:self.max_batch]
+            rows, futures = self._rows[: self.max_batch], self._futures[: self.max_batch]
+            del self._rows[: self.max_batch], self._futures[: self.max_batch]
         try:
             payload = orjson.dumps(rows)
-        except (TypeError, ValueError) as exc:     # a row JSON cannot carry: this batch fails, the link stays
+        except (TypeError, ValueError) as exc:  # a row JSON cannot carry: this batch fails, the link stays
             failed = {"ok": False, "error": f"the batch cannot be sent to the store writer ({exc})"}
             for future in futures:
                 future.set_result(failed)

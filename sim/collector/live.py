@@ -8,26 +8,40 @@
 Loads and plays follow each protocol's own reporting: legacy MEDIA_LOADED (2) is a load
 and PLAY (3) a play (kaltura/dwh aggregation); KAVA IMPRESSION (1) and PLAY (3).
 """
+
 from __future__ import annotations
 
 import threading
 import time
 from importlib import resources
 
-from ..protocols.event_types import EVENT_IDS, EVENT_NAMES
+from sim.protocols.event_types import EVENT_IDS, EVENT_NAMES
 
 _L, _K = EVENT_IDS["legacy"], EVENT_IDS["kava"]
 _LOAD_TYPE = {"legacy": _L["MEDIA_LOADED"], "kava": _K["IMPRESSION"]}
 _PLAY_TYPE = {"legacy": _L["PLAY"], "kava": _K["PLAY"]}
 _RATE_WINDOW_S = 5.0
-_SERIES_S, _BUCKET_S = 300, 5          # the charts over time: the last 5 minutes in 5 s buckets
+_SERIES_S, _BUCKET_S = 300, 5  # the charts over time: the last 5 minutes in 5 s buckets
 # Play funnel steps per protocol: (label, eventType); loads and plays as in the headline.
-_FUNNEL = {"legacy": (("loads", _L["MEDIA_LOADED"]), ("plays", _L["PLAY"]), ("25 %", _L["PLAY_REACHED_25"]),
-                      ("50 %", _L["PLAY_REACHED_50"]), ("75 %", _L["PLAY_REACHED_75"]),
-                      ("100 %", _L["PLAY_REACHED_100"])),
-           "kava": (("loads", _K["IMPRESSION"]), ("play requests", _K["PLAY_REQUEST"]), ("plays", _K["PLAY"]),
-                    ("25 %", _K["PLAY_REACHED_25_PERCENT"]), ("50 %", _K["PLAY_REACHED_50_PERCENT"]),
-                    ("75 %", _K["PLAY_REACHED_75_PERCENT"]), ("100 %", _K["PLAY_REACHED_100_PERCENT"]))}
+_FUNNEL = {
+    "legacy": (
+        ("loads", _L["MEDIA_LOADED"]),
+        ("plays", _L["PLAY"]),
+        ("25 %", _L["PLAY_REACHED_25"]),
+        ("50 %", _L["PLAY_REACHED_50"]),
+        ("75 %", _L["PLAY_REACHED_75"]),
+        ("100 %", _L["PLAY_REACHED_100"]),
+    ),
+    "kava": (
+        ("loads", _K["IMPRESSION"]),
+        ("play requests", _K["PLAY_REQUEST"]),
+        ("plays", _K["PLAY"]),
+        ("25 %", _K["PLAY_REACHED_25_PERCENT"]),
+        ("50 %", _K["PLAY_REACHED_50_PERCENT"]),
+        ("75 %", _K["PLAY_REACHED_75_PERCENT"]),
+        ("100 %", _K["PLAY_REACHED_100_PERCENT"]),
+    ),
+}
 
 
 def event_name(protocol: str, event_type: int | None) -> str:
@@ -45,7 +59,7 @@ class LiveStats:
         self._cached: dict | None = None
         self._at = 0.0
         self._reader = None
-        self.current_run = lambda: None     # the run id of the last committed request (set by the writer)
+        self.current_run = lambda: None  # the run id of the last committed request (set by the writer)
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -63,15 +77,20 @@ class LiveStats:
             """SELECT count(*), count(*) FILTER (accepted), count(*) FILTER (fault IS NOT NULL),
                       count(*) FILTER (accepted AND flags IS NOT NULL),
                       count(*) FILTER (accepted AND received_at >= ?)
-               FROM events""", [now - _RATE_WINDOW_S]).fetchall()[0]
+               FROM events""",
+            [now - _RATE_WINDOW_S],
+        ).fetchall()[0]
         by_type = con.execute(
             """SELECT protocol, eventType, count(*) AS n FROM events WHERE accepted
-               GROUP BY ALL ORDER BY n DESC, protocol, eventType""").fetchall()
-        sessions = dict(con.execute(
-            "SELECT protocol, count(DISTINCT sessionId) FROM events WHERE accepted GROUP BY ALL").fetchall())
+               GROUP BY ALL ORDER BY n DESC, protocol, eventType"""
+        ).fetchall()
+        sessions = dict(
+            con.execute("SELECT protocol, count(DISTINCT sessionId) FROM events WHERE accepted GROUP BY ALL").fetchall()
+        )
         errors = con.execute(
             """SELECT error_code, count(*) FROM events WHERE NOT accepted AND fault IS NULL
-               GROUP BY ALL ORDER BY 2 DESC LIMIT 10""").fetchall()
+               GROUP BY ALL ORDER BY 2 DESC LIMIT 10"""
+        ).fetchall()
         run = self._run_figures(con, self.current_run())
         series = self._series(con, now)
         by_protocol: dict[str, int] = {}
@@ -83,24 +102,33 @@ class LiveStats:
         for protocol in sorted(by_protocol):
             loads = counts.get((protocol, _LOAD_TYPE.get(protocol)), 0)
             plays = counts.get((protocol, _PLAY_TYPE.get(protocol)), 0)
-            figures = {"loads": loads, "plays": plays,
-                       "play_rate": round(plays / loads, 4) if loads else None,
-                       "sessions": sessions.get(protocol, 0)}
+            figures = {
+                "loads": loads,
+                "plays": plays,
+                "play_rate": round(plays / loads, 4) if loads else None,
+                "sessions": sessions.get(protocol, 0),
+            }
             if protocol == "kava":
                 # a VIEW stands for about 10 s of playing (kava-timer); a quick reading, not a report
                 figures["minutes_viewed"] = round(counts.get(("kava", 99), 0) * 10 / 60, 1)
             headline[protocol] = figures
         return {
-            "time": now, "total": total, "accepted": accepted, "faulted": faulted,
-            "rejected": total - accepted - faulted, "flagged": flagged,
+            "time": now,
+            "total": total,
+            "accepted": accepted,
+            "faulted": faulted,
+            "rejected": total - accepted - faulted,
+            "flagged": flagged,
             "events_per_second": round(recent / _RATE_WINDOW_S, 2),
             "by_protocol": by_protocol,
-            "by_type": [{"protocol": p, "eventType": t, "name": event_name(p, t), "count": n}
-                        for p, t, n in by_type],
+            "by_type": [{"protocol": p, "eventType": t, "name": event_name(p, t), "count": n} for p, t, n in by_type],
             "errors": [{"code": c, "count": n} for c, n in errors],
             "headline": headline,
-            "funnel": {p: [{"step": step, "count": counts.get((p, t), 0)} for step, t in _FUNNEL[p]]
-                       for p in sorted(by_protocol) if p in _FUNNEL},
+            "funnel": {
+                p: [{"step": step, "count": counts.get((p, t), 0)} for step, t in _FUNNEL[p]]
+                for p in sorted(by_protocol)
+                if p in _FUNNEL
+            },
             "series": series,
             "run": run,
         }
@@ -115,7 +143,9 @@ class LiveStats:
             f"""SELECT floor(received_at / {_BUCKET_S}) * {_BUCKET_S} AS t, count(*) FILTER (accepted),
                        count(*) FILTER (NOT accepted AND fault IS NULL),
                        count(*) FILTER (accepted AND flags IS NOT NULL)
-                FROM events WHERE received_at >= ? GROUP BY 1""", [start]).fetchall()
+                FROM events WHERE received_at >= ? GROUP BY 1""",
+            [start],
+        ).fetchall()
         got = {int(t): (a, r, f) for t, a, r, f in rows}
         points = [[t, *got.get(t, (0, 0, 0))] for t in range(int(start), int(end) + 1, _BUCKET_S)]
         return {"bucket_s": _BUCKET_S, "columns": ["time", "accepted", "rejected", "flagged"], "points": points}
@@ -131,9 +161,16 @@ class LiveStats:
         sent, received, retried = con.execute(
             """SELECT coalesce(sum(top + 1), 0), coalesce(sum(got), 0), coalesce(sum(rows - got), 0) FROM (
                  SELECT max(run_seq) AS top, count(DISTINCT run_seq) AS got, count(*) AS rows
-                 FROM events WHERE run_id = ? AND run_seq IS NOT NULL GROUP BY run_worker)""", [run]).fetchall()[0]
-        return {"id": run, "sent": int(sent), "received": int(received), "lost": int(sent - received),
-                "retried": int(retried)}
+                 FROM events WHERE run_id = ? AND run_seq IS NOT NULL GROUP BY run_worker)""",
+            [run],
+        ).fetchall()[0]
+        return {
+            "id": run,
+            "sent": int(sent),
+            "received": int(received),
+            "lost": int(sent - received),
+            "retried": int(retried),
+        }
 
 
 def _page() -> bytes:

@@ -13,6 +13,7 @@ a scrape of `/metrics` on any worker adds them up. Import this module only after
     player_sim_collector_store_rows                                      rows in the store
     player_sim_collector_store_errors_total                              batches the store could not take
 """
+
 from __future__ import annotations
 
 from bisect import bisect_left
@@ -20,23 +21,42 @@ from bisect import bisect_left
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ..protocols.event_types import EVENT_NAMES
+from sim.protocols.event_types import EVENT_NAMES
 
-REQUESTS = Counter("player_sim_collector_requests", "Requests by protocol, event type and outcome",
-                   ["protocol", "event_type", "outcome"])
-FLAGGED = Counter("player_sim_collector_flagged", "Accepted beacons flagged (what the warehouse would drop or cut)",
-                  ["protocol", "event_type"])
-LATENCY = Histogram("player_sim_collector_request_seconds", "Time from a request's arrival to its answer",
-                    ["route"], buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5))
-COMMIT = Histogram("player_sim_collector_batch_commit_seconds",
-                   "Time to make one batch durable (journal append and fsync) before its requests are answered",
-                   buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5))
-BATCH_ROWS = Histogram("player_sim_collector_batch_rows", "Rows in one committed batch",
-                       buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000))
-INSERT = Histogram("player_sim_collector_store_insert_seconds", "Time to move journaled batches into DuckDB",
-                   buckets=(.001, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10))
-STORE_ROWS = Gauge("player_sim_collector_store_rows", "Rows in the store's events table",
-                   multiprocess_mode="mostrecent")
+REQUESTS = Counter(
+    "player_sim_collector_requests",
+    "Requests by protocol, event type and outcome",
+    ["protocol", "event_type", "outcome"],
+)
+FLAGGED = Counter(
+    "player_sim_collector_flagged",
+    "Accepted beacons flagged (what the warehouse would drop or cut)",
+    ["protocol", "event_type"],
+)
+LATENCY = Histogram(
+    "player_sim_collector_request_seconds",
+    "Time from a request's arrival to its answer",
+    ["route"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+)
+COMMIT = Histogram(
+    "player_sim_collector_batch_commit_seconds",
+    "Time to make one batch durable (journal append and fsync) before its requests are answered",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+)
+BATCH_ROWS = Histogram(
+    "player_sim_collector_batch_rows",
+    "Rows in one committed batch",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
+)
+INSERT = Histogram(
+    "player_sim_collector_store_insert_seconds",
+    "Time to move journaled batches into DuckDB",
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
+)
+STORE_ROWS = Gauge(
+    "player_sim_collector_store_rows", "Rows in the store's events table", multiprocess_mode="mostrecent"
+)
 STORE_ERRORS = Counter("player_sim_collector_store_errors", "Batches the store could not commit (answered 503)")
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -68,8 +88,8 @@ class Tally:
     def __init__(self, loop, period: float = 0.05):
         self.loop = loop
         self.period = period
-        self._counts: dict = {}       # counter child -> increments
-        self._seconds: dict = {}      # histogram child -> observed values
+        self._counts: dict = {}  # counter child -> increments
+        self._seconds: dict = {}  # histogram child -> observed values
         self._due = False
 
     def count(self, child) -> None:
@@ -105,13 +125,13 @@ def observe_many(child, values: list[float]) -> None:
     bounds = getattr(child, "_upper_bounds", None)
     buckets = getattr(child, "_buckets", None)
     total = getattr(child, "_sum", None)
-    if bounds is None or buckets is None or total is None:      # another client version: one by one
+    if bounds is None or buckets is None or total is None:  # another client version: one by one
         for value in values:
             child.observe(value)
         return
     per_bucket = [0] * len(bounds)
     for value in values:
-        per_bucket[bisect_left(bounds, value)] += 1     # the first bound >= value, as observe() picks
+        per_bucket[bisect_left(bounds, value)] += 1  # the first bound >= value, as observe() picks
     for i, n in enumerate(per_bucket):
         if n:
             buckets[i].inc(n)

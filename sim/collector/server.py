@@ -2,14 +2,15 @@
 
     serve(CollectorConfig(port=0, store="events.duckdb"))   # prints http://127.0.0.1:PORT, blocks
 
-granian (RSGI interface, `--workers N` processes) serves the app in `sim.collector.app`;
-this process holds the store and commits the workers' batches (`sim.collector.writer`):
-DuckDB has one writer. Workers die with this process (kill -9 included). The port is reserved here first (with SO_REUSEPORT, which granian's
-listener also sets) so `--port 0` can name the port granian will use; the URL is printed
-once the worker accepts connections. On SIGINT/SIGTERM granian stops accepting, lets
-in-flight requests finish (each answered once its row is committed), and this process
+granian (RSGI interface, `--workers N` processes) serves the app in `sim.collector.app`; this
+process holds the store and commits the workers' batches (`sim.collector.writer`): DuckDB has one
+writer. Workers die with this process (kill -9 included). The port is reserved here first (with
+SO_REUSEPORT, which granian's listener also sets) so `--port 0` can name the port granian will use;
+the URL is printed once the worker accepts connections. On SIGINT/SIGTERM granian stops accepting,
+lets in-flight requests finish (each answered once its row is committed), and this process
 checkpoints and closes the store before it exits with status 0.
 """
+
 from __future__ import annotations
 
 import errno
@@ -23,7 +24,7 @@ import tempfile
 import threading
 import time
 
-from .app import CONFIG_ENV, CollectorConfig
+from sim.collector.app import CONFIG_ENV, CollectorConfig
 
 
 class ServeError(RuntimeError):
@@ -104,8 +105,8 @@ def _serve(config: CollectorConfig, out) -> int:
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings
 
-    from .store import StoreError
-    from .writer import StoreWriter
+    from sim.collector.store import StoreError
+    from sim.collector.writer import StoreWriter
 
     try:
         writer = StoreWriter(config.store, config.socket)
@@ -121,8 +122,9 @@ def _serve(config: CollectorConfig, out) -> int:
     writer.start(f"http://{config.host}:{port}")
     os.environ[CONFIG_ENV] = config.to_json()
     files = _raise_open_files()
-    threading.Thread(target=_announce_when_ready, args=(holder, config.host, port, out),
-                     name="announce", daemon=True).start()
+    threading.Thread(
+        target=_announce_when_ready, args=(holder, config.host, port, out), name="announce", daemon=True
+    ).start()
     # Workers start afresh (spawn), not as copies of this process, which holds the open store.
     multiprocessing.set_start_method("spawn", force=True)
     connections = max(1024, min(files - 256, 65536))
@@ -136,7 +138,7 @@ def _serve(config: CollectorConfig, out) -> int:
         workers=config.workers,
         websockets=False,
         backlog=min(connections, 65535),
-        backpressure=max(1, connections // config.workers),   # connections a worker serves at once
+        backpressure=max(1, connections // config.workers),  # connections a worker serves at once
         # an idle keep-alive connection or a slow request head is closed after this
         http1_settings=HTTP1Settings(header_read_timeout=int(config.idle_timeout_s * 1000)),
         log_enabled=True,

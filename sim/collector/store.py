@@ -16,6 +16,7 @@ transaction holding a batch of requests, and those requests are answered only af
 committed (group commit), so a collector killed at any moment has stored every request it
 answered. A store shorter than its block count (a truncated copy) is refused at open.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,27 +51,50 @@ CONTEXT: dict[str, str] = {name: _sql_type(t) for name, t in CONTEXT_COLUMNS.ite
 # What `player-sim reconcile` matches against a send ledger; files have no need of it.
 LEDGER_KEY: dict[str, str] = {"ledger_key": S}
 # Request-level params that are columns here but not in the files (the rest go to `extra`).
-PARAM_COLUMNS: dict[str, str] = {"service": S, "action": S, "format": "INTEGER", "apiVersion": S,
-                                 "hasKanalony": B, "ignoreNull": "INTEGER", "expiry": "INTEGER"}
+PARAM_COLUMNS: dict[str, str] = {
+    "service": S,
+    "action": S,
+    "format": "INTEGER",
+    "apiVersion": S,
+    "hasKanalony": B,
+    "ignoreNull": "INTEGER",
+    "expiry": "INTEGER",
+}
 
 COLUMNS: dict[str, str] = {
-    "ts": D, "protocol": S,
+    "ts": D,
+    "protocol": S,
     **WIRE_COLUMNS,
     **CONTEXT,
     **LEDGER_KEY,
-    "has_ks": B, "ks_sha256": S,
+    "has_ks": B,
+    "ks_sha256": S,
     # collector only
-    "received_at": D, "remote_addr": S, "accepted": B, "status": I, "error_code": S, "reason": S,
-    "fault": S, "flags": S, "encoding": S, "method": S, "path": S, "service": S, "action": S,
+    "received_at": D,
+    "remote_addr": S,
+    "accepted": B,
+    "status": I,
+    "error_code": S,
+    "reason": S,
+    "fault": S,
+    "flags": S,
+    "encoding": S,
+    "method": S,
+    "path": S,
+    "service": S,
+    "action": S,
     "extra": S,
     # where client_ip (X-Forwarded-For, else the peer) is, as Kaltura places a viewer; per batch
     "geo_country": S,
     # the load run a request belongs to (X-Player-Sim-Run: RUN:WORKER:SEQ:ATTEMPT; players never send it)
-    "run_id": S, "run_worker": "INTEGER", "run_seq": I, "run_attempt": "INTEGER",
+    "run_id": S,
+    "run_worker": "INTEGER",
+    "run_seq": I,
+    "run_attempt": "INTEGER",
 }
 _BY_LOWER = {name.lower(): name for name in COLUMNS}
 _ARROW = {B: pa.bool_(), I: pa.int64(), "INTEGER": pa.int32(), D: pa.float64(), S: pa.string()}
-_LIMITS = {I: 2 ** 63, "INTEGER": 2 ** 31}
+_LIMITS = {I: 2**63, "INTEGER": 2**31}
 _SCHEMA = pa.schema([(name, _ARROW[sql_type]) for name, sql_type in COLUMNS.items()])
 
 
@@ -125,38 +149,36 @@ def wire_columns(values: dict, targets: dict[str, str], row: dict, extra: dict) 
             if column is None:
                 extra[name] = value
                 continue
-            _RESOLVED[name] = column       # bounded: only names that are columns are cached
+            _RESOLVED[name] = column  # bounded: only names that are columns are cached
         sql_type = targets.get(column)
         if sql_type is None or row.get(column) is not None:
             extra[name] = value
         elif value.__class__ is str and sql_type == S:
-            row[column] = value            # most wire values: text into a text column
+            row[column] = value  # most wire values: text into a text column
         else:
             try:
                 row[column] = coerce(value, sql_type)
             except (ValueError, TypeError, OverflowError):
-                extra[name] = value      # e.g. partnerId "abc": kept as sent, flagged elsewhere
+                extra[name] = value  # e.g. partnerId "abc": kept as sent, flagged elsewhere
 
 
 def _json_safe(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if isinstance(value, int) and not -2 ** 63 <= value < 2 ** 64:
-        return str(value)          # JSON numbers past 64 bits: kept as their digits
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return str(value)  # JSON numbers past 64 bits: kept as their digits
     return value
 
 
 def oversized_ints(values: dict) -> list[str]:
     """Names of the integer values no 64-bit column can hold."""
-    return [name for name, value in values.items()
-            if value.__class__ is int and not -2 ** 63 <= value < 2 ** 63]
+    return [name for name, value in values.items() if value.__class__ is int and not -(2**63) <= value < 2**63]
 
 
 def encode_extra(extra: dict) -> str | None:
     if not extra:
         return None
-    return orjson.dumps({k: _json_safe(v) for k, v in extra.items()},
-                        option=orjson.OPT_NON_STR_KEYS).decode()
+    return orjson.dumps({k: _json_safe(v) for k, v in extra.items()}, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def create_sql() -> str:
@@ -168,7 +190,7 @@ class StoreError(RuntimeError):
     """The store cannot be opened or written; the message names the file and the cause."""
 
 
-_FILE_HEADER = 3 * 4096     # DuckDB's file headers before the first block
+_FILE_HEADER = 3 * 4096  # DuckDB's file headers before the first block
 
 
 def check_whole(con: duckdb.DuckDBPyConnection, path: str) -> None:
@@ -177,12 +199,15 @@ def check_whole(con: duckdb.DuckDBPyConnection, path: str) -> None:
     if path == ":memory:" or not Path(path).is_file():
         return
     block_size, total_blocks = con.execute(
-        "SELECT block_size, total_blocks FROM pragma_database_size() LIMIT 1").fetchall()[0]
+        "SELECT block_size, total_blocks FROM pragma_database_size() LIMIT 1"
+    ).fetchall()[0]
     expected = _FILE_HEADER + block_size * total_blocks if total_blocks else 0
     actual = Path(path).stat().st_size
     if actual < expected:
-        raise StoreError(f"{path}: the store is truncated ({actual:,} bytes, its blocks need {expected:,}); "
-                         "restore it from a copy or start a new store")
+        raise StoreError(
+            f"{path}: the store is truncated ({actual:,} bytes, its blocks need {expected:,}); "
+            "restore it from a copy or start a new store"
+        )
 
 
 class EventStore:
@@ -198,7 +223,7 @@ class EventStore:
             check_whole(self._con, self.path)
             self._con.execute(create_sql())
             self._add_missing_columns()
-            self._geo = geo_table()     # read before the first request, not in the first batch
+            self._geo = geo_table()  # read before the first request, not in the first batch
         except duckdb.Error as exc:
             raise StoreError(f"{self.path}: cannot open the DuckDB store ({str(exc).splitlines()[0]})") from None
         self.rows = self._con.execute("SELECT count(*) FROM events").fetchall()[0][0]
@@ -206,8 +231,12 @@ class EventStore:
 
     def _add_missing_columns(self) -> None:
         """A store from an older version gains new columns (never loses any)."""
-        have = {r[0].lower() for r in self._con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'").fetchall()}
+        have = {
+            r[0].lower()
+            for r in self._con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'"
+            ).fetchall()
+        }
         for name, sql_type in COLUMNS.items():
             if name.lower() not in have:
                 self._con.execute(f'ALTER TABLE events ADD COLUMN "{name}" {sql_type}')
@@ -249,7 +278,11 @@ class EventStore:
         try:
             self._con.execute("CHECKPOINT")
         except duckdb.Error as exc:
-            print(f"player-sim collector: {self.path}: checkpoint failed ({str(exc).splitlines()[0]}); "
-                  "the store's write-ahead log keeps every committed row", file=sys.stderr, flush=True)
+            print(
+                f"player-sim collector: {self.path}: checkpoint failed ({str(exc).splitlines()[0]}); "
+                "the store's write-ahead log keeps every committed row",
+                file=sys.stderr,
+                flush=True,
+            )
         finally:
             self._con.close()

@@ -25,6 +25,7 @@ figures), `export` (the columns reconcile needs, to a Parquet file, for `player-
 reconcile` while this process holds DuckDB's lock). `STORE.collector.json` beside the store
 names the socket and the URL while the collector runs.
 """
+
 from __future__ import annotations
 
 import errno
@@ -40,13 +41,22 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from ..atomic import write_atomic
-from .link import LinkError, recv_frame, send_frame
-from .live import LiveStats
-from .store import COLUMNS, EventStore
+from sim.atomic import write_atomic
+from sim.collector.link import LinkError, recv_frame, send_frame
+from sim.collector.live import LiveStats
+from sim.collector.store import COLUMNS, EventStore
 
-EXPORT_COLUMNS = ("ledger_key", "protocol", "eventType", "accepted", "error_code", "run_id", "run_worker",
-                  "run_seq", "run_attempt")
+EXPORT_COLUMNS = (
+    "ledger_key",
+    "protocol",
+    "eventType",
+    "accepted",
+    "error_code",
+    "run_id",
+    "run_worker",
+    "run_seq",
+    "run_attempt",
+)
 
 
 def sidecar_path(store: str | os.PathLike) -> Path:
@@ -81,19 +91,24 @@ class StoreWriter:
         self.flush_max_s = max(self.flush_s, 1.0)
         self.flush_target_rows = 5000
         self._batch_path = os.path.join(os.path.dirname(os.path.abspath(socket_path)), "batch.json")
-        self._json_columns = "{" + ", ".join(f"{_sql_str(name)}: {_sql_str(sql_type)}" for name, sql_type
-                                             in COLUMNS.items() if name != "geo_country") + "}"
+        self._json_columns = (
+            "{"
+            + ", ".join(
+                f"{_sql_str(name)}: {_sql_str(sql_type)}" for name, sql_type in COLUMNS.items() if name != "geo_country"
+            )
+            + "}"
+        )
         self.flush_rows = flush_rows
         self.store = EventStore(store)
         self.live = LiveStats(self.store)
-        self._journal_lock = threading.Lock()     # appends to the journal, the pending list
-        self._db_lock = threading.Lock()          # DuckDB writes
+        self._journal_lock = threading.Lock()  # appends to the journal, the pending list
+        self._db_lock = threading.Lock()  # DuckDB writes
         self._wake = threading.Condition(self._journal_lock)
-        self._pending: list[bytes] = []           # journaled batches not yet in DuckDB
+        self._pending: list[bytes] = []  # journaled batches not yet in DuckDB
         self._pending_rows = 0
         self._server: socket.socket | None = None
         self._closed = False
-        self._broken: str | None = None           # why DuckDB refused the last insert
+        self._broken: str | None = None  # why DuckDB refused the last insert
         self._failing_since: float | None = None
         self._failed_batches = 0
         self._failed_rows = 0
@@ -123,8 +138,8 @@ class StoreWriter:
         while at + _FRAME.size <= len(data):
             (size,) = _FRAME.unpack_from(data, at)
             if at + _FRAME.size + size > len(data):
-                break             # a frame cut short by the kill: never acknowledged
-            batches.append(data[at + _FRAME.size:at + _FRAME.size + size])
+                break  # a frame cut short by the kill: never acknowledged
+            batches.append(data[at + _FRAME.size : at + _FRAME.size + size])
             at += _FRAME.size + size
         rows = []
         for n, batch in enumerate(batches):
@@ -135,15 +150,22 @@ class StoreWriter:
                 # outside: keep the bytes from here on for a person to look at, and say so.
                 start = first + sum(_FRAME.size + len(b) for b in batches[:n])
                 Path(f"{self.journal_path}.damaged").write_bytes(data[start:])
-                print(f"player-sim collector: {self.journal_path} is damaged at byte {start:,}; the "
-                      f"{len(data) - start:,} bytes from there are kept in {self.journal_path}.damaged",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"player-sim collector: {self.journal_path} is damaged at byte {start:,}; the "
+                    f"{len(data) - start:,} bytes from there are kept in {self.journal_path}.damaged",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 at = start
                 break
         if rows:
-            self._insert_rows(rows, at)        # a crash before the truncation below replays nothing twice
-            print(f"player-sim collector: {len(rows):,} requests answered before a crash were restored "
-                  f"from {self.journal_path}", file=sys.stderr, flush=True)
+            self._insert_rows(rows, at)  # a crash before the truncation below replays nothing twice
+            print(
+                f"player-sim collector: {len(rows):,} requests answered before a crash were restored "
+                f"from {self.journal_path}",
+                file=sys.stderr,
+                flush=True,
+            )
         os.truncate(self.journal_path, 0) if data else None
         self._set_offset(0)
         return len(rows)
@@ -198,19 +220,22 @@ class StoreWriter:
             if not batches:
                 return True
             started = time.perf_counter()
-            count = sum(batch.count(b'"received_at"') for batch in batches)    # every row has one
+            count = sum(batch.count(b'"received_at"') for batch in batches)  # every row has one
             try:
                 rows = self._read_batches(batches)
                 if rows is None:
                     rows = [row for batch in batches for row in orjson.loads(batch)]
                 self._insert_rows(rows, end)
             except (duckdb.Error, pa.ArrowException, OverflowError, ValueError, TypeError, OSError) as exc:
-                with self._journal_lock:          # kept, in order, for the next try (and in the journal)
+                with self._journal_lock:  # kept, in order, for the next try (and in the journal)
                     self._pending[:0] = batches
                     self._pending_rows += count
                 self._broken = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                self._shout(count, f"cannot insert into DuckDB ({self._broken}); they are kept in "
-                                    f"{self.journal_path} and new requests are answered 503")
+                self._shout(
+                    count,
+                    f"cannot insert into DuckDB ({self._broken}); they are kept in "
+                    f"{self.journal_path} and new requests are answered 503",
+                )
                 return False
             self._broken = None
             if self.metrics is not None:
@@ -238,8 +263,9 @@ class StoreWriter:
                     if inner:
                         out.write(inner if n == 0 else b"," + inner)
                 out.write(b"]")
-            rel = self._con.sql(f"SELECT * FROM read_json({_sql_str(path)}, format='array', "
-                                f"columns={self._json_columns})")
+            rel = self._con.sql(
+                f"SELECT * FROM read_json({_sql_str(path)}, format='array', columns={self._json_columns})"
+            )
             table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
         except (duckdb.Error, pa.ArrowException, OSError, ValueError):
             return None
@@ -252,12 +278,13 @@ class StoreWriter:
         return table.select([i for i in range(table.num_columns) if table.column(i).null_count < table.num_rows])
 
     def start(self, url: str | None = None) -> None:
-        from . import metrics          # after server.serve set PROMETHEUS_MULTIPROC_DIR
+        from sim.collector import metrics  # after server.serve set PROMETHEUS_MULTIPROC_DIR
 
         self.metrics = metrics
         metrics.STORE_ROWS.set(self.store.rows)
-        last = self._con.execute("SELECT run_id FROM events WHERE run_id IS NOT NULL "
-                                 "ORDER BY received_at DESC LIMIT 1").fetchall()
+        last = self._con.execute(
+            "SELECT run_id FROM events WHERE run_id IS NOT NULL ORDER BY received_at DESC LIMIT 1"
+        ).fetchall()
         self.current_run = last[0][0] if last else None
         self.live.current_run = lambda: self.current_run
         self._inserter.start()
@@ -273,8 +300,12 @@ class StoreWriter:
 
     def announce(self, url: str | None) -> None:
         sidecar = sidecar_path(self.path)
-        write_atomic(sidecar, orjson.dumps({"url": url, "socket": self.socket_path, "pid": os.getpid(),
-                                            "store": os.path.abspath(self.path)}))
+        write_atomic(
+            sidecar,
+            orjson.dumps(
+                {"url": url, "socket": self.socket_path, "pid": os.getpid(), "store": os.path.abspath(self.path)}
+            ),
+        )
 
     def _accept(self) -> None:
         while not self._closed:
@@ -306,7 +337,7 @@ class StoreWriter:
         """Append the batch to the journal and fsync it: from then on it survives a crash."""
         if payload == b"[]":
             return {"ok": True}
-        rows = payload.count(b'"received_at"')     # every row has one; a count, not a parse
+        rows = payload.count(b'"received_at"')  # every row has one; a count, not a parse
         if self._broken is not None:
             return self._failed(rows, self._broken)
         started = time.perf_counter()
@@ -319,7 +350,7 @@ class StoreWriter:
                 os.fdatasync(self._fd)
             except OSError as exc:
                 try:
-                    os.ftruncate(self._fd, before)     # no half frame before the next one
+                    os.ftruncate(self._fd, before)  # no half frame before the next one
                 except OSError:
                     pass
                 return self._failed(rows, f"cannot write {self.journal_path} ({exc.strerror or exc})")
@@ -334,9 +365,12 @@ class StoreWriter:
                 self.current_run = row["run_id"]
                 break
         if self._failing_since is not None:
-            print(f"player-sim collector: the store takes requests again ({self._failed_rows:,} requests "
-                  f"in {self._failed_batches:,} batches were answered 503 and not stored)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"player-sim collector: the store takes requests again ({self._failed_rows:,} requests "
+                f"in {self._failed_batches:,} batches were answered 503 and not stored)",
+                file=sys.stderr,
+                flush=True,
+            )
             self._failing_since = None
             self._failed_batches = self._failed_rows = 0
         m = self.metrics
@@ -356,11 +390,15 @@ class StoreWriter:
 
     def _shout(self, rows: int, what: str) -> None:
         now = time.monotonic()
-        if now - self._last_shout >= 1.0:      # loud, but one line a second, not one per batch
+        if now - self._last_shout >= 1.0:  # loud, but one line a second, not one per batch
             self._last_shout = now
             reason = self._broken or "see above"
-            print(f"player-sim collector: STORE WRITE FAILED: {rows:,} requests {what} "
-                  f"({self._failed_rows:,} answered 503 so far): {self.path}: {reason}", file=sys.stderr, flush=True)
+            print(
+                f"player-sim collector: STORE WRITE FAILED: {rows:,} requests {what} "
+                f"({self._failed_rows:,} answered 503 so far): {self.path}: {reason}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     # --- queries ----------------------------------------------------------------------
 
@@ -402,11 +440,14 @@ class StoreWriter:
             self._inserter.join()
         flushed = self.flush()
         if not flushed:
-            print(f"player-sim collector: the rows left in {self.journal_path} go into the store at the next "
-                  "start", file=sys.stderr, flush=True)
+            print(
+                f"player-sim collector: the rows left in {self.journal_path} go into the store at the next start",
+                file=sys.stderr,
+                flush=True,
+            )
         os.close(self._fd)
         if flushed and self._journal_size == 0:
-            Path(self.journal_path).unlink(missing_ok=True)      # everything is in the store
+            Path(self.journal_path).unlink(missing_ok=True)  # everything is in the store
         if self._server is not None:
             self._server.close()
             try:

@@ -11,6 +11,7 @@ test stop in-flight sends are drained and the ledger is renamed into place; work
 lateness and failure figures to the master, which prints the run's summary. With a shape, the
 run stops by itself once every process's shape is over (a worker tells the master).
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,26 +27,36 @@ import orjson
 from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
-from .plan import (DEFAULT_HOST, OptionError, add_arguments, build_schedule, check_options, load_components,
-                   prepare_inputs, run_id, unreachable_hint)
-from .sender import LatenessHistogram, Ledger, Sender, lateness_summary, merge_ledgers, worker_ledger_path
-from .viewers import ViewerHistory, process_figures, viewer_table
+from sim.load.plan import (
+    DEFAULT_HOST,
+    OptionError,
+    add_arguments,
+    build_schedule,
+    check_options,
+    load_components,
+    prepare_inputs,
+    run_id,
+    unreachable_hint,
+)
+from sim.load.sender import LatenessHistogram, Ledger, Sender, lateness_summary, merge_ledgers, worker_ledger_path
+from sim.load.viewers import ViewerHistory, process_figures, viewer_table
 
 log = logging.getLogger("player-sim")
 
-PLAN_MESSAGE = "player_sim_plan"       # master -> workers: how many share the load
-FINISH_MESSAGE = "player_sim_finish"   # master -> workers: stop, drain, write the ledger
-FINAL_MESSAGE = "player_sim_final"     # workers -> master: final figures
-SHAPE_DONE_MESSAGE = "player_sim_shape_done"   # workers -> master: this worker's shape is over
+PLAN_MESSAGE = "player_sim_plan"  # master -> workers: how many share the load
+FINISH_MESSAGE = "player_sim_finish"  # master -> workers: stop, drain, write the ledger
+FINAL_MESSAGE = "player_sim_final"  # workers -> master: final figures
+SHAPE_DONE_MESSAGE = "player_sim_shape_done"  # workers -> master: this worker's shape is over
 
 
 @dataclass
 class ProcessRun:
     """What one process holds during a test."""
+
     sender: Sender
     worker_index: int
     ledger_path: str | None
-    targets: dict       # process_figures' keywords: workload, this process's targets, the mix
+    targets: dict  # process_figures' keywords: workload, this process's targets, the mix
 
 
 class LoadState:
@@ -56,17 +67,17 @@ class LoadState:
         self.workers = 1
         self.worker_summaries: dict[str, dict] = {}
         self.failed_to_start: str | None = None
-        self.last_summary: dict | None = None          # kept for the worker's final report
+        self.last_summary: dict | None = None  # kept for the worker's final report
         self.last_lateness: LatenessHistogram | None = None
-        self.last_viewers: dict | None = None          # the Viewers figures at the end of a run
-        self.finishing: ProcessRun | None = None       # the run whose in-flight sends are draining
-        self.preparing = None   # the inputs being prepared in a thread since the process started
-        self.run_id: str | None = None   # the master's id for the run, on a worker
-        self.starting = None    # the greenlet building this process's run
-        self.final_from: set[str] = set()   # master: workers whose final figures arrived
-        self.shape_done_from: set[str] = set()   # master: workers whose shape is over
+        self.last_viewers: dict | None = None  # the Viewers figures at the end of a run
+        self.finishing: ProcessRun | None = None  # the run whose in-flight sends are draining
+        self.preparing = None  # the inputs being prepared in a thread since the process started
+        self.run_id: str | None = None  # the master's id for the run, on a worker
+        self.starting = None  # the greenlet building this process's run
+        self.final_from: set[str] = set()  # master: workers whose final figures arrived
+        self.shape_done_from: set[str] = set()  # master: workers whose shape is over
         self.reported = False
-        self.history = ViewerHistory()   # the Viewers table over time (where the web UI runs)
+        self.history = ViewerHistory()  # the Viewers table over time (where the web UI runs)
 
 
 STATE = LoadState()
@@ -104,7 +115,7 @@ def on_test_start(environment, **_kw) -> None:
         STATE.worker_summaries.clear()
         STATE.shape_done_from = set()
         STATE.reported = False
-        STATE.run_id = run_id(environment.parsed_options)      # one id shared by every worker
+        STATE.run_id = run_id(environment.parsed_options)  # one id shared by every worker
         runner.send_message(PLAN_MESSAGE, {"workers": max(runner.worker_count, 1), "run": STATE.run_id})
         return
     # Building may take seconds on a busy machine: a worker's message loop (stop, quit)
@@ -121,25 +132,38 @@ def _start_process_run(environment) -> None:
         check_options(options, host)
         if STATE.preparing is not None:
             preparing, STATE.preparing = STATE.preparing, None
-            preparing.get()    # a failure shows here again, in build_schedule
+            preparing.get()  # a failure shows here again, in build_schedule
         # in a native thread: building the population and compiling the policies takes
         # seconds, and a worker must keep sending heartbeats to its master meanwhile
-        schedule = gevent.get_hub().threadpool.apply(build_schedule, (options,), dict(
-            worker_index=index or 0, workers=STATE.workers if index is not None else 1, host=host))
+        schedule = gevent.get_hub().threadpool.apply(
+            build_schedule,
+            (options,),
+            dict(worker_index=index or 0, workers=STATE.workers if index is not None else 1, host=host),
+        )
     except OptionError as exc:
         return _fail(environment, str(exc))
     except Exception as exc:
-        from ..scenario.errors import ScenarioError
+        from sim.scenario.errors import ScenarioError
+
         if isinstance(exc, ScenarioError | FileNotFoundError):
             return _fail(environment, str(exc))
         raise
     ledger_path = worker_ledger_path(options.ledger, index) if options.ledger else None
     run = (STATE.run_id if index is not None else None) or run_id(options)
-    sender = Sender(schedule, host, events=environment.events, ledger=Ledger(ledger_path) if ledger_path else None,
-                    concurrency=options.concurrency, retries=options.retries, timeout=options.request_timeout,
-                    late_threshold=options.late_threshold, run_id=run, worker=index or 0)
+    sender = Sender(
+        schedule,
+        host,
+        events=environment.events,
+        ledger=Ledger(ledger_path) if ledger_path else None,
+        concurrency=options.concurrency,
+        retries=options.retries,
+        timeout=options.request_timeout,
+        late_threshold=options.late_threshold,
+        run_id=run,
+        worker=index or 0,
+    )
     STATE.run = ProcessRun(sender, index or 0, ledger_path, _targets(options, index, host))
-    if hasattr(schedule.arrivals, "done_at"):     # a --shape run ends with its shape
+    if hasattr(schedule.arrivals, "done_at"):  # a --shape run ends with its shape
         gevent.spawn(_stop_when_shape_is_over, environment, STATE.run)
 
 
@@ -162,13 +186,13 @@ def _stop_when_shape_is_over(environment, run: ProcessRun) -> None:
     while STATE.run is run and not run.sender.stopped:
         done_at = arrivals.done_at
         now = time.time()
-        if run.worker_index == 0:   # one line per stage change, not one per worker
+        if run.worker_index == 0:  # one line per stage change, not one per worker
             said = _say_stage(arrivals, now, said)
         if done_at is not None and now >= done_at:
             break
         gevent.sleep(0.1 if done_at is None else min(done_at - now, 0.5))
     else:
-        return     # stopped some other way (-t, the web UI, a quit)
+        return  # stopped some other way (-t, the web UI, a quit)
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         runner.send_message(SHAPE_DONE_MESSAGE, None)
@@ -246,12 +270,12 @@ def _finish_process_run(environment) -> dict | None:
     if starting is not None and not starting.ready():
         starting.kill()
         options = environment.parsed_options
-        if options is not None and options.ledger:   # nothing was sent: an empty ledger says so
+        if options is not None and options.ledger:  # nothing was sent: an empty ledger says so
             Ledger(worker_ledger_path(options.ledger, _worker_index(environment.runner))).close()
     run, STATE.run = STATE.run, None
     if run is None:
         return None
-    STATE.finishing = run     # the Viewers tab keeps showing it while it drains
+    STATE.finishing = run  # the Viewers tab keeps showing it while it drains
     run.sender.stop()
     if not run.sender.drain():
         log.warning("in-flight sends did not finish within the request timeout; they are not in the ledger")
@@ -291,7 +315,8 @@ def _collect_final_summaries(environment) -> None:
     deadline = time.time() + options.request_timeout * (options.retries + 1) + 10
     # a worker that has quit (Ctrl-C ends every process at once) sends nothing more: wait only for the others
     while time.time() < deadline and not STATE.final_from.issuperset(
-            w for w in workers if w in {c.id for c in runner.clients.all}):
+        w for w in workers if w in {c.id for c in runner.clients.all}
+    ):
         gevent.sleep(0.05)
     _report(environment, merge_summaries(list(STATE.worker_summaries.values()), options.late_threshold))
     STATE.reported = True
@@ -308,8 +333,10 @@ def _merge_worker_ledgers(out: Path, summaries: list[dict]) -> None:
     if not parts:
         return
     if not all(p.is_file() for p in parts):
-        log.info(f"player-sim: the workers' ledgers are on their machines ({', '.join(p.name for p in parts)}); "
-                 f"gather them and reconcile them together")
+        log.info(
+            f"player-sim: the workers' ledgers are on their machines ({', '.join(p.name for p in parts)}); "
+            f"gather them and reconcile them together"
+        )
         return
     try:
         lines = merge_ledgers(parts, out, expected_lines=sum(written.values()))
@@ -323,9 +350,11 @@ def _report(environment, summary: dict) -> None:
     lat = summary["lateness"]
     s = summary["sessions"]
     fails = ", ".join(f"{k}: {v}" for k, v in sorted(summary["failures"].items())) or "none"
-    log.info(f"player-sim: {summary['sent']} sends, {summary['failed']} failed ({fails}); sessions "
-             f"{s['started']} started, {s['dropped']} dropped; lateness p50 {lat['p50_ms']} ms, "
-             f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms, {lat['late']} later than {lat['late_threshold_ms']:g} ms")
+    log.info(
+        f"player-sim: {summary['sent']} sends, {summary['failed']} failed ({fails}); sessions "
+        f"{s['started']} started, {s['dropped']} dropped; lateness p50 {lat['p50_ms']} ms, "
+        f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms, {lat['late']} later than {lat['late_threshold_ms']:g} ms"
+    )
     hint = unreachable_hint(summary, environment.host or DEFAULT_HOST)
     if hint:
         log.warning(f"player-sim: {hint}")
@@ -413,7 +442,7 @@ VIEWERS_COLUMNS = [
     {"key": "max_ms", "title": "Lateness max (ms)"},
 ]
 VIEWERS_PATH = "/player-sim/viewers"
-CHARTS_PATH = "/player-sim/viewers/charts"     # the tab's charts, a page of its own shown in the tab
+CHARTS_PATH = "/player-sim/viewers/charts"  # the tab's charts, a page of its own shown in the tab
 TAB_SCRIPT_PATH = "/player-sim/viewers/tab.js"
 HISTORY_EVERY_S = 2.0
 _SAMPLED_STATES = ("spawning", "running", "stopping")
@@ -431,6 +460,7 @@ def charts_page() -> bytes:
     global _CHARTS_PAGE
     if _CHARTS_PAGE is None:
         from plotly.offline import get_plotlyjs
+
         _CHARTS_PAGE = _read_page("viewers_page.html").replace(b"/*PLOTLY*/", get_plotlyjs().encode())
     return _CHARTS_PAGE
 
@@ -443,7 +473,7 @@ def _sample_history(environment) -> None:
         if runner is not None and getattr(runner, "state", None) in _SAMPLED_STATES:
             try:
                 STATE.history.add(time.time(), viewers_report(environment))
-            except Exception:   # a half-built run: the next sample will do
+            except Exception:  # a half-built run: the next sample will do
                 log.debug("player-sim: viewers sample skipped", exc_info=True)
 
 
@@ -480,25 +510,35 @@ def install_viewers_tab(environment) -> None:
         if request.path == "/" and response.mimetype == "text/html" and not response.direct_passthrough:
             page = response.get_data()
             if b"</body>" in page:
-                response.set_data(page.replace(b"</body>", f'<script src="{TAB_SCRIPT_PATH[1:]}"></script></body>'
-                                               .encode(), 1))
+                response.set_data(
+                    page.replace(b"</body>", f'<script src="{TAB_SCRIPT_PATH[1:]}"></script></body>'.encode(), 1)
+                )
             return response
         if request.path != "/stats/requests" or not response.is_json:
             return response
         table = viewers_report(environment)
         rows = [*table["scenarios"], table["total"]] if table["scenarios"] else []
-        response.set_data(orjson.dumps({**response.get_json(), "extended_stats": [
-            {"key": VIEWERS_TAB["key"], "data": rows}]}))
+        response.set_data(
+            orjson.dumps({**response.get_json(), "extended_stats": [{"key": VIEWERS_TAB["key"], "data": rows}]})
+        )
         return response
 
 
 def merge_summaries(summaries: list[dict], late_threshold: float) -> dict:
     """The run's figures from each worker's latest (cumulative) report."""
     hist = LatenessHistogram()
-    total = {"sent": 0, "failed": 0, "failures": {}, "by_label": {}, "workers": len(summaries),
-             "sessions": {"generated": 0, "started": 0, "dropped": 0}, "preflights": {"sent": 0, "failed": 0},
-             "skipped_beacons": 0,
-             "views_suppressed": 0, "generate_s": 0.0}
+    total = {
+        "sent": 0,
+        "failed": 0,
+        "failures": {},
+        "by_label": {},
+        "workers": len(summaries),
+        "sessions": {"generated": 0, "started": 0, "dropped": 0},
+        "preflights": {"sent": 0, "failed": 0},
+        "skipped_beacons": 0,
+        "views_suppressed": 0,
+        "generate_s": 0.0,
+    }
     for s in summaries:
         for k in ("sent", "failed", "skipped_beacons", "views_suppressed", "generate_s"):
             total[k] += s[k]
@@ -514,9 +554,11 @@ def merge_summaries(summaries: list[dict], late_threshold: float) -> dict:
 def on_init(environment, **_kw) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
+
         def plan(environment, msg, **_):
             STATE.workers = int(msg.data.get("workers", 1))
             STATE.run_id = msg.data.get("run")
+
         runner.register_message(PLAN_MESSAGE, plan)
         runner.register_message(FINISH_MESSAGE, _on_finish_message, concurrent=True)
         # registered after the runner's own listener, so (quitting fires in reverse) called before it
@@ -527,10 +569,11 @@ def on_init(environment, **_kw) -> None:
     install_viewers_tab(environment)
     options = environment.parsed_options
     if options is not None and not isinstance(runner, WorkerRunner):
-        from ..scenario.errors import ScenarioError
+        from sim.scenario.errors import ScenarioError
+
         try:
             check_options(options, environment.host or DEFAULT_HOST)
-            load_components(options)   # a bad --scenario stops here, before any user is spawned
+            load_components(options)  # a bad --scenario stops here, before any user is spawned
         except OptionError as exc:
             _say_error(options, str(exc))
             _end_forked_workers(options)
@@ -552,7 +595,8 @@ def _end_forked_workers(options) -> None:
     exits at init must end them, or each waits a minute for a heartbeat that never comes."""
     if not getattr(options, "processes", None):
         return
-    import psutil   # a dependency of Locust's
+    import psutil  # a dependency of Locust's
+
     for child in psutil.Process().children():
         child.terminate()
 
@@ -560,14 +604,16 @@ def _end_forked_workers(options) -> None:
 def _prepare_quietly(options):
     try:
         return prepare_inputs(options)
-    except Exception as exc:   # reported where the test starts, with the option it concerns
+    except Exception as exc:  # reported where the test starts, with the option it concerns
         return exc
 
 
 def on_quitting(environment, **_kw) -> None:
     if isinstance(environment.runner, MasterRunner) and not STATE.reported:
-        _report(environment, merge_summaries(list(STATE.worker_summaries.values()),
-                                             environment.parsed_options.late_threshold))
+        _report(
+            environment,
+            merge_summaries(list(STATE.worker_summaries.values()), environment.parsed_options.late_threshold),
+        )
     if STATE.failed_to_start:
         environment.process_exit_code = 2
 
@@ -640,7 +686,7 @@ class BeaconSenderUser(User):
     @task
     def send_due_beacons(self) -> None:
         run = STATE.run
-        if run is None or run.sender.stopped:   # not built yet, or the test is stopping
+        if run is None or run.sender.stopped:  # not built yet, or the test is stopping
             gevent.sleep(0.05)
             return
         run.sender.run()

@@ -13,6 +13,7 @@ KAVA server's `time` and `viewEventsEnabled`) applies to the beacons sent after 
     for t, queue, row in schedule.pop_due(time.time()):
         out = queue.render(row, late=time.time() - t)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from ..player.timeline import SessionChunk
-from ..protocols import browser
-from ..protocols.beacons import BeaconChunk, WireRequest, take_rows  # noqa: F401  (take_rows: importable here too)
-from ..protocols.event_types import EVENT_NAMES  # labels of Locust statistics rows: "legacy 3 PLAY"
-from ..protocols.choice import check_choice
-from ..protocols.registry import PROTOCOLS, choice_policies
+from sim.player.timeline import SessionChunk
+from sim.protocols import browser
+from sim.protocols.beacons import BeaconChunk, WireRequest, take_rows  # noqa: F401  (take_rows: importable here too)
+from sim.protocols.choice import check_choice
+from sim.protocols.event_types import EVENT_NAMES  # labels of Locust statistics rows: "legacy 3 PLAY"
+from sim.protocols.registry import PROTOCOLS, choice_policies
 
 KAVA_VIEW = 99
 
@@ -39,6 +40,7 @@ KAVA_VIEW = 99
 @dataclass(frozen=True)
 class Timebase:
     """Simulated time runs `scale` times faster than the wall clock; both agree at `t0`."""
+
     t0: float
     scale: float = 1.0
 
@@ -50,6 +52,7 @@ class Timebase:
 
 
 # --- workload models ------------------------------------------------------------------------
+
 
 def poisson_arrivals(rng: np.random.Generator, rate: float, after: float, n: int) -> np.ndarray:
     """`n` arrival times of a Poisson process at `rate` per second, strictly after `after`."""
@@ -81,8 +84,16 @@ class ClosedArrivals:
     ends plus an idle gap (exponential, mean `idle_gap` wall seconds). First sessions start
     spread evenly over `ramp_up` seconds. `max_rate` caps session starts per second."""
 
-    def __init__(self, viewers: int, rng: np.random.Generator, start: float, *, idle_gap: float = 5.0,
-                 ramp_up: float = 10.0, max_rate: float | None = None):
+    def __init__(
+        self,
+        viewers: int,
+        rng: np.random.Generator,
+        start: float,
+        *,
+        idle_gap: float = 5.0,
+        ramp_up: float = 10.0,
+        max_rate: float | None = None,
+    ):
         if viewers < 1:
             raise ValueError(f"viewers must be >= 1 (got {viewers})")
         self.rng, self.idle_gap = rng, idle_gap
@@ -109,7 +120,7 @@ class ClosedArrivals:
         pop, push = heapq.heappop, heapq.heappush
         for i in range(n):
             due, viewer = pop(free)
-            start = due if due >= last + spacing else last + spacing   # the rate cap, if any
+            start = due if due >= last + spacing else last + spacing  # the rate cap, if any
             last = starts[i] = start
             push(free, (start + ends[i], viewer))
         self.last_start = last
@@ -118,9 +129,11 @@ class ClosedArrivals:
 
 # --- where sessions and beacons come from -------------------------------------------------
 
+
 @dataclass(frozen=True)
 class ProtocolAdapter:
     """One protocol's policy (SessionChunk -> BeaconChunk) and codec module."""
+
     protocol: str
     policy: Callable[[SessionChunk], BeaconChunk]
     codec: Any
@@ -129,7 +142,7 @@ class ProtocolAdapter:
 def protocol_adapters(protocol: str) -> list[ProtocolAdapter]:
     """The adapters for `legacy`, `kava` or `both` (legacy then says hasKanalony=true, and KAVA
     is the line beside each legacy flavor: `sim.protocols.pairing`)."""
-    check_choice(protocol)   # a ValueError naming the choices
+    check_choice(protocol)  # a ValueError naming the choices
     return [ProtocolAdapter(name, policy, PROTOCOLS[name].codec) for name, policy in choice_policies(protocol)]
 
 
@@ -145,14 +158,20 @@ def at_configured_weights(components: list) -> list:
     day then holds the scenarios in the mix's configured weights. A live run's sessions start
     when the arrival model says, not at the simulated hour, so the scenarios' daily curves
     would only skew its mix (a short run would get the midnight mix)."""
-    from ..scenario.loader import Component, as_components
+    from sim.scenario.loader import Component, as_components
+
     flat = {"hourly": [1.0] * 24, "weekday": [1.0] * 7, "monthly": [1.0] * 12}
-    return [Component(c.name, c.scenario.model_copy(update={"clock": c.scenario.clock.model_copy(update=flat)}),
-                      c.weight, c.path) for c in as_components(components)]
+    return [
+        Component(
+            c.name, c.scenario.model_copy(update={"clock": c.scenario.clock.model_copy(update=flat)}), c.weight, c.path
+        )
+        for c in as_components(components)
+    ]
 
 
-def session_stream(components: list, seed: int, *, worker: int = 0, chunk_size: int = 4096,
-                   population=None) -> Iterator[SessionChunk]:
+def session_stream(
+    components: list, seed: int, *, worker: int = 0, chunk_size: int = 4096, population=None
+) -> Iterator[SessionChunk]:
     """An endless stream of session chunks for one worker, the scenarios in their configured
     weights throughout (`at_configured_weights`; a shape that follows the scenarios' day
     thins this stream, see `sim.load.shapes`).
@@ -163,14 +182,21 @@ def session_stream(components: list, seed: int, *, worker: int = 0, chunk_size: 
     small run may be a single chunk partition, which would leave the other workers idle.
     The population is built once (unless given) and shared.
     """
-    from ..player.model import generate_sessions
-    from ..population import build_population
+    from sim.player.model import generate_sessions
+    from sim.population import build_population
+
     components = at_configured_weights(components)
     population = population or build_population(components, seed)
     epoch = 0
     while True:
-        for chunk in generate_sessions(components, partition_seed(seed, worker, epoch), sessions=chunk_size * 24,
-                                       days=1, chunk_size=chunk_size, population=population):
+        for chunk in generate_sessions(
+            components,
+            partition_seed(seed, worker, epoch),
+            sessions=chunk_size * 24,
+            days=1,
+            chunk_size=chunk_size,
+            population=population,
+        ):
             yield from split_chunk(chunk, chunk_size)
         epoch += 1
 
@@ -198,39 +224,48 @@ def split_chunk(chunk: SessionChunk, size: int) -> Iterator[SessionChunk]:
 
 # --- per-session player state and the queue of one beacon chunk ---------------------------
 
+
 class SessionState:
     """What the player remembers per session while it plays (shared by both protocols),
     plus when each session is due to start and end and its scenario (for the figures)."""
 
-    def __init__(self, n: int, *, scenario: np.ndarray | None = None, start: np.ndarray | None = None,
-                 end: np.ndarray | None = None, parked: np.ndarray | None = None):
+    def __init__(
+        self,
+        n: int,
+        *,
+        scenario: np.ndarray | None = None,
+        start: np.ndarray | None = None,
+        end: np.ndarray | None = None,
+        parked: np.ndarray | None = None,
+    ):
         self.scenario = np.zeros(n, np.int64) if scenario is None else np.asarray(scenario, np.int64)
-        self.start = np.zeros(n) if start is None else start   # wall time of the session's load
-        self.end = np.zeros(n) if end is None else end         # wall time of its last action
+        self.start = np.zeros(n) if start is None else start  # wall time of the session's load
+        self.end = np.zeros(n) if end is None else end  # wall time of its last action
         # sessions that never start (past a shape's end, or thinned away): not offered, not waited for
         self.real = np.ones(n, bool) if parked is None else ~np.asarray(parked, bool)
         # from this wall time on every session of the chunk that will start has started and ended
         real = self.real
         self.over_at = float(max(self.start[real].max(), self.end[real].max())) if real.any() else -math.inf
-        self.started = np.zeros(n, bool)       # something of this session has been sent
-        self.dropped = np.zeros(n, bool)       # open model: could not start on time
+        self.started = np.zeros(n, bool)  # something of this session has been sent
+        self.dropped = np.zeros(n, bool)  # open model: could not start on time
         self.server_time = np.full(n, np.nan)  # KAVA: first answer's `time` -> sessionStartTime
-        self.views_off = np.zeros(n, bool)     # KAVA: first answer said viewEventsEnabled false
-        self.preflights: dict[int, browser.PreflightCache] = {}   # the page view's CORS preflight results
+        self.views_off = np.zeros(n, bool)  # KAVA: first answer said viewEventsEnabled false
+        self.preflights: dict[int, browser.PreflightCache] = {}  # the page view's CORS preflight results
 
 
 @dataclass(slots=True)
 class Outgoing:
     """One rendered send: the request and what the ledger and statistics need."""
+
     label: str
     protocol: str
     request: WireRequest
     key: Any
     session: int
-    scenario: int = 0    # index into the schedule's scenario names
-    head: bytes | None = None   # the request's headers as HTTP lines, when rendered ahead
-    preflight: bytes | None = None   # the CORS preflight's headers as HTTP lines, when the request needs one
-    sim_t: float = 0.0   # the send time on the viewer's clock (simulated epoch s)
+    scenario: int = 0  # index into the schedule's scenario names
+    head: bytes | None = None  # the request's headers as HTTP lines, when rendered ahead
+    preflight: bytes | None = None  # the CORS preflight's headers as HTTP lines, when the request needs one
+    sim_t: float = 0.0  # the send time on the viewer's clock (simulated epoch s)
 
 
 def header_lines(headers: dict[str, str]) -> bytes:
@@ -243,9 +278,17 @@ class BeaconQueue:
 
     COMPACT_MIN = 2048  # below this many rows, keeping sent rows costs less than copying
 
-    def __init__(self, adapter: ProtocolAdapter, chunk: BeaconChunk, wall: np.ndarray,
-                 state: SessionState, stats: "ScheduleStats", drop_after: float | None,
-                 transport: np.ndarray | None = None, target: str = "127.0.0.1"):
+    def __init__(
+        self,
+        adapter: ProtocolAdapter,
+        chunk: BeaconChunk,
+        wall: np.ndarray,
+        state: SessionState,
+        stats: ScheduleStats,
+        drop_after: float | None,
+        transport: np.ndarray | None = None,
+        target: str = "127.0.0.1",
+    ):
         order = np.argsort(wall, kind="stable")
         self.adapter, self.protocol, self.codec = adapter, adapter.protocol, adapter.codec
         self.state, self.stats, self.drop_after = state, stats, drop_after
@@ -257,7 +300,7 @@ class BeaconQueue:
         # times (rows block_lo..block_hi-1): legacy ones whole (`encode_rows`), KAVA ones but
         # for the sessionStartTime that only the live server's first answer gives (`prepare_rows`)
         self.block_lo = self.block_hi = 0
-        self.block: list[tuple] = []   # (label, request or KAVA Prepared, key, header lines, preflight lines)
+        self.block: list[tuple] = []  # (label, request or KAVA Prepared, key, header lines, preflight lines)
         # how each session's plugin sends (browser.OFF, XHR, FLASH) and what its browser adds
         self.transport = np.zeros(state.scenario.shape, np.int8) if transport is None else transport
         self.target = target
@@ -329,12 +372,13 @@ class BeaconQueue:
             # first beacon and after a pause cleared it); the value is the live server's answer.
             start = None
             if not request.holds_start:
-                state.server_time[s] = np.nan      # this beacon's answer sets a new one
+                state.server_time[s] = np.nan  # this beacon's answer sets a new one
             elif state.server_time[s] == state.server_time[s]:
-                start = float(state.server_time[s])   # echoed as the server gave it
+                start = float(state.server_time[s])  # echoed as the server gave it
             request = request.request(start)
-        return Outgoing(label, self.protocol, request, key, s, int(state.scenario[s]), head, preflight,
-                        float(chunk.send_t[row]))
+        return Outgoing(
+            label, self.protocol, request, key, s, int(state.scenario[s]), head, preflight, float(chunk.send_t[row])
+        )
 
     # Rows encoded at once: at most BLOCK (amortises the per-column work), and beyond
     # BLOCK_MIN only those due within BLOCK_AHEAD seconds of the first, so a queue whose
@@ -353,7 +397,7 @@ class BeaconQueue:
             requests, keys = self.codec.encode_rows(self.chunk, rows)
             labels = [self.label(int(t)) for t in self.chunk.columns["eventType"][rows].tolist()]
             encoded = [(label, r, key, r.headers) for label, r, key in zip(labels, requests, keys)]
-        heads: dict[int, bytes] = {}    # rows with the same headers share one dict
+        heads: dict[int, bytes] = {}  # rows with the same headers share one dict
         block = []
         transport, session, sent_headers = self.transport, self.chunk.session, browser.Headers(self.target)
         for row_at, (label, request, key, headers) in zip(rows.tolist(), encoded):
@@ -395,13 +439,14 @@ class BeaconQueue:
 
 # --- the schedule ---------------------------------------------------------------------------
 
+
 @dataclass
 class ScheduleStats:
     sessions_generated: int = 0
     started_sessions: int = 0
-    dropped_sessions: int = 0     # open model: could not start on time (k6 dropped_iterations)
-    skipped: int = 0              # beacons not sent because their session was dropped
-    views_suppressed: int = 0     # KAVA VIEWs not sent after viewEventsEnabled:false
+    dropped_sessions: int = 0  # open model: could not start on time (k6 dropped_iterations)
+    skipped: int = 0  # beacons not sent because their session was dropped
+    views_suppressed: int = 0  # KAVA VIEWs not sent after viewEventsEnabled:false
     beacons_scheduled: int = 0
     generate_seconds: float = 0.0  # time spent generating sessions and beacons
     # per scenario (index into scenario_names), for the Viewers tab
@@ -424,22 +469,23 @@ class ScheduleStats:
 class Schedule:
     """Time-ordered beacons of every session generated so far, generated `lookahead`
     wall seconds ahead of the clock."""
+
     stream: Iterator[SessionChunk]
     arrivals: OpenArrivals | ClosedArrivals
     timebase: Timebase
     adapters: list[ProtocolAdapter]
     lookahead: float = 2.0
     drop_after: float | None = None
-    chunk_hook: Callable[[SessionChunk], None] | None = None   # e.g. partner/entry overrides
-    target: str = "127.0.0.1"   # the beacon host: whether a request is cross-origin, Sec-Fetch-Site
+    chunk_hook: Callable[[SessionChunk], None] | None = None  # e.g. partner/entry overrides
+    target: str = "127.0.0.1"  # the beacon host: whether a request is cross-origin, Sec-Fetch-Site
     queues: list[BeaconQueue] = field(default_factory=list)
     stats: ScheduleStats = field(default_factory=ScheduleStats)
-    states: list[SessionState] = field(default_factory=list)   # chunks with sessions not yet over
+    states: list[SessionState] = field(default_factory=list)  # chunks with sessions not yet over
     # (wall time of the next row, tie-break, queue) of every queue with rows left: pop_due
     # visits only queues with something due, however many chunks are in flight
     heads: list = field(default_factory=list)
     _tie: Iterator[int] = field(default_factory=itertools.count)
-    compaction_wanted: bool = False   # a queue finished or is mostly sent since the last compact()
+    compaction_wanted: bool = False  # a queue finished or is mostly sent since the last compact()
 
     def needs_more(self, now: float) -> bool:
         """True while the assigned sessions do not reach `now + lookahead`."""
@@ -465,7 +511,7 @@ class Schedule:
         n = chunk.n_sessions
         last = sessions["first_action"] + np.maximum(sessions["n_actions"], 1) - 1
         lengths_sim = actions["t"][last] if chunk.n_actions else np.zeros(n)
-        if getattr(self.arrivals, "thins", False):   # a shape that gives each scenario its day's share
+        if getattr(self.arrivals, "thins", False):  # a shape that gives each scenario its day's share
             starts_wall = self.arrivals.assign(lengths_sim / self.timebase.scale, sessions["scenario"])
         else:
             starts_wall = self.arrivals.assign(lengths_sim / self.timebase.scale)
@@ -476,8 +522,13 @@ class Schedule:
         # the policy times each beacon from the session's start
         sessions["start"] = self.timebase.to_sim(starts_wall)
         self.stats.know_scenarios(list(chunk.scenario_names))
-        state = SessionState(n, scenario=sessions["scenario"], start=starts_wall,
-                             end=starts_wall + lengths_sim / self.timebase.scale, parked=parked)
+        state = SessionState(
+            n,
+            scenario=sessions["scenario"],
+            start=starts_wall,
+            end=starts_wall + lengths_sim / self.timebase.scale,
+            parked=parked,
+        )
         queues = []
         for adapter in self.adapters:
             beacons = adapter.policy(chunk)
@@ -485,8 +536,18 @@ class Schedule:
                 beacons = take_rows(beacons, np.flatnonzero(~parked[beacons.session]))
             if len(beacons):
                 transport = browser.session_transports(chunk, adapter.protocol)
-                queues.append(BeaconQueue(adapter, beacons, self.timebase.to_wall(beacons.send_t), state,
-                                          self.stats, self.drop_after, transport, self.target))
+                queues.append(
+                    BeaconQueue(
+                        adapter,
+                        beacons,
+                        self.timebase.to_wall(beacons.send_t),
+                        state,
+                        self.stats,
+                        self.drop_after,
+                        transport,
+                        self.target,
+                    )
+                )
         self.stats.sessions_generated += n - int(parked.sum())
         self.stats.beacons_scheduled += sum(len(q) for q in queues)
         self.stats.generate_seconds += time.perf_counter() - began

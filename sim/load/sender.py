@@ -17,6 +17,7 @@ stops the beacon, as in a browser: the beacon counts as failed ("CORS preflight:
     ...
     sender.drain(); sender.close()
 """
+
 from __future__ import annotations
 
 import errno
@@ -37,8 +38,8 @@ import gevent.ssl
 import numpy as np
 import orjson
 
-from ..tables.ledger import ledger_line
-from .schedule import BeaconQueue, Outgoing, Schedule, header_lines
+from sim.load.schedule import BeaconQueue, Outgoing, Schedule, header_lines
+from sim.tables.ledger import ledger_line
 
 log = logging.getLogger("player-sim")
 KEEP_ALIVE = b"Connection: keep-alive\r\n"
@@ -57,7 +58,7 @@ class Incomplete(ConnectionResetError):
 
     def __init__(self, received: bool):
         super().__init__(errno.ECONNRESET, "connection closed before the answer was whole")
-        self.received = received    # some of the answer had arrived
+        self.received = received  # some of the answer had arrived
 
 
 def failure_kind(exc: BaseException) -> str:
@@ -66,8 +67,10 @@ def failure_kind(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, (TimeoutError, socket.timeout, gevent.Timeout)):
         return "timeout"
-    if isinstance(exc, ConnectionResetError | BrokenPipeError) or \
-            getattr(exc, "errno", None) in (errno.ECONNRESET, errno.EPIPE):
+    if isinstance(exc, ConnectionResetError | BrokenPipeError) or getattr(exc, "errno", None) in (
+        errno.ECONNRESET,
+        errno.EPIPE,
+    ):
         return "connection reset"
     if isinstance(exc, BadResponse):
         return "bad response"
@@ -97,7 +100,7 @@ class LatenessHistogram:
 
     def over(self, threshold_s: float) -> int:
         """How many sends started `threshold_s` or more late (to the millisecond)."""
-        return int(self.counts[int(round(threshold_s * 1000.0)):].sum())
+        return int(self.counts[int(round(threshold_s * 1000.0)) :].sum())
 
     def quantile(self, q: float) -> float:
         """The q-quantile in seconds (upper edge of its 1 ms bucket); 0 when empty."""
@@ -128,13 +131,30 @@ class Ledger:
         self.file = open(self.tmp, "wb", buffering=1 << 20)
         self.lines = 0
 
-    def write(self, ts: float, out: Outgoing, error: str | None, run: str | None = None, seq: int | None = None,
-              attempts: int = 1) -> None:
+    def write(
+        self,
+        ts: float,
+        out: Outgoing,
+        error: str | None,
+        run: str | None = None,
+        seq: int | None = None,
+        attempts: int = 1,
+    ) -> None:
         req = out.request
         body = req.body
-        line = ledger_line(ts, req.method, req.url, req.headers,
-                           body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else body,
-                           out.protocol, out.key, run=run, seq=seq, attempts=attempts, error=error)
+        line = ledger_line(
+            ts,
+            req.method,
+            req.url,
+            req.headers,
+            body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else body,
+            out.protocol,
+            out.key,
+            run=run,
+            seq=seq,
+            attempts=attempts,
+            error=error,
+        )
         self.write_line(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE))
 
     def write_line(self, line: bytes) -> None:
@@ -211,7 +231,7 @@ class Connection:
         self.timeout = timeout
         self.sock = None
         self.buf = b""
-        self.head = b""      # the last answer's status line and headers, lower-cased
+        self.head = b""  # the last answer's status line and headers, lower-cased
 
     def _open(self):
         sock = gevent.socket.create_connection(self.address, timeout=self.timeout)
@@ -244,7 +264,7 @@ class Connection:
         except BaseException:
             self.close()
             raise
-        try:   # the target had closed the idle connection: once more on a new one
+        try:  # the target had closed the idle connection: once more on a new one
             return self._exchange(self._open(), request)
         except BaseException:
             self.close()
@@ -277,8 +297,8 @@ class Connection:
         except ValueError:
             raise BadResponse(head[:40]) from None
         lower = self.head = head.lower()
-        buf = buf[end + 4:]
-        if 100 <= status < 200:      # an interim answer: the real one follows
+        buf = buf[end + 4 :]
+        if 100 <= status < 200:  # an interim answer: the real one follows
             self.buf = buf
             return self._answer(sock)
         keep = b"\r\nconnection: close" not in lower and head[5:8] != b"1.0"
@@ -288,7 +308,7 @@ class Connection:
         elif at >= 0:
             stop = lower.find(b"\r\n", at + 2)
             try:
-                length = int(lower[at + 17:stop if stop >= 0 else len(lower)])
+                length = int(lower[at + 17 : stop if stop >= 0 else len(lower)])
             except ValueError:
                 raise BadResponse(head[:40]) from None
             while len(buf) < length:
@@ -296,7 +316,7 @@ class Connection:
             body, buf = buf[:length], buf[length:]
         elif b"\r\ntransfer-encoding:" in lower and b"chunked" in lower:
             body, buf = self._chunked(sock, buf)
-        else:                        # no length: the answer runs to the end of the connection
+        else:  # no length: the answer runs to the end of the connection
             while data := sock.recv(65536):
                 buf += data
             body, buf, keep = buf, b"", False
@@ -316,16 +336,16 @@ class Connection:
                 size = int(buf[:line_end].split(b";", 1)[0], 16)
             except ValueError:
                 raise BadResponse(buf[:40]) from None
-            buf = buf[line_end + 2:]
-            if size == 0:            # optional trailers, then an empty line
+            buf = buf[line_end + 2 :]
+            if size == 0:  # optional trailers, then an empty line
                 while not buf.startswith(b"\r\n") and (end := buf.find(b"\r\n\r\n")) < 0:
                     buf = self._fill(sock, buf)
-                rest = buf[2:] if buf.startswith(b"\r\n") else buf[end + 4:]
+                rest = buf[2:] if buf.startswith(b"\r\n") else buf[end + 4 :]
                 return b"".join(body), rest
             while len(buf) < size + 2:
                 buf = self._fill(sock, buf)
             body.append(buf[:size])
-            buf = buf[size + 2:]
+            buf = buf[size + 2 :]
 
 
 class SendLane:
@@ -333,11 +353,11 @@ class SendLane:
     taking due rows from a shared deque: a row is rendered by the greenlet that sends it,
     right before it sends (fresh player state), with no hand-off in between."""
 
-    def __init__(self, sender: "Sender", concurrency: int):
+    def __init__(self, sender: Sender, concurrency: int):
         self.sender, self.concurrency = sender, concurrency
-        self.due: deque = deque()      # (scheduled time, queue, row)
+        self.due: deque = deque()  # (scheduled time, queue, row)
         self.wake = gevent.event.Event()
-        self.sending = 0               # greenlets between taking a row and finishing its send
+        self.sending = 0  # greenlets between taking a row and finishing its send
         self.connections = [Connection(sender.host, sender.timeout) for _ in range(concurrency)]
         self.workers = [gevent.spawn(self._work, c) for c in self.connections]
 
@@ -357,7 +377,7 @@ class SendLane:
                 out = queue.render(row, now() - sched_t)
                 if out is not None:
                     send(conn, queue, out, sched_t)
-            except Exception:   # a fault of ours, not the target's: say so, keep the lane whole
+            except Exception:  # a fault of ours, not the target's: say so, keep the lane whole
                 log.exception("player-sim: a beacon could not be rendered or sent")
             finally:
                 self.sending -= 1
@@ -375,9 +395,21 @@ class SendLane:
 class Sender:
     """Takes due beacons from a `Schedule` and sends them; see the module docstring."""
 
-    def __init__(self, schedule: Schedule, host: str, *, events=None, ledger: Ledger | None = None,
-                 concurrency: int = 64, retries: int = 0, timeout: float = 10.0,
-                 late_threshold: float = 0.25, tick: float = 0.005, run_id: str | None = None, worker: int = 0):
+    def __init__(
+        self,
+        schedule: Schedule,
+        host: str,
+        *,
+        events=None,
+        ledger: Ledger | None = None,
+        concurrency: int = 64,
+        retries: int = 0,
+        timeout: float = 10.0,
+        late_threshold: float = 0.25,
+        tick: float = 0.005,
+        run_id: str | None = None,
+        worker: int = 0,
+    ):
         self.schedule, self.host, self.events, self.ledger = schedule, host.rstrip("/"), events, ledger
         # every request names its run, worker, send number and attempt (a header players never send),
         # so a collector keeps runs apart and tells a retried send from a duplicate
@@ -386,18 +418,18 @@ class Sender:
         self.concurrency, self.retries, self.timeout = concurrency, retries, timeout
         self.late_threshold, self.tick = late_threshold, tick
         self.lateness = LatenessHistogram()
-        self.lateness_by: dict[int, LatenessHistogram] = {}   # per scenario index
-        self.sent = 0          # sends completed (success or failure)
+        self.lateness_by: dict[int, LatenessHistogram] = {}  # per scenario index
+        self.sent = 0  # sends completed (success or failure)
         self.failed = 0
         self.failures: Counter[str] = Counter()
         self.by_label: Counter[str] = Counter()
-        self.preflights = 0    # CORS preflights sent
+        self.preflights = 0  # CORS preflights sent
         self.preflights_failed = 0
         self.lanes: list[SendLane] = []
         self.generating = None  # the next chunk being prepared in a thread (AsyncResult)
         self.stopped = False
         self.stopped_at: float | None = None
-        self.cpu_started: float | None = None   # process CPU seconds when sending began
+        self.cpu_started: float | None = None  # process CPU seconds when sending began
         self.cpu_stopped: float | None = None
 
     @property
@@ -426,14 +458,14 @@ class Sender:
             if not self.backlog:
                 schedule.compact()
             elif schedule.wants_compaction():
-                gevent.sleep(0.001)   # rows waiting in a lane keep their numbers: they go first
+                gevent.sleep(0.001)  # rows waiting in a lane keep their numbers: they go first
                 continue
             if len(due) < most:
                 taken = schedule.pop_due(now, most - len(due))
                 if taken:
                     due.extend(taken)
                     wake.set()
-            if len(due) >= most:      # the greenlets are behind: look again in a moment
+            if len(due) >= most:  # the greenlets are behind: look again in a moment
                 gevent.sleep(0.001)
                 continue
             head = schedule.next_due()
@@ -469,25 +501,52 @@ class Sender:
         if out.preflight is not None and queue.needs_preflight(out):
             error = self._preflight(conn, queue, out)
         attempt = 0
-        if error is not None:            # the browser never sends the beacon itself
+        if error is not None:  # the browser never sends the beacon itself
             attempt = self.retries + 1
             if self.events is not None:
                 self.events.request.fire(
-                    request_type=req.method, name=out.label, response_time=0.0, response_length=0, response=None,
-                    context={}, exception=SendFailed(error), start_time=time.time(), url=req.url)
+                    request_type=req.method,
+                    name=out.label,
+                    response_time=0.0,
+                    response_length=0,
+                    response=None,
+                    context={},
+                    exception=SendFailed(error),
+                    start_time=time.time(),
+                    url=req.url,
+                )
         while attempt <= self.retries:
             attempt += 1
             line = self.run_prefix and self.run_prefix + b"%d:%d\r\n" % (seq, attempt)
-            if body and head.startswith(KEEP_ALIVE):    # a browser's order: Host, Connection, Content-Length
+            if body and head.startswith(KEEP_ALIVE):  # a browser's order: Host, Connection, Content-Length
                 wire = b"%s %s HTTP/1.1\r\n%s%sContent-Length: %d\r\n%s%s\r\n%s" % (
-                    req.method.encode(), req.url.encode(), conn.host_line, KEEP_ALIVE, len(body),
-                    head[len(KEEP_ALIVE):], line, body)
+                    req.method.encode(),
+                    req.url.encode(),
+                    conn.host_line,
+                    KEEP_ALIVE,
+                    len(body),
+                    head[len(KEEP_ALIVE) :],
+                    line,
+                    body,
+                )
             elif body:
                 wire = b"%s %s HTTP/1.1\r\n%s%s%sContent-Length: %d\r\n\r\n%s" % (
-                    req.method.encode(), req.url.encode(), conn.host_line, head, line, len(body), body)
+                    req.method.encode(),
+                    req.url.encode(),
+                    conn.host_line,
+                    head,
+                    line,
+                    len(body),
+                    body,
+                )
             else:
-                wire = b"%s %s HTTP/1.1\r\n%s%s%s\r\n" % (req.method.encode(), req.url.encode(), conn.host_line,
-                                                          head, line)
+                wire = b"%s %s HTTP/1.1\r\n%s%s%s\r\n" % (
+                    req.method.encode(),
+                    req.url.encode(),
+                    conn.host_line,
+                    head,
+                    line,
+                )
             t0 = time.perf_counter()
             begin = time.time()
             error, answer = None, b""
@@ -500,9 +559,16 @@ class Sender:
             elapsed_ms = (time.perf_counter() - t0) * 1000.0
             if self.events is not None:
                 self.events.request.fire(
-                    request_type=req.method, name=out.label, response_time=elapsed_ms,
-                    response_length=len(answer), response=None, context={},
-                    exception=SendFailed(error) if error else None, start_time=begin, url=req.url)
+                    request_type=req.method,
+                    name=out.label,
+                    response_time=elapsed_ms,
+                    response_length=len(answer),
+                    response=None,
+                    context={},
+                    exception=SendFailed(error) if error else None,
+                    start_time=begin,
+                    url=req.url,
+                )
             if error is None:
                 break
         self.sent += 1
@@ -537,9 +603,16 @@ class Sender:
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
         if self.events is not None:
             self.events.request.fire(
-                request_type="OPTIONS", name=f"{out.protocol} preflight", response_time=elapsed_ms,
-                response_length=len(answer), response=None, context={},
-                exception=SendFailed(error) if error else None, start_time=begin, url=req.url)
+                request_type="OPTIONS",
+                name=f"{out.protocol} preflight",
+                response_time=elapsed_ms,
+                response_length=len(answer),
+                response=None,
+                context={},
+                exception=SendFailed(error) if error else None,
+                start_time=begin,
+                url=req.url,
+            )
         self.preflights += 1
         if error is not None:
             self.preflights_failed += 1
@@ -574,22 +647,30 @@ class Sender:
         """Figures of this process: sends, failures by kind, lateness, sessions."""
         s = self.schedule.stats
         return {
-            "sent": self.sent, "failed": self.failed, "failures": dict(self.failures),
+            "sent": self.sent,
+            "failed": self.failed,
+            "failures": dict(self.failures),
             "by_label": dict(self.by_label),
             "preflights": {"sent": self.preflights, "failed": self.preflights_failed},
             "lateness": lateness_summary(self.lateness, self.late_threshold),
-            "sessions": {"generated": s.sessions_generated, "started": s.started_sessions,
-                         "dropped": s.dropped_sessions},
+            "sessions": {
+                "generated": s.sessions_generated,
+                "started": s.started_sessions,
+                "dropped": s.dropped_sessions,
+            },
             # wall seconds from the schedule's start to the stop: (started + dropped) / this is
             # the arrival rate the target saw
             "run_seconds": round((self.stopped_at or time.time()) - self.schedule.timebase.t0, 3),
-            "skipped_beacons": s.skipped, "views_suppressed": s.views_suppressed,
+            "skipped_beacons": s.skipped,
+            "views_suppressed": s.views_suppressed,
             "generate_s": round(s.generate_seconds, 3),
             # CPU seconds of this process (every thread) from the first send loop to the stop
             "cpu_s": round((self.cpu_stopped or time.process_time()) - self.cpu_started, 3)
-            if self.cpu_started is not None else 0.0,
-            "ledger": None if self.ledger is None else {"path": str(self.ledger.path.resolve()),
-                                                         "lines": self.ledger.lines},
+            if self.cpu_started is not None
+            else 0.0,
+            "ledger": None
+            if self.ledger is None
+            else {"path": str(self.ledger.path.resolve()), "lines": self.ledger.lines},
         }
 
 
@@ -600,7 +681,7 @@ def _header_value(head: bytes, name: bytes) -> str | None:
         return None
     start = at + len(name) + 3
     stop = head.find(b"\r\n", start)
-    return head[start:stop if stop >= 0 else len(head)].strip().decode("latin-1")
+    return head[start : stop if stop >= 0 else len(head)].strip().decode("latin-1")
 
 
 def _allows_content_type(head: bytes) -> bool:
@@ -609,6 +690,11 @@ def _allows_content_type(head: bytes) -> bool:
 
 
 def lateness_summary(hist: LatenessHistogram, late_threshold: float) -> dict:
-    return {"count": hist.count, "p50_ms": round(hist.quantile(0.5) * 1000, 1),
-            "p99_ms": round(hist.quantile(0.99) * 1000, 1), "max_ms": round(hist.max * 1000, 1),
-            "late": hist.over(late_threshold), "late_threshold_ms": late_threshold * 1000}
+    return {
+        "count": hist.count,
+        "p50_ms": round(hist.quantile(0.5) * 1000, 1),
+        "p99_ms": round(hist.quantile(0.99) * 1000, 1),
+        "max_ms": round(hist.max * 1000, 1),
+        "late": hist.over(late_threshold),
+        "late_threshold_ms": late_threshold * 1000,
+    }

@@ -28,6 +28,7 @@ the `horizon` / `assign(lengths_wall)` interface of `OpenArrivals` / `ClosedArri
 a chunk holds beyond the shape's end are parked far past it (never due), and `done_at` says
 when this process's load is over.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -41,16 +42,25 @@ import numpy as np
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from ..scenario.errors import DataPath, Loc, Problem, ScenarioError, closest, describe, did_you_mean, problem_at
-from ..scenario.yamlfile import Unreadable, kind_of, located_plain, parse_located
+from sim.scenario.errors import DataPath, Loc, Problem, ScenarioError, closest, describe, did_you_mean, problem_at
+from sim.scenario.yamlfile import Unreadable, kind_of, located_plain, parse_located
 
-__all__ = ["Stage", "Shape", "Profile", "load_shape", "parse_duration", "daily_levels",
-           "ShapedOpenArrivals", "ShapedClosedArrivals", "DEFAULT_GRACEFUL_STOP"]
+__all__ = [
+    "Stage",
+    "Shape",
+    "Profile",
+    "load_shape",
+    "parse_duration",
+    "daily_levels",
+    "ShapedOpenArrivals",
+    "ShapedClosedArrivals",
+    "DEFAULT_GRACEFUL_STOP",
+]
 
-DEFAULT_GRACEFUL_STOP = 30.0      # seconds, as k6's gracefulStop
-PARKED_AFTER = 1e6                # wall seconds past the shape's end where left-over sessions wait
+DEFAULT_GRACEFUL_STOP = 30.0  # seconds, as k6's gracefulStop
+PARKED_AFTER = 1e6  # wall seconds past the shape's end where left-over sessions wait
 DAY_S = 86400.0
-QUARTER_S = 900.0                 # the scenario clock's grain: every UTC offset is whole quarters
+QUARTER_S = 900.0  # the scenario clock's grain: every UTC offset is whole quarters
 
 # stage kind -> {key: (what it holds, required)}
 STAGE_KEYS: dict[str, dict[str, tuple[str, bool]]] = {
@@ -61,7 +71,7 @@ STAGE_KEYS: dict[str, dict[str, tuple[str, bool]]] = {
 }
 K6_KEYS = {"duration": ("duration0", True), "target": ("level", True)}
 TOP_KEYS = ("stages", "graceful_stop", "mix", "name", "description")
-MIXES = ("weights", "daily")      # what the scenarios' shares follow: their configured weights, or their day
+MIXES = ("weights", "daily")  # what the scenarios' shares follow: their configured weights, or their day
 DURATION_HINT = "a duration such as 90, 90s, 2m, 1m30s or 1h"
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _DURATION = re.compile(r"(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ms|h|m|s))+")
@@ -90,11 +100,12 @@ def parse_duration(value: Any) -> float:
 
 # --- the parsed file ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Stage:
-    kind: str              # ramp, steady, spike or daily
-    seconds: float         # wall seconds the stage lasts
-    level: float | None    # ramp/spike: `to`; steady: `level` (None: hold); daily: `peak`
+    kind: str  # ramp, steady, spike or daily
+    seconds: float  # wall seconds the stage lasts
+    level: float | None  # ramp/spike: `to`; steady: `level` (None: hold); daily: `peak`
 
 
 @dataclass(frozen=True)
@@ -113,7 +124,7 @@ class Shape:
         """The highest level any stage reaches (a daily stage's `peak` is its highest)."""
         return max([0.0] + [s.level for s in self.stages if s.level is not None])
 
-    def profile(self, components=None) -> "Profile":
+    def profile(self, components=None) -> Profile:
         """The level over seconds since the start; `daily` stages take the components' clocks.
         With `mix: daily` the profile also holds each scenario's share of every segment."""
         edges, starts, ends, shares = [0.0], [], [], []
@@ -150,8 +161,13 @@ class Shape:
                     share = by_component[:, q] / levels[q] if weights is not None and levels[q] > 0 else None
                     hold(seconds, float(levels[q]), float(levels[q]), share)
                 level = float(levels[-1])
-        return Profile(np.array(edges), np.array(starts, float), np.array(ends, float),
-                       None if weights is None else np.array(shares, float), weights)
+        return Profile(
+            np.array(edges),
+            np.array(starts, float),
+            np.array(ends, float),
+            None if weights is None else np.array(shares, float),
+            weights,
+        )
 
     def stage_at(self, t: float) -> int | None:
         """The index of the stage running `t` seconds after the start; None before it or once
@@ -184,7 +200,8 @@ class Shape:
         if stage.kind == "spike":
             return f"spike to {stage.level:g} for {over}, then back to {level:g}"
         return f"daily: the scenarios' day in {over}, peak {stage.level:g}" + (
-            ", each scenario on its own curve" if self.mix == "daily" else ", the mix in its configured weights")
+            ", each scenario on its own curve" if self.mix == "daily" else ", the mix in its configured weights"
+        )
 
 
 def format_duration(seconds: float) -> str:
@@ -213,7 +230,7 @@ def is_shape_file(path: str | Path) -> bool:
     """Whether a YAML file reads as a shape (a `stages:` key at the top), not a scenario."""
     try:
         head = YAML(typ="safe").load(Path(path).read_text(encoding="utf-8"))
-    except Exception:   # unreadable or broken YAML: the scenario loader reports it
+    except Exception:  # unreadable or broken YAML: the scenario loader reports it
         return False
     return isinstance(head, dict) and "stages" in head
 
@@ -237,8 +254,11 @@ def _check(data: dict, locs: dict, file: str, problems: list[Problem]) -> Shape 
 
     for key in data:
         if key not in TOP_KEYS:
-            bad((key,), f"unknown key '{key}'{did_you_mean(key, TOP_KEYS)}; a shape file sets "
-                        f"{', '.join(TOP_KEYS)}", at_key=True)
+            bad(
+                (key,),
+                f"unknown key '{key}'{did_you_mean(key, TOP_KEYS)}; a shape file sets {', '.join(TOP_KEYS)}",
+                at_key=True,
+            )
     graceful_stop = DEFAULT_GRACEFUL_STOP
     if "graceful_stop" in data:
         try:
@@ -250,8 +270,11 @@ def _check(data: dict, locs: dict, file: str, problems: list[Problem]) -> Shape 
             bad((key,), f"expected text, got {describe(data[key])}")
     mix = data.get("mix", "weights")
     if mix not in MIXES:
-        bad(("mix",), f"expected 'weights' (the scenarios' configured weights, the default) or 'daily' (daily "
-                      f"stages give each scenario its own day's share), got {describe(mix)}")
+        bad(
+            ("mix",),
+            f"expected 'weights' (the scenarios' configured weights, the default) or 'daily' (daily "
+            f"stages give each scenario its own day's share), got {describe(mix)}",
+        )
     stages_data = data.get("stages")
     if "stages" not in data:
         bad(("stages",), "missing required key 'stages' (a list such as - ramp: {to: 50, over: 2m})", at_key=True)
@@ -287,21 +310,36 @@ def _check_stage(item: Any, path: DataPath, bad) -> Stage | None:
         named = [k for k in item if k in STAGE_KEYS]
         extra = [k for k in item if k not in STAGE_KEYS]
         if len(named) > 1:
-            bad(path + (named[1],), f"one stage per list item: '{named[0]}' and '{named[1]}' are in the same "
-                                    f"item; start each stage with its own '-'", at_key=True)
+            bad(
+                path + (named[1],),
+                f"one stage per list item: '{named[0]}' and '{named[1]}' are in the same "
+                f"item; start each stage with its own '-'",
+                at_key=True,
+            )
         elif named:
-            bad(path + (extra[0],), f"'{extra[0]}' beside '{named[0]}': a stage's settings go inside it, "
-                                    f"as in '- {named[0]}: {{{', '.join(STAGE_KEYS[named[0]])}}}'", at_key=True)
+            bad(
+                path + (extra[0],),
+                f"'{extra[0]}' beside '{named[0]}': a stage's settings go inside it, "
+                f"as in '- {named[0]}: {{{', '.join(STAGE_KEYS[named[0]])}}}'",
+                at_key=True,
+            )
         else:
-            bad(path + (extra[0],), f"unknown stage '{extra[0]}'{did_you_mean(extra[0], kinds)}; expected one "
-                                    f"of {', '.join(kinds)} or k6's {{duration, target}}", at_key=True)
+            bad(
+                path + (extra[0],),
+                f"unknown stage '{extra[0]}'{did_you_mean(extra[0], kinds)}; expected one "
+                f"of {', '.join(kinds)} or k6's {{duration, target}}",
+                at_key=True,
+            )
         return None
     kind, body = next(iter(item.items()))
     if kind not in STAGE_KEYS:
         hint = closest(kind, [*kinds, *K6_KEYS])
         suggestion = f" (did you mean '{hint}'?)" if hint else ""
-        bad(path + (kind,), f"unknown stage '{kind}'{suggestion}; expected one of {', '.join(kinds)} "
-                            f"or k6's {{duration, target}}", at_key=True)
+        bad(
+            path + (kind,),
+            f"unknown stage '{kind}'{suggestion}; expected one of {', '.join(kinds)} or k6's {{duration, target}}",
+            at_key=True,
+        )
         return None
     if not isinstance(body, dict):
         keys = ", ".join(STAGE_KEYS[kind])
@@ -354,6 +392,7 @@ def _level(value: Any) -> float:
 
 # --- the scenarios' own day ---------------------------------------------------------------------
 
+
 def daily_levels(components) -> tuple[np.ndarray, np.ndarray]:
     """(seconds, relative level) of each quarter hour of the scenarios' 24-hour curve, from the
     first component's `clock.start` (UTC) on: every component's `clock.hourly` weights (preset
@@ -366,7 +405,7 @@ def daily_levels(components) -> tuple[np.ndarray, np.ndarray]:
 
 def daily_levels_by_component(components) -> tuple[np.ndarray, np.ndarray]:
     """`daily_levels` split by component: (seconds of each quarter hour, levels [component, quarter])."""
-    from ..player.clock import hourly_weights
+    from sim.player.clock import hourly_weights
 
     start = components[0].scenario.clock.start.timestamp()
     grid = np.arange(np.floor(start / QUARTER_S) * QUARTER_S + QUARTER_S, start + DAY_S, QUARTER_S)
@@ -386,6 +425,7 @@ def daily_levels_by_component(components) -> tuple[np.ndarray, np.ndarray]:
 
 # --- the level over time ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Profile:
     """A piecewise-linear level over seconds since the shape's start: segment i runs from
@@ -393,6 +433,7 @@ class Profile:
     The level is right-continuous at the edges (a spike is at its height at its first instant)
     and 0 outside [0, duration). `shares` [segment, scenario], when given (`mix: daily`), is
     each scenario's share of the level in each segment; `weights` their configured weights."""
+
     edges: np.ndarray
     start: np.ndarray
     end: np.ndarray
@@ -405,8 +446,11 @@ class Profile:
         amounts = (self.start + self.end) / 2 * lengths
         object.__setattr__(self, "cum", np.concatenate([[0.0], np.cumsum(amounts)]))
         if self.shares is not None:
-            object.__setattr__(self, "cum_by", np.vstack([np.zeros(self.shares.shape[1]),
-                                                          np.cumsum(amounts[:, None] * self.shares, axis=0)]))
+            object.__setattr__(
+                self,
+                "cum_by",
+                np.vstack([np.zeros(self.shares.shape[1]), np.cumsum(amounts[:, None] * self.shares, axis=0)]),
+            )
 
     @property
     def duration(self) -> float:
@@ -481,12 +525,13 @@ class Profile:
             at_lo = a + (b - a) * (lo - self.edges[j]) / self.lengths[j]
             if at_lo > g:
                 return lo
-            if b > g:   # rising through g inside the segment
+            if b > g:  # rising through g inside the segment
                 return float(self.edges[j] + (g - a) / (b - a) * self.lengths[j])
         return math.inf
 
 
 # --- arrival processes that follow a profile ---------------------------------------------------
+
 
 class _Shaped:
     """What both shaped processes share: the profile placed at wall time `t0`, the sessions
@@ -496,9 +541,9 @@ class _Shaped:
         self.profile, self.rng, self.t0, self.graceful_stop = profile, rng, t0, graceful_stop
         self.ends_at = t0 + profile.duration
         self.parked_at = self.ends_at + PARKED_AFTER
-        self.finished = False          # every session this process will start has its start
-        self.last_end = t0             # wall time the last started session ends
-        self.shape: Shape | None = None   # the stages, to name the one running (set by the run)
+        self.finished = False  # every session this process will start has its start
+        self.last_end = t0  # wall time the last started session ends
+        self.shape: Shape | None = None  # the stages, to name the one running (set by the run)
 
     def stage_now(self, wall: float) -> dict | None:
         """The stage running at `wall`: its number (from 1), kind and words, how far into it;
@@ -509,14 +554,25 @@ class _Shaped:
         elapsed = wall - self.t0
         i = shape.stage_at(max(elapsed, 0.0))
         if i is None:
-            return {"number": None, "of": len(shape.stages), "kind": None,
-                    "text": f"all stages done; sessions still playing get up to "
-                            f"{format_duration(shape.graceful_stop)}",
-                    "level": 0.0, "into_s": None, "seconds": None}
+            return {
+                "number": None,
+                "of": len(shape.stages),
+                "kind": None,
+                "text": f"all stages done; sessions still playing get up to {format_duration(shape.graceful_stop)}",
+                "level": 0.0,
+                "into_s": None,
+                "seconds": None,
+            }
         begins = sum(stage.seconds for stage in shape.stages[:i])
-        return {"number": i + 1, "of": len(shape.stages), "kind": shape.stages[i].kind,
-                "text": shape.describe_stage(i, self.profile), "level": round(self.profile.level(elapsed), 3),
-                "into_s": round(elapsed - begins, 3), "seconds": shape.stages[i].seconds}
+        return {
+            "number": i + 1,
+            "of": len(shape.stages),
+            "kind": shape.stages[i].kind,
+            "text": shape.describe_stage(i, self.profile),
+            "level": round(self.profile.level(elapsed), 3),
+            "into_s": round(elapsed - begins, 3),
+            "seconds": shape.stages[i].seconds,
+        }
 
     @property
     def done_at(self) -> float | None:
@@ -539,13 +595,20 @@ class ShapedOpenArrivals(_Shaped):
     profile (`mix: daily`), `assign` needs each session's scenario and parks the sessions
     thinned away."""
 
-    def __init__(self, profile: Profile, rng: np.random.Generator, t0: float, *, share: float = 1.0,
-                 graceful_stop: float = DEFAULT_GRACEFUL_STOP):
+    def __init__(
+        self,
+        profile: Profile,
+        rng: np.random.Generator,
+        t0: float,
+        *,
+        share: float = 1.0,
+        graceful_stop: float = DEFAULT_GRACEFUL_STOP,
+    ):
         super().__init__(profile, rng, t0, graceful_stop)
         if not share > 0:
             raise ValueError(f"share must be > 0 (got {share})")
         self.share = share
-        self.unit_time = 0.0          # the unit-rate process's clock: arrivals so far in expectation
+        self.unit_time = 0.0  # the unit-rate process's clock: arrivals so far in expectation
         self.last = t0
         self.thins = profile.shares is not None
         self.drawn_from, self.keep_chance = profile.thinned() if self.thins else (profile, None)
@@ -600,15 +663,24 @@ class ShapedClosedArrivals(_Shaped):
     the slots g with g % workers == worker (its share of `--viewers` today). `max_rate` caps
     session starts per second."""
 
-    def __init__(self, profile: Profile, rng: np.random.Generator, t0: float, *, worker: int = 0,
-                 workers: int = 1, idle_gap: float = 5.0, max_rate: float | None = None,
-                 graceful_stop: float = DEFAULT_GRACEFUL_STOP):
+    def __init__(
+        self,
+        profile: Profile,
+        rng: np.random.Generator,
+        t0: float,
+        *,
+        worker: int = 0,
+        workers: int = 1,
+        idle_gap: float = 5.0,
+        max_rate: float | None = None,
+        graceful_stop: float = DEFAULT_GRACEFUL_STOP,
+    ):
         super().__init__(profile, rng, t0, graceful_stop)
         self.worker, self.workers, self.idle_gap = worker, workers, idle_gap
         self.min_spacing = 1.0 / max_rate if max_rate else 0.0
         self.last_start = -math.inf
         slots = range(worker, math.ceil(profile.peak), workers)
-        self.ready: list[tuple[float, int]] = []     # (wall time of the slot's next start, slot)
+        self.ready: list[tuple[float, int]] = []  # (wall time of the slot's next start, slot)
         for g in slots:
             t = self._next_start(g, t0)
             if t < math.inf:

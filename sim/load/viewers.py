@@ -8,17 +8,25 @@ turns the figures of one or many processes into rows, one per scenario and a tot
     table = viewer_table([process_figures(sender, workload="open", target_rate=20.0, mix={...})])
     table["total"]["achieved_rate"], table["scenarios"][0]["p99_ms"]
 """
+
 from __future__ import annotations
 
 import time
 
-from .sender import LatenessHistogram, Sender
+from sim.load.sender import LatenessHistogram, Sender
 
 
-def process_figures(sender: Sender, *, workload: str, target_rate: float | None = None,
-                    target_viewers: int | None = None, mix: dict[str, float] | None = None,
-                    targets_by: dict[str, float] | None = None, stage: dict | None = None,
-                    now: float | None = None) -> dict:
+def process_figures(
+    sender: Sender,
+    *,
+    workload: str,
+    target_rate: float | None = None,
+    target_viewers: int | None = None,
+    mix: dict[str, float] | None = None,
+    targets_by: dict[str, float] | None = None,
+    stage: dict | None = None,
+    now: float | None = None,
+) -> dict:
     """This process's cumulative figures at `now` (wall clock). `target_rate` is its share
     of the open model's session rate, `target_viewers` its share of the closed model's
     viewers, `mix` the scenarios' weights (normalised here). Each scenario's target start
@@ -41,20 +49,35 @@ def process_figures(sender: Sender, *, workload: str, target_rate: float | None 
         else:
             target = None if target_rate is None else target_rate * share
         scenarios[name] = {
-            "share": share, "target_rate": target,
-            "active": int(active[i]), "offered": int(offered[i]),
-            "started": int(stats.started_by[i]), "dropped": int(stats.dropped_by[i]),
+            "share": share,
+            "target_rate": target,
+            "active": int(active[i]),
+            "offered": int(offered[i]),
+            "started": int(stats.started_by[i]),
+            "dropped": int(stats.dropped_by[i]),
             "lateness_hist": hist.to_sparse() if hist is not None else None,
         }
-    return {"workload": workload, "elapsed_s": max(now - schedule.timebase.t0, 0.0),
-            "target_rate": target_rate, "target_viewers": target_viewers, "stage": stage,
-            "late_threshold": sender.late_threshold, "scenarios": scenarios}
+    return {
+        "workload": workload,
+        "elapsed_s": max(now - schedule.timebase.t0, 0.0),
+        "target_rate": target_rate,
+        "target_viewers": target_viewers,
+        "stage": stage,
+        "late_threshold": sender.late_threshold,
+        "scenarios": scenarios,
+    }
 
 
 def _row(name: str, hist: LatenessHistogram, late_threshold: float, counts: dict) -> dict:
-    return {"scenario": name, **counts, "sends": hist.count, "late": hist.over(late_threshold),
-            "p50_ms": round(hist.quantile(0.5) * 1000, 1), "p99_ms": round(hist.quantile(0.99) * 1000, 1),
-            "max_ms": round(hist.max * 1000, 1)}
+    return {
+        "scenario": name,
+        **counts,
+        "sends": hist.count,
+        "late": hist.over(late_threshold),
+        "p50_ms": round(hist.quantile(0.5) * 1000, 1),
+        "p99_ms": round(hist.quantile(0.99) * 1000, 1),
+        "max_ms": round(hist.max * 1000, 1),
+    }
 
 
 def viewer_table(figures: list[dict]) -> dict:
@@ -86,8 +109,14 @@ def viewer_table(figures: list[dict]) -> dict:
         for name, s in f["scenarios"].items():
             if name not in per:
                 names.append(name)
-                per[name] = {"active": 0, "target_rate": None, "scheduled_rate": 0.0, "achieved_rate": 0.0,
-                             "started": 0, "dropped": 0}
+                per[name] = {
+                    "active": 0,
+                    "target_rate": None,
+                    "scheduled_rate": 0.0,
+                    "achieved_rate": 0.0,
+                    "started": 0,
+                    "dropped": 0,
+                }
                 hists[name] = LatenessHistogram()
             row = per[name]
             row["active"] += s["active"]
@@ -103,17 +132,30 @@ def viewer_table(figures: list[dict]) -> dict:
                 hists[name].merge_sparse(s["lateness_hist"])
                 total_hist.merge_sparse(s["lateness_hist"])
     rows = []
-    total = {"active": 0, "target_rate": target_rate, "scheduled_rate": 0.0, "achieved_rate": 0.0,
-             "started": 0, "dropped": 0}
+    total = {
+        "active": 0,
+        "target_rate": target_rate,
+        "scheduled_rate": 0.0,
+        "achieved_rate": 0.0,
+        "started": 0,
+        "dropped": 0,
+    }
     for name in names:
         row = per[name]
         for key in ("active", "started", "dropped", "scheduled_rate", "achieved_rate"):
             total[key] += row[key]
         rows.append(_rounded(_row(name, hists[name], late_threshold, row)))
     stage = next((f["stage"] for f in figures if f.get("stage")), None)
-    return {"workload": workload, "processes": len(figures), "elapsed_s": round(elapsed, 3),
-            "target_viewers": target_viewers, "stage": stage, "late_threshold_ms": late_threshold * 1000,
-            "scenarios": rows, "total": _rounded(_row("total", total_hist, late_threshold, total))}
+    return {
+        "workload": workload,
+        "processes": len(figures),
+        "elapsed_s": round(elapsed, 3),
+        "target_viewers": target_viewers,
+        "stage": stage,
+        "late_threshold_ms": late_threshold * 1000,
+        "scenarios": rows,
+        "total": _rounded(_row("total", total_hist, late_threshold, total)),
+    }
 
 
 def _rounded(row: dict) -> dict:
@@ -136,7 +178,7 @@ class ViewerHistory:
     def __init__(self, *, max_points: int = 1800, window_s: float = 10.0):
         self.max_points, self.window_s = max_points, window_s
         self.times: list[float] = []
-        self.rows: list[dict[str, tuple]] = []   # per sample: name -> (active, started, target so far)
+        self.rows: list[dict[str, tuple]] = []  # per sample: name -> (active, started, target so far)
         self.target_viewers: list[int | None] = []
         self.stages: list[str | None] = []
         self.elapsed: float | None = None
@@ -171,7 +213,7 @@ class ViewerHistory:
         for rows in self.rows:
             names.extend(n for n in rows if n not in names)
         j = 0
-        back = []            # for each sample, the earliest sample inside its trailing window
+        back = []  # for each sample, the earliest sample inside its trailing window
         for i, t in enumerate(self.times):
             while self.times[j] < t - self.window_s - 1e-9:
                 j += 1
@@ -193,5 +235,11 @@ class ViewerHistory:
                 target.append(None if now[2] is None or then[2] is None else round((now[2] - then[2]) / seconds, 3))
             out[name] = {"active": active, "target_rate": target, "achieved_rate": achieved}
         total = out.pop("total", {"active": [], "target_rate": [], "achieved_rate": []})
-        return {"time": list(self.times), "window_s": self.window_s, "target_viewers": list(self.target_viewers),
-                "stage": list(self.stages), "scenarios": out, "total": total}
+        return {
+            "time": list(self.times),
+            "window_s": self.window_s,
+            "target_viewers": list(self.target_viewers),
+            "stage": list(self.stages),
+            "scenarios": out,
+            "total": total,
+        }

@@ -6,7 +6,8 @@ Usage::
     m = compute("store.duckdb")                  # or events.parquet, a folder, a glob
     m.protocols["kava"].headline["count_plays"]
 """
-from .compute import HEADLINE, Metrics, ProtocolMetrics, compute
-from .events import EventsSource, SourceError, open_events
+
+from sim.metrics.compute import HEADLINE, Metrics, ProtocolMetrics, compute
+from sim.metrics.events import EventsSource, SourceError, open_events
 
 __all__ = ["HEADLINE", "EventsSource", "Metrics", "ProtocolMetrics", "SourceError", "compute", "open_events"]

@@ -45,6 +45,7 @@ How the figures that need a choice are computed (also recorded per run in `metho
 * Caveats (KAVA_CAVEATS, LEGACY_CAVEATS) say, beside a figure, what the protocol cannot
   measure: the last partial VIEW interval, legacy PLAY fired on the play request.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,30 +55,59 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ..geo import geo_table
-from ..protocols.choice import NAMES
-from ..protocols.event_types import KAVA_EVENT_IDS, LEGACY_DWH_DROPPED, LEGACY_EVENT_IDS, event_label
-from .dimensions import BREAKDOWNS, UA_CLASSIFIERS, dimension_sql
-from .events import EventsSource, SourceError, open_events
+from sim.geo import geo_table
+from sim.metrics.dimensions import BREAKDOWNS, UA_CLASSIFIERS, dimension_sql
+from sim.metrics.events import EventsSource, SourceError, open_events
+from sim.protocols.choice import NAMES
+from sim.protocols.event_types import KAVA_EVENT_IDS, LEGACY_DWH_DROPPED, LEGACY_EVENT_IDS, event_label
 
-PROTOCOLS = NAMES     # the protocols the metrics know how to count
+PROTOCOLS = NAMES  # the protocols the metrics know how to count
 
 # Event ids by the names this module counts them under (sim.protocols.event_types holds the ids).
-KAVA = dict(impression="IMPRESSION", play_request="PLAY_REQUEST", play="PLAY", q25="PLAY_REACHED_25_PERCENT",
-            q50="PLAY_REACHED_50_PERCENT", q75="PLAY_REACHED_75_PERCENT", q100="PLAY_REACHED_100_PERCENT",
-            buffer_start="BUFFER_START", error="ERROR", view="VIEW", ad_impression="AD_IMPRESSION",
-            ad_start="AD_STARTED", ad_skip="AD_SKIPPED", ad_q1="AD_FIRST_QUARTILE", ad_q2="AD_MID_POINT",
-            ad_q3="AD_THIRD_QUARTILE", ad_complete="AD_COMPLETED", ad_click="AD_CLICKED")
+KAVA = dict(
+    impression="IMPRESSION",
+    play_request="PLAY_REQUEST",
+    play="PLAY",
+    q25="PLAY_REACHED_25_PERCENT",
+    q50="PLAY_REACHED_50_PERCENT",
+    q75="PLAY_REACHED_75_PERCENT",
+    q100="PLAY_REACHED_100_PERCENT",
+    buffer_start="BUFFER_START",
+    error="ERROR",
+    view="VIEW",
+    ad_impression="AD_IMPRESSION",
+    ad_start="AD_STARTED",
+    ad_skip="AD_SKIPPED",
+    ad_q1="AD_FIRST_QUARTILE",
+    ad_q2="AD_MID_POINT",
+    ad_q3="AD_THIRD_QUARTILE",
+    ad_complete="AD_COMPLETED",
+    ad_click="AD_CLICKED",
+)
 KAVA = {key: KAVA_EVENT_IDS[name] for key, name in KAVA.items()}
 # Legacy: MEDIA_LOADED is the DWH's "loads".
-LEGACY = dict(load="MEDIA_LOADED", play="PLAY", q25="PLAY_REACHED_25", q50="PLAY_REACHED_50", q75="PLAY_REACHED_75",
-              q100="PLAY_REACHED_100")
+LEGACY = dict(
+    load="MEDIA_LOADED",
+    play="PLAY",
+    q25="PLAY_REACHED_25",
+    q50="PLAY_REACHED_50",
+    q75="PLAY_REACHED_75",
+    q100="PLAY_REACHED_100",
+)
 LEGACY = {key: LEGACY_EVENT_IDS[name] for key, name in LEGACY.items()}
 LEGACY_AD_STARTS = tuple(LEGACY_EVENT_IDS[f"{slot}_STARTED"] for slot in ("PREROLL", "MIDROLL", "POSTROLL", "OVERLAY"))
 LEGACY_AD_CLICKS = tuple(LEGACY_EVENT_IDS[f"{slot}_CLICKED"] for slot in ("PREROLL", "MIDROLL", "POSTROLL", "OVERLAY"))
 # Collector `flags` (comma-separated) naming a line the legacy warehouse ETL would reject.
-DWH_DROP_FLAGS = ("missing_event_type", "event_type_dropped_by_dwh", "missing_partner_id", "partner_id_not_numeric",
-                  "uiconf_id_not_numeric", "missing_entry_id", "entry_id_is_url", "session_id_false")
+DWH_DROP_FLAGS = (
+    "missing_event_type",
+    "event_type_dropped_by_dwh",
+    "missing_partner_id",
+    "partner_id_not_numeric",
+    "uiconf_id_not_numeric",
+    "missing_entry_id",
+    "entry_id_is_url",
+    "session_id_false",
+)
 
 # Headline figures in display order: key (Kaltura report field where there is one) -> label.
 HEADLINE: dict[str, str] = {
@@ -122,22 +152,57 @@ HEADLINE: dict[str, str] = {
     "ad_click_through": "Ad click-through (clicks / impressions)",
     "avg_bitrate_kbps": "Avg. bitrate, kbps",
 }
-RATIOS = {"load_play_ratio", "plays_25_ratio", "plays_50_ratio", "plays_75_ratio", "play_through_ratio",
-          "avg_view_drop_off", "avg_completion_rate", "avg_buffer_time", "rebuffered_play_share", "ebvs_ratio",
-          "start_failure_ratio", "avg_session_error_rate", "ad_start_rate", "ad_completion_rate", "ad_click_through"}
+RATIOS = {
+    "load_play_ratio",
+    "plays_25_ratio",
+    "plays_50_ratio",
+    "plays_75_ratio",
+    "play_through_ratio",
+    "avg_view_drop_off",
+    "avg_completion_rate",
+    "avg_buffer_time",
+    "rebuffered_play_share",
+    "ebvs_ratio",
+    "start_failure_ratio",
+    "avg_session_error_rate",
+    "ad_start_rate",
+    "ad_completion_rate",
+    "ad_click_through",
+}
 
 # Columns the metrics read, with the type they are read as; absent columns read as null.
 COLUMNS: dict[str, str] = {
-    "protocol": "VARCHAR", "eventType": "INTEGER", "sessionId": "VARCHAR", "entryId": "VARCHAR",
-    "userId": "VARCHAR", "eventIndex": "BIGINT", "position": "DOUBLE", "duration": "DOUBLE",
-    "playTimeSum": "DOUBLE", "bufferTime": "DOUBLE", "joinTime": "DOUBLE", "actualBitrate": "DOUBLE",
-    "errorPosition": "INTEGER", "user_agent": "VARCHAR",
-    "truth_session_seq": "VARCHAR", "truth_viewer": "VARCHAR", "truth_outcome": "VARCHAR",
-    "truth_entry_duration": "DOUBLE", "truth_intended_fraction": "DOUBLE", "truth_live": "BOOLEAN",
-    "truth_play_s": "DOUBLE", "truth_ad_play_s": "DOUBLE", "truth_stall_s": "DOUBLE", "truth_startup_s": "DOUBLE",
+    "protocol": "VARCHAR",
+    "eventType": "INTEGER",
+    "sessionId": "VARCHAR",
+    "entryId": "VARCHAR",
+    "userId": "VARCHAR",
+    "eventIndex": "BIGINT",
+    "position": "DOUBLE",
+    "duration": "DOUBLE",
+    "playTimeSum": "DOUBLE",
+    "bufferTime": "DOUBLE",
+    "joinTime": "DOUBLE",
+    "actualBitrate": "DOUBLE",
+    "errorPosition": "INTEGER",
+    "user_agent": "VARCHAR",
+    "truth_session_seq": "VARCHAR",
+    "truth_viewer": "VARCHAR",
+    "truth_outcome": "VARCHAR",
+    "truth_entry_duration": "DOUBLE",
+    "truth_intended_fraction": "DOUBLE",
+    "truth_live": "BOOLEAN",
+    "truth_play_s": "DOUBLE",
+    "truth_ad_play_s": "DOUBLE",
+    "truth_stall_s": "DOUBLE",
+    "truth_startup_s": "DOUBLE",
     "truth_max_position_s": "DOUBLE",
-    "truth_device": "VARCHAR", "truth_os": "VARCHAR", "truth_browser": "VARCHAR", "truth_country": "VARCHAR",
-    "client_ip": "VARCHAR", "geo_country": "VARCHAR",
+    "truth_device": "VARCHAR",
+    "truth_os": "VARCHAR",
+    "truth_browser": "VARCHAR",
+    "truth_country": "VARCHAR",
+    "client_ip": "VARCHAR",
+    "geo_country": "VARCHAR",
 }
 TRUTH_PLAYED = ("partial", "completed", "stall_quit", "playback_error", "ad_break_quit")
 TRUTH_EBVS = ("abandoned_startup", "abandoned_ad")
@@ -149,36 +214,36 @@ CONTINUOUS_VIEW_STEP_S = 22.0
 # read off the session's own timeline, the one its beacons were made from (sim.player.truth).
 TRUTH_DEFINITIONS = {
     "plays": "sessions whose first content frame was shown (outcome partial, completed, stall_quit, "
-             "playback_error or ad_break_quit)",
+    "playback_error or ad_break_quit)",
     "minutes": "sum of truth_play_s over plays: wall-clock seconds of content playing (first frame to the "
-               "viewer leaving, less pauses, rebuffering, ad breaks and time after the end; replays count)",
+    "viewer leaving, less pauses, rebuffering, ad breaks and time after the end; replays count)",
     "avg view time": "true minutes / plays",
     "reached NN %": "plays whose furthest position (truth_max_position_s, by playing or seeking) is at least "
-                    "NN % of the entry; VOD only, live sends no quartiles",
+    "NN % of the entry; VOD only, live sends no quartiles",
     "play-through": "plays that reached the end of the entry / plays",
     "completion rate": "sum over VOD plays of the furthest position / entry duration (at most 1), / plays",
     "buffer ratio": "sum of truth_stall_s (rebuffering, to STALL_END or to the quit in it) / sum of truth_play_s",
     "join time": "mean truth_startup_s over plays: play request to first frame, ads and bumpers excluded",
     "EBVS": "play requests that left during the startup wait or the pre-roll (outcome abandoned_startup "
-            "or abandoned_ad), / play requests",
+    "or abandoned_ad), / play requests",
 }
 # What a protocol's beacons cannot see, shown beside the figure (report and HTML).
 KAVA_CAVEATS = {
     "sum_view_period_min": "VIEW reports every 10 s of play: the last partial interval of each KAVA session "
-                           "segment (up to 10 s) is never sent; playTimeSum counts content seconds, so "
-                           "faster playback counts more",
+    "segment (up to 10 s) is never sent; playTimeSum counts content seconds, so "
+    "faster playback counts more",
     "avg_view_period_time_min": "as interval-based minutes: the last partial VIEW interval is not sent",
     "sum_time_viewed_min": "by definition duration x last quartile reached, not play time; forward seeks "
-                           "fire quartiles",
+    "fire quartiles",
     "avg_buffer_time": "bufferTime rides on VIEWs: rebuffering in the last partial interval, or in a stall the "
-                       "viewer left during, is never reported",
+    "viewer left during, is never reported",
     "avg_join_time_s": "joinTime runs from the play request to the first frame",
     "avg_completion_rate": "VIEW positions come every 10 s of play: the part of the entry played after the last "
-                           "VIEW is not covered, a large share of a short entry",
+    "VIEW is not covered, a large share of a short entry",
 }
 LEGACY_CAVEATS = {
     "count_plays": "mwEmbed and v7 fire PLAY on the play request (KDP on the first frame): viewers who leave "
-                   "before the first frame count as plays",
+    "before the first frame count as plays",
     "load_play_ratio": "plays counted on the play request in mwEmbed and v7",
     "sum_time_viewed_min": "by definition duration x last quartile reached; there is no play-time field",
 }
@@ -189,14 +254,14 @@ Number = int | float | None
 @dataclass
 class ProtocolMetrics:
     protocol: str
-    rows: int                                              # beacons of this protocol (after rejections)
-    headline: dict[str, Number]                            # HEADLINE keys; None = not measurable here
+    rows: int  # beacons of this protocol (after rejections)
+    headline: dict[str, Number]  # HEADLINE keys; None = not measurable here
     truth: dict[str, Number] = field(default_factory=dict)  # same keys, from truth_* columns
-    event_counts: dict[str, int] = field(default_factory=dict)   # raw count per eventType
+    event_counts: dict[str, int] = field(default_factory=dict)  # raw count per eventType
     breakdowns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    timeline: dict[str, Any] = field(default_factory=dict)       # events and plays per time bucket
-    methods: dict[str, str] = field(default_factory=dict)        # how a figure or dimension was derived
-    caveats: dict[str, str] = field(default_factory=dict)        # HEADLINE key -> what the protocol cannot measure
+    timeline: dict[str, Any] = field(default_factory=dict)  # events and plays per time bucket
+    methods: dict[str, str] = field(default_factory=dict)  # how a figure or dimension was derived
+    caveats: dict[str, str] = field(default_factory=dict)  # HEADLINE key -> what the protocol cannot measure
     # Where a breakdown came from truth_* columns: the same dimension read as a collector would
     # (user agent, geolocated address), so the report can set measured beside truth.
     measured_breakdowns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -208,7 +273,7 @@ class Metrics:
     tz_offset_min: int
     protocols: dict[str, ProtocolMetrics]
     notes: list[str] = field(default_factory=list)
-    truth_definitions: dict[str, str] = field(default_factory=dict)   # how each true figure is defined
+    truth_definitions: dict[str, str] = field(default_factory=dict)  # how each true figure is defined
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -250,13 +315,17 @@ def _normalised_view(src: EventsSource) -> list[str]:
         # Only legacy rows, and only the flags that make the warehouse drop a line (others,
         # such as a sessionId it would cut to 50 characters, keep the row counted).
         drop = "|".join(DWH_DROP_FLAGS)
-        dropped = (f"(lower(cast(protocol as varchar)) = 'legacy' and "
-                   f"coalesce(regexp_matches(cast(flags as varchar), '(^|,)\\s*({drop})\\s*(,|$)'), false))")
+        dropped = (
+            f"(lower(cast(protocol as varchar)) = 'legacy' and "
+            f"coalesce(regexp_matches(cast(flags as varchar), '(^|,)\\s*({drop})\\s*(,|$)'), false))"
+        )
     select.append(f"{dropped} as dwh_dropped")
     where, notes = "", []
     if src.has("accepted"):
         where = "where try_cast(accepted as boolean) is not false"
-        rejected = src.con.execute("select count(*) from events where try_cast(accepted as boolean) = false").fetchall()[0][0]
+        rejected = src.con.execute(
+            "select count(*) from events where try_cast(accepted as boolean) = false"
+        ).fetchall()[0][0]
         if rejected:
             notes.append(f"{rejected:,} row(s) the collector rejected (accepted = false) are not counted")
     # Text files are parsed once into a table of just these columns; the metrics read it
@@ -273,8 +342,9 @@ def _one(src: EventsSource, sql: str) -> dict[str, Any]:
 
 
 def _event_counts(src: EventsSource, protocol: str) -> dict[str, int]:
-    rows = src.con.sql(f"select eventType, count(*) from ev where protocol = '{protocol}' "
-                       "group by 1 order by 1 nulls last").fetchall()
+    rows = src.con.sql(
+        f"select eventType, count(*) from ev where protocol = '{protocol}' group by 1 order by 1 nulls last"
+    ).fetchall()
     return {("null" if k is None else str(k)): int(n) for k, n in rows}
 
 
@@ -282,8 +352,10 @@ def _quartile_minutes(src: EventsSource, protocol: str, codes: dict[str, int], d
     """Per (sessionId, entryId): duration x last quartile reached; summed, in minutes."""
     q = {codes["q25"]: 0.25, codes["q50"]: 0.5, codes["q75"]: 0.75, codes["q100"]: 1.0}
     last_q = "max(case eventType " + " ".join(f"when {c} then {f}" for c, f in q.items()) + " else 0 end)"
-    q_est = ("min(position / case eventType " + " ".join(f"when {c} then {f}" for c, f in q.items()) + " end) "
-             f"filter (where eventType in ({', '.join(map(str, q))}) and position > 0)")
+    q_est = (
+        "min(position / case eventType " + " ".join(f"when {c} then {f}" for c, f in q.items()) + " end) "
+        f"filter (where eventType in ({', '.join(map(str, q))}) and position > 0)"
+    )
     sql = f"""
         with plays as (
             select sessionId, entryId, {last_q} as last_q,
@@ -318,44 +390,51 @@ def _view_minutes(src: EventsSource) -> dict[str, Any]:
 
 def _kava_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]]:
     k = KAVA
-    before_start = (f"eventType = {k['error']} and (errorPosition in (1, 3) "
-                    "or (errorPosition is null and coalesce(position, 0) <= 0))")
-    a = _one(src, f"""
-        select count(*) filter (where eventType = {k['impression']}) as loads,
-               count(*) filter (where eventType = {k['play_request']}) as requests,
-               count(*) filter (where eventType = {k['play']}) as plays,
-               count(*) filter (where eventType = {k['q25']}) as q25,
-               count(*) filter (where eventType = {k['q50']}) as q50,
-               count(*) filter (where eventType = {k['q75']}) as q75,
-               count(*) filter (where eventType = {k['q100']}) as q100,
-               count(distinct coalesce(nullif(userId, ''), chr(0))) filter (where eventType = {k['play']}) as viewers,
+    before_start = (
+        f"eventType = {k['error']} and (errorPosition in (1, 3) "
+        "or (errorPosition is null and coalesce(position, 0) <= 0))"
+    )
+    a = _one(
+        src,
+        f"""
+        select count(*) filter (where eventType = {k["impression"]}) as loads,
+               count(*) filter (where eventType = {k["play_request"]}) as requests,
+               count(*) filter (where eventType = {k["play"]}) as plays,
+               count(*) filter (where eventType = {k["q25"]}) as q25,
+               count(*) filter (where eventType = {k["q50"]}) as q50,
+               count(*) filter (where eventType = {k["q75"]}) as q75,
+               count(*) filter (where eventType = {k["q100"]}) as q100,
+               count(distinct coalesce(nullif(userId, ''), chr(0))) filter (where eventType = {k["play"]}) as viewers,
                count(distinct nullif(userId, '')) as known_users,
-               avg(joinTime) filter (where eventType = {k['play']}) as join_time,
-               sum(bufferTime) filter (where eventType = {k['view']}) as buffer_s,
-               avg(actualBitrate) filter (where eventType = {k['view']} and actualBitrate > 0) as bitrate,
-               count(distinct sessionId) filter (where eventType = {k['error']}) as error_sessions,
-               count(distinct sessionId) filter (where eventType = {k['view']}) as view_sessions,
+               avg(joinTime) filter (where eventType = {k["play"]}) as join_time,
+               sum(bufferTime) filter (where eventType = {k["view"]}) as buffer_s,
+               avg(actualBitrate) filter (where eventType = {k["view"]} and actualBitrate > 0) as bitrate,
+               count(distinct sessionId) filter (where eventType = {k["error"]}) as error_sessions,
+               count(distinct sessionId) filter (where eventType = {k["view"]}) as view_sessions,
                count(*) filter (where {before_start}) as errors_before_start,
-               count(*) filter (where eventType = {k['buffer_start']}) as rebuffers,
-               count(distinct (sessionId, entryId)) filter (where eventType = {k['buffer_start']}) as rebuffered,
-               count(*) filter (where eventType = {k['ad_impression']}) as ad_impressions,
-               count(*) filter (where eventType = {k['ad_start']}) as ad_starts,
-               count(*) filter (where eventType = {k['ad_q1']}) as ad_q1,
-               count(*) filter (where eventType = {k['ad_q2']}) as ad_q2,
-               count(*) filter (where eventType = {k['ad_q3']}) as ad_q3,
-               count(*) filter (where eventType = {k['ad_complete']}) as ad_completions,
-               count(*) filter (where eventType = {k['ad_skip']}) as ad_skips,
-               count(*) filter (where eventType = {k['ad_click']}) as ad_clicks,
+               count(*) filter (where eventType = {k["buffer_start"]}) as rebuffers,
+               count(distinct (sessionId, entryId)) filter (where eventType = {k["buffer_start"]}) as rebuffered,
+               count(*) filter (where eventType = {k["ad_impression"]}) as ad_impressions,
+               count(*) filter (where eventType = {k["ad_start"]}) as ad_starts,
+               count(*) filter (where eventType = {k["ad_q1"]}) as ad_q1,
+               count(*) filter (where eventType = {k["ad_q2"]}) as ad_q2,
+               count(*) filter (where eventType = {k["ad_q3"]}) as ad_q3,
+               count(*) filter (where eventType = {k["ad_complete"]}) as ad_completions,
+               count(*) filter (where eventType = {k["ad_skip"]}) as ad_skips,
+               count(*) filter (where eventType = {k["ad_click"]}) as ad_clicks,
                count(*) filter (where truth_entry_duration is not null) as with_truth_duration
-        from ev where protocol = 'kava'""")
+        from ev where protocol = 'kava'""",
+    )
     methods = {}
     if a["with_truth_duration"]:
         duration = "dur_truth"
         methods["sum_time_viewed_min"] = "entry duration from truth_entry_duration"
     else:
         duration = "greatest(max_pos, coalesce(dur_from_quartiles, max_pos))"
-        methods["sum_time_viewed_min"] = ("entry duration estimated from positions at quartile beacons "
-                                          "(position / quartile, at least the largest position)")
+        methods["sum_time_viewed_min"] = (
+            "entry duration estimated from positions at quartile beacons "
+            "(position / quartile, at least the largest position)"
+        )
     qm = _quartile_minutes(src, "kava", k, duration)
     vm = _view_minutes(src)
     covered = _covered_percentiles(src, bool(a["with_truth_duration"]))
@@ -363,15 +442,22 @@ def _kava_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]
         "per play, the 1 % buckets of the entry its VIEW positions cover (a step of at most "
         f"{CONTINUOUS_VIEW_STEP_S:g} s forward between consecutive VIEWs covers the span, any other step only the "
         "new position), summed, / plays; entry duration from "
-        + ("truth_entry_duration" if a["with_truth_duration"] else "the quartile estimate above"))
+        + ("truth_entry_duration" if a["with_truth_duration"] else "the quartile estimate above")
+    )
     methods["sum_view_period_min"] = "playTimeSum each KAVA session segment ends on (a reset starts a new one), summed"
     play_s = vm["play_s"]
     plays = a["plays"]
     ebvs = a["requests"] - (plays + a["errors_before_start"]) if a["requests"] else None
     headline = {
-        "count_loads": a["loads"], "count_plays": plays, "load_play_ratio": _ratio(plays, a["loads"]),
-        "count_plays_25": a["q25"], "count_plays_50": a["q50"], "count_plays_75": a["q75"], "count_plays_100": a["q100"],
-        "plays_25_ratio": _ratio(a["q25"], plays), "plays_50_ratio": _ratio(a["q50"], plays),
+        "count_loads": a["loads"],
+        "count_plays": plays,
+        "load_play_ratio": _ratio(plays, a["loads"]),
+        "count_plays_25": a["q25"],
+        "count_plays_50": a["q50"],
+        "count_plays_75": a["q75"],
+        "count_plays_100": a["q100"],
+        "plays_25_ratio": _ratio(a["q25"], plays),
+        "plays_50_ratio": _ratio(a["q50"], plays),
         "plays_75_ratio": _ratio(a["q75"], plays),
         "play_through_ratio": _ratio(a["q100"], plays),
         "avg_view_drop_off": _ratio((a["q25"] + a["q50"] + a["q75"] + a["q100"]) / 4, plays),
@@ -380,18 +466,25 @@ def _kava_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]
         "sum_view_period_min": None if play_s is None else play_s / 60,
         "avg_time_viewed_min": _ratio(qm["minutes"], plays),
         "avg_view_period_time_min": _ratio(None if play_s is None else play_s / 60, plays),
-        "unique_viewers": a["viewers"], "unique_known_users": a["known_users"],
+        "unique_viewers": a["viewers"],
+        "unique_known_users": a["known_users"],
         "avg_join_time_s": a["join_time"],
         "avg_buffer_time": _ratio(a["buffer_s"], play_s),
-        "rebuffered_play_share": _ratio(a["rebuffered"], plays), "rebuffers_per_play": _ratio(a["rebuffers"], plays),
+        "rebuffered_play_share": _ratio(a["rebuffered"], plays),
+        "rebuffers_per_play": _ratio(a["rebuffers"], plays),
         "count_play_requests": a["requests"],
-        "count_ebvs": ebvs, "ebvs_ratio": _ratio(ebvs, a["requests"]),
+        "count_ebvs": ebvs,
+        "ebvs_ratio": _ratio(ebvs, a["requests"]),
         "start_failure_ratio": _ratio(a["errors_before_start"], a["requests"]),
         "avg_session_error_rate": _ratio(a["error_sessions"], a["view_sessions"]),
-        "count_ad_impressions": a["ad_impressions"], "count_ad_starts": a["ad_starts"],
-        "count_ad_first_quartiles": a["ad_q1"], "count_ad_midpoints": a["ad_q2"],
+        "count_ad_impressions": a["ad_impressions"],
+        "count_ad_starts": a["ad_starts"],
+        "count_ad_first_quartiles": a["ad_q1"],
+        "count_ad_midpoints": a["ad_q2"],
         "count_ad_third_quartiles": a["ad_q3"],
-        "count_ad_completions": a["ad_completions"], "count_ad_skips": a["ad_skips"], "count_ad_clicks": a["ad_clicks"],
+        "count_ad_completions": a["ad_completions"],
+        "count_ad_skips": a["ad_skips"],
+        "count_ad_clicks": a["ad_clicks"],
         "ad_start_rate": _ratio(a["ad_starts"], a["ad_impressions"]),
         "ad_completion_rate": _ratio(a["ad_completions"], a["ad_starts"]),
         "ad_click_through": _ratio(a["ad_clicks"], a["ad_impressions"]),
@@ -404,51 +497,71 @@ def _kava_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]
 
 def _legacy_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]]:
     k = LEGACY
-    a = _one(src, f"""
-        select count(*) filter (where eventType = {k['load']}) as loads,
-               count(*) filter (where eventType = {k['play']}) as plays,
-               count(*) filter (where eventType = {k['q25']}) as q25,
-               count(*) filter (where eventType = {k['q50']}) as q50,
-               count(*) filter (where eventType = {k['q75']}) as q75,
-               count(*) filter (where eventType = {k['q100']}) as q100,
-               count(distinct coalesce(nullif(userId, ''), chr(0))) filter (where eventType = {k['play']}) as viewers,
+    a = _one(
+        src,
+        f"""
+        select count(*) filter (where eventType = {k["load"]}) as loads,
+               count(*) filter (where eventType = {k["play"]}) as plays,
+               count(*) filter (where eventType = {k["q25"]}) as q25,
+               count(*) filter (where eventType = {k["q50"]}) as q50,
+               count(*) filter (where eventType = {k["q75"]}) as q75,
+               count(*) filter (where eventType = {k["q100"]}) as q100,
+               count(distinct coalesce(nullif(userId, ''), chr(0))) filter (where eventType = {k["play"]}) as viewers,
                count(distinct nullif(userId, '')) as known_users,
                count(*) filter (where eventType in {LEGACY_AD_STARTS}) as ad_starts,
                count(*) filter (where eventType in {LEGACY_AD_CLICKS}) as ad_clicks
-        from ev where protocol = 'legacy' and not dwh_dropped""")
+        from ev where protocol = 'legacy' and not dwh_dropped""",
+    )
     qm = _quartile_minutes(src, "legacy", k, "coalesce(dur_field, dur_truth)")
-    methods = {"sum_time_viewed_min": "entry duration from the beacons' duration field (s); "
-                                      "truth_entry_duration where it is 0 or missing",
-               "count_loads": f"eventType {event_label('legacy', k['load'])}, the warehouse's loads; "
-                              f"{', '.join(event_label('legacy', t) for t in LEGACY_DWH_DROPPED)} are not counted "
-                              "(raw counts keep them)",
-               "not measurable": "legacy beacons carry no play time, join time, buffer time, play request, error or bitrate; "
-                                 "ad impressions and completions have no legacy event"}
+    methods = {
+        "sum_time_viewed_min": "entry duration from the beacons' duration field (s); "
+        "truth_entry_duration where it is 0 or missing",
+        "count_loads": f"eventType {event_label('legacy', k['load'])}, the warehouse's loads; "
+        f"{', '.join(event_label('legacy', t) for t in LEGACY_DWH_DROPPED)} are not counted "
+        "(raw counts keep them)",
+        "not measurable": "legacy beacons carry no play time, join time, buffer time, play request, error or bitrate; "
+        "ad impressions and completions have no legacy event",
+    }
     if qm["without_duration"]:
         methods["sum_time_viewed_min"] += f"; {qm['without_duration']} play(s) without a duration left out"
     plays = a["plays"]
     headline = dict.fromkeys(HEADLINE)
-    headline.update({
-        "count_loads": a["loads"], "count_plays": plays, "load_play_ratio": _ratio(plays, a["loads"]),
-        "count_plays_25": a["q25"], "count_plays_50": a["q50"], "count_plays_75": a["q75"], "count_plays_100": a["q100"],
-        "plays_25_ratio": _ratio(a["q25"], plays), "plays_50_ratio": _ratio(a["q50"], plays),
-        "plays_75_ratio": _ratio(a["q75"], plays),
-        "play_through_ratio": _ratio(a["q100"], plays),
-        "avg_view_drop_off": _ratio((a["q25"] + a["q50"] + a["q75"] + a["q100"]) / 4, plays),
-        "sum_time_viewed_min": qm["minutes"], "avg_time_viewed_min": _ratio(qm["minutes"], plays),
-        "unique_viewers": a["viewers"], "unique_known_users": a["known_users"],
-        "count_ad_starts": a["ad_starts"], "count_ad_clicks": a["ad_clicks"],
-    })
+    headline.update(
+        {
+            "count_loads": a["loads"],
+            "count_plays": plays,
+            "load_play_ratio": _ratio(plays, a["loads"]),
+            "count_plays_25": a["q25"],
+            "count_plays_50": a["q50"],
+            "count_plays_75": a["q75"],
+            "count_plays_100": a["q100"],
+            "plays_25_ratio": _ratio(a["q25"], plays),
+            "plays_50_ratio": _ratio(a["q50"], plays),
+            "plays_75_ratio": _ratio(a["q75"], plays),
+            "play_through_ratio": _ratio(a["q100"], plays),
+            "avg_view_drop_off": _ratio((a["q25"] + a["q50"] + a["q75"] + a["q100"]) / 4, plays),
+            "sum_time_viewed_min": qm["minutes"],
+            "avg_time_viewed_min": _ratio(qm["minutes"], plays),
+            "unique_viewers": a["viewers"],
+            "unique_known_users": a["known_users"],
+            "count_ad_starts": a["ad_starts"],
+            "count_ad_clicks": a["ad_clicks"],
+        }
+    )
     return headline, methods
 
 
 def _covered_percentiles(src: EventsSource, truth_duration: bool) -> float | None:
     """Sum over KAVA plays of the share of the entry (in 1 % buckets) their VIEW positions cover."""
     view, q = KAVA["view"], {KAVA["q25"]: 0.25, KAVA["q50"]: 0.5, KAVA["q75"]: 0.75, KAVA["q100"]: 1.0}
-    estimate = ("min(position / case eventType " + " ".join(f"when {c} then {f}" for c, f in q.items()) + " end) "
-                f"filter (where eventType in ({', '.join(map(str, q))}) and position > 0)")
+    estimate = (
+        "min(position / case eventType " + " ".join(f"when {c} then {f}" for c, f in q.items()) + " end) "
+        f"filter (where eventType in ({', '.join(map(str, q))}) and position > 0)"
+    )
     duration = "max(truth_entry_duration)" if truth_duration else f"greatest({estimate}, max(position))"
-    row = _one(src, f"""
+    row = _one(
+        src,
+        f"""
         with d as (
             select sessionId, entryId, {duration} as d
             from ev where protocol = 'kava' group by sessionId, entryId),
@@ -463,7 +576,8 @@ def _covered_percentiles(src: EventsSource, truth_duration: bool) -> float | Non
                 cast(least(floor(100 * p / d.d), 99) as bigint) + 1)) as bucket
             from v join d using (sessionId, entryId) where d.d > 0),
         per as (select count(distinct bucket) as buckets from b group by sessionId, entryId)
-        select sum(buckets) / 100.0 as covered from per""")
+        select sum(buckets) / 100.0 as covered from per""",
+    )
     return row.get("covered")
 
 
@@ -479,13 +593,18 @@ def _truth(src: EventsSource, protocol: str) -> dict[str, Number]:
     outcome = "replace(replace(lower(trim(any_value(truth_outcome))), ' ', '_'), '-', '_')"
     from_timeline = src.has("truth_play_s")
     if from_timeline:
-        per_session = ", ".join(f"max({_clean('truth_' + c)}) as {c}" for c in
-                                ("play_s", "stall_s", "startup_s", "max_position_s"))
-    else:   # files written before the timeline truth: intended watching, the nearest there is
-        per_session = ("max(least(greatest(truth_intended_fraction, 0), 1) * truth_entry_duration) as play_s, "
-                       "null as stall_s, null as startup_s, null as max_position_s")
+        per_session = ", ".join(
+            f"max({_clean('truth_' + c)}) as {c}" for c in ("play_s", "stall_s", "startup_s", "max_position_s")
+        )
+    else:  # files written before the timeline truth: intended watching, the nearest there is
+        per_session = (
+            "max(least(greatest(truth_intended_fraction, 0), 1) * truth_entry_duration) as play_s, "
+            "null as stall_s, null as startup_s, null as max_position_s"
+        )
     reached = "plays and not live and max_position_s >= {f} * dur - 1e-6"
-    t = _one(src, f"""
+    t = _one(
+        src,
+        f"""
         with s as (
             select truth_session_seq, {outcome} as outcome, max(truth_entry_duration) as dur,
                    coalesce(bool_or(truth_live), false) as live, any_value(truth_viewer) as viewer, {per_session}
@@ -509,31 +628,48 @@ def _truth(src: EventsSource, protocol: str) -> dict[str, Number]:
                sum(least(max_position_s / dur, 1)) filter (where plays and not live and dur > 0) as covered,
                count(*) filter (where outcome = 'completed') as completions,
                count(*) filter (where outcome in {TRUTH_EBVS}) as ebvs
-        from p""")
+        from p""",
+    )
     if not t.get("sessions"):
         return {}
     plays, minutes = t["plays"], t["minutes"]
     q100 = t["q100"] if from_timeline else t["completions"]
     truth = {
-        "count_loads": t["sessions"], "count_plays": plays, "load_play_ratio": _ratio(plays, t["sessions"]),
-        "count_plays_100": q100, "play_through_ratio": _ratio(q100, plays),
+        "count_loads": t["sessions"],
+        "count_plays": plays,
+        "load_play_ratio": _ratio(plays, t["sessions"]),
+        "count_plays_100": q100,
+        "play_through_ratio": _ratio(q100, plays),
         "unique_viewers": t["viewers"],
-        "sum_time_viewed_min": minutes, "sum_view_period_min": minutes,
-        "avg_time_viewed_min": _ratio(minutes, plays), "avg_view_period_time_min": _ratio(minutes, plays),
+        "sum_time_viewed_min": minutes,
+        "sum_view_period_min": minutes,
+        "avg_time_viewed_min": _ratio(minutes, plays),
+        "avg_view_period_time_min": _ratio(minutes, plays),
     }
     if from_timeline:
-        truth.update({
-            "count_plays_25": t["q25"], "count_plays_50": t["q50"], "count_plays_75": t["q75"],
-            "plays_25_ratio": _ratio(t["q25"], plays), "plays_50_ratio": _ratio(t["q50"], plays),
-            "plays_75_ratio": _ratio(t["q75"], plays),
-            "avg_view_drop_off": _ratio((t["q25"] + t["q50"] + t["q75"] + t["q100"]) / 4, plays),
-            "avg_completion_rate": _ratio(t["covered"], plays),
-            "avg_join_time_s": t["join_time"], "avg_buffer_time": _ratio(t["stall_s"], t["play_s"]),
-        })
+        truth.update(
+            {
+                "count_plays_25": t["q25"],
+                "count_plays_50": t["q50"],
+                "count_plays_75": t["q75"],
+                "plays_25_ratio": _ratio(t["q25"], plays),
+                "plays_50_ratio": _ratio(t["q50"], plays),
+                "plays_75_ratio": _ratio(t["q75"], plays),
+                "avg_view_drop_off": _ratio((t["q25"] + t["q50"] + t["q75"] + t["q100"]) / 4, plays),
+                "avg_completion_rate": _ratio(t["covered"], plays),
+                "avg_join_time_s": t["join_time"],
+                "avg_buffer_time": _ratio(t["stall_s"], t["play_s"]),
+            }
+        )
     if protocol == "kava":
-        truth.update({"count_play_requests": t["requests"], "count_ebvs": t["ebvs"],
-                      "ebvs_ratio": _ratio(t["ebvs"], t["requests"]),
-                      "start_failure_ratio": _ratio(t["start_failures"], t["requests"])})
+        truth.update(
+            {
+                "count_play_requests": t["requests"],
+                "count_ebvs": t["ebvs"],
+                "ebvs_ratio": _ratio(t["ebvs"], t["requests"]),
+                "start_failure_ratio": _ratio(t["start_failures"], t["requests"]),
+            }
+        )
     return truth
 
 
@@ -541,8 +677,10 @@ def _truth_definitions(src: EventsSource) -> dict[str, str]:
     if not src.has("truth_session_seq"):
         return {}
     if not src.has("truth_play_s"):
-        return {"minutes": "truth_intended_fraction x truth_entry_duration (the source has no truth_play_s): "
-                           "intended watching, not real play time; no true join time, buffer ratio or quartiles"}
+        return {
+            "minutes": "truth_intended_fraction x truth_entry_duration (the source has no truth_play_s): "
+            "intended watching, not real play time; no true join time, buffer ratio or quartiles"
+        }
     return dict(TRUTH_DEFINITIONS)
 
 
@@ -556,8 +694,15 @@ def _caveats(protocol: str, headline: dict[str, Number]) -> dict[str, str]:
     return caveats
 
 
-def _breakdowns(src: EventsSource, protocol: str, by: tuple[str, ...], top: int, tz_offset_min: int,
-                methods: dict[str, str], without_truth: bool = False) -> dict[str, list[dict[str, Any]]]:
+def _breakdowns(
+    src: EventsSource,
+    protocol: str,
+    by: tuple[str, ...],
+    top: int,
+    tz_offset_min: int,
+    methods: dict[str, str],
+    without_truth: bool = False,
+) -> dict[str, list[dict[str, Any]]]:
     """Loads, plays and events per value of each dimension, in one pass (grouping sets).
 
     The user-agent classifier runs once per distinct user agent, not once per row.
@@ -571,9 +716,16 @@ def _breakdowns(src: EventsSource, protocol: str, by: tuple[str, ...], top: int,
     # Addresses the collector did not geolocate (or files): looked up once per distinct address.
     ip_join = "country" in by and "truth_country" not in columns and "client_ip" in columns
     if ip_join:
-        ips = pa.array([r[0] for r in src.con.execute(
-            f"select distinct client_ip from ev where protocol = '{protocol}' "
-            f"and geo_country is null and client_ip is not null").fetchall()], pa.string())
+        ips = pa.array(
+            [
+                r[0]
+                for r in src.con.execute(
+                    f"select distinct client_ip from ev where protocol = '{protocol}' "
+                    f"and geo_country is null and client_ip is not null"
+                ).fetchall()
+            ],
+            pa.string(),
+        )
         located = pa.table({"client_ip": ips, "ip_country": geo_table().countries(ips)})
         src.con.register("ip_countries", located)
     keys = []
@@ -586,9 +738,9 @@ def _breakdowns(src: EventsSource, protocol: str, by: tuple[str, ...], top: int,
     rows = src.con.execute(f"""
         with base as (select * from ev where protocol = '{protocol}'),
         agents as (select user_agent, {ua} from (select distinct user_agent from base)),
-        dims as (select eventType, {', '.join(keys)} from base left join agents using (user_agent)
-                 {'left join ip_countries using (client_ip)' if ip_join else ''})
-        select {', '.join(f'd_{n}, grouping(d_{n})' for n in by)},
+        dims as (select eventType, {", ".join(keys)} from base left join agents using (user_agent)
+                 {"left join ip_countries using (client_ip)" if ip_join else ""})
+        select {", ".join(f"d_{n}, grouping(d_{n})" for n in by)},
                count(*) filter (where eventType = {load}) as loads,
                count(*) filter (where eventType = {play}) as plays, count(*) as events
         from dims group by grouping sets ({sets})""").fetchall()
@@ -597,14 +749,21 @@ def _breakdowns(src: EventsSource, protocol: str, by: tuple[str, ...], top: int,
         loads, plays, events = row[-3:]
         for i, name in enumerate(by):
             if row[2 * i + 1] == 0:
-                out[name].append({"key": row[2 * i], "loads": loads, "plays": plays, "events": events,
-                                  "play_rate": _ratio(plays, loads)})
+                out[name].append(
+                    {
+                        "key": row[2 * i],
+                        "loads": loads,
+                        "plays": plays,
+                        "events": events,
+                        "play_rate": _ratio(plays, loads),
+                    }
+                )
     for name, items in out.items():
         if name in ("hour", "day"):
             items.sort(key=lambda r: (r["key"] is None, r["key"] or ""))
         else:
             items.sort(key=lambda r: (-r["plays"], -r["loads"], str(r["key"])))
-            del items[int(top):]
+            del items[int(top) :]
     return out
 
 
@@ -623,9 +782,14 @@ def _timeline(src: EventsSource, protocol: str) -> dict[str, Any]:
     return {"bucket_s": bucket, "points": [[t, e, p] for t, e, p in rows]}
 
 
-def compute(source: str | os.PathLike | EventsSource, *, protocol: str | None = None,
-            by: str | list[str] | tuple[str, ...] | None = None, top: int = 10,
-            tz_offset_min: int = 0) -> Metrics:
+def compute(
+    source: str | os.PathLike | EventsSource,
+    *,
+    protocol: str | None = None,
+    by: str | list[str] | tuple[str, ...] | None = None,
+    top: int = 10,
+    tz_offset_min: int = 0,
+) -> Metrics:
     """The Analytics-tab figures of `source` (see open_events), per protocol.
 
     protocol: only this one ("legacy" or "kava"); default every protocol present.
@@ -652,7 +816,9 @@ def compute(source: str | os.PathLike | EventsSource, *, protocol: str | None = 
 
 def _compute(src: EventsSource, protocol: str | None, dims: tuple[str, ...], top: int, tz_offset_min: int) -> Metrics:
     notes = list(src.notes) + _normalised_view(src)
-    present = [p for (p,) in src.con.sql("select distinct protocol from ev where protocol is not null order by 1").fetchall()]
+    present = [
+        p for (p,) in src.con.sql("select distinct protocol from ev where protocol is not null order by 1").fetchall()
+    ]
     unknown = [p for p in present if p not in PROTOCOLS]
     if unknown:
         notes.append(f"rows with protocol {', '.join(map(repr, unknown))} are not counted")
@@ -676,8 +842,21 @@ def _compute(src: EventsSource, protocol: str | None, dims: tuple[str, ...], top
         measured = _breakdowns(src, p, from_truth, top, tz_offset_min, measured_methods, without_truth=True)
         methods.update({f"measured {k}": v for k, v in measured_methods.items()})
         result[p] = ProtocolMetrics(
-            protocol=p, rows=rows, headline=headline, truth=_truth(src, p), event_counts=counts,
-            caveats=_caveats(p, headline), breakdowns=breakdowns,
-            timeline=_timeline(src, p), methods=methods, measured_breakdowns=measured)
-    return Metrics(source=src.description, tz_offset_min=tz_offset_min, protocols=result, notes=notes,
-                   truth_definitions=_truth_definitions(src) if any(pm.truth for pm in result.values()) else {})
+            protocol=p,
+            rows=rows,
+            headline=headline,
+            truth=_truth(src, p),
+            event_counts=counts,
+            caveats=_caveats(p, headline),
+            breakdowns=breakdowns,
+            timeline=_timeline(src, p),
+            methods=methods,
+            measured_breakdowns=measured,
+        )
+    return Metrics(
+        source=src.description,
+        tz_offset_min=tz_offset_min,
+        protocols=result,
+        notes=notes,
+        truth_definitions=_truth_definitions(src) if any(pm.truth for pm in result.values()) else {},
+    )

@@ -20,6 +20,7 @@ browser  edge (Edg/, Edge/, EdgA, EdgiOS), samsung (SamsungBrowser), opera (OPR/
          firefox (Firefox/, FxiOS), chrome (Chrome/, CriOS, Chromium), safari (Safari/ with
          Version/), other
 """
+
 from __future__ import annotations
 
 UNKNOWN = "unknown"
@@ -30,48 +31,68 @@ def _like_any(column: str, needles: list[str]) -> str:
 
 
 # User-Agent words of connected TVs and consoles
-CTV_MARKS = ['smarttv', 'smart-tv', 'roku', 'appletv', 'crkey', 'tizen', 'web0s', 'webos', 'bravia', '; aft', 'hbbtv',
-             'playstation', 'xbox']
+CTV_MARKS = [
+    "smarttv",
+    "smart-tv",
+    "roku",
+    "appletv",
+    "crkey",
+    "tizen",
+    "web0s",
+    "webos",
+    "bravia",
+    "; aft",
+    "hbbtv",
+    "playstation",
+    "xbox",
+]
 
 
 def ua_device(ua: str = "user_agent") -> str:
-    return (f"case when {ua} is null or {ua} = '' then '{UNKNOWN}'"
-            f" when {_like_any(ua, CTV_MARKS)} then 'ctv'"
-            f" when {_like_any(ua, ['ipad', 'tablet', 'kindle', 'silk'])}"
-            f" or ({ua} ilike '%android%' and {ua} not ilike '%mobi%') then 'tablet'"
-            f" when {_like_any(ua, ['mobi', 'iphone', 'ipod', 'android', 'windows phone'])} then 'mobile'"
-            f" else 'desktop' end")
+    return (
+        f"case when {ua} is null or {ua} = '' then '{UNKNOWN}'"
+        f" when {_like_any(ua, CTV_MARKS)} then 'ctv'"
+        f" when {_like_any(ua, ['ipad', 'tablet', 'kindle', 'silk'])}"
+        f" or ({ua} ilike '%android%' and {ua} not ilike '%mobi%') then 'tablet'"
+        f" when {_like_any(ua, ['mobi', 'iphone', 'ipod', 'android', 'windows phone'])} then 'mobile'"
+        f" else 'desktop' end"
+    )
 
 
 def ua_os(ua: str = "user_agent") -> str:
-    return (f"case when {ua} is null or {ua} = '' then '{UNKNOWN}'"
-            f" when {_like_any(ua, ['iphone', 'ipad', 'ipod'])} then 'ios'"
-            f" when {ua} ilike '%android%' then 'android'"
-            f" when {ua} ilike '%appletv%' then 'tvos'"
-            f" when {ua} ilike '%cros%' then 'chromeos'"
-            f" when {ua} ilike '%windows%' then 'windows'"
-            f" when {_like_any(ua, ['macintosh', 'mac os x'])} then 'macos'"
-            f" when {ua} ilike '%linux%' then 'linux'"
-            f" else 'other' end")
+    return (
+        f"case when {ua} is null or {ua} = '' then '{UNKNOWN}'"
+        f" when {_like_any(ua, ['iphone', 'ipad', 'ipod'])} then 'ios'"
+        f" when {ua} ilike '%android%' then 'android'"
+        f" when {ua} ilike '%appletv%' then 'tvos'"
+        f" when {ua} ilike '%cros%' then 'chromeos'"
+        f" when {ua} ilike '%windows%' then 'windows'"
+        f" when {_like_any(ua, ['macintosh', 'mac os x'])} then 'macos'"
+        f" when {ua} ilike '%linux%' then 'linux'"
+        f" else 'other' end"
+    )
 
 
 def ua_browser(ua: str = "user_agent") -> str:
-    return (f"case when {ua} is null or {ua} = '' then '{UNKNOWN}'"
-            f" when {_like_any(ua, ['edg/', 'edge/', 'edga/', 'edgios/'])} then 'edge'"
-            f" when {ua} ilike '%samsungbrowser%' then 'samsung'"
-            f" when {_like_any(ua, ['opr/', 'opera'])} then 'opera'"
-            f" when {_like_any(ua, ['firefox/', 'fxios/'])} then 'firefox'"
-            f" when {_like_any(ua, ['chrome/', 'crios/', 'chromium/'])} then 'chrome'"
-            f" when {ua} ilike '%safari/%' and {ua} ilike '%version/%' then 'safari'"
-            f" else 'other' end")
+    return (
+        f"case when {ua} is null or {ua} = '' then '{UNKNOWN}'"
+        f" when {_like_any(ua, ['edg/', 'edge/', 'edga/', 'edgios/'])} then 'edge'"
+        f" when {ua} ilike '%samsungbrowser%' then 'samsung'"
+        f" when {_like_any(ua, ['opr/', 'opera'])} then 'opera'"
+        f" when {_like_any(ua, ['firefox/', 'fxios/'])} then 'firefox'"
+        f" when {_like_any(ua, ['chrome/', 'crios/', 'chromium/'])} then 'chrome'"
+        f" when {ua} ilike '%safari/%' and {ua} ilike '%version/%' then 'safari'"
+        f" else 'other' end"
+    )
 
 
 UA_CLASSIFIERS = {"device": ua_device, "os": ua_os, "browser": ua_browser}
 BREAKDOWNS = ("entry", "device", "os", "browser", "country", "hour", "day")
 
 
-def dimension_sql(name: str, columns: set[str], tz_offset_min: int = 0, ua_columns: bool = False,
-                  ip_country: bool = False) -> tuple[str, str]:
+def dimension_sql(
+    name: str, columns: set[str], tz_offset_min: int = 0, ua_columns: bool = False, ip_country: bool = False
+) -> tuple[str, str]:
     """(SQL expression over the normalised events view, where the value comes from).
 
     ua_columns: the user agent is already classified into columns ua_device, ua_os and

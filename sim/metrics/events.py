@@ -9,6 +9,7 @@ Whatever the source, the connection returned has a view named `events` with the 
 the events-table contract (one row per beacon). Files are read in place (nothing is
 copied), so sources of tens of millions of rows are fine.
 """
+
 from __future__ import annotations
 
 import glob as globlib
@@ -42,9 +43,9 @@ class EventsSource:
 
     con: duckdb.DuckDBPyConnection
     description: str
-    columns: dict[str, str]                      # lower-cased name -> DuckDB type
+    columns: dict[str, str]  # lower-cased name -> DuckDB type
     notes: list[str] = field(default_factory=list)
-    format: str = "store"                        # store, parquet, json or csv
+    format: str = "store"  # store, parquet, json or csv
 
     def has(self, column: str) -> bool:
         return column.lower() in self.columns
@@ -81,8 +82,11 @@ def _files_of(source: str) -> list[str]:
     if any(ch in source for ch in "*?["):
         return sorted(p for p in globlib.glob(source, recursive=True) if os.path.isfile(p))
     if os.path.isdir(source):
-        return sorted(p for p in globlib.glob(os.path.join(source, "**", "*"), recursive=True)
-                      if os.path.isfile(p) and _is_event_file(p))
+        return sorted(
+            p
+            for p in globlib.glob(os.path.join(source, "**", "*"), recursive=True)
+            if os.path.isfile(p) and _is_event_file(p)
+        )
     return [source]
 
 
@@ -91,11 +95,17 @@ def _open_store(path: str) -> EventsSource:
         con = duckdb.connect(path, read_only=True)
     except duckdb.Error as exc:
         raise SourceError(f"{path}: cannot open as a DuckDB store ({store_problem(exc)})") from None
-    tables = {r[0].lower() for r in con.sql(
-        "select table_name from information_schema.tables where table_catalog = current_database()").fetchall()}
+    tables = {
+        r[0].lower()
+        for r in con.sql(
+            "select table_name from information_schema.tables where table_catalog = current_database()"
+        ).fetchall()
+    }
     if "events" not in tables:
         con.close()
-        raise SourceError(f"{path}: DuckDB store has no `events` table or view (has: {', '.join(sorted(tables)) or 'nothing'})")
+        raise SourceError(
+            f"{path}: DuckDB store has no `events` table or view (has: {', '.join(sorted(tables)) or 'nothing'})"
+        )
     return EventsSource(con, f"collector store {path}", _columns(con))
 
 
@@ -114,7 +124,11 @@ def open_events(source: str | os.PathLike) -> EventsSource:
     is_glob = any(ch in source for ch in "*?[")
     if not is_glob and not os.path.exists(source):
         raise SourceError(f"{source}: no such file or folder")
-    if not is_glob and os.path.isfile(source) and (source.lower().endswith(STORE_EXTENSIONS) or _is_duckdb_file(source)):
+    if (
+        not is_glob
+        and os.path.isfile(source)
+        and (source.lower().endswith(STORE_EXTENSIONS) or _is_duckdb_file(source))
+    ):
         return _open_store(source)
 
     files = _files_of(source)
@@ -128,8 +142,11 @@ def open_events(source: str | os.PathLike) -> EventsSource:
         by_format.setdefault(fmt, []).append(f)
     fmt = next(f for f in FORMATS if f in by_format)
     chosen = by_format[fmt]
-    notes = [f"also found {len(v)} {k} file(s) in {source}; read only the {fmt} files"
-             for k, v in by_format.items() if k != fmt]
+    notes = [
+        f"also found {len(v)} {k} file(s) in {source}; read only the {fmt} files"
+        for k, v in by_format.items()
+        if k != fmt
+    ]
     hive = any("=" in part for f in chosen for part in Path(f).parent.parts)
 
     con = duckdb.connect()

@@ -36,6 +36,7 @@ The event type of a ledger line is read from its url or body (`eventType=`,
 `event:eventType=`, `"eventType": n`). Lines marked `"preflight": true` (a browser's CORS
 preflight in a request file) carry no beacon and are left out.
 """
+
 from __future__ import annotations
 
 import glob as globlib
@@ -48,16 +49,33 @@ from typing import Any
 import duckdb
 import orjson
 
-from ..protocols.event_types import EVENT_NAMES
-from .events import SourceError, store_problem
+from sim.metrics.events import SourceError, store_problem
+from sim.protocols.event_types import EVENT_NAMES
 
-COUNTS = ("sent", "failed_at_send", "received", "lost", "duplicated", "arrived_despite_failure",
-          "unexpected", "rejected", "retried")
+COUNTS = (
+    "sent",
+    "failed_at_send",
+    "received",
+    "lost",
+    "duplicated",
+    "arrived_despite_failure",
+    "unexpected",
+    "rejected",
+    "retried",
+)
 FAILED_STATUSES = ("failed", "error", "timeout", "refused", "connection_error", "0")
 LEDGER_EXTENSIONS = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json")
-LEDGER_COLUMNS = {"key": "VARCHAR", "protocol": "VARCHAR", "url": "VARCHAR", "body": "VARCHAR",
-                  "failed": "VARCHAR", "status": "VARCHAR", "error": "VARCHAR", "run": "VARCHAR",
-                  "preflight": "VARCHAR"}
+LEDGER_COLUMNS = {
+    "key": "VARCHAR",
+    "protocol": "VARCHAR",
+    "url": "VARCHAR",
+    "body": "VARCHAR",
+    "failed": "VARCHAR",
+    "status": "VARCHAR",
+    "error": "VARCHAR",
+    "run": "VARCHAR",
+    "preflight": "VARCHAR",
+}
 EVENT_TYPE_PATTERN = r'eventType(?:"|%22)?\s*(?:=|:|%3D)\s*"?(-?\d+)'
 
 
@@ -66,11 +84,11 @@ class Reconciliation:
     ledger: str
     store: str
     totals: dict[str, int]
-    by_type: list[dict[str, Any]]                                   # protocol, eventType, eventName and COUNTS
-    rejected_reasons: list[dict[str, Any]] = field(default_factory=list)   # protocol, error_code, rows
-    failed_reasons: list[dict[str, Any]] = field(default_factory=list)     # protocol, error, lines
-    unexpected_keys: list[str] = field(default_factory=list)        # a sample, for a first look
-    runs: list[str] = field(default_factory=list)                   # the load runs compared (none: every row)
+    by_type: list[dict[str, Any]]  # protocol, eventType, eventName and COUNTS
+    rejected_reasons: list[dict[str, Any]] = field(default_factory=list)  # protocol, error_code, rows
+    failed_reasons: list[dict[str, Any]] = field(default_factory=list)  # protocol, error, lines
+    unexpected_keys: list[str] = field(default_factory=list)  # a sample, for a first look
+    runs: list[str] = field(default_factory=list)  # the load runs compared (none: every row)
 
     @property
     def ok(self) -> bool:
@@ -88,8 +106,11 @@ def _ledger_files(ledger: str) -> list[str]:
     if any(ch in ledger for ch in "*?["):
         files = sorted(p for p in globlib.glob(ledger, recursive=True) if os.path.isfile(p))
     elif os.path.isdir(ledger):
-        files = sorted(p for p in globlib.glob(os.path.join(ledger, "**", "*"), recursive=True)
-                       if os.path.isfile(p) and p.lower().endswith(LEDGER_EXTENSIONS))
+        files = sorted(
+            p
+            for p in globlib.glob(os.path.join(ledger, "**", "*"), recursive=True)
+            if os.path.isfile(p) and p.lower().endswith(LEDGER_EXTENSIONS)
+        )
     elif os.path.isfile(ledger):
         files = [ledger]
     else:
@@ -111,9 +132,13 @@ def _attach_store(con: duckdb.DuckDBPyConnection, store: str, runs: list[str] | 
     try:
         con.execute(f"attach {_sql_str(store)} as store (read_only)")
         source, how = "store.events", "file"
-        cols = {r[0].lower() for r in con.execute(
-            "select column_name from information_schema.columns where table_catalog = 'store' "
-            "and table_name = 'events'").fetchall()}
+        cols = {
+            r[0].lower()
+            for r in con.execute(
+                "select column_name from information_schema.columns where table_catalog = 'store' "
+                "and table_name = 'events'"
+            ).fetchall()
+        }
     except duckdb.Error as exc:
         if "lock" not in str(exc).lower():
             raise SourceError(f"--store {store}: cannot open as a DuckDB store ({store_problem(exc)})") from None
@@ -129,8 +154,11 @@ def _attach_store(con: duckdb.DuckDBPyConnection, store: str, runs: list[str] | 
     error_code = "cast(error_code as varchar)" if "error_code" in cols else "cast(null as varchar)"
     has_runs = {"run_id", "run_worker", "run_seq"} <= cols
     # one send (run, worker, send number) that arrived more than once was retried: counted once
-    send_id = ("case when run_seq is null then null else concat_ws(':', run_id, run_worker, run_seq) end"
-               if has_runs else "cast(null as varchar)")
+    send_id = (
+        "case when run_seq is null then null else concat_ws(':', run_id, run_worker, run_seq) end"
+        if has_runs
+        else "cast(null as varchar)"
+    )
     where = ""
     if runs and has_runs:
         where = "where run_id in (" + ", ".join(_sql_str(r) for r in runs) + ")"
@@ -145,8 +173,8 @@ def _attach_store(con: duckdb.DuckDBPyConnection, store: str, runs: list[str] | 
 def _export_from_running_collector(store: str, runs: list[str] | None, scratch: str, exc: Exception) -> str:
     """The running collector's writer copies the rows reconcile needs to a Parquet file (its own
     process holds DuckDB's lock; every row it answered is committed, so the copy has them all)."""
-    from ..collector.link import ask
-    from ..collector.writer import sidecar_path
+    from sim.collector.link import ask
+    from sim.collector.writer import sidecar_path
 
     sidecar = sidecar_path(store)
     try:
@@ -157,8 +185,10 @@ def _export_from_running_collector(store: str, runs: list[str] | None, scratch: 
     try:
         answer = ask(where["socket"], {"q": "export", "path": out, "runs": runs})
     except (OSError, KeyError, TypeError, ValueError) as err:
-        raise SourceError(f"--store {store}: another process holds it and the collector named in {sidecar} "
-                          f"does not answer ({err}); stop that process first, or read a copy") from None
+        raise SourceError(
+            f"--store {store}: another process holds it and the collector named in {sidecar} "
+            f"does not answer ({err}); stop that process first, or read a copy"
+        ) from None
     if not answer.get("ok"):
         raise SourceError(f"--store {store}: the running collector could not export it ({answer.get('error')})")
     return f"read_parquet({_sql_str(out)})"
@@ -236,21 +266,37 @@ def reconcile(ledger: str | os.PathLike, store: str | os.PathLike, run: str | No
             select protocol, eventType, {sums} from ({PER_KEY})
             group by all order by protocol nulls last, eventType nulls last""").fetchall()
         by_type = [dict(zip(("protocol", "eventType", *COUNTS), row)) for row in by_type_rows]
-        for row in by_type:     # the name beside the id, as the report and the live page show it
+        for row in by_type:  # the name beside the id, as the report and the live page show it
             row["eventName"] = EVENT_NAMES.get(row["protocol"], {}).get(row["eventType"])
         totals = {c: int(sum(row[c] or 0 for row in by_type)) for c in COUNTS}
-        rejected = [dict(zip(("protocol", "error_code", "rows"), row)) for row in con.execute("""
+        rejected = [
+            dict(zip(("protocol", "error_code", "rows"), row))
+            for row in con.execute("""
             select protocol, error_code, count(*) from received where not accepted
-            group by all order by 3 desc, 1, 2""").fetchall()]
-        failed = [dict(zip(("protocol", "error", "lines"), row)) for row in con.execute("""
-            select protocol, error, count(*) from sent where failed group by all order by 3 desc, 1, 2""").fetchall()]
-        unexpected = [k for (k,) in con.execute("""
+            group by all order by 3 desc, 1, 2""").fetchall()
+        ]
+        failed = [
+            dict(zip(("protocol", "error", "lines"), row))
+            for row in con.execute("""
+            select protocol, error, count(*) from sent where failed group by all order by 3 desc, 1, 2""").fetchall()
+        ]
+        unexpected = [
+            k
+            for (k,) in con.execute("""
             select coalesce(r.key, '(no key)') from received r
             anti join (select distinct key from sent) s on r.key = s.key
-            group by 1 order by 1 limit 10""").fetchall()]
+            group by 1 order by 1 limit 10""").fetchall()
+        ]
     finally:
         con.close()
         shutil.rmtree(scratch, ignore_errors=True)
-    return Reconciliation(ledger=ledger, store=store, totals=totals, by_type=by_type,
-                          rejected_reasons=rejected, failed_reasons=failed, unexpected_keys=unexpected,
-                          runs=runs)
+    return Reconciliation(
+        ledger=ledger,
+        store=store,
+        totals=totals,
+        by_type=by_type,
+        rejected_reasons=rejected,
+        failed_reasons=failed,
+        unexpected_keys=unexpected,
+        runs=runs,
+    )

@@ -5,14 +5,15 @@ Usage::
     from rich.console import Console
     Console().print(headline_table(compute("store.duckdb")))
 """
+
 from __future__ import annotations
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..protocols.event_types import event_label
-from .compute import HEADLINE, RATIOS, Metrics
+from sim.metrics.compute import HEADLINE, RATIOS, Metrics
+from sim.protocols.event_types import event_label
 
 MISSING = "–"
 

@@ -1,12 +1,12 @@
 """When sessions happen: arrival times over the run, shaped by hourly and weekday curves in viewer local time.
 
-Arrivals are a non-homogeneous Poisson process whose rate is constant within each UTC
-hour: rate(hour, component, time zone) = volume share x hourly weight of the local hour x
-weekday multiplier of the local day x seasonal multiplier of the local month. Conditional on the run's total volume (the clock's
-`sessions_per_day` x `days`, or a fixed `sessions`), the hourly counts are multinomial, so
-the plan draws every quarter hour's counts first (a few hundred numbers a day), then each
-partition draws the times of its own sessions. Partitions are contiguous time windows in time order, so a
-run streams: no more than one partition's sessions are ever drawn at once.
+Arrivals are a non-homogeneous Poisson process whose rate is constant within each UTC hour:
+rate(hour, component, time zone) = volume share x hourly weight of the local hour x weekday
+multiplier of the local day x seasonal multiplier of the local month. Conditional on the run's total
+volume (the clock's `sessions_per_day` x `days`, or a fixed `sessions`), the hourly counts are
+multinomial, so the plan draws every quarter hour's counts first (a few hundred numbers a day), then
+each partition draws the times of its own sessions. Partitions are contiguous time windows in time
+order, so a run streams: no more than one partition's sessions are ever drawn at once.
 
 Usage::
 
@@ -14,11 +14,14 @@ Usage::
     for p in range(plan.n_partitions):
         times, cells = partition_arrivals(plan, p, rng)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from sim.scenario.presets import HOURLY, MONTHLY, WEEKDAY
 
 # Stream key of the clock in a run's SeedSequence: hour counts come from (seed, CLOCK_KEY).
 CLOCK_KEY = 2
@@ -26,9 +29,7 @@ CLOCK_KEY = 2
 # never changes what is generated.
 PARTITION_SESSIONS = 8192
 HOUR_S = 3600.0
-BIN_S = 900.0   # quarter hours: the grain of the arrival rate
-
-from ..scenario.presets import HOURLY, MONTHLY, WEEKDAY
+BIN_S = 900.0  # quarter hours: the grain of the arrival rate
 
 
 def hourly_weights(spec) -> np.ndarray:
@@ -59,17 +60,18 @@ class ArrivalPlan:
     hour of every viewer and the rate is constant within it. A partition is either a run of
     whole bins or, for a bin with more than PARTITION_SESSIONS sessions, one of its equal slices.
     """
-    start: float                 # epoch seconds (UTC) of the run's first instant
-    bin_start: np.ndarray        # float64 epoch seconds where each bin starts
-    bin_len: np.ndarray          # float64 seconds of each bin
-    counts: np.ndarray           # int64 [bin, cell] sessions
-    cell_component: np.ndarray   # int16 component of each cell
-    cell_tz: np.ndarray          # int16 time-zone group (within its component) of each cell
-    part_bins: np.ndarray        # int64 [partition, 2] first and past-the-last bin
-    part_slice: np.ndarray       # int64 slice of the bin (0..part_slices-1); 0 for a run of bins
-    part_slices: np.ndarray      # int64 slices the bin is cut into; 1 for a run of bins
-    part_counts: np.ndarray      # int64 [partition, cell] sessions
-    part_first: np.ndarray       # int64 session_seq of each partition's first session
+
+    start: float  # epoch seconds (UTC) of the run's first instant
+    bin_start: np.ndarray  # float64 epoch seconds where each bin starts
+    bin_len: np.ndarray  # float64 seconds of each bin
+    counts: np.ndarray  # int64 [bin, cell] sessions
+    cell_component: np.ndarray  # int16 component of each cell
+    cell_tz: np.ndarray  # int16 time-zone group (within its component) of each cell
+    part_bins: np.ndarray  # int64 [partition, 2] first and past-the-last bin
+    part_slice: np.ndarray  # int64 slice of the bin (0..part_slices-1); 0 for a run of bins
+    part_slices: np.ndarray  # int64 slices the bin is cut into; 1 for a run of bins
+    part_counts: np.ndarray  # int64 [partition, cell] sessions
+    part_first: np.ndarray  # int64 session_seq of each partition's first session
 
     @property
     def n_partitions(self) -> int:
@@ -119,8 +121,15 @@ def _bins(start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
     return edges[:-1], np.diff(edges)
 
 
-def plan_arrivals(components, population, seed: int, *, sessions: int | None = None,
-                  days: float | None = None, partition_sessions: int = PARTITION_SESSIONS) -> ArrivalPlan:
+def plan_arrivals(
+    components,
+    population,
+    seed: int,
+    *,
+    sessions: int | None = None,
+    days: float | None = None,
+    partition_sessions: int = PARTITION_SESSIONS,
+) -> ArrivalPlan:
     """Per-bin and per-partition session counts for a run (cheap: no per-session work).
 
     Run window: the first component's `clock.start` over `days` (default its `clock.days`).
@@ -149,7 +158,7 @@ def plan_arrivals(components, population, seed: int, *, sessions: int | None = N
             cell_g.append(g)
     if sessions is None:
         sessions = int(round(volume))
-    probs = np.stack(shares, axis=1)   # [bin, cell]
+    probs = np.stack(shares, axis=1)  # [bin, cell]
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(CLOCK_KEY,)))
     counts = rng.multinomial(int(sessions), probs.ravel() / probs.sum()).reshape(probs.shape).astype(np.int64)
 
@@ -185,11 +194,19 @@ def plan_arrivals(components, population, seed: int, *, sessions: int | None = N
     close(len(per_bin))
     part_counts_arr = np.array(part_counts, np.int64).reshape(-1, len(cell_c))
     totals = part_counts_arr.sum(axis=1)
-    return ArrivalPlan(start=start, bin_start=bin_start, bin_len=bin_len, counts=counts,
-                       cell_component=np.array(cell_c, np.int16), cell_tz=np.array(cell_g, np.int16),
-                       part_bins=np.array(bins_of, np.int64).reshape(-1, 2), part_slice=np.array(slice_of, np.int64),
-                       part_slices=np.array(slices_of, np.int64), part_counts=part_counts_arr,
-                       part_first=np.concatenate([[0], np.cumsum(totals)[:-1]]).astype(np.int64))
+    return ArrivalPlan(
+        start=start,
+        bin_start=bin_start,
+        bin_len=bin_len,
+        counts=counts,
+        cell_component=np.array(cell_c, np.int16),
+        cell_tz=np.array(cell_g, np.int16),
+        part_bins=np.array(bins_of, np.int64).reshape(-1, 2),
+        part_slice=np.array(slice_of, np.int64),
+        part_slices=np.array(slices_of, np.int64),
+        part_counts=part_counts_arr,
+        part_first=np.concatenate([[0], np.cumsum(totals)[:-1]]).astype(np.int64),
+    )
 
 
 def partition_arrivals(plan: ArrivalPlan, p: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -201,11 +218,11 @@ def partition_arrivals(plan: ArrivalPlan, p: int, rng: np.random.Generator) -> t
         cells = np.repeat(np.arange(n_cells), plan.part_counts[p])
         times = t0 + rng.random(len(cells)) * (t1 - t0)
     else:
-        per = plan.counts[b0:b1]                        # [bin, cell]
+        per = plan.counts[b0:b1]  # [bin, cell]
         bins = np.repeat(np.arange(b0, b1), per.sum(axis=1))
         cells = np.concatenate([np.repeat(np.arange(n_cells), row) for row in per]) if len(per) else np.empty(0, int)
         times = plan.bin_start[bins] + rng.random(len(cells)) * plan.bin_len[bins]
-    if n_cells == 1:   # one cell: nothing to carry along, a plain sort is enough
+    if n_cells == 1:  # one cell: nothing to carry along, a plain sort is enough
         return np.sort(times), cells
     order = np.argsort(times, kind="stable")
     return times[order], cells[order]

@@ -9,6 +9,7 @@ viewer's activity had an earlier session since the run began and at least
 `returning.min_gap_s` before this one (sessions closer together are one visit); exact
 per-viewer history would tie chunks together.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ..population import Population
-from .clock import ArrivalPlan
+from sim.player.clock import ArrivalPlan
+from sim.population import Population
 
 
 @njit(cache=True)
@@ -56,17 +57,18 @@ def alias_table(weights):
 @dataclass
 class Choosers:
     """Alias tables over the concatenated viewers and entries, and each cell's slice of them."""
-    cell_vstart: np.ndarray   # int64 first viewer row of each cell's time-zone group
-    cell_vn: np.ndarray       # int64 viewers in it
-    cell_volume: np.ndarray   # float64 sessions of the cell over the whole run
-    v_prob: np.ndarray        # float64 alias acceptance per viewer row
-    v_alias: np.ndarray       # int64 alias (global viewer row)
-    v_share: np.ndarray       # float64 viewer's share of its group's sessions (activity)
-    comp_estart: np.ndarray   # int64 first entry of each component
+
+    cell_vstart: np.ndarray  # int64 first viewer row of each cell's time-zone group
+    cell_vn: np.ndarray  # int64 viewers in it
+    cell_volume: np.ndarray  # float64 sessions of the cell over the whole run
+    v_prob: np.ndarray  # float64 alias acceptance per viewer row
+    v_alias: np.ndarray  # int64 alias (global viewer row)
+    v_share: np.ndarray  # float64 viewer's share of its group's sessions (activity)
+    comp_estart: np.ndarray  # int64 first entry of each component
     comp_en: np.ndarray
     e_prob: np.ndarray
-    e_alias: np.ndarray       # int64 alias (global entry)
-    comp_rstart: np.ndarray   # int64 first referrer of each component
+    e_alias: np.ndarray  # int64 alias (global entry)
+    comp_rstart: np.ndarray  # int64 first referrer of each component
     comp_rn: np.ndarray
 
 
@@ -92,20 +94,48 @@ def build_choosers(plan: ArrivalPlan, population: Population) -> Choosers:
         rows = slice(sl.entries.start, sl.entries.stop)
         e_prob[rows], e_alias[rows] = prob, alias + sl.entries.start
     comps = population.components
-    return Choosers(cell_vstart=np.array(cell_vstart, np.int64), cell_vn=np.array(cell_vn, np.int64),
-                    cell_volume=plan.counts.sum(axis=0).astype(float), v_prob=v_prob,
-                    v_alias=v_alias.astype(np.int64), v_share=v_share,
-                    comp_estart=np.array([sl.entries.start for sl in comps], np.int64),
-                    comp_en=np.array([len(sl.entries) for sl in comps], np.int64), e_prob=e_prob,
-                    e_alias=e_alias.astype(np.int64),
-                    comp_rstart=np.array([sl.referrers.start for sl in comps], np.int64),
-                    comp_rn=np.array([len(sl.referrers) for sl in comps], np.int64))
+    return Choosers(
+        cell_vstart=np.array(cell_vstart, np.int64),
+        cell_vn=np.array(cell_vn, np.int64),
+        cell_volume=plan.counts.sum(axis=0).astype(float),
+        v_prob=v_prob,
+        v_alias=v_alias.astype(np.int64),
+        v_share=v_share,
+        comp_estart=np.array([sl.entries.start for sl in comps], np.int64),
+        comp_en=np.array([len(sl.entries) for sl in comps], np.int64),
+        e_prob=e_prob,
+        e_alias=e_alias.astype(np.int64),
+        comp_rstart=np.array([sl.referrers.start for sl in comps], np.int64),
+        comp_rn=np.array([len(sl.referrers) for sl in comps], np.int64),
+    )
 
 
 @njit(cache=True)
-def draw_context(rng, cells, cell_component, elapsed, min_gap, autoplay_share, cell_vstart, cell_vn, cell_volume,
-                 v_prob, v_alias, v_share, comp_estart, comp_en, e_prob, e_alias, comp_rstart, comp_rn,
-                 viewer, entry, referrer, autoplay, returning):
+def draw_context(
+    rng,
+    cells,
+    cell_component,
+    elapsed,
+    min_gap,
+    autoplay_share,
+    cell_vstart,
+    cell_vn,
+    cell_volume,
+    v_prob,
+    v_alias,
+    v_share,
+    comp_estart,
+    comp_en,
+    e_prob,
+    e_alias,
+    comp_rstart,
+    comp_rn,
+    viewer,
+    entry,
+    referrer,
+    autoplay,
+    returning,
+):
     """Each session's viewer (by activity), entry (by popularity), page, autoplay flag and returning flag.
 
     `elapsed`: each session's time since the run began and `min_gap`: each component's

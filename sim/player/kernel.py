@@ -35,15 +35,33 @@ after half of the stalls, and viewers who will finish (F = 1) watch to the end w
 re-watching costs them. The per-entry hourly burst factor of viewing-realism 3.0 step 1 is
 not modelled.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from ..scenario.sampling import draw
-from .params import (D_AD_LEN, D_BACK, D_BOUNCE, D_BUMPER_LEN, D_FWD, D_MID_SIZE, D_MIDDLE, D_PAUSE, D_POST_SIZE,
-                     D_PRE_SIZE, D_SEEKS, D_SPEED, D_STALL, D_STARTUP, MID_FRACTIONS, MID_NONE, N_CUES)
-from .timeline import Action, AdPosition, Outcome
+from sim.player.params import (
+    D_AD_LEN,
+    D_BACK,
+    D_BOUNCE,
+    D_BUMPER_LEN,
+    D_FWD,
+    D_MID_SIZE,
+    D_MIDDLE,
+    D_PAUSE,
+    D_POST_SIZE,
+    D_PRE_SIZE,
+    D_SEEKS,
+    D_SPEED,
+    D_STALL,
+    D_STARTUP,
+    MID_FRACTIONS,
+    MID_NONE,
+    N_CUES,
+)
+from sim.player.timeline import Action, AdPosition, Outcome
+from sim.scenario.sampling import draw
 
 # The helpers a session walks through are inlined into `walk_sessions` (numba IR): as calls, each passed its
 # arrays with atomic reference count updates, which made the kernel measurably slower.
@@ -51,25 +69,25 @@ from .timeline import Action, AdPosition, Outcome
 # typed columns are filled from it. (A tuple of typed column arrays cost the runtime an atomic
 # reference count update per column touched, two fifths of the kernel's time.)
 C_SESSION, C_KIND, C_T, C_POS, C_VALUE, C_ADPOS, C_ADIDX, C_BITRATE, C_SCREEN, C_SOUND, C_TAB, C_SPEED = range(12)
-S_BITRATE, S_SCREEN, S_SOUND, S_TAB, S_SPEED = range(5)   # player state carried on every action
+S_BITRATE, S_SCREEN, S_SOUND, S_TAB, S_SPEED = range(5)  # player state carried on every action
 
 # Assumptions (viewing-realism.md gives no figures for these).
-CLICK_TO_PLAY_MEDIAN_S = 3.0     # LOAD -> clicked PLAY_REQUEST, lognormal sigma 0.8
+CLICK_TO_PLAY_MEDIAN_S = 3.0  # LOAD -> clicked PLAY_REQUEST, lognormal sigma 0.8
 AUTOPLAY_DELAY_S = 0.3
-NO_PLAY_STAY_MEAN_S = 40.0       # how long a viewer who never plays stays on the page
+NO_PLAY_STAY_MEAN_S = 40.0  # how long a viewer who never plays stays on the page
 LEAVE_AFTER_END_MEAN_S = 5.0
 FAILED_START_LEAVE_MEAN_S = 3.0
-TAB_HIDDEN_MEDIAN_S = 20.0       # lognormal sigma 1.0
+TAB_HIDDEN_MEDIAN_S = 20.0  # lognormal sigma 1.0
 FULLSCREEN_EXIT_SHARE = 0.85
 MAX_REPLAYS = 5
 MAX_SEEKS = 40
 DOWNSWITCH_AFTER_STALL = 0.5
-AD_JOIN_S = 0.4                  # ad request to first ad frame
-AD_ERROR_S = 1.0                 # time an ad slot takes to fail
+AD_JOIN_S = 0.4  # ad request to first ad frame
+AD_ERROR_S = 1.0  # time an ad slot takes to fail
 REPLAY_DELAY_S = 1.0
-START_ERROR_CODE = 1002          # playkit NETWORK HTTP_ERROR: the manifest or first segment failed
-PLAYBACK_ERROR_CODE = 3016       # playkit MEDIA error from the video element
-AD_ERROR_CODE = 1009             # VAST: no ads / empty response
+START_ERROR_CODE = 1002  # playkit NETWORK HTTP_ERROR: the manifest or first segment failed
+PLAYBACK_ERROR_CODE = 3016  # playkit MEDIA error from the video element
+AD_ERROR_CODE = 1009  # VAST: no ads / empty response
 SOUND_MUTED, SOUND_ON = 1.0, 2.0
 
 # One-off events scheduled in played content seconds.
@@ -79,23 +97,59 @@ MAX_SCHEDULED = 64
 
 _A = {a.name: int(a) for a in Action}
 A_LOAD, A_PLAY_REQUEST, A_PLAYING, A_PAUSE, A_RESUME, A_SEEK = (
-    _A[n] for n in ("LOAD", "PLAY_REQUEST", "PLAYING", "PAUSE", "RESUME", "SEEK"))
+    _A[n] for n in ("LOAD", "PLAY_REQUEST", "PLAYING", "PAUSE", "RESUME", "SEEK")
+)
 A_STALL_START, A_STALL_END, A_ENTER_FS, A_EXIT_FS, A_SPEED, A_CAPTIONS = (
-    _A[n] for n in ("STALL_START", "STALL_END", "ENTER_FULLSCREEN", "EXIT_FULLSCREEN", "SPEED", "CAPTIONS"))
+    _A[n] for n in ("STALL_START", "STALL_END", "ENTER_FULLSCREEN", "EXIT_FULLSCREEN", "SPEED", "CAPTIONS")
+)
 A_FLAVOR, A_SOURCE, A_SHARE, A_SHARE_NETWORK, A_DOWNLOAD, A_REPORT = (
-    _A[n] for n in ("FLAVOR_SWITCH", "SOURCE_SELECTED", "SHARE", "SHARE_NETWORK", "DOWNLOAD", "REPORT"))
+    _A[n] for n in ("FLAVOR_SWITCH", "SOURCE_SELECTED", "SHARE", "SHARE_NETWORK", "DOWNLOAD", "REPORT")
+)
 A_RELATED_OPEN, A_RELATED_SELECTED, A_INFO, A_ENDED, A_REPLAY, A_ERROR, A_QUIT, A_SOUND = (
-    _A[n] for n in ("RELATED_OPEN", "RELATED_SELECTED", "INFO", "ENDED", "REPLAY", "ERROR", "QUIT", "SOUND"))
+    _A[n] for n in ("RELATED_OPEN", "RELATED_SELECTED", "INFO", "ENDED", "REPLAY", "ERROR", "QUIT", "SOUND")
+)
 A_BREAK_START, A_IMPRESSION, A_AD_START, A_AD_Q1, A_AD_Q2, A_AD_Q3, A_AD_COMPLETE = (
-    _A[n] for n in ("AD_BREAK_START", "AD_IMPRESSION", "AD_START", "AD_FIRST_QUARTILE", "AD_MIDPOINT",
-                    "AD_THIRD_QUARTILE", "AD_COMPLETE"))
+    _A[n]
+    for n in (
+        "AD_BREAK_START",
+        "AD_IMPRESSION",
+        "AD_START",
+        "AD_FIRST_QUARTILE",
+        "AD_MIDPOINT",
+        "AD_THIRD_QUARTILE",
+        "AD_COMPLETE",
+    )
+)
 A_AD_SKIP, A_AD_CLICK, A_AD_ERROR, A_BREAK_END, A_OVERLAY, A_OVERLAY_CLICK, A_BUMPER, A_BUMPER_CLICK = (
-    _A[n] for n in ("AD_SKIP", "AD_CLICK", "AD_ERROR", "AD_BREAK_END", "OVERLAY_START", "OVERLAY_CLICK",
-                    "BUMPER_START", "BUMPER_CLICK"))
+    _A[n]
+    for n in (
+        "AD_SKIP",
+        "AD_CLICK",
+        "AD_ERROR",
+        "AD_BREAK_END",
+        "OVERLAY_START",
+        "OVERLAY_CLICK",
+        "BUMPER_START",
+        "BUMPER_CLICK",
+    )
+)
 AD_PRE, AD_MID, AD_POST, AD_OVERLAY = (
-    int(AdPosition.PREROLL), int(AdPosition.MIDROLL), int(AdPosition.POSTROLL), int(AdPosition.OVERLAY))
-(O_NO_PLAY, O_START_FAILURE, O_ABANDONED_STARTUP, O_ABANDONED_AD, O_PARTIAL, O_COMPLETED, O_STALL_QUIT,
- O_PLAYBACK_ERROR, O_AD_BREAK_QUIT) = (int(o) for o in Outcome)
+    int(AdPosition.PREROLL),
+    int(AdPosition.MIDROLL),
+    int(AdPosition.POSTROLL),
+    int(AdPosition.OVERLAY),
+)
+(
+    O_NO_PLAY,
+    O_START_FAILURE,
+    O_ABANDONED_STARTUP,
+    O_ABANDONED_AD,
+    O_PARTIAL,
+    O_COMPLETED,
+    O_STALL_QUIT,
+    O_PLAYBACK_ERROR,
+    O_AD_BREAK_QUIT,
+) = (int(o) for o in Outcome)
 
 
 @njit(cache=True, inline="always")
@@ -166,7 +220,7 @@ def _pod(rng, out, k, sess, t, pos, ad_pos, n_ads, completion, abandon, exit_at_
         t += AD_JOIN_S
         length = max(draw(rng, dists, D_AD_LEN, tables), 1.0)
         k = _emit(out, k, sess, A_AD_START, t, pos, length, ad_pos, a, st)
-        fate = 0   # 0 complete, 1 skip, 2 abandon (viewer leaves), 3 stops early, viewer stays
+        fate = 0  # 0 complete, 1 skip, 2 abandon (viewer leaves), 3 stops early, viewer stays
         stop = length
         done, leave = completion, abandon
         if ad_pos == AD_PRE and P.pre_ab_n > 0:
@@ -243,12 +297,19 @@ def _schedule(rng, P, dists, tables, n_ladder, device, horizon, played, sched_at
     for _ in range(n_seeks):
         sched_at[n], sched_kind[n] = played + rng.random() * horizon, EV_SEEK
         n += 1
-    singles = ((EV_ENTER_FS, P.fullscreen[device]), (EV_SPEED, P.speed_share),
-               (EV_CAPTIONS, P.captions_share if P.n_langs > 0 else 0.0),
-               (EV_SOURCE, P.manual_source if n_ladder > 1 else 0.0), (EV_SHARE, P.click_share),
-               (EV_DOWNLOAD, P.click_download), (EV_REPORT, P.click_report),
-               (EV_RELATED, P.click_related), (EV_INFO, P.click_info),
-               (EV_ERROR, P.error_mid), (EV_OVERLAY, P.overlay_share))
+    singles = (
+        (EV_ENTER_FS, P.fullscreen[device]),
+        (EV_SPEED, P.speed_share),
+        (EV_CAPTIONS, P.captions_share if P.n_langs > 0 else 0.0),
+        (EV_SOURCE, P.manual_source if n_ladder > 1 else 0.0),
+        (EV_SHARE, P.click_share),
+        (EV_DOWNLOAD, P.click_download),
+        (EV_REPORT, P.click_report),
+        (EV_RELATED, P.click_related),
+        (EV_INFO, P.click_info),
+        (EV_ERROR, P.error_mid),
+        (EV_OVERLAY, P.overlay_share),
+    )
     for ev, p in singles:
         if rng.random() < p:
             sched_at[n], sched_kind[n] = played + rng.random() * horizon, ev
@@ -263,7 +324,6 @@ def _next_cue(cues_at, cue_done, n_cues, pos):
         if not cue_done[j] and cues_at[j] >= pos and (best < 0 or cues_at[j] < cues_at[best]):
             best = j
     return best
-
 
 
 @njit(cache=True, inline="always")
@@ -292,7 +352,7 @@ def _start(rng, out, k, sess, P, D, tables, ladder, dev, pos, autoplay, st):
         t += AUTOPLAY_DELAY_S
     else:
         t += CLICK_TO_PLAY_MEDIAN_S * np.exp(0.8 * rng.standard_normal())
-    if rng.random() >= 0.6:   # the player starts on the top rendition or the one below it
+    if rng.random() >= 0.6:  # the player starts on the top rendition or the one below it
         rung = max(n_ladder - 2, 0)
         st[S_BITRATE] = ladder[rung]
     k = _emit(out, k, sess, A_PLAY_REQUEST, t, pos, 0.0, 0, 0, st)
@@ -303,8 +363,9 @@ def _start(rng, out, k, sess, P, D, tables, ladder, dev, pos, autoplay, st):
         n_ads = int(draw(rng, D, D_PRE_SIZE, tables) + 0.5)
         if n_ads > 0:
             abandon = min(P.pre_abandon[dev], 1.0 - P.pre_completion)
-            k, t, left = _pod(rng, out, k, sess, t, pos, AD_PRE, n_ads, P.pre_completion, abandon, False,
-                              P, D, tables, st, dev)
+            k, t, left = _pod(
+                rng, out, k, sess, t, pos, AD_PRE, n_ads, P.pre_completion, abandon, False, P, D, tables, st, dev
+            )
             if left:
                 return k, t, rung, O_ABANDONED_AD
     startup = max(draw(rng, D, D_STARTUP, tables), 0.01)
@@ -349,8 +410,30 @@ def _cue_points(P, cues, c, dur, is_live, cues_at, cue_done):
 
 
 @njit(cache=True, inline="always")
-def _scheduled_event(rng, out, k, sess, t, pos, rung, ev, ended_any, P, D, tables, c, ladder, languages, dur,
-                     budget, played, st, sched_at, sched_kind, n_sched):
+def _scheduled_event(
+    rng,
+    out,
+    k,
+    sess,
+    t,
+    pos,
+    rung,
+    ev,
+    ended_any,
+    P,
+    D,
+    tables,
+    c,
+    ladder,
+    languages,
+    dur,
+    budget,
+    played,
+    st,
+    sched_at,
+    sched_kind,
+    n_sched,
+):
     """A one-off interaction drawn by `_schedule` (EV_*) comes due.
 
     Returns (k, pos, rung, n_sched, outcome): outcome -1 while the session goes on."""
@@ -417,8 +500,29 @@ def _scheduled_event(rng, out, k, sess, t, pos, rung, ev, ended_any, P, D, table
 
 
 @njit(cache=True, inline="always")
-def _poisson_event(rng, out, k, sess, t, pos, rung, u, stall_rate, impaired, P, D, tables, ladder, dev, is_live,
-                   played, st, sched_at, sched_kind, n_sched):
+def _poisson_event(
+    rng,
+    out,
+    k,
+    sess,
+    t,
+    pos,
+    rung,
+    u,
+    stall_rate,
+    impaired,
+    P,
+    D,
+    tables,
+    ladder,
+    dev,
+    is_live,
+    played,
+    st,
+    sched_at,
+    sched_kind,
+    n_sched,
+):
     """A Poisson event in playing time: `u` (uniform over the summed rates) picks which, in
     proportion to its rate: a stall, a pause, an ABR switch, a tab change or an unmute.
 
@@ -442,7 +546,7 @@ def _poisson_event(rng, out, k, sess, t, pos, rung, u, stall_rate, impaired, P, 
         k = _emit(out, k, sess, A_PAUSE, t, pos, 0.0, 0, 0, st)
         length = max(draw(rng, D, D_PAUSE, tables), 0.1)
         t += length
-        if is_live:   # the live edge moves on while the viewer is paused
+        if is_live:  # the live edge moves on while the viewer is paused
             pos = max(pos - length, 0.0)
         k = _emit(out, k, sess, A_RESUME, t, pos, 0.0, 0, 0, st)
     elif u < stall_rate + P.pause_per_s + P.flavor_per_s:
@@ -474,8 +578,34 @@ def _poisson_event(rng, out, k, sess, t, pos, rung, u, stall_rate, impaired, P, 
 
 
 @njit(cache=True, inline="always")
-def _play_pass(rng, out, k, sess, t, pos, rung, fraction, ended_any, stall_rate, impaired, P, D, tables, c, ladder,
-               languages, dev, dur, is_live, st, sched_at, sched_kind, cues_at, cue_done, n_cues):
+def _play_pass(
+    rng,
+    out,
+    k,
+    sess,
+    t,
+    pos,
+    rung,
+    fraction,
+    ended_any,
+    stall_rate,
+    impaired,
+    P,
+    D,
+    tables,
+    c,
+    ladder,
+    languages,
+    dev,
+    dur,
+    is_live,
+    st,
+    sched_at,
+    sched_kind,
+    cues_at,
+    cue_done,
+    n_cues,
+):
     """One pass of content playback (the first play or a replay) until the end, the viewer's
     watching budget, or a way out (a break, a stall, an error, a related entry).
 
@@ -517,8 +647,9 @@ def _play_pass(rng, out, k, sess, t, pos, rung, fraction, ended_any, stall_rate,
             n_ads = int(draw(rng, D, D_MID_SIZE, tables) + 0.5)
             if n_ads > 0:
                 leaves = rng.random() < P.mid_break_exit
-                k, t, left = _pod(rng, out, k, sess, t, pos, AD_MID, n_ads, P.mid_completion, 0.0, leaves,
-                                  P, D, tables, st, dev)
+                k, t, left = _pod(
+                    rng, out, k, sess, t, pos, AD_MID, n_ads, P.mid_completion, 0.0, leaves, P, D, tables, st, dev
+                )
                 if left:
                     return k, t, pos, rung, O_AD_BREAK_QUIT
             continue
@@ -526,14 +657,55 @@ def _play_pass(rng, out, k, sess, t, pos, rung, fraction, ended_any, stall_rate,
             ev = sched_kind[s_next]
             n_sched -= 1
             sched_at[s_next], sched_kind[s_next] = sched_at[n_sched], sched_kind[n_sched]
-            k, pos, rung, n_sched, outcome = _scheduled_event(rng, out, k, sess, t, pos, rung, ev, ended_any, P, D,
-                                                              tables, c, ladder, languages, dur, budget, played, st,
-                                                              sched_at, sched_kind, n_sched)
+            k, pos, rung, n_sched, outcome = _scheduled_event(
+                rng,
+                out,
+                k,
+                sess,
+                t,
+                pos,
+                rung,
+                ev,
+                ended_any,
+                P,
+                D,
+                tables,
+                c,
+                ladder,
+                languages,
+                dur,
+                budget,
+                played,
+                st,
+                sched_at,
+                sched_kind,
+                n_sched,
+            )
         else:
             u = rng.random() * rate
-            k, t, pos, rung, n_sched, outcome = _poisson_event(rng, out, k, sess, t, pos, rung, u, stall_rate,
-                                                               impaired, P, D, tables, ladder, dev, is_live, played,
-                                                               st, sched_at, sched_kind, n_sched)
+            k, t, pos, rung, n_sched, outcome = _poisson_event(
+                rng,
+                out,
+                k,
+                sess,
+                t,
+                pos,
+                rung,
+                u,
+                stall_rate,
+                impaired,
+                P,
+                D,
+                tables,
+                ladder,
+                dev,
+                is_live,
+                played,
+                st,
+                sched_at,
+                sched_kind,
+                n_sched,
+            )
         if outcome >= 0:
             return k, t, pos, rung, outcome
 
@@ -546,8 +718,24 @@ def _after_end(rng, out, k, sess, t, pos, P, D, tables, st, dev, again_share):
     if P.has_post > 0 and rng.random() < P.post_share:
         n_ads = int(draw(rng, D, D_POST_SIZE, tables) + 0.5)
         if n_ads > 0:
-            k, t, left = _pod(rng, out, k, sess, t, pos, AD_POST, n_ads, P.post_completion,
-                              1.0 - P.post_completion, False, P, D, tables, st, dev)
+            k, t, left = _pod(
+                rng,
+                out,
+                k,
+                sess,
+                t,
+                pos,
+                AD_POST,
+                n_ads,
+                P.post_completion,
+                1.0 - P.post_completion,
+                False,
+                P,
+                D,
+                tables,
+                st,
+                dev,
+            )
             if left:
                 return k, t, O_COMPLETED, False
     if rng.random() < P.bumper_post:
@@ -556,8 +744,30 @@ def _after_end(rng, out, k, sess, t, pos, P, D, tables, st, dev, again_share):
 
 
 @njit(cache=True, inline="always")
-def _playback(rng, out, k, sess, t, pos, rung, P, D, tables, c, cues, ladder, languages, dev, dur, is_live, st,
-              sched_at, sched_kind, cues_at, cue_done):
+def _playback(
+    rng,
+    out,
+    k,
+    sess,
+    t,
+    pos,
+    rung,
+    P,
+    D,
+    tables,
+    c,
+    cues,
+    ladder,
+    languages,
+    dev,
+    dur,
+    is_live,
+    st,
+    sched_at,
+    sched_kind,
+    cues_at,
+    cue_done,
+):
     """From the first frame to the viewer leaving: passes of the content, breaks, replays.
 
     Returns (k, outcome, intended fraction, impaired)."""
@@ -570,14 +780,40 @@ def _playback(rng, out, k, sess, t, pos, rung, P, D, tables, c, cues, ladder, la
     ended_any = False
     replays = 0
     while True:
-        k, t, pos, rung, outcome = _play_pass(rng, out, k, sess, t, pos, rung, fraction, ended_any, stall_rate,
-                                              impaired, P, D, tables, c, ladder, languages, dev, dur, is_live, st,
-                                              sched_at, sched_kind, cues_at, cue_done, n_cues)
+        k, t, pos, rung, outcome = _play_pass(
+            rng,
+            out,
+            k,
+            sess,
+            t,
+            pos,
+            rung,
+            fraction,
+            ended_any,
+            stall_rate,
+            impaired,
+            P,
+            D,
+            tables,
+            c,
+            ladder,
+            languages,
+            dev,
+            dur,
+            is_live,
+            st,
+            sched_at,
+            sched_kind,
+            cues_at,
+            cue_done,
+            n_cues,
+        )
         if outcome >= 0:
             return k, outcome, first_fraction, impaired
         ended_any = True
-        k, t, outcome, again = _after_end(rng, out, k, sess, t, pos, P, D, tables, st, dev,
-                                          P.second_loop if looping else P.replay)
+        k, t, outcome, again = _after_end(
+            rng, out, k, sess, t, pos, P, D, tables, st, dev, P.second_loop if looping else P.replay
+        )
         if outcome >= 0:
             return k, outcome, first_fraction, impaired
         if replays < MAX_REPLAYS and again:
@@ -594,9 +830,32 @@ def _playback(rng, out, k, sess, t, pos, rung, P, D, tables, c, cues, ladder, la
 
 
 @njit(cache=True)
-def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_rows, tmpl_start, tmpl_len,
-                  tmpl_outcome, params, dists, tables, cues, ladders, languages, row0,
-                  out, fraction_out, impaired_out, outcome_out, first_out, count_out):
+def walk_sessions(
+    rng,
+    comp,
+    device,
+    duration,
+    live,
+    autoplay,
+    template,
+    tmpl_rows,
+    tmpl_start,
+    tmpl_len,
+    tmpl_outcome,
+    params,
+    dists,
+    tables,
+    cues,
+    ladders,
+    languages,
+    row0,
+    out,
+    fraction_out,
+    impaired_out,
+    outcome_out,
+    first_out,
+    count_out,
+):
     """Walk every session of a partition; returns the number of actions (may exceed `out`'s rows).
 
     Session i of the partition is row `row0 + i` of its chunk (the `session` column).
@@ -613,7 +872,7 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
         fraction_out[i] = np.nan
         impaired_out[i] = False
         tm = tmpl_rows[i]
-        if tm >= 0:   # a scripted session: copy its precompiled timeline
+        if tm >= 0:  # a scripted session: copy its precompiled timeline
             for r in range(tmpl_len[tm]):
                 k = _copy_row(out, k, sess, template, tmpl_start[tm] + r)
             outcome_out[i] = tmpl_outcome[tm]
@@ -627,11 +886,33 @@ def walk_sessions(rng, comp, device, duration, live, autoplay, template, tmpl_ro
         k, t, rung, outcome = _start(rng, out, k, sess, P, D, tables, ladder, device[i], pos, autoplay[i], st)
         if outcome < 0:
             k, outcome, fraction_out[i], impaired_out[i] = _playback(
-                rng, out, k, sess, t, pos, rung, P, D, tables, c, cues, ladder, languages, device[i], duration[i],
-                live[i], st, sched_at, sched_kind, cues_at, cue_done)
+                rng,
+                out,
+                k,
+                sess,
+                t,
+                pos,
+                rung,
+                P,
+                D,
+                tables,
+                c,
+                cues,
+                ladder,
+                languages,
+                device[i],
+                duration[i],
+                live[i],
+                st,
+                sched_at,
+                sched_kind,
+                cues_at,
+                cue_done,
+            )
         outcome_out[i] = outcome
         count_out[i] = k - first_out[i]
     return k
+
 
 @njit(cache=True)
 def split_rows(rows, n, session, kind, t, pos, value, ad_pos, ad_index, bitrate, screen, sound, tab, speed):
@@ -650,4 +931,3 @@ def split_rows(rows, n, session, kind, t, pos, value, ad_pos, ad_index, bitrate,
         sound[i] = rows[i, C_SOUND]
         tab[i] = rows[i, C_TAB]
         speed[i] = rows[i, C_SPEED]
-

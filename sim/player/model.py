@@ -18,22 +18,23 @@ A chunk is a run of consecutive partitions holding at least `chunk_size` session
 is therefore known from the plan alone. A worker `i` of `n` (`worker=(i, n)`) makes the
 chunks k with k % n == i; all workers together make every chunk exactly once, and
 `session_seq` (the session's rank in time order over the whole run) is globally unique."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
-from ..population import Population, build_population
-from ..scenario.loader import Component, as_components  # noqa: F401  (Component: also importable from here)
-from .clock import ArrivalPlan, partition_arrivals, plan_arrivals
-from .context import Choosers, build_choosers, draw_context
-from .kernel import split_rows, walk_sessions
-from .params import CompiledScenarios, compile_scenarios
-from .script import ScriptTemplates, compile_scripts
-from .timeline import ACTION_COLUMNS, SESSION_COLUMNS, SessionChunk
-from .truth import TRUTH_SESSION_COLUMNS, timeline_truth
+from sim.player.clock import ArrivalPlan, partition_arrivals, plan_arrivals
+from sim.player.context import Choosers, build_choosers, draw_context
+from sim.player.kernel import split_rows, walk_sessions
+from sim.player.params import CompiledScenarios, compile_scenarios
+from sim.player.script import ScriptTemplates, compile_scripts
+from sim.player.timeline import ACTION_COLUMNS, SESSION_COLUMNS, SessionChunk
+from sim.player.truth import TRUTH_SESSION_COLUMNS, timeline_truth
+from sim.population import Population, build_population
+from sim.scenario.loader import Component, as_components  # noqa: F401  (Component: also importable from here)
 
 # Stream key of the player model in a run's SeedSequence: partition p draws from (seed, MODEL_KEY, p).
 MODEL_KEY = 3
@@ -42,9 +43,11 @@ CHUNK_KEY = 4
 
 # --- partitions and chunks ---------------------------------------------------------------------
 
+
 @dataclass
 class Run:
     """Everything a run needs to make any partition: built once, shared by every chunk."""
+
     components: list
     population: Population
     plan: ArrivalPlan
@@ -52,23 +55,36 @@ class Run:
     seed: int
     scripts: ScriptTemplates
     choosers: Choosers
-    actions_per_session: float = 6.0   # running estimate, sizes the next chunk's action buffers
+    actions_per_session: float = 6.0  # running estimate, sizes the next chunk's action buffers
 
 
-def prepare_run(components, seed: int, *, sessions: int | None = None, days: float | None = None,
-                population: Population | None = None, partition_sessions: int | None = None) -> Run:
+def prepare_run(
+    components,
+    seed: int,
+    *,
+    sessions: int | None = None,
+    days: float | None = None,
+    population: Population | None = None,
+    partition_sessions: int | None = None,
+) -> Run:
     """Components, population, arrival plan and compiled scenarios of a run (`partition_sessions`:
     see `plan_arrivals`)."""
     components = as_components(components)
     population = population or build_population(components, seed)
     scripts = compile_scripts(components, population)
     if sessions is None and all(c.scenario.script for c in components):
-        sessions = scripts.sessions_per_cycle   # a scripted run plays each script `repeat` times
+        sessions = scripts.sessions_per_cycle  # a scripted run plays each script `repeat` times
     sizing = {} if partition_sessions is None else {"partition_sessions": partition_sessions}
     plan = plan_arrivals(components, population, seed, sessions=sessions, days=days, **sizing)
-    return Run(components=components, population=population, plan=plan,
-               compiled=compile_scenarios(components, population), seed=seed, scripts=scripts,
-               choosers=build_choosers(plan, population))
+    return Run(
+        components=components,
+        population=population,
+        plan=plan,
+        compiled=compile_scenarios(components, population),
+        seed=seed,
+        scripts=scripts,
+        choosers=build_choosers(plan, population),
+    )
 
 
 def chunk_partitions(plan: ArrivalPlan, chunk_size: int) -> list[range]:
@@ -101,10 +117,31 @@ def _partition(run: Run, p: int, S: dict, row0: int, actions: np.ndarray, k0: in
     ch = run.choosers
     run_s = max(plan.seconds, 1.0)
     min_gap = np.array([c.scenario.audience.returning.min_gap_s / run_s for c in run.components])
-    draw_context(rng, cells.astype(np.int64), cell_component, (times - plan.start) / run_s, min_gap,
-                 comp_arr.params["autoplay"].copy(), ch.cell_vstart, ch.cell_vn, ch.cell_volume, ch.v_prob,
-                 ch.v_alias, ch.v_share, ch.comp_estart, ch.comp_en, ch.e_prob, ch.e_alias, ch.comp_rstart,
-                 ch.comp_rn, viewer, entry, referrer, autoplay, returning)
+    draw_context(
+        rng,
+        cells.astype(np.int64),
+        cell_component,
+        (times - plan.start) / run_s,
+        min_gap,
+        comp_arr.params["autoplay"].copy(),
+        ch.cell_vstart,
+        ch.cell_vn,
+        ch.cell_volume,
+        ch.v_prob,
+        ch.v_alias,
+        ch.v_share,
+        ch.comp_estart,
+        ch.comp_en,
+        ch.e_prob,
+        ch.e_alias,
+        ch.comp_rstart,
+        ch.comp_rn,
+        viewer,
+        entry,
+        referrer,
+        autoplay,
+        returning,
+    )
     vw = pop.viewers
     ua = vw.user_agent[viewer]
     user = vw.user_id[viewer]
@@ -118,11 +155,32 @@ def _partition(run: Run, p: int, S: dict, row0: int, actions: np.ndarray, k0: in
     first = S["first_action"][rows]
     while True:
         walker = np.random.default_rng(np.random.SeedSequence(run.seed, spawn_key=(MODEL_KEY, p, 1)))
-        k = walk_sessions(walker, comp, device, duration, live, autoplay, run.scripts.rows, tmpl_rows,
-                          run.scripts.start, run.scripts.length, run.scripts.outcome, comp_arr.params,
-                          comp_arr.dists, comp_arr.tables, comp_arr.cues, comp_arr.ladders, comp_arr.languages,
-                          row0, actions[k0:], S["intended_fraction"][rows], S["impaired"][rows], S["outcome"][rows],
-                          first, S["n_actions"][rows])
+        k = walk_sessions(
+            walker,
+            comp,
+            device,
+            duration,
+            live,
+            autoplay,
+            run.scripts.rows,
+            tmpl_rows,
+            run.scripts.start,
+            run.scripts.length,
+            run.scripts.outcome,
+            comp_arr.params,
+            comp_arr.dists,
+            comp_arr.tables,
+            comp_arr.cues,
+            comp_arr.ladders,
+            comp_arr.languages,
+            row0,
+            actions[k0:],
+            S["intended_fraction"][rows],
+            S["impaired"][rows],
+            S["outcome"][rows],
+            first,
+            S["n_actions"][rows],
+        )
         if k0 + k <= len(actions):
             break
         # full: grow the rows, keep what earlier partitions wrote, walk this one again
@@ -165,18 +223,32 @@ def make_chunk(run: Run, partitions: range) -> SessionChunk:
         run.actions_per_session = max(run.actions_per_session, k0 / n_total)
     actions = {name: np.empty(k0, dtype) for name, dtype in ACTION_COLUMNS.items()}
     split_rows(rows, k0, *actions.values())
-    truth = timeline_truth(actions["kind"], actions["t"], actions["pos"], actions["value"], S["first_action"],
-                           S["n_actions"])
+    truth = timeline_truth(
+        actions["kind"], actions["t"], actions["pos"], actions["value"], S["first_action"], S["n_actions"]
+    )
     for name, values in zip(TRUTH_SESSION_COLUMNS, truth):
         S[name] = values
     seed = np.random.SeedSequence(run.seed, spawn_key=(CHUNK_KEY, partitions.start))
-    return SessionChunk(sessions=S, actions=actions, scenarios=[c.scenario for c in run.components],
-                        scenario_names=[c.name for c in run.components], population=run.population, seed=seed)
+    return SessionChunk(
+        sessions=S,
+        actions=actions,
+        scenarios=[c.scenario for c in run.components],
+        scenario_names=[c.name for c in run.components],
+        population=run.population,
+        seed=seed,
+    )
 
 
-def generate_sessions(components, seed: int, *, sessions: int | None = None, days: float | None = None,
-                      chunk_size: int = 65536, worker: tuple[int, int] | None = None,
-                      population: Population | None = None) -> Iterator[SessionChunk]:
+def generate_sessions(
+    components,
+    seed: int,
+    *,
+    sessions: int | None = None,
+    days: float | None = None,
+    chunk_size: int = 65536,
+    worker: tuple[int, int] | None = None,
+    population: Population | None = None,
+) -> Iterator[SessionChunk]:
     """Stream the sessions of a run as SessionChunks in time order.
 
     `components`: a Scenario, a list of Scenarios, or the loader's Components. `sessions`

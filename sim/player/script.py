@@ -5,28 +5,32 @@ identity (viewer, IP, user agent of the script's device) is drawn from the popul
 script compiles once into a template of action rows that the kernel copies into every
 session that plays it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..scenario.script import ACTION_NAMES, ScriptError, script_actions  # noqa: F401  (ScriptError: also here)
-from .timeline import Device
+from sim.player.timeline import Device
+from sim.scenario.script import ACTION_NAMES, ScriptError, script_actions  # noqa: F401  (ScriptError: also here)
 
 
 @dataclass
 class ScriptTemplates:
     """Every component's scripts compiled to action rows, and how sessions are matched to them."""
-    rows: np.ndarray            # float64 [all template rows, ACTION_COLUMNS]
-    start: np.ndarray           # int64 first row of each template
-    length: np.ndarray          # int64 rows of each template
-    outcome: np.ndarray         # int64 Outcome of each template
-    entry: np.ndarray           # int64 catalog entry of each template
-    device: np.ndarray          # int64 Device of each template
-    authenticated: np.ndarray   # bool
-    script_index: np.ndarray    # int16 index in its scenario's `script` list
-    cycles: list[np.ndarray]    # per component: template ids in play order (each repeated `repeat` times); empty = modelled
+
+    rows: np.ndarray  # float64 [all template rows, ACTION_COLUMNS]
+    start: np.ndarray  # int64 first row of each template
+    length: np.ndarray  # int64 rows of each template
+    outcome: np.ndarray  # int64 Outcome of each template
+    entry: np.ndarray  # int64 catalog entry of each template
+    device: np.ndarray  # int64 Device of each template
+    authenticated: np.ndarray  # bool
+    script_index: np.ndarray  # int16 index in its scenario's `script` list
+    cycles: list[
+        np.ndarray
+    ]  # per component: template ids in play order (each repeated `repeat` times); empty = modelled
 
     @property
     def sessions_per_cycle(self) -> int:
@@ -69,7 +73,7 @@ def compile_scripts(components, population) -> ScriptTemplates:
             cycles.append(np.empty(0, np.int64))
             continue
         sl = population.components[c]
-        ids = population.catalog.entry_ids[sl.entries.start:sl.entries.stop].tolist()
+        ids = population.catalog.entry_ids[sl.entries.start : sl.entries.stop].tolist()
         cycle = []
         for j, session in enumerate(sc.script):
             where = f"{comp.name}: script[{j}] '{session.name}'"
@@ -79,8 +83,13 @@ def compile_scripts(components, population) -> ScriptTemplates:
                 e = sl.entries.start + ids.index(session.entry)
             else:
                 raise ScriptError(f"{where}.entry: {session.entry!r} is not in the catalog")
-            rows, out = script_actions(session, float(population.catalog.durations[e]), sc.player.bitrate_ladder_kbps,
-                                       live=bool(population.catalog.live[e]), where=where)
+            rows, out = script_actions(
+                session,
+                float(population.catalog.durations[e]),
+                sc.player.bitrate_ladder_kbps,
+                live=bool(population.catalog.live[e]),
+                where=where,
+            )
             tid = len(start)
             blocks.append(rows)
             start.append(n_rows)
@@ -94,8 +103,14 @@ def compile_scripts(components, population) -> ScriptTemplates:
             cycle.extend([tid] * session.repeat)
         cycles.append(np.array(cycle, np.int64))
     width = len(ACTION_NAMES)
-    return ScriptTemplates(rows=np.concatenate(blocks) if blocks else np.zeros((0, width)),
-                           start=np.array(start, np.int64), length=np.array(length, np.int64),
-                           outcome=np.array(outcome, np.int64), entry=np.array(entry, np.int64),
-                           device=np.array(device, np.int64), authenticated=np.array(auth, bool),
-                           script_index=np.array(index, np.int16), cycles=cycles)
+    return ScriptTemplates(
+        rows=np.concatenate(blocks) if blocks else np.zeros((0, width)),
+        start=np.array(start, np.int64),
+        length=np.array(length, np.int64),
+        outcome=np.array(outcome, np.int64),
+        entry=np.array(entry, np.int64),
+        device=np.array(device, np.int64),
+        authenticated=np.array(auth, bool),
+        script_index=np.array(index, np.int16),
+        cycles=cycles,
+    )

@@ -19,19 +19,55 @@ what a perfect collector would measure. Per session (all seconds of wall-clock t
 
     play, ad, stall, startup, furthest = timeline_truth(kind, t, pos, value, first, count)
 """
+
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from .timeline import Action
+from sim.player.timeline import Action
 
 _A = {a.name: int(a) for a in Action}
-(A_PLAYING, A_PAUSE, A_RESUME, A_SEEK, A_STALL_START, A_STALL_END, A_ENDED, A_REPLAY, A_ERROR, A_QUIT,
- A_BREAK_START, A_IMPRESSION, A_AD_START, A_AD_COMPLETE, A_AD_SKIP, A_BREAK_END, A_BUMPER) = (
-    _A[n] for n in ("PLAYING", "PAUSE", "RESUME", "SEEK", "STALL_START", "STALL_END", "ENDED", "REPLAY", "ERROR",
-                    "QUIT", "AD_BREAK_START", "AD_IMPRESSION", "AD_START", "AD_COMPLETE", "AD_SKIP", "AD_BREAK_END",
-                    "BUMPER_START"))
+(
+    A_PLAYING,
+    A_PAUSE,
+    A_RESUME,
+    A_SEEK,
+    A_STALL_START,
+    A_STALL_END,
+    A_ENDED,
+    A_REPLAY,
+    A_ERROR,
+    A_QUIT,
+    A_BREAK_START,
+    A_IMPRESSION,
+    A_AD_START,
+    A_AD_COMPLETE,
+    A_AD_SKIP,
+    A_BREAK_END,
+    A_BUMPER,
+) = (
+    _A[n]
+    for n in (
+        "PLAYING",
+        "PAUSE",
+        "RESUME",
+        "SEEK",
+        "STALL_START",
+        "STALL_END",
+        "ENDED",
+        "REPLAY",
+        "ERROR",
+        "QUIT",
+        "AD_BREAK_START",
+        "AD_IMPRESSION",
+        "AD_START",
+        "AD_COMPLETE",
+        "AD_SKIP",
+        "AD_BREAK_END",
+        "BUMPER_START",
+    )
+)
 
 # The session columns this module fills (float64), in the order timeline_truth returns them.
 TRUTH_SESSION_COLUMNS = ("play_s", "ad_play_s", "stall_s", "startup_s", "max_position_s")

@@ -7,6 +7,7 @@ holds many beacons of one protocol as columns, for the file sinks and the load g
 Encoders turn a Beacon into a `WireRequest`; decoders turn a request back into a Beacon;
 `decode(encode(b)) == b` field by field.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,18 +27,20 @@ class DecodeError(ValueError):
 @dataclass
 class Beacon:
     protocol: Protocol
-    fields: dict[str, Scalar]              # legacy: KalturaStatsEvent fields (no "event:" prefix); kava: event params
-    params: dict[str, Scalar] = field(default_factory=dict)   # request-level: clientTag, format, apiVersion, ks, hasKanalony ...
+    fields: dict[str, Scalar]  # legacy: KalturaStatsEvent fields (no "event:" prefix); kava: event params
+    params: dict[str, Scalar] = field(
+        default_factory=dict
+    )  # request-level: clientTag, format, apiVersion, ks, hasKanalony ...
     user_agent: str | None = None
-    page_url: str | None = None            # HTTP Referer header (the embedding page)
-    cookie: str | None = None              # Cookie header, e.g. "uv=uv_<32 hex>"
-    client_ip: str | None = None           # sent as X-Forwarded-For: the simulated viewer behind the CDN edge
+    page_url: str | None = None  # HTTP Referer header (the embedding page)
+    cookie: str | None = None  # Cookie header, e.g. "uv=uv_<32 hex>"
+    client_ip: str | None = None  # sent as X-Forwarded-For: the simulated viewer behind the CDN edge
 
 
 @dataclass
 class WireRequest:
     method: Literal["GET", "POST", "OPTIONS"]
-    url: str                               # path and query exactly as sent, e.g. "/api_v3/index.php?service=stats&..."
+    url: str  # path and query exactly as sent, e.g. "/api_v3/index.php?service=stats&..."
     headers: dict[str, str]
     body: bytes | None = None
 
@@ -45,8 +48,9 @@ class WireRequest:
 @dataclass
 class Strings:
     """A string column stored as codes into a pool (dictionary encoding)."""
-    codes: np.ndarray                      # int32, -1 = null
-    pool: np.ndarray                       # object[str]
+
+    codes: np.ndarray  # int32, -1 = null
+    pool: np.ndarray  # object[str]
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -74,8 +78,13 @@ def per_distinct(values: np.ndarray, fmt) -> list:
     return table[inverse.ravel()].tolist()
 
 
-def row_headers(cols: dict, rows: np.ndarray, sources: tuple[tuple[str, str], ...], variant: np.ndarray | None = None,
-                variant_headers: tuple[dict[str, str], ...] = ({},)) -> list[dict[str, str]]:
+def row_headers(
+    cols: dict,
+    rows: np.ndarray,
+    sources: tuple[tuple[str, str], ...],
+    variant: np.ndarray | None = None,
+    variant_headers: tuple[dict[str, str], ...] = ({},),
+) -> list[dict[str, str]]:
     """The request headers of each of `rows`: for each (header, column) of `sources` the chunk
     has, the Strings column's text (left out where not sent), then `variant_headers[v]` for
     the row's `variant` v. One dict per distinct combination, shared by the rows that have
@@ -85,8 +94,10 @@ def row_headers(cols: dict, rows: np.ndarray, sources: tuple[tuple[str, str], ..
     codes = np.stack([*(col.codes[rows] for _, col in present), variant], axis=1)
     used, inverse = np.unique(codes, axis=0, return_inverse=True)
     table = np.empty(len(used), object)
-    table[:] = [{**{name: col.pool[c] for (name, col), c in zip(present, combo) if c >= 0},
-                 **variant_headers[combo[-1]]} for combo in used.tolist()]
+    table[:] = [
+        {**{name: col.pool[c] for (name, col), c in zip(present, combo) if c >= 0}, **variant_headers[combo[-1]]}
+        for combo in used.tolist()
+    ]
     return table[inverse.ravel()].tolist()
 
 
@@ -115,9 +126,11 @@ class AsciiStrings(Strings):
         """The pool as an Arrow string array over the same bytes."""
         if "arrow" not in self._forms:
             import pyarrow as pa
+
             offsets = np.ascontiguousarray(self._offsets, dtype=np.int32)
-            self._forms["arrow"] = pa.Array.from_buffers(pa.string(), len(offsets) - 1,
-                                                         [None, pa.py_buffer(offsets), pa.py_buffer(self._data)])
+            self._forms["arrow"] = pa.Array.from_buffers(
+                pa.string(), len(offsets) - 1, [None, pa.py_buffer(offsets), pa.py_buffer(self._data)]
+            )
         return self._forms["arrow"]
 
     def with_codes(self, codes: np.ndarray) -> AsciiStrings:
@@ -143,10 +156,10 @@ class BeaconChunk:
 
     protocol: Protocol
     columns: dict[str, Column]
-    session: np.ndarray                    # int32
-    send_t: np.ndarray                     # float64 epoch seconds
-    ledger_session: Strings                # the session id used to prove delivery
-    ledger_index: np.ndarray               # int64: eventIndex (kava) or per-session send counter (legacy)
+    session: np.ndarray  # int32
+    send_t: np.ndarray  # float64 epoch seconds
+    ledger_session: Strings  # the session id used to prove delivery
+    ledger_index: np.ndarray  # int64: eventIndex (kava) or per-session send counter (legacy)
     always_sent: frozenset[str] = frozenset()
     in_send_order: bool = False
 
@@ -160,7 +173,7 @@ def take_rows(chunk: BeaconChunk, rows: np.ndarray) -> BeaconChunk:
 
     def take(value):
         if isinstance(value, Strings) and len(value) == n:
-            return value.with_codes(value.codes[rows])      # keeps a lazily built pool lazy
+            return value.with_codes(value.codes[rows])  # keeps a lazily built pool lazy
         if isinstance(value, np.ndarray) and value.ndim == 1 and len(value) == n:
             return value[rows]
         if isinstance(value, dict):

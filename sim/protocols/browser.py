@@ -31,6 +31,7 @@ dropped for a "downgrade". Preflight results are kept `Access-Control-Max-Age` s
 capped as each engine caps it (Chromium 2 h, Firefox 24 h, WebKit 10 min), 5 s when the
 server sends none, per URL within one page view (a session).
 """
+
 from __future__ import annotations
 
 import re
@@ -41,7 +42,7 @@ from urllib.parse import urlsplit
 # How the plugin sends a beacon (per row): no browser semantics, an XHR, or Flash's URLLoader.
 OFF, XHR, FLASH = 0, 1, 2
 
-DEFAULT_MAX_AGE_S = 5.0        # Fetch: a preflight result without Access-Control-Max-Age is kept 5 s
+DEFAULT_MAX_AGE_S = 5.0  # Fetch: a preflight result without Access-Control-Max-Age is kept 5 s
 SIMPLE_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "text/plain")
 SIMPLE_METHODS = ("GET", "HEAD", "POST")
 
@@ -52,16 +53,17 @@ BEACON_HOSTS = {"legacy": "stats.kaltura.com", "kava": "analytics.kaltura.com"}
 @dataclass(frozen=True)
 class Browser:
     """A browser as its User-Agent gives it away, and what that implies on the wire."""
-    engine: str                 # chromium | firefox | webkit | other
-    major: int                  # the browser's own major version (Chrome's for Chromium builds)
-    brands: tuple               # sec-ch-ua (brand, version) pairs, GREASE included, in send order; () = none
-    platform: str               # sec-ch-ua-platform
+
+    engine: str  # chromium | firefox | webkit | other
+    major: int  # the browser's own major version (Chrome's for Chromium builds)
+    brands: tuple  # sec-ch-ua (brand, version) pairs, GREASE included, in send order; () = none
+    platform: str  # sec-ch-ua-platform
     mobile: bool
-    fetch_metadata: bool        # sends Sec-Fetch-Site/Mode/Dest
-    trims_referrer: bool        # default policy strict-origin-when-cross-origin
-    preflight_cap_s: float      # the longest a preflight result is kept
+    fetch_metadata: bool  # sends Sec-Fetch-Site/Mode/Dest
+    trims_referrer: bool  # default policy strict-origin-when-cross-origin
+    preflight_cap_s: float  # the longest a preflight result is kept
     accept_language: str
-    zstd: bool                  # Accept-Encoding includes zstd (on secure origins)
+    zstd: bool  # Accept-Encoding includes zstd (on secure origins)
 
     def accept_encoding(self, secure: bool) -> str:
         if self.engine == "webkit":
@@ -89,7 +91,7 @@ def chromium_brands(major: int, brand: str | None, brand_version: str | None = N
     if brand is None:
         return (grease, chromium) if major % 2 == 0 else (chromium, grease)
     items = (grease, chromium, (brand, brand_version or str(major)))
-    order = _ORDERS3[major % 6]          # order[i]: where item i goes
+    order = _ORDERS3[major % 6]  # order[i]: where item i goes
     out = [None, None, None]
     for item, at in zip(items, order):
         out[at] = item
@@ -129,24 +131,55 @@ def browser_of(ua: str | None) -> Browser:
         elif (m := re.search(r"SamsungBrowser/(\d+)\.(\d+)", ua)) is not None:
             brand, brand_version = "Samsung Internet", f"{m.group(1)}.{m.group(2)}"
         elif "HeadlessChrome" in ua or any(tv in ua for tv in ("SMART-TV", "Web0S", "BRAVIA", "CrKey")):
-            brand = None        # a plain Chromium build: GREASE and "Chromium" only
+            brand = None  # a plain Chromium build: GREASE and "Chromium" only
         brands = chromium_brands(chrome, brand, brand_version) if chrome >= 89 else ()
-        return Browser("chromium", chrome, brands, _platform(ua), mobile, chrome >= 76, chrome >= 85, 7200.0,
-                       "en-US,en;q=0.9", chrome >= 123)
+        return Browser(
+            "chromium",
+            chrome,
+            brands,
+            _platform(ua),
+            mobile,
+            chrome >= 76,
+            chrome >= 85,
+            7200.0,
+            "en-US,en;q=0.9",
+            chrome >= 123,
+        )
     if (firefox := _major(ua, "Firefox")) is not None and not ios:
-        return Browser("firefox", firefox, (), _platform(ua), mobile, firefox >= 90, firefox >= 87, 86400.0,
-                       "en-US,en;q=0.5", firefox >= 126)
+        return Browser(
+            "firefox",
+            firefox,
+            (),
+            _platform(ua),
+            mobile,
+            firefox >= 90,
+            firefox >= 87,
+            86400.0,
+            "en-US,en;q=0.5",
+            firefox >= 126,
+        )
     if "AppleWebKit" in ua and ("Safari" in ua or ios):
         m = re.search(r"(?:Version|OS) (\d+)[._](\d+)|Version/(\d+)\.(\d+)", ua)
         major, minor = (16, 0)
         if m:
             major, minor = (int(m.group(1)), int(m.group(2))) if m.group(1) else (int(m.group(3)), int(m.group(4)))
-        return Browser("webkit", major, (), _platform(ua), mobile, (major, minor) >= (16, 4), major >= 14, 600.0,
-                       "en-US,en;q=0.9", False)
+        return Browser(
+            "webkit",
+            major,
+            (),
+            _platform(ua),
+            mobile,
+            (major, minor) >= (16, 4),
+            major >= 14,
+            600.0,
+            "en-US,en;q=0.9",
+            False,
+        )
     return Browser("other", 0, (), _platform(ua), mobile, False, False, 7200.0, "", False)
 
 
 # --- origins ----------------------------------------------------------------------------------------
+
 
 @lru_cache(maxsize=1 << 14)
 def page_origin(page_url: str | None) -> str | None:
@@ -175,8 +208,25 @@ def target_host(target: str) -> str:
     return (parts.netloc or target.strip("/")).lower()
 
 
-_TWO_LABEL_SUFFIXES = frozenset({"co.uk", "ac.uk", "gov.uk", "org.uk", "com.au", "edu.au", "co.jp", "ac.jp",
-                                 "com.br", "co.il", "ac.il", "co.in", "com.mx", "co.nz", "co.za"})
+_TWO_LABEL_SUFFIXES = frozenset(
+    {
+        "co.uk",
+        "ac.uk",
+        "gov.uk",
+        "org.uk",
+        "com.au",
+        "edu.au",
+        "co.jp",
+        "ac.jp",
+        "com.br",
+        "co.il",
+        "ac.il",
+        "co.in",
+        "com.mx",
+        "co.nz",
+        "co.za",
+    }
+)
 
 
 def _site(host: str) -> str:
@@ -200,6 +250,7 @@ def fetch_site(origin: str, scheme: str, host: str) -> str:
 
 # --- the headers of one request --------------------------------------------------------------------
 
+
 def _get(headers: dict[str, str], name: str) -> str | None:
     value = headers.get(name)
     if value is None:
@@ -217,8 +268,9 @@ def is_simple(method: str, content_type: str | None) -> bool:
     return content_type is None or content_type.split(";", 1)[0].strip().lower() in SIMPLE_TYPES
 
 
-def sent_headers(headers: dict[str, str], method: str, transport: int, target: str
-                 ) -> tuple[dict[str, str], dict[str, str] | None]:
+def sent_headers(
+    headers: dict[str, str], method: str, transport: int, target: str
+) -> tuple[dict[str, str], dict[str, str] | None]:
     """(the request's headers as the browser sends them, the preflight's headers or None).
 
     `headers`: the codec's (User-Agent, Referer = the page, Cookie, Content-Type,
@@ -264,7 +316,7 @@ def sent_headers(headers: dict[str, str], method: str, transport: int, target: s
     site = fetch_site(origin, scheme, host) if origin else "cross-site"
     out = _xhr_headers(agent, ua, ctype, origin if send_origin else None, site, referer, secure)
     if cookie is not None and not cross:
-        out["Cookie"] = cookie         # same-origin XHR sends cookies; cross-origin without credentials not
+        out["Cookie"] = cookie  # same-origin XHR sends cookies; cross-origin without credentials not
     if forwarded is not None:
         out["X-Forwarded-For"] = forwarded
     preflight = None
@@ -406,7 +458,7 @@ class Headers:
     def __init__(self, target: str):
         self.target = target
         self.done: dict = {}
-        self.keep: list = []       # the codec dicts, so their ids stay theirs while cached
+        self.keep: list = []  # the codec dicts, so their ids stay theirs while cached
 
     def __call__(self, headers: dict[str, str], method: str, transport: int):
         key = (id(headers), method, transport)
@@ -438,6 +490,7 @@ class PreflightCache:
 
 # --- per session and per row ----------------------------------------------------------------------
 
+
 def scenario_transport(scenario, protocol: str) -> int:
     """How the scenario's player sends `protocol` beacons: OFF (no browser semantics), XHR, or
     FLASH (KDP's stats plugin: the Flash player's URLLoader)."""
@@ -451,6 +504,7 @@ def scenario_transport(scenario, protocol: str) -> int:
 def session_transports(chunk, protocol: str):
     """`scenario_transport` of every session of a SessionChunk (int8)."""
     import numpy as np
+
     table = np.array([scenario_transport(sc, protocol) for sc in chunk.scenarios], np.int8)
     scenario = chunk.sessions["scenario"]
     return table[scenario.astype(np.intp)] if len(scenario) else np.zeros(0, np.int8)
@@ -468,7 +522,8 @@ def with_preflights(ts, requests: list, sessions, transport, max_age_answer: lis
     browser's headers in place, and a preflight goes before each request whose URL has no
     fresh preflight result in its session. Returns (positions of the requests among the
     rows, the preflight WireRequests, the positions of the preflights)."""
-    from .beacons import WireRequest
+    from sim.protocols.beacons import WireRequest
+
     sent_headers = Headers(target)
     caches: dict[int, PreflightCache] = {}
     position, preflights, preflight_at = [], [], []

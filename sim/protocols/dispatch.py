@@ -14,6 +14,7 @@ from PHP-style forms) are flattened to the wire's `event:eventType` keys.
 `decode_any` then hands the request to the protocol's own codec, the same module the
 generator encodes with, so the collector and the generator cannot drift apart.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,9 +24,9 @@ from urllib.parse import unquote
 
 import orjson
 
-from .beacons import Beacon, DecodeError, Scalar, WireRequest
-from .registry import PROTOCOLS, Codec
-from .urlencoding import php_parse_query as parse_query  # noqa: F401 - once per request on the hot path
+from sim.protocols.beacons import Beacon, DecodeError, Scalar, WireRequest
+from sim.protocols.registry import PROTOCOLS, Codec
+from sim.protocols.urlencoding import php_parse_query as parse_query  # noqa: F401 - once per request on the hot path
 
 LEGACY = "legacy"
 KAVA = "kava"
@@ -39,12 +40,12 @@ _BRACKETS = re.compile(r"\[([^\]]*)\]")
 class ParsedRequest:
     """A request's merged parameters and where they came from."""
 
-    protocol: str | None          # "legacy", "kava", or None for any other service/action
+    protocol: str | None  # "legacy", "kava", or None for any other service/action
     service: str | None
     action: str | None
-    params: dict[str, Scalar | None] = field(default_factory=dict)   # flattened, URL wins
-    encoding: str = "get"         # get | form | json | post (a POST whose body held no params)
-    query: list[tuple[str, str]] | None = None   # the URL query's pairs as `parse_query` read them
+    params: dict[str, Scalar | None] = field(default_factory=dict)  # flattened, URL wins
+    encoding: str = "get"  # get | form | json | post (a POST whose body held no params)
+    query: list[tuple[str, str]] | None = None  # the URL query's pairs as `parse_query` read them
 
 
 def _flat_key(key: str) -> str:
@@ -174,8 +175,18 @@ def beacon_from_params(parsed: ParsedRequest, request: WireRequest) -> Beacon:
                 fields[key[6:]] = _typed(value)
             else:
                 params[key] = value
-        elif key in ("service", "action", "apiVersion", "format", "ks", "clientTag", "ignoreNull",
-                     "expiry", "kalsig", "nocache"):
+        elif key in (
+            "service",
+            "action",
+            "apiVersion",
+            "format",
+            "ks",
+            "clientTag",
+            "ignoreNull",
+            "expiry",
+            "kalsig",
+            "nocache",
+        ):
             params[key] = value
         else:
             fields[key] = _typed(value)
@@ -201,7 +212,8 @@ def decode_any(request: WireRequest) -> Beacon:
     if parsed.protocol is None:
         raise DecodeError(
             f"not an analytics beacon: service={parsed.service!r} action={parsed.action!r} "
-            "(expected stats.collect or analytics.trackEvent)")
+            "(expected stats.collect or analytics.trackEvent)"
+        )
     codec = codec_for(parsed.protocol)
     if codec is None:
         return beacon_from_params(parsed, request)

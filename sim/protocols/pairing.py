@@ -14,19 +14,21 @@
   mwEmbed and kava in v7 only; kanalony dates from 2015, KDP's last releases from 2015), so its
   sessions send legacy beacons only, without `hasKanalony`.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from ..player.timeline import SessionChunk
-from .beacons import AsciiStrings, BeaconChunk, take_rows
+from sim.player.timeline import SessionChunk
+from sim.protocols.beacons import AsciiStrings, BeaconChunk, take_rows
 
-KDP, MWEMBED, V7 = 0, 1, 2     # as the legacy policy numbers its flavors
+KDP, MWEMBED, V7 = 0, 1, 2  # as the legacy policy numbers its flavors
 
 
 def flavors(chunk: SessionChunk) -> np.ndarray:
     """Each session's legacy flavor (KDP, MWEMBED, V7)."""
-    from .legacy.policy import FLAVORS
+    from sim.protocols.legacy.policy import FLAVORS
+
     table = np.array([FLAVORS.index(sc.player.legacy_flavor) for sc in chunk.scenarios], np.int8)
     scenario = chunk.sessions["scenario"].astype(np.intp)
     return table[scenario] if len(scenario) else np.zeros(0, np.int8)
@@ -34,7 +36,8 @@ def flavors(chunk: SessionChunk) -> np.ndarray:
 
 def kava_session_ids(chunk: SessionChunk) -> tuple[np.ndarray, np.ndarray]:
     """(data, offsets) of the KAVA session id of every session: the KAVA policy's own first draw."""
-    from .kava.policy import session_ids
+    from sim.protocols.kava.policy import session_ids
+
     return session_ids(chunk.rng("kava"), chunk.n_sessions)
 
 
@@ -50,7 +53,8 @@ def kava_beside_legacy(chunk: SessionChunk, kava: BeaconChunk) -> BeaconChunk:
     them (see the module docstring); v7 sessions' as they are."""
     import dataclasses
 
-    from .legacy.policy import legacy_session_ids, user_agents
+    from sim.protocols.legacy.policy import legacy_session_ids, user_agents
+
     flavor = flavors(chunk)
     if not len(flavor) or (flavor == V7).all():
         return kava
@@ -62,7 +66,7 @@ def kava_beside_legacy(chunk: SessionChunk, kava: BeaconChunk) -> BeaconChunk:
     if not mw.any():
         return kava
     legacy_ids = legacy_session_ids(chunk, flavor)
-    kava_texts, legacy_texts = kava.columns["sessionId"].pool, legacy_ids.pool    # entry s: session s
+    kava_texts, legacy_texts = kava.columns["sessionId"].pool, legacy_ids.pool  # entry s: session s
     texts = [f"{legacy_texts[s]}-1" if m else kava_texts[s] for s, m in enumerate(mw.tolist())]
     ids = _strings(texts, kava.session.astype(np.int32))
     columns = dict(kava.columns)

@@ -3,12 +3,13 @@ pool (no Python string per session), for `AsciiStrings` columns.
 
     data, offsets = guid_pool(random_bytes, upper, paired)    # random_bytes: (n, 32) uint8
 """
+
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-HEX_LOWER = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)     # ASCII of each nibble
+HEX_LOWER = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)  # ASCII of each nibble
 HEX_UPPER = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
 GUID_LENGTH = 36
 
@@ -26,8 +27,9 @@ def guid_pool(random_bytes: np.ndarray, upper: np.ndarray, paired: np.ndarray) -
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(np.where(paired, 2 * GUID_LENGTH + 1, GUID_LENGTH), out=offsets[1:])
     data = np.empty(int(offsets[-1]), np.uint8)
-    _write_ids(random_bytes, np.asarray(upper, np.bool_), np.asarray(paired, np.bool_), HEX_UPPER, HEX_LOWER,
-               offsets, data)
+    _write_ids(
+        random_bytes, np.asarray(upper, np.bool_), np.asarray(paired, np.bool_), HEX_UPPER, HEX_LOWER, offsets, data
+    )
     return data, offsets
 
 
@@ -39,7 +41,7 @@ def _write_guid(random_bytes, i, src, alphabet, data, p):
     for group in range(5):
         size = 12 if group == 4 else (8 if group == 0 else 4)
         if group:
-            data[p] = 45                        # "-"
+            data[p] = 45  # "-"
             p += 1
         for _ in range(size):
             b = np.int64(random_bytes[i, src + (digit >> 1)])
@@ -55,5 +57,5 @@ def _write_ids(random_bytes, upper, paired, upper_hex, lower_hex, offsets, data)
         alphabet = upper_hex if upper[i] else lower_hex
         p = _write_guid(random_bytes, i, 0, alphabet, data, offsets[i])
         if paired[i]:
-            data[p] = 58                        # ":"
+            data[p] = 58  # ":"
             _write_guid(random_bytes, i, 16, alphabet, data, p + 1)

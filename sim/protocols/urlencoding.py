@@ -4,6 +4,7 @@ The server decodes every variant the same way (PHP query parsing), but the bytes
 wire differ by player, and the access-log parsers care: they URL-decode the whole request
 line once before splitting, which is why players encode free text twice.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -53,7 +54,7 @@ def php_parse_query(query: str) -> list[tuple[str, str]]:
     return pairs
 
 
-_SHORT = 96   # longer text (page URLs, referrers) rarely repeats: not worth a cache slot
+_SHORT = 96  # longer text (page URLs, referrers) rarely repeats: not worth a cache slot
 
 
 def php_unquote(s: str) -> str:
@@ -93,12 +94,12 @@ def js_unescape(s: str) -> str:
     while i < n:
         ch = s[i]
         if ch == "%":
-            if i + 6 <= n and s[i + 1] in "uU" and _is_hex(s[i + 2:i + 6]):
-                units.append(int(s[i + 2:i + 6], 16))
+            if i + 6 <= n and s[i + 1] in "uU" and _is_hex(s[i + 2 : i + 6]):
+                units.append(int(s[i + 2 : i + 6], 16))
                 i += 6
                 continue
-            if i + 3 <= n and _is_hex(s[i + 1:i + 3]):
-                units.append(int(s[i + 1:i + 3], 16))
+            if i + 3 <= n and _is_hex(s[i + 1 : i + 3]):
+                units.append(int(s[i + 1 : i + 3], 16))
                 i += 3
                 continue
         units.extend(_utf16_units(ch))
@@ -132,4 +133,4 @@ def _is_hex(s: str) -> bool:
 
 def _utf16_units(ch: str) -> list[int]:
     data = ch.encode("utf-16-le", errors="surrogatepass")
-    return [int.from_bytes(data[k:k + 2], "little") for k in range(0, len(data), 2)]
+    return [int.from_bytes(data[k : k + 2], "little") for k in range(0, len(data), 2)]

@@ -10,6 +10,7 @@ a distribution that could draw a negative value without saying `min: 0`, rather 
 clamping it silently. Parameters are finite and bounded where an extreme value would hang a
 sampler (a weibull shape of 1e-300) or overflow one (a lognormal sigma of 1000).
 """
+
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union
@@ -122,7 +123,7 @@ def _lowest(d) -> float | None:
             return min(d.values)
         case Normal():
             return None
-    return 0.0   # lognormal, exponential, beta, weibull, poisson draw no negative value
+    return 0.0  # lognormal, exponential, beta, weibull, poisson draw no negative value
 
 
 def _not_negative(d):
@@ -132,8 +133,9 @@ def _not_negative(d):
     if low is None:
         raise ValueError("a normal distribution draws negative values here; add min: 0 (or more)")
     if low < 0:
-        raise ValueError(f"cannot be negative, got {low:g}" + ("" if isinstance(d, (int, float)) else
-                                                                " (the lowest value it draws)"))
+        raise ValueError(
+            f"cannot be negative, got {low:g}" + ("" if isinstance(d, (int, float)) else " (the lowest value it draws)")
+        )
     return d
 
 
@@ -157,13 +159,15 @@ def _highest(d) -> float | None:
 
 def at_most(limit: float, what: str):
     """A validator: the distribution draws no value above `limit` (a count that sizes arrays)."""
+
     def check(d):
         high = _highest(d)
         if high is not None and high > limit:
             raise ValueError(f"at most {limit:g} {what}, got {high:g}")
-        if high is None and dist_mean(d) > limit:   # unbounded (poisson, lognormal): its mean must fit
+        if high is None and dist_mean(d) > limit:  # unbounded (poisson, lognormal): its mean must fit
             raise ValueError(f"at most {limit:g} {what} on average, got {dist_mean(d):g}")
         return d
+
     return check
 
 
@@ -237,6 +241,7 @@ def dist_mean(d: Dist) -> float:
             return d.a / (d.a + d.b)
         case Weibull():
             from math import gamma
+
             return d.scale * gamma(1 + 1 / d.shape)
         case Table():
             w = np.asarray(d.weights, float)

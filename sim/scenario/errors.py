@@ -6,6 +6,7 @@ it maps each error's `loc` onto the YAML node the value came from, drops the noi
 branches that could never have matched, and rewrites the wording for scenario authors
 (unknown keys and names get a difflib suggestion).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -18,15 +19,15 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from .distributions import DIST_NAMES
+from sim.scenario.distributions import DIST_NAMES
 
 
 @dataclass
 class Problem:
     file: str
-    line: int      # 1-based; 0 when the problem concerns the whole file (e.g. it does not exist)
-    column: int    # 1-based; 0 as above
-    field: str     # dotted path such as "behaviour.play_rate" or "script[0].steps[2]"; "" for the file
+    line: int  # 1-based; 0 when the problem concerns the whole file (e.g. it does not exist)
+    column: int  # 1-based; 0 as above
+    field: str  # dotted path such as "behaviour.play_rate" or "script[0].steps[2]"; "" for the file
     message: str
 
     def __str__(self) -> str:
@@ -45,6 +46,7 @@ class ScenarioError(Exception):
 @dataclass(frozen=True)
 class Loc:
     """Where a value (and the key naming it) was written; lines and columns are 1-based."""
+
     file: str
     line: int
     column: int
@@ -87,17 +89,39 @@ def locate(path: DataPath, locs: dict[DataPath, Loc], root_file: str, *, at_key:
 
 # Errors that only say "this union branch wants another kind of value".
 _KIND_ERRORS = {
-    "float_type", "float_parsing", "int_type", "int_parsing", "int_from_float", "string_type",
-    "bool_type", "bool_parsing", "list_type", "dict_type", "model_type", "model_attributes_type",
-    "datetime_type", "datetime_parsing", "datetime_from_date_parsing", "is_instance_of",
-    "literal_error", "none_required",
+    "float_type",
+    "float_parsing",
+    "int_type",
+    "int_parsing",
+    "int_from_float",
+    "string_type",
+    "bool_type",
+    "bool_parsing",
+    "list_type",
+    "dict_type",
+    "model_type",
+    "model_attributes_type",
+    "datetime_type",
+    "datetime_parsing",
+    "datetime_from_date_parsing",
+    "is_instance_of",
+    "literal_error",
+    "none_required",
 }
 
 _EXPECTED = {
-    "float_type": "a number", "float_parsing": "a number", "int_type": "a whole number",
-    "int_parsing": "a whole number", "int_from_float": "a whole number", "string_type": "text",
-    "bool_type": "true or false", "bool_parsing": "true or false", "list_type": "a list",
-    "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
     "datetime_type": "a date and time such as 2026-11-02T00:00:00Z",
     "datetime_parsing": "a date and time such as 2026-11-02T00:00:00Z",
     "datetime_from_date_parsing": "a date and time such as 2026-11-02T00:00:00Z",
@@ -119,7 +143,7 @@ def describe(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return str(int(value))   # YAML reads 1e9 as a float; say 1000000000
+        return str(int(value))  # YAML reads 1e9 as a float; say 1000000000
     return str(value)
 
 
@@ -134,10 +158,10 @@ def _is_dist_tag(tag: object) -> bool:
 @dataclass
 class _Err:
     raw: dict
-    path: DataPath        # the part of loc that names written data
-    branch: tuple         # union tags met on the way, with the path length where each appeared
-    missing: str | None   # name of a missing required key
-    on_key: bool          # the error is about a mapping key, not its value
+    path: DataPath  # the part of loc that names written data
+    branch: tuple  # union tags met on the way, with the path length where each appeared
+    missing: str | None  # name of a missing required key
+    on_key: bool  # the error is about a mapping key, not its value
 
 
 def _split(err: dict, data: Any) -> _Err:
@@ -196,6 +220,7 @@ def _prune_unions(errs: list[_Err], data: Any) -> list[_Err | tuple[DataPath, li
             def fit(item):
                 _, es = item
                 return (sum(1 for e in es if e.raw["type"] == "extra_forbidden"), len(es))
+
             tag, chosen = min(meant.items(), key=fit)
             meant = {tag: chosen}
         for es in meant.values():
@@ -237,7 +262,11 @@ def _field_info(root: type[BaseModel], data: Any, path: DataPath) -> tuple[list[
         candidates = nxt
     models = [t for t in candidates if isinstance(t, type) and issubclass(t, BaseModel)]
     if isinstance(node, dict) and isinstance(node.get("dist"), str):
-        named = [m for m in models if "dist" in m.model_fields and node["dist"] in _literal_values(m.model_fields["dist"].annotation)]
+        named = [
+            m
+            for m in models
+            if "dist" in m.model_fields and node["dist"] in _literal_values(m.model_fields["dist"].annotation)
+        ]
         models = named or models
     return models, info
 
@@ -287,21 +316,31 @@ def _message(e: _Err, root: type[BaseModel], data: Any) -> tuple[DataPath, bool,
         return e.path, True, f"keys must be text, got {describe(last)}"
     if typ == "union_tag_invalid":
         tag = ctx.get("tag")
-        return e.path + ("dist",), False, (f"unknown distribution '{tag}'{did_you_mean(tag, DIST_NAMES)}; "
-                                            f"expected one of {', '.join(DIST_NAMES)}")
+        return (
+            e.path + ("dist",),
+            False,
+            (f"unknown distribution '{tag}'{did_you_mean(tag, DIST_NAMES)}; expected one of {', '.join(DIST_NAMES)}"),
+        )
     if typ == "union_tag_not_found":
         return e.path, True, f"a distribution mapping needs a 'dist' key, one of {', '.join(DIST_NAMES)}"
     if typ == "literal_error":
         choices = _literal_choices(err)
         where = "key" if e.on_key else "value"
-        return e.path, e.on_key, (f"unknown {where} {describe(value)}{did_you_mean(value, choices)}; "
-                                  f"expected one of {', '.join(choices)}")
+        return (
+            e.path,
+            e.on_key,
+            (f"unknown {where} {describe(value)}{did_you_mean(value, choices)}; expected one of {', '.join(choices)}"),
+        )
     _, info = _field_info(root, data, e.path)
     if typ in ("less_than_equal", "greater_than_equal", "greater_than", "less_than"):
         if _is_probability(info) and typ in ("less_than_equal", "greater_than_equal"):
             return e.path, False, f"must be a probability in [0, 1], got {describe(value)}"
-        bound = {"less_than_equal": ("at most", "le"), "greater_than_equal": ("at least", "ge"),
-                 "greater_than": ("greater than", "gt"), "less_than": ("less than", "lt")}[typ]
+        bound = {
+            "less_than_equal": ("at most", "le"),
+            "greater_than_equal": ("at least", "ge"),
+            "greater_than": ("greater than", "gt"),
+            "less_than": ("less than", "lt"),
+        }[typ]
         limit = ctx.get(bound[1])
         limit = int(limit) if isinstance(limit, float) and limit.is_integer() else limit
         seconds = isinstance(last, str) and (last.endswith("_s") or last in ("duration", "wait", "buffer", "pause"))
@@ -365,8 +404,9 @@ def _kind_message(path: DataPath, errs: list[_Err], data: Any) -> str:
     return f"expected {' or '.join(wanted)}, got {describe(value)}{hint}"
 
 
-def explain_validation(errors: list[dict], data: Any, locs: dict[DataPath, Loc], root_file: str,
-                       root: type[BaseModel]) -> list[Problem]:
+def explain_validation(
+    errors: list[dict], data: Any, locs: dict[DataPath, Loc], root_file: str, root: type[BaseModel]
+) -> list[Problem]:
     """Problems for pydantic `errors` raised while validating `data` (written where `locs` say)."""
     found: list[tuple[DataPath, bool, str, str | None]] = []
     for item in _prune_unions([_split(err, data) for err in errors], data):
@@ -393,10 +433,21 @@ def explain_validation(errors: list[dict], data: Any, locs: dict[DataPath, Loc],
     return sorted(problems, key=lambda p: (p.file != root_file, p.file, p.line, p.column))
 
 
-def problem_at(path: DataPath, locs: dict[DataPath, Loc], root_file: str, message: str, *, at_key: bool = False) -> Problem:
+def problem_at(
+    path: DataPath, locs: dict[DataPath, Loc], root_file: str, message: str, *, at_key: bool = False
+) -> Problem:
     loc = locate(path, locs, root_file, at_key=at_key)
     return Problem(loc.file, loc.line, loc.column, field_name(path), message)
 
 
-__all__ = ["Problem", "ScenarioError", "Loc", "explain_validation", "problem_at", "did_you_mean",
-           "closest", "field_name", "locate"]
+__all__ = [
+    "Problem",
+    "ScenarioError",
+    "Loc",
+    "explain_validation",
+    "problem_at",
+    "did_you_mean",
+    "closest",
+    "field_name",
+    "locate",
+]

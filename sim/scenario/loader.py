@@ -24,6 +24,7 @@ Composition rules:
   mix's clock values win.
 - `catalog.csv` is read relative to the file that wrote it and becomes `catalog.entries`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,28 +38,37 @@ from typing import Any
 from pydantic import ValidationError
 from ruamel.yaml.comments import CommentedMap
 
-from .distributions import dist_mean
-from .errors import (DataPath, Loc, Problem, ScenarioError, describe, did_you_mean, explain_validation,
-                     problem_at)
-from .model import Scenario
-from .script import ScriptError, script_actions
-from .yamlfile import FileRefused, Unreadable, kind_of, located_plain, parse_located, read_bounded
+from sim.scenario.distributions import dist_mean
+from sim.scenario.errors import (
+    DataPath,
+    Loc,
+    Problem,
+    ScenarioError,
+    describe,
+    did_you_mean,
+    explain_validation,
+    problem_at,
+)
+from sim.scenario.model import Scenario
+from sim.scenario.script import ScriptError, script_actions
+from sim.scenario.yamlfile import FileRefused, Unreadable, kind_of, located_plain, parse_located, read_bounded
 
 __all__ = ["Component", "as_components", "load", "ScenarioError", "Problem"]
 
 MIX_KEYS = ("name", "description", "clock", "mix")
 MIX_CLOCK_KEYS = ("start", "days", "sessions_per_day")
 NOT_INHERITED = ("name", "description", "extends")
-MAX_CSV_BYTES = 64 * 1024 * 1024   # about a million catalog rows
+MAX_CSV_BYTES = 64 * 1024 * 1024  # about a million catalog rows
 
 
 @dataclass
 class Component:
     """A scenario in a run and its share of the sessions: what `load` returns, what a run is made of."""
-    name: str                  # scenario name (its `name:` or the file stem)
-    scenario: Scenario         # fully resolved (extends applied), validated
-    weight: float = 1.0        # share of sessions in a mix (1.0 for a single scenario)
-    path: Path | None = None   # the file it was loaded from (None: built in code)
+
+    name: str  # scenario name (its `name:` or the file stem)
+    scenario: Scenario  # fully resolved (extends applied), validated
+    weight: float = 1.0  # share of sessions in a mix (1.0 for a single scenario)
+    path: Path | None = None  # the file it was loaded from (None: built in code)
 
 
 def as_components(components) -> list[Component]:
@@ -70,8 +80,10 @@ def as_components(components) -> list[Component]:
         if isinstance(c, Scenario):
             c = Component(name=c.name or f"scenario-{i}", scenario=c)
         if c.scenario.mix is not None:
-            raise ValueError(f"{c.name}: a mix scenario must be loaded with sim.scenario.loader.load, "
-                             "which resolves its component files")
+            raise ValueError(
+                f"{c.name}: a mix scenario must be loaded with sim.scenario.loader.load, "
+                "which resolves its component files"
+            )
         out.append(c)
     if not out:
         raise ValueError("no scenario components given")
@@ -90,6 +102,7 @@ def load(path: str | Path) -> list[Component]:
 
 # --- reading one YAML file ------------------------------------------------------------------
 
+
 class _Fatal(Exception):
     """This file cannot be used at all; its problems are already recorded."""
 
@@ -102,26 +115,35 @@ def _read(file: Path, problems: list[Problem]) -> tuple[dict, dict[DataPath, Loc
     except Unreadable:
         raise _Fatal from None
     if tree is None:
-        problems.append(Problem(name, 1, 1, "", "file is empty; expected a mapping of scenario keys such as 'name:' and 'behaviour:'"))
+        problems.append(
+            Problem(
+                name, 1, 1, "", "file is empty; expected a mapping of scenario keys such as 'name:' and 'behaviour:'"
+            )
+        )
         raise _Fatal
     if not isinstance(tree, CommentedMap):
-        problems.append(Problem(name, tree.lc.line + 1 if hasattr(tree, "lc") else 1, 1, "",
-                                "expected a mapping of scenario keys at the top of the file, got " + kind_of(tree)))
+        problems.append(
+            Problem(
+                name,
+                tree.lc.line + 1 if hasattr(tree, "lc") else 1,
+                1,
+                "",
+                "expected a mapping of scenario keys at the top of the file, got " + kind_of(tree),
+            )
+        )
         raise _Fatal
     return located_plain(tree, name)
 
 
-
-
-
-
 # --- extends --------------------------------------------------------------------------------
+
 
 def _replaces(base: Any, over: Any) -> bool:
     """Whether `over` replaces `base` whole rather than merging into it: a distribution of another
     kind (a derived `{dist: fixed, value: 2}` over a base lognormal keeps none of its median and sigma)."""
     return not (isinstance(base, dict) and isinstance(over, dict)) or (
-        "dist" in over and over.get("dist") != base.get("dist"))
+        "dist" in over and over.get("dist") != base.get("dist")
+    )
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -157,8 +179,9 @@ def _chain(stack: tuple[Path, ...], file: Path) -> str:
     return " -> ".join(p.name for p in stack + (file,))
 
 
-def _referenced(path: DataPath, value: Any, file: Path, locs: dict, stack: tuple[Path, ...],
-                problems: list[Problem], what: str) -> Path | None:
+def _referenced(
+    path: DataPath, value: Any, file: Path, locs: dict, stack: tuple[Path, ...], problems: list[Problem], what: str
+) -> Path | None:
     """Resolve a file reference written at `path`; record a problem if it is unusable."""
     name = str(file)
     if not isinstance(value, str) or not value.strip():
@@ -174,14 +197,21 @@ def _referenced(path: DataPath, value: Any, file: Path, locs: dict, stack: tuple
         return None
     if target.suffix.lower() not in (".yaml", ".yml"):
         # never opened: `extends: /etc/shadow` must not even be read, let alone quoted
-        problems.append(problem_at(path, locs, name, f"{what} file '{value}' is not a scenario file "
-                                                     "(a scenario file's name ends in .yaml or .yml)"))
+        problems.append(
+            problem_at(
+                path,
+                locs,
+                name,
+                f"{what} file '{value}' is not a scenario file (a scenario file's name ends in .yaml or .yml)",
+            )
+        )
         return None
     return target
 
 
-def _resolve(file: Path, stack: tuple[Path, ...], problems: list[Problem],
-             read: tuple[dict, dict] | None = None) -> tuple[dict, dict]:
+def _resolve(
+    file: Path, stack: tuple[Path, ...], problems: list[Problem], read: tuple[dict, dict] | None = None
+) -> tuple[dict, dict]:
     """The file's data with its `extends` chain merged in (raises _Fatal if unusable)."""
     data, locs = read or _read(file, problems)
     stack = stack + (file.resolve(),)
@@ -193,8 +223,7 @@ def _resolve(file: Path, stack: tuple[Path, ...], problems: list[Problem],
     elif isinstance(bases, list) and bases:
         refs = [(("extends", i), b) for i, b in enumerate(bases)]
     else:
-        problems.append(problem_at(("extends",), locs, str(file),
-                                   "expected a file path or a list of file paths"))
+        problems.append(problem_at(("extends",), locs, str(file), "expected a file path or a list of file paths"))
         raise _Fatal
     merged: dict = {}
     merged_locs: dict = {(): locs[()]}
@@ -210,17 +239,18 @@ def _resolve(file: Path, stack: tuple[Path, ...], problems: list[Problem],
             ok = False
             continue
         if "mix" in base:
-            problems.append(problem_at(path, locs, str(file),
-                                       f"cannot extend '{value}': it is a mix; list it in a mix instead"))
+            problems.append(
+                problem_at(path, locs, str(file), f"cannot extend '{value}': it is a mix; list it in a mix instead")
+            )
             ok = False
             continue
         base = {k: v for k, v in base.items() if k not in NOT_INHERITED}
-        base_locs = {p: l for p, l in base_locs.items() if not (p and p[0] in NOT_INHERITED)}
+        base_locs = {p: loc for p, loc in base_locs.items() if not (p and p[0] in NOT_INHERITED)}
         merged, merged_locs = _merge_located(merged, merged_locs, base, base_locs)
     if not ok:
         raise _Fatal
     own = {k: v for k, v in data.items() if k != "extends"}
-    own_locs = {p: l for p, l in locs.items() if not (p and p[0] == "extends")}
+    own_locs = {p: loc for p, loc in locs.items() if not (p and p[0] == "extends")}
     return _merge_located(merged, merged_locs, own, own_locs)
 
 
@@ -253,8 +283,14 @@ def _load_catalog_csv(data: dict, locs: dict, root_file: str, problems: list[Pro
             reason = f"is not UTF-8 text ({exc.reason} at byte {exc.start})"
         else:
             reason = f"cannot be read ({exc.strerror or type(exc).__name__})"
-        problems.append(problem_at(("catalog", "csv"), locs, root_file,
-                                   f"catalog file '{catalog['csv']}' {reason} (looked for {csv_path.resolve()})"))
+        problems.append(
+            problem_at(
+                ("catalog", "csv"),
+                locs,
+                root_file,
+                f"catalog file '{catalog['csv']}' {reason} (looked for {csv_path.resolve()})",
+            )
+        )
         return
     entries, found = _parse_catalog(text, str(csv_path))
     if found:
@@ -277,9 +313,15 @@ def _parse_catalog(text: str, file: str) -> tuple[list[dict], list[Problem]]:
         if name not in known:
             # a header cell is quoted only when it looks like a column name: never a line of some other file
             shown = f" '{name}'" if len(name) <= 32 and name.replace("_", "").replace(" ", "").isalnum() else ""
-            problems.append(Problem(file, 1, _column_offset(lines[0], col), "catalog.csv",
-                                    f"unknown column{shown}{did_you_mean(name, known)}; "
-                                    "expected id,duration[,live,name]"))
+            problems.append(
+                Problem(
+                    file,
+                    1,
+                    _column_offset(lines[0], col),
+                    "catalog.csv",
+                    f"unknown column{shown}{did_you_mean(name, known)}; expected id,duration[,live,name]",
+                )
+            )
     for required in ("id", "duration"):
         if required not in header:
             problems.append(Problem(file, 1, 1, "catalog.csv", f"missing column '{required}' in the header"))
@@ -292,14 +334,28 @@ def _parse_catalog(text: str, file: str) -> tuple[list[dict], list[Problem]]:
             continue
         raw = lines[row_index - 1] if row_index - 1 < len(lines) else ""
         if len(row) != len(header):
-            problems.append(Problem(file, row_index, 1, "catalog.csv",
-                                    f"row {row_index} has {len(row)} fields, expected {len(header)} ({','.join(header)})"))
+            problems.append(
+                Problem(
+                    file,
+                    row_index,
+                    1,
+                    "catalog.csv",
+                    f"row {row_index} has {len(row)} fields, expected {len(header)} ({','.join(header)})",
+                )
+            )
             continue
         cells = dict(zip(header, (c.strip() for c in row)))
 
-        def bad(column: str, message: str) -> None:
-            problems.append(Problem(file, row_index, _column_offset(raw, header.index(column)), "catalog.csv",
-                                    f"row {row_index}, column '{column}': {message}"))
+        def bad(column: str, message: str, row_index: int = row_index, raw: str = raw) -> None:
+            problems.append(
+                Problem(
+                    file,
+                    row_index,
+                    _column_offset(raw, header.index(column)),
+                    "catalog.csv",
+                    f"row {row_index}, column '{column}': {message}",
+                )
+            )
 
         entry: dict[str, Any] = {"id": cells["id"]}
         if not cells["id"]:
@@ -343,6 +399,7 @@ def _column_offset(line: str, field: int) -> int:
 
 # --- scenarios and mixes --------------------------------------------------------------------
 
+
 def _validate(data: dict, locs: dict, root_file: str, problems: list[Problem]) -> Scenario | None:
     try:
         return Scenario.model_validate(data)
@@ -384,14 +441,20 @@ def _check_scripts(scenario: Scenario, locs: dict, root_file: str, problems: lis
     for j, session in enumerate(scenario.script):
         if session.entry is not None and session.entry not in listed:
             hint = "" if listed else " (a generated catalog has random ids: list the entry under catalog.entries)"
-            problems.append(problem_at(("script", j, "entry"), locs, root_file,
-                                       f"entry {describe(session.entry)} is not in the catalog{hint}"))
+            problems.append(
+                problem_at(
+                    ("script", j, "entry"),
+                    locs,
+                    root_file,
+                    f"entry {describe(session.entry)} is not in the catalog{hint}",
+                )
+            )
             continue
         if session.entry is not None:
             duration, live = listed[session.entry]
         elif catalog.entries:
             duration, live = catalog.entries[0].duration, catalog.entries[0].live
-        else:   # the first generated entry: its length is drawn; the mean stands for it
+        else:  # the first generated entry: its length is drawn; the mean stands for it
             duration, live = max(dist_mean(catalog.duration), 1.0), False
         try:
             script_actions(session, duration, scenario.player.bitrate_ladder_kbps, live=live, where="script")
@@ -406,17 +469,33 @@ def _load_mix(file: Path, data: dict, locs: dict, stack: tuple[Path, ...], probl
     before = len(problems)
     for key in data:
         if key not in MIX_KEYS:
-            problems.append(problem_at((key,), locs, name, (
-                f"'{key}' is not allowed in a mix file{did_you_mean(key, MIX_KEYS)}; a mix sets only "
-                f"name, description, clock ({', '.join(MIX_CLOCK_KEYS)}) and mix; "
-                f"put '{key}' in the component scenarios"), at_key=True))
+            problems.append(
+                problem_at(
+                    (key,),
+                    locs,
+                    name,
+                    (
+                        f"'{key}' is not allowed in a mix file{did_you_mean(key, MIX_KEYS)}; a mix sets only "
+                        f"name, description, clock ({', '.join(MIX_CLOCK_KEYS)}) and mix; "
+                        f"put '{key}' in the component scenarios"
+                    ),
+                    at_key=True,
+                )
+            )
     clock = data.get("clock")
     if isinstance(clock, dict):
         for key in clock:
             if key not in MIX_CLOCK_KEYS:
-                problems.append(problem_at(("clock", key), locs, name,
-                                           f"a mix sets only clock.{', clock.'.join(MIX_CLOCK_KEYS)}; "
-                                           f"'{key}' belongs in the component scenarios", at_key=True))
+                problems.append(
+                    problem_at(
+                        ("clock", key),
+                        locs,
+                        name,
+                        f"a mix sets only clock.{', clock.'.join(MIX_CLOCK_KEYS)}; "
+                        f"'{key}' belongs in the component scenarios",
+                        at_key=True,
+                    )
+                )
     if len(problems) > before:
         return []
     mix_model = _validate(data, locs, name, problems)
@@ -435,9 +514,9 @@ def _load_mix(file: Path, data: dict, locs: dict, stack: tuple[Path, ...], probl
             part.weight *= item.weight / total
             if clock_values:
                 part.scenario = part.scenario.model_copy(
-                    update={"clock": part.scenario.clock.model_copy(update=clock_values)})
+                    update={"clock": part.scenario.clock.model_copy(update=clock_values)}
+                )
             components.append(part)
     if len(problems) > before:
         return []
     return components
-

@@ -5,14 +5,15 @@ The pydantic models below *are* the language: the loader validates YAML against 
 arrays. Field names in YAML are the attribute names here. Probabilities are in [0, 1];
 durations are seconds unless the name says otherwise.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
 
-from .distributions import Quantity, at_most
+from sim.scenario.distributions import Quantity, at_most
 
 Probability = Annotated[float, Field(ge=0, le=1, description="a probability in [0, 1]")]
 Weight = Annotated[float, Field(ge=0)]
@@ -23,12 +24,12 @@ DeviceName = Literal["desktop", "mobile", "tablet", "ctv"]
 # far above any real use (a real catalog, a real audience, a real script).
 MAX_VIEWERS = 10_000_000
 MAX_ENTRIES = 1_000_000
-MAX_DAYS = 3660                   # ten years
+MAX_DAYS = 3660  # ten years
 MAX_SESSIONS_PER_DAY = 100_000_000
 MAX_REPEAT = 100_000
-MAX_ENTRY_S = 7 * 86400           # a week-long entry (a live channel's DVR window)
-KALTURA_INT = 2**31 - 1           # Kaltura ids are 32-bit signed integers
-EARLIEST, LATEST = datetime(1990, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
+MAX_ENTRY_S = 7 * 86400  # a week-long entry (a live channel's DVR window)
+KALTURA_INT = 2**31 - 1  # Kaltura ids are 32-bit signed integers
+EARLIEST, LATEST = datetime(1990, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 # Events per minute of playback: above one a second, no viewer and no player does it.
@@ -48,8 +49,10 @@ def _positive_sum(weights: dict | list, what: str) -> None:
 
 # --- partner and player -----------------------------------------------------------------
 
+
 class Partner(Strict):
     """Whose account the player reports to."""
+
     partner_id: Annotated[int, Field(gt=0, le=KALTURA_INT)] = 2504201
     uiconf_id: Annotated[int, Field(ge=0, le=KALTURA_INT)] = 47313123
     widget_id: str | None = Field(None, description="default: '_' + partner_id")
@@ -61,10 +64,13 @@ KAVA_VERSIONS = ("0.15", "current")
 
 class KavaSettings(Strict):
     version: Literal["0.15", "current"] = Field(
-        "current", description="the kava plugin line: '0.15' (playkit-js-kava 0.15.1, the npm package: GET, its "
-                               "parameter set) or 'current' (the plugin's current source: POST, QoE fields)")
+        "current",
+        description="the kava plugin line: '0.15' (playkit-js-kava 0.15.1, the npm package: GET, its "
+        "parameter set) or 'current' (the plugin's current source: POST, QoE fields)",
+    )
     request_method: Literal["post", "get"] | None = Field(
-        None, description="how beacons go out; default: the version's own (0.15: get, current: post)")
+        None, description="how beacons go out; default: the version's own (0.15: get, current: post)"
+    )
     view_interval_s: Annotated[float, Field(ge=1, le=3600)] = 10
     reset_after_pause_s: Annotated[float, Field(ge=1, le=86400)] = 30
     ad_events: bool = Field(False, description="also send the legacy-era KAVA ad events 8999-9009")
@@ -86,30 +92,39 @@ class KavaSettings(Strict):
 
 class BrowserSettings(Strict):
     """How the viewer's browser sends the beacons: a player in a web page, not a bare HTTP client."""
+
     enabled: bool = Field(
-        True, description="send beacons as the viewer's browser does: a CORS preflight before a cross-origin "
-                          "non-simple request (the KAVA JSON POST), Origin, Referer per the default referrer policy, "
-                          "the browser's own request headers, no cookies on credential-less XHR")
+        True,
+        description="send beacons as the viewer's browser does: a CORS preflight before a cross-origin "
+        "non-simple request (the KAVA JSON POST), Origin, Referer per the default referrer policy, "
+        "the browser's own request headers, no cookies on credential-less XHR",
+    )
     preflight_max_age_s: Annotated[float, Field(ge=0)] | None = Field(
-        None, description="request files: the Access-Control-Max-Age the beacon server answers a preflight with "
-                          "(none: it sends none, as Kaltura's API server; the browser then keeps a preflight 5 s). "
-                          "Live load reads the target's own answer")
+        None,
+        description="request files: the Access-Control-Max-Age the beacon server answers a preflight with "
+        "(none: it sends none, as Kaltura's API server; the browser then keeps a preflight 5 s). "
+        "Live load reads the target's own answer",
+    )
 
 
 class Player(Strict):
     """The player build: version strings and analytics plugin behaviour."""
+
     version: str = "3.17.0"
     legacy_flavor: Literal["kdp", "mwembed", "v7"] = Field(
-        "mwembed", description="which legacy stats plugin: KDP (Flash), mwEmbed (HTML5 v2) or v7 kanalytics")
+        "mwembed", description="which legacy stats plugin: KDP (Flash), mwEmbed (HTML5 v2) or v7 kanalytics"
+    )
     delivery: Literal["hls", "dash", "url"] = "hls"
     bitrate_ladder_kbps: list[PositiveFloat] = Field(default_factory=lambda: [400, 800, 1500, 3000, 6000], min_length=1)
     bitrate_scale: Annotated[float, Field(gt=0, le=100)] = Field(
-        1.0, description="multiplies every rung of bitrate_ladder_kbps (0.5: a poor network's halved ladder)")
+        1.0, description="multiplies every rung of bitrate_ladder_kbps (0.5: a poor network's halved ladder)"
+    )
     kava: KavaSettings = Field(default_factory=KavaSettings)
     browser: BrowserSettings = Field(default_factory=BrowserSettings)
 
 
 # --- catalog --------------------------------------------------------------------------------
+
 
 class CatalogEntry(Strict):
     id: str = Field(min_length=1)
@@ -120,11 +135,15 @@ class CatalogEntry(Strict):
 
 class Catalog(Strict):
     """Generated entries (count, duration, live_share) or an explicit list (entries / csv)."""
+
     count: Annotated[int, Field(gt=0, le=MAX_ENTRIES)] | None = Field(None, description="number of generated entries")
-    duration: Quantity = Field(default_factory=lambda: {"dist": "lognormal", "median": 300, "sigma": 0.9, "min": 30, "max": 3600})
+    duration: Quantity = Field(
+        default_factory=lambda: {"dist": "lognormal", "median": 300, "sigma": 0.9, "min": 30, "max": 3600}
+    )
     live_share: Probability = 0.0
-    entries: list[CatalogEntry] | None = Field(None, max_length=MAX_ENTRIES,
-                                               description="real entry ids with durations")
+    entries: list[CatalogEntry] | None = Field(
+        None, max_length=MAX_ENTRIES, description="real entry ids with durations"
+    )
     csv: str | None = Field(None, description="CSV with columns id,duration[,live,name], relative to this file")
     zipf: Annotated[float, Field(ge=0)] = Field(1.0, description="popularity skew: Zipf exponent over entries")
 
@@ -140,12 +159,16 @@ class Catalog(Strict):
 
 # --- audience -------------------------------------------------------------------------------
 
+
 class Returning(Strict):
     """How often viewers come back: activity skew over viewers (Zipf) and the gap between visits."""
+
     activity_zipf: Annotated[float, Field(ge=0)] = Field(1.0, description="0 = every viewer equally active")
     min_gap_s: Annotated[float, Field(ge=0)] = Field(
-        1800, description="an earlier session of the viewer makes a session returning only if at least this long "
-                          "before it (closer sessions are one visit)")
+        1800,
+        description="an earlier session of the viewer makes a session returning only if at least this long "
+        "before it (closer sessions are one visit)",
+    )
 
 
 class Audience(Strict):
@@ -153,30 +176,50 @@ class Audience(Strict):
     authenticated: Probability = 0.85
     returning: Returning = Field(default_factory=Returning)
     devices: dict[DeviceName, Weight] = Field(default_factory=lambda: {"desktop": 0.70, "mobile": 0.25, "tablet": 0.05})
-    browsers: dict[DeviceName, dict[str, Weight]] = Field(default_factory=lambda: {
-        "desktop": {"chrome": 0.64, "safari": 0.14, "edge": 0.11, "firefox": 0.06, "other": 0.05},
-        "mobile": {"chrome": 0.66, "safari": 0.25, "samsung": 0.04, "other": 0.05},
-        "tablet": {"chrome": 0.50, "safari": 0.45, "other": 0.05},
-        "ctv": {"other": 1.0},
-    })
-    os: dict[DeviceName, dict[str, Weight]] = Field(default_factory=lambda: {
-        "desktop": {"windows": 0.72, "macos": 0.24, "linux": 0.04},
-        "mobile": {"android": 0.55, "ios": 0.45},
-        "tablet": {"ios": 0.6, "android": 0.4},
-        "ctv": {"tizen": 0.35, "webos": 0.3, "android": 0.35},
-    })
-    countries: dict[str, Weight] = Field(default_factory=lambda: {"US": 0.45, "GB": 0.12, "DE": 0.08, "IN": 0.1, "BR": 0.07, "CA": 0.06, "AU": 0.04, "FR": 0.08})
+    browsers: dict[DeviceName, dict[str, Weight]] = Field(
+        default_factory=lambda: {
+            "desktop": {"chrome": 0.64, "safari": 0.14, "edge": 0.11, "firefox": 0.06, "other": 0.05},
+            "mobile": {"chrome": 0.66, "safari": 0.25, "samsung": 0.04, "other": 0.05},
+            "tablet": {"chrome": 0.50, "safari": 0.45, "other": 0.05},
+            "ctv": {"other": 1.0},
+        }
+    )
+    os: dict[DeviceName, dict[str, Weight]] = Field(
+        default_factory=lambda: {
+            "desktop": {"windows": 0.72, "macos": 0.24, "linux": 0.04},
+            "mobile": {"android": 0.55, "ios": 0.45},
+            "tablet": {"ios": 0.6, "android": 0.4},
+            "ctv": {"tizen": 0.35, "webos": 0.3, "android": 0.35},
+        }
+    )
+    countries: dict[str, Weight] = Field(
+        default_factory=lambda: {
+            "US": 0.45,
+            "GB": 0.12,
+            "DE": 0.08,
+            "IN": 0.1,
+            "BR": 0.07,
+            "CA": 0.06,
+            "AU": 0.04,
+            "FR": 0.08,
+        }
+    )
     referrers: list[str] = Field(
         default_factory=lambda: ["https://learn.example.edu/course/{n}/lecture", "https://www.example.com/videos/{n}"],
-        min_length=1, description="page URL templates; {n} becomes a page number")
+        min_length=1,
+        description="page URL templates; {n} becomes a page number",
+    )
     pages_per_referrer: Annotated[int, Field(gt=0, le=100_000)] = 50
     clock_skew: bool = Field(
-        True, description="viewers' device clocks are off by a per-viewer amount (most within a second, some by "
-                          "minutes, a few by whole hours), seen in the legacy eventTimestamp")
+        True,
+        description="viewers' device clocks are off by a per-viewer amount (most within a second, some by "
+        "minutes, a few by whole hours), seen in the legacy eventTimestamp",
+    )
     device_shift: dict[DeviceName, Annotated[float, Field(ge=-1, le=1)]] = Field(
         default_factory=dict,
         description="share points added to a device after normalising `devices` (0.2 = +20 points); the other "
-                    "devices give up the same total in proportion to their shares. Lets a modifier skew any mix.")
+        "devices give up the same total in proportion to their shares. Lets a modifier skew any mix.",
+    )
 
     @model_validator(mode="after")
     def _weights(self):
@@ -209,15 +252,20 @@ class TimeZoneShare(Strict):
 
 class Clock(Strict):
     """When sessions happen: a time range shaped by hourly and weekday weights in viewer local time."""
-    start: datetime = datetime(2026, 11, 2, tzinfo=timezone.utc)
+
+    start: datetime = datetime(2026, 11, 2, tzinfo=UTC)
     days: Annotated[float, Field(gt=0, le=MAX_DAYS)] = 7
     sessions_per_day: Annotated[float, Field(gt=0, le=MAX_SESSIONS_PER_DAY)] = Field(
-        20000, description="player loads per day at the mean of the curves")
+        20000, description="player loads per day at the mean of the curves"
+    )
     hourly: HourlyPreset | Annotated[list[Weight], Field(min_length=24, max_length=24)] = "work-edu"
     weekday: WeekdayPreset | Annotated[list[Weight], Field(min_length=7, max_length=7)] = "work-edu"
     monthly: MonthlyPreset | Annotated[list[Weight], Field(min_length=12, max_length=12)] = Field(
-        "flat", description="seasonal multiplier per calendar month, January first (tables in sim.scenario.presets)")
-    timezones: list[TimeZoneShare] = Field(default_factory=lambda: [TimeZoneShare(utc_offset="-05:00", weight=1)], min_length=1)
+        "flat", description="seasonal multiplier per calendar month, January first (tables in sim.scenario.presets)"
+    )
+    timezones: list[TimeZoneShare] = Field(
+        default_factory=lambda: [TimeZoneShare(utc_offset="-05:00", weight=1)], min_length=1
+    )
 
     @model_validator(mode="after")
     def _weights(self):
@@ -234,13 +282,14 @@ class Clock(Strict):
     @classmethod
     def _start(cls, start: datetime) -> datetime:
         if start.tzinfo is None:
-            start = start.replace(tzinfo=timezone.utc)
-        if not EARLIEST <= start < LATEST:   # later, start + days overflows the dates of a run
+            start = start.replace(tzinfo=UTC)
+        if not EARLIEST <= start < LATEST:  # later, start + days overflows the dates of a run
             raise ValueError(f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}, got {start:%Y-%m-%d}")
         return start
 
 
 # --- viewing behaviour ----------------------------------------------------------------------
+
 
 class PerDevice(Strict):
     desktop: Probability = 0.0
@@ -258,27 +307,40 @@ class PerDeviceRate(Strict):
 
 class Startup(Strict):
     """Time from play request to first frame, and viewers giving up while they wait."""
+
     time_s: Quantity = Field(default_factory=lambda: {"dist": "lognormal", "median": 1.2, "sigma": 0.6})
     grace_s: Annotated[float, Field(ge=0)] = 2.0
-    abandon_per_s: PerDeviceRate = Field(default_factory=lambda: PerDeviceRate(desktop=0.09, mobile=0.03, tablet=0.03, ctv=0.03),
-                                         description="hazard of leaving per second of waiting beyond grace_s")
+    abandon_per_s: PerDeviceRate = Field(
+        default_factory=lambda: PerDeviceRate(desktop=0.09, mobile=0.03, tablet=0.03, ctv=0.03),
+        description="hazard of leaving per second of waiting beyond grace_s",
+    )
 
 
 class CompletionBucket(Strict):
-    max_duration_s: PositiveFloat | None = Field(None, description="bucket applies to entries up to this length; omit for the last")
+    max_duration_s: PositiveFloat | None = Field(
+        None, description="bucket applies to entries up to this length; omit for the last"
+    )
     share: Probability
 
 
 class WatchedFraction(Strict):
     """Intended watched fraction F: early bounce, completes, or a Beta-shaped middle."""
+
     early_bounce: Probability = 0.12
     bounce_fraction: Quantity = Field(default_factory=lambda: {"dist": "uniform", "low": 0.0, "high": 0.05})
-    complete: Probability | list[CompletionBucket] = Field(default_factory=lambda: [
-        CompletionBucket(max_duration_s=60, share=0.66), CompletionBucket(max_duration_s=120, share=0.56),
-        CompletionBucket(max_duration_s=600, share=0.50), CompletionBucket(max_duration_s=1200, share=0.39),
-        CompletionBucket(share=0.22)])
-    middle: Quantity = Field(default_factory=lambda: {"dist": "beta", "a": 1.0, "b": 1.3},
-                         description="draws in [0, 1], mapped to 0.05 + 0.95 x")
+    complete: Probability | list[CompletionBucket] = Field(
+        default_factory=lambda: [
+            CompletionBucket(max_duration_s=60, share=0.66),
+            CompletionBucket(max_duration_s=120, share=0.56),
+            CompletionBucket(max_duration_s=600, share=0.50),
+            CompletionBucket(max_duration_s=1200, share=0.39),
+            CompletionBucket(share=0.22),
+        ]
+    )
+    middle: Quantity = Field(
+        default_factory=lambda: {"dist": "beta", "a": 1.0, "b": 1.3},
+        description="draws in [0, 1], mapped to 0.05 + 0.95 x",
+    )
 
     @model_validator(mode="after")
     def _mixture(self):
@@ -302,17 +364,24 @@ class Pauses(Strict):
 
 class Seeks(Strict):
     per_play: Annotated[Quantity, AfterValidator(at_most(100, "seeks per play"))] = Field(
-        default_factory=lambda: {"dist": "poisson", "mean": 0.8})
+        default_factory=lambda: {"dist": "poisson", "mean": 0.8}
+    )
     backward_share: Probability = 0.55
-    backward_s: Quantity = Field(default_factory=lambda: {"dist": "uniform", "low": 10, "high": 60},
-                             description="how far a backward seek jumps, s")
-    forward_fraction: Quantity = Field(default_factory=lambda: {"dist": "uniform", "low": 0.10, "high": 0.40},
-                                   description="how far a forward seek jumps, as a fraction of the duration")
+    backward_s: Quantity = Field(
+        default_factory=lambda: {"dist": "uniform", "low": 10, "high": 60},
+        description="how far a backward seek jumps, s",
+    )
+    forward_fraction: Quantity = Field(
+        default_factory=lambda: {"dist": "uniform", "low": 0.10, "high": 0.40},
+        description="how far a forward seek jumps, as a fraction of the duration",
+    )
 
 
 class Speed(Strict):
     share: Probability = 0.03
-    rates: Quantity = Field(default_factory=lambda: {"dist": "table", "values": [1.25, 1.5, 2.0], "weights": [0.3, 0.5, 0.2]})
+    rates: Quantity = Field(
+        default_factory=lambda: {"dist": "table", "values": [1.25, 1.5, 2.0], "weights": [0.3, 0.5, 0.2]}
+    )
 
 
 class Captions(Strict):
@@ -322,6 +391,7 @@ class Captions(Strict):
 
 class Clicks(Strict):
     """Per-play probabilities of UI actions."""
+
     share: Probability = 0.01
     share_network: Probability = 0.5
     download: Probability = 0.005
@@ -338,6 +408,7 @@ class Sound(Strict):
 
 class Loop(Strict):
     """A looping player (short autoplay clips): at the end the entry starts again by itself."""
+
     share: Probability = Field(0.0, description="share of plays in a looping player")
     second_loop: Probability = Field(0.2, description="given a loop, the viewer watches the second pass")
 
@@ -359,7 +430,8 @@ class Behaviour(Strict):
     sound: Sound = Field(default_factory=Sound)
     flavor_switch_per_min: PerMinute = 0.2
     flavor_switch_scale: Annotated[float, Field(gt=0, le=100)] = Field(
-        1.0, description="multiplies flavor_switch_per_min (a poor network switches renditions 2-4x as often)")
+        1.0, description="multiplies flavor_switch_per_min (a poor network switches renditions 2-4x as often)"
+    )
     manual_source_share: Probability = 0.01
     replay_after_end: Probability = 0.02
     loop: Loop = Field(default_factory=Loop)
@@ -369,8 +441,10 @@ class Behaviour(Strict):
 
 # --- ads ------------------------------------------------------------------------------------
 
+
 class AdQuartiles(Strict):
     """Given an ad started: the share reaching each quartile (completion comes from the pod)."""
+
     first: Probability = 0.95
     mid: Probability = 0.89
     third: Probability = 0.84
@@ -391,18 +465,24 @@ class Preroll(Pod):
     share: Probability = Field(1.0, description="share of play requests that get a pre-roll pod")
     abandon_per_ad: PerDeviceRate | Probability = Field(0.15, description="leave during an ad (ends the session)")
     abandon_by_ad_length: list[AdLengthShare] | None = Field(
-        None, min_length=1,
-        description="per-ad abandonment by ad length (first bucket whose max_length_s fits); replaces abandon_per_ad")
+        None,
+        min_length=1,
+        description="per-ad abandonment by ad length (first bucket whose max_length_s fits); replaces abandon_per_ad",
+    )
 
 
 class Midroll(Pod):
-    at_fractions: list[Annotated[float, Field(gt=0, lt=1)]] | None = Field(None, description="cue points as fractions of duration")
+    at_fractions: list[Annotated[float, Field(gt=0, lt=1)]] | None = Field(
+        None, description="cue points as fractions of duration"
+    )
     at_s: list[PositiveFloat] | None = Field(None, description="cue points in seconds")
     every_s: PositiveFloat | None = Field(None, description="a break every N s of content (long entries)")
     min_duration_s: Annotated[float, Field(ge=0)] = 0
     every_s_from_duration_s: PositiveFloat | None = Field(
-        None, description="entries at least this long use every_s, shorter ones at_fractions or at_s "
-                          "(the one case where every_s combines with another rule)")
+        None,
+        description="entries at least this long use every_s, shorter ones at_fractions or at_s "
+        "(the one case where every_s combines with another rule)",
+    )
     break_exit: Probability = Field(0.08, description="leave at a break without resuming content")
 
     @model_validator(mode="after")
@@ -443,12 +523,15 @@ class Ads(Strict):
     start_rate: Probability = Field(0.65, description="requested ads that actually start (fill x success)")
     skippable_after_s: PositiveFloat | None = None
     skip_rate: Probability = 0.0
-    click_rate: PerDevice = Field(default_factory=lambda: PerDevice(desktop=0.003, mobile=0.004, tablet=0.004, ctv=0.0),
-                                  description="clicks per ad impression (only started ads are clicked)")
+    click_rate: PerDevice = Field(
+        default_factory=lambda: PerDevice(desktop=0.003, mobile=0.004, tablet=0.004, ctv=0.0),
+        description="clicks per ad impression (only started ads are clicked)",
+    )
     quartiles: AdQuartiles = Field(default_factory=AdQuartiles)
 
 
 # --- scripted sessions ----------------------------------------------------------------------
+
 
 class WaitStep(Strict):
     wait: PositiveFloat = Field(description="play (or stay paused/idle) this many seconds")
@@ -478,8 +561,21 @@ class ErrorStep(Strict):
     error: int = Field(description="error code")
 
 
-ScriptAction = Literal["load", "play", "quit", "replay", "share", "download", "report", "related", "info", "captions", "end",
-                       "mute", "unmute"]
+ScriptAction = Literal[
+    "load",
+    "play",
+    "quit",
+    "replay",
+    "share",
+    "download",
+    "report",
+    "related",
+    "info",
+    "captions",
+    "end",
+    "mute",
+    "unmute",
+]
 Step = Union[ScriptAction, WaitStep, SeekStep, BufferStep, PauseStep, FullscreenStep, SpeedStep, ErrorStep]
 
 
@@ -495,6 +591,7 @@ class ScriptedSession(Strict):
 
 # --- the file -------------------------------------------------------------------------------
 
+
 class MixItem(Strict):
     scenario: str = Field(description="path of a scenario file, relative to this file")
     weight: Weight = 1.0
@@ -507,6 +604,7 @@ class Scenario(Strict):
     whole mix and the weights split the sessions; each component keeps its own curves,
     catalog, audience and behaviour.
     """
+
     name: str | None = None
     description: str | None = None
     extends: str | list[str] | None = Field(None, description="base scenario file(s); this file's keys override theirs")

@@ -9,15 +9,64 @@ HOURLY[name]: 24 weights, local hour 0..23 (hour h covers h:00-h:59), in percent
 impressions. WEEKDAY[name]: 7 multipliers, Monday first, mean about 1.0. MONTHLY[name]:
 12 seasonal multipliers, January first.
 """
+
 from __future__ import annotations
 
 HOURLY: dict[str, list[float]] = {
     # entertainment, long-form, short clips: peak 9 pm, trough 4 am, ratio about 8:1
-    "consumer-evening": [4.16, 2.65, 1.66, 1.13, 0.91, 0.98, 1.51, 2.27, 2.87, 3.40, 3.78, 4.16,
-                         4.69, 4.69, 4.69, 4.92, 5.30, 5.67, 6.20, 6.81, 7.34, 7.56, 6.96, 5.67],
+    "consumer-evening": [
+        4.16,
+        2.65,
+        1.66,
+        1.13,
+        0.91,
+        0.98,
+        1.51,
+        2.27,
+        2.87,
+        3.40,
+        3.78,
+        4.16,
+        4.69,
+        4.69,
+        4.69,
+        4.92,
+        5.30,
+        5.67,
+        6.20,
+        6.81,
+        7.34,
+        7.56,
+        6.96,
+        5.67,
+    ],
     # enterprise and education tenants: humps at 11 am and 2 pm, small evening study bump
-    "work-edu": [0.69, 0.43, 0.26, 0.26, 0.26, 0.43, 1.04, 2.59, 5.18, 7.33, 8.20, 8.63,
-                 7.77, 8.20, 8.63, 8.20, 6.90, 5.18, 3.88, 3.88, 4.31, 3.88, 2.59, 1.29],
+    "work-edu": [
+        0.69,
+        0.43,
+        0.26,
+        0.26,
+        0.26,
+        0.43,
+        1.04,
+        2.59,
+        5.18,
+        7.33,
+        8.20,
+        8.63,
+        7.77,
+        8.20,
+        8.63,
+        8.20,
+        6.90,
+        5.18,
+        3.88,
+        3.88,
+        4.31,
+        3.88,
+        2.59,
+        1.29,
+    ],
     "flat": [100 / 24] * 24,
 }
 

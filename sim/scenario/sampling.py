@@ -5,15 +5,17 @@ such a row inside numba kernels, `draw_many` draws from a spec in Python::
 
     durations = draw_many({"dist": "lognormal", "median": 300, "sigma": 1.0}, 1000, rng)
 """
+
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from .distributions import KIND, compile_dist
+from sim.scenario.distributions import KIND, compile_dist
 
 K_FIXED, K_UNIFORM, K_NORMAL, K_LOGNORMAL, K_EXPONENTIAL, K_BETA, K_WEIBULL, K_POISSON, K_TABLE = (
-    KIND[n] for n in ("fixed", "uniform", "normal", "lognormal", "exponential", "beta", "weibull", "poisson", "table"))
+    KIND[n] for n in ("fixed", "uniform", "normal", "lognormal", "exponential", "beta", "weibull", "poisson", "table")
+)
 
 
 @njit(cache=True, inline="always")

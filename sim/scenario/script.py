@@ -4,23 +4,32 @@ A script is deterministic: the same steps always give the same timeline. The loa
 every script this way to report a step that cannot be played at its file:line:column;
 `sim.player.script` compiles them into the templates a run copies.
 
-Steps (see `sim.scenario.model.Step`): load, play (PLAY_REQUEST; PLAYING follows after
-`startup_s` unless the next step is an error, a start failure, or quit, leaving before the
-first frame; after a pause, play is RESUME), wait N (playing: the playhead moves; otherwise idle),
-seek '80%' / '120s' / N, buffer N (a stall), pause N (PAUSE, N s, RESUME), fullscreen
-true/false, mute / unmute (the sound mode later beacons report), speed R, error CODE (fatal: QUIT follows), replay, share, download, report,
-related, info, captions, end (play to the end of the content), quit. A script that does not
+Steps (see `sim.scenario.model.Step`): load, play (PLAY_REQUEST; PLAYING follows after `startup_s`
+unless the next step is an error, a start failure, or quit, leaving before the first frame; after a
+pause, play is RESUME), wait N (playing: the playhead moves; otherwise idle), seek '80%' / '120s' /
+N, buffer N (a stall), pause N (PAUSE, N s, RESUME), fullscreen true/false, mute / unmute (the sound
+mode later beacons report), speed R, error CODE (fatal: QUIT follows), replay, share, download,
+report, related, info, captions, end (play to the end of the content), quit. A script that does not
 quit ends with QUIT where its last step leaves the player.
 
     rows, outcome = script_actions(session, duration=300.0, ladder=[400, 1500])
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from .actions import ACTION_COLUMNS, Action, Outcome
-from .model import (BufferStep, ErrorStep, FullscreenStep, PauseStep, ScriptedSession, SeekStep, SpeedStep,
-                    WaitStep)
+from sim.scenario.actions import ACTION_COLUMNS, Action, Outcome
+from sim.scenario.model import (
+    BufferStep,
+    ErrorStep,
+    FullscreenStep,
+    PauseStep,
+    ScriptedSession,
+    SeekStep,
+    SpeedStep,
+    WaitStep,
+)
 
 ACTION_NAMES = list(ACTION_COLUMNS)
 _COL = {name: j for j, name in enumerate(ACTION_NAMES)}
@@ -47,14 +56,15 @@ def _seek_target(spec, duration: float) -> float:
     return min(max(target, 0.0), duration)
 
 
-def script_actions(session: ScriptedSession, duration: float, ladder, *, live: bool = False,
-                   where: str = "script") -> tuple[np.ndarray, Outcome]:
+def script_actions(
+    session: ScriptedSession, duration: float, ladder, *, live: bool = False, where: str = "script"
+) -> tuple[np.ndarray, Outcome]:
     """The action rows (float64 [n, ACTION_COLUMNS], session column 0) of one scripted session and its outcome."""
     rows: list[list[float]] = []
     state = {"bitrate": float(max(ladder)), "screen": 1.0, "sound": 2.0, "tab": 2.0, "speed": 1.0}
     t, pos = 0.0, (duration if live else 0.0)
     requested = playing = paused = ended = errored = False
-    starting = False   # PLAY_REQUEST sent, first frame not shown yet
+    starting = False  # PLAY_REQUEST sent, first frame not shown yet
     outcome = None
 
     def emit(kind: Action, value: float = 0.0) -> None:
@@ -82,7 +92,7 @@ def script_actions(session: ScriptedSession, duration: float, ladder, *, live: b
         t += seconds - left
 
     steps = list(session.steps)
-    offset = 0   # step numbers in messages follow the file, not the implicit leading 'load'
+    offset = 0  # step numbers in messages follow the file, not the implicit leading 'load'
     if _step_name(steps[0]) != "load":
         steps.insert(0, "load")
         offset = 1
@@ -141,7 +151,7 @@ def script_actions(session: ScriptedSession, duration: float, ladder, *, live: b
                 state["screen"] = want
                 emit(Action.ENTER_FULLSCREEN if step.fullscreen else Action.EXIT_FULLSCREEN)
         elif name in ("mute", "unmute"):
-            want = 1.0 if name == "mute" else 2.0      # KAVA soundMode: 1 muted, 2 sound on
+            want = 1.0 if name == "mute" else 2.0  # KAVA soundMode: 1 muted, 2 sound on
             if state["sound"] != want:
                 state["sound"] = want
                 emit(Action.SOUND, want)
@@ -149,7 +159,7 @@ def script_actions(session: ScriptedSession, duration: float, ladder, *, live: b
             state["speed"] = float(step.speed)
             emit(Action.SPEED, step.speed)
         elif isinstance(step, ErrorStep):
-            if starting:   # the start failed: the error comes when the first frame would have
+            if starting:  # the start failed: the error comes when the first frame would have
                 t += session.startup_s
             emit(Action.ERROR, step.error)
             emit(Action.QUIT)
@@ -166,18 +176,24 @@ def script_actions(session: ScriptedSession, duration: float, ladder, *, live: b
             if playing:
                 play_for((duration - pos) / state["speed"])
         elif name in ("share", "download", "report", "info", "captions", "related"):
-            kind = {"share": Action.SHARE, "download": Action.DOWNLOAD, "report": Action.REPORT,
-                    "info": Action.INFO, "captions": Action.CAPTIONS, "related": Action.RELATED_OPEN}[name]
+            kind = {
+                "share": Action.SHARE,
+                "download": Action.DOWNLOAD,
+                "report": Action.REPORT,
+                "info": Action.INFO,
+                "captions": Action.CAPTIONS,
+                "related": Action.RELATED_OPEN,
+            }[name]
             emit(kind)
         elif name == "quit":
             break
-        else:   # pragma: no cover - the scenario model admits no other step
+        else:  # pragma: no cover - the scenario model admits no other step
             raise ScriptError(f"{here}: unknown step")
     if not errored:
         emit(Action.QUIT)
         if not requested:
             outcome = Outcome.NO_PLAY
-        elif starting:   # left before the first frame
+        elif starting:  # left before the first frame
             outcome = Outcome.ABANDONED_STARTUP
         elif any(r[_COL["kind"]] == Action.ENDED for r in rows):
             outcome = Outcome.COMPLETED

@@ -12,11 +12,12 @@ MAX_FILE_BYTES, nesting at most MAX_DEPTH deep, aliases expanding to at most MAX
 values (no "billion laughs"), and only YAML's plain tags (no `!!python/...`). Messages never quote
 what a file holds beyond the value at fault, so a path such as /etc/shadow leaks nothing.
 """
+
 from __future__ import annotations
 
 import os
 import stat
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import (AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent, ScalarEvent)
+from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent, ScalarEvent
 from ruamel.yaml.nodes import MappingNode, SequenceNode
 
-from .errors import DataPath, Loc, Problem, field_name
+from sim.scenario.errors import DataPath, Loc, Problem, field_name
 
 __all__ = ["Unreadable", "parse_located", "located_plain", "read_bounded", "kind_of", "FileRefused", "MAX_FILE_BYTES"]
 
@@ -36,8 +37,9 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 MAX_EXPANDED_VALUES = 100_000
 # The tags a scenario may write (`!!float 1`, `!!str 5`); anything else (`!!python/object`...) is refused.
-PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq",
-                                                   "timestamp", "merge")}
+PLAIN_TAGS = {
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "merge")
+}
 
 
 class Unreadable(Exception):
@@ -80,10 +82,15 @@ def parse_located(file: Path, problems: list[Problem], *, kind: str, not_found: 
         raise fail(_duplicate_keys(text, name)) from None
     except MarkedYAMLError as exc:
         raise fail(_syntax_problem(exc, text, name, kind)) from None
-    except (YAMLError, ValueError, TypeError, OverflowError) as exc:   # ValueError...: a tag ruamel cannot construct (!!float abc)
+    except (
+        YAMLError,
+        ValueError,
+        TypeError,
+        OverflowError,
+    ) as exc:  # ValueError...: a tag ruamel cannot construct (!!float abc)
         line, column = _unconstructable(text) or (1, 1)
         raise fail(Problem(name, line, column, "", f"YAML error: {exc}")) from None
-    except RecursionError:   # not reached after _refuse_hostile's depth limit; kept so it can never be a traceback
+    except RecursionError:  # not reached after _refuse_hostile's depth limit; kept so it can never be a traceback
         raise fail(Problem(name, 1, 1, "", f"nested too deeply (at most {MAX_DEPTH} levels)")) from None
 
 
@@ -120,8 +127,8 @@ def _refuse_hostile(text: str, file: str) -> list[Problem]:
     Walks the parser's events (no recursion, no objects built); raises MarkedYAMLError on bad syntax.
     """
     depth = 0
-    sizes: dict[str, int] = {}              # anchor -> values its node expands to
-    open_nodes: list[list] = [[None, 0]]    # [anchor, values so far] of each open collection
+    sizes: dict[str, int] = {}  # anchor -> values its node expands to
+    open_nodes: list[list] = [[None, 0]]  # [anchor, values so far] of each open collection
     for event in YAML(typ="rt").parse(text):
         mark = event.start_mark
         at = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -130,13 +137,23 @@ def _refuse_hostile(text: str, file: str) -> list[Problem]:
         if isinstance(event, NodeEvent) and tag is not None and not isinstance(event, AliasEvent):
             if str(tag) not in PLAIN_TAGS and not (isinstance(event, ScalarEvent) and str(tag) == "!"):
                 shown = str(tag).replace("tag:yaml.org,2002:", "!!")
-                return [Problem(file, *at, "", f"tag '{shown}' is not allowed; a scenario holds plain values "
-                                               "(text, numbers, lists, mappings) and nothing is ever run")]
+                return [
+                    Problem(
+                        file,
+                        *at,
+                        "",
+                        f"tag '{shown}' is not allowed; a scenario holds plain values "
+                        "(text, numbers, lists, mappings) and nothing is ever run",
+                    )
+                ]
         if isinstance(event, CollectionStartEvent):
             depth += 1
             if depth > MAX_DEPTH:
-                return [Problem(file, *at, "", f"nested more than {MAX_DEPTH} levels deep; "
-                                               "a scenario needs only a few levels")]
+                return [
+                    Problem(
+                        file, *at, "", f"nested more than {MAX_DEPTH} levels deep; a scenario needs only a few levels"
+                    )
+                ]
             open_nodes.append([event.anchor, 1])
         elif isinstance(event, CollectionEndEvent):
             depth -= 1
@@ -151,8 +168,15 @@ def _refuse_hostile(text: str, file: str) -> list[Problem]:
         elif isinstance(event, AliasEvent):
             open_nodes[-1][1] += sizes.get(event.anchor, 1)
         if sum(size for _, size in open_nodes) > MAX_EXPANDED_VALUES:
-            return [Problem(file, *at, "", f"aliases expand this file to more than {MAX_EXPANDED_VALUES:,} values; "
-                                           "refusing to build it (an alias of an alias of ... multiplies)")]
+            return [
+                Problem(
+                    file,
+                    *at,
+                    "",
+                    f"aliases expand this file to more than {MAX_EXPANDED_VALUES:,} values; "
+                    "refusing to build it (an alias of an alias of ... multiplies)",
+                )
+            ]
     return []
 
 
@@ -201,10 +225,11 @@ def _plain(node: Any, file: str, path: DataPath, locs: dict[DataPath, Loc]) -> A
     if isinstance(node, str):
         return str(node)
     if isinstance(node, datetime):
-        return datetime(node.year, node.month, node.day, node.hour, node.minute, node.second,
-                        node.microsecond, tzinfo=node.tzinfo)
+        return datetime(
+            node.year, node.month, node.day, node.hour, node.minute, node.second, node.microsecond, tzinfo=node.tzinfo
+        )
     if isinstance(node, date):
-        return datetime(node.year, node.month, node.day, tzinfo=timezone.utc)
+        return datetime(node.year, node.month, node.day, tzinfo=UTC)
     return node
 
 
@@ -213,7 +238,7 @@ def _positions(node: CommentedMap, key: Any) -> tuple[tuple[int, int], tuple[int
     if key in (node.lc.data or {}):
         return node.lc.key(key), node.lc.value(key)
     for source in getattr(node, "merge", None) or []:
-        source = source[1] if isinstance(source, tuple) else source   # (position, map) in older ruamel
+        source = source[1] if isinstance(source, tuple) else source  # (position, map) in older ruamel
         if isinstance(source, CommentedMap) and key in source:
             return _positions(source, key)
     return (node.lc.line, node.lc.col), (node.lc.line, node.lc.col)
@@ -254,7 +279,11 @@ def _syntax_problem(exc: MarkedYAMLError, text: str, file: str, kind: str) -> Pr
     context = ""
     if exc.context:
         started = exc.context_mark
-        at = f" started at line {started.line + 1}, column {started.column + 1}" if started and started.line != mark.line else ""
+        at = (
+            f" started at line {started.line + 1}, column {started.column + 1}"
+            if started and started.line != mark.line
+            else ""
+        )
         context = f" ({exc.context}{at})"
     return Problem(file, line, col, "", f"YAML syntax error: {problem}{context}")
 
@@ -271,9 +300,16 @@ def _duplicate_keys(text: str, file: str) -> list[Problem]:
                 key = key_node.value
                 if key in first:
                     m = key_node.start_mark
-                    found.append(Problem(file, m.line + 1, m.column + 1, field_name(path + (key,)),
-                                         f"duplicate key '{key}' (first written at line {first[key].line + 1}); "
-                                         "a key may appear only once in a mapping"))
+                    found.append(
+                        Problem(
+                            file,
+                            m.line + 1,
+                            m.column + 1,
+                            field_name(path + (key,)),
+                            f"duplicate key '{key}' (first written at line {first[key].line + 1}); "
+                            "a key may appear only once in a mapping",
+                        )
+                    )
                 else:
                     first[key] = key_node.start_mark
                 walk(value_node, path + (key,))

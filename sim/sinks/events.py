@@ -13,6 +13,7 @@ Usage::
 Strings stay dictionary-encoded from the `Strings` pools and population pools: nothing on
 this path creates a Python object per row.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -20,11 +21,22 @@ from collections.abc import Iterable
 import numpy as np
 import pyarrow as pa
 
-from ..player.timeline import Device, Outcome, SessionChunk
-from ..player.truth import TRUTH_SESSION_COLUMNS
-from ..protocols.beacons import AsciiStrings, BeaconChunk, Strings
-from ..tables.events import (ALWAYS_SET, BIGINT, BOOLEAN, CONTEXT_COLUMNS, DOUBLE, INTEGER, PROTOCOL_FIELDS,
-                             SECRET_COLUMNS, STRING, TRUTH_COLUMNS, WIRE_FIELDS)
+from sim.player.timeline import Device, Outcome, SessionChunk
+from sim.player.truth import TRUTH_SESSION_COLUMNS
+from sim.protocols.beacons import AsciiStrings, BeaconChunk, Strings
+from sim.tables.events import (
+    ALWAYS_SET,
+    BIGINT,
+    BOOLEAN,
+    CONTEXT_COLUMNS,
+    DOUBLE,
+    INTEGER,
+    PROTOCOL_FIELDS,
+    SECRET_COLUMNS,
+    STRING,
+    TRUTH_COLUMNS,
+    WIRE_FIELDS,
+)
 
 # Beacon columns that say how a row goes on the wire, not what it says.
 TRANSPORT_ONLY = frozenset({"encoding", "legacy_flavor"})
@@ -59,8 +71,13 @@ def _canonical(columns: dict[str, pa.DataType]) -> dict[str, str]:
 class EventsBuilder:
     """Builds events-table rows for one run; the schema is fixed when the builder is made."""
 
-    def __init__(self, extra: dict[str, pa.DataType] | None = None, protocols: Iterable[str] | None = None,
-                 carried: Iterable[str] = (), always_sent: Iterable[str] = ()):
+    def __init__(
+        self,
+        extra: dict[str, pa.DataType] | None = None,
+        protocols: Iterable[str] | None = None,
+        carried: Iterable[str] = (),
+        always_sent: Iterable[str] = (),
+    ):
         """`protocols`: the protocols of the run (None or an unknown one: every wire field);
         `carried`: wire fields sent beside them (kept, in contract order); `always_sent`: the
         columns every row fills (stored as required: Parquet then writes no definition levels)."""
@@ -93,7 +110,7 @@ class EventsBuilder:
         known = _canonical({**WIRE_FIELDS, **CONTEXT_COLUMNS})
         extra: dict[str, pa.DataType] = {}
         carried: set[str] = set()
-        always_sent: set[str] | None = None      # stored as required: what every chunk fills on every row
+        always_sent: set[str] | None = None  # stored as required: what every chunk fills on every row
         for chunk in chunks:
             filled = {known.get(SECRET_COLUMNS.get(name, name).lower()) for name in chunk.always_sent} - {None}
             always_sent = filled if always_sent is None else always_sent & filled
@@ -105,8 +122,12 @@ class EventsBuilder:
                     carried.add(known[name.lower()])
                 elif name not in extra:
                     extra[name] = _type_of_column(col)
-        return cls(extra, protocols={chunk.protocol for chunk in chunks} or None, carried=carried,
-                   always_sent=always_sent or ())
+        return cls(
+            extra,
+            protocols={chunk.protocol for chunk in chunks} or None,
+            carried=carried,
+            always_sent=always_sent or (),
+        )
 
     # -- pools ---------------------------------------------------------------------------------
 
@@ -206,8 +227,10 @@ class EventsBuilder:
                 name = raw_name
             canonical = self._by_lower.get(name.lower())
             if canonical is None:
-                raise SchemaError(f"{beacons.protocol} beacon column {raw_name!r} is not in this run's events table "
-                                  f"(policies must send the same columns in every chunk)")
+                raise SchemaError(
+                    f"{beacons.protocol} beacon column {raw_name!r} is not in this run's events table "
+                    f"(policies must send the same columns in every chunk)"
+                )
             if len(col) != n:
                 raise SchemaError(f"{beacons.protocol} beacon column {raw_name!r}: {len(col)} rows, want {n}")
             col = col.with_codes(pick(np.asarray(col.codes))) if isinstance(col, Strings) else pick(np.asarray(col))
@@ -249,8 +272,10 @@ class EventsBuilder:
             if arr.type != field.type:
                 arr = arr.cast(field.type)
             if arr.null_count and not field.nullable:
-                raise SchemaError(f"{beacons.protocol} beacons leave {field.name!r} unset on {arr.null_count} rows, "
-                                  f"but their policy says it always sends it")
+                raise SchemaError(
+                    f"{beacons.protocol} beacons leave {field.name!r} unset on {arr.null_count} rows, "
+                    f"but their policy says it always sends it"
+                )
             fields.append(field)
             arrays.append(arr)
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))

@@ -11,20 +11,21 @@ Usage::
         for table in tables_in_send_order:
             sink.write(table)
 """
+
 from __future__ import annotations
 
 import os
 import secrets
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from ..atomic import replace_path
-from .events import conform
-from .formats import WRITERS
+from sim.atomic import replace_path
+from sim.sinks.events import conform
+from sim.sinks.formats import WRITERS
 
 FORMATS = tuple(WRITERS)
 PARTITIONS = ("day",)
@@ -50,7 +51,7 @@ class Sink:
         self._file = None
         self._writer = None
         self._day: int | None = None
-        self._parts: dict[int, int] = {}      # day -> parts written (a day seen again gets a new part)
+        self._parts: dict[int, int] = {}  # day -> parts written (a day seen again gets a new part)
         if partition is None:
             self._open(self._tmp)
         else:
@@ -93,7 +94,7 @@ class Sink:
         self._close_current()
         part = self._parts.get(day, 0)
         self._parts[day] = part + 1
-        folder = self._tmp / f"date={datetime.fromtimestamp(day * DAY_S, timezone.utc):%Y-%m-%d}"
+        folder = self._tmp / f"date={datetime.fromtimestamp(day * DAY_S, UTC):%Y-%m-%d}"
         folder.mkdir(exist_ok=True)
         self._open(folder / f"{self._part_stem}-{part}{self._writer_cls.extension}")
         self._day = day
@@ -109,7 +110,7 @@ class Sink:
         """Drop everything written so far (the real name is never touched)."""
         try:
             self._close_current()
-        except Exception:    # the temporary goes away regardless; the original error matters
+        except Exception:  # the temporary goes away regardless; the original error matters
             pass
         if self._tmp.is_dir():
             shutil.rmtree(self._tmp, ignore_errors=True)

@@ -6,6 +6,7 @@ assembled column by column with Arrow compute kernels. Output is a pure function
 rows written (fixed writer options, fixed row-group size), so the same run gives the same
 bytes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from numba import njit
 # Field metadata marking a string column that already holds JSON text (written as is).
 RAW_JSON = {b"json": b"raw"}
 
-PARQUET_ROW_GROUP_ROWS = 1 << 18      # rows buffered before a write: bounds memory, still large for readers
+PARQUET_ROW_GROUP_ROWS = 1 << 18  # rows buffered before a write: bounds memory, still large for readers
 # Values the encoder takes per step (Arrow's default: 1,024): each step costs a fixed amount per
 # column, and the pages come out the same.
 PARQUET_WRITE_BATCH_ROWS = 1 << 16
@@ -40,28 +41,54 @@ PARQUET_KNOWN_POOLS = 64
 # KAVA's positions, play time sums and bandwidths are doubles of many distinct values (byte-stream
 # split: up to a third quicker to write, at most a tenth larger). No byte-stream split on
 # integers: writing that needs pyarrow 17.
-PARQUET_COLUMN_ENCODINGS = {"ts": "BYTE_STREAM_SPLIT", "eventTimestamp": "DELTA_BINARY_PACKED",
-                            "eventType": "DELTA_BINARY_PACKED", "truth_session_seq": "DELTA_BINARY_PACKED",
-                            "position": "BYTE_STREAM_SPLIT", "playTimeSum": "BYTE_STREAM_SPLIT",
-                            "bandwidth": "BYTE_STREAM_SPLIT"}
+PARQUET_COLUMN_ENCODINGS = {
+    "ts": "BYTE_STREAM_SPLIT",
+    "eventTimestamp": "DELTA_BINARY_PACKED",
+    "eventType": "DELTA_BINARY_PACKED",
+    "truth_session_seq": "DELTA_BINARY_PACKED",
+    "position": "BYTE_STREAM_SPLIT",
+    "playTimeSum": "BYTE_STREAM_SPLIT",
+    "bandwidth": "BYTE_STREAM_SPLIT",
+}
 # Numbers of a few thousand values at most (the entry's length on every row of a session; KAVA
 # figures to 3 decimals, bitrates of a ladder): a dictionary is both smaller and quicker to write
 # than plain + zstd.
-PARQUET_DICTIONARY_NUMBERS = ("duration", "truth_entry_duration", "actualBitrate", "droppedFramesRatio",
-                              "forwardBufferHealth", "segmentDownloadTime")
+PARQUET_DICTIONARY_NUMBERS = (
+    "duration",
+    "truth_entry_duration",
+    "actualBitrate",
+    "droppedFramesRatio",
+    "forwardBufferHealth",
+    "segmentDownloadTime",
+)
 # Min/max statistics where a row group's range can prune: columns that grow with send time. The
 # other numbers span their whole range in every group of 262k rows in send order, so their
 # statistics prune nothing and cost a tenth of the write.
 PARQUET_STATISTICS = ("ts", "eventTimestamp", "sessionStartTime", "truth_session_seq")
 # Per-session numbers repeated on every row of a session: JSON text is made once per distinct
 # value (a hash per row costs a fraction of formatting a float per row).
-JSON_REPEATED_NUMBERS = frozenset({"duration", "truth_entry_duration", "truth_intended_fraction", "truth_play_s",
-                                   "truth_ad_play_s", "truth_stall_s", "truth_startup_s", "truth_max_position_s",
-                                   # KAVA: one per session, or a few hundred to thousands of values to 3 decimals
-                                   "sessionStartTime", "playbackSpeed", "droppedFramesRatio", "forwardBufferHealth",
-                                   "targetBuffer", "segmentDownloadTime", "manifestDownloadTime",
-                                   "networkConnectionOverhead"})
-JSONL_SLICE_ROWS = 1 << 16      # bounds the memory of the assembled text
+JSON_REPEATED_NUMBERS = frozenset(
+    {
+        "duration",
+        "truth_entry_duration",
+        "truth_intended_fraction",
+        "truth_play_s",
+        "truth_ad_play_s",
+        "truth_stall_s",
+        "truth_startup_s",
+        "truth_max_position_s",
+        # KAVA: one per session, or a few hundred to thousands of values to 3 decimals
+        "sessionStartTime",
+        "playbackSpeed",
+        "droppedFramesRatio",
+        "forwardBufferHealth",
+        "targetBuffer",
+        "segmentDownloadTime",
+        "manifestDownloadTime",
+        "networkConnectionOverhead",
+    }
+)
+JSONL_SLICE_ROWS = 1 << 16  # bounds the memory of the assembled text
 # Arrow scalars made once: Arrow converts a Python value afresh on every call, and looks for
 # dateutil each time (an import that fails, so it is not cached) when that is not installed.
 _QUOTE, _NOTHING, _NULL_TEXT = pa.scalar('"'), pa.scalar(""), pa.scalar(None, pa.string())
@@ -86,14 +113,24 @@ class ParquetWriter:
         self._text = [f.name for f in schema if pa.types.is_dictionary(f.type)]
         self._is_text = [pa.types.is_dictionary(f.type) for f in schema]
         self._writer = pq.ParquetWriter(
-            out, schema, compression="zstd", compression_level=1,
+            out,
+            schema,
+            compression="zstd",
+            compression_level=1,
             use_dictionary=self._text + [n for n in PARQUET_DICTIONARY_NUMBERS if n in schema.names] or False,
             write_statistics=[n for n in PARQUET_STATISTICS if n in schema.names] or False,
-            version="2.6", data_page_version="1.0",
-            dictionary_pagesize_limit=PARQUET_DICTIONARY_PAGE_BYTES, store_schema=False,
+            version="2.6",
+            data_page_version="1.0",
+            dictionary_pagesize_limit=PARQUET_DICTIONARY_PAGE_BYTES,
+            store_schema=False,
             write_batch_size=PARQUET_WRITE_BATCH_ROWS,
-            column_encoding={name: encoding for name, encoding in PARQUET_COLUMN_ENCODINGS.items()
-                             if name in schema.names and name not in self._text} or None)
+            column_encoding={
+                name: encoding
+                for name, encoding in PARQUET_COLUMN_ENCODINGS.items()
+                if name in schema.names and name not in self._text
+            }
+            or None,
+        )
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._distinct_pools: dict[tuple, tuple[pa.Array, bool]] = {}
@@ -139,7 +176,7 @@ class ParquetWriter:
         known = self._distinct_pools.pop(key, None)
         if known is None:
             if len(self._distinct_pools) >= PARQUET_KNOWN_POOLS:
-                del self._distinct_pools[next(iter(self._distinct_pools))]     # the least recently used
+                del self._distinct_pools[next(iter(self._distinct_pools))]  # the least recently used
             known = (pool, pc.count_distinct(pool).as_py() == len(pool))
         self._distinct_pools[key] = known
         return known[1]
@@ -153,6 +190,7 @@ class ParquetWriter:
 class PoolLayout:
     """The distinct pools a dictionary column's chunks code into (in order of first use, with
     their identities) and where each chunk's pool starts when they are laid end to end."""
+
     pools: list[pa.Array]
     keys: list[tuple]
     bases: list[int]
@@ -201,7 +239,7 @@ def concat_chunks(column: pa.ChunkedArray, layout: PoolLayout | None = None) -> 
         at = 0
         for chunk, base in zip(chunks, layout.bases):
             # A null's slot holds any code; the validity bitmap below still marks it null.
-            np.add(_index_values(chunk.indices), base, out=codes[at:at + len(chunk)])
+            np.add(_index_values(chunk.indices), base, out=codes[at : at + len(chunk)])
             at += len(chunk)
         validity = None
         if column.null_count:
@@ -239,8 +277,11 @@ class CsvWriter:
     extension = ".csv"
 
     def __init__(self, out: BinaryIO, schema: pa.Schema):
-        self._writer = pcsv.CSVWriter(out, schema, write_options=pcsv.WriteOptions(
-            include_header=True, quoting_style="needed", batch_size=1 << 16))
+        self._writer = pcsv.CSVWriter(
+            out,
+            schema,
+            write_options=pcsv.WriteOptions(include_header=True, quoting_style="needed", batch_size=1 << 16),
+        )
 
     def write(self, table: pa.Table) -> None:
         self._writer.write_table(table)
@@ -288,7 +329,9 @@ def jsonl_bytes(table: pa.Table, keys: list[bytes] | None = None) -> np.ndarray:
         code, text = _json_values(arr, raw=(field.metadata or {}).get(b"json") == b"raw")
         _, off_buf, data_buf = text.buffers()
         off = np.frombuffer(off_buf, dtype=np.int32, count=len(text) + 1, offset=text.offset * 4).astype(np.int64)
-        data = np.frombuffer(data_buf, dtype=np.uint8)[off[0]:off[-1]] if data_buf is not None else np.zeros(0, np.uint8)
+        data = (
+            np.frombuffer(data_buf, dtype=np.uint8)[off[0] : off[-1]] if data_buf is not None else np.zeros(0, np.uint8)
+        )
         codes.append(np.where(code >= 0, code + value_base, -1))
         offsets.append(off[:-1] - off[0] + byte_base)
         datas.append(data)
@@ -299,8 +342,13 @@ def jsonl_bytes(table: pa.Table, keys: list[bytes] | None = None) -> np.ndarray:
         return np.frombuffer(b"{}\n" * n, dtype=np.uint8)
     value_offsets = np.concatenate(offsets + [np.array([byte_base], np.int64)])
     key_offsets = np.cumsum([0] + [len(k) for k in key_bytes]).astype(np.int64)
-    return _assemble(np.stack(codes), value_offsets, np.concatenate(datas),
-                     key_offsets, np.frombuffer(b"".join(key_bytes), dtype=np.uint8))
+    return _assemble(
+        np.stack(codes),
+        value_offsets,
+        np.concatenate(datas),
+        key_offsets,
+        np.frombuffer(b"".join(key_bytes), dtype=np.uint8),
+    )
 
 
 @njit(cache=True)
@@ -308,7 +356,7 @@ def _assemble(codes, value_offsets, value_data, key_offsets, key_data):
     n_cols, n = codes.shape
     size = 0
     for i in range(n):
-        size += 3                                   # "{", "}", newline
+        size += 3  # "{", "}", newline
         first = True
         for c in range(n_cols):
             v = codes[c, i]
@@ -321,7 +369,7 @@ def _assemble(codes, value_offsets, value_data, key_offsets, key_data):
     out = np.empty(size, np.uint8)
     p = 0
     for i in range(n):
-        out[p] = 123                                # {
+        out[p] = 123  # {
         p += 1
         first = True
         for c in range(n_cols):
@@ -329,7 +377,7 @@ def _assemble(codes, value_offsets, value_data, key_offsets, key_data):
             if v < 0:
                 continue
             if not first:
-                out[p] = 44                         # ,
+                out[p] = 44  # ,
                 p += 1
             first = False
             for b in range(key_offsets[c], key_offsets[c + 1]):
@@ -338,8 +386,8 @@ def _assemble(codes, value_offsets, value_data, key_offsets, key_data):
             for b in range(value_offsets[v], value_offsets[v + 1]):
                 out[p] = value_data[b]
                 p += 1
-        out[p] = 125                                # }
-        out[p + 1] = 10                             # newline
+        out[p] = 125  # }
+        out[p + 1] = 10  # newline
         p += 2
     return out
 
@@ -377,8 +425,11 @@ def _json_values(arr: pa.Array, raw: bool) -> tuple[np.ndarray, pa.Array]:
 
 
 def _codes(indices: pa.Array) -> np.ndarray:
-    codes = indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64) if indices.null_count \
+    codes = (
+        indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        if indices.null_count
         else indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    )
     return codes
 
 
@@ -389,14 +440,18 @@ def compact_dictionary(arr: pa.DictionaryArray, always: bool = False) -> pa.Dict
     if size == 0 or (not always and size <= len(arr) // 4):
         return arr
     indices = arr.indices
-    codes = indices.fill_null(-1).to_numpy(zero_copy_only=False) if indices.null_count \
+    codes = (
+        indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        if indices.null_count
         else indices.to_numpy(zero_copy_only=False)
+    )
     remapped, used = _compact_codes(codes, size)
     if len(used) == size:
         return arr
     mask = np.asarray(indices.is_null()) if indices.null_count else None
-    return pa.DictionaryArray.from_arrays(pa.array(remapped, mask=mask), arr.dictionary.take(pa.array(used)),
-                                          safe=False)
+    return pa.DictionaryArray.from_arrays(
+        pa.array(remapped, mask=mask), arr.dictionary.take(pa.array(used)), safe=False
+    )
 
 
 @njit(cache=True)
@@ -427,8 +482,7 @@ def _json_strings(arr: pa.Array) -> pa.Array:
     arr = arr.cast(pa.string())
     if pc.any(pc.match_substring_regex(arr, r"[\x00-\x1f\x7f]")).as_py():
         # Control characters are rare (free text only): escape those values exactly, one by one.
-        return pa.array([None if v is None else orjson.dumps(v).decode() for v in arr.to_pylist()],
-                        type=pa.string())
+        return pa.array([None if v is None else orjson.dumps(v).decode() for v in arr.to_pylist()], type=pa.string())
     escaped = pc.replace_substring(arr, "\\", "\\\\")
     escaped = pc.replace_substring(escaped, '"', '\\"')
     return pc.binary_join_element_wise(_QUOTE, escaped, _QUOTE, _NOTHING)

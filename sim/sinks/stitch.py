@@ -9,6 +9,7 @@ value is re-encoded, so nothing is lost of what the writer put there.
 
     join_parquet(["piece-0.parquet", "piece-1.parquet"], out_file)
 """
+
 from __future__ import annotations
 
 import os
@@ -33,6 +34,7 @@ class StitchError(ValueError):
 
 # -- Thrift compact protocol: values as (type, value); a struct is a list of [field id, type, value] ---------------
 
+
 def _varint(buf: bytes, at: int) -> tuple[int, int]:
     shift = value = 0
     while True:
@@ -49,7 +51,7 @@ def _unzigzag(n: int) -> int:
 
 
 def _read(buf: bytes, at: int, kind: int):
-    if kind in (_TRUE, _FALSE):             # a bool in a list or map: one byte
+    if kind in (_TRUE, _FALSE):  # a bool in a list or map: one byte
         return buf[at] == 1, at + 1
     if kind == _BYTE:
         return struct.unpack_from("b", buf, at)[0], at + 1
@@ -60,7 +62,7 @@ def _read(buf: bytes, at: int, kind: int):
         return struct.unpack_from("<d", buf, at)[0], at + 8
     if kind == _BINARY:
         n, at = _varint(buf, at)
-        return bytes(buf[at:at + n]), at + n
+        return bytes(buf[at : at + n]), at + n
     if kind in (_LIST, _SET):
         head = buf[at]
         at += 1
@@ -171,6 +173,7 @@ def _field(fields: list, fid: int):
 
 # -- Parquet --------------------------------------------------------------------------------------------------
 
+
 def read_footer(f: BinaryIO, size: int) -> tuple[list, int]:
     """(FileMetaData as Thrift fields, where the footer starts) of a Parquet file of `size` bytes."""
     if size < 12:
@@ -229,7 +232,7 @@ def join_parquet(pieces: list[str | os.PathLike], out: BinaryIO) -> int:
             piece_groups = _field(meta, _META_ROW_GROUPS)
             if piece_groups is None or not piece_groups[2][1]:
                 continue
-            by = written - len(MAGIC)          # the piece's bytes after its own PAR1 land at `written`
+            by = written - len(MAGIC)  # the piece's bytes after its own PAR1 land at `written`
             for group in piece_groups[2][1]:
                 _shift_row_group(group, by, len(groups))
                 groups.append(group)

@@ -1,4 +1,5 @@
 """The oracle's tests import the shared test helpers of tests/ (the collector runner) and their own modules."""
+
 import sys
 from pathlib import Path
 

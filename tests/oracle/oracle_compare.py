@@ -9,6 +9,7 @@ the real player shows them.
 Timing is not the player's behaviour: the tolerances here absorb only what a different clock, a busy
 machine or network races explain, and each says so where it applies.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,6 +38,7 @@ CHROMIUM_ONLY_PARAMS = {"networkConnectionType"}
 
 # --- helpers ------------------------------------------------------------------------------------------------
 
+
 def bursts(beacons: list[Request]) -> list[list[Request]]:
     """Beacons in send order, grouped into bursts (gaps of at most BURST_S)."""
     ordered = sorted(beacons, key=lambda r: (r.t, r.n))
@@ -55,7 +57,7 @@ def _behaviour(burst: list[Request]) -> list[Request]:
     kept = []
     for r in burst:
         if r.event == VIEW:
-            continue        # VIEWs follow the clock: compared in view_cadence
+            continue  # VIEWs follow the clock: compared in view_cadence
         if r.event == RESUME and REPLAY in types:
             # after a replay the media element may fire a second `playing` (a RESUME) or not: a race between
             # the seek to 0 completing and play(), recorded both ways on the same machine
@@ -96,6 +98,7 @@ def _sequence_diff(label: str, ref: list[str], other: list[str]) -> list[str]:
 
 # --- aspects ------------------------------------------------------------------------------------------------
 
+
 def event_sequence(real, sim) -> list[str]:
     """The events sent, in send order (VIEWs: see view_cadence)."""
     return _sequence_diff("events", _canonical(real.beacons), _canonical(sim.beacons))
@@ -103,11 +106,13 @@ def event_sequence(real, sim) -> list[str]:
 
 def param_sets(real, sim) -> list[str]:
     """For every event type both send: the parameter names (sessionStartTime: see session_start_time)."""
+
     def keys(side) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for r in side.beacons:
             out.setdefault(r.event, set()).update(k for k in r.params if k != "sessionStartTime")
         return out
+
     ref, other = keys(real), keys(sim)
     diffs = []
     for event in sorted(set(ref) & set(other), key=int):
@@ -119,8 +124,9 @@ def param_sets(real, sim) -> list[str]:
             expected -= CHROMIUM_ONLY_PARAMS
         missing, extra = sorted(expected - other[event]), sorted(other[event] - ref[event])
         if missing or extra:
-            diffs.append(f"{event_name(event)}: sim lacks {', '.join(missing) or '-'}; "
-                         f"sim adds {', '.join(extra) or '-'}")
+            diffs.append(
+                f"{event_name(event)}: sim lacks {', '.join(missing) or '-'}; sim adds {', '.join(extra) or '-'}"
+            )
     return diffs
 
 
@@ -156,8 +162,10 @@ def event_index(real, sim) -> list[str]:
 def view_cadence(real, sim, played_s: float) -> list[str]:
     """VIEWs: one with PLAY, then on the timer; playTimeSum of each within a tick of the real one, a raw
     double as the player reads it."""
+
     def views(side) -> list[float]:
         return [float(r.params.get("playTimeSum") or 0) for r in side.beacons if r.event == VIEW]
+
     ref, other = views(real), views(sim)
     diffs = []
     for k, (a, b) in enumerate(zip(ref, other)):
@@ -165,14 +173,18 @@ def view_cadence(real, sim, played_s: float) -> list[str]:
             diffs.append(f"VIEW {k + 1}: playTimeSum real {a:.3f}, sim {b:.3f}")
     ticking = ref[1:]
     if ticking and all(v != int(v) for v in ticking) and other[1:] and all(v == int(v) for v in other[1:]):
-        diffs.append(f"real playTimeSum is the playhead's raw double with the timer's jitter ({ticking[0]}), "
-                     f"sim's whole seconds ({other[1]:g})")
+        diffs.append(
+            f"real playTimeSum is the playhead's raw double with the timer's jitter ({ticking[0]}), "
+            f"sim's whole seconds ({other[1]:g})"
+        )
     longer, side = (ref, "real") if len(ref) > len(other) else (other, "sim")
-    for k, pts in enumerate(longer[min(len(ref), len(other)):], start=min(len(ref), len(other))):
+    for k, pts in enumerate(longer[min(len(ref), len(other)) :], start=min(len(ref), len(other))):
         # a VIEW due within a tick of the session's end may go out or not, depending on the clock
         if played_s - pts > VIEW_SLACK_S:
-            diffs.append(f"VIEW {k + 1} (playTimeSum {pts:.3f}) sent by {side} only, "
-                         f"{played_s - pts:.1f} s before the end of {played_s:.1f} s played")
+            diffs.append(
+                f"VIEW {k + 1} (playTimeSum {pts:.3f}) sent by {side} only, "
+                f"{played_s - pts:.1f} s before the end of {played_s:.1f} s played"
+            )
     return diffs
 
 
@@ -204,24 +216,30 @@ def session_start_time(real, sim) -> list[str]:
     diffs = []
     ref_pattern, ref_firsts, ref_values = _sst_pattern(real)
     sim_pattern, sim_firsts, sim_values = _sst_pattern(sim)
-    if [p.endswith(":-") for p in ref_pattern] != [p.endswith(":-") for p in sim_pattern] \
-            or len(ref_pattern) != len(sim_pattern):
+    if [p.endswith(":-") for p in ref_pattern] != [p.endswith(":-") for p in sim_pattern] or len(ref_pattern) != len(
+        sim_pattern
+    ):
         diffs.append(f"carried by: real {' '.join(ref_pattern)}; sim {' '.join(sim_pattern)}")
     if len(ref_firsts) != len(sim_firsts):
-        diffs.append(f"distinct values: real {len(ref_firsts)} (first on {', '.join(ref_firsts)}); "
-                     f"sim {len(sim_firsts)} (first on {', '.join(sim_firsts)})")
+        diffs.append(
+            f"distinct values: real {len(ref_firsts)} (first on {', '.join(ref_firsts)}); "
+            f"sim {len(sim_firsts)} (first on {', '.join(sim_firsts)})"
+        )
     if any(v != int(v) for v in ref_values) and sim_values and all(v == int(v) for v in sim_values):
-        diffs.append(f"real sends the server's float time (e.g. {ref_values[0]}), sim whole seconds "
-                     f"(e.g. {sim_values[0]:.0f})")
+        diffs.append(
+            f"real sends the server's float time (e.g. {ref_values[0]}), sim whole seconds (e.g. {sim_values[0]:.0f})"
+        )
     return diffs
 
 
 def request_method(real, sim) -> list[str]:
     """The HTTP method, where the params go (URL or JSON body) and the Content-Type."""
+
     def shape(r: Request) -> tuple:
         query = sorted(k for k in r.query)
         body = r.body is not None and r.body != ""
         return r.method, tuple(query) if r.method == "POST" else "query", body, r.header("content-type")
+
     ref = Counter(shape(r) for r in real.beacons)
     other = Counter(shape(r) for r in sim.beacons)
     if set(ref) == set(other):
@@ -267,14 +285,17 @@ def headers(real, sim) -> list[str]:
     for r in sim.beacons:
         origin = _page_origin(r)
         if origin and r.header("origin") != origin:
-            diffs.append(f"{event_name(r.event)}#{r.index}: Origin {r.header('origin')!r}, the page's origin is "
-                         f"{origin!r}")
+            diffs.append(
+                f"{event_name(r.event)}#{r.index}: Origin {r.header('origin')!r}, the page's origin is {origin!r}"
+            )
             break
     for r in sim.beacons:
         origin = _page_origin(r)
         if origin and r.header("referer") != origin + "/":
-            diffs.append(f"{event_name(r.event)}#{r.index}: Referer {r.header('referer')!r}, cross-origin the "
-                         f"browser sends the page's origin {origin + '/'!r}")
+            diffs.append(
+                f"{event_name(r.event)}#{r.index}: Referer {r.header('referer')!r}, cross-origin the "
+                f"browser sends the page's origin {origin + '/'!r}"
+            )
             break
     if any(r.header("cookie") for r in sim.beacons):
         diffs.append("sim sends Cookie on credential-less XHR beacons")
@@ -312,8 +333,9 @@ def preflights(real, sim) -> list[str]:
         got = _header_names(sim.preflights[0], True)
         missing, extra = sorted(ref - got), sorted(got - ref)
         if missing or extra:
-            diffs.append(f"preflight headers: sim lacks {', '.join(missing) or '-'}; "
-                         f"sim adds {', '.join(extra) or '-'}")
+            diffs.append(
+                f"preflight headers: sim lacks {', '.join(missing) or '-'}; sim adds {', '.join(extra) or '-'}"
+            )
         method = {o.header("access-control-request-method") for o in sim.preflights}
         if method != {"POST"}:
             diffs.append(f"preflight Access-Control-Request-Method {sorted(map(str, method))}, want POST")

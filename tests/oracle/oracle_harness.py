@@ -1,8 +1,9 @@
 """Running `harness.mjs` from Python: what it needs, and one run into a folder.
 
-    reason = missing()          # None when chromium, node, ffmpeg and the npm modules are all there
-    run(out_dir)                # the recordings of every scripted session, written to out_dir
+reason = missing()          # None when chromium, node, ffmpeg and the npm modules are all there
+run(out_dir)                # the recordings of every scripted session, written to out_dir
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,15 @@ def chromium() -> str | None:
 
 def missing() -> str | None:
     """Why the live oracle cannot run here (a tool or the npm modules), or None."""
-    needs = [name for name, found in (("chromium", chromium()), ("node", shutil.which("node")),
-                                      ("ffmpeg", shutil.which("ffmpeg"))) if not found]
+    needs = [
+        name
+        for name, found in (
+            ("chromium", chromium()),
+            ("node", shutil.which("node")),
+            ("ffmpeg", shutil.which("ffmpeg")),
+        )
+        if not found
+    ]
     if needs:
         return f"{', '.join(needs)} not on PATH (.ci/run installs them)"
     absent = [p for p in NPM_PACKAGES if not (NODE_MODULES / p / "package.json").exists()]
@@ -43,8 +51,9 @@ def run(out_dir: Path, *, only: list[str] | None = None, cache: Path | None = No
     if cache:
         cmd += ["--cache", str(cache)]
     # its own process group, so a timeout stops the browser it started too
-    proc = subprocess.Popen(cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=HERE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         out, err = proc.communicate(timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired:

@@ -9,6 +9,7 @@ values kept as sent (strings from a query, JSON types from a body).
     rec = load("seek-back-get")
     [r.event for r in rec.beacons]    # ['1', '2', '3', '99', ...]
 """
+
 from __future__ import annotations
 
 import json
@@ -72,7 +73,7 @@ class Request:
 
 @dataclass
 class Recording:
-    name: str                    # "<session>-<transport>"
+    name: str  # "<session>-<transport>"
     data: dict
     requests: list[Request]
 
@@ -103,8 +104,15 @@ class Recording:
 
 
 def parse_request(raw: dict) -> Request:
-    req = Request(raw["n"], raw["t"], raw["method"], raw["url"], [tuple(h) for h in raw["headers"]], raw["body"],
-                  raw.get("answer"))
+    req = Request(
+        raw["n"],
+        raw["t"],
+        raw["method"],
+        raw["url"],
+        [tuple(h) for h in raw["headers"]],
+        raw["body"],
+        raw.get("answer"),
+    )
     if req.method != "OPTIONS":
         params = {k: v for k, v in req.query.items() if k not in ("service", "action")}
         if req.body:

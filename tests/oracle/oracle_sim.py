@@ -9,6 +9,7 @@ would be left out and listed in `Translation.unexpressed`.
 `simulate(rec)` writes the one-session scenario and runs player-sim's own generation (the in-process
 form of `player-sim generate --protocol kava --format requests`), returning its requests in send order.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -18,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-
 from oracle_recordings import Recording, Request, parse_request
 
-EPS = 0.0005   # playhead movement below this is the driver's own latency, not playing time
+EPS = 0.0005  # playhead movement below this is the driver's own latency, not playing time
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Translation:
     steps: list
     startup_s: float
     unexpressed: list[str] = field(default_factory=list)
-    played_s: float = 0.0        # seconds of content played, all told
+    played_s: float = 0.0  # seconds of content played, all told
 
 
 def _startup(rec: Recording) -> float:
@@ -45,7 +45,7 @@ def script_steps(rec: Recording) -> Translation:
     steps: list = []
     unexpressed: list[str] = []
     playing = paused = ended = False
-    last_pos = played = 0.0      # the playhead accounted for so far; content seconds played
+    last_pos = played = 0.0  # the playhead accounted for so far; content seconds played
     paused_at = None
 
     def wait(seconds: float) -> None:
@@ -87,7 +87,7 @@ def script_steps(rec: Recording) -> Translation:
                 wait(action["t_done"] - action["t"])
             # while paused the wait is part of the pause step
         elif name in ("to", "wait"):
-            pass     # the playing time is flushed at the next step
+            pass  # the playing time is flushed at the next step
         elif name == "until_ended":
             steps.append("end")
             played += rec.data["media"]["duration"] - last_pos
@@ -114,12 +114,14 @@ def script_steps(rec: Recording) -> Translation:
 def kava_version_setting() -> bool:
     """Whether this tree's scenarios take `player.kava.version` (being added with the KAVA 0.15 line)."""
     from sim.scenario.model import KavaSettings
+
     return "version" in KavaSettings.model_fields
 
 
 def preflight_max_age_setting() -> bool:
     """Whether this tree's scenarios take `player.browser.preflight_max_age_s` (browser request semantics)."""
     from sim.scenario import model
+
     return hasattr(model, "BrowserSettings") and "preflight_max_age_s" in model.BrowserSettings.model_fields
 
 
@@ -127,13 +129,16 @@ def scenario(rec: Recording) -> dict:
     """The one-session scenario that replays `rec` in player-sim."""
     tr = script_steps(rec)
     media = rec.data["media"]
-    start = dt.datetime.fromtimestamp(rec.actions[0]["t"], dt.timezone.utc).replace(minute=0, second=0,
-                                                                                    microsecond=0)
+    start = dt.datetime.fromtimestamp(rec.actions[0]["t"], dt.UTC).replace(minute=0, second=0, microsecond=0)
     kava = {"request_method": rec.transport}
     if kava_version_setting():
         kava["version"] = "0.15"
-    player = {"version": rec.data["versions"]["kaltura-player-js"], "delivery": "url",
-              "bitrate_ladder_kbps": [364], "kava": kava}
+    player = {
+        "version": rec.data["versions"]["kaltura-player-js"],
+        "delivery": "url",
+        "bitrate_ladder_kbps": [364],
+        "kava": kava,
+    }
     if preflight_max_age_setting():
         # request files: the Access-Control-Max-Age the harness's beacon endpoint answered with
         player["browser"] = {"preflight_max_age_s": float(rec.data["endpoint"]["access_control_max_age"])}
@@ -144,8 +149,16 @@ def scenario(rec: Recording) -> dict:
         "partner": {"partner_id": media["partnerId"], "uiconf_id": media["uiConfId"]},
         "player": player,
         "clock": {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "days": 1, "hourly": "flat", "weekday": "flat"},
-        "script": [{"name": rec.session, "entry": media["entryId"], "device": "desktop", "authenticated": False,
-                    "startup_s": tr.startup_s, "steps": tr.steps}],
+        "script": [
+            {
+                "name": rec.session,
+                "entry": media["entryId"],
+                "device": "desktop",
+                "authenticated": False,
+                "startup_s": tr.startup_s,
+                "steps": tr.steps,
+            }
+        ],
     }
 
 
@@ -180,9 +193,14 @@ def simulate(rec: Recording, seed: int = 1) -> Simulated:
     requests = []
     for n, line in enumerate(lines):
         headers = line.get("headers") or {}
-        raw = {"n": n, "t": line["ts"], "method": line["method"], "url": line["url"],
-               "headers": list(headers.items()) if isinstance(headers, dict) else headers,
-               "body": line.get("body")}
+        raw = {
+            "n": n,
+            "t": line["ts"],
+            "method": line["method"],
+            "url": line["url"],
+            "headers": list(headers.items()) if isinstance(headers, dict) else headers,
+            "body": line.get("body"),
+        }
         if line.get("preflight"):
             raw["method"] = "OPTIONS"
         requests.append(parse_request(raw))

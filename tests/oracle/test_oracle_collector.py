@@ -4,13 +4,14 @@ Each recorded request (preflights included) is sent again as recorded: method, p
 browser's headers, the body. A collector that refuses or flags what a real player sends would make
 every real-traffic comparison wrong.
 """
+
 from __future__ import annotations
 
 import pytest
 import requests
+from oracle_recordings import load_all
 
 from helpers.collector import running_collector
-from oracle_recordings import load_all
 
 RECORDINGS = load_all()
 # Set by the HTTP client or the connection, not by the request
@@ -28,8 +29,9 @@ def replayed(tmp_path_factory):
             for r in rec.requests:
                 headers = {k: v for k, v in r.headers if k.lower() not in NOT_REPLAYED}
                 body = r.body.encode() if r.body is not None else None
-                answers[name].append((r, http.request(r.method, collector.url + r.url, headers=headers, data=body,
-                                                      timeout=10)))
+                answers[name].append(
+                    (r, http.request(r.method, collector.url + r.url, headers=headers, data=body, timeout=10))
+                )
         assert collector.stop() == 0
         rows = collector.rows()
     by_session: dict[str, list[dict]] = {}
@@ -59,8 +61,11 @@ def test_every_real_beacon_is_stored_accepted_without_a_flag(replayed, name):
     session_id = rec.beacons[0].params["sessionId"]
     rows = by_session.get(session_id, [])
     assert len(rows) == len(rec.beacons), f"{len(rows)} rows stored for {len(rec.beacons)} beacons"
-    bad = [(row["eventType"], row["eventIndex"], row["error_code"], row["flags"]) for row in rows
-           if not row["accepted"] or row["flags"]]
+    bad = [
+        (row["eventType"], row["eventIndex"], row["error_code"], row["flags"])
+        for row in rows
+        if not row["accepted"] or row["flags"]
+    ]
     assert not bad, f"{name}: refused or flagged (eventType, eventIndex, error, flags): {bad}"
     stored = sorted((row["eventType"], row["eventIndex"]) for row in rows)
     assert stored == sorted((int(r.event), r.index) for r in rec.beacons)
@@ -72,8 +77,11 @@ def test_the_servers_float_session_start_time_is_stored_exactly(replayed, name):
     rec = RECORDINGS[name]
     session = by_session.get(rec.beacons[0].params["sessionId"], [])
     rows = {(row["eventType"], row["eventIndex"]): row for row in session}
-    sent = {(int(r.event), r.index): float(r.params["sessionStartTime"]) for r in rec.beacons
-            if r.params.get("sessionStartTime") not in (None, "")}
+    sent = {
+        (int(r.event), r.index): float(r.params["sessionStartTime"])
+        for r in rec.beacons
+        if r.params.get("sessionStartTime") not in (None, "")
+    }
     assert sent, "the recording has beacons carrying sessionStartTime"
     stored = {key: rows[key]["sessionStartTime"] if key in rows else "missing" for key in sent}
     assert stored == sent

@@ -8,11 +8,11 @@ recordings are compared with player-sim as the offline tests do.
 Installs nothing: skips with the reason when chromium, node, ffmpeg or the npm modules are missing
 (`.ci/run` installs them; `npm ci` in tests/oracle).
 """
+
 from __future__ import annotations
 
-import pytest
-
 import oracle_harness
+import pytest
 from oracle_compare import ASPECTS, compare
 from oracle_recordings import load_all
 from oracle_sim import script_steps, simulate
@@ -42,10 +42,11 @@ def test_the_real_player_still_behaves_as_recorded(fresh, aspect):
     diffs = []
     for name, committed in COMMITTED.items():
         played = max(script_steps(committed).played_s, script_steps(fresh[name]).played_s)
-        diffs += [f"{name}: {d}" for d in compare(aspect, committed, fresh[name], played,
-                                                            ("recorded", "now"))]
-    assert not diffs, (f"{aspect}: the real player now differs from tests/oracle/recordings (refresh them, "
-                       f"see README):\n  " + "\n  ".join(diffs))
+        diffs += [f"{name}: {d}" for d in compare(aspect, committed, fresh[name], played, ("recorded", "now"))]
+    assert not diffs, (
+        f"{aspect}: the real player now differs from tests/oracle/recordings (refresh them, "
+        f"see README):\n  " + "\n  ".join(diffs)
+    )
 
 
 @pytest.fixture(scope="module")

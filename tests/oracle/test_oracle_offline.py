@@ -5,12 +5,12 @@ KAVA 0.15.1 in Chromium) is played again by player-sim from a script of the same
 player-sim sends is compared with what the real player sent. Needs no browser: runs everywhere.
 Tolerances for what only timing explains live in oracle_compare and are commented there.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
-
 from oracle_compare import ASPECTS, compare
 from oracle_recordings import KAVA_015_TYPES, load_all
 from oracle_sim import script_steps, simulate
@@ -19,7 +19,7 @@ RECORDINGS = load_all()
 NAMES = sorted(RECORDINGS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def simulated(name: str):
     return simulate(RECORDINGS[name])
 
@@ -31,6 +31,7 @@ def check(aspect: str, name: str) -> None:
 
 
 # --- the recordings are what they claim -------------------------------------------------------------------
+
 
 def test_there_is_a_recording_of_every_scripted_session_in_both_transports():
     sessions = {"play-to-end", "replay", "long-pause", "seek-forward", "seek-back", "fullscreen-mute"}
@@ -78,6 +79,7 @@ def test_the_sound_mode_of_every_view_follows_mute_and_unmute_as_the_real_player
 
 
 # --- player-sim against the real player, aspect by aspect -------------------------------------------------
+
 
 @pytest.mark.parametrize("name", NAMES)
 def test_event_sequence(name):

@@ -21,6 +21,7 @@ is left out of a JSON body (JSON.stringify drops undefined), as the player does.
     request = encode(beacon, encoding="get")
     assert decode(request) == beacon
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import orjson
 
-from ..beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest, per_distinct, row_headers
-from ..urlencoding import encode_uri_component_plus, php_parse_query
+from sim.protocols.beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest, per_distinct, row_headers
+from sim.protocols.urlencoding import encode_uri_component_plus, php_parse_query
 
 PATH = "/api_v3/index.php"
 # Every KAVA request starts so; the encoding decides what follows.
@@ -39,18 +40,51 @@ TRACK_EVENT = f"{PATH}?service=analytics&action=trackEvent&"
 URL_PARAMS = ("eventType", "partnerId", "entryId", "sessionId")
 # Added by the request builders, not by the plugin's event model.
 TRANSPORT_PARAMS = {"apiVersion": str, "format": int, "expiry": int, "ignoreNull": int, "kalsig": str}
-INT_PARAMS = frozenset({
-    "eventType", "partnerId", "eventIndex", "uiConfId", "playerSkin",
-    "soundMode", "tabMode", "screenMode", "viewabilityMode", "errorCode", "errorPosition",
-    "reportType", "adPosition", "adErrorCode", "flavorParamsId", "playbackMode",
-})
-FLOAT_PARAMS = frozenset({
-    "position", "playbackSpeed", "playTimeSum", "bufferTime", "bufferTimeSum", "actualBitrate",
-    "averageBitrate", "joinTime", "canPlay", "targetPosition", "adJoinTime", "adCurrentTime",
-    "playerJSLoadTime", "forwardBufferHealth", "manifestDownloadTime", "segmentDownloadTime",
-    "bandwidth", "droppedFramesRatio", "targetBuffer", "networkConnectionOverhead",
-    "sessionStartTime",     # the server's `time`, a float with its milliseconds (kava.ts echoes it as given)
-})
+INT_PARAMS = frozenset(
+    {
+        "eventType",
+        "partnerId",
+        "eventIndex",
+        "uiConfId",
+        "playerSkin",
+        "soundMode",
+        "tabMode",
+        "screenMode",
+        "viewabilityMode",
+        "errorCode",
+        "errorPosition",
+        "reportType",
+        "adPosition",
+        "adErrorCode",
+        "flavorParamsId",
+        "playbackMode",
+    }
+)
+FLOAT_PARAMS = frozenset(
+    {
+        "position",
+        "playbackSpeed",
+        "playTimeSum",
+        "bufferTime",
+        "bufferTimeSum",
+        "actualBitrate",
+        "averageBitrate",
+        "joinTime",
+        "canPlay",
+        "targetPosition",
+        "adJoinTime",
+        "adCurrentTime",
+        "playerJSLoadTime",
+        "forwardBufferHealth",
+        "manifestDownloadTime",
+        "segmentDownloadTime",
+        "bandwidth",
+        "droppedFramesRatio",
+        "targetBuffer",
+        "networkConnectionOverhead",
+        "sessionStartTime",  # the server's `time`, a float with its milliseconds (kava.ts echoes it as given)
+    }
+)
 # String params a real player leaves undefined yet names on a GET (`key=`): the VIEW's audio and
 # captions language with no such track, networkConnectionType where the browser has no
 # navigator.connection (kava-event-model: `getNetworkConnectionType() !== ''` holds for undefined).
@@ -58,28 +92,75 @@ UNDEFINED_AS_EMPTY = frozenset({"audioLanguage", "captionsLanguage", "networkCon
 # Wire order of the event model: event-specific params first, then the common ones
 # (kava-event-model.ts `getEventModel`: Object.assign(eventModel, commonModel)).
 FIELD_ORDER = (
-    "playTimeSum", "bufferTime", "bufferTimeSum", "actualBitrate", "averageBitrate", "joinTime",
-    "canPlay", "audioLanguage", "captionsLanguage", "soundMode", "tabMode", "viewabilityMode", "screenMode",
-    "forwardBufferHealth", "manifestDownloadTime", "segmentDownloadTime", "bandwidth", "droppedFramesRatio",
-    "targetBuffer", "networkConnectionType", "networkConnectionOverhead", "targetPosition",
-    "socialNetwork", "reportType", "errorCode", "errorDetails", "errorPosition", "loadedPlugins",
-    "adBreakType", "adPosition", "adJoinTime", "adErrorCode", "adCurrentTime",
-    "eventType", "partnerId", "entryId", "sessionId", "eventIndex", "referrer", "deliveryType",
-    "playbackType", "clientVer", "clientTag", "position", "playbackSpeed", "playerSkin", "caption",
-    "sessionStartTime", "ks", "uiConfId", "kalturaApplication", "userId",
+    "playTimeSum",
+    "bufferTime",
+    "bufferTimeSum",
+    "actualBitrate",
+    "averageBitrate",
+    "joinTime",
+    "canPlay",
+    "audioLanguage",
+    "captionsLanguage",
+    "soundMode",
+    "tabMode",
+    "viewabilityMode",
+    "screenMode",
+    "forwardBufferHealth",
+    "manifestDownloadTime",
+    "segmentDownloadTime",
+    "bandwidth",
+    "droppedFramesRatio",
+    "targetBuffer",
+    "networkConnectionType",
+    "networkConnectionOverhead",
+    "targetPosition",
+    "socialNetwork",
+    "reportType",
+    "errorCode",
+    "errorDetails",
+    "errorPosition",
+    "loadedPlugins",
+    "adBreakType",
+    "adPosition",
+    "adJoinTime",
+    "adErrorCode",
+    "adCurrentTime",
+    "eventType",
+    "partnerId",
+    "entryId",
+    "sessionId",
+    "eventIndex",
+    "referrer",
+    "deliveryType",
+    "playbackType",
+    "clientVer",
+    "clientTag",
+    "position",
+    "playbackSpeed",
+    "playerSkin",
+    "caption",
+    "sessionStartTime",
+    "ks",
+    "uiConfId",
+    "kalturaApplication",
+    "userId",
 )
 STR_PARAMS = frozenset(FIELD_ORDER) - INT_PARAMS - FLOAT_PARAMS
 # The 0.15 line (playkit-js-kava v0.15.1 src/kava-event-model.js) has no common playbackSpeed:
 # its VIEW and SPEED models carry it among their own fields, after tabMode. Its events also
 # lack playerSkin, which every event of the current line has: that tells the two apart.
 FIELD_ORDER_015 = tuple(n for n in FIELD_ORDER if n != "playbackSpeed")
-FIELD_ORDER_015 = (FIELD_ORDER_015[:FIELD_ORDER_015.index("tabMode") + 1] + ("playbackSpeed",)
-                   + FIELD_ORDER_015[FIELD_ORDER_015.index("tabMode") + 1:])
+FIELD_ORDER_015 = (
+    FIELD_ORDER_015[: FIELD_ORDER_015.index("tabMode") + 1]
+    + ("playbackSpeed",)
+    + FIELD_ORDER_015[FIELD_ORDER_015.index("tabMode") + 1 :]
+)
 LINE_MARK = "playerSkin"
 DEFAULT_TRANSPORT = {"apiVersion": "3.3.0", "format": 1}
 
 
 # --- encoding -----------------------------------------------------------------------------------
+
 
 def js_number(value: int | float) -> str:
     """A number as JavaScript's String(n) writes it (integral floats without `.0`)."""
@@ -144,6 +225,7 @@ def encode(beacon: Beacon, encoding: str = "post") -> WireRequest:
 
 # --- decoding -----------------------------------------------------------------------------------
 
+
 def _typed(key: str, value, where: str) -> Scalar | None:
     """`value` as the type the parameter has; None for "not sent"."""
     if value is None:
@@ -191,10 +273,10 @@ def _typed_slow(key: str, value, where: str) -> Scalar | None:
             raise DecodeError(f"{where}: parameter {key}: expected a finite number, got {value!r}")
         return number
     if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode()   # e.g. errorDetails sent as an object
+        return orjson.dumps(value).decode()  # e.g. errorDetails sent as an object
     if kind is str or key in STR_PARAMS or where != "body":
         return value if isinstance(value, str) else js_number(value)
-    return value                              # an unknown JSON param keeps its JSON type
+    return value  # an unknown JSON param keeps its JSON type
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
@@ -281,6 +363,7 @@ def decode_pairs(request: WireRequest, query: list[tuple[str, str]] | None) -> B
 
 # --- responses ----------------------------------------------------------------------------------
 
+
 def parse_response(body: bytes) -> tuple[float, bool]:
     """(server time, viewEventsEnabled) from a trackEvent response.
 
@@ -356,7 +439,7 @@ def _plan(chunk: BeaconChunk, order: tuple[str, ...] = FIELD_ORDER) -> list[tupl
     return plan
 
 
-_last_plan: tuple = (None, None)    # (chunk, plans) of the chunk read last: rows are read chunk by chunk
+_last_plan: tuple = (None, None)  # (chunk, plans) of the chunk read last: rows are read chunk by chunk
 
 
 def _old_line(chunk: BeaconChunk) -> np.ndarray | None:
@@ -371,7 +454,7 @@ def _old_line(chunk: BeaconChunk) -> np.ndarray | None:
 def beacon_at(chunk: BeaconChunk, i: int) -> Beacon:
     """Row `i` of a KAVA BeaconChunk as a Beacon (params in the plugin's wire order)."""
     global _last_plan
-    cached_chunk, plans = _last_plan     # one read: another thread may swap the pair meanwhile
+    cached_chunk, plans = _last_plan  # one read: another thread may swap the pair meanwhile
     if cached_chunk is not chunk:
         old = _old_line(chunk)
         plans = (_plan(chunk), None if old is None else _plan(chunk, FIELD_ORDER_015), old)
@@ -439,13 +522,13 @@ class Prepared:
     __slots__ = ("method", "prefix", "head", "tail", "headers", "key", "holds_start", "event_type", "start")
 
     def __init__(self, method, prefix, head, tail, headers, key, holds_start, event_type, start=None):
-        self.method = method            # "POST": the body's members are split; "GET": the query's
-        self.prefix = prefix            # POST: the whole URL; GET: the URL up to the split params
-        self.head, self.tail = head, tail   # members / params before and after sessionStartTime
+        self.method = method  # "POST": the body's members are split; "GET": the query's
+        self.prefix = prefix  # POST: the whole URL; GET: the URL up to the split params
+        self.head, self.tail = head, tail  # members / params before and after sessionStartTime
         self.headers, self.key = headers, key
         self.holds_start = holds_start  # the player holds a sessionStartTime for this beacon
         self.event_type = event_type
-        self.start = start              # the sessionStartTime the beacon itself holds (None: none)
+        self.start = start  # the sessionStartTime the beacon itself holds (None: none)
 
     def request(self, session_start: float | None) -> WireRequest:
         head, tail = self.head, self.tail
@@ -469,25 +552,37 @@ def prepare_rows(chunk: BeaconChunk, rows: np.ndarray) -> list[Prepared]:
         return [_prepare_one(chunk, int(i)) for i in rows]
     # each wire column: (raw values for rows, raw -> value as beacon_at types it, None: not sent)
     raw = {name: _column(kind, data, pool, rows) for name, kind, data, pool in plan}
-    transport = [(k, v) for k in {**DEFAULT_TRANSPORT, **TRANSPORT_PARAMS}
-                 if (v := _transport_column(cols, k, rows)) is not None]
+    transport = [
+        (k, v) for k in {**DEFAULT_TRANSPORT, **TRANSPORT_PARAMS} if (v := _transport_column(cols, k, rows)) is not None
+    ]
     encodings = cols["encoding"].texts(rows) if "encoding" in cols else [None] * n
     # `_headers` of each row: a JSON body (any encoding but "get") adds its Content-Type
-    headers = row_headers(cols, rows, _HEADER_COLUMNS, np.array([e != "get" for e in encodings], np.int64),
-                          ({}, {"Content-Type": "application/json"}))
+    headers = row_headers(
+        cols,
+        rows,
+        _HEADER_COLUMNS,
+        np.array([e != "get" for e in encodings], np.int64),
+        ({}, {"Content-Type": "application/json"}),
+    )
     old = _old_line(chunk)
     old = None if old is None else old[rows].tolist()
 
     def parts(plan_names: list[str]) -> tuple:
         """(POST pieces, GET pieces) of a wire order: each (params before, after sessionStartTime)."""
         split = plan_names.index(SESSION_START) if SESSION_START in plan_names else len(plan_names)
-        before, after = plan_names[:split], plan_names[split + 1:]
-        return ((transport + [(k, raw[k]) for k in before if k not in URL_PARAMS],
-                 [(k, raw[k]) for k in after if k not in URL_PARAMS]),
-                (transport + [(k, raw[k]) for k in before], [(k, raw[k]) for k in after]))
+        before, after = plan_names[:split], plan_names[split + 1 :]
+        return (
+            (
+                transport + [(k, raw[k]) for k in before if k not in URL_PARAMS],
+                [(k, raw[k]) for k in after if k not in URL_PARAMS],
+            ),
+            (transport + [(k, raw[k]) for k in before], [(k, raw[k]) for k in after]),
+        )
 
-    line_parts = (parts([name for name, _, _, _ in plan]),
-                  parts([name for name, _, _, _ in _plan(chunk, FIELD_ORDER_015)]) if old is not None else None)
+    line_parts = (
+        parts([name for name, _, _, _ in plan]),
+        parts([name for name, _, _, _ in _plan(chunk, FIELD_ORDER_015)]) if old is not None else None,
+    )
     none = [None] * n
 
     def values(name: str) -> list:
@@ -500,17 +595,38 @@ def prepare_rows(chunk: BeaconChunk, rows: np.ndarray) -> list[Prepared]:
     key_parts = [values(k) for k in ("sessionId", "eventIndex", "eventType")]
     key_sums = [values(k) for k in ("position", "playTimeSum", "bufferTimeSum", "targetPosition")]
     url_params = [values(k) for k in URL_PARAMS]
-    url_query = list(zip(*[per_distinct(raw[k][0], lambda v, key=k, typed=raw[k][1]: None if (t := typed(v)) is None
-                                        else _query_param(key, t)) if k in raw else none for k in URL_PARAMS]))
-    members: dict[tuple, tuple] = {}    # per (encoding, line): (pieces before, pieces after), row by row
+    url_query = list(
+        zip(
+            *[
+                per_distinct(
+                    raw[k][0],
+                    lambda v, key=k, typed=raw[k][1]: None if (t := typed(v)) is None else _query_param(key, t),
+                )
+                if k in raw
+                else none
+                for k in URL_PARAMS
+            ]
+        )
+    )
+    members: dict[tuple, tuple] = {}  # per (encoding, line): (pieces before, pieces after), row by row
 
     def pieces(encoding: str, line: int) -> tuple:
         if (encoding, line) not in members:
             member = _json_member if encoding == "post" else _query_param
             members[encoding, line] = tuple(
-                list(zip(*[per_distinct(data, lambda v, key=k, typed=typed: None if (t := typed(v)) is None
-                                        else member(key, t)) for k, (data, typed) in part])) or [()] * n
-                for part in line_parts[line][0 if encoding == "post" else 1])
+                list(
+                    zip(
+                        *[
+                            per_distinct(
+                                data, lambda v, key=k, typed=typed: None if (t := typed(v)) is None else member(key, t)
+                            )
+                            for k, (data, typed) in part
+                        ]
+                    )
+                )
+                or [()] * n
+                for part in line_parts[line][0 if encoding == "post" else 1]
+            )
         return members[encoding, line]
 
     out: list[Prepared | None] = [None] * n
@@ -532,10 +648,12 @@ def prepare_rows(chunk: BeaconChunk, rows: np.ndarray) -> list[Prepared]:
         else:
             out[j] = _prepare_one(chunk, int(rows[j]))
             continue
-        key = ":".join([str(p[j]) for p in key_parts]
-                       + ["" if p[j] is None else js_number(float(p[j])) for p in key_sums])
-        out[j] = Prepared(method, prefix, head, tail, headers[j], key, starts[j] is not None,
-                          int(types[j] or 0), starts[j])
+        key = ":".join(
+            [str(p[j]) for p in key_parts] + ["" if p[j] is None else js_number(float(p[j])) for p in key_sums]
+        )
+        out[j] = Prepared(
+            method, prefix, head, tail, headers[j], key, starts[j] is not None, int(types[j] or 0), starts[j]
+        )
     return out
 
 
@@ -561,15 +679,24 @@ def _prepare_one(chunk: BeaconChunk, i: int) -> Prepared:
         marker = b'"sessionStartTime":0' if request.method == "POST" else "sessionStartTime=0"
         text = with_start.body if request.method == "POST" else with_start.url
         at = text.index(marker)
-        head, tail = text[:at], text[at + len(marker):]
+        head, tail = text[:at], text[at + len(marker) :]
         if request.method == "POST":
             head, tail = head[1:].rstrip(b","), tail[:-1].lstrip(b",")
             return Prepared("POST", request.url, head, tail, request.headers, key, True, event_type, start)
-        return Prepared("GET", TRACK_EVENT, head[len(TRACK_EVENT):].rstrip("&"), tail.lstrip("&"), request.headers, key,
-                        True, event_type, start)
+        return Prepared(
+            "GET",
+            TRACK_EVENT,
+            head[len(TRACK_EVENT) :].rstrip("&"),
+            tail.lstrip("&"),
+            request.headers,
+            key,
+            True,
+            event_type,
+            start,
+        )
     if request.method == "POST":
         return Prepared("POST", request.url, request.body[1:-1], b"", request.headers, key, False, event_type)
-    return Prepared("GET", TRACK_EVENT, request.url[len(TRACK_EVENT):], "", request.headers, key, False, event_type)
+    return Prepared("GET", TRACK_EVENT, request.url[len(TRACK_EVENT) :], "", request.headers, key, False, event_type)
 
 
 def _column(kind: str, data, pool, rows: np.ndarray) -> tuple[np.ndarray, object]:
@@ -601,7 +728,7 @@ def _transport_column(cols, key: str, rows: np.ndarray) -> tuple[np.ndarray, obj
 
 def _json_member(key: str, value) -> bytes:
     if value == "":
-        return b""      # undefined: JSON.stringify leaves the member out
+        return b""  # undefined: JSON.stringify leaves the member out
     return orjson.dumps(key) + b":" + orjson.dumps(_json_value(value))
 
 

@@ -63,9 +63,9 @@ import threading
 import numpy as np
 from numba import njit
 
-from ...player.timeline import Action, SessionChunk
-from ..beacons import AsciiStrings, BeaconChunk, Strings
-from ..session_ids import guid_pool, random_id_bytes
+from sim.player.timeline import Action, SessionChunk
+from sim.protocols.beacons import AsciiStrings, BeaconChunk, Strings
+from sim.protocols.session_ids import guid_pool, random_id_bytes
 
 NOT_SENT = -1
 API_VERSION = "3.3.0"

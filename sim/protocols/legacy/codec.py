@@ -31,6 +31,7 @@ clientTag (``kdp:``, ``kwidget:``, ``html5:`` with or without objectType), types
 as that player sends them and undoes its double encoding; clients it does not know get the
 server's types. Malformed requests raise `DecodeError` with the offending parameter.
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,9 +41,16 @@ from urllib.parse import unquote
 
 import numpy as np
 
-from ..beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest, per_distinct, row_headers
-from ..urlencoding import (encode_uri_component, encode_uri_component_plus, flash_url_variables, js_escape,
-                           js_number, js_unescape, php_parse_query)
+from sim.protocols.beacons import Beacon, BeaconChunk, DecodeError, Scalar, WireRequest, per_distinct, row_headers
+from sim.protocols.urlencoding import (
+    encode_uri_component,
+    encode_uri_component_plus,
+    flash_url_variables,
+    js_escape,
+    js_number,
+    js_unescape,
+    php_parse_query,
+)
 
 ENCODINGS = ("get", "form", "json")
 API_PATH = "/api_v3/index.php"
@@ -51,14 +59,57 @@ MWEMBED_MAX_GET = 2000  # kWidget.api's xhrRequest: longer parameter strings go 
 
 # Wire order of the event fields and request params per player (a field a beacon lacks is skipped).
 FIELD_ORDER = {
-    "kdp": ("eventType", "clientVer", "eventTimestamp", "sessionId", "partnerId", "entryId", "widgetId",
-            "uiconfId", "userId", "currentPoint", "duration", "seek", "referrer", "isFirstInSession",
-            "objectType"),
-    "mwembed": ("eventType", "clientVer", "currentPoint", "duration", "eventTimestamp", "isFirstInSession",
-                "objectType", "partnerId", "sessionId", "uiconfId", "seek", "entryId", "widgetId", "userId",
-                "referrer", "historyEvents"),
-    "v7": ("eventType", "isFirstInSession", "eventTimestamp", "currentPoint", "duration", "seek",
-           "hasKanalony", "clientVer", "entryId", "sessionId", "uiConfId", "partnerId", "widgetId", "referrer"),
+    "kdp": (
+        "eventType",
+        "clientVer",
+        "eventTimestamp",
+        "sessionId",
+        "partnerId",
+        "entryId",
+        "widgetId",
+        "uiconfId",
+        "userId",
+        "currentPoint",
+        "duration",
+        "seek",
+        "referrer",
+        "isFirstInSession",
+        "objectType",
+    ),
+    "mwembed": (
+        "eventType",
+        "clientVer",
+        "currentPoint",
+        "duration",
+        "eventTimestamp",
+        "isFirstInSession",
+        "objectType",
+        "partnerId",
+        "sessionId",
+        "uiconfId",
+        "seek",
+        "entryId",
+        "widgetId",
+        "userId",
+        "referrer",
+        "historyEvents",
+    ),
+    "v7": (
+        "eventType",
+        "isFirstInSession",
+        "eventTimestamp",
+        "currentPoint",
+        "duration",
+        "seek",
+        "hasKanalony",
+        "clientVer",
+        "entryId",
+        "sessionId",
+        "uiConfId",
+        "partnerId",
+        "widgetId",
+        "referrer",
+    ),
 }
 PARAM_ORDER = {
     "kdp": ("clientTag", "ignoreNull", "apiVersion", "partnerId", "ks"),
@@ -69,8 +120,19 @@ PARAM_ORDER = {
 _MWEMBED_BEFORE_ACTION = ("nocache", "apiVersion", "expiry", "clientTag", "format", "ignoreNull")
 
 # Types of KalturaStatsEvent fields (and the players' extra keys) as players send them.
-_INT_FIELDS = frozenset({"eventType", "partnerId", "uiconfId", "uiConfId", "contextId", "featureType",
-                         "processDuration", "newPoint", "eventTimestamp"})
+_INT_FIELDS = frozenset(
+    {
+        "eventType",
+        "partnerId",
+        "uiconfId",
+        "uiConfId",
+        "contextId",
+        "featureType",
+        "processDuration",
+        "newPoint",
+        "eventTimestamp",
+    }
+)
 _BOOL_FIELDS = frozenset({"seek", "isFirstInSession", "hasKanalony"})
 _INT_PARAMS = frozenset({"format", "ignoreNull", "expiry", "partnerId"})
 _BOOL_PARAMS = frozenset({"hasKanalony"})
@@ -83,6 +145,7 @@ _DROPPED_PARAMS = frozenset({"service", "action", "kalsig"})
 
 
 # --- rows to beacons -----------------------------------------------------------------------------
+
 
 def beacon_at(chunk: BeaconChunk, i: int) -> Beacon:
     """Row i of a legacy BeaconChunk as a typed Beacon, fields in its player's wire order."""
@@ -131,8 +194,15 @@ def beacon_at(chunk: BeaconChunk, i: int) -> Beacon:
                 params[name] = bool(values["hasKanalony"])
         elif name in values:
             params[name] = values[name]
-    return Beacon(protocol="legacy", fields=fields, params=params, user_agent=values.get("user_agent"),
-                  page_url=values.get("page_url"), cookie=values.get("cookie"), client_ip=values.get("client_ip"))
+    return Beacon(
+        protocol="legacy",
+        fields=fields,
+        params=params,
+        user_agent=values.get("user_agent"),
+        page_url=values.get("page_url"),
+        cookie=values.get("cookie"),
+        client_ip=values.get("client_ip"),
+    )
 
 
 def ledger_key(beacon: Beacon) -> str:
@@ -140,8 +210,14 @@ def ledger_key(beacon: Beacon) -> str:
     a session's beacons at strictly increasing eventTimestamp, so the key is unique in a run."""
     f = beacon.fields
     point = f.get("currentPoint")
-    return "|".join((str(f.get("sessionId", "")), str(f.get("eventType", "")), str(f.get("eventTimestamp", "")),
-                     "" if point is None else js_number(point)))
+    return "|".join(
+        (
+            str(f.get("sessionId", "")),
+            str(f.get("eventType", "")),
+            str(f.get("eventTimestamp", "")),
+            "" if point is None else js_number(point),
+        )
+    )
 
 
 def flavor_of(params: dict, fields: dict) -> str | None:
@@ -159,6 +235,7 @@ def flavor_of(params: dict, fields: dict) -> str | None:
 
 # --- encode ---------------------------------------------------------------------------------------
 
+
 def encode(beacon: Beacon, encoding: str = "get") -> WireRequest:
     """The HTTP request that carries `beacon` in one of ENCODINGS."""
     if encoding not in ENCODINGS:
@@ -169,7 +246,7 @@ def encode(beacon: Beacon, encoding: str = "get") -> WireRequest:
         return WireRequest("POST", JSON_PATH, headers, _json_body(beacon))
     flavor = flavor_of(beacon.params, beacon.fields)
     query = _player_query(beacon, flavor)
-    rest = query[len("service=stats&"):]
+    rest = query[len("service=stats&") :]
     if flavor == "mwembed" and len(rest) > MWEMBED_MAX_GET:
         encoding = "form"  # kWidget.api posts what would make a GET longer than that
     if encoding == "get":
@@ -181,8 +258,12 @@ def encode(beacon: Beacon, encoding: str = "get") -> WireRequest:
 
 def _context_headers(beacon: Beacon) -> dict[str, str]:
     headers = {}
-    for name, value in (("User-Agent", beacon.user_agent), ("Referer", beacon.page_url),
-                        ("Cookie", beacon.cookie), ("X-Forwarded-For", beacon.client_ip)):
+    for name, value in (
+        ("User-Agent", beacon.user_agent),
+        ("Referer", beacon.page_url),
+        ("Cookie", beacon.cookie),
+        ("X-Forwarded-For", beacon.client_ip),
+    ):
         if value is not None:
             headers[name] = value
     return headers
@@ -281,8 +362,12 @@ def _md5(text: str) -> str:
 # --- many rows at once (the live sender's fast path) ----------------------------------------------
 
 # `_context_headers` of a row: (header, column it comes from), in that order
-_HEADER_COLUMNS = (("User-Agent", "user_agent"), ("Referer", "page_url"), ("Cookie", "cookie"),
-                   ("X-Forwarded-For", "client_ip"))
+_HEADER_COLUMNS = (
+    ("User-Agent", "user_agent"),
+    ("Referer", "page_url"),
+    ("Cookie", "cookie"),
+    ("X-Forwarded-For", "client_ip"),
+)
 
 
 def encode_rows(chunk: BeaconChunk, rows: np.ndarray) -> tuple[list[WireRequest], list[str]]:
@@ -310,7 +395,7 @@ def encode_rows(chunk: BeaconChunk, rows: np.ndarray) -> tuple[list[WireRequest]
         if flavor in FIELD_ORDER and len(group):
             _encode_group(cols, flavor, rows[group], group, headers, requests, keys)
     for j in range(n):
-        if requests[j] is None:     # what the column path does not cover
+        if requests[j] is None:  # what the column path does not cover
             beacon = beacon_at(chunk, int(rows[j]))
             requests[j] = encode(beacon)
             keys[j] = ledger_key(beacon)
@@ -388,14 +473,17 @@ def _param_column(cols, name: str, rows: np.ndarray):
     return col[rows], _text
 
 
-def _encode_group(cols, flavor: str, rows: np.ndarray, slots: np.ndarray, headers: list, requests: list,
-                  keys: list) -> None:
+def _encode_group(
+    cols, flavor: str, rows: np.ndarray, slots: np.ndarray, headers: list, requests: list, keys: list
+) -> None:
     """Rows of one player flavor: fill `requests` and `keys` at `slots`."""
     n = len(rows)
-    fields = [(f"event:{name}", column) for name in FIELD_ORDER[flavor]
-              if (column := _field_column(cols, flavor, name, rows)) is not None]
-    params = [(name, column) for name in PARAM_ORDER[flavor]
-              if (column := _param_column(cols, name, rows)) is not None]
+    fields = [
+        (f"event:{name}", column)
+        for name in FIELD_ORDER[flavor]
+        if (column := _field_column(cols, flavor, name, rows)) is not None
+    ]
+    params = [(name, column) for name in PARAM_ORDER[flavor] if (column := _param_column(cols, name, rows)) is not None]
 
     def pieces(key: str, column, encode_key, encode_value) -> list[str | None]:
         """`key=value` per row, transport-encoded once per distinct value."""
@@ -411,34 +499,41 @@ def _encode_group(cols, flavor: str, rows: np.ndarray, slots: np.ndarray, header
 
     none = [None] * n
     by_name = dict(fields)
-    sessions, types, stamps, points = (plain(by_name[k]) if k in by_name else none for k in
-                                       ("event:sessionId", "event:eventType", "event:eventTimestamp",
-                                        "event:currentPoint"))
+    sessions, types, stamps, points = (
+        plain(by_name[k]) if k in by_name else none
+        for k in ("event:sessionId", "event:eventType", "event:eventTimestamp", "event:currentPoint")
+    )
     long_rows = ()
     if flavor == "kdp":
         pairs = fields + params
         body = [pieces(k, c, _flash, _flash) for k, c in pairs]
         # kalsig: md5 of every key+value in key order, service and action included
-        signed = sorted([(k, pieces(k, c, str, str)) for k, c in pairs]
-                        + [("service", ["service=stats"] * n), ("action", ["action=collect"] * n)],
-                        key=lambda kt: kt[0])
+        signed = sorted(
+            [(k, pieces(k, c, str, str)) for k, c in pairs]
+            + [("service", ["service=stats"] * n), ("action", ["action=collect"] * n)],
+            key=lambda kt: kt[0],
+        )
         signed_cols = [[None if p is None else p.replace("=", "", 1) for p in t] for _, t in signed]
         path = "/" + API_PATH
-        queries = [f"service=stats&action=collect&kalsig={_md5(''.join(filter(None, sig)))}&"
-                   f"{'&'.join(filter(None, parts))}"
-                   for sig, parts in zip(zip(*signed_cols), zip(*body))]
+        queries = [
+            f"service=stats&action=collect&kalsig={_md5(''.join(filter(None, sig)))}&{'&'.join(filter(None, parts))}"
+            for sig, parts in zip(zip(*signed_cols), zip(*body))
+        ]
     elif flavor == "mwembed":
         before = [(k, c) for k, c in params if k in _MWEMBED_BEFORE_ACTION]
         after = [(k, c) for k, c in params if k not in _MWEMBED_BEFORE_ACTION]
-        body = ([pieces(k, c, str, _uri) for k, c in before] + [["action=collect"] * n]
-                + [pieces(k, c, str, _uri) for k, c in fields + after])
+        body = (
+            [pieces(k, c, str, _uri) for k, c in before]
+            + [["action=collect"] * n]
+            + [pieces(k, c, str, _uri) for k, c in fields + after]
+        )
         queries = []
         long_rows = []
         for j, parts in enumerate(zip(*body)):
             query = "service=stats&" + "&".join(filter(None, parts))
             query = f"{query}&kalsig={_md5(query)}"
             if len(query) - len("service=stats&") > MWEMBED_MAX_GET:
-                long_rows.append(j)     # kWidget.api posts it as a form: the general path
+                long_rows.append(j)  # kWidget.api posts it as a form: the general path
             queries.append(query)
         path = API_PATH
     else:
@@ -455,6 +550,7 @@ def _encode_group(cols, flavor: str, rows: np.ndarray, slots: np.ndarray, header
 
 
 # --- decode ---------------------------------------------------------------------------------------
+
 
 def decode(request: WireRequest) -> Beacon:
     """The Beacon a `stats.collect` request carries, whichever player or client sent it."""
@@ -506,13 +602,18 @@ def decode_pairs(request: WireRequest, query: list[tuple[str, str]]) -> Beacon:
     fields = {}
     for name, value in fields_text.items():
         reader = readers.get(name)
-        fields[name] = (reader(value) if reader is not None
-                        else _field_value(name, value, flavor, encoding))
+        fields[name] = reader(value) if reader is not None else _field_value(name, value, flavor, encoding)
     params = {name: _param_value(name, value) for name, value in params_text.items()}
     forwarded = headers.get("x-forwarded-for")
-    return Beacon(protocol="legacy", fields=fields, params=params, user_agent=headers.get("user-agent"),
-                  page_url=headers.get("referer"), cookie=headers.get("cookie"),
-                  client_ip=forwarded.split(",")[0].strip() if forwarded else None)
+    return Beacon(
+        protocol="legacy",
+        fields=fields,
+        params=params,
+        user_agent=headers.get("user-agent"),
+        page_url=headers.get("referer"),
+        cookie=headers.get("cookie"),
+        client_ip=forwarded.split(",")[0].strip() if forwarded else None,
+    )
 
 
 def _json_params(body: bytes | None) -> dict[str, object]:
@@ -545,7 +646,7 @@ def _path_params(path: str) -> dict[str, str]:
     segments = [s for s in path.split("#", 1)[0].split("/") if s]
     if "api_v3" not in segments:
         return {}
-    rest = segments[segments.index("api_v3") + 1:]
+    rest = segments[segments.index("api_v3") + 1 :]
     if rest and rest[0] == "index.php":
         rest = rest[1:]
     return {unquote(rest[k]): unquote(rest[k + 1]) for k in range(0, len(rest) - 1, 2)}
@@ -629,7 +730,7 @@ def _as_bool(value: object) -> bool:
 def _as_number(where: str, value: object, kind: type | None = None) -> int | float:
     """An int or float parameter; kind None keeps whole numbers as int."""
     if value.__class__ is str:
-        if len(value) <= 18 and value.isdigit() and value.isascii():   # most values on the wire
+        if len(value) <= 18 and value.isdigit() and value.isascii():  # most values on the wire
             return float(value) if kind is float else int(value)
         number = _text_number(where, value)
     elif isinstance(value, bool):
@@ -649,7 +750,7 @@ def _as_number(where: str, value: object, kind: type | None = None) -> int | flo
 
 def _text_number(where: str, value: object) -> int | float:
     text = str(value).strip()
-    if "." not in text:         # int() never takes a point: spare the exception
+    if "." not in text:  # int() never takes a point: spare the exception
         try:
             return int(text)
         except ValueError:

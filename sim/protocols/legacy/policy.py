@@ -59,12 +59,12 @@ import re
 import numpy as np
 from numba import njit
 
-from ...player.timeline import Action, SessionChunk
-from ...population import Population
-from ..beacons import AsciiStrings, BeaconChunk, Strings
-from ..session_ids import HEX_LOWER, guid_pool, random_id_bytes
-from ..urlencoding import encode_uri_component
-from . import eras
+from sim.player.timeline import Action, SessionChunk
+from sim.population import Population
+from sim.protocols.beacons import AsciiStrings, BeaconChunk, Strings
+from sim.protocols.legacy import eras
+from sim.protocols.session_ids import HEX_LOWER, guid_pool, random_id_bytes
+from sim.protocols.urlencoding import encode_uri_component
 
 FLAVORS = ("kdp", "mwembed", "v7")
 KDP, MWEMBED, V7 = 0, 1, 2
@@ -231,7 +231,7 @@ class _Settings:
             self.widgetId, self.objectType, self.ks = default_widget, None, ks or ""
 
     @classmethod
-    def of(cls, scenario, version: str | None = None) -> "_Settings":
+    def of(cls, scenario, version: str | None = None) -> _Settings:
         player, partner = scenario.player, scenario.partner
         return cls(player.legacy_flavor, version or player.version, partner.partner_id, partner.uiconf_id,
                    partner.widget_id, partner.ks)
@@ -313,7 +313,8 @@ def _referrer_pool(pages: np.ndarray) -> np.ndarray:
 
 
 # Action codes as plain ints, which numba folds into the kernel as constants.
-_LOAD, _PLAY_REQUEST, _PLAYING, _SEEK = int(Action.LOAD), int(Action.PLAY_REQUEST), int(Action.PLAYING), int(Action.SEEK)
+_LOAD, _PLAY_REQUEST = int(Action.LOAD), int(Action.PLAY_REQUEST)
+_PLAYING, _SEEK = int(Action.PLAYING), int(Action.SEEK)
 _STALL_START, _STALL_END = int(Action.STALL_START), int(Action.STALL_END)
 _ENTER_FULLSCREEN, _EXIT_FULLSCREEN = int(Action.ENTER_FULLSCREEN), int(Action.EXIT_FULLSCREEN)
 _SHARE, _DOWNLOAD, _REPORT, _REPLAY = int(Action.SHARE), int(Action.DOWNLOAD), int(Action.REPORT), int(Action.REPLAY)
@@ -509,7 +510,7 @@ def legacy_session_ids(chunk: SessionChunk, flavor_s: np.ndarray, with_kava: boo
     codes = np.arange(n, dtype=np.int32)
     v7 = flavor_s == V7
     if with_kava and v7.any():
-        from ..pairing import kava_session_ids
+        from sim.protocols.pairing import kava_session_ids
         kava_data, kava_offsets = kava_session_ids(chunk)
         data = np.concatenate([data, kava_data])
         offsets = np.concatenate([offsets, kava_offsets[1:] + offsets[-1]])
