@@ -162,6 +162,22 @@ def test_preview_help_keeps_its_default_and_validate_help_names_real_commands():
     assert "`run`" not in validate.output and "generate" in validate.output
 
 
+def test_no_help_text_holds_brackets_that_rich_would_take_for_markup():
+    import re
+
+    import typer.main
+
+    app.registered_commands.import_all()
+    eaten = []
+    for name, command in typer.main.get_command(app).commands.items():
+        for param in command.params:
+            text = getattr(param, "help", None) or ""
+            eaten += [f"{name} {param.name}: {m}" for m in re.findall(r"(?<!\\)\[[A-Za-z][^\]]*\]", text)]
+    assert eaten == []
+    generate = runner.invoke(app, ["generate", "--help"], env={"COLUMNS": "200"})
+    assert "'player-sim[dask]'" in generate.output and "this machine's cores" in generate.output
+
+
 def test_every_load_option_is_documented_in_the_readme():
     import argparse
 

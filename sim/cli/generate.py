@@ -102,15 +102,16 @@ def generate(
         None,
         "--workers",
         metavar="N",
-        help="Processes drawing and writing parts of the run at once "
-        "[default: this machine's cores]. The bytes do not depend on N.",
+        show_default="this machine's cores",
+        help="Processes drawing and writing parts of the run at once. The bytes do not depend on N.",
     ),
     scheduler: Optional[str] = typer.Option(
         None,
         "--scheduler",
         metavar="tcp://HOST:PORT",
+        # Rich would read [dask] as markup and drop it
         help="Make the parts as tasks on this Dask cluster (pip install "
-        "'player-sim[dask]'); --out must be a path every worker reaches.",
+        "'player-sim\\[dask]'); --out must be a path every worker reaches.",
     ),
 ) -> None:
     """Write the beacons of simulated sessions as data files or a request file.
