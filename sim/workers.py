@@ -27,6 +27,7 @@ from sim.parts import PartResult, RunSpec, make_part, n_parts, piece_path, span,
 from sim.sinks.stitch import StitchError, join_parquet, join_text
 
 _stop_requested = False
+_stop_deferred = False
 
 
 def request_stop(stop: bool = True) -> None:
@@ -34,6 +35,12 @@ def request_stop(stop: bool = True) -> None:
     KeyboardInterrupt, which can be lost; see `check_stop`); False forgets it."""
     global _stop_requested
     _stop_requested = stop
+
+
+def stop_is_deferred() -> bool:
+    """True while the run is in a step that must not be cut in the middle (starting its worker
+    processes): a signal handler then only notes the stop, and the run stops right after the step."""
+    return _stop_deferred
 
 
 def check_stop() -> None:
@@ -182,19 +189,25 @@ def _in_pool(spec: RunSpec, count: int, workers: int, procs: list) -> Iterator[P
 
 @contextmanager
 def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM held back (pending) in this thread for the block, then delivered."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    """SIGINT and SIGTERM held back (pending) in this thread for the block, then delivered.
+    A signal that arrived just before the block may still reach its Python handler inside it:
+    that handler only notes the stop meanwhile (`stop_is_deferred`)."""
+    global _stop_deferred
+    deferred_before = _stop_deferred
+    _stop_deferred = True
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS) if hasattr(signal, "pthread_sigmask") else None
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        # In this order: a signal held back until the mask is lifted then raises as it should.
+        _stop_deferred = deferred_before
+        if before is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _stop(procs: list) -> None:
     """Ends the worker processes still running and waits for them."""
+    procs = [proc for proc in procs if proc.pid is not None]  # not those never started
     for proc in procs:
         if proc.exitcode is None:
             proc.terminate()

@@ -248,6 +248,33 @@ def test_sigterm_at_any_moment_of_a_run_with_workers_ends_it_cleanly(tmp_path, a
             os.kill(pid, 0)
 
 
+def test_a_stop_signalled_while_workers_start_is_noted_then_raised_after_and_unstarted_workers_are_skipped():
+    # A signal caught just before the workers' start is held back reaches its Python handler
+    # inside the start: it must not cut `Process.start` in the middle (a half-made process
+    # object that the clean-up then could not stop), only note the stop for right after.
+    import multiprocessing
+
+    from sim import workers
+    from sim.cli import terminate_as_interrupt
+
+    saved = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        terminate_as_interrupt()
+        handler = signal.getsignal(signal.SIGTERM)
+        with workers._signals_held():
+            handler(signal.SIGTERM, None)  # as if delivered here: noted, not raised
+        with pytest.raises(KeyboardInterrupt):
+            workers.check_stop()
+        with pytest.raises(KeyboardInterrupt):
+            handler(signal.SIGTERM, None)  # outside the start, a signal stops the run at once
+    finally:
+        workers.request_stop(False)
+        signal.signal(signal.SIGTERM, saved[0])
+        signal.signal(signal.SIGINT, saved[1])
+    never_started = multiprocessing.get_context("spawn").Process(target=print)
+    workers._stop([never_started])  # the clean-up after such a stop: no error
+
+
 # -- Dask ------------------------------------------------------------------------------------------
 
 _free_port = free_port

@@ -94,11 +94,12 @@ def terminate_as_interrupt() -> None:
     note between its steps."""
     import signal
 
-    from sim.workers import request_stop
+    from sim.workers import request_stop, stop_is_deferred
 
     def interrupted(signum, frame):
         request_stop()
-        raise KeyboardInterrupt
+        if not stop_is_deferred():
+            raise KeyboardInterrupt
 
     request_stop(False)
     signal.signal(signal.SIGTERM, interrupted)
