@@ -275,6 +275,38 @@ def test_a_stop_signalled_while_workers_start_is_noted_then_raised_after_and_uns
     workers._stop([never_started])  # the clean-up after such a stop: no error
 
 
+def test_an_interrupt_lost_in_a_c_callback_is_not_reported_but_other_unraisable_errors_still_are():
+    # numba's kernel loading calls back into Python through ctypes; a stop's KeyboardInterrupt raised
+    # there cannot propagate, and Python would print it as "Exception ignored ... Traceback".
+    import ctypes
+
+    from sim import workers
+    from sim.cli import terminate_as_interrupt
+
+    saved = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT), sys.unraisablehook
+    reported = []
+    callback_type = ctypes.CFUNCTYPE(None)
+
+    def interrupted_inside():
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+
+    def failing_inside():
+        raise ValueError("a real bug")
+
+    try:
+        sys.unraisablehook = lambda unraisable: reported.append(unraisable.exc_type)
+        terminate_as_interrupt()  # its hook hands what it does not silence to the one before
+        callback_type(interrupted_inside)()
+        assert reported == [] and workers._stop_requested
+        callback_type(failing_inside)()
+        assert reported == [ValueError]
+    finally:
+        workers.request_stop(False)
+        signal.signal(signal.SIGTERM, saved[0])
+        signal.signal(signal.SIGINT, saved[1])
+        sys.unraisablehook = saved[2]
+
+
 # -- Dask ------------------------------------------------------------------------------------------
 
 _free_port = free_port

@@ -7,6 +7,7 @@ tracebacks are for bugs only.
 
 from __future__ import annotations
 
+import sys
 from typing import NoReturn
 
 import typer
@@ -104,6 +105,24 @@ def terminate_as_interrupt() -> None:
     request_stop(False)
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
+    sys.unraisablehook = _quiet_about_lost_interrupts(sys.unraisablehook)
+
+
+def _quiet_about_lost_interrupts(default_hook):
+    """An unraisable-exception hook that prints nothing for the KeyboardInterrupt a stop raised
+    where Python cannot raise (a C callback, a finaliser): the stop is noted and the run ends at
+    its next step; anything else goes to `default_hook` as before."""
+
+    def hook(unraisable) -> None:
+        seen, exc = set(), unraisable.exc_value
+        while exc is not None and id(exc) not in seen:
+            if isinstance(exc, KeyboardInterrupt):
+                return
+            seen.add(id(exc))
+            exc = exc.__cause__ or exc.__context__
+        default_hook(unraisable)
+
+    return hook
 
 
 _exit_without_teardown = False
