@@ -13,3 +13,11 @@ def collector(tmp_path):
     the test if the test did not stop it (`collector.stop()`, then `collector.rows(sql)` reads the store)."""
     with running_collector(tmp_path / "collector.duckdb") as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def compiled_policies():
+    """The player model and the protocols' policies compiled once, before a test starts Locust."""
+    from helpers.load import compile_policies
+
+    compile_policies()

@@ -13,6 +13,7 @@ import pytest
 
 from helpers import ROOT
 from helpers.cli import PLAYER_SIM, invoke, runner
+from helpers.load import locust_cli
 from sim.cli import COMMAND_MODULES, app
 
 VOD = str(ROOT / "scenarios" / "typical-vod.yaml")
@@ -205,12 +206,7 @@ def test_a_bad_scenario_stops_locust_before_any_user_starts(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nbehaviour:\n  play_rate: 3\n")
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(ROOT / "locustfile.py"),
+        locust_cli(
             "--headless",
             "-u",
             "2",
@@ -222,7 +218,7 @@ def test_a_bad_scenario_stops_locust_before_any_user_starts(tmp_path):
             str(bad),
             "--host",
             "http://127.0.0.1:9",
-        ],
+        ),
         capture_output=True,
         text=True,
         timeout=120,
@@ -282,12 +278,7 @@ def test_ctrl_c_of_a_two_process_run_ends_promptly_and_merges_every_workers_ledg
         log = open(tmp_path / "locust.log", "w")
         # its own session, as a terminal's process group: Ctrl-C reaches the master and both workers
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "locust",
-                "-f",
-                str(ROOT / "locustfile.py"),
+            locust_cli(
                 "--headless",
                 "-u",
                 "2",
@@ -309,7 +300,7 @@ def test_ctrl_c_of_a_two_process_run_ends_promptly_and_merges_every_workers_ledg
                 "10",
                 "--ledger",
                 str(ledger),
-            ],
+            ),
             cwd=tmp_path,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -12,22 +12,11 @@ import orjson
 import pytest
 import requests
 
+from helpers import ROOT
+from helpers.load import LOCUSTFILE
 from sim.cli.demo import locust_command, start_collector, stop_process
 
-ROOT = Path(__file__).resolve().parents[1]
-LOCUSTFILE = ROOT / "locustfile.py"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled_policies():
-    """Compile (or load from numba's cache) the model once, so the runs below start sending at once."""
-    import argparse
-
-    from sim.load.plan import add_arguments, prepare_inputs
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    prepare_inputs(parser.parse_args(["--protocol", "legacy", "--scenario", str(ROOT / "scenarios/default-mix.yaml")]))
+pytestmark = pytest.mark.usefixtures("compiled_policies")
 
 
 def run_load(tmp_path: Path, host: str, ledger: Path, *extra: str, seconds: float = 4) -> dict:

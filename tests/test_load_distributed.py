@@ -5,18 +5,15 @@ sent by two workers, and the reconciliation finds nothing lost or duplicated."""
 
 from __future__ import annotations
 
-import argparse
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
+from helpers import ROOT
+from helpers.load import locust_cli
 from sim.cli.demo import free_port, start_collector, stop_process
-
-ROOT = Path(__file__).resolve().parents[1]
-LOCUST = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py")]
 
 SHAPE = """stages:
   - ramp:   {to: 30, over: 2s}
@@ -28,23 +25,16 @@ ASKED = 30 + 180 + 30  # sessions the shape asks for, over both workers
 
 
 @pytest.fixture(scope="module")
-def distributed_run(tmp_path_factory):
+def distributed_run(tmp_path_factory, compiled_policies):
     """Master and two workers against a collector; returns the folder, the master's exit status
     and the collector's store once everything has exited."""
-    from sim.load.plan import add_arguments, prepare_inputs
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    # compile (or load from numba's cache) the policies, so the workers start sending at once
-    prepare_inputs(parser.parse_args(["--protocol", "kava", "--scenario", str(ROOT / "scenarios/default-mix.yaml")]))
-
     tmp = tmp_path_factory.mktemp("distributed")
     (tmp / "shape.yaml").write_text(SHAPE)
     store = tmp / "collector.duckdb"
     collector, url = start_collector(store, tmp / "collector.log")
     port = free_port()
     master_cmd = [
-        *LOCUST,
+        *locust_cli(),
         "--master",
         "--headless",
         "--only-summary",
@@ -71,7 +61,7 @@ def distributed_run(tmp_path_factory):
         "--summary-json",
         str(tmp / "summary.json"),
     ]
-    worker_cmd = [*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    worker_cmd = [*locust_cli(), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
     procs = []
     try:
         with open(tmp / "master.log", "wb") as log:

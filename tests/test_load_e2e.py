@@ -4,95 +4,20 @@ the ledger is reconciled against the collector's store."""
 from __future__ import annotations
 
 import socket
-import subprocess
-from pathlib import Path
 
 import orjson
 import pytest
 
-from sim.cli.demo import locust_command, start_collector, stop_process
+from helpers.collector import running_collector
+from helpers.load import ledger_lines, reconcile_totals, run_load
 
-ROOT = Path(__file__).resolve().parents[1]
-LOCUSTFILE = ROOT / "locustfile.py"
-
-
-def run_load(
-    tmp_path: Path,
-    host: str,
-    *,
-    seconds: float = 5,
-    rate: float = 15,
-    scale: float = 20,
-    protocol: str = "legacy",
-    processes: int = 1,
-    users: int = 1,
-    extra: list[str] = (),
-) -> dict:
-    """A headless run; returns its summary (the ledger is tmp_path/ledger.jsonl)."""
-    cmd = locust_command(
-        LOCUSTFILE,
-        host,
-        tmp_path / "ledger.jsonl",
-        tmp_path / "summary.json",
-        run_time=seconds,
-        session_rate=rate,
-        time_scale=scale,
-        protocol=protocol,
-        users=users,
-        processes=processes,
-        extra=list(extra),
-    )
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120)
-    assert (tmp_path / "summary.json").exists(), done.stderr.decode()[-3000:]
-    return orjson.loads((tmp_path / "summary.json").read_bytes())
-
-
-def ledger_lines(*paths: Path) -> list[dict]:
-    return [orjson.loads(line) for p in paths for line in p.read_bytes().splitlines()]
-
-
-def reconcile(ledger: str, store: Path) -> dict:
-    from sim.metrics.reconcile import reconcile as run
-
-    return run(ledger, str(store)).totals
-
-
-class Collector:
-    def __init__(self, tmp_path: Path, *options: str):
-        self.store = tmp_path / "collector.duckdb"
-        self.proc, self.url = start_collector(self.store, tmp_path / "collector.log", list(options))
-
-    def stop(self) -> int:
-        return stop_process(self.proc)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compiled_policies():
-    """Compile (or load from numba's cache) the player model and policies once, so the
-    Locust processes below start sending within their short run times."""
-    import argparse
-
-    from sim.load.plan import add_arguments, prepare_inputs
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    for protocol in ("legacy", "kava", "both"):
-        prepare_inputs(
-            parser.parse_args(["--protocol", protocol, "--scenario", str(ROOT / "scenarios/default-mix.yaml")])
-        )
-
-
-@pytest.fixture
-def collector(tmp_path):
-    c = Collector(tmp_path)
-    yield c
-    c.stop()
+pytestmark = pytest.mark.usefixtures("compiled_policies")
 
 
 def test_a_time_scaled_run_against_the_collector_loses_nothing(tmp_path, collector):
     summary = run_load(tmp_path, collector.url, protocol="both")
     collector.stop()
-    totals = reconcile(str(tmp_path / "ledger.jsonl"), collector.store)
+    totals = reconcile_totals(tmp_path / "ledger.jsonl", collector.store)
     assert summary["sent"] > 100 and summary["failed"] == 0
     assert totals["sent"] == summary["sent"]
     assert totals["lost"] == 0 and totals["duplicated"] == 0 and totals["unexpected"] == 0
@@ -105,23 +30,20 @@ def test_two_processes_ledgers_are_merged_into_one_and_nothing_is_lost(tmp_path,
     assert not list(tmp_path.glob("ledger.w*.jsonl"))  # the workers' parts became the ledger
     keys = [line["key"] for line in ledger_lines(tmp_path / "ledger.jsonl")]
     assert len(keys) == len(set(keys)) == summary["sent"] > 0  # disjoint session partitions
-    totals = reconcile(str(tmp_path / "ledger.jsonl"), collector.store)
+    totals = reconcile_totals(tmp_path / "ledger.jsonl", collector.store)
     assert totals["sent"] == summary["sent"]
     assert totals["lost"] == 0 and totals["duplicated"] == 0
 
 
 def test_failed_sends_at_a_faulty_collector_are_exactly_the_failed_ledger_lines(tmp_path):
-    faulty = Collector(tmp_path, "--fail-rate", "0.2")
-    try:
+    with running_collector(tmp_path / "collector.duckdb", "--fail-rate", "0.2") as faulty:
         summary = run_load(tmp_path, faulty.url)
-    finally:
-        faulty.stop()
     lines = ledger_lines(tmp_path / "ledger.jsonl")
     failed = [line for line in lines if line.get("failed")]
     assert summary["failed"] == len(failed) > 0
     assert summary["failures"] == {"HTTP 503": len(failed)}
     assert {line["error"] for line in failed} == {"HTTP 503"}
-    totals = reconcile(str(tmp_path / "ledger.jsonl"), faulty.store)
+    totals = reconcile_totals(tmp_path / "ledger.jsonl", faulty.store)
     assert totals["failed_at_send"] == len(failed)
     assert totals["lost"] == 0
 
@@ -139,11 +61,8 @@ def test_a_refused_connection_is_counted_and_never_stops_the_run(tmp_path):
 
 
 def test_kava_sessions_stop_views_when_the_server_says_so(tmp_path):
-    c = Collector(tmp_path, "--view-events-enabled", "false")
-    try:
+    with running_collector(tmp_path / "collector.duckdb", "--view-events-enabled", "false") as c:
         summary = run_load(tmp_path, c.url, protocol="kava", scale=5, rate=20)
-    finally:
-        c.stop()
     urls = [line["url"] for line in ledger_lines(tmp_path / "ledger.jsonl")]
     assert summary["views_suppressed"] > 0
     assert not [u for u in urls if "eventType=99&" in u]

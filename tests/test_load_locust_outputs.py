@@ -12,28 +12,25 @@ from pathlib import Path
 import orjson
 import pytest
 
-from test_load_e2e import LOCUSTFILE, ROOT, Collector, compiled_policies, ledger_lines, run_load  # noqa: F401
+from helpers import ROOT, VOD
+from helpers.collector import RunningCollector, running_collector
+from helpers.load import LOCUSTFILE, ledger_lines, locust_cli
 
-SCENARIO = ROOT / "scenarios" / "typical-vod.yaml"
+SCENARIO = VOD
+pytestmark = pytest.mark.usefixtures("compiled_policies")
 
 
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory):
-    c = Collector(tmp_path_factory.mktemp("collector"))
-    yield c
-    c.stop()
+    with running_collector(tmp_path_factory.mktemp("collector") / "collector.duckdb") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory, collector):
     """One healthy legacy run writing Locust's CSV, HTML and JSON reports."""
     out = tmp_path_factory.mktemp("reports")
-    cmd = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
+    cmd = locust_cli(
         "--headless",
         "-u",
         "1",
@@ -56,7 +53,7 @@ def reported(tmp_path_factory, collector):
         "--html",
         str(out / "report.html"),
         "--json",
-    ]
+    )
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120)
     return out, done
 
@@ -88,14 +85,8 @@ def test_a_healthy_run_exits_0(reported):
 
 
 def test_a_run_with_failed_sends_exits_1_as_locust_does(tmp_path):
-    faulty = Collector(tmp_path, "--fail-rate", "0.3")
-    try:
-        cmd = [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(LOCUSTFILE),
+    with running_collector(tmp_path / "collector.duckdb", "--fail-rate", "0.3") as faulty:
+        cmd = locust_cli(
             "--headless",
             "--only-summary",
             "-u",
@@ -114,10 +105,8 @@ def test_a_run_with_failed_sends_exits_1_as_locust_does(tmp_path):
             "15",
             "--time-scale",
             "20",
-        ]
+        )
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120)
-    finally:
-        faulty.stop()
     assert done.returncode == 1, done.stderr.decode()[-2000:]
 
 
@@ -126,7 +115,7 @@ def _run_in(folder: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "locust"], cwd=folder, capture_output=True, timeout=120)
 
 
-def _settings(collector: Collector, folder: Path, protocol: str) -> dict[str, str]:
+def _settings(collector: RunningCollector, folder: Path, protocol: str) -> dict[str, str]:
     return {
         "locustfile": str(LOCUSTFILE),
         "headless": "true",
@@ -165,20 +154,7 @@ def test_project_options_are_read_from_tool_locust_in_pyproject(tmp_path, collec
 def test_a_bad_option_exits_2_with_its_location_said_once_and_no_traceback(tmp_path, collector):
     shape = tmp_path / "shape.yaml"
     shape.write_text("stages:\n  - ramp: {to: 50, ovr: 2m}\n")
-    cmd = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        "-t",
-        "3s",
-        "--host",
-        collector.url,
-        "--shape",
-        str(shape),
-    ]
+    cmd = locust_cli("--headless", "-t", "3s", "--host", collector.url, "--shape", str(shape))
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=120)
     said = (done.stdout + done.stderr).decode()
     assert done.returncode == 2

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -415,23 +414,16 @@ graceful_stop: 1s
 """
 
 
-def test_a_headless_run_with_a_shape_stops_when_it_ends_and_loses_nothing(tmp_path):
+def test_a_headless_run_with_a_shape_stops_when_it_ends_and_loses_nothing(tmp_path, compiled_policies):
+    from helpers.load import locust_cli
     from sim.cli.demo import start_collector, stop_process
-    from sim.load.plan import prepare_inputs
     from sim.metrics.reconcile import reconcile
 
-    # compile (or load from numba's cache) the policies, so Locust starts sending at once
-    prepare_inputs(options("--protocol", "legacy", "--scenario", str(ROOT / "scenarios/default-mix.yaml")))
     shape = write(tmp_path, SHORT_SHAPE)
     collector, url = start_collector(tmp_path / "collector.duckdb", tmp_path / "collector.log")
     try:
         # no -t: only the shape ends the run
-        cmd = [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(ROOT / "locustfile.py"),
+        cmd = locust_cli(
             "--headless",
             "--only-summary",
             "-u",
@@ -450,7 +442,7 @@ def test_a_headless_run_with_a_shape_stops_when_it_ends_and_loses_nothing(tmp_pa
             str(tmp_path / "ledger.jsonl"),
             "--summary-json",
             str(tmp_path / "summary.json"),
-        ]
+        )
         began = time.time()
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=90)
         took = time.time() - began

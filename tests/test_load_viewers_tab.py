@@ -12,7 +12,6 @@ import json
 import math
 import re
 import subprocess
-import sys
 import time
 import urllib.request
 from html.parser import HTMLParser
@@ -22,6 +21,7 @@ import orjson
 import pytest
 
 from headless_chromium import CHROMIUM, SKIP_REASON, dump_dom
+from helpers.load import locust_cli
 from sim.cli.demo import free_port, start_collector, stop_process
 from sim.load.plan import add_arguments, prepare_inputs
 from sim.load.viewers import ViewerHistory
@@ -56,12 +56,7 @@ def run(tmp_path_factory):
     collector, host = start_collector(tmp / "collector.duckdb", tmp / "collector.log")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(ROOT / "locustfile.py"),
+    cmd = locust_cli(
         "--autostart",
         "-u",
         "1",
@@ -80,7 +75,7 @@ def run(tmp_path_factory):
         "--time-scale",
         "20",
         *scenarios,
-    ]
+    )
     locust = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stages, seen = set(), {}
     try:

@@ -5,7 +5,6 @@ with two workers)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -13,10 +12,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from helpers import ROOT
+from helpers.load import locust_cli
 from sim.cli.demo import free_port, start_collector, stop_process
 from sim.load.viewers import viewer_table
 
-ROOT = Path(__file__).resolve().parents[1]
 RATE = 20.0  # sessions per second asked of the open model
 SCENARIOS = {"typical-vod", "short-clip", "long-form-ads"}  # the default mix
 
@@ -26,19 +26,7 @@ def get(url: str) -> bytes:
         return response.read()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compiled_policies():
-    """Load the compiled player model and policies once, so Locust starts sending at once."""
-    import argparse
-
-    from sim.load.plan import add_arguments, prepare_inputs
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    for protocol in ("legacy", "kava"):
-        prepare_inputs(
-            parser.parse_args(["--protocol", protocol, "--scenario", str(ROOT / "scenarios/default-mix.yaml")])
-        )
+pytestmark = pytest.mark.usefixtures("compiled_policies")
 
 
 def watch_run(tmp: Path, *, protocol: str, processes: int, seconds: float = 40, watch_until: float = 10) -> dict:
@@ -48,12 +36,7 @@ def watch_run(tmp: Path, *, protocol: str, processes: int, seconds: float = 40, 
     collector, host = start_collector(tmp / "collector.duckdb", tmp / "collector.log")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(ROOT / "locustfile.py"),
+    cmd = locust_cli(
         "--autostart",
         "--autoquit",
         "2",
@@ -75,7 +58,7 @@ def watch_run(tmp: Path, *, protocol: str, processes: int, seconds: float = 40, 
         f"{RATE:g}",
         "--time-scale",
         "20",
-    ]
+    )
     if processes > 1:  # the master on a port of its own: other runs may hold Locust's default
         master = free_port()
         cmd += ["--processes", str(processes), "--master-bind-port", str(master), "--master-port", str(master)]
