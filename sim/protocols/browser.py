@@ -327,117 +327,79 @@ def sent_headers(
     return out, preflight
 
 
+# Each engine's header order on an HTTP/1.1 request (Host, Connection for Chromium's preflight aside, and
+# Content-Length are written by the HTTP client); a header whose value is None is not sent.
+_XHR_ORDER = {
+    "chromium": (
+        "Connection", "sec-ch-ua-platform", "User-Agent", "sec-ch-ua", "Content-Type", "sec-ch-ua-mobile",
+        "Accept", "Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Referer", "Accept-Encoding",
+        "Accept-Language",
+    ),
+    "firefox": (
+        "User-Agent", "Accept", "Accept-Language", "Accept-Encoding", "Content-Type", "Origin", "Connection",
+        "Referer", "Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site",
+    ),
+    "webkit": (
+        "Accept", "Content-Type", "Origin", "Sec-Fetch-Site", "Sec-Fetch-Dest", "Sec-Fetch-Mode", "User-Agent",
+        "Referer", "Accept-Language", "Accept-Encoding", "Connection",
+    ),
+}  # fmt: skip
+_PREFLIGHT_ORDER = {
+    "chromium": (
+        "Connection", "Accept", "Access-Control-Request-Method", "Access-Control-Request-Headers", "Origin",
+        "User-Agent", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-Dest", "Referer", "Accept-Encoding",
+        "Accept-Language",
+    ),
+    "firefox": (
+        "User-Agent", "Accept", "Accept-Language", "Accept-Encoding", "Access-Control-Request-Method",
+        "Access-Control-Request-Headers", "Referer", "Origin", "Connection", "Sec-Fetch-Dest", "Sec-Fetch-Mode",
+        "Sec-Fetch-Site",
+    ),
+    "webkit": (
+        "Accept", "Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers", "Sec-Fetch-Site",
+        "Sec-Fetch-Dest", "Sec-Fetch-Mode", "User-Agent", "Referer", "Accept-Language", "Accept-Encoding",
+        "Connection",
+    ),
+}  # fmt: skip
+
+
+def _in_order(order: tuple[str, ...], values: dict[str, str | None]) -> dict[str, str]:
+    return {name: values[name] for name in order if values[name] is not None}
+
+
+def _browser_values(agent: Browser, ua, ctype, origin, site, referer, secure) -> dict[str, str | None]:
+    """The values of the headers a browser adds to a beacon request or its preflight."""
+    client_hints = bool(agent.brands)
+    fetch_site, fetch_mode, fetch_dest = (site, "cors", "empty") if agent.fetch_metadata else (None, None, None)
+    return {
+        "Connection": "keep-alive",
+        "sec-ch-ua-platform": f'"{agent.platform}"' if client_hints else None,
+        "User-Agent": ua,
+        "sec-ch-ua": agent.sec_ch_ua if client_hints else None,
+        "Content-Type": ctype,
+        "sec-ch-ua-mobile": ("?1" if agent.mobile else "?0") if client_hints else None,
+        "Accept": "*/*",
+        "Origin": origin,
+        "Sec-Fetch-Site": fetch_site,
+        "Sec-Fetch-Mode": fetch_mode,
+        "Sec-Fetch-Dest": fetch_dest,
+        "Referer": referer,
+        "Accept-Encoding": agent.accept_encoding(secure),
+        "Accept-Language": agent.accept_language or None,
+    }
+
+
 def _xhr_headers(agent: Browser, ua, ctype, origin, site, referer, secure) -> dict[str, str]:
-    out: dict[str, str] = {}
-    if agent.engine == "chromium":
-        # Chromium's order on an HTTP/1.1 XHR (Host, Connection, Content-Length come first)
-        out["Connection"] = "keep-alive"
-        if agent.brands:
-            out["sec-ch-ua-platform"] = f'"{agent.platform}"'
-        if ua is not None:
-            out["User-Agent"] = ua
-        if agent.brands:
-            out["sec-ch-ua"] = agent.sec_ch_ua
-        if ctype is not None:
-            out["Content-Type"] = ctype
-        if agent.brands:
-            out["sec-ch-ua-mobile"] = "?1" if agent.mobile else "?0"
-        out["Accept"] = "*/*"
-        if origin is not None:
-            out["Origin"] = origin
-        if agent.fetch_metadata:
-            out.update({"Sec-Fetch-Site": site, "Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"})
-        if referer is not None:
-            out["Referer"] = referer
-        out["Accept-Encoding"] = agent.accept_encoding(secure)
-        out["Accept-Language"] = agent.accept_language
-        return out
-    if agent.engine == "firefox":
-        if ua is not None:
-            out["User-Agent"] = ua
-        out["Accept"] = "*/*"
-        out["Accept-Language"] = agent.accept_language
-        out["Accept-Encoding"] = agent.accept_encoding(secure)
-        if ctype is not None:
-            out["Content-Type"] = ctype
-        if origin is not None:
-            out["Origin"] = origin
-        out["Connection"] = "keep-alive"
-        if referer is not None:
-            out["Referer"] = referer
-        if agent.fetch_metadata:
-            out.update({"Sec-Fetch-Dest": "empty", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": site})
-        return out
-    # WebKit and anything else: Safari's set
-    out["Accept"] = "*/*"
-    if ctype is not None:
-        out["Content-Type"] = ctype
-    if origin is not None:
-        out["Origin"] = origin
-    if agent.fetch_metadata:
-        out.update({"Sec-Fetch-Site": site, "Sec-Fetch-Dest": "empty", "Sec-Fetch-Mode": "cors"})
-    if ua is not None:
-        out["User-Agent"] = ua
-    if referer is not None:
-        out["Referer"] = referer
-    if agent.accept_language:
-        out["Accept-Language"] = agent.accept_language
-    out["Accept-Encoding"] = agent.accept_encoding(secure)
-    out["Connection"] = "keep-alive"
-    return out
+    order = _XHR_ORDER.get(agent.engine, _XHR_ORDER["webkit"])  # anything else: Safari's set
+    return _in_order(order, _browser_values(agent, ua, ctype, origin, site, referer, secure))
 
 
 def _preflight_headers(agent: Browser, ua, method, ctype, origin, site, referer, secure) -> dict[str, str]:
-    request_headers = "content-type" if ctype is not None else None
-    out: dict[str, str] = {}
-    if agent.engine == "chromium":
-        out["Connection"] = "keep-alive"
-        out["Accept"] = "*/*"
-        out["Access-Control-Request-Method"] = method
-        if request_headers:
-            out["Access-Control-Request-Headers"] = request_headers
-        out["Origin"] = origin
-        if ua is not None:
-            out["User-Agent"] = ua
-        if agent.fetch_metadata:
-            out.update({"Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": site, "Sec-Fetch-Dest": "empty"})
-        if referer is not None:
-            out["Referer"] = referer
-        out["Accept-Encoding"] = agent.accept_encoding(secure)
-        out["Accept-Language"] = agent.accept_language
-        return out
-    if agent.engine == "firefox":
-        if ua is not None:
-            out["User-Agent"] = ua
-        out["Accept"] = "*/*"
-        out["Accept-Language"] = agent.accept_language
-        out["Accept-Encoding"] = agent.accept_encoding(secure)
-        out["Access-Control-Request-Method"] = method
-        if request_headers:
-            out["Access-Control-Request-Headers"] = request_headers
-        if referer is not None:
-            out["Referer"] = referer
-        out["Origin"] = origin
-        out["Connection"] = "keep-alive"
-        if agent.fetch_metadata:
-            out.update({"Sec-Fetch-Dest": "empty", "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": site})
-        return out
-    out["Accept"] = "*/*"
-    out["Origin"] = origin
-    out["Access-Control-Request-Method"] = method
-    if request_headers:
-        out["Access-Control-Request-Headers"] = request_headers
-    if agent.fetch_metadata:
-        out.update({"Sec-Fetch-Site": site, "Sec-Fetch-Dest": "empty", "Sec-Fetch-Mode": "cors"})
-    if ua is not None:
-        out["User-Agent"] = ua
-    if referer is not None:
-        out["Referer"] = referer
-    if agent.accept_language:
-        out["Accept-Language"] = agent.accept_language
-    out["Accept-Encoding"] = agent.accept_encoding(secure)
-    out["Connection"] = "keep-alive"
-    return out
+    values = _browser_values(agent, ua, ctype, origin, site, referer, secure)
+    values["Access-Control-Request-Method"] = method
+    values["Access-Control-Request-Headers"] = "content-type" if ctype is not None else None
+    order = _PREFLIGHT_ORDER.get(agent.engine, _PREFLIGHT_ORDER["webkit"])
+    return _in_order(order, values)
 
 
 def max_age(answer: str | None, agent: Browser) -> float:
