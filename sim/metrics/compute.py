@@ -388,6 +388,41 @@ def _view_minutes(src: EventsSource) -> dict[str, Any]:
     return _one(src, sql)
 
 
+def _funnel_sql(load: int, play: int, k: dict[str, int]) -> str:
+    """The select list of the counts both protocols' headlines share: loads, plays, quartiles, viewers."""
+    return f"""count(*) filter (where eventType = {load}) as loads,
+               count(*) filter (where eventType = {play}) as plays,
+               count(*) filter (where eventType = {k["q25"]}) as q25,
+               count(*) filter (where eventType = {k["q50"]}) as q50,
+               count(*) filter (where eventType = {k["q75"]}) as q75,
+               count(*) filter (where eventType = {k["q100"]}) as q100,
+               count(distinct coalesce(nullif(userId, ''), chr(0))) filter (where eventType = {play}) as viewers,
+               count(distinct nullif(userId, '')) as known_users"""
+
+
+def _funnel_headline(a: dict[str, Any], viewed_min: Number) -> dict[str, Number]:
+    """The headline figures both protocols compute alike from `_funnel_sql`'s counts and the minutes viewed."""
+    plays = a["plays"]
+    return {
+        "count_loads": a["loads"],
+        "count_plays": plays,
+        "load_play_ratio": _ratio(plays, a["loads"]),
+        "count_plays_25": a["q25"],
+        "count_plays_50": a["q50"],
+        "count_plays_75": a["q75"],
+        "count_plays_100": a["q100"],
+        "plays_25_ratio": _ratio(a["q25"], plays),
+        "plays_50_ratio": _ratio(a["q50"], plays),
+        "plays_75_ratio": _ratio(a["q75"], plays),
+        "play_through_ratio": _ratio(a["q100"], plays),
+        "avg_view_drop_off": _ratio((a["q25"] + a["q50"] + a["q75"] + a["q100"]) / 4, plays),
+        "sum_time_viewed_min": viewed_min,
+        "avg_time_viewed_min": _ratio(viewed_min, plays),
+        "unique_viewers": a["viewers"],
+        "unique_known_users": a["known_users"],
+    }
+
+
 def _kava_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]]:
     k = KAVA
     before_start = (
@@ -397,15 +432,8 @@ def _kava_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]
     a = _one(
         src,
         f"""
-        select count(*) filter (where eventType = {k["impression"]}) as loads,
+        select {_funnel_sql(k["impression"], k["play"], k)},
                count(*) filter (where eventType = {k["play_request"]}) as requests,
-               count(*) filter (where eventType = {k["play"]}) as plays,
-               count(*) filter (where eventType = {k["q25"]}) as q25,
-               count(*) filter (where eventType = {k["q50"]}) as q50,
-               count(*) filter (where eventType = {k["q75"]}) as q75,
-               count(*) filter (where eventType = {k["q100"]}) as q100,
-               count(distinct coalesce(nullif(userId, ''), chr(0))) filter (where eventType = {k["play"]}) as viewers,
-               count(distinct nullif(userId, '')) as known_users,
                avg(joinTime) filter (where eventType = {k["play"]}) as join_time,
                sum(bufferTime) filter (where eventType = {k["view"]}) as buffer_s,
                avg(actualBitrate) filter (where eventType = {k["view"]} and actualBitrate > 0) as bitrate,
@@ -448,26 +476,12 @@ def _kava_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, str]
     play_s = vm["play_s"]
     plays = a["plays"]
     ebvs = a["requests"] - (plays + a["errors_before_start"]) if a["requests"] else None
-    headline = {
-        "count_loads": a["loads"],
-        "count_plays": plays,
-        "load_play_ratio": _ratio(plays, a["loads"]),
-        "count_plays_25": a["q25"],
-        "count_plays_50": a["q50"],
-        "count_plays_75": a["q75"],
-        "count_plays_100": a["q100"],
-        "plays_25_ratio": _ratio(a["q25"], plays),
-        "plays_50_ratio": _ratio(a["q50"], plays),
-        "plays_75_ratio": _ratio(a["q75"], plays),
-        "play_through_ratio": _ratio(a["q100"], plays),
-        "avg_view_drop_off": _ratio((a["q25"] + a["q50"] + a["q75"] + a["q100"]) / 4, plays),
+    headline = dict.fromkeys(HEADLINE)  # in the report's order
+    headline.update(_funnel_headline(a, qm["minutes"]))
+    headline |= {
         "avg_completion_rate": _ratio(covered, plays),
-        "sum_time_viewed_min": qm["minutes"],
         "sum_view_period_min": None if play_s is None else play_s / 60,
-        "avg_time_viewed_min": _ratio(qm["minutes"], plays),
         "avg_view_period_time_min": _ratio(None if play_s is None else play_s / 60, plays),
-        "unique_viewers": a["viewers"],
-        "unique_known_users": a["known_users"],
         "avg_join_time_s": a["join_time"],
         "avg_buffer_time": _ratio(a["buffer_s"], play_s),
         "rebuffered_play_share": _ratio(a["rebuffered"], plays),
@@ -500,14 +514,7 @@ def _legacy_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, st
     a = _one(
         src,
         f"""
-        select count(*) filter (where eventType = {k["load"]}) as loads,
-               count(*) filter (where eventType = {k["play"]}) as plays,
-               count(*) filter (where eventType = {k["q25"]}) as q25,
-               count(*) filter (where eventType = {k["q50"]}) as q50,
-               count(*) filter (where eventType = {k["q75"]}) as q75,
-               count(*) filter (where eventType = {k["q100"]}) as q100,
-               count(distinct coalesce(nullif(userId, ''), chr(0))) filter (where eventType = {k["play"]}) as viewers,
-               count(distinct nullif(userId, '')) as known_users,
+        select {_funnel_sql(k["load"], k["play"], k)},
                count(*) filter (where eventType in {LEGACY_AD_STARTS}) as ad_starts,
                count(*) filter (where eventType in {LEGACY_AD_CLICKS}) as ad_clicks
         from ev where protocol = 'legacy' and not dwh_dropped""",
@@ -524,30 +531,9 @@ def _legacy_headline(src: EventsSource) -> tuple[dict[str, Number], dict[str, st
     }
     if qm["without_duration"]:
         methods["sum_time_viewed_min"] += f"; {qm['without_duration']} play(s) without a duration left out"
-    plays = a["plays"]
     headline = dict.fromkeys(HEADLINE)
-    headline.update(
-        {
-            "count_loads": a["loads"],
-            "count_plays": plays,
-            "load_play_ratio": _ratio(plays, a["loads"]),
-            "count_plays_25": a["q25"],
-            "count_plays_50": a["q50"],
-            "count_plays_75": a["q75"],
-            "count_plays_100": a["q100"],
-            "plays_25_ratio": _ratio(a["q25"], plays),
-            "plays_50_ratio": _ratio(a["q50"], plays),
-            "plays_75_ratio": _ratio(a["q75"], plays),
-            "play_through_ratio": _ratio(a["q100"], plays),
-            "avg_view_drop_off": _ratio((a["q25"] + a["q50"] + a["q75"] + a["q100"]) / 4, plays),
-            "sum_time_viewed_min": qm["minutes"],
-            "avg_time_viewed_min": _ratio(qm["minutes"], plays),
-            "unique_viewers": a["viewers"],
-            "unique_known_users": a["known_users"],
-            "count_ad_starts": a["ad_starts"],
-            "count_ad_clicks": a["ad_clicks"],
-        }
-    )
+    headline.update(_funnel_headline(a, qm["minutes"]))
+    headline.update({"count_ad_starts": a["ad_starts"], "count_ad_clicks": a["ad_clicks"]})
     return headline, methods
 
 
