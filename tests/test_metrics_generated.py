@@ -154,3 +154,16 @@ def test_the_collector_store_gives_the_figures_of_the_generated_file(run, tmp_pa
     assert from_store["count_plays"] > 0
     assert from_store == from_file
     assert reconcile(run / "requests.jsonl", tmp_path / "store.duckdb").ok
+
+
+def test_the_report_of_one_file_is_the_same_on_every_run(run):
+    # DuckDB's parallel float sums differ in their last bits from run to run; the report must not.
+    reports = {compute(run / "both.parquet").to_json() for _ in range(4)}
+    assert len(reports) == 1
+
+
+def test_report_figures_are_given_to_twelve_significant_digits():
+    from sim.metrics.compute import Metrics, ProtocolMetrics
+
+    m = Metrics("x", 0, {"kava": ProtocolMetrics("kava", 1, {"avg_buffer_time": 0.1 + 0.2, "count_plays": 3})})
+    assert orjson.loads(m.to_json())["protocols"]["kava"]["headline"] == {"avg_buffer_time": 0.3, "count_plays": 3}

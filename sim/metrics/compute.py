@@ -276,10 +276,25 @@ class Metrics:
     truth_definitions: dict[str, str] = field(default_factory=dict)  # how each true figure is defined
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _settled(asdict(self))
 
     def to_json(self, indent: bool = True) -> str:
         return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2 if indent else 0).decode()
+
+
+# DuckDB sums floating-point columns in parallel, so the last bits of a sum or an average depend on
+# which thread took which rows: figures are given to 12 significant digits, the same on every run.
+SIGNIFICANT_DIGITS = 12
+
+
+def _settled(value: Any) -> Any:
+    if isinstance(value, float):
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    if isinstance(value, dict):
+        return {k: _settled(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_settled(v) for v in value]
+    return value
 
 
 def _ratio(a: Number, b: Number) -> float | None:
