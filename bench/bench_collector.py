@@ -2,6 +2,7 @@
 player-sim load worker sends; all measured in the same run on this machine.
 
     python bench/bench_collector.py [--seconds 8] [--connections 128] [--workers 1,2]
+    python bench/bench_collector.py --baseline-tree /tmp/main --no-load-worker   # against another checkout
 
 1. nginx (`apt-get install nginx wrk`), one worker process per core, answering every request
    with a fixed 200 body: the ceiling of any HTTP server on this machine;
@@ -16,6 +17,11 @@ other jobs share. The headline ratios: collector/nginx (target >= 0.25) and coll
 load worker (the collector must keep up with at least one). Every measurement is repeated
 `--repeat` times (collector, then nginx right after) and the medians are printed, with the
 load average, since other jobs on a shared machine move single runs by a factor of two.
+
+With --baseline-tree (another checkout of player-sim, e.g. a `git worktree` of main) its collector
+is measured in every round too, in alternating order (this tree first, then the baseline; then the
+other way round), so both see the same load from other jobs; the CPU a request of each and their
+ratio are printed.
 
 Where a request's CPU goes: the collector's worker processes and its store writer (the main
 process) are measured apart, beside a minimal granian RSGI app (same interface, event loop and
@@ -102,7 +108,8 @@ def start_nginx(workdir: Path) -> tuple[subprocess.Popen, str]:
     sys.exit("bench_collector: nginx did not start")
 
 
-def start_collector(store: Path, workers: int) -> tuple[subprocess.Popen, str]:
+def start_collector(store: Path, workers: int, tree: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """The collector of the checkout `tree` (its own `sim`, first on the path)."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -116,7 +123,8 @@ def start_collector(store: Path, workers: int) -> tuple[subprocess.Popen, str]:
             "--workers",
             str(workers),
         ],
-        cwd=ROOT,
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -269,7 +277,13 @@ def main() -> None:
     parser.add_argument("--workers", default=f"1,{os.cpu_count() or 1}", help="collector --workers to measure")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are printed")
     parser.add_argument("--no-load-worker", action="store_true", help="skip the load worker measurement")
+    parser.add_argument("--no-minimal", action="store_true", help="skip the minimal granian app (the floor)")
+    parser.add_argument(
+        "--baseline-tree", type=Path, help="another player-sim checkout whose collector is measured in the same rounds"
+    )
     args = parser.parse_args()
+    if args.baseline_tree is not None and not (args.baseline_tree / "sim" / "collector").is_dir():
+        sys.exit(f"bench_collector: --baseline-tree {args.baseline_tree}: not a player-sim checkout (no sim/collector)")
     if not shutil.which("wrk") or not shutil.which("nginx"):
         print("bench_collector: skipped, needs wrk and nginx (apt-get install wrk nginx)")
         return
@@ -284,14 +298,20 @@ def main() -> None:
         try:
             for r in range(args.repeat):
                 for w in workers:
-                    proc, url = start_collector(workdir / f"events-{w}-{r}.duckdb", w)
-                    try:
-                        run_wrk(url, 2, args.connections, proc.pid)  # warm up
-                        runs.setdefault(w, []).append(run_wrk(url, args.seconds, args.connections, proc.pid))
-                    finally:
-                        stop(proc)
+                    trees = [(w, ROOT)]
+                    if args.baseline_tree is not None:  # alternate which goes first
+                        trees.insert(r % 2, (("baseline", w), args.baseline_tree))
+                    for key, tree in trees:
+                        proc, url = start_collector(workdir / f"events-{w}-{r}-{len(runs)}.duckdb", w, tree)
+                        try:
+                            run_wrk(url, 2, args.connections, proc.pid)  # warm up
+                            runs.setdefault(key, []).append(run_wrk(url, args.seconds, args.connections, proc.pid))
+                        finally:
+                            stop(proc)
                     # nginx right after each collector run, so both see the same load from other jobs
                     runs.setdefault(("nginx", w), []).append(run_wrk(ngx_url, args.seconds, args.connections, ngx.pid))
+                if args.no_minimal:
+                    continue
                 proc, url = start_minimal()
                 try:
                     run_wrk(url, 2, args.connections, proc.pid)
@@ -335,6 +355,7 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
         rps, n_rps = med(r[0] for r in mine), med(r[0] for r in theirs)
         bad = sum(r[2] for r in mine)
         ratio = med(a[0] / max(b[0], 1e-9) for a, b in zip(mine, theirs))
+        base = runs.get(("baseline", w))
         cpu_ratio = med(us_per_request(b) / max(us_per_request(a), 1e-9) for a, b in zip(mine, theirs))
         us, n_us = med(us_per_request(r) for r in mine), med(us_per_request(r) for r in theirs)
         print(
@@ -348,7 +369,22 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
             f"rounds {', '.join(f'{a[0] / max(b[0], 1e-9):.3f}' for a, b in zip(mine, theirs))}), "
             f"{cpu_ratio:.3f} per CPU-second"
         )
-    minimal = runs["minimal"]
+        if base:
+            b_us = med(us_per_request(r) for r in base)
+            print(
+                f"  baseline --workers {w}:  {med(r[0] for r in base):9,.0f} req/s,            {b_us:5.0f} us CPU "
+                f"a request (workers {med(us_per_request(r, 'children') for r in base):.0f}, "
+                f"store writer {med(us_per_request(r, 'main') for r in base):.0f}); ratio to nginx "
+                f"{med(a[0] / max(b[0], 1e-9) for a, b in zip(base, theirs)):.3f}"
+            )
+            print(
+                f"  CPU a request, this tree / baseline: {us / b_us:.3f} (rounds "
+                f"{', '.join(f'{us_per_request(a) / us_per_request(b):.3f}' for a, b in zip(mine, base))})"
+            )
+    minimal = runs.get("minimal")
+    if not minimal:
+        print(f"  Collector.handle (validate, decode, row), in process: {handle:.0f} us a request")
+        return
     print(
         f"  granian floor (minimal RSGI app, 1 worker): {med(r[0] for r in minimal):,.0f} req/s, "
         f"{med(us_per_request(r) for r in minimal):.0f} us CPU a request"
