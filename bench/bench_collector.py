@@ -61,6 +61,20 @@ URLS = [
     "&event%3AcurrentPoint=101.5&event%3Aduration=403.2&hasKanalony=true",
 ]
 
+# --varied (the default): wrk sends the bench URL with the values a playing session changes from beacon to
+# beacon (sessionId every 50 requests, eventTimestamp and currentPoint every request), so no cache of the
+# collector sees only repeats; --same-url sends URLS[1] as it is.
+WRK_VARIED = """
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, wrk.path .. "&event:sessionId=s" .. math.floor(n / 50)
+    .. "&event:eventTimestamp=" .. (1700000000000 + n * 997) .. "&event:currentPoint=" .. (n % 3600) * 1000)
+end
+"""
+VARIED_BASE = URLS[1].replace("&event:sessionId=5f0c1a2b-3c4d-5e6f-7a8b-9c0d1e2f3a4b", "")
+WRK_SCRIPT: list[str] = []  # the Lua script's path when --varied
+
 NGINX_CONF = """
 worker_processes auto;
 pid {dir}/nginx.pid;
@@ -174,8 +188,13 @@ def run_wrk(url: str, seconds: int, connections: int, pid: int) -> tuple[float, 
     """(requests/s, CPU seconds of the target's process tree, non-2xx answers, CPU seconds of the
     main process alone) over one wrk run."""
     own0, children0 = tree_cpu(pid)
+    script = ["-s", WRK_SCRIPT[0]] if WRK_SCRIPT else []
+    target = url + (VARIED_BASE if WRK_SCRIPT else URLS[1])
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url + URLS[1]], capture_output=True, text=True, check=False
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", *script, target],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     own1, children1 = tree_cpu(pid)
     match = re.search(r"Requests/sec:\s+([0-9.]+)", out)
@@ -277,6 +296,9 @@ def main() -> None:
     parser.add_argument("--workers", default=f"1,{os.cpu_count() or 1}", help="collector --workers to measure")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are printed")
     parser.add_argument("--no-load-worker", action="store_true", help="skip the load worker measurement")
+    parser.add_argument(
+        "--same-url", action="store_true", help="every request the same URL (default: per-beacon values vary)"
+    )
     parser.add_argument("--no-minimal", action="store_true", help="skip the minimal granian app (the floor)")
     parser.add_argument(
         "--baseline-tree", type=Path, help="another player-sim checkout whose collector is measured in the same rounds"
@@ -294,6 +316,9 @@ def main() -> None:
     runs: dict = {}  # key -> list of run_wrk results
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
         workdir = Path(tmp)
+        if not args.same_url:
+            (workdir / "varied.lua").write_text(WRK_VARIED)
+            WRK_SCRIPT.append(str(workdir / "varied.lua"))
         ngx, ngx_url = start_nginx(workdir)
         try:
             for r in range(args.repeat):
@@ -347,7 +372,9 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
     med = statistics.median
     c = args.connections
     print(
-        f"wrk -c{c}, {args.seconds} s each, same URL (legacy stats.collect GET), {args.repeat} rounds, medians; "
+        f"wrk -c{c}, {args.seconds} s each, legacy stats.collect GET "
+        f"({'one URL' if args.same_url else 'sessionId, eventTimestamp, currentPoint varied'}), {args.repeat} rounds, "
+        "medians; "
         f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after ({os.cpu_count()} cores):"
     )
     for w in workers:
