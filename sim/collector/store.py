@@ -138,7 +138,6 @@ def coerce(value, sql_type: str):
 
 
 _RESOLVED: dict[str, str] = {}
-_INT32, _I64, _I32 = "INTEGER", 2**63, 2**31
 
 
 def wire_columns(values: dict, targets: dict[str, str], row: dict, extra: dict) -> None:
@@ -154,29 +153,13 @@ def wire_columns(values: dict, targets: dict[str, str], row: dict, extra: dict) 
         sql_type = targets.get(column)
         if sql_type is None or row.get(column) is not None:
             extra[name] = value
-            continue
-        kind = value.__class__
-        # the usual pairs, as `coerce` would type them, without the call: text into text, a 64-bit
-        # int into BIGINT, a 32-bit one into INTEGER, a float into DOUBLE, a bool into BOOLEAN
-        if kind is str:
-            if sql_type == S:
-                row[column] = value
-                continue
-        elif kind is int:
-            if sql_type == I and -_I64 <= value < _I64 or sql_type == _INT32 and -_I32 <= value < _I32:
-                row[column] = value
-                continue
-        elif kind is float:
-            if sql_type == D:
-                row[column] = value
-                continue
-        elif kind is bool and sql_type == B:
-            row[column] = value
-            continue
-        try:
-            row[column] = coerce(value, sql_type)
-        except (ValueError, TypeError, OverflowError):
-            extra[name] = value  # e.g. partnerId "abc": kept as sent, flagged elsewhere
+        elif value.__class__ is str and sql_type == S:
+            row[column] = value  # most wire values: text into a text column
+        else:
+            try:
+                row[column] = coerce(value, sql_type)
+            except (ValueError, TypeError, OverflowError):
+                extra[name] = value  # e.g. partnerId "abc": kept as sent, flagged elsewhere
 
 
 def _json_safe(value):

@@ -598,35 +598,12 @@ def decode_pairs(request: WireRequest, query: list[tuple[str, str]]) -> Beacon:
         raise DecodeError("missing parameter event: no event:* field in the request")
 
     flavor = flavor_of(params_text, fields_text)
+    readers = _FIELD_READERS[flavor] if encoding != "json" else _JSON_FIELD_READERS[flavor]
     fields = {}
-    params = {}
-    if encoding != "json":
-        # Text values: most repeat from beacon to beacon (ids, versions, types), so each (name, text)
-        # is typed once per player and looked up after that; the readers are pure functions of it.
-        readers, known = _FIELD_READERS[flavor], _TYPED_FIELDS[flavor]
-        if len(known) > _TYPED_MAX:
-            known.clear()
-        for name, value in fields_text.items():
-            typed = known.get((name, value), _UNSEEN)
-            if typed is _UNSEEN:
-                reader = readers.get(name)
-                typed = reader(value) if reader is not None else _field_value(name, value, flavor, encoding)
-                known[name, value] = typed
-            fields[name] = typed
-        if len(_TYPED_PARAMS) > _TYPED_MAX:
-            _TYPED_PARAMS.clear()
-        for name, value in params_text.items():
-            typed = _TYPED_PARAMS.get((name, value), _UNSEEN)
-            if typed is _UNSEEN:
-                typed = _TYPED_PARAMS[name, value] = _param_value(name, value)
-            params[name] = typed
-    else:
-        readers = _JSON_FIELD_READERS[flavor]
-        for name, value in fields_text.items():
-            reader = readers.get(name)
-            fields[name] = reader(value) if reader is not None else _field_value(name, value, flavor, encoding)
-        for name, value in params_text.items():
-            params[name] = _param_value(name, value)
+    for name, value in fields_text.items():
+        reader = readers.get(name)
+        fields[name] = reader(value) if reader is not None else _field_value(name, value, flavor, encoding)
+    params = {name: _param_value(name, value) for name, value in params_text.items()}
     forwarded = headers.get("x-forwarded-for")
     return Beacon(
         protocol="legacy",
@@ -787,8 +764,3 @@ def _text_number(where: str, value: object) -> int | float:
 _FLAVORS = (*FIELD_ORDER, None)
 _FIELD_READERS = {flavor: _field_readers(flavor, "get") for flavor in _FLAVORS}
 _JSON_FIELD_READERS = {flavor: _field_readers(flavor, "json") for flavor in _FLAVORS}
-# (name, text) -> typed value of GET and form requests, per player; bounded (clients choose the text)
-_TYPED_FIELDS: dict[str | None, dict[tuple[str, str], Scalar]] = {flavor: {} for flavor in _FLAVORS}
-_TYPED_PARAMS: dict[tuple[str, str], Scalar] = {}
-_TYPED_MAX = 1 << 16
-_UNSEEN = object()
