@@ -184,9 +184,31 @@ def tree_cpu(pid: int) -> tuple[float, float]:
     return own, children
 
 
-def run_wrk(url: str, seconds: int, connections: int, pid: int) -> tuple[float, float, int, float]:
+def thread_cpu(pid: int) -> dict[tuple[int, int], float]:
+    """CPU seconds so far of each thread of the worker processes (the children of `pid`)."""
+    out = {}
+    for p in psutil.Process(pid).children(recursive=True):
+        try:
+            for t in p.threads():
+                out[p.pid, t.id] = t.user_time + t.system_time
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+def loop_threads(before: dict, after: dict) -> float:
+    """CPU seconds of each worker's busiest thread over a run, added up: the thread running Python
+    (the event loop, the app); the rest of a worker's CPU is granian's own I/O threads."""
+    busiest: dict[int, float] = {}
+    for (pid, tid), seconds in after.items():
+        busiest[pid] = max(busiest.get(pid, 0.0), seconds - before.get((pid, tid), 0.0))
+    return sum(busiest.values())
+
+
+def run_wrk(url: str, seconds: int, connections: int, pid: int) -> tuple[float, float, int, float, float]:
     """(requests/s, CPU seconds of the target's process tree, non-2xx answers, CPU seconds of the
-    main process alone) over one wrk run."""
+    main process alone, CPU seconds of the workers' event-loop threads) over one wrk run."""
+    threads0 = thread_cpu(pid)
     own0, children0 = tree_cpu(pid)
     script = ["-s", WRK_SCRIPT[0]] if WRK_SCRIPT else []
     target = url + (VARIED_BASE if WRK_SCRIPT else URLS[1])
@@ -197,6 +219,7 @@ def run_wrk(url: str, seconds: int, connections: int, pid: int) -> tuple[float, 
         check=False,
     ).stdout
     own1, children1 = tree_cpu(pid)
+    threads1 = thread_cpu(pid)
     match = re.search(r"Requests/sec:\s+([0-9.]+)", out)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return (
@@ -204,6 +227,7 @@ def run_wrk(url: str, seconds: int, connections: int, pid: int) -> tuple[float, 
         (own1 - own0) + (children1 - children0),
         int(bad.group(1)) if bad else 0,
         own1 - own0,
+        loop_threads(threads0, threads1),
     )
 
 
@@ -240,17 +264,24 @@ def start_minimal() -> tuple[subprocess.Popen, str]:
     sys.exit("bench_collector: the minimal granian app did not start")
 
 
-def handle_us(n: int = 5000) -> float:
-    """Microseconds of `Collector.handle` (validation, decoding, the row) for the bench URL, in this process."""
+def handle_us(varied: bool, n: int = 5000) -> float:
+    """Microseconds of `Collector.handle` (validation, decoding, the row) for the bench's URLs, in this process."""
     from sim.collector.app import Collector, CollectorConfig
 
     collector = Collector(CollectorConfig())
     headers = {"host": "127.0.0.1", "user-agent": "wrk"}
+    urls = [
+        VARIED_BASE + f"&event:sessionId=s{i // 50}&event:eventTimestamp={1700000000000 + i * 997}"
+        f"&event:currentPoint={(i % 3600) * 1000}"
+        if varied
+        else URLS[1]
+        for i in range(3 * n)
+    ]
     best = float("inf")
-    for _ in range(3):
+    for r in range(3):
         started = time.perf_counter()
-        for _ in range(n):
-            collector.handle("GET", URLS[1], headers, None, "127.0.0.1")
+        for url in urls[r * n : (r + 1) * n]:
+            collector.handle("GET", url, headers, None, "127.0.0.1")
         best = min(best, (time.perf_counter() - started) / n * 1e6)
     return best
 
@@ -345,7 +376,7 @@ def main() -> None:
                     stop(proc)
         finally:
             stop(ngx)
-        handle = handle_us()
+        handle = handle_us(not args.same_url)
         load_after = os.getloadavg()
         report(args, workers, runs, handle, load_before, load_after)
         if not args.no_load_worker:
@@ -365,11 +396,20 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
     """The medians: req/s, CPU a request (workers and store writer apart), the ratios to nginx."""
 
     def us_per_request(result, part: str = "all") -> float:
-        rps, cpu, _, own = result
-        spent = {"all": cpu, "main": own, "children": cpu - own}[part]
+        rps, cpu, _, own, loop = result
+        spent = {"all": cpu, "main": own, "children": cpu - own, "loop": loop}[part]
         return spent / max(rps * args.seconds, 1) * 1e6
 
     med = statistics.median
+
+    def split(results) -> str:
+        """Where a request's CPU goes: worker processes (their event-loop threads apart) and the store writer."""
+        return (
+            f"workers {med(us_per_request(r, 'children') for r in results):.0f}, of which event-loop threads "
+            f"{med(us_per_request(r, 'loop') for r in results):.0f}; "
+            f"store writer {med(us_per_request(r, 'main') for r in results):.0f}"
+        )
+
     c = args.connections
     print(
         f"wrk -c{c}, {args.seconds} s each, legacy stats.collect GET "
@@ -386,9 +426,7 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
         cpu_ratio = med(us_per_request(b) / max(us_per_request(a), 1e-9) for a, b in zip(mine, theirs))
         us, n_us = med(us_per_request(r) for r in mine), med(us_per_request(r) for r in theirs)
         print(
-            f"  collector --workers {w}: {rps:9,.0f} req/s ({bad} non-2xx), {us:5.0f} us CPU a request "
-            f"(workers {med(us_per_request(r, 'children') for r in mine):.0f}, "
-            f"store writer {med(us_per_request(r, 'main') for r in mine):.0f})"
+            f"  collector --workers {w}: {rps:9,.0f} req/s ({bad} non-2xx), {us:5.0f} us CPU a request ({split(mine)})"
         )
         print(f"  nginx (just after):    {n_rps:9,.0f} req/s,            {n_us:5.0f} us CPU a request")
         print(
@@ -398,11 +436,10 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
         )
         if base:
             b_us = med(us_per_request(r) for r in base)
+            base_ratio = med(a[0] / max(b[0], 1e-9) for a, b in zip(base, theirs))
             print(
-                f"  baseline --workers {w}:  {med(r[0] for r in base):9,.0f} req/s,            {b_us:5.0f} us CPU "
-                f"a request (workers {med(us_per_request(r, 'children') for r in base):.0f}, "
-                f"store writer {med(us_per_request(r, 'main') for r in base):.0f}); ratio to nginx "
-                f"{med(a[0] / max(b[0], 1e-9) for a, b in zip(base, theirs)):.3f}"
+                f"  baseline --workers {w}:  {med(r[0] for r in base):9,.0f} req/s,            {b_us:5.0f} us CPU a "
+                f"request ({split(base)}); ratio to nginx {base_ratio:.3f}"
             )
             print(
                 f"  CPU a request, this tree / baseline: {us / b_us:.3f} (rounds "
@@ -414,7 +451,8 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
         return
     print(
         f"  granian floor (minimal RSGI app, 1 worker): {med(r[0] for r in minimal):,.0f} req/s, "
-        f"{med(us_per_request(r) for r in minimal):.0f} us CPU a request"
+        f"{med(us_per_request(r) for r in minimal):.0f} us CPU a request "
+        f"({med(us_per_request(r, 'loop') for r in minimal):.0f} in the event-loop thread)"
     )
     print(f"  Collector.handle (validate, decode, row), in process: {handle:.0f} us a request")
 
