@@ -61,8 +61,8 @@ URLS = [
     "&event%3AcurrentPoint=101.5&event%3Aduration=403.2&hasKanalony=true",
 ]
 
-# --varied (the default): wrk sends the bench URL with the values a playing session changes from beacon to
-# beacon (sessionId every 50 requests, eventTimestamp and currentPoint every request), so no cache of the
+# By default wrk sends the bench URL with the values a playing session changes from beacon to beacon
+# (sessionId every 50 requests, eventTimestamp and currentPoint every request), so no cache of the
 # collector sees only repeats; --same-url sends URLS[1] as it is.
 WRK_VARIED = """
 local n = 0
@@ -73,7 +73,7 @@ request = function()
 end
 """
 VARIED_BASE = URLS[1].replace("&event:sessionId=5f0c1a2b-3c4d-5e6f-7a8b-9c0d1e2f3a4b", "")
-WRK_SCRIPT: list[str] = []  # the Lua script's path when --varied
+WRK_SCRIPT: list[str] = []  # the Lua script's path, unless --same-url
 
 NGINX_CONF = """
 worker_processes auto;
