@@ -2,6 +2,7 @@
 player-sim load worker sends; all measured in the same run on this machine.
 
     python bench/bench_collector.py [--seconds 8] [--connections 128] [--workers 1,2]
+    python bench/bench_collector.py --baseline-tree /tmp/main --no-load-worker   # against another checkout
 
 1. nginx (`apt-get install nginx wrk`), one worker process per core, answering every request
    with a fixed 200 body: the ceiling of any HTTP server on this machine;
@@ -16,6 +17,11 @@ other jobs share. The headline ratios: collector/nginx (target >= 0.25) and coll
 load worker (the collector must keep up with at least one). Every measurement is repeated
 `--repeat` times (collector, then nginx right after) and the medians are printed, with the
 load average, since other jobs on a shared machine move single runs by a factor of two.
+
+With --baseline-tree (another checkout of player-sim, e.g. a `git worktree` of main) its collector
+is measured in every round too, in alternating order (this tree first, then the baseline; then the
+other way round), so both see the same load from other jobs; the CPU a request of each and their
+ratio are printed.
 
 Where a request's CPU goes: the collector's worker processes and its store writer (the main
 process) are measured apart, beside a minimal granian RSGI app (same interface, event loop and
@@ -54,6 +60,20 @@ URLS = [
     "&event%3AeventType=4&event%3ApartnerId=156652&event%3AentryId=1_abcd1234&event%3AsessionId=abc-123"
     "&event%3AcurrentPoint=101.5&event%3Aduration=403.2&hasKanalony=true",
 ]
+
+# By default wrk sends the bench URL with the values a playing session changes from beacon to beacon
+# (sessionId every 50 requests, eventTimestamp and currentPoint every request), so no cache of the
+# collector sees only repeats; --same-url sends URLS[1] as it is.
+WRK_VARIED = """
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, wrk.path .. "&event:sessionId=s" .. math.floor(n / 50)
+    .. "&event:eventTimestamp=" .. (1700000000000 + n * 997) .. "&event:currentPoint=" .. (n % 3600) * 1000)
+end
+"""
+VARIED_BASE = URLS[1].replace("&event:sessionId=5f0c1a2b-3c4d-5e6f-7a8b-9c0d1e2f3a4b", "")
+WRK_SCRIPT: list[str] = []  # the Lua script's path, unless --same-url
 
 NGINX_CONF = """
 worker_processes auto;
@@ -102,7 +122,8 @@ def start_nginx(workdir: Path) -> tuple[subprocess.Popen, str]:
     sys.exit("bench_collector: nginx did not start")
 
 
-def start_collector(store: Path, workers: int) -> tuple[subprocess.Popen, str]:
+def start_collector(store: Path, workers: int, tree: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """The collector of the checkout `tree` (its own `sim`, first on the path)."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -116,7 +137,8 @@ def start_collector(store: Path, workers: int) -> tuple[subprocess.Popen, str]:
             "--workers",
             str(workers),
         ],
-        cwd=ROOT,
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -162,14 +184,42 @@ def tree_cpu(pid: int) -> tuple[float, float]:
     return own, children
 
 
-def run_wrk(url: str, seconds: int, connections: int, pid: int) -> tuple[float, float, int, float]:
+def thread_cpu(pid: int) -> dict[tuple[int, int], float]:
+    """CPU seconds so far of each thread of the worker processes (the children of `pid`)."""
+    out = {}
+    for p in psutil.Process(pid).children(recursive=True):
+        try:
+            for t in p.threads():
+                out[p.pid, t.id] = t.user_time + t.system_time
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+def loop_threads(before: dict, after: dict) -> float:
+    """CPU seconds of each worker's busiest thread over a run, added up: the thread running Python
+    (the event loop, the app); the rest of a worker's CPU is granian's own I/O threads."""
+    busiest: dict[int, float] = {}
+    for (pid, tid), seconds in after.items():
+        busiest[pid] = max(busiest.get(pid, 0.0), seconds - before.get((pid, tid), 0.0))
+    return sum(busiest.values())
+
+
+def run_wrk(url: str, seconds: int, connections: int, pid: int) -> tuple[float, float, int, float, float]:
     """(requests/s, CPU seconds of the target's process tree, non-2xx answers, CPU seconds of the
-    main process alone) over one wrk run."""
+    main process alone, CPU seconds of the workers' event-loop threads) over one wrk run."""
+    threads0 = thread_cpu(pid)
     own0, children0 = tree_cpu(pid)
+    script = ["-s", WRK_SCRIPT[0]] if WRK_SCRIPT else []
+    target = url + (VARIED_BASE if WRK_SCRIPT else URLS[1])
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url + URLS[1]], capture_output=True, text=True, check=False
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", *script, target],
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout
     own1, children1 = tree_cpu(pid)
+    threads1 = thread_cpu(pid)
     match = re.search(r"Requests/sec:\s+([0-9.]+)", out)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return (
@@ -177,6 +227,7 @@ def run_wrk(url: str, seconds: int, connections: int, pid: int) -> tuple[float, 
         (own1 - own0) + (children1 - children0),
         int(bad.group(1)) if bad else 0,
         own1 - own0,
+        loop_threads(threads0, threads1),
     )
 
 
@@ -213,17 +264,24 @@ def start_minimal() -> tuple[subprocess.Popen, str]:
     sys.exit("bench_collector: the minimal granian app did not start")
 
 
-def handle_us(n: int = 5000) -> float:
-    """Microseconds of `Collector.handle` (validation, decoding, the row) for the bench URL, in this process."""
+def handle_us(varied: bool, n: int = 5000) -> float:
+    """Microseconds of `Collector.handle` (validation, decoding, the row) for the bench's URLs, in this process."""
     from sim.collector.app import Collector, CollectorConfig
 
     collector = Collector(CollectorConfig())
     headers = {"host": "127.0.0.1", "user-agent": "wrk"}
+    urls = [
+        VARIED_BASE + f"&event:sessionId=s{i // 50}&event:eventTimestamp={1700000000000 + i * 997}"
+        f"&event:currentPoint={(i % 3600) * 1000}"
+        if varied
+        else URLS[1]
+        for i in range(3 * n)
+    ]
     best = float("inf")
-    for _ in range(3):
+    for r in range(3):
         started = time.perf_counter()
-        for _ in range(n):
-            collector.handle("GET", URLS[1], headers, None, "127.0.0.1")
+        for url in urls[r * n : (r + 1) * n]:
+            collector.handle("GET", url, headers, None, "127.0.0.1")
         best = min(best, (time.perf_counter() - started) / n * 1e6)
     return best
 
@@ -269,7 +327,16 @@ def main() -> None:
     parser.add_argument("--workers", default=f"1,{os.cpu_count() or 1}", help="collector --workers to measure")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are printed")
     parser.add_argument("--no-load-worker", action="store_true", help="skip the load worker measurement")
+    parser.add_argument(
+        "--same-url", action="store_true", help="every request the same URL (default: per-beacon values vary)"
+    )
+    parser.add_argument("--no-minimal", action="store_true", help="skip the minimal granian app (the floor)")
+    parser.add_argument(
+        "--baseline-tree", type=Path, help="another player-sim checkout whose collector is measured in the same rounds"
+    )
     args = parser.parse_args()
+    if args.baseline_tree is not None and not (args.baseline_tree / "sim" / "collector").is_dir():
+        sys.exit(f"bench_collector: --baseline-tree {args.baseline_tree}: not a player-sim checkout (no sim/collector)")
     if not shutil.which("wrk") or not shutil.which("nginx"):
         print("bench_collector: skipped, needs wrk and nginx (apt-get install wrk nginx)")
         return
@@ -280,18 +347,27 @@ def main() -> None:
     runs: dict = {}  # key -> list of run_wrk results
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
         workdir = Path(tmp)
+        if not args.same_url:
+            (workdir / "varied.lua").write_text(WRK_VARIED)
+            WRK_SCRIPT.append(str(workdir / "varied.lua"))
         ngx, ngx_url = start_nginx(workdir)
         try:
             for r in range(args.repeat):
                 for w in workers:
-                    proc, url = start_collector(workdir / f"events-{w}-{r}.duckdb", w)
-                    try:
-                        run_wrk(url, 2, args.connections, proc.pid)  # warm up
-                        runs.setdefault(w, []).append(run_wrk(url, args.seconds, args.connections, proc.pid))
-                    finally:
-                        stop(proc)
+                    trees = [(w, ROOT)]
+                    if args.baseline_tree is not None:  # alternate which goes first
+                        trees.insert(r % 2, (("baseline", w), args.baseline_tree))
+                    for key, tree in trees:
+                        proc, url = start_collector(workdir / f"events-{w}-{r}-{len(runs)}.duckdb", w, tree)
+                        try:
+                            run_wrk(url, 2, args.connections, proc.pid)  # warm up
+                            runs.setdefault(key, []).append(run_wrk(url, args.seconds, args.connections, proc.pid))
+                        finally:
+                            stop(proc)
                     # nginx right after each collector run, so both see the same load from other jobs
                     runs.setdefault(("nginx", w), []).append(run_wrk(ngx_url, args.seconds, args.connections, ngx.pid))
+                if args.no_minimal:
+                    continue
                 proc, url = start_minimal()
                 try:
                     run_wrk(url, 2, args.connections, proc.pid)
@@ -300,7 +376,7 @@ def main() -> None:
                     stop(proc)
         finally:
             stop(ngx)
-        handle = handle_us()
+        handle = handle_us(not args.same_url)
         load_after = os.getloadavg()
         report(args, workers, runs, handle, load_before, load_after)
         if not args.no_load_worker:
@@ -320,14 +396,25 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
     """The medians: req/s, CPU a request (workers and store writer apart), the ratios to nginx."""
 
     def us_per_request(result, part: str = "all") -> float:
-        rps, cpu, _, own = result
-        spent = {"all": cpu, "main": own, "children": cpu - own}[part]
+        rps, cpu, _, own, loop = result
+        spent = {"all": cpu, "main": own, "children": cpu - own, "loop": loop}[part]
         return spent / max(rps * args.seconds, 1) * 1e6
 
     med = statistics.median
+
+    def split(results) -> str:
+        """Where a request's CPU goes: worker processes (their event-loop threads apart) and the store writer."""
+        return (
+            f"workers {med(us_per_request(r, 'children') for r in results):.0f}, of which event-loop threads "
+            f"{med(us_per_request(r, 'loop') for r in results):.0f}; "
+            f"store writer {med(us_per_request(r, 'main') for r in results):.0f}"
+        )
+
     c = args.connections
     print(
-        f"wrk -c{c}, {args.seconds} s each, same URL (legacy stats.collect GET), {args.repeat} rounds, medians; "
+        f"wrk -c{c}, {args.seconds} s each, legacy stats.collect GET "
+        f"({'one URL' if args.same_url else 'sessionId, eventTimestamp, currentPoint varied'}), {args.repeat} rounds, "
+        "medians; "
         f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after ({os.cpu_count()} cores):"
     )
     for w in workers:
@@ -335,12 +422,11 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
         rps, n_rps = med(r[0] for r in mine), med(r[0] for r in theirs)
         bad = sum(r[2] for r in mine)
         ratio = med(a[0] / max(b[0], 1e-9) for a, b in zip(mine, theirs))
+        base = runs.get(("baseline", w))
         cpu_ratio = med(us_per_request(b) / max(us_per_request(a), 1e-9) for a, b in zip(mine, theirs))
         us, n_us = med(us_per_request(r) for r in mine), med(us_per_request(r) for r in theirs)
         print(
-            f"  collector --workers {w}: {rps:9,.0f} req/s ({bad} non-2xx), {us:5.0f} us CPU a request "
-            f"(workers {med(us_per_request(r, 'children') for r in mine):.0f}, "
-            f"store writer {med(us_per_request(r, 'main') for r in mine):.0f})"
+            f"  collector --workers {w}: {rps:9,.0f} req/s ({bad} non-2xx), {us:5.0f} us CPU a request ({split(mine)})"
         )
         print(f"  nginx (just after):    {n_rps:9,.0f} req/s,            {n_us:5.0f} us CPU a request")
         print(
@@ -348,10 +434,25 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
             f"rounds {', '.join(f'{a[0] / max(b[0], 1e-9):.3f}' for a, b in zip(mine, theirs))}), "
             f"{cpu_ratio:.3f} per CPU-second"
         )
-    minimal = runs["minimal"]
+        if base:
+            b_us = med(us_per_request(r) for r in base)
+            base_ratio = med(a[0] / max(b[0], 1e-9) for a, b in zip(base, theirs))
+            print(
+                f"  baseline --workers {w}:  {med(r[0] for r in base):9,.0f} req/s,            {b_us:5.0f} us CPU a "
+                f"request ({split(base)}); ratio to nginx {base_ratio:.3f}"
+            )
+            print(
+                f"  CPU a request, this tree / baseline: {us / b_us:.3f} (rounds "
+                f"{', '.join(f'{us_per_request(a) / us_per_request(b):.3f}' for a, b in zip(mine, base))})"
+            )
+    minimal = runs.get("minimal")
+    if not minimal:
+        print(f"  Collector.handle (validate, decode, row), in process: {handle:.0f} us a request")
+        return
     print(
         f"  granian floor (minimal RSGI app, 1 worker): {med(r[0] for r in minimal):,.0f} req/s, "
-        f"{med(us_per_request(r) for r in minimal):.0f} us CPU a request"
+        f"{med(us_per_request(r) for r in minimal):.0f} us CPU a request "
+        f"({med(us_per_request(r, 'loop') for r in minimal):.0f} in the event-loop thread)"
     )
     print(f"  Collector.handle (validate, decode, row), in process: {handle:.0f} us a request")
 
