@@ -105,7 +105,8 @@ def critical_path(events: list[dict], total_cpu: float) -> dict:
 
     Steps of one process follow each other; a part's first step follows the start of the
     workers; a part takes its carry ("carry in") only after the part before it has written
-    it ("carry out"); the stitch follows every part. A step finishes at max(the finish of
+    it ("carry out"); the parent joins a piece into the output file ("join") only after its
+    part has written it, and in order; the stitch follows every part. A step finishes at max(the finish of
     what it follows) + its CPU seconds; the latest finish is the critical path. CPU that no
     step recorded (interpreter exit, the parent's bookkeeping) is added at the end, serially.
     """
@@ -129,6 +130,11 @@ def critical_path(events: list[dict], total_cpu: float) -> dict:
     part_events = sorted((e for e in events if e["part"] is not None), key=lambda e: e["end"])
     last = dict.fromkeys(by_pid, workers_start)
     waiting: list[dict] = []
+    written: dict[int, float] = {}  # part -> when its piece is written (its last "write" so far)
+
+    def unwritten(part: int) -> bool:  # a "join" needs its piece's every write
+        return part not in written or any(w["what"] == "write" and w["part"] == part for w in waiting)
+
     for e in part_events:  # a "carry in" may be logged before the "carry out" it needs: it waits
         waiting.append(e)
         progress = True
@@ -136,16 +142,24 @@ def critical_path(events: list[dict], total_cpu: float) -> dict:
             progress = False
             blocked: set[int] = set()  # processes whose earlier step waits: their later ones too
             for w in list(waiting):
-                if w["pid"] in blocked or (w["what"] == "carry in" and w["part"] - 1 not in carry_out):
+                if (
+                    w["pid"] in blocked
+                    or (w["what"] == "carry in" and w["part"] - 1 not in carry_out)
+                    or (w["what"] == "join" and unwritten(w["part"]))
+                ):
                     blocked.add(w["pid"])
                     continue
                 ready = last[w["pid"]]
                 if w["what"] == "carry in":
                     ready = max(ready, carry_out[w["part"] - 1])
+                elif w["what"] == "join":
+                    ready = max(ready, written[w["part"]])
                 done = ready + w["cpu"]
                 last[w["pid"]] = done
                 if w["what"] == "carry out":
                     carry_out[w["part"]] = done
+                elif w["what"] == "write":
+                    written[w["part"]] = max(written.get(w["part"], 0.0), done)
                 steps[w["what"]] = steps.get(w["what"], 0.0) + w["cpu"]
                 waiting.remove(w)
                 progress = True
