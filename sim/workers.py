@@ -184,8 +184,8 @@ def _in_pool(spec: RunSpec, count: int, workers: int, procs: list) -> Iterator[P
         while following in done:
             yield done.pop(following)
             following += 1
-    # The workers exit by themselves now (freeing their memory takes a while): the output is
-    # finished meanwhile, and `run_parts` waits for them at the end.
+    # The workers exit by themselves now (freeing their memory takes a while): `run_parts`
+    # finishes the output meanwhile and waits for them before publishing it.
 
 
 @contextmanager
@@ -278,10 +278,12 @@ def run_parts(
         _check_schemas(results)
         with span("stitch"):
             joined = assembly.finish()
-        with span("publish"):
-            _publish(joined, out)
+        # Only then: a worker's exit (freeing its memory) ran beside the last join. Before the
+        # output is published, so a run stopped now still leaves nothing.
         for proc in procs:
             proc.join()
+        with span("publish"):
+            _publish(joined, out)
     finally:
         if assembly is not None:
             assembly.close()
@@ -319,17 +321,12 @@ class _Assembly:
         self.next = 0
         self.done: dict[int, PartResult] = {}
         self.first: PartResult | None = None  # part 0: the columns every piece must have
-        if spec.partition is None and count > 1:
-            self.file = open(self.joined, "wb")
-            if spec.fmt == "parquet":
-                self.joiner = ParquetJoiner(self.file)
-            else:
-                self.joiner = TextJoiner(self.file, skip_first_line_after_first=spec.fmt == "csv")
+        self.joins = spec.partition is None and count > 1
 
     def part_done(self, result: PartResult) -> None:
         """A part's piece is written: joins it, and those after it already done, if every piece
         before it is in."""
-        if self.joiner is None:
+        if not self.joins:
             return
         self.done[result.index] = result
         while self.next in self.done:
@@ -337,6 +334,11 @@ class _Assembly:
                 _check_schemas([self.first, self.done[self.next]])
             else:
                 self.first = self.done[0]
+                self.file = open(self.joined, "wb")
+                if self.spec.fmt == "parquet":
+                    self.joiner = ParquetJoiner(self.file)
+                else:
+                    self.joiner = TextJoiner(self.file, skip_first_line_after_first=self.spec.fmt == "csv")
             piece = piece_path(self.spec.workdir, self.next)
             with span("join", self.next):
                 self.joiner.add(piece)
@@ -348,7 +350,7 @@ class _Assembly:
         """The finished output, still inside the workdir: the joined file, or the folder of days."""
         spec, count = self.spec, self.count
         if spec.partition is None:
-            if self.joiner is not None:
+            if self.joins:
                 if self.next != count:
                     raise RuntimeError(f"pieces {self.next} to {count - 1} were never joined")
                 self.joiner.close()
