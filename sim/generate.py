@@ -400,27 +400,6 @@ def generate(
             f"--out {out}: with --scheduler the output must be a path every worker reaches "
             f"(pieces are written where the workers are)"
         )
-    workdir = workdir_for(out)
-    try:
-        spec = RunSpec(
-            components,
-            seed,
-            sessions,
-            days,
-            protocol,
-            fmt,
-            str(workdir),
-            partition=partition,
-            encoding=encoding,
-            chunk_size=chunk_size,
-            part_chunks=part_chunks or PART_CHUNKS,
-            partition_sessions=partition_sessions,
-        )
-        with span("plan"):
-            stats.total_sessions = prepared(spec).run.plan.total
-    except BaseException:
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise
     sent_until: float | None = None
     finished = 0  # sessions of the parts done; stats.sessions adds the part under way here
 
@@ -439,6 +418,29 @@ def generate(
         if on_progress:
             on_progress(stats, sent_until)
 
-    run_parts(spec, out, workers=workers, scheduler=scheduler, on_part=on_part, on_chunk=on_chunk)
+    workdir = workdir_for(out)
+    # From here on a stop (a KeyboardInterrupt at any line) deletes the run's folder; run_parts
+    # does it too for what happens inside it.
+    try:
+        spec = RunSpec(
+            components,
+            seed,
+            sessions,
+            days,
+            protocol,
+            fmt,
+            str(workdir),
+            partition=partition,
+            encoding=encoding,
+            chunk_size=chunk_size,
+            part_chunks=part_chunks or PART_CHUNKS,
+            partition_sessions=partition_sessions,
+        )
+        with span("plan"):
+            stats.total_sessions = prepared(spec).run.plan.total
+        run_parts(spec, out, workers=workers, scheduler=scheduler, on_part=on_part, on_chunk=on_chunk)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     stats.seconds = time.perf_counter() - started
     return stats

@@ -21,10 +21,11 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from sim.atomic import replace_path
 from sim.parts import PartResult, RunSpec, make_part, n_parts, piece_path, span, warm_up
-from sim.sinks.stitch import StitchError, join_parquet, join_text
+from sim.sinks.stitch import ParquetJoiner, StitchError, TextJoiner
 
 _stop_requested = False
 _stop_deferred = False
@@ -183,8 +184,8 @@ def _in_pool(spec: RunSpec, count: int, workers: int, procs: list) -> Iterator[P
         while following in done:
             yield done.pop(following)
             following += 1
-    for proc in procs:
-        proc.join()
+    # The workers exit by themselves now (freeing their memory takes a while): `run_parts`
+    # finishes the output meanwhile and waits for them before publishing it.
 
 
 @contextmanager
@@ -256,6 +257,7 @@ def run_parts(
     procs: list = []
     clients: list = []
     results: list[PartResult] = []
+    assembly = None
     try:
         count = n_parts(spec)
         if scheduler:
@@ -265,18 +267,26 @@ def run_parts(
         else:
             parts = _in_process(spec, count, on_chunk)
         check_stop()
+        assembly = _Assembly(spec, count)
         with span("parts"):
             for result in parts:
                 results.append(result)
+                assembly.part_done(result)
                 if on_part is not None:
                     on_part(result)
         results.sort(key=lambda r: r.index)
         _check_schemas(results)
         with span("stitch"):
-            joined = _assemble(spec, count)
+            joined = assembly.finish()
+        # Only then: a worker's exit (freeing its memory) ran beside the last join. Before the
+        # output is published, so a run stopped now still leaves nothing.
+        for proc in procs:
+            proc.join()
         with span("publish"):
             _publish(joined, out)
     finally:
+        if assembly is not None:
+            assembly.close()
         # A second Ctrl-C or SIGTERM must not cut the clean-up short: it waits until it is done.
         with _signals_held():
             _stop(procs)
@@ -296,42 +306,85 @@ def _check_schemas(results: list[PartResult]) -> None:
             )
 
 
-def _assemble(spec: RunSpec, count: int) -> Path:
-    """The finished output, still inside the workdir: the joined file, or the folder of days."""
-    workdir = Path(spec.workdir)
-    pieces = [piece_path(spec.workdir, j) for j in range(count)]
-    if spec.partition is None:
-        joined = workdir / "joined"
-        if count == 0:
-            from sim.sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink
+class _Assembly:
+    """The finished output, put together inside the workdir as parts come in: a single file is
+    joined piece by piece, in order, as soon as the pieces before it are in, while later parts
+    are still being made (only the last piece and the footer are left when the last part is
+    done); day folders are moved into place at the end."""
 
-            schema = REQUESTS_SCHEMA if spec.fmt == "requests" else EventsBuilder().schema
-            with open_sink(spec.fmt, joined, schema):
-                pass
-        elif count == 1:
-            os.replace(pieces[0], joined)
-        else:
-            with open(joined, "wb") as f:
-                if spec.fmt == "parquet":
-                    join_parquet(pieces, f)
+    def __init__(self, spec: RunSpec, count: int):
+        self.spec, self.count = spec, count
+        self.workdir = Path(spec.workdir)
+        self.joined = self.workdir / "joined"
+        self.file: BinaryIO | None = None
+        self.joiner: ParquetJoiner | TextJoiner | None = None
+        self.next = 0
+        self.done: dict[int, PartResult] = {}
+        self.first: PartResult | None = None  # part 0: the columns every piece must have
+        self.joins = spec.partition is None and count > 1
+
+    def part_done(self, result: PartResult) -> None:
+        """A part's piece is written: joins it, and those after it already done, if every piece
+        before it is in."""
+        if not self.joins:
+            return
+        self.done[result.index] = result
+        while self.next in self.done:
+            if self.next:
+                _check_schemas([self.first, self.done[self.next]])
+            else:
+                self.first = self.done[0]
+                self.file = open(self.joined, "wb")
+                if self.spec.fmt == "parquet":
+                    self.joiner = ParquetJoiner(self.file)
                 else:
-                    join_text(pieces, f, skip_first_line_after_first=spec.fmt == "csv")
-        return joined
-    # Day folders: piece j's files become date=D/part-j.
-    stem = "requests" if spec.fmt == "requests" else "part"
-    ext = EXTENSIONS[spec.fmt]
-    days = workdir / "days"
-    days.mkdir()
-    for j, piece in enumerate(pieces):
-        if not piece.exists():
-            continue
-        for day in sorted(piece.iterdir()):
-            target = days / day.name
-            target.mkdir(exist_ok=True)
-            for n, f in enumerate(sorted(day.iterdir())):
-                suffix = f"-{n}" if n else ""
-                os.replace(f, target / f"{stem}-{j:05d}{suffix}{ext}")
-    return days
+                    self.joiner = TextJoiner(self.file, skip_first_line_after_first=self.spec.fmt == "csv")
+            piece = piece_path(self.spec.workdir, self.next)
+            with span("join", self.next):
+                self.joiner.add(piece)
+                piece.unlink()  # its bytes are in the joined file now
+            del self.done[self.next]
+            self.next += 1
+
+    def finish(self) -> Path:
+        """The finished output, still inside the workdir: the joined file, or the folder of days."""
+        spec, count = self.spec, self.count
+        if spec.partition is None:
+            if self.joins:
+                if self.next != count:
+                    raise RuntimeError(f"pieces {self.next} to {count - 1} were never joined")
+                self.joiner.close()
+                self.close()
+            elif count == 0:
+                from sim.sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink
+
+                schema = REQUESTS_SCHEMA if spec.fmt == "requests" else EventsBuilder().schema
+                with open_sink(spec.fmt, self.joined, schema):
+                    pass
+            else:
+                os.replace(piece_path(spec.workdir, 0), self.joined)
+            return self.joined
+        # Day folders: piece j's files become date=D/part-j.
+        stem = "requests" if spec.fmt == "requests" else "part"
+        ext = EXTENSIONS[spec.fmt]
+        days = self.workdir / "days"
+        days.mkdir()
+        for j in range(count):
+            piece = piece_path(spec.workdir, j)
+            if not piece.exists():
+                continue
+            for day in sorted(piece.iterdir()):
+                target = days / day.name
+                target.mkdir(exist_ok=True)
+                for n, f in enumerate(sorted(day.iterdir())):
+                    suffix = f"-{n}" if n else ""
+                    os.replace(f, target / f"{stem}-{j:05d}{suffix}{ext}")
+        return days
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 def is_uri(out) -> bool:

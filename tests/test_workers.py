@@ -150,6 +150,58 @@ def test_parquet_pieces_join_into_one_file_with_every_row_group(tmp_path):
     ]
 
 
+def _parquet_piece(path: Path, j: int, n: int, schema: pa.Schema) -> None:
+    with open(path, "wb") as f:
+        writer = ParquetWriter(f, schema)
+        if n:
+            columns = {"ts": np.arange(n, dtype=float) + 1e4 * j}
+            if "s" in schema.names:
+                columns["s"] = pa.array([f"v{i % 37}-{j}" for i in range(n)]).dictionary_encode()
+            writer.write(pa.table(columns, schema=schema))
+        writer.close()
+
+
+def test_pieces_that_come_in_out_of_order_are_joined_in_order_as_soon_as_they_can_be(tmp_path):
+    from sim.parts import PartResult, piece_path
+    from sim.workers import _Assembly
+
+    schema = pa.schema([("ts", pa.float64(), False), ("s", pa.dictionary(pa.int32(), pa.string()))])
+    spec = RunSpec(None, 1, 1, None, "legacy", "parquet", str(tmp_path))
+    sizes = (2500, 0, 700, 40)
+    for j, n in enumerate(sizes):
+        _parquet_piece(piece_path(spec.workdir, j), j, n, schema)
+    expected = pa.concat_tables([pq.read_table(piece_path(spec.workdir, j)) for j in range(len(sizes))])
+    with open(tmp_path / "expected", "wb") as f:
+        join_parquet([piece_path(spec.workdir, j) for j in range(len(sizes))], f)
+    assembly = _Assembly(spec, len(sizes))
+    joined = []
+    for j in (2, 0, 3, 1):  # as a Dask cluster may finish them
+        assembly.part_done(PartResult(j, schema=schema))
+        joined.append(assembly.next)
+    assert joined == [0, 1, 1, 4]  # piece 0 as soon as it is in; 1, 2 and 3 when 1 comes
+    assert not any(piece_path(spec.workdir, j).exists() for j in range(len(sizes)))  # joined, then deleted
+    out = assembly.finish()
+    assert out.read_bytes() == (tmp_path / "expected").read_bytes()
+    assert pq.read_table(out).equals(expected)
+
+
+def test_a_piece_with_other_columns_than_the_first_is_never_joined(tmp_path):
+    from sim.parts import PartResult, piece_path
+    from sim.sinks.stitch import StitchError
+    from sim.workers import _Assembly
+
+    one = pa.schema([("ts", pa.float64(), False)])
+    two = pa.schema([("ts", pa.float64(), False), ("s", pa.dictionary(pa.int32(), pa.string()))])
+    spec = RunSpec(None, 1, 1, None, "legacy", "parquet", str(tmp_path))
+    _parquet_piece(piece_path(spec.workdir, 0), 0, 10, one)
+    _parquet_piece(piece_path(spec.workdir, 1), 1, 10, two)
+    assembly = _Assembly(spec, 2)
+    assembly.part_done(PartResult(0, schema=one))
+    with pytest.raises(StitchError, match="part 1 wrote other columns than part 0"):
+        assembly.part_done(PartResult(1, schema=two))
+    assembly.close()
+
+
 def test_a_stopped_run_with_workers_leaves_nothing(tmp_path):
     out = tmp_path / "big.parquet"
     proc = subprocess.Popen(
@@ -440,13 +492,38 @@ def test_the_critical_path_chains_a_parts_merge_after_the_carry_it_takes():
     assert path["per_process"] == pytest.approx({1: 2.2, 2: 3.1, 3: 2.5})
 
 
+def test_the_critical_path_joins_a_piece_after_its_part_wrote_it_and_in_order():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_workers import critical_path
+
+    events = [
+        _event(1, "start-up", None, 1.0, 0),
+        _event(2, "simulate", 0, 3.0, 1),
+        _event(3, "simulate", 1, 1.0, 1),
+        _event(3, "carry in", 1, 0.0, 1.1),
+        _event(3, "write", 1, 1.0, 1.2),  # part 1's piece is in first: its join waits for piece 0
+        _event(2, "carry out", 0, 0.0, 3),
+        _event(2, "write", 0, 1.0, 4),
+        _event(1, "join", 0, 0.5, 5),
+        _event(1, "join", 1, 0.5, 5.5),
+        {**_event(1, "parts", None, 1.1, 0.5), "end": 5.9},
+        _event(1, "stitch", None, 0.1, 6),
+    ]
+    path = critical_path(events, total_cpu=8.2)
+    # Piece 0 written at 1 + 3 + 1 = 5, joined at 5.5, piece 1 joined after it at 6.0, stitch 6.1; the
+    # joins ran while the parent waited for the parts: not counted again in its waiting.
+    assert path["critical"] == pytest.approx(6.1 + 0.0)
+    assert path["steps"]["join"] == pytest.approx(1.0)
+    assert path["steps"]["parent while parts run"] == pytest.approx(0.1)
+
+
 def test_every_process_of_a_run_writes_its_steps_to_the_timeline(mix, tmp_path, monkeypatch):
     monkeypatch.setenv("PLAYER_SIM_TIMELINE", str(tmp_path / "timeline.jsonl"))
     _run(mix, tmp_path / "out.parquet", "parquet", 2)
     events = [json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
     parent = {e["what"] for e in events if e["pid"] == os.getpid()}
     assert {"start-up", "plan", "warm-up", "start workers", "parts", "stitch", "publish"} <= parent
-    workers = {e["pid"] for e in events if e["part"] is not None}
+    workers = {e["pid"] for e in events if e["what"] == "simulate"}
     assert len(workers) == 2 and os.getpid() not in workers
     parts = {e["part"] for e in events if e["what"] == "write"}
     assert parts == set(
@@ -468,4 +545,7 @@ def test_every_process_of_a_run_writes_its_steps_to_the_timeline(mix, tmp_path, 
         )
     )
     assert {e["part"] for e in events if e["what"] == "carry in"} == parts - {0}
+    # The parent joins each piece into the output file as it comes in, in order.
+    joins = [e for e in events if e["what"] == "join"]
+    assert [e["part"] for e in joins] == sorted(parts) and {e["pid"] for e in joins} == {os.getpid()}
     assert all(e["end"] >= e["start"] and e["cpu"] >= 0 for e in events)

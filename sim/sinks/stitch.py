@@ -212,59 +212,94 @@ def _shift_row_group(group: list, by: int, ordinal: int) -> None:
                                 mf[2] += by
 
 
-def join_parquet(pieces: list[str | os.PathLike], out: BinaryIO) -> int:
-    """Writes the Parquet files `pieces` as one file to `out` (rows in piece order); returns
-    its size. Every piece must have the first's schema."""
-    base: list | None = None
-    groups: list = []
-    rows = 0
-    written = 0
-    out.write(MAGIC)
-    written += len(MAGIC)
-    for path in pieces:
+class ParquetJoiner:
+    """Parquet pieces joined into `out` one at a time, in order, as they are finished (a run
+    appends each piece as soon as the pieces before it are in); `close` writes the footer and
+    returns the file's size. Every piece must have the first's schema."""
+
+    def __init__(self, out: BinaryIO):
+        self.out = out
+        self.base: list | None = None
+        self.groups: list = []
+        self.rows = 0
+        out.write(MAGIC)
+        self.written = len(MAGIC)
+
+    def add(self, path: str | os.PathLike) -> None:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
             meta, footer_at = read_footer(f, size)
-            if base is None:
-                base = meta
-            elif _field(meta, 2)[2] != _field(base, 2)[2]:
+            if self.base is None:
+                self.base = meta
+            elif _field(meta, 2)[2] != _field(self.base, 2)[2]:
                 raise StitchError(f"{path}: another schema than the first piece's")
             piece_groups = _field(meta, _META_ROW_GROUPS)
             if piece_groups is None or not piece_groups[2][1]:
-                continue
-            by = written - len(MAGIC)  # the piece's bytes after its own PAR1 land at `written`
+                return
+            by = self.written - len(MAGIC)  # the piece's bytes after its own PAR1 land at `written`
             for group in piece_groups[2][1]:
-                _shift_row_group(group, by, len(groups))
-                groups.append(group)
-            rows += _field(meta, _META_NUM_ROWS)[2]
-            written += _copy_range(f, out, len(MAGIC), footer_at - len(MAGIC))
-    if base is None:
-        raise StitchError("no pieces to join")
-    _field(base, _META_NUM_ROWS)[2] = rows
-    group_field = _field(base, _META_ROW_GROUPS)
-    if group_field is None:
-        group_field = [_META_ROW_GROUPS, _LIST, (_STRUCT, [])]
-        base.insert(next((i for i, f in enumerate(base) if f[0] > _META_ROW_GROUPS), len(base)), group_field)
-    group_field[2] = (_STRUCT, groups)
-    footer = footer_bytes(base)
-    out.write(footer)
-    out.write(struct.pack("<I", len(footer)))
-    out.write(MAGIC)
-    return written + len(footer) + 8
+                _shift_row_group(group, by, len(self.groups))
+                self.groups.append(group)
+            self.rows += _field(meta, _META_NUM_ROWS)[2]
+            self.written += _copy_range(f, self.out, len(MAGIC), footer_at - len(MAGIC))
+
+    def close(self) -> int:
+        base = self.base
+        if base is None:
+            raise StitchError("no pieces to join")
+        _field(base, _META_NUM_ROWS)[2] = self.rows
+        group_field = _field(base, _META_ROW_GROUPS)
+        if group_field is None:
+            group_field = [_META_ROW_GROUPS, _LIST, (_STRUCT, [])]
+            base.insert(next((i for i, f in enumerate(base) if f[0] > _META_ROW_GROUPS), len(base)), group_field)
+        group_field[2] = (_STRUCT, self.groups)
+        footer = footer_bytes(base)
+        self.out.write(footer)
+        self.out.write(struct.pack("<I", len(footer)))
+        self.out.write(MAGIC)
+        return self.written + len(footer) + 8
+
+
+class TextJoiner:
+    """Text pieces joined into `out` one at a time, in order: their bytes one after another; with
+    `skip_first_line_after_first` (CSV headers) each piece but the first loses its first line.
+    `close` returns the bytes written."""
+
+    def __init__(self, out: BinaryIO, skip_first_line_after_first: bool = False):
+        self.out = out
+        self.skip = skip_first_line_after_first
+        self.pieces = 0
+        self.written = 0
+
+    def add(self, path: str | os.PathLike) -> None:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            start = 0
+            if self.skip and self.pieces:
+                start = len(f.readline())
+            self.written += _copy_range(f, self.out, start, size - start)
+        self.pieces += 1
+
+    def close(self) -> int:
+        return self.written
+
+
+def join_parquet(pieces: list[str | os.PathLike], out: BinaryIO) -> int:
+    """Writes the Parquet files `pieces` as one file to `out` (rows in piece order); returns
+    its size. Every piece must have the first's schema."""
+    joiner = ParquetJoiner(out)
+    for path in pieces:
+        joiner.add(path)
+    return joiner.close()
 
 
 def join_text(pieces: list[str | os.PathLike], out: BinaryIO, skip_first_line_after_first: bool = False) -> int:
     """Writes the pieces' bytes one after another; with `skip_first_line_after_first` (CSV
     headers) each piece but the first loses its first line. Returns the bytes written."""
-    written = 0
-    for i, path in enumerate(pieces):
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            start = 0
-            if skip_first_line_after_first and i:
-                start = len(f.readline())
-            written += _copy_range(f, out, start, size - start)
-    return written
+    joiner = TextJoiner(out, skip_first_line_after_first)
+    for path in pieces:
+        joiner.add(path)
+    return joiner.close()
 
 
 def _copy_range(src: BinaryIO, dst: BinaryIO, start: int, length: int) -> int:
