@@ -560,6 +560,9 @@ def merge_summaries(summaries: list[dict], late_threshold: float) -> dict:
                 total[group][k] = total[group].get(k, 0) + v
         hist.merge_sparse(s["lateness_hist"])
     total["lateness"] = lateness_summary(hist, late_threshold)
+    # each worker's own: workers start their schedules seconds apart on a busy machine, and the
+    # run's end is measured from the start of each
+    total["workers_run_seconds"] = sorted(s.get("run_seconds", 0.0) for s in summaries)
     return total
 
 
