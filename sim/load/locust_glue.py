@@ -282,8 +282,12 @@ def _finish_process_run_once(environment) -> dict | None:
     if starting is not None and not starting.ready():
         starting.kill()
         options = environment.parsed_options
+        index = _worker_index(environment.runner)
         if options is not None and options.ledger:  # nothing was sent: an empty ledger says so
-            Ledger(worker_ledger_path(options.ledger, _worker_index(environment.runner))).close()
+            ledger = Ledger(worker_ledger_path(options.ledger, index))
+            ledger.close()
+            if index is not None:  # and the master merges it with the others (Ctrl-C while this one built)
+                return _nothing_sent(ledger, options.late_threshold)
     run, STATE.run = STATE.run, None
     if run is None:
         return None
@@ -298,6 +302,27 @@ def _finish_process_run_once(environment) -> dict | None:
     STATE.last_lateness = run.sender.lateness
     STATE.finishing = None
     return summary
+
+
+def _nothing_sent(ledger: Ledger, late_threshold: float) -> dict:
+    """The figures of a worker whose run ended before it was built: its empty ledger, to merge."""
+    STATE.last_lateness, STATE.last_viewers = LatenessHistogram(), None
+    STATE.last_summary = {
+        "sent": 0,
+        "failed": 0,
+        "failures": {},
+        "by_label": {},
+        "preflights": {"sent": 0, "failed": 0},
+        "lateness": lateness_summary(STATE.last_lateness, late_threshold),
+        "sessions": {"generated": 0, "started": 0, "dropped": 0},
+        "run_seconds": 0.0,
+        "skipped_beacons": 0,
+        "views_suppressed": 0,
+        "generate_s": 0.0,
+        "cpu_s": 0.0,
+        "ledger": {"path": str(ledger.path.resolve()), "lines": 0},
+    }
+    return STATE.last_summary
 
 
 def _on_finish_message(environment, msg, **_kw) -> None:
