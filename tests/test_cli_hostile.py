@@ -268,7 +268,7 @@ def test_demo_says_the_load_summary_in_one_line_and_quotes_locusts_errors(tmp_pa
     assert log_errors(log) == "player-sim: --scenario: no such file"
 
 
-def test_ctrl_c_of_a_two_process_run_ends_promptly_and_merges_every_workers_ledger(tmp_path):
+def test_ctrl_c_of_a_two_process_run_ends_promptly_and_merges_every_workers_ledger(tmp_path, compiled_policies):
     from helpers.collector import running_collector
     from sim.cli.demo import free_port
 

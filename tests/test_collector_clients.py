@@ -238,7 +238,9 @@ def test_sigterm_in_the_middle_of_a_burst_loses_no_acknowledged_event(tmp_path):
         threads = [threading.Thread(target=sender, args=(collector.url, w)) for w in range(4)]
         for t in threads:
             t.start()
-        time.sleep(1.5)
+        deadline = time.monotonic() + 60
+        while len(acknowledged) <= 50 and time.monotonic() < deadline:  # sending for a while, however slowly
+            time.sleep(0.1)
         assert collector.stop(signal.SIGTERM) == 0
         stop.set()
         for t in threads:

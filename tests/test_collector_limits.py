@@ -116,8 +116,12 @@ def test_metrics_count_requests_by_protocol_event_type_and_outcome(tmp_path):
         )
         assert requests.get(f"{collector.url}/favicon.ico", timeout=10).status_code in (200, 204)
         assert requests.get(f"{collector.url}/robots.txt", timeout=10).status_code == 404
-        time.sleep(0.5)  # the store rows gauge follows the inserter (every 200 ms)
-        scrape = requests.get(f"{collector.url}/metrics", timeout=10)
+        deadline = time.monotonic() + 60
+        while True:  # the store rows gauge follows the inserter (every 200 ms, later on a busy machine)
+            scrape = requests.get(f"{collector.url}/metrics", timeout=10)
+            if "player_sim_collector_store_rows 5" in scrape.text or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
         text = scrape.text
         assert collector.stop() == 0

@@ -4,12 +4,12 @@ and the page draws them in a real headless browser."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 import requests
 
 from headless_chromium import CHROMIUM, SKIP_REASON, dump_dom
+from helpers.collector import wait_for_figures
 
 LEGACY = (
     "/api_v3/index.php?service=stats&action=collect&format=1&event:eventType={t}&event:partnerId=1"
@@ -28,7 +28,13 @@ def _send(collector) -> None:
     # one the collector stores but flags (no eventType), one it rejects (no such service)
     requests.get(collector.url + "/api_v3/index.php?service=stats&action=collect&event:partnerId=1", timeout=10)
     requests.get(collector.url + "/api_v3/index.php?service=nosuch&action=collect", timeout=10)
-    time.sleep(1.2)  # past the store's batch and the figures' 1 s cache
+    wait_for_figures(  # the store's batches and the figures' 1 s cache have caught up
+        collector.url, lambda s: s["accepted"] == len(SENT) + 1 and s["rejected"] == 1 and _funnel_of_sent(s)
+    )
+
+
+def _funnel_of_sent(stats: dict) -> bool:
+    return stats["funnel"]["legacy"][0]["count"] == 4 and stats["funnel"]["kava"][0]["count"] == 2
 
 
 def test_stats_carry_requests_over_time_and_the_play_funnel(collector):

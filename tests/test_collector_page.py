@@ -4,13 +4,13 @@ counts (by protocol and type, and the headline loads/plays/play rate) from /stat
 from __future__ import annotations
 
 import re
-import time
 from html.parser import HTMLParser
 
 import pytest
 import requests
 
 from headless_chromium import CHROMIUM, SKIP_REASON, dump_dom
+from helpers.collector import wait_for_figures
 
 LEGACY = (
     "/api_v3/index.php?service=stats&action=collect&format=1&event:eventType={t}&event:partnerId=1"
@@ -68,7 +68,10 @@ def test_the_live_page_shows_the_counts_of_events_sent(collector, tmp_path):
     sent = [(LEGACY, 2)] * 4 + [(LEGACY, 3)] * 3 + [(KAVA, 1)] * 2 + [(KAVA, 99)] * 5
     for i, (template, event_type) in enumerate(sent):
         assert requests.get(collector.url + template.format(t=event_type, i=i), timeout=10).ok
-    time.sleep(1.2)  # past the store's batch and the figures' 1 s cache
+    wait_for_figures(  # the store's batches and the figures' 1 s cache have caught up
+        collector.url,
+        lambda s: s["funnel"]["legacy"][0]["count"] == 4 and s["funnel"]["kava"][0]["count"] == 2,
+    )
     dom = dump_dom(collector.url + "/", tmp_path)
     collector.stop()
     page = _Tables()

@@ -29,10 +29,12 @@ def get(url: str) -> bytes:
 pytestmark = pytest.mark.usefixtures("compiled_policies")
 
 
-def watch_run(tmp: Path, *, protocol: str, processes: int, seconds: float = 40, watch_until: float = 10) -> dict:
+def watch_run(tmp: Path, *, protocol: str, processes: int, seconds: float = 180, watch_until: float = 10) -> dict:
     """Locust with its web UI against a collector; the tab's JSON, the statistics JSON and the
-    page once the schedule has run `watch_until` seconds; then everything is stopped (`-t` leaves
-    room for workers that take long to build their schedules on a busy machine)."""
+    page once the schedule has run `watch_until` seconds; then everything is stopped. `-t` only
+    bounds a run that never gets there: it counts from the start, before the workers have built
+    their schedules, which takes tens of seconds on a busy machine, and the test stops Locust as
+    soon as it has seen what it reads."""
     collector, host = start_collector(tmp / "collector.duckdb", tmp / "collector.log")
     port = free_port()
     base = f"http://127.0.0.1:{port}"

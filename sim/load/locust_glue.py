@@ -17,12 +17,14 @@ from __future__ import annotations
 import logging
 import math
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import gevent
+import gevent.lock
 import orjson
 from locust import User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
@@ -71,6 +73,7 @@ class LoadState:
         self.last_lateness: LatenessHistogram | None = None
         self.last_viewers: dict | None = None  # the Viewers figures at the end of a run
         self.finishing: ProcessRun | None = None  # the run whose in-flight sends are draining
+        self.finishing_lock = gevent.lock.Semaphore()  # one finish at a time
         self.preparing = None  # the inputs being prepared in a thread since the process started
         self.run_id: str | None = None  # the master's id for the run, on a worker
         self.starting = None  # the greenlet building this process's run
@@ -246,6 +249,8 @@ def _on_worker_quitting(environment, **_kw) -> None:
     run and send the master the final figures before Locust's own "quit" message, so the master
     need not wait for them and merges the ledgers with the line counts they were written with."""
     summary = _finish_process_run(environment)
+    if summary is None:  # the master's finish message was first: send its figures again
+        summary = STATE.last_summary
     if summary is not None:
         _send_final(environment, summary)
 
@@ -265,13 +270,24 @@ def on_test_stopping(environment, **_kw) -> None:
 
 
 def _finish_process_run(environment) -> dict | None:
-    """Stop sending, wait for in-flight sends, write the ledger; this process's figures."""
+    """Stop sending, wait for in-flight sends, write the ledger; this process's figures. A
+    worker's Ctrl-C and the master's finish message can both ask at once: the second waits
+    for the first, so neither reports before the ledger is written."""
+    with STATE.finishing_lock:
+        return _finish_process_run_once(environment)
+
+
+def _finish_process_run_once(environment) -> dict | None:
     starting, STATE.starting = STATE.starting, None
     if starting is not None and not starting.ready():
         starting.kill()
         options = environment.parsed_options
+        index = _worker_index(environment.runner)
         if options is not None and options.ledger:  # nothing was sent: an empty ledger says so
-            Ledger(worker_ledger_path(options.ledger, _worker_index(environment.runner))).close()
+            ledger = Ledger(worker_ledger_path(options.ledger, index))
+            ledger.close()
+            if index is not None:  # and the master merges it with the others (Ctrl-C while this one built)
+                return _nothing_sent(ledger, options.late_threshold)
     run, STATE.run = STATE.run, None
     if run is None:
         return None
@@ -286,6 +302,27 @@ def _finish_process_run(environment) -> dict | None:
     STATE.last_lateness = run.sender.lateness
     STATE.finishing = None
     return summary
+
+
+def _nothing_sent(ledger: Ledger, late_threshold: float) -> dict:
+    """The figures of a worker whose run ended before it was built: its empty ledger, to merge."""
+    STATE.last_lateness, STATE.last_viewers = LatenessHistogram(), None
+    STATE.last_summary = {
+        "sent": 0,
+        "failed": 0,
+        "failures": {},
+        "by_label": {},
+        "preflights": {"sent": 0, "failed": 0},
+        "lateness": lateness_summary(STATE.last_lateness, late_threshold),
+        "sessions": {"generated": 0, "started": 0, "dropped": 0},
+        "run_seconds": 0.0,
+        "skipped_beacons": 0,
+        "views_suppressed": 0,
+        "generate_s": 0.0,
+        "cpu_s": 0.0,
+        "ledger": {"path": str(ledger.path.resolve()), "lines": 0},
+    }
+    return STATE.last_summary
 
 
 def _on_finish_message(environment, msg, **_kw) -> None:
@@ -548,11 +585,25 @@ def merge_summaries(summaries: list[dict], late_threshold: float) -> dict:
                 total[group][k] = total[group].get(k, 0) + v
         hist.merge_sparse(s["lateness_hist"])
     total["lateness"] = lateness_summary(hist, late_threshold)
+    # each worker's own: workers start their schedules seconds apart on a busy machine, and the
+    # run's end is measured from the start of each
+    total["workers_run_seconds"] = sorted(s.get("run_seconds", 0.0) for s in summaries)
     return total
+
+
+def _ctrl_c_in_the_main_greenlet() -> None:
+    """Ctrl-C raises KeyboardInterrupt in the main greenlet only, where Locust waits for it.
+    Python raises it in whatever runs when the signal comes: a message handler (the master's
+    receiver, a worker's finish) or a send loop would die half-way, and a worker's figures or
+    ledger would be missing from the merge."""
+    hub = gevent.get_hub()
+    gevent.signal_handler(signal.SIGINT, lambda: hub.loop.run_callback(hub.parent.throw, KeyboardInterrupt))
 
 
 def on_init(environment, **_kw) -> None:
     runner = environment.runner
+    if isinstance(runner, MasterRunner | WorkerRunner):
+        _ctrl_c_in_the_main_greenlet()
     if isinstance(runner, WorkerRunner):
 
         def plan(environment, msg, **_):

@@ -71,3 +71,18 @@ def running_collector(store: Path, *args: str, startup_timeout: float = 30.0):
             running.stop()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def wait_for_figures(url: str, ready, timeout: float = 60.0) -> dict:
+    """The collector's /stats.json once `ready(stats)` holds: the store takes beacons in batches and
+    the figures are cached for a second, later still on a busy machine. Fails after `timeout` s."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = requests.get(url + "/stats.json", timeout=10).json()
+        if ready(stats) or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.2)
