@@ -1094,29 +1094,20 @@ def _line_columns(chunk: SessionChunk, settings, out_i, out_f, row_scen, caption
     }
 
 
-def _columns(rec_i: np.ndarray, rec_f: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The kernel's beacons (one row of fields each) as columns, rows taken in `order`.
-
-    The columns are numpy's memory, not the compiled code's: numpy asks the kernel for huge
-    pages on arrays this large, where memory allocated in compiled code takes a page fault
-    every 4 KiB (half of a KAVA run's page faults, most of this step's time)."""
-    out_i = np.empty((rec_i.shape[1], len(order)), rec_i.dtype)
-    out_f = np.empty((rec_f.shape[1], len(order)), np.float64)
-    _transpose(rec_i, rec_f, order, out_i, out_f)
-    return out_i, out_f
-
-
 @njit(cache=True, error_model="numpy")
-def _transpose(rec_i, rec_f, order, out_i, out_f):
-    """out_x[field, k] = rec_x[order[k], field]: a beacon's fields are read together, each
-    column written in sequence."""
+def _columns(rec_i, rec_f, order):
+    """The kernel's beacons (one row of fields each) as columns, rows taken in `order`: a
+    beacon's fields are read together, each column written in sequence."""
     n = order.shape[0]
+    out_i = np.empty((rec_i.shape[1], n), rec_i.dtype)
+    out_f = np.empty((rec_f.shape[1], n), np.float64)
     for k in range(n):
         j = order[k]
         for c in range(rec_i.shape[1]):
             out_i[c, k] = rec_i[j, c]
         for c in range(rec_f.shape[1]):
             out_f[c, k] = rec_f[j, c]
+    return out_i, out_f
 
 
 _SCRATCH = threading.local()
