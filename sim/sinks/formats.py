@@ -24,10 +24,6 @@ from numba import njit
 RAW_JSON = {b"json": b"raw"}
 
 PARQUET_ROW_GROUP_ROWS = 1 << 18  # rows buffered before a write: bounds memory, still large for readers
-# A data page holds up to this many bytes of encoded values (Arrow's default: 1 MiB). Each page
-# costs a compression context of its own (set up afresh per page) and a header: a few large
-# pages a column chunk write quicker, and readers read a column chunk whole anyway.
-PARQUET_DATA_PAGE_BYTES = 8 << 20
 # Values the encoder takes per step (Arrow's default: 1,024): each step costs a fixed amount per
 # column, and the pages come out the same.
 PARQUET_WRITE_BATCH_ROWS = 1 << 16
@@ -127,7 +123,6 @@ class ParquetWriter:
             version="2.6",
             data_page_version="1.0",
             dictionary_pagesize_limit=PARQUET_DICTIONARY_PAGE_BYTES,
-            data_page_size=PARQUET_DATA_PAGE_BYTES,
             store_schema=False,
             write_batch_size=PARQUET_WRITE_BATCH_ROWS,
             column_encoding={
