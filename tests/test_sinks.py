@@ -188,6 +188,21 @@ def test_integer_not_sent_minus_one_becomes_null(run, tmp_path):
     assert modes == [(1, None), (2, 2)]
 
 
+def test_nan_is_null_in_a_float_column_and_minus_one_is_a_value():
+    """Floats mark "not sent" with NaN only: a -1.0 is a value; integers use -1 (INT_NOT_SENT)."""
+    chunk = sc.sessions(sc.T0 + np.array([0.0, 5.0, 60.0]))
+    kav = sc.kava(chunk)
+    kav.columns["position"] = np.array([-1.0, np.nan, 0.0, 1.5, np.nan, -1.0])
+    kav.columns["eventIndex"] = np.array([-1, 2, 0, -1, 5, 7], np.int32)
+    table = EventsBuilder.for_chunks([kav]).table(kav, chunk)
+    position, index = table.column("position").chunk(0), table.column("eventIndex").chunk(0)
+    assert position.to_pylist() == [-1.0, None, 0.0, 1.5, None, -1.0]
+    assert position.null_count == 2
+    assert index.to_pylist() == [None, 2, 0, None, 5, 7]
+    assert index.null_count == 2
+    assert table.column("ts").null_count == 0 and table.column("ts").chunk(0).buffers()[0] is None
+
+
 def test_v7_uiConfId_is_stored_in_uiconfId(run, tmp_path):
     path = _write("parquet", tmp_path / "e.parquet", *run)
     names = pq.read_schema(path).names

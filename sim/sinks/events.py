@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
+from numba import njit
 
 from sim.player.timeline import Device, Outcome, SessionChunk
 from sim.player.truth import TRUTH_SESSION_COLUMNS
@@ -162,7 +163,7 @@ class EventsBuilder:
         lowest, highest = (int(codes.min()), int(codes.max())) if len(codes) else (0, -1)
         if lowest < -1 or highest >= len(dictionary):
             raise SchemaError(f"codes {lowest}..{highest} outside a pool of {len(dictionary)} entries")
-        indices = pa.array(codes, type=pa.int32(), mask=codes < 0 if lowest < 0 else None)
+        indices = _with_nulls(pa.int32(), codes, lowest < 0)
         return pa.DictionaryArray.from_arrays(indices, dictionary, safe=False)
 
     # -- one column ----------------------------------------------------------------------------
@@ -180,6 +181,8 @@ class EventsBuilder:
         if target == STRING:
             raise SchemaError(f"beacon column {name}: numbers where the events table has text")
         if kind == "f":
+            if target == DOUBLE:
+                return _with_nulls(target, values.astype(np.float64, copy=False), True)
             mask = np.isnan(values)
             if target in (INTEGER, BIGINT):
                 values = np.where(mask, 0, values).astype(target.to_pandas_dtype())
@@ -187,13 +190,13 @@ class EventsBuilder:
                 values = np.where(mask, 0, values) != 0
             return pa.array(values, type=target, mask=mask if mask.any() else None)
         if kind in "iu":
+            if target in (INTEGER, BIGINT):
+                return _with_nulls(target, values.astype(target.to_pandas_dtype(), copy=False), kind == "i")
             mask = values == INT_NOT_SENT if kind == "i" else np.zeros(len(values), bool)
             if target == BOOLEAN:
                 values = values != 0
             elif target == DOUBLE:
                 values = values.astype(np.float64)
-            else:
-                values = values.astype(target.to_pandas_dtype(), copy=False)
             return pa.array(values, type=target, mask=mask if mask.any() else None)
         if kind == "b":
             if target != BOOLEAN:
@@ -279,6 +282,36 @@ class EventsBuilder:
             fields.append(field)
             arrays.append(arr)
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _with_nulls(arrow_type: pa.DataType, values: np.ndarray, may_have_nulls: bool) -> pa.Array:
+    """An Arrow array over `values` (no copy) where NaN, or an integer's INT_NOT_SENT, is null.
+    The validity bitmap is built in one compiled pass: a numpy mask handed to `pa.array` costs
+    a pass to make it, one to see whether it has a null, and Arrow's slower packing of it."""
+    values = np.ascontiguousarray(values)
+    bitmap, nulls = None, 0
+    if may_have_nulls and len(values):
+        packed, nulls = _validity(values, values.dtype.kind == "f")
+        bitmap = pa.py_buffer(packed) if nulls else None
+    return pa.Array.from_buffers(arrow_type, len(values), [bitmap, pa.py_buffer(values)], null_count=nulls)
+
+
+@njit(cache=True)
+def _validity(values, is_float):
+    """(Arrow validity bitmap, null count): a float is null where NaN, an integer where INT_NOT_SENT."""
+    n = values.shape[0]
+    bitmap = np.empty((n + 7) >> 3, np.uint8)
+    nulls = 0
+    for b in range(bitmap.shape[0]):
+        byte = 0
+        for i in range(b << 3, min(n, (b << 3) + 8)):
+            v = values[i]
+            if (v != v) if is_float else (v == INT_NOT_SENT):
+                nulls += 1
+            else:
+                byte |= 1 << (i & 7)
+        bitmap[b] = byte
+    return bitmap, nulls
 
 
 def _sent_and_not_empty(col, n: int) -> np.ndarray:

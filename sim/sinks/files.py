@@ -60,7 +60,9 @@ class Sink:
     # -- writing -------------------------------------------------------------------------------
 
     def _open(self, file_path: Path) -> None:
-        self._file = open(file_path, "wb")
+        # Arrow's own file for a writer that is Arrow's (Parquet): through a Python file object,
+        # Arrow copies every page into a bytes object and takes the GIL to hand it over.
+        self._file = pa.OSFile(str(file_path), "wb") if self._writer_cls.arrow_file else open(file_path, "wb")
         self._writer = self._writer_cls(self._file, self.schema)
 
     def _close_current(self) -> None:

@@ -107,8 +107,9 @@ class ParquetWriter:
     """
 
     extension = ".parquet"
+    arrow_file = True  # writes quicker to an Arrow file (pa.OSFile) than to a Python one
 
-    def __init__(self, out: BinaryIO, schema: pa.Schema):
+    def __init__(self, out: BinaryIO | pa.NativeFile, schema: pa.Schema):
         self._schema = schema
         self._text = [f.name for f in schema if pa.types.is_dictionary(f.type)]
         self._is_text = [pa.types.is_dictionary(f.type) for f in schema]
@@ -275,6 +276,7 @@ class CsvWriter:
     """CSV with a header row; nulls are empty fields, booleans `true`/`false`."""
 
     extension = ".csv"
+    arrow_file = False
 
     def __init__(self, out: BinaryIO, schema: pa.Schema):
         self._writer = pcsv.CSVWriter(
@@ -294,6 +296,7 @@ class JsonlWriter:
     """One JSON object per line; null fields are left out, RAW_JSON columns are embedded as is."""
 
     extension = ".jsonl"
+    arrow_file = False
 
     def __init__(self, out: BinaryIO, schema: pa.Schema):
         self._out = out
