@@ -10,16 +10,9 @@ import pytest
 import requests
 
 from headless_chromium import CHROMIUM, SKIP_REASON, dump_dom
-from helpers.collector import wait_for_figures
+from helpers.collector import KAVA_BEACON_URL, LEGACY_BEACON_URL, wait_for_figures
 
-LEGACY = (
-    "/api_v3/index.php?service=stats&action=collect&format=1&event:eventType={t}&event:partnerId=1"
-    "&event:entryId=0_x&event:sessionId=s{i}"
-)
-KAVA = (
-    "/api_v3/index.php?service=analytics&action=trackEvent&eventType={t}&partnerId=1&entryId=1_x"
-    "&sessionId=a:b&eventIndex={i}"
-)
+LEGACY, KAVA = LEGACY_BEACON_URL, KAVA_BEACON_URL
 
 
 class _Tables(HTMLParser):

@@ -13,7 +13,6 @@ import math
 import re
 import subprocess
 import time
-import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import orjson
 import pytest
 
 from headless_chromium import CHROMIUM, SKIP_REASON, dump_dom
-from helpers.load import locust_cli
+from helpers.load import locust_cli, web_get
 from sim.cli.demo import free_port, start_collector, stop_process
 from sim.load.plan import add_arguments, prepare_inputs
 from sim.load.viewers import ViewerHistory
@@ -35,11 +34,6 @@ SHAPE = """stages:
   - steady: {for: 7s}
 graceful_stop: 1s
 """
-
-
-def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read()
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +77,7 @@ def run(tmp_path_factory):
         while time.time() < deadline and locust.poll() is None:
             time.sleep(0.5)
             try:
-                table = orjson.loads(get(base + "/player-sim/viewers"))
+                table = orjson.loads(web_get(base + "/player-sim/viewers"))
             except OSError:
                 continue  # the web UI is not up yet
             if table["stage"]:

@@ -6,24 +6,18 @@ from __future__ import annotations
 
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import orjson
 import pytest
 
 from helpers import ROOT
-from helpers.load import locust_cli
+from helpers.load import locust_cli, web_get
 from sim.cli.demo import free_port, start_collector, stop_process
 from sim.load.viewers import viewer_table
 
 RATE = 20.0  # sessions per second asked of the open model
 SCENARIOS = {"typical-vod", "short-clip", "long-form-ads"}  # the default mix
-
-
-def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.read()
 
 
 pytestmark = pytest.mark.usefixtures("compiled_policies")
@@ -71,14 +65,14 @@ def watch_run(tmp: Path, *, protocol: str, processes: int, seconds: float = 180,
         while time.time() < deadline and locust.poll() is None:
             time.sleep(0.5)
             try:
-                table = orjson.loads(get(base + "/player-sim/viewers"))
+                table = orjson.loads(web_get(base + "/player-sim/viewers"))
             except OSError:
                 continue  # the web UI is not up yet
             if table["elapsed_s"] >= watch_until and table["processes"] == processes:
                 seen = {
                     "table": table,
-                    "stats": orjson.loads(get(base + "/stats/requests")),
-                    "page": get(base + "/").decode(),
+                    "stats": orjson.loads(web_get(base + "/stats/requests")),
+                    "page": web_get(base + "/").decode(),
                 }
                 break
     finally:

@@ -40,6 +40,17 @@ class RunningCollector:
             con.close()
 
 
+# Minimal GET beacons of each protocol, to send to a collector: `.format(t=eventType, i=a distinct number)`.
+LEGACY_BEACON_URL = (
+    "/api_v3/index.php?service=stats&action=collect&format=1&event:eventType={t}&event:partnerId=1"
+    "&event:entryId=0_x&event:sessionId=s{i}"
+)
+KAVA_BEACON_URL = (
+    "/api_v3/index.php?service=analytics&action=trackEvent&eventType={t}&partnerId=1&entryId=1_x"
+    "&sessionId=a:b&eventIndex={i}"
+)
+
+
 def collector_command(*args: str) -> list[str]:
     return [sys.executable, "-c", "from sim.cli import main; main()", "collector", *args]
 

@@ -20,6 +20,14 @@ def locust_cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args]
 
 
+def web_get(url: str) -> bytes:
+    """The body of a page or JSON of Locust's web UI."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
 def run_load(
     tmp_path: Path,
     host: str,
