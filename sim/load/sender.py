@@ -503,18 +503,7 @@ class Sender:
         attempt = 0
         if error is not None:  # the browser never sends the beacon itself
             attempt = self.retries + 1
-            if self.events is not None:
-                self.events.request.fire(
-                    request_type=req.method,
-                    name=out.label,
-                    response_time=0.0,
-                    response_length=0,
-                    response=None,
-                    context={},
-                    exception=SendFailed(error),
-                    start_time=time.time(),
-                    url=req.url,
-                )
+            self._report(req.method, out.label, req.url, time.time(), 0.0, 0, error)
         while attempt <= self.retries:
             attempt += 1
             line = self.run_prefix and self.run_prefix + b"%d:%d\r\n" % (seq, attempt)
@@ -557,18 +546,7 @@ class Sender:
             except (gevent.Timeout, Exception) as exc:  # every wire fault is a counted failure
                 error = failure_kind(exc)
             elapsed_ms = (time.perf_counter() - t0) * 1000.0
-            if self.events is not None:
-                self.events.request.fire(
-                    request_type=req.method,
-                    name=out.label,
-                    response_time=elapsed_ms,
-                    response_length=len(answer),
-                    response=None,
-                    context={},
-                    exception=SendFailed(error) if error else None,
-                    start_time=begin,
-                    url=req.url,
-                )
+            self._report(req.method, out.label, req.url, begin, elapsed_ms, len(answer), error)
             if error is None:
                 break
         self.sent += 1
@@ -601,24 +579,30 @@ class Sender:
         except (gevent.Timeout, Exception) as exc:
             error = failure_kind(exc)
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
-        if self.events is not None:
-            self.events.request.fire(
-                request_type="OPTIONS",
-                name=f"{out.protocol} preflight",
-                response_time=elapsed_ms,
-                response_length=len(answer),
-                response=None,
-                context={},
-                exception=SendFailed(error) if error else None,
-                start_time=begin,
-                url=req.url,
-            )
+        self._report("OPTIONS", f"{out.protocol} preflight", req.url, begin, elapsed_ms, len(answer), error)
         self.preflights += 1
         if error is not None:
             self.preflights_failed += 1
             return f"CORS preflight: {error}"
         queue.on_preflight(out, _header_value(conn.head, b"access-control-max-age"))
         return None
+
+    def _report(
+        self, method: str, name: str, url: str, began: float, elapsed_ms: float, length: int, error: str | None
+    ) -> None:
+        """One request in Locust's statistics (a row per name), failed when `error` says why."""
+        if self.events is not None:
+            self.events.request.fire(
+                request_type=method,
+                name=name,
+                response_time=elapsed_ms,
+                response_length=length,
+                response=None,
+                context={},
+                exception=SendFailed(error) if error else None,
+                start_time=began,
+                url=url,
+            )
 
     def stop(self) -> None:
         if not self.stopped:
