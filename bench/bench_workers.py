@@ -329,16 +329,37 @@ def main() -> None:
     )
     if args.memory:
         print("peak RSS of the largest process of a run (parquet):")
-        for sessions in (int(x) for x in args.memory.split(",")):
+        sizes = [int(x) for x in args.memory.split(",")]
+        peaks = {}
+        for sessions in sizes:
             for workers in (1, 2):
-                beacons, mib = peak_rss(sessions, workers)
-                print(f"  {sessions:>12,} sessions {beacons:>13,} beacons  --workers {workers}  {mib:8.0f} MiB")
+                beacons, peaks[sessions, workers] = peak_rss(sessions, workers)
+                print(
+                    f"  {sessions:>12,} sessions {beacons:>13,} beacons  --workers {workers}  "
+                    f"{peaks[sessions, workers]:8.0f} MiB"
+                )
+        print_growth(peaks, sizes, lambda n: f"{n:,} sessions")
     if args.memory_days:
         print("peak RSS of the largest process of a run (parquet), the scenario's sessions a day:")
-        for days in (float(x) for x in args.memory_days.split(",")):
+        lengths = [float(x) for x in args.memory_days.split(",")]
+        peaks = {}
+        for days in lengths:
             for workers in (1, 2):
-                beacons, mib = peak_rss(0, workers, days)
-                print(f"  {days:>8g} days {beacons:>13,} beacons  --workers {workers}  {mib:8.0f} MiB")
+                beacons, peaks[days, workers] = peak_rss(0, workers, days)
+                print(f"  {days:>8g} days {beacons:>13,} beacons  --workers {workers}  {peaks[days, workers]:8.0f} MiB")
+        print_growth(peaks, lengths, lambda d: f"{d:g} days")
+
+
+def print_growth(peaks: dict, sizes: list, name) -> None:
+    """The largest run's peak RSS over the smallest's, per worker count (flat: 1.0x)."""
+    if len(sizes) < 2:
+        return
+    small, large = min(sizes), max(sizes)
+    for workers in (1, 2):
+        print(
+            f"peak RSS, {name(large)} over {name(small)}, --workers {workers}: "
+            f"{peaks[large, workers] / peaks[small, workers]:.2f}x (target: flat, 1.0x)"
+        )
 
 
 if __name__ == "__main__":
