@@ -256,6 +256,16 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def fair_share_ceiling(others: float, cores: int) -> float:
+    """The most `--workers 2` can gain over `--workers 1` in wall time while `others` processes
+    (the load average before the runs) keep running: shared fairly, one process gets
+    min(1, cores / (1 + others)) cores and two get min(2, 2 cores / (2 + others)). One busy
+    process beside the run on 2 cores leaves 4/3 to 1: 1.33x, whatever the run does."""
+    one = min(1.0, cores / (1.0 + others))
+    two = min(2.0, 2.0 * cores / (2.0 + others))
+    return two / one
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=1_000_000)
@@ -274,6 +284,7 @@ def main() -> None:
 
     from bench_beacons import plain_loop
 
+    others = os.getloadavg()[0]
     print(f"load average before: {load_average()} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -311,6 +322,10 @@ def main() -> None:
     print(
         f"--workers 2 over --workers 1, wall: {one['wall'] / two['wall']:.2f}x (target 1.6x; "
         f"load average {load_average()})"
+    )
+    print(
+        f"  at most {fair_share_ceiling(others, os.cpu_count() or 1):.2f}x while the load of before the runs "
+        f"({others:.2f}) goes on: the wall ratio needs the machine to itself"
     )
     print_paths(one, two)
     if big is not None:

@@ -549,3 +549,18 @@ def test_every_process_of_a_run_writes_its_steps_to_the_timeline(mix, tmp_path, 
     joins = [e for e in events if e["what"] == "join"]
     assert [e["part"] for e in joins] == sorted(parts) and {e["pid"] for e in joins} == {os.getpid()}
     assert all(e["end"] >= e["start"] and e["cpu"] >= 0 for e in events)
+    # Each line carries its process's peak RSS so far: never falling within a process.
+    for pid in {e["pid"] for e in events}:
+        peaks = [e["rss"] for e in events if e["pid"] == pid]
+        assert peaks[0] > 0 and peaks == sorted(peaks)
+
+
+def test_the_fair_share_ceiling_of_two_workers_beside_other_busy_processes():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_workers import fair_share_ceiling
+
+    assert fair_share_ceiling(0.0, 2) == pytest.approx(2.0)
+    # One busy process on 2 cores: one worker still gets a core, two get 4/3 of one.
+    assert fair_share_ceiling(1.0, 2) == pytest.approx(4 / 3)
+    assert fair_share_ceiling(0.5, 2) == pytest.approx(1.6)
+    assert fair_share_ceiling(1.0, 8) == pytest.approx(2.0)
