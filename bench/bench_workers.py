@@ -324,8 +324,8 @@ def main() -> None:
         f"load average {load_average()})"
     )
     print(
-        f"  at most {fair_share_ceiling(others, os.cpu_count() or 1):.2f}x while the load of before the runs "
-        f"({others:.2f}) goes on: the wall ratio needs the machine to itself"
+        f"  fair sharing with the load seen before the runs ({others:.2f}) on both of them caps it at "
+        f"{fair_share_ceiling(others, os.cpu_count() or 1):.2f}x: a quiet-machine figure needs a load near 0"
     )
     print_paths(one, two)
     if big is not None:
