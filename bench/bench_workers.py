@@ -23,7 +23,9 @@ prints ratios against a baseline measured in the same run:
 - with --memory-days, the peak RSS of the largest process of runs of growing length at the
   scenario's rate, one and two workers: flat means memory does not grow with the run. With
   --memory (sessions in the scenario's days) the rate grows too, and with it the rows of long
-  sessions that wait for later parts (the carry), as the pending rows of one stream did.
+  sessions still sending (the merge's pending rows, the carry between parts) and the size of
+  chunks and parts (partitions group whole quarter hours, so their sizes swing with the rate).
+  Each prints the largest run's peak over the smallest's (target: flat).
 """
 
 from __future__ import annotations
