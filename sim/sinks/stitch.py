@@ -250,7 +250,7 @@ class ParquetJoiner:
                 encoded = bytearray()
                 _write(encoded, _STRUCT, group)
                 self.groups.append(_Encoded(encoded))
-            piece_groups[2] = (_STRUCT, [])  # the first piece's footer stays as the base: without them
+            piece_groups[2] = (_STRUCT, [])  # parsed entries dropped (the first piece's footer stays as the base)
             self.rows += _field(meta, _META_NUM_ROWS)[2]
             self.written += _copy_range(f, self.out, len(MAGIC), footer_at - len(MAGIC))
 
