@@ -23,7 +23,9 @@ prints ratios against a baseline measured in the same run:
 - with --memory-days, the peak RSS of the largest process of runs of growing length at the
   scenario's rate, one and two workers: flat means memory does not grow with the run. With
   --memory (sessions in the scenario's days) the rate grows too, and with it the rows of long
-  sessions that wait for later parts (the carry), as the pending rows of one stream did.
+  sessions still sending (the merge's pending rows, the carry between parts) and the size of
+  chunks and parts (partitions group whole quarter hours, so their sizes swing with the rate).
+  Each prints the largest run's peak over the smallest's (target: flat).
 """
 
 from __future__ import annotations
@@ -256,6 +258,16 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def fair_share_ceiling(others: float, cores: int) -> float:
+    """The most `--workers 2` can gain over `--workers 1` in wall time while `others` processes
+    (the load average before the runs) keep running: shared fairly, one process gets
+    min(1, cores / (1 + others)) cores and two get min(2, 2 cores / (2 + others)). One busy
+    process beside the run on 2 cores leaves 4/3 to 1: 1.33x, whatever the run does."""
+    one = min(1.0, cores / (1.0 + others))
+    two = min(2.0, 2.0 * cores / (2.0 + others))
+    return two / one
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=1_000_000)
@@ -274,6 +286,7 @@ def main() -> None:
 
     from bench_beacons import plain_loop
 
+    others = os.getloadavg()[0]
     print(f"load average before: {load_average()} ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -312,6 +325,10 @@ def main() -> None:
         f"--workers 2 over --workers 1, wall: {one['wall'] / two['wall']:.2f}x (target 1.6x; "
         f"load average {load_average()})"
     )
+    print(
+        f"  fair sharing with the load seen before the runs ({others:.2f}) on both of them caps it at "
+        f"{fair_share_ceiling(others, os.cpu_count() or 1):.2f}x: a quiet-machine figure needs a load near 0"
+    )
     print_paths(one, two)
     if big is not None:
         print(
@@ -329,16 +346,37 @@ def main() -> None:
     )
     if args.memory:
         print("peak RSS of the largest process of a run (parquet):")
-        for sessions in (int(x) for x in args.memory.split(",")):
+        sizes = [int(x) for x in args.memory.split(",")]
+        peaks = {}
+        for sessions in sizes:
             for workers in (1, 2):
-                beacons, mib = peak_rss(sessions, workers)
-                print(f"  {sessions:>12,} sessions {beacons:>13,} beacons  --workers {workers}  {mib:8.0f} MiB")
+                beacons, peaks[sessions, workers] = peak_rss(sessions, workers)
+                print(
+                    f"  {sessions:>12,} sessions {beacons:>13,} beacons  --workers {workers}  "
+                    f"{peaks[sessions, workers]:8.0f} MiB"
+                )
+        print_growth(peaks, sizes, lambda n: f"{n:,} sessions")
     if args.memory_days:
         print("peak RSS of the largest process of a run (parquet), the scenario's sessions a day:")
-        for days in (float(x) for x in args.memory_days.split(",")):
+        lengths = [float(x) for x in args.memory_days.split(",")]
+        peaks = {}
+        for days in lengths:
             for workers in (1, 2):
-                beacons, mib = peak_rss(0, workers, days)
-                print(f"  {days:>8g} days {beacons:>13,} beacons  --workers {workers}  {mib:8.0f} MiB")
+                beacons, peaks[days, workers] = peak_rss(0, workers, days)
+                print(f"  {days:>8g} days {beacons:>13,} beacons  --workers {workers}  {peaks[days, workers]:8.0f} MiB")
+        print_growth(peaks, lengths, lambda d: f"{d:g} days")
+
+
+def print_growth(peaks: dict, sizes: list, name) -> None:
+    """The largest run's peak RSS over the smallest's, per worker count (flat: 1.0x)."""
+    if len(sizes) < 2:
+        return
+    small, large = min(sizes), max(sizes)
+    for workers in (1, 2):
+        print(
+            f"peak RSS, {name(large)} over {name(small)}, --workers {workers}: "
+            f"{peaks[large, workers] / peaks[small, workers]:.2f}x (target: flat, 1.0x)"
+        )
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ def record(what: str, start: float, cpu: float, part: int | None = None, faults:
                 "end": time.time(),
                 "cpu": cpu,
                 "faults": faults,
+                "rss": _peak_rss_mib(),
             }
         )
         with open(path, "a") as f:  # one short write: lines of several processes do not mix
@@ -76,6 +77,15 @@ def record_start_up() -> None:
     time the caller put in $PLAYER_SIM_T0 (epoch s), with all the CPU used so far."""
     if os.environ.get(TIMELINE_ENV):
         record("start-up", float(os.environ.get("PLAYER_SIM_T0", time.time())), time.process_time(), None, _faults())
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory so far, MiB (0 where unknown)."""
+    try:
+        import resource
+    except ImportError:  # not Unix
+        return 0.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _faults() -> int:
@@ -329,7 +339,11 @@ def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = No
                     state.builder = EventsBuilder.for_chunks(beacons)
                 parts = _rows(chunk, beacons, spec.fmt, state.builder, spec.encoding)
             watermark = max(float(chunk.sessions["start"].min()), start) if chunk.n_sessions else start
-            result.sessions += chunk.n_sessions
+            n_sessions = chunk.n_sessions
+            result.sessions += n_sessions
+            # The chunk's session and beacon columns are not needed past its rows: let them go
+            # now, not when the next chunk is already drawn beside them (the peak of a part).
+            del chunk, beacons
             with span("merge", j):
                 if not have_carry:
                     carry = read_carry(spec.workdir, j, wait=False)
@@ -343,7 +357,8 @@ def make_part(spec: RunSpec, j: int, on_chunk: Callable[[int], None] | None = No
                 with span("write", j):
                     write_window()
             if on_chunk is not None:
-                on_chunk(chunk.n_sessions)
+                on_chunk(n_sessions)
+            del parts
         if not have_carry:
             with span("carry wait", j):
                 carry = read_carry(spec.workdir, j, wait=True)

@@ -150,6 +150,30 @@ def test_parquet_pieces_join_into_one_file_with_every_row_group(tmp_path):
     ]
 
 
+def test_the_joiner_keeps_each_row_group_of_a_long_run_in_about_its_footer_bytes(tmp_path):
+    """A long run joins thousands of row groups: held parsed, each entry took ~40x its bytes."""
+    import tracemalloc
+
+    from sim.sinks.stitch import ParquetJoiner
+
+    wide = pa.table({f"c{i}": pa.array(range(1000)) for i in range(52)})
+    pq.write_table(wide, tmp_path / "piece", row_group_size=250)
+    footer = pq.ParquetFile(tmp_path / "piece").metadata.serialized_size
+    with open(tmp_path / "joined", "wb") as f:
+        joiner = ParquetJoiner(f)
+        joiner.add(tmp_path / "piece")
+        tracemalloc.start()
+        try:
+            for _ in range(20):
+                joiner.add(tmp_path / "piece")
+            held = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        joiner.close()
+    assert held < 20 * footer * 2
+    assert pq.read_table(tmp_path / "joined").equals(pa.concat_tables([wide] * 21))
+
+
 def _parquet_piece(path: Path, j: int, n: int, schema: pa.Schema) -> None:
     with open(path, "wb") as f:
         writer = ParquetWriter(f, schema)
@@ -549,3 +573,18 @@ def test_every_process_of_a_run_writes_its_steps_to_the_timeline(mix, tmp_path, 
     joins = [e for e in events if e["what"] == "join"]
     assert [e["part"] for e in joins] == sorted(parts) and {e["pid"] for e in joins} == {os.getpid()}
     assert all(e["end"] >= e["start"] and e["cpu"] >= 0 for e in events)
+    # Each line carries its process's peak RSS so far: never falling within a process.
+    for pid in {e["pid"] for e in events}:
+        peaks = [e["rss"] for e in events if e["pid"] == pid]
+        assert peaks[0] > 0 and peaks == sorted(peaks)
+
+
+def test_the_fair_share_ceiling_of_two_workers_beside_other_busy_processes():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_workers import fair_share_ceiling
+
+    assert fair_share_ceiling(0.0, 2) == pytest.approx(2.0)
+    # One busy process on 2 cores: one worker still gets a core, two get 4/3 of one.
+    assert fair_share_ceiling(1.0, 2) == pytest.approx(4 / 3)
+    assert fair_share_ceiling(0.5, 2) == pytest.approx(1.6)
+    assert fair_share_ceiling(1.0, 8) == pytest.approx(2.0)
