@@ -1,0 +1,56 @@
+"""Large per-chunk arrays handed out again once nothing holds them any more.
+
+Fresh memory of a chunk's size (tens of MB) costs a page fault per 4 KiB page, and the kernel
+zeroes each page first: for a KAVA chunk that costs more than the code filling the array. A
+`Recycler` keeps the arrays it handed out and gives one back again when the only reference left
+is its own: numpy views, and Arrow arrays made over them without a copy (`pa.py_buffer`,
+`pa.array`), all hold a reference to the array they point into, so an array the send-order merge
+or a writer still holds is never reused; a new one is made instead.
+
+    recycler = Recycler()
+    out = recycler.take((21, rows), np.float64)   # C-contiguous, contents undefined
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import numpy as np
+
+# Owners kept per dtype: the rows of the chunk being made, of the previous one still held by
+# the merge or the writer, and of one more.
+KEEP = 3
+# Room made for later, larger chunks (sizes vary a little from chunk to chunk).
+HEADROOM = 1.25
+
+
+class Recycler:
+    """Arrays of any shape over flat owner buffers, each reused once nothing else refers to it.
+    Per thread: a buffer is never handed to two threads."""
+
+    def __init__(self, keep: int = KEEP):
+        self._keep = keep
+        self._local = threading.local()
+
+    def _owners(self, dtype: np.dtype) -> list[np.ndarray]:
+        pools = getattr(self._local, "pools", None)
+        if pools is None:
+            pools = self._local.pools = {}
+        return pools.setdefault(dtype, [])
+
+    def take(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """An uninitialised C-contiguous array of `shape`, over an owner nothing else holds."""
+        dtype = np.dtype(dtype)
+        size = int(np.prod(shape))
+        owners = self._owners(dtype)
+        # getrefcount(owners[i]) counts the list's reference and its own argument: 2 means free
+        for i in range(len(owners)):
+            if owners[i].size >= size and sys.getrefcount(owners[i]) == 2:
+                return owners[i][:size].reshape(shape)
+        # None free and large enough: forget free ones (too small), keep the newest others.
+        busy = [owners[i] for i in range(len(owners)) if sys.getrefcount(owners[i]) > 2]
+        owners[:] = busy[max(0, len(busy) - self._keep + 1) :]
+        owner = np.empty(max(size, int(size * HEADROOM)), dtype)
+        owners.append(owner)
+        return owner[:size].reshape(shape)
