@@ -566,3 +566,25 @@ def test_a_chunk_with_more_beacons_than_the_kernels_rows_runs_it_again(monkeypat
     calls.clear()
     _assert_same_columns(beacons(chunk), expected)  # now the rows are large enough: one run
     assert len(calls) == 1
+
+
+def test_events_rows_still_held_keep_their_values_while_later_chunks_reuse_memory():
+    """The events builder gathers per-session values (the truth columns) into arrays reused from
+    chunk to chunk once nothing holds them: a table still held keeps its values."""
+    from sim.sinks import EventsBuilder
+
+    first_chunk, other_chunk = _model_chunk(Scenario(), seed=34), _model_chunk(Scenario(), seed=35, sessions=1000)
+    first = beacons(first_chunk, in_send_order=True)
+    builder = EventsBuilder.for_chunks([first])
+    held = builder.table(first, first_chunk)
+    expected = {
+        name: np.array(held.column(name).to_numpy(zero_copy_only=False))
+        for name in held.column_names
+        if name.startswith("truth_")
+    }
+    assert len(expected) > 15
+    for _ in range(3):
+        other = beacons(other_chunk, in_send_order=True)
+        builder.table(other, other_chunk)
+        for name, values in expected.items():
+            np.testing.assert_array_equal(held.column(name).to_numpy(zero_copy_only=False), values, err_msg=name)
