@@ -24,6 +24,8 @@ import numpy as np
 KEEP = 3
 # Room made for later, larger chunks (sizes vary a little from chunk to chunk).
 HEADROOM = 1.25
+# numpy's threshold for asking the kernel for huge pages (numpy/_core/src/multiarray/alloc.c)
+HUGE_PAGES_FROM = 4 << 20
 
 
 class Recycler:
@@ -58,11 +60,15 @@ class Recycler:
 
 
 def _small_pages(size: int, dtype: np.dtype) -> np.ndarray:
-    """An array of `size` in memory of its own, on 4 KiB pages. numpy asks for transparent huge
-    pages for arrays this large; the kernel then zeroes, and often first compacts memory for,
+    """An array of `size` on 4 KiB pages. numpy asks for transparent huge pages for arrays of
+    HUGE_PAGES_FROM bytes or more; the kernel then zeroes, and often first compacts memory for,
     2 MiB at a fault, which cost more system time in a run than all the 4 KiB faults of these
-    arrays (they are touched once, then reused)."""
-    memory = mmap.mmap(-1, max(size * dtype.itemsize, 1))
+    arrays (they are touched once, then reused). Smaller ones come from malloc, which reuses
+    freed memory without a fault."""
+    nbytes = size * dtype.itemsize
+    if nbytes < HUGE_PAGES_FROM:
+        return np.empty(size, dtype)
+    memory = mmap.mmap(-1, nbytes)
     if hasattr(mmap, "MADV_NOHUGEPAGE"):  # Linux
         memory.madvise(mmap.MADV_NOHUGEPAGE)
     return np.frombuffer(memory, dtype, size)
