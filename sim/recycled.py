@@ -54,12 +54,12 @@ class Recycler:
         # None free and large enough: forget free ones (too small), keep the newest others.
         busy = [owners[i] for i in range(len(owners)) if sys.getrefcount(owners[i]) > 2]
         owners[:] = busy[max(0, len(busy) - self._keep + 1) :]
-        owner = _small_pages(max(size, int(size * HEADROOM)), dtype)
+        owner = small_pages(max(size, int(size * HEADROOM)), dtype)
         owners.append(owner)
         return owner[:size].reshape(shape)
 
 
-def _small_pages(size: int, dtype: np.dtype) -> np.ndarray:
+def small_pages(size: int, dtype: np.dtype) -> np.ndarray:
     """An array of `size` on 4 KiB pages. numpy asks for transparent huge pages for arrays of
     HUGE_PAGES_FROM bytes or more; the kernel then zeroes, and often first compacts memory for,
     2 MiB at a fault, which cost more system time in a run than all the 4 KiB faults of these

@@ -66,7 +66,7 @@ from numba import njit
 from sim.player.timeline import Action, SessionChunk
 from sim.protocols.beacons import AsciiStrings, BeaconChunk, Strings
 from sim.protocols.session_ids import guid_pool, random_id_bytes
-from sim.recycled import Recycler
+from sim.recycled import Recycler, small_pages
 
 NOT_SENT = -1
 API_VERSION = "3.3.0"
@@ -1123,7 +1123,10 @@ def _scratch(rows: int) -> tuple[np.ndarray, np.ndarray]:
     have = getattr(_SCRATCH, "rows", None)
     if have is None or have[0].shape[0] < rows:
         size = max(rows, int(rows * 1.25))
-        have = _SCRATCH.rows = (np.empty((size, N_INT), np.int32), np.empty((size, N_FLOAT), np.float64))
+        have = _SCRATCH.rows = (
+            small_pages(size * N_INT, np.dtype(np.int32)).reshape(size, N_INT),
+            small_pages(size * N_FLOAT, np.dtype(np.float64)).reshape(size, N_FLOAT),
+        )
     return have
 
 
