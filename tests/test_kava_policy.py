@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from kava_timelines import START, Timeline, random_timelines, session_chunk
@@ -35,10 +36,10 @@ def of_type(rows, etype):
     return [(t, f) for t, f in rows if f["eventType"] == etype]
 
 
-def _model_chunk(scenario: Scenario, seed: int):
+def _model_chunk(scenario: Scenario, seed: int, sessions: int = 1500):
     from sim.player.model import generate_sessions
 
-    return next(generate_sessions(scenario, seed=seed, sessions=1500, days=1))
+    return next(generate_sessions(scenario, seed=seed, sessions=sessions, days=1))
 
 
 ADS_SCENARIO = {
@@ -512,3 +513,78 @@ def test_rows_in_send_order_are_the_grouped_rows_in_the_pipelines_send_order(gen
             assert list(got.pool) == list(col.pool), name
         else:
             np.testing.assert_array_equal(got, np.asarray(col)[rows], err_msg=name)
+
+
+def _columns_copy(out) -> dict:
+    from sim.protocols.beacons import Strings
+
+    got = {name: np.array(col.codes if isinstance(col, Strings) else col) for name, col in out.columns.items()}
+    got["send_t"], got["session"] = np.array(out.send_t), np.array(out.session)
+    return got
+
+
+def _assert_same_columns(out, expected: dict) -> None:
+    got = _columns_copy(out)
+    assert got.keys() == expected.keys()
+    for name, values in expected.items():
+        np.testing.assert_array_equal(got[name], values, err_msg=name)
+
+
+def test_columns_still_held_keep_their_values_while_later_chunks_reuse_memory():
+    """The float columns come out of arrays reused from chunk to chunk once nothing holds
+    them: results still held (as the send-order merge and the writers hold them) must not
+    change under later chunks, and a chunk made again gives the same rows."""
+    # the other chunk is smaller: its columns fit in the first one's arrays
+    first_chunk, other_chunk = _model_chunk(Scenario(), seed=31), _model_chunk(Scenario(), seed=32, sessions=1000)
+    held = beacons(first_chunk, in_send_order=True)
+    expected = _columns_copy(held)
+    arrow_position = pa.array(held.columns["position"])  # an Arrow array made over a column, no copy
+    for _ in range(3):
+        beacons(other_chunk, in_send_order=True)
+        _assert_same_columns(held, expected)
+    _assert_same_columns(beacons(first_chunk, in_send_order=True), expected)
+    np.testing.assert_array_equal(arrow_position.to_numpy(zero_copy_only=False), expected["position"])
+
+
+def test_a_chunk_with_more_beacons_than_the_kernels_rows_runs_it_again(monkeypatch):
+    """The kernel writes into rows sized from the previous chunk; a chunk that sends more
+    (here: room for 0.5 beacons an action, far too few) is run again with enough rows and
+    gives the same beacons as one that fit."""
+    import threading
+
+    import sim.protocols.kava.policy as policy
+
+    chunk = _model_chunk(Scenario(), seed=33)
+    expected = _columns_copy(beacons(chunk))
+    monkeypatch.setattr(policy, "_SCRATCH", threading.local())
+    monkeypatch.setattr(policy, "BEACONS_PER_ACTION", 0.5)
+    calls = []
+    run = policy._run
+    monkeypatch.setattr(policy, "_run", lambda *a: calls.append(a[-3].shape[0]) or run(*a))
+    _assert_same_columns(beacons(chunk), expected)
+    assert len(calls) == 2 and calls[0] < calls[1]
+    calls.clear()
+    _assert_same_columns(beacons(chunk), expected)  # now the rows are large enough: one run
+    assert len(calls) == 1
+
+
+def test_events_rows_still_held_keep_their_values_while_later_chunks_reuse_memory():
+    """The events builder gathers per-session values (the truth columns) into arrays reused from
+    chunk to chunk once nothing holds them: a table still held keeps its values."""
+    from sim.sinks import EventsBuilder
+
+    first_chunk, other_chunk = _model_chunk(Scenario(), seed=34), _model_chunk(Scenario(), seed=35, sessions=1000)
+    first = beacons(first_chunk, in_send_order=True)
+    builder = EventsBuilder.for_chunks([first])
+    held = builder.table(first, first_chunk)
+    expected = {
+        name: np.array(held.column(name).to_numpy(zero_copy_only=False))
+        for name in held.column_names
+        if name.startswith("truth_")
+    }
+    assert len(expected) > 15
+    for _ in range(3):
+        other = beacons(other_chunk, in_send_order=True)
+        builder.table(other, other_chunk)
+        for name, values in expected.items():
+            np.testing.assert_array_equal(held.column(name).to_numpy(zero_copy_only=False), values, err_msg=name)

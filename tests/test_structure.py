@@ -20,7 +20,8 @@ EXPECTED_LONG: set[str] = set()  # "path:function" of a function allowed over th
 
 # The pipeline of DESIGN.md, earliest first: a part imports only parts of its own rank or earlier ones.
 PIPELINE = [
-    {"atomic", "tables"},  # shared foundations: the atomic-write helper, the events-table and ledger schemas
+    # shared foundations: the atomic-write helper, the events-table and ledger schemas, reused chunk arrays
+    {"atomic", "tables", "recycled"},
     {"scenario"},
     {"geo", "population"},
     {"player"},

@@ -25,6 +25,7 @@ from numba import njit
 from sim.player.timeline import Device, Outcome, SessionChunk
 from sim.player.truth import TRUTH_SESSION_COLUMNS
 from sim.protocols.beacons import AsciiStrings, BeaconChunk, Strings
+from sim.recycled import Recycler
 from sim.tables.events import (
     ALWAYS_SET,
     BIGINT,
@@ -243,27 +244,27 @@ class EventsBuilder:
         sc, pools = sessions.sessions, sessions.population.pools
         # Request context the policy did not supply comes from the session's identity.
         if "user_agent" not in cols:
-            cols["user_agent"] = self._coded(sc["user_agent"][s], pools.user_agents)
+            cols["user_agent"] = self._coded(_per_row(sc["user_agent"], s, np.int32), pools.user_agents)
         if "client_ip" not in cols:
-            cols["client_ip"] = self._coded(sc["ip"][s], pools.ips)
+            cols["client_ip"] = self._coded(_per_row(sc["ip"], s, np.int32), pools.ips)
         if "page_url" not in cols:
-            cols["page_url"] = self._coded(sc["referrer"][s], pools.referrers)
-        cols["truth_scenario"] = self._coded(sc["scenario"][s], _names(sessions.scenario_names))
-        cols["truth_session_seq"] = pa.array(sc["session_seq"][s])
-        cols["truth_viewer"] = pa.array(sc["viewer"][s])
-        cols["truth_returning"] = pa.array(sc["returning"][s])
-        cols["truth_device"] = self._coded(sc["device"][s], _names(DEVICE_NAMES))
-        cols["truth_os"] = self._coded(sc["os"][s], _names(pools.os_names))
-        cols["truth_browser"] = self._coded(sc["browser"][s], _names(pools.browser_names))
-        cols["truth_country"] = self._coded(sc["country"][s], _names(pools.country_codes))
-        cols["truth_autoplay"] = pa.array(sc["autoplay"][s])
-        cols["truth_intended_fraction"] = pa.array(sc["intended_fraction"][s].astype(np.float64))
-        cols["truth_impaired"] = pa.array(sc["impaired"][s])
-        cols["truth_outcome"] = self._coded(sc["outcome"][s], _names(OUTCOME_NAMES))
-        cols["truth_entry_duration"] = pa.array(sc["duration"][s].astype(np.float64))
-        cols["truth_live"] = pa.array(sc["live"][s])
+            cols["page_url"] = self._coded(_per_row(sc["referrer"], s, np.int32), pools.referrers)
+        cols["truth_scenario"] = self._coded(_per_row(sc["scenario"], s, np.int32), _names(sessions.scenario_names))
+        cols["truth_session_seq"] = pa.array(_per_row(sc["session_seq"], s))
+        cols["truth_viewer"] = pa.array(_per_row(sc["viewer"], s))
+        cols["truth_returning"] = pa.array(_per_row(sc["returning"], s))
+        cols["truth_device"] = self._coded(_per_row(sc["device"], s, np.int32), _names(DEVICE_NAMES))
+        cols["truth_os"] = self._coded(_per_row(sc["os"], s, np.int32), _names(pools.os_names))
+        cols["truth_browser"] = self._coded(_per_row(sc["browser"], s, np.int32), _names(pools.browser_names))
+        cols["truth_country"] = self._coded(_per_row(sc["country"], s, np.int32), _names(pools.country_codes))
+        cols["truth_autoplay"] = pa.array(_per_row(sc["autoplay"], s))
+        cols["truth_intended_fraction"] = pa.array(_per_row(sc["intended_fraction"], s, np.float64))
+        cols["truth_impaired"] = pa.array(_per_row(sc["impaired"], s))
+        cols["truth_outcome"] = self._coded(_per_row(sc["outcome"], s, np.int32), _names(OUTCOME_NAMES))
+        cols["truth_entry_duration"] = pa.array(_per_row(sc["duration"], s, np.float64))
+        cols["truth_live"] = pa.array(_per_row(sc["live"], s))
         for name in TRUTH_SESSION_COLUMNS:
-            cols[f"truth_{name}"] = pa.array(sc[name][s])
+            cols[f"truth_{name}"] = pa.array(_per_row(sc[name], s))
 
         # Only the columns this protocol sends: a column of nulls costs nothing to leave out here
         # and the sink fills it in (`conform`), so merging and sorting move less data.
@@ -282,6 +283,17 @@ class EventsBuilder:
             fields.append(field)
             arrays.append(arr)
         return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+# Per-row copies of per-session values (the truth columns): fresh memory of a chunk's rows for
+# each costs a page fault per 4 KiB; Arrow arrays made over them hold them until the rows are written.
+_PER_ROW = Recycler(keep=64)
+
+
+def _per_row(values: np.ndarray, rows: np.ndarray, dtype=None) -> np.ndarray:
+    """values[rows] (as `dtype`), in an array reused from earlier chunks once nothing holds it."""
+    values = np.asarray(values, dtype=dtype)  # per session: small
+    return np.take(values, rows, out=_PER_ROW.take(rows.shape, values.dtype), mode="clip")  # rows are valid
 
 
 def _with_nulls(arrow_type: pa.DataType, values: np.ndarray, may_have_nulls: bool) -> pa.Array:

@@ -66,6 +66,7 @@ from numba import njit
 from sim.player.timeline import Action, SessionChunk
 from sim.protocols.beacons import AsciiStrings, BeaconChunk, Strings
 from sim.protocols.session_ids import guid_pool, random_id_bytes
+from sim.recycled import Recycler, small_pages
 
 NOT_SENT = -1
 API_VERSION = "3.3.0"
@@ -251,18 +252,18 @@ def _set_stopped(S, now, stopped):
 
 
 @njit(cache=True, error_model="numpy")
-def _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, etype, live, duration, playhead,
+def _send(S, out_i, out_f, n, spare, sess, t_abs, t_rel, etype, live, duration, playhead,
           speed, caption):
-    """Write the common params of one beacon at row n (row 0 when counting), its other fields
-    unset; return n + 1."""
+    """Write the common params of one beacon at row n (at row `spare` from there on, row 0 when
+    counting), its other fields unset; return n + 1."""
     if S[S_STALLED] > 0:
         # An event sent while buffering takes the buffering so far, and the buffer clock restarts.
         S[S_BUF_T] += t_rel - S[S_BUF_START]
         S[S_BUF_SUM] += t_rel - S[S_BUF_START]
         S[S_BUF_START] = t_rel
     _answers(S, t_abs)
-    r = n * write
-    if write:       # every field not sent until the caller sets it
+    r = n if n < spare else spare
+    if spare:       # every field not sent until the caller sets it
         out_i[r, :] = NOT_SENT
         out_f[r, :] = np.nan
     out_i[r, I_SESSION] = sess
@@ -293,12 +294,12 @@ def _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, etype, live, duration, 
 
 
 @njit(cache=True, error_model="numpy")
-def _send_view(S, out_i, out_f, n, write, sess, t_abs, t_rel, live, duration, playhead, speed, caption,
+def _send_view(S, out_i, out_f, n, spare, sess, t_abs, t_rel, live, duration, playhead, speed, caption,
                play_time_sum, bitrate, average_bitrate, sound, tab, screen, Q, key):
     """A VIEW (99): the common params, then the per-interval figures, the viewer's modes and,
     for adaptive streams (Q[Q_ON] > 0), the interval's quality figures (`_quality`)."""
-    r = n * write
-    n = _send(S, out_i, out_f, n, write, sess, t_abs, t_rel, 99, live, duration, playhead, speed, caption)
+    r = n if n < spare else spare
+    n = _send(S, out_i, out_f, n, spare, sess, t_abs, t_rel, 99, live, duration, playhead, speed, caption)
     out_f[r, F_PLAY_TIME_SUM] = play_time_sum
     out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
     out_f[r, F_BUFFER_TIME_SUM] = _round3(S[S_BUF_SUM])
@@ -308,7 +309,7 @@ def _send_view(S, out_i, out_f, n, write, sess, t_abs, t_rel, live, duration, pl
     out_i[r, I_TAB] = tab
     out_i[r, I_VIEWABILITY] = 2
     out_i[r, I_SCREEN] = screen
-    if write:       # the figures change no count: the counting pass skips them
+    if spare:       # the figures change no count: counting skips them
         _quality(out_f, r, Q, key, n, t_rel, duration, playhead, live, bitrate)
     return n
 
@@ -450,7 +451,7 @@ def _start_session(S, Q, QT, key, d, live, qoe, impaired, v015):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _play_through(S, Q, QT, out_i, out_f, n, write, s, t_start, d, is_live, N, key, v015,
+def _play_through(S, Q, QT, out_i, out_f, n, spare, s, t_start, d, is_live, N, key, v015,
                   views_enabled, t_prev, ta, pa_, cur_br, cur_speed, cur_sound, cur_tab, cur_screen):
     """Content playing from t_prev to ta (playhead S[W_HEAD] to pa_): the quartiles it crosses
     and the kava timer's REPORT ticks (VIEWs), in time order; return the beacon count."""
@@ -505,7 +506,7 @@ def _play_through(S, Q, QT, out_i, out_f, n, write, s, t_start, d, is_live, N, k
             prev_pos = here
             QT[QT_FIRED + jq] = 1.0
             nq -= 1
-            n = _send(S, out_i, out_f, n, write, s, t_start + x, x, QUARTILE_TYPES[jq], is_live, d, here, cur_speed,
+            n = _send(S, out_i, out_f, n, spare, s, t_start + x, x, QUARTILE_TYPES[jq], is_live, d, here, cur_speed,
                       caption)
             continue
         # a REPORT tick of the kava timer
@@ -532,7 +533,7 @@ def _play_through(S, Q, QT, out_i, out_f, n, write, s, t_start, d, is_live, N, k
         if views_enabled and (pts != last_view or v015):
             last_view = pts
             avg_br = _round3(_kbps_to_kava(br_w / br_time)) if br_time > 0 else 0.0
-            n = _send_view(S, out_i, out_f, n, write, s, t_start + tr, tr, is_live, d, here, cur_speed,
+            n = _send_view(S, out_i, out_f, n, spare, s, t_start + tr, tr, is_live, d, here, cur_speed,
                            caption, pts, cur_br, avg_br, cur_sound, cur_tab, cur_screen, Q, key)
         S[S_BUF_T] = 0.0
         ev_c = 1
@@ -589,7 +590,7 @@ def _stream_figures(S, out_f, r, bitrate):
 
 
 @njit(cache=True, error_model="numpy")
-def _first_frame(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, value, N, views_enabled,
+def _first_frame(S, Q, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, value, N, views_enabled,
                  cur_br, cur_speed, cur_sound, cur_tab, cur_screen, key):
     """PLAYING for the first time: the timer starts, PLAY, and at once a VIEW with playTimeSum about 0."""
     S[W_STARTED] = 1.0
@@ -601,8 +602,8 @@ def _first_frame(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, value
     _set_stopped(S, ts, 0.0)
     Q[Q_EMPTY_T] = ta
     join = ta - S[W_PLAY_REQ_T] if S[W_REQUESTED] > 0 else value
-    r = n * write
-    n = _send(S, out_i, out_f, n, write, s, ts, ta, 3, is_live, d, pa_, cur_speed, caption)
+    r = n if n < spare else spare
+    n = _send(S, out_i, out_f, n, spare, s, ts, ta, 3, is_live, d, pa_, cur_speed, caption)
     _stream_figures(S, out_f, r, cur_br)
     out_f[r, F_JOIN_TIME] = _round3(join)
     out_f[r, F_CAN_PLAY] = _round3(join * CANPLAY_SHARE_OF_JOIN)
@@ -615,124 +616,124 @@ def _first_frame(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, value
     pts = S[W_PTS]
     if views_enabled and pts != S[W_LAST_VIEW]:
         S[W_LAST_VIEW] = pts
-        n = _send_view(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_speed,
+        n = _send_view(S, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, cur_speed,
                        caption, pts, cur_br, 0.0, cur_sound, cur_tab, cur_screen, Q, key)
     S[S_BUF_T] = 0.0
     return n
 
 
 @njit(cache=True, error_model="numpy")
-def _pause(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_speed):
+def _pause(S, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, cur_speed):
     """The player pauses (the viewer, or the media element at the end): PAUSE, the timer stops."""
     S[W_PAUSED] = 1.0
     S[W_RS_C] = 0.0
     if S[W_TIMER_ON] > 0:
         _set_stopped(S, ts, 1.0)
-    return _send(S, out_i, out_f, n, write, s, ts, ta, 33, is_live, d, pa_, cur_speed, np.int64(S[W_CAPTION]))
+    return _send(S, out_i, out_f, n, spare, s, ts, ta, 33, is_live, d, pa_, cur_speed, np.int64(S[W_CAPTION]))
 
 
 @njit(cache=True, error_model="numpy")
-def _crossed_quartiles(S, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, at, cur_speed, caption):
+def _crossed_quartiles(S, QT, out_i, out_f, n, spare, s, ts, ta, is_live, d, at, cur_speed, caption):
     """The quartiles a playhead jump to `at` passed (SEEK, the end's last time update), earlier ones first."""
     if not is_live and d > 0:
         for j in range(5):
             if QT[QT_FIRED + j] == 0 and at >= QUARTILE_THRESHOLDS[j] * d:
                 QT[QT_FIRED + j] = 1.0
-                n = _send(S, out_i, out_f, n, write, s, ts, ta, QUARTILE_TYPES[j], is_live, d, at, cur_speed, caption)
+                n = _send(S, out_i, out_f, n, spare, s, ts, ta, QUARTILE_TYPES[j], is_live, d, at, cur_speed, caption)
     return n
 
 
 @njit(cache=True, error_model="numpy")
-def _playback_action(S, Q, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value,
+def _playback_action(S, Q, QT, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, k_, value,
                      N, views_enabled, cur_br, cur_speed, cur_sound, cur_tab, cur_screen, key):
     """LOAD, PLAY_REQUEST, PLAYING, PAUSE, RESUME, SEEK and the stalls; return the beacon count."""
     caption = np.int64(S[W_CAPTION])
-    r = n * write
+    r = n if n < spare else spare
     if k_ == K_LOAD:
-        n = _send(S, out_i, out_f, n, write, s, ts, ta, 1, is_live, d, pa_, cur_speed, caption)
+        n = _send(S, out_i, out_f, n, spare, s, ts, ta, 1, is_live, d, pa_, cur_speed, caption)
         out_i[r, I_LOADED_PLUGINS] = 1
     elif k_ == K_PLAY_REQUEST:    # the plugin's FIRST_PLAY
         if S[W_REQUESTED] == 0:
             S[W_REQUESTED] = 1.0
             S[W_PLAY_REQ_T] = ta
-            n = _send(S, out_i, out_f, n, write, s, ts, ta, 2, is_live, d, pa_, cur_speed, caption)
+            n = _send(S, out_i, out_f, n, spare, s, ts, ta, 2, is_live, d, pa_, cur_speed, caption)
     elif k_ == K_PLAYING:
         if S[W_STARTED] == 0:
-            n = _first_frame(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, value, N, views_enabled,
+            n = _first_frame(S, Q, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, value, N, views_enabled,
                              cur_br, cur_speed, cur_sound, cur_tab, cur_screen, key)
     elif k_ == K_PAUSE:
         if S[W_PAUSED] == 0:
-            n = _pause(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_speed)
+            n = _pause(S, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, cur_speed)
     elif k_ == K_RESUME:
         if S[W_PAUSED] > 0:
             S[W_PAUSED] = 0.0
             S[W_RS_C] = 0.0
             _set_stopped(S, ts, 0.0)
             S[W_PREV_POS] = pa_
-            n = _send(S, out_i, out_f, n, write, s, ts, ta, 4, is_live, d, pa_, cur_speed, caption)
+            n = _send(S, out_i, out_f, n, spare, s, ts, ta, 4, is_live, d, pa_, cur_speed, caption)
             _stream_figures(S, out_f, r, cur_br)
     elif k_ == K_SEEK:    # currentTime is already the target when SEEKING fires
         target = value
         S[W_HEAD] = target
         S[W_PREV_POS] = target
         Q[Q_EMPTY_T] = ta
-        n = _send(S, out_i, out_f, n, write, s, ts, ta, 35, is_live, d, target, cur_speed, caption)
+        n = _send(S, out_i, out_f, n, spare, s, ts, ta, 35, is_live, d, target, cur_speed, caption)
         out_f[r, F_TARGET_POSITION] = min(_round_to(target, 1e6), d) if not is_live else _round_to(target, 1e6)
-        n = _crossed_quartiles(S, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, target,
+        n = _crossed_quartiles(S, QT, out_i, out_f, n, spare, s, ts, ta, is_live, d, target,
                                cur_speed, caption)
     elif k_ == K_STALL_START:
         if S[S_STALLED] == 0:
             S[S_STALLED] = 1.0
             S[S_BUF_START] = ta
-            n = _send(S, out_i, out_f, n, write, s, ts, ta, 45, is_live, d, pa_, cur_speed, caption)
+            n = _send(S, out_i, out_f, n, spare, s, ts, ta, 45, is_live, d, pa_, cur_speed, caption)
     elif k_ == K_STALL_END:
         if S[S_STALLED] > 0:
             S[S_STALLED] = 0.0
             S[S_BUF_T] += ta - S[S_BUF_START]
             S[S_BUF_SUM] += ta - S[S_BUF_START]
             Q[Q_EMPTY_T] = ta
-            n = _send(S, out_i, out_f, n, write, s, ts, ta, 46, is_live, d, pa_, cur_speed, caption)
+            n = _send(S, out_i, out_f, n, spare, s, ts, ta, 46, is_live, d, pa_, cur_speed, caption)
     return n
 
 
 @njit(cache=True, error_model="numpy")
-def _viewer_action(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value, u_a, caption_count,
+def _viewer_action(S, Q, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, k_, value, u_a, caption_count,
                    cur_br, cur_speed):
     """Fullscreen, speed, captions, renditions, share, download, report, related and info; return the count."""
     caption = np.int64(S[W_CAPTION])
-    r = n * write
+    r = n if n < spare else spare
     plain = PLAIN_EVENT_OF_KIND[k_]
     if plain > 0:
-        n = _send(S, out_i, out_f, n, write, s, ts, ta, plain, is_live, d, pa_, cur_speed, caption)
+        n = _send(S, out_i, out_f, n, spare, s, ts, ta, plain, is_live, d, pa_, cur_speed, caption)
     elif k_ == K_ENTER_FULLSCREEN or k_ == K_EXIT_FULLSCREEN:
         etype = 31 if k_ == K_ENTER_FULLSCREEN else 32
-        n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
+        n = _send(S, out_i, out_f, n, spare, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
         out_i[r, I_SCREEN] = 2 if k_ == K_ENTER_FULLSCREEN else 1
     elif k_ == K_CAPTIONS:   # only while playing does the plugin take the new track
         if S[W_STARTED] > 0:
             c = np.int64(value)
             caption = c if 0 <= c < caption_count else -1
             S[W_CAPTION] = caption
-            n = _send(S, out_i, out_f, n, write, s, ts, ta, 38, is_live, d, pa_, cur_speed, caption)
+            n = _send(S, out_i, out_f, n, spare, s, ts, ta, 38, is_live, d, pa_, cur_speed, caption)
     elif k_ == K_FLAVOR_SWITCH or k_ == K_SOURCE_SELECTED:   # ABR / manual
         etype = 43 if k_ == K_FLAVOR_SWITCH else 39
         Q[Q_MANIFEST] = 1.0     # an hls level switch loads the new level's playlist
-        n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
+        n = _send(S, out_i, out_f, n, spare, s, ts, ta, etype, is_live, d, pa_, cur_speed, caption)
         out_f[r, F_ACTUAL_BITRATE] = _kbps_to_kava(cur_br)
     elif k_ == K_SHARE_NETWORK:
-        n = _send(S, out_i, out_f, n, write, s, ts, ta, 22, is_live, d, pa_, cur_speed, caption)
+        n = _send(S, out_i, out_f, n, spare, s, ts, ta, 22, is_live, d, pa_, cur_speed, caption)
         out_i[r, I_SOCIAL] = np.int64(u_a * 4.0) % 4
     elif k_ == K_REPORT:   # the form opens; some viewers submit it
-        n = _send(S, out_i, out_f, n, write, s, ts, ta, 24, is_live, d, pa_, cur_speed, caption)
+        n = _send(S, out_i, out_f, n, spare, s, ts, ta, 24, is_live, d, pa_, cur_speed, caption)
         if u_a < REPORT_SUBMIT_SHARE:
-            r = n * write
-            n = _send(S, out_i, out_f, n, write, s, ts, ta, 25, is_live, d, pa_, cur_speed, caption)
+            r = n if n < spare else spare
+            n = _send(S, out_i, out_f, n, spare, s, ts, ta, 25, is_live, d, pa_, cur_speed, caption)
             out_i[r, I_REPORT_TYPE] = 1 + np.int64(u_a / REPORT_SUBMIT_SHARE * 4.0) % 4
     return n
 
 
 @njit(cache=True, error_model="numpy")
-def _replay(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_br, cur_speed, key):
+def _replay(S, Q, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, cur_br, cur_speed, key):
     """play() at the end; quartile flags stay set.
 
     play() on an ended element seeks to 0 first (SEEK, targetPosition 0), the player buffers
@@ -745,31 +746,31 @@ def _replay(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_br, cu
     S[W_HEAD] = pa_
     S[W_PREV_POS] = pa_
     Q[Q_EMPTY_T] = ta
-    r = n * write
-    n = _send(S, out_i, out_f, n, write, s, ts, ta, 35, is_live, d, pa_, cur_speed, caption)
+    r = n if n < spare else spare
+    n = _send(S, out_i, out_f, n, spare, s, ts, ta, 35, is_live, d, pa_, cur_speed, caption)
     out_f[r, F_TARGET_POSITION] = pa_
-    n = _send(S, out_i, out_f, n, write, s, ts, ta, 45, is_live, d, pa_, cur_speed, caption)
-    n = _send(S, out_i, out_f, n, write, s, ts, ta, 46, is_live, d, pa_, cur_speed, caption)
+    n = _send(S, out_i, out_f, n, spare, s, ts, ta, 45, is_live, d, pa_, cur_speed, caption)
+    n = _send(S, out_i, out_f, n, spare, s, ts, ta, 46, is_live, d, pa_, cur_speed, caption)
     S[W_ENDED] = 0.0
     S[W_TIMER_ON] = 1.0
     S[W_T0] = ta
     S[W_EV_C] = 0.0
     S[W_RS_C] = 0.0
     _set_stopped(S, ts, 0.0)
-    n = _send(S, out_i, out_f, n, write, s, ts, ta, 34, is_live, d, pa_, cur_speed, caption)
+    n = _send(S, out_i, out_f, n, spare, s, ts, ta, 34, is_live, d, pa_, cur_speed, caption)
     if S[W_PAUSED] > 0 and _u01(key, 0x7FFFFFE0 + np.int64(ta * 1000.0)) < REPLAY_RESUME_SHARE:
-        r = n * write
-        n = _send(S, out_i, out_f, n, write, s, ts, ta, 4, is_live, d, pa_, cur_speed, caption)
+        r = n if n < spare else spare
+        n = _send(S, out_i, out_f, n, spare, s, ts, ta, 4, is_live, d, pa_, cur_speed, caption)
         _stream_figures(S, out_f, r, cur_br)
     S[W_PAUSED] = 0.0      # the media plays (without RESUME the plugin's flag stays set)
     return n
 
 
 @njit(cache=True, error_model="numpy")
-def _error(S, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, value, cur_speed, v015):
+def _error(S, QT, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, value, cur_speed, v015):
     """A critical ERROR, then the plugin's full reset."""
-    r = n * write
-    n = _send(S, out_i, out_f, n, write, s, ts, ta, 98, is_live, d, pa_, cur_speed, np.int64(S[W_CAPTION]))
+    r = n if n < spare else spare
+    n = _send(S, out_i, out_f, n, spare, s, ts, ta, 98, is_live, d, pa_, cur_speed, np.int64(S[W_CAPTION]))
     out_i[r, I_ERROR_CODE] = np.int64(value)
     started = S[W_STARTED] > 0
     if v015:    # 0.15 ErrorPosition: PRE_PLAYING 1 until the first PLAYING, then MID_STREAM 2
@@ -800,13 +801,13 @@ def _error(S, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, value, cur
 
 
 @njit(cache=True, error_model="numpy")
-def _ad_action(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value, ad_pos, ad_index, cur_speed):
+def _ad_action(S, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, k_, value, ad_pos, ad_index, cur_speed):
     """An ad beacon (8999-9009) for ad action kinds 31-39."""
     etype = AD_EVENT_OF_KIND[k_ - K_AD_IMPRESSION]
     if etype == 8999:
         S[W_AD_IMP_T] = ta
-    r = n * write
-    n = _send(S, out_i, out_f, n, write, s, ts, ta, etype, is_live, d, pa_, cur_speed, np.int64(S[W_CAPTION]))
+    r = n if n < spare else spare
+    n = _send(S, out_i, out_f, n, spare, s, ts, ta, etype, is_live, d, pa_, cur_speed, np.int64(S[W_CAPTION]))
     if 1 <= ad_pos <= 4:
         out_i[r, I_AD_BREAK_TYPE] = ad_pos - 1
         out_i[r, I_AD_POSITION] = ad_index + 1
@@ -821,13 +822,15 @@ def _ad_action(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value,
 
 
 @njit(cache=True, error_model="numpy")
-def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events, views_enabled,
+def _walk(spare, first, count, start, duration, live, view_n, reset_n, ad_events, views_enabled,
           kind, t, pos, value, ad_pos, ad_index, bitrate, screen, sound, tab, speed, u,
           caption_count, old, qoe, impaired, keys, out_i, out_f, per_session):
     """Run the kava plugin over every session; return the number of beacons.
 
-    With write=0 nothing is kept (every row goes to row 0) and `per_session` gets the counts,
-    so the caller can size the outputs exactly before the writing pass. `old[s]`: the session
+    Beacon n goes to row n of out_i/out_f up to row `spare`, the outputs' last: every row from
+    there on lands on it, so the rows are whole only when the result is at most `spare` (the
+    caller runs again with larger outputs when not). spare=0 only counts. `per_session` gets
+    each session's count. `old[s]`: the session
     runs the 0.15 plugin line (see `beacons`).
     """
     S = np.zeros(N_WALK_STATE, np.float64)
@@ -867,7 +870,7 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
             playing = (S[W_STARTED] > 0 and S[W_PAUSED] == 0 and (S[S_STALLED] == 0 or v015) and S[W_IN_AD] == 0
                        and S[W_ENDED] == 0)
             if playing and ta > t_prev:
-                n = _play_through(S, Q, QT, out_i, out_f, n, write, s, t_start, d, is_live, N, key, v015,
+                n = _play_through(S, Q, QT, out_i, out_f, n, spare, s, t_start, d, is_live, N, key, v015,
                                   views_enabled, t_prev, ta, pa_, cur_br, cur_speed, cur_sound, cur_tab, cur_screen)
             elif S[W_TIMER_ON] > 0 and S[W_PAUSED] > 0 and ta > t_prev:
                 _paused_ticks(S, t_prev, ta, reset_n[s])
@@ -883,35 +886,35 @@ def _walk(write, first, count, start, duration, live, view_n, reset_n, ad_events
             S[W_HEAD] = pa_
             ts = t_start + ta
             if k_ <= K_STALL_END:
-                n = _playback_action(S, Q, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value[a],
+                n = _playback_action(S, Q, QT, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, k_, value[a],
                                      N, views_enabled, cur_br, cur_speed, cur_sound, cur_tab, cur_screen, key)
             elif k_ <= K_INFO:
                 # 0.15's event model has no fullscreen, share, download, report, related or info event
                 if not (v015 and (k_ == K_ENTER_FULLSCREEN or k_ == K_EXIT_FULLSCREEN or K_SHARE <= k_ <= K_INFO)):
-                    n = _viewer_action(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value[a], u[a],
+                    n = _viewer_action(S, Q, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, k_, value[a], u[a],
                                        caption_count, cur_br, cur_speed)
             elif k_ == K_ENDED:   # the last time update (quartiles up to 100 %), the media's PAUSE
                 S[W_ENDED] = 1.0
-                n = _crossed_quartiles(S, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_speed,
+                n = _crossed_quartiles(S, QT, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, cur_speed,
                                        np.int64(S[W_CAPTION]))
                 # The media element pauses itself at the end and fires `pause` before `ended`
                 # (HTML "reaches the end"): the plugin sends PAUSE at position = duration and stops
                 # its timer, so the 30 s reset runs while the player sits at the end.
                 if S[W_STARTED] > 0 and S[W_PAUSED] == 0:
-                    n = _pause(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_speed)
+                    n = _pause(S, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, cur_speed)
                 S[S_BUF_T] = 0.0
             elif k_ == K_REPLAY:
                 if S[W_ENDED] > 0:
-                    n = _replay(S, Q, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, cur_br, cur_speed, key)
+                    n = _replay(S, Q, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, cur_br, cur_speed, key)
             elif k_ == K_ERROR:
-                n = _error(S, QT, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, value[a], cur_speed, v015)
+                n = _error(S, QT, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, value[a], cur_speed, v015)
             elif k_ == K_AD_BREAK_START:   # content stops, VIEWs stop
                 S[W_IN_AD] = 1.0
             elif k_ == K_AD_BREAK_END:
                 S[W_IN_AD] = 0.0
                 S[W_PREV_POS] = pa_
             elif ad_events[s] and K_AD_IMPRESSION <= k_ <= K_AD_ERROR:
-                n = _ad_action(S, out_i, out_f, n, write, s, ts, ta, is_live, d, pa_, k_, value[a], ad_pos[a],
+                n = _ad_action(S, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, k_, value[a], ad_pos[a],
                                ad_index[a], cur_speed)
             # SOUND (26), overlays and bumpers (41-44) send nothing over KAVA
         per_session[s] = n - n_start
@@ -998,8 +1001,9 @@ def _count_bound_inputs(chunk: SessionChunk, settings):
     )
 
 
-def _run(inputs, u, caption_count, views_enabled, keys, write, out_i, out_f, per_session):
-    return _walk(write, inputs["first"], inputs["count"], inputs["start"], inputs["duration"],
+def _run(inputs, u, caption_count, views_enabled, keys, out_i, out_f, per_session):
+    """The beacons of every session into out_i/out_f's rows (see `_walk`); returns their number."""
+    return _walk(out_i.shape[0] - 1, inputs["first"], inputs["count"], inputs["start"], inputs["duration"],
                  inputs["live"], inputs["view_n"], inputs["reset_n"], inputs["ad_events"],
                  views_enabled, inputs["kind"], inputs["t"], inputs["pos"], inputs["value"],
                  inputs["ad_pos"], inputs["ad_index"], inputs["bitrate"], inputs["screen"],
@@ -1095,33 +1099,42 @@ def _line_columns(chunk: SessionChunk, settings, out_i, out_f, row_scen, caption
 
 
 @njit(cache=True, error_model="numpy")
-def _columns(rec_i, rec_f, order):
-    """The kernel's beacons (one row of fields each) as columns, rows taken in `order`: a
-    beacon's fields are read together, each column written in sequence."""
+def _columns(rec_i, rec_f, order, out_i, out_f):
+    """The kernel's beacons (one row of fields each) as columns out_i[field, k], out_f[field, k],
+    rows taken in `order`: a beacon's fields are read together, each column written in sequence."""
     n = order.shape[0]
-    out_i = np.empty((rec_i.shape[1], n), rec_i.dtype)
-    out_f = np.empty((rec_f.shape[1], n), np.float64)
     for k in range(n):
         j = order[k]
         for c in range(rec_i.shape[1]):
             out_i[c, k] = rec_i[j, c]
         for c in range(rec_f.shape[1]):
             out_f[c, k] = rec_f[j, c]
-    return out_i, out_f
 
 
 _SCRATCH = threading.local()
+# The columns `beacons` returns: Arrow arrays made over them hold them until the rows are written.
+_COLUMNS = Recycler()
 
 
 def _scratch(rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """The kernel's beacon rows (integer and float fields), kept per thread from call to call:
-    fresh memory of this size costs more in page faults than the kernel takes to fill it. Only
-    `beacons` uses them, and nothing it returns points into them."""
+    """The kernel's beacon rows (integer and float fields), at least `rows` of them, kept per
+    thread from call to call: fresh memory of this size costs more in page faults than the
+    kernel takes to fill it. Only `beacons` uses them, and nothing it returns points into them."""
     have = getattr(_SCRATCH, "rows", None)
     if have is None or have[0].shape[0] < rows:
         size = max(rows, int(rows * 1.25))
-        have = _SCRATCH.rows = (np.empty((size, N_INT), np.int32), np.empty((size, N_FLOAT), np.float64))
-    return have[0][:rows], have[1][:rows]
+        have = _SCRATCH.rows = (
+            small_pages(size * N_INT, np.dtype(np.int32)).reshape(size, N_INT),
+            small_pages(size * N_FLOAT, np.dtype(np.float64)).reshape(size, N_FLOAT),
+        )
+    return have
+
+
+# Rows to make room for per timeline action before the kernel's first run: the previous chunk's
+# beacons per action with a margin, or this before the first (the default mix sends about 3.1).
+# A chunk that sends more runs the kernel twice.
+BEACONS_PER_ACTION = 4.0
+ROOM_MARGIN = 1.1
 
 
 def beacons(chunk: SessionChunk, view_events_enabled: bool = True, in_send_order: bool = False) -> BeaconChunk:
@@ -1143,21 +1156,27 @@ def beacons(chunk: SessionChunk, view_events_enabled: bool = True, in_send_order
     captions = chunk.population.pools.caption_languages
     n_sess = chunk.n_sessions
     per_session = np.zeros(n_sess, np.int64)
-    dummy_i = np.zeros((1, N_INT), np.int32)
-    dummy_f = np.zeros((1, N_FLOAT), np.float64)
     # per-session keys of the jitter and quality draws, from a stream of their own (the "kava"
     # stream's draws, and so session ids, stay as they were)
     keys = chunk.rng("kava_qoe").integers(0, np.iinfo(np.int64).max, n_sess, dtype=np.int64).astype(np.uint64)
-    total = _run(inputs, u, len(captions), view_events_enabled, keys, 0, dummy_i, dummy_f, per_session)
-    rec_i, rec_f = _scratch(total)
-    written = _run(inputs, u, len(captions), view_events_enabled, keys, 1, rec_i, rec_f, per_session)
-    assert written == total
+    # One run into the scratch rows; when they are too few (a row past the last is lost), a
+    # second into as many as the first counted.
+    per_action = getattr(_SCRATCH, "per_action", BEACONS_PER_ACTION)
+    rec_i, rec_f = _scratch(int(chunk.n_actions * per_action) + 1)
+    total = _run(inputs, u, len(captions), view_events_enabled, keys, rec_i, rec_f, per_session)
+    _SCRATCH.per_action = total / max(chunk.n_actions, 1) * ROOM_MARGIN
+    if total >= rec_i.shape[0]:
+        rec_i, rec_f = _scratch(total + 1)
+        written = _run(inputs, u, len(captions), view_events_enabled, keys, rec_i, rec_f, per_session)
+        assert written == total
+    rec_i, rec_f = rec_i[:total], rec_f[:total]
     if in_send_order:
         # sim.generate.send_order's order: by send time, then session, then the session's own order
         order = np.lexsort((chunk.sessions["session_seq"][rec_i[:, I_SESSION]], rec_f[:, F_SEND_T]))
     else:
         order = np.arange(total)
-    out_i, out_f = _columns(rec_i, rec_f, order)
+    out_i, out_f = _COLUMNS.take((N_INT, total), np.int32), _COLUMNS.take((N_FLOAT, total), np.float64)
+    _columns(rec_i, rec_f, order, out_i, out_f)
 
     sess = out_i[I_SESSION]
     etype = out_i[I_TYPE]
