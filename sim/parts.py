@@ -34,6 +34,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
+try:
+    import resource
+except ImportError:  # not Unix: the timeline carries no faults or peak memory
+    resource = None
+
 from sim.generate import CHUNK_SESSIONS, SendOrderMerge, _rows, file_beacons, preflight_rows
 from sim.sinks import REQUESTS_SCHEMA, EventsBuilder, open_sink
 from sim.sinks.formats import compact_dictionary
@@ -81,19 +86,12 @@ def record_start_up() -> None:
 
 def _peak_rss_mib() -> float:
     """This process's peak resident memory so far, MiB (0 where unknown)."""
-    try:
-        import resource
-    except ImportError:  # not Unix
-        return 0.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if resource else 0.0
 
 
 def _faults() -> int:
-    try:
-        import resource
-    except ImportError:  # not Unix
-        return 0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    """This process's minor page faults so far (0 where unknown)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource else 0
 
 
 @contextmanager
