@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -415,7 +416,8 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
         f"wrk -c{c}, {args.seconds} s each, legacy stats.collect GET "
         f"({'one URL' if args.same_url else 'sessionId, eventTimestamp, currentPoint varied'}), {args.repeat} rounds, "
         "medians; "
-        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after ({os.cpu_count()} cores):"
+        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after ({os.cpu_count()} cores), "
+        f"collector on Python {platform.python_version()} ({sys.executable}):"
     )
     for w in workers:
         mine, theirs = runs[w], runs[("nginx", w)]

@@ -85,8 +85,9 @@ def run(tmp_path_factory):
             if table["state"] == "stopped" and table["processes"] == 1 and table["series"]["time"]:
                 seen = {
                     "table": table,
-                    "charts": dump_dom(base + "/player-sim/viewers/charts", tmp),
-                    "tab": dump_dom(base + "/?tab=viewers", tmp),
+                    # without chromium only the JSON tests run (the drawing tests skip)
+                    "charts": dump_dom(base + "/player-sim/viewers/charts", tmp) if CHROMIUM else None,
+                    "tab": dump_dom(base + "/?tab=viewers", tmp) if CHROMIUM else None,
                     "stages": stages,
                 }
                 if CHROMIUM:
