@@ -103,7 +103,11 @@ def check_format(params: dict) -> ApiError | None:
 
 
 def _check_chars(params: dict) -> ApiError | None:
-    if not _XML_INVALID.search("".join([v for v in params.values() if isinstance(v, str)])):
+    try:
+        text = "".join(params.values())  # GET and form params: all text, joined in C
+    except TypeError:
+        text = "".join([v for v in params.values() if isinstance(v, str)])
+    if not _XML_INVALID.search(text):
         return None
     for key, value in params.items():
         if isinstance(value, str) and _XML_INVALID.search(value):

@@ -133,8 +133,11 @@ def parse_request(request: WireRequest) -> ParsedRequest:
     path, _, query = request.url.partition("?")
     params, encoding = body_params(request)
     pairs = parse_query(query)
-    for key, value in pairs:
-        params[key if "[" not in key else _flat_key(key)] = value
+    if "[" in query or "%5" in query:  # a PHP array key (`event[eventType]`, `event%5BeventType%5D`) may be in it
+        for key, value in pairs:
+            params[key if "[" not in key else _flat_key(key)] = value
+    else:
+        params.update(pairs)
     params.update(path_params(path))
     service = params.get("service")
     action = params.get("action")

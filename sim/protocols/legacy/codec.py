@@ -593,18 +593,22 @@ def decode_pairs(request: WireRequest, query: list[tuple[str, str]]) -> Beacon:
     # One pass: fields typed as they come (the player is known from the raw params already);
     # a param's error is raised after the fields', as when fields were read first.
     flavor = _flavor(str(raw.get("clientTag", "")), "event:objectType" in raw)
-    readers = _FIELD_READERS[flavor] if encoding != "json" else _JSON_FIELD_READERS[flavor]
+    plans = _KEY_PLANS[flavor, encoding == "json"]
     fields = {}
     params = {}
     param_error = None
     for key, value in raw.items():
-        if key.startswith("event:"):
-            name = key[6:]
-            reader = readers.get(name)
-            fields[name] = reader(value) if reader is not None else _field_value(name, value, flavor, encoding)
-        elif key not in _DROPPED_PARAMS:
+        plan = plans.get(key)
+        if plan is None:
+            plan = _key_plan(key, flavor, encoding)
+            if len(plans) < 4096:  # bounded: clients choose the names
+                plans[key] = plan
+        name, reader, is_field = plan
+        if is_field:
+            fields[name] = reader(value)
+        elif reader is not None:
             try:
-                params[key] = _param_value(key, value)
+                params[name] = reader(value)
             except DecodeError as e:
                 param_error = param_error or e
     if not fields:
@@ -711,6 +715,20 @@ def _number_reader(where: str, kind: type | None):
     return read
 
 
+def _key_plan(key: str, flavor: str | None, encoding: str) -> tuple[str, object, bool]:
+    """(name, reader, is a field) of a raw parameter; reader None for a param the decoder drops."""
+    if key.startswith("event:"):
+        name = key[6:]
+        reader = (_FIELD_READERS if encoding != "json" else _JSON_FIELD_READERS)[flavor].get(name)
+        if reader is None:
+
+            def reader(value: object, name=name) -> Scalar:
+                return _field_value(name, value, flavor, encoding)
+
+        return name, reader, True
+    return key, None if key in _DROPPED_PARAMS else _PARAM_READERS.get(key, _as_string), False
+
+
 def _param_value(name: str, value: object) -> Scalar:
     return _PARAM_READERS.get(name, _as_string)(value)
 
@@ -787,5 +805,7 @@ _PARAM_READERS = {
     **{name: _number_reader(name, None) for name in _INT_PARAMS},
 }
 _FLAVORS = (*FIELD_ORDER, None)
+# raw key -> `_key_plan`, per (player, JSON body): keys repeat from request to request
+_KEY_PLANS: dict[tuple[str | None, bool], dict] = {(flavor, json): {} for flavor in _FLAVORS for json in (False, True)}
 _FIELD_READERS = {flavor: _field_readers(flavor, "get") for flavor in _FLAVORS}
 _JSON_FIELD_READERS = {flavor: _field_readers(flavor, "json") for flavor in _FLAVORS}
