@@ -238,9 +238,26 @@ def _typed(key: str, value, where: str) -> Scalar | None:
         return value if math.isfinite(value) else _typed_slow(key, value, where)
     if vtype is int and key in INT_PARAMS:
         return value
-    if vtype is str and key in STR_PARAMS:
-        return value
+    if vtype is str:  # a GET or form value: text, or the number it spells (what `_typed_slow` reads)
+        if key in STR_PARAMS:
+            return value
+        if key in _INT_KEYS:
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        elif key in FLOAT_PARAMS:
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if math.isfinite(number):
+                return number
     return _typed_slow(key, value, where)
+
+
+_INT_KEYS = INT_PARAMS | {key for key, kind in TRANSPORT_PARAMS.items() if kind is int}
+assert not _INT_KEYS & FLOAT_PARAMS and not STR_PARAMS & (_INT_KEYS | FLOAT_PARAMS)
 
 
 def _typed_slow(key: str, value, where: str) -> Scalar | None:
@@ -305,6 +322,29 @@ def _body_pairs(request: WireRequest) -> list[tuple[str, object]]:
     return list(data.items())
 
 
+def _path_and_query(url: str) -> tuple[str, str]:
+    """`urlsplit(url)`'s path and query; split here for the plain `/path?query` every player sends."""
+    plain = url[:1] == "/" and url[1:2] != "/" and "#" not in url
+    if plain and "\t" not in url and "\r" not in url and "\n" not in url:  # what urlsplit would cut or remove
+        path, _, query = url.partition("?")
+        return path, query
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:
+        raise DecodeError(f"url: {e}") from None
+    return parts.path, parts.query
+
+
+def _wire_order(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Field names in the event model's order (its line's), then any others as they came."""
+    order = [k for k in (FIELD_ORDER if LINE_MARK in names else FIELD_ORDER_015) if k in names]
+    known = set(order)
+    return tuple(order + [k for k in names if k not in known])
+
+
+_ORDERS: dict[tuple[str, ...], tuple[str, ...]] = {}  # field names as received -> in wire order
+
+
 def decode(request: WireRequest) -> Beacon:
     """The Beacon a trackEvent request carries (v7 POST/GET, kAnalony GET/POST)."""
     return decode_pairs(request, None)
@@ -317,13 +357,10 @@ def decode_pairs(request: WireRequest, query: list[tuple[str, str]] | None) -> B
     request once); it is used when that text is the URL's query as `urlsplit` reads it (no
     fragment, no characters urlsplit drops), and the query is parsed here otherwise.
     """
-    try:
-        parts = urlsplit(request.url)
-    except ValueError as e:
-        raise DecodeError(f"url: {e}") from None
-    if query is None or parts.query != request.url.partition("?")[2]:
-        query = php_parse_query(parts.query)
-    rest_style = "/service/analytics/action/trackevent" in parts.path.lower()
+    path, query_text = _path_and_query(request.url)
+    if query is None or query_text != request.url.partition("?")[2]:
+        query = php_parse_query(query_text)
+    rest_style = "/service/analytics/action/trackevent" in path.lower()
     values: dict[str, tuple[object, str]] = {}
     for key, value in query:
         values[key] = (value, "query")
@@ -344,8 +381,13 @@ def decode_pairs(request: WireRequest, query: list[tuple[str, str]] | None) -> B
     missing = [k for k in URL_PARAMS if k not in fields]
     if missing:
         raise DecodeError(f"request: missing {', '.join(missing)}")
-    ordered = {k: fields[k] for k in (FIELD_ORDER if LINE_MARK in fields else FIELD_ORDER_015) if k in fields}
-    ordered.update((k, v) for k, v in fields.items() if k not in ordered)
+    names = tuple(fields)
+    order = _ORDERS.get(names)
+    if order is None:
+        order = _wire_order(names)
+        if len(_ORDERS) < 4096:  # bounded: clients choose the names
+            _ORDERS[names] = order
+    ordered = fields if order == names else {k: fields[k] for k in order}
     headers = {k.lower(): v for k, v in request.headers.items()}
     client_ip = headers.get("x-forwarded-for")
     if client_ip is not None:
