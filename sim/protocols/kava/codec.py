@@ -297,20 +297,21 @@ def _typed_slow(key: str, value, where: str) -> Scalar | None:
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
+    name = name.lower()
     for k, v in headers.items():
-        if k.lower() == name.lower():
+        if k.lower() == name:
             return v
     return None
 
 
-def _body_pairs(request: WireRequest) -> list[tuple[str, object]]:
+def _body_params(request: WireRequest) -> dict[str, object]:
     body = request.body or b""
     if not body.strip():
-        return []
+        return {}
     ctype = (_header(request.headers, "Content-Type") or "").lower()
     if "form-urlencoded" in ctype:
         try:
-            return list(php_parse_query(body.decode("utf-8")))
+            return dict(php_parse_query(body.decode("utf-8")))
         except UnicodeDecodeError:
             raise DecodeError("body: not UTF-8") from None
     try:
@@ -319,7 +320,7 @@ def _body_pairs(request: WireRequest) -> list[tuple[str, object]]:
         raise DecodeError(f"body: not JSON ({e})") from None
     if not isinstance(data, dict):
         raise DecodeError(f"body: expected a JSON object, got {type(data).__name__}")
-    return list(data.items())
+    return data
 
 
 def _path_and_query(url: str) -> tuple[str, str]:
@@ -361,20 +362,19 @@ def decode_pairs(request: WireRequest, query: list[tuple[str, str]] | None) -> B
     if query is None or query_text != request.url.partition("?")[2]:
         query = php_parse_query(query_text)
     rest_style = "/service/analytics/action/trackevent" in path.lower()
-    values: dict[str, tuple[object, str]] = {}
-    for key, value in query:
-        values[key] = (value, "query")
-    if request.method == "POST":
-        for key, value in _body_pairs(request):
-            values[key] = (value, "body")
-    service = values.pop("service", (None, ""))[0]
-    action = values.pop("action", (None, ""))[0]
+    values = dict(query)
+    body = _body_params(request) if request.method == "POST" else None
+    if body:
+        values.update(body)  # the body wins; a key keeps its place from the query
+    from_body = body.keys() if body else ()
+    service = values.pop("service", None)
+    action = values.pop("action", None)
     if not rest_style and (str(service).lower() != "analytics" or str(action).lower() != "trackevent"):
         raise DecodeError(f"url: not analytics.trackEvent (service={service!r}, action={action!r})")
     fields: dict[str, Scalar] = {}
     params: dict[str, Scalar] = {}
-    for key, (raw, where) in values.items():
-        typed = _typed(key, raw, where)
+    for key, raw in values.items():
+        typed = _typed(key, raw, "body" if key in from_body else "query")
         if typed is None:
             continue
         (params if key in TRANSPORT_PARAMS else fields)[key] = typed
