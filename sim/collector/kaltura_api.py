@@ -145,6 +145,8 @@ def check_ks(params: dict) -> ApiError | None:
 
 
 def _has_event(params: dict) -> bool:
+    if "event:eventType" in params:  # every player's beacon
+        return True
     for key in params:
         if key.startswith("event:"):
             return True

@@ -179,14 +179,18 @@ def wire_columns(values: dict, targets: dict[str, str], row: dict, extra: dict) 
                 plans[name] = plan
         column, sql_type, limit = plan
         kind = value.__class__
-        if kind is int and not -(2**63) <= value < 2**63:
-            too_big.append(name)
+        if kind is str:
+            if sql_type == S and row.get(column) is None:
+                row[column] = value  # most wire values: text into a text column
+                continue
+        elif kind is int:
+            if not -(2**63) <= value < 2**63:
+                too_big.append(name)
+            elif limit is not None and -limit <= value < limit and row.get(column) is None:
+                row[column] = value  # coerce's answer for an int that fits
+                continue
         if sql_type is None or row.get(column) is not None:
             extra[name] = value
-        elif kind is str and sql_type == S:
-            row[column] = value  # most wire values: text into a text column
-        elif kind is int and limit is not None and -limit <= value < limit:
-            row[column] = value  # coerce's answer for an int that fits
         else:
             try:
                 row[column] = coerce(value, sql_type)

@@ -605,7 +605,7 @@ def decode_pairs(request: WireRequest, query: list[tuple[str, str]]) -> Beacon:
                 plans[key] = plan
         name, reader, is_field = plan
         if is_field:
-            fields[name] = reader(value)
+            fields[name] = value if reader is _as_string and value.__class__ is str else reader(value)
         elif reader is not None:
             try:
                 params[name] = reader(value)
