@@ -158,13 +158,23 @@ def run_columns(value: str | None) -> dict:
 
 
 def _by_lower_name(headers: dict[str, str]) -> dict[str, str]:
-    """Headers under lower-case names, each as `dispatch.header` finds it (an exact match first)."""
+    """Headers under lower-case names, each as `dispatch.header` finds it (an exact match first).
+
+    Names all lower-case already (what granian hands on) give the same dict back (callers only read it).
+    """
+    if _LOWER_NAMES.issuperset(headers):  # one C-level pass: every name seen before in lower case
+        return headers
     out: dict[str, str] = {}
     for name, value in headers.items():
         lower = name.lower()
         if name == lower or lower not in out:
             out[lower] = value
+    if len(_LOWER_NAMES) < 4096:  # bounded: clients choose the names
+        _LOWER_NAMES.update(name for name in headers if name == name.lower())
     return out
+
+
+_LOWER_NAMES: set[str] = set()  # header names known to be in lower case
 
 
 class Collector:

@@ -58,11 +58,12 @@ def _flat_key(key: str) -> str:
 
 
 def _flatten_json(obj: dict, prefix: str, out: dict) -> None:
-    for key, value in obj.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
+    for key, value in obj.items():  # as orjson reads it: str keys, exact dict and list types
+        name = prefix + key if prefix else key
+        kind = value.__class__
+        if kind is dict:
             _flatten_json(value, name + ":", out)
-        elif isinstance(value, list):
+        elif kind is list:
             # Kaltura arrays of objects; no beacon field is a list, keep the JSON text
             out[name] = orjson.dumps(value).decode()
         else:
