@@ -64,8 +64,10 @@ def ks_parses(ks: str) -> bool:
 
 
 def _as_int(value) -> int | None:
+    if value.__class__ is int:
+        return value  # a field the codec typed
     if value.__class__ is str and value.isdigit() and value.isascii():
-        return int(value)  # the usual case: plain ASCII digits
+        return int(value)  # a param as sent: plain ASCII digits
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
