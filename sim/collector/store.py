@@ -139,7 +139,6 @@ def coerce(value, sql_type: str):
 
 _RESOLVED: dict[str, str] = {}
 _PLANS: dict[int, dict[str, tuple]] = {}  # id(targets) -> wire name -> (column, type, int limit)
-_INT_TYPES = (I, "INTEGER")
 
 
 def _plan(name: str, targets: dict[str, str]) -> tuple | None:
@@ -163,8 +162,10 @@ def wire_columns(values: dict, targets: dict[str, str], row: dict, extra: dict) 
     """
     plans = _PLANS.get(id(targets))
     if plans is None:
-        plans = _PLANS[id(targets)] = {}
-        _PLAN_TARGETS.append(targets)  # keeps id(targets) from being reused
+        plans = {}
+        if len(_PLANS) < 16:  # the collector's two sets of targets; any others are planned per call
+            _PLANS[id(targets)] = plans
+            _PLAN_TARGETS.append(targets)  # keeps id(targets) from being reused
     too_big = []
     for name, value in values.items():
         plan = plans.get(name)
