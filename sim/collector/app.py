@@ -97,16 +97,17 @@ def _strip_ks(values: dict) -> tuple[dict, str | None]:
     """
     if _NOT_KS.issuperset(values):  # the usual case, one C-level pass: every name seen before, none a ks
         return values, None
+    if "ks" in values:  # the plain spelling (a KAVA beacon's): without it, is every other name known?
+        kept = dict(values)
+        value = kept.pop("ks")
+        if _NOT_KS.issuperset(kept):
+            return kept, (str(value) if value not in (None, "") else None)
     odd = values.keys() - _NOT_KS  # the few names not known to be no ks (C-level)
     named = [key for key in odd if _is_ks_name(key)]
+    if len(_NOT_KS) < 4096:  # bounded: clients choose the names
+        _NOT_KS.update(odd.difference(named))  # learnt beside a ks too: most KAVA beacons carry one
     if not named:
-        if len(_NOT_KS) < 4096:  # bounded: clients choose the names
-            _NOT_KS.update(odd)
         return values, None
-    if len(named) == 1:  # one spelling (a KAVA beacon's `ks`): copy without it
-        kept = dict(values)
-        value = kept.pop(named[0])
-        return kept, (str(value) if value not in (None, "") else None)
     ks = None
     kept = {}
     for key, value in values.items():

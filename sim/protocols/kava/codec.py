@@ -374,7 +374,11 @@ def decode_pairs(request: WireRequest, query: list[tuple[str, str]] | None) -> B
     fields: dict[str, Scalar] = {}
     params: dict[str, Scalar] = {}
     for key, raw in values.items():
-        typed = _typed(key, raw, "body" if key in from_body else "query")
+        kind = raw.__class__
+        if (kind is str and raw and key in STR_PARAMS) or (kind is int and key in INT_PARAMS):
+            typed = raw  # `_typed`'s answer for a value of its param's type, without the call
+        else:
+            typed = _typed(key, raw, "body" if key in from_body else "query")
         if typed is None:
             continue
         (params if key in TRANSPORT_PARAMS else fields)[key] = typed
