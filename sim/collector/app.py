@@ -27,7 +27,7 @@ from sim.collector.faults import Delay, FaultPlan
 from sim.collector.idle import IdleGuard
 from sim.collector.link import StoreLink, ask
 from sim.collector.live import PAGE_HTML
-from sim.collector.store import PARAM_COLUMNS, WIRE_COLUMNS, encode_extra, oversized_ints, wire_columns
+from sim.collector.store import PARAM_COLUMNS, WIRE_COLUMNS, encode_extra, wire_columns
 from sim.protocols.beacons import Beacon, WireRequest
 from sim.protocols.dispatch import (
     LEGACY,
@@ -98,12 +98,16 @@ def _strip_ks(values: dict) -> tuple[dict, str | None]:
     """
     if _NOT_KS.issuperset(values):  # the usual case, one C-level pass: every name seen before, none a ks
         return values, None
-    for key in values:
-        if _is_ks_name(key):
-            break
-    else:
-        if len(_NOT_KS) < 4096:  # bounded: clients choose the names
-            _NOT_KS.update(values)
+    if "ks" in values:  # the plain spelling (a KAVA beacon's): without it, is every other name known?
+        kept = dict(values)
+        value = kept.pop("ks")
+        if _NOT_KS.issuperset(kept):
+            return kept, (str(value) if value not in (None, "") else None)
+    odd = values.keys() - _NOT_KS  # the few names not known to be no ks (C-level)
+    named = [key for key in odd if _is_ks_name(key)]
+    if len(_NOT_KS) < 4096:  # bounded: clients choose the names
+        _NOT_KS.update(odd.difference(named))  # learnt beside a ks too: most KAVA beacons carry one
+    if not named:
         return values, None
     ks = None
     kept = {}
@@ -156,13 +160,23 @@ def run_columns(value: str | None) -> dict:
 
 
 def _by_lower_name(headers: dict[str, str]) -> dict[str, str]:
-    """Headers under lower-case names, each as `dispatch.header` finds it (an exact match first)."""
+    """Headers under lower-case names, each as `dispatch.header` finds it (an exact match first).
+
+    Names all lower-case already (what granian hands on) give the same dict back (callers only read it).
+    """
+    if _LOWER_NAMES.issuperset(headers):  # one C-level pass: every name seen before in lower case
+        return headers
     out: dict[str, str] = {}
     for name, value in headers.items():
         lower = name.lower()
         if name == lower or lower not in out:
             out[lower] = value
+    if len(_LOWER_NAMES) < 4096:  # bounded: clients choose the names
+        _LOWER_NAMES.update(name for name in headers if name == name.lower())
     return out
+
+
+_LOWER_NAMES: set[str] = set()  # header names known to be in lower case
 
 
 class Collector:
@@ -201,7 +215,11 @@ class Collector:
         fields, ks_field = _strip_ks(beacon.fields)
         params, ks_param = _strip_ks(beacon.params)
         ks = ks or ks_field or ks_param
-        too_big = oversized_ints(fields) + oversized_ints(params)
+        columns: dict = {}  # no wire column is a request column: gathered apart, added after the verdict
+        extra: dict = {}
+        too_big = wire_columns(fields, WIRE_COLUMNS, columns, extra) + wire_columns(
+            params, _PARAM_TARGETS, columns, extra
+        )
         if too_big and row.get("accepted"):
             # The API server casts such a number to its largest integer and answers as usual; the
             # warehouse cannot load it, so it is stored as rejected, the digits kept in `extra`.
@@ -211,9 +229,7 @@ class Collector:
                 flags=None,
                 reason=f"{', '.join(sorted(too_big))}: beyond 64-bit integers",
             )
-        extra: dict = {}
-        wire_columns(fields, WIRE_COLUMNS, row, extra)
-        wire_columns(params, _PARAM_TARGETS, row, extra)
+        row.update(columns)
         row["extra"] = encode_extra(extra)
         row["has_ks"] = ks is not None
         row["ks_sha256"] = api.ks_digest(ks) if ks else None

@@ -64,8 +64,10 @@ def ks_parses(ks: str) -> bool:
 
 
 def _as_int(value) -> int | None:
+    if value.__class__ is int:
+        return value  # a field the codec typed
     if value.__class__ is str and value.isdigit() and value.isascii():
-        return int(value)  # the usual case: plain ASCII digits
+        return int(value)  # a param as sent: plain ASCII digits
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -103,7 +105,11 @@ def check_format(params: dict) -> ApiError | None:
 
 
 def _check_chars(params: dict) -> ApiError | None:
-    if not _XML_INVALID.search("".join([v for v in params.values() if isinstance(v, str)])):
+    try:
+        text = "".join(params.values())  # GET and form params: all text, joined in C
+    except TypeError:
+        text = "".join([v for v in params.values() if isinstance(v, str)])
+    if not _XML_INVALID.search(text):
         return None
     for key, value in params.items():
         if isinstance(value, str) and _XML_INVALID.search(value):
@@ -141,6 +147,8 @@ def check_ks(params: dict) -> ApiError | None:
 
 
 def _has_event(params: dict) -> bool:
+    if "event:eventType" in params:  # every player's beacon
+        return True
     for key in params:
         if key.startswith("event:"):
             return True

@@ -138,28 +138,69 @@ def coerce(value, sql_type: str):
 
 
 _RESOLVED: dict[str, str] = {}
+_PLANS: dict[int, dict[str, tuple]] = {}  # id(targets) -> wire name -> (column, type, int limit)
 
 
-def wire_columns(values: dict, targets: dict[str, str], row: dict, extra: dict) -> None:
-    """Put each wire value in its column (typed) or, failing that, in `extra` under its own name."""
-    for name, value in values.items():
-        column = _RESOLVED.get(name)
+def _plan(name: str, targets: dict[str, str]) -> tuple | None:
+    """(column, SQL type or None, integer limit or None) of a wire name; None when no column has it."""
+    column = _RESOLVED.get(name)
+    if column is None:
+        column = _BY_LOWER.get(name.lower())
         if column is None:
-            column = _BY_LOWER.get(name.lower())
-            if column is None:
+            return None
+        if len(_RESOLVED) < 4096:  # bounded: only names that are columns are cached, in any spelling
+            _RESOLVED[name] = column
+    sql_type = targets.get(column)
+    return column, sql_type, _LIMITS.get(sql_type)
+
+
+def wire_columns(values: dict, targets: dict[str, str], row: dict, extra: dict) -> list[str]:
+    """Put each wire value in its column (typed) or, failing that, in `extra` under its own name.
+
+    Returns the names of the integer values no 64-bit column can hold (`oversized_ints`), read in
+    the same pass.
+    """
+    plans = _PLANS.get(id(targets))
+    if plans is None:
+        plans = {}
+        if len(_PLANS) < 16:  # the collector's two sets of targets; any others are planned per call
+            _PLANS[id(targets)] = plans
+            _PLAN_TARGETS.append(targets)  # keeps id(targets) from being reused
+    too_big = []
+    for name, value in values.items():
+        plan = plans.get(name)
+        if plan is None:
+            plan = _plan(name, targets)
+            if plan is None:
+                if value.__class__ is int and not -(2**63) <= value < 2**63:
+                    too_big.append(name)
                 extra[name] = value
                 continue
-            _RESOLVED[name] = column  # bounded: only names that are columns are cached
-        sql_type = targets.get(column)
+            if len(plans) < 4096:  # bounded: names that are columns, in any spelling clients choose
+                plans[name] = plan
+        column, sql_type, limit = plan
+        kind = value.__class__
+        if kind is str:
+            if sql_type == S and row.get(column) is None:
+                row[column] = value  # most wire values: text into a text column
+                continue
+        elif kind is int:
+            if not -(2**63) <= value < 2**63:
+                too_big.append(name)
+            elif limit is not None and -limit <= value < limit and row.get(column) is None:
+                row[column] = value  # coerce's answer for an int that fits
+                continue
         if sql_type is None or row.get(column) is not None:
             extra[name] = value
-        elif value.__class__ is str and sql_type == S:
-            row[column] = value  # most wire values: text into a text column
         else:
             try:
                 row[column] = coerce(value, sql_type)
             except (ValueError, TypeError, OverflowError):
                 extra[name] = value  # e.g. partnerId "abc": kept as sent, flagged elsewhere
+    return too_big
+
+
+_PLAN_TARGETS: list[dict] = []
 
 
 def _json_safe(value):

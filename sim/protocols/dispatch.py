@@ -58,11 +58,12 @@ def _flat_key(key: str) -> str:
 
 
 def _flatten_json(obj: dict, prefix: str, out: dict) -> None:
-    for key, value in obj.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
+    for key, value in obj.items():  # as orjson reads it: str keys, exact dict and list types
+        name = prefix + key if prefix else key
+        kind = value.__class__
+        if kind is dict:
             _flatten_json(value, name + ":", out)
-        elif isinstance(value, list):
+        elif kind is list:
             # Kaltura arrays of objects; no beacon field is a list, keep the JSON text
             out[name] = orjson.dumps(value).decode()
         else:
@@ -133,8 +134,11 @@ def parse_request(request: WireRequest) -> ParsedRequest:
     path, _, query = request.url.partition("?")
     params, encoding = body_params(request)
     pairs = parse_query(query)
-    for key, value in pairs:
-        params[key if "[" not in key else _flat_key(key)] = value
+    if "[" in query or "%5" in query:  # a PHP array key (`event[eventType]`, `event%5BeventType%5D`) may be in it
+        for key, value in pairs:
+            params[key if "[" not in key else _flat_key(key)] = value
+    else:
+        params.update(pairs)
     params.update(path_params(path))
     service = params.get("service")
     action = params.get("action")

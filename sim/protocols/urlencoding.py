@@ -36,22 +36,25 @@ _FLASH_ALSO_ESCAPED = str.maketrans({c: f"%{ord(c):02X}" for c in "_.-~"})
 def php_parse_query(query: str) -> list[tuple[str, str]]:
     """Pairs as PHP's query parsing yields them: `+` is a space, keys and values percent-decoded.
 
-    The same pairs as `urllib.parse.parse_qsl(query, keep_blank_values=True)`, faster: text
-    without `%` or `+` is taken as is, and short escaped text (keys, client tags, ids: it
+    The same pairs as `urllib.parse.parse_qsl(query, keep_blank_values=True)`, faster: a pair
+    without `%` or `+` is only split (in a comprehension), and short escaped text (keys, client tags, ids: it
     repeats from request to request) is unquoted once. The collector parses every query it
     receives with this.
     """
-    pairs = []
-    for part in query.split("&"):
-        if not part:
-            continue
-        key, _, value = part.partition("=")
-        if "%" in key or "+" in key:
-            key = php_unquote(key)
-        if "%" in value or "+" in value:
-            value = php_unquote(value)
-        pairs.append((key, value))
-    return pairs
+    return [
+        _decoded_pair(part) if "%" in part or "+" in part else part.partition("=")[::2]
+        for part in query.split("&")
+        if part
+    ]
+
+
+def _decoded_pair(part: str) -> tuple[str, str]:
+    key, _, value = part.partition("=")
+    if "%" in key or "+" in key:
+        key = php_unquote(key)
+    if "%" in value or "+" in value:
+        value = php_unquote(value)
+    return key, value
 
 
 _SHORT = 96  # longer text (page URLs, referrers) rarely repeats: not worth a cache slot

@@ -238,9 +238,26 @@ def _typed(key: str, value, where: str) -> Scalar | None:
         return value if math.isfinite(value) else _typed_slow(key, value, where)
     if vtype is int and key in INT_PARAMS:
         return value
-    if vtype is str and key in STR_PARAMS:
-        return value
+    if vtype is str:  # a GET or form value: text, or the number it spells (what `_typed_slow` reads)
+        if key in STR_PARAMS:
+            return value
+        if key in _INT_KEYS:
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        elif key in FLOAT_PARAMS:
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if math.isfinite(number):
+                return number
     return _typed_slow(key, value, where)
+
+
+_INT_KEYS = INT_PARAMS | {key for key, kind in TRANSPORT_PARAMS.items() if kind is int}
+assert not _INT_KEYS & FLOAT_PARAMS and not STR_PARAMS & (_INT_KEYS | FLOAT_PARAMS)
 
 
 def _typed_slow(key: str, value, where: str) -> Scalar | None:
@@ -280,20 +297,21 @@ def _typed_slow(key: str, value, where: str) -> Scalar | None:
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
+    name = name.lower()
     for k, v in headers.items():
-        if k.lower() == name.lower():
+        if k.lower() == name:
             return v
     return None
 
 
-def _body_pairs(request: WireRequest) -> list[tuple[str, object]]:
+def _body_params(request: WireRequest) -> dict[str, object]:
     body = request.body or b""
     if not body.strip():
-        return []
+        return {}
     ctype = (_header(request.headers, "Content-Type") or "").lower()
     if "form-urlencoded" in ctype:
         try:
-            return list(php_parse_query(body.decode("utf-8")))
+            return dict(php_parse_query(body.decode("utf-8")))
         except UnicodeDecodeError:
             raise DecodeError("body: not UTF-8") from None
     try:
@@ -302,7 +320,30 @@ def _body_pairs(request: WireRequest) -> list[tuple[str, object]]:
         raise DecodeError(f"body: not JSON ({e})") from None
     if not isinstance(data, dict):
         raise DecodeError(f"body: expected a JSON object, got {type(data).__name__}")
-    return list(data.items())
+    return data
+
+
+def _path_and_query(url: str) -> tuple[str, str]:
+    """`urlsplit(url)`'s path and query; split here for the plain `/path?query` every player sends."""
+    plain = url[:1] == "/" and url[1:2] != "/" and "#" not in url
+    if plain and "\t" not in url and "\r" not in url and "\n" not in url:  # what urlsplit would cut or remove
+        path, _, query = url.partition("?")
+        return path, query
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:
+        raise DecodeError(f"url: {e}") from None
+    return parts.path, parts.query
+
+
+def _wire_order(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Field names in the event model's order (its line's), then any others as they came."""
+    order = [k for k in (FIELD_ORDER if LINE_MARK in names else FIELD_ORDER_015) if k in names]
+    known = set(order)
+    return tuple(order + [k for k in names if k not in known])
+
+
+_ORDERS: dict[tuple[str, ...], tuple[str, ...]] = {}  # field names as received -> in wire order
 
 
 def decode(request: WireRequest) -> Beacon:
@@ -317,35 +358,40 @@ def decode_pairs(request: WireRequest, query: list[tuple[str, str]] | None) -> B
     request once); it is used when that text is the URL's query as `urlsplit` reads it (no
     fragment, no characters urlsplit drops), and the query is parsed here otherwise.
     """
-    try:
-        parts = urlsplit(request.url)
-    except ValueError as e:
-        raise DecodeError(f"url: {e}") from None
-    if query is None or parts.query != request.url.partition("?")[2]:
-        query = php_parse_query(parts.query)
-    rest_style = "/service/analytics/action/trackevent" in parts.path.lower()
-    values: dict[str, tuple[object, str]] = {}
-    for key, value in query:
-        values[key] = (value, "query")
-    if request.method == "POST":
-        for key, value in _body_pairs(request):
-            values[key] = (value, "body")
-    service = values.pop("service", (None, ""))[0]
-    action = values.pop("action", (None, ""))[0]
+    path, query_text = _path_and_query(request.url)
+    if query is None or query_text != request.url.partition("?")[2]:
+        query = php_parse_query(query_text)
+    rest_style = "/service/analytics/action/trackevent" in path.lower()
+    values = dict(query)
+    body = _body_params(request) if request.method == "POST" else None
+    if body:
+        values.update(body)  # the body wins; a key keeps its place from the query
+    from_body = body.keys() if body else ()
+    service = values.pop("service", None)
+    action = values.pop("action", None)
     if not rest_style and (str(service).lower() != "analytics" or str(action).lower() != "trackevent"):
         raise DecodeError(f"url: not analytics.trackEvent (service={service!r}, action={action!r})")
     fields: dict[str, Scalar] = {}
     params: dict[str, Scalar] = {}
-    for key, (raw, where) in values.items():
-        typed = _typed(key, raw, where)
+    for key, raw in values.items():
+        kind = raw.__class__
+        if (kind is str and raw and key in STR_PARAMS) or (kind is int and key in INT_PARAMS):
+            typed = raw  # `_typed`'s answer for a value of its param's type, without the call
+        else:
+            typed = _typed(key, raw, "body" if key in from_body else "query")
         if typed is None:
             continue
         (params if key in TRANSPORT_PARAMS else fields)[key] = typed
     missing = [k for k in URL_PARAMS if k not in fields]
     if missing:
         raise DecodeError(f"request: missing {', '.join(missing)}")
-    ordered = {k: fields[k] for k in (FIELD_ORDER if LINE_MARK in fields else FIELD_ORDER_015) if k in fields}
-    ordered.update((k, v) for k, v in fields.items() if k not in ordered)
+    names = tuple(fields)
+    order = _ORDERS.get(names)
+    if order is None:
+        order = _wire_order(names)
+        if len(_ORDERS) < 4096:  # bounded: clients choose the names
+            _ORDERS[names] = order
+    ordered = fields if order == names else {k: fields[k] for k in order}
     headers = {k.lower(): v for k, v in request.headers.items()}
     client_ip = headers.get("x-forwarded-for")
     if client_ip is not None:

@@ -222,14 +222,17 @@ def ledger_key(beacon: Beacon) -> str:
 
 def flavor_of(params: dict, fields: dict) -> str | None:
     """Which player built these parameters, from its clientTag (None: another client)."""
-    tag = str(params.get("clientTag", ""))
+    return _flavor(str(params.get("clientTag", "")), "objectType" in fields)
+
+
+def _flavor(tag: str, has_object_type: bool) -> str | None:
     if tag.startswith("kdp:"):
         return "kdp"
     if tag.startswith("kwidget:"):
         return "mwembed"
     if tag.startswith("html5:"):
         # old mwEmbed (mw.KApi) also tagged itself html5:v…, but sends objectType
-        return "mwembed" if "objectType" in fields else "v7"
+        return "mwembed" if has_object_type else "v7"
     return None
 
 
@@ -587,23 +590,31 @@ def decode_pairs(request: WireRequest, query: list[tuple[str, str]]) -> Beacon:
     service, action = str(raw.get("service", "")).lower(), str(raw.get("action", "")).lower()
     if service != "stats" or action != "collect":
         raise DecodeError(f"not stats.collect: service={raw.get('service')!r} action={raw.get('action')!r}")
-    fields_text: dict[str, object] = {}
-    params_text: dict[str, object] = {}
-    for key, value in raw.items():
-        if key.startswith("event:"):
-            fields_text[key[6:]] = value
-        elif key not in _DROPPED_PARAMS:
-            params_text[key] = value
-    if not fields_text:
-        raise DecodeError("missing parameter event: no event:* field in the request")
-
-    flavor = flavor_of(params_text, fields_text)
-    readers = _FIELD_READERS[flavor] if encoding != "json" else _JSON_FIELD_READERS[flavor]
+    # One pass: fields typed as they come (the player is known from the raw params already);
+    # a param's error is raised after the fields', as when fields were read first.
+    flavor = _flavor(str(raw.get("clientTag", "")), "event:objectType" in raw)
+    plans = _KEY_PLANS[flavor, encoding == "json"]
     fields = {}
-    for name, value in fields_text.items():
-        reader = readers.get(name)
-        fields[name] = reader(value) if reader is not None else _field_value(name, value, flavor, encoding)
-    params = {name: _param_value(name, value) for name, value in params_text.items()}
+    params = {}
+    param_error = None
+    for key, value in raw.items():
+        plan = plans.get(key)
+        if plan is None:
+            plan = _key_plan(key, flavor, encoding)
+            if len(plans) < 4096:  # bounded: clients choose the names
+                plans[key] = plan
+        name, reader, is_field = plan
+        if is_field:
+            fields[name] = value if reader is _as_string and value.__class__ is str else reader(value)
+        elif reader is not None:
+            try:
+                params[name] = reader(value)
+            except DecodeError as e:
+                param_error = param_error or e
+    if not fields:
+        raise DecodeError("missing parameter event: no event:* field in the request")
+    if param_error is not None:
+        raise param_error
     forwarded = headers.get("x-forwarded-for")
     return Beacon(
         protocol="legacy",
@@ -684,20 +695,42 @@ def _field_readers(flavor: str | None, encoding: str) -> dict[str, object]:
             readers[name] = _as_bool
         elif name in ("currentPoint", "duration") and flavor is not None:
             kind = (_POINT_TYPE if name == "currentPoint" else _DURATION_TYPE)[flavor]
-            readers[name] = functools.partial(_as_number, where, kind=kind)
+            readers[name] = _number_reader(where, kind)
         elif name in _INT_FIELDS or name in ("currentPoint", "duration"):
-            readers[name] = functools.partial(_as_number, where, kind=None)
+            readers[name] = _number_reader(where, None)
         else:
             readers[name] = _as_string
     return readers
 
 
+def _number_reader(where: str, kind: type | None):
+    """`_as_number(where, value, kind)` as a one-argument function, plain digits read inline."""
+    to_number = float if kind is float else int
+
+    def read(value: object) -> int | float:
+        if value.__class__ is str and len(value) <= 18 and value.isdigit() and value.isascii():
+            return to_number(value)
+        return _as_number(where, value, kind)
+
+    return read
+
+
+def _key_plan(key: str, flavor: str | None, encoding: str) -> tuple[str, object, bool]:
+    """(name, reader, is a field) of a raw parameter; reader None for a param the decoder drops."""
+    if key.startswith("event:"):
+        name = key[6:]
+        reader = (_FIELD_READERS if encoding != "json" else _JSON_FIELD_READERS)[flavor].get(name)
+        if reader is None:
+
+            def reader(value: object, name=name) -> Scalar:
+                return _field_value(name, value, flavor, encoding)
+
+        return name, reader, True
+    return key, None if key in _DROPPED_PARAMS else _PARAM_READERS.get(key, _as_string), False
+
+
 def _param_value(name: str, value: object) -> Scalar:
-    if name in _BOOL_PARAMS:
-        return _as_bool(value)
-    if name in _INT_PARAMS:
-        return _as_number(name, value, None)
-    return _as_string(value)
+    return _PARAM_READERS.get(name, _as_string)(value)
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -713,6 +746,8 @@ def _decode_uri_component(name: str, text: str) -> str:
 
 
 def _as_string(value: object) -> str:
+    if value.__class__ is str:
+        return value
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -721,6 +756,9 @@ def _as_string(value: object) -> str:
 def _as_bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
+    known = _BOOL_TEXT.get(value) if value.__class__ is str else None
+    if known is not None:
+        return known
     text = str(value).strip().lower()
     if text in ("false", "0", ""):
         return False
@@ -761,6 +799,13 @@ def _text_number(where: str, value: object) -> int | float:
         raise DecodeError(f"{where}: expected a number, got {text!r}") from None
 
 
+_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False, "": False}  # what players send
+_PARAM_READERS = {
+    **{name: _as_bool for name in _BOOL_PARAMS},
+    **{name: _number_reader(name, None) for name in _INT_PARAMS},
+}
 _FLAVORS = (*FIELD_ORDER, None)
+# raw key -> `_key_plan`, per (player, JSON body): keys repeat from request to request
+_KEY_PLANS: dict[tuple[str | None, bool], dict] = {(flavor, json): {} for flavor in _FLAVORS for json in (False, True)}
 _FIELD_READERS = {flavor: _field_readers(flavor, "get") for flavor in _FLAVORS}
 _JSON_FIELD_READERS = {flavor: _field_readers(flavor, "json") for flavor in _FLAVORS}
