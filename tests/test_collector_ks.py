@@ -29,6 +29,13 @@ def test_no_channel_stores_a_ks_in_clear(collector):
             {"Content-Type": "application/json"},
             f'{{"eventType": 3, "partnerId": 1, "entryId": "0_x", "Ks": "{secret("json")}"}}',
         ),
+        (
+            "POST",
+            f"{url}/api_v3/index.php?service=analytics&action=trackEvent",
+            {"Content-Type": "application/json"},
+            f'{{"eventType": 3, "partnerId": 1, "entryId": "0_x", "sessionId": "g", '
+            f'"errorDetails": {{"code": 1, "data": [{{"ks": "{secret("nested")}"}}]}}}}',
+        ),
     ]
     for method, target, headers, body in sends:
         requests.request(method, target, headers=headers, data=body, timeout=10)
@@ -41,3 +48,19 @@ def test_no_channel_stores_a_ks_in_clear(collector):
     assert sum(
         1 for r in rows if r["has_ks"] or "sha256:" in str(r["path"]) + str(r["page_url"]) + str(r["cookie"])
     ) == len(sends)
+
+
+def test_a_number_beyond_a_double_is_stored_with_its_digits(collector):
+    """html5's currentPoint is a float: 400 digits overflow it; the beacon is answered and stored, the
+    digits kept in `extra` (it was an HTTP 500, and nothing stored)."""
+    digits = "9" * 400
+    answer = requests.get(
+        f"{collector.url}/api_v3/index.php?service=stats&action=collect&clientTag=html5%3Av0.37.0"
+        f"&event:eventType=4&event:partnerId=1&event:entryId=1_a&event:sessionId=big&event:currentPoint={digits}",
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    assert collector.stop() == 0
+    (row,) = collector.rows("SELECT * FROM events")
+    assert row["currentPoint"] is None and digits in row["extra"]
+    assert "codec_refused" in row["flags"]

@@ -120,6 +120,43 @@ def _strip_ks(values: dict) -> tuple[dict, str | None]:
     return kept, ks
 
 
+def _strip_nested_ks(values: dict) -> tuple[dict, str | None]:
+    """The values with every ks inside an object or a list (`{"errorDetails": {"ks": ...}}`) replaced
+    by its digest, and the first such ks. Without one the same dict comes back."""
+    found: list[str] = []
+
+    def scrub(value):
+        if value.__class__ is dict:
+            out = {}
+            for key, item in value.items():
+                if _is_ks_name(str(key)) and item.__class__ is not dict and item.__class__ is not list:
+                    if item not in (None, ""):
+                        found.append(str(item))
+                        item = "sha256:" + api.ks_digest(str(item))
+                else:
+                    item = scrub(item)
+                out[key] = item
+            return out
+        if value.__class__ is list:
+            return [scrub(item) for item in value]
+        return value
+
+    def scrub_text(value):
+        # the codec hands a nested object on as its JSON text
+        if value.__class__ is str and value[:1] in ("{", "[") and "ks" in value.lower():
+            try:
+                parsed = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                return value
+            before = len(found)
+            scrubbed = scrub(parsed)
+            return orjson.dumps(scrubbed).decode() if len(found) > before else value
+        return scrub(value)
+
+    scrubbed = {key: scrub_text(value) for key, value in values.items()}
+    return (scrubbed, found[0]) if found else (values, None)
+
+
 _KS_NAME_CACHE: dict[str, bool] = {}
 _NOT_KS: set[str] = set()  # names known not to spell a ks
 
@@ -215,6 +252,9 @@ class Collector:
         fields, ks_field = _strip_ks(beacon.fields)
         params, ks_param = _strip_ks(beacon.params)
         ks = ks or ks_field or ks_param
+        if row.get("encoding") == "json":  # only a JSON body nests objects, and a ks may hide in one
+            fields, ks_nested = _strip_nested_ks(fields)
+            ks = ks or ks_nested
         columns: dict = {}  # no wire column is a request column: gathered apart, added after the verdict
         extra: dict = {}
         too_big = wire_columns(fields, WIRE_COLUMNS, columns, extra) + wire_columns(
@@ -335,7 +375,7 @@ class Collector:
             if parsed.query is not None:  # parsed already: hand them on
                 return codec.decode_pairs(request, parsed.query), None
             return codec.decode(request), None
-        except (ValueError, KeyError, TypeError) as exc:  # DecodeError is a ValueError
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:  # DecodeError is a ValueError
             return beacon_from_params(parsed, request), f"codec_refused:{type(exc).__name__}"
 
     @staticmethod

@@ -115,7 +115,10 @@ def coerce(value, sql_type: str):
             return value
         raise ValueError(value)
     if sql_type == D:
-        return float(value)
+        number = float(value)
+        if not math.isfinite(number):  # the link's JSON carries no inf or NaN: kept in `extra` as text
+            raise ValueError(value)
+        return number
     if sql_type == B:
         text = str(value).strip().lower()
         if text in ("true", "1"):

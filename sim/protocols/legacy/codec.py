@@ -778,7 +778,10 @@ def _as_number(where: str, value: object, kind: type | None = None) -> int | flo
     else:
         number = _text_number(where, value)
     if kind is float:
-        return float(number)
+        try:
+            return float(number)
+        except OverflowError:  # an integer of over 308 digits
+            raise DecodeError(f"{where}: a number of {len(str(number))} digits, beyond a double") from None
     if isinstance(number, float) and number.is_integer():
         return int(number)
     if kind is int and isinstance(number, float):
