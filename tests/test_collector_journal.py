@@ -112,3 +112,30 @@ def test_journaled_batches_read_by_duckdb_store_what_the_row_path_stores(tmp_pat
     got, want = stored(tmp_path / "json.duckdb"), stored(tmp_path / "rows.duckdb")
     assert len(want) == len(rows) and got == want
     assert {r["run_seq"] for r in got} == {2**63 - 1, None} and any(r["geo_country"] for r in got)
+
+
+def _last_run_by_parsing(payload: bytes) -> str | None:
+    for row in reversed(orjson.loads(payload)):
+        if row.get("run_id"):
+            return row["run_id"]
+    return None
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],
+        [{"received_at": 1.0}],
+        [{"received_at": 1.0, "run_id": "r1"}],
+        [{"run_id": "r1", "a": 1}, {"run_id": "r2", "a": 2}, {"a": 3}],
+        [{"run_id": "r1"}, {"run_id": None}, {"run_id": ""}],
+        [{"run_id": 'a"b\\c', "x": '"run_id":"fake'}, {"path": '/x?"run_id":"no'}],
+        [{"user_agent": '"run_id":"inside a string"'}],
+        [{"run_id": "r1"}, {"extra": '{"run_id":"not a column"}'}],
+        [{"run_id": "été-\u2603\n\t\x01"}, {"run_id": None}],
+        [{"run_id": "\\"}, {"run_id": '\\\\"'}],
+    ],
+)
+def test_the_last_run_id_found_in_a_batchs_bytes_is_the_one_parsing_finds(rows):
+    payload = orjson.dumps(rows)
+    assert writer.last_run_id(payload) == _last_run_by_parsing(payload)

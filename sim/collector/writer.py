@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 import struct
 import sys
@@ -69,6 +70,24 @@ def _sql_str(text: str) -> str:
 
 
 _FRAME = struct.Struct("<I")
+
+_RUN_KEY = b'"run_id":"'
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def last_run_id(payload: bytes) -> str | None:
+    """The last non-empty run_id of a batch (a JSON array of flat rows), found in its bytes rather
+    than by parsing the batch (orjson.loads of every batch cost ~3 us a row). Within a JSON string
+    every quote is escaped, so `"run_id":"` occurs only where a row's run_id key and a string value
+    start; rows whose run_id is null or "" are passed over."""
+    end = len(payload)
+    while (at := payload.rfind(_RUN_KEY, 0, end)) >= 0:
+        match = _JSON_STRING.match(payload, at + len(_RUN_KEY) - 1)
+        if match is not None and match.end() > match.start() + 2:
+            text = match.group()
+            return text[1:-1].decode() if b"\\" not in text else orjson.loads(text)
+        end = at
+    return None
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -360,10 +379,9 @@ class StoreWriter:
             if self._pending_rows >= self.flush_rows:
                 self._wake.notify()
         elapsed = time.perf_counter() - started
-        for row in reversed(orjson.loads(payload)) if b'"run_id"' in payload else ():
-            if row.get("run_id"):
-                self.current_run = row["run_id"]
-                break
+        run = last_run_id(payload)
+        if run is not None:
+            self.current_run = run
         if self._failing_since is not None:
             print(
                 f"player-sim collector: the store takes requests again ({self._failed_rows:,} requests "
