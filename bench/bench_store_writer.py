@@ -81,7 +81,7 @@ def make_rows(n: int, run: bool) -> list[dict]:
             VARIED_BASE + f"&event:sessionId=s{i // 50}&event:eventTimestamp={1700000000000 + i * 997}"
             f"&event:currentPoint={(i % 3600) * 1000}"
         )
-        answer = collector.handle("GET", url, headers, None, f"10.{i % 7}.{i % 251}.{i % 13 + 1}")
+        answer = collector.handle("GET", url, headers, None, f"{i % 150 + 20}.{i % 251}.{i % 13}.{i % 250 + 1}")
         rows.append(answer.row)
     return rows
 

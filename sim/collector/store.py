@@ -181,6 +181,16 @@ def encode_extra(extra: dict) -> str | None:
     return orjson.dumps({k: _json_safe(v) for k, v in extra.items()}, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# Every column but geo_country (derived from client_ip here) as DuckDB's JSON reader is told to type it.
+_JSON_NAMES = [name for name in COLUMNS if name != "geo_country"]
+_JSON_COLUMNS = "{" + ", ".join(f"{_sql_str(name)}: {_sql_str(COLUMNS[name])}" for name in _JSON_NAMES) + "}"
+_JSON_SELECT = ", ".join(f'"{name}"' for name in _JSON_NAMES)
+
+
 def create_sql() -> str:
     columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in COLUMNS.items())
     return f"CREATE TABLE IF NOT EXISTS events ({columns})"
@@ -260,6 +270,29 @@ class EventStore:
         finally:
             con.unregister("_batch")
         self.rows += table.num_rows
+
+    def prepare_json_insert(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Make `insert_json` work on `con` (a connection's own functions: the geo lookup)."""
+        con.create_function(
+            "_player_sim_geo_country",
+            self._countries,
+            ["VARCHAR"],
+            "VARCHAR",
+            type="arrow",
+            null_handling="special",
+        )
+
+    def insert_json(self, path: str, con: duckdb.DuckDBPyConnection) -> int:
+        """Insert the rows of the JSON array file at `path` (rows as `insert` takes them), read and typed
+        by DuckDB's JSON reader straight into the table, geo_country looked up on the way (no Arrow
+        table in between: a third of the insert's CPU); on `con`, prepared by `prepare_json_insert`,
+        in the caller's transaction. Returns the number of rows (the caller adds them to `rows` once
+        committed); raises duckdb.Error when the reader or the insert fails."""
+        source = f"read_json({_sql_str(path)}, format='array', columns={_JSON_COLUMNS})"
+        return con.execute(
+            f"INSERT INTO events ({_JSON_SELECT}, geo_country) "
+            f"SELECT {_JSON_SELECT}, _player_sim_geo_country(client_ip) FROM {source}"
+        ).fetchall()[0][0]
 
     def reader(self) -> duckdb.DuckDBPyConnection:
         """A connection for queries from another thread (sees what has been committed)."""
