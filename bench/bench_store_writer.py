@@ -12,8 +12,9 @@ answered after its journal append and fdatasync.
 
 The writer runs in a process of its own (this tree's code, or --baseline-tree's), so its
 process CPU (time.process_time: the socket thread, journal, fsync, and the inserter moving
-batches into DuckDB, auto-checkpoints included) is all that is counted; the count ends once
-every row is in DuckDB (a final `flush()`), before the closing checkpoint. Each round measures
+batches into DuckDB, checkpoints included) is all that is counted; the count ends once every
+row is in DuckDB and checkpointed (`close()`), so a store that checkpoints less often is not
+credited with work it only put off. Each round measures
 every tree in alternating order on a fresh store; the medians are printed, and the ratio
 to the baseline when one is given.
 """
@@ -63,7 +64,9 @@ while not writer.flush():
 t1, after = time.process_time(), threads()
 rows = writer.store.rows
 writer.close()
-split = ",".join(f"{k}={after[k] - before.get(k, 0.0):.2f}" for k in sorted(after))
+t2 = time.process_time()
+split = ",".join(f"{k}={after[k] - before.get(k, 0.0):.2f}" for k in sorted(after)) + f",close={t2 - t1:.2f}"
+t1 = t2
 print(f"{t1 - t0} {rows} {split}", flush=True)
 """
 
