@@ -139,3 +139,21 @@ def _last_run_by_parsing(payload: bytes) -> str | None:
 def test_the_last_run_id_found_in_a_batchs_bytes_is_the_one_parsing_finds(rows):
     payload = orjson.dumps(rows)
     assert writer.last_run_id(payload) == _last_run_by_parsing(payload)
+
+
+def test_when_duckdbs_json_reader_fails_the_dict_path_stores_the_batches(tmp_path, monkeypatch):
+    rows = [{"ts": 1.0, "received_at": 1.0, "protocol": "legacy", "client_ip": "81.2.69.142", "run_id": "r"}]
+    w = StoreWriter(str(tmp_path / "s.duckdb"), str(tmp_path / "sock"))
+    try:
+
+        def refuse(path, con):
+            raise duckdb.InvalidInputException("malformed JSON")
+
+        monkeypatch.setattr(w.store, "insert_json", refuse)
+        w._pending[:] = [orjson.dumps(rows), orjson.dumps(rows)]
+        assert w.flush()
+        assert w.json_fallbacks == 1 and w.store.rows == 2
+        got = w._con.execute("SELECT run_id, geo_country FROM events").fetchall()
+        assert got == [("r", "GB"), ("r", "GB")]
+    finally:
+        w.store.close()
