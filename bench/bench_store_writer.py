@@ -15,8 +15,9 @@ process CPU (time.process_time: the socket thread, journal, fsync, and the inser
 batches into DuckDB, checkpoints included) is all that is counted; the count ends once every
 row is in DuckDB and checkpointed (`close()`), so a store that checkpoints less often is not
 credited with work it only put off. Each round measures
-every tree in alternating order on a fresh store; the medians are printed, and the ratio
-to the baseline when one is given.
+every tree in alternating order on a fresh store, and the durability floor: the same batches
+appended to a file and fdatasync'ed one by one in this process, nothing else. The medians are
+printed with the ratio to that floor, and to the baseline when one is given.
 """
 
 from __future__ import annotations
@@ -183,6 +184,20 @@ def run_once(
         return float(cpu), int(rows)
 
 
+def journal_floor(batches: list[bytes]) -> float:
+    """CPU seconds of the durability floor: each batch appended to a file and fdatasync'ed, as the
+    journal does, with nothing else (no socket, no DuckDB)."""
+    with tempfile.TemporaryDirectory(prefix="bench-store-writer-") as tmp:
+        fd = os.open(os.path.join(tmp, "journal"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        started = time.process_time()
+        for frame in batches:
+            os.write(fd, frame)
+            os.fdatasync(fd)
+        cpu = time.process_time() - started
+        os.close(fd)
+    return cpu
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=40000, help="rows a pass (default 40000)")
@@ -218,6 +233,7 @@ def main() -> None:
                 if rows != args.rows:
                     raise SystemExit(f"bench_store_writer: {name} stored {rows} rows of {args.rows}")
                 results.setdefault((name, kind), []).append(cpu / rows * 1e6)
+            results.setdefault(("floor", kind), []).append(journal_floor(data[kind]) / args.rows * 1e6)
     load = os.getloadavg()[0]
     print(f"store writer CPU a request (us, median of {args.repeat}; load {load:.1f})")
     for kind in kinds:
@@ -225,6 +241,8 @@ def main() -> None:
         for name, _ in trees:
             values = results[(name, kind)]
             line += f"  {name} {statistics.median(values):5.1f} ({', '.join(f'{v:.1f}' for v in values)})"
+        floor = statistics.median(results[("floor", kind)])
+        line += f"  journal floor {floor:4.1f}  this/floor {statistics.median(results[('this', kind)]) / floor:.1f}"
         if args.baseline_tree:
             ratio = statistics.median(results[("this", kind)]) / statistics.median(results[("baseline", kind)])
             line += f"  this/baseline {ratio:.2f}"
