@@ -200,13 +200,14 @@ class StoreError(RuntimeError):
     """The store cannot be opened or written; the message names the file and the cause."""
 
 
-_FILE_HEADER = 3 * 4096
+_FILE_HEADER = 3 * 4096  # DuckDB's file headers before the first block
+
 # DuckDB checkpoints when its write-ahead log reaches this. Its default, 16 MB, is ~27k rows of
 # the events table, a checkpoint every ~3 s at 10k requests/s; they cost a fifth of the insert's
 # CPU (500k rows in 10k-row inserts, final checkpoint included: 17.8 us a row; 14.1 at 64 MB;
 # 13.6 at 256 MB). 64 MB (~110k rows) keeps a checkpoint's pause of the inserter (so how late
 # rows reach the live page) near 0.4 s, and the replay of a crashed store's log short (~0.5 s).
-CHECKPOINT_MB = 64  # DuckDB's file headers before the first block
+CHECKPOINT_MB = 64
 
 
 def check_whole(con: duckdb.DuckDBPyConnection, path: str) -> None:
