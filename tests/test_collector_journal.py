@@ -94,9 +94,9 @@ def test_journaled_batches_read_by_duckdb_store_what_the_row_path_stores(tmp_pat
 
     w = StoreWriter(str(tmp_path / "json.duckdb"), str(tmp_path / "sock"))
     try:
-        assert w._read_batches(batches) is not None  # DuckDB's reader took them (no fallback)
         w._pending[:] = batches
         assert w.flush()
+        assert w.json_fallbacks == 0  # DuckDB's reader took them (not the dict path)
     finally:
         w.store.close()
     reference = EventStore(tmp_path / "rows.duckdb")
@@ -112,3 +112,48 @@ def test_journaled_batches_read_by_duckdb_store_what_the_row_path_stores(tmp_pat
     got, want = stored(tmp_path / "json.duckdb"), stored(tmp_path / "rows.duckdb")
     assert len(want) == len(rows) and got == want
     assert {r["run_seq"] for r in got} == {2**63 - 1, None} and any(r["geo_country"] for r in got)
+
+
+def _last_run_by_parsing(payload: bytes) -> str | None:
+    for row in reversed(orjson.loads(payload)):
+        if row.get("run_id"):
+            return row["run_id"]
+    return None
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],
+        [{"received_at": 1.0}],
+        [{"received_at": 1.0, "run_id": "r1"}],
+        [{"run_id": "r1", "a": 1}, {"run_id": "r2", "a": 2}, {"a": 3}],
+        [{"run_id": "r1"}, {"run_id": None}, {"run_id": ""}],
+        [{"run_id": 'a"b\\c', "x": '"run_id":"fake'}, {"path": '/x?"run_id":"no'}],
+        [{"user_agent": '"run_id":"inside a string"'}],
+        [{"run_id": "r1"}, {"extra": '{"run_id":"not a column"}'}],
+        [{"run_id": "été-\u2603\n\t\x01"}, {"run_id": None}],
+        [{"run_id": "\\"}, {"run_id": '\\\\"'}],
+    ],
+)
+def test_the_last_run_id_found_in_a_batchs_bytes_is_the_one_parsing_finds(rows):
+    payload = orjson.dumps(rows)
+    assert writer.last_run_id(payload) == _last_run_by_parsing(payload)
+
+
+def test_when_duckdbs_json_reader_fails_the_dict_path_stores_the_batches(tmp_path, monkeypatch):
+    rows = [{"ts": 1.0, "received_at": 1.0, "protocol": "legacy", "client_ip": "81.2.69.142", "run_id": "r"}]
+    w = StoreWriter(str(tmp_path / "s.duckdb"), str(tmp_path / "sock"))
+    try:
+
+        def refuse(path, con):
+            raise duckdb.InvalidInputException("malformed JSON")
+
+        monkeypatch.setattr(w.store, "insert_json", refuse)
+        w._pending[:] = [orjson.dumps(rows), orjson.dumps(rows)]
+        assert w.flush()
+        assert w.json_fallbacks == 1 and w.store.rows == 2
+        got = w._con.execute("SELECT run_id, geo_country FROM events").fetchall()
+        assert got == [("r", "GB"), ("r", "GB")]
+    finally:
+        w.store.close()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
 import struct
 import sys
@@ -44,7 +45,7 @@ import pyarrow as pa
 from sim.atomic import write_atomic
 from sim.collector.link import LinkError, recv_frame, send_frame
 from sim.collector.live import LiveStats
-from sim.collector.store import COLUMNS, EventStore
+from sim.collector.store import EventStore
 
 EXPORT_COLUMNS = (
     "ledger_key",
@@ -70,6 +71,24 @@ def _sql_str(text: str) -> str:
 
 _FRAME = struct.Struct("<I")
 
+_RUN_KEY = b'"run_id":"'
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def last_run_id(payload: bytes) -> str | None:
+    """The last non-empty run_id of a batch (a JSON array of flat rows), found in its bytes rather
+    than by parsing the batch (orjson.loads of every batch cost ~3 us a row). Within a JSON string
+    every quote is escaped, so `"run_id":"` occurs only where a row's run_id key and a string value
+    start; rows whose run_id is null or "" are passed over."""
+    end = len(payload)
+    while (at := payload.rfind(_RUN_KEY, 0, end)) >= 0:
+        match = _JSON_STRING.match(payload, at + len(_RUN_KEY) - 1)
+        if match is not None and match.end() > match.start() + 2:
+            text = match.group()
+            return text[1:-1].decode() if b"\\" not in text else orjson.loads(text)
+        end = at
+    return None
+
 
 def _write_all(fd: int, data: bytes) -> None:
     """Write every byte or raise: a short write (the disk filling up) is retried, and the next
@@ -91,15 +110,13 @@ class StoreWriter:
         self.flush_max_s = max(self.flush_s, 1.0)
         self.flush_target_rows = 5000
         self._batch_path = os.path.join(os.path.dirname(os.path.abspath(socket_path)), "batch.json")
-        self._json_columns = (
-            "{"
-            + ", ".join(
-                f"{_sql_str(name)}: {_sql_str(sql_type)}" for name, sql_type in COLUMNS.items() if name != "geo_country"
-            )
-            + "}"
-        )
+        self.json_fallbacks = 0  # inserts that DuckDB's JSON reader could not do (the dict path did)
         self.flush_rows = flush_rows
         self.store = EventStore(store)
+        # One DuckDB thread: the inserts cost less CPU a row on one thread than on two (24.0 against
+        # 27.8 us a request, bench_store_writer), and the other core is the HTTP workers'. Queries
+        # here (the live figures, exports) run on it too.
+        self.store.reader().execute("SET threads = 1")
         self.live = LiveStats(self.store)
         self._journal_lock = threading.Lock()  # appends to the journal, the pending list
         self._db_lock = threading.Lock()  # DuckDB writes
@@ -116,6 +133,7 @@ class StoreWriter:
         self.current_run: str | None = None
         self.metrics = None
         self._con = self.store.reader()
+        self.store.prepare_json_insert(self._con)
         self._con.execute("CREATE TABLE IF NOT EXISTS collector_journal (journal_offset BIGINT)")
         if not self._con.execute("SELECT count(*) FROM collector_journal").fetchall()[0][0]:
             self._con.execute("INSERT INTO collector_journal VALUES (0)").fetchall()
@@ -191,6 +209,38 @@ class StoreWriter:
                 pass
             raise
 
+    def _insert_json(self, batches: list[bytes], journal_end: int) -> bool:
+        """Like `_insert_rows`, the rows read from the batches by DuckDB's JSON reader (a fraction of the
+        CPU of parsing them into Python dicts); False, with nothing inserted, when that fails: the
+        caller then takes the dict path, so no row waits on this one (and a DuckDB that refuses
+        every insert fails there too, with its own error)."""
+        con = self._con
+        path = None
+        try:
+            path = self._write_batches(batches)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                inserted = self.store.insert_json(path, con)
+                con.execute("UPDATE collector_journal SET journal_offset = ?", [journal_end]).fetchall()
+                con.execute("COMMIT")
+                self.store.rows += inserted
+            except BaseException:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+                raise
+        except (duckdb.Error, OSError):
+            self.json_fallbacks += 1
+            return False
+        finally:
+            if path is not None:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+        return True
+
     def _insert_loop(self) -> None:
         wait, last = self.flush_s, time.monotonic()
         while True:
@@ -222,10 +272,8 @@ class StoreWriter:
             started = time.perf_counter()
             count = sum(batch.count(b'"received_at"') for batch in batches)  # every row has one
             try:
-                rows = self._read_batches(batches)
-                if rows is None:
-                    rows = [row for batch in batches for row in orjson.loads(batch)]
-                self._insert_rows(rows, end)
+                if not self._insert_json(batches, end):
+                    self._insert_rows([row for batch in batches for row in orjson.loads(batch)], end)
             except (duckdb.Error, pa.ArrowException, OverflowError, ValueError, TypeError, OSError) as exc:
                 with self._journal_lock:  # kept, in order, for the next try (and in the journal)
                     self._pending[:0] = batches
@@ -249,33 +297,19 @@ class StoreWriter:
                     self._set_offset(0)
             return True
 
-    def _read_batches(self, batches: list[bytes]) -> pa.Table | None:
-        """The journaled batches (JSON arrays of rows) as one Arrow table, typed as the store's columns,
-        parsed by DuckDB's JSON reader rather than into Python dicts (a third of the writer's CPU per
-        request went to orjson.loads and pyarrow's from_pylist). None when it cannot: the caller
-        then takes the dict path, so no row waits on this one."""
+    def _write_batches(self, batches: list[bytes]) -> str:
+        """The journaled batches (JSON arrays of rows) as one JSON array in a file, for DuckDB's reader."""
         path = self._batch_path
-        try:
-            with open(path, "wb") as out:
-                out.write(b"[")
-                for n, batch in enumerate(batches):
-                    inner = batch[1:-1].strip()
-                    if inner:
-                        out.write(inner if n == 0 else b"," + inner)
-                out.write(b"]")
-            rel = self._con.sql(
-                f"SELECT * FROM read_json({_sql_str(path)}, format='array', columns={self._json_columns})"
-            )
-            table = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
-        except (duckdb.Error, pa.ArrowException, OSError, ValueError):
-            return None
-        finally:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-        # the columns no row of the batch has, left out as the dict path leaves them (fewer to insert)
-        return table.select([i for i in range(table.num_columns) if table.column(i).null_count < table.num_rows])
+        with open(path, "wb") as out:
+            out.write(b"[")
+            first = True
+            for batch in batches:
+                inner = batch[1:-1].strip()
+                if inner:
+                    out.write(inner if first else b"," + inner)
+                    first = False
+            out.write(b"]")
+        return path
 
     def start(self, url: str | None = None) -> None:
         from sim.collector import metrics  # after server.serve set PROMETHEUS_MULTIPROC_DIR
@@ -360,10 +394,9 @@ class StoreWriter:
             if self._pending_rows >= self.flush_rows:
                 self._wake.notify()
         elapsed = time.perf_counter() - started
-        for row in reversed(orjson.loads(payload)) if b'"run_id"' in payload else ():
-            if row.get("run_id"):
-                self.current_run = row["run_id"]
-                break
+        run = last_run_id(payload)
+        if run is not None:
+            self.current_run = run
         if self._failing_since is not None:
             print(
                 f"player-sim collector: the store takes requests again ({self._failed_rows:,} requests "
