@@ -225,13 +225,14 @@ def encode_extra(extra: dict) -> str | None:
     return orjson.dumps({k: _json_safe(v) for k, v in extra.items()}, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _sql_str(text: str) -> str:
+def sql_literal(text: str) -> str:
+    """`text` as an SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
 # Every column but geo_country (derived from client_ip here) as DuckDB's JSON reader is told to type it.
 _JSON_NAMES = [name for name in COLUMNS if name != "geo_country"]
-_JSON_COLUMNS = "{" + ", ".join(f"{_sql_str(name)}: {_sql_str(COLUMNS[name])}" for name in _JSON_NAMES) + "}"
+_JSON_COLUMNS = "{" + ", ".join(f"{sql_literal(name)}: {sql_literal(COLUMNS[name])}" for name in _JSON_NAMES) + "}"
 _JSON_SELECT = ", ".join(f'"{name}"' for name in _JSON_NAMES)
 
 
@@ -340,7 +341,7 @@ class EventStore:
         table in between: a third of the insert's CPU); on `con`, prepared by `prepare_json_insert`,
         in the caller's transaction. Returns the number of rows (the caller adds them to `rows` once
         committed); raises duckdb.Error when the reader or the insert fails."""
-        source = f"read_json({_sql_str(path)}, format='array', columns={_JSON_COLUMNS})"
+        source = f"read_json({sql_literal(path)}, format='array', columns={_JSON_COLUMNS})"
         return con.execute(
             f"INSERT INTO events ({_JSON_SELECT}, geo_country) "
             f"SELECT {_JSON_SELECT}, _player_sim_geo_country(client_ip) FROM {source}"

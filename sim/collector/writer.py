@@ -45,7 +45,7 @@ import pyarrow as pa
 from sim.atomic import write_atomic
 from sim.collector.link import LinkError, recv_frame, send_frame
 from sim.collector.live import LiveStats
-from sim.collector.store import EventStore
+from sim.collector.store import EventStore, sql_literal
 
 EXPORT_COLUMNS = (
     "ledger_key",
@@ -63,10 +63,6 @@ EXPORT_COLUMNS = (
 def sidecar_path(store: str | os.PathLike) -> Path:
     """Where a running collector says how to reach it: `STORE.collector.json`."""
     return Path(f"{os.fspath(store)}.collector.json")
-
-
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 _FRAME = struct.Struct("<I")
@@ -191,15 +187,12 @@ class StoreWriter:
     def _set_offset(self, offset: int) -> None:
         self._con.execute("UPDATE collector_journal SET journal_offset = ?", [offset]).fetchall()
 
-    def _insert_rows(self, rows: list[dict] | pa.Table, journal_end: int) -> None:
-        """One transaction: the rows and how far the journal is now in the store."""
+    def _in_one_transaction(self, insert, journal_end: int):
+        """`insert(con)` and how far the journal is now in the store, in one transaction; insert's result."""
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
-            if isinstance(rows, pa.Table):
-                self.store.insert_table(rows, con)
-            else:
-                self.store.insert(rows, con)
+            result = insert(con)
             con.execute("UPDATE collector_journal SET journal_offset = ?", [journal_end]).fetchall()
             con.execute("COMMIT")
         except BaseException:
@@ -208,28 +201,22 @@ class StoreWriter:
             except duckdb.Error:
                 pass
             raise
+        return result
+
+    def _insert_rows(self, rows: list[dict] | pa.Table, journal_end: int) -> None:
+        """One transaction: the rows and how far the journal is now in the store."""
+        insert = self.store.insert_table if isinstance(rows, pa.Table) else self.store.insert
+        self._in_one_transaction(lambda con: insert(rows, con), journal_end)
 
     def _insert_json(self, batches: list[bytes], journal_end: int) -> bool:
         """Like `_insert_rows`, the rows read from the batches by DuckDB's JSON reader (a fraction of the
         CPU of parsing them into Python dicts); False, with nothing inserted, when that fails: the
         caller then takes the dict path, so no row waits on this one (and a DuckDB that refuses
         every insert fails there too, with its own error)."""
-        con = self._con
         path = None
         try:
             path = self._write_batches(batches)
-            con.execute("BEGIN TRANSACTION")
-            try:
-                inserted = self.store.insert_json(path, con)
-                con.execute("UPDATE collector_journal SET journal_offset = ?", [journal_end]).fetchall()
-                con.execute("COMMIT")
-                self.store.rows += inserted
-            except BaseException:
-                try:
-                    con.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
-                raise
+            self.store.rows += self._in_one_transaction(lambda con: self.store.insert_json(path, con), journal_end)
         except (duckdb.Error, OSError):
             self.json_fallbacks += 1
             return False
@@ -454,10 +441,10 @@ class StoreWriter:
         columns = ", ".join(f'"{c}"' for c in EXPORT_COLUMNS)
         where = ""
         if runs:
-            where = " WHERE run_id IN (" + ", ".join(_sql_str(str(r)) for r in runs) + ")"
+            where = " WHERE run_id IN (" + ", ".join(sql_literal(str(r)) for r in runs) + ")"
         con = self.store.reader()
         try:
-            con.execute(f"COPY (SELECT {columns} FROM events{where}) TO {_sql_str(path)} (FORMAT parquet)")
+            con.execute(f"COPY (SELECT {columns} FROM events{where}) TO {sql_literal(path)} (FORMAT parquet)")
         finally:
             con.close()
         return {"ok": True, "path": path}
