@@ -304,7 +304,7 @@ def one_load_worker(seconds: int, workdir: Path) -> float:
                 "--protocol",
                 "legacy",
                 "--session-rate",
-                "400",
+                "8000",  # far above what one process sends (400 offered only ~1,300 beacons/s: not saturated)
                 "--time-scale",
                 "50",
                 "--concurrency",
