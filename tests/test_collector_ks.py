@@ -36,6 +36,13 @@ def test_no_channel_stores_a_ks_in_clear(collector):
             f'{{"eventType": 3, "partnerId": 1, "entryId": "0_x", "sessionId": "g", '
             f'"errorDetails": {{"code": 1, "data": [{{"ks": "{secret("nested")}"}}]}}}}',
         ),
+        (  # an eventType the codec refuses: the server-style reading flattens the object (errorDetails:ks)
+            "POST",
+            f"{url}/api_v3/index.php?service=analytics&action=trackEvent",
+            {"Content-Type": "application/json"},
+            f'{{"eventType": "abc", "partnerId": 1, "entryId": "0_x", "sessionId": "h", '
+            f'"errorDetails": {{"ks": "{secret("flattened")}"}}}}',
+        ),
     ]
     for method, target, headers, body in sends:
         requests.request(method, target, headers=headers, data=body, timeout=10)

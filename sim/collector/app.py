@@ -133,7 +133,7 @@ def _strip_nested_ks(values: dict) -> tuple[dict, str | None]:
                 if _is_ks_name(str(key)) and item.__class__ is not dict and item.__class__ is not list:
                     if item not in (None, ""):
                         found.append(str(item))
-                        item = "sha256:" + api.ks_digest(str(item))
+                        item = ks_digest_text(str(item))
                 else:
                     item = scrub(item)
                 out[key] = item
@@ -162,10 +162,17 @@ _KS_NAME_CACHE: dict[str, bool] = {}
 _NOT_KS: set[str] = set()  # names known not to spell a ks
 
 
+# a name whose last part is `ks`: `event:ks`, `event[ks]`, and a JSON body's nested `errorDetails:ks`
+# once the server-style reading flattens it
+_KS_LAST_PART = re.compile(r"(?i)(?:^|[:\[])\s*ks\s*\]?\s*$")
+
+
 def _is_ks_name(key: str) -> bool:
     known = _KS_NAME_CACHE.get(key)
     if known is None:
-        known = len(key) < 40 and "".join(ch for ch in key.lower() if ch.isalpha()) in ("ks", "eventks")
+        known = bool(_KS_LAST_PART.search(key)) or (
+            len(key) < 40 and "".join(ch for ch in key.lower() if ch.isalpha()) in ("ks", "eventks")
+        )
         if len(_KS_NAME_CACHE) < 4096:  # bounded: clients choose the names
             _KS_NAME_CACHE[key] = known
     return known
@@ -179,7 +186,12 @@ def scrub_ks(text: str | None) -> str | None:
     """`text` with every ks value replaced by its digest (`sha256:...`)."""
     if not text or ("ks" not in text and "KS" not in text and "Ks" not in text and "kS" not in text):
         return text
-    return _KS_IN_TEXT.sub(lambda m: m.group(1) + "sha256:" + api.ks_digest(m.group(2)), text)
+    return _KS_IN_TEXT.sub(lambda m: m.group(1) + ks_digest_text(m.group(2)), text)
+
+
+def ks_digest_text(ks: str) -> str:
+    """What is stored where a ks stood in text or in a JSON value: `sha256:` and its digest."""
+    return "sha256:" + api.ks_digest(ks)
 
 
 def run_columns(value: str | None) -> dict:
