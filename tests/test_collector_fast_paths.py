@@ -153,7 +153,7 @@ def wire_reference(values: dict, targets: dict, row: dict, extra: dict) -> list[
             row[column] = store.coerce(value, sql_type)
         except (ValueError, TypeError, OverflowError):
             extra[name] = value
-    return store.oversized_ints(values)
+    return [name for name, value in values.items() if value.__class__ is int and not -(2**63) <= value < 2**63]
 
 
 def typed(d: dict) -> list:

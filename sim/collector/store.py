@@ -140,19 +140,14 @@ def coerce(value, sql_type: str):
     return number
 
 
-_RESOLVED: dict[str, str] = {}
 _PLANS: dict[int, dict[str, tuple]] = {}  # id(targets) -> wire name -> (column, type, int limit)
 
 
 def _plan(name: str, targets: dict[str, str]) -> tuple | None:
     """(column, SQL type or None, integer limit or None) of a wire name; None when no column has it."""
-    column = _RESOLVED.get(name)
+    column = _BY_LOWER.get(name.lower())
     if column is None:
-        column = _BY_LOWER.get(name.lower())
-        if column is None:
-            return None
-        if len(_RESOLVED) < 4096:  # bounded: only names that are columns are cached, in any spelling
-            _RESOLVED[name] = column
+        return None
     sql_type = targets.get(column)
     return column, sql_type, _LIMITS.get(sql_type)
 
@@ -160,8 +155,8 @@ def _plan(name: str, targets: dict[str, str]) -> tuple | None:
 def wire_columns(values: dict, targets: dict[str, str], row: dict, extra: dict) -> list[str]:
     """Put each wire value in its column (typed) or, failing that, in `extra` under its own name.
 
-    Returns the names of the integer values no 64-bit column can hold (`oversized_ints`), read in
-    the same pass.
+    Returns the names of the integer values no 64-bit column can hold (they go to `extra`; the
+    caller stores such a request as rejected).
     """
     plans = _PLANS.get(id(targets))
     if plans is None:
@@ -212,11 +207,6 @@ def _json_safe(value):
     if isinstance(value, int) and not -(2**63) <= value < 2**64:
         return str(value)  # JSON numbers past 64 bits: kept as their digits
     return value
-
-
-def oversized_ints(values: dict) -> list[str]:
-    """Names of the integer values no 64-bit column can hold."""
-    return [name for name, value in values.items() if value.__class__ is int and not -(2**63) <= value < 2**63]
 
 
 def encode_extra(extra: dict) -> str | None:

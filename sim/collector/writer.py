@@ -203,10 +203,9 @@ class StoreWriter:
             raise
         return result
 
-    def _insert_rows(self, rows: list[dict] | pa.Table, journal_end: int) -> None:
+    def _insert_rows(self, rows: list[dict], journal_end: int) -> None:
         """One transaction: the rows and how far the journal is now in the store."""
-        insert = self.store.insert_table if isinstance(rows, pa.Table) else self.store.insert
-        self._in_one_transaction(lambda con: insert(rows, con), journal_end)
+        self._in_one_transaction(lambda con: self.store.insert(rows, con), journal_end)
 
     def _insert_json(self, batches: list[bytes], journal_end: int) -> bool:
         """Like `_insert_rows`, the rows read from the batches by DuckDB's JSON reader (a fraction of the

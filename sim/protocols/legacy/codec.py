@@ -729,10 +729,6 @@ def _key_plan(key: str, flavor: str | None, encoding: str) -> tuple[str, object,
     return key, None if key in _DROPPED_PARAMS else _PARAM_READERS.get(key, _as_string), False
 
 
-def _param_value(name: str, value: object) -> Scalar:
-    return _PARAM_READERS.get(name, _as_string)(value)
-
-
 @functools.lru_cache(maxsize=1 << 14)
 def _pre_decode(flavor: str, name: str, text: str) -> str:
     return js_unescape(text) if flavor == "kdp" else _decode_uri_component(name, text)
