@@ -315,7 +315,7 @@ def test_sigterm_at_any_moment_of_a_run_with_workers_ends_it_cleanly(tmp_path, a
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode != 0
-    assert "Traceback" not in err
+    assert "Traceback" not in err, err  # the whole of stderr: pytest cuts a long string short
     assert os.listdir(tmp_path / "out") == []
     pids = {json.loads(line)["pid"] for line in timeline.read_text().splitlines()}
     time.sleep(0.5)
