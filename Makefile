@@ -10,18 +10,23 @@ PYTHON ?= $(shell /usr/bin/python3 -c 'import sys, ensurepip, venv; sys.exit(sys
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean compiled
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,compiled]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The collector's request path compiled by Cython (sim/compiled): built into the venv, rebuilt when one of its
+# sources changed (a no-op otherwise); where it cannot be built (no C compiler) it runs as Python, and says so.
+compiled: $(STAMP)
+	-@$(PY) -m sim.compiled build
+
+run: compiled
 	$(VENV)/bin/player-sim demo
 
-test: $(STAMP)
+test: compiled
 	$(PY) -m pytest -q
 
 # Lint and format check (configured in pyproject.toml); `ruff format` and `ruff check --fix` make the changes.
@@ -29,7 +34,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: $(STAMP)
+bench: compiled
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:

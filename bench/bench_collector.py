@@ -393,6 +393,16 @@ def main() -> None:
                 )
 
 
+def compiled_state() -> str:
+    """How much of this tree's request path runs compiled (sim/compiled)."""
+    from sim import compiled
+
+    if os.environ.get(compiled.PURE_ENV, "") not in ("", "0"):
+        return "request path as Python (PLAYER_SIM_PURE_PYTHON)"
+    built = len(compiled.MODULES) - len(compiled.stale_modules(compiled.compiled_dir()))
+    return f"request path: {built} of {len(compiled.MODULES)} modules compiled"
+
+
 def report(args, workers: list[int], runs: dict, handle: float, load_before, load_after) -> None:
     """The medians: req/s, CPU a request (workers and store writer apart), the ratios to nginx."""
 
@@ -417,7 +427,7 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
         f"({'one URL' if args.same_url else 'sessionId, eventTimestamp, currentPoint varied'}), {args.repeat} rounds, "
         "medians; "
         f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after ({os.cpu_count()} cores), "
-        f"collector on Python {platform.python_version()} ({sys.executable}):"
+        f"collector on Python {platform.python_version()} ({sys.executable}), {compiled_state()}:"
     )
     for w in workers:
         mine, theirs = runs[w], runs[("nginx", w)]

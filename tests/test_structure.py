@@ -20,8 +20,9 @@ EXPECTED_LONG: set[str] = set()  # "path:function" of a function allowed over th
 
 # The pipeline of DESIGN.md, earliest first: a part imports only parts of its own rank or earlier ones.
 PIPELINE = [
-    # shared foundations: the atomic-write helper, the events-table and ledger schemas, reused chunk arrays
-    {"atomic", "tables", "recycled"},
+    # shared foundations: the atomic-write helper, the events-table and ledger schemas, reused chunk arrays,
+    # and the import hook that loads the compiled request path (it names later modules, never imports them)
+    {"atomic", "tables", "recycled", "compiled"},
     {"scenario"},
     {"geo", "population"},
     {"player"},

@@ -601,7 +601,14 @@ class RSGIApp:
         if length is not None and length.strip().isdigit() and int(length) > limit:
             return None
         chunks, size = [], 0
-        async for chunk in proto:
+        # `async for chunk in proto`, spelt out: granian's body iterator raises StopAsyncIteration
+        # from the __anext__ call itself, which the compiled `async for` does not take as the end
+        stream = proto.__aiter__()
+        while True:
+            try:
+                chunk = await stream.__anext__()
+            except StopAsyncIteration:
+                break
             size += len(chunk)
             if size > limit:
                 return None
