@@ -345,6 +345,8 @@ def main() -> None:
     workers = sorted({int(w) for w in args.workers.split(",")})
     load_before = os.getloadavg()
 
+    # before any server runs: a collector just stopped still checkpoints its store for a while
+    handle = handle_us(not args.same_url)
     runs: dict = {}  # key -> list of run_wrk results
     with tempfile.TemporaryDirectory(prefix="bench-collector-") as tmp:
         workdir = Path(tmp)
@@ -377,7 +379,6 @@ def main() -> None:
                     stop(proc)
         finally:
             stop(ngx)
-        handle = handle_us(not args.same_url)
         load_after = os.getloadavg()
         report(args, workers, runs, handle, load_before, load_after)
         if not args.no_load_worker:
