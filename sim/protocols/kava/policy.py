@@ -262,7 +262,7 @@ def _send(S, out_i, out_f, n, spare, sess, t_abs, t_rel, etype, live, duration, 
         S[S_BUF_SUM] += t_rel - S[S_BUF_START]
         S[S_BUF_START] = t_rel
     _answers(S, t_abs)
-    r = n if n < spare else spare
+    r = min(n, spare)
     if spare:       # every field not sent until the caller sets it
         out_i[r, :] = NOT_SENT
         out_f[r, :] = np.nan
@@ -298,7 +298,7 @@ def _send_view(S, out_i, out_f, n, spare, sess, t_abs, t_rel, live, duration, pl
                play_time_sum, bitrate, average_bitrate, sound, tab, screen, Q, key):
     """A VIEW (99): the common params, then the per-interval figures, the viewer's modes and,
     for adaptive streams (Q[Q_ON] > 0), the interval's quality figures (`_quality`)."""
-    r = n if n < spare else spare
+    r = min(n, spare)
     n = _send(S, out_i, out_f, n, spare, sess, t_abs, t_rel, 99, live, duration, playhead, speed, caption)
     out_f[r, F_PLAY_TIME_SUM] = play_time_sum
     out_f[r, F_BUFFER_TIME] = _round3(S[S_BUF_T])
@@ -602,7 +602,7 @@ def _first_frame(S, Q, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, value
     _set_stopped(S, ts, 0.0)
     Q[Q_EMPTY_T] = ta
     join = ta - S[W_PLAY_REQ_T] if S[W_REQUESTED] > 0 else value
-    r = n if n < spare else spare
+    r = min(n, spare)
     n = _send(S, out_i, out_f, n, spare, s, ts, ta, 3, is_live, d, pa_, cur_speed, caption)
     _stream_figures(S, out_f, r, cur_br)
     out_f[r, F_JOIN_TIME] = _round3(join)
@@ -648,7 +648,7 @@ def _playback_action(S, Q, QT, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa
                      N, views_enabled, cur_br, cur_speed, cur_sound, cur_tab, cur_screen, key):
     """LOAD, PLAY_REQUEST, PLAYING, PAUSE, RESUME, SEEK and the stalls; return the beacon count."""
     caption = np.int64(S[W_CAPTION])
-    r = n if n < spare else spare
+    r = min(n, spare)
     if k_ == K_LOAD:
         n = _send(S, out_i, out_f, n, spare, s, ts, ta, 1, is_live, d, pa_, cur_speed, caption)
         out_i[r, I_LOADED_PLUGINS] = 1
@@ -701,7 +701,7 @@ def _viewer_action(S, Q, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, k_,
                    cur_br, cur_speed):
     """Fullscreen, speed, captions, renditions, share, download, report, related and info; return the count."""
     caption = np.int64(S[W_CAPTION])
-    r = n if n < spare else spare
+    r = min(n, spare)
     plain = PLAIN_EVENT_OF_KIND[k_]
     if plain > 0:
         n = _send(S, out_i, out_f, n, spare, s, ts, ta, plain, is_live, d, pa_, cur_speed, caption)
@@ -726,7 +726,7 @@ def _viewer_action(S, Q, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, k_,
     elif k_ == K_REPORT:   # the form opens; some viewers submit it
         n = _send(S, out_i, out_f, n, spare, s, ts, ta, 24, is_live, d, pa_, cur_speed, caption)
         if u_a < REPORT_SUBMIT_SHARE:
-            r = n if n < spare else spare
+            r = min(n, spare)
             n = _send(S, out_i, out_f, n, spare, s, ts, ta, 25, is_live, d, pa_, cur_speed, caption)
             out_i[r, I_REPORT_TYPE] = 1 + np.int64(u_a / REPORT_SUBMIT_SHARE * 4.0) % 4
     return n
@@ -746,7 +746,7 @@ def _replay(S, Q, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, cur_br, cu
     S[W_HEAD] = pa_
     S[W_PREV_POS] = pa_
     Q[Q_EMPTY_T] = ta
-    r = n if n < spare else spare
+    r = min(n, spare)
     n = _send(S, out_i, out_f, n, spare, s, ts, ta, 35, is_live, d, pa_, cur_speed, caption)
     out_f[r, F_TARGET_POSITION] = pa_
     n = _send(S, out_i, out_f, n, spare, s, ts, ta, 45, is_live, d, pa_, cur_speed, caption)
@@ -759,7 +759,7 @@ def _replay(S, Q, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, cur_br, cu
     _set_stopped(S, ts, 0.0)
     n = _send(S, out_i, out_f, n, spare, s, ts, ta, 34, is_live, d, pa_, cur_speed, caption)
     if S[W_PAUSED] > 0 and _u01(key, 0x7FFFFFE0 + np.int64(ta * 1000.0)) < REPLAY_RESUME_SHARE:
-        r = n if n < spare else spare
+        r = min(n, spare)
         n = _send(S, out_i, out_f, n, spare, s, ts, ta, 4, is_live, d, pa_, cur_speed, caption)
         _stream_figures(S, out_f, r, cur_br)
     S[W_PAUSED] = 0.0      # the media plays (without RESUME the plugin's flag stays set)
@@ -769,7 +769,7 @@ def _replay(S, Q, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, cur_br, cu
 @njit(cache=True, error_model="numpy")
 def _error(S, QT, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, value, cur_speed, v015):
     """A critical ERROR, then the plugin's full reset."""
-    r = n if n < spare else spare
+    r = min(n, spare)
     n = _send(S, out_i, out_f, n, spare, s, ts, ta, 98, is_live, d, pa_, cur_speed, np.int64(S[W_CAPTION]))
     out_i[r, I_ERROR_CODE] = np.int64(value)
     started = S[W_STARTED] > 0
@@ -806,7 +806,7 @@ def _ad_action(S, out_i, out_f, n, spare, s, ts, ta, is_live, d, pa_, k_, value,
     etype = AD_EVENT_OF_KIND[k_ - K_AD_IMPRESSION]
     if etype == 8999:
         S[W_AD_IMP_T] = ta
-    r = n if n < spare else spare
+    r = min(n, spare)
     n = _send(S, out_i, out_f, n, spare, s, ts, ta, etype, is_live, d, pa_, cur_speed, np.int64(S[W_CAPTION]))
     if 1 <= ad_pos <= 4:
         out_i[r, I_AD_BREAK_TYPE] = ad_pos - 1
