@@ -345,26 +345,23 @@ def main() -> None:
         f"the same columns, {rate(one['beacons'], one['cpu']) / narrow:.1f}x 11 fields (target 50x)"
     )
     if args.memory:
-        print("peak RSS of the largest process of a run (parquet):")
         sizes = [int(x) for x in args.memory.split(",")]
-        peaks = {}
-        for sessions in sizes:
-            for workers in (1, 2):
-                beacons, peaks[sessions, workers] = peak_rss(sessions, workers)
-                print(
-                    f"  {sessions:>12,} sessions {beacons:>13,} beacons  --workers {workers}  "
-                    f"{peaks[sessions, workers]:8.0f} MiB"
-                )
-        print_growth(peaks, sizes, lambda n: f"{n:,} sessions")
+        print("peak RSS of the largest process of a run (parquet):")
+        memory_runs(sizes, peak_rss, lambda n: f"{n:,} sessions")
     if args.memory_days:
-        print("peak RSS of the largest process of a run (parquet), the scenario's sessions a day:")
         lengths = [float(x) for x in args.memory_days.split(",")]
-        peaks = {}
-        for days in lengths:
-            for workers in (1, 2):
-                beacons, peaks[days, workers] = peak_rss(0, workers, days)
-                print(f"  {days:>8g} days {beacons:>13,} beacons  --workers {workers}  {peaks[days, workers]:8.0f} MiB")
-        print_growth(peaks, lengths, lambda d: f"{d:g} days")
+        print("peak RSS of the largest process of a run (parquet), the scenario's sessions a day:")
+        memory_runs(lengths, lambda d, w: peak_rss(0, w, d), lambda d: f"{d:g} days")
+
+
+def memory_runs(sizes: list, run, name) -> None:
+    """Peak RSS of `run(size, workers)` for each size, one and two workers, and how it grows."""
+    peaks = {}
+    for size in sizes:
+        for workers in (1, 2):
+            beacons, peaks[size, workers] = run(size, workers)
+            print(f"  {name(size):>22} {beacons:>13,} beacons  --workers {workers}  {peaks[size, workers]:8.0f} MiB")
+    print_growth(peaks, sizes, name)
 
 
 def print_growth(peaks: dict, sizes: list, name) -> None:
