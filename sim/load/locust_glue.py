@@ -40,7 +40,16 @@ from sim.load.plan import (
     run_id,
     unreachable_hint,
 )
-from sim.load.sender import LatenessHistogram, Ledger, Sender, lateness_summary, merge_ledgers, worker_ledger_path
+from sim.load.schedule import ScheduleStats
+from sim.load.sender import (
+    LatenessHistogram,
+    Ledger,
+    Sender,
+    lateness_summary,
+    merge_ledgers,
+    worker_ledger_path,
+    worker_summary,
+)
 from sim.load.viewers import ViewerHistory, process_figures, viewer_table
 
 log = logging.getLogger("player-sim")
@@ -307,21 +316,7 @@ def _finish_process_run_once(environment) -> dict | None:
 def _nothing_sent(ledger: Ledger, late_threshold: float) -> dict:
     """The figures of a worker whose run ended before it was built: its empty ledger, to merge."""
     STATE.last_lateness, STATE.last_viewers = LatenessHistogram(), None
-    STATE.last_summary = {
-        "sent": 0,
-        "failed": 0,
-        "failures": {},
-        "by_label": {},
-        "preflights": {"sent": 0, "failed": 0},
-        "lateness": lateness_summary(STATE.last_lateness, late_threshold),
-        "sessions": {"generated": 0, "started": 0, "dropped": 0},
-        "run_seconds": 0.0,
-        "skipped_beacons": 0,
-        "views_suppressed": 0,
-        "generate_s": 0.0,
-        "cpu_s": 0.0,
-        "ledger": {"path": str(ledger.path.resolve()), "lines": 0},
-    }
+    STATE.last_summary = worker_summary(ScheduleStats(), STATE.last_lateness, late_threshold, ledger)
     return STATE.last_summary
 
 

@@ -38,7 +38,7 @@ import gevent.ssl
 import numpy as np
 import orjson
 
-from sim.load.schedule import BeaconQueue, Outgoing, Schedule, header_lines
+from sim.load.schedule import BeaconQueue, Outgoing, Schedule, ScheduleStats, header_lines
 from sim.tables.ledger import ledger_line
 
 log = logging.getLogger("player-sim")
@@ -629,33 +629,60 @@ class Sender:
 
     def summary(self) -> dict:
         """Figures of this process: sends, failures by kind, lateness, sessions."""
-        s = self.schedule.stats
-        return {
-            "sent": self.sent,
-            "failed": self.failed,
-            "failures": dict(self.failures),
-            "by_label": dict(self.by_label),
-            "preflights": {"sent": self.preflights, "failed": self.preflights_failed},
-            "lateness": lateness_summary(self.lateness, self.late_threshold),
-            "sessions": {
-                "generated": s.sessions_generated,
-                "started": s.started_sessions,
-                "dropped": s.dropped_sessions,
-            },
+        return worker_summary(
+            self.schedule.stats,
+            self.lateness,
+            self.late_threshold,
+            self.ledger,
+            sent=self.sent,
+            failed=self.failed,
+            failures=self.failures,
+            by_label=self.by_label,
+            preflights=(self.preflights, self.preflights_failed),
             # wall seconds from the schedule's start to the stop: (started + dropped) / this is
             # the arrival rate the target saw
-            "run_seconds": round((self.stopped_at or time.time()) - self.schedule.timebase.t0, 3),
-            "skipped_beacons": s.skipped,
-            "views_suppressed": s.views_suppressed,
-            "generate_s": round(s.generate_seconds, 3),
+            run_seconds=round((self.stopped_at or time.time()) - self.schedule.timebase.t0, 3),
             # CPU seconds of this process (every thread) from the first send loop to the stop
-            "cpu_s": round((self.cpu_stopped or time.process_time()) - self.cpu_started, 3)
+            cpu_s=round((self.cpu_stopped or time.process_time()) - self.cpu_started, 3)
             if self.cpu_started is not None
             else 0.0,
-            "ledger": None
-            if self.ledger is None
-            else {"path": str(self.ledger.path.resolve()), "lines": self.ledger.lines},
-        }
+        )
+
+
+def worker_summary(
+    stats: ScheduleStats,
+    lateness: LatenessHistogram,
+    late_threshold: float,
+    ledger: Ledger | None,
+    *,
+    sent: int = 0,
+    failed: int = 0,
+    failures: dict | None = None,
+    by_label: dict | None = None,
+    preflights: tuple[int, int] = (0, 0),
+    run_seconds: float = 0.0,
+    cpu_s: float = 0.0,
+) -> dict:
+    """One load worker's figures, as the master merges them (the defaults: a worker that sent nothing)."""
+    return {
+        "sent": sent,
+        "failed": failed,
+        "failures": dict(failures or {}),
+        "by_label": dict(by_label or {}),
+        "preflights": {"sent": preflights[0], "failed": preflights[1]},
+        "lateness": lateness_summary(lateness, late_threshold),
+        "sessions": {
+            "generated": stats.sessions_generated,
+            "started": stats.started_sessions,
+            "dropped": stats.dropped_sessions,
+        },
+        "run_seconds": run_seconds,
+        "skipped_beacons": stats.skipped,
+        "views_suppressed": stats.views_suppressed,
+        "generate_s": round(stats.generate_seconds, 3),
+        "cpu_s": cpu_s,
+        "ledger": None if ledger is None else {"path": str(ledger.path.resolve()), "lines": ledger.lines},
+    }
 
 
 def _header_value(head: bytes, name: bytes) -> str | None:
