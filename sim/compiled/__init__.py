@@ -54,6 +54,7 @@ def compiled_dir() -> Path:
 
 
 def source_digest(path: str | os.PathLike) -> str:
+    """What a build is matched on: the SHA-256 of the module's source file."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
@@ -123,7 +124,7 @@ def stale_modules(folder: Path) -> list[str]:
     return out
 
 
-def build(folder: Path | None = None, quiet: bool = False) -> list[str]:
+def build(folder: Path | None = None) -> list[str]:
     """Compile every module of MODULES whose build is missing or stale; the names compiled."""
     folder = folder or compiled_dir()
     todo = stale_modules(folder)
@@ -166,6 +167,5 @@ def build(folder: Path | None = None, quiet: bool = False) -> list[str]:
             os.replace(f"{target}.tmp", target)  # a running process keeps the file it mapped
             manifest[name] = {"file": target.name, "source_sha256": digests[name]}
         write_atomic(folder / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode(), shared=True)
-    if not quiet:
-        print(f"player-sim: compiled {len(todo)} module(s) into {folder}")
+    print(f"player-sim: compiled {len(todo)} module(s) into {folder}")
     return todo
