@@ -398,7 +398,7 @@ def compiled_state() -> str:
     """How much of this tree's request path runs compiled (sim/compiled)."""
     from sim import compiled
 
-    if os.environ.get(compiled.PURE_ENV, "") not in ("", "0"):
+    if compiled.turned_off():
         return "request path as Python (PLAYER_SIM_PURE_PYTHON)"
     built = len(compiled.MODULES) - len(compiled.stale_modules(compiled.compiled_dir()))
     return f"request path: {built} of {len(compiled.MODULES)} modules compiled"

@@ -141,6 +141,7 @@ def coerce(value, sql_type: str):
 
 
 _PLANS: dict[int, dict[str, tuple]] = {}  # id(targets) -> wire name -> (column, type, int limit)
+_PLAN_TARGETS: list[dict] = []  # the targets planned for, kept so that no other dict reuses their id
 
 
 def _plan(name: str, targets: dict[str, str]) -> tuple | None:
@@ -163,7 +164,7 @@ def wire_columns(values: dict, targets: dict[str, str], row: dict, extra: dict) 
         plans = {}
         if len(_PLANS) < 16:  # the collector's two sets of targets; any others are planned per call
             _PLANS[id(targets)] = plans
-            _PLAN_TARGETS.append(targets)  # keeps id(targets) from being reused
+            _PLAN_TARGETS.append(targets)
     too_big = []
     for name, value in values.items():
         plan = plans.get(name)
@@ -196,9 +197,6 @@ def wire_columns(values: dict, targets: dict[str, str], row: dict, extra: dict) 
             except (ValueError, TypeError, OverflowError):
                 extra[name] = value  # e.g. partnerId "abc": kept as sent, flagged elsewhere
     return too_big
-
-
-_PLAN_TARGETS: list[dict] = []
 
 
 def _json_safe(value):

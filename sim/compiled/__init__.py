@@ -90,9 +90,14 @@ class CompiledFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, compiled)
 
 
+def turned_off() -> bool:
+    """Whether PLAYER_SIM_PURE_PYTHON asks for the request path as Python."""
+    return os.environ.get(PURE_ENV, "") not in ("", "0")
+
+
 def install() -> CompiledFinder | None:
     """Put the hook first on the import path, unless turned off or nothing is built."""
-    if os.environ.get(PURE_ENV, "") not in ("", "0"):
+    if turned_off():
         return None
     folder = compiled_dir()
     manifest = read_manifest(folder)
