@@ -24,9 +24,10 @@ other way round), so both see the same load from other jobs; the CPU a request o
 ratio are printed.
 
 Where a request's CPU goes: the collector's worker processes and its store writer (the main
-process) are measured apart, beside a minimal granian RSGI app (same interface, event loop and
-one worker, a fixed answer: granian's own cost per request, the floor of any app on it), and
-`Collector.handle` (validation, decoding, row) timed in this process on the same URL.
+process) are measured apart, beside a minimal handler on the collector's own HTTP layer
+(`sim.collector.http1`, one worker, the same event loop, a fixed answer: the layer's own cost per
+request, the floor under the collector), and `Collector.handle` (validation, decoding, row) timed
+in this process on the same URL.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def tree_cpu(pid: int) -> tuple[float, float]:
-    """CPU seconds used so far by a process, and by its children (the granian workers)."""
+    """CPU seconds used so far by a process, and by its children (the collector's workers)."""
     proc = psutil.Process(pid)
     own = children = 0.0
     for p in [proc, *proc.children(recursive=True)]:
@@ -199,7 +200,7 @@ def thread_cpu(pid: int) -> dict[tuple[int, int], float]:
 
 def loop_threads(before: dict, after: dict) -> float:
     """CPU seconds of each worker's busiest thread over a run, added up: the thread running Python
-    (the event loop, the app); the rest of a worker's CPU is granian's own I/O threads."""
+    (the event loop: HTTP and the app); a worker's other threads serve /stats.json and /metrics."""
     busiest: dict[int, float] = {}
     for (pid, tid), seconds in after.items():
         busiest[pid] = max(busiest.get(pid, 0.0), seconds - before.get((pid, tid), 0.0))
@@ -232,27 +233,36 @@ def run_wrk(url: str, seconds: int, connections: int, pid: int) -> tuple[float, 
     )
 
 
-async def minimal_rsgi(scope, proto) -> None:
-    """The least an RSGI app can do: a fixed answer (granian's own cost per request)."""
-    proto.response_bytes(200, [("content-type", "application/json")], b'{"time":1,"viewEventsEnabled":true}')
+# a fixed answer on the collector's HTTP layer, one worker, the collector's event loop
+MINIMAL_SERVER = """
+import asyncio, socket, sys
+from sim.collector.http1 import HttpServer, Limits
+from sim.collector.worker import new_event_loop
+
+class Fixed:
+    head = b"content-type: application/json\\r\\n"
+    def request(self, exchange):
+        exchange.send(200, self.head, b'{"time":1,"viewEventsEnabled":true}')
+    def refuse(self, exchange, status, code, message):
+        exchange.send(status, self.head, b"{}")
+
+async def serve(port):
+    sock = socket.create_server(("127.0.0.1", port), backlog=1024)
+    await HttpServer(Fixed(), Limits(), asyncio.get_running_loop()).start(sock, 1024)
+    await asyncio.Event().wait()
+
+new_event_loop().run_until_complete(serve(int(sys.argv[1])))
+"""
 
 
 def start_minimal() -> tuple[subprocess.Popen, str]:
-    """`minimal_rsgi` under granian as the collector runs it: RSGI, one worker, the same event loop."""
-    from sim.collector.server import _event_loop
-
+    """`MINIMAL_SERVER`: what the HTTP layer costs a request with nothing behind it."""
     port = free_port()
-    code = (
-        "from granian import Granian; from granian.constants import Interfaces; "
-        f"Granian('bench_collector:minimal_rsgi', address='127.0.0.1', port={port}, interface=Interfaces.RSGI, "
-        f"workers=1, loop={_event_loop()!r}, log_level='warning').serve()"
-    )
     proc = subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=ROOT / "bench",
+        [sys.executable, "-c", MINIMAL_SERVER, str(port)],
+        cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(ROOT / "bench")},
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -262,7 +272,7 @@ def start_minimal() -> tuple[subprocess.Popen, str]:
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    sys.exit("bench_collector: the minimal granian app did not start")
+    sys.exit("bench_collector: the minimal HTTP server did not start")
 
 
 def handle_us(varied: bool, n: int = 5000) -> float:
@@ -331,7 +341,7 @@ def main() -> None:
     parser.add_argument(
         "--same-url", action="store_true", help="every request the same URL (default: per-beacon values vary)"
     )
-    parser.add_argument("--no-minimal", action="store_true", help="skip the minimal granian app (the floor)")
+    parser.add_argument("--no-minimal", action="store_true", help="skip the HTTP layer's minimal handler (the floor)")
     parser.add_argument(
         "--baseline-tree", type=Path, help="another player-sim checkout whose collector is measured in the same rounds"
     )
@@ -463,9 +473,8 @@ def report(args, workers: list[int], runs: dict, handle: float, load_before, loa
         print(f"  Collector.handle (validate, decode, row), in process: {handle:.0f} us a request")
         return
     print(
-        f"  granian floor (minimal RSGI app, 1 worker): {med(r[0] for r in minimal):,.0f} req/s, "
-        f"{med(us_per_request(r) for r in minimal):.0f} us CPU a request "
-        f"({med(us_per_request(r, 'loop') for r in minimal):.0f} in the event-loop thread)"
+        f"  HTTP layer floor (sim.collector.http1, fixed answer, 1 worker): {med(r[0] for r in minimal):,.0f} req/s, "
+        f"{med(us_per_request(r) for r in minimal):.0f} us CPU a request"
     )
     print(f"  Collector.handle (validate, decode, row), in process: {handle:.0f} us a request")
 

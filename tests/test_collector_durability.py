@@ -50,7 +50,7 @@ def test_kill_9_mid_stream_loses_no_acknowledged_beacon_and_leaves_no_worker(tmp
         while len(acknowledged) < 600 and time.monotonic() < deadline:
             time.sleep(0.05)
         children = main.children(recursive=True)
-        assert len([c for c in children if "spawn_main" in " ".join(c.cmdline())]) == workers
+        assert len([c for c in children if "sim.collector.worker" in c.cmdline()]) == workers
         collector.proc.send_signal(signal.SIGKILL)
         collector.proc.wait(10)
         _, alive = psutil.wait_procs(children, timeout=10)

@@ -4,5 +4,6 @@
 
 Modules: `kaltura_api` (Kaltura's validation and response bodies), `store` (the `events`
 table and its batching writer), `app` (request handling), `faults` (test-double mode),
-`live` (the page at `/` and `/stats.json`), `server` (granian, port, clean shutdown).
+`live` (the page at `/` and `/stats.json`), `http1` (HTTP/1.1 connections), `worker` (a worker
+process), `server` (port, workers, clean shutdown).
 """

@@ -1,8 +1,9 @@
 """The collector's request handling: route, validate, answer as Kaltura does, record every request.
 
 `Collector.handle(...)` is plain Python (request in, `Answer` out, the row appended to the
-store before the answer exists), so it can be exercised without a server; `RSGIApp` adapts
-it to granian's RSGI interface (body limit, injected delays and resets, CORS).
+store before the answer exists), so it can be exercised without a server; `WorkerApp` is what a
+worker process's HTTP layer (`sim.collector.http1`) hands requests to: it routes them, commits
+their rows through the store link and answers (injected delays and resets, CORS).
 
 Routes: `/api_v3/...` (and `//api_v3/...`) beacons; `/` the live page; `/stats.json` its
 figures; OPTIONS anywhere answers the CORS preflight. Everything else is a 404. Every
@@ -12,11 +13,7 @@ answer carries `Access-Control-Allow-Origin: *` so a browser player can point at
 from __future__ import annotations
 
 import asyncio
-import gc
-import os
 import re
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -24,7 +21,7 @@ import orjson
 
 from sim.collector import kaltura_api as api
 from sim.collector.faults import Delay, FaultPlan
-from sim.collector.idle import IdleGuard
+from sim.collector.http1 import Exchange
 from sim.collector.link import StoreLink, ask
 from sim.collector.live import PAGE_HTML
 from sim.collector.store import PARAM_COLUMNS, WIRE_COLUMNS, encode_extra, wire_columns
@@ -35,7 +32,6 @@ from sim.protocols.dispatch import (
     ParsedRequest,
     beacon_from_params,
     codec_for,
-    header,
     parse_request,
 )
 
@@ -212,7 +208,7 @@ def run_columns(value: str | None) -> dict:
 def _by_lower_name(headers: dict[str, str]) -> dict[str, str]:
     """Headers under lower-case names, each as `dispatch.header` finds it (an exact match first).
 
-    Names all lower-case already (what granian hands on) give the same dict back (callers only read it).
+    Names all lower-case already (what the HTTP layer hands on) give the same dict back (callers only read it).
     """
     if _LOWER_NAMES.issuperset(headers):  # one C-level pass: every name seen before in lower case
         return headers
@@ -297,13 +293,13 @@ class Collector:
         named = _by_lower_name(headers)
         if method not in ("GET", "POST"):
             row = self._row(now, method, path, named, remote, None, None)
-            return self._refuse(row, 405, "METHOD_NOT_ALLOWED", f"method {method} is not accepted")
+            return self.refusal(row, 405, "METHOD_NOT_ALLOWED", f"method {method} is not accepted")
         request = WireRequest(method, url, headers, body)
         try:
             parsed = parse_request(request)
         except DecodeError as exc:
             row = self._row(now, method, path, named, remote, "post", None)
-            return self._refuse(row, 400, "INVALID_REQUEST_BODY", str(exc))
+            return self.refusal(row, 400, "INVALID_REQUEST_BODY", str(exc))
         row = self._row(now, method, path, named, remote, parsed.encoding, parsed.protocol)
         params, ks = _strip_ks(parsed.params)
 
@@ -369,11 +365,11 @@ class Collector:
     ) -> Answer:
         """Record and answer a request refused before it was read (too large, unreadable)."""
         row = self._row(time.time(), method, url.partition("?")[0], _by_lower_name(headers), remote, None, None)
-        return self._refuse(row, status, code, message)
+        return self.refusal(row, status, code, message)
 
     def not_found(self, method: str, url: str, headers: dict, remote: str) -> Answer:
         """A path outside the API (a scanner, a browser's /favicon.ico): answered, not stored."""
-        return self._refuse(
+        return self.refusal(
             None, 404, "NOT_FOUND", f"no such path {url.partition('?')[0][:200]!r}: beacons go to /api_v3/index.php"
         )
 
@@ -417,7 +413,8 @@ class Collector:
             {"ACTION": parsed.action, "SERVICE": parsed.service},
         )
 
-    def _refuse(self, row: dict | None, status: int, code: str, message: str) -> Answer:
+    def refusal(self, row: dict | None, status: int, code: str, message: str) -> Answer:
+        """Kaltura's error answer with `status`; `row` (when there is one) records the refusal."""
         if row is not None:
             row.update(accepted=False, status=status, error_code=code, reason=message)
         return Answer(
@@ -443,104 +440,88 @@ def unstored(reason: str) -> Answer:
     )
 
 
-class RSGIApp:
-    """granian RSGI adapter: one Collector per worker process; rows go to the store writer and each
-    request is answered once its row is committed."""
+class WorkerApp:
+    """A worker process's request handling (the handler of `sim.collector.http1`): one Collector; rows
+    go to the store writer and each request is answered once its row is committed."""
 
-    def __init__(self, config: CollectorConfig):
-        self.config = config
-        self.collector: Collector | None = None
-        self.link: StoreLink | None = None
-        self.metrics = None
-
-    def __rsgi_init__(self, loop) -> None:
-        die_with_parent()
+    def __init__(self, config: CollectorConfig, loop: asyncio.AbstractEventLoop):
         from sim.collector import metrics  # after server.serve set PROMETHEUS_MULTIPROC_DIR
 
+        self.config = config
+        self.loop = loop
         self.metrics = metrics
         self._latency = metrics.LATENCY.labels("beacon")
         self._counters: dict = {}
         self._tally = metrics.Tally(loop)
-        self.collector = Collector(self.config)
-        self.link = StoreLink(self.config.socket, loop)
-        # granian never times out a connection that sends no byte at all; this does
-        IdleGuard(self.config.port, self.config.idle_timeout_s).start()
-        quiet_garbage_collector()
+        self.collector = Collector(config)
+        self.link = StoreLink(config.socket, loop)
 
-    def __rsgi_del__(self, loop) -> None:
-        # granian calls this after its loop stopped: run it once more to answer what waits on the store
-        if self.link is not None and not loop.is_running():
-            loop.run_until_complete(self.link.close())
+    async def close(self) -> None:
+        """Commit what waits for the store, then close the link."""
+        await self.link.close()
 
-    async def __rsgi__(self, scope, proto) -> None:
-        if scope.proto != "http":
-            return
+    # --- the handler's two entries (sim.collector.http1) ----------------------------------
+
+    def request(self, exchange: Exchange) -> None:
         started = time.perf_counter()
-        method = scope.method.upper()
-        path = scope.path
+        method = exchange.method.upper()
+        path = exchange.path
         if method == "OPTIONS":
-            proto.response_empty(204, CORS + [("access-control-max-age", "86400")])
+            exchange.send(204, _PREFLIGHT_HEAD, b"")
             return
-        if not (path.startswith("/api_v3") or path.startswith("//api_v3")):
-            await self._other(scope, proto, method, path)
+        if not _is_api(path):
+            self._other(exchange, method, path)
             return
-        collector = self.collector
-        url = path + ("?" + scope.query_string if scope.query_string else "")
-        headers = dict(scope.headers.items())
-        remote = scope.client.rsplit(":", 1)[0] if scope.client else ""
         if method == "HEAD":
-            proto.response_empty(200, CORS)
+            exchange.send(200, _CORS_HEAD, b"")
             return
-        body = None
-        if method == "POST":
-            try:
-                body = await asyncio.wait_for(self._read_body(proto, headers), self.config.body_timeout_s)
-            except (TimeoutError, OSError, RuntimeError):
-                # a body that does not arrive in time (or a client gone mid-body) holds no connection long
-                answer = collector.refuse_transport(
-                    method,
-                    url,
-                    headers,
-                    remote,
-                    408,
-                    "REQUEST_TIMEOUT",
-                    f"request body not received within {self.config.body_timeout_s:g} s",
-                )
-                await self._commit_and_send(proto, answer, started)
-                return
-            if body is None:
-                answer = collector.refuse_transport(
-                    method,
-                    url,
-                    headers,
-                    remote,
-                    413,
-                    "REQUEST_TOO_LARGE",
-                    f"request body over {self.config.max_body} bytes",
-                )
-                await self._commit_and_send(proto, answer, started)
-                return
-        answer = collector.handle(method, url, headers, body, remote)
+        url = path + "?" + exchange.query if exchange.query else path
+        body = exchange.body if method == "POST" else None
+        answer = self.collector.handle(method, url, exchange.headers, body, exchange.remote)
         if answer.delay > 0:
-            await asyncio.sleep(answer.delay)
-        await self._commit_and_send(proto, answer, started)
+            self.loop.call_later(answer.delay, self._commit_and_send, exchange, answer, started)
+        else:
+            self._commit_and_send(exchange, answer, started)
 
-    async def _commit_and_send(self, proto, answer: Answer, started: float) -> None:
-        row = answer.row
-        outcome = None
-        if row is not None:
-            result = await self.link.submit(row)
-            if not result["ok"]:
-                answer = unstored(result.get("error") or "the store cannot take requests")
-                outcome = "unstored"
-        self._count(row, outcome, started)
-        if answer.reset:
-            # RSGI cannot drop a socket; a response whose promised body never comes closes the
-            # connection before any byte reaches the client (curl: "empty reply from server").
-            transport = proto.response_stream(answer.status, [("content-length", "64")])
-            await transport.send_bytes(b" ")
+    def refuse(self, exchange: Exchange, status: int, code: str, message: str) -> None:
+        """A request refused before its body was read: a body over the limit (413), or too slow (408)."""
+        started = time.perf_counter()
+        if not _is_api(exchange.path):  # answered, not stored, as every request outside the API
+            self._send(exchange, self.collector.refusal(None, status, code, message))
             return
-        self._send(proto, answer)
+        url = exchange.path + "?" + exchange.query if exchange.query else exchange.path
+        answer = self.collector.refuse_transport(
+            exchange.method.upper(), url, exchange.headers, exchange.remote, status, code, message
+        )
+        self._commit_and_send(exchange, answer, started)
+
+    # --- answers --------------------------------------------------------------------------
+
+    def _commit_and_send(self, exchange: Exchange, answer: Answer, started: float) -> None:
+        if answer.row is None:
+            self._finish(exchange, answer, None, started)
+        else:
+            self.link.submit_then(answer.row, self._committed, (exchange, answer, started))
+
+    def _committed(self, waiting: tuple, result: dict) -> None:
+        exchange, answer, started = waiting
+        try:
+            if result["ok"]:
+                self._finish(exchange, answer, None, started)
+            else:
+                unstored_answer = unstored(result.get("error") or "the store cannot take requests")
+                unstored_answer.row = answer.row
+                self._finish(exchange, unstored_answer, "unstored", started)
+        except Exception:  # never into the link's reading of the writer's answer
+            exchange.connection.server.report(exchange)
+            exchange.send(500, b"content-type: text/plain\r\n", b"internal error\n")
+
+    def _finish(self, exchange: Exchange, answer: Answer, outcome: str | None, started: float) -> None:
+        self._count(answer.row, outcome, started)
+        if answer.reset:
+            exchange.reset()
+        else:
+            self._send(exchange, answer)
 
     def _count(self, row: dict | None, outcome: str | None, started: float) -> None:
         m = self.metrics
@@ -567,98 +548,71 @@ class RSGIApp:
                 self._counters[key] = counter
         tally.count(counter)
 
-    async def _other(self, scope, proto, method: str, path: str) -> None:
+    def _other(self, exchange: Exchange, method: str, path: str) -> None:
         """The page, its figures, /metrics and any other path: answered, never stored."""
         started = time.perf_counter()
         route = "other"
         if path == "/" and method in ("GET", "HEAD"):
             route = "page"
-            proto.response_bytes(200, CORS + [("content-type", "text/html; charset=utf-8")], PAGE_HTML)
+            exchange.send(200, _PAGE_HEAD, PAGE_HTML if method == "GET" else b"")
         elif path == "/stats.json" and method in ("GET", "HEAD"):
             route = "stats"
             # the scan runs in the store writer, on its own cursor; this worker only waits for it
-            stats = await asyncio.get_running_loop().run_in_executor(None, ask, self.config.socket, {"q": "stats"})
-            proto.response_bytes(
-                200, CORS + [("content-type", "application/json"), ("cache-control", "no-store")], orjson.dumps(stats)
-            )
+            self._off_loop(exchange, route, started, _STATS_HEAD, self._stats)
+            return
         elif path == "/metrics" and method in ("GET", "HEAD"):
             route = "metrics"
             self._tally.flush()  # this worker's figures up to now
-            body = await asyncio.get_running_loop().run_in_executor(None, self.metrics.scrape)
-            proto.response_bytes(200, [("content-type", self.metrics.CONTENT_TYPE)], body)
+            head = b"content-type: " + self.metrics.CONTENT_TYPE.encode() + b"\r\n"
+            self._off_loop(exchange, route, started, head, self.metrics.scrape)
+            return
         elif path == "/favicon.ico":
-            proto.response_empty(204, CORS + [("cache-control", "max-age=86400")])
+            exchange.send(204, _FAVICON_HEAD, b"")
         elif method == "HEAD":
-            proto.response_empty(404, CORS)
+            exchange.send(404, _CORS_HEAD, b"")
         else:
-            self._send(proto, self.collector.not_found(method, path, {}, ""))
+            self._send(exchange, self.collector.not_found(method, path, {}, ""))
         self.metrics.LATENCY.labels(route).observe(time.perf_counter() - started)
 
-    async def _read_body(self, proto, headers: dict) -> bytes | None:
-        """The body, or None when it is over the limit (read no further than the limit)."""
-        limit = self.config.max_body
-        length = header(headers, "content-length")
-        if length is not None and length.strip().isdigit() and int(length) > limit:
-            return None
-        chunks, size = [], 0
-        # `async for chunk in proto`, spelt out: compiled by Cython (sim/compiled), that loop let the
-        # StopAsyncIteration that ends granian's body iterator escape, and every POST was answered 500
-        stream = proto.__aiter__()
-        while True:
+    def _stats(self) -> bytes:
+        return orjson.dumps(ask(self.config.socket, {"q": "stats"}))
+
+    def _off_loop(self, exchange: Exchange, route: str, started: float, head: bytes, produce) -> None:
+        """Answer with what `produce()` returns, run on a thread (a scan or a scrape takes milliseconds)."""
+
+        def done(future) -> None:
             try:
-                chunk = await stream.__anext__()
-            except StopAsyncIteration:
-                break
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
+                body = future.result()
+            except Exception as exc:  # the writer gone, a scrape failing: said, not a traceback
+                self._send(exchange, unstored(f"{route} unavailable: {exc}"))
+            else:
+                exchange.send(200, head, body if exchange.method.upper() != "HEAD" else b"")
+            self.metrics.LATENCY.labels(route).observe(time.perf_counter() - started)
+
+        self.loop.run_in_executor(None, produce).add_done_callback(done)
 
     @staticmethod
-    def _send(proto, answer: Answer) -> None:
-        headers = _ANSWER_HEADERS.get(answer.content_type)
-        if headers is None:  # the few content types answers carry: built once each
+    def _send(exchange: Exchange, answer: Answer) -> None:
+        head = _ANSWER_HEADS.get(answer.content_type)
+        if head is None:  # the few content types answers carry: built once each
             # Allow-Methods and Allow-Headers count only in a preflight's answer (the Fetch standard), so a
-            # beacon's answer carries Allow-Origin alone: granian spent ~4 us a request on the other two
-            headers = _ANSWER_HEADERS[answer.content_type] = ALLOW_ORIGIN + [("content-type", answer.content_type)]
-        proto.response_bytes(answer.status, headers, answer.body)
+            # beacon's answer carries Allow-Origin alone
+            head = _ANSWER_HEADS[answer.content_type] = _head(ALLOW_ORIGIN + [("content-type", answer.content_type)])
+        exchange.send(answer.status, head, answer.body)
 
 
-def quiet_garbage_collector() -> None:
-    """Fewer cyclic collections in a worker: a request allocates dozens of dicts and tuples, freed by
-    reference counting, yet with the default threshold (700) a young-generation pass ran every few
-    requests, each walking every in-flight request's objects, and the older passes the whole heap
-    (about 3 % of a worker's CPU in a profile under load). Objects alive at start (modules, the
-    store's tables) are frozen out of every pass."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+def _is_api(path: str) -> bool:
+    return path.startswith("/api_v3") or path.startswith("//api_v3")
 
 
-def die_with_parent() -> None:
-    """A worker process dies with the collector's main process (kill -9 included), so no orphan keeps
-    answering, holding the port: Linux's PR_SET_PDEATHSIG, and a check that the parent is still there."""
-    parent = os.getppid()
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
-    if os.getppid() != parent or parent == 1:  # the parent died before the call took effect
-        os._exit(1)
+def _head(headers: list[tuple[str, str]]) -> bytes:
+    """Header lines as `sim.collector.http1` writes them."""
+    return b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers)
 
 
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
-
-
-_ANSWER_HEADERS: dict[str, list[tuple[str, str]]] = {}
-
-
-def app_from_env() -> RSGIApp:
-    """granian's factory: the worker process reads its configuration from the environment."""
-    return RSGIApp(CollectorConfig.from_json(os.environ[CONFIG_ENV]))
+_ANSWER_HEADS: dict[str, bytes] = {}
+_CORS_HEAD = _head(CORS)
+_PREFLIGHT_HEAD = _head(CORS + [("access-control-max-age", "86400")])
+_PAGE_HEAD = _head(CORS + [("content-type", "text/html; charset=utf-8")])
+_STATS_HEAD = _head(CORS + [("content-type", "application/json"), ("cache-control", "no-store")])
+_FAVICON_HEAD = _head(CORS + [("cache-control", "max-age=86400")])

@@ -1,7 +1,8 @@
 """The link between the collector's HTTP workers and its one store writer: framed messages on a Unix socket.
 
     link = StoreLink(socket_path, loop)        # in a worker process, on its event loop
-    result = await link.submit(row)            # True once the batch holding the row is committed
+    result = await link.submit(row)            # {"ok": True} once the batch holding the row is committed
+    link.submit_then(row, callback, arg)       # the same, without a future: callback(arg, result)
     ask(socket_path, {"q": "stats"})           # a query (live figures, an export for reconcile)
 
 A frame is a 4-byte little-endian length, one kind byte and the payload (JSON). Kinds: `B` a
@@ -76,6 +77,11 @@ def ask(path: str, query: dict, timeout: float = 120.0) -> dict:
     return orjson.loads(frame[1])
 
 
+def _resolve(future: asyncio.Future, result: dict) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
 class StoreLink(asyncio.Protocol):
     """A worker's side: `submit(row)` resolves once the row's batch is committed (or failed).
 
@@ -90,8 +96,8 @@ class StoreLink(asyncio.Protocol):
         sock = connect(path)  # here, so a writer that is not there fails the worker's start
         sock.setblocking(False)
         self._rows: list[dict] = []
-        self._futures: list[asyncio.Future] = []
-        self._inflight: list[asyncio.Future] | None = None
+        self._waiters: list[tuple] = []  # (callback, arg) of each queued row
+        self._inflight: list[tuple] | None = None
         self._busy = False
         self._closed = False
         self._lost: str | None = None
@@ -107,15 +113,20 @@ class StoreLink(asyncio.Protocol):
     def submit(self, row: dict) -> asyncio.Future:
         """A future set to `{"ok": bool, ...}` when the row's batch is committed or has failed."""
         future = self.loop.create_future()
+        self.submit_then(row, _resolve, future)
+        return future
+
+    def submit_then(self, row: dict, callback, arg) -> None:
+        """`callback(arg, {"ok": bool, ...})` when the row's batch is committed or has failed (the
+        collector's answers are written from here: no future, no task, no extra loop turn)."""
         if self._closed or self._lost is not None:
-            future.set_result({"ok": False, "error": self._lost or "collector is shutting down"})
-            return future
+            callback(arg, {"ok": False, "error": self._lost or "collector is shutting down"})
+            return
         self._rows.append(row)
-        self._futures.append(future)
+        self._waiters.append((callback, arg))
         if not self._busy and len(self._rows) == 1:
             # rows of this loop turn join the batch; it leaves before the loop waits for I/O again
             self.loop.call_soon(self._flush)
-        return future
 
     # --- asyncio.Protocol ---------------------------------------------------------------
 
@@ -144,10 +155,9 @@ class StoreLink(asyncio.Protocol):
         failed = {"ok": False, "error": self._lost}
         if self._inflight is not None:
             self._done(failed)
-        futures, self._rows, self._futures = self._futures, [], []
-        for future in futures:
-            if not future.done():
-                future.set_result(failed)
+        waiters, self._rows, self._waiters = self._waiters, [], []
+        for callback, arg in waiters:
+            callback(arg, failed)
 
     # --- batches --------------------------------------------------------------------------
 
@@ -155,28 +165,27 @@ class StoreLink(asyncio.Protocol):
         if self._busy or not self._rows or self._transport is None:
             return
         if len(self._rows) <= self.max_batch:  # the usual case: take the lists whole
-            rows, futures, self._rows, self._futures = self._rows, self._futures, [], []
+            rows, waiters, self._rows, self._waiters = self._rows, self._waiters, [], []
         else:
-            rows, futures = self._rows[: self.max_batch], self._futures[: self.max_batch]
-            del self._rows[: self.max_batch], self._futures[: self.max_batch]
+            rows, waiters = self._rows[: self.max_batch], self._waiters[: self.max_batch]
+            del self._rows[: self.max_batch], self._waiters[: self.max_batch]
         try:
             payload = orjson.dumps(rows)
         except (TypeError, ValueError) as exc:  # a row JSON cannot carry: this batch fails, the link stays
             failed = {"ok": False, "error": f"the batch cannot be sent to the store writer ({exc})"}
-            for future in futures:
-                future.set_result(failed)
+            for callback, arg in waiters:
+                callback(arg, failed)
             self.loop.call_soon(self._flush)
             return
         self._busy = True
-        self._inflight = futures
+        self._inflight = waiters
         self._transport.write(_HEAD.pack(len(payload), ord("B")) + payload)
 
     def _done(self, result: dict) -> None:
-        futures, self._inflight = self._inflight or [], None
-        for future in futures:
-            if not future.done():
-                future.set_result(result)
+        waiters, self._inflight = self._inflight or [], None
         self._busy = False
+        for callback, arg in waiters:
+            callback(arg, result)
         if self._rows:
             self._flush()
 

@@ -1,67 +1,55 @@
-"""Running the collector: the granian server, the port, the first line of output, clean shutdown.
+"""Running the collector: the port, the worker processes, the first line of output, clean shutdown.
 
     serve(CollectorConfig(port=0, store="events.duckdb"))   # prints http://127.0.0.1:PORT, blocks
 
-granian (RSGI interface, `--workers N` processes) serves the app in `sim.collector.app`; this
-process holds the store and commits the workers' batches (`sim.collector.writer`): DuckDB has one
-writer. Workers die with this process (kill -9 included). The port is reserved here first (with
-SO_REUSEPORT, which granian's listener also sets) so `--port 0` can name the port granian will use;
-the URL is printed once the worker accepts connections. On SIGINT/SIGTERM granian stops accepting,
-lets in-flight requests finish (each answered once its row is committed), and this process
-checkpoints and closes the store before it exits with status 0.
+This process holds the store and commits the workers' batches (`sim.collector.writer`): DuckDB has
+one writer. It opens the listening socket and starts `--workers N` processes
+(`sim.collector.worker`) that inherit it and serve HTTP (`sim.collector.http1`); the URL is printed
+once every worker accepts connections. Workers die with this process (kill -9 included). On
+SIGINT/SIGTERM the workers stop accepting and answer the requests they have read (each once its row
+is committed), then this process checkpoints and closes the store and exits with status 0. A worker
+that dies on its own stops the collector with a message and status 1.
 """
 
 from __future__ import annotations
 
 import errno
-import multiprocessing
 import os
 import resource
+import select
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 
 from sim.collector.app import CONFIG_ENV, CollectorConfig
+from sim.collector.worker import BACKLOG_ENV, LISTEN_FD_ENV, READY_FD_ENV
+
+WORKER_START_TIMEOUT_S = 120.0  # a worker imports the request path (compiled or not) and attaches to the store
 
 
 class ServeError(RuntimeError):
     """The collector cannot start (port taken, store unusable); the message says which."""
 
 
-def reserve_port(host: str, port: int) -> socket.socket:
-    """A bound (not listening) socket holding the port until granian's listener shares it."""
-    if port != 0:
-        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
-            raise ServeError(f"--port {port}: {host}:{port} {reason}") from None
-        finally:
-            probe.close()
-    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+def listen_on(host: str, port: int, backlog: int) -> socket.socket:
+    """The listening socket every worker accepts from (port 0: a free one)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        holder.bind((host, port))
+        sock.bind((host, port))
+        sock.listen(backlog)
     except OSError as exc:
-        holder.close()
+        sock.close()
+        if port != 0 and exc.errno == errno.EADDRINUSE:
+            raise ServeError(f"--port {port}: {host}:{port} is already in use") from None
         raise ServeError(f"--host {host} --port {port}: cannot bind ({exc.strerror})") from None
-    return holder
-
-
-def _announce_when_ready(holder: socket.socket, host: str, port: int, out, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection((host, port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.02)
-    holder.close()
-    print(f"http://{host}:{port}", file=out, flush=True)
+    sock.set_inheritable(True)
+    return sock
 
 
 def _raise_open_files() -> int:
@@ -75,16 +63,6 @@ def _raise_open_files() -> int:
         except (ValueError, OSError):
             pass
     return soft
-
-
-def _event_loop() -> str:
-    """uvloop when installed: its call_soon, futures and socket reads cost a worker about a third less
-    CPU per request than asyncio's own loop (see bench/bench_collector.py)."""
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return "asyncio"
-    return "uvloop"
 
 
 def serve(config: CollectorConfig, out=sys.stdout) -> int:
@@ -101,10 +79,6 @@ def serve(config: CollectorConfig, out=sys.stdout) -> int:
 
 
 def _serve(config: CollectorConfig, out) -> int:
-    from granian import Granian
-    from granian.constants import Interfaces
-    from granian.http import HTTP1Settings
-
     from sim.collector.store import StoreError
     from sim.collector.writer import StoreWriter
 
@@ -112,41 +86,101 @@ def _serve(config: CollectorConfig, out) -> int:
         writer = StoreWriter(config.store, config.socket)
     except StoreError as exc:
         raise ServeError(f"--store {exc}") from None
+    files = _raise_open_files()
+    backlog = max(1024, min(files - 256, 65535))
     try:
-        holder = reserve_port(config.host, config.port)
+        listener = listen_on(config.host, config.port, backlog)
     except ServeError:
         writer.close()
         raise
-    port = holder.getsockname()[1]
-    config.port = port
-    writer.start(f"http://{config.host}:{port}")
-    os.environ[CONFIG_ENV] = config.to_json()
-    files = _raise_open_files()
-    threading.Thread(
-        target=_announce_when_ready, args=(holder, config.host, port, out), name="announce", daemon=True
-    ).start()
-    # Workers start afresh (spawn), not as copies of this process, which holds the open store.
-    multiprocessing.set_start_method("spawn", force=True)
-    connections = max(1024, min(files - 256, 65536))
-    server = Granian(
-        "sim.collector.app:app_from_env",
-        factory=True,
-        address=config.host,
-        port=port,
-        interface=Interfaces.RSGI,
-        loop=_event_loop(),
-        workers=config.workers,
-        websockets=False,
-        backlog=min(connections, 65535),
-        backpressure=max(1, connections // config.workers),  # connections a worker serves at once
-        # an idle keep-alive connection or a slow request head is closed after this
-        http1_settings=HTTP1Settings(header_read_timeout=int(config.idle_timeout_s * 1000)),
-        log_enabled=True,
-        log_level="warning",
-        log_access=False,
-    )
+    config.port = listener.getsockname()[1]
+    url = f"http://{config.host}:{config.port}"
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    workers: list[subprocess.Popen] = []
     try:
-        server.serve()
+        writer.start(url)
+        workers = _start_workers(config, listener, backlog)
+        if not stop.is_set():
+            print(url, file=out, flush=True)
+        status = _watch(workers, stop)
     finally:
+        listener.close()
+        _stop_workers(workers)
         writer.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return status
+
+
+def _start_workers(config: CollectorConfig, listener: socket.socket, backlog: int) -> list[subprocess.Popen]:
+    """`config.workers` worker processes, once each accepts connections."""
+    ready_read, ready_write = os.pipe()
+    env = {
+        **os.environ,
+        CONFIG_ENV: config.to_json(),
+        LISTEN_FD_ENV: str(listener.fileno()),
+        READY_FD_ENV: str(ready_write),
+        BACKLOG_ENV: str(backlog),
+    }
+    workers = []
+    try:
+        for _ in range(config.workers):
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "sim.collector.worker"],
+                    env=env,
+                    pass_fds=(listener.fileno(), ready_write),
+                    stdin=subprocess.DEVNULL,
+                    stdout=sys.stderr.fileno(),  # the first line of this process's output is the URL
+                )
+            )
+        os.close(ready_write)
+        ready_write = -1
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+        ready = 0
+        while ready < len(workers):
+            readable, _, _ = select.select([ready_read], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(ready_read, 64) if readable else b""
+            if not chunk:  # every worker gone (the pipe's write ends closed) or the time is up
+                failed = [w for w in workers if w.poll() is not None]
+                reason = f"exited with status {failed[0].returncode}" if failed else "did not start in time"
+                raise ServeError(f"a collector worker {reason} (see the messages above)")
+            ready += len(chunk)
+    except BaseException:
+        _stop_workers(workers)
+        raise
+    finally:
+        os.close(ready_read)
+        if ready_write >= 0:
+            os.close(ready_write)
+    return workers
+
+
+def _watch(workers: list[subprocess.Popen], stop: threading.Event) -> int:
+    """Wait for SIGINT/SIGTERM (status 0) or a worker that exits on its own (status 1)."""
+    while not stop.wait(0.2):
+        for index, worker in enumerate(workers):
+            if worker.poll() is not None:
+                print(
+                    f"[ERROR] collector: worker {index + 1} of {len(workers)} exited with status "
+                    f"{worker.returncode}; stopping",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
     return 0
+
+
+def _stop_workers(workers: list[subprocess.Popen], timeout: float = 60.0) -> None:
+    """SIGTERM to every worker, then wait: each answers what it has read before it exits."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        try:
+            worker.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()

@@ -28,6 +28,7 @@ from pathlib import Path
 
 # The modules every beacon request runs through, in the order a request meets them
 MODULES = (
+    "sim.collector.http1",
     "sim.collector.app",
     "sim.protocols.dispatch",
     "sim.protocols.urlencoding",
