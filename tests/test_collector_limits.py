@@ -167,3 +167,40 @@ def test_a_connection_that_never_sends_a_byte_is_closed_after_the_idle_timeout(t
         assert collector.stop() == 0
         stored = collector.rows("SELECT sessionId FROM events WHERE accepted")
     assert {r["sessionId"] for r in stored} == {"after-idle"}
+
+
+def test_every_worker_gets_a_share_of_new_connections(tmp_path):
+    # workers accepting from one shared queue let the first to wake take a whole burst: all of wrk's 128
+    # connections went to one of two workers, and --workers 2 served no more than --workers 1
+    import psutil
+
+    with running_collector(tmp_path / "s.duckdb", "--workers", "2") as collector:
+        where = urlsplit(collector.url)
+        workers = [
+            child
+            for child in psutil.Process(collector.proc.pid).children(recursive=True)
+            if "sim.collector.worker" in child.cmdline()
+        ]
+        # the connections arrive while one worker is busy (here: stopped), as under load; the other must not
+        # take them all
+        workers[0].suspend()
+        try:
+            held = [socket.create_connection((where.hostname, where.port), timeout=10) for _ in range(100)]
+            time.sleep(0.5)  # time for the other worker to take all it is given
+        finally:
+            workers[0].resume()
+        try:
+            for s in held:  # every connection answered: accepted by a worker, not waiting in a queue
+                s.sendall(f"GET {BEACON}spread HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                assert s.recv(1024).startswith(b"HTTP/1.1 200")
+            served = sorted(
+                sum(
+                    1 for c in w.net_connections(kind="tcp") if c.status == "ESTABLISHED" and c.laddr.port == where.port
+                )
+                for w in workers
+            )
+        finally:
+            for s in held:
+                s.close()
+        assert collector.stop() == 0
+    assert len(served) == 2 and sum(served) == 100 and served[0] >= 25, served

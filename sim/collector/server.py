@@ -3,12 +3,13 @@
     serve(CollectorConfig(port=0, store="events.duckdb"))   # prints http://127.0.0.1:PORT, blocks
 
 This process holds the store and commits the workers' batches (`sim.collector.writer`): DuckDB has
-one writer. It opens the listening socket and starts `--workers N` processes
-(`sim.collector.worker`) that inherit it and serve HTTP (`sim.collector.http1`); the URL is printed
-once every worker accepts connections. Workers die with this process (kill -9 included). On
-SIGINT/SIGTERM the workers stop accepting and answer the requests they have read (each once its row
-is committed), then this process checkpoints and closes the store and exits with status 0. A worker
-that dies on its own stops the collector with a message and status 1.
+one writer. It opens the listening sockets and starts `--workers N` processes
+(`sim.collector.worker`) that serve HTTP (`sim.collector.http1`), each on a listening socket of its
+own on the port (SO_REUSEPORT); the URL is printed once every worker accepts connections. Workers
+die with this process (kill -9 included). On SIGINT/SIGTERM the workers stop accepting and answer
+the requests they have read (each once its row is committed), then this process checkpoints and
+closes the store and exits with status 0. A worker that dies on its own stops the collector with a
+message and status 1.
 """
 
 from __future__ import annotations
@@ -36,20 +37,37 @@ class ServeError(RuntimeError):
     """The collector cannot start (port taken, store unusable); the message says which."""
 
 
-def listen_on(host: str, port: int, backlog: int) -> socket.socket:
-    """The listening socket every worker accepts from (port 0: a free one)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def listen_on(host: str, port: int, count: int, backlog: int) -> list[socket.socket]:
+    """`count` listening sockets sharing the port (SO_REUSEPORT), one a worker (port 0: a free one).
+
+    One socket each rather than one for all: the kernel spreads new connections over the sockets
+    evenly, where workers accepting from one queue let the first to wake take all of a burst (wrk's
+    128 connections all went to one of two workers)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if port != 0:  # a bind without SO_REUSEPORT fails on a port anyone holds (another collector included)
+        probe = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+            raise ServeError(f"--port {port}: {host}:{port} {reason}") from None
+        finally:
+            probe.close()
+    sockets: list[socket.socket] = []
     try:
-        sock.bind((host, port))
-        sock.listen(backlog)
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            sock.listen(backlog)
+            sock.set_inheritable(True)
+            port = sock.getsockname()[1]  # port 0: the rest join the port the first was given
     except OSError as exc:
-        sock.close()
-        if port != 0 and exc.errno == errno.EADDRINUSE:
-            raise ServeError(f"--port {port}: {host}:{port} is already in use") from None
+        for sock in sockets:
+            sock.close()
         raise ServeError(f"--host {host} --port {port}: cannot bind ({exc.strerror})") from None
-    sock.set_inheritable(True)
-    return sock
+    return sockets
 
 
 def _raise_open_files() -> int:
@@ -89,23 +107,26 @@ def _serve(config: CollectorConfig, out) -> int:
     files = _raise_open_files()
     backlog = max(1024, min(files - 256, 65535))
     try:
-        listener = listen_on(config.host, config.port, backlog)
+        listeners = listen_on(config.host, config.port, config.workers, backlog)
     except ServeError:
         writer.close()
         raise
-    config.port = listener.getsockname()[1]
+    config.port = listeners[0].getsockname()[1]
     url = f"http://{config.host}:{config.port}"
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     workers: list[subprocess.Popen] = []
     try:
         writer.start(url)
-        workers = _start_workers(config, listener, backlog)
+        workers = _start_workers(config, listeners, backlog)
+        for listener in listeners:  # each worker's is its own now: it stops listening when the worker stops
+            listener.close()
         if not stop.is_set():
             print(url, file=out, flush=True)
         status = _watch(workers, stop)
     finally:
-        listener.close()
+        for listener in listeners:
+            listener.close()
         _stop_workers(workers)
         writer.close()
         for sig, handler in previous.items():
@@ -113,23 +134,17 @@ def _serve(config: CollectorConfig, out) -> int:
     return status
 
 
-def _start_workers(config: CollectorConfig, listener: socket.socket, backlog: int) -> list[subprocess.Popen]:
-    """`config.workers` worker processes, once each accepts connections."""
+def _start_workers(config: CollectorConfig, listeners: list[socket.socket], backlog: int) -> list[subprocess.Popen]:
+    """A worker process for each listening socket, once each accepts connections."""
     ready_read, ready_write = os.pipe()
-    env = {
-        **os.environ,
-        CONFIG_ENV: config.to_json(),
-        LISTEN_FD_ENV: str(listener.fileno()),
-        READY_FD_ENV: str(ready_write),
-        BACKLOG_ENV: str(backlog),
-    }
+    env = {**os.environ, CONFIG_ENV: config.to_json(), READY_FD_ENV: str(ready_write), BACKLOG_ENV: str(backlog)}
     workers = []
     try:
-        for _ in range(config.workers):
+        for listener in listeners:
             workers.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "sim.collector.worker"],
-                    env=env,
+                    env={**env, LISTEN_FD_ENV: str(listener.fileno())},
                     pass_fds=(listener.fileno(), ready_write),
                     stdin=subprocess.DEVNULL,
                     stdout=sys.stderr.fileno(),  # the first line of this process's output is the URL

@@ -2,8 +2,8 @@
 
     python -m sim.collector.worker        # started by sim.collector.server, never by hand
 
-`server.serve` starts `--workers N` of these. Each inherits the listening socket (descriptor in
-PLAYER_SIM_COLLECTOR_LISTEN_FD), so they accept from one queue, and reads its configuration from
+`server.serve` starts `--workers N` of these. Each inherits a listening socket of its own on the
+collector's port (descriptor in PLAYER_SIM_COLLECTOR_LISTEN_FD), and reads its configuration from
 PLAYER_SIM_COLLECTOR_CONFIG. It writes one byte to the descriptor in PLAYER_SIM_COLLECTOR_READY_FD
 once it accepts connections. SIGTERM or SIGINT: stop accepting, answer every request already read
 (each once its row is committed), close the store link, exit 0. It dies with the main process.
