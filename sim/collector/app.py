@@ -244,6 +244,8 @@ _LOWER_NAMES: set[str] = set()  # header names known to be in lower case
 class Collector:
     """Turns requests into answers and rows; owns the store and the live figures."""
 
+    __slots__ = ("config", "faults", "faults_active")
+
     def __init__(self, config: CollectorConfig):
         self.config = config
         self.faults = FaultPlan(config.fail_rate, config.reset_rate, config.slow)
@@ -460,6 +462,8 @@ def unstored(reason: str) -> Answer:
 class WorkerApp:
     """A worker process's request handling (the handler of `sim.collector.http1`): one Collector; rows
     go to the store writer and each request is answered once its row is committed."""
+
+    __slots__ = ("config", "loop", "metrics", "_latency", "_counters", "_tally", "collector", "link")
 
     def __init__(self, config: CollectorConfig, loop: asyncio.AbstractEventLoop):
         from sim.collector import metrics  # after server.serve set PROMETHEUS_MULTIPROC_DIR

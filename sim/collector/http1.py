@@ -1,7 +1,7 @@
 """The collector's HTTP/1.1 server side: an asyncio protocol per connection on httptools' parser.
 
     server = HttpServer(handler, limits, loop)
-    await server.start(listening_socket)      # then requests reach handler.request(exchange)
+    await server.start(sock, backlog)          # then requests reach handler.request(exchange)
     exchange.send(200, head, body)             # any time later, from the event loop; answers go out in order
     await server.shutdown()                    # stop accepting, answer what was asked, close
 
@@ -123,8 +123,18 @@ class Exchange:
 class Connection(asyncio.Protocol):
     """One client connection: parses requests, hands them to the handler, writes answers in order."""
 
+    # attributes in slots: read a dozen times a request, and a slot is cheaper to reach than a dict entry
+    __slots__ = (
+        "server", "handler", "limits", "loop", "transport", "parser", "remote", "pending", "state", "since", "in_head",
+        "head_bytes", "closing", "ended", "finished", "paused", "refused", "_url", "_head_size", "_headers",
+        "_body", "_body_size", "_current",
+    )  # fmt: skip
+
     def __init__(self, server):  # an HttpServer
         self.server = server
+        self.handler = server.handler
+        self.limits = server.limits
+        self.loop = server.loop
         self.transport = None
         self.parser = None
         self.remote = ""
@@ -152,7 +162,7 @@ class Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.remote = peer[0] if peer else ""
         self.parser = httptools.HttpRequestParser(self)
-        self.since = self.server.loop.time()
+        self.since = self.loop.time()
         self.server.connections.add(self)
 
     def connection_lost(self, exc) -> None:
@@ -179,8 +189,8 @@ class Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(400, f"unparsable request ({exc})")
             return
-        if self.in_head and self.head_bytes > self.server.limits.max_head:
-            self._fail(431, f"request head over {self.server.limits.max_head} bytes")
+        if self.in_head and self.head_bytes > self.limits.max_head:
+            self._fail(431, f"request head over {self.limits.max_head} bytes")
 
     def eof_received(self):
         self.ended = True
@@ -215,24 +225,23 @@ class Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.in_head = False
         self.head_bytes = 0
-        if self._head_size > self.server.limits.max_head:  # a whole head that came in one read
-            self._fail(431, f"request head over {self.server.limits.max_head} bytes")
+        if self._head_size > self.limits.max_head:  # a whole head that came in one read
+            self._fail(431, f"request head over {self.limits.max_head} bytes")
             return
         self._head_size = 0
         url, self._url = self._url, b""
         headers, self._headers = self._headers, {}
         exchange = Exchange(self, self.parser.get_method().decode("latin-1"), *_split_url(url), headers, self.remote)
         self._current = exchange
-        server = self.server
         length = headers.get("content-length")
         if length is not None or "transfer-encoding" in headers:
-            if length is not None and length.isdigit() and int(length) > server.limits.max_body:
-                limit = server.limits.max_body
+            limit = self.limits.max_body
+            if length is not None and length.isdigit() and int(length) > limit:
                 self._refuse_body(exchange, 413, "REQUEST_TOO_LARGE", f"request body over {limit} bytes")
                 return
             if length != "0":
                 self.state = _BODY
-                self.since = server.loop.time()
+                self.since = self.loop.time()
                 if headers.get("expect", "").lower() == "100-continue" and not self.pending:
                     self.transport.write(_CONTINUE)
 
@@ -240,8 +249,8 @@ class Connection(asyncio.Protocol):
         if self.refused:
             return
         self._body_size += len(chunk)
-        if self._body_size > self.server.limits.max_body:
-            limit = self.server.limits.max_body
+        if self._body_size > self.limits.max_body:
+            limit = self.limits.max_body
             self._refuse_body(self._current, 413, "REQUEST_TOO_LARGE", f"request body over {limit} bytes")
             return
         self._body.append(chunk)
@@ -262,7 +271,7 @@ class Connection(asyncio.Protocol):
         if len(pending) >= PIPELINE_LIMIT:
             self._pause()
         try:
-            self.server.handler.request(exchange)
+            self.handler.request(exchange)
         except Exception:  # a bug in the handler: said on stderr, the request answered 500
             self.server.report(exchange)
             exchange.send(500, b"content-type: text/plain\r\n", b"internal error\n")
@@ -294,7 +303,7 @@ class Connection(asyncio.Protocol):
             transport.resume_reading()
         if self.state == _BUSY:
             self.state = _HEAD
-            self.since = self.server.loop.time()
+            self.since = self.loop.time()
 
     def _close_after_answer(self) -> None:
         still_sending = self.refused or self.state == _BODY
@@ -303,7 +312,7 @@ class Connection(asyncio.Protocol):
             # the client may still be sending the refused body: half-close so the answer is read
             self.transport.write_eof()
             self.state = _DRAIN
-            self.since = self.server.loop.time()
+            self.since = self.loop.time()
         else:
             self.transport.close()
 
@@ -323,7 +332,7 @@ class Connection(asyncio.Protocol):
         exchange.keep_alive = False
         self.pending.append(exchange)
         try:
-            self.server.handler.refuse(exchange, status, code, message)
+            self.handler.refuse(exchange, status, code, message)
         except Exception:
             self.server.report(exchange)
             exchange.send(500, b"content-type: text/plain\r\n", b"internal error\n")
@@ -344,7 +353,7 @@ class Connection(asyncio.Protocol):
 
     def expire(self, now: float) -> None:
         """Apply the timeouts (the server's sweep calls this)."""
-        limits = self.server.limits
+        limits = self.limits
         if self.state == _HEAD:
             if now - self.since >= limits.idle_timeout and not self.pending:
                 self.transport.close()
