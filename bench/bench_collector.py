@@ -19,9 +19,9 @@ load worker (the collector must keep up with at least one). Every measurement is
 load average, since other jobs on a shared machine move single runs by a factor of two.
 
 With --baseline-tree (another checkout of player-sim, e.g. a `git worktree` of main) its collector
-is measured in every round too, in alternating order (this tree first, then the baseline; then the
-other way round), so both see the same load from other jobs; the CPU a request of each and their
-ratio are printed.
+(its request path compiled into a folder of its own when it has sim/compiled) is measured in every
+round too, in alternating order (this tree first, then the baseline; then the other way round), so
+both see the same load from other jobs; the CPU a request of each and their ratio are printed.
 
 Where a request's CPU goes: the collector's worker processes and its store writer (the main
 process) are measured apart, beside a minimal handler on the collector's own HTTP layer
@@ -33,6 +33,7 @@ in this process on the same URL.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -124,7 +125,27 @@ def start_nginx(workdir: Path) -> tuple[subprocess.Popen, str]:
     sys.exit("bench_collector: nginx did not start")
 
 
-def start_collector(store: Path, workers: int, tree: Path = ROOT) -> tuple[subprocess.Popen, str]:
+def baseline_compiled(tree: Path) -> dict[str, str]:
+    """The environment under which another checkout's collector runs its own request path compiled, as
+    this tree's does: its modules built into a folder of their own (the compiled folder of this venv
+    holds this tree's, and a module whose source differs would run as Python)."""
+    if not (tree / "sim" / "compiled").is_dir():
+        return {}
+    digest = hashlib.sha1(str(tree.resolve()).encode()).hexdigest()[:12]
+    env = {"PLAYER_SIM_COMPILED_DIR": str(Path(tempfile.gettempdir()) / f"player-sim-bench-compiled-{digest}")}
+    subprocess.run(
+        [sys.executable, "-m", "sim.compiled", "build"],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree), **env},
+        stdout=subprocess.DEVNULL,
+        check=False,
+    )
+    return env
+
+
+def start_collector(
+    store: Path, workers: int, tree: Path = ROOT, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
     """The collector of the checkout `tree` (its own `sim`, first on the path)."""
     proc = subprocess.Popen(
         [
@@ -140,7 +161,7 @@ def start_collector(store: Path, workers: int, tree: Path = ROOT) -> tuple[subpr
             str(workers),
         ],
         cwd=tree,
-        env={**os.environ, "PYTHONPATH": str(tree)},
+        env={**os.environ, "PYTHONPATH": str(tree), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -355,6 +376,7 @@ def main() -> None:
     workers = sorted({int(w) for w in args.workers.split(",")})
     load_before = os.getloadavg()
 
+    baseline_env = baseline_compiled(args.baseline_tree) if args.baseline_tree is not None else {}
     # before any server runs: a collector just stopped still checkpoints its store for a while
     handle = handle_us(not args.same_url)
     runs: dict = {}  # key -> list of run_wrk results
@@ -371,7 +393,8 @@ def main() -> None:
                     if args.baseline_tree is not None:  # alternate which goes first
                         trees.insert(r % 2, (("baseline", w), args.baseline_tree))
                     for key, tree in trees:
-                        proc, url = start_collector(workdir / f"events-{w}-{r}-{len(runs)}.duckdb", w, tree)
+                        store = workdir / f"events-{w}-{r}-{len(runs)}.duckdb"
+                        proc, url = start_collector(store, w, tree, baseline_env if tree != ROOT else None)
                         try:
                             run_wrk(url, 2, args.connections, proc.pid)  # warm up
                             runs.setdefault(key, []).append(run_wrk(url, args.seconds, args.connections, proc.pid))

@@ -50,6 +50,8 @@ DRAIN_TIMEOUT_S = 5.0
 
 @dataclass
 class Limits:
+    """Bytes a request may take and seconds a client may wait (see the module's list)."""
+
     max_body: int = 64 * 1024
     max_head: int = 64 * 1024
     idle_timeout: float = 30.0
@@ -66,7 +68,7 @@ def _status_line(status: int) -> bytes:
 
 _STATUS_LINES = {status.value: _status_line(status.value) for status in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_RESET = b""  # an exchange's response when the connection is to be dropped unanswered
+_RESET = object()  # an exchange's response when the connection is to be dropped unanswered
 _HEADER_NAMES: dict[bytes, str] = {}  # raw name -> lower-case text, learnt (bounded)
 
 
@@ -99,7 +101,7 @@ class Exchange:
         self.body = b""
         self.remote = remote
         self.keep_alive = True
-        self.response: bytes | None = None
+        self.response: bytes | object | None = None  # the answer's bytes, or _RESET
 
     def send(self, status: int, head: bytes, body: bytes) -> None:
         """Answer: `head` is header lines (`name: value\\r\\n` each); length, date and connection are added."""
@@ -405,7 +407,7 @@ class HttpServer:
         self._reported = 0
 
     async def start(self, sock, backlog: int) -> None:
-        """Serve the listening socket `sock` (shared with the other workers)."""
+        """Serve the listening socket `sock` (this worker's own: see sim.collector.server)."""
         self._server = await self.loop.create_server(lambda: Connection(self), sock=sock, backlog=backlog)
         self._sweeper = self.loop.call_later(self.interval, self._sweep)
 
