@@ -144,11 +144,16 @@ def test_keep_alive_serves_many_requests_on_one_connection_and_connection_close_
             sock.sendall(b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             [(_, headers, _)] = read_answers(sock, 1)
             assert headers[b"connection"] == b"close" and closed(sock)
+        with socket.create_connection(address) as sock:  # HTTP/1.0: kept when asked, and the answer says so
+            for _ in range(2):
+                sock.sendall(b"GET /old-kept HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                [(_, headers, _)] = read_answers(sock, 1)
+                assert headers[b"connection"] == b"keep-alive"
         with socket.create_connection(address) as sock:  # HTTP/1.0: closed unless asked to keep it
             sock.sendall(b"GET /old HTTP/1.0\r\n\r\n")
             [(status, headers, _)] = read_answers(sock, 1)
             assert headers[b"connection"] == b"close" and closed(sock)
-    assert len(handler.seen) == 52
+    assert len(handler.seen) == 54
 
 
 def test_the_request_is_handed_on_as_a_server_framework_would():

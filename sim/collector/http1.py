@@ -90,7 +90,9 @@ class _Clock:
 class Exchange:
     """One request and, once sent, its answer's bytes."""
 
-    __slots__ = ("connection", "method", "path", "query", "headers", "body", "remote", "keep_alive", "response")
+    __slots__ = (
+        "connection", "method", "path", "query", "headers", "body", "remote", "keep_alive", "http10", "response",
+    )  # fmt: skip
 
     def __init__(self, connection, method: str, path: str, query: str, headers: dict, remote: str):
         self.connection = connection
@@ -101,6 +103,7 @@ class Exchange:
         self.body = b""
         self.remote = remote
         self.keep_alive = True
+        self.http10 = False  # an HTTP/1.0 request: keep-alive only when both sides say so
         self.response: bytes | object | None = None  # the answer's bytes, or _RESET
 
     def send(self, status: int, head: bytes, body: bytes) -> None:
@@ -112,6 +115,8 @@ class Exchange:
         tail = b"content-length: %d\r\n\r\n" % len(body) if status != 204 else b"\r\n"
         if not self.keep_alive or self.connection.closing:
             tail = b"connection: close\r\n" + tail
+        elif self.http10:
+            tail = b"connection: keep-alive\r\n" + tail
         self.response = b"".join((line, head, _Clock.date_line(), tail, body))
         self.connection.answered()
 
@@ -266,6 +271,8 @@ class Connection(asyncio.Protocol):
             self._body = []
             self._body_size = 0
         exchange.keep_alive = self.parser.should_keep_alive()
+        if exchange.keep_alive and self.parser.get_http_version() == "1.0":
+            exchange.http10 = True
         self.in_head = True
         self.state = _BUSY
         pending = self.pending
