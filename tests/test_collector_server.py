@@ -377,3 +377,22 @@ def test_a_port_in_use_is_a_clear_message(tmp_path):
         )
     assert done.returncode == 1
     assert f"--port {port}" in done.stderr and "in use" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_workers_that_cannot_start_stop_the_collector_at_once_with_a_message(tmp_path):
+    # here the store writer's socket is missing, so each worker fails as it attaches to the store
+    import time
+
+    from sim.collector.app import CollectorConfig
+    from sim.collector.server import ServeError, _start_workers, listen_on
+
+    config = CollectorConfig(store=str(tmp_path / "s.duckdb"), port=0, workers=2, socket=str(tmp_path / "missing.sock"))
+    listeners = listen_on("127.0.0.1", 0, 2, 128)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ServeError, match=r"a collector worker exited with status [1-9]"):
+            _start_workers(config, listeners, 128)
+    finally:
+        for listener in listeners:
+            listener.close()
+    assert time.monotonic() - started < 60  # not the 120 s start deadline

@@ -155,13 +155,17 @@ def _start_workers(config: CollectorConfig, listeners: list[socket.socket], back
         deadline = time.monotonic() + WORKER_START_TIMEOUT_S
         ready = 0
         while ready < len(workers):
-            readable, _, _ = select.select([ready_read], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = os.read(ready_read, 64) if readable else b""
-            if not chunk:  # every worker gone (the pipe's write ends closed) or the time is up
-                failed = [w for w in workers if w.poll() is not None]
-                reason = f"exited with status {failed[0].returncode}" if failed else "did not start in time"
-                raise ServeError(f"a collector worker {reason} (see the messages above)")
-            ready += len(chunk)
+            failed = [w for w in workers if w.poll() is not None]
+            if failed:  # one worker gone while the others start: said at once, not at the deadline
+                status = failed[0].returncode
+                raise ServeError(f"a collector worker exited with status {status} (see the messages above)")
+            if time.monotonic() > deadline:
+                raise ServeError(f"the collector's workers did not start within {WORKER_START_TIMEOUT_S:g} s")
+            if select.select([ready_read], [], [], 0.2)[0]:
+                chunk = os.read(ready_read, 64)
+                if not chunk:  # every write end closed: the workers that are not ready have exited
+                    time.sleep(0.05)
+                ready += len(chunk)
     except BaseException:
         _stop_workers(workers)
         raise
