@@ -485,7 +485,7 @@ class WorkerApp:
 
     def request(self, exchange: Exchange) -> None:
         started = time.perf_counter()
-        method = exchange.method.upper()
+        method = exchange.method  # upper case: the parser takes no other
         path = exchange.path
         if method == "OPTIONS":
             exchange.send(204, _PREFLIGHT_HEAD, b"")
@@ -496,7 +496,7 @@ class WorkerApp:
         if method == "HEAD":
             exchange.send(200, _CORS_HEAD, b"")
             return
-        url = path + "?" + exchange.query if exchange.query else path
+        url = _url(exchange)
         body = exchange.body if method == "POST" else None
         answer = self.collector.handle(method, url, exchange.headers, body, exchange.remote)
         if answer.delay > 0:
@@ -510,9 +510,8 @@ class WorkerApp:
         if not _is_api(exchange.path):  # answered, not stored, as every request outside the API
             self._send(exchange, self.collector.refusal(None, status, code, message))
             return
-        url = exchange.path + "?" + exchange.query if exchange.query else exchange.path
         answer = self.collector.refuse_transport(
-            exchange.method.upper(), url, exchange.headers, exchange.remote, status, code, message
+            exchange.method, _url(exchange), exchange.headers, exchange.remote, status, code, message
         )
         self._commit_and_send(exchange, answer, started)
 
@@ -534,8 +533,7 @@ class WorkerApp:
                 unstored_answer.row = answer.row
                 self._finish(exchange, unstored_answer, "unstored", started)
         except Exception:  # never into the link's reading of the writer's answer
-            exchange.connection.server.report(exchange)
-            exchange.send(500, b"content-type: text/plain\r\n", b"internal error\n")
+            exchange.connection.server.failed(exchange)
 
     def _finish(self, exchange: Exchange, answer: Answer, outcome: str | None, started: float) -> None:
         self._count(answer.row, outcome, started)
@@ -607,7 +605,7 @@ class WorkerApp:
             except Exception as exc:  # the writer gone, a scrape failing: said, not a traceback
                 self._send(exchange, unstored(f"{route} unavailable: {exc}"))
             else:
-                exchange.send(200, head, body if exchange.method.upper() != "HEAD" else b"")
+                exchange.send(200, head, body if exchange.method != "HEAD" else b"")
             self.metrics.LATENCY.labels(route).observe(time.perf_counter() - started)
 
         self.loop.run_in_executor(None, produce).add_done_callback(done)
@@ -620,6 +618,11 @@ class WorkerApp:
             # beacon's answer carries Allow-Origin alone
             head = _ANSWER_HEADS[answer.content_type] = _head(ALLOW_ORIGIN + [("content-type", answer.content_type)])
         exchange.send(answer.status, head, answer.body)
+
+
+def _url(exchange: Exchange) -> str:
+    """Path and query, as `Collector.handle` takes them."""
+    return exchange.path + "?" + exchange.query if exchange.query else exchange.path
 
 
 def _is_api(path: str) -> bool:

@@ -282,8 +282,7 @@ class Connection(asyncio.Protocol):
         try:
             self.handler.request(exchange)
         except Exception:  # a bug in the handler: said on stderr, the request answered 500
-            self.server.report(exchange)
-            exchange.send(500, b"content-type: text/plain\r\n", b"internal error\n")
+            self.server.failed(exchange)
 
     # --- answers --------------------------------------------------------------------------
 
@@ -343,8 +342,7 @@ class Connection(asyncio.Protocol):
         try:
             self.handler.refuse(exchange, status, code, message)
         except Exception:
-            self.server.report(exchange)
-            exchange.send(500, b"content-type: text/plain\r\n", b"internal error\n")
+            self.server.failed(exchange)
 
     def _fail(self, status: int, message: str) -> None:
         """Answer an unreadable request (after the answers before it) and close."""
@@ -440,8 +438,14 @@ class HttpServer:
         if self._sweeper is not None:
             self._sweeper.cancel()
 
-    def report(self, exchange: Exchange) -> None:
-        """A handler's exception, on stderr (the first hundred: a bug repeats on every request)."""
+    def failed(self, exchange: Exchange) -> None:
+        """The handler raised while `exchange` was being handled (call from its `except`): the exception
+        on stderr, the request answered 500."""
+        self._report(exchange)
+        exchange.send(500, b"content-type: text/plain\r\n", b"internal error\n")
+
+    def _report(self, exchange: Exchange) -> None:
+        """The exception, on stderr (the first hundred: a bug repeats on every request)."""
         self._reported += 1
         if self._reported <= 100:
             print(
